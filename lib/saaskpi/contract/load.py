@@ -1,0 +1,183 @@
+"""From a table as stored to a typed, validated polars frame, with every problem reported.
+
+CSV tables arrive as text; each column is parsed to its contract type and a value that does not
+parse is a problem (never silently null). Parquet/DuckDB/Spark tables arrive typed and are cast.
+Absent optional columns get their documented default. Then the pandera schema runs with
+``lazy=True`` so that every failure is collected at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+
+from ..errors import Problem
+from .tables import REPORTING_CURRENCY, TABLES, Table
+
+ROW = "__row"  # line number in the source file (CSV: header is line 1), carried for examples
+MAX_EXAMPLES = 5
+_TZ_SUFFIX = r"(Z|[+-]\d{2}:?\d{2})$"
+
+
+@dataclass(frozen=True)
+class TypedTable:
+    """A table with contract types plus the problems found while typing and validating it."""
+
+    name: str
+    frame: pl.DataFrame
+    problems: tuple[Problem, ...]
+
+
+def key_column(model: type[Table]) -> str:
+    """The first column of a table's schema, used to name rows in examples."""
+    return next(iter(model.to_schema().columns))
+
+
+def examples(frame: pl.DataFrame, key: str, value_column: str | None, mask: pl.Expr | None = None,
+             rows: pl.DataFrame | None = None) -> tuple[str, ...]:
+    """Up to five 'row N (key=..): column=value' strings for the failing rows."""
+    bad = rows if rows is not None else frame.filter(mask)
+    out = []
+    for rec in bad.head(MAX_EXAMPLES).iter_rows(named=True):
+        text = f"row {rec.get(ROW, '?')}"
+        if key in rec and key != value_column:
+            text += f" ({key}={rec[key]})"
+        if value_column is not None and value_column in rec:
+            text += f": {value_column}={rec[value_column]!r}"
+        out.append(text)
+    return tuple(out)
+
+
+def _parse_datetime(col: str) -> pl.Expr:
+    s = pl.col(col).cast(pl.String).str.strip_chars().str.replace(" ", "T")
+    s = s.str.replace(r"^(\d{4}-\d{2}-\d{2})$", "${1}T00:00:00").str.replace(r"Z$", "+00:00")
+    s = pl.when(s.str.contains(r"[+-]\d{2}:?\d{2}$")).then(s).otherwise(s + "+00:00")
+    return s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", time_unit="us", time_zone="UTC", strict=False)
+
+
+def _parse_expr(col: str, dtype: pl.DataType, source_dtype: pl.DataType) -> pl.Expr:
+    """Expression parsing column `col` (of `source_dtype`) into the contract `dtype`."""
+    c = pl.col(col)
+    text = source_dtype == pl.String
+    if isinstance(dtype, pl.Datetime):
+        if text:
+            return _parse_datetime(col)
+        if isinstance(source_dtype, pl.Datetime):
+            base = c if source_dtype.time_zone else c.dt.replace_time_zone("UTC")
+            return base.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+        return c.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if dtype == pl.Date:
+        if text:
+            return c.str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
+        return c.cast(pl.Date, strict=False)
+    if dtype == pl.Int64:
+        if text:
+            f = c.str.strip_chars().cast(pl.Float64, strict=False)
+            return pl.when(f == f.floor()).then(f).cast(pl.Int64, strict=False)
+        return c.cast(pl.Int64, strict=False)
+    if dtype == pl.Float64:
+        return (c.str.strip_chars() if text else c).cast(pl.Float64, strict=False)
+    return c.cast(pl.String).str.strip_chars() if text else c.cast(pl.String)
+
+
+def _type_name(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Datetime):
+        return "a date-time (ISO 8601, e.g. 2024-01-31T09:30:00Z)"
+    return {pl.Date: "a date (YYYY-MM-DD)", pl.Int64: "a whole number", pl.Float64: "a number"}.get(dtype, "text")
+
+
+def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD",
+                row_offset: int = 2) -> TypedTable:
+    """Parse `raw` into the contract types of table `name`; report what cannot be parsed."""
+    model = TABLES[name]
+    schema = model.to_schema()
+    key = key_column(model)
+    problems: list[Problem] = []
+    frame = raw.with_row_index(ROW, offset=row_offset).with_columns(pl.col(ROW).cast(pl.Int64))
+
+    missing = [c for c, col in schema.columns.items() if col.required and c not in frame.columns]
+    for col in missing:
+        problems.append(Problem(f"{name}.missing_column", name, col,
+                                f"required column `{col}` is missing (columns found: {', '.join(raw.columns) or 'none'})",
+                                frame.height))
+    if missing:
+        return TypedTable(name, frame, tuple(problems))
+
+    parsed, tz_checks = [], []
+    for col, spec in schema.columns.items():
+        dtype = spec.dtype.type
+        if col not in frame.columns:
+            default = (spec.metadata or {}).get("default")
+            if default == REPORTING_CURRENCY:
+                default = reporting_currency
+            parsed.append(pl.lit(default, dtype=dtype).alias(col))
+            continue
+        src = frame.schema[col]
+        parsed.append(_parse_expr(col, dtype, src).alias(col))
+        if isinstance(dtype, pl.Datetime) and src == pl.String:
+            tz_checks.append(col)
+
+    for col in tz_checks:
+        zones = (frame.select(pl.col(col).str.strip_chars().str.extract(_TZ_SUFFIX, 1)
+                              .str.replace("^Z$", "+00:00").str.replace(r"^([+-]\d{2})(\d{2})$", "${1}:${2}")
+                              .fill_null("none").alias("tz"), pl.col(col).is_not_null().alias("present"))
+                 .filter(pl.col("present")).get_column("tz").unique().sort().to_list())
+        if len(zones) > 1:
+            problems.append(Problem(f"{name}.mixed_time_zones", name, col,
+                                    f"date-times must all be in one time zone, found offsets {', '.join(zones)} "
+                                    "('none' = no offset given)", frame.height, ()))
+
+    typed = frame.with_columns(parsed)
+    for col, spec in schema.columns.items():
+        if col not in frame.columns:
+            continue
+        bad = frame[col].is_not_null() & typed[col].is_null()
+        if frame.schema[col] == pl.String:
+            bad = bad & (frame[col].str.strip_chars() != "")
+        n = int(bad.sum())
+        if n:
+            problems.append(Problem(f"{name}.unparseable", name, col,
+                                    f"{n} value{'s' if n > 1 else ''} could not be read as {_type_name(spec.dtype.type)}",
+                                    n, examples(frame.filter(bad), key, col, rows=frame.filter(bad))))
+    typed = typed.select([ROW, *schema.columns.keys()])
+    problems += _schema_problems(name, model, typed, key)
+    return TypedTable(name, typed, tuple(problems))
+
+
+_CHECK_WORDS = {
+    "field_uniqueness": ("duplicate", "values must be unique"),
+    "not_nullable": ("missing_value", "a value is required"),
+    "greater_than_or_equal_to": ("out_of_range", "must be at least {arg}"),
+    "greater_than": ("out_of_range", "must be greater than {arg}"),
+    "less_than_or_equal_to": ("out_of_range", "must be at most {arg}"),
+    "in_range": ("out_of_range", "must be between {arg}"),
+    "isin": ("not_allowed", "must be one of {arg}"),
+    "str_length": ("bad_length", "has the wrong length ({arg})"),
+}
+
+
+def _check_words(check: str) -> tuple[str, str]:
+    name, _, arg = check.partition("(")
+    code, text = _CHECK_WORDS.get(name, (name, check))
+    return code, text.format(arg=arg.rstrip(")"))
+
+
+def _schema_problems(name: str, model: type[Table], typed: pl.DataFrame, key: str) -> list[Problem]:
+    try:
+        model.validate(typed, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+    else:
+        return []
+    problems = []
+    for (col, check), group in cases.group_by(["column", "check"], maintain_order=True):
+        if check == "not_nullable" and col is not None:
+            idx = typed.with_row_index("__i").filter(pl.col(col).is_null()).get_column("__i")
+        else:
+            idx = group.get_column("index").drop_nulls()
+        code, text = _check_words(check)
+        rows = typed[idx.cast(pl.UInt32).unique().sort().to_list()] if len(idx) else typed.head(0)
+        count = rows.height if rows.height else group.height
+        problems.append(Problem(f"{name}.{code}", name, col, f"{text}", count, examples(rows, key, col, rows=rows)))
+    return problems

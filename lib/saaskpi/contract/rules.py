@@ -1,0 +1,129 @@
+"""Cross-table rules: small named rules, each with a stable code and a message a person can act on."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from ..errors import Problem
+from .load import examples, key_column
+from .tables import TABLES
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """Every non-empty `table.column` value must exist in `ref_table.ref_column`."""
+
+    table: str
+    column: str
+    ref_table: str
+    ref_column: str
+
+    @property
+    def code(self) -> str:
+        return f"{self.table}.{self.column}.orphan"
+
+    def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
+        if self.table not in frames or self.ref_table not in frames:
+            return None
+        ref = frames[self.ref_table].select(pl.col(self.ref_column).alias(self.column)).unique()
+        bad = frames[self.table].filter(pl.col(self.column).is_not_null()).join(ref, on=self.column, how="anti")
+        if bad.is_empty():
+            return None
+        return Problem(self.code, self.table, self.column,
+                       f"refers to {self.ref_table}.{self.ref_column} values that do not exist", bad.height,
+                       examples(bad, key_column(TABLES[self.table]), self.column, rows=bad))
+
+
+@dataclass(frozen=True)
+class DateOrder:
+    """`table.later` must not come before `table.earlier` (strictly after when `strict`)."""
+
+    table: str
+    earlier: str
+    later: str
+    strict: bool = False
+
+    @property
+    def code(self) -> str:
+        return f"{self.table}.{self.later}_before_{self.earlier}"
+
+    def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
+        if self.table not in frames:
+            return None
+        a, b = pl.col(self.earlier), pl.col(self.later)
+        bad = frames[self.table].filter(a.is_not_null() & b.is_not_null() & ((b <= a) if self.strict else (b < a)))
+        if bad.is_empty():
+            return None
+        word = "on or before" if self.strict else "before"
+        return Problem(self.code, self.table, self.later, f"{self.later} is {word} {self.earlier}", bad.height,
+                       examples(bad, key_column(TABLES[self.table]), self.later, rows=bad))
+
+
+@dataclass(frozen=True)
+class FxCoverage:
+    """Every currency other than the reporting currency needs rates in fx_rates."""
+
+    table: str
+    reporting_currency: str
+
+    @property
+    def code(self) -> str:
+        return f"{self.table}.currency.no_fx_rate"
+
+    def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
+        if self.table not in frames:
+            return None
+        known = frames["fx_rates"].get_column("currency").unique() if "fx_rates" in frames else pl.Series([], dtype=pl.String)
+        bad = frames[self.table].filter((pl.col("currency") != self.reporting_currency) & ~pl.col("currency").is_in(known.implode()))
+        if bad.is_empty():
+            return None
+        missing = ", ".join(sorted(bad.get_column("currency").unique().to_list()))
+        return Problem(self.code, self.table, "currency",
+                       f"amounts in {missing} cannot be converted to {self.reporting_currency}: add their rates to fx_rates",
+                       bad.height, examples(bad, key_column(TABLES[self.table]), "currency", rows=bad))
+
+
+FOREIGN_KEYS = (
+    ForeignKey("subscriptions", "account_id", "accounts", "account_id"),
+    ForeignKey("users", "account_id", "accounts", "account_id"),
+    ForeignKey("users", "referred_by", "users", "user_id"),
+    ForeignKey("usage_events", "account_id", "accounts", "account_id"),
+    ForeignKey("usage_events", "user_id", "users", "user_id"),
+    ForeignKey("leads", "account_id", "accounts", "account_id"),
+    ForeignKey("opportunities", "account_id", "accounts", "account_id"),
+    ForeignKey("opportunities", "lead_id", "leads", "lead_id"),
+    ForeignKey("opportunities", "owner_id", "team", "member_id"),
+    ForeignKey("support_tickets", "account_id", "accounts", "account_id"),
+    ForeignKey("nps_responses", "account_id", "accounts", "account_id"),
+    ForeignKey("cs_touchpoints", "account_id", "accounts", "account_id"),
+    ForeignKey("cs_touchpoints", "csm_id", "team", "member_id"),
+    ForeignKey("accounts", "csm_id", "team", "member_id"),
+    ForeignKey("invoices", "account_id", "accounts", "account_id"),
+    ForeignKey("invoices", "subscription_id", "subscriptions", "subscription_id"),
+)
+
+DATE_ORDERS = (
+    DateOrder("subscriptions", "start_date", "end_date", strict=True),
+    DateOrder("team", "start_date", "end_date", strict=True),
+    DateOrder("users", "created_at", "activated_at"),
+    DateOrder("leads", "created_at", "pql_at"),
+    DateOrder("leads", "created_at", "converted_at"),
+    DateOrder("opportunities", "created_at", "closed_at"),
+    DateOrder("support_tickets", "created_at", "first_response_at"),
+    DateOrder("support_tickets", "created_at", "resolved_at"),
+    DateOrder("invoices", "issued_at", "due_date"),
+)
+
+
+def cross_table_rules(reporting_currency: str) -> tuple:
+    """Every cross-table rule, in the order they are reported."""
+    return (*FOREIGN_KEYS, *DATE_ORDERS,
+            FxCoverage("subscriptions", reporting_currency), FxCoverage("invoices", reporting_currency),
+            FxCoverage("spend", reporting_currency))
+
+
+def cross_table_problems(frames: dict[str, pl.DataFrame], reporting_currency: str) -> list[Problem]:
+    """Every cross-table rule broken by the typed frames."""
+    found = (rule.check(frames) for rule in cross_table_rules(reporting_currency))
+    return [p for p in found if p is not None]

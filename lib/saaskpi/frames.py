@@ -1,0 +1,71 @@
+"""Collecting lazy results into small pandas tables with one set of dtypes, whatever the engine.
+
+Engines return their own dtypes (DuckDB int64 where Polars has int32, Spark's timestamps...);
+`to_pandas` normalises them so that tests and charts see the same table from every engine.
+Months travel through the engines as an integer key (year * 12 + month - 1), see `month_key`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import narwhals as nw
+import numpy as np
+import pandas as pd
+
+MONTH_KEY_COLUMNS = ("month", "cohort_month")
+
+
+def month_key(expr: nw.Expr) -> nw.Expr:
+    """Integer month key (year * 12 + month - 1) of a date or datetime expression."""
+    return expr.dt.year().cast(nw.Int64) * 12 + expr.dt.month().cast(nw.Int64) - 1
+
+
+def key_of(month: pd.Timestamp | dt.date | str) -> int:
+    """Integer month key of a month (a date in it, or "YYYY-MM")."""
+    p = pd.Period(month, freq="M")
+    return p.year * 12 + p.month - 1
+
+
+def month_of(key: int) -> pd.Timestamp:
+    """First day of the month with integer key `key`."""
+    return pd.Timestamp(year=int(key) // 12, month=int(key) % 12 + 1, day=1)
+
+
+def month_label(month) -> str:
+    """A month as YYYY-MM."""
+    return pd.Timestamp(month).strftime("%Y-%m")
+
+
+def to_pandas(frame: nw.LazyFrame | nw.DataFrame, *, sort: list[str] | None = None) -> pd.DataFrame:
+    """Collect `frame` and normalise dtypes: month keys to Timestamps, ints to int64, floats to float64."""
+    if isinstance(frame, nw.LazyFrame):
+        frame = frame.collect()
+    df = frame.to_pandas()
+    for col in df.columns:
+        s = df[col]
+        if col in MONTH_KEY_COLUMNS and pd.api.types.is_integer_dtype(s):
+            df[col] = pd.to_datetime({"year": s // 12, "month": s % 12 + 1, "day": 1}) if len(s) else pd.Series([], dtype="datetime64[ns]")
+        elif pd.api.types.is_bool_dtype(s):
+            df[col] = s.astype(bool)
+        elif pd.api.types.is_integer_dtype(s):
+            df[col] = s.astype("int64") if not s.isna().any() else s.astype("float64")
+        elif pd.api.types.is_float_dtype(s) or str(s.dtype).startswith("decimal"):
+            df[col] = s.astype("float64")
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            df[col] = s.dt.tz_convert("UTC") if getattr(s.dt, "tz", None) is not None else s
+        elif s.dtype == object and len(s) and isinstance(s.dropna().iloc[0] if s.notna().any() else None, dt.date):
+            df[col] = pd.to_datetime(s)
+        elif str(s.dtype) in ("string", "large_string", "string[pyarrow]"):
+            df[col] = s.astype(object)
+    if sort:
+        df = df.sort_values(sort, kind="stable").reset_index(drop=True)
+    return df
+
+
+def safe_ratio(numerator, denominator):
+    """numerator / denominator, NaN (shown as n/a) where the denominator is 0 or missing."""
+    num = np.asarray(numerator, dtype="float64")
+    den = np.asarray(denominator, dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where((den == 0) | np.isnan(den), np.nan, num / np.where(den == 0, 1, den))
+    return out if out.ndim else float(out)

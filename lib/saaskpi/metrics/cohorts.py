@@ -1,0 +1,150 @@
+"""Cohort retention (catalog section 3): logo and revenue triangles, Kaplan-Meier survival, survival LTV.
+
+Everything here starts from `account_mrr` (one row per paying account and month), already
+collected from the engine; triangles are built on that small long table.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from lifelines import KaplanMeierFitter
+from lifelines.utils import restricted_mean_survival_time
+
+from ..frames import key_of, month_of, safe_ratio
+from ..params import Conventions
+from ..sources import Tables
+from .registry import metric, table
+from .revenue import _series
+
+
+def _keyed(account_mrr: pd.DataFrame) -> pd.DataFrame:
+    out = account_mrr.copy()
+    out["k"] = out.month.dt.year * 12 + out.month.dt.month - 1
+    return out
+
+
+def account_spells(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFrame:
+    """Each paying account's first spell: cohort key, months paid until its first churn, churned or censored."""
+    if account_mrr.empty:
+        return pd.DataFrame(columns=["account_id", "cohort", "duration", "churned"])
+    a = _keyed(account_mrr[account_mrr.month <= month_of(as_of)])
+    a = a.sort_values(["account_id", "k"])
+    first = a.groupby("account_id").k.transform("min")
+    # a spell continues while months are consecutive: months paid - index == first month
+    idx = a.groupby("account_id").cumcount()
+    spell = a[a.k - idx == first]
+    out = spell.groupby("account_id").agg(cohort=("k", "min"), last=("k", "max")).reset_index()
+    out["churned"] = out["last"] < as_of
+    out["duration"] = out["last"] - out["cohort"] + 1
+    return out[["account_id", "cohort", "duration", "churned"]]
+
+
+def _triangle(account_mrr: pd.DataFrame, as_of: int, groups: pd.DataFrame | None) -> pd.DataFrame:
+    a = _keyed(account_mrr[account_mrr.month <= month_of(as_of)])
+    start = a.groupby("account_id").k.min().rename("cohort")
+    a = a.join(start, on="account_id")
+    a["months_since_start"] = a.k - a.cohort
+    start_mrr = a[a.months_since_start == 0].set_index("account_id").mrr.rename("start_mrr")
+    a = a.join(start_mrr, on="account_id")
+    keys = ["cohort"]
+    if groups is not None:
+        a = a.merge(groups, on="account_id", how="left")
+        keys = [groups.columns[1], "cohort"]
+    size = a[a.months_since_start == 0].groupby(keys).agg(cohort_accounts=("account_id", "nunique"),
+                                                          cohort_mrr=("mrr", "sum"))
+    alive = a.groupby([*keys, "months_since_start"]).agg(retained_accounts=("account_id", "nunique"),
+                                                         mrr=("mrr", "sum")).reset_index()
+    # every (cohort, k) up to as_of, zero where nobody was left
+    full = size.reset_index()
+    full = full.loc[full.index.repeat(as_of - full.cohort + 1)].copy()
+    full["months_since_start"] = full.groupby(keys).cumcount()
+    out = full.merge(alive, on=[*keys, "months_since_start"], how="left").fillna({"retained_accounts": 0, "mrr": 0.0})
+    out["cohort_month"] = [month_of(k) for k in out.cohort]
+    out["retained_accounts"] = out.retained_accounts.astype("int64")
+    out["cohort_accounts"] = out.cohort_accounts.astype("int64")
+    out["retention_rate"] = safe_ratio(out.retained_accounts, out.cohort_accounts)
+    out["revenue_retention"] = safe_ratio(out.mrr, out.cohort_mrr)
+    return out.drop(columns="cohort").sort_values([*keys[:-1], "cohort_month", "months_since_start"]).reset_index(drop=True)
+
+
+def cohort_triangle(account_mrr: pd.DataFrame, as_of: int, accounts: pd.DataFrame | None = None,
+                    by: str | None = None) -> pd.DataFrame:
+    """Long cohort table (optionally per `by` column of accounts): counts, MRR and both retention rates."""
+    cols = ["cohort_month", "months_since_start", "cohort_accounts", "retained_accounts", "retention_rate",
+            "cohort_mrr", "mrr", "revenue_retention"]
+    if by is not None:
+        cols = [by, *cols]
+    if account_mrr.empty:
+        return pd.DataFrame(columns=cols)
+    groups = accounts[["account_id", by]] if by is not None else None
+    return _triangle(account_mrr, as_of, groups)[cols]
+
+
+def weighted_average_retention(triangle: pd.DataFrame, rate: str = "retention_rate") -> pd.DataFrame:
+    """The cohort-size-weighted average row: per months_since_start, sum retained / sum cohort size."""
+    num, den = ("retained_accounts", "cohort_accounts") if rate == "retention_rate" else ("mrr", "cohort_mrr")
+    g = triangle.groupby("months_since_start")[[num, den]].sum().reset_index()
+    g[rate] = safe_ratio(g[num], g[den])
+    return g
+
+
+@table()
+def cohort_logo_retention(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFrame:
+    """Logo retention triangle: share of each first-paid-month cohort still paying k months later."""
+    t = cohort_triangle(account_mrr, as_of)
+    return t[["cohort_month", "months_since_start", "cohort_accounts", "retained_accounts", "retention_rate"]]
+
+
+@table()
+def cohort_revenue_retention(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFrame:
+    """Revenue retention triangle: cohort MRR k months after start over its starting MRR (can exceed 100 %)."""
+    t = cohort_triangle(account_mrr, as_of)
+    return t[["cohort_month", "months_since_start", "cohort_accounts", "cohort_mrr", "mrr", "revenue_retention"]]
+
+
+def kaplan_meier(spells: pd.DataFrame) -> KaplanMeierFitter | None:
+    """A Kaplan-Meier fit of months paid until first churn (censored when still paying); None if empty."""
+    if spells.empty:
+        return None
+    return KaplanMeierFitter().fit(spells.duration.astype(float), spells.churned.astype(bool))
+
+
+@table()
+def logo_survival(account_mrr: pd.DataFrame, tables: Tables, as_of: int) -> pd.DataFrame:
+    """Kaplan-Meier share of accounts still paying after k months, per segment, with a 95 % band."""
+    spells = account_spells(account_mrr, as_of).merge(tables.frames["accounts"].select("account_id", "segment").to_pandas(),
+                                                      on="account_id", how="left")
+    parts = []
+    for segment, group in spells.groupby("segment", sort=True):
+        kmf = kaplan_meier(group)
+        sf = kmf.survival_function_.iloc[:, 0]
+        ci = kmf.confidence_interval_survival_function_
+        parts.append(pd.DataFrame({"segment": segment, "months": sf.index.astype("int64"), "survival": sf.to_numpy(),
+                                   "lower": ci.iloc[:, 0].to_numpy(), "upper": ci.iloc[:, 1].to_numpy(),
+                                   "at_risk": kmf.event_table.at_risk.reindex(sf.index).to_numpy().astype("int64")}))
+    cols = ["segment", "months", "survival", "lower", "upper", "at_risk"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def expected_lifetime_months(spells: pd.DataFrame, horizon: int) -> float:
+    """Kaplan-Meier expected months paid, truncated at `horizon` (restricted mean survival time)."""
+    kmf = kaplan_meier(spells)
+    if kmf is None:
+        return float("nan")
+    return float(restricted_mean_survival_time(kmf, t=horizon))
+
+
+@metric(label="LTV (survival)", formula="Kaplan-Meier expected lifetime in months (truncated at ltv_horizon_months) "
+        "x ARPA x gross margin", unit="currency", direction="higher", level="supporting", sources=("S", "C"),
+        area="revenue", conventions=("ltv_horizon_months", "default_gross_margin"))
+def survival_lifetime_value(account_mrr: pd.DataFrame, mrr_movements: pd.DataFrame, conventions: Conventions) -> pd.DataFrame:
+    """Gross margin an average account brings over its Kaplan-Meier expected life, truncated at the horizon."""
+    m = mrr_movements
+    values, ns = [], []
+    for month in m.month:
+        spells = account_spells(account_mrr, key_of(month))
+        life = expected_lifetime_months(spells, conventions.ltv_horizon_months)
+        values.append(life)
+        ns.append(len(spells))
+    arpa = safe_ratio(m.mrr_end, m.accounts_end)
+    return _series(m.month, np.asarray(values) * arpa * conventions.default_gross_margin, ns)

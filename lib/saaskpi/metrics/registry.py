@@ -1,0 +1,141 @@
+"""The metric registry: every KPI declared once, validated at import, read by everything else.
+
+A metric is a pure function named after the value it returns. Its parameters name its inputs:
+tables (registered with `@table`) or `conventions`. It returns one row per month with columns
+``month`` (Timestamp), ``value`` (float, NaN = n/a) and ``n`` (the denominator or sample size).
+Notebooks, the CLI, tests, KPI tiles and `docs/metrics.md` all read `METRICS`.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable
+
+UNITS = {"currency", "fraction", "ratio", "count", "months", "days", "hours", "minutes", "score"}
+DIRECTIONS = {"higher", "lower", "neutral"}
+LEVELS = ("north_star", "core", "supporting", "operational")
+CADENCES = {"daily", "weekly", "monthly", "quarterly"}
+SOURCES = {
+    "J": "Customer-journey KPIs (seed 000)",
+    "U": "B2B SaaS dashboard guide (seed 001)",
+    "S": "SaaS metrics collection (seed 002)",
+    "C": "Customer-success KPIs (seed 003)",
+    "P": "CS metrics talk (seed 004)",
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered KPI: what it is, how it is judged, and the function that computes it."""
+
+    name: str
+    label: str
+    formula: str
+    unit: str
+    direction: str
+    level: str
+    cadence: str
+    sources: tuple[str, ...]
+    area: str
+    func: Callable = field(repr=False, compare=False)
+    target: float | None = None
+    conventions: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ("accounts", "subscriptions")
+    proportion: bool = False  # a share of n: gets a Wilson interval and a low-n flag
+    description: str = ""
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(inspect.signature(self.func).parameters)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A registered table (`saaskpi table NAME`): a function returning a small pandas frame."""
+
+    name: str
+    func: Callable = field(repr=False, compare=False)
+    description: str = ""
+    needs: tuple[str, ...] = ("accounts", "subscriptions")
+    export: bool = True
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(inspect.signature(self.func).parameters)
+
+
+METRICS: dict[str, Metric] = {}
+TABLE_FUNCS: dict[str, TableSpec] = {}
+
+
+class RegistryError(ValueError):
+    """A metric declaration is incomplete or inconsistent."""
+
+
+def metric(*, label: str, formula: str, unit: str, direction: str, level: str, cadence: str = "monthly",
+           sources: str | tuple[str, ...], area: str, target: float | None = None,
+           conventions: tuple[str, ...] = (), needs: tuple[str, ...] = ("accounts", "subscriptions"),
+           proportion: bool = False):
+    """Register the decorated function as a metric named after it."""
+
+    def register(func: Callable) -> Callable:
+        doc = inspect.getdoc(func) or ""
+        m = Metric(name=func.__name__, label=label, formula=formula, unit=unit, direction=direction, level=level,
+                   cadence=cadence, sources=(sources,) if isinstance(sources, str) else tuple(sources), area=area,
+                   func=func, target=target, conventions=tuple(conventions), needs=tuple(needs),
+                   proportion=proportion, description=doc.splitlines()[0] if doc else "")
+        _check(m)
+        METRICS[m.name] = m
+        return func
+
+    return register
+
+
+def table(*, needs: tuple[str, ...] = ("accounts", "subscriptions"), export: bool = True):
+    """Register the decorated function as a table named after it."""
+
+    def register(func: Callable) -> Callable:
+        if func.__name__ in TABLE_FUNCS or func.__name__ in METRICS:
+            raise RegistryError(f"{func.__name__} is registered twice")
+        doc = inspect.getdoc(func) or ""
+        TABLE_FUNCS[func.__name__] = TableSpec(func.__name__, func, doc.splitlines()[0] if doc else "", tuple(needs), export)
+        return func
+
+    return register
+
+
+def _check(m: Metric) -> None:
+    problems = []
+    if m.name in METRICS or m.name in TABLE_FUNCS:
+        problems.append("the name is registered twice")
+    if not m.label or not m.formula or not m.description:
+        problems.append("label, formula and a one-line docstring are required")
+    if m.unit not in UNITS:
+        problems.append(f"unit {m.unit!r} not in {sorted(UNITS)}")
+    if m.direction not in DIRECTIONS:
+        problems.append(f"direction {m.direction!r} not in {sorted(DIRECTIONS)}")
+    if m.level not in LEVELS:
+        problems.append(f"level {m.level!r} not in {LEVELS}")
+    if m.cadence not in CADENCES:
+        problems.append(f"cadence {m.cadence!r} not in {sorted(CADENCES)}")
+    unknown = [s for s in m.sources if s not in SOURCES]
+    if not m.sources or unknown:
+        problems.append(f"sources must be among {sorted(SOURCES)}")
+    if problems:
+        raise RegistryError(f"metric {m.name}: " + "; ".join(problems))
+
+
+def validate_registry(convention_keys: set[str]) -> None:
+    """Check the whole registry at load: inputs resolve, conventions exist, one north star."""
+    problems = []
+    known_inputs = set(TABLE_FUNCS) | set(METRICS) | {"tables", "conventions", "calendar", "as_of"}
+    for spec in [*METRICS.values(), *TABLE_FUNCS.values()]:
+        missing = [i for i in spec.inputs if i not in known_inputs]
+        if missing:
+            problems.append(f"{spec.name}: unknown input(s) {missing}")
+    for m in METRICS.values():
+        unknown = [c for c in m.conventions if c not in convention_keys]
+        if unknown:
+            problems.append(f"{m.name}: unknown convention(s) {unknown}")
+    if problems:
+        raise RegistryError("; ".join(problems))

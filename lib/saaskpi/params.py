@@ -1,0 +1,153 @@
+"""Typed, validated parameters from `parameters/*.yaml`: conventions, targets, segments.
+
+Unknown keys, wrong types and unknown metric names are `ParameterError`s naming the file and key.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import paths
+from .errors import ParameterError
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML mapping from `path` (an empty file is an empty mapping)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParameterError(f"Parameter file {path} does not exist.") from None
+    except yaml.YAMLError as err:
+        raise ParameterError(f"{path.name} is not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParameterError(f"{path.name} must hold a mapping of keys to values.")
+    return data
+
+
+def _typed(cls, data: dict, where: str):
+    """An instance of dataclass `cls` from `data`; unknown keys and wrong types are errors."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ParameterError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                             f"(known: {', '.join(fields)}).")
+    values = {}
+    for key, value in data.items():
+        kind = type(getattr(cls(), key)) if key in fields else None
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is not None and kind is not type(None) and not isinstance(value, kind):
+            raise ParameterError(f"{where}: `{key}` must be {kind.__name__}, got {value!r}.")
+        values[key] = value
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """Choices where SaaS vendors disagree (see parameters/conventions.yaml for each key)."""
+
+    reporting_currency: str = "USD"
+    fx_reference: str = "latest"
+    fiscal_year_start_month: int = 1
+    reactivation_offsets_churn: bool = True
+    quick_ratio_includes_reactivation: bool = True
+    ltv_churn_window_months: int = 6
+    ltv_horizon_months: int = 60
+    default_gross_margin: float = 0.8
+    low_n_threshold: int = 20
+    status_near_band: float = 0.1
+    dormant_after_months: int = 1
+
+    def __post_init__(self):
+        if self.fx_reference not in ("latest", "earliest"):
+            raise ParameterError(f"conventions.yaml: `fx_reference` must be latest or earliest, got {self.fx_reference!r}.")
+        if not 1 <= self.fiscal_year_start_month <= 12:
+            raise ParameterError("conventions.yaml: `fiscal_year_start_month` must be 1-12.")
+        if not 0 < self.default_gross_margin <= 1:
+            raise ParameterError("conventions.yaml: `default_gross_margin` must be a fraction in (0, 1].")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A metric's target, in the metric's unit, with where it comes from."""
+
+    value: float
+    long_term: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A segment file: which accounts it covers and the targets it overrides."""
+
+    name: str
+    label: str
+    filter: dict[str, list[str]] = field(default_factory=dict)
+    targets: dict[str, float] = field(default_factory=dict)
+
+
+def conventions(path: Path = paths.CONVENTIONS_FILE) -> Conventions:
+    """The conventions in force."""
+    return _typed(Conventions, read_yaml(path), path.name)
+
+
+def targets(path: Path = paths.TARGETS_FILE) -> dict[str, Target]:
+    """Targets by metric name (checked against the registry by `check_targets`)."""
+    out = {}
+    for name, spec in read_yaml(path).items():
+        if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+            spec = {"value": spec}
+        if not isinstance(spec, dict):
+            raise ParameterError(f"{path.name}: `{name}` must be a number or a mapping with `value`.")
+        try:
+            out[name] = Target(**{k: (float(v) if k in ("value", "long_term") else v) for k, v in spec.items()})
+        except TypeError:
+            raise ParameterError(f"{path.name}: `{name}` may have only value, long_term and source.") from None
+        except ValueError:
+            raise ParameterError(f"{path.name}: `{name}` value must be a number.") from None
+    return out
+
+
+def segment_names(folder: Path = paths.SEGMENTS_DIR) -> list[str]:
+    """Names of the segment files, `all` first."""
+    names = sorted(p.stem for p in folder.glob("*.yaml"))
+    return sorted(names, key=lambda n: (n != "all", n))
+
+
+@lru_cache(maxsize=64)
+def segment(name: str, folder: Path = paths.SEGMENTS_DIR) -> Segment:
+    """The segment defined by `parameters/segments/<name>.yaml`."""
+    path = folder / f"{name}.yaml"
+    if not path.exists():
+        raise ParameterError(f"Unknown segment {name!r}: choose one of {', '.join(segment_names(folder))} "
+                             f"(files in {folder}).")
+    data: dict[str, Any] = read_yaml(path)
+    seg = _typed_segment(data, path.name)
+    if seg.name != name:
+        raise ParameterError(f"{path.name}: `name` is {seg.name!r} but the file is {name!r}.")
+    return seg
+
+
+def _typed_segment(data: dict, where: str) -> Segment:
+    allowed = {"name", "label", "filter", "targets"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ParameterError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                             f"(segment files may set only {', '.join(sorted(allowed))}).")
+    if "name" not in data:
+        raise ParameterError(f"{where}: `name` is required.")
+    flt = data.get("filter") or {}
+    if not isinstance(flt, dict) or not all(isinstance(v, list) for v in flt.values()):
+        raise ParameterError(f"{where}: `filter` maps an accounts column to a list of values.")
+    tg = data.get("targets") or {}
+    if not isinstance(tg, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in tg.values()):
+        raise ParameterError(f"{where}: `targets` maps metric names to numbers.")
+    return Segment(str(data["name"]), str(data.get("label", data["name"])),
+                   {str(k): [str(x) for x in v] for k, v in flt.items()}, {k: float(v) for k, v in tg.items()})

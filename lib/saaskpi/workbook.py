@@ -1,0 +1,229 @@
+"""The workbook context: one validated source, one segment, one month; every table and metric
+computed on demand from the registry and cached. Notebooks call `open_workbook` once."""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import pandas as pd
+import polars as pl
+
+from . import params, paths
+from .errors import MissingTablesError, ParameterError
+from .frames import key_of, month_label, month_of
+from .metrics import METRICS, TABLE_FUNCS
+from .params import Conventions, Segment, Target
+from .sources import Engine, Tables, open_source, validated_tables
+from .stats import target_status, wilson_interval
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A metric's value for one month, with its change, sample size, target and status."""
+
+    name: str
+    month: pd.Timestamp | None
+    value: float
+    previous: float
+    n: float
+    target: float | None
+    status: str
+    low_n: bool
+    interval: tuple[float, float]
+    note: str = ""
+
+    @property
+    def change(self) -> float:
+        """Month-over-month change (value minus last month's value)."""
+        return self.value - self.previous
+
+
+@lru_cache(maxsize=8)
+def _validated(location: str, fingerprint: str, reporting_currency: str, engine: str) -> Tables:
+    return validated_tables(open_source(location), reporting_currency, Engine(engine))
+
+
+def load_tables(source, conventions: Conventions, engine: str = "polars") -> Tables:
+    """The validated tables of `source` (cached while its files do not change)."""
+    if not isinstance(source, (str, type(paths.ROOT))):
+        return validated_tables(open_source(source), conventions.reporting_currency, Engine(engine))
+    opened = open_source(source)
+    return _validated(opened.location, opened.fingerprint(), conventions.reporting_currency, engine)
+
+
+def last_complete_month(tables: Tables) -> int:
+    """Month key of the last complete month: the month of the latest activity if it is that month's last day, else the one before."""
+    stamps = [tables.frames["subscriptions"]["start_date"].max(), tables.frames["accounts"]["created_at"].max().date()]
+    if tables.has("usage_events"):
+        stamps.append(tables.frames["usage_events"]["event_time"].max().date())
+    latest = pd.Timestamp(max(s for s in stamps if s is not None))
+    key = key_of(latest)
+    return key if latest.is_month_end else key - 1
+
+
+def month_calendar(first: int, last: int) -> pl.DataFrame:
+    """Month keys from `first` to `last` with each month's last day."""
+    keys = list(range(first, last + 1))
+    ends = [(month_of(k) + pd.offsets.MonthEnd(0)).date() for k in keys]
+    return pl.DataFrame({"month": keys, "month_end": ends}, schema={"month": pl.Int64, "month_end": pl.Date})
+
+
+def segment_account_ids(tables: Tables, segment: Segment) -> pl.Series:
+    """Account ids selected by the segment's filter; an unknown column or an empty selection is an error."""
+    accounts = tables.frames["accounts"]
+    keep = pl.lit(True)
+    for column, values in segment.filter.items():
+        if column not in accounts.columns:
+            raise ParameterError(f"Segment {segment.name!r} filters on accounts.{column}, which does not exist.")
+        keep = keep & pl.col(column).is_in(values)
+    ids = accounts.filter(keep).get_column("account_id")
+    if ids.is_empty():
+        present = ", ".join(sorted(accounts.get_column("segment").unique().to_list()))
+        raise ParameterError(f"Segment {segment.name!r} selects no accounts (filter {segment.filter}; "
+                             f"segments in the data: {present}).")
+    return ids
+
+
+@dataclass
+class Workbook:
+    """Everything a page needs: validated tables for one segment, the month, conventions and targets."""
+
+    all_tables: Tables
+    segment: Segment
+    as_of: int
+    conventions: Conventions
+    targets: dict[str, Target]
+    interactive: bool = True
+    source_label: str = ""
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.tables = (self.all_tables if not self.segment.filter
+                       else self.all_tables.restricted_to(segment_account_ids(self.all_tables, self.segment)))
+        first = key_of(self.all_tables.frames["subscriptions"]["start_date"].min())
+        if self.as_of < first:
+            raise ParameterError(f"as_of {month_label(month_of(self.as_of))} is before the data starts "
+                                 f"({month_label(month_of(first))}).")
+        self.calendar = month_calendar(first, self.as_of)
+
+    # -- navigation
+    @property
+    def month(self) -> pd.Timestamp:
+        return month_of(self.as_of)
+
+    @property
+    def month_label(self) -> str:
+        return month_label(self.month)
+
+    def with_choice(self, segment: str | None = None, month: str | None = None) -> "Workbook":
+        """The same workbook for another segment or month (tables are not re-read)."""
+        seg = params.segment(segment) if segment else self.segment
+        key = key_of(month) if month else self.as_of
+        return Workbook(self.all_tables, seg, key, self.conventions, self.targets, self.interactive, self.source_label)
+
+    def months(self) -> list[str]:
+        """Every month the data covers, as YYYY-MM, newest first."""
+        last = last_complete_month(self.all_tables)
+        return [month_label(month_of(k)) for k in range(last, int(self.calendar["month"].min()) - 1, -1)]
+
+    # -- computation
+    def has(self, *tables: str) -> bool:
+        return self.tables.has(*tables)
+
+    def require(self, *tables: str, what: str = "This section") -> None:
+        """Raise MissingTablesError (shown as one sentence) when a needed table is absent."""
+        missing = self.tables.missing(*tables)
+        if missing:
+            raise MissingTablesError(missing, what)
+
+    def compute(self, name: str):
+        """Table or metric series `name`, computing its inputs by name first (cached)."""
+        if name in self._cache:
+            return self._cache[name]
+        spec = TABLE_FUNCS.get(name) or METRICS.get(name)
+        if spec is None:
+            raise ParameterError(f"Unknown table or metric {name!r}.")
+        self.require(*spec.needs, what=f"`{name}`")
+        inputs = {p: self._input(p) for p in inspect.signature(spec.func).parameters}
+        result = spec.func(**inputs)
+        self._cache[name] = result
+        return result
+
+    def _input(self, name: str):
+        fixed = {"tables": self.tables, "calendar": self.calendar, "conventions": self.conventions, "as_of": self.as_of}
+        return fixed[name] if name in fixed else self.compute(name)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """Registered table `name` for this segment."""
+        return self.compute(name)
+
+    def series(self, name: str) -> pd.DataFrame:
+        """Monthly series (month, value, n) of metric `name`, up to the workbook's month."""
+        s = self.compute(name)
+        return s[s.month <= self.month].reset_index(drop=True)
+
+    def target(self, name: str) -> float | None:
+        """Target of metric `name`: segment override, then targets.yaml, then the registry default."""
+        if name in self.segment.targets:
+            return self.segment.targets[name]
+        if name in self.targets:
+            return self.targets[name].value
+        return METRICS[name].target
+
+    def value(self, name: str) -> MetricValue:
+        """Metric `name` for the workbook's month, with change, n, status and interval."""
+        m = METRICS[name]
+        missing = self.tables.missing(*m.needs)
+        if missing:
+            return MetricValue(name, self.month, math.nan, math.nan, 0, self.target(name), "n/a", False,
+                               (math.nan, math.nan), f"needs {', '.join(missing)}")
+        s = self.series(name)
+        row = s[s.month == self.month]
+        prev = s[s.month == month_of(self.as_of - 1)]
+        value = float(row.value.iloc[0]) if len(row) else math.nan
+        n = float(row.n.iloc[0]) if len(row) else 0.0
+        target = self.target(name)
+        status = target_status(value, target, m.direction, self.conventions.status_near_band)
+        interval = wilson_interval(value, n) if m.proportion else (math.nan, math.nan)
+        low_n = m.proportion and n < self.conventions.low_n_threshold
+        return MetricValue(name, self.month, value, float(prev.value.iloc[0]) if len(prev) else math.nan, n,
+                           target, status, low_n, interval)
+
+    def convention_text(self, name: str) -> str:
+        """The conventions behind metric `name`, as key=value pairs."""
+        return "; ".join(f"{k}={getattr(self.conventions, k)}" for k in METRICS[name].conventions)
+
+    def metrics_frame(self) -> pd.DataFrame:
+        """One row per registered metric for the workbook's month: the `saaskpi metrics` output."""
+        rows = []
+        for name, m in METRICS.items():
+            v = self.value(name)
+            rows.append({"metric": name, "label": m.label, "value": v.value, "unit": m.unit, "n": v.n,
+                         "target": v.target, "status": v.status, "convention": self.convention_text(name)})
+        return pd.DataFrame(rows)
+
+
+def open_workbook(source: str = "data/demo", segment: str = "all", as_of: str = "", interactive: bool = True,
+                  engine: str = "polars") -> Workbook:
+    """Validate `source`, pick the segment and month, and return the workbook context for a notebook."""
+    conventions = params.conventions()
+    targets = params.targets()
+    unknown = sorted(set(targets) - set(METRICS))
+    if unknown:
+        raise ParameterError(f"targets.yaml names unknown metric(s) {', '.join(unknown)}; "
+                             "see docs/metrics.md for the names.")
+    seg = params.segment(segment)
+    tables = load_tables(source, conventions, engine)
+    if as_of:
+        try:
+            key = key_of(as_of)
+        except ValueError:
+            raise ParameterError(f"as_of must be YYYY-MM, got {as_of!r}.") from None
+        this_month = key_of(pd.Timestamp.now(tz="UTC").tz_localize(None))
+        if key >= this_month:
+            raise ParameterError(f"as_of {as_of} is not a complete month yet.")
+    else:
+        key = last_complete_month(tables)
+    return Workbook(tables, seg, key, conventions, targets, interactive, str(source))
