@@ -2,6 +2,7 @@
 computed on demand from the registry and cached. Notebooks call `open_workbook` once."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -122,6 +123,11 @@ class Workbook:
         seg = params.segment(segment) if segment else self.segment
         key = key_of(month) if month else self.as_of
         return Workbook(self.all_tables, seg, key, self.conventions, self.targets, self.interactive, self.source_label)
+
+    def with_conventions(self, **changes) -> "Workbook":
+        """The same workbook under other conventions (nothing cached is reused)."""
+        conv = dataclasses.replace(self.conventions, **changes)
+        return Workbook(self.all_tables, self.segment, self.as_of, conv, self.targets, self.interactive, self.source_label)
 
     def months(self) -> list[str]:
         """Every month the data covers, as YYYY-MM, newest first."""

@@ -44,9 +44,18 @@ def examples(frame: pl.DataFrame, key: str, value_column: str | None, mask: pl.E
         if key in rec and key != value_column:
             text += f" ({key}={rec[key]})"
         if value_column is not None and value_column in rec:
-            text += f": {value_column}={rec[value_column]!r}"
+            text += f": {value_column}={_show(rec[value_column])}"
         out.append(text)
     return tuple(out)
+
+
+def _show(value) -> str:
+    """A cell value as a person would write it (dates ISO, text quoted, missing as empty)."""
+    if value is None:
+        return "(empty)"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _parse_datetime(col: str) -> pl.Expr:
@@ -118,17 +127,17 @@ def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD",
         if isinstance(dtype, pl.Datetime) and src == pl.String:
             tz_checks.append(col)
 
+    typed = frame.with_columns(parsed)
     for col in tz_checks:
         zones = (frame.select(pl.col(col).str.strip_chars().str.extract(_TZ_SUFFIX, 1)
                               .str.replace("^Z$", "+00:00").str.replace(r"^([+-]\d{2})(\d{2})$", "${1}:${2}")
                               .fill_null("none").alias("tz"), pl.col(col).is_not_null().alias("present"))
-                 .filter(pl.col("present")).get_column("tz").unique().sort().to_list())
+                 .filter(pl.col("present") & typed[col].is_not_null()).get_column("tz").unique().sort().to_list())
         if len(zones) > 1:
             problems.append(Problem(f"{name}.mixed_time_zones", name, col,
                                     f"date-times must all be in one time zone, found offsets {', '.join(zones)} "
                                     "('none' = no offset given)", frame.height, ()))
 
-    typed = frame.with_columns(parsed)
     for col, spec in schema.columns.items():
         if col not in frame.columns:
             continue
@@ -141,8 +150,15 @@ def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD",
                                     f"{n} value{'s' if n > 1 else ''} could not be read as {_type_name(spec.dtype.type)}",
                                     n, examples(frame.filter(bad), key, col, rows=frame.filter(bad))))
     typed = typed.select([ROW, *schema.columns.keys()])
-    problems += _schema_problems(name, model, typed, key)
+    unparseable = {p.column for p in problems if p.code.endswith(".unparseable")}
+    problems += [p for p in _schema_problems(name, model, typed, key)
+                 if not (p.code.endswith(".missing_value") and p.column in unparseable and _only_unparsed(frame, p.column))]
     return TypedTable(name, typed, tuple(problems))
+
+
+def _only_unparsed(raw: pl.DataFrame, column: str) -> bool:
+    """True when every empty value of `column` after typing was a value that did not parse (already reported)."""
+    return not bool(raw[column].is_null().any())
 
 
 _CHECK_WORDS = {

@@ -8,7 +8,7 @@ import narwhals as nw
 import pandas as pd
 import polars as pl
 
-from ..frames import month_key, safe_ratio, to_pandas
+from ..frames import month_key, month_of, safe_ratio, to_pandas
 from ..sources import Tables
 from .registry import metric, table
 from .revenue import _series
@@ -35,19 +35,27 @@ def user_months(tables: Tables, calendar: pl.DataFrame) -> nw.LazyFrame:
     return _in_calendar(ev.unique(), calendar)
 
 
+def days_in_month(calendar: pl.DataFrame) -> pd.DataFrame:
+    """Each calendar month with its number of days."""
+    return to_pandas(nw.from_native(calendar.with_columns(days=pl.col("month_end").dt.day().cast(pl.Int64))
+                                    .select("month", "days")), sort=["month"])
+
+
 @table(needs=USAGE)
 def active_users(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
-    """Per month: mean daily active users, mean weekly active users (days 1-7, 8-14, 15-21, 22-28) and monthly active users."""
+    """Per month: mean daily active users over all its days, mean weekly active users over the blocks days 1-7, 8-14, 15-21, 22-28, and monthly active users."""
     days = user_days(tables, calendar)
-    daily = days.group_by("month", "day").agg(nw.len().alias("dau"))
-    dau = to_pandas(daily.group_by("month").agg(nw.col("dau").mean(), nw.len().alias("days_observed")), sort=["month"])
+    user_days_per_month = to_pandas(days.group_by("month").agg(nw.len().alias("user_days")))
     weeks = (days.filter(nw.col("day_of_month") <= 28)
-             .with_columns(week=(nw.col("day_of_month") - 1) // 7).select("user_id", "month", "week").unique()
-             .group_by("month", "week").agg(nw.len().alias("wau")))
-    wau = to_pandas(weeks.group_by("month").agg(nw.col("wau").mean()), sort=["month"])
-    mau = to_pandas(user_months(tables, calendar).group_by("month").agg(nw.len().alias("mau")), sort=["month"])
-    out = mau.merge(dau, on="month", how="left").merge(wau, on="month", how="left")
-    return out[["month", "dau", "wau", "mau", "days_observed"]]
+             .with_columns(week=(nw.col("day_of_month") - 1) // 7).select("user_id", "month", "week").unique())
+    user_weeks = to_pandas(weeks.group_by("month").agg(nw.len().alias("user_weeks")))
+    mau = to_pandas(user_months(tables, calendar).group_by("month").agg(nw.len().alias("mau")))
+    out = (days_in_month(calendar).merge(mau, on="month", how="left").merge(user_days_per_month, on="month", how="left")
+           .merge(user_weeks, on="month", how="left").fillna(0))
+    out["dau"] = out.user_days / out.days
+    out["wau"] = out.user_weeks / 4
+    out["mau"] = out.mau.astype("int64")
+    return out[["month", "dau", "wau", "mau", "days"]]
 
 
 @metric(label="DAU", formula="mean over the month's days of users with at least one event that day",
@@ -55,7 +63,7 @@ def active_users(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
         needs=USAGE)
 def daily_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
     """Average daily active users in the month."""
-    return _series(active_users.month, active_users.dau, active_users.days_observed)
+    return _series(active_users.month, active_users.dau, active_users.days)
 
 
 @metric(label="WAU", formula="mean over the blocks days 1-7, 8-14, 15-21, 22-28 of users active in the block",
@@ -87,12 +95,19 @@ def user_cohort_retention(tables: Tables, calendar: pl.DataFrame) -> pd.DataFram
     um = user_months(tables, calendar)
     um = um.with_columns(cohort_month=nw.col("month").min().over("user_id"))
     um = um.with_columns(months_since_start=nw.col("month") - nw.col("cohort_month"))
-    counts = to_pandas(um.group_by("cohort_month", "months_since_start").agg(nw.len().alias("active_users")),
-                       sort=["cohort_month", "months_since_start"])
-    size = counts[counts.months_since_start == 0][["cohort_month", "active_users"]].rename(columns={"active_users": "cohort_users"})
-    out = counts.merge(size, on="cohort_month", how="left")
+    counts = to_pandas(um.group_by("cohort_month", "months_since_start").agg(nw.len().alias("active_users")))
+    cols = ["cohort_month", "months_since_start", "cohort_users", "active_users", "retention_rate"]
+    if counts.empty:
+        return pd.DataFrame(columns=cols)
+    size = counts[counts.months_since_start == 0].set_index("cohort_month").active_users.rename("cohort_users")
+    last = month_of(int(calendar["month"].max()))
+    full = pd.DataFrame([(c, k) for c in size.index for k in range((last.year - c.year) * 12 + last.month - c.month + 1)],
+                        columns=["cohort_month", "months_since_start"])
+    out = full.join(size, on="cohort_month").merge(counts, on=["cohort_month", "months_since_start"], how="left")
+    out["active_users"] = out.active_users.fillna(0).astype("int64")
+    out["cohort_users"] = out.cohort_users.astype("int64")
     out["retention_rate"] = safe_ratio(out.active_users, out.cohort_users)
-    return out[["cohort_month", "months_since_start", "cohort_users", "active_users", "retention_rate"]]
+    return out.sort_values(["cohort_month", "months_since_start"]).reset_index(drop=True)[cols]
 
 
 @table(needs=USAGE)

@@ -1,0 +1,176 @@
+"""`saaskpi demo | validate | metrics | table | snapshot | docs | app`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import pandas as pd
+
+from . import paths
+from .errors import SaasKpiError
+
+DEFAULT_SOURCE = "data/demo"
+
+
+def _ensure_demo(source: str) -> None:
+    """Generate the demo data when the default source is asked for and missing."""
+    if paths.resolve(source) == paths.DEMO_DIR and not paths.DEMO_DIR.exists():
+        from .demo import generate
+
+        print("Demo data missing: generating it in data/demo ...", file=sys.stderr)
+        generate(paths.DEMO_DIR, progress=sys.stderr.isatty())
+
+
+def _emit(frame: pd.DataFrame, fmt: str) -> None:
+    frame = frame.copy()
+    for col in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[col]):
+            frame[col] = frame[col].dt.strftime("%Y-%m")
+    if fmt == "json":
+        print(json.dumps(json.loads(frame.to_json(orient="records", double_precision=10)), indent=1))
+    elif fmt == "table":
+        print(frame.to_string(index=False))
+    else:
+        frame.to_csv(sys.stdout, index=False, float_format="%.10g")
+
+
+def cmd_demo(args) -> int:
+    from .demo import generate
+
+    out = paths.resolve(args.out)
+    truth = generate(out, scale=args.scale, seed=args.seed, progress=True)
+    counts = truth.get("row_counts", {})
+    print(f"Demo company written to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .params import conventions
+    from .sources import open_source, validated_tables
+
+    _ensure_demo(args.source)
+    tables = validated_tables(open_source(args.source), conventions().reporting_currency)
+    rows = ", ".join(f"{n} {f.height:,}" for n, f in tables.frames.items())
+    print(f"{args.source}: valid ({rows}).")
+    return 0
+
+
+def _workbook(args):
+    from .workbook import open_workbook
+
+    _ensure_demo(args.source)
+    return open_workbook(args.source, args.segment, args.month or "", interactive=False, engine=args.engine)
+
+
+def cmd_metrics(args) -> int:
+    _emit(_workbook(args).metrics_frame(), args.format)
+    return 0
+
+
+def cmd_table(args) -> int:
+    from .errors import ParameterError
+    from .metrics import TABLE_FUNCS
+
+    spec = TABLE_FUNCS.get(args.name)
+    if spec is None or not spec.export:
+        names = ", ".join(n for n, t in TABLE_FUNCS.items() if t.export)
+        raise ParameterError(f"Unknown table {args.name!r}: choose one of {names}.")
+    _emit(_workbook(args).table(args.name), args.format)
+    return 0
+
+
+def cmd_snapshot(args) -> int:
+    from .snapshot import run_reports
+    from .sources import open_source
+    from .workbook import last_complete_month, load_tables
+    from .frames import month_label, month_of
+    from .params import conventions
+
+    _ensure_demo(args.source)
+    month = args.month or month_label(month_of(last_complete_month(load_tables(args.source, conventions()))))
+    results = run_reports(month, args.source, args.segments.split(",") if args.segments else None,
+                          args.notebooks.split(",") if args.notebooks else None)
+    failed = [r for r in results if r.error]
+    for r in failed:
+        print(f"FAILED {r.notebook} [{r.segment}]: {r.error}", file=sys.stderr)
+    print(f"{len(results) - len(failed)} of {len(results)} reports written to {paths.REPORTS_DIR / month}")
+    return 1 if failed else 0
+
+
+def cmd_docs(args) -> int:
+    from .docs import write_docs
+
+    for p in write_docs():
+        print(f"wrote {p.relative_to(paths.ROOT)}")
+    return 0
+
+
+def cmd_app(args) -> int:
+    import subprocess
+
+    cmd = [sys.executable, "-m", "voila", str(paths.NOTEBOOKS_DIR), "--no-browser", f"--port={args.port}",
+           "--Voila.ip=127.0.0.1", "--show_tracebacks=False"]
+    return subprocess.call(cmd, cwd=paths.ROOT)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="saaskpi", description="B2B SaaS KPI workbook")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="generate the deterministic demo company")
+    d.add_argument("--out", default=DEFAULT_SOURCE)
+    d.add_argument("--scale", default="default", choices=["tiny", "default", "large"])
+    d.add_argument("--seed", type=int, default=7)
+    d.set_defaults(func=cmd_demo)
+
+    v = sub.add_parser("validate", help="check a source against the data contract (exit 2 on problems)")
+    v.add_argument("source", nargs="?", default=DEFAULT_SOURCE)
+    v.set_defaults(func=cmd_validate)
+
+    def common(sp):
+        sp.add_argument("--source", default=DEFAULT_SOURCE, help="folder, .duckdb file or Spark URL")
+        sp.add_argument("--segment", default="all", help="a file in parameters/segments/")
+        sp.add_argument("--month", default="", help="YYYY-MM; default: last complete month in the data")
+        sp.add_argument("--format", default="csv", choices=["csv", "json", "table"])
+        sp.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"])
+
+    m = sub.add_parser("metrics", help="every registered metric for one segment and month")
+    common(m)
+    m.set_defaults(func=cmd_metrics)
+
+    t = sub.add_parser("table", help="export a metric table")
+    t.add_argument("name")
+    common(t)
+    t.set_defaults(func=cmd_table)
+
+    s = sub.add_parser("snapshot", help="run every notebook for every segment into reports/<month>/")
+    s.add_argument("--month", default="")
+    s.add_argument("--source", default=DEFAULT_SOURCE)
+    s.add_argument("--segments", default="")
+    s.add_argument("--notebooks", default="")
+    s.set_defaults(func=cmd_snapshot)
+
+    g = sub.add_parser("docs", help="regenerate docs/metrics.md and docs/data-contract.md")
+    g.set_defaults(func=cmd_docs)
+
+    a = sub.add_parser("app", help="serve the notebooks as Voila apps on 127.0.0.1")
+    a.add_argument("--port", type=int, default=8866)
+    a.set_defaults(func=cmd_app)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SaasKpiError as err:
+        print(str(err), file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted; nothing was left half-written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

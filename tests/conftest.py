@@ -1,0 +1,76 @@
+"""Shared fixtures: literal sources written to a temp folder, and the demo company."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from saaskpi import paths
+from saaskpi.workbook import open_workbook
+
+
+def write_source(folder: Path, tables: dict[str, str]) -> Path:
+    """Write each table's literal CSV text (dedented) to `folder/<table>.csv`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in tables.items():
+        (folder / f"{name}.csv").write_text(textwrap.dedent(text).strip() + "\n", encoding="utf-8")
+    return folder
+
+
+# Five accounts over Jan-May 2024, built so that every MRR movement happens once:
+#   A1 smb        100/mo Jan-Feb, 150/mo from Mar        -> expansion +50 in Mar
+#   A2 smb        50/mo Jan 15 - Feb 15, 60/mo from Apr  -> churn 50 in Feb, reactivation 60 in Apr
+#   A3 enterprise 1200 per 12 months Feb 1 - Apr 1       -> new 100 in Feb, churn 100 in Apr
+#   A4 mid_market 400 with 25 % discount, 200 from May   -> 300/mo, contraction 100 in May
+#   A5 smb        EUR 100 (reference rate 1.20) + USD 30 add-on from Feb -> 120/mo, expansion +30 in Feb
+#   A6 smb        Mar 5 - Mar 20 only: never paying at a month end, so never MRR
+REVENUE_TABLES = {
+    "accounts": """
+        account_id,segment,created_at,acquisition_channel
+        A1,smb,2024-01-01T00:00:00Z,organic
+        A2,smb,2024-01-10T00:00:00Z,paid_search
+        A3,enterprise,2024-01-20T00:00:00Z,outbound
+        A4,mid_market,2024-01-01T00:00:00Z,outbound
+        A5,smb,2024-01-01T00:00:00Z,organic
+        A6,smb,2024-03-01T00:00:00Z,organic
+    """,
+    "subscriptions": """
+        subscription_id,account_id,start_date,end_date,amount,billing_period_months,currency,discount_pct
+        S1,A1,2024-01-01,2024-03-01,100,1,USD,0
+        S2,A1,2024-03-01,,150,1,USD,0
+        S3,A2,2024-01-15,2024-02-15,50,1,USD,0
+        S4,A2,2024-04-01,,60,1,USD,0
+        S5,A3,2024-02-01,2024-04-01,1200,12,USD,0
+        S6,A4,2024-01-01,2024-05-01,400,1,USD,0.25
+        S7,A4,2024-05-01,,200,1,USD,0
+        S8,A5,2024-01-01,,100,1,EUR,0
+        S9,A5,2024-02-01,,30,1,USD,0
+        S10,A6,2024-03-05,2024-03-20,80,1,USD,0
+    """,
+    "fx_rates": """
+        month,currency,rate_to_reporting
+        2024-01-01,EUR,1.10
+        2024-05-01,EUR,1.20
+    """,
+}
+
+
+@pytest.fixture
+def revenue_source(tmp_path) -> Path:
+    return write_source(tmp_path / "revenue", REVENUE_TABLES)
+
+
+@pytest.fixture
+def revenue_wb(revenue_source):
+    return open_workbook(str(revenue_source), "all", "2024-05", interactive=False)
+
+
+@pytest.fixture(scope="session")
+def demo_source() -> Path:
+    """The default demo company (generated once if missing)."""
+    if not paths.DEMO_DIR.exists():
+        from saaskpi.demo import generate
+
+        generate(paths.DEMO_DIR)
+    return paths.DEMO_DIR
