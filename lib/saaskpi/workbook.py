@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -223,10 +224,9 @@ def open_workbook(source: str = "data/demo", segment: str = "all", as_of: str = 
     seg = params.segment(segment)
     tables = load_tables(source, conventions, engine)
     if as_of:
-        try:
-            key = key_of(as_of)
-        except ValueError:
-            raise ParameterError(f"as_of must be YYYY-MM, got {as_of!r}.") from None
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", as_of):
+            raise ParameterError(f"as_of must be a month as YYYY-MM (e.g. 2026-10), got {as_of!r}.")
+        key = key_of(as_of)
         this_month = key_of(pd.Timestamp.now(tz="UTC").tz_localize(None))
         if key >= this_month:
             raise ParameterError(f"as_of {as_of} is not a complete month yet.")

@@ -1,0 +1,44 @@
+# The two commands a new user needs:
+#   make reports   set up .venv, generate the demo data if missing, run every notebook for every segment
+#   make test      set up .venv, generate the demo data if missing, run every test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+MONTH  ?=
+PORT   ?= 8866
+
+.PHONY: setup demo reports snapshot app lab test docs bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: setup
+	@test -f data/demo/ground_truth.json || $(BIN)/saaskpi demo
+
+reports snapshot: demo
+	$(BIN)/saaskpi snapshot $(if $(MONTH),--month $(MONTH))
+
+app: demo
+	$(BIN)/saaskpi app --port $(PORT)
+
+lab: demo
+	$(BIN)/jupyter lab notebooks/
+
+docs: setup
+	$(BIN)/saaskpi docs
+
+test: demo
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+bench: demo
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf reports/ .pytest_cache

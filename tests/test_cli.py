@@ -1,0 +1,72 @@
+"""The command line as a user runs it: exit codes, messages, output columns."""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from saaskpi.cli import main
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_table_mrr_movements_with_only_accounts_and_subscriptions(capsys, revenue_source):
+    (revenue_source / "fx_rates.csv").unlink()
+    (revenue_source / "subscriptions.csv").write_text(
+        (revenue_source / "subscriptions.csv").read_text().replace(",EUR,", ",USD,"))
+    code, out, err = run(capsys, "table", "mrr_movements", "--source", str(revenue_source), "--month", "2024-05")
+    assert code == 0, err
+    frame = pd.read_csv(io.StringIO(out))
+    assert list(frame.columns[:13]) == ["month", "mrr_start", "new", "expansion", "contraction", "churn", "reactivation",
+                                        "mrr_end", "accounts_start", "new_accounts", "churned_accounts",
+                                        "reactivated_accounts", "expansion_accounts"]
+    assert frame.month.tolist() == ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05"]
+    assert frame.mrr_end.tolist() == [550, 630, 680, 640, 540]  # conftest story with A5's 100 EUR read as 100 USD
+
+
+def test_metrics_command(capsys, revenue_source):
+    code, out, _ = run(capsys, "metrics", "--source", str(revenue_source), "--month", "2024-05", "--format", "json")
+    assert code == 0
+    rows = {r["metric"]: r for r in json.loads(out)}
+    assert rows["monthly_recurring_revenue"]["value"] == 560
+    assert set(rows["net_mrr_churn_rate"]) == {"metric", "label", "value", "unit", "n", "target", "status", "convention"}
+    assert rows["net_mrr_churn_rate"]["convention"] == "reactivation_offsets_churn=True"
+    assert rows["dau_mau_ratio"]["status"] == "n/a"
+
+
+def test_validate_exit_codes(capsys, revenue_source, tmp_path):
+    assert run(capsys, "validate", str(revenue_source))[0] == 0
+    broken = tmp_path / "broken"
+    shutil.copytree(revenue_source, broken)
+    text = (broken / "subscriptions.csv").read_text()
+    (broken / "subscriptions.csv").write_text(text.replace("S3,A2,2024-01-15", "S3,A99,2024-01-15").replace(",60,", ",-60,"))
+    code, out, err = run(capsys, "validate", str(broken))
+    assert code == 2
+    assert "2 problems" in err
+    assert "[subscriptions.account_id.orphan] subscriptions.account_id" in err
+    assert "[subscriptions.out_of_range] subscriptions.amount" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_table_and_segment(capsys, revenue_source):
+    code, _, err = run(capsys, "table", "nope", "--source", str(revenue_source))
+    assert code == 2 and "Unknown table 'nope'" in err and "mrr_movements" in err
+    code, _, err = run(capsys, "metrics", "--source", str(revenue_source), "--segment", "martians")
+    assert code == 2 and "Unknown segment 'martians'" in err
+
+
+def test_validate_demo(capsys, demo_source):
+    code, out, _ = run(capsys, "validate", str(demo_source))
+    assert code == 0 and "valid" in out
+
+
+def test_missing_source(capsys, tmp_path):
+    code, _, err = run(capsys, "validate", str(tmp_path / "nowhere"))
+    assert code == 2 and "is not a folder" in err

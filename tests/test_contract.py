@@ -1,0 +1,156 @@
+"""The data contract: every problem reported at once, with code, table, column, count and examples."""
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+import pytest
+
+from conftest import REVENUE_TABLES, write_source
+from saaskpi.errors import DataContractError, SourceError
+from saaskpi.sources import open_source, validated_tables
+
+GOOD_ACCOUNTS = "account_id,segment,created_at\nA1,smb,2024-01-01T00:00:00Z\nA2,smb,2024-01-02T00:00:00Z"
+
+
+def all_problems(folder) -> list:
+    with pytest.raises(DataContractError) as err:
+        validated_tables(open_source(folder))
+    return err.value.problems
+
+
+def problems_of(folder) -> dict[str, object]:
+    return {p.code: p for p in all_problems(folder)}
+
+
+def test_valid_source_is_typed(revenue_source):
+    t = validated_tables(open_source(revenue_source))
+    subs = t.frames["subscriptions"]
+    assert subs.schema["start_date"] == pl.Date and subs.schema["amount"] == pl.Float64
+    assert t.frames["accounts"].schema["created_at"] == pl.Datetime("us", "UTC")
+    assert subs["billing_period_months"].to_list()[0] == 1
+
+
+def test_optional_columns_get_their_defaults(tmp_path):
+    src = write_source(tmp_path / "s", {
+        "accounts": GOOD_ACCOUNTS,
+        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,100",
+    })
+    subs = validated_tables(open_source(src)).frames["subscriptions"]
+    assert subs.row(0, named=True) | {} == subs.row(0, named=True)
+    row = subs.row(0, named=True)
+    assert (row["billing_period_months"], row["currency"], row["discount_pct"]) == (1, "USD", 0.0)
+
+
+def test_every_problem_at_once(tmp_path):
+    src = write_source(tmp_path / "bad", {
+        "accounts": """
+            account_id,segment,created_at
+            A1,smb,2024-01-01T00:00:00Z
+            A1,smb,2024-01-02T00:00:00Z
+            A3,smb,yesterday
+        """,
+        "subscriptions": """
+            subscription_id,account_id,start_date,end_date,amount,discount_pct
+            S1,A1,2024-03-01,2024-02-01,100,0
+            S2,A9,2024-01-01,,-5,0
+            S3,A1,2024-01-01,,100,1.5
+        """,
+    })
+    problems = all_problems(src)
+    assert sorted((p.code, p.column, p.count) for p in problems) == [
+        ("accounts.duplicate", "account_id", 2),
+        ("accounts.unparseable", "created_at", 1),
+        ("subscriptions.account_id.orphan", "account_id", 1),
+        ("subscriptions.end_date_before_start_date", "end_date", 1),
+        ("subscriptions.out_of_range", "amount", 1),
+        ("subscriptions.out_of_range", "discount_pct", 1),
+    ]
+    found = {p.code: p for p in problems}
+    dup = found["accounts.duplicate"]
+    assert (dup.table, dup.column, dup.count) == ("accounts", "account_id", 2)
+    assert dup.examples == ("row 2: account_id='A1'", "row 3: account_id='A1'")
+    bad_date = found["accounts.unparseable"]
+    assert bad_date.column == "created_at" and "row 4 (account_id=A3): created_at='yesterday'" in bad_date.examples
+    orphan = found["subscriptions.account_id.orphan"]
+    assert orphan.count == 1 and "account_id='A9'" in orphan.examples[0]
+    order = found["subscriptions.end_date_before_start_date"]
+    assert order.examples == ("row 2 (subscription_id=S1): end_date=2024-02-01",)
+
+
+def test_message_names_everything(tmp_path):
+    src = write_source(tmp_path / "bad", {
+        "accounts": GOOD_ACCOUNTS,
+        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,-1",
+    })
+    with pytest.raises(DataContractError) as err:
+        validated_tables(open_source(src))
+    text = str(err.value)
+    assert "[subscriptions.out_of_range] subscriptions.amount: must be at least 0 (1 row)" in text
+    assert "row 2 (subscription_id=S1): amount=-1.0" in text
+
+
+def test_missing_required_table_and_column(tmp_path):
+    src = write_source(tmp_path / "s", {"accounts": "account_id,created_at\nA1,2024-01-01T00:00:00Z"})
+    found = problems_of(src)
+    assert "source.missing_table" in found and found["source.missing_table"].table == "subscriptions"
+    assert found["accounts.missing_column"].column == "segment"
+
+
+def test_mixed_time_zones(tmp_path):
+    src = write_source(tmp_path / "s", {
+        "accounts": "account_id,segment,created_at\nA1,smb,2024-01-01T00:00:00Z\nA2,smb,2024-01-01T00:00:00+02:00",
+        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
+    })
+    assert "accounts.mixed_time_zones" in problems_of(src)
+
+
+def test_unknown_currency_needs_fx(tmp_path):
+    src = write_source(tmp_path / "s", {
+        "accounts": GOOD_ACCOUNTS,
+        "subscriptions": "subscription_id,account_id,start_date,end_date,amount,currency\nS1,A1,2024-01-01,,1,JPY",
+    })
+    p = problems_of(src)["subscriptions.currency.no_fx_rate"]
+    assert "JPY" in p.message and p.count == 1
+
+
+def test_scores_in_range(tmp_path):
+    src = write_source(tmp_path / "s", {
+        "accounts": GOOD_ACCOUNTS,
+        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
+        "nps_responses": "response_id,account_id,responded_at,score\nR1,A1,2024-01-01T00:00:00Z,11",
+    })
+    p = problems_of(src)["nps_responses.out_of_range"]
+    assert p.column == "score" and "must be at most 10" in p.message
+
+
+def test_csv_and_parquet_of_one_table_is_an_error(tmp_path):
+    src = write_source(tmp_path / "s", {"accounts": GOOD_ACCOUNTS,
+                                        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1"})
+    pl.read_csv(src / "accounts.csv").write_parquet(src / "accounts.parquet")
+    with pytest.raises(SourceError, match="both CSV and Parquet"):
+        validated_tables(open_source(src))
+
+
+def test_inputs_are_never_modified(tmp_path):
+    src = write_source(tmp_path / "s", {"accounts": GOOD_ACCOUNTS,
+                                        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,-1"})
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.iterdir()}
+    with pytest.raises(DataContractError):
+        validated_tables(open_source(src))
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.iterdir()} == before
+
+
+def test_parquet_tables_are_read_typed(tmp_path):
+    src = write_source(tmp_path / "s", {k: v for k, v in REVENUE_TABLES.items() if k != "subscriptions"})
+    subs = pl.read_csv(write_source(tmp_path / "csv", {"subscriptions": REVENUE_TABLES["subscriptions"]}) / "subscriptions.csv",
+                       try_parse_dates=True)
+    subs.write_parquet(src / "subscriptions.parquet")
+    t = validated_tables(open_source(src))
+    assert t.frames["subscriptions"].schema["start_date"] == pl.Date
+    assert t.frames["subscriptions"].height == 10
+
+
+def test_not_a_source(tmp_path):
+    with pytest.raises(SourceError, match="not a folder"):
+        open_source(tmp_path / "nope")

@@ -1,0 +1,71 @@
+"""Parameter files: typed, and every mistake is a ParameterError naming the file and key."""
+from __future__ import annotations
+
+import pytest
+
+from saaskpi import params
+from saaskpi.errors import ParameterError
+from saaskpi.stats import target_status, wilson_interval
+from saaskpi.workbook import open_workbook
+
+
+def test_shipped_parameters_load():
+    c = params.conventions()
+    assert c.reporting_currency == "USD" and c.reactivation_offsets_churn is True
+    assert params.segment_names()[0] == "all"
+    assert {"all", "smb", "mid_market", "enterprise"} <= set(params.segment_names())
+    assert params.targets()["net_mrr_churn_rate"].value == 0.02
+
+
+def test_misspelt_convention_key(tmp_path):
+    f = tmp_path / "conventions.yaml"
+    f.write_text("reactivation_offsets_chrun: true\n")
+    with pytest.raises(ParameterError, match="unknown key reactivation_offsets_chrun"):
+        params.conventions(f)
+
+
+def test_wrong_type(tmp_path):
+    f = tmp_path / "conventions.yaml"
+    f.write_text("low_n_threshold: many\n")
+    with pytest.raises(ParameterError, match="`low_n_threshold` must be int"):
+        params.conventions(f)
+
+
+def test_segment_file_may_override_targets_only(tmp_path):
+    (tmp_path / "x.yaml").write_text("name: x\nfilter: {segment: [smb]}\nconventions: {}\n")
+    with pytest.raises(ParameterError, match="unknown key conventions"):
+        params.segment("x", tmp_path)
+
+
+def test_unknown_segment():
+    with pytest.raises(ParameterError, match="Unknown segment 'nope'"):
+        params.segment("nope")
+
+
+def test_segment_selecting_no_accounts(revenue_source, tmp_path, monkeypatch):
+    (tmp_path / "ghost.yaml").write_text("name: ghost\nfilter: {segment: [ghost]}\n")
+    monkeypatch.setattr(params, "segment", lambda name: params._typed_segment(
+        params.read_yaml(tmp_path / f"{name}.yaml"), f"{name}.yaml"))
+    with pytest.raises(ParameterError, match="selects no accounts"):
+        open_workbook(str(revenue_source), "ghost", "2024-05", interactive=False)
+
+
+def test_bad_as_of(revenue_source):
+    with pytest.raises(ParameterError, match="YYYY-MM"):
+        open_workbook(str(revenue_source), "all", "May 2024", interactive=False)
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(0.5, 10)
+    # z = 1.96: centre (0.5 + 0.19208) / 1.38415 = 0.5; half = 1.96 / 1.38415 * sqrt(0.025 + 0.0096) = 0.2634
+    assert (lo, hi) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(0.0, 20)[0] == 0.0
+
+
+def test_target_status_by_direction():
+    assert target_status(0.018, 0.02, "lower") == "on"
+    assert target_status(0.021, 0.02, "lower") == "near"  # within 10 % of 0.02
+    assert target_status(0.03, 0.02, "lower") == "off"
+    assert target_status(1.05, 1.0, "higher") == "on"
+    assert target_status(0.95, 1.0, "higher") == "near"
+    assert target_status(float("nan"), 1.0, "higher") == "n/a"

@@ -1,0 +1,56 @@
+"""Project hygiene: generated docs are current, environment.yml follows pyproject, the registry is complete."""
+from __future__ import annotations
+
+import tomllib
+
+import yaml
+
+from saaskpi import paths
+from saaskpi.docs import GENERATED
+from saaskpi.metrics import METRICS, TABLE_FUNCS
+from saaskpi.metrics.registry import RegistryError, metric
+
+
+def test_generated_docs_are_current():
+    stale = [p.name for p, build in GENERATED.items() if not p.exists() or p.read_text(encoding="utf-8") != build()]
+    assert not stale, f"{stale} are stale: run `saaskpi docs` (or `make docs`) and commit the result"
+
+
+def test_environment_yml_follows_pyproject():
+    project = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((paths.ROOT / "environment.yml").read_text())
+    deps = env["dependencies"]
+    python = next(d for d in deps if isinstance(d, str) and d.startswith("python"))
+    assert python.removeprefix("python") == project["requires-python"]
+    assert "pip" in deps
+    pip = next(d["pip"] for d in deps if isinstance(d, dict))
+    assert pip == ["-e .[dev]"], "environment.yml must install the project itself; the list lives in pyproject.toml"
+    assert set(project["optional-dependencies"]) == {"app", "dev", "spark"}
+
+
+def test_every_dependency_pins_a_major_version():
+    project = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["project"]
+    deps = project["dependencies"] + [d for group in project["optional-dependencies"].values() for d in group]
+    unpinned = [d for d in deps if not d.startswith("saaskpi") and "<" not in d]
+    assert not unpinned
+
+
+def test_registry_is_complete():
+    for m in METRICS.values():
+        assert m.label and m.formula and m.description and m.sources
+    assert [m.name for m in METRICS.values() if m.level == "north_star"] == ["net_revenue_retention"]
+    for name in ("mrr_movements", "cohort_logo_retention", "cohort_revenue_retention", "user_cohort_retention"):
+        assert name in TABLE_FUNCS
+
+
+def test_registry_rejects_incomplete_declarations():
+    import pytest
+
+    with pytest.raises(RegistryError, match="unit"):
+        @metric(label="X", formula="x", unit="furlongs", direction="higher", level="core", sources="S", area="revenue")
+        def broken_metric(mrr_movements):
+            """A metric with a unit nobody knows."""
+    with pytest.raises(RegistryError, match="registered twice"):
+        @metric(label="MRR", formula="x", unit="currency", direction="higher", level="core", sources="S", area="revenue")
+        def monthly_recurring_revenue(mrr_movements):
+            """A second MRR."""
