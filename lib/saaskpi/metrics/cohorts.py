@@ -23,20 +23,28 @@ def _keyed(account_mrr: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def account_spells(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFrame:
-    """Each paying account's first spell: cohort key, months paid until its first churn, churned or censored."""
+def first_spells(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFrame:
+    """Each paying account's first unbroken run of paying month ends: cohort key and last paying month key."""
     if account_mrr.empty:
-        return pd.DataFrame(columns=["account_id", "cohort", "duration", "churned"])
-    a = _keyed(account_mrr[account_mrr.month <= month_of(as_of)])
-    a = a.sort_values(["account_id", "k"])
+        return pd.DataFrame(columns=["account_id", "cohort", "last"])
+    a = _keyed(account_mrr[account_mrr.month <= month_of(as_of)]).sort_values(["account_id", "k"])
     first = a.groupby("account_id").k.transform("min")
-    # a spell continues while months are consecutive: months paid - index == first month
-    idx = a.groupby("account_id").cumcount()
-    spell = a[a.k - idx == first]
-    out = spell.groupby("account_id").agg(cohort=("k", "min"), last=("k", "max")).reset_index()
-    out["churned"] = out["last"] < as_of
-    out["duration"] = out["last"] - out["cohort"] + 1
-    return out[["account_id", "cohort", "duration", "churned"]]
+    # a spell continues while months are consecutive: month key - row number == first month key
+    spell = a[a.k - a.groupby("account_id").cumcount() == first]
+    return spell.groupby("account_id").agg(cohort=("k", "min"), last=("k", "max")).reset_index()
+
+
+def spells_at(spells: pd.DataFrame, as_of: int) -> pd.DataFrame:
+    """First spells as seen at month `as_of`: months paid until first churn, churned or still paying (censored)."""
+    seen = spells[spells.cohort <= as_of]
+    return pd.DataFrame({"account_id": seen.account_id, "cohort": seen.cohort,
+                         "duration": np.minimum(seen["last"], as_of) - seen.cohort + 1,
+                         "churned": seen["last"] < as_of})
+
+
+def account_spells(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFrame:
+    """Each paying account's first spell at `as_of`: cohort key, months paid until its first churn, churned or censored."""
+    return spells_at(first_spells(account_mrr, as_of), as_of)
 
 
 def _triangle(account_mrr: pd.DataFrame, as_of: int, groups: pd.DataFrame | None) -> pd.DataFrame:
@@ -140,11 +148,11 @@ def expected_lifetime_months(spells: pd.DataFrame, horizon: int) -> float:
 def survival_lifetime_value(account_mrr: pd.DataFrame, mrr_movements: pd.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Gross margin an average account brings over its Kaplan-Meier expected life, truncated at the horizon."""
     m = mrr_movements
+    spells = first_spells(account_mrr, key_of(m.month.max())) if len(m) else first_spells(account_mrr, 0)
     values, ns = [], []
     for month in m.month:
-        spells = account_spells(account_mrr, key_of(month))
-        life = expected_lifetime_months(spells, conventions.ltv_horizon_months)
-        values.append(life)
-        ns.append(len(spells))
+        seen = spells_at(spells, key_of(month))
+        values.append(expected_lifetime_months(seen, conventions.ltv_horizon_months))
+        ns.append(len(seen))
     arpa = safe_ratio(m.mrr_end, m.accounts_end)
     return _series(m.month, np.asarray(values) * arpa * conventions.default_gross_margin, ns)

@@ -102,7 +102,6 @@ def mrr_movements(tables: Tables, calendar: pl.DataFrame, conventions: Conventio
                                                   "month": calendar["month"].to_numpy() % 12 + 1, "day": 1})})
     out = full.merge(out, on="month", how="left").fillna(0)
     money = ["mrr_start", "new", "expansion", "contraction", "churn", "reactivation", "mrr_end"]
-    out[money] = out[money].round(4)
     counts = [c for c in out.columns if c.endswith("accounts") or c.startswith("accounts")]
     out[counts] = out[counts].astype("int64")
     return out[["month", *money, "accounts_start", "new_accounts", "churned_accounts", "reactivated_accounts",
