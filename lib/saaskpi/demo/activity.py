@@ -1,0 +1,250 @@
+"""What the demo company's customers do: users and usage, the funnel before them, support, NPS,
+CS touchpoints, invoices and spend. Everything is driven by each account's simulated life."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .company import AccountLife, period_months
+from .config import (CHANNEL_CAC, CHANNELS, FEATURE_WEIGHTS, FEATURES, GROSS_MARGIN, SEGMENTS, DemoScale)
+
+EVENT_SCHEMA = pa.schema([("event_time", pa.timestamp("us", tz="UTC")), ("user_id", pa.string()),
+                          ("account_id", pa.string()), ("feature", pa.string()), ("duration_seconds", pa.int64())])
+
+
+def users_frame(lives: list[AccountLife], rng: np.random.Generator, scale: DemoScale) -> pd.DataFrame:
+    """Users per account (scaled with seats, capped per segment), activation and referrals."""
+    rows, n = [], 0
+    for a in lives:
+        if not a.paying:
+            continue
+        first = a.paying[0][0]
+        count = max(1, int(round(min(a.seats, a.segment.user_cap) * scale.user_factor * rng.uniform(0.6, 1.0))))
+        ids = []
+        for j in range(count):
+            n += 1
+            uid = f"U{n:07d}"
+            created = first + pd.Timedelta(days=int(rng.exponential(20 + 40 * j / count)), seconds=int(rng.integers(28800, 68400)))
+            activated = created + pd.Timedelta(hours=float(rng.exponential(30 / (0.3 + a.engagement)))) \
+                if rng.random() < 0.6 + 0.35 * a.engagement else None
+            referred = ids[int(rng.integers(0, len(ids)))] if ids and rng.random() < 0.04 else None
+            rows.append((uid, a.account_id, created, activated, referred))
+            ids.append(uid)
+    return pd.DataFrame(rows, columns=["user_id", "account_id", "created_at", "activated_at", "referred_by"])
+
+
+def usage_batches(lives: list[AccountLife], users: pd.DataFrame, rng: np.random.Generator,
+                  scale: DemoScale) -> Iterator[pa.Table]:
+    """Usage events, one Arrow table per chunk of accounts, each sorted by event time and user."""
+    end = period_months(scale)[-1].end_time.normalize()
+    by_account = {k: g for k, g in users.groupby("account_id", sort=False)}
+    weights = np.asarray(FEATURE_WEIGHTS) / sum(FEATURE_WEIGHTS)
+    batch: list[pd.DataFrame] = []
+    for i, a in enumerate(lives, 1):
+        group = by_account.get(a.account_id)
+        if group is not None:
+            events = _account_events(a, group, rng, scale, end, weights)
+            if len(events):
+                batch.append(events)
+        if i % scale.chunk_accounts == 0 or i == len(lives):
+            if batch:
+                frame = pd.concat(batch, ignore_index=True).sort_values(["event_time", "user_id"], kind="stable")
+                yield pa.Table.from_pandas(frame, schema=EVENT_SCHEMA, preserve_index=False)
+            batch = []
+
+
+def _account_events(a: AccountLife, users: pd.DataFrame, rng: np.random.Generator, scale: DemoScale,
+                    end: pd.Timestamp, weights: np.ndarray) -> pd.DataFrame:
+    frames = []
+    for start, stop in a.paying:
+        days = pd.date_range(start.normalize(), min(stop, end + pd.Timedelta(days=1)) - pd.Timedelta(days=1), freq="D")
+        if len(days) == 0:
+            continue
+        created = users.created_at.to_numpy(dtype="datetime64[ns]")
+        alive = days.to_numpy()[:, None] >= created[None, :]
+        weekday = np.where(days.dayofweek < 5, 1.0, 0.15)[:, None]
+        p = np.clip((0.12 + 0.55 * a.engagement) * weekday, 0, 0.95)
+        active = alive & (rng.random(alive.shape) < p)
+        d_idx, u_idx = np.nonzero(active)
+        if len(d_idx) == 0:
+            continue
+        per_day = 1 + rng.poisson(scale.events_per_user_day - 1 if scale.events_per_user_day > 1 else 0.2, len(d_idx))
+        d_rep, u_rep = np.repeat(d_idx, per_day), np.repeat(u_idx, per_day)
+        seconds = rng.integers(7 * 3600, 21 * 3600, len(d_rep))
+        frames.append(pd.DataFrame({
+            "event_time": (days.to_numpy()[d_rep] + seconds.astype("timedelta64[s]")),
+            "user_id": users.user_id.to_numpy()[u_rep],
+            "account_id": a.account_id,
+            "feature": np.asarray(FEATURES)[rng.choice(len(FEATURES), len(d_rep), p=weights)],
+            "duration_seconds": rng.exponential(90 + 120 * a.engagement, len(d_rep)).astype("int64"),
+        }))
+    if not frames:
+        return pd.DataFrame({c: [] for c in EVENT_SCHEMA.names})
+    out = pd.concat(frames, ignore_index=True)
+    out["event_time"] = pd.to_datetime(out.event_time).dt.tz_localize("UTC")
+    return out
+
+
+def funnel_frames(lives: list[AccountLife], rng: np.random.Generator, scale: DemoScale,
+                  aes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Web traffic, leads (signups, PQLs, conversions) and sales opportunities."""
+    months = period_months(scale)
+    first_day, last_day = months[0].start_time, months[-1].end_time.normalize()
+    by_segment = {s.name: s for s in SEGMENTS}
+    leads, opps, n_lead, n_opp = [], [], 0, 0
+    ae_by_segment = {s: aes[aes.segment == s].member_id.tolist() for s in by_segment}
+
+    def new_lead(created, channel, segment, pql, account, converted):
+        nonlocal n_lead
+        n_lead += 1
+        leads.append((f"L{n_lead:07d}", created, channel, segment, pql, account, converted))
+        return f"L{n_lead:07d}"
+
+    for a in lives:
+        seg = a.segment
+        if not a.subscriptions:
+            continue
+        won = a.subscriptions[0]["start_date"]
+        cycle = max(1, int(rng.lognormal(np.log(seg.sales_cycle_median_days), 0.35)))
+        created = max(first_day, won - pd.Timedelta(days=cycle + int(rng.integers(1, 10))))
+        pql = created + (won - created) * rng.uniform(0.2, 0.7)
+        lead_id = new_lead(created, a.channel, seg.name, pql, a.account_id, won)
+        if seg.name != "smb":
+            n_opp += 1
+            first_year = sum(s["amount"] / s["billing_period_months"] * 12 * (1 - s["discount_pct"])
+                             for s in a.subscriptions[:1])
+            opps.append((f"O{n_opp:06d}", lead_id, a.account_id, ae_by_segment[seg.name][n_opp % len(ae_by_segment[seg.name])],
+                         won - pd.Timedelta(days=cycle), won + pd.Timedelta(hours=12), "won", round(first_year, 2)))
+    # leads that did not become customers, in the right proportion per segment and month
+    counts = pd.Series([(l[3], pd.Period(l[1], "M")) for l in leads]).value_counts()
+    for (segment, month), won_count in counts.items():
+        seg = by_segment[segment]
+        rate = seg.lead_to_pql_rate * seg.pql_to_customer_rate
+        for _ in range(rng.poisson(won_count * (1 / rate - 1))):
+            created = month.start_time + pd.Timedelta(seconds=int(rng.integers(0, 28 * 86400)))
+            pql_p = (seg.lead_to_pql_rate - rate) / (1 - rate)  # PQL share among leads that do not convert
+            pql = created + pd.Timedelta(days=float(rng.exponential(6))) if rng.random() < pql_p else None
+            channel = CHANNELS[rng.choice(len(CHANNELS), p=seg.channel_mix)]
+            lead_id = new_lead(created, channel, segment, pql, None, None)
+            if segment != "smb" and pql is not None and rng.random() < 0.5:
+                n_opp += 1
+                opened = pql + pd.Timedelta(days=2)
+                closed = opened + pd.Timedelta(days=int(rng.lognormal(np.log(seg.sales_cycle_median_days), 0.4)))
+                stage, closed_at = ("lost", closed) if closed <= last_day else (
+                    str(rng.choice(["prospecting", "discovery", "proposal", "negotiation"])), None)
+                value = float(rng.integers(*seg.seats)) * seg.price_per_seat * 12
+                opps.append((f"O{n_opp:06d}", lead_id, None, ae_by_segment[segment][n_opp % len(ae_by_segment[segment])],
+                             opened, closed_at, stage, round(value, 2)))
+    lead_df = pd.DataFrame(leads, columns=["lead_id", "created_at", "channel", "segment", "pql_at", "account_id",
+                                           "converted_at"]).sort_values(["created_at", "lead_id"])
+    opp_df = pd.DataFrame(opps, columns=["opportunity_id", "lead_id", "account_id", "owner_id", "created_at", "closed_at",
+                                         "stage", "amount"])
+    signups = lead_df.assign(month=lead_df.created_at.dt.to_period("M")).groupby(["month", "channel"]).size()
+    traffic = [(m.start_time.date(), ch, int(signups.get((m, ch), 0) / rng.uniform(0.015, 0.035)) + int(rng.integers(50, 400)))
+               for m in months for ch in CHANNELS]
+    web = pd.DataFrame(traffic, columns=["month", "channel", "unique_visitors"])
+    return web, lead_df.sort_values("lead_id").reset_index(drop=True), opp_df.sort_values("opportunity_id").reset_index(drop=True)
+
+
+def success_frames(lives: list[AccountLife], users: pd.DataFrame, rng: np.random.Generator,
+                   scale: DemoScale) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Support tickets, NPS answers and CS touchpoints, all worse for less engaged accounts."""
+    end = period_months(scale)[-1].end_time
+    sla_hours = {"low": 72, "normal": 24, "high": 8, "urgent": 2}
+    tickets, nps, touches = [], [], []
+    users_of = {k: g.user_id.tolist() for k, g in users.groupby("account_id", sort=False)}
+    for a in lives:
+        for start, stop in a.paying:
+            stop = min(stop, end)
+            months = max(1, int((stop - start).days / 30))
+            size = min(a.seats, a.segment.user_cap) ** 0.5
+            for _ in range(rng.poisson(months * 0.25 * size * (1.6 - a.engagement))):
+                created = start + pd.Timedelta(seconds=int(rng.integers(0, max(1, int((stop - start).total_seconds())))))
+                prio = str(rng.choice(list(sla_hours), p=[0.3, 0.45, 0.2, 0.05]))
+                first = created + pd.Timedelta(hours=float(rng.exponential(sla_hours[prio] * (1.3 - 0.6 * a.engagement))))
+                resolved = first + pd.Timedelta(hours=float(rng.exponential(sla_hours[prio] * 2)))
+                resolved = resolved if resolved < end else None
+                contacts = 1 + int(rng.poisson(0.8 * (1.4 - a.engagement)))
+                csat = int(np.clip(round(rng.normal(2.6 + 2.2 * a.engagement, 0.9)), 1, 5)) if resolved is not None and rng.random() < 0.6 else None
+                tickets.append((a.account_id, created, prio, first if first < end else None, resolved, contacts, csat))
+            for q in pd.date_range(start, stop, freq="QS"):
+                for uid in rng.choice(users_of.get(a.account_id, ["-"]), size=min(3, len(users_of.get(a.account_id, []))), replace=False) if a.account_id in users_of else []:
+                    if rng.random() < 0.35:
+                        score = int(np.clip(round(rng.normal(3.5 + 6.5 * a.engagement, 1.8)), 0, 10))
+                        nps.append((a.account_id, uid, q + pd.Timedelta(days=int(rng.integers(0, 20)), hours=10), score))
+            if a.csm_id is not None:
+                rate = {"enterprise": 2.0, "mid_market": 0.9, "smb": 0.3}[a.segment.name]
+                for _ in range(rng.poisson(months * rate)):
+                    when = start + pd.Timedelta(seconds=int(rng.integers(0, max(1, int((stop - start).total_seconds())))))
+                    sentiment = rng.choice(["positive", "neutral", "negative"],
+                                           p=_sentiment_mix(a.engagement))
+                    touches.append((a.account_id, a.csm_id, when, str(rng.choice(["call", "meeting", "email", "qbr"], p=[0.35, 0.25, 0.3, 0.1])),
+                                    str(rng.choice(["sponsor", "decision_maker", "technical", "end_user"])), str(sentiment)))
+    t = pd.DataFrame(tickets, columns=["account_id", "created_at", "priority", "first_response_at", "resolved_at", "contacts", "csat"])
+    t = t.sort_values(["created_at", "account_id"], kind="stable").reset_index(drop=True)
+    t.insert(0, "ticket_id", [f"K{i:07d}" for i in range(1, len(t) + 1)])
+    n = pd.DataFrame(nps, columns=["account_id", "user_id", "responded_at", "score"]).sort_values(["responded_at", "user_id"], kind="stable").reset_index(drop=True)
+    n.insert(0, "response_id", [f"R{i:07d}" for i in range(1, len(n) + 1)])
+    n = n[["response_id", "account_id", "user_id", "responded_at", "score"]]
+    c = pd.DataFrame(touches, columns=["account_id", "csm_id", "occurred_at", "kind", "stakeholder_role", "sentiment"])
+    c = c.sort_values(["occurred_at", "account_id"], kind="stable").reset_index(drop=True)
+    c.insert(0, "touchpoint_id", [f"C{i:07d}" for i in range(1, len(c) + 1)])
+    return t, n, c
+
+
+def _sentiment_mix(engagement: float) -> list[float]:
+    pos = 0.2 + 0.6 * engagement
+    neg = 0.35 * (1 - engagement)
+    return [pos, 1 - pos - neg, neg]
+
+
+def invoices_frame(subscriptions: pd.DataFrame, lives: list[AccountLife], rng: np.random.Generator,
+                   scale: DemoScale) -> pd.DataFrame:
+    """One invoice per billing period of every subscription; less engaged accounts pay later."""
+    end = period_months(scale)[-1].end_time.normalize()
+    engagement = {a.account_id: a.engagement for a in lives}
+    rows = []
+    for s in subscriptions.itertuples(index=False):
+        stop = min(pd.Timestamp(s.end_date) if pd.notna(s.end_date) else end, end)
+        issued = pd.Timestamp(s.start_date)
+        while issued < stop:
+            due = issued + pd.Timedelta(days=30)
+            e = engagement[s.account_id]
+            late = rng.random() < 0.35 * (1 - e)
+            paid = due + pd.Timedelta(days=int(rng.integers(1, 60))) if late else issued + pd.Timedelta(days=int(rng.integers(0, 30)))
+            rows.append((s.account_id, s.subscription_id, issued.date(), due.date(), paid.date() if paid <= end else None,
+                         round(s.amount * (1 - s.discount_pct), 2), s.currency))
+            issued = issued + pd.DateOffset(months=int(s.billing_period_months))
+    out = pd.DataFrame(rows, columns=["account_id", "subscription_id", "issued_at", "due_date", "paid_at", "amount", "currency"])
+    out = out.sort_values(["issued_at", "subscription_id"], kind="stable").reset_index(drop=True)
+    out.insert(0, "invoice_id", [f"I{i:07d}" for i in range(1, len(out) + 1)])
+    return out
+
+
+def spend_frame(accounts: pd.DataFrame, subscriptions_mrr: pd.Series, team: pd.DataFrame, rng: np.random.Generator,
+                scale: DemoScale) -> pd.DataFrame:
+    """Monthly spend: marketing per channel (some untagged), sales per segment, COGS, CS, R&D, G&A."""
+    rows = []
+    new = accounts.assign(month=pd.to_datetime(accounts.created_at).dt.tz_localize(None).dt.to_period("M"))
+    new_by = new.groupby(["month", "acquisition_channel"]).size()
+    for month in period_months(scale):
+        day = month.start_time.date()
+        for ch in CHANNELS:
+            cost = new_by.get((month, ch), 0) * CHANNEL_CAC[ch] * rng.uniform(0.85, 1.15)
+            rows.append((day, "marketing", round(cost * 0.55, 2), ch, None))
+            rows.append((day, "sales", round(cost * 0.35, 2), ch, None))
+        rows.append((day, "marketing", round(float(rng.uniform(8000, 12000)), 2), None, None))  # brand: untagged
+        revenue = float(subscriptions_mrr.get(month, 0.0))
+        rows.append((day, "cogs", round(revenue * (1 - GROSS_MARGIN), 2), None, None))
+        active = team[(pd.to_datetime(team.start_date).dt.to_period("M") <= month)]
+        for role, cat in (("csm", "customer_success"), ("ae", "sales"), ("sdr", "sales")):
+            for seg, cost in active[active.role == role].groupby(active.segment.fillna(""), sort=True).monthly_cost.sum().items():
+                rows.append((day, cat, round(float(cost), 2), None, seg or None))
+        rows.append((day, "rnd", round(revenue * 0.35 + 60000, 2), None, None))
+        rows.append((day, "g_and_a", round(revenue * 0.12 + 25000, 2), None, None))
+    out = pd.DataFrame(rows, columns=["month", "category", "amount", "channel", "segment"])
+    out["currency"] = "USD"
+    return out
