@@ -88,10 +88,11 @@ def cohort_triangle(account_mrr: pd.DataFrame, as_of: int, accounts: pd.DataFram
     return _triangle(account_mrr, as_of, groups)[cols]
 
 
-def weighted_average_retention(triangle: pd.DataFrame, rate: str = "retention_rate") -> pd.DataFrame:
-    """The cohort-size-weighted average row: per months_since_start, sum retained / sum cohort size."""
+def weighted_average_retention(triangle: pd.DataFrame, rate: str = "retention_rate", by: str | None = None) -> pd.DataFrame:
+    """The cohort-size-weighted average row (per `by` group): per months_since_start, sum retained / sum cohort size."""
     num, den = ("retained_accounts", "cohort_accounts") if rate == "retention_rate" else ("mrr", "cohort_mrr")
-    g = triangle.groupby("months_since_start")[[num, den]].sum().reset_index()
+    keys = [by, "months_since_start"] if by else ["months_since_start"]
+    g = triangle.groupby(keys)[[num, den]].sum().reset_index()
     g[rate] = safe_ratio(g[num], g[den])
     return g
 

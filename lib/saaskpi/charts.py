@@ -1,0 +1,163 @@
+"""Chart builders: small pandas frames in, Altair charts out. A chart is a value (tested through
+`to_dict()`); the look comes from `theme`; targets are dotted (mark style "target")."""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from . import theme
+
+MAX_ROWS = 5000  # charts never receive raw rows
+
+
+def _check(frame: pd.DataFrame) -> pd.DataFrame:
+    if len(frame) > MAX_ROWS:
+        raise ValueError(f"a chart was given {len(frame)} rows; aggregate first (at most {MAX_ROWS})")
+    return frame
+
+
+def _axis_format(unit: str) -> str:
+    return {"fraction": ".0%", "currency": "$,.3~s", "ratio": ".1f"}.get(unit, ",.3~s")
+
+
+BRIDGE_STEPS = (("start", "MRR start", 1), ("new", "New", 1), ("expansion", "Expansion", 1),
+                ("reactivation", "Reactivation", 1), ("contraction", "Contraction", -1), ("churn", "Churn", -1))
+
+
+def mrr_bridge(movements: pd.DataFrame, month: pd.Timestamp) -> alt.Chart:
+    """Waterfall from the month's starting MRR through each movement to its ending MRR.
+
+    The axis starts just below the lowest running level (not at zero) so that movements a few
+    percent of MRR stay visible; the subtitle says so.
+    """
+    row = movements[movements.month == month].iloc[0]
+    steps, level = [], 0.0
+    for key, label, sign in BRIDGE_STEPS:
+        amount = row["mrr_start"] if key == "start" else sign * row[key]
+        lo, hi = (None, amount) if key == "start" else (level, level + amount)
+        steps.append({"step": label, "kind": key, "lo": lo, "hi": hi, "amount": amount})
+        level = hi
+    steps.append({"step": "MRR end", "kind": "end", "lo": None, "hi": row["mrr_end"], "amount": row["mrr_end"]})
+    data = pd.DataFrame(steps)
+    levels = pd.concat([data.lo.dropna(), data.hi])
+    spread = max(levels.max() - levels.min(), abs(levels.max()) * 0.02, 1.0)
+    floor = max(0.0, levels.min() - 0.6 * spread)
+    data["lo"] = data.lo.fillna(floor)
+    data["from"], data["to"] = data[["lo", "hi"]].min(axis=1), data[["lo", "hi"]].max(axis=1)
+    order = list(data.step)
+    base = alt.Chart(data).encode(x=alt.X("step:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)))
+    bars = base.mark_bar().encode(
+        y=alt.Y("from:Q", title="MRR", axis=alt.Axis(format="$,.3~s"), scale=alt.Scale(zero=False, domain=[floor, levels.max() + 0.15 * spread])),
+        y2="to:Q",
+        color=alt.Color("kind:N", scale=theme.scale(theme.MOVEMENTS), legend=None),
+        tooltip=[alt.Tooltip("step:N"), alt.Tooltip("amount:Q", format="$,.0f")])
+    labels = base.mark_text(dy=-7, style="cell-label").encode(y="to:Q", text=alt.Text("amount:Q", format="$,.3~s"))
+    subtitle = "start + new + expansion + reactivation − contraction − churn = end"
+    if floor > 0:
+        subtitle += f"; the axis starts at {floor:,.0f}, not zero"
+    return (bars + labels).properties(title=alt.Title(f"MRR bridge, {month:%B %Y}", subtitle=subtitle),
+                                      height=280, width=640)
+
+
+def movements_over_time(movements: pd.DataFrame) -> alt.Chart:
+    """Monthly MRR movements as stacked bars (losses below zero) with net new MRR as a line."""
+    m = _check(movements)
+    long = m.melt(id_vars="month", value_vars=["new", "expansion", "reactivation", "contraction", "churn"],
+                  var_name="kind", value_name="amount")
+    long.loc[long.kind.isin(["contraction", "churn"]), "amount"] *= -1
+    net = m.assign(net=m.new + m.expansion + m.reactivation - m.contraction - m.churn)[["month", "net"]]
+    colours = {k: v for k, v in theme.MOVEMENTS.items() if k in set(long.kind)}
+    bars = alt.Chart(long).mark_bar().encode(
+        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("sum(amount):Q", title="MRR movement", stack="zero",
+                                                           axis=alt.Axis(format="$,.3~s")),
+        color=alt.Color("kind:N", scale=theme.scale(colours), title="movement"),
+        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "kind:N", alt.Tooltip("amount:Q", format="$,.0f")])
+    line = alt.Chart(net).mark_line(point=True).encode(x="yearmonth(month):T", y="net:Q",
+                                                        tooltip=[alt.Tooltip("net:Q", format="$,.0f", title="net new MRR")])
+    return (bars + line).properties(title=alt.Title("MRR movements by month", subtitle="line: net new MRR"), height=240)
+
+
+def cohort_heatmap(triangle: pd.DataFrame, value: str, title: str, percent: bool = True,
+                   cohort: str = "cohort_month", tooltip: tuple[str, ...] = ()) -> alt.Chart:
+    """Cohorts (rows) by months since start (columns), coloured by `value`."""
+    t = _check(triangle[[cohort, "months_since_start", value, *tooltip]].copy())
+    t["cohort"] = pd.to_datetime(t[cohort]).dt.strftime("%Y-%m")
+    fmt = ".0%" if percent else ",.0f"
+    top = max(1.0, float(t[value].quantile(0.98))) if len(t) else 1.0  # revenue retention can exceed 100 %
+    scale = alt.Scale(domain=[0, top], clamp=True) if percent else alt.Scale()
+    rect = alt.Chart(t).mark_rect().encode(
+        x=alt.X("months_since_start:O", title="months since start", axis=alt.Axis(labelAngle=0, labelOverlap=True)),
+        y=alt.Y("cohort:O", title="cohort", sort="descending", axis=alt.Axis(labelOverlap=True)),
+        color=alt.Color(f"{value}:Q", title=None, scale=scale, legend=alt.Legend(format=fmt, orient="right")),
+        tooltip=[alt.Tooltip("cohort:O"), alt.Tooltip("months_since_start:O", title="month"),
+                 alt.Tooltip(f"{value}:Q", format=fmt), *[alt.Tooltip(f"{c}:Q", format=",.0f") for c in tooltip]])
+    return rect.properties(title=title, height=alt.Step(9) if t.cohort.nunique() > 18 else alt.Step(16),
+                           width=alt.Step(14))
+
+
+def weighted_average_line(average: pd.DataFrame, value: str, title: str) -> alt.Chart:
+    """The cohort-size-weighted average retention curve."""
+    return alt.Chart(_check(average)).mark_line(point=True).encode(
+        x=alt.X("months_since_start:Q", title="months since start"),
+        y=alt.Y(f"{value}:Q", title=None, axis=alt.Axis(format=".0%")),
+        tooltip=[alt.Tooltip("months_since_start:Q", title="month"), alt.Tooltip(f"{value}:Q", format=".1%")],
+    ).properties(title=title, height=200)
+
+
+def survival_curves(km: pd.DataFrame) -> alt.Chart:
+    """Kaplan-Meier share of accounts still paying, per segment, with 95 % bands."""
+    data = _check(km)
+    base = alt.Chart(data).encode(x=alt.X("months:Q", title="months since first payment"),
+                                  color=alt.Color("segment:N", title="segment"))
+    band = base.mark_area(interpolate="step-after", style="band").encode(y="lower:Q", y2="upper:Q")
+    line = base.mark_line(interpolate="step-after").encode(
+        y=alt.Y("survival:Q", title="still paying", axis=alt.Axis(format=".0%"), scale=alt.Scale(domain=[0, 1])),
+        tooltip=["segment:N", "months:Q", alt.Tooltip("survival:Q", format=".1%"), alt.Tooltip("at_risk:Q", title="at risk")])
+    return (band + line).properties(title=alt.Title("Logo survival (Kaplan-Meier)",
+                                                    subtitle="young accounts are censored, not counted as churned; band: 95 % interval"),
+                                    height=260)
+
+
+def trend(series: pd.DataFrame, label: str, unit: str, target: float | None = None, low_n: float | None = None,
+          long_term: float | None = None) -> alt.Chart:
+    """A metric's monthly line with its target dotted; months with n below `low_n` are flagged."""
+    data = _check(series.dropna(subset=["value"]).copy())
+    data["low_n"] = data.n < low_n if low_n else False
+    fmt = _axis_format(unit)
+    base = alt.Chart(data).encode(x=alt.X("yearmonth(month):T", title=None))
+    layers = [base.mark_line().encode(y=alt.Y("value:Q", title=label, axis=alt.Axis(format=fmt)),
+                                      tooltip=[alt.Tooltip("yearmonth(month):T", title="month"),
+                                               alt.Tooltip("value:Q", format=fmt.replace("~s", "f")), "n:Q"])]
+    if data.low_n.any():
+        layers.append(base.transform_filter("datum.low_n").mark_point(style="flag").encode(y="value:Q"))
+    targets = [(t, name) for t, name in ((target, "target"), (long_term, "long-term target")) if t is not None]
+    if targets:
+        layers.append(alt.Chart(pd.DataFrame({"target": [t for t, _ in targets], "which": [n for _, n in targets]}))
+                      .mark_rule(style="target").encode(y="target:Q", tooltip=["which:N", alt.Tooltip("target:Q", format=fmt)]))
+    subtitle = "dotted: target" if targets else ""
+    if data.low_n.any():
+        subtitle += ("; " if subtitle else "") + "▲ small sample"
+    return alt.layer(*layers).properties(title=alt.Title(label, subtitle=subtitle), height=170, width=300)
+
+
+def active_users(active: pd.DataFrame) -> alt.Chart:
+    """Mean DAU, mean WAU and MAU per month."""
+    long = _check(active).melt(id_vars="month", value_vars=["dau", "wau", "mau"], var_name="measure", value_name="users")
+    long["measure"] = long.measure.str.upper()
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("users:Q", title="active users"),
+        color=alt.Color("measure:N", sort=["DAU", "WAU", "MAU"], title=None),
+        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "measure:N", alt.Tooltip("users:Q", format=",.0f")],
+    ).properties(title="Active users", height=220)
+
+
+def user_lifecycle(lifecycle: pd.DataFrame) -> alt.Chart:
+    """Users per month by lifecycle status; dormant users drawn below zero."""
+    long = _check(lifecycle).melt(id_vars="month", value_vars=list(theme.LIFECYCLE), var_name="status", value_name="users")
+    long.loc[long.status == "dormant", "users"] *= -1
+    return alt.Chart(long).mark_bar().encode(
+        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("sum(users):Q", title="users", stack="zero"),
+        color=alt.Color("status:N", scale=theme.scale(theme.LIFECYCLE), title=None),
+        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "status:N", alt.Tooltip("users:Q", format=",.0f")],
+    ).properties(title=alt.Title("User lifecycle", subtitle="new, returning and resurrecting users above zero; "
+                                                            "users gone dormant this month below"), height=220)

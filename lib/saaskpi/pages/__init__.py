@@ -1,0 +1,4 @@
+"""One module per notebook; each `show_<section>(wb)` renders one heading's worth."""
+from . import cohort_retention
+
+__all__ = ["cohort_retention"]

@@ -1,0 +1,126 @@
+"""Page 02, cohort retention and revenue: KPI tiles, the MRR bridge, cohort heatmaps, survival,
+trends against targets, and product stickiness. Each `show_*` is one notebook section."""
+from __future__ import annotations
+
+import html
+
+import altair as alt
+from IPython.display import HTML, display
+
+from .. import charts, widgets
+from ..metrics import METRICS
+from ..metrics.cohorts import cohort_triangle, weighted_average_retention
+
+TILES = ["monthly_recurring_revenue", "annual_recurring_revenue", "net_revenue_retention", "gross_revenue_retention",
+         "customer_churn_rate", "net_mrr_churn_rate", "saas_quick_ratio", "customer_lifetime_value",
+         "survival_lifetime_value", "dau_mau_ratio"]
+TRENDS = ["net_revenue_retention", "gross_revenue_retention", "net_mrr_churn_rate", "customer_churn_rate",
+          "mrr_growth_rate", "saas_quick_ratio"]
+TREND_MONTHS = 24
+
+
+def _conventions(wb) -> str:
+    used = sorted({c for name in TILES + TRENDS for c in METRICS[name].conventions})
+    return "; ".join(f"{c} = {getattr(wb.conventions, c)}" for c in used)
+
+
+def _header(wb) -> None:
+    display(HTML(widgets.TILE_CSS + f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(wb.segment.label)} · {wb.month:%B %Y}</b> · source '
+                 f'{html.escape(wb.source_label)}</div><div class="sub">Conventions: {html.escape(_conventions(wb))} '
+                 "(parameters/conventions.yaml)</div></div>"))
+
+
+def show_header(wb) -> None:
+    """Title, segment and month (with the controls in an app) and the conventions in force."""
+    widgets.controls(wb)
+    widgets.section(wb, _header)
+
+
+def show_kpi_tiles(wb) -> None:
+    """Headline revenue and retention KPIs for the month, with change, target status and n."""
+    widgets.section(wb, lambda w: display(widgets.kpi_tiles(w, TILES)))
+
+
+def _bridge(wb) -> None:
+    movements = wb.table("mrr_movements")
+    widgets.show_chart(charts.mrr_bridge(movements, wb.month), wb)
+    recent = movements[movements.month <= wb.month].tail(TREND_MONTHS)
+    widgets.show_chart(charts.movements_over_time(recent), wb)
+
+
+def show_mrr_bridge(wb) -> None:
+    """How MRR moved this month (waterfall) and over the last two years."""
+    widgets.section(wb, _bridge)
+
+
+def _heatmaps(wb) -> None:
+    logo, revenue = wb.table("cohort_logo_retention"), wb.table("cohort_revenue_retention")
+    logo_chart = charts.cohort_heatmap(logo, "retention_rate", "Logo retention: share of each cohort still paying",
+                                       tooltip=("cohort_accounts", "retained_accounts"))
+    revenue_chart = charts.cohort_heatmap(revenue, "revenue_retention", "Revenue retention: cohort MRR / starting MRR",
+                                          tooltip=("cohort_mrr", "mrr"))
+    widgets.show_chart(alt.hconcat(logo_chart, revenue_chart), wb)
+    counts = charts.cohort_heatmap(logo, "retained_accounts", "Accounts still paying (count)", percent=False)
+    averages = weighted_average_retention(logo).assign(measure="logo")
+    rev_avg = weighted_average_retention(revenue, "revenue_retention").rename(columns={"revenue_retention": "retention_rate"})
+    both = alt.layer(charts.weighted_average_line(averages, "retention_rate", ""),
+                     charts.weighted_average_line(rev_avg.assign(measure="revenue"), "retention_rate", ""))
+    widgets.show_chart(alt.hconcat(counts, both.encode(color=alt.Color("measure:N", title=None)).properties(
+        title=alt.Title("Weighted average over cohorts", subtitle="sum retained / sum cohort size at each age"))), wb)
+    accounts = wb.tables.frames["accounts"].to_pandas()
+    by = []
+    for column, label in (("segment", "segment"), ("acquisition_channel", "channel")):
+        t = cohort_triangle(wb.table("account_mrr"), wb.as_of, accounts, by=column)
+        avg = weighted_average_retention(t, by=column).rename(columns={column: label})
+        by.append(charts.weighted_average_line(avg, "retention_rate", f"Logo retention by {label}")
+                  .encode(color=alt.Color(f"{label}:N", title=None)))
+    widgets.show_chart(alt.hconcat(*by).resolve_scale(color="independent"), wb)
+
+
+def show_cohort_heatmaps(wb) -> None:
+    """Logo and revenue retention triangles (% and counts), the weighted average, and breakdowns."""
+    widgets.section(wb, _heatmaps)
+
+
+def show_survival(wb) -> None:
+    """Kaplan-Meier logo survival per segment."""
+    widgets.section(wb, lambda w: widgets.show_chart(charts.survival_curves(w.table("logo_survival")), w))
+
+
+def _trends(wb) -> None:
+    panels = []
+    for name in TRENDS:
+        m = METRICS[name]
+        target = wb.targets.get(name)
+        series = wb.series(name).tail(TREND_MONTHS)
+        panels.append(charts.trend(series, m.label, m.unit, wb.target(name),
+                                   wb.conventions.low_n_threshold if m.proportion else None,
+                                   target.long_term if target else None))
+    widgets.show_chart(alt.concat(*panels, columns=2), wb)
+
+
+def show_trends(wb) -> None:
+    """Headline KPIs month by month with their targets dotted."""
+    widgets.section(wb, _trends)
+
+
+def _stickiness(wb) -> None:
+    wb.require("usage_events", what="Product stickiness")
+    m = METRICS["dau_mau_ratio"]
+    target = wb.targets.get("dau_mau_ratio")
+    active = wb.table("active_users")
+    active = active[active.month <= wb.month].tail(TREND_MONTHS)
+    ratio = charts.trend(wb.series("dau_mau_ratio").tail(TREND_MONTHS), m.label, m.unit, wb.target("dau_mau_ratio"),
+                         long_term=target.long_term if target else None)
+    widgets.show_chart(alt.hconcat(charts.active_users(active), ratio), wb)
+    users = wb.table("user_cohort_retention")
+    life = wb.table("user_lifecycle")
+    widgets.show_chart(alt.hconcat(
+        charts.cohort_heatmap(users, "retention_rate", "User retention by month of first activity",
+                              tooltip=("cohort_users", "active_users")),
+        charts.user_lifecycle(life[life.month <= wb.month].tail(TREND_MONTHS))), wb)
+
+
+def show_stickiness(wb) -> None:
+    """DAU, WAU, MAU and DAU/MAU against target, user cohorts and the user lifecycle."""
+    widgets.section(wb, _stickiness)

@@ -1,0 +1,199 @@
+"""Showing things in a notebook, the same way in JupyterLab, Voila and papermill runs.
+
+- `show_chart`: `alt.JupyterChart` with offline assets when interactive; static SVG (vl-convert) otherwise.
+- `kpi_tiles`: value, change, target status, n, interval and a sparkline per metric, from the registry.
+- `controls` + `section`: in an app, segment and month dropdowns re-render every section in place.
+- `error_panel`: any failure in a section becomes a readable panel, never a traceback or silence.
+"""
+from __future__ import annotations
+
+import html
+import math
+from typing import Callable
+
+import altair as alt
+import ipywidgets as W
+from IPython.display import HTML, SVG, display
+
+from . import format as fmt
+from . import params, theme
+from .errors import MissingTablesError, SaasKpiError
+from .metrics import METRICS
+
+_offline = {"done": False}
+
+
+# --------------------------------------------------------------------------- charts
+def show_chart(chart: alt.TopLevelMixin, wb) -> None:
+    """Display a chart: interactive widget with offline Vega assets, or static SVG in reports."""
+    if wb.interactive:
+        if not _offline["done"]:
+            alt.JupyterChart.enable_offline()
+            _offline["done"] = True
+        display(alt.JupyterChart(chart))
+    else:
+        display(SVG(chart_svg(chart)))
+
+
+def chart_svg(chart: alt.TopLevelMixin) -> str:
+    """The chart rendered to SVG text with vl-convert (no browser, no network)."""
+    import io
+
+    buf = io.StringIO()
+    chart.save(buf, format="svg")
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- tiles
+def sparkline_svg(values: list[float], width: int = 110, height: int = 26) -> str:
+    """A tiny inline SVG polyline of the last values (gaps skipped)."""
+    pts = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if len(pts) < 2:
+        return ""
+    lo, hi = min(pts), max(pts)
+    span = (hi - lo) or 1.0
+    step = width / (len(pts) - 1)
+    coords = " ".join(f"{i * step:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}" for i, v in enumerate(pts))
+    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" aria-hidden="true">'
+            f'<polyline fill="none" stroke="{theme.PALETTE[0]}" stroke-width="1.6" points="{coords}"/></svg>')
+
+
+def tile_html(wb, name: str) -> str:
+    """One KPI tile: label, value, change, target and status, n (with a low-n flag), interval, sparkline."""
+    m = METRICS[name]
+    v = wb.value(name)
+    cur = wb.conventions.reporting_currency
+    colour = theme.STATUS[v.status]
+    lines = [f'<div class="kpi-label">{html.escape(m.label)}</div>',
+             f'<div class="kpi-value">{fmt.value(v.value, m.unit, cur)}</div>']
+    if v.note:
+        lines.append(f'<div class="kpi-note">{html.escape(v.note)}</div>')
+    else:
+        lines.append(f'<div class="kpi-change">{fmt.change(v.change, m.unit, cur)} vs last month</div>')
+        target = "" if v.target is None else f"target {fmt.value(v.target, m.unit, cur)} · "
+        lines.append(f'<div class="kpi-status" style="color:{colour}">{target}{"" if v.status == "n/a" else v.status}</div>')
+        extra = fmt.count(v.n)
+        if m.proportion and not math.isnan(v.interval[0]):
+            extra += f" · 95% {fmt.value(v.interval[0], m.unit)}–{fmt.value(v.interval[1], m.unit)}"
+        if v.low_n:
+            extra += ' · <span class="kpi-lown">small sample</span>'
+        lines.append(f'<div class="kpi-n">{extra}</div>')
+        lines.append(sparkline_svg(wb.series(name).value.tail(12).tolist()))
+    return (f'<div class="kpi-tile" data-metric="{name}" style="border-top:3px solid {colour}">' + "".join(lines) + "</div>")
+
+
+TILE_CSS = f"""<style>
+.kpi-grid {{display:grid;grid-template-columns:repeat(auto-fill,minmax(185px,1fr));gap:10px;margin:6px 0 12px 0;
+  font-family:{theme.FONT};}}
+.kpi-tile {{background:#f8fafc;border-radius:6px;padding:9px 11px;color:{theme.INK};}}
+.kpi-label {{font-size:12px;color:{theme.MUTED};}} .kpi-value {{font-size:22px;font-weight:650;margin:2px 0;}}
+.kpi-change,.kpi-status,.kpi-n,.kpi-note {{font-size:11px;color:{theme.MUTED};}} .kpi-status {{font-weight:600;}}
+.kpi-lown {{color:{theme.STATUS['near']};font-weight:600;}}
+.saaskpi-note {{font-family:{theme.FONT};color:{theme.MUTED};font-size:13px;padding:6px 0;}}
+.saaskpi-error {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS['off']};background:#fef2f2;
+  padding:10px 14px;margin:6px 0;color:{theme.INK};font-size:13px;}}
+.saaskpi-header {{font-family:{theme.FONT};color:{theme.INK};}}
+.saaskpi-header .sub {{color:{theme.MUTED};font-size:13px;}}
+</style>"""
+
+
+def kpi_tiles(wb, names: list[str]) -> HTML:
+    """A grid of KPI tiles for the registered metrics `names`."""
+    return HTML(TILE_CSS + '<div class="kpi-grid">' + "".join(tile_html(wb, n) for n in names) + "</div>")
+
+
+def note(text: str) -> HTML:
+    """A neutral one-sentence note (for example: this section needs a table the source lacks)."""
+    return HTML(TILE_CSS + f'<div class="saaskpi-note">{html.escape(text)}</div>')
+
+
+# --------------------------------------------------------------------------- errors
+def error_panel(exc: BaseException) -> HTML:
+    """A readable panel for a failure: what went wrong and what to do; no traceback."""
+    if isinstance(exc, MissingTablesError):
+        return note(str(exc))
+    if isinstance(exc, SaasKpiError):
+        what, todo = str(exc), "Correct the data or parameters named above, then run the page again."
+    else:
+        what = f"This section could not be computed ({type(exc).__name__}: {exc})."
+        todo = "Other sections are unaffected. Re-run the page; if it persists, report it with the segment and month shown above."
+    body = "<br>".join(html.escape(line) for line in what.splitlines())
+    return HTML(TILE_CSS + f'<div class="saaskpi-error"><b>Something went wrong.</b><br>{body}<br><i>{html.escape(todo)}</i></div>')
+
+
+def guarded(render: Callable, wb) -> None:
+    """Run `render(wb)`, showing any failure as a panel."""
+    try:
+        render(wb)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a readable panel
+        display(error_panel(exc))
+
+
+# --------------------------------------------------------------------------- the app
+class Session:
+    """The workbook an app currently shows and the sections that re-render when a control changes."""
+
+    def __init__(self, wb):
+        self.wb = wb
+        self.sections: list[tuple[W.Output, Callable]] = []
+        self.segment_options = params.segment_names()
+        self.month_options = wb.months()
+        self.status = W.HTML()
+
+    def add(self, render: Callable) -> None:
+        out = W.Output()
+        self.sections.append((out, render))
+        display(out)
+        self._draw(out, render)
+
+    def _draw(self, out: W.Output, render: Callable) -> None:
+        with out:
+            out.clear_output(wait=True)
+            guarded(render, self.wb)
+
+    def choose(self, segment: str | None = None, month: str | None = None) -> bool:
+        """Switch segment and/or month; values outside the controls' options are refused."""
+        if (segment is not None and segment not in self.segment_options) or (
+                month is not None and month not in self.month_options):
+            self.status.value = TILE_CSS + ('<div class="saaskpi-error">That choice is not one of the options; '
+                                            "nothing was changed.</div>")
+            return False
+        try:
+            self.wb = self.wb.with_choice(segment=segment, month=month)
+        except Exception as exc:  # noqa: BLE001
+            self.status.value = error_panel(exc).data
+            return False
+        self.status.value = ""
+        for out, render in self.sections:
+            self._draw(out, render)
+        return True
+
+
+def session_for(wb) -> Session | None:
+    """The app session of a notebook's workbook (created on first use); None when not interactive."""
+    if not wb.interactive:
+        return None
+    if "_session" not in wb.__dict__:
+        wb.__dict__["_session"] = Session(wb)
+    return wb.__dict__["_session"]
+
+
+def controls(wb) -> None:
+    """Segment and month dropdowns that re-render every section of the page."""
+    s = session_for(wb)
+    if s is None:
+        return
+    segment = W.Dropdown(options=s.segment_options, value=wb.segment.name, description="Segment")
+    month = W.Dropdown(options=s.month_options, value=wb.month_label, description="Month")
+    segment.observe(lambda change: s.choose(segment=change["new"]), names="value")
+    month.observe(lambda change: s.choose(month=change["new"]), names="value")
+    display(W.HBox([segment, month]), s.status)
+
+
+def section(wb, render: Callable) -> None:
+    """Show one section: rendered once in static runs; re-rendered on every control change in apps."""
+    s = session_for(wb)
+    if s is None:
+        guarded(render, wb)
+    else:
+        s.add(render)

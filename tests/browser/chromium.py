@@ -1,0 +1,34 @@
+"""Debian's Chromium driven by playwright-python (never `playwright install`): shared by the
+screenshot script and the browser tests."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from contextlib import contextmanager
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def ensure_chromium() -> str:
+    """Path of Debian's chromium, installing the package with apt-get when it is missing."""
+    if not shutil.which("chromium"):
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, capture_output=True)
+    return shutil.which("chromium") or CHROMIUM
+
+
+@contextmanager
+def browser_page(width: int = 1400, height: int = 900):
+    """A fresh headless Chromium page."""
+    from playwright.sync_api import sync_playwright
+
+    path = ensure_chromium()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            yield page
+        finally:
+            browser.close()
