@@ -1,0 +1,76 @@
+"""Charts are values: tested through their Vega-Lite spec, never pixels."""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import pytest
+
+from saaskpi import charts, theme  # noqa: F401 (theme registers on import)
+
+
+def layers(spec: dict) -> list[dict]:
+    out = []
+    for key in ("layer", "hconcat", "vconcat", "concat"):
+        for sub in spec.get(key, []):
+            out += layers(sub)
+    return out or [spec]
+
+
+def marks(chart: alt.TopLevelMixin) -> list:
+    return [l["mark"] if isinstance(l["mark"], str) else l["mark"]["type"] for l in layers(chart.to_dict())]
+
+
+def test_theme_is_enabled():
+    assert alt.theme.active == "saaskpi"
+    assert theme.saaskpi_theme()["config"]["style"]["target"]["strokeDash"] == [6, 4]
+
+
+def test_mrr_bridge_steps_add_up(revenue_wb):
+    movements = revenue_wb.table("mrr_movements")
+    chart = charts.mrr_bridge(movements, pd.Timestamp("2024-04-01"))
+    data = pd.DataFrame(chart.to_dict()["datasets"][next(iter(chart.to_dict()["datasets"]))])
+    steps = dict(zip(data.step, data.amount))
+    # April: 700 start, +60 reactivation, -100 churn -> 660 end
+    assert steps == {"MRR start": 700, "New": 0, "Expansion": 0, "Reactivation": 60, "Contraction": 0, "Churn": -100,
+                     "MRR end": 660}
+    assert data.loc[data.step == "Churn", ["from", "to"]].values.tolist() == [[660, 760]]
+    assert marks(chart) == ["bar", "text"]
+
+
+def test_trend_has_dotted_target_and_flags_low_n():
+    series = pd.DataFrame({"month": pd.date_range("2024-01-01", periods=4, freq="MS"),
+                           "value": [0.01, 0.02, float("nan"), 0.03], "n": [100, 5, 0, 100]})
+    chart = charts.trend(series, "Net MRR churn", "fraction", target=0.02, low_n=20, long_term=0.01)
+    spec = chart.to_dict()
+    assert marks(chart) == ["line", "point", "rule"]
+    rule = [l for l in layers(spec) if (l["mark"] if isinstance(l["mark"], str) else l["mark"]["type"]) == "rule"][0]
+    assert rule["mark"]["style"] == "target"
+    rows = next(iter(spec["datasets"].values()))
+    assert len(rows) == 3  # the n/a month is left out, not drawn as zero
+    assert "small sample" in spec["title"]["subtitle"]
+
+
+def test_trend_without_target_has_no_rule():
+    series = pd.DataFrame({"month": pd.date_range("2024-01-01", periods=2, freq="MS"), "value": [1.0, 2.0], "n": [1, 1]})
+    assert "rule" not in marks(charts.trend(series, "MRR", "currency"))
+
+
+def test_heatmap_and_survival(revenue_wb):
+    heat = charts.cohort_heatmap(revenue_wb.table("cohort_logo_retention"), "retention_rate", "Logo")
+    spec = heat.to_dict()
+    assert spec["mark"]["type"] == "rect" and spec["encoding"]["color"]["field"] == "retention_rate"
+    surv = charts.survival_curves(revenue_wb.table("logo_survival"))
+    assert marks(surv) == ["area", "line"]
+
+
+def test_charts_refuse_raw_rows():
+    big = pd.DataFrame({"month": pd.Timestamp("2024-01-01"), "value": range(6000), "n": 1})
+    with pytest.raises(ValueError, match="aggregate first"):
+        charts.trend(big, "x", "count")
+
+
+def test_lifecycle_dormant_is_negative():
+    life = pd.DataFrame({"month": [pd.Timestamp("2024-02-01")], "new": [1], "returning": [1], "resurrecting": [0],
+                         "dormant": [2]})
+    rows = next(iter(charts.user_lifecycle(life).to_dict()["datasets"].values()))
+    assert {r["status"]: r["users"] for r in rows}["dormant"] == -2

@@ -1,0 +1,72 @@
+"""Pages in static mode on a source with only the required tables; errors become panels; controls refuse bad values."""
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+
+from saaskpi import widgets
+from saaskpi.errors import MissingTablesError
+from saaskpi.pages import cohort_retention as page
+from saaskpi.workbook import open_workbook
+
+SECTIONS = [page.show_header, page.show_kpi_tiles, page.show_mrr_bridge, page.show_cohort_heatmaps,
+            page.show_survival, page.show_trends, page.show_stickiness]
+
+
+def rendered(func, wb) -> list:
+    shown = []
+    with mock.patch("saaskpi.widgets.display", side_effect=lambda *a: shown.extend(a)), \
+            mock.patch("saaskpi.pages.cohort_retention.display", side_effect=lambda *a: shown.extend(a)):
+        func(wb)
+    return shown
+
+
+def html_of(items) -> str:
+    return "".join(getattr(i, "data", "") or "" for i in items)
+
+
+def test_every_section_renders_with_only_accounts_and_subscriptions(revenue_wb):
+    for func in SECTIONS:
+        text = html_of(rendered(func, revenue_wb))
+        assert "Something went wrong" not in text, func.__name__
+
+
+def test_missing_usage_is_one_sentence(revenue_wb):
+    text = html_of(rendered(page.show_stickiness, revenue_wb))
+    assert "Product stickiness needs the `usage_events` table, which this data source does not have." in text
+
+
+def test_tiles_show_values_and_na(revenue_wb):
+    text = html_of(rendered(page.show_kpi_tiles, revenue_wb))
+    assert "$560" in text  # MRR at end of May: 150 + 60 + 200 + 150
+    assert "n/a" in text and "nan" not in text.replace("nan-", "")
+
+
+def test_exception_in_a_section_becomes_a_panel(revenue_wb):
+    def broken(wb):
+        raise ZeroDivisionError("boom")
+
+    shown = []
+    with mock.patch("saaskpi.widgets.display", side_effect=lambda *a: shown.extend(a)):
+        widgets.section(revenue_wb, broken)
+    text = html_of(shown)
+    assert "Something went wrong" in text and "ZeroDivisionError: boom" in text and "Traceback" not in text
+
+
+def test_missing_table_error_is_a_neutral_note():
+    text = widgets.error_panel(MissingTablesError(["nps_responses"], "NPS")).data
+    assert "saaskpi-note" in text and "NPS needs the `nps_responses` table" in text
+
+
+def test_controls_accept_only_their_options(revenue_source):
+    wb = open_workbook(str(revenue_source), "all", "2024-05", interactive=True)
+    with mock.patch("saaskpi.widgets.display"):
+        session = widgets.session_for(wb)
+        calls = []
+        session.add(lambda w: calls.append((w.segment.name, w.month_label)))
+        assert session.choose(segment="../../etc/passwd") is False
+        assert session.choose(month="1999-01") is False
+        assert calls == [("all", "2024-05")]  # nothing re-rendered
+        assert session.choose(segment="smb", month="2024-04") is True
+        assert calls[-1] == ("smb", "2024-04")
