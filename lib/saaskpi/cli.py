@@ -64,7 +64,17 @@ def _workbook(args):
 
 
 def cmd_metrics(args) -> int:
-    _emit(_workbook(args).metrics_frame(), args.format)
+    wb = _workbook(args)
+    frame = wb.metrics_frame()
+    if args.format == "table":  # for people: values formatted by unit, conventions last
+        from . import format as fmt
+
+        cur = wb.conventions.reporting_currency
+        frame = frame.assign(value=[fmt.value(v, u, cur) for v, u in zip(frame.value, frame.unit)],
+                             target=[fmt.value(t, u, cur) if t == t and t is not None else "" for t, u in zip(frame.target, frame.unit)],
+                             n=[f"{n:,.0f}" for n in frame.n])
+        print(f"{wb.segment.label}, {wb.month_label}")
+    _emit(frame, args.format)
     return 0
 
 
