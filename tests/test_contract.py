@@ -154,3 +154,22 @@ def test_parquet_tables_are_read_typed(tmp_path):
 def test_not_a_source(tmp_path):
     with pytest.raises(SourceError, match="not a folder"):
         open_source(tmp_path / "nope")
+
+
+def test_big_parquet_table_is_validated_lazily(tmp_path):
+    import datetime as dt
+
+    src = write_source(tmp_path / "s", {
+        "accounts": GOOD_ACCOUNTS,
+        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
+        "users": "user_id,account_id,created_at\nu1,A1,2024-01-01T00:00:00Z",
+    })
+    t = dt.datetime(2024, 1, 5, tzinfo=dt.timezone.utc)
+    pl.DataFrame({"event_time": [t, t, None], "user_id": ["u1", "ghost", "u1"], "account_id": ["A1", "A1", "A1"],
+                  "feature": ["api", "api", "api"], "duration_seconds": [5, -3, 1]}).write_parquet(src / "usage_events.parquet")
+    problems = {(p.code, p.column): p for p in all_problems(src)}
+    assert problems[("usage_events.out_of_range", "duration_seconds")].examples == (
+        "row 2 (event_time=2024-01-05 00:00:00+00:00): duration_seconds=-3",)
+    assert problems[("usage_events.missing_value", "event_time")].count == 1
+    orphan = problems[("usage_events.user_id.orphan", "user_id")]
+    assert orphan.count == 1 and orphan.examples == ("user_id='ghost'",)

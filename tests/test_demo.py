@@ -27,7 +27,8 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
 def test_every_table_is_valid(tmp_path):
     generate(tmp_path / "d", scale="tiny")
     tables = validated_tables(open_source(tmp_path / "d"))
-    assert len(tables.frames) == 14  # every contract table, and the contract finds no problem
+    assert len(tables.frames) + len(tables.scans) == 14  # every contract table; the contract finds no problem
+    assert list(tables.scans) == ["usage_events"]  # the Parquet event table is validated without loading it
 
 
 def test_failed_run_leaves_previous_demo_untouched(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ import polars as pl
 
 from . import paths
 from .contract import REQUIRED_TABLES, ROW, TABLES, cross_table_problems, typed_table
+from .contract.lazy import LAZY_TABLES, typed_scan
 from .errors import DataContractError, Problem, SourceError
 
 SUFFIXES = (".csv", ".parquet")
@@ -66,6 +67,14 @@ class Source:
         if self.kind == "duckdb":
             return self.handle.table(name).pl(), 1
         return pl.from_arrow(self.handle.table(name).toArrow()), 1
+
+    def scan(self, name: str) -> pl.LazyFrame | None:
+        """Table `name` as a lazy Polars scan when it is a Parquet file (big tables stay out of memory)."""
+        if self.kind == "folder":
+            path = Path(self.location) / f"{name}.parquet"
+            if path.exists():
+                return pl.scan_parquet(path)
+        return None
 
     def fingerprint(self) -> str:
         """A short hash of the source's files (name, size, modification time)."""
@@ -147,17 +156,29 @@ class Tables:
     frames: dict[str, pl.DataFrame]
     engine: Engine = field(default_factory=Engine)
     reporting_currency: str = "USD"
+    scans: dict[str, pl.LazyFrame] = field(default_factory=dict)  # big tables, never loaded whole
 
     def has(self, *names: str) -> bool:
-        return all(n in self.frames for n in names)
+        return all(n in self.frames or n in self.scans for n in names)
 
     def missing(self, *names: str) -> list[str]:
-        return [n for n in names if n not in self.frames]
+        return [n for n in names if not self.has(n)]
 
     def lazy(self, name: str) -> nw.LazyFrame:
         """Table `name` as a Narwhals lazy frame on the engine."""
-        return self._lazy_cache[name] if name in self._lazy_cache else self._lazy_cache.setdefault(
-            name, self.engine.lazy(self.frames[name]))
+        if name not in self._lazy_cache:
+            if name in self.scans and self.engine.name == "polars":
+                self._lazy_cache[name] = nw.from_native(self.scans[name])
+            else:
+                frame = self.frames[name] if name in self.frames else self.scans[name].collect(engine="streaming")
+                self._lazy_cache[name] = self.engine.lazy(frame)
+        return self._lazy_cache[name]
+
+    def column_max(self, name: str, column: str):
+        """Largest value of a column (computed in the engine for big tables)."""
+        if name in self.scans:
+            return self.scans[name].select(pl.col(column).max()).collect(engine="streaming").item()
+        return self.frames[name][column].max()
 
     def from_polars(self, frame: pl.DataFrame) -> nw.LazyFrame:
         """A small helper frame (e.g. a month calendar) on the same engine."""
@@ -172,7 +193,8 @@ class Tables:
         keep = account_ids.implode()
         frames = {n: (f.filter(pl.col("account_id").is_in(keep)) if "account_id" in f.columns and n not in ("leads", "opportunities")
                       else f) for n, f in self.frames.items()}
-        return Tables(self.source, frames, self.engine, self.reporting_currency)
+        scans = {n: f.filter(pl.col("account_id").is_in(account_ids.to_list())) for n, f in self.scans.items()}
+        return Tables(self.source, frames, self.engine, self.reporting_currency, scans)
 
 
 def validated_tables(source: Source, reporting_currency: str = "USD", engine: Engine | None = None) -> Tables:
@@ -182,7 +204,15 @@ def validated_tables(source: Source, reporting_currency: str = "USD", engine: En
         Problem("source.missing_table", t, None, f"required table `{t}` is missing (expected {t}.csv or {t}.parquet)", 0)
         for t in REQUIRED_TABLES if t not in names]
     frames: dict[str, pl.DataFrame] = {}
+    scans: dict[str, pl.LazyFrame] = {}
     for name in names:
+        scan = source.scan(name) if name in LAZY_TABLES else None
+        if scan is not None:
+            typed, found = typed_scan(name, scan, reporting_currency)
+            problems += found
+            if not any(p.code.endswith(".missing_column") for p in found):
+                scans[name] = typed
+            continue
         raw, offset = source.read(name)
         if raw.height == 0:
             problems.append(Problem(f"{name}.empty", name, None, "the table has no rows", 0))
@@ -191,8 +221,8 @@ def validated_tables(source: Source, reporting_currency: str = "USD", engine: En
         problems += table.problems
         if not any(p.code.endswith(".missing_column") for p in table.problems):
             frames[name] = table.frame
-    problems += cross_table_problems(frames, reporting_currency)
+    problems += cross_table_problems({**frames, **scans}, reporting_currency)
     if problems:
         raise DataContractError(problems, source.location)
     clean = {n: f.drop(ROW) for n, f in frames.items()}
-    return Tables(source, clean, engine or Engine(), reporting_currency)
+    return Tables(source, clean, engine or Engine(), reporting_currency, scans)

@@ -59,7 +59,7 @@ def last_complete_month(tables: Tables) -> int:
     """Month key of the last complete month: the month of the latest activity if it is that month's last day, else the one before."""
     stamps = [tables.frames["subscriptions"]["start_date"].max(), tables.frames["accounts"]["created_at"].max().date()]
     if tables.has("usage_events"):
-        stamps.append(tables.frames["usage_events"]["event_time"].max().date())
+        stamps.append(tables.column_max("usage_events", "event_time").date())
     latest = pd.Timestamp(max(s for s in stamps if s is not None))
     key = key_of(latest)
     return key if latest.is_month_end else key - 1

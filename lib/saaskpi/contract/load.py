@@ -40,11 +40,12 @@ def examples(frame: pl.DataFrame, key: str, value_column: str | None, mask: pl.E
     bad = rows if rows is not None else frame.filter(mask)
     out = []
     for rec in bad.head(MAX_EXAMPLES).iter_rows(named=True):
-        text = f"row {rec.get(ROW, '?')}"
+        parts = [f"row {rec[ROW]}"] if ROW in rec else []
         if key in rec and key != value_column:
-            text += f" ({key}={rec[key]})"
+            parts.append(f"({key}={rec[key]})" if parts else f"{key}={rec[key]}")
+        text = " ".join(parts)
         if value_column is not None and value_column in rec:
-            text += f": {value_column}={_show(rec[value_column])}"
+            text += (": " if text else "") + f"{value_column}={_show(rec[value_column])}"
         out.append(text)
     return tuple(out)
 

@@ -10,6 +10,15 @@ from .load import examples, key_column
 from .tables import TABLES
 
 
+def _problem(bad: pl.LazyFrame, code: str, table: str, column: str, message: str) -> Problem | None:
+    """A problem for the rows of `bad` (counted in the engine; five examples collected), or None."""
+    count = int(bad.select(pl.len()).collect(engine="streaming").item())
+    if not count:
+        return None
+    rows = bad.head(5).collect()
+    return Problem(code, table, column, message, count, examples(rows, key_column(TABLES[table]), column, rows=rows))
+
+
 @dataclass(frozen=True)
 class ForeignKey:
     """Every non-empty `table.column` value must exist in `ref_table.ref_column`."""
@@ -26,13 +35,10 @@ class ForeignKey:
     def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
         if self.table not in frames or self.ref_table not in frames:
             return None
-        ref = frames[self.ref_table].select(pl.col(self.ref_column).alias(self.column)).unique()
-        bad = frames[self.table].filter(pl.col(self.column).is_not_null()).join(ref, on=self.column, how="anti")
-        if bad.is_empty():
-            return None
-        return Problem(self.code, self.table, self.column,
-                       f"refers to {self.ref_table}.{self.ref_column} values that do not exist", bad.height,
-                       examples(bad, key_column(TABLES[self.table]), self.column, rows=bad))
+        ref = frames[self.ref_table].lazy().select(pl.col(self.ref_column).alias(self.column)).unique()
+        bad = frames[self.table].lazy().filter(pl.col(self.column).is_not_null()).join(ref, on=self.column, how="anti")
+        return _problem(bad, self.code, self.table, self.column,
+                        f"refers to {self.ref_table}.{self.ref_column} values that do not exist")
 
 
 @dataclass(frozen=True)
@@ -52,12 +58,9 @@ class DateOrder:
         if self.table not in frames:
             return None
         a, b = pl.col(self.earlier), pl.col(self.later)
-        bad = frames[self.table].filter(a.is_not_null() & b.is_not_null() & ((b <= a) if self.strict else (b < a)))
-        if bad.is_empty():
-            return None
+        bad = frames[self.table].lazy().filter(a.is_not_null() & b.is_not_null() & ((b <= a) if self.strict else (b < a)))
         word = "on or before" if self.strict else "before"
-        return Problem(self.code, self.table, self.later, f"{self.later} is {word} {self.earlier}", bad.height,
-                       examples(bad, key_column(TABLES[self.table]), self.later, rows=bad))
+        return _problem(bad, self.code, self.table, self.later, f"{self.later} is {word} {self.earlier}")
 
 
 @dataclass(frozen=True)

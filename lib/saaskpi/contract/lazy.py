@@ -1,0 +1,68 @@
+"""Validation of big Parquet tables without loading them: every rule is an aggregate query over a
+lazy scan (streamed by Polars), and only the count and up to five example rows leave the engine."""
+from __future__ import annotations
+
+import polars as pl
+
+from ..errors import Problem
+from .load import ROW, _parse_expr, _type_name, examples, key_column
+from .tables import REPORTING_CURRENCY, TABLES
+
+LAZY_TABLES = ("usage_events",)  # kept as lazy scans when stored as Parquet
+
+
+def _check_expr(col: str, name: str, stats: dict) -> tuple[pl.Expr, str] | None:
+    c = pl.col(col)
+    if name == "greater_than_or_equal_to":
+        return c < stats["min_value"], f"must be at least {stats['min_value']}"
+    if name == "greater_than":
+        return c <= stats["min_value"], f"must be greater than {stats['min_value']}"
+    if name == "less_than_or_equal_to":
+        return c > stats["max_value"], f"must be at most {stats['max_value']}"
+    if name == "isin":
+        return ~c.is_in(list(stats["allowed_values"])), f"must be one of {sorted(stats['allowed_values'])}"
+    return None
+
+
+def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD") -> tuple[pl.LazyFrame, list[Problem]]:
+    """Table `name` as a typed lazy frame, and every problem found by aggregate queries over it."""
+    model = TABLES[name]
+    schema = model.to_schema()
+    key = key_column(model)
+    found = scan.collect_schema()
+    problems = [Problem(f"{name}.missing_column", name, col, f"required column `{col}` is missing", 0)
+                for col, spec in schema.columns.items() if spec.required and col not in found]
+    if problems:
+        return scan, problems
+    exprs = []
+    for col, spec in schema.columns.items():
+        if col in found:
+            exprs.append(_parse_expr(col, spec.dtype.type, found[col]).alias(col))
+        else:
+            default = (spec.metadata or {}).get("default")
+            exprs.append(pl.lit(reporting_currency if default == REPORTING_CURRENCY else default, dtype=spec.dtype.type).alias(col))
+    typed = scan.select(exprs)
+    raw = {col: pl.col(f"raw__{col}") for col in schema.columns if col in found}
+    probe = scan.with_row_index(ROW, offset=1).select(
+        pl.col(ROW), *[pl.col(c).alias(f"raw__{c}") for c in raw], *exprs)
+
+    rules: list[tuple[str, str, str, pl.Expr]] = []  # code, column, message, bad-row predicate
+    for col, spec in schema.columns.items():
+        if col not in found:
+            continue
+        rules.append((f"{name}.unparseable", col, f"could not be read as {_type_name(spec.dtype.type)}",
+                      raw[col].is_not_null() & pl.col(col).is_null()))
+        if not spec.nullable:
+            rules.append((f"{name}.missing_value", col, "a value is required", raw[col].is_null()))
+        for check in spec.checks:
+            made = _check_expr(col, check.name, check.statistics)
+            if made is not None:
+                rules.append((f"{name}.{'not_allowed' if check.name == 'isin' else 'out_of_range'}", col, made[1],
+                              pl.col(col).is_not_null() & made[0]))
+    counts = probe.select([pred.sum().alias(str(i)) for i, (_, _, _, pred) in enumerate(rules)]).collect(engine="streaming")
+    for i, (code, col, message, pred) in enumerate(rules):
+        n = int(counts[str(i)][0] or 0)
+        if n:
+            rows = probe.filter(pred).head(5).collect()
+            problems.append(Problem(code, name, col, message, n, examples(rows, key, col, rows=rows)))
+    return typed, problems
