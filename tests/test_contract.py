@@ -172,4 +172,4 @@ def test_big_parquet_table_is_validated_lazily(tmp_path):
         "row 2 (event_time=2024-01-05 00:00:00+00:00): duration_seconds=-3",)
     assert problems[("usage_events.missing_value", "event_time")].count == 1
     orphan = problems[("usage_events.user_id.orphan", "user_id")]
-    assert orphan.count == 1 and orphan.examples == ("user_id='ghost'",)
+    assert orphan.count == 1 and orphan.examples == ("event_time=2024-01-05 00:00:00+00:00: user_id='ghost'",)
