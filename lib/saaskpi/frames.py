@@ -7,6 +7,7 @@ Months travel through the engines as an integer key (year * 12 + month - 1), see
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 
 import narwhals as nw
 import numpy as np
@@ -53,7 +54,9 @@ def to_pandas(frame: nw.LazyFrame | nw.DataFrame, *, sort: list[str] | None = No
             df[col] = s.astype("float64")
         elif pd.api.types.is_datetime64_any_dtype(s):
             df[col] = s.dt.tz_convert("UTC") if getattr(s.dt, "tz", None) is not None else s
-        elif s.dtype == object and len(s) and isinstance(s.dropna().iloc[0] if s.notna().any() else None, dt.date):
+        elif s.dtype == object and s.notna().any() and isinstance(s.dropna().iloc[0], decimal.Decimal):
+            df[col] = s.astype("float64")  # DuckDB sums of integers are HUGEINT -> Decimal
+        elif s.dtype == object and s.notna().any() and isinstance(s.dropna().iloc[0], dt.date):
             df[col] = pd.to_datetime(s)
         elif str(s.dtype) in ("string", "large_string", "string[pyarrow]"):
             df[col] = s.astype(object)

@@ -44,14 +44,17 @@ def days_in_month(calendar: pl.DataFrame) -> pd.DataFrame:
 @table(needs=USAGE)
 def active_users(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Per month: mean daily active users over all its days, mean weekly active users over the blocks days 1-7, 8-14, 15-21, 22-28, and monthly active users."""
-    days = user_days(tables, calendar)
-    user_days_per_month = to_pandas(days.group_by("month").agg(nw.len().alias("user_days")))
-    weeks = (days.filter(nw.col("day_of_month") <= 28)
-             .with_columns(week=(nw.col("day_of_month") - 1) // 7).select("user_id", "month", "week").unique())
-    user_weeks = to_pandas(weeks.group_by("month").agg(nw.len().alias("user_weeks")))
-    mau = to_pandas(user_months(tables, calendar).group_by("month").agg(nw.len().alias("mau")))
-    out = (days_in_month(calendar).merge(mau, on="month", how="left").merge(user_days_per_month, on="month", how="left")
-           .merge(user_weeks, on="month", how="left").fillna(0))
+    ev = tables.lazy("usage_events").select("user_id", month=month_key(nw.col("event_time")),
+                                            day=nw.col("event_time").dt.day())
+    ev = _in_calendar(ev, calendar).with_columns(block=(nw.col("day") - 1) // 7)  # block 4 = days 29-31
+    # one pass: per user and month, distinct active days and distinct 7-day blocks among the first four
+    per_user = ev.group_by("month", "user_id").agg(
+        nw.col("day").n_unique().alias("days_active"),
+        (nw.col("block").n_unique() - (nw.col("block") == 4).cast(nw.Int64).max()).alias("blocks_active"))
+    monthly = to_pandas(per_user.group_by("month").agg(
+        nw.col("days_active").sum().alias("user_days"), nw.col("blocks_active").sum().alias("user_weeks"),
+        nw.len().alias("mau")))
+    out = days_in_month(calendar).merge(monthly, on="month", how="left").fillna(0)
     out["dau"] = out.user_days / out.days
     out["wau"] = out.user_weeks / 4
     out["mau"] = out.mau.astype("int64")
