@@ -70,3 +70,23 @@ def test_validate_demo(capsys, demo_source):
 def test_missing_source(capsys, tmp_path):
     code, _, err = run(capsys, "validate", str(tmp_path / "nowhere"))
     assert code == 2 and "is not a folder" in err
+
+
+def test_validate_broken_copy_of_demo(capsys, demo_source, tmp_path):
+    broken = tmp_path / "demo"
+    shutil.copytree(demo_source, broken)
+    lines = (broken / "subscriptions.csv").read_text().splitlines()
+    # line 2: negative amount; line 3: end before start; line 4: unknown account
+    head = lines[0].split(",")
+    rows = [r.split(",") for r in lines[1:4]]
+    rows[0][head.index("amount")] = "-10"
+    rows[1][head.index("end_date")] = "2000-01-01"
+    rows[2][head.index("account_id")] = "NOPE"
+    lines[1:4] = [",".join(r) for r in rows]
+    (broken / "subscriptions.csv").write_text("\n".join(lines) + "\n")
+    code, _, err = run(capsys, "validate", str(broken))
+    assert code == 2
+    assert "3 problems" in err
+    for rule in ("subscriptions.out_of_range", "subscriptions.end_date_before_start_date", "subscriptions.account_id.orphan"):
+        assert f"[{rule}]" in err
+    assert "row 2 (subscription_id=S000001): amount=-10.0" in err
