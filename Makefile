@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 MONTH  ?=
 PORT   ?= 8866
 
-.PHONY: setup demo reports snapshot app lab test docs bench clean
+.PHONY: setup demo reports snapshot app lab test docs bench clean java
 
 setup: $(STAMP)
 
@@ -34,8 +34,12 @@ lab: demo
 docs: setup
 	$(BIN)/saaskpi docs
 
-test: demo
+test: demo java
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# the Spark engine's parity tests need a Java runtime; install Debian's when it is missing (as root)
+java:
+	@command -v java >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; } || echo "Java is missing: the Spark parity tests will be skipped"
 
 bench: demo
 	$(BIN)/python benchmarks/run.py

@@ -59,14 +59,15 @@ def _heatmaps(wb) -> None:
                                        tooltip=("cohort_accounts", "retained_accounts"))
     revenue_chart = charts.cohort_heatmap(revenue, "revenue_retention", "Revenue retention: cohort MRR / starting MRR",
                                           tooltip=("cohort_mrr", "mrr"))
-    widgets.show_chart(alt.hconcat(logo_chart, revenue_chart), wb)
+    widgets.show_chart(alt.hconcat(logo_chart, revenue_chart).resolve_scale(color="independent"), wb)
     counts = charts.cohort_heatmap(logo, "retained_accounts", "Accounts still paying (count)", percent=False)
     averages = weighted_average_retention(logo).assign(measure="logo")
     rev_avg = weighted_average_retention(revenue, "revenue_retention").rename(columns={"revenue_retention": "retention_rate"})
     both = alt.layer(charts.weighted_average_line(averages, "retention_rate", ""),
                      charts.weighted_average_line(rev_avg.assign(measure="revenue"), "retention_rate", ""))
     widgets.show_chart(alt.hconcat(counts, both.encode(color=alt.Color("measure:N", title=None)).properties(
-        title=alt.Title("Weighted average over cohorts", subtitle="sum retained / sum cohort size at each age"))), wb)
+        title=alt.Title("Weighted average over cohorts", subtitle="sum retained / sum cohort size at each age")))
+        .resolve_scale(color="independent"), wb)
     accounts = wb.tables.frames["accounts"].to_pandas()
     by = []
     for column, label in (("segment", "segment"), ("acquisition_channel", "channel")):
@@ -112,13 +113,13 @@ def _stickiness(wb) -> None:
     active = active[active.month <= wb.month].tail(TREND_MONTHS)
     ratio = charts.trend(wb.series("dau_mau_ratio").tail(TREND_MONTHS), m.label, m.unit, wb.target("dau_mau_ratio"),
                          long_term=target.long_term if target else None)
-    widgets.show_chart(alt.hconcat(charts.active_users(active), ratio), wb)
+    widgets.show_chart(alt.hconcat(charts.active_users(active), ratio).resolve_scale(color="independent"), wb)
     users = wb.table("user_cohort_retention")
     life = wb.table("user_lifecycle")
     widgets.show_chart(alt.hconcat(
         charts.cohort_heatmap(users, "retention_rate", "User retention by month of first activity",
                               tooltip=("cohort_users", "active_users")),
-        charts.user_lifecycle(life[life.month <= wb.month].tail(TREND_MONTHS))), wb)
+        charts.user_lifecycle(life[life.month <= wb.month].tail(TREND_MONTHS))).resolve_scale(color="independent"), wb)
 
 
 def show_stickiness(wb) -> None:
