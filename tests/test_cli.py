@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pandas as pd
-import pytest
 
 from saaskpi.cli import main
 

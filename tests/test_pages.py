@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from unittest import mock
 
-import pytest
-
 from saaskpi import widgets
 from saaskpi.errors import MissingTablesError
 from saaskpi.pages import cohort_retention as page

@@ -13,9 +13,9 @@ REVENUE_TABLES = ["account_mrr", "mrr_movements", "cohort_logo_retention", "coho
 
 
 def spark_available() -> bool:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
         return False
     return shutil.which("java") is not None
 

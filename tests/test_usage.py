@@ -1,7 +1,6 @@
 """Stickiness and user retention on six hand-written usage events."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from conftest import write_source

@@ -91,11 +91,10 @@ def cmd_table(args) -> int:
 
 
 def cmd_snapshot(args) -> int:
-    from .snapshot import run_reports
-    from .sources import open_source
-    from .workbook import last_complete_month, load_tables
     from .frames import month_label, month_of
     from .params import conventions
+    from .snapshot import run_reports
+    from .workbook import last_complete_month, load_tables
 
     _ensure_demo(args.source)
     month = args.month or month_label(month_of(last_complete_month(load_tables(args.source, conventions()))))

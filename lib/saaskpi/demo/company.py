@@ -135,6 +135,7 @@ def simulate_subscriptions(life: AccountLife, rng: np.random.Generator, scale: D
     discount = float(rng.uniform(*seg.discount_range))
     sub = book.open(start, seats, billing, _plan(seg), discount)
     spell_start, addon = start, None
+    reactivation_chance = seg.reactivation_probability / 6  # per month after churn, spread over ~6 months
     month = pd.Period(start, "M") + 1
     while month <= months[-1]:
         day = _random_day(rng, month)
@@ -156,7 +157,6 @@ def simulate_subscriptions(life: AccountLife, rng: np.random.Generator, scale: D
                 book.close(addon, when)
             life.paying.append((spell_start, sub["end_date"]))
             sub, addon = None, None
-            reactivation_chance = seg.reactivation_probability / 6  # spread over ~6 months
             month += 1
             continue
         r = rng.random()

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import month_key, safe_ratio, to_pandas
+from ..frames import safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
