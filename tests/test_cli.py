@@ -89,3 +89,11 @@ def test_validate_broken_copy_of_demo(capsys, demo_source, tmp_path):
     for rule in ("subscriptions.out_of_range", "subscriptions.end_date_before_start_date", "subscriptions.account_id.orphan"):
         assert f"[{rule}]" in err
     assert "row 2 (subscription_id=S000001): amount=-10.0" in err
+
+
+def test_demo_scale_options(capsys, tmp_path):
+    code, out, _ = run(capsys, "demo", "--scale", "tiny", "--months", "6", "--accounts-per-month", "2",
+                       "--out", str(tmp_path / "mini"))
+    assert code == 0 and "accounts" in out
+    truth = json.loads((tmp_path / "mini" / "ground_truth.json").read_text())
+    assert truth["scale"]["months"] == 6 and truth["period_start"] == "2026-05-01"

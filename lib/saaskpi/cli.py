@@ -38,8 +38,15 @@ def _emit(frame: pd.DataFrame, fmt: str) -> None:
 def cmd_demo(args) -> int:
     from .demo import generate
 
+    import dataclasses
+
+    from .demo import SCALES
+
+    overrides = {k: v for k, v in (("new_accounts_per_month", args.accounts_per_month), ("user_factor", args.user_factor),
+                                   ("events_per_user_day", args.events_per_user_day), ("months", args.months)) if v is not None}
+    scale = dataclasses.replace(SCALES[args.scale], **overrides) if overrides else args.scale
     out = paths.resolve(args.out)
-    truth = generate(out, scale=args.scale, seed=args.seed, progress=True)
+    truth = generate(out, scale=scale, seed=args.seed, progress=True)
     counts = truth.get("row_counts", {})
     print(f"Demo company written to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     return 0
@@ -131,6 +138,10 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=DEFAULT_SOURCE)
     d.add_argument("--scale", default="default", choices=["tiny", "default", "large"])
     d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--accounts-per-month", type=float, help="new accounts in the first month (grows 3 %% a month)")
+    d.add_argument("--user-factor", type=float, help="users per account relative to the segment's cap")
+    d.add_argument("--events-per-user-day", type=float, help="mean events on a day a user is active")
+    d.add_argument("--months", type=int, help="months of history, ending 2026-10")
     d.set_defaults(func=cmd_demo)
 
     v = sub.add_parser("validate", help="check a source against the data contract (exit 2 on problems)")
