@@ -100,18 +100,35 @@ def cmd_table(args) -> int:
 def cmd_snapshot(args) -> int:
     from .frames import month_label, month_of
     from .params import conventions
-    from .snapshot import run_reports
+    from .snapshot import take_snapshot
     from .workbook import last_complete_month, load_tables
 
     _ensure_demo(args.source)
     month = args.month or month_label(month_of(last_complete_month(load_tables(args.source, conventions()))))
-    results = run_reports(month, args.source, args.segments.split(",") if args.segments else None,
-                          args.notebooks.split(",") if args.notebooks else None)
-    failed = [r for r in results if r.error]
-    for r in failed:
-        print(f"FAILED {r.notebook} [{r.segment}]: {r.error}", file=sys.stderr)
-    print(f"{len(results) - len(failed)} of {len(results)} reports written to {paths.REPORTS_DIR / month}")
-    return 1 if failed else 0
+    snap = take_snapshot(month, args.source, args.segments.split(",") if args.segments else None,
+                         args.notebooks.split(",") if args.notebooks else None, workers=args.workers,
+                         resume=args.resume, timeout=args.cell_timeout, reports=paths.resolve(args.reports),
+                         notebooks_dir=paths.resolve(args.notebooks_dir), progress=sys.stderr.isatty())
+    done = len(snap.results) - len(snap.failed)
+    reused = sum(r.reused for r in snap.results)
+    print(f"{done} of {len(snap.results)} runs succeeded" + (f" ({reused} reused from the interrupted attempt)" if reused else "")
+          + f"; snapshot in {snap.folder} (overview: {snap.folder / 'index.html'})")
+    for r in snap.failed:
+        print(f"FAILED {r.describe()}", file=sys.stderr)
+    return 1 if snap.failed else 0
+
+
+def cmd_compare(args) -> int:
+    from .snapshot import compare_months
+
+    a, b = args.months
+    table = compare_months(paths.resolve(args.reports) / "metrics.parquet", a, b)
+    restated = table[table.restated]
+    _emit(table, args.format)
+    if len(restated):
+        print(f"{len(restated)} value(s) for {a} were restated by the {b} snapshot: "
+              + ", ".join(f"{r.metric} [{r.segment}]" for r in restated.head(10).itertuples()), file=sys.stderr)
+    return 0
 
 
 def cmd_docs(args) -> int:
@@ -169,7 +186,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--source", default=DEFAULT_SOURCE)
     s.add_argument("--segments", default="")
     s.add_argument("--notebooks", default="")
+    s.add_argument("--workers", type=int, default=2, help="notebooks executed at once")
+    s.add_argument("--resume", action="store_true", help="keep the finished runs of an interrupted attempt")
+    s.add_argument("--cell-timeout", type=int, default=600, help="seconds one cell may run")
+    s.add_argument("--reports", default=str(paths.REPORTS_DIR), help="where snapshots and metrics.parquet live")
+    s.add_argument("--notebooks-dir", default=str(paths.NOTEBOOKS_DIR), help="the notebooks to run")
     s.set_defaults(func=cmd_snapshot)
+
+    c = sub.add_parser("compare", help="change of every metric between two snapshots, with restatements")
+    c.add_argument("--months", nargs=2, required=True, metavar=("A", "B"))
+    c.add_argument("--format", default="table", choices=["csv", "json", "table"])
+    c.add_argument("--reports", default=str(paths.REPORTS_DIR))
+    c.set_defaults(func=cmd_compare)
 
     g = sub.add_parser("docs", help="regenerate docs/metrics.md and docs/data-contract.md")
     g.set_defaults(func=cmd_docs)

@@ -11,6 +11,7 @@ from .. import charts, widgets
 from ..metrics import METRICS
 from ..metrics.cohorts import cohort_triangle, weighted_average_retention
 
+AREAS = ("revenue", "usage")  # registry areas this page shows: their metrics go to the snapshot's metrics store
 TILES = ["monthly_recurring_revenue", "annual_recurring_revenue", "net_revenue_retention", "gross_revenue_retention",
          "customer_churn_rate", "net_mrr_churn_rate", "saas_quick_ratio", "customer_lifetime_value",
          "survival_lifetime_value", "dau_mau_ratio"]
