@@ -43,6 +43,7 @@ java:
 
 bench: demo
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/snapshot.py
 
 clean:
 	rm -rf reports/ .pytest_cache
