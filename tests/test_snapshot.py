@@ -121,3 +121,18 @@ def test_compare_flags_restatements(tiny, tmp_path):
     assert not table.loc[("all", "monthly_active_users"), "restated"]  # usage data did not change
     row = table.loc[("all", "monthly_recurring_revenue")]
     assert row["change"] == pytest.approx(row["value_2026-10"] - row["value_2026-09"])
+
+
+def test_cell_timeout_is_reported_with_its_cell(tiny, tmp_path, capsys):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('source = ""\nsegment = ""\nas_of = ""\ninteractive = True', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import time\ntime.sleep(30)"),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, folder / "98_slow.ipynb")
+    code = main(["snapshot", "--month", MONTH, "--source", str(tiny), "--segments", "smb", "--cell-timeout", "3",
+                 "--reports", str(tmp_path / "r"), "--notebooks-dir", str(folder)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "FAILED 98_slow [smb, cell 2]: cell timed out" in err

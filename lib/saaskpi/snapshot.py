@@ -138,13 +138,15 @@ def _error_of(exc: BaseException, output: Path) -> tuple[str, int | None]:
 
 
 def _running_cell(output: Path) -> int | None:
-    """Index of the cell papermill was executing when the run stopped (from its saved metadata)."""
+    """Index of the cell that stopped the run: the first with an error output (a timed-out cell is
+    interrupted) or still marked running in papermill's metadata."""
     try:
         nb = json.loads(output.read_text())
     except (OSError, ValueError):
         return None
     for i, cell in enumerate(nb.get("cells", [])):
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+        errored = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+        if errored or cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
             return i
     return None
 
