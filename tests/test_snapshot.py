@@ -35,6 +35,7 @@ def test_full_snapshot(tiny, tmp_path):
     for seg in ("all", "smb"):
         html = (reports / MONTH / seg / "02_cohort_retention.html").read_text()
         assert "<svg" in html and "open_workbook" not in html  # static charts, no input cells
+        assert 'src="http' not in html  # self-contained: nothing loaded from the network
     index = (reports / MONTH / "index.html").read_text()
     assert 'href="smb/02_cohort_retention.html"' in index and "NRR (trailing 12 months)" in index
     store = pd.read_parquet(reports / "metrics.parquet")

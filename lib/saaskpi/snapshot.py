@@ -12,6 +12,7 @@ import datetime as dt
 import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -77,8 +78,10 @@ def html_report(notebook: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                            mathjax_url="", require_js_url="")  # nothing fetched from a CDN: opens offline
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    body = re.sub(r'<script[^>]*src=""[^>]*>\s*</script>', "", body)
     out = notebook.with_suffix(".html")
     _atomic_write(out, body)
     return out
