@@ -44,6 +44,7 @@ java:
 bench: demo
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/snapshot.py
+	$(BIN)/python benchmarks/app.py
 
 clean:
 	rm -rf reports/ .pytest_cache

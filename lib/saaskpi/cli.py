@@ -140,11 +140,10 @@ def cmd_docs(args) -> int:
 
 
 def cmd_app(args) -> int:
-    import subprocess
+    from .app import serve
 
-    cmd = [sys.executable, "-m", "voila", str(paths.NOTEBOOKS_DIR), "--no-browser", f"--port={args.port}",
-           "--Voila.ip=127.0.0.1", "--show_tracebacks=False"]
-    return subprocess.call(cmd, cwd=paths.ROOT)
+    _ensure_demo(DEFAULT_SOURCE)
+    return serve(args.port, args.expose, args.token)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -204,6 +203,9 @@ def parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("app", help="serve the notebooks as Voila apps on 127.0.0.1")
     a.add_argument("--port", type=int, default=8866)
+    a.add_argument("--expose", action="store_true",
+                   help="listen on every interface (not only 127.0.0.1); a token is then required")
+    a.add_argument("--token", default="", help="access token (generated when --expose is given without one)")
     a.set_defaults(func=cmd_app)
     return p
 

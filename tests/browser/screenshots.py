@@ -4,26 +4,18 @@
 """
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from apps import open_app, switch_segment, voila_server  # noqa: E402
 from chromium import browser_page  # noqa: E402
 
 from saaskpi import paths  # noqa: E402
 from saaskpi.snapshot import run_one  # noqa: E402
 
 OUT = paths.DOCS_DIR / "screenshots"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def report_png(notebook: str, segment: str = "all") -> Path:
@@ -43,36 +35,16 @@ def report_png(notebook: str, segment: str = "all") -> Path:
 
 def voila_png(notebook: str) -> Path:
     """Serve the notebook with Voila on loopback, wait for a chart, switch segment, screenshot."""
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "voila", str(paths.NOTEBOOKS_DIR / f"{notebook}.ipynb"),
-                               "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1"],
-                              cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = OUT / f"{notebook}_voila.png"
-    try:
-        with browser_page() as page:
-            for _ in range(60):
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
-                    break
-                except Exception:
-                    time.sleep(1)
-            page.wait_for_selector(".kpi-tile", timeout=180_000)
-            page.wait_for_selector("canvas, svg.marks", timeout=180_000)
-            before = page.inner_text(".kpi-tile[data-metric=monthly_recurring_revenue] .kpi-value")
-            page.select_option("select >> nth=0", label="enterprise")
-            page.wait_for_function(
-                "t => document.querySelector('.kpi-tile[data-metric=monthly_recurring_revenue] .kpi-value')?.innerText !== t",
-                arg=before, timeout=120_000)
-            page.wait_for_timeout(3000)
-            after = page.inner_text(".kpi-tile[data-metric=monthly_recurring_revenue] .kpi-value")
-            print(f"MRR tile: {before} (all) -> {after} (enterprise)")
-            height = page.evaluate("Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
-            page.set_viewport_size({"width": 1400, "height": min(max(height, 900), 8000)})
-            page.wait_for_timeout(2000)
-            page.screenshot(path=str(out), full_page=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with voila_server() as base, browser_page() as page:
+        open_app(page, base, notebook)
+        before, after, _ = switch_segment(page, "enterprise")
+        print(f"MRR tile: {before} (all) -> {after} (enterprise)")
+        page.wait_for_timeout(3000)
+        height = page.evaluate("Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
+        page.set_viewport_size({"width": 1400, "height": min(max(height, 900), 8000)})
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(out), full_page=True)
     return out
 
 

@@ -1,0 +1,67 @@
+"""Driving the Voila apps in headless Chromium: shared by the browser tests, screenshots and benchmarks."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.request
+from contextlib import contextmanager
+
+from saaskpi import paths
+from saaskpi.app import voila_command
+
+TILE = ".kpi-tile[data-metric=monthly_recurring_revenue] .kpi-value"
+CHART = ".jupyter-widgets canvas, .jupyter-widgets svg.marks, canvas.marks, svg.marks"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90):
+    """The apps served exactly as `saaskpi app` serves them, on a free loopback port; yields the base URL."""
+    port = free_port()
+    cmd, _ = voila_command(port)
+    server = subprocess.Popen([*cmd, *extra], cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + ready_timeout
+        while True:
+            try:
+                urllib.request.urlopen(base + "/", timeout=5)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise RuntimeError("the Voila server did not start")
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def open_app(page, base: str, notebook: str, timeout_ms: int = 180_000) -> float:
+    """Load an app and wait for its KPI tiles and a chart; returns seconds to the first visible chart."""
+    start = time.perf_counter()
+    page.goto(f"{base}/voila/render/{notebook}.ipynb", timeout=timeout_ms)
+    page.wait_for_selector(CHART, state="visible", timeout=timeout_ms)
+    first_chart = time.perf_counter() - start
+    page.wait_for_selector(TILE, timeout=timeout_ms)
+    return first_chart
+
+
+def switch_segment(page, segment: str, timeout_ms: int = 120_000) -> tuple[str, str, float]:
+    """Choose another segment; returns the MRR tile before and after, and seconds until it changed."""
+    before = page.inner_text(TILE)
+    start = time.perf_counter()
+    page.select_option("select >> nth=0", label=segment)
+    page.wait_for_function("([sel, t]) => document.querySelector(sel)?.innerText !== t", arg=[TILE, before],
+                           timeout=timeout_ms)
+    return before, page.inner_text(TILE), time.perf_counter() - start

@@ -1,0 +1,73 @@
+"""The Voila apps: configuration and command line (fast), and each app in headless Chromium (browser)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from saaskpi import paths
+from saaskpi.app import voila_command
+from saaskpi.errors import ParameterError
+from saaskpi.snapshot import notebook_names
+
+sys.path.insert(0, str(Path(__file__).parent / "browser"))
+OUTPUT = paths.ROOT / "test-output" / "browser"
+
+
+def test_loopback_by_default_and_token_when_exposed():
+    cmd, token = voila_command(8866)
+    assert "--Voila.ip=127.0.0.1" in cmd and token == "" and not any(c.startswith("--token") for c in cmd)
+    cmd, token = voila_command(8866, expose=True)
+    assert "--Voila.ip=0.0.0.0" in cmd and len(token) >= 24 and f"--token={token}" in cmd
+    assert voila_command(8866, expose=True, token="s3cret")[1] == "s3cret"
+    with pytest.raises(ParameterError):
+        voila_command(70000)
+
+
+def test_voila_config():
+    config = json.loads((paths.ROOT / "voila.json").read_text())
+    assert config["VoilaConfiguration"]["show_tracebacks"] is False
+    assert config["VoilaConfiguration"]["preheat_kernel"] is True
+    pools = config["VoilaKernelManager"]["kernel_pools_config"]
+    assert pools["00_executive_summary.ipynb"]["pool_size"] >= 1  # the landing app is preheated
+    assert config["MappingKernelManager"]["cull_idle_timeout"] > 0
+    assert config["VoilaExecutor"]["timeout"] > 0
+    assert config["VoilaConfiguration"]["extension_denylist"]
+
+
+@pytest.fixture(scope="module")
+def app_server():
+    from apps import voila_server
+
+    with voila_server() as base:
+        yield base
+
+
+@pytest.mark.browser
+def test_landing_page_lists_every_app(app_server):
+    from chromium import browser_page
+
+    with browser_page() as page:
+        page.goto(app_server + "/")
+        text = page.inner_text("body")
+    for name in notebook_names():
+        assert name in text
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("notebook", notebook_names())
+def test_app_switches_segment_without_errors(app_server, notebook):
+    from apps import open_app, switch_segment
+    from chromium import browser_page
+
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with browser_page() as page:
+        open_app(page, app_server, notebook)
+        before, after, _ = switch_segment(page, "enterprise")
+        assert before != after
+        page.wait_for_timeout(1500)
+        assert page.locator(".saaskpi-error").count() == 0
+        assert "Traceback" not in page.inner_text("body")
+        page.screenshot(path=str(OUTPUT / f"{notebook}.png"), full_page=True)
