@@ -67,7 +67,12 @@ def test_app_switches_segment_without_errors(app_server, notebook):
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with browser_page() as page:
-        open_app(page, app_server, notebook)
+        try:
+            open_app(page, app_server, notebook, timeout_ms=120_000)
+        except Exception:  # noqa: BLE001
+            # Voila/nbclient sometimes never finish rendering a page full of widgets (voila#1428,
+            # nbclient#312); a second request gets a fresh kernel. docs/decisions.md records this.
+            open_app(page, app_server, notebook, timeout_ms=120_000)
         before, after, _ = switch_segment(page, "enterprise")
         assert before != after
         page.wait_for_timeout(1500)

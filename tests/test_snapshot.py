@@ -15,7 +15,7 @@ import pytest
 from saaskpi import paths
 from saaskpi.cli import main
 from saaskpi.demo import generate
-from saaskpi.snapshot import compare_months, take_snapshot
+from saaskpi.snapshot import compare_months, notebook_names, take_snapshot
 
 pytestmark = pytest.mark.notebook
 MONTH = "2026-10"
@@ -31,7 +31,7 @@ def tiny(tmp_path_factory):
 def test_full_snapshot(tiny, tmp_path):
     reports = tmp_path / "reports"
     snap = take_snapshot(MONTH, str(tiny), ["all", "smb"], workers=2, reports=reports, progress=False)
-    assert not snap.failed and len(snap.results) == 2
+    assert not snap.failed and len(snap.results) == 2 * len(notebook_names())  # every notebook x 2 segments
     for seg in ("all", "smb"):
         html = (reports / MONTH / seg / "02_cohort_retention.html").read_text()
         assert "<svg" in html and "open_workbook" not in html  # static charts, no input cells

@@ -130,6 +130,10 @@ def trend(series: pd.DataFrame, label: str, unit: str, target: float | None = No
                                                alt.Tooltip("value:Q", format=fmt.replace("~s", "f")), "n:Q"])]
     if data.low_n.any():
         layers.append(base.transform_filter("datum.low_n").mark_point(style="flag").encode(y="value:Q"))
+    data["immature"] = data["immature"].astype(bool) if "immature" in data else False
+    if data.immature.any():
+        layers.append(base.transform_filter("datum.immature").mark_point(filled=True, color="white", stroke=theme.MUTED,
+                                                                          size=45).encode(y="value:Q"))
     targets = [(t, name) for t, name in ((target, "target"), (long_term, "long-term target")) if t is not None]
     if targets:
         layers.append(alt.Chart(pd.DataFrame({"target": [t for t, _ in targets], "which": [n for _, n in targets]}))
@@ -137,6 +141,8 @@ def trend(series: pd.DataFrame, label: str, unit: str, target: float | None = No
     subtitle = "dotted: target" if targets else ""
     if data.low_n.any():
         subtitle += ("; " if subtitle else "") + "▲ small sample"
+    if data.immature.any():
+        subtitle += ("; " if subtitle else "") + "○ immature: conversion window still open"
     return alt.layer(*layers).properties(title=alt.Title(label, subtitle=subtitle), height=170, width=300)
 
 
@@ -161,3 +167,69 @@ def user_lifecycle(lifecycle: pd.DataFrame) -> alt.Chart:
         tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "status:N", alt.Tooltip("users:Q", format=",.0f")],
     ).properties(title=alt.Title("User lifecycle", subtitle="new, returning and resurrecting users above zero; "
                                                             "users gone dormant this month below"), height=220)
+
+
+def funnel(stages: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
+    """Stage bars (entrants per stage) annotated with the conversion rate to the next stage and its n."""
+    data = _check(stages.copy())
+    order = data.stage.tolist()
+    base = alt.Chart(data).encode(y=alt.Y("stage:N", sort=order, title=None))
+    bars = base.mark_bar(color=theme.PALETTE[0]).encode(
+        x=alt.X("count:Q", title="entered in the period (log scale)", scale=alt.Scale(type="log", domainMin=1),
+                axis=alt.Axis(values=[1, 10, 100, 1000, 10000, 100000, 1000000], format="~s")), x2=alt.datum(1),
+        tooltip=["stage:N", alt.Tooltip("count:Q", format=","), "label:N"])
+    text = base.mark_text(align="left", dx=4, fontSize=11, color=theme.INK).encode(x="count:Q", text="label:N")
+    return (bars + text).properties(title=alt.Title(title, subtitle=subtitle), height=34 * len(data), width=520)
+
+
+def days_histogram(days: pd.DataFrame, title: str, subtitle: str = "") -> alt.Chart:
+    """Distribution of days to convert per stage (one small histogram per stage)."""
+    data = _check(days)
+    return alt.Chart(data).mark_bar(color=theme.PALETTE[1]).encode(
+        x=alt.X("bin_start:Q", title="days"), x2="bin_end:Q",
+        y=alt.Y("count:Q", title="conversions"), y2=alt.datum(0),
+        tooltip=["stage:N", "bin_start:Q", "bin_end:Q", "count:Q"],
+    ).properties(height=130, width=230).facet(facet=alt.Facet("stage:N", title=None, sort=list(dict.fromkeys(data.stage))),
+                                              columns=3).resolve_scale(y="independent").properties(
+        title=alt.Title(title, subtitle=subtitle))
+
+
+def rate_by_group(rates: pd.DataFrame, group: str, title: str, low_n: float) -> alt.Chart:
+    """Conversion rate per group (channel or segment) and stage, with n beside each bar; small samples faded."""
+    data = _check(rates.copy())
+    data["label"] = [f"{r:.0%} (n={n:,.0f}{', small' if n < low_n else ''})" if r == r else f"n/a (n={n:,.0f})"
+                     for r, n in zip(data.conversion_rate, data.entered)]
+    data["small"] = data.entered < low_n
+    base = alt.Chart(data).encode(y=alt.Y(f"{group}:N", title=None))
+    bars = base.mark_bar().encode(x=alt.X("conversion_rate:Q", title=None, axis=alt.Axis(format=".0%")),
+                                  color=alt.Color(f"{group}:N", legend=None),
+                                  opacity=alt.condition("datum.small", alt.value(0.35), alt.value(1.0)),
+                                  tooltip=[f"{group}:N", "stage:N", alt.Tooltip("conversion_rate:Q", format=".1%"),
+                                           "entered:Q", "converted:Q"])
+    text = base.mark_text(align="left", dx=3, fontSize=10, color=theme.INK).encode(x="conversion_rate:Q", text="label:N")
+    return (bars + text).properties(height=alt.Step(16), width=170).facet(
+        column=alt.Column("stage:N", title=None)).properties(
+        title=alt.Title(title, subtitle=f"faded: fewer than {low_n:.0f} entrants"))
+
+
+def pipeline(pipe: pd.DataFrame) -> alt.Chart:
+    """Open pipeline at each month end, raw and stage-weighted."""
+    data = _check(pipe.melt(id_vars="month", value_vars=["pipeline_value", "weighted_pipeline_value"],
+                            var_name="measure", value_name="amount"))
+    data["measure"] = data.measure.map({"pipeline_value": "open pipeline", "weighted_pipeline_value": "stage-weighted"})
+    return alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("amount:Q", title=None, axis=alt.Axis(format="$,.3~s")),
+        color=alt.Color("measure:N", title=None),
+        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "measure:N", alt.Tooltip("amount:Q", format="$,.0f")],
+    ).properties(title="Pipeline at month end", height=200, width=330)
+
+
+def rep_bookings(reps: pd.DataFrame) -> alt.Chart:
+    """Bookings and win rate per account executive over a period."""
+    data = _check(reps)
+    return alt.Chart(data).mark_bar(color=theme.PALETTE[0]).encode(
+        y=alt.Y("name:N", sort="-x", title=None), x=alt.X("bookings:Q", title="won first-year value",
+                                                          axis=alt.Axis(format="$,.3~s")),
+        tooltip=["name:N", alt.Tooltip("bookings:Q", format="$,.0f"), "won:Q", "lost:Q",
+                 alt.Tooltip("win_rate:Q", format=".0%"), alt.Tooltip("ramp_fraction:Q", format=".2f", title="FTE now")],
+    ).properties(title="Bookings per account executive, last 12 months", height=alt.Step(18), width=300)

@@ -32,7 +32,7 @@ def value(v: float, unit: str, currency: str = "USD") -> str:
     if unit == "fraction":
         return f"{v * 100:.1f}%"
     if unit == "ratio":
-        return f"{v:.1f}x"
+        return f"{v:.1f}x" if abs(v) >= 0.1 or v == 0 else f"{v:.2g}x"
     if unit == "count":
         return f"{v:,.0f}" if abs(v) >= 100 or float(v).is_integer() else f"{v:,.1f}"
     if unit in ("months", "days", "hours", "minutes"):

@@ -64,8 +64,25 @@ class Conventions:
     low_n_threshold: int = 20
     status_near_band: float = 0.1
     dormant_after_months: int = 1
+    funnel_basis: str = "cohort"
+    conversion_window_days: int = 90
+    activation_window_days: int = 30
+    activation_hours: int = 48
+    new_user_churn_days: int = 30
+    pipeline_stage_weights: dict = field(default_factory=lambda: {
+        "prospecting": 0.1, "discovery": 0.2, "proposal": 0.5, "negotiation": 0.7, "won": 1.0, "lost": 0.0})
 
     def __post_init__(self):
+        if self.funnel_basis not in ("cohort", "period"):
+            raise ParameterError(f"conventions.yaml: `funnel_basis` must be cohort or period, got {self.funnel_basis!r}.")
+        for key in ("conversion_window_days", "activation_window_days", "activation_hours", "new_user_churn_days"):
+            if getattr(self, key) <= 0:
+                raise ParameterError(f"conventions.yaml: `{key}` must be a positive whole number.")
+        bad = {k: v for k, v in self.pipeline_stage_weights.items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1}
+        if bad:
+            raise ParameterError(f"conventions.yaml: `pipeline_stage_weights` must map stages to fractions in [0, 1]; "
+                                 f"bad: {bad}.")
         if self.fx_reference not in ("latest", "earliest"):
             raise ParameterError(f"conventions.yaml: `fx_reference` must be latest or earliest, got {self.fx_reference!r}.")
         if not 1 <= self.fiscal_year_start_month <= 12:

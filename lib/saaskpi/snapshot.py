@@ -26,7 +26,7 @@ from . import __version__, params, paths
 from .errors import ParameterError
 
 METRIC_COLUMNS = ["snapshot", "month", "segment", "notebook", "metric", "label", "value", "unit", "n", "target",
-                  "status", "convention", "code_version", "data_fingerprint"]
+                  "status", "immature", "convention", "code_version", "data_fingerprint"]
 HISTORY_MONTHS = 12  # each run records the last 12 months, so later snapshots can reveal restatements
 _lock = threading.Lock()
 
@@ -118,12 +118,14 @@ def metric_records(wb, notebook: str, snapshot: str, version: str, fingerprint: 
             continue
         series = wb.series(name).tail(HISTORY_MONTHS)
         target = wb.target(name)
-        for month, value, n in zip(series.month, series.value, series.n):
+        immature = series["immature"] if "immature" in series else [False] * len(series)
+        for month, value, n, young in zip(series.month, series.value, series.n, immature):
             rows.append({"snapshot": snapshot, "month": month_label(month), "segment": wb.segment.name,
                          "notebook": notebook, "metric": name, "label": m.label,
                          "value": None if pd.isna(value) else float(value), "unit": m.unit, "n": float(n),
-                         "target": target, "status": target_status(value, target, m.direction,
-                                                                   wb.conventions.status_near_band),
+                         "target": target, "immature": bool(young),
+                         "status": "immature" if young else target_status(value, target, m.direction,
+                                                                          wb.conventions.status_near_band),
                          "convention": wb.convention_text(name), "code_version": version,
                          "data_fingerprint": fingerprint})
     return rows
@@ -336,7 +338,9 @@ def compare_months(store: Path, a: str, b: str) -> pd.DataFrame:
     out["change"] = out[f"value_{b}"] - out[f"value_{a}"]
     was, now = out[f"value_{a}"].astype(float), out[f"{a}_restated_as"].astype(float)
     # restated: snapshot B has a value for month A and it differs from what snapshot A recorded
-    out["restated"] = now.notna() & (was.isna() | ((was - now).abs() > 1e-9 * (1 + was.abs())))
+    # a value recorded as immature (its conversion window still open) is expected to change: not a restatement
+    young = at_a["immature"].reindex(out.index).fillna(False).astype(bool) if "immature" in at_a else False
+    out["restated"] = ~young & now.notna() & (was.isna() | ((was - now).abs() > 1e-9 * (1 + was.abs())))
     return out.reset_index()
 
 

@@ -5,8 +5,8 @@ import math
 
 
 def wilson_interval(share: float, n: float, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson 95 % interval of a proportion `share` observed over `n` trials; (nan, nan) when n is 0."""
-    if not n or n <= 0 or share is None or math.isnan(share):
+    """Wilson 95 % interval of a proportion `share` observed over `n` trials; (nan, nan) when n is 0 or share is not in [0, 1]."""
+    if not n or n <= 0 or share is None or math.isnan(share) or not 0 <= share <= 1:
         return (float("nan"), float("nan"))
     centre = (share + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))

@@ -35,6 +35,7 @@ class MetricValue:
     low_n: bool
     interval: tuple[float, float]
     note: str = ""
+    immature: bool = False  # a cohort whose conversion window has not elapsed: shown, flagged, not judged
 
     @property
     def change(self) -> float:
@@ -88,6 +89,31 @@ def segment_account_ids(tables: Tables, segment: Segment) -> pl.Series:
     return ids
 
 
+def segment_tables(tables: Tables, segment: Segment) -> Tables:
+    """The tables of one segment. Tables with account_id keep the segment's accounts; leads keep those
+    whose account is in it or, before they have an account, whose own columns match the filter;
+    opportunities follow their account or lead; team members their `segment` column. web_traffic
+    has no segment and stays company-wide."""
+    ids = segment_account_ids(tables, segment)
+    out = tables.restricted_to(ids)
+    frames = dict(out.frames)
+    if "leads" in frames:
+        leads = frames["leads"]
+        own = pl.lit(all(c in leads.columns for c in segment.filter))
+        for column, values in segment.filter.items():
+            own = own & pl.col(column).is_in(values) if column in leads.columns else pl.lit(False)
+        frames["leads"] = leads.filter(pl.col("account_id").is_in(ids.implode())
+                                       | (pl.col("account_id").is_null() & own))
+    if "opportunities" in frames:
+        lead_ids = frames["leads"].get_column("lead_id") if "leads" in frames else pl.Series([], dtype=pl.String)
+        opps = frames["opportunities"]
+        frames["opportunities"] = opps.filter(pl.col("account_id").is_in(ids.implode())
+                                              | (pl.col("account_id").is_null() & pl.col("lead_id").is_in(lead_ids.implode())))
+    if "team" in frames and "segment" in segment.filter:
+        frames["team"] = frames["team"].filter(pl.col("segment").is_in(segment.filter["segment"]))
+    return dataclasses.replace(out, frames=frames)
+
+
 @dataclass
 class Workbook:
     """Everything a page needs: validated tables for one segment, the month, conventions and targets."""
@@ -103,7 +129,7 @@ class Workbook:
 
     def __post_init__(self):
         self.tables = (self.all_tables if not self.segment.filter
-                       else self.all_tables.restricted_to(segment_account_ids(self.all_tables, self.segment)))
+                       else segment_tables(self.all_tables, self.segment))
         first = key_of(self.all_tables.frames["subscriptions"]["start_date"].min())
         if self.as_of < first:
             raise ParameterError(f"as_of {month_label(month_of(self.as_of))} is before the data starts "
@@ -192,11 +218,12 @@ class Workbook:
         value = float(row.value.iloc[0]) if len(row) else math.nan
         n = float(row.n.iloc[0]) if len(row) else 0.0
         target = self.target(name)
-        status = target_status(value, target, m.direction, self.conventions.status_near_band)
+        immature = bool(len(row) and "immature" in row and row.immature.iloc[0])
+        status = "immature" if immature else target_status(value, target, m.direction, self.conventions.status_near_band)
         interval = wilson_interval(value, n) if m.proportion else (math.nan, math.nan)
         low_n = m.proportion and n < self.conventions.low_n_threshold
         return MetricValue(name, self.month, value, float(prev.value.iloc[0]) if len(prev) else math.nan, n,
-                           target, status, low_n, interval)
+                           target, status, low_n, interval, immature=immature)
 
     def convention_text(self, name: str) -> str:
         """The conventions behind metric `name`, as key=value pairs."""

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from saaskpi import paths
 from saaskpi.app import voila_command
 
-TILE = ".kpi-tile[data-metric=monthly_recurring_revenue] .kpi-value"
+TILE = ".kpi-tile .kpi-value"  # the first tile of the page: a segment-specific KPI on every page
 CHART = ".jupyter-widgets canvas, .jupyter-widgets svg.marks, canvas.marks, svg.marks"
 
 

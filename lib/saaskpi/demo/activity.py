@@ -118,9 +118,34 @@ def funnel_frames(lives: list[AccountLife], rng: np.random.Generator, scale: Dem
                              for s in a.subscriptions[:1])
             opps.append((f"O{n_opp:06d}", lead_id, a.account_id, ae_by_segment[seg.name][n_opp % len(ae_by_segment[seg.name])],
                          won - pd.Timedelta(days=cycle), won + pd.Timedelta(hours=12), "won", round(first_year, 2)))
+    # Leads of the last months whose customers would sign after the period end are missing above:
+    # add them as pending leads (PQL and an open opportunity where those dates fall in the period),
+    # up to the count of the segment's last three months whose sales cycles are complete.
+    counts = dict(pd.Series([(l[3], pd.Period(l[1], "M")) for l in leads]).value_counts().items())
+    for seg in SEGMENTS:
+        slowest = pd.Timedelta(days=int(seg.sales_cycle_median_days * np.exp(0.35 * 2.0)) + 10)
+        complete = [m for m in months if m.end_time + slowest <= last_day]
+        if not complete:
+            continue
+        expected = np.mean([counts.get((seg.name, m), 0) for m in complete[-3:]])
+        for month in months[len(complete):]:
+            for _ in range(max(0, rng.poisson(expected) - int(counts.get((seg.name, month), 0)))):
+                created = month.start_time + pd.Timedelta(seconds=int(rng.integers(0, 28 * 86400)))
+                cycle = pd.Timedelta(days=max(1, int(rng.lognormal(np.log(seg.sales_cycle_median_days), 0.35))))
+                pql = created + cycle * rng.uniform(0.2, 0.7)
+                pql = pql if pql <= last_day else None
+                lead_id = new_lead(created, CHANNELS[rng.choice(len(CHANNELS), p=seg.channel_mix)], seg.name, pql,
+                                   None, None)
+                opened = created + pd.Timedelta(days=int(rng.integers(1, 10)))
+                if seg.name != "smb" and opened <= last_day:
+                    n_opp += 1
+                    stage = str(rng.choice(["prospecting", "discovery", "proposal", "negotiation"]))
+                    value = float(rng.integers(*seg.seats)) * seg.price_per_seat * 12
+                    opps.append((f"O{n_opp:06d}", lead_id, None, ae_by_segment[seg.name][n_opp % len(ae_by_segment[seg.name])],
+                                 opened, None, stage, round(value, 2)))
+            counts[(seg.name, month)] = max(expected, counts.get((seg.name, month), 0))
     # leads that did not become customers, in the right proportion per segment and month
-    counts = pd.Series([(l[3], pd.Period(l[1], "M")) for l in leads]).value_counts()
-    for (segment, month), won_count in counts.items():
+    for (segment, month), won_count in sorted(counts.items()):
         seg = by_segment[segment]
         rate = seg.lead_to_pql_rate * seg.pql_to_customer_rate
         for _ in range(rng.poisson(won_count * (1 / rate - 1))):

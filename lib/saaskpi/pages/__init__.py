@@ -1,4 +1,4 @@
 """One module per notebook; each `show_<section>(wb)` renders one heading's worth."""
-from . import cohort_retention
+from . import cohort_retention, funnel
 
-__all__ = ["cohort_retention"]
+__all__ = ["cohort_retention", "funnel"]

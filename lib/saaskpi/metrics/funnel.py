@@ -1,0 +1,581 @@
+"""Acquisition funnel (catalog section 2): visitors, signups, PQLs, opportunities, customers.
+
+Stages run visitor -> signup -> PQL -> opportunity -> customer. A *transition* is one entity
+(a lead, or an opportunity) entering stage k at `entered_at` and perhaps reaching stage k+1 at
+`reached_at`. Conversion is cohort-based by default: of the entities entering stage k in month M,
+the share reaching stage k+1 within the conversion window (boundary inclusive); a cohort whose
+window has not elapsed by the end of the workbook's month is immature (shown, flagged, kept out
+of targets). `funnel_basis: period` gives the labelled alternative: stage k+1 count in M / stage
+k count in M. Funnel tables are small (one row per lead or opportunity), so they are collected
+from the engine once and the arithmetic is pandas.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from ..frames import safe_ratio, to_pandas
+from ..params import Conventions
+from ..sources import Tables
+from .registry import metric, table
+
+LEADS = ("accounts", "subscriptions", "leads")
+OPPS = ("accounts", "subscriptions", "opportunities")
+TRAFFIC = ("accounts", "subscriptions", "web_traffic", "leads")
+FUNNEL_CONVENTIONS = ("funnel_basis", "conversion_window_days")
+
+VISITOR_SIGNUP, SIGNUP_PQL, PQL_OPP, OPP_WON = "visitor → signup", "signup → PQL", "PQL → opportunity", "opportunity → won"
+PQL_CUSTOMER, SIGNUP_CUSTOMER, TRIAL_PAID = "PQL → customer", "signup → customer", "self-serve signup → paid"
+STAGES = (VISITOR_SIGNUP, SIGNUP_PQL, PQL_OPP, OPP_WON, PQL_CUSTOMER, SIGNUP_CUSTOMER, TRIAL_PAID)
+DAY = pd.Timedelta(days=1)
+
+
+def data_end(calendar: pl.DataFrame) -> pd.Timestamp:
+    """The first instant after the workbook's last month (UTC): nothing at or after it is counted."""
+    return pd.Timestamp(calendar["month_end"].max()).tz_localize("UTC") + DAY
+
+
+def _months(calendar: pl.DataFrame) -> pd.DataFrame:
+    """Every calendar month (month, month_end as the first instant after it)."""
+    cal = calendar.to_pandas()
+    starts = pd.to_datetime({"year": cal.month // 12, "month": cal.month % 12 + 1, "day": 1})
+    return pd.DataFrame({"month": starts, "end": pd.to_datetime(cal.month_end).dt.tz_localize("UTC") + DAY})
+
+
+def _month(stamps: pd.Series) -> pd.Series:
+    """First day of each timestamp's month (naive, like every metric's `month`)."""
+    return stamps.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M").dt.to_timestamp()
+
+
+# --------------------------------------------------------------------------- transitions
+@table(needs=LEADS, export=False)
+def lead_journey(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+    """One row per lead: channel, segment and when it signed up, became a PQL, got its first opportunity and became a customer."""
+    end = data_end(calendar)
+    leads = to_pandas(tables.lazy("leads"), sort=["lead_id"])
+    leads = leads[leads.created_at < end].copy()
+    for column in ("pql_at", "converted_at"):
+        leads[column] = leads[column].where(leads[column] < end)
+    leads["opportunity_at"] = pd.Series(pd.NaT, index=leads.index, dtype=leads.created_at.dtype)
+    leads["self_serve"] = True
+    if tables.has("opportunities"):
+        opps = to_pandas(tables.lazy("opportunities"))
+        opps = opps[opps.lead_id.notna()]
+        leads["self_serve"] = ~leads.lead_id.isin(opps.lead_id)
+        opened = opps[opps.created_at < end].groupby("lead_id").created_at.min()
+        leads["opportunity_at"] = leads.lead_id.map(opened).astype(leads.created_at.dtype)
+        won = opps[(opps.stage == "won") & (opps.closed_at < end)].groupby("lead_id").closed_at.min()
+        leads["converted_at"] = leads.converted_at.fillna(leads.lead_id.map(won)).astype(leads.created_at.dtype)
+    return leads[["lead_id", "channel", "segment", "created_at", "pql_at", "opportunity_at", "converted_at",
+                  "self_serve"]].reset_index(drop=True)
+
+
+def _opportunity_transitions(tables: Tables, journey: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
+    opps = to_pandas(tables.lazy("opportunities"), sort=["opportunity_id"])
+    opps = opps[opps.created_at < end]
+    info = journey.set_index("lead_id")[["channel", "segment"]]
+    opps = opps.join(info, on="lead_id")
+    won = opps.closed_at.where((opps.stage == "won") & (opps.closed_at < end))
+    return pd.DataFrame({"stage": OPP_WON, "entity": opps.opportunity_id, "channel": opps.channel,
+                         "segment": opps.segment, "entered_at": opps.created_at, "reached_at": won})
+
+
+@table(needs=LEADS, export=False)
+def funnel_transitions(tables: Tables, calendar: pl.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
+    """One row per entity and funnel transition: stage, entity, channel, segment, entered_at, reached_at (empty = not reached)."""
+    j = lead_journey
+    pairs = [(SIGNUP_PQL, j, "created_at", "pql_at"), (PQL_OPP, j, "pql_at", "opportunity_at"),
+             (PQL_CUSTOMER, j, "pql_at", "converted_at"), (SIGNUP_CUSTOMER, j, "created_at", "converted_at"),
+             (TRIAL_PAID, j[j.self_serve], "created_at", "converted_at")]
+    parts = [pd.DataFrame({"stage": stage, "entity": f.lead_id, "channel": f.channel, "segment": f.segment,
+                           "entered_at": f[start], "reached_at": f[stop]}) for stage, f, start, stop in pairs]
+    if tables.has("opportunities"):
+        parts.append(_opportunity_transitions(tables, j, data_end(calendar)))
+    out = pd.concat(parts, ignore_index=True)
+    out = out[out.entered_at.notna()].copy()
+    out["days"] = (out.reached_at - out.entered_at) / DAY
+    out["month"] = _month(out.entered_at)
+    return out.reset_index(drop=True)
+
+
+def conversion_table(transitions: pd.DataFrame, calendar: pl.DataFrame, conventions: Conventions,
+                     by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Entered, converted, conversion_rate, median_days and immature per month, stage and `by`.
+
+    Cohort basis: converted = entrants of month M that reached the next stage at most
+    `conversion_window_days` after entering (0 <= days <= window; a next stage dated before the
+    entry is out of order and does not count). Period basis: converted = next-stage arrivals
+    dated in M. Months without entrants have conversion_rate NaN (n/a), never 0.
+    """
+    window = conventions.conversion_window_days
+    t = transitions
+    keys = ["stage", *by]
+    if conventions.funnel_basis == "cohort":
+        t = t.assign(converted=t.days.between(0, window), out_of_order=t.days < 0,
+                     conv_days=t.days.where(t.days.between(0, window)))
+        grouped = t.groupby(["month", *keys], dropna=False)
+        out = grouped.agg(entered=("entity", "size"), converted=("converted", "sum"),
+                          out_of_order=("out_of_order", "sum"), median_days=("conv_days", "median")).reset_index()
+    else:
+        entered = t.groupby(["month", *keys], dropna=False).size().rename("entered")
+        arrived = t[t.days >= 0].assign(month=_month(t.reached_at[t.days >= 0]))
+        reached = arrived.groupby(["month", *keys], dropna=False).agg(converted=("entity", "size"),
+                                                                       median_days=("days", "median"))
+        out = pd.concat([entered, reached], axis=1).reset_index()
+        out["out_of_order"] = 0
+    months = _months(calendar)
+    present = out[keys].drop_duplicates() if len(out) else pd.DataFrame({k: [] for k in keys})
+    grid = months[["month", "end"]].merge(present, how="cross")
+    out = grid.merge(out, on=["month", *keys], how="left")
+    out[["entered", "converted", "out_of_order"]] = out[["entered", "converted", "out_of_order"]].fillna(0).astype("int64")
+    out["conversion_rate"] = safe_ratio(out.converted, out.entered)
+    last_end = months.end.max()
+    out["immature"] = (out.end + pd.Timedelta(days=window) > last_end) if conventions.funnel_basis == "cohort" else False
+    out["basis"] = conventions.funnel_basis
+    return out[["month", *keys, "entered", "converted", "conversion_rate", "median_days", "immature", "out_of_order",
+                "basis"]].sort_values(["month", *keys], kind="stable").reset_index(drop=True)
+
+
+def _visitor_rows(tables: Tables, calendar: pl.DataFrame, journey: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
+    """Visitor -> signup per month (period-based by nature: traffic is counted per month, not per visitor)."""
+    months = _months(calendar)[["month"]]
+    web = to_pandas(tables.lazy("web_traffic"))
+    web["month"] = pd.to_datetime(web.month)
+    keys = [k for k in by if k == "channel"]
+    visitors = web.groupby(["month", *keys]).unique_visitors.sum().rename("entered")
+    signups = journey.assign(month=_month(journey.created_at)).groupby(["month", *keys]).size().rename("converted")
+    out = months.merge(pd.concat([visitors, signups], axis=1).reset_index(), on="month", how="left")
+    out = out[out.month.isin(months.month)]
+    out[["entered", "converted"]] = out[["entered", "converted"]].fillna(0).astype("int64")
+    out["stage"] = VISITOR_SIGNUP
+    out["conversion_rate"] = safe_ratio(out.converted, out.entered)
+    out["median_days"], out["immature"], out["out_of_order"], out["basis"] = np.nan, False, 0, "period"
+    return out
+
+
+@table(needs=LEADS)
+def funnel_by_month(tables: Tables, calendar: pl.DataFrame, conventions: Conventions,
+                    funnel_transitions: pd.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
+    """Per month and funnel stage: entered, converted, conversion_rate, median_days to convert, immature, basis."""
+    out = conversion_table(funnel_transitions, calendar, conventions)
+    if tables.has("web_traffic"):
+        out = pd.concat([_visitor_rows(tables, calendar, lead_journey, ()), out], ignore_index=True)
+    out["stage"] = pd.Categorical(out.stage, categories=STAGES, ordered=True)
+    out = out.sort_values(["month", "stage"], kind="stable").reset_index(drop=True)
+    out["stage"] = out.stage.astype(str)
+    return out[["month", "stage", "entered", "converted", "conversion_rate", "median_days", "immature", "out_of_order", "basis"]]
+
+
+@table(needs=LEADS)
+def funnel_by_channel(tables: Tables, calendar: pl.DataFrame, conventions: Conventions,
+                      funnel_transitions: pd.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
+    """Per month, acquisition channel and funnel stage: entered, converted, conversion_rate, median_days, immature."""
+    out = conversion_table(funnel_transitions, calendar, conventions, by=("channel",))
+    if tables.has("web_traffic"):
+        out = pd.concat([_visitor_rows(tables, calendar, lead_journey, ("channel",)), out], ignore_index=True)
+    return out.sort_values(["month", "channel", "stage"], kind="stable").reset_index(drop=True)[
+        ["month", "channel", "stage", "entered", "converted", "conversion_rate", "median_days", "immature", "basis"]]
+
+
+@table(needs=LEADS)
+def funnel_by_segment(calendar: pl.DataFrame, conventions: Conventions, funnel_transitions: pd.DataFrame) -> pd.DataFrame:
+    """Per month, lead segment and funnel stage: entered, converted, conversion_rate, median_days, immature."""
+    t = funnel_transitions.assign(segment=funnel_transitions.segment.fillna("unknown"))
+    return conversion_table(t, calendar, conventions, by=("segment",))[
+        ["month", "segment", "stage", "entered", "converted", "conversion_rate", "median_days", "immature", "basis"]]
+
+
+def stage_series(funnel_by_month: pd.DataFrame, stage: str, column: str = "conversion_rate",
+                 n: str = "entered") -> pd.DataFrame:
+    """One funnel stage as a metric series (month, value, n, immature)."""
+    rows = funnel_by_month[funnel_by_month.stage == stage]
+    return pd.DataFrame({"month": rows.month.to_numpy(), "value": rows[column].to_numpy(dtype="float64"),
+                         "n": rows[n].to_numpy(dtype="float64"), "immature": rows.immature.to_numpy(dtype=bool)})
+
+
+def _monthly(calendar: pl.DataFrame, months: pd.Series, values: pd.Series, how: str) -> pd.DataFrame:
+    """Aggregate `values` by `months` over the calendar: value = `how` of the values, n = their count; empty months n/a."""
+    frame = pd.DataFrame({"month": months.to_numpy(), "v": values.to_numpy(dtype="float64")})
+    grouped = frame.groupby("month").v
+    agg = pd.DataFrame({"value": grouped.agg(how) if how != "size" else grouped.size(), "n": grouped.size()})
+    out = _months(calendar)[["month"]].join(agg, on="month")
+    out["n"] = out.n.fillna(0)
+    if how in ("sum", "size"):
+        out["value"] = out.value.fillna(0)
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- top of the funnel
+@metric(label="Unique visitors", formula="sum over channels of web_traffic.unique_visitors in the month (company-wide: "
+        "traffic has no segment)", unit="count", direction="higher", level="operational", sources=("J", "U"),
+        area="funnel", needs=TRAFFIC)
+def unique_visitors(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
+    """Unique website visitors in the month."""
+    s = stage_series(funnel_by_month, VISITOR_SIGNUP, "entered")
+    return s.assign(value=s.n)
+
+
+@metric(label="Visitor-to-signup rate", formula="signups in M / unique visitors in M (period-based by nature; in a "
+        "segment workbook: that segment's signups / all visitors)", unit="fraction", direction="higher",
+        level="supporting", sources=("J", "U"), area="funnel", needs=TRAFFIC, proportion=True)
+def visitor_to_signup_rate(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
+    """Share of the month's unique visitors who signed up."""
+    return stage_series(funnel_by_month, VISITOR_SIGNUP)
+
+
+@metric(label="Signups", formula="leads created in M", unit="count", direction="higher", level="operational",
+        sources=("J", "S"), area="funnel", needs=LEADS)
+def signups(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
+    """New signups (leads) in the month."""
+    s = stage_series(funnel_by_month, SIGNUP_PQL, "entered")
+    return s.assign(value=s.n, immature=False)
+
+
+@metric(label="Signup-to-PQL rate", formula="cohort: signups of M that became a PQL within the conversion window / "
+        "signups of M (period: PQLs in M / signups in M)", unit="fraction", direction="higher", level="supporting",
+        sources=("J", "S"), area="funnel", needs=LEADS, conventions=FUNNEL_CONVENTIONS, proportion=True)
+def signup_to_pql_rate(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
+    """Share of signups who became product-qualified leads."""
+    return stage_series(funnel_by_month, SIGNUP_PQL)
+
+
+def _pqls(lead_journey: pd.DataFrame) -> pd.DataFrame:
+    j = lead_journey[lead_journey.pql_at.notna() & (lead_journey.pql_at >= lead_journey.created_at)]
+    return j.assign(month=_month(j.pql_at), days=(j.pql_at - j.created_at) / DAY)
+
+
+@metric(label="Time to PQL (median)", formula="median over leads that became a PQL in M of days from signup to PQL",
+        unit="days", direction="lower", level="operational", sources=("J",), area="funnel", needs=LEADS)
+def time_to_pql_median_days(calendar: pl.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
+    """Median days from signup to PQL, for the month's new PQLs."""
+    p = _pqls(lead_journey)
+    return _monthly(calendar, p.month, p.days, "median")
+
+
+@metric(label="Time to PQL (mean)", formula="mean over leads that became a PQL in M of days from signup to PQL",
+        unit="days", direction="lower", level="operational", sources=("J",), area="funnel", needs=LEADS)
+def time_to_pql_mean_days(calendar: pl.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
+    """Mean days from signup to PQL, for the month's new PQLs."""
+    p = _pqls(lead_journey)
+    return _monthly(calendar, p.month, p.days, "mean")
+
+
+@metric(label="Qualified leads (PQLs)", formula="leads that became a product-qualified lead in M", unit="count",
+        direction="higher", level="core", sources=("J",), area="funnel", needs=LEADS)
+def qualified_leads(calendar: pl.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
+    """New product-qualified leads in the month (journey top-7: growing qualified leads)."""
+    p = _pqls(lead_journey)
+    out = _monthly(calendar, p.month, p.days, "size")
+    return out.assign(n=out.value)
+
+
+@metric(label="Qualified-lead growth", formula="PQLs in M / PQLs in M-1 - 1 (n = PQLs in M-1)", unit="fraction",
+        direction="higher", level="supporting", sources=("J",), area="funnel", needs=LEADS)
+def qualified_lead_growth(qualified_leads: pd.DataFrame) -> pd.DataFrame:
+    """Month-over-month growth of the PQL count."""
+    prev = qualified_leads.value.shift(1)
+    return pd.DataFrame({"month": qualified_leads.month, "value": safe_ratio(qualified_leads.value, prev) - 1,
+                         "n": prev.fillna(0)})
+
+
+@metric(label="PQL-to-customer rate", formula="cohort: PQLs of M that became paying customers within the conversion "
+        "window / PQLs of M", unit="fraction", direction="higher", level="supporting", sources=("J", "S"),
+        area="funnel", needs=LEADS, conventions=FUNNEL_CONVENTIONS, proportion=True)
+def pql_to_customer_rate(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
+    """Share of product-qualified leads who became paying customers."""
+    return stage_series(funnel_by_month, PQL_CUSTOMER)
+
+
+@metric(label="Lead conversion rate", formula="cohort: leads of M that became customers within the conversion window "
+        "/ leads of M", unit="fraction", direction="higher", level="supporting", sources=("J", "U"), area="funnel",
+        needs=LEADS, conventions=FUNNEL_CONVENTIONS, proportion=True)
+def lead_conversion_rate(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
+    """Share of leads who became paying customers."""
+    return stage_series(funnel_by_month, SIGNUP_CUSTOMER)
+
+
+@metric(label="Trial-to-paid conversion", formula="cohort: self-serve signups of M (leads without a sales "
+        "opportunity) that became paying within the conversion window / self-serve signups of M", unit="fraction",
+        direction="higher", level="supporting", sources=("S",), area="funnel", target=0.15, needs=LEADS,
+        conventions=FUNNEL_CONVENTIONS, proportion=True)
+def trial_to_paid_conversion(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
+    """Free-to-paid conversion of self-serve signups (healthy around 15-20 %)."""
+    return stage_series(funnel_by_month, TRIAL_PAID)
+
+
+@metric(label="Revenue per lead", formula="cohort: new ARR (first paying month's MRR x 12) of leads of M that became "
+        "customers within the conversion window / leads of M (period: new ARR of leads converted in M / leads of M)",
+        unit="currency", direction="higher", level="core", sources=("J",), area="funnel", needs=LEADS,
+        conventions=("reporting_currency", *FUNNEL_CONVENTIONS))
+def revenue_per_lead(tables: Tables, calendar: pl.DataFrame, conventions: Conventions,
+                     funnel_transitions: pd.DataFrame, account_mrr: pd.DataFrame) -> pd.DataFrame:
+    """New ARR won from a month's lead cohort divided by the leads in it."""
+    accounts = to_pandas(tables.lazy("leads").select("lead_id", "account_id")).set_index("lead_id").account_id
+    first_arr = account_mrr.sort_values("month").groupby("account_id").mrr.first() * 12
+    t = funnel_transitions[funnel_transitions.stage == SIGNUP_CUSTOMER]
+    arr = t.entity.map(accounts).map(first_arr).fillna(0.0)
+    if conventions.funnel_basis == "cohort":
+        won = t.days.between(0, conventions.conversion_window_days)
+        month = t.month
+    else:
+        won = t.days >= 0
+        month = _month(t.reached_at)
+    revenue = _monthly(calendar, month[won], arr[won], "sum")
+    base = stage_series(conversion_table(t, calendar, conventions), SIGNUP_CUSTOMER)
+    base = base.merge(revenue[["month", "value"]].rename(columns={"value": "arr"}), on="month", how="left")
+    return base.assign(value=safe_ratio(base.arr.fillna(0.0), base.n)).drop(columns="arr")
+
+
+# --------------------------------------------------------------------------- sales
+@table(needs=OPPS, export=False)
+def opportunity_outcomes(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+    """Opportunities as of the end of the workbook's month: created, closed (won or lost) and cycle days."""
+    end = data_end(calendar)
+    opps = to_pandas(tables.lazy("opportunities"), sort=["opportunity_id"])
+    opps = opps[opps.created_at < end].copy()
+    closed = opps.closed_at.notna() & (opps.closed_at < end) & opps.stage.isin(["won", "lost"])
+    opps["outcome"] = opps.stage.where(closed, "open")
+    opps["closed_at"] = opps.closed_at.where(closed)
+    opps["cycle_days"] = (opps.closed_at - opps.created_at) / DAY
+    opps["created_month"] = _month(opps.created_at)
+    opps["closed_month"] = _month(opps.closed_at)
+    return opps.reset_index(drop=True)
+
+
+def _won(o: pd.DataFrame) -> pd.DataFrame:
+    return o[o.outcome == "won"]
+
+
+@metric(label="Opportunities created", formula="opportunities created in M", unit="count", direction="higher",
+        level="operational", sources=("S",), area="sales", needs=OPPS)
+def opportunities_created(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
+    """New sales opportunities in the month."""
+    o = opportunity_outcomes
+    out = _monthly(calendar, o.created_month, o.amount, "size")
+    return out.assign(n=out.value)
+
+
+@metric(label="Win rate", formula="won / (won + lost) among opportunities closed in M", unit="fraction",
+        direction="higher", level="supporting", sources=("S", "J"), area="sales", needs=OPPS, proportion=True)
+def win_rate(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Share of the month's closed opportunities that were won."""
+    closed = opportunity_outcomes[opportunity_outcomes.outcome != "open"]
+    return _monthly(calendar, closed.closed_month, (closed.outcome == "won").astype(float), "mean")
+
+
+@metric(label="Average deal size", formula="sum of first-year contract value of opportunities won in M / deals won "
+        "in M", unit="currency", direction="higher", level="core", sources=("J", "S"), area="sales", needs=OPPS,
+        conventions=("reporting_currency",))
+def average_deal_size(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Mean first-year contract value of the month's won deals."""
+    won = _won(opportunity_outcomes)
+    return _monthly(calendar, won.closed_month, won.amount, "mean")
+
+
+@metric(label="Sales cycle (median)", formula="median over opportunities won in M of days from creation to close",
+        unit="days", direction="lower", level="operational", sources=("S", "J"), area="sales", needs=OPPS)
+def sales_cycle_median_days(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Median days from opportunity creation to closed-won."""
+    won = _won(opportunity_outcomes)
+    return _monthly(calendar, won.closed_month, won.cycle_days, "median")
+
+
+@metric(label="Sales cycle (mean)", formula="mean over opportunities won in M of days from creation to close",
+        unit="days", direction="lower", level="operational", sources=("S", "J"), area="sales", needs=OPPS)
+def sales_cycle_mean_days(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Mean days from opportunity creation to closed-won."""
+    won = _won(opportunity_outcomes)
+    return _monthly(calendar, won.closed_month, won.cycle_days, "mean")
+
+
+@table(needs=OPPS)
+def pipeline_by_month(calendar: pl.DataFrame, conventions: Conventions, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Open pipeline at each month end: open opportunities, their amount, and the stage-weighted amount."""
+    o = opportunity_outcomes
+    weights = conventions.pipeline_stage_weights
+    unknown = sorted(set(o.stage) - set(weights))
+    if unknown:
+        from ..errors import ParameterError
+        raise ParameterError(f"conventions.yaml: `pipeline_stage_weights` has no weight for stage(s) {', '.join(unknown)}.")
+    # the stage a past month-end saw is not recorded: opportunities closed since count at their outcome
+    weight = o.stage.map(weights).astype("float64")
+    rows = []
+    for month, end in _months(calendar).itertuples(index=False):
+        open_then = (o.created_at < end) & (o.closed_at.isna() | (o.closed_at >= end))
+        rows.append((month, int(open_then.sum()), float(o.amount[open_then].sum()),
+                     float((o.amount * weight)[open_then].sum())))
+    return pd.DataFrame(rows, columns=["month", "open_opportunities", "pipeline_value", "weighted_pipeline_value"])
+
+
+@metric(label="Pipeline value", formula="sum of amounts of opportunities open at the month end", unit="currency",
+        direction="higher", level="operational", sources=("S",), area="sales", needs=OPPS,
+        conventions=("reporting_currency",))
+def pipeline_value(pipeline_by_month: pd.DataFrame) -> pd.DataFrame:
+    """Open pipeline at the month end."""
+    p = pipeline_by_month
+    return pd.DataFrame({"month": p.month, "value": p.pipeline_value, "n": p.open_opportunities.astype(float)})
+
+
+@metric(label="Weighted pipeline", formula="sum over opportunities open at the month end of amount x stage weight",
+        unit="currency", direction="higher", level="operational", sources=("S",), area="sales", needs=OPPS,
+        conventions=("reporting_currency", "pipeline_stage_weights"))
+def weighted_pipeline_value(pipeline_by_month: pd.DataFrame) -> pd.DataFrame:
+    """Open pipeline at the month end, weighted by each stage's probability."""
+    p = pipeline_by_month
+    return pd.DataFrame({"month": p.month, "value": p.weighted_pipeline_value, "n": p.open_opportunities.astype(float)})
+
+
+SALES_TEAM = ("accounts", "subscriptions", "team")
+
+
+@table(needs=SALES_TEAM)
+def sales_capacity(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+    """Account executives per month with their ramp fraction: min(1, (months since start + 1) / ramp_months), 1 without ramp."""
+    team = to_pandas(tables.lazy("team"))
+    aes = team[team.role == "ae"]
+    rows = []
+    for month, end in _months(calendar).itertuples(index=False):
+        last_day = (end - DAY).tz_localize(None)
+        for rep in aes.itertuples(index=False):
+            start = pd.Timestamp(rep.start_date)
+            if start > last_day or (pd.notna(rep.end_date) and pd.Timestamp(rep.end_date) <= last_day):
+                continue
+            tenure = (month.year - start.year) * 12 + month.month - start.month
+            ramp = int(rep.ramp_months) if pd.notna(rep.ramp_months) else 0
+            rows.append((month, rep.member_id, rep.name, 1.0 if ramp <= 0 else min(1.0, (tenure + 1) / ramp)))
+    return pd.DataFrame(rows, columns=["month", "member_id", "name", "ramp_fraction"])
+
+
+@metric(label="Sales capacity (FTE)", formula="sum over account executives on the team at the month end of their ramp "
+        "fraction min(1, (months since start + 1) / ramp_months)", unit="count", direction="higher",
+        level="operational", sources=("S",), area="sales", needs=SALES_TEAM)
+def sales_capacity_fte(calendar: pl.DataFrame, sales_capacity: pd.DataFrame) -> pd.DataFrame:
+    """Quota-carrying capacity in full-time equivalents, ramping reps counted by their ramp fraction."""
+    out = _monthly(calendar, sales_capacity.month, sales_capacity.ramp_fraction, "sum")
+    return out
+
+
+@metric(label="Revenue per rep", formula="first-year contract value won in M / sales capacity (FTE) in M",
+        unit="currency", direction="higher", level="supporting", sources=("S",), area="sales",
+        needs=("accounts", "subscriptions", "opportunities", "team"), conventions=("reporting_currency",))
+def revenue_per_rep(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame, sales_capacity_fte: pd.DataFrame) -> pd.DataFrame:
+    """Bookings per full-time-equivalent account executive."""
+    won = _won(opportunity_outcomes)
+    bookings = _monthly(calendar, won.closed_month, won.amount, "sum")
+    return pd.DataFrame({"month": bookings.month, "value": safe_ratio(bookings.value, sales_capacity_fte.value),
+                         "n": sales_capacity_fte.value})
+
+
+@table(needs=("accounts", "subscriptions", "opportunities", "team"))
+def sales_by_rep(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame, sales_capacity: pd.DataFrame) -> pd.DataFrame:
+    """Per month and account executive: opportunities created, won, lost, win rate, bookings and ramp fraction."""
+    o = opportunity_outcomes
+    created = o.groupby(["created_month", "owner_id"]).size().rename("created")
+    created.index.names = ["month", "member_id"]
+    closed = o[o.outcome != "open"]
+    outcome = closed.groupby(["closed_month", "owner_id"]).agg(
+        won=("outcome", lambda s: int((s == "won").sum())), lost=("outcome", lambda s: int((s == "lost").sum())),
+        bookings=("amount", lambda a: float(a[closed.loc[a.index, "outcome"] == "won"].sum())))
+    outcome.index.names = ["month", "member_id"]
+    out = sales_capacity.set_index(["month", "member_id"]).join(pd.concat([created, outcome], axis=1), how="left")
+    out[["created", "won", "lost"]] = out[["created", "won", "lost"]].fillna(0).astype("int64")
+    out["bookings"] = out.bookings.fillna(0.0)
+    out["win_rate"] = safe_ratio(out.won, out.won + out.lost)
+    return out.reset_index()[["month", "member_id", "name", "ramp_fraction", "created", "won", "lost", "win_rate", "bookings"]]
+
+
+# --------------------------------------------------------------------------- activation
+USERS = ("accounts", "subscriptions", "users")
+
+
+def _users(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+    end = data_end(calendar)
+    users = to_pandas(tables.lazy("users"), sort=["user_id"])
+    users = users[users.created_at < end].copy()
+    users["activated_at"] = users.activated_at.where(users.activated_at < end)
+    return users
+
+
+@metric(label="Activation rate", formula="users created in M who reached the activation milestone within "
+        "activation_window_days / users created in M", unit="fraction", direction="higher", level="supporting",
+        sources=("S", "C"), area="activation", needs=USERS, conventions=("activation_window_days",), proportion=True)
+def activation_rate(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
+    """Share of the month's new users who activated."""
+    u = _users(tables, calendar)
+    window = conventions.activation_window_days
+    days = (u.activated_at - u.created_at) / DAY
+    out = _monthly(calendar, _month(u.created_at), days.between(0, window).astype(float), "mean")
+    out["immature"] = _months(calendar).end + pd.Timedelta(days=window) > data_end(calendar)
+    return out
+
+
+@table(needs=USERS, export=False)
+def account_activation(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+    """Per account: signup (accounts.created_at) and its first user activation (the activation milestone)."""
+    u = _users(tables, calendar)
+    first = u.groupby("account_id").activated_at.min()
+    accounts = to_pandas(tables.lazy("accounts").select("account_id", "created_at"), sort=["account_id"])
+    accounts = accounts[accounts.created_at < data_end(calendar)].copy()
+    accounts["activated_at"] = accounts.account_id.map(first).astype(accounts.created_at.dtype)
+    accounts["days"] = (accounts.activated_at - accounts.created_at) / DAY
+    return accounts
+
+
+@metric(label="Activation velocity", formula="accounts created in M whose first user activated within activation_hours "
+        "of the account's signup / accounts created in M", unit="fraction", direction="higher", level="supporting",
+        sources=("S",), area="activation", needs=USERS, conventions=("activation_hours",), proportion=True)
+def activation_velocity(calendar: pl.DataFrame, conventions: Conventions, account_activation: pd.DataFrame) -> pd.DataFrame:
+    """Share of new accounts activated within the activation hours (default 48) of signup."""
+    a = account_activation
+    fast = (a.days * 24).between(0, conventions.activation_hours).astype(float)
+    out = _monthly(calendar, _month(a.created_at), fast, "mean")
+    out["immature"] = _months(calendar).end + pd.Timedelta(hours=conventions.activation_hours) > data_end(calendar)
+    return out
+
+
+@metric(label="Time to value (median)", formula="median over accounts first activated in M of days from account signup "
+        "to first activation", unit="days", direction="lower", level="operational", sources=("C",), area="activation",
+        needs=USERS)
+def time_to_value_days(calendar: pl.DataFrame, account_activation: pd.DataFrame) -> pd.DataFrame:
+    """Median days from an account's signup to its activation milestone."""
+    a = account_activation[account_activation.days >= 0]
+    return _monthly(calendar, _month(a.activated_at), a.days, "median")
+
+
+@metric(label="New-user churn rate", formula="users activated in M whose last activity falls within new_user_churn_days "
+        "of activation / users activated in M whose outcome is decided (that many days of data follow their last "
+        "activity, or they were active later than that)", unit="fraction", direction="lower", level="supporting",
+        sources=("S",), area="activation", needs=(*USERS, "usage_events"), conventions=("new_user_churn_days",),
+        proportion=True)
+def new_user_churn_rate(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
+    """Share of newly activated users who stopped using the product soon after activation."""
+    import narwhals as nw
+
+    end = data_end(calendar)
+    u = _users(tables, calendar)
+    u = u[u.activated_at.notna()]
+    ev = tables.lazy("usage_events").select("user_id", "event_time")
+    last = to_pandas(ev.filter(nw.col("event_time") < end).group_by("user_id").agg(nw.col("event_time").max().alias("last")))
+    last_seen = u.user_id.map(last.set_index("user_id")["last"]).astype(u.activated_at.dtype)
+    last_seen = last_seen.where(last_seen > u.activated_at, u.activated_at)
+    limit = pd.Timedelta(days=conventions.new_user_churn_days)
+    churned = last_seen <= u.activated_at + limit
+    decided = ~churned | (end - last_seen >= limit)
+    out = _monthly(calendar, _month(u.activated_at[decided]), churned[decided].astype(float), "mean")
+    # a user activated at the end of M is decided at most 2 x new_user_churn_days later
+    out["immature"] = _months(calendar).end + 2 * limit > end
+    return out
+
+
+@metric(label="Viral coefficient", formula="users created in M referred by an existing user / monthly active users "
+        "in M-1", unit="ratio", direction="higher", level="operational", sources=("C",), area="activation",
+        needs=(*USERS, "usage_events"))
+def viral_coefficient(tables: Tables, calendar: pl.DataFrame, active_users: pd.DataFrame) -> pd.DataFrame:
+    """Referred signups per active user of the month before."""
+    u = _users(tables, calendar)
+    referred = u[u.referred_by.notna()]
+    counts = _monthly(calendar, _month(referred.created_at), referred.created_at.notna().astype(float), "size")
+    prev_mau = active_users.set_index("month").mau.reindex(counts.month - pd.offsets.MonthBegin(1))
+    return pd.DataFrame({"month": counts.month, "value": safe_ratio(counts.value, prev_mau.to_numpy()),
+                         "n": prev_mau.fillna(0).to_numpy(dtype="float64")})

@@ -1,0 +1,238 @@
+"""Page 01, the acquisition funnel: KPI tiles, alerts, the funnel, conversion trends, time to
+convert, channels and segments, sales efficiency and activation. Each `show_*` is one section."""
+from __future__ import annotations
+
+import html
+
+import altair as alt
+import numpy as np
+import pandas as pd
+from IPython.display import HTML, display
+
+from .. import alerts, charts, widgets
+from .. import format as fmt
+from ..metrics import METRICS
+from ..metrics import funnel as f
+
+AREAS = ("funnel", "sales", "activation")
+TILES = ["signups", "unique_visitors", "visitor_to_signup_rate", "signup_to_pql_rate", "qualified_leads",
+         "time_to_pql_median_days", "pql_to_customer_rate", "lead_conversion_rate", "trial_to_paid_conversion",
+         "revenue_per_lead"]
+TRENDS = ["visitor_to_signup_rate", "signup_to_pql_rate", "pql_to_customer_rate", "lead_conversion_rate",
+          "trial_to_paid_conversion", "revenue_per_lead"]
+SALES_TILES = ["opportunities_created", "win_rate", "average_deal_size", "sales_cycle_median_days", "pipeline_value",
+               "weighted_pipeline_value", "sales_capacity_fte", "revenue_per_rep"]
+ACTIVATION_TILES = ["activation_rate", "activation_velocity", "time_to_value_days", "new_user_churn_rate",
+                    "viral_coefficient"]
+FUNNEL_STAGES = (f.VISITOR_SIGNUP, f.SIGNUP_PQL, f.PQL_OPP, f.OPP_WON)
+BREAKDOWN_STAGES = (f.SIGNUP_PQL, f.PQL_CUSTOMER, f.SIGNUP_CUSTOMER)
+TREND_MONTHS = 24
+PERIOD_MONTHS = 3  # the funnel and breakdowns sum the last three complete cohort months
+
+
+def basis_text(wb) -> str:
+    """Which conversion basis the page shows, in words."""
+    c = wb.conventions
+    if c.funnel_basis == "cohort":
+        return (f"cohort-based: of those entering a stage in a month, the share reaching the next within "
+                f"{c.conversion_window_days} days (immature months flagged ○)")
+    return "period-based: next-stage count in a month / stage count in the same month"
+
+
+def _header(wb) -> None:
+    conv = wb.conventions
+    display(HTML(widgets.TILE_CSS + f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(wb.segment.label)} · '
+                 f'{wb.month:%B %Y}</b> · source {html.escape(wb.source_label)}</div><div class="sub">Conversion: '
+                 f'{html.escape(basis_text(wb))}. Activation window {conv.activation_window_days} days, velocity '
+                 f'{conv.activation_hours} h, new-user churn {conv.new_user_churn_days} days '
+                 '(parameters/conventions.yaml). Web traffic has no segment: visitors are company-wide.</div></div>'))
+
+
+def show_header(wb) -> None:
+    """Segment, month and the conversion conventions in force (with the controls in an app)."""
+    widgets.controls(wb)
+    widgets.section(wb, _header)
+
+
+def show_kpi_tiles(wb) -> None:
+    """Headline funnel KPIs for the month, with change, target status, n and immaturity."""
+    def render(w):
+        w.require("leads", what="The acquisition funnel")
+        display(widgets.kpi_tiles(w, [t for t in TILES if not w.tables.missing(*METRICS[t].needs)]))
+    widgets.section(wb, render)
+
+
+def alert_html(fired: list[alerts.Alert]) -> str:
+    """The fired alerts as plain-language callouts with the moves behind them."""
+    if not fired:
+        return '<div class="saaskpi-note">No inter-relational alert: no rule in parameters/alerts.yaml fires this month.</div>'
+    items = []
+    for a in fired:
+        moves = "; ".join(f"{METRICS[m].label} {fmt.value(e, METRICS[m].unit)} → {fmt.value(r, METRICS[m].unit)}"
+                          for m, e, r in a.evidence)
+        items.append(f'<div class="saaskpi-alert"><b>{html.escape(a.message)}</b><br>'
+                     f'<span class="sub">{html.escape(moves)} (mean of the last 3 complete months vs the 3 before)</span></div>')
+    return "".join(items)
+
+
+ALERT_CSS = """<style>.saaskpi-alert {font-family:system-ui,sans-serif;border-left:4px solid #b45309;background:#fffbeb;
+padding:8px 12px;margin:6px 0;font-size:13px;color:#1f2933;} .saaskpi-alert .sub {color:#616e7c;font-size:12px;}</style>"""
+
+
+def show_alerts(wb) -> None:
+    """Inter-relational alerts declared in parameters/alerts.yaml, as callouts."""
+    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + ALERT_CSS + alert_html(alerts.evaluate(w)))))
+
+
+def mature_months(wb, months: int = PERIOD_MONTHS) -> list[pd.Timestamp]:
+    """The last `months` months whose cohorts are mature (all months under the period basis)."""
+    table = wb.table("funnel_by_month")
+    table = table[(table.month <= wb.month) & (table.stage == f.SIGNUP_PQL)]
+    return table[~table.immature].month.tail(months).tolist()
+
+
+def funnel_stages(wb) -> tuple[pd.DataFrame, str]:
+    """Entrants per stage over the last mature months, each with its conversion rate to the next stage."""
+    months = mature_months(wb)
+    table = wb.table("funnel_by_month")
+    rows = table[table.month.isin(months) & table.stage.isin(FUNNEL_STAGES)]
+    sums = rows.groupby("stage", sort=False)[["entered", "converted"]].sum().reindex(
+        [s for s in FUNNEL_STAGES if s in set(rows.stage)])
+    names = {f.VISITOR_SIGNUP: "visitors", f.SIGNUP_PQL: "signups", f.PQL_OPP: "PQLs", f.OPP_WON: "opportunities"}
+    out = pd.DataFrame({"stage": [names[s] for s in sums.index], "count": sums.entered.to_numpy(),
+                        "rate": sums.converted.to_numpy() / np.where(sums.entered == 0, np.nan, sums.entered)})
+    if f.OPP_WON in sums.index:
+        out = pd.concat([out, pd.DataFrame({"stage": ["won deals"], "count": [sums.loc[f.OPP_WON, "converted"]],
+                                            "rate": [np.nan]})], ignore_index=True)
+    nxt = list(out.stage[1:]) + [""]
+    out["label"] = [f"{c:,.0f}" + (f"  → {r:.1%} to {n}" if r == r else "") for c, r, n in zip(out["count"], out.rate, nxt)]
+    span = f"{months[0]:%b %Y} – {months[-1]:%b %Y}" if months else "no complete month"
+    return out, span
+
+
+def _funnel(wb) -> None:
+    wb.require("leads", what="The funnel")
+    stages, span = funnel_stages(wb)
+    widgets.show_chart(charts.funnel(stages, f"Funnel, {span}", basis_text(wb) + "; visitors → signups is period-based"), wb)
+
+
+def show_funnel(wb) -> None:
+    """Stage bars for the last three complete months, annotated with each stage's conversion."""
+    widgets.section(wb, _funnel)
+
+
+def _trends(wb) -> None:
+    wb.require("leads", what="Conversion trends")
+    panels = []
+    for name in [t for t in TRENDS if not wb.tables.missing(*METRICS[t].needs)]:
+        m = METRICS[name]
+        target = wb.targets.get(name)
+        panels.append(charts.trend(wb.series(name).tail(TREND_MONTHS), m.label, m.unit, wb.target(name),
+                                   wb.conventions.low_n_threshold if m.proportion else None,
+                                   target.long_term if target else None))
+    widgets.show_chart(alt.concat(*panels, columns=2), wb)
+
+
+def show_conversion_trends(wb) -> None:
+    """Conversion rates month by month, targets dotted, immature months flagged."""
+    widgets.section(wb, _trends)
+
+
+def convert_days(wb, months: int = 12) -> pd.DataFrame:
+    """Histogram bins of days to convert per stage, over the last `months` months' conversions."""
+    t = wb.table("funnel_transitions")
+    window = wb.conventions.conversion_window_days
+    t = t[(t.month <= wb.month) & (t.month > wb.month - pd.DateOffset(months=months)) & t.days.between(0, window)]
+    rows = []
+    for stage in (f.SIGNUP_PQL, f.PQL_CUSTOMER, f.OPP_WON):
+        days = t.days[t.stage == stage].to_numpy()
+        if len(days) == 0:
+            continue
+        counts, edges = np.histogram(days, bins=np.linspace(0, window, 19))
+        rows += [(f"{stage} (median {np.median(days):.0f} d, n={len(days):,})", lo, hi, int(c))
+                 for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
+    return pd.DataFrame(rows, columns=["stage", "bin_start", "bin_end", "count"])
+
+
+def show_time_to_convert(wb) -> None:
+    """How many days conversions take, per stage, over the last twelve months."""
+    def render(w):
+        w.require("leads", what="Time to convert")
+        widgets.show_chart(charts.days_histogram(convert_days(w), "Days to convert, last 12 months",
+                                                 f"conversions within the {w.conventions.conversion_window_days}-day window"), w)
+    widgets.section(wb, render)
+
+
+def breakdown(wb, table: str, group: str) -> pd.DataFrame:
+    """Conversion per group and stage, summed over the last mature months."""
+    months = mature_months(wb)
+    t = wb.table(table)
+    t = t[t.month.isin(months) & t.stage.isin(BREAKDOWN_STAGES)]
+    out = t.groupby([group, "stage"], as_index=False)[["entered", "converted"]].sum()
+    out["conversion_rate"] = out.converted / out.entered.where(out.entered > 0)
+    return out
+
+
+def _breakdowns(wb) -> None:
+    wb.require("leads", what="Channel and segment comparison")
+    low = wb.conventions.low_n_threshold
+    months = mature_months(wb)
+    span = f"{months[0]:%b %Y} – {months[-1]:%b %Y}" if months else "no complete month"
+    widgets.show_chart(charts.rate_by_group(breakdown(wb, "funnel_by_channel", "channel"), "channel",
+                                            f"Conversion by acquisition channel, {span}", low), wb)
+    widgets.show_chart(charts.rate_by_group(breakdown(wb, "funnel_by_segment", "segment"), "segment",
+                                            f"Conversion by segment, {span}", low), wb)
+
+
+def show_channels_and_segments(wb) -> None:
+    """Conversion rates by acquisition channel and by segment, n beside every rate."""
+    widgets.section(wb, _breakdowns)
+
+
+def rep_summary(wb, months: int = 12) -> pd.DataFrame:
+    """Per account executive over the last `months` months: created, won, lost, win rate, bookings, FTE now."""
+    reps = wb.table("sales_by_rep")
+    recent = reps[(reps.month <= wb.month) & (reps.month > wb.month - pd.DateOffset(months=months))]
+    out = recent.groupby(["member_id", "name"], as_index=False)[["created", "won", "lost", "bookings"]].sum()
+    out["win_rate"] = out.won / (out.won + out.lost).where(out.won + out.lost > 0)
+    now = reps[reps.month == wb.month].set_index("member_id").ramp_fraction
+    out["ramp_fraction"] = out.member_id.map(now).fillna(0.0)
+    return out
+
+
+def _sales(wb) -> None:
+    wb.require("opportunities", what="Sales efficiency")
+    display(widgets.kpi_tiles(wb, [t for t in SALES_TILES if not wb.tables.missing(*METRICS[t].needs)]))
+    pipe = wb.table("pipeline_by_month")
+    pipe = pipe[pipe.month <= wb.month].tail(TREND_MONTHS)
+    panels = [charts.pipeline(pipe)]
+    if wb.has("team"):
+        reps = rep_summary(wb)
+        if len(reps):
+            panels.append(charts.rep_bookings(reps))
+    m = METRICS["win_rate"]
+    panels.append(charts.trend(wb.series("win_rate").tail(TREND_MONTHS), m.label, m.unit, wb.target("win_rate"),
+                               wb.conventions.low_n_threshold))
+    widgets.show_chart(alt.hconcat(*panels).resolve_scale(color="independent"), wb)
+
+
+def show_sales_efficiency(wb) -> None:
+    """Win rate, deal size, cycle, pipeline, capacity and bookings per rep."""
+    widgets.section(wb, _sales)
+
+
+def _activation(wb) -> None:
+    wb.require("users", what="Activation")
+    names = [t for t in ACTIVATION_TILES if not wb.tables.missing(*METRICS[t].needs)]
+    display(widgets.kpi_tiles(wb, names))
+    panels = []
+    for name in [n for n in ("activation_rate", "activation_velocity", "new_user_churn_rate") if n in names]:
+        m = METRICS[name]
+        panels.append(charts.trend(wb.series(name).tail(TREND_MONTHS), m.label, m.unit, wb.target(name),
+                                   wb.conventions.low_n_threshold))
+    widgets.show_chart(alt.hconcat(*panels), wb)
+
+
+def show_activation(wb) -> None:
+    """Activation rate and velocity, time to value, new-user churn and the viral coefficient."""
+    widgets.section(wb, _activation)
