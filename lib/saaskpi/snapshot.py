@@ -124,8 +124,8 @@ def metric_records(wb, notebook: str, snapshot: str, version: str, fingerprint: 
                          "notebook": notebook, "metric": name, "label": m.label,
                          "value": None if pd.isna(value) else float(value), "unit": m.unit, "n": float(n),
                          "target": target, "immature": bool(young),
-                         "status": "immature" if young else target_status(value, target, m.direction,
-                                                                          wb.conventions.status_near_band),
+                         "status": target_status(value, target, m.direction, wb.conventions.status_near_band,
+                                                 bool(young)),
                          "convention": wb.convention_text(name), "code_version": version,
                          "data_fingerprint": fingerprint})
     return rows

@@ -191,7 +191,7 @@ class Tables:
     def restricted_to(self, account_ids: pl.Series) -> "Tables":
         """The same tables restricted to the given accounts (tables without account_id unchanged)."""
         keep = account_ids.implode()
-        # leads and opportunities carry an account only once won; their segment split belongs to the funnel pages
+        # leads and opportunities carry an account only once won: workbook.segment_tables splits them
         frames = {n: (f.filter(pl.col("account_id").is_in(keep)) if "account_id" in f.columns and n not in ("leads", "opportunities")
                       else f) for n, f in self.frames.items()}
         scans = {n: f.filter(pl.col("account_id").is_in(account_ids.to_list())) for n, f in self.scans.items()}

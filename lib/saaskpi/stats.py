@@ -13,8 +13,12 @@ def wilson_interval(share: float, n: float, z: float = 1.959964) -> tuple[float,
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def target_status(value: float, target: float | None, direction: str, near_band: float = 0.1) -> str:
-    """'on', 'near' or 'off' target given the metric's direction; 'n/a' without a value, target or direction."""
+def target_status(value: float, target: float | None, direction: str, near_band: float = 0.1,
+                  immature: bool = False) -> str:
+    """'on', 'near' or 'off' target given the metric's direction; 'n/a' without a value, target or direction;
+    'immature' for a cohort value whose window is still open (shown, never judged)."""
+    if immature:
+        return "immature"
     if target is None or value is None or math.isnan(value) or direction == "neutral":
         return "n/a"
     gap = (value - target) if direction == "higher" else (target - value)

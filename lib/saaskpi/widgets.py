@@ -93,6 +93,9 @@ TILE_CSS = f"""<style>
 .saaskpi-error {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS['off']};background:#fef2f2;
   padding:10px 14px;margin:6px 0;color:{theme.INK};font-size:13px;}}
 .saaskpi-header {{font-family:{theme.FONT};color:{theme.INK};}}
+.saaskpi-alert {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS['near']};background:#fffbeb;
+  padding:8px 12px;margin:6px 0;font-size:13px;color:{theme.INK};}}
+.saaskpi-alert .sub {{color:{theme.MUTED};font-size:12px;}}
 .saaskpi-header .sub {{color:{theme.MUTED};font-size:13px;}}
 </style>"""
 
@@ -188,6 +191,19 @@ def controls(wb) -> None:
     segment.observe(lambda change: s.choose(segment=change["new"]), names="value")
     month.observe(lambda change: s.choose(month=change["new"]), names="value")
     display(W.HBox([segment, month]), s.status)
+
+
+def header_html(wb, conventions: str) -> HTML:
+    """Segment, month and source, and the conventions behind the page's numbers."""
+    return HTML(TILE_CSS + f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(wb.segment.label)} · '
+                f'{wb.month:%B %Y}</b> · source {html.escape(wb.source_label)}</div><div class="sub">'
+                f'{html.escape(conventions)} (parameters/conventions.yaml)</div></div>')
+
+
+def page_header(wb, conventions: Callable) -> None:
+    """A page's first section: the controls (in an app), then `header_html` with `conventions(wb)`."""
+    controls(wb)
+    section(wb, lambda w: display(header_html(w, conventions(w))))
 
 
 def section(wb, render: Callable) -> None:

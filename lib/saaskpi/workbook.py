@@ -99,9 +99,9 @@ def segment_tables(tables: Tables, segment: Segment) -> Tables:
     frames = dict(out.frames)
     if "leads" in frames:
         leads = frames["leads"]
-        own = pl.lit(all(c in leads.columns for c in segment.filter))
-        for column, values in segment.filter.items():
-            own = own & pl.col(column).is_in(values) if column in leads.columns else pl.lit(False)
+        # a lead without an account belongs to the segment when its own columns match the whole filter
+        own = (pl.all_horizontal(pl.col(c).is_in(v) for c, v in segment.filter.items())
+               if all(c in leads.columns for c in segment.filter) else pl.lit(False))
         frames["leads"] = leads.filter(pl.col("account_id").is_in(ids.implode())
                                        | (pl.col("account_id").is_null() & own))
     if "opportunities" in frames:
@@ -165,6 +165,10 @@ class Workbook:
     def has(self, *tables: str) -> bool:
         return self.tables.has(*tables)
 
+    def available(self, names: list[str]) -> list[str]:
+        """The metrics among `names` whose tables this source has."""
+        return [n for n in names if not self.tables.missing(*METRICS[n].needs)]
+
     def require(self, *tables: str, what: str = "This section") -> None:
         """Raise MissingTablesError (shown as one sentence) when a needed table is absent."""
         missing = self.tables.missing(*tables)
@@ -219,7 +223,7 @@ class Workbook:
         n = float(row.n.iloc[0]) if len(row) else 0.0
         target = self.target(name)
         immature = bool(len(row) and "immature" in row and row.immature.iloc[0])
-        status = "immature" if immature else target_status(value, target, m.direction, self.conventions.status_near_band)
+        status = target_status(value, target, m.direction, self.conventions.status_near_band, immature)
         interval = wilson_interval(value, n) if m.proportion else (math.nan, math.nan)
         low_n = m.proportion and n < self.conventions.low_n_threshold
         return MetricValue(name, self.month, value, float(prev.value.iloc[0]) if len(prev) else math.nan, n,

@@ -11,10 +11,12 @@ from the engine once and the arithmetic is pandas.
 """
 from __future__ import annotations
 
+import narwhals as nw
 import numpy as np
 import pandas as pd
 import polars as pl
 
+from ..errors import ParameterError
 from ..frames import safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
@@ -49,40 +51,47 @@ def _month(stamps: pd.Series) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- transitions
+OPPORTUNITY_COLUMNS = ["opportunity_id", "created_at", "stage", "amount", "lead_id", "account_id", "owner_id",
+                       "closed_at", "outcome", "cycle_days", "created_month", "closed_month"]
+
+
+@table(needs=("accounts", "subscriptions"), export=False)
+def opportunity_outcomes(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+    """Opportunities as of the end of the workbook's month: created, closed (won or lost) and cycle days (empty without the table)."""
+    if not tables.has("opportunities"):
+        return pd.DataFrame({c: [] for c in OPPORTUNITY_COLUMNS})
+    end = data_end(calendar)
+    opps = to_pandas(tables.lazy("opportunities"), sort=["opportunity_id"])
+    opps = opps[opps.created_at < end].copy()
+    closed = opps.closed_at.notna() & (opps.closed_at < end) & opps.stage.isin(["won", "lost"])
+    opps["outcome"] = opps.stage.where(closed, "open")
+    opps["closed_at"] = opps.closed_at.where(closed)
+    opps["cycle_days"] = (opps.closed_at - opps.created_at) / DAY
+    opps["created_month"] = _month(opps.created_at)
+    opps["closed_month"] = _month(opps.closed_at)
+    return opps[OPPORTUNITY_COLUMNS].reset_index(drop=True)
+
+
 @table(needs=LEADS, export=False)
-def lead_journey(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
-    """One row per lead: channel, segment and when it signed up, became a PQL, got its first opportunity and became a customer."""
+def lead_journey(tables: Tables, calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
+    """One row per lead: channel, segment, account and when it signed up, became a PQL, got its first opportunity and became a customer."""
     end = data_end(calendar)
     leads = to_pandas(tables.lazy("leads"), sort=["lead_id"])
     leads = leads[leads.created_at < end].copy()
     for column in ("pql_at", "converted_at"):
         leads[column] = leads[column].where(leads[column] < end)
-    leads["opportunity_at"] = pd.Series(pd.NaT, index=leads.index, dtype=leads.created_at.dtype)
-    leads["self_serve"] = True
-    if tables.has("opportunities"):
-        opps = to_pandas(tables.lazy("opportunities"))
-        opps = opps[opps.lead_id.notna()]
-        leads["self_serve"] = ~leads.lead_id.isin(opps.lead_id)
-        opened = opps[opps.created_at < end].groupby("lead_id").created_at.min()
-        leads["opportunity_at"] = leads.lead_id.map(opened).astype(leads.created_at.dtype)
-        won = opps[(opps.stage == "won") & (opps.closed_at < end)].groupby("lead_id").closed_at.min()
-        leads["converted_at"] = leads.converted_at.fillna(leads.lead_id.map(won)).astype(leads.created_at.dtype)
-    return leads[["lead_id", "channel", "segment", "created_at", "pql_at", "opportunity_at", "converted_at",
-                  "self_serve"]].reset_index(drop=True)
-
-
-def _opportunity_transitions(tables: Tables, journey: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
-    opps = to_pandas(tables.lazy("opportunities"), sort=["opportunity_id"])
-    opps = opps[opps.created_at < end]
-    info = journey.set_index("lead_id")[["channel", "segment"]]
-    opps = opps.join(info, on="lead_id")
-    won = opps.closed_at.where((opps.stage == "won") & (opps.closed_at < end))
-    return pd.DataFrame({"stage": OPP_WON, "entity": opps.opportunity_id, "channel": opps.channel,
-                         "segment": opps.segment, "entered_at": opps.created_at, "reached_at": won})
+    stamp = leads.created_at.dtype
+    opps = opportunity_outcomes[opportunity_outcomes.lead_id.notna()]
+    won = opps[opps.outcome == "won"].groupby("lead_id").closed_at.min()
+    leads["opportunity_at"] = leads.lead_id.map(opps.groupby("lead_id").created_at.min()).astype(stamp)
+    leads["converted_at"] = leads.converted_at.fillna(leads.lead_id.map(won).astype(stamp))
+    leads["self_serve"] = ~leads.lead_id.isin(opps.lead_id)
+    return leads[["lead_id", "channel", "segment", "account_id", "created_at", "pql_at", "opportunity_at",
+                  "converted_at", "self_serve"]].reset_index(drop=True)
 
 
 @table(needs=LEADS, export=False)
-def funnel_transitions(tables: Tables, calendar: pl.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
+def funnel_transitions(lead_journey: pd.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """One row per entity and funnel transition: stage, entity, channel, segment, entered_at, reached_at (empty = not reached)."""
     j = lead_journey
     pairs = [(SIGNUP_PQL, j, "created_at", "pql_at"), (PQL_OPP, j, "pql_at", "opportunity_at"),
@@ -90,13 +99,27 @@ def funnel_transitions(tables: Tables, calendar: pl.DataFrame, lead_journey: pd.
              (TRIAL_PAID, j[j.self_serve], "created_at", "converted_at")]
     parts = [pd.DataFrame({"stage": stage, "entity": f.lead_id, "channel": f.channel, "segment": f.segment,
                            "entered_at": f[start], "reached_at": f[stop]}) for stage, f, start, stop in pairs]
-    if tables.has("opportunities"):
-        parts.append(_opportunity_transitions(tables, j, data_end(calendar)))
-    out = pd.concat(parts, ignore_index=True)
+    # each opportunity is its own attempt, with the channel and segment of its lead
+    o = opportunity_outcomes.join(j.set_index("lead_id")[["channel", "segment"]], on="lead_id")
+    parts.append(pd.DataFrame({"stage": OPP_WON, "entity": o.opportunity_id, "channel": o.channel, "segment": o.segment,
+                               "entered_at": o.created_at, "reached_at": o.closed_at.where(o.outcome == "won")}))
+    out = pd.concat([p for p in parts if len(p)], ignore_index=True)
     out = out[out.entered_at.notna()].copy()
     out["days"] = (out.reached_at - out.entered_at) / DAY
     out["month"] = _month(out.entered_at)
     return out.reset_index(drop=True)
+
+
+def converted(transitions: pd.DataFrame, conventions: Conventions) -> tuple[pd.Series, pd.Series]:
+    """Which transitions count as conversions under the basis, and the month each is counted in.
+
+    Cohort: reached at most `conversion_window_days` after entering (0 <= days <= window; a next
+    stage dated before the entry is out of order), counted in the entry month. Period: reached at
+    all (in order), counted in the month it was reached.
+    """
+    if conventions.funnel_basis == "cohort":
+        return transitions.days.between(0, conventions.conversion_window_days), transitions.month
+    return transitions.days >= 0, _month(transitions.reached_at)
 
 
 def conversion_table(transitions: pd.DataFrame, calendar: pl.DataFrame, conventions: Conventions,
@@ -108,30 +131,23 @@ def conversion_table(transitions: pd.DataFrame, calendar: pl.DataFrame, conventi
     entry is out of order and does not count). Period basis: converted = next-stage arrivals
     dated in M. Months without entrants have conversion_rate NaN (n/a), never 0.
     """
-    window = conventions.conversion_window_days
     t = transitions
     keys = ["stage", *by]
-    if conventions.funnel_basis == "cohort":
-        t = t.assign(converted=t.days.between(0, window), out_of_order=t.days < 0,
-                     conv_days=t.days.where(t.days.between(0, window)))
-        grouped = t.groupby(["month", *keys], dropna=False)
-        out = grouped.agg(entered=("entity", "size"), converted=("converted", "sum"),
-                          out_of_order=("out_of_order", "sum"), median_days=("conv_days", "median")).reset_index()
-    else:
-        entered = t.groupby(["month", *keys], dropna=False).size().rename("entered")
-        arrived = t[t.days >= 0].assign(month=_month(t.reached_at[t.days >= 0]))
-        reached = arrived.groupby(["month", *keys], dropna=False).agg(converted=("entity", "size"),
-                                                                       median_days=("days", "median"))
-        out = pd.concat([entered, reached], axis=1).reset_index()
-        out["out_of_order"] = 0
+    hit, when = converted(t, conventions)
+    entered = t.assign(out_of_order=t.days < 0).groupby(["month", *keys], dropna=False).agg(
+        entered=("entity", "size"), out_of_order=("out_of_order", "sum"))
+    conversions = t[hit].assign(month=when[hit])
+    reached = conversions.groupby(["month", *keys], dropna=False).agg(converted=("entity", "size"),
+                                                                      median_days=("days", "median"))
+    out = pd.concat([entered, reached], axis=1).reset_index()
     months = _months(calendar)
     present = out[keys].drop_duplicates() if len(out) else pd.DataFrame({k: [] for k in keys})
     grid = months[["month", "end"]].merge(present, how="cross")
     out = grid.merge(out, on=["month", *keys], how="left")
     out[["entered", "converted", "out_of_order"]] = out[["entered", "converted", "out_of_order"]].fillna(0).astype("int64")
     out["conversion_rate"] = safe_ratio(out.converted, out.entered)
-    last_end = months.end.max()
-    out["immature"] = (out.end + pd.Timedelta(days=window) > last_end) if conventions.funnel_basis == "cohort" else False
+    window = pd.Timedelta(days=conventions.conversion_window_days)
+    out["immature"] = (out.end + window > months.end.max()) if conventions.funnel_basis == "cohort" else False
     out["basis"] = conventions.funnel_basis
     return out[["month", *keys, "entered", "converted", "conversion_rate", "median_days", "immature", "out_of_order",
                 "basis"]].sort_values(["month", *keys], kind="stable").reset_index(drop=True)
@@ -308,41 +324,19 @@ def trial_to_paid_conversion(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
         "customers within the conversion window / leads of M (period: new ARR of leads converted in M / leads of M)",
         unit="currency", direction="higher", level="core", sources=("J",), area="funnel", needs=LEADS,
         conventions=("reporting_currency", *FUNNEL_CONVENTIONS))
-def revenue_per_lead(tables: Tables, calendar: pl.DataFrame, conventions: Conventions,
-                     funnel_transitions: pd.DataFrame, account_mrr: pd.DataFrame) -> pd.DataFrame:
+def revenue_per_lead(calendar: pl.DataFrame, conventions: Conventions, lead_journey: pd.DataFrame,
+                     funnel_transitions: pd.DataFrame, funnel_by_month: pd.DataFrame, account_mrr: pd.DataFrame) -> pd.DataFrame:
     """New ARR won from a month's lead cohort divided by the leads in it."""
-    accounts = to_pandas(tables.lazy("leads").select("lead_id", "account_id")).set_index("lead_id").account_id
     first_arr = account_mrr.sort_values("month").groupby("account_id").mrr.first() * 12
     t = funnel_transitions[funnel_transitions.stage == SIGNUP_CUSTOMER]
-    arr = t.entity.map(accounts).map(first_arr).fillna(0.0)
-    if conventions.funnel_basis == "cohort":
-        won = t.days.between(0, conventions.conversion_window_days)
-        month = t.month
-    else:
-        won = t.days >= 0
-        month = _month(t.reached_at)
-    revenue = _monthly(calendar, month[won], arr[won], "sum")
-    base = stage_series(conversion_table(t, calendar, conventions), SIGNUP_CUSTOMER)
-    base = base.merge(revenue[["month", "value"]].rename(columns={"value": "arr"}), on="month", how="left")
-    return base.assign(value=safe_ratio(base.arr.fillna(0.0), base.n)).drop(columns="arr")
+    arr = t.entity.map(lead_journey.set_index("lead_id").account_id).map(first_arr).fillna(0.0)
+    hit, when = converted(t, conventions)
+    revenue = _monthly(calendar, when[hit], arr[hit], "sum").set_index("month").value
+    base = stage_series(funnel_by_month, SIGNUP_CUSTOMER)
+    return base.assign(value=safe_ratio(base.month.map(revenue).fillna(0.0), base.n))
 
 
 # --------------------------------------------------------------------------- sales
-@table(needs=OPPS, export=False)
-def opportunity_outcomes(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
-    """Opportunities as of the end of the workbook's month: created, closed (won or lost) and cycle days."""
-    end = data_end(calendar)
-    opps = to_pandas(tables.lazy("opportunities"), sort=["opportunity_id"])
-    opps = opps[opps.created_at < end].copy()
-    closed = opps.closed_at.notna() & (opps.closed_at < end) & opps.stage.isin(["won", "lost"])
-    opps["outcome"] = opps.stage.where(closed, "open")
-    opps["closed_at"] = opps.closed_at.where(closed)
-    opps["cycle_days"] = (opps.closed_at - opps.created_at) / DAY
-    opps["created_month"] = _month(opps.created_at)
-    opps["closed_month"] = _month(opps.closed_at)
-    return opps.reset_index(drop=True)
-
-
 def _won(o: pd.DataFrame) -> pd.DataFrame:
     return o[o.outcome == "won"]
 
@@ -396,7 +390,6 @@ def pipeline_by_month(calendar: pl.DataFrame, conventions: Conventions, opportun
     weights = conventions.pipeline_stage_weights
     unknown = sorted(set(o.stage) - set(weights))
     if unknown:
-        from ..errors import ParameterError
         raise ParameterError(f"conventions.yaml: `pipeline_stage_weights` has no weight for stage(s) {', '.join(unknown)}.")
     # the stage a past month-end saw is not recorded: opportunities closed since count at their outcome
     weight = o.stage.map(weights).astype("float64")
@@ -431,20 +424,18 @@ SALES_TEAM = ("accounts", "subscriptions", "team")
 
 @table(needs=SALES_TEAM)
 def sales_capacity(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
-    """Account executives per month with their ramp fraction: min(1, (months since start + 1) / ramp_months), 1 without ramp."""
+    """Account executives on the team on each month's last day, with their ramp fraction min(1, n / ramp_months) in their n-th month (1 without ramp)."""
     team = to_pandas(tables.lazy("team"))
-    aes = team[team.role == "ae"]
-    rows = []
-    for month, end in _months(calendar).itertuples(index=False):
-        last_day = (end - DAY).tz_localize(None)
-        for rep in aes.itertuples(index=False):
-            start = pd.Timestamp(rep.start_date)
-            if start > last_day or (pd.notna(rep.end_date) and pd.Timestamp(rep.end_date) <= last_day):
-                continue
-            tenure = (month.year - start.year) * 12 + month.month - start.month
-            ramp = int(rep.ramp_months) if pd.notna(rep.ramp_months) else 0
-            rows.append((month, rep.member_id, rep.name, 1.0 if ramp <= 0 else min(1.0, (tenure + 1) / ramp)))
-    return pd.DataFrame(rows, columns=["month", "member_id", "name", "ramp_fraction"])
+    aes = team.loc[team.role == "ae", ["member_id", "name", "start_date", "end_date", "ramp_months"]]
+    grid = _months(calendar).merge(aes, how="cross")
+    last_day = (grid.end - DAY).dt.tz_localize(None)
+    on_team = (grid.start_date <= last_day) & (grid.end_date.isna() | (grid.end_date > last_day))
+    grid = grid[on_team]
+    nth = (grid.month.dt.year - grid.start_date.dt.year) * 12 + grid.month.dt.month - grid.start_date.dt.month + 1
+    ramp = grid.ramp_months.fillna(0)
+    fraction = np.where(ramp > 0, np.minimum(1.0, nth / ramp.where(ramp > 0, 1)), 1.0)
+    return pd.DataFrame({"month": grid.month, "member_id": grid.member_id, "name": grid.name,
+                         "ramp_fraction": fraction}).reset_index(drop=True)
 
 
 @metric(label="Sales capacity (FTE)", formula="sum over account executives on the team at the month end of their ramp "
@@ -452,8 +443,7 @@ def sales_capacity(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
         level="operational", sources=("S",), area="sales", needs=SALES_TEAM)
 def sales_capacity_fte(calendar: pl.DataFrame, sales_capacity: pd.DataFrame) -> pd.DataFrame:
     """Quota-carrying capacity in full-time equivalents, ramping reps counted by their ramp fraction."""
-    out = _monthly(calendar, sales_capacity.month, sales_capacity.ramp_fraction, "sum")
-    return out
+    return _monthly(calendar, sales_capacity.month, sales_capacity.ramp_fraction, "sum")
 
 
 @metric(label="Revenue per rep", formula="first-year contract value won in M / sales capacity (FTE) in M",
@@ -471,13 +461,12 @@ def revenue_per_rep(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame, 
 def sales_by_rep(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame, sales_capacity: pd.DataFrame) -> pd.DataFrame:
     """Per month and account executive: opportunities created, won, lost, win rate, bookings and ramp fraction."""
     o = opportunity_outcomes
-    created = o.groupby(["created_month", "owner_id"]).size().rename("created")
-    created.index.names = ["month", "member_id"]
+    created = o.groupby(["created_month", "owner_id"]).size().rename("created").rename_axis(["month", "member_id"])
     closed = o[o.outcome != "open"]
-    outcome = closed.groupby(["closed_month", "owner_id"]).agg(
-        won=("outcome", lambda s: int((s == "won").sum())), lost=("outcome", lambda s: int((s == "lost").sum())),
-        bookings=("amount", lambda a: float(a[closed.loc[a.index, "outcome"] == "won"].sum())))
-    outcome.index.names = ["month", "member_id"]
+    won = closed.outcome == "won"
+    outcome = (closed.assign(won=won, lost=~won, bookings=closed.amount.where(won, 0.0))
+               .groupby(["closed_month", "owner_id"])[["won", "lost", "bookings"]].sum()
+               .rename_axis(["month", "member_id"]))
     out = sales_capacity.set_index(["month", "member_id"]).join(pd.concat([created, outcome], axis=1), how="left")
     out[["created", "won", "lost"]] = out[["created", "won", "lost"]].fillna(0).astype("int64")
     out["bookings"] = out.bookings.fillna(0.0)
@@ -550,8 +539,6 @@ def time_to_value_days(calendar: pl.DataFrame, account_activation: pd.DataFrame)
         proportion=True)
 def new_user_churn_rate(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Share of newly activated users who stopped using the product soon after activation."""
-    import narwhals as nw
-
     end = data_end(calendar)
     u = _users(tables, calendar)
     u = u[u.activated_at.notna()]
@@ -575,7 +562,7 @@ def viral_coefficient(tables: Tables, calendar: pl.DataFrame, active_users: pd.D
     """Referred signups per active user of the month before."""
     u = _users(tables, calendar)
     referred = u[u.referred_by.notna()]
-    counts = _monthly(calendar, _month(referred.created_at), referred.created_at.notna().astype(float), "size")
+    counts = _monthly(calendar, _month(referred.created_at), pd.Series(1.0, index=referred.index), "size")
     prev_mau = active_users.set_index("month").mau.reindex(counts.month - pd.offsets.MonthBegin(1))
     return pd.DataFrame({"month": counts.month, "value": safe_ratio(counts.value, prev_mau.to_numpy()),
                          "n": prev_mau.fillna(0).to_numpy(dtype="float64")})

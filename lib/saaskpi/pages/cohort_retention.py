@@ -2,10 +2,9 @@
 trends against targets, and product stickiness. Each `show_*` is one notebook section."""
 from __future__ import annotations
 
-import html
 
 import altair as alt
-from IPython.display import HTML, display
+from IPython.display import display
 
 from .. import charts, widgets
 from ..metrics import METRICS
@@ -25,16 +24,9 @@ def _conventions(wb) -> str:
     return "; ".join(f"{c} = {getattr(wb.conventions, c)}" for c in used)
 
 
-def _header(wb) -> None:
-    display(HTML(widgets.TILE_CSS + f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(wb.segment.label)} · {wb.month:%B %Y}</b> · source '
-                 f'{html.escape(wb.source_label)}</div><div class="sub">Conventions: {html.escape(_conventions(wb))} '
-                 "(parameters/conventions.yaml)</div></div>"))
-
-
 def show_header(wb) -> None:
     """Title, segment and month (with the controls in an app) and the conventions in force."""
-    widgets.controls(wb)
-    widgets.section(wb, _header)
+    widgets.page_header(wb, lambda w: f"Conventions: {_conventions(w)}")
 
 
 def show_kpi_tiles(wb) -> None:

@@ -12,6 +12,7 @@ from IPython.display import HTML, display
 from .. import alerts, charts, widgets
 from .. import format as fmt
 from ..metrics import METRICS
+from ..frames import safe_ratio
 from ..metrics import funnel as f
 
 AREAS = ("funnel", "sales", "activation")
@@ -39,26 +40,23 @@ def basis_text(wb) -> str:
     return "period-based: next-stage count in a month / stage count in the same month"
 
 
-def _header(wb) -> None:
-    conv = wb.conventions
-    display(HTML(widgets.TILE_CSS + f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(wb.segment.label)} · '
-                 f'{wb.month:%B %Y}</b> · source {html.escape(wb.source_label)}</div><div class="sub">Conversion: '
-                 f'{html.escape(basis_text(wb))}. Activation window {conv.activation_window_days} days, velocity '
-                 f'{conv.activation_hours} h, new-user churn {conv.new_user_churn_days} days '
-                 '(parameters/conventions.yaml). Web traffic has no segment: visitors are company-wide.</div></div>'))
+def _conventions(wb) -> str:
+    c = wb.conventions
+    return (f"Conversion: {basis_text(wb)}. Activation window {c.activation_window_days} days, velocity "
+            f"{c.activation_hours} h, new-user churn {c.new_user_churn_days} days. Web traffic has no segment: "
+            "visitors are company-wide")
 
 
 def show_header(wb) -> None:
     """Segment, month and the conversion conventions in force (with the controls in an app)."""
-    widgets.controls(wb)
-    widgets.section(wb, _header)
+    widgets.page_header(wb, _conventions)
 
 
 def show_kpi_tiles(wb) -> None:
     """Headline funnel KPIs for the month, with change, target status, n and immaturity."""
     def render(w):
         w.require("leads", what="The acquisition funnel")
-        display(widgets.kpi_tiles(w, [t for t in TILES if not w.tables.missing(*METRICS[t].needs)]))
+        display(widgets.kpi_tiles(w, w.available(TILES)))
     widgets.section(wb, render)
 
 
@@ -71,17 +69,13 @@ def alert_html(fired: list[alerts.Alert]) -> str:
         moves = "; ".join(f"{METRICS[m].label} {fmt.value(e, METRICS[m].unit)} → {fmt.value(r, METRICS[m].unit)}"
                           for m, e, r in a.evidence)
         items.append(f'<div class="saaskpi-alert"><b>{html.escape(a.message)}</b><br>'
-                     f'<span class="sub">{html.escape(moves)} (mean of the last 3 complete months vs the 3 before)</span></div>')
+                     f'<span class="sub">{html.escape(moves)} (mean of the latest complete months vs as many months before, per parameters/alerts.yaml)</span></div>')
     return "".join(items)
-
-
-ALERT_CSS = """<style>.saaskpi-alert {font-family:system-ui,sans-serif;border-left:4px solid #b45309;background:#fffbeb;
-padding:8px 12px;margin:6px 0;font-size:13px;color:#1f2933;} .saaskpi-alert .sub {color:#616e7c;font-size:12px;}</style>"""
 
 
 def show_alerts(wb) -> None:
     """Inter-relational alerts declared in parameters/alerts.yaml, as callouts."""
-    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + ALERT_CSS + alert_html(alerts.evaluate(w)))))
+    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + alert_html(alerts.evaluate(w)))))
 
 
 def mature_months(wb, months: int = PERIOD_MONTHS) -> list[pd.Timestamp]:
@@ -100,7 +94,7 @@ def funnel_stages(wb) -> tuple[pd.DataFrame, str]:
         [s for s in FUNNEL_STAGES if s in set(rows.stage)])
     names = {f.VISITOR_SIGNUP: "visitors", f.SIGNUP_PQL: "signups", f.PQL_OPP: "PQLs", f.OPP_WON: "opportunities"}
     out = pd.DataFrame({"stage": [names[s] for s in sums.index], "count": sums.entered.to_numpy(),
-                        "rate": sums.converted.to_numpy() / np.where(sums.entered == 0, np.nan, sums.entered)})
+                        "rate": safe_ratio(sums.converted, sums.entered)})
     if f.OPP_WON in sums.index:
         out = pd.concat([out, pd.DataFrame({"stage": ["won deals"], "count": [sums.loc[f.OPP_WON, "converted"]],
                                             "rate": [np.nan]})], ignore_index=True)
@@ -124,7 +118,7 @@ def show_funnel(wb) -> None:
 def _trends(wb) -> None:
     wb.require("leads", what="Conversion trends")
     panels = []
-    for name in [t for t in TRENDS if not wb.tables.missing(*METRICS[t].needs)]:
+    for name in wb.available(TRENDS):
         m = METRICS[name]
         target = wb.targets.get(name)
         panels.append(charts.trend(wb.series(name).tail(TREND_MONTHS), m.label, m.unit, wb.target(name),
@@ -169,7 +163,7 @@ def breakdown(wb, table: str, group: str) -> pd.DataFrame:
     t = wb.table(table)
     t = t[t.month.isin(months) & t.stage.isin(BREAKDOWN_STAGES)]
     out = t.groupby([group, "stage"], as_index=False)[["entered", "converted"]].sum()
-    out["conversion_rate"] = out.converted / out.entered.where(out.entered > 0)
+    out["conversion_rate"] = safe_ratio(out.converted, out.entered)
     return out
 
 
@@ -194,7 +188,7 @@ def rep_summary(wb, months: int = 12) -> pd.DataFrame:
     reps = wb.table("sales_by_rep")
     recent = reps[(reps.month <= wb.month) & (reps.month > wb.month - pd.DateOffset(months=months))]
     out = recent.groupby(["member_id", "name"], as_index=False)[["created", "won", "lost", "bookings"]].sum()
-    out["win_rate"] = out.won / (out.won + out.lost).where(out.won + out.lost > 0)
+    out["win_rate"] = safe_ratio(out.won, out.won + out.lost)
     now = reps[reps.month == wb.month].set_index("member_id").ramp_fraction
     out["ramp_fraction"] = out.member_id.map(now).fillna(0.0)
     return out
@@ -202,7 +196,7 @@ def rep_summary(wb, months: int = 12) -> pd.DataFrame:
 
 def _sales(wb) -> None:
     wb.require("opportunities", what="Sales efficiency")
-    display(widgets.kpi_tiles(wb, [t for t in SALES_TILES if not wb.tables.missing(*METRICS[t].needs)]))
+    display(widgets.kpi_tiles(wb, wb.available(SALES_TILES)))
     pipe = wb.table("pipeline_by_month")
     pipe = pipe[pipe.month <= wb.month].tail(TREND_MONTHS)
     panels = [charts.pipeline(pipe)]
@@ -223,7 +217,7 @@ def show_sales_efficiency(wb) -> None:
 
 def _activation(wb) -> None:
     wb.require("users", what="Activation")
-    names = [t for t in ACTIVATION_TILES if not wb.tables.missing(*METRICS[t].needs)]
+    names = wb.available(ACTIVATION_TILES)
     display(widgets.kpi_tiles(wb, names))
     panels = []
     for name in [n for n in ("activation_rate", "activation_velocity", "new_user_churn_rate") if n in names]:
