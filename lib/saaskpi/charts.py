@@ -17,7 +17,7 @@ def _check(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _axis_format(unit: str) -> str:
-    return {"fraction": ".0%", "currency": "$,.3~s", "ratio": ".1f"}.get(unit, ",.3~s")
+    return {"fraction": ".2~%", "currency": "$,.3~s", "ratio": ".2~f"}.get(unit, ",.3~s")
 
 
 BRIDGE_STEPS = (("start", "MRR start", 1), ("new", "New", 1), ("expansion", "Expansion", 1),

@@ -16,7 +16,7 @@ import ipywidgets as W
 from IPython.display import HTML, SVG, display
 
 from . import format as fmt
-from . import params, theme
+from . import charts, params, theme
 from .errors import MissingTablesError, SaasKpiError
 from .metrics import METRICS
 
@@ -33,6 +33,14 @@ def show_chart(chart: alt.TopLevelMixin, wb) -> None:
         display(alt.JupyterChart(chart))
     else:
         display(SVG(chart_svg(chart)))
+
+
+def metric_trend(wb, name: str, months: int = 24) -> alt.Chart:
+    """Metric `name` over its last `months` months with its targets dotted and small samples flagged."""
+    m = METRICS[name]
+    target = wb.targets.get(name)
+    return charts.trend(wb.series(name).tail(months), m.label, m.unit, wb.target(name),
+                        wb.conventions.low_n_threshold if m.proportion else None, target.long_term if target else None)
 
 
 def chart_svg(chart: alt.TopLevelMixin) -> str:
@@ -100,9 +108,16 @@ TILE_CSS = f"""<style>
 </style>"""
 
 
+def no_math(markup: str) -> str:
+    """HTML whose dollar signs stay dollar signs: Voila and JupyterLab typeset text between two `$` as
+    LaTeX ("$15.3M → $16.1M" came out as italic math). MathJax 3 skips elements of class
+    `mathjax_ignore` (MathJax 2 and nbconvert: `tex2jax_ignore`)."""
+    return f'<div class="mathjax_ignore tex2jax_ignore">{markup}</div>'
+
+
 def kpi_tiles(wb, names: list[str]) -> HTML:
     """A grid of KPI tiles for the registered metrics `names`."""
-    return HTML(TILE_CSS + '<div class="kpi-grid">' + "".join(tile_html(wb, n) for n in names) + "</div>")
+    return HTML(TILE_CSS + no_math('<div class="kpi-grid">' + "".join(tile_html(wb, n) for n in names) + "</div>"))
 
 
 def note(text: str) -> HTML:
@@ -195,9 +210,9 @@ def controls(wb) -> None:
 
 def header_html(wb, conventions: str) -> HTML:
     """Segment, month and source, and the conventions behind the page's numbers."""
-    return HTML(TILE_CSS + f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(wb.segment.label)} · '
-                f'{wb.month:%B %Y}</b> · source {html.escape(wb.source_label)}</div><div class="sub">'
-                f'{html.escape(conventions)} (parameters/conventions.yaml)</div></div>')
+    return HTML(TILE_CSS + no_math(f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(wb.segment.label)} · '
+                                   f'{wb.month:%B %Y}</b> · source {html.escape(wb.source_label)}</div><div class="sub">'
+                                   f'{html.escape(conventions)} (parameters/conventions.yaml)</div></div>'))
 
 
 def page_header(wb, conventions: Callable) -> None:

@@ -39,7 +39,7 @@ def voila_png(notebook: str) -> Path:
     with voila_server() as base, browser_page() as page:
         open_app(page, base, notebook)
         before, after, _ = switch_segment(page, "enterprise")
-        print(f"MRR tile: {before} (all) -> {after} (enterprise)")
+        print(f"first KPI tile: {before} (all) -> {after} (enterprise)")
         page.wait_for_timeout(3000)
         height = page.evaluate("Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
         page.set_viewport_size({"width": 1400, "height": min(max(height, 900), 8000)})

@@ -84,12 +84,7 @@ def show_survival(wb) -> None:
 def _trends(wb) -> None:
     panels = []
     for name in TRENDS:
-        m = METRICS[name]
-        target = wb.targets.get(name)
-        series = wb.series(name).tail(TREND_MONTHS)
-        panels.append(charts.trend(series, m.label, m.unit, wb.target(name),
-                                   wb.conventions.low_n_threshold if m.proportion else None,
-                                   target.long_term if target else None))
+        panels.append(widgets.metric_trend(wb, name, TREND_MONTHS))
     widgets.show_chart(alt.concat(*panels, columns=2), wb)
 
 
@@ -100,12 +95,9 @@ def show_trends(wb) -> None:
 
 def _stickiness(wb) -> None:
     wb.require("usage_events", what="Product stickiness")
-    m = METRICS["dau_mau_ratio"]
-    target = wb.targets.get("dau_mau_ratio")
     active = wb.table("active_users")
     active = active[active.month <= wb.month].tail(TREND_MONTHS)
-    ratio = charts.trend(wb.series("dau_mau_ratio").tail(TREND_MONTHS), m.label, m.unit, wb.target("dau_mau_ratio"),
-                         long_term=target.long_term if target else None)
+    ratio = widgets.metric_trend(wb, "dau_mau_ratio", TREND_MONTHS)
     widgets.show_chart(alt.hconcat(charts.active_users(active), ratio).resolve_scale(color="independent"), wb)
     users = wb.table("user_cohort_retention")
     life = wb.table("user_lifecycle")

@@ -75,7 +75,7 @@ def alert_html(fired: list[alerts.Alert]) -> str:
 
 def show_alerts(wb) -> None:
     """Inter-relational alerts declared in parameters/alerts.yaml, as callouts."""
-    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + alert_html(alerts.evaluate(w)))))
+    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + widgets.no_math(alert_html(alerts.evaluate(w))))))
 
 
 def mature_months(wb, months: int = PERIOD_MONTHS) -> list[pd.Timestamp]:
@@ -117,13 +117,7 @@ def show_funnel(wb) -> None:
 
 def _trends(wb) -> None:
     wb.require("leads", what="Conversion trends")
-    panels = []
-    for name in wb.available(TRENDS):
-        m = METRICS[name]
-        target = wb.targets.get(name)
-        panels.append(charts.trend(wb.series(name).tail(TREND_MONTHS), m.label, m.unit, wb.target(name),
-                                   wb.conventions.low_n_threshold if m.proportion else None,
-                                   target.long_term if target else None))
+    panels = [widgets.metric_trend(wb, name, TREND_MONTHS) for name in wb.available(TRENDS)]
     widgets.show_chart(alt.concat(*panels, columns=2), wb)
 
 
@@ -204,9 +198,7 @@ def _sales(wb) -> None:
         reps = rep_summary(wb)
         if len(reps):
             panels.append(charts.rep_bookings(reps))
-    m = METRICS["win_rate"]
-    panels.append(charts.trend(wb.series("win_rate").tail(TREND_MONTHS), m.label, m.unit, wb.target("win_rate"),
-                               wb.conventions.low_n_threshold))
+    panels.append(widgets.metric_trend(wb, "win_rate", TREND_MONTHS))
     widgets.show_chart(alt.hconcat(*panels).resolve_scale(color="independent"), wb)
 
 
@@ -219,11 +211,8 @@ def _activation(wb) -> None:
     wb.require("users", what="Activation")
     names = wb.available(ACTIVATION_TILES)
     display(widgets.kpi_tiles(wb, names))
-    panels = []
-    for name in [n for n in ("activation_rate", "activation_velocity", "new_user_churn_rate") if n in names]:
-        m = METRICS[name]
-        panels.append(charts.trend(wb.series(name).tail(TREND_MONTHS), m.label, m.unit, wb.target(name),
-                                   wb.conventions.low_n_threshold))
+    panels = [widgets.metric_trend(wb, n, TREND_MONTHS)
+              for n in ("activation_rate", "activation_velocity", "new_user_churn_rate") if n in names]
     widgets.show_chart(alt.hconcat(*panels), wb)
 
 
