@@ -233,3 +233,59 @@ def rep_bookings(reps: pd.DataFrame) -> alt.Chart:
         tooltip=["name:N", alt.Tooltip("bookings:Q", format="$,.0f"), "won:Q", "lost:Q",
                  alt.Tooltip("win_rate:Q", format=".0%"), alt.Tooltip("ramp_fraction:Q", format=".2f", title="FTE now")],
     ).properties(title="Bookings per account executive, last 12 months", height=alt.Step(18), width=300)
+
+
+VERDICT_COLOURS = {"accelerate": theme.STATUS["on"], "fix payback": theme.STATUS["near"],
+                   "fix retention": "#d97706", "too early": theme.STATUS["n/a"], "rethink": theme.STATUS["off"],
+                   "no data": "#d1d5db"}
+
+
+def verdict_grid(pairs: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
+    """Segment x channel cells coloured by verdict, labelled with LTV:CAC, payback and n; small samples faded."""
+    data = _check(pairs.copy())
+    data["label"] = [f"{'n/a' if r != r else f'{r:.1f}x'} · {'n/a' if p != p else f'{p:.0f} mo'} · n={n}"
+                     for r, p, n in zip(data.ltv_to_cac, data.payback_months, data.new_customers)]
+    base = alt.Chart(data).encode(x=alt.X("channel:N", title=None, axis=alt.Axis(orient="top", labelAngle=0)),
+                                  y=alt.Y("segment:N", title=None))
+    cells = base.mark_rect(cornerRadius=3, stroke="white", strokeWidth=2).encode(
+        color=alt.Color("verdict:N", scale=theme.scale(VERDICT_COLOURS), title=None),
+        opacity=alt.condition("datum.low_n", alt.value(0.45), alt.value(0.9)),
+        tooltip=["segment:N", "channel:N", "verdict:N", alt.Tooltip("ltv_to_cac:Q", format=".2f", title="LTV:CAC"),
+                 alt.Tooltip("payback_months:Q", format=".1f", title="payback months"),
+                 alt.Tooltip("new_customers:Q", title="new customers"), "reason:N"])
+    text = base.mark_text(fontSize=11, color="white", fontWeight=600).encode(text="label:N")
+    return (cells + text).properties(width=alt.Step(150), height=alt.Step(44),
+                                     title=alt.Title(title, subtitle=subtitle))
+
+
+def cac_by_channel(frame: pd.DataFrame) -> alt.Chart:
+    """CAC per acquisition channel over the trailing three months, month by month."""
+    data = _check(frame.dropna(subset=["cac_trailing_3m"]))
+    return alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=alt.X("yearmonth(month):T", title=None),
+        y=alt.Y("cac_trailing_3m:Q", title="CAC, trailing 3 months", axis=alt.Axis(format="$,.3~s")),
+        color=alt.Color("channel:N", title=None),
+        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "channel:N",
+                 alt.Tooltip("cac_trailing_3m:Q", format="$,.0f", title="CAC (3 months)"),
+                 alt.Tooltip("sm_spend:Q", format="$,.0f", title="S&M spend in the month"),
+                 alt.Tooltip("new_customers:Q", title="new customers in the month")],
+    ).properties(title=alt.Title("CAC by acquisition channel", subtitle="S&M spend / new customers over the "
+                                 "trailing three months; untagged spend allocated per conventions"),
+                 height=220, width=640)
+
+
+def payback_curve(curve: pd.DataFrame) -> alt.Chart:
+    """Cumulative gross margin per customer by months since its first payment, against the CAC (dashed)."""
+    data = _check(curve.dropna(subset=["margin_per_customer"]))
+    fmt = "$,.3~s"
+    base = alt.Chart(data)
+    line = base.mark_line().encode(
+        x=alt.X("months_since_start:Q", title="months since first payment"),
+        y=alt.Y("cumulative_margin:Q", title="cumulative gross margin per customer", axis=alt.Axis(format=fmt)),
+        tooltip=["months_since_start:Q", alt.Tooltip("cumulative_margin:Q", format="$,.0f"),
+                 alt.Tooltip("customers:Q", title="customers observed"), alt.Tooltip("cac:Q", format="$,.0f", title="CAC")])
+    cac = base.mark_rule(style="target").encode(y="mean(cac):Q")
+    return alt.layer(line, cac).properties(height=170, width=280).facet(
+        facet=alt.Facet("segment:N", title=None), columns=3).resolve_scale(y="independent").properties(
+        title=alt.Title("Payback curve", subtitle="cumulative gross margin per customer (churned customers count "
+                        "as 0) against CAC, dotted; where the line crosses it, the customer has paid back"))

@@ -71,6 +71,11 @@ class Conventions:
     new_user_churn_days: int = 30
     pipeline_stage_weights: dict = field(default_factory=lambda: {
         "prospecting": 0.1, "discovery": 0.2, "proposal": 0.5, "negotiation": 0.7, "won": 1.0, "lost": 0.0})
+    cac_spend_categories: list = field(default_factory=lambda: ["marketing", "sales"])
+    spend_lag_months: int = 0
+    untagged_spend_allocation: str = "new_customers"
+    unit_economics_window_months: int = 12
+    ltv_to_cac_basis: str = "simple"
 
     def __post_init__(self):
         if self.funnel_basis not in ("cohort", "period"):
@@ -83,6 +88,18 @@ class Conventions:
         if bad:
             raise ParameterError(f"conventions.yaml: `pipeline_stage_weights` must map stages to fractions in [0, 1]; "
                                  f"bad: {bad}.")
+        if self.untagged_spend_allocation not in ("new_customers", "unallocated"):
+            raise ParameterError("conventions.yaml: `untagged_spend_allocation` must be new_customers or unallocated, "
+                                 f"got {self.untagged_spend_allocation!r}.")
+        if self.ltv_to_cac_basis not in ("simple", "survival"):
+            raise ParameterError(f"conventions.yaml: `ltv_to_cac_basis` must be simple or survival, got {self.ltv_to_cac_basis!r}.")
+        if self.spend_lag_months < 0 or self.unit_economics_window_months <= 0:
+            raise ParameterError("conventions.yaml: `spend_lag_months` must be 0 or more and "
+                                 "`unit_economics_window_months` positive.")
+        spend_categories = {"marketing", "sales", "cogs", "customer_success", "rnd", "g_and_a"}
+        if not self.cac_spend_categories or not set(self.cac_spend_categories) <= spend_categories - {"cogs"}:
+            raise ParameterError(f"conventions.yaml: `cac_spend_categories` must list spend categories among "
+                                 f"{sorted(spend_categories - {'cogs'})}, got {self.cac_spend_categories!r}.")
         if self.fx_reference not in ("latest", "earliest"):
             raise ParameterError(f"conventions.yaml: `fx_reference` must be latest or earliest, got {self.fx_reference!r}.")
         if not 1 <= self.fiscal_year_start_month <= 12:

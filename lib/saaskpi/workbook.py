@@ -125,6 +125,7 @@ class Workbook:
     targets: dict[str, Target]
     interactive: bool = True
     source_label: str = ""
+    shared: dict = field(default_factory=dict, repr=False)  # company-wide results, shared by with_choice/with_conventions
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -149,12 +150,14 @@ class Workbook:
         """The same workbook for another segment or month (tables are not re-read)."""
         seg = params.segment(segment) if segment else self.segment
         key = key_of(month) if month else self.as_of
-        return Workbook(self.all_tables, seg, key, self.conventions, self.targets, self.interactive, self.source_label)
+        return Workbook(self.all_tables, seg, key, self.conventions, self.targets, self.interactive, self.source_label,
+                        self.shared)
 
     def with_conventions(self, **changes) -> "Workbook":
         """The same workbook under other conventions (nothing cached is reused)."""
         conv = dataclasses.replace(self.conventions, **changes)
-        return Workbook(self.all_tables, self.segment, self.as_of, conv, self.targets, self.interactive, self.source_label)
+        return Workbook(self.all_tables, self.segment, self.as_of, conv, self.targets, self.interactive, self.source_label,
+                        self.shared)
 
     def months(self) -> list[str]:
         """Every month the data covers, as YYYY-MM, newest first."""
@@ -190,7 +193,31 @@ class Workbook:
 
     def _input(self, name: str):
         fixed = {"tables": self.tables, "calendar": self.calendar, "conventions": self.conventions, "as_of": self.as_of}
-        return fixed[name] if name in fixed else self.compute(name)
+        if name in fixed:
+            return fixed[name]
+        if name == "targets_in_force":
+            return {m: self.target(m) for m in METRICS}
+        if name == "allocated_spend":
+            return self._allocated_spend()
+        return self.compute(name)
+
+    def _allocated_spend(self) -> pd.DataFrame:
+        """Spend allocated company-wide (see metrics.unit_economics), then this segment's share of it."""
+        from .metrics import unit_economics as ue
+        from .metrics.revenue import account_mrr
+
+        key = ("allocated_spend", self.as_of, repr(self.conventions))
+        if key not in self.shared:
+            company_mrr = (self.compute("account_mrr") if not self.segment.filter
+                           else account_mrr(self.all_tables, self.calendar, self.conventions))
+            drivers = ue.acquisition_drivers(self.all_tables, company_mrr)
+            spend = ue.spend_in_reporting_currency(self.all_tables, self.conventions)
+            self.shared[key] = (drivers, ue.allocate_spend(spend, *drivers, self.conventions))
+        drivers, allocated = self.shared[key]
+        if not self.segment.filter:
+            return allocated
+        own = ue.acquisition_drivers(self.tables, self.compute("account_mrr"))
+        return ue.select_spend(allocated, drivers, own, self.segment.filter.get("segment"), self.conventions)
 
     def table(self, name: str) -> pd.DataFrame:
         """Registered table `name` for this segment."""

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from .activity import EVENT_SCHEMA, funnel_frames, invoices_frame, spend_frame, success_frames, usage_batches, users_frame
 from .company import (account_lives, accounts_frame, fx_rates, period_months, simulate_subscriptions,
                       subscriptions_frame, team)
-from .config import CHANNEL_CAC, CURRENCIES, GROSS_MARGIN, SCALES, SEGMENTS, DemoScale
+from .config import CURRENCIES, DIRECT_PAYBACK_MONTHS, UNIT_ECONOMICS_VERDICTS, GROSS_MARGIN, SCALES, SEGMENTS, DemoScale
 
 __all__ = ["DemoScale", "SCALES", "generate"]
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
@@ -37,8 +37,22 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     out.to_csv(path, index=False, float_format="%.2f", lineterminator="\n")
 
 
+def _latest_rates(fx: pd.DataFrame) -> dict[str, float]:
+    return fx.sort_values("month").groupby("currency").rate_to_reporting.last().to_dict() | {"USD": 1.0}
+
+
+def _first_mrr(accounts: pd.DataFrame, subs: pd.DataFrame, fx: pd.DataFrame) -> pd.DataFrame:
+    """Each account's first subscription: its month and monthly value in USD, with segment and channel."""
+    first = subs.sort_values(["start_date", "subscription_id"]).groupby("account_id", as_index=False).first()
+    first["mrr"] = (first.amount / first.billing_period_months * (1 - first.discount_pct)
+                    * first.currency.map(_latest_rates(fx)))
+    first["month"] = pd.to_datetime(first.start_date).dt.to_period("M")
+    acc = accounts[["account_id", "segment", "acquisition_channel"]].rename(columns={"acquisition_channel": "channel"})
+    return first[["account_id", "month", "mrr"]].merge(acc, on="account_id")
+
+
 def _monthly_revenue(subs: pd.DataFrame, fx: pd.DataFrame, months: pd.PeriodIndex) -> pd.Series:
-    latest = fx.sort_values("month").groupby("currency").rate_to_reporting.last().to_dict() | {"USD": 1.0}
+    latest = _latest_rates(fx)
     mrr = subs.amount / subs.billing_period_months * (1 - subs.discount_pct) * subs.currency.map(latest)
     out = {}
     for m in months:
@@ -74,7 +88,7 @@ def generate(out_dir: Path | str, *, scale: str | DemoScale = "default", seed: i
     steps.update()
     tickets, nps, touches = success_frames(lives, users, rng[5], sc)
     invoices = invoices_frame(subs, lives, rng[6], sc)
-    spend = spend_frame(accounts, _monthly_revenue(subs, fx, period_months(sc)), staff, rng[7], sc)
+    spend = spend_frame(_first_mrr(accounts, subs, fx), _monthly_revenue(subs, fx, period_months(sc)), staff, rng[7], sc)
     steps.update()
 
     tmp = Path(tempfile.mkdtemp(prefix=f"{out_dir.name}.tmp-", dir=out_dir.parent))
@@ -115,7 +129,8 @@ def ground_truth(sc: DemoScale, seed: int, counts: dict[str, int], lives) -> dic
         "period_end": str(months[-1].end_time.date()),
         "row_counts": counts,
         "gross_margin": GROSS_MARGIN,
-        "channel_cac_usd": CHANNEL_CAC,
+        "direct_payback_months": DIRECT_PAYBACK_MONTHS,
+        "unit_economics_verdicts": UNIT_ECONOMICS_VERDICTS,
         "engagement": "each account has a latent engagement e ~ Beta(2.2, 2.2); its churn hazard is "
                       "segment hazard x (1.6 - 1.2 e); usage, NPS, CSAT and sentiment rise with e, tickets fall",
         "segments": {s.name: {

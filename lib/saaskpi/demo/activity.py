@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .company import AccountLife, period_months
-from .config import (CHANNEL_CAC, CHANNELS, FEATURE_WEIGHTS, FEATURES, GROSS_MARGIN, SEGMENTS, DemoScale)
+from .config import (BRAND_SPEND_RANGE, CHANNELS, DIRECT_PAYBACK_MONTHS, FEATURE_WEIGHTS, FEATURES, GROSS_MARGIN, SEGMENTS, DemoScale)
 
 EVENT_SCHEMA = pa.schema([("event_time", pa.timestamp("us", tz="UTC")), ("user_id", pa.string()),
                           ("account_id", pa.string()), ("feature", pa.string()), ("duration_seconds", pa.int64())])
@@ -249,25 +249,34 @@ def invoices_frame(subscriptions: pd.DataFrame, lives: list[AccountLife], rng: n
     return out
 
 
-def spend_frame(accounts: pd.DataFrame, subscriptions_mrr: pd.Series, team: pd.DataFrame, rng: np.random.Generator,
+def spend_frame(first_mrr: pd.DataFrame, subscriptions_mrr: pd.Series, team: pd.DataFrame, rng: np.random.Generator,
                 scale: DemoScale) -> pd.DataFrame:
-    """Monthly spend: marketing per channel (some untagged), sales per segment, COGS, CS, R&D, G&A."""
+    """Monthly spend: marketing and sales per segment and channel (each new customer costs its pair's
+    DIRECT_PAYBACK_MONTHS of first-month gross margin), untagged brand marketing, AE and CSM cost per segment,
+    SDR cost split over the segments they prospect for, COGS, R&D, G&A. `first_mrr`: account_id, month
+    (period of the first paying month), segment, channel, mrr (USD)."""
     rows = []
-    new = accounts.assign(month=pd.to_datetime(accounts.created_at).dt.tz_localize(None).dt.to_period("M"))
-    new_by = new.groupby(["month", "acquisition_channel"]).size()
+    direct = first_mrr.assign(cost=[DIRECT_PAYBACK_MONTHS[s][c] * m * GROSS_MARGIN
+                                    for s, c, m in zip(first_mrr.segment, first_mrr.channel, first_mrr.mrr)])
+    cost_by = direct.groupby(["month", "segment", "channel"]).cost.sum()
     for month in period_months(scale):
         day = month.start_time.date()
-        for ch in CHANNELS:
-            cost = new_by.get((month, ch), 0) * CHANNEL_CAC[ch] * rng.uniform(0.85, 1.15)
-            rows.append((day, "marketing", round(cost * 0.55, 2), ch, None))
-            rows.append((day, "sales", round(cost * 0.35, 2), ch, None))
-        rows.append((day, "marketing", round(float(rng.uniform(8000, 12000)), 2), None, None))  # brand: untagged
+        for seg in SEGMENTS:
+            for ch in CHANNELS:
+                cost = float(cost_by.get((month, seg.name, ch), 0.0)) * rng.uniform(0.85, 1.15)
+                if cost:
+                    rows.append((day, "marketing", round(cost * 0.6, 2), ch, seg.name))
+                    rows.append((day, "sales", round(cost * 0.4, 2), ch, seg.name))
+        rows.append((day, "marketing", round(float(rng.uniform(*BRAND_SPEND_RANGE)), 2), None, None))  # brand: untagged
         revenue = float(subscriptions_mrr.get(month, 0.0))
         rows.append((day, "cogs", round(revenue * (1 - GROSS_MARGIN), 2), None, None))
         active = team[(pd.to_datetime(team.start_date).dt.to_period("M") <= month)]
-        for role, cat in (("csm", "customer_success"), ("ae", "sales"), ("sdr", "sales")):
-            for seg, cost in active[active.role == role].groupby(active.segment.fillna(""), sort=True).monthly_cost.sum().items():
-                rows.append((day, cat, round(float(cost), 2), None, seg or None))
+        for role, cat in (("csm", "customer_success"), ("ae", "sales")):
+            for seg, cost in active[active.role == role].groupby("segment", sort=True).monthly_cost.sum().items():
+                rows.append((day, cat, round(float(cost), 2), None, seg))
+        sdr = float(active[active.role == "sdr"].monthly_cost.sum())
+        for seg in ("mid_market", "enterprise"):  # SDRs prospect for the sales-led segments
+            rows.append((day, "sales", round(sdr / 2, 2), None, seg))
         rows.append((day, "rnd", round(revenue * 0.35 + 60000, 2), None, None))
         rows.append((day, "g_and_a", round(revenue * 0.12 + 25000, 2), None, None))
     out = pd.DataFrame(rows, columns=["month", "category", "amount", "channel", "segment"])

@@ -42,7 +42,23 @@ SEGMENTS = (
 )
 CURRENCIES = {"USD": (0.85, 1.0), "EUR": (0.10, 1.08), "GBP": (0.05, 1.27)}  # share of accounts, start rate
 GROSS_MARGIN = 0.78  # COGS is 22 % of revenue
-CHANNEL_CAC = {"organic": 600.0, "paid_search": 1800.0, "outbound": 6500.0, "partner": 3000.0, "events": 5200.0}
+# Direct S&M cost of winning a customer, in months of its first-month gross margin, per segment and channel
+# (overheads come on top: the segment's AEs and SDRs, brand marketing). Designed so that some pairs meet
+# both unit-economics guidelines and some miss them; UNIT_ECONOMICS_VERDICTS is what the workbook must find.
+DIRECT_PAYBACK_MONTHS = {
+    "smb": {"organic": 2.0, "paid_search": 2.5, "outbound": 26.0, "partner": 15.0, "events": 20.0},
+    "mid_market": {"organic": 2.0, "paid_search": 4.0, "outbound": 14.0, "partner": 5.0, "events": 40.0},
+    "enterprise": {"organic": 2.0, "paid_search": 3.0, "outbound": 6.0, "partner": 4.0, "events": 18.0},
+}
+UNIT_ECONOMICS_VERDICTS = {  # accelerate = LTV:CAC >= 3 and payback <= 12; fix payback = only LTV:CAC met
+    "smb": {"organic": "accelerate", "paid_search": "accelerate", "outbound": "rethink", "partner": "rethink",
+            "events": "rethink"},
+    "mid_market": {"organic": "accelerate", "paid_search": "accelerate", "outbound": "fix payback",
+                   "partner": "accelerate", "events": "rethink"},
+    "enterprise": {"organic": "accelerate", "paid_search": "accelerate", "outbound": "accelerate",
+                   "partner": "accelerate", "events": "fix payback"},
+}
+BRAND_SPEND_RANGE = (3000.0, 5000.0)  # untagged marketing per month
 
 
 @dataclass(frozen=True)

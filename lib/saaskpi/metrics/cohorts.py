@@ -144,9 +144,11 @@ def expected_lifetime_months(spells: pd.DataFrame, horizon: int) -> float:
 
 
 @metric(label="LTV (survival)", formula="Kaplan-Meier expected lifetime in months (truncated at ltv_horizon_months) "
-        "x ARPA x gross margin", unit="currency", direction="higher", level="supporting", sources=("S", "C"),
+        "x ARPA x gross margin (of the month, from COGS or default_gross_margin)", unit="currency",
+        direction="higher", level="supporting", sources=("S", "C"),
         area="revenue", conventions=("ltv_horizon_months", "default_gross_margin"))
-def survival_lifetime_value(account_mrr: pd.DataFrame, mrr_movements: pd.DataFrame, conventions: Conventions) -> pd.DataFrame:
+def survival_lifetime_value(account_mrr: pd.DataFrame, mrr_movements: pd.DataFrame, gross_margin_by_month: pd.DataFrame,
+                            conventions: Conventions) -> pd.DataFrame:
     """Gross margin an average account brings over its Kaplan-Meier expected life, truncated at the horizon."""
     m = mrr_movements
     spells = first_spells(account_mrr, key_of(m.month.max())) if len(m) else first_spells(account_mrr, 0)
@@ -156,4 +158,4 @@ def survival_lifetime_value(account_mrr: pd.DataFrame, mrr_movements: pd.DataFra
         values.append(expected_lifetime_months(seen, conventions.ltv_horizon_months))
         ns.append(len(seen))
     arpa = safe_ratio(m.mrr_end, m.accounts_end)
-    return _series(m.month, np.asarray(values) * arpa * conventions.default_gross_margin, ns)
+    return _series(m.month, np.asarray(values) * arpa * gross_margin_by_month.gross_margin.to_numpy(), ns)

@@ -294,15 +294,16 @@ def saas_quick_ratio(mrr_movements: pd.DataFrame, conventions: Conventions) -> p
 
 # --------------------------------------------------------------------------- lifetime value
 @metric(label="LTV", formula="ARPA x gross margin / monthly logo churn averaged over the trailing "
-        "ltv_churn_window_months complete months; n/a when that churn is 0", unit="currency", direction="higher",
+        "ltv_churn_window_months complete months; n/a when that churn is 0; gross margin of the month from COGS, "
+        "default_gross_margin without COGS", unit="currency", direction="higher",
         level="core", sources=("S", "C"), area="revenue",
         conventions=("ltv_churn_window_months", "default_gross_margin"))
 def customer_lifetime_value(mrr_movements: pd.DataFrame, customer_churn_rate: pd.DataFrame,
-                            conventions: Conventions) -> pd.DataFrame:
+                            gross_margin_by_month: pd.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Gross margin an average account brings over its expected life (simple formula)."""
     m = mrr_movements
     w = conventions.ltv_churn_window_months
     churn = customer_churn_rate.value.rolling(w, min_periods=w).mean()
     exposed = m.accounts_start.rolling(w, min_periods=w).sum()
     arpa = safe_ratio(m.mrr_end, m.accounts_end)
-    return _series(m.month, safe_ratio(arpa * conventions.default_gross_margin, churn), exposed.fillna(0))
+    return _series(m.month, safe_ratio(arpa * gross_margin_by_month.gross_margin.to_numpy(), churn), exposed.fillna(0))

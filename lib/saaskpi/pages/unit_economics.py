@@ -1,0 +1,244 @@
+"""Page 03, unit economics: KPI tiles, the segment x channel table, where to hit the accelerator,
+trends against guidelines, CAC by channel, the payback curve and a what-if. Each `show_*` is one section."""
+from __future__ import annotations
+
+import html
+import math
+
+import altair as alt
+import ipywidgets as W
+import pandas as pd
+from IPython.display import HTML, display
+
+from .. import charts, theme, widgets
+from .. import format as fmt
+from ..metrics import unit_economics as ue
+
+AREAS = ("unit_economics",)
+TILES = ["customer_acquisition_cost", "cac_payback_months", "ltv_to_cac_ratio", "customer_lifetime_value",
+         "survival_lifetime_value", "gross_margin", "new_customers", "new_customer_arpa", "sales_marketing_spend",
+         "magic_number", "burn_multiple"]
+TRENDS = ["ltv_to_cac_ratio", "cac_payback_months", "customer_acquisition_cost", "gross_margin", "magic_number",
+          "burn_multiple"]
+TREND_MONTHS = 24
+LEVERS = (("churn_change", "Churn", -0.5, 1.0, "% change of monthly churn"),
+          ("price_change", "Price (ARPA)", -0.3, 0.5, "% change of new-customer ARPA"),
+          ("margin_change", "Gross margin", -0.2, 0.1, "points of gross margin"),
+          ("cac_change", "CAC", -0.5, 0.5, "% change of CAC"))
+
+
+def _conventions(wb) -> str:
+    c = wb.conventions
+    allocation = ("split by the month's new customers" if c.untagged_spend_allocation == "new_customers"
+                  else "left unallocated")
+    return (f"CAC: {' + '.join(c.cac_spend_categories)} spend, lag {c.spend_lag_months} months, untagged spend "
+            f"{allocation}. LTV:CAC on {c.ltv_to_cac_basis} LTV; gross margin from COGS in the spend table, "
+            f"{c.default_gross_margin:.0%} in months without it. Segment x channel table: customers won in the last "
+            f"{c.unit_economics_window_months} months; fewer than {c.low_n_threshold} new customers is a small sample")
+
+
+def show_header(wb) -> None:
+    """Segment, month and the unit-economics conventions in force (with the controls in an app)."""
+    widgets.page_header(wb, _conventions)
+
+
+def show_kpi_tiles(wb) -> None:
+    """Headline unit-economics KPIs for the month with change, target status and n."""
+    def render(w):
+        w.require("spend", what="Unit economics")
+        display(widgets.kpi_tiles(w, w.available(TILES)))
+    widgets.section(wb, render)
+
+
+def _status_cell(value: float, status: str, unit: str, currency: str) -> str:
+    colour = theme.STATUS.get(status, theme.MUTED)
+    return (f'<td style="color:{colour};font-weight:600" title="{status}">'
+            f'{fmt.value(value, unit, currency)}</td>')
+
+
+def table_html(table: pd.DataFrame, targets: dict, currency: str) -> str:
+    """The segment x channel table as HTML, LTV:CAC and payback coloured by their status."""
+    head = ["segment", "channel", "new customers", "CAC", "ARPA (new)", "monthly churn", "LTV", "LTV (survival)",
+            f"LTV:CAC (≥ {targets['ltv_to_cac_ratio']:g})", f"payback (≤ {targets['cac_payback_months']:g} mo)"]
+    if (table.level == "segment").sum() == 1:
+        table = table[table.level != "total"]  # one segment: its row is the total
+    rows = []
+    for r in table.itertuples():
+        weight = "font-weight:600;background:#f1f5f9" if r.level != "pair" else ""
+        small = ' <span class="kpi-lown">small sample</span>' if r.low_n else ""
+        rows.append(
+            f'<tr style="{weight}"><td>{html.escape(str(r.segment))}</td><td>{html.escape(str(r.channel))}</td>'
+            f"<td>{r.new_customers:,}{small}</td><td>{fmt.money(r.cac, currency)}</td>"
+            f"<td>{fmt.money(r.arpa, currency)}</td><td>{fmt.value(r.monthly_churn, 'fraction')}</td>"
+            f"<td>{fmt.money(r.ltv, currency)}</td><td>{fmt.money(r.ltv_survival, currency)}</td>"
+            + _status_cell(r.ltv_to_cac, r.ltv_to_cac_status, "ratio", currency)
+            + _status_cell(r.payback_months, r.payback_status, "months", currency) + "</tr>")
+    return ('<table class="saaskpi-table"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
+
+
+TABLE_CSS = f"""<style>
+.saaskpi-table {{font-family:{theme.FONT};font-size:12px;border-collapse:collapse;margin:6px 0 12px 0;color:{theme.INK};}}
+.saaskpi-table th {{text-align:right;color:{theme.MUTED};font-weight:500;padding:4px 8px;border-bottom:1px solid {theme.GRID};}}
+.saaskpi-table td {{text-align:right;padding:3px 8px;border-bottom:1px solid {theme.GRID};}}
+.saaskpi-table td:nth-child(-n+2), .saaskpi-table th:nth-child(-n+2) {{text-align:left;}}
+</style>"""
+
+
+def _guidelines(wb) -> dict:
+    return {n: wb.target(n) for n in ("ltv_to_cac_ratio", "cac_payback_months")}
+
+
+def _window(wb) -> str:
+    start = wb.month - pd.DateOffset(months=wb.conventions.unit_economics_window_months - 1)
+    return f"customers won {start:%b %Y} – {wb.month:%b %Y}"
+
+
+def _segment_channel(wb) -> None:
+    wb.require("spend", what="The segment x channel table")
+    accel = wb.table("acceleration")
+    pairs = accel[accel.level == "pair"]
+    if len(pairs):
+        g = _guidelines(wb)
+        widgets.show_chart(charts.verdict_grid(pairs, "LTV:CAC and payback by segment and channel",
+                                               f"{_window(wb)}; guidelines LTV:CAC ≥ {g['ltv_to_cac_ratio']:g}, payback ≤ "
+                                               f"{g['cac_payback_months']:g} months; faded: small sample"), wb)
+    display(HTML(widgets.TILE_CSS + TABLE_CSS + widgets.no_math(
+        table_html(wb.table("unit_economics"), _guidelines(wb), wb.conventions.reporting_currency))))
+
+
+def show_segment_channel_table(wb) -> None:
+    """Segment x channel: new customers, CAC, ARPA, churn, LTV, LTV:CAC and payback against the guidelines."""
+    widgets.section(wb, _segment_channel)
+
+
+def accelerator_html(accel: pd.DataFrame) -> str:
+    """Where to hit the accelerator: every segment, channel and pair ranked, with verdict and reason."""
+    if accel.empty:
+        return '<div class="saaskpi-note">No new customers and no S&amp;M spend in the window.</div>'
+    rows = []
+    for i, r in enumerate(accel.itertuples(), start=1):
+        colour = charts.VERDICT_COLOURS.get(r.verdict, theme.MUTED)
+        what = {"pair": f"{r.segment} · {r.channel}", "segment": f"{r.segment} (all channels)",
+                "channel": f"{r.channel} (all segments)"}[r.level]
+        rows.append(f'<tr><td>{i}</td><td>{html.escape(what)}</td><td style="color:{colour};font-weight:650">'
+                    f"{html.escape(r.verdict)}</td><td style=\"text-align:left\">{html.escape(r.reason)}</td></tr>")
+    return ('<table class="saaskpi-table"><thead><tr><th>#</th><th>where</th><th>verdict</th>'
+            '<th style="text-align:left">why</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+
+
+def show_accelerator(wb) -> None:
+    """Segments, channels and pairs ranked: those meeting both guidelines first, then what each miss needs."""
+    def render(w):
+        w.require("spend", what="Where to hit the accelerator")
+        display(HTML(widgets.TILE_CSS + TABLE_CSS + widgets.no_math(accelerator_html(w.table("acceleration")))))
+    widgets.section(wb, render)
+
+
+def _trends(wb) -> None:
+    wb.require("spend", what="Unit-economics trends")
+    panels = [widgets.metric_trend(wb, name, TREND_MONTHS) for name in wb.available(TRENDS)]
+    widgets.show_chart(alt.concat(*panels, columns=2), wb)
+
+
+def show_trends(wb) -> None:
+    """LTV:CAC, payback, CAC, gross margin, magic number and burn multiple by month, guidelines dotted."""
+    widgets.section(wb, _trends)
+
+
+def show_cac_by_channel(wb) -> None:
+    """CAC per acquisition channel over time (trailing three months)."""
+    def render(w):
+        w.require("spend", what="CAC by channel")
+        t = w.table("cac_by_channel")
+        widgets.show_chart(charts.cac_by_channel(t[t.month <= w.month].groupby("channel").tail(TREND_MONTHS)), w)
+    widgets.section(wb, render)
+
+
+def show_payback_curve(wb) -> None:
+    """Cumulative gross margin per customer since its first payment, against the segment's CAC."""
+    def render(w):
+        w.require("spend", what="The payback curve")
+        curve = w.table("payback_curve")
+        widgets.show_chart(charts.payback_curve(curve[curve.months_since_start <= 36]), w)
+    widgets.section(wb, render)
+
+
+# --------------------------------------------------------------------------- what-if
+def what_if_base(wb) -> dict | None:
+    """The window's totals that the what-if starts from (ARPA, CAC, monthly churn, gross margin)."""
+    t = wb.table("unit_economics")
+    total = t[t.level == "total"]
+    if total.empty:
+        return None
+    r = total.iloc[0]
+    return {"arpa": r.arpa, "cac": r.cac, "monthly_churn": r.monthly_churn, "gross_margin": r.gross_margin}
+
+
+def what_if_html(wb, **changes: float) -> str:
+    """Before and after for the given lever changes, and the value of each lever that reaches each guideline."""
+    base = what_if_base(wb)
+    if base is None or any(v is None or math.isnan(v) for v in base.values()):
+        return ('<div class="saaskpi-note">The what-if needs new customers, spend and at least one churned '
+                "customer in the window.</div>")
+    g = _guidelines(wb)
+    r = ue.what_if(**base, **changes, ltv_to_cac_target=g["ltv_to_cac_ratio"], payback_target=g["cac_payback_months"])
+    cur = wb.conventions.reporting_currency
+    units = {"arpa": "currency", "cac": "currency", "monthly_churn": "fraction", "gross_margin": "fraction"}
+    names = {"arpa": "ARPA (new)", "cac": "CAC", "monthly_churn": "monthly churn", "gross_margin": "gross margin"}
+
+    def judged(value, target, higher):
+        ok = not math.isnan(value) and (value >= target if higher else value <= target)
+        return f'<b style="color:{theme.STATUS["on" if ok else "off"]}">{"n/a" if math.isnan(value) else f"{value:.1f}"}</b>'
+
+    inputs = "".join(f"<tr><td>{names[k]}</td><td>{fmt.value(base[k], units[k], cur)}</td>"
+                     f"<td>{fmt.value(r['inputs'][k], units[k], cur)}</td></tr>" for k in names)
+    results = (f"<tr><td>LTV:CAC (≥ {g['ltv_to_cac_ratio']:g})</td>"
+               f"<td>{judged(r['before']['ltv_to_cac'], g['ltv_to_cac_ratio'], True)}</td>"
+               f"<td>{judged(r['after']['ltv_to_cac'], g['ltv_to_cac_ratio'], True)}</td></tr>"
+               f"<tr><td>payback months (≤ {g['cac_payback_months']:g})</td>"
+               f"<td>{judged(r['before']['payback_months'], g['cac_payback_months'], False)}</td>"
+               f"<td>{judged(r['after']['payback_months'], g['cac_payback_months'], False)}</td></tr>")
+    needed = "".join(
+        f"<tr><td>{names[k]}</td>"
+        + "".join(f"<td>{_needed(r['needed'][goal][k], units[k], cur, k, goal)}</td>"
+                  for goal in ("ltv_to_cac", "payback_months")) + "</tr>" for k in names)
+    return (f'<div class="saaskpi-header"><div class="sub">Starting from the window\'s totals ({html.escape(_window(wb))}).'
+            "</div></div>"
+            '<div style="display:flex;gap:28px;flex-wrap:wrap">'
+            '<table class="saaskpi-table"><thead><tr><th>lever</th><th>now</th><th>what-if</th></tr></thead>'
+            f"<tbody>{inputs}{results}</tbody></table>"
+            '<table class="saaskpi-table"><thead><tr><th>lever alone (others at what-if)</th>'
+            f"<th>reaches LTV:CAC {g['ltv_to_cac_ratio']:g} at</th><th>reaches payback {g['cac_payback_months']:g} mo at</th>"
+            f"</tr></thead><tbody>{needed}</tbody></table></div>")
+
+
+def _needed(value: float | None, unit: str, currency: str, lever: str, goal: str) -> str:
+    if value is not None:
+        return fmt.value(value, unit, currency)
+    return "does not move it" if (lever, goal) == ("monthly_churn", "payback_months") else "out of reach"
+
+
+def _what_if(wb) -> None:
+    wb.require("spend", what="The what-if")
+    css = widgets.TILE_CSS + TABLE_CSS
+    if not wb.interactive:
+        display(HTML(css + widgets.no_math(what_if_html(wb))))
+        return
+    out = W.HTML(css + widgets.no_math(what_if_html(wb)))
+    sliders = {key: W.FloatSlider(value=0.0, min=lo, max=hi, step=0.05 if key != "margin_change" else 0.01,
+                                  description=label, readout_format="+.0%" if key != "margin_change" else "+.0%",
+                                  tooltip=help_text, continuous_update=False, style={"description_width": "110px"})
+               for key, label, lo, hi, help_text in LEVERS}
+
+    def update(_=None):
+        out.value = css + widgets.no_math(what_if_html(wb, **{k: s.value for k, s in sliders.items()}))
+
+    for s in sliders.values():
+        s.observe(update, names="value")
+    display(W.VBox([W.HBox(list(sliders.values())[:2]), W.HBox(list(sliders.values())[2:]), out]))
+
+
+def show_what_if(wb) -> None:
+    """How LTV:CAC and payback move with churn, price, gross margin and CAC, and what reaches each guideline."""
+    widgets.section(wb, _what_if)
