@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import pytest
 
 from conftest import REVENUE_TABLES, write_source

@@ -43,6 +43,12 @@ def metric_trend(wb, name: str, months: int = 24) -> alt.Chart:
                         wb.conventions.low_n_threshold if m.proportion else None, target.long_term if target else None)
 
 
+def trend_grid(wb, names: list[str], months: int = 24) -> None:
+    """Show the trends of the metrics among `names` whose tables the source has, two per row."""
+    panels = [metric_trend(wb, name, months) for name in wb.available(names)]
+    show_chart(alt.concat(*panels, columns=2), wb)
+
+
 def chart_svg(chart: alt.TopLevelMixin) -> str:
     """The chart rendered to SVG text with vl-convert (no browser, no network)."""
     import io

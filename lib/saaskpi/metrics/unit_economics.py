@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import key_of, month_of, safe_ratio
+from ..frames import month_of, safe_ratio
 from ..params import Conventions
 from ..sources import Tables
 from ..stats import target_status

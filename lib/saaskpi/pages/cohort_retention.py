@@ -82,10 +82,7 @@ def show_survival(wb) -> None:
 
 
 def _trends(wb) -> None:
-    panels = []
-    for name in TRENDS:
-        panels.append(widgets.metric_trend(wb, name, TREND_MONTHS))
-    widgets.show_chart(alt.concat(*panels, columns=2), wb)
+    widgets.trend_grid(wb, TRENDS, TREND_MONTHS)
 
 
 def show_trends(wb) -> None:

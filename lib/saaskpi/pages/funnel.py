@@ -117,8 +117,7 @@ def show_funnel(wb) -> None:
 
 def _trends(wb) -> None:
     wb.require("leads", what="Conversion trends")
-    panels = [widgets.metric_trend(wb, name, TREND_MONTHS) for name in wb.available(TRENDS)]
-    widgets.show_chart(alt.concat(*panels, columns=2), wb)
+    widgets.trend_grid(wb, TRENDS, TREND_MONTHS)
 
 
 def show_conversion_trends(wb) -> None:

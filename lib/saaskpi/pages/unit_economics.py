@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import math
 
-import altair as alt
 import ipywidgets as W
 import pandas as pd
 from IPython.display import HTML, display
@@ -23,7 +22,7 @@ TRENDS = ["ltv_to_cac_ratio", "cac_payback_months", "customer_acquisition_cost",
 TREND_MONTHS = 24
 LEVERS = (("churn_change", "Churn", -0.5, 1.0, "% change of monthly churn"),
           ("price_change", "Price (ARPA)", -0.3, 0.5, "% change of new-customer ARPA"),
-          ("margin_change", "Gross margin", -0.2, 0.1, "points of gross margin"),
+          ("margin_change", "Margin (points)", -0.2, 0.1, "points of gross margin"),
           ("cac_change", "CAC", -0.5, 0.5, "% change of CAC"))
 
 
@@ -137,8 +136,7 @@ def show_accelerator(wb) -> None:
 
 def _trends(wb) -> None:
     wb.require("spend", what="Unit-economics trends")
-    panels = [widgets.metric_trend(wb, name, TREND_MONTHS) for name in wb.available(TRENDS)]
-    widgets.show_chart(alt.concat(*panels, columns=2), wb)
+    widgets.trend_grid(wb, TRENDS, TREND_MONTHS)
 
 
 def show_trends(wb) -> None:
@@ -227,7 +225,7 @@ def _what_if(wb) -> None:
         return
     out = W.HTML(css + widgets.no_math(what_if_html(wb)))
     sliders = {key: W.FloatSlider(value=0.0, min=lo, max=hi, step=0.05 if key != "margin_change" else 0.01,
-                                  description=label, readout_format="+.0%" if key != "margin_change" else "+.0%",
+                                  description=label, readout_format="+.0%",
                                   tooltip=help_text, continuous_update=False, style={"description_width": "110px"})
                for key, label, lo, hi, help_text in LEVERS}
 
