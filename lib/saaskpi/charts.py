@@ -289,3 +289,40 @@ def payback_curve(curve: pd.DataFrame) -> alt.Chart:
         facet=alt.Facet("segment:N", title=None), columns=3).resolve_scale(y="independent").properties(
         title=alt.Title("Payback curve", subtitle="cumulative gross margin per customer (churned customers count "
                         "as 0) against CAC, dotted; where the line crosses it, the customer has paid back"))
+
+
+def _unit_format(unit: str) -> str:
+    return {"fraction": ".0%", "ratio": ".3~g", "score": ".0f"}.get(unit, ",.3~s")
+
+
+def peer_position(row: pd.Series, label: str, unit: str, title: str) -> alt.Chart:
+    """One account against its peers on one metric: the middle half of the peers as a band, their median as a
+    tick, the account as a point."""
+    fmt = _unit_format(unit)
+    data = pd.DataFrame([{"metric": label, "p25": row.p25, "median": row["median"], "p75": row.p75,
+                          "value": row.value}])
+    base = alt.Chart(data).encode(y=alt.Y("metric:N", title=None, axis=alt.Axis(labelLimit=200)))
+    band = base.mark_bar(size=16, color=theme.GRID, cornerRadius=3).encode(
+        x=alt.X("p25:Q", title=None, axis=alt.Axis(format=fmt)), x2="p75:Q")
+    median = base.mark_tick(color=theme.MUTED, thickness=2, size=22).encode(x="median:Q")
+    point = base.mark_point(filled=True, size=110, color=theme.PALETTE[0]).encode(
+        x="value:Q", tooltip=[alt.Tooltip("value:Q", format=fmt, title="this account"),
+                              alt.Tooltip("median:Q", format=fmt, title="peer median"),
+                              alt.Tooltip("p25:Q", format=fmt), alt.Tooltip("p75:Q", format=fmt)])
+    return (band + median + point).properties(width=420, height=34, title=alt.Title(title, fontSize=12, fontWeight=500))
+
+
+def peer_ranges(groups: pd.DataFrame, label: str, unit: str, min_peers: int) -> alt.Chart:
+    """Peer p25-p75 and median per segment x lifecycle stage for one metric; groups below min_peers faded."""
+    fmt = _unit_format(unit)
+    data = _check(groups.assign(small=groups.peers < min_peers,
+                                group=groups.segment + " · " + groups.stage))
+    base = alt.Chart(data).encode(y=alt.Y("group:N", title=None, sort=None))
+    band = base.mark_bar(size=12, cornerRadius=2).encode(
+        x=alt.X("p25:Q", title=label, axis=alt.Axis(format=fmt)), x2="p75:Q",
+        color=alt.Color("segment:N", legend=None),
+        opacity=alt.condition("datum.small", alt.value(0.25), alt.value(0.8)),
+        tooltip=["segment:N", "stage:N", "peers:Q", alt.Tooltip("p25:Q", format=fmt),
+                 alt.Tooltip("median:Q", format=fmt), alt.Tooltip("p75:Q", format=fmt)])
+    median = base.mark_tick(color=theme.INK, thickness=2, size=16).encode(x="median:Q")
+    return (band + median).properties(width=260, height=alt.Step(16), title=label)

@@ -56,3 +56,10 @@ def change(delta: float, unit: str, currency: str = "USD") -> str:
 def count(n: float) -> str:
     """A sample size: n=1,234."""
     return "n=–" if _bad(n) else f"n={n:,.0f}"
+
+
+def ordinal(n: float) -> str:
+    """1st, 2nd, 3rd, 11th, 22nd, 53rd, 100th."""
+    k = int(round(n))
+    suffix = "th" if 11 <= k % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"

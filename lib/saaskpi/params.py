@@ -76,11 +76,18 @@ class Conventions:
     untagged_spend_allocation: str = "new_customers"
     unit_economics_window_months: int = 12
     ltv_to_cac_basis: str = "simple"
+    nps_window_days: int = 90
+    renewal_window_days: int = 90
+    onboarding_months: int = 3
+    training_months: int = 6
+    extending_utilisation: float = 0.8
+    min_peers: int = 5
 
     def __post_init__(self):
         if self.funnel_basis not in ("cohort", "period"):
             raise ParameterError(f"conventions.yaml: `funnel_basis` must be cohort or period, got {self.funnel_basis!r}.")
-        for key in ("conversion_window_days", "activation_window_days", "activation_hours", "new_user_churn_days"):
+        for key in ("conversion_window_days", "activation_window_days", "activation_hours", "new_user_churn_days",
+                    "nps_window_days"):
             if getattr(self, key) <= 0:
                 raise ParameterError(f"conventions.yaml: `{key}` must be a positive whole number.")
         bad = {k: v for k, v in self.pipeline_stage_weights.items()
@@ -185,3 +192,50 @@ def _typed_segment(data: dict, where: str) -> Segment:
         raise ParameterError(f"{where}: `targets` maps metric names to numbers.")
     return Segment(str(data["name"]), str(data.get("label", data["name"])),
                    {str(k): [str(x) for x in v] for k, v in flt.items()}, {k: float(v) for k, v in tg.items()})
+
+
+STAGES = ("early", "growth", "mature")
+
+
+@dataclass(frozen=True)
+class Executive:
+    """The executive summary's choices: north star, top-7 groups and the KPIs that lead each business stage."""
+
+    north_star: str
+    business_stage: str
+    top7: dict[str, list[str]]
+    stages: dict[str, list[str]]
+
+    def leading(self, stage: str = "") -> list[str]:
+        """The metrics that lead the page at `stage` (default: business_stage)."""
+        stage = stage or self.business_stage
+        if stage not in STAGES:
+            raise ParameterError(f"business_stage must be one of {', '.join(STAGES)}, got {stage!r}.")
+        return self.stages[stage]
+
+
+def executive(path: Path = paths.EXECUTIVE_FILE, known: set[str] | None = None) -> Executive:
+    """The executive summary's parameters; unknown keys, stages or metric names (when `known` is given) are errors."""
+    data = read_yaml(path)
+    allowed = {"north_star", "business_stage", "top7", "stages"}
+    unknown = sorted(set(data) - allowed)
+    missing = sorted(allowed - set(data))
+    if unknown or missing:
+        raise ParameterError(f"{path.name}: " + "; ".join(
+            ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else []))
+            + f" (expected {', '.join(sorted(allowed))}).")
+    groups = {"top7": data["top7"], "stages": data["stages"]}
+    for key, value in groups.items():
+        if not isinstance(value, dict) or not all(isinstance(v, list) and all(isinstance(x, str) for x in v)
+                                                  for v in value.values()):
+            raise ParameterError(f"{path.name}: `{key}` maps names to lists of metric names.")
+    if set(data["stages"]) != set(STAGES):
+        raise ParameterError(f"{path.name}: `stages` must list exactly {', '.join(STAGES)}.")
+    ex = Executive(str(data["north_star"]), str(data["business_stage"]), dict(data["top7"]), dict(data["stages"]))
+    ex.leading()  # checks business_stage
+    if known is not None:
+        names = {ex.north_star, *(m for v in ex.top7.values() for m in v), *(m for v in ex.stages.values() for m in v)}
+        bad = sorted(names - known)
+        if bad:
+            raise ParameterError(f"{path.name} names unknown metric(s) {', '.join(bad)}; see docs/metrics.md for the names.")
+    return ex

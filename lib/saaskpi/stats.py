@@ -26,3 +26,30 @@ def target_status(value: float, target: float | None, direction: str, near_band:
         return "on"
     tolerance = abs(target) * near_band if target else near_band
     return "near" if -gap <= tolerance else "off"
+
+
+def peer_stats(values, min_peers: int = 5):
+    """Peer benchmarks of one metric within groups.
+
+    `values`: a pandas frame with `group` (any hashable) and `value` (NaN = no value, not a peer).
+    Returns the frame with, per row, `peers` (accounts of its group with a value, itself included),
+    `p25`, `median`, `p75` (linear interpolation), `percentile` (mid-rank: share of the group below
+    plus half of those equal, x 100, so ties share one percentile) and `gap` (value - median);
+    `compared` is False, and the statistics NaN, when the group has fewer than `min_peers`.
+    """
+    import numpy as np
+
+    out = values.copy()
+    has = out.value.notna()
+    grouped = out[has].groupby("group").value
+    size = grouped.transform("size")
+    out["peers"] = size.reindex(out.index).fillna(0).astype("int64")
+    for name, q in (("p25", 0.25), ("median", 0.5), ("p75", 0.75)):
+        out[name] = grouped.transform(lambda s, q=q: float(np.quantile(s.to_numpy(), q))).reindex(out.index)
+    below = grouped.rank(method="min") - 1  # accounts strictly below
+    equal = grouped.transform(lambda s: s.map(s.value_counts()))  # accounts with the same value, itself included
+    out["percentile"] = (100 * (below + 0.5 * equal) / size).reindex(out.index)
+    out["gap"] = out.value - out["median"]
+    out["compared"] = out.peers >= min_peers
+    out.loc[~out.compared, ["p25", "median", "p75", "percentile", "gap"]] = float("nan")
+    return out

@@ -199,6 +199,8 @@ class Workbook:
             return {m: self.target(m) for m in METRICS}
         if name == "allocated_spend":
             return self._allocated_spend()
+        if name == "compute_if_available":  # a table or metric by name, None when its tables are absent
+            return lambda n: None if self.tables.missing(*(TABLE_FUNCS.get(n) or METRICS[n]).needs) else self.compute(n)
         return self.compute(name)
 
     def _allocated_spend(self) -> pd.DataFrame:

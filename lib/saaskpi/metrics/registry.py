@@ -129,7 +129,8 @@ def validate_registry(convention_keys: set[str]) -> None:
     """Check the whole registry at load: inputs resolve, conventions exist, one north star."""
     problems = []
     known_inputs = set(TABLE_FUNCS) | set(METRICS) | {"tables", "conventions", "calendar", "as_of",
-                                                             "allocated_spend", "targets_in_force"}
+                                                             "allocated_spend", "targets_in_force",
+                                                             "compute_if_available"}
     for spec in [*METRICS.values(), *TABLE_FUNCS.values()]:
         missing = [i for i in spec.inputs if i not in known_inputs]
         if missing:

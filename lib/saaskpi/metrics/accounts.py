@@ -1,0 +1,213 @@
+"""Account-level metrics for the workbook's month, the lifecycle stage of each paying account, and
+peer benchmarks over accounts of the same segment x lifecycle stage (catalog sections 5 and 6).
+
+An account metric is a registered table with one row per paying account (account_id, value, n);
+`benchmarkable` ones are compared with their peers in `peer_benchmarks`, so a metric registered
+later with `@account_metric` is benchmarked without other edits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import narwhals as nw
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from ..frames import month_key, month_of, to_pandas
+from ..params import Conventions
+from ..sources import Tables
+from ..stats import peer_stats
+from .registry import TABLE_FUNCS, RegistryError, TableSpec, table
+
+STAGES = ("onboarding", "training", "adopting", "extending", "renewal")
+
+
+@dataclass(frozen=True)
+class AccountMetric:
+    """A per-account value for the workbook's month."""
+
+    name: str
+    label: str
+    unit: str
+    direction: str
+    benchmarkable: bool
+    description: str
+
+
+ACCOUNT_METRICS: dict[str, AccountMetric] = {}
+
+
+def account_metric(*, label: str, unit: str, direction: str, needs: tuple[str, ...], benchmarkable: bool = True):
+    """Register the decorated function (returning account_id, value, n per paying account) as an account metric."""
+    def register(func: Callable) -> Callable:
+        import inspect
+
+        if func.__name__ in TABLE_FUNCS:
+            raise RegistryError(f"{func.__name__} is registered twice")
+        doc = (inspect.getdoc(func) or "").splitlines()
+        if not doc:
+            raise RegistryError(f"account metric {func.__name__}: a one-line docstring is required")
+        TABLE_FUNCS[func.__name__] = TableSpec(func.__name__, func, doc[0], tuple(needs), export=False)
+        ACCOUNT_METRICS[func.__name__] = AccountMetric(func.__name__, label, unit, direction, benchmarkable, doc[0])
+        return func
+    return register
+
+
+# --------------------------------------------------------------------------- who pays, with how many seats
+@table(export=False)
+def paying_accounts_now(tables: Tables, as_of: int, account_mrr: pd.DataFrame,
+                        new_customer_accounts: pd.DataFrame) -> pd.DataFrame:
+    """The accounts paying at the end of the workbook's month: MRR, seats, months since first payment."""
+    now = account_mrr[account_mrr.month == month_of(as_of)][["account_id", "mrr"]]
+    first = new_customer_accounts[["account_id", "month", "segment"]].rename(columns={"month": "first_month"})
+    out = now.merge(first, on="account_id", how="left")
+    out["age_months"] = as_of - (out.first_month.dt.year * 12 + out.first_month.dt.month - 1)
+    subs = _active_subscriptions(tables, as_of)
+    seats = subs.groupby("account_id").seats.sum(min_count=1) if "seats" in subs else pd.Series(dtype="float64")
+    out["seats"] = out.account_id.map(seats).astype("float64")
+    names = tables.frames["accounts"]
+    if "account_name" in names.columns:
+        out = out.merge(names.select("account_id", "account_name").to_pandas(), on="account_id", how="left")
+    else:
+        out["account_name"] = out.account_id
+    return out[["account_id", "account_name", "segment", "mrr", "seats", "age_months"]].reset_index(drop=True)
+
+
+def _active_subscriptions(tables: Tables, as_of: int) -> pd.DataFrame:
+    end = (month_of(as_of) + pd.offsets.MonthEnd(0)).date()
+    subs = tables.frames["subscriptions"].filter(
+        (pl.col("start_date") <= end) & (pl.col("end_date").is_null() | (pl.col("end_date") > end)))
+    return subs.to_pandas()
+
+
+@table(export=False)
+def renewals_due(tables: Tables, as_of: int, conventions: Conventions) -> pd.DataFrame:
+    """Contracts of at least 12 months active at the month end, with the end of their current term and the
+    days from the month end to it."""
+    subs = _active_subscriptions(tables, as_of)
+    subs = subs[subs.billing_period_months >= 12]
+    end = month_of(as_of) + pd.offsets.MonthEnd(0)
+    rows = []
+    for s in subs.itertuples():
+        start, period = pd.Timestamp(s.start_date), int(s.billing_period_months)
+        term_end = start + pd.DateOffset(months=period)
+        while term_end <= end:
+            term_end += pd.DateOffset(months=period)
+        if pd.notna(s.end_date) and pd.Timestamp(s.end_date) < term_end:
+            term_end = pd.Timestamp(s.end_date)
+        rows.append((s.account_id, s.subscription_id, term_end, (term_end - end).days))
+    return pd.DataFrame(rows, columns=["account_id", "subscription_id", "term_end", "days_to_renewal"])
+
+
+# --------------------------------------------------------------------------- account metrics
+@table(needs=("accounts", "subscriptions", "usage_events"))
+def account_activity(tables: Tables, as_of: int) -> pd.DataFrame:
+    """Per account in the workbook's month: users with an event (MAU) and user-days with an event."""
+    ev = tables.lazy("usage_events").select("account_id", "user_id", month=month_key(nw.col("event_time")),
+                                            day=nw.col("event_time").dt.day())
+    per_user = (ev.filter(nw.col("month") == as_of).group_by("account_id", "user_id")
+                .agg(nw.col("day").n_unique().alias("days_active")))
+    return to_pandas(per_user.group_by("account_id").agg(nw.len().alias("mau"),
+                                                          nw.col("days_active").sum().alias("user_days")),
+                     sort=["account_id"])
+
+
+def _per_account(paying: pd.DataFrame, values: pd.Series, n: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"account_id": paying.account_id,
+                         "value": paying.account_id.map(values).astype("float64").to_numpy(),
+                         "n": paying.account_id.map(n).fillna(0).astype("float64").to_numpy()})
+
+
+@account_metric(label="Licence utilisation", unit="fraction", direction="higher",
+                needs=("accounts", "subscriptions", "usage_events"))
+def licence_utilisation(paying_accounts_now: pd.DataFrame, account_activity: pd.DataFrame) -> pd.DataFrame:
+    """Monthly active users / licensed seats at the month end (n/a without seats)."""
+    p = paying_accounts_now
+    mau = p.account_id.map(account_activity.set_index("account_id").mau).fillna(0)
+    value = (mau / p.seats.where(p.seats > 0)).to_numpy()
+    return _per_account(p, pd.Series(value, index=p.account_id), p.set_index("account_id").seats)
+
+
+@account_metric(label="DAU/MAU (account)", unit="fraction", direction="higher",
+                needs=("accounts", "subscriptions", "usage_events"))
+def account_dau_mau(as_of: int, paying_accounts_now: pd.DataFrame, account_activity: pd.DataFrame) -> pd.DataFrame:
+    """Mean daily active users over the month's days / monthly active users (n/a without active users)."""
+    days = (month_of(as_of) + pd.offsets.MonthEnd(0)).day
+    a = account_activity.set_index("account_id")
+    return _per_account(paying_accounts_now, a.user_days / days / a.mau, a.mau)
+
+
+@account_metric(label="NPS (account)", unit="score", direction="higher",
+                needs=("accounts", "subscriptions", "nps_responses"))
+def account_nps(tables: Tables, as_of: int, conventions: Conventions, paying_accounts_now: pd.DataFrame) -> pd.DataFrame:
+    """NPS of the account's answers in the nps_window_days ending at the month end (n/a without answers)."""
+    end = month_of(as_of + 1)
+    start = end - pd.Timedelta(days=conventions.nps_window_days)
+    r = (tables.frames["nps_responses"]
+         .with_columns(pl.col("responded_at").dt.replace_time_zone(None).alias("at"))
+         .filter((pl.col("at") >= start) & (pl.col("at") < end))
+         .group_by("account_id").agg(pl.len().cast(pl.Int64).alias("n"),
+                                     (pl.col("score") >= 9).cast(pl.Int64).sum().alias("promoters"),
+                                     (pl.col("score") <= 6).cast(pl.Int64).sum().alias("detractors"))
+         .to_pandas().set_index("account_id"))
+    return _per_account(paying_accounts_now, 100 * (r.promoters - r.detractors) / r.n, r.n)
+
+
+@account_metric(label="Tickets per seat (90 days)", unit="ratio", direction="lower",
+                needs=("accounts", "subscriptions", "support_tickets"))
+def tickets_per_seat(tables: Tables, as_of: int, paying_accounts_now: pd.DataFrame) -> pd.DataFrame:
+    """Support tickets opened in the 90 days to the month end per licensed seat (n/a without seats)."""
+    end = month_of(as_of + 1)
+    t = (tables.frames["support_tickets"].with_columns(pl.col("created_at").dt.replace_time_zone(None).alias("at"))
+         .filter((pl.col("at") >= end - pd.Timedelta(days=90)) & (pl.col("at") < end))
+         .group_by("account_id").len().to_pandas().set_index("account_id")["len"])
+    p = paying_accounts_now
+    tickets = p.account_id.map(t).fillna(0)
+    value = (tickets / p.seats.where(p.seats > 0)).to_numpy()
+    return _per_account(p, pd.Series(value, index=p.account_id), pd.Series(tickets.to_numpy(), index=p.account_id))
+
+
+# --------------------------------------------------------------------------- lifecycle and peers
+@table()
+def lifecycle_stages(conventions: Conventions, paying_accounts_now: pd.DataFrame, renewals_due: pd.DataFrame,
+                     compute_if_available: Callable) -> pd.DataFrame:
+    """Each paying account's lifecycle stage at the month end: renewal (a contract term ends within
+    renewal_window_days) wins; else onboarding, training (by months since first payment), extending (licence
+    utilisation at least extending_utilisation) or adopting."""
+    c = conventions
+    p = paying_accounts_now
+    soon = renewals_due[renewals_due.days_to_renewal <= c.renewal_window_days]
+    used = compute_if_available("licence_utilisation")
+    utilisation = (p.account_id.map(used.set_index("account_id").value) if used is not None
+                   else pd.Series(np.nan, index=p.index)).astype("float64")
+    stage = np.select(
+        [p.account_id.isin(soon.account_id), p.age_months < c.onboarding_months, p.age_months < c.training_months,
+         utilisation >= c.extending_utilisation],
+        ["renewal", "onboarding", "training", "extending"], default="adopting")
+    return pd.DataFrame({"account_id": p.account_id, "segment": p.segment, "stage": stage,
+                         "age_months": p.age_months, "utilisation": utilisation.to_numpy()})
+
+
+@table()
+def peer_benchmarks(compute_if_available: Callable, conventions: Conventions, lifecycle_stages: pd.DataFrame,
+                    paying_accounts_now: pd.DataFrame) -> pd.DataFrame:
+    """Every paying account x benchmarkable account metric: value, peers in its segment x lifecycle stage, their
+    p25 / median / p75, the account's percentile and gap to the median; groups of fewer than min_peers are
+    not compared."""
+    base = lifecycle_stages[["account_id", "segment", "stage"]].merge(
+        paying_accounts_now[["account_id", "account_name", "mrr"]], on="account_id")
+    parts = []
+    for name, spec in ACCOUNT_METRICS.items():
+        if not spec.benchmarkable:
+            continue
+        values = compute_if_available(name)
+        if values is None:
+            continue
+        frame = base.merge(values[["account_id", "value"]], on="account_id", how="left")
+        frame["group"] = list(zip(frame.segment, frame.stage))
+        parts.append(peer_stats(frame, conventions.min_peers).drop(columns="group").assign(metric=name))
+    cols = ["account_id", "account_name", "segment", "stage", "mrr", "metric", "value", "peers", "p25", "median",
+            "p75", "percentile", "gap", "compared"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)

@@ -1,0 +1,177 @@
+"""Page 05, benchmarks: one account against its peers (same segment x lifecycle stage), the peer
+groups of every benchmarkable account metric, targets and guidelines with their sources, and every
+headline KPI against its target. Everything comes from the registry and parameters/targets.yaml."""
+from __future__ import annotations
+
+import html
+import math
+
+import altair as alt
+import ipywidgets as W
+import pandas as pd
+from IPython.display import HTML, display
+
+from .. import charts, theme, widgets
+from .. import format as fmt
+from ..errors import ParameterError
+from ..metrics import METRICS
+from ..metrics.accounts import ACCOUNT_METRICS
+
+AREAS: tuple[str, ...] = ()
+TREND_MONTHS = 24
+
+
+def _conventions(wb) -> str:
+    c = wb.conventions
+    return (f"Peers: paying accounts of the same segment x lifecycle stage at the month end, compared when a group "
+            f"has at least {c.min_peers} accounts with a value; lifecycle: renewal within {c.renewal_window_days} "
+            f"days wins, onboarding < {c.onboarding_months} months, training < {c.training_months} months, "
+            f"extending at {c.extending_utilisation:.0%} licence utilisation")
+
+
+def show_header(wb) -> None:
+    """Segment and month (with the controls in an app) and how peers are formed."""
+    widgets.page_header(wb, _conventions)
+
+
+def account_choices(wb) -> list[tuple[str, str]]:
+    """(label, account_id) of the paying accounts, largest MRR first."""
+    p = wb.table("paying_accounts_now").sort_values(["mrr", "account_id"], ascending=[False, True])
+    stages = wb.table("lifecycle_stages").set_index("account_id").stage
+    cur = wb.conventions.reporting_currency
+    return [(f"{r.account_name} · {r.segment} · {stages.get(r.account_id, '?')} · {fmt.money(r.mrr, cur)} MRR",
+             r.account_id) for r in p.itertuples()]
+
+
+def sentence(row: pd.Series, label: str, unit: str) -> str:
+    """The plain-language comparison: 'Licence utilisation 45% is the 62nd percentile of 40 mid_market accounts in
+    onboarding (median 30%, middle half 20%-41%).'"""
+    v = fmt.value(row.value, unit)
+    if math.isnan(row.value):
+        return f"{label}: no value this month."
+    group = f"{row.segment} accounts in {row.stage}"
+    if not row.compared:
+        return f"{label} {v}: only {int(row.peers)} {group} have a value, fewer than needed to compare."
+    return (f"{label} {v} is the {fmt.ordinal(row.percentile)} percentile of {int(row.peers)} {group} (median "
+            f"{fmt.value(row['median'], unit)}, middle half {fmt.value(row.p25, unit)}–{fmt.value(row.p75, unit)}).")
+
+
+def account_view(wb, account_id: str) -> tuple[str, list[alt.Chart]]:
+    """The sentences and charts comparing one account with its peers."""
+    pb = wb.table("peer_benchmarks")
+    rows = pb[pb.account_id == account_id]
+    if rows.empty:
+        raise ParameterError(f"Account {account_id!r} is not a paying account of {wb.segment.label} at the end of "
+                             f"{wb.month_label}; pick one from the list.")
+    lines, panels = [], []
+    for row in rows.itertuples(index=False):
+        spec = ACCOUNT_METRICS[row.metric]
+        r = pd.Series(row._asdict())
+        lines.append(f"<li>{html.escape(sentence(r, spec.label, spec.unit))}</li>")
+        if r.compared and not math.isnan(r.value):
+            panels.append(charts.peer_position(r, spec.label, spec.unit, ""))
+    first = rows.iloc[0]
+    head = (f'<div class="saaskpi-header"><b>{html.escape(str(first.account_name))}</b> · {html.escape(first.segment)} · '
+            f"{html.escape(first.stage)}</div><ul class=\"saaskpi-note\">{''.join(lines)}</ul>")
+    return head, panels
+
+
+def _show_account(wb, account_id: str) -> None:
+    head, panels = account_view(wb, account_id)
+    display(HTML(widgets.TILE_CSS + widgets.no_math(head)))
+    if panels:
+        widgets.show_chart(alt.vconcat(*panels).properties(
+            title=alt.Title("This account (point) against its peers", subtitle="band: middle half of the peers; "
+                            "tick: their median")), wb)
+
+
+def show_account_vs_peers(wb, account: str = "") -> None:
+    """One account against its peers on every benchmarkable metric (the largest account unless one is named; an
+    account picker in an app)."""
+    def render(w):
+        choices = account_choices(w)
+        if not choices:
+            display(widgets.note("No paying account at this month end."))
+            return
+        chosen = account or choices[0][1]
+        if not w.interactive:
+            _show_account(w, chosen)
+            return
+        ids = [c[1] for c in choices]
+        picker = W.Dropdown(options=choices, value=chosen if chosen in ids else ids[0], description="Account",
+                            layout=W.Layout(width="560px"), style={"description_width": "70px"})
+        out = W.Output()
+
+        def pick(change):
+            if change["new"] not in ids:  # only the picker's own options
+                return
+            with out:
+                out.clear_output(wait=True)
+                widgets.guarded(lambda x: _show_account(x, change["new"]), w)
+
+        picker.observe(pick, names="value")
+        display(W.VBox([picker, out]))
+        pick({"new": picker.value})
+    widgets.section(wb, render)
+
+
+def peer_groups(wb) -> pd.DataFrame:
+    """Per benchmarkable metric and segment x lifecycle stage: peers and their p25, median and p75."""
+    pb = wb.table("peer_benchmarks")
+    return (pb.groupby(["metric", "segment", "stage"], as_index=False)
+            .agg(peers=("peers", "max"), p25=("p25", "first"), median=("median", "first"), p75=("p75", "first")))
+
+
+def show_peer_groups(wb) -> None:
+    """The peer range of every benchmarkable metric per segment x lifecycle stage; small groups flagged."""
+    def render(w):
+        groups = peer_groups(w)
+        if groups.empty:
+            display(widgets.note("No account metric can be computed from this source."))
+            return
+        panels = [charts.peer_ranges(g, ACCOUNT_METRICS[m].label, ACCOUNT_METRICS[m].unit, w.conventions.min_peers)
+                  for m, g in groups.groupby("metric", sort=False) if g["median"].notna().any()]
+        if panels:
+            widgets.show_chart(alt.concat(*panels, columns=2).properties(title=alt.Title(
+                "Peer ranges by segment and lifecycle stage", subtitle="bar: p25-p75; tick: median")), w)
+        small = groups[groups.peers < w.conventions.min_peers]
+        if len(small):
+            names = ", ".join(sorted({f"{r.segment} · {r.stage} ({ACCOUNT_METRICS[r.metric].label}: {r.peers})"
+                                      for r in small.itertuples()}))
+            display(widgets.note(f"Too few peers to compare (fewer than {w.conventions.min_peers}): {names}."))
+    widgets.section(wb, render)
+
+
+def targets_html(wb) -> str:
+    """Every target and guideline: value now, target, long-term target, status and source."""
+    cur = wb.conventions.reporting_currency
+    rows = []
+    for name in [n for n in METRICS if wb.target(n) is not None]:
+        m, v, t = METRICS[name], wb.value(name), wb.targets.get(name)
+        long_term = fmt.value(t.long_term, m.unit, cur) if t and t.long_term is not None else ""
+        source = t.source if t else f"registry default ({', '.join(m.sources)})"
+        if name in wb.segment.targets:
+            source = f"segment file {wb.segment.name}.yaml; " + source
+        rows.append(f"<tr><td>{html.escape(m.label)}</td><td>{html.escape(v.note or fmt.value(v.value, m.unit, cur))}</td>"
+                    f"<td>{'≥' if m.direction == 'higher' else '≤'} {fmt.value(v.target, m.unit, cur)}</td>"
+                    f"<td>{long_term}</td><td style=\"color:{theme.STATUS[v.status]};font-weight:600\">{v.status}</td>"
+                    f"<td>{html.escape(source)}</td></tr>")
+    return ('<table class="saaskpi-hierarchy"><thead><tr><th>KPI</th><th>now</th><th>target</th><th>long term</th>'
+            f'<th>status</th><th>source</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def show_targets(wb) -> None:
+    """Every KPI with a target as a tile (value, change, status, n), then the targets and guidelines from
+    parameters/targets.yaml (and segment overrides) with their sources."""
+    from .executive_summary import GROUP_CSS
+
+    def render(w):
+        display(widgets.kpi_tiles(w, [n for n in METRICS if w.target(n) is not None]))
+        display(HTML(widgets.TILE_CSS + GROUP_CSS + widgets.no_math(targets_html(w))))
+    widgets.section(wb, render)
+
+
+def show_trends(wb) -> None:
+    """Every headline KPI (north star and core) by month with its target dotted."""
+    headline = [n for n, m in METRICS.items() if m.level in ("north_star", "core")]
+    widgets.section(wb, lambda w: widgets.trend_grid(w, headline, TREND_MONTHS))

@@ -1,0 +1,151 @@
+"""Page 00, the executive summary: the north star, what leads at the business stage, the top 7 of the
+customer-journey article, alerts, the metric hierarchy and links to every other page. Everything is
+read from the registry and `parameters/executive.yaml`, so a metric added later appears without
+editing the notebook."""
+from __future__ import annotations
+
+import html
+import json
+
+from IPython.display import HTML, display
+
+from .. import alerts, params, paths, theme, widgets
+from .. import format as fmt
+from ..metrics import METRICS
+from ..metrics.registry import LEVELS
+from .funnel import alert_html
+
+AREAS = ("success",)  # NPS and CSAT until the customer-success page exists; the rest belong to other pages
+TREND_MONTHS = 24
+CADENCE_ORDER = {"daily": 0, "weekly": 1, "monthly": 2, "quarterly": 3}
+
+
+def settings():
+    """parameters/executive.yaml, checked against the registry."""
+    return params.executive(known=set(METRICS))
+
+
+def stage_of(business_stage: str = "") -> str:
+    """The business stage in force: the notebook's parameter, else executive.yaml's."""
+    ex = settings()
+    ex.leading(business_stage)
+    return business_stage or ex.business_stage
+
+
+def show_header(wb, business_stage: str = "") -> None:
+    """Segment and month (with the controls in an app), the business stage and the north star."""
+    ex = settings()
+    stage = stage_of(business_stage)
+    widgets.page_header(wb, lambda w: (f"Business stage: {stage} (parameters/executive.yaml decides what leads). "
+                                       f"North star: {METRICS[ex.north_star].label}. Every rate shows its n; "
+                                       f"fewer than {w.conventions.low_n_threshold} is flagged as a small sample"))
+
+
+def show_north_star(wb) -> None:
+    """The north star metric: tile and monthly trend against its target."""
+    def render(w):
+        name = settings().north_star
+        display(widgets.kpi_tiles(w, [name]))
+        widgets.show_chart(widgets.metric_trend(w, name, TREND_MONTHS).properties(width=640), w)
+    widgets.section(wb, render)
+
+
+def show_stage_kpis(wb, business_stage: str = "") -> None:
+    """The KPIs that lead at the business stage, as tiles and trends with their targets."""
+    def render(w):
+        names = w.available(settings().leading(business_stage))
+        if not names:
+            display(widgets.note("None of this stage's KPIs can be computed from this source."))
+            return
+        display(widgets.kpi_tiles(w, names))
+        widgets.trend_grid(w, names, TREND_MONTHS)
+    widgets.section(wb, render)
+
+
+def top7_html(wb) -> str:
+    """The top 7 of the customer-journey article: one row of tiles per group."""
+    rows = []
+    for group, names in settings().top7.items():
+        tiles = "".join(widgets.tile_html(wb, n) for n in names)
+        rows.append(f'<div class="saaskpi-group"><div class="saaskpi-group-label">{html.escape(group)}</div>'
+                    f'<div class="kpi-grid">{tiles}</div></div>')
+    return "".join(rows)
+
+
+GROUP_CSS = f"""<style>
+.saaskpi-group {{display:grid;grid-template-columns:170px 1fr;gap:8px;align-items:start;font-family:{theme.FONT};}}
+.saaskpi-group-label {{font-size:14px;font-weight:600;color:{theme.INK};padding-top:16px;}}
+.saaskpi-hierarchy {{font-family:{theme.FONT};font-size:12px;border-collapse:collapse;color:{theme.INK};margin:4px 0 12px 0;}}
+.saaskpi-hierarchy th {{text-align:left;color:{theme.MUTED};font-weight:500;padding:3px 10px;border-bottom:1px solid {theme.GRID};}}
+.saaskpi-hierarchy td, .saaskpi-hierarchy th {{text-align:left !important;}}
+.saaskpi-hierarchy td {{padding:3px 10px;border-bottom:1px solid {theme.GRID};}}
+.saaskpi-hierarchy td.num {{text-align:right !important;}}
+.saaskpi-links a {{display:inline-block;margin:4px 10px 4px 0;padding:8px 14px;border-radius:6px;background:#eff6ff;
+  color:{theme.PALETTE[0]};text-decoration:none;font-family:{theme.FONT};font-size:13px;font-weight:600;}}
+</style>"""
+
+
+def show_top7(wb) -> None:
+    """Churn, deal size, qualified leads, net negative churn, revenue per lead, NPS and CSAT, sales and capital
+    efficiency: value, change, target status, n and sparkline each."""
+    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + GROUP_CSS + widgets.no_math(top7_html(w)))))
+
+
+def show_alerts(wb) -> None:
+    """Inter-relational alerts declared in parameters/alerts.yaml."""
+    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + widgets.no_math(alert_html(alerts.evaluate(w))))))
+
+
+def hierarchy_html(wb) -> str:
+    """Every registered metric by hierarchy level (north star, core, supporting, operational) with its review
+    cadence, value and status; supporting and operational levels are folded."""
+    cur = wb.conventions.reporting_currency
+    parts = []
+    for level in LEVELS:
+        names = sorted((n for n, m in METRICS.items() if m.level == level),
+                       key=lambda n: (CADENCE_ORDER[METRICS[n].cadence], METRICS[n].area, METRICS[n].label))
+        rows = []
+        for n in names:
+            m, v = METRICS[n], wb.value(n)
+            shown = v.note or fmt.value(v.value, m.unit, cur)
+            status = "" if v.status == "n/a" else v.status
+            rows.append(f"<tr><td>{html.escape(m.label)}</td><td>{m.cadence}</td><td>{m.area}</td>"
+                        f'<td class="num">{html.escape(shown)}</td>'
+                        f'<td style="color:{theme.STATUS[v.status]};font-weight:600">{status}</td></tr>')
+        table = ('<table class="saaskpi-hierarchy"><thead><tr><th>KPI</th><th>review</th><th>area</th><th>value</th>'
+                 f'<th>status</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+        title = f"{level.replace('_', ' ')} ({len(names)})"
+        opened = " open" if level in ("north_star", "core") else ""
+        parts.append(f'<details{opened}><summary class="saaskpi-header"><b>{html.escape(title)}</b></summary>{table}</details>')
+    return "".join(parts)
+
+
+def show_hierarchy(wb) -> None:
+    """The metric hierarchy from the registry, with review cadence."""
+    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + GROUP_CSS + widgets.no_math(hierarchy_html(w)))))
+
+
+def pages() -> list[tuple[str, str]]:
+    """(notebook, title) of every other page, in order; the title is the notebook's first heading."""
+    from ..snapshot import notebook_names
+
+    out = []
+    for name in notebook_names():
+        if name.startswith("00_"):
+            continue
+        cells = json.loads((paths.NOTEBOOKS_DIR / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
+        heading = next(("".join(c["source"]).splitlines()[0].lstrip("# ") for c in cells if c["cell_type"] == "markdown"), name)
+        out.append((name, heading))
+    return out
+
+
+def links_html(interactive: bool) -> str:
+    """Links to the other pages: apps beside this one in Voila, reports beside this one in a snapshot."""
+    suffix = ".ipynb" if interactive else ".html"
+    return '<div class="saaskpi-links">' + "".join(
+        f'<a href="{html.escape(name + suffix)}">{html.escape(title)}</a>' for name, title in pages()) + "</div>"
+
+
+def show_links(wb) -> None:
+    """Links to every other page (the same segment is picked there with its own control)."""
+    display(HTML(GROUP_CSS + links_html(wb.interactive)))
