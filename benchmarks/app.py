@@ -19,7 +19,7 @@ from apps import open_app, switch_segment, voila_server  # noqa: E402
 from chromium import browser_page  # noqa: E402
 
 BEGIN, END = "<!-- app:begin -->", "<!-- app:end -->"
-NOTEBOOK = "02_cohort_retention"  # the executive summary replaces it once it exists
+NOTEBOOK = "00_executive_summary"  # the landing app, preheated in voila.json
 
 
 FAILURES: list[str] = []
