@@ -1,8 +1,10 @@
 """Shared fixtures: literal sources written to a temp folder, and the demo company."""
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -16,6 +18,17 @@ def write_source(folder: Path, tables: dict[str, str]) -> Path:
     for name, text in tables.items():
         (folder / f"{name}.csv").write_text(textwrap.dedent(text).strip() + "\n", encoding="utf-8")
     return folder
+
+
+def page_html(func, *args) -> str:
+    """Run a page's `show_*` section in static mode and return the HTML it displayed."""
+    shown = []
+    def keep(*items):
+        shown.extend(items)
+    with mock.patch("saaskpi.widgets.display", side_effect=keep), \
+            mock.patch.object(sys.modules[func.__module__], "display", side_effect=keep):
+        func(*args)
+    return "".join(getattr(i, "data", "") or "" for i in shown)
 
 
 # Five accounts over Jan-May 2024, built so that every MRR movement happens once:

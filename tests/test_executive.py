@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import html
-from unittest import mock
 
 import pytest
 
+from conftest import page_html
 from saaskpi import params, paths
 from saaskpi.errors import ParameterError
 from saaskpi.metrics import METRICS
@@ -54,22 +54,14 @@ def test_the_shipped_file_names_only_registered_metrics():
     assert len(ex.top7) == 7 and ex.north_star in METRICS
 
 
-def _html(func, *args) -> str:
-    shown = []
-    with mock.patch("saaskpi.widgets.display", side_effect=lambda *a: shown.extend(a)), \
-            mock.patch("saaskpi.pages.executive_summary.display", side_effect=lambda *a: shown.extend(a)):
-        func(*args)
-    return "".join(getattr(i, "data", "") or "" for i in shown)
-
-
 def test_every_section_renders_on_the_required_tables_only(revenue_wb):
     for func in (page.show_header, page.show_north_star, page.show_stage_kpis, page.show_top7, page.show_alerts,
                  page.show_hierarchy, page.show_links):
-        assert "Something went wrong" not in _html(func, revenue_wb), func.__name__
-    top7 = _html(page.show_top7, revenue_wb)
+        assert "Something went wrong" not in page_html(func, revenue_wb), func.__name__
+    top7 = page_html(page.show_top7, revenue_wb)
     # tables this source lacks are named on the tile instead of a number
     assert "needs opportunities" in top7 and "needs nps_responses" in top7 and "needs spend" in top7
-    hierarchy = _html(page.show_hierarchy, revenue_wb)
+    hierarchy = page_html(page.show_hierarchy, revenue_wb)
     assert "north star (1)" in hierarchy and all(html.escape(m.label) in hierarchy for m in METRICS.values())
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from unittest import mock
 
+from conftest import page_html
 from saaskpi import widgets
 from saaskpi.errors import MissingTablesError
 from saaskpi.pages import cohort_retention as page
@@ -12,31 +13,23 @@ SECTIONS = [page.show_header, page.show_kpi_tiles, page.show_mrr_bridge, page.sh
             page.show_survival, page.show_trends, page.show_stickiness]
 
 
-def rendered(func, wb) -> list:
-    shown = []
-    with mock.patch("saaskpi.widgets.display", side_effect=lambda *a: shown.extend(a)), \
-            mock.patch("saaskpi.pages.cohort_retention.display", side_effect=lambda *a: shown.extend(a)):
-        func(wb)
-    return shown
-
-
 def html_of(items) -> str:
     return "".join(getattr(i, "data", "") or "" for i in items)
 
 
 def test_every_section_renders_with_only_accounts_and_subscriptions(revenue_wb):
     for func in SECTIONS:
-        text = html_of(rendered(func, revenue_wb))
+        text = page_html(func, revenue_wb)
         assert "Something went wrong" not in text, func.__name__
 
 
 def test_missing_usage_is_one_sentence(revenue_wb):
-    text = html_of(rendered(page.show_stickiness, revenue_wb))
+    text = page_html(page.show_stickiness, revenue_wb)
     assert "Product stickiness needs the `usage_events` table, which this data source does not have." in text
 
 
 def test_tiles_show_values_and_na(revenue_wb):
-    text = html_of(rendered(page.show_kpi_tiles, revenue_wb))
+    text = page_html(page.show_kpi_tiles, revenue_wb)
     assert "$560" in text  # MRR at end of May: 150 + 60 + 200 + 150
     assert "n/a" in text and "nan" not in text.replace("nan-", "")
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REVENUE_TABLES, write_source
+from conftest import REVENUE_TABLES, page_html, write_source
 from saaskpi.errors import MissingTablesError
 from saaskpi.metrics import unit_economics as ue
 from saaskpi.params import Conventions
@@ -257,28 +257,18 @@ def test_demo_pairs_meet_or_miss_the_guidelines_by_design(demo_source):
     assert np.allclose(parts, all_spend)
 
 
-def _page_html(func, wb) -> str:
-    from unittest import mock
-
-    shown = []
-    with mock.patch("saaskpi.widgets.display", side_effect=lambda *a: shown.extend(a)), \
-            mock.patch("saaskpi.pages.unit_economics.display", side_effect=lambda *a: shown.extend(a)):
-        func(wb)
-    return "".join(getattr(i, "data", "") or "" for i in shown)
-
-
 def test_every_section_renders_and_says_what_is_missing(wb, revenue_wb):
     from saaskpi.pages import unit_economics as page
 
     sections = [page.show_header, page.show_kpi_tiles, page.show_segment_channel_table, page.show_accelerator,
                 page.show_trends, page.show_cac_by_channel, page.show_payback_curve, page.show_what_if]
     for func in sections:
-        assert "Something went wrong" not in _page_html(func, wb), func.__name__
-    tiles = _page_html(page.show_kpi_tiles, wb)
+        assert "Something went wrong" not in page_html(func, wb), func.__name__
+    tiles = page_html(page.show_kpi_tiles, wb)
     assert "n/a" in tiles and "nan" not in tiles.replace("nan-", "")
-    table = _page_html(page.show_segment_channel_table, wb)
+    table = page_html(page.show_segment_channel_table, wb)
     assert "small sample" in table and "$600" in table  # smb/organic CAC
-    assert "Unit economics needs the `spend` table, which this data source does not have." in _page_html(
+    assert "Unit economics needs the `spend` table, which this data source does not have." in page_html(
         page.show_kpi_tiles, revenue_wb)
 
 

@@ -17,7 +17,7 @@ def _check(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _axis_format(unit: str) -> str:
-    return {"fraction": ".2~%", "currency": "$,.3~s", "ratio": ".2~f"}.get(unit, ",.3~s")
+    return {"fraction": ".2~%", "currency": "$,.3~s", "ratio": ".3~g", "score": ".0f"}.get(unit, ",.3~s")
 
 
 BRIDGE_STEPS = (("start", "MRR start", 1), ("new", "New", 1), ("expansion", "Expansion", 1),
@@ -291,14 +291,10 @@ def payback_curve(curve: pd.DataFrame) -> alt.Chart:
                         "as 0) against CAC, dotted; where the line crosses it, the customer has paid back"))
 
 
-def _unit_format(unit: str) -> str:
-    return {"fraction": ".0%", "ratio": ".3~g", "score": ".0f"}.get(unit, ",.3~s")
-
-
 def peer_position(row: pd.Series, label: str, unit: str, title: str) -> alt.Chart:
     """One account against its peers on one metric: the middle half of the peers as a band, their median as a
     tick, the account as a point."""
-    fmt = _unit_format(unit)
+    fmt = _axis_format(unit)
     data = pd.DataFrame([{"metric": label, "p25": row.p25, "median": row["median"], "p75": row.p75,
                           "value": row.value}])
     base = alt.Chart(data).encode(y=alt.Y("metric:N", title=None, axis=alt.Axis(labelLimit=200)))
@@ -314,7 +310,7 @@ def peer_position(row: pd.Series, label: str, unit: str, title: str) -> alt.Char
 
 def peer_ranges(groups: pd.DataFrame, label: str, unit: str, min_peers: int) -> alt.Chart:
     """Peer p25-p75 and median per segment x lifecycle stage for one metric; groups below min_peers faded."""
-    fmt = _unit_format(unit)
+    fmt = _axis_format(unit)
     data = _check(groups.assign(small=groups.peers < min_peers,
                                 group=groups.segment + " · " + groups.stage))
     base = alt.Chart(data).encode(y=alt.Y("group:N", title=None, sort=None))

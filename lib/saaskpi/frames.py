@@ -12,8 +12,10 @@ import decimal
 import narwhals as nw
 import numpy as np
 import pandas as pd
+import polars as pl
 
 MONTH_KEY_COLUMNS = ("month", "cohort_month")
+DAY = pd.Timedelta(days=1)
 
 
 def month_key(expr: nw.Expr) -> nw.Expr:
@@ -72,3 +74,33 @@ def safe_ratio(numerator, denominator):
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where((den == 0) | np.isnan(den), np.nan, num / np.where(den == 0, 1, den))
     return out if out.ndim else float(out)
+
+
+# --------------------------------------------------------------------------- calendar months (pandas)
+def data_end(calendar: pl.DataFrame) -> pd.Timestamp:
+    """The first instant after the workbook's last month (UTC): nothing at or after it is counted."""
+    return pd.Timestamp(calendar["month_end"].max()).tz_localize("UTC") + DAY
+
+
+def calendar_months(calendar: pl.DataFrame) -> pd.DataFrame:
+    """Every calendar month (month, month_end as the first instant after it)."""
+    cal = calendar.to_pandas()
+    starts = pd.to_datetime({"year": cal.month // 12, "month": cal.month % 12 + 1, "day": 1})
+    return pd.DataFrame({"month": starts, "end": pd.to_datetime(cal.month_end).dt.tz_localize("UTC") + DAY})
+
+
+def month_start(stamps: pd.Series) -> pd.Series:
+    """First day of each timestamp's month (naive, like every metric's `month`)."""
+    return stamps.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M").dt.to_timestamp()
+
+
+def monthly(calendar: pl.DataFrame, months: pd.Series, values: pd.Series, how: str) -> pd.DataFrame:
+    """Aggregate `values` by `months` over the calendar: value = `how` of the values, n = their count; empty months n/a."""
+    frame = pd.DataFrame({"month": months.to_numpy(), "v": values.to_numpy(dtype="float64")})
+    grouped = frame.groupby("month").v
+    agg = pd.DataFrame({"value": grouped.agg(how) if how != "size" else grouped.size(), "n": grouped.size()})
+    out = calendar_months(calendar)[["month"]].join(agg, on="month")
+    out["n"] = out.n.fillna(0)
+    if how in ("sum", "size"):
+        out["value"] = out.value.fillna(0)
+    return out.reset_index(drop=True)

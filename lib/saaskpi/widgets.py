@@ -49,6 +49,14 @@ def trend_grid(wb, names: list[str], months: int = 24) -> None:
     show_chart(alt.concat(*panels, columns=2), wb)
 
 
+def trends_section(wb, names: list[str], months: int = 24, needs: tuple[str, ...] = (), what: str = "") -> None:
+    """A section of `trend_grid`; one sentence when a table in `needs` is missing."""
+    def render(w):
+        w.require(*needs, what=what)
+        trend_grid(w, names, months)
+    section(wb, render)
+
+
 def chart_svg(chart: alt.TopLevelMixin) -> str:
     """The chart rendered to SVG text with vl-convert (no browser, no network)."""
     import io
@@ -111,6 +119,15 @@ TILE_CSS = f"""<style>
   padding:8px 12px;margin:6px 0;font-size:13px;color:{theme.INK};}}
 .saaskpi-alert .sub {{color:{theme.MUTED};font-size:12px;}}
 .saaskpi-header .sub {{color:{theme.MUTED};font-size:13px;}}
+.saaskpi-table {{font-family:{theme.FONT};font-size:12px;border-collapse:collapse;margin:6px 0 12px 0;color:{theme.INK};}}
+.saaskpi-table th, .saaskpi-table td {{text-align:left !important;padding:3px 8px;border-bottom:1px solid {theme.GRID};}}
+.saaskpi-table th {{color:{theme.MUTED};font-weight:500;}}
+.saaskpi-table .num {{text-align:right !important;}}
+.saaskpi-table tr.total td {{font-weight:600;background:#f1f5f9;}}
+.saaskpi-group {{display:grid;grid-template-columns:170px 1fr;gap:8px;align-items:start;font-family:{theme.FONT};}}
+.saaskpi-group-label {{font-size:14px;font-weight:600;color:{theme.INK};padding-top:16px;}}
+.saaskpi-links a {{display:inline-block;margin:4px 10px 4px 0;padding:8px 14px;border-radius:6px;background:#eff6ff;
+  color:{theme.PALETTE[0]};text-decoration:none;font-family:{theme.FONT};font-size:13px;font-weight:600;}}
 </style>"""
 
 
@@ -121,9 +138,63 @@ def no_math(markup: str) -> str:
     return f'<div class="mathjax_ignore tex2jax_ignore">{markup}</div>'
 
 
+def styled(markup: str) -> HTML:
+    """Workbook HTML (tiles, tables, notes, callouts) with the workbook's style, dollar signs kept."""
+    return HTML(TILE_CSS + no_math(markup))
+
+
 def kpi_tiles(wb, names: list[str]) -> HTML:
     """A grid of KPI tiles for the registered metrics `names`."""
-    return HTML(TILE_CSS + no_math('<div class="kpi-grid">' + "".join(tile_html(wb, n) for n in names) + "</div>"))
+    return styled('<div class="kpi-grid">' + "".join(tile_html(wb, n) for n in names) + "</div>")
+
+
+def tiles_section(wb, names: list[str], needs: tuple[str, ...] = (), what: str = "") -> None:
+    """A section of KPI tiles for the metrics among `names` this source can compute; one sentence when a table
+    in `needs` is missing."""
+    def render(w):
+        w.require(*needs, what=what)
+        display(kpi_tiles(w, w.available(names)))
+    section(wb, render)
+
+
+def status_text(text: str, status: str) -> str:
+    """`text` (already HTML) in the colour of a target status."""
+    return f'<span style="color:{theme.STATUS.get(status, theme.MUTED)};font-weight:600" title="{status}">{text}</span>'
+
+
+def html_table(head: list[str], rows: list[list[str]], numeric: tuple[int, ...] = (),
+               totals: list[bool] | None = None) -> str:
+    """A table in the workbook's style. `head` is text; cells are HTML; `numeric` columns are right-aligned;
+    rows flagged in `totals` are emphasised."""
+    num, total = ' class="num"', ' class="total"'
+
+    def cells(tag, values):
+        return "".join(f"<{tag}{num if i in numeric else ''}>{v}</{tag}>" for i, v in enumerate(values))
+
+    body = "".join(f"<tr{total if totals and totals[i] else ''}>{cells('td', r)}</tr>" for i, r in enumerate(rows))
+    return (f'<table class="saaskpi-table"><thead><tr>{cells("th", [html.escape(h) for h in head])}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
+def alert_html(fired: list) -> str:
+    """Fired inter-relational alerts as plain-language callouts with the moves behind them."""
+    if not fired:
+        return '<div class="saaskpi-note">No inter-relational alert: no rule in parameters/alerts.yaml fires this month.</div>'
+    items = []
+    for a in fired:
+        moves = "; ".join(f"{METRICS[m].label} {fmt.value(e, METRICS[m].unit)} → {fmt.value(r, METRICS[m].unit)}"
+                          for m, e, r in a.evidence)
+        items.append(f'<div class="saaskpi-alert"><b>{html.escape(a.message)}</b><br>'
+                     f'<span class="sub">{html.escape(moves)} (mean of the latest complete months vs as many months '
+                     "before, per parameters/alerts.yaml)</span></div>")
+    return "".join(items)
+
+
+def alerts_section(wb) -> None:
+    """The inter-relational alerts of parameters/alerts.yaml that fire for the workbook's month."""
+    from . import alerts
+
+    section(wb, lambda w: display(styled(alert_html(alerts.evaluate(w)))))
 
 
 def note(text: str) -> HTML:
@@ -216,7 +287,7 @@ def controls(wb) -> None:
 
 def header_html(wb, conventions: str) -> HTML:
     """Segment, month and source, and the conventions behind the page's numbers."""
-    return HTML(TILE_CSS + no_math(f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(wb.segment.label)} · '
+    return styled((f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(wb.segment.label)} · '
                                    f'{wb.month:%B %Y}</b> · source {html.escape(wb.source_label)}</div><div class="sub">'
                                    f'{html.escape(conventions)} (parameters/conventions.yaml)</div></div>'))
 

@@ -192,16 +192,18 @@ class Workbook:
         return result
 
     def _input(self, name: str):
-        fixed = {"tables": self.tables, "calendar": self.calendar, "conventions": self.conventions, "as_of": self.as_of}
-        if name in fixed:
-            return fixed[name]
-        if name == "targets_in_force":
-            return {m: self.target(m) for m in METRICS}
-        if name == "allocated_spend":
-            return self._allocated_spend()
-        if name == "compute_if_available":  # a table or metric by name, None when its tables are absent
-            return lambda n: None if self.tables.missing(*(TABLE_FUNCS.get(n) or METRICS[n]).needs) else self.compute(n)
-        return self.compute(name)
+        """A function parameter's value: one of registry.FIXED_INPUTS, else the table or metric of that name."""
+        fixed = {"tables": lambda: self.tables, "calendar": lambda: self.calendar,
+                 "conventions": lambda: self.conventions, "as_of": lambda: self.as_of,
+                 "allocated_spend": self._allocated_spend,
+                 "targets_in_force": lambda: {m: self.target(m) for m in METRICS},
+                 "compute_if_available": lambda: self.compute_if_available}
+        return fixed[name]() if name in fixed else self.compute(name)
+
+    def compute_if_available(self, name: str):
+        """Table or metric `name`, or None when a table it needs is absent."""
+        spec = TABLE_FUNCS.get(name) or METRICS[name]
+        return None if self.tables.missing(*spec.needs) else self.compute(name)
 
     def _allocated_spend(self) -> pd.DataFrame:
         """Spend allocated company-wide (see metrics.unit_economics), then this segment's share of it."""

@@ -19,7 +19,8 @@ from ..frames import month_key, month_of, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from ..stats import peer_stats
-from .registry import TABLE_FUNCS, RegistryError, TableSpec, table
+from .registry import TABLE_FUNCS, table
+from .success import nps_counts
 
 STAGES = ("onboarding", "training", "adopting", "extending", "renewal")
 
@@ -40,17 +41,12 @@ ACCOUNT_METRICS: dict[str, AccountMetric] = {}
 
 
 def account_metric(*, label: str, unit: str, direction: str, needs: tuple[str, ...], benchmarkable: bool = True):
-    """Register the decorated function (returning account_id, value, n per paying account) as an account metric."""
+    """Register the decorated function (returning account_id, value, n per paying account) as an account metric:
+    a table that `peer_benchmarks` compares with peers when `benchmarkable`."""
     def register(func: Callable) -> Callable:
-        import inspect
-
-        if func.__name__ in TABLE_FUNCS:
-            raise RegistryError(f"{func.__name__} is registered twice")
-        doc = (inspect.getdoc(func) or "").splitlines()
-        if not doc:
-            raise RegistryError(f"account metric {func.__name__}: a one-line docstring is required")
-        TABLE_FUNCS[func.__name__] = TableSpec(func.__name__, func, doc[0], tuple(needs), export=False)
-        ACCOUNT_METRICS[func.__name__] = AccountMetric(func.__name__, label, unit, direction, benchmarkable, doc[0])
+        table(needs=needs, export=False)(func)
+        ACCOUNT_METRICS[func.__name__] = AccountMetric(func.__name__, label, unit, direction, benchmarkable,
+                                                       TABLE_FUNCS[func.__name__].description)
         return func
     return register
 
@@ -143,16 +139,10 @@ def account_dau_mau(as_of: int, paying_accounts_now: pd.DataFrame, account_activ
                 needs=("accounts", "subscriptions", "nps_responses"))
 def account_nps(tables: Tables, as_of: int, conventions: Conventions, paying_accounts_now: pd.DataFrame) -> pd.DataFrame:
     """NPS of the account's answers in the nps_window_days ending at the month end (n/a without answers)."""
-    end = month_of(as_of + 1)
-    start = end - pd.Timedelta(days=conventions.nps_window_days)
-    r = (tables.frames["nps_responses"]
-         .with_columns(pl.col("responded_at").dt.replace_time_zone(None).alias("at"))
-         .filter((pl.col("at") >= start) & (pl.col("at") < end))
-         .group_by("account_id").agg(pl.len().cast(pl.Int64).alias("n"),
-                                     (pl.col("score") >= 9).cast(pl.Int64).sum().alias("promoters"),
-                                     (pl.col("score") <= 6).cast(pl.Int64).sum().alias("detractors"))
-         .to_pandas().set_index("account_id"))
-    return _per_account(paying_accounts_now, 100 * (r.promoters - r.detractors) / r.n, r.n)
+    end = month_of(as_of + 1).tz_localize("UTC")
+    r = nps_counts(tables, end - pd.Timedelta(days=conventions.nps_window_days), end, by=("account_id",))
+    r = r.set_index("account_id")
+    return _per_account(paying_accounts_now, r.nps, r.n)
 
 
 @account_metric(label="Tickets per seat (90 days)", unit="ratio", direction="lower",

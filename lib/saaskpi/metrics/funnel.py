@@ -17,7 +17,7 @@ import pandas as pd
 import polars as pl
 
 from ..errors import ParameterError
-from ..frames import safe_ratio, to_pandas
+from ..frames import DAY, calendar_months, data_end, month_start, monthly, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
@@ -30,24 +30,6 @@ FUNNEL_CONVENTIONS = ("funnel_basis", "conversion_window_days")
 VISITOR_SIGNUP, SIGNUP_PQL, PQL_OPP, OPP_WON = "visitor → signup", "signup → PQL", "PQL → opportunity", "opportunity → won"
 PQL_CUSTOMER, SIGNUP_CUSTOMER, TRIAL_PAID = "PQL → customer", "signup → customer", "self-serve signup → paid"
 STAGES = (VISITOR_SIGNUP, SIGNUP_PQL, PQL_OPP, OPP_WON, PQL_CUSTOMER, SIGNUP_CUSTOMER, TRIAL_PAID)
-DAY = pd.Timedelta(days=1)
-
-
-def data_end(calendar: pl.DataFrame) -> pd.Timestamp:
-    """The first instant after the workbook's last month (UTC): nothing at or after it is counted."""
-    return pd.Timestamp(calendar["month_end"].max()).tz_localize("UTC") + DAY
-
-
-def _months(calendar: pl.DataFrame) -> pd.DataFrame:
-    """Every calendar month (month, month_end as the first instant after it)."""
-    cal = calendar.to_pandas()
-    starts = pd.to_datetime({"year": cal.month // 12, "month": cal.month % 12 + 1, "day": 1})
-    return pd.DataFrame({"month": starts, "end": pd.to_datetime(cal.month_end).dt.tz_localize("UTC") + DAY})
-
-
-def _month(stamps: pd.Series) -> pd.Series:
-    """First day of each timestamp's month (naive, like every metric's `month`)."""
-    return stamps.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M").dt.to_timestamp()
 
 
 # --------------------------------------------------------------------------- transitions
@@ -67,8 +49,8 @@ def opportunity_outcomes(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame
     opps["outcome"] = opps.stage.where(closed, "open")
     opps["closed_at"] = opps.closed_at.where(closed)
     opps["cycle_days"] = (opps.closed_at - opps.created_at) / DAY
-    opps["created_month"] = _month(opps.created_at)
-    opps["closed_month"] = _month(opps.closed_at)
+    opps["created_month"] = month_start(opps.created_at)
+    opps["closed_month"] = month_start(opps.closed_at)
     return opps[OPPORTUNITY_COLUMNS].reset_index(drop=True)
 
 
@@ -106,7 +88,7 @@ def funnel_transitions(lead_journey: pd.DataFrame, opportunity_outcomes: pd.Data
     out = pd.concat([p for p in parts if len(p)], ignore_index=True)
     out = out[out.entered_at.notna()].copy()
     out["days"] = (out.reached_at - out.entered_at) / DAY
-    out["month"] = _month(out.entered_at)
+    out["month"] = month_start(out.entered_at)
     return out.reset_index(drop=True)
 
 
@@ -119,7 +101,7 @@ def converted(transitions: pd.DataFrame, conventions: Conventions) -> tuple[pd.S
     """
     if conventions.funnel_basis == "cohort":
         return transitions.days.between(0, conventions.conversion_window_days), transitions.month
-    return transitions.days >= 0, _month(transitions.reached_at)
+    return transitions.days >= 0, month_start(transitions.reached_at)
 
 
 def conversion_table(transitions: pd.DataFrame, calendar: pl.DataFrame, conventions: Conventions,
@@ -140,7 +122,7 @@ def conversion_table(transitions: pd.DataFrame, calendar: pl.DataFrame, conventi
     reached = conversions.groupby(["month", *keys], dropna=False).agg(converted=("entity", "size"),
                                                                       median_days=("days", "median"))
     out = pd.concat([entered, reached], axis=1).reset_index()
-    months = _months(calendar)
+    months = calendar_months(calendar)
     present = out[keys].drop_duplicates() if len(out) else pd.DataFrame({k: [] for k in keys})
     grid = months[["month", "end"]].merge(present, how="cross")
     out = grid.merge(out, on=["month", *keys], how="left")
@@ -155,12 +137,12 @@ def conversion_table(transitions: pd.DataFrame, calendar: pl.DataFrame, conventi
 
 def _visitor_rows(tables: Tables, calendar: pl.DataFrame, journey: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
     """Visitor -> signup per month (period-based by nature: traffic is counted per month, not per visitor)."""
-    months = _months(calendar)[["month"]]
+    months = calendar_months(calendar)[["month"]]
     web = to_pandas(tables.lazy("web_traffic"))
     web["month"] = pd.to_datetime(web.month)
     keys = [k for k in by if k == "channel"]
     visitors = web.groupby(["month", *keys]).unique_visitors.sum().rename("entered")
-    signups = journey.assign(month=_month(journey.created_at)).groupby(["month", *keys]).size().rename("converted")
+    signups = journey.assign(month=month_start(journey.created_at)).groupby(["month", *keys]).size().rename("converted")
     out = months.merge(pd.concat([visitors, signups], axis=1).reset_index(), on="month", how="left")
     out = out[out.month.isin(months.month)]
     out[["entered", "converted"]] = out[["entered", "converted"]].fillna(0).astype("int64")
@@ -210,18 +192,6 @@ def stage_series(funnel_by_month: pd.DataFrame, stage: str, column: str = "conve
                          "n": rows[n].to_numpy(dtype="float64"), "immature": rows.immature.to_numpy(dtype=bool)})
 
 
-def _monthly(calendar: pl.DataFrame, months: pd.Series, values: pd.Series, how: str) -> pd.DataFrame:
-    """Aggregate `values` by `months` over the calendar: value = `how` of the values, n = their count; empty months n/a."""
-    frame = pd.DataFrame({"month": months.to_numpy(), "v": values.to_numpy(dtype="float64")})
-    grouped = frame.groupby("month").v
-    agg = pd.DataFrame({"value": grouped.agg(how) if how != "size" else grouped.size(), "n": grouped.size()})
-    out = _months(calendar)[["month"]].join(agg, on="month")
-    out["n"] = out.n.fillna(0)
-    if how in ("sum", "size"):
-        out["value"] = out.value.fillna(0)
-    return out.reset_index(drop=True)
-
-
 # --------------------------------------------------------------------------- top of the funnel
 @metric(label="Unique visitors", formula="sum over channels of web_traffic.unique_visitors in the month (company-wide: "
         "traffic has no segment)", unit="count", direction="higher", level="operational", sources=("J", "U"),
@@ -258,7 +228,7 @@ def signup_to_pql_rate(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
 
 def _pqls(lead_journey: pd.DataFrame) -> pd.DataFrame:
     j = lead_journey[lead_journey.pql_at.notna() & (lead_journey.pql_at >= lead_journey.created_at)]
-    return j.assign(month=_month(j.pql_at), days=(j.pql_at - j.created_at) / DAY)
+    return j.assign(month=month_start(j.pql_at), days=(j.pql_at - j.created_at) / DAY)
 
 
 @metric(label="Time to PQL (median)", formula="median over leads that became a PQL in M of days from signup to PQL",
@@ -266,7 +236,7 @@ def _pqls(lead_journey: pd.DataFrame) -> pd.DataFrame:
 def time_to_pql_median_days(calendar: pl.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
     """Median days from signup to PQL, for the month's new PQLs."""
     p = _pqls(lead_journey)
-    return _monthly(calendar, p.month, p.days, "median")
+    return monthly(calendar, p.month, p.days, "median")
 
 
 @metric(label="Time to PQL (mean)", formula="mean over leads that became a PQL in M of days from signup to PQL",
@@ -274,7 +244,7 @@ def time_to_pql_median_days(calendar: pl.DataFrame, lead_journey: pd.DataFrame) 
 def time_to_pql_mean_days(calendar: pl.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
     """Mean days from signup to PQL, for the month's new PQLs."""
     p = _pqls(lead_journey)
-    return _monthly(calendar, p.month, p.days, "mean")
+    return monthly(calendar, p.month, p.days, "mean")
 
 
 @metric(label="Qualified leads (PQLs)", formula="leads that became a product-qualified lead in M", unit="count",
@@ -282,7 +252,7 @@ def time_to_pql_mean_days(calendar: pl.DataFrame, lead_journey: pd.DataFrame) ->
 def qualified_leads(calendar: pl.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
     """New product-qualified leads in the month (journey top-7: growing qualified leads)."""
     p = _pqls(lead_journey)
-    out = _monthly(calendar, p.month, p.days, "size")
+    out = monthly(calendar, p.month, p.days, "size")
     return out.assign(n=out.value)
 
 
@@ -331,7 +301,7 @@ def revenue_per_lead(calendar: pl.DataFrame, conventions: Conventions, lead_jour
     t = funnel_transitions[funnel_transitions.stage == SIGNUP_CUSTOMER]
     arr = t.entity.map(lead_journey.set_index("lead_id").account_id).map(first_arr).fillna(0.0)
     hit, when = converted(t, conventions)
-    revenue = _monthly(calendar, when[hit], arr[hit], "sum").set_index("month").value
+    revenue = monthly(calendar, when[hit], arr[hit], "sum").set_index("month").value
     base = stage_series(funnel_by_month, SIGNUP_CUSTOMER)
     return base.assign(value=safe_ratio(base.month.map(revenue).fillna(0.0), base.n))
 
@@ -346,7 +316,7 @@ def _won(o: pd.DataFrame) -> pd.DataFrame:
 def opportunities_created(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """New sales opportunities in the month."""
     o = opportunity_outcomes
-    out = _monthly(calendar, o.created_month, o.amount, "size")
+    out = monthly(calendar, o.created_month, o.amount, "size")
     return out.assign(n=out.value)
 
 
@@ -355,7 +325,7 @@ def opportunities_created(calendar: pl.DataFrame, opportunity_outcomes: pd.DataF
 def win_rate(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Share of the month's closed opportunities that were won."""
     closed = opportunity_outcomes[opportunity_outcomes.outcome != "open"]
-    return _monthly(calendar, closed.closed_month, (closed.outcome == "won").astype(float), "mean")
+    return monthly(calendar, closed.closed_month, (closed.outcome == "won").astype(float), "mean")
 
 
 @metric(label="Average deal size", formula="sum of first-year contract value of opportunities won in M / deals won "
@@ -364,7 +334,7 @@ def win_rate(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.D
 def average_deal_size(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Mean first-year contract value of the month's won deals."""
     won = _won(opportunity_outcomes)
-    return _monthly(calendar, won.closed_month, won.amount, "mean")
+    return monthly(calendar, won.closed_month, won.amount, "mean")
 
 
 @metric(label="Sales cycle (median)", formula="median over opportunities won in M of days from creation to close",
@@ -372,7 +342,7 @@ def average_deal_size(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame
 def sales_cycle_median_days(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Median days from opportunity creation to closed-won."""
     won = _won(opportunity_outcomes)
-    return _monthly(calendar, won.closed_month, won.cycle_days, "median")
+    return monthly(calendar, won.closed_month, won.cycle_days, "median")
 
 
 @metric(label="Sales cycle (mean)", formula="mean over opportunities won in M of days from creation to close",
@@ -380,7 +350,7 @@ def sales_cycle_median_days(calendar: pl.DataFrame, opportunity_outcomes: pd.Dat
 def sales_cycle_mean_days(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Mean days from opportunity creation to closed-won."""
     won = _won(opportunity_outcomes)
-    return _monthly(calendar, won.closed_month, won.cycle_days, "mean")
+    return monthly(calendar, won.closed_month, won.cycle_days, "mean")
 
 
 @table(needs=OPPS)
@@ -394,7 +364,7 @@ def pipeline_by_month(calendar: pl.DataFrame, conventions: Conventions, opportun
     # the stage a past month-end saw is not recorded: opportunities closed since count at their outcome
     weight = o.stage.map(weights).astype("float64")
     rows = []
-    for month, end in _months(calendar).itertuples(index=False):
+    for month, end in calendar_months(calendar).itertuples(index=False):
         open_then = (o.created_at < end) & (o.closed_at.isna() | (o.closed_at >= end))
         rows.append((month, int(open_then.sum()), float(o.amount[open_then].sum()),
                      float((o.amount * weight)[open_then].sum())))
@@ -427,7 +397,7 @@ def sales_capacity(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Account executives on the team on each month's last day, with their ramp fraction min(1, n / ramp_months) in their n-th month (1 without ramp)."""
     team = to_pandas(tables.lazy("team"))
     aes = team.loc[team.role == "ae", ["member_id", "name", "start_date", "end_date", "ramp_months"]]
-    grid = _months(calendar).merge(aes, how="cross")
+    grid = calendar_months(calendar).merge(aes, how="cross")
     last_day = (grid.end - DAY).dt.tz_localize(None)
     on_team = (grid.start_date <= last_day) & (grid.end_date.isna() | (grid.end_date > last_day))
     grid = grid[on_team]
@@ -443,7 +413,7 @@ def sales_capacity(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
         level="operational", sources=("S",), area="sales", needs=SALES_TEAM)
 def sales_capacity_fte(calendar: pl.DataFrame, sales_capacity: pd.DataFrame) -> pd.DataFrame:
     """Quota-carrying capacity in full-time equivalents, ramping reps counted by their ramp fraction."""
-    return _monthly(calendar, sales_capacity.month, sales_capacity.ramp_fraction, "sum")
+    return monthly(calendar, sales_capacity.month, sales_capacity.ramp_fraction, "sum")
 
 
 @metric(label="Revenue per rep", formula="first-year contract value won in M / sales capacity (FTE) in M",
@@ -452,7 +422,7 @@ def sales_capacity_fte(calendar: pl.DataFrame, sales_capacity: pd.DataFrame) -> 
 def revenue_per_rep(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame, sales_capacity_fte: pd.DataFrame) -> pd.DataFrame:
     """Bookings per full-time-equivalent account executive."""
     won = _won(opportunity_outcomes)
-    bookings = _monthly(calendar, won.closed_month, won.amount, "sum")
+    bookings = monthly(calendar, won.closed_month, won.amount, "sum")
     return pd.DataFrame({"month": bookings.month, "value": safe_ratio(bookings.value, sales_capacity_fte.value),
                          "n": sales_capacity_fte.value})
 
@@ -494,8 +464,8 @@ def activation_rate(tables: Tables, calendar: pl.DataFrame, conventions: Convent
     u = _users(tables, calendar)
     window = conventions.activation_window_days
     days = (u.activated_at - u.created_at) / DAY
-    out = _monthly(calendar, _month(u.created_at), days.between(0, window).astype(float), "mean")
-    out["immature"] = _months(calendar).end + pd.Timedelta(days=window) > data_end(calendar)
+    out = monthly(calendar, month_start(u.created_at), days.between(0, window).astype(float), "mean")
+    out["immature"] = calendar_months(calendar).end + pd.Timedelta(days=window) > data_end(calendar)
     return out
 
 
@@ -518,8 +488,8 @@ def activation_velocity(calendar: pl.DataFrame, conventions: Conventions, accoun
     """Share of new accounts activated within the activation hours (default 48) of signup."""
     a = account_activation
     fast = (a.days * 24).between(0, conventions.activation_hours).astype(float)
-    out = _monthly(calendar, _month(a.created_at), fast, "mean")
-    out["immature"] = _months(calendar).end + pd.Timedelta(hours=conventions.activation_hours) > data_end(calendar)
+    out = monthly(calendar, month_start(a.created_at), fast, "mean")
+    out["immature"] = calendar_months(calendar).end + pd.Timedelta(hours=conventions.activation_hours) > data_end(calendar)
     return out
 
 
@@ -529,7 +499,7 @@ def activation_velocity(calendar: pl.DataFrame, conventions: Conventions, accoun
 def time_to_value_days(calendar: pl.DataFrame, account_activation: pd.DataFrame) -> pd.DataFrame:
     """Median days from an account's signup to its activation milestone."""
     a = account_activation[account_activation.days >= 0]
-    return _monthly(calendar, _month(a.activated_at), a.days, "median")
+    return monthly(calendar, month_start(a.activated_at), a.days, "median")
 
 
 @metric(label="New-user churn rate", formula="users activated in M whose last activity falls within new_user_churn_days "
@@ -549,9 +519,9 @@ def new_user_churn_rate(tables: Tables, calendar: pl.DataFrame, conventions: Con
     limit = pd.Timedelta(days=conventions.new_user_churn_days)
     churned = last_seen <= u.activated_at + limit
     decided = ~churned | (end - last_seen >= limit)
-    out = _monthly(calendar, _month(u.activated_at[decided]), churned[decided].astype(float), "mean")
+    out = monthly(calendar, month_start(u.activated_at[decided]), churned[decided].astype(float), "mean")
     # a user activated at the end of M is decided at most 2 x new_user_churn_days later
-    out["immature"] = _months(calendar).end + 2 * limit > end
+    out["immature"] = calendar_months(calendar).end + 2 * limit > end
     return out
 
 
@@ -562,7 +532,7 @@ def viral_coefficient(tables: Tables, calendar: pl.DataFrame, active_users: pd.D
     """Referred signups per active user of the month before."""
     u = _users(tables, calendar)
     referred = u[u.referred_by.notna()]
-    counts = _monthly(calendar, _month(referred.created_at), pd.Series(1.0, index=referred.index), "size")
+    counts = monthly(calendar, month_start(referred.created_at), pd.Series(1.0, index=referred.index), "size")
     prev_mau = active_users.set_index("month").mau.reindex(counts.month - pd.offsets.MonthBegin(1))
     return pd.DataFrame({"month": counts.month, "value": safe_ratio(counts.value, prev_mau.to_numpy()),
                          "n": prev_mau.fillna(0).to_numpy(dtype="float64")})

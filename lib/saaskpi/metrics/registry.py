@@ -64,6 +64,13 @@ class TableSpec:
         return tuple(inspect.signature(self.func).parameters)
 
 
+# Parameters a metric or table function may name besides registered tables and metrics (Workbook._input):
+# the segment's tables, the month calendar, the conventions, the month key, the segment's share of the
+# company-wide spend allocation, every metric's target in force, and a lookup that returns None for a table
+# or metric whose input tables are absent.
+FIXED_INPUTS = ("tables", "calendar", "conventions", "as_of", "allocated_spend", "targets_in_force",
+                "compute_if_available")
+
 METRICS: dict[str, Metric] = {}
 TABLE_FUNCS: dict[str, TableSpec] = {}
 
@@ -128,9 +135,7 @@ def _check(m: Metric) -> None:
 def validate_registry(convention_keys: set[str]) -> None:
     """Check the whole registry at load: inputs resolve, conventions exist, one north star."""
     problems = []
-    known_inputs = set(TABLE_FUNCS) | set(METRICS) | {"tables", "conventions", "calendar", "as_of",
-                                                             "allocated_spend", "targets_in_force",
-                                                             "compute_if_available"}
+    known_inputs = set(TABLE_FUNCS) | set(METRICS) | set(FIXED_INPUTS)
     for spec in [*METRICS.values(), *TABLE_FUNCS.values()]:
         missing = [i for i in spec.inputs if i not in known_inputs]
         if missing:

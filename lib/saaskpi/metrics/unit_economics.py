@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import month_of, safe_ratio
+from ..frames import month_of, monthly, safe_ratio
 from ..params import Conventions
 from ..sources import Tables
 from ..stats import target_status
 from .cohorts import expected_lifetime_months, first_spells, spells_at
-from .registry import metric, table
+from .registry import METRICS, metric, table
 from .revenue import _series, reference_fx_rates
 
 SPEND_COLUMNS = ["month", "spend_month", "category", "segment", "channel", "amount", "basis"]
@@ -47,13 +47,9 @@ def spend_in_reporting_currency(tables: Tables, conventions: Conventions) -> pd.
 
 def acquisition_drivers(tables: Tables, account_mrr: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """New customers per (month, segment, channel) and MRR per (month, segment), from `tables`' accounts."""
-    acc = tables.frames["accounts"]
-    channel = (pl.col("acquisition_channel").fill_null(UNKNOWN_CHANNEL) if "acquisition_channel" in acc.columns
-               else pl.lit(UNKNOWN_CHANNEL))
-    accounts = acc.select("account_id", "segment", channel.alias("channel")).to_pandas()
-    firsts = account_mrr.groupby("account_id", as_index=False).month.min().merge(accounts, on="account_id")
+    firsts = new_customer_accounts(tables, account_mrr)
     new = firsts.groupby(["month", "segment", "channel"], as_index=False).size().rename(columns={"size": "accounts"})
-    mrr = (account_mrr.merge(accounts[["account_id", "segment"]], on="account_id")
+    mrr = (account_mrr.merge(firsts[["account_id", "segment"]], on="account_id")
            .groupby(["month", "segment"], as_index=False).mrr.sum())
     return new, mrr
 
@@ -121,9 +117,9 @@ def select_spend(allocated: pd.DataFrame, drivers_all: tuple[pd.DataFrame, pd.Da
 
 # --------------------------------------------------------------------------- monthly building blocks
 def _by_month(calendar: pl.DataFrame, frame: pd.DataFrame, column: str, month: str = "month") -> pd.Series:
-    months = pd.Series([month_of(k) for k in calendar["month"].to_list()])
-    summed = frame.groupby(month)[column].sum() if len(frame) else pd.Series(dtype="float64")
-    return pd.Series(summed.reindex(months).fillna(0.0).to_numpy(), index=months)
+    """`column` summed per calendar month (0 where nothing), indexed by month."""
+    summed = monthly(calendar, frame[month], frame[column], "sum")
+    return pd.Series(summed.value.to_numpy(), index=summed.month)
 
 
 @table(export=False)
@@ -318,41 +314,49 @@ def unit_economics(as_of: int, conventions: Conventions, allocated_spend: pd.Dat
     owners = new_customer_accounts[["account_id", "segment", "channel"]]
     churn = churn.merge(owners, on="account_id", how="left")
     spells = first_spells(account_mrr, as_of).merge(owners, on="account_id", how="left")
-    low = conventions.low_n_threshold
+    def status(value: float, metric: str) -> str:
+        return target_status(value, targets_in_force[metric], METRICS[metric].direction, conventions.status_near_band)
+
     rows = []
     groupings = (("pair", ["segment", "channel"]), ("segment", ["segment"]), ("channel", ["channel"]), ("total", []))
-    if new.segment.nunique() <= 1 and sm.loc[sm.amount > 0, "segment"].nunique() <= 1:
+    spent = sm[sm.amount > 0]
+    if new.segment.nunique() <= 1 and spent.segment.nunique() <= 1:
         groupings = tuple(g for g in groupings if g[0] != "channel")  # one segment: channel rows would repeat the pairs
     for level, by in groupings:
-        spent = sm[sm.amount > 0]
-        pairs = sorted(set(map(tuple, new[by].dropna().to_numpy().tolist())) | set(
-            map(tuple, spent[by].dropna().to_numpy().tolist()))) if by else [()]
-        for values in pairs:
+        groups = sorted({tuple(v) for f in (new, spent) for v in f[by].dropna().itertuples(index=False)}) if by else [()]
+        for values in groups:
             pick = dict(zip(by, values))
-            mask_of = lambda f: np.logical_and.reduce([f[c] == v for c, v in pick.items()]) if pick else np.ones(len(f), bool)  # noqa: E731
-            n_new = int(mask_of(new).sum())
-            spend = float(sm.loc[mask_of(sm), "amount"].sum())
-            arpa = float(new.loc[mask_of(new), "mrr"].mean()) if n_new else math.nan
-            cac = spend / n_new if n_new else math.nan
-            c = churn[mask_of(churn)]
-            exposed, churned = int(c.exposed.sum()), int(c.churned.sum())
-            monthly_churn = churned / exposed if exposed else math.nan
-            ltv = arpa * margin / monthly_churn if monthly_churn and not math.isnan(monthly_churn) else math.nan
-            seen = spells_at(spells[mask_of(spells)], as_of)
-            ltv_s = expected_lifetime_months(seen, conventions.ltv_horizon_months) * arpa * margin
-            basis = ltv if conventions.ltv_to_cac_basis == "simple" else ltv_s
-            ratio = basis / cac if cac and not math.isnan(cac) else math.nan
-            payback = cac / (arpa * margin) if n_new and arpa > 0 else math.nan
+            row = _economics(*(_rows_of(f, pick) for f in (new, sm, churn, spells)), margin, as_of, conventions)
             rows.append({"segment": pick.get("segment", "all"), "channel": pick.get("channel", "all"), "level": level,
-                         "new_customers": n_new, "sm_spend": spend, "cac": cac, "arpa": arpa, "gross_margin": margin,
-                         "exposed_months": exposed, "churned": churned, "monthly_churn": monthly_churn, "ltv": ltv,
-                         "ltv_survival": ltv_s, "ltv_to_cac": ratio, "payback_months": payback,
-                         "ltv_to_cac_status": target_status(ratio, targets_in_force["ltv_to_cac_ratio"], "higher",
-                                                            conventions.status_near_band),
-                         "payback_status": target_status(payback, targets_in_force["cac_payback_months"], "lower",
-                                                         conventions.status_near_band),
-                         "low_n": n_new < low})
+                         **row, "ltv_to_cac_status": status(row["ltv_to_cac"], "ltv_to_cac_ratio"),
+                         "payback_status": status(row["payback_months"], "cac_payback_months"),
+                         "low_n": row["new_customers"] < conventions.low_n_threshold})
     return pd.DataFrame(rows, columns=UE_COLUMNS)
+
+
+def _rows_of(frame: pd.DataFrame, pick: dict) -> pd.DataFrame:
+    keep = np.ones(len(frame), dtype=bool)
+    for column, value in pick.items():
+        keep &= (frame[column] == value).to_numpy()
+    return frame[keep]
+
+
+def _economics(new: pd.DataFrame, sm: pd.DataFrame, churn: pd.DataFrame, spells: pd.DataFrame, margin: float,
+               as_of: int, conventions: Conventions) -> dict:
+    """CAC, ARPA, churn, LTV (simple and survival), LTV:CAC and payback of one group of new customers and spend."""
+    n_new = len(new)
+    spend = float(sm.amount.sum())
+    arpa = float(new.mrr.mean()) if n_new else math.nan
+    cac = spend / n_new if n_new else math.nan
+    exposed, churned = int(churn.exposed.sum()), int(churn.churned.sum())
+    monthly_churn = churned / exposed if exposed else math.nan
+    ltv = arpa * margin / monthly_churn if monthly_churn > 0 else math.nan  # NaN > 0 is False
+    ltv_s = expected_lifetime_months(spells_at(spells, as_of), conventions.ltv_horizon_months) * arpa * margin
+    basis = ltv if conventions.ltv_to_cac_basis == "simple" else ltv_s
+    return {"new_customers": n_new, "sm_spend": spend, "cac": cac, "arpa": arpa, "gross_margin": margin,
+            "exposed_months": exposed, "churned": churned, "monthly_churn": monthly_churn, "ltv": ltv,
+            "ltv_survival": ltv_s, "ltv_to_cac": basis / cac if cac > 0 else math.nan,
+            "payback_months": cac / (arpa * margin) if n_new and arpa > 0 else math.nan}
 
 
 VERDICTS = {  # (LTV:CAC met, payback met) -> verdict, advice
@@ -368,20 +372,20 @@ def acceleration(unit_economics: pd.DataFrame, targets_in_force: dict) -> pd.Dat
     """Where to hit the accelerator: segments, channels and pairs ranked by LTV:CAC, with verdict and reason."""
     ue = unit_economics[unit_economics.level != "total"].copy()
     ltv_target, payback_target = targets_in_force["ltv_to_cac_ratio"], targets_in_force["cac_payback_months"]
-    verdicts, reasons = [], []
-    for r in ue.itertuples():
+
+    def judge(r) -> tuple[str, str]:
         if r.new_customers == 0:
-            verdicts.append("no data"), reasons.append("no new customers in the window")
-            continue
+            return "no data", "no new customers in the window"
         facts = (f"LTV:CAC {_num(r.ltv_to_cac, '.1f')} vs >= {ltv_target:g}, payback {_num(r.payback_months, '.1f')} "
                  f"months vs <= {payback_target:g}")
         if math.isnan(r.ltv_to_cac):
-            verdicts.append("too early"), reasons.append(f"no churn seen yet, so LTV is undefined; {facts}")
-            continue
+            return "too early", f"no churn seen yet, so LTV is undefined; {facts}"
         verdict, advice = VERDICTS[(r.ltv_to_cac >= ltv_target, r.payback_months <= payback_target)]
         low = f" (only {r.new_customers} new customers: low confidence)" if r.low_n else ""
-        verdicts.append(verdict), reasons.append(f"{facts}: {advice}{low}")
-    ue["verdict"], ue["reason"] = verdicts, reasons
+        return verdict, f"{facts}: {advice}{low}"
+
+    judged = [judge(r) for r in ue.itertuples()]
+    ue["verdict"], ue["reason"] = [v for v, _ in judged], [why for _, why in judged]
     order = {"accelerate": 0, "fix payback": 1, "fix retention": 2, "too early": 3, "rethink": 4, "no data": 5}
     ue["rank_key"] = ue.verdict.map(order)
     ue = ue.sort_values(["rank_key", "low_n", "ltv_to_cac"], ascending=[True, True, False], na_position="last")

@@ -9,9 +9,9 @@ import math
 import altair as alt
 import ipywidgets as W
 import pandas as pd
-from IPython.display import HTML, display
+from IPython.display import display
 
-from .. import charts, theme, widgets
+from .. import charts, widgets
 from .. import format as fmt
 from ..errors import ParameterError
 from ..metrics import METRICS
@@ -78,7 +78,7 @@ def account_view(wb, account_id: str) -> tuple[str, list[alt.Chart]]:
 
 def _show_account(wb, account_id: str) -> None:
     head, panels = account_view(wb, account_id)
-    display(HTML(widgets.TILE_CSS + widgets.no_math(head)))
+    display(widgets.styled(head))
     if panels:
         widgets.show_chart(alt.vconcat(*panels).properties(
             title=alt.Title("This account (point) against its peers", subtitle="band: middle half of the peers; "
@@ -148,30 +148,26 @@ def targets_html(wb) -> str:
     rows = []
     for name in [n for n in METRICS if wb.target(n) is not None]:
         m, v, t = METRICS[name], wb.value(name), wb.targets.get(name)
-        long_term = fmt.value(t.long_term, m.unit, cur) if t and t.long_term is not None else ""
         source = t.source if t else f"registry default ({', '.join(m.sources)})"
         if name in wb.segment.targets:
             source = f"segment file {wb.segment.name}.yaml; " + source
-        rows.append(f"<tr><td>{html.escape(m.label)}</td><td>{html.escape(v.note or fmt.value(v.value, m.unit, cur))}</td>"
-                    f"<td>{'≥' if m.direction == 'higher' else '≤'} {fmt.value(v.target, m.unit, cur)}</td>"
-                    f"<td>{long_term}</td><td style=\"color:{theme.STATUS[v.status]};font-weight:600\">{v.status}</td>"
-                    f"<td>{html.escape(source)}</td></tr>")
-    return ('<table class="saaskpi-hierarchy"><thead><tr><th>KPI</th><th>now</th><th>target</th><th>long term</th>'
-            f'<th>status</th><th>source</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+        rows.append([html.escape(m.label), html.escape(v.note or fmt.value(v.value, m.unit, cur)),
+                     f"{'≥' if m.direction == 'higher' else '≤'} {fmt.value(v.target, m.unit, cur)}",
+                     fmt.value(t.long_term, m.unit, cur) if t and t.long_term is not None else "",
+                     widgets.status_text(v.status, v.status), html.escape(source)])
+    return widgets.html_table(["KPI", "now", "target", "long term", "status", "source"], rows, numeric=(1, 2, 3))
 
 
 def show_targets(wb) -> None:
     """Every KPI with a target as a tile (value, change, status, n), then the targets and guidelines from
     parameters/targets.yaml (and segment overrides) with their sources."""
-    from .executive_summary import GROUP_CSS
-
     def render(w):
         display(widgets.kpi_tiles(w, [n for n in METRICS if w.target(n) is not None]))
-        display(HTML(widgets.TILE_CSS + GROUP_CSS + widgets.no_math(targets_html(w))))
+        display(widgets.styled(targets_html(w)))
     widgets.section(wb, render)
 
 
 def show_trends(wb) -> None:
     """Every headline KPI (north star and core) by month with its target dotted."""
     headline = [n for n, m in METRICS.items() if m.level in ("north_star", "core")]
-    widgets.section(wb, lambda w: widgets.trend_grid(w, headline, TREND_MONTHS))
+    widgets.trends_section(wb, headline, TREND_MONTHS)

@@ -81,13 +81,9 @@ def show_survival(wb) -> None:
     widgets.section(wb, lambda w: widgets.show_chart(charts.survival_curves(w.table("logo_survival")), w))
 
 
-def _trends(wb) -> None:
-    widgets.trend_grid(wb, TRENDS, TREND_MONTHS)
-
-
 def show_trends(wb) -> None:
     """Headline KPIs month by month with their targets dotted."""
-    widgets.section(wb, _trends)
+    widgets.trends_section(wb, TRENDS, TREND_MONTHS)
 
 
 def _stickiness(wb) -> None:

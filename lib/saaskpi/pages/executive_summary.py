@@ -7,21 +7,27 @@ from __future__ import annotations
 import html
 import json
 
-from IPython.display import HTML, display
+from functools import lru_cache
 
-from .. import alerts, params, paths, theme, widgets
+from IPython.display import display
+
+from .. import params, paths, widgets
 from .. import format as fmt
 from ..metrics import METRICS
 from ..metrics.registry import LEVELS
-from .funnel import alert_html
 
 AREAS = ("success",)  # NPS and CSAT until the customer-success page exists; the rest belong to other pages
 TREND_MONTHS = 24
 CADENCE_ORDER = {"daily": 0, "weekly": 1, "monthly": 2, "quarterly": 3}
 
 
-def settings():
-    """parameters/executive.yaml, checked against the registry."""
+def settings() -> params.Executive:
+    """parameters/executive.yaml, checked against the registry (read again only when the file changes)."""
+    return _settings(paths.EXECUTIVE_FILE.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=1)
+def _settings(_mtime: int) -> params.Executive:
     return params.executive(known=set(METRICS))
 
 
@@ -72,28 +78,15 @@ def top7_html(wb) -> str:
     return "".join(rows)
 
 
-GROUP_CSS = f"""<style>
-.saaskpi-group {{display:grid;grid-template-columns:170px 1fr;gap:8px;align-items:start;font-family:{theme.FONT};}}
-.saaskpi-group-label {{font-size:14px;font-weight:600;color:{theme.INK};padding-top:16px;}}
-.saaskpi-hierarchy {{font-family:{theme.FONT};font-size:12px;border-collapse:collapse;color:{theme.INK};margin:4px 0 12px 0;}}
-.saaskpi-hierarchy th {{text-align:left;color:{theme.MUTED};font-weight:500;padding:3px 10px;border-bottom:1px solid {theme.GRID};}}
-.saaskpi-hierarchy td, .saaskpi-hierarchy th {{text-align:left !important;}}
-.saaskpi-hierarchy td {{padding:3px 10px;border-bottom:1px solid {theme.GRID};}}
-.saaskpi-hierarchy td.num {{text-align:right !important;}}
-.saaskpi-links a {{display:inline-block;margin:4px 10px 4px 0;padding:8px 14px;border-radius:6px;background:#eff6ff;
-  color:{theme.PALETTE[0]};text-decoration:none;font-family:{theme.FONT};font-size:13px;font-weight:600;}}
-</style>"""
-
-
 def show_top7(wb) -> None:
     """Churn, deal size, qualified leads, net negative churn, revenue per lead, NPS and CSAT, sales and capital
     efficiency: value, change, target status, n and sparkline each."""
-    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + GROUP_CSS + widgets.no_math(top7_html(w)))))
+    widgets.section(wb, lambda w: display(widgets.styled(top7_html(w))))
 
 
 def show_alerts(wb) -> None:
     """Inter-relational alerts declared in parameters/alerts.yaml."""
-    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + widgets.no_math(alert_html(alerts.evaluate(w))))))
+    widgets.alerts_section(wb)
 
 
 def hierarchy_html(wb) -> str:
@@ -107,13 +100,9 @@ def hierarchy_html(wb) -> str:
         rows = []
         for n in names:
             m, v = METRICS[n], wb.value(n)
-            shown = v.note or fmt.value(v.value, m.unit, cur)
-            status = "" if v.status == "n/a" else v.status
-            rows.append(f"<tr><td>{html.escape(m.label)}</td><td>{m.cadence}</td><td>{m.area}</td>"
-                        f'<td class="num">{html.escape(shown)}</td>'
-                        f'<td style="color:{theme.STATUS[v.status]};font-weight:600">{status}</td></tr>')
-        table = ('<table class="saaskpi-hierarchy"><thead><tr><th>KPI</th><th>review</th><th>area</th><th>value</th>'
-                 f'<th>status</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+            rows.append([html.escape(m.label), m.cadence, m.area, html.escape(v.note or fmt.value(v.value, m.unit, cur)),
+                         "" if v.status == "n/a" else widgets.status_text(v.status, v.status)])
+        table = widgets.html_table(["KPI", "review", "area", "value", "status"], rows, numeric=(3,))
         title = f"{level.replace('_', ' ')} ({len(names)})"
         opened = " open" if level in ("north_star", "core") else ""
         parts.append(f'<details{opened}><summary class="saaskpi-header"><b>{html.escape(title)}</b></summary>{table}</details>')
@@ -122,7 +111,7 @@ def hierarchy_html(wb) -> str:
 
 def show_hierarchy(wb) -> None:
     """The metric hierarchy from the registry, with review cadence."""
-    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + GROUP_CSS + widgets.no_math(hierarchy_html(w)))))
+    widgets.section(wb, lambda w: display(widgets.styled(hierarchy_html(w))))
 
 
 def pages() -> list[tuple[str, str]]:
@@ -148,4 +137,4 @@ def links_html(interactive: bool) -> str:
 
 def show_links(wb) -> None:
     """Links to every other page (the same segment is picked there with its own control)."""
-    display(HTML(GROUP_CSS + links_html(wb.interactive)))
+    display(widgets.styled(links_html(wb.interactive)))

@@ -2,16 +2,12 @@
 convert, channels and segments, sales efficiency and activation. Each `show_*` is one section."""
 from __future__ import annotations
 
-import html
-
 import altair as alt
 import numpy as np
 import pandas as pd
-from IPython.display import HTML, display
+from IPython.display import display
 
-from .. import alerts, charts, widgets
-from .. import format as fmt
-from ..metrics import METRICS
+from .. import charts, widgets
 from ..frames import safe_ratio
 from ..metrics import funnel as f
 
@@ -54,28 +50,12 @@ def show_header(wb) -> None:
 
 def show_kpi_tiles(wb) -> None:
     """Headline funnel KPIs for the month, with change, target status, n and immaturity."""
-    def render(w):
-        w.require("leads", what="The acquisition funnel")
-        display(widgets.kpi_tiles(w, w.available(TILES)))
-    widgets.section(wb, render)
-
-
-def alert_html(fired: list[alerts.Alert]) -> str:
-    """The fired alerts as plain-language callouts with the moves behind them."""
-    if not fired:
-        return '<div class="saaskpi-note">No inter-relational alert: no rule in parameters/alerts.yaml fires this month.</div>'
-    items = []
-    for a in fired:
-        moves = "; ".join(f"{METRICS[m].label} {fmt.value(e, METRICS[m].unit)} → {fmt.value(r, METRICS[m].unit)}"
-                          for m, e, r in a.evidence)
-        items.append(f'<div class="saaskpi-alert"><b>{html.escape(a.message)}</b><br>'
-                     f'<span class="sub">{html.escape(moves)} (mean of the latest complete months vs as many months before, per parameters/alerts.yaml)</span></div>')
-    return "".join(items)
+    widgets.tiles_section(wb, TILES, ("leads",), "The acquisition funnel")
 
 
 def show_alerts(wb) -> None:
     """Inter-relational alerts declared in parameters/alerts.yaml, as callouts."""
-    widgets.section(wb, lambda w: display(HTML(widgets.TILE_CSS + widgets.no_math(alert_html(alerts.evaluate(w))))))
+    widgets.alerts_section(wb)
 
 
 def mature_months(wb, months: int = PERIOD_MONTHS) -> list[pd.Timestamp]:
@@ -115,14 +95,9 @@ def show_funnel(wb) -> None:
     widgets.section(wb, _funnel)
 
 
-def _trends(wb) -> None:
-    wb.require("leads", what="Conversion trends")
-    widgets.trend_grid(wb, TRENDS, TREND_MONTHS)
-
-
 def show_conversion_trends(wb) -> None:
     """Conversion rates month by month, targets dotted, immature months flagged."""
-    widgets.section(wb, _trends)
+    widgets.trends_section(wb, TRENDS, TREND_MONTHS, ("leads",), "Conversion trends")
 
 
 def convert_days(wb, months: int = 12) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import math
 
 import ipywidgets as W
 import pandas as pd
-from IPython.display import HTML, display
+from IPython.display import display
 
 from .. import charts, theme, widgets
 from .. import format as fmt
@@ -43,16 +43,7 @@ def show_header(wb) -> None:
 
 def show_kpi_tiles(wb) -> None:
     """Headline unit-economics KPIs for the month with change, target status and n."""
-    def render(w):
-        w.require("spend", what="Unit economics")
-        display(widgets.kpi_tiles(w, w.available(TILES)))
-    widgets.section(wb, render)
-
-
-def _status_cell(value: float, status: str, unit: str, currency: str) -> str:
-    colour = theme.STATUS.get(status, theme.MUTED)
-    return (f'<td style="color:{colour};font-weight:600" title="{status}">'
-            f'{fmt.value(value, unit, currency)}</td>')
+    widgets.tiles_section(wb, TILES, ("spend",), "Unit economics")
 
 
 def table_html(table: pd.DataFrame, targets: dict, currency: str) -> str:
@@ -61,27 +52,14 @@ def table_html(table: pd.DataFrame, targets: dict, currency: str) -> str:
             f"LTV:CAC (≥ {targets['ltv_to_cac_ratio']:g})", f"payback (≤ {targets['cac_payback_months']:g} mo)"]
     if (table.level == "segment").sum() == 1:
         table = table[table.level != "total"]  # one segment: its row is the total
-    rows = []
-    for r in table.itertuples():
-        weight = "font-weight:600;background:#f1f5f9" if r.level != "pair" else ""
-        small = ' <span class="kpi-lown">small sample</span>' if r.low_n else ""
-        rows.append(
-            f'<tr style="{weight}"><td>{html.escape(str(r.segment))}</td><td>{html.escape(str(r.channel))}</td>'
-            f"<td>{r.new_customers:,}{small}</td><td>{fmt.money(r.cac, currency)}</td>"
-            f"<td>{fmt.money(r.arpa, currency)}</td><td>{fmt.value(r.monthly_churn, 'fraction')}</td>"
-            f"<td>{fmt.money(r.ltv, currency)}</td><td>{fmt.money(r.ltv_survival, currency)}</td>"
-            + _status_cell(r.ltv_to_cac, r.ltv_to_cac_status, "ratio", currency)
-            + _status_cell(r.payback_months, r.payback_status, "months", currency) + "</tr>")
-    return ('<table class="saaskpi-table"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
-
-
-TABLE_CSS = f"""<style>
-.saaskpi-table {{font-family:{theme.FONT};font-size:12px;border-collapse:collapse;margin:6px 0 12px 0;color:{theme.INK};}}
-.saaskpi-table th {{text-align:right;color:{theme.MUTED};font-weight:500;padding:4px 8px;border-bottom:1px solid {theme.GRID};}}
-.saaskpi-table td {{text-align:right;padding:3px 8px;border-bottom:1px solid {theme.GRID};}}
-.saaskpi-table td:nth-child(-n+2), .saaskpi-table th:nth-child(-n+2) {{text-align:left;}}
-</style>"""
+    money = lambda v: fmt.money(v, currency)  # noqa: E731
+    rows = [[html.escape(str(r.segment)), html.escape(str(r.channel)),
+             f"{r.new_customers:,}" + (' <span class="kpi-lown">small sample</span>' if r.low_n else ""),
+             money(r.cac), money(r.arpa), fmt.value(r.monthly_churn, "fraction"), money(r.ltv), money(r.ltv_survival),
+             widgets.status_text(fmt.value(r.ltv_to_cac, "ratio"), r.ltv_to_cac_status),
+             widgets.status_text(fmt.value(r.payback_months, "months"), r.payback_status)]
+            for r in table.itertuples()]
+    return widgets.html_table(head, rows, numeric=tuple(range(2, 10)), totals=(table.level != "pair").tolist())
 
 
 def _guidelines(wb) -> dict:
@@ -102,8 +80,7 @@ def _segment_channel(wb) -> None:
         widgets.show_chart(charts.verdict_grid(pairs, "LTV:CAC and payback by segment and channel",
                                                f"{_window(wb)}; guidelines LTV:CAC ≥ {g['ltv_to_cac_ratio']:g}, payback ≤ "
                                                f"{g['cac_payback_months']:g} months; faded: small sample"), wb)
-    display(HTML(widgets.TILE_CSS + TABLE_CSS + widgets.no_math(
-        table_html(wb.table("unit_economics"), _guidelines(wb), wb.conventions.reporting_currency))))
+    display(widgets.styled(table_html(wb.table("unit_economics"), _guidelines(wb), wb.conventions.reporting_currency)))
 
 
 def show_segment_channel_table(wb) -> None:
@@ -115,33 +92,24 @@ def accelerator_html(accel: pd.DataFrame) -> str:
     """Where to hit the accelerator: every segment, channel and pair ranked, with verdict and reason."""
     if accel.empty:
         return '<div class="saaskpi-note">No new customers and no S&amp;M spend in the window.</div>'
-    rows = []
-    for i, r in enumerate(accel.itertuples(), start=1):
-        colour = charts.VERDICT_COLOURS.get(r.verdict, theme.MUTED)
-        what = {"pair": f"{r.segment} · {r.channel}", "segment": f"{r.segment} (all channels)",
-                "channel": f"{r.channel} (all segments)"}[r.level]
-        rows.append(f'<tr><td>{i}</td><td>{html.escape(what)}</td><td style="color:{colour};font-weight:650">'
-                    f"{html.escape(r.verdict)}</td><td style=\"text-align:left\">{html.escape(r.reason)}</td></tr>")
-    return ('<table class="saaskpi-table"><thead><tr><th>#</th><th>where</th><th>verdict</th>'
-            '<th style="text-align:left">why</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+    where = {"pair": "{s} · {c}", "segment": "{s} (all channels)", "channel": "{c} (all segments)"}
+    rows = [[str(i), html.escape(where[r.level].format(s=r.segment, c=r.channel)),
+             f'<b style="color:{charts.VERDICT_COLOURS.get(r.verdict, theme.MUTED)}">{html.escape(r.verdict)}</b>',
+             html.escape(r.reason)] for i, r in enumerate(accel.itertuples(), start=1)]
+    return widgets.html_table(["#", "where", "verdict", "why"], rows, numeric=(0,))
 
 
 def show_accelerator(wb) -> None:
     """Segments, channels and pairs ranked: those meeting both guidelines first, then what each miss needs."""
     def render(w):
         w.require("spend", what="Where to hit the accelerator")
-        display(HTML(widgets.TILE_CSS + TABLE_CSS + widgets.no_math(accelerator_html(w.table("acceleration")))))
+        display(widgets.styled(accelerator_html(w.table("acceleration"))))
     widgets.section(wb, render)
-
-
-def _trends(wb) -> None:
-    wb.require("spend", what="Unit-economics trends")
-    widgets.trend_grid(wb, TRENDS, TREND_MONTHS)
 
 
 def show_trends(wb) -> None:
     """LTV:CAC, payback, CAC, gross margin, magic number and burn multiple by month, guidelines dotted."""
-    widgets.section(wb, _trends)
+    widgets.trends_section(wb, TRENDS, TREND_MONTHS, ("spend",), "Unit-economics trends")
 
 
 def show_cac_by_channel(wb) -> None:
@@ -187,28 +155,20 @@ def what_if_html(wb, **changes: float) -> str:
 
     def judged(value, target, higher):
         ok = not math.isnan(value) and (value >= target if higher else value <= target)
-        return f'<b style="color:{theme.STATUS["on" if ok else "off"]}">{"n/a" if math.isnan(value) else f"{value:.1f}"}</b>'
+        return widgets.status_text("n/a" if math.isnan(value) else f"{value:.1f}", "on" if ok else "off")
 
-    inputs = "".join(f"<tr><td>{names[k]}</td><td>{fmt.value(base[k], units[k], cur)}</td>"
-                     f"<td>{fmt.value(r['inputs'][k], units[k], cur)}</td></tr>" for k in names)
-    results = (f"<tr><td>LTV:CAC (≥ {g['ltv_to_cac_ratio']:g})</td>"
-               f"<td>{judged(r['before']['ltv_to_cac'], g['ltv_to_cac_ratio'], True)}</td>"
-               f"<td>{judged(r['after']['ltv_to_cac'], g['ltv_to_cac_ratio'], True)}</td></tr>"
-               f"<tr><td>payback months (≤ {g['cac_payback_months']:g})</td>"
-               f"<td>{judged(r['before']['payback_months'], g['cac_payback_months'], False)}</td>"
-               f"<td>{judged(r['after']['payback_months'], g['cac_payback_months'], False)}</td></tr>")
-    needed = "".join(
-        f"<tr><td>{names[k]}</td>"
-        + "".join(f"<td>{_needed(r['needed'][goal][k], units[k], cur, k, goal)}</td>"
-                  for goal in ("ltv_to_cac", "payback_months")) + "</tr>" for k in names)
+    goals = (("ltv_to_cac", f"LTV:CAC (≥ {g['ltv_to_cac_ratio']:g})", g["ltv_to_cac_ratio"], True),
+             ("payback_months", f"payback months (≤ {g['cac_payback_months']:g})", g["cac_payback_months"], False))
+    levers = [[names[k], fmt.value(base[k], units[k], cur), fmt.value(r["inputs"][k], units[k], cur)] for k in names]
+    levers += [[label, judged(r["before"][key], target, higher), judged(r["after"][key], target, higher)]
+               for key, label, target, higher in goals]
+    needed = [[names[k]] + [_needed(r["needed"][key][k], units[k], cur, k, key) for key, *_ in goals] for k in names]
     return (f'<div class="saaskpi-header"><div class="sub">Starting from the window\'s totals ({html.escape(_window(wb))}).'
-            "</div></div>"
-            '<div style="display:flex;gap:28px;flex-wrap:wrap">'
-            '<table class="saaskpi-table"><thead><tr><th>lever</th><th>now</th><th>what-if</th></tr></thead>'
-            f"<tbody>{inputs}{results}</tbody></table>"
-            '<table class="saaskpi-table"><thead><tr><th>lever alone (others at what-if)</th>'
-            f"<th>reaches LTV:CAC {g['ltv_to_cac_ratio']:g} at</th><th>reaches payback {g['cac_payback_months']:g} mo at</th>"
-            f"</tr></thead><tbody>{needed}</tbody></table></div>")
+            '</div></div><div style="display:flex;gap:28px;flex-wrap:wrap">'
+            + widgets.html_table(["lever", "now", "what-if"], levers, numeric=(1, 2))
+            + widgets.html_table(["lever alone (others at what-if)", f"reaches LTV:CAC {g['ltv_to_cac_ratio']:g} at",
+                                  f"reaches payback {g['cac_payback_months']:g} mo at"], needed, numeric=(1, 2))
+            + "</div>")
 
 
 def _needed(value: float | None, unit: str, currency: str, lever: str, goal: str) -> str:
@@ -219,18 +179,17 @@ def _needed(value: float | None, unit: str, currency: str, lever: str, goal: str
 
 def _what_if(wb) -> None:
     wb.require("spend", what="The what-if")
-    css = widgets.TILE_CSS + TABLE_CSS
     if not wb.interactive:
-        display(HTML(css + widgets.no_math(what_if_html(wb))))
+        display(widgets.styled(what_if_html(wb)))
         return
-    out = W.HTML(css + widgets.no_math(what_if_html(wb)))
+    out = W.HTML(widgets.styled(what_if_html(wb)).data)
     sliders = {key: W.FloatSlider(value=0.0, min=lo, max=hi, step=0.05 if key != "margin_change" else 0.01,
                                   description=label, readout_format="+.0%",
                                   tooltip=help_text, continuous_update=False, style={"description_width": "110px"})
                for key, label, lo, hi, help_text in LEVERS}
 
     def update(_=None):
-        out.value = css + widgets.no_math(what_if_html(wb, **{k: s.value for k, s in sliders.items()}))
+        out.value = widgets.styled(what_if_html(wb, **{k: s.value for k, s in sliders.items()})).data
 
     for s in sliders.values():
         s.observe(update, names="value")
