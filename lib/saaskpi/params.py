@@ -239,3 +239,167 @@ def executive(path: Path = paths.EXECUTIVE_FILE, known: set[str] | None = None) 
         if bad:
             raise ParameterError(f"{path.name} names unknown metric(s) {', '.join(bad)}; see docs/metrics.md for the names.")
     return ex
+
+
+# --------------------------------------------------------------------------- customer success and health
+HEALTH_MEASURES = ("licence_utilisation", "engagement_score", "account_nps", "csat", "sla_breach_rate", "touchpoints",
+                   "net_sentiment", "days_overdue")
+
+
+@dataclass(frozen=True)
+class HealthComponent:
+    """One health component: an account measure mapped linearly from `worst` (score 0) to `best` (100)."""
+
+    name: str
+    measure: str
+    worst: float
+    best: float
+    weight: float
+
+    def score(self, values):
+        """Component scores 0-100 of measure `values` (NaN stays NaN: the component is missing)."""
+        import numpy as np
+
+        v = np.asarray(values, dtype="float64")
+        return np.clip((v - self.worst) / (self.best - self.worst), 0, 1) * 100
+
+
+@dataclass(frozen=True)
+class HealthModel:
+    """Components and bands of the health score for one segment."""
+
+    components: tuple[HealthComponent, ...]
+    red: int = 50
+    yellow: int = 75
+
+    def band(self, score):
+        """red / yellow / green of whole-number scores (NaN -> n/a)."""
+        import numpy as np
+
+        s = np.asarray(score, dtype="float64")
+        return np.select([np.isnan(s), s <= self.red, s <= self.yellow], ["n/a", "red", "yellow"], default="green")
+
+
+@dataclass(frozen=True)
+class SuccessSettings:
+    """parameters/customer_success.yaml and parameters/health_score.yaml, checked."""
+
+    window_days: int
+    sticky_features: dict[str, float]
+    adoption_days: dict[str, int]
+    sla_hours: dict[str, float]
+    csm_capacity: dict[str, float]
+    forecast_history_months: int
+    health: HealthModel
+    health_by_segment: dict[str, HealthModel]
+    falling_points: float
+    falling_months: int
+
+    def health_for(self, segment: str) -> HealthModel:
+        return self.health_by_segment.get(segment, self.health)
+
+    def capacity(self, segment) -> float:
+        return float(self.csm_capacity.get(segment, self.csm_capacity["default"]))
+
+
+def _mapping(data: dict, key: str, where: str, kind=(int, float), positive: bool = True) -> dict:
+    value = data.get(key)
+    ok = isinstance(value, dict) and value and all(
+        isinstance(v, kind) and not isinstance(v, bool) and (v > 0 if positive else v >= 0) for v in value.values())
+    if not ok:
+        raise ParameterError(f"{where}: `{key}` must map names to {'positive ' if positive else ''}numbers, got {value!r}.")
+    return {str(k): v for k, v in value.items()}
+
+
+def _exact_keys(data: dict, allowed: set[str], where: str, required: set[str] | None = None) -> None:
+    unknown = sorted(set(data) - allowed)
+    missing = sorted((allowed if required is None else required) - set(data))
+    if unknown or missing:
+        raise ParameterError(f"{where}: " + "; ".join(
+            ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else []))
+            + f" (expected {', '.join(sorted(allowed))}).")
+
+
+def _health_model(components: dict, bands: dict, where: str) -> HealthModel:
+    out = []
+    for name, spec in components.items():
+        here = f"{where} component `{name}`"
+        if not isinstance(spec, dict):
+            raise ParameterError(f"{here} must be a mapping of measure, worst, best, weight.")
+        _exact_keys(spec, {"measure", "worst", "best", "weight"}, here)
+        if spec["measure"] not in HEALTH_MEASURES:
+            raise ParameterError(f"{here}: unknown measure {spec['measure']!r} (known: {', '.join(HEALTH_MEASURES)}).")
+        nums = {k: spec[k] for k in ("worst", "best", "weight")}
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in nums.values()):
+            raise ParameterError(f"{here}: worst, best and weight must be numbers, got {nums}.")
+        if spec["worst"] == spec["best"] or spec["weight"] < 0:
+            raise ParameterError(f"{here}: worst and best must differ and weight must be 0 or more.")
+        out.append(HealthComponent(str(name), spec["measure"], float(spec["worst"]), float(spec["best"]),
+                                   float(spec["weight"])))
+    total = sum(c.weight for c in out)
+    if abs(total - 100) > 1e-9:
+        raise ParameterError(f"{where}: component weights must add up to 100, they add up to {total:g}.")
+    _exact_keys(bands, {"red", "yellow"}, f"{where} bands")
+    red, yellow = bands["red"], bands["yellow"]
+    if not (isinstance(red, int) and isinstance(yellow, int) and 0 <= red < yellow < 100):
+        raise ParameterError(f"{where}: bands need whole numbers 0 <= red < yellow < 100, got red={red!r}, yellow={yellow!r}.")
+    return HealthModel(tuple(out), red, yellow)
+
+
+def success_settings(cs_path: Path = paths.CUSTOMER_SUCCESS_FILE,
+                     health_path: Path = paths.HEALTH_SCORE_FILE) -> SuccessSettings:
+    """The customer-success parameters (read again only when a file changes)."""
+    return _success_settings(cs_path, cs_path.stat().st_mtime_ns if cs_path.exists() else 0,
+                             health_path, health_path.stat().st_mtime_ns if health_path.exists() else 0)
+
+
+@lru_cache(maxsize=4)
+def _success_settings(cs_path: Path, _cs_mtime: int, health_path: Path, _health_mtime: int) -> SuccessSettings:
+    cs, hs = read_yaml(cs_path), read_yaml(health_path)
+    w = cs_path.name
+    _exact_keys(cs, {"window_days", "sticky_features", "adoption_days", "sla_hours", "csm_capacity",
+                     "forecast_history_months"}, w)
+    for key in ("window_days", "forecast_history_months"):
+        if isinstance(cs[key], bool) or not isinstance(cs[key], int) or cs[key] <= 0:
+            raise ParameterError(f"{w}: `{key}` must be a positive whole number, got {cs[key]!r}.")
+    adoption = _mapping(cs, "adoption_days", w, int)
+    if set(adoption) != {"early", "mature"}:
+        raise ParameterError(f"{w}: `adoption_days` must set early and mature, got {sorted(adoption)}.")
+    capacity = _mapping(cs, "csm_capacity", w)
+    if "default" not in capacity:
+        raise ParameterError(f"{w}: `csm_capacity` needs a `default` entry for segments it does not name.")
+    sla = _mapping(cs, "sla_hours", w)
+    priorities = {"low", "normal", "high", "urgent"}
+    if set(sla) != priorities:
+        raise ParameterError(f"{w}: `sla_hours` must set every priority ({', '.join(sorted(priorities))}), got {sorted(sla)}.")
+    h = health_path.name
+    _exact_keys(hs, {"components", "bands", "falling_points", "falling_months", "segments"}, h,
+                required={"components", "bands"})
+    if not isinstance(hs["components"], dict) or not hs["components"]:
+        raise ParameterError(f"{h}: `components` maps component names to measure, worst, best, weight.")
+    if not isinstance(hs["bands"], dict):
+        raise ParameterError(f"{h}: `bands` must set red and yellow.")
+    base = _health_model(hs["components"], hs["bands"], h)
+    overrides = hs.get("segments") or {}
+    if not isinstance(overrides, dict):
+        raise ParameterError(f"{h}: `segments` maps segment names to component and band overrides.")
+    by_segment = {}
+    for seg, spec in overrides.items():
+        where = f"{h} segment `{seg}`"
+        if not isinstance(spec, dict):
+            raise ParameterError(f"{where} must be a mapping with components and/or bands.")
+        _exact_keys(spec, {"components", "bands"}, where, required=set())
+        comps = {name: dict(c) for name, c in hs["components"].items()}
+        for name, change in (spec.get("components") or {}).items():
+            if name not in comps:
+                raise ParameterError(f"{where}: unknown component {name!r} (known: {', '.join(comps)}).")
+            if not isinstance(change, dict):
+                raise ParameterError(f"{where}: component `{name}` must be a mapping.")
+            comps[name].update(change)
+        by_segment[str(seg)] = _health_model(comps, {**hs["bands"], **(spec.get("bands") or {})}, where)
+    falling_points, falling_months = hs.get("falling_points", 10), hs.get("falling_months", 3)
+    if isinstance(falling_months, bool) or not isinstance(falling_months, int) or falling_months <= 0 \
+            or not isinstance(falling_points, (int, float)) or falling_points <= 0:
+        raise ParameterError(f"{h}: `falling_points` must be a positive number and `falling_months` a positive whole number.")
+    return SuccessSettings(cs["window_days"], _mapping(cs, "sticky_features", w), adoption, sla, capacity,
+                           cs["forecast_history_months"], base, by_segment, float(falling_points), falling_months)

@@ -126,6 +126,7 @@ class Workbook:
     interactive: bool = True
     source_label: str = ""
     shared: dict = field(default_factory=dict, repr=False)  # company-wide results, shared by with_choice/with_conventions
+    success: params.SuccessSettings | None = None  # customer_success.yaml + health_score.yaml (read when first needed)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -151,13 +152,18 @@ class Workbook:
         seg = params.segment(segment) if segment else self.segment
         key = key_of(month) if month else self.as_of
         return Workbook(self.all_tables, seg, key, self.conventions, self.targets, self.interactive, self.source_label,
-                        self.shared)
+                        self.shared, self.success)
 
     def with_conventions(self, **changes) -> "Workbook":
         """The same workbook under other conventions (nothing cached is reused)."""
         conv = dataclasses.replace(self.conventions, **changes)
         return Workbook(self.all_tables, self.segment, self.as_of, conv, self.targets, self.interactive, self.source_label,
-                        self.shared)
+                        self.shared, self.success)
+
+    def with_success(self, settings: params.SuccessSettings) -> "Workbook":
+        """The same workbook under other customer-success and health-score settings (nothing cached is reused)."""
+        return Workbook(self.all_tables, self.segment, self.as_of, self.conventions, self.targets, self.interactive,
+                        self.source_label, self.shared, settings)
 
     def months(self) -> list[str]:
         """Every month the data covers, as YYYY-MM, newest first."""
@@ -197,8 +203,13 @@ class Workbook:
                  "conventions": lambda: self.conventions, "as_of": lambda: self.as_of,
                  "allocated_spend": self._allocated_spend,
                  "targets_in_force": lambda: {m: self.target(m) for m in METRICS},
-                 "compute_if_available": lambda: self.compute_if_available}
+                 "compute_if_available": lambda: self.compute_if_available,
+                 "success_settings": self.success_settings}
         return fixed[name]() if name in fixed else self.compute(name)
+
+    def success_settings(self) -> params.SuccessSettings:
+        """The customer-success settings in force (parameters/customer_success.yaml, health_score.yaml)."""
+        return self.success or params.success_settings()
 
     def compute_if_available(self, name: str):
         """Table or metric `name`, or None when a table it needs is absent."""

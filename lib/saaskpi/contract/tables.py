@@ -176,6 +176,8 @@ class Spend(Table):
     channel: Optional[str] = _field("Channel it was spent on; empty = untagged.", nullable=True)
     segment: Optional[str] = _field("Segment it was spent on; empty = untagged.", nullable=True)
     currency: Optional[str] = _field("ISO currency.", default=REPORTING_CURRENCY)
+    item: Optional[str] = _field("What it bought, e.g. salaries_and_benefits, training, tools, programs (cost to serve "
+                                 "breaks customer_success spend down by it).", nullable=True)
 
 
 class Invoices(Table):

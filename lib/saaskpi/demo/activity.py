@@ -9,7 +9,8 @@ import pandas as pd
 import pyarrow as pa
 
 from .company import AccountLife, period_months
-from .config import (BRAND_SPEND_RANGE, CHANNELS, DIRECT_PAYBACK_MONTHS, FEATURE_WEIGHTS, FEATURES, GROSS_MARGIN, SEGMENTS, DemoScale)
+from .config import (BRAND_SPEND_RANGE, CHANNELS, DIRECT_PAYBACK_MONTHS, FEATURE_DIFFICULTY, FEATURE_WEIGHTS, FEATURES,
+                     GROSS_MARGIN, SEGMENTS, DemoScale)
 
 EVENT_SCHEMA = pa.schema([("event_time", pa.timestamp("us", tz="UTC")), ("user_id", pa.string()),
                           ("account_id", pa.string()), ("feature", pa.string()), ("duration_seconds", pa.int64())])
@@ -22,7 +23,8 @@ def users_frame(lives: list[AccountLife], rng: np.random.Generator, scale: DemoS
         if not a.paying:
             continue
         first = a.paying[0][0]
-        count = max(1, int(round(min(a.seats, a.segment.user_cap) * scale.user_factor * rng.uniform(0.6, 1.0))))
+        share = (0.35 + 0.6 * a.engagement) * rng.uniform(0.85, 1.15)  # engaged accounts roll out more seats
+        count = max(1, int(round(min(a.seats, a.segment.user_cap) * scale.user_factor * share)))
         ids = []
         for j in range(count):
             n += 1
@@ -58,28 +60,45 @@ def usage_batches(lives: list[AccountLife], users: pd.DataFrame, rng: np.random.
 
 def _account_events(a: AccountLife, users: pd.DataFrame, rng: np.random.Generator, scale: DemoScale,
                     end: pd.Timestamp, weights: np.ndarray) -> pd.DataFrame:
+    """Events of one account: a user is active in a month with probability 0.45 + 0.55 e and on a day of it with
+    probability 0.12 + 0.55 e (less at weekends), e the account's engagement that day; an event's feature is
+    drawn among the features the account uses then (FEATURE_DIFFICULTY), weighted by FEATURE_WEIGHTS."""
     frames = []
+    thresholds = rng.random(len(FEATURES)) * np.asarray(FEATURE_DIFFICULTY)
+    onset_days = rng.exponential(20 + 200 * np.asarray(FEATURE_DIFFICULTY))
+    first = a.paying[0][0].normalize() if a.paying else None
     for start, stop in a.paying:
         days = pd.date_range(start.normalize(), min(stop, end + pd.Timedelta(days=1)) - pd.Timedelta(days=1), freq="D")
         if len(days) == 0:
             continue
+        e = a.engagement_on(days + pd.Timedelta(hours=12))
         created = users.created_at.to_numpy(dtype="datetime64[ns]")
         alive = days.to_numpy()[:, None] >= created[None, :]
+        month_idx = (days.year * 12 + days.month).to_numpy()
+        months, inverse = np.unique(month_idx, return_inverse=True)
+        month_e = np.array([e[inverse == i].mean() for i in range(len(months))])
+        active_month = rng.random((len(months), len(created))) < (0.45 + 0.55 * month_e)[:, None]
         weekday = np.where(days.dayofweek < 5, 1.0, 0.15)[:, None]
-        p = np.clip((0.12 + 0.55 * a.engagement) * weekday, 0, 0.95)
-        active = alive & (rng.random(alive.shape) < p)
+        p = np.clip((0.12 + 0.55 * e[:, None]) * weekday, 0, 0.95)
+        active = alive & active_month[inverse] & (rng.random(alive.shape) < p)
         d_idx, u_idx = np.nonzero(active)
         if len(d_idx) == 0:
             continue
         per_day = 1 + rng.poisson(scale.events_per_user_day - 1 if scale.events_per_user_day > 1 else 0.2, len(d_idx))
         d_rep, u_rep = np.repeat(d_idx, per_day), np.repeat(u_idx, per_day)
         seconds = rng.integers(7 * 3600, 21 * 3600, len(d_rep))
+        age = ((days - first).days.to_numpy())[:, None]
+        usable = (e[:, None] >= thresholds[None, :]) & (age >= onset_days[None, :])
+        usable[:, 0] = True  # the first feature (dashboards) is always there
+        w = usable[d_rep] * weights[None, :]
+        cum = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
+        feature = np.minimum((rng.random(len(d_rep))[:, None] > cum).sum(axis=1), len(FEATURES) - 1)
         frames.append(pd.DataFrame({
             "event_time": (days.to_numpy()[d_rep] + seconds.astype("timedelta64[s]")),
             "user_id": users.user_id.to_numpy()[u_rep],
             "account_id": a.account_id,
-            "feature": np.asarray(FEATURES)[rng.choice(len(FEATURES), len(d_rep), p=weights)],
-            "duration_seconds": rng.exponential(90 + 120 * a.engagement, len(d_rep)).astype("int64"),
+            "feature": np.asarray(FEATURES)[feature],
+            "duration_seconds": rng.exponential(90 + 120 * e[d_rep]).astype("int64"),
         }))
     if not frames:
         return pd.DataFrame({c: [] for c in EVENT_SCHEMA.names})
@@ -188,24 +207,26 @@ def success_frames(lives: list[AccountLife], users: pd.DataFrame, rng: np.random
             size = min(a.seats, a.segment.user_cap) ** 0.5
             for _ in range(rng.poisson(months * 0.25 * size * (1.6 - a.engagement))):
                 created = start + pd.Timedelta(seconds=int(rng.integers(0, max(1, int((stop - start).total_seconds())))))
+                e = float(a.engagement_on([created])[0])
                 prio = str(rng.choice(list(sla_hours), p=[0.3, 0.45, 0.2, 0.05]))
-                first = created + pd.Timedelta(hours=float(rng.exponential(sla_hours[prio] * (1.3 - 0.6 * a.engagement))))
+                first = created + pd.Timedelta(hours=float(rng.exponential(sla_hours[prio] * (1.3 - 0.6 * e))))
                 resolved = first + pd.Timedelta(hours=float(rng.exponential(sla_hours[prio] * 2)))
                 resolved = resolved if resolved < end else None
-                contacts = 1 + int(rng.poisson(0.8 * (1.4 - a.engagement)))
-                csat = int(np.clip(round(rng.normal(2.6 + 2.2 * a.engagement, 0.9)), 1, 5)) if resolved is not None and rng.random() < 0.6 else None
+                contacts = 1 + int(rng.poisson(0.8 * (1.4 - e)))
+                csat = int(np.clip(round(rng.normal(2.6 + 2.2 * e, 0.9)), 1, 5)) if resolved is not None and rng.random() < 0.6 else None
                 tickets.append((a.account_id, created, prio, first if first < end else None, resolved, contacts, csat))
             for q in pd.date_range(start, stop, freq="QS"):
                 for uid in rng.choice(users_of.get(a.account_id, ["-"]), size=min(3, len(users_of.get(a.account_id, []))), replace=False) if a.account_id in users_of else []:
                     if rng.random() < 0.35:
-                        score = int(np.clip(round(rng.normal(3.5 + 6.5 * a.engagement, 1.8)), 0, 10))
-                        nps.append((a.account_id, uid, q + pd.Timedelta(days=int(rng.integers(0, 20)), hours=10), score))
+                        when = q + pd.Timedelta(days=int(rng.integers(0, 20)), hours=10)
+                        score = int(np.clip(round(rng.normal(3.5 + 6.5 * float(a.engagement_on([when])[0]), 1.8)), 0, 10))
+                        nps.append((a.account_id, uid, when, score))
             if a.csm_id is not None:
                 rate = {"enterprise": 2.0, "mid_market": 0.9, "smb": 0.3}[a.segment.name]
                 for _ in range(rng.poisson(months * rate)):
                     when = start + pd.Timedelta(seconds=int(rng.integers(0, max(1, int((stop - start).total_seconds())))))
                     sentiment = rng.choice(["positive", "neutral", "negative"],
-                                           p=_sentiment_mix(a.engagement))
+                                           p=_sentiment_mix(float(a.engagement_on([when])[0])))
                     touches.append((a.account_id, a.csm_id, when, str(rng.choice(["call", "meeting", "email", "qbr"], p=[0.35, 0.25, 0.3, 0.1])),
                                     str(rng.choice(["sponsor", "decision_maker", "technical", "end_user"])), str(sentiment)))
     t = pd.DataFrame(tickets, columns=["account_id", "created_at", "priority", "first_response_at", "resolved_at", "contacts", "csat"])
@@ -230,14 +251,14 @@ def invoices_frame(subscriptions: pd.DataFrame, lives: list[AccountLife], rng: n
                    scale: DemoScale) -> pd.DataFrame:
     """One invoice per billing period of every subscription; less engaged accounts pay later."""
     end = period_months(scale)[-1].end_time.normalize()
-    engagement = {a.account_id: a.engagement for a in lives}
+    life = {a.account_id: a for a in lives}
     rows = []
     for s in subscriptions.itertuples(index=False):
         stop = min(pd.Timestamp(s.end_date) if pd.notna(s.end_date) else end, end)
         issued = pd.Timestamp(s.start_date)
         while issued < stop:
             due = issued + pd.Timedelta(days=30)
-            e = engagement[s.account_id]
+            e = float(life[s.account_id].engagement_on([issued])[0])
             late = rng.random() < 0.35 * (1 - e)
             paid = due + pd.Timedelta(days=int(rng.integers(1, 60))) if late else issued + pd.Timedelta(days=int(rng.integers(0, 30)))
             rows.append((s.account_id, s.subscription_id, issued.date(), due.date(), paid.date() if paid <= end else None,
@@ -249,11 +270,14 @@ def invoices_frame(subscriptions: pd.DataFrame, lives: list[AccountLife], rng: n
     return out
 
 
+CS_PROGRAM_COSTS = (("tools", 1500.0, 0.01), ("training", 600.0, 0.004), ("programs", 0.0, 0.01))  # fixed + share of MRR
+
+
 def spend_frame(first_mrr: pd.DataFrame, subscriptions_mrr: pd.Series, team: pd.DataFrame, rng: np.random.Generator,
                 scale: DemoScale) -> pd.DataFrame:
     """Monthly spend: marketing and sales per segment and channel (each new customer costs its pair's
     DIRECT_PAYBACK_MONTHS of first-month gross margin), untagged brand marketing, AE and CSM cost per segment,
-    SDR cost split over the segments they prospect for, COGS, R&D, G&A. `first_mrr`: account_id, month
+    SDR cost split over the segments they prospect for, customer-success tools, training and programs, COGS, R&D, G&A. `first_mrr`: account_id, month
     (period of the first paying month), segment, channel, mrr (USD)."""
     rows = []
     direct = first_mrr.assign(cost=[DIRECT_PAYBACK_MONTHS[s][c] * m * GROSS_MARGIN
@@ -273,12 +297,15 @@ def spend_frame(first_mrr: pd.DataFrame, subscriptions_mrr: pd.Series, team: pd.
         active = team[(pd.to_datetime(team.start_date).dt.to_period("M") <= month)]
         for role, cat in (("csm", "customer_success"), ("ae", "sales")):
             for seg, cost in active[active.role == role].groupby("segment", sort=True).monthly_cost.sum().items():
-                rows.append((day, cat, round(float(cost), 2), None, seg))
+                rows.append((day, cat, round(float(cost), 2), None, seg, "salaries_and_benefits" if role == "csm" else None))
+        for item, fixed, share in CS_PROGRAM_COSTS:  # untagged: the workbook splits them over segments by MRR
+            rows.append((day, "customer_success", round(fixed + share * revenue, 2), None, None, item))
         sdr = float(active[active.role == "sdr"].monthly_cost.sum())
         for seg in ("mid_market", "enterprise"):  # SDRs prospect for the sales-led segments
             rows.append((day, "sales", round(sdr / 2, 2), None, seg))
         rows.append((day, "rnd", round(revenue * 0.35 + 60000, 2), None, None))
         rows.append((day, "g_and_a", round(revenue * 0.12 + 25000, 2), None, None))
-    out = pd.DataFrame(rows, columns=["month", "category", "amount", "channel", "segment"])
+    rows = [r if len(r) == 6 else (*r, None) for r in rows]
+    out = pd.DataFrame(rows, columns=["month", "category", "amount", "channel", "segment", "item"])
     out["currency"] = "USD"
     return out

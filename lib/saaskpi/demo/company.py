@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .config import CHANNELS, CURRENCIES, PERIOD_END, SEASONALITY, SEGMENTS, DemoScale, SegmentProfile
+from .config import (CHANNELS, CHURN_DECLINE_DAYS, CHURN_DECLINE_FLOOR, CURRENCIES, HAZARD_SLOPE, PERIOD_END, SEASONALITY,
+                     SEGMENTS, DemoScale, SegmentProfile)
 
 REGIONS = ("NA", "EMEA", "APAC")
 INDUSTRIES = ("software", "finance", "healthcare", "retail", "manufacturing", "education", "media")
@@ -21,12 +22,26 @@ class AccountLife:
     created: pd.Timestamp
     channel: str
     currency: str
-    engagement: float  # latent 0-1: drives usage, NPS, tickets and (inversely) churn
+    engagement: float  # latent 0-1: drives usage, NPS, tickets, sentiment, payments and (inversely) churn
     hazard: float
     csm_id: str | None = None
     paying: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)  # [start, end) spells
     seats: int = 0
     subscriptions: list[dict] = field(default_factory=list)
+
+    def engagement_on(self, stamps) -> np.ndarray:
+        """Engagement at each of `stamps`: the latent level, falling linearly over the CHURN_DECLINE_DAYS before
+        a churn to CHURN_DECLINE_FLOOR of it (spells ending after the data's end are not churns)."""
+        t = pd.DatetimeIndex(pd.to_datetime(np.asarray(stamps)))
+        factor = np.ones(len(t))
+        end = pd.Timestamp(PERIOD_END)
+        for _, stop in self.paying:
+            if stop <= end:
+                days_left = (stop - t).total_seconds().to_numpy() / 86400
+                near = (days_left >= -31) & (days_left < CHURN_DECLINE_DAYS)
+                ramp = CHURN_DECLINE_FLOOR + (1 - CHURN_DECLINE_FLOOR) * np.clip(days_left / CHURN_DECLINE_DAYS, 0, 1)
+                factor = np.where(near, np.minimum(factor, ramp), factor)
+        return self.engagement * factor
 
 
 def period_months(scale: DemoScale) -> pd.PeriodIndex:
@@ -83,7 +98,7 @@ def account_lives(rng: np.random.Generator, scale: DemoScale, csms: pd.DataFrame
             engagement = float(rng.beta(2.2, 2.2))
             life = AccountLife(f"A{n:05d}", seg, created, CHANNELS[rng.choice(len(CHANNELS), p=seg.channel_mix)],
                                cur_names[rng.choice(len(cur_names), p=cur_shares)], engagement,
-                               seg.monthly_churn_hazard * (1.6 - 1.2 * engagement))
+                               seg.monthly_churn_hazard * (1 + HAZARD_SLOPE * (0.5 - engagement)))
             pool = csm_by_segment[seg.name]
             if seg.name != "smb" or rng.random() < 0.3:
                 life.csm_id = pool[n % len(pool)]

@@ -7,6 +7,14 @@ PERIOD_END = "2026-10-31"  # last day of the last complete month; never depends 
 CHANNELS = ("organic", "paid_search", "outbound", "partner", "events")
 FEATURES = ("dashboards", "reports", "integrations", "automation", "api", "alerts", "sharing", "admin")
 FEATURE_WEIGHTS = (0.26, 0.2, 0.1, 0.1, 0.08, 0.1, 0.1, 0.06)
+# How hard each feature is to adopt: an account uses feature j once its current engagement reaches its own
+# threshold U(0, 1) x difficulty_j, after an onset of about (20 + 200 x difficulty_j) days from its first payment.
+FEATURE_DIFFICULTY = (0.15, 0.35, 0.8, 0.75, 0.95, 0.6, 0.5, 0.45)
+# Engagement falls before a churn: from CHURN_DECLINE_DAYS before it, linearly to CHURN_DECLINE_FLOOR x its level.
+CHURN_DECLINE_DAYS = 150
+CHURN_DECLINE_FLOOR = 0.25
+# Monthly churn hazard multiplier of an account with latent engagement e: 1.75 - 1.5 e (1.0 at e = 0.5).
+HAZARD_SLOPE = 1.5
 SEASONALITY = {1: 1.0, 2: 1.0, 3: 1.1, 4: 1.0, 5: 0.95, 6: 0.85, 7: 0.75, 8: 0.75, 9: 1.05, 10: 1.15, 11: 1.25, 12: 1.2}
 
 
@@ -36,9 +44,9 @@ SEGMENTS = (
     SegmentProfile("smb", 0.62, (2, 8), 29.0, 0.030, 0.15, 0.0, 0.020, 0.010, 0.20, (0.0, 0.0), 7, 0.30, 0.25, 8,
                    (0.40, 0.35, 0.05, 0.10, 0.10)),
     SegmentProfile("mid_market", 0.29, (20, 80), 45.0, 0.015, 0.60, 0.0, 0.030, 0.010, 0.12, (0.0, 0.15), 45, 0.35,
-                   0.30, 30, (0.25, 0.20, 0.25, 0.15, 0.15)),
-    SegmentProfile("enterprise", 0.09, (200, 600), 55.0, 0.006, 0.85, 0.25, 0.040, 0.008, 0.05, (0.10, 0.30), 120,
-                   0.40, 0.35, 80, (0.10, 0.05, 0.45, 0.15, 0.25)),
+                   0.30, 60, (0.25, 0.20, 0.25, 0.15, 0.15)),
+    SegmentProfile("enterprise", 0.09, (60, 200), 160.0, 0.006, 0.85, 0.25, 0.040, 0.008, 0.05, (0.10, 0.30), 120,
+                   0.40, 0.35, 150, (0.10, 0.05, 0.45, 0.15, 0.25)),
 )
 CURRENCIES = {"USD": (0.85, 1.0), "EUR": (0.10, 1.08), "GBP": (0.05, 1.27)}  # share of accounts, start rate
 GROSS_MARGIN = 0.78  # COGS is 22 % of revenue

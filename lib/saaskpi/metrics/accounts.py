@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import narwhals as nw
-import numpy as np
 import pandas as pd
 import polars as pl
 
@@ -20,10 +19,8 @@ from ..params import Conventions
 from ..sources import Tables
 from ..stats import peer_stats
 from .registry import TABLE_FUNCS, table
+from .lifecycle import account_months_at, account_names
 from .success import nps_counts
-
-STAGES = ("onboarding", "training", "adopting", "extending", "renewal")
-
 
 @dataclass(frozen=True)
 class AccountMetric:
@@ -53,48 +50,11 @@ def account_metric(*, label: str, unit: str, direction: str, needs: tuple[str, .
 
 # --------------------------------------------------------------------------- who pays, with how many seats
 @table(export=False)
-def paying_accounts_now(tables: Tables, as_of: int, account_mrr: pd.DataFrame,
-                        new_customer_accounts: pd.DataFrame) -> pd.DataFrame:
+def paying_accounts_now(tables: Tables, as_of: int, account_months: pd.DataFrame) -> pd.DataFrame:
     """The accounts paying at the end of the workbook's month: MRR, seats, months since first payment."""
-    now = account_mrr[account_mrr.month == month_of(as_of)][["account_id", "mrr"]]
-    first = new_customer_accounts[["account_id", "month", "segment"]].rename(columns={"month": "first_month"})
-    out = now.merge(first, on="account_id", how="left")
-    out["age_months"] = as_of - (out.first_month.dt.year * 12 + out.first_month.dt.month - 1)
-    subs = _active_subscriptions(tables, as_of)
-    seats = subs.groupby("account_id").seats.sum(min_count=1) if "seats" in subs else pd.Series(dtype="float64")
-    out["seats"] = out.account_id.map(seats).astype("float64")
-    names = tables.frames["accounts"]
-    if "account_name" in names.columns:
-        out = out.merge(names.select("account_id", "account_name").to_pandas(), on="account_id", how="left")
-    else:
-        out["account_name"] = out.account_id
-    return out[["account_id", "account_name", "segment", "mrr", "seats", "age_months"]].reset_index(drop=True)
-
-
-def _active_subscriptions(tables: Tables, as_of: int) -> pd.DataFrame:
-    end = (month_of(as_of) + pd.offsets.MonthEnd(0)).date()
-    subs = tables.frames["subscriptions"].filter(
-        (pl.col("start_date") <= end) & (pl.col("end_date").is_null() | (pl.col("end_date") > end)))
-    return subs.to_pandas()
-
-
-@table(export=False)
-def renewals_due(tables: Tables, as_of: int, conventions: Conventions) -> pd.DataFrame:
-    """Contracts of at least 12 months active at the month end, with the end of their current term and the
-    days from the month end to it."""
-    subs = _active_subscriptions(tables, as_of)
-    subs = subs[subs.billing_period_months >= 12]
-    end = month_of(as_of) + pd.offsets.MonthEnd(0)
-    rows = []
-    for s in subs.itertuples():
-        start, period = pd.Timestamp(s.start_date), int(s.billing_period_months)
-        term_end = start + pd.DateOffset(months=period)
-        while term_end <= end:
-            term_end += pd.DateOffset(months=period)
-        if pd.notna(s.end_date) and pd.Timestamp(s.end_date) < term_end:
-            term_end = pd.Timestamp(s.end_date)
-        rows.append((s.account_id, s.subscription_id, term_end, (term_end - end).days))
-    return pd.DataFrame(rows, columns=["account_id", "subscription_id", "term_end", "days_to_renewal"])
+    out = account_months_at(account_months, as_of)
+    out["account_name"] = out.account_id.map(account_names(tables)).fillna(out.account_id)
+    return out[["account_id", "account_name", "segment", "mrr", "seats", "age_months"]]
 
 
 # --------------------------------------------------------------------------- account metrics
@@ -116,14 +76,29 @@ def _per_account(paying: pd.DataFrame, values: pd.Series, n: pd.Series) -> pd.Da
                          "n": paying.account_id.map(n).fillna(0).astype("float64").to_numpy()})
 
 
+def _measure_now(as_of: int, account_measures: pd.DataFrame, paying: pd.DataFrame, value: str, n: str) -> pd.DataFrame:
+    now = account_measures[account_measures.key == as_of].set_index("account_id")
+    return _per_account(paying, now[value], now[n] if n in now else pd.Series(1.0, index=now.index))
+
+
 @account_metric(label="Licence utilisation", unit="fraction", direction="higher",
                 needs=("accounts", "subscriptions", "usage_events"))
-def licence_utilisation(paying_accounts_now: pd.DataFrame, account_activity: pd.DataFrame) -> pd.DataFrame:
+def licence_utilisation(as_of: int, account_measures: pd.DataFrame, paying_accounts_now: pd.DataFrame) -> pd.DataFrame:
     """Monthly active users / licensed seats at the month end (n/a without seats)."""
-    p = paying_accounts_now
-    mau = p.account_id.map(account_activity.set_index("account_id").mau).fillna(0)
-    value = (mau / p.seats.where(p.seats > 0)).to_numpy()
-    return _per_account(p, pd.Series(value, index=p.account_id), p.set_index("account_id").seats)
+    return _measure_now(as_of, account_measures, paying_accounts_now, "licence_utilisation", "seats")
+
+
+@account_metric(label="Engagement score", unit="score", direction="higher",
+                needs=("accounts", "subscriptions", "usage_events"))
+def engagement_score(as_of: int, account_measures: pd.DataFrame, paying_accounts_now: pd.DataFrame) -> pd.DataFrame:
+    """Points for the sticky features used in the 30 days to the month end, 0-100 (customer_success.yaml)."""
+    return _measure_now(as_of, account_measures, paying_accounts_now, "engagement_score", "mau")
+
+
+@account_metric(label="Health score", unit="score", direction="higher", needs=("accounts", "subscriptions"))
+def health_score(as_of: int, health_history: pd.DataFrame, paying_accounts_now: pd.DataFrame) -> pd.DataFrame:
+    """Health score 0-100 at the month end (health_score.yaml); n = components it used."""
+    return _measure_now(as_of, health_history, paying_accounts_now, "health", "components_used")
 
 
 @account_metric(label="DAU/MAU (account)", unit="fraction", direction="higher",
@@ -160,26 +135,6 @@ def tickets_per_seat(tables: Tables, as_of: int, paying_accounts_now: pd.DataFra
 
 
 # --------------------------------------------------------------------------- lifecycle and peers
-@table()
-def lifecycle_stages(conventions: Conventions, paying_accounts_now: pd.DataFrame, renewals_due: pd.DataFrame,
-                     compute_if_available: Callable) -> pd.DataFrame:
-    """Each paying account's lifecycle stage at the month end: renewal (a contract term ends within
-    renewal_window_days) wins; else onboarding, training (by months since first payment), extending (licence
-    utilisation at least extending_utilisation) or adopting."""
-    c = conventions
-    p = paying_accounts_now
-    soon = renewals_due[renewals_due.days_to_renewal <= c.renewal_window_days]
-    used = compute_if_available("licence_utilisation")
-    utilisation = (p.account_id.map(used.set_index("account_id").value) if used is not None
-                   else pd.Series(np.nan, index=p.index)).astype("float64")
-    stage = np.select(
-        [p.account_id.isin(soon.account_id), p.age_months < c.onboarding_months, p.age_months < c.training_months,
-         utilisation >= c.extending_utilisation],
-        ["renewal", "onboarding", "training", "extending"], default="adopting")
-    return pd.DataFrame({"account_id": p.account_id, "segment": p.segment, "stage": stage,
-                         "age_months": p.age_months, "utilisation": utilisation.to_numpy()})
-
-
 @table()
 def peer_benchmarks(compute_if_available: Callable, conventions: Conventions, lifecycle_stages: pd.DataFrame,
                     paying_accounts_now: pd.DataFrame) -> pd.DataFrame:

@@ -66,10 +66,10 @@ class TableSpec:
 
 # Parameters a metric or table function may name besides registered tables and metrics (Workbook._input):
 # the segment's tables, the month calendar, the conventions, the month key, the segment's share of the
-# company-wide spend allocation, every metric's target in force, and a lookup that returns None for a table
-# or metric whose input tables are absent.
+# company-wide spend allocation, every metric's target in force, a lookup that returns None for a table
+# or metric whose input tables are absent, and the customer-success settings (params.SuccessSettings).
 FIXED_INPUTS = ("tables", "calendar", "conventions", "as_of", "allocated_spend", "targets_in_force",
-                "compute_if_available")
+                "compute_if_available", "success_settings")
 
 METRICS: dict[str, Metric] = {}
 TABLE_FUNCS: dict[str, TableSpec] = {}

@@ -1,13 +1,16 @@
-"""Customer success (catalog section 5): voice of the customer. NPS over a trailing window, CSAT."""
+"""Customer success (catalog section 5), company-level series: voice of the customer (NPS over a trailing
+window, CSAT), adoption and usage, support times and SLA, relationship and collections."""
 from __future__ import annotations
 
+import narwhals as nw
+import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import calendar_months, month_start, monthly, safe_ratio
-from ..params import Conventions
+from ..frames import calendar_months, data_end, month_key, month_of, month_start, monthly, safe_ratio, to_pandas
+from ..params import Conventions, SuccessSettings
 from ..sources import Tables
-from .registry import metric
+from .registry import metric, table
 from .revenue import _series
 
 
@@ -44,3 +47,305 @@ def customer_satisfaction(tables: Tables, calendar: pl.DataFrame) -> pd.DataFram
         return monthly(calendar, pd.Series([], dtype="datetime64[ns]"), pd.Series([], dtype="float64"), "mean")
     rated = t.filter(pl.col("csat").is_not_null()).select("created_at", "csat").to_pandas()
     return monthly(calendar, month_start(rated.created_at), rated.csat >= 4, "mean")
+
+
+# --------------------------------------------------------------------------- adoption and usage
+USAGE = ("accounts", "subscriptions", "usage_events")
+
+
+@metric(label="Licence utilisation", formula="monthly active users of paying accounts with seats / their licensed "
+        "seats, at the month end", unit="fraction", direction="higher", level="core", sources=("P",), area="success",
+        needs=USAGE)
+def licence_utilisation_rate(account_measures: pd.DataFrame) -> pd.DataFrame:
+    """How much of what customers bought they use: active users per licensed seat."""
+    m = account_measures[account_measures.seats > 0]
+    g = m.groupby("month")
+    return _series(g.size().index, safe_ratio(g.mau.sum(), g.seats.sum()), g.seats.sum())
+
+
+@metric(label="Customer engagement score", formula="mean over paying accounts of points for sticky features used in "
+        "the 30 days to the month end / all points x 100 (customer_success.yaml)", unit="score", direction="higher",
+        level="core", sources=("S",), area="success", needs=USAGE)
+def customer_engagement_score(account_measures: pd.DataFrame) -> pd.DataFrame:
+    """How many of the sticky features the average paying account used lately, 0-100."""
+    g = account_measures.groupby("month").engagement_score
+    return _series(g.size().index, g.mean(), g.count())
+
+
+def _feature_days(tables: Tables, calendar: pl.DataFrame) -> nw.LazyFrame:
+    ev = tables.lazy("usage_events")
+    lo, hi = int(calendar["month"].min()), int(calendar["month"].max())
+    ev = ev.with_columns(key=month_key(nw.col("event_time")))
+    return ev.filter((nw.col("key") >= lo) & (nw.col("key") <= hi))
+
+
+@table(needs=USAGE)
+def feature_adoption(tables: Tables, calendar: pl.DataFrame, success_settings: SuccessSettings) -> pd.DataFrame:
+    """Per month and feature: accounts that used it, accounts active at all, the adoption rate, and whether the
+    feature is sticky (customer_success.yaml)."""
+    ev = _feature_days(tables, calendar)
+    using = to_pandas(ev.select("key", "feature", "account_id").unique().group_by("key", "feature")
+                      .agg(nw.len().alias("accounts")))
+    active = to_pandas(ev.select("key", "account_id").unique().group_by("key").agg(nw.len().alias("active_accounts")))
+    out = using.merge(active, on="key")
+    out["rate"] = safe_ratio(out.accounts, out.active_accounts)
+    out["sticky"] = out.feature.isin(list(success_settings.sticky_features))
+    out["month"] = [month_of(k) for k in out.key]
+    return out.sort_values(["key", "feature"])[["month", "feature", "sticky", "accounts", "active_accounts", "rate"]] \
+        .reset_index(drop=True)
+
+
+@metric(label="Feature adoption", formula="mean over sticky features f of accounts using f in M / accounts active "
+        "in M", unit="fraction", direction="higher", level="supporting", sources=("U", "P"), area="success",
+        needs=USAGE, proportion=True)
+def feature_adoption_rate(feature_adoption: pd.DataFrame, success_settings: SuccessSettings,
+                          calendar: pl.DataFrame) -> pd.DataFrame:
+    """Share of active accounts using the sticky features, averaged over those features."""
+    f = feature_adoption
+    sticky = f[f.sticky]
+    wide = sticky.pivot_table(index="month", columns="feature", values="rate").reindex(
+        columns=list(success_settings.sticky_features)).fillna(0.0)
+    active = f.groupby("month").active_accounts.first()
+    months = calendar_months(calendar).month
+    return _series(months, wide.mean(axis=1).reindex(months).to_numpy(), active.reindex(months).fillna(0).to_numpy())
+
+
+@table(export=False, needs=USAGE)
+def first_feature_use(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+    """When each account first used each feature (UTC)."""
+    ev = _feature_days(tables, calendar)
+    return to_pandas(ev.group_by("account_id", "feature").agg(nw.col("event_time").min().alias("first_use")))
+
+
+def _adoption_within(tables: Tables, calendar: pl.DataFrame, first_feature_use: pd.DataFrame,
+                     settings: SuccessSettings, days: int) -> pd.DataFrame:
+    """Per month: accounts whose first `days` days since their first subscription start end in it, and the
+    share of (account, sticky feature) pairs used within those days."""
+    subs = tables.frames["subscriptions"].group_by("account_id").agg(pl.col("start_date").min().alias("start")).to_pandas()
+    subs["start"] = pd.to_datetime(subs.start).dt.tz_localize("UTC")
+    subs["due"] = subs.start + pd.Timedelta(days=days)
+    months = calendar_months(calendar)
+    subs = subs[subs.due < months.end.max()]
+    sticky = list(settings.sticky_features)
+    uses = first_feature_use[first_feature_use.feature.isin(sticky)].merge(subs, on="account_id")
+    adopted = uses[uses.first_use < uses.due].groupby("account_id").size()
+    subs["share"] = subs.account_id.map(adopted).fillna(0) / len(sticky)
+    subs["month"] = month_start(subs.due)
+    return monthly(calendar, subs.month, subs.share, "mean")
+
+
+@metric(label="Feature adoption at 90 days", formula="share of sticky features an account used within adoption_days."
+        "early (90) days of its first subscription start, averaged over the accounts whose 90 days end in M",
+        unit="fraction", direction="higher", level="supporting", sources=("U",), area="success", target=0.4,
+        needs=USAGE)
+def feature_adoption_90_days(tables: Tables, calendar: pl.DataFrame, first_feature_use: pd.DataFrame,
+                             success_settings: SuccessSettings) -> pd.DataFrame:
+    """How much of the sticky product a new account has taken up by the end of its first quarter."""
+    return _adoption_within(tables, calendar, first_feature_use, success_settings,
+                            success_settings.adoption_days["early"])
+
+
+@metric(label="Feature adoption at 12 months", formula="share of sticky features an account used within "
+        "adoption_days.mature (365) days of its first subscription start, averaged over the accounts whose year "
+        "ends in M", unit="fraction", direction="higher", level="supporting", sources=("U",), area="success",
+        target=0.75, needs=USAGE)
+def feature_adoption_12_months(tables: Tables, calendar: pl.DataFrame, first_feature_use: pd.DataFrame,
+                               success_settings: SuccessSettings) -> pd.DataFrame:
+    """How much of the sticky product an account has taken up in its first year."""
+    return _adoption_within(tables, calendar, first_feature_use, success_settings,
+                            success_settings.adoption_days["mature"])
+
+
+@table(needs=USAGE)
+def time_in_product(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+    """Per month and feature area: minutes spent (duration_seconds) and minutes per monthly active user."""
+    ev = _feature_days(tables, calendar)
+    cols = ["month", "feature", "minutes", "active_users", "minutes_per_active_user"]
+    if "duration_seconds" not in ev.columns:
+        return pd.DataFrame(columns=cols)
+    minutes = to_pandas(ev.group_by("key", "feature").agg((nw.col("duration_seconds").sum() / 60).alias("minutes")))
+    mau = to_pandas(ev.select("key", "user_id").unique().group_by("key").agg(nw.len().alias("active_users")))
+    out = minutes.merge(mau, on="key")
+    out["minutes_per_active_user"] = safe_ratio(out.minutes, out.active_users)
+    out["month"] = [month_of(k) for k in out.key]
+    return out.sort_values(["key", "feature"])[cols].reset_index(drop=True)
+
+
+@metric(label="Time in product", formula="minutes of usage (duration_seconds) in M / monthly active users",
+        unit="minutes", direction="higher", level="operational", sources=("U",), area="success", needs=USAGE)
+def time_in_product_per_user(time_in_product: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
+    """Minutes a monthly active user spends in the product."""
+    g = time_in_product.groupby("month").agg(minutes=("minutes", "sum"), users=("active_users", "first"))
+    months = calendar_months(calendar).month
+    g = g.reindex(months)
+    return _series(months, safe_ratio(g.minutes, g.users), g.users.fillna(0))
+
+
+# --------------------------------------------------------------------------- support
+SUPPORT = ("accounts", "subscriptions", "support_tickets")
+
+
+@table(export=False, needs=SUPPORT)
+def ticket_times(tables: Tables, calendar: pl.DataFrame, success_settings: SuccessSettings) -> pd.DataFrame:
+    """Every ticket opened in the calendar: hours to first response and to resolution (known by the data's end),
+    its SLA hours, breach (True / False, None while undecided at the data's end) and contacts."""
+    end = data_end(calendar)
+    t = tables.frames["support_tickets"].to_pandas()
+    for col in ("first_response_at", "resolved_at", "contacts"):
+        if col not in t:
+            t[col] = pd.NaT if col.endswith("_at") else np.nan
+    t = t[(t.created_at >= calendar_months(calendar).end.min() - pd.DateOffset(months=1)) & (t.created_at < end)]
+    first = t.first_response_at.where(t.first_response_at < end)
+    resolved = t.resolved_at.where(t.resolved_at < end)
+    hours = lambda a: (a - t.created_at).dt.total_seconds() / 3600  # noqa: E731
+    out = pd.DataFrame({"ticket_id": t.ticket_id, "account_id": t.account_id, "created_at": t.created_at,
+                        "month": month_start(t.created_at),
+                        "priority": t.priority, "response_hours": hours(first), "resolution_hours": hours(resolved),
+                        "resolved_month": month_start(resolved.dropna()).reindex(t.index),
+                        "contacts": t.contacts.astype("float64")})
+    out["sla_hours"] = out.priority.map(success_settings.sla_hours).astype("float64")
+    elapsed = (end - t.created_at).dt.total_seconds() / 3600
+    out["breach"] = np.where(out.response_hours.notna(), out.response_hours > out.sla_hours,
+                             np.where(elapsed > out.sla_hours, True, None))
+    return out.reset_index(drop=True)
+
+
+def _quantile_series(calendar: pl.DataFrame, t: pd.DataFrame, column: str, q: float) -> pd.DataFrame:
+    known = t[t[column].notna()]
+    return monthly(calendar, known.month, known[column], lambda v: v.quantile(q))
+
+
+@metric(label="First response time (median)", formula="median hours from opening to first response of the tickets "
+        "opened in M", unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success",
+        needs=SUPPORT)
+def first_response_hours(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
+    """How long a customer typically waits for the first answer."""
+    return _quantile_series(calendar, ticket_times, "response_hours", 0.5)
+
+
+@metric(label="First response time (p90)", formula="90th percentile of hours to first response, tickets opened in M",
+        unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success", needs=SUPPORT)
+def first_response_hours_p90(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
+    """How long the slowest tenth of customers wait for a first answer."""
+    return _quantile_series(calendar, ticket_times, "response_hours", 0.9)
+
+
+@metric(label="Resolution time (median)", formula="median hours from opening to resolution of the tickets opened in "
+        "M and resolved", unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success",
+        needs=SUPPORT)
+def resolution_hours(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
+    """How long a ticket typically stays open."""
+    return _quantile_series(calendar, ticket_times, "resolution_hours", 0.5)
+
+
+@metric(label="Resolution time (p90)", formula="90th percentile of hours to resolution, tickets opened in M",
+        unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success", needs=SUPPORT)
+def resolution_hours_p90(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
+    """How long the slowest tenth of tickets stay open."""
+    return _quantile_series(calendar, ticket_times, "resolution_hours", 0.9)
+
+
+@metric(label="SLA breach rate", formula="tickets opened in M whose first response took longer than the SLA hours "
+        "of their priority (or none came and the SLA elapsed) / tickets decided", unit="fraction", direction="lower",
+        level="supporting", sources=("P", "U"), area="success", needs=SUPPORT, proportion=True, target=0.1)
+def sla_breach_rate(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
+    """Share of tickets that waited longer than promised for a first response."""
+    decided = ticket_times[ticket_times.breach.notna()]
+    return monthly(calendar, decided.month, decided.breach.astype(bool), "mean")
+
+
+@metric(label="First-contact resolution", formula="tickets resolved in M with one contact / tickets resolved in M "
+        "with a contact count", unit="fraction", direction="higher", level="supporting", sources=("C",),
+        area="success", needs=SUPPORT, proportion=True)
+def first_contact_resolution(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
+    """Share of resolved tickets solved at the first contact."""
+    r = ticket_times[ticket_times.resolved_month.notna() & ticket_times.contacts.notna()]
+    return monthly(calendar, r.resolved_month, r.contacts == 1, "mean")
+
+
+@table(needs=SUPPORT)
+def support_sla(as_of: int, ticket_times: pd.DataFrame, success_settings: SuccessSettings) -> pd.DataFrame:
+    """Per priority, tickets opened in the window_days to the month end: count, SLA hours, median and p90 hours
+    to first response and to resolution, breach rate and first-contact resolution."""
+    end = month_of(as_of + 1).tz_localize("UTC")
+    t = ticket_times[(ticket_times.created_at < end)
+                     & (ticket_times.created_at >= end - pd.Timedelta(days=success_settings.window_days))]
+    rows = []
+    for prio in success_settings.sla_hours:
+        g = t[t.priority == prio]
+        decided = g[g.breach.notna()]
+        resolved = g[g.resolution_hours.notna() & g.contacts.notna()]
+        rows.append({"priority": prio, "tickets": len(g), "sla_hours": success_settings.sla_hours[prio],
+                     "response_median": g.response_hours.median(), "response_p90": g.response_hours.quantile(0.9),
+                     "resolution_median": g.resolution_hours.median(),
+                     "resolution_p90": g.resolution_hours.quantile(0.9),
+                     "breach_rate": decided.breach.astype(bool).mean() if len(decided) else np.nan,
+                     "first_contact_resolution": (resolved.contacts == 1).mean() if len(resolved) else np.nan})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- relationship and collections
+TOUCH = ("accounts", "subscriptions", "cs_touchpoints")
+
+
+def _with_csm(account_measures: pd.DataFrame) -> pd.DataFrame:
+    return account_measures[account_measures.touchpoints.notna()]
+
+
+@metric(label="Touchpoints per account (90 days)", formula="CS touchpoints in the window_days to the month end per "
+        "paying account with a CSM (or with touchpoints)", unit="ratio", direction="higher", level="operational",
+        sources=("P",), area="success", needs=TOUCH)
+def touchpoints_per_account(account_measures: pd.DataFrame) -> pd.DataFrame:
+    """How often CSMs talk to the accounts they look after."""
+    g = _with_csm(account_measures).groupby("month").touchpoints
+    return _series(g.size().index, g.mean(), g.size())
+
+
+@metric(label="Stakeholder coverage", formula="mean over paying accounts with a CSM of stakeholder roles (sponsor, "
+        "decision maker, technical, end user) met in the window / 4", unit="fraction", direction="higher",
+        level="operational", sources=("P",), area="success", needs=TOUCH)
+def stakeholder_coverage(account_measures: pd.DataFrame) -> pd.DataFrame:
+    """How many of the four stakeholder roles CSMs reach in their accounts."""
+    g = _with_csm(account_measures).groupby("month").roles_covered
+    return _series(g.size().index, g.mean() / 4, g.size())
+
+
+@metric(label="Positive sentiment", formula="touchpoints with positive sentiment / touchpoints with a sentiment, "
+        "in the window to the month end", unit="fraction", direction="higher", level="operational", sources=("P",),
+        area="success", needs=TOUCH, proportion=True)
+def positive_sentiment_share(account_measures: pd.DataFrame) -> pd.DataFrame:
+    """Share of recent CS conversations that went well."""
+    g = _with_csm(account_measures).groupby("month")[["positive", "with_sentiment"]].sum()
+    return _series(g.index, safe_ratio(g.positive, g.with_sentiment), g.with_sentiment)
+
+
+@table(needs=TOUCH)
+def sentiment_mix(as_of: int, account_measures: pd.DataFrame) -> pd.DataFrame:
+    """Touchpoints in the window to the month end by sentiment and segment (positive, neutral, negative)."""
+    m = _with_csm(account_measures[account_measures.key == as_of])
+    g = m.groupby("segment")[["positive", "negative", "with_sentiment", "touchpoints"]].sum()
+    g["neutral"] = g.with_sentiment - g.positive - g.negative
+    return g.reset_index()[["segment", "touchpoints", "positive", "neutral", "negative"]]
+
+
+INVOICES = ("accounts", "subscriptions", "invoices")
+
+
+@metric(label="Invoices paid on time", formula="invoices due in M paid by their due date / invoices due in M",
+        unit="fraction", direction="higher", level="operational", sources=("P",), area="success", needs=INVOICES,
+        proportion=True)
+def invoices_paid_on_time(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+    """Share of the month's invoices that customers paid by the due date."""
+    inv = tables.frames["invoices"].select("due_date", "paid_at").to_pandas()
+    due = pd.to_datetime(inv.due_date)
+    on_time = pd.to_datetime(inv.paid_at).le(due)
+    return monthly(calendar, due.dt.to_period("M").dt.to_timestamp(), on_time, "mean")
+
+
+@metric(label="Overdue amount", formula="invoices due by the month's last day and unpaid at it, in the reporting "
+        "currency (reference FX rate)", unit="currency", direction="lower", level="operational", sources=("P",),
+        area="success", needs=INVOICES)
+def overdue_amount(account_measures: pd.DataFrame) -> pd.DataFrame:
+    """Money customers owe past its due date at the month end (paying accounts)."""
+    g = account_measures.groupby("month").overdue_amount
+    return _series(g.size().index, g.sum(), (account_measures.overdue_amount > 0).groupby(account_measures.month).sum())

@@ -26,23 +26,24 @@ from .cohorts import expected_lifetime_months, first_spells, spells_at
 from .registry import METRICS, metric, table
 from .revenue import _series, reference_fx_rates
 
-SPEND_COLUMNS = ["month", "spend_month", "category", "segment", "channel", "amount", "basis"]
+SPEND_COLUMNS = ["month", "spend_month", "category", "segment", "channel", "item", "amount", "basis"]
 UNKNOWN_CHANNEL = "unknown"
 TOTAL_SPEND_CATEGORIES = ("marketing", "sales", "cogs", "rnd", "g_and_a")  # burn needs at least these
 
 
 # --------------------------------------------------------------------------- allocation
 def spend_in_reporting_currency(tables: Tables, conventions: Conventions) -> pd.DataFrame:
-    """The spend table in the reporting currency (month, category, channel, segment, amount); empty without it."""
+    """The spend table in the reporting currency (month, category, channel, segment, item, amount); empty without it."""
     if not tables.has("spend"):
         return pd.DataFrame({"month": pd.Series(dtype="datetime64[ns]"), "category": pd.Series(dtype=object),
                              "channel": pd.Series(dtype=object), "segment": pd.Series(dtype=object),
-                             "amount": pd.Series(dtype="float64")})
+                             "item": pd.Series(dtype=object), "amount": pd.Series(dtype="float64")})
     fx = reference_fx_rates(tables, conventions)
     s = tables.frames["spend"].join(fx, on="currency", how="left")
-    out = s.select(pl.col("month").cast(pl.Datetime("ns")), "category", "channel", "segment",
+    item = pl.col("item") if "item" in s.columns else pl.lit(None, dtype=pl.String)
+    out = s.select(pl.col("month").cast(pl.Datetime("ns")), "category", "channel", "segment", item.alias("item"),
                    (pl.col("amount") * pl.col("rate")).alias("amount")).to_pandas()
-    return out.astype({"channel": object, "segment": object})
+    return out.astype({"channel": object, "segment": object, "item": object})
 
 
 def acquisition_drivers(tables: Tables, account_mrr: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -88,7 +89,7 @@ def allocate_spend(spend: pd.DataFrame, new: pd.DataFrame, mrr: pd.DataFrame, co
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if "month" in c else "float64" if c == "amount" else object)
                              for c in SPEND_COLUMNS})
-    return pd.concat(parts, ignore_index=True)[SPEND_COLUMNS].astype({"segment": object, "channel": object})
+    return pd.concat(parts, ignore_index=True)[SPEND_COLUMNS].astype({"segment": object, "channel": object, "item": object})
 
 
 def select_spend(allocated: pd.DataFrame, drivers_all: tuple[pd.DataFrame, pd.DataFrame],

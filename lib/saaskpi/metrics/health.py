@@ -1,0 +1,349 @@
+"""Customer health (catalog section 5): the measures behind the health score for every paying account at
+every month end, the score itself (parameters/health_score.yaml), its roll-ups, its backtest against
+later churn and contraction, and the at-risk list.
+
+Every measure looks only at what was known at its month end (tickets resolved, invoices paid and answers
+given by then), so that the score at month M-3 can be judged against what happened by month M.
+"""
+from __future__ import annotations
+
+import narwhals as nw
+import numpy as np
+import pandas as pd
+import polars as pl
+from scipy.stats import rankdata
+
+from ..frames import month_key, month_of, safe_ratio, to_pandas
+from ..params import Conventions, SuccessSettings
+from ..sources import Tables
+from .lifecycle import account_names
+from .registry import metric, table
+from .revenue import _series, reference_fx_rates
+
+ROLES = ("sponsor", "decision_maker", "technical", "end_user")
+BANDS = ("red", "yellow", "green")
+KEYS = ["account_id", "key"]
+
+
+# --------------------------------------------------------------------------- windows over month ends
+def month_ends(calendar: pl.DataFrame) -> pl.DataFrame:
+    """Each month key with `end`, the first instant after the month (naive UTC)."""
+    return calendar.select(pl.col("month").alias("key"),
+                           (pl.col("month_end").cast(pl.Datetime("us")) + pl.duration(days=1)).alias("end"))
+
+
+def naive(column: str) -> pl.Expr:
+    """A UTC timestamp or date column as a naive datetime."""
+    return pl.col(column).cast(pl.Datetime("us", "UTC")).dt.replace_time_zone(None)
+
+
+def windowed(frame: pl.DataFrame, at: str, calendar: pl.DataFrame, days: int) -> pl.DataFrame:
+    """Rows of `frame` repeated for each month whose `days`-day window up to its end holds `at`
+    (at >= end - days and at < end), with the month `key` and its `end`."""
+    return (frame.with_columns(naive(at).alias("_at")).join(month_ends(calendar), how="cross")
+            .filter((pl.col("_at") >= pl.col("end") - pl.duration(days=days)) & (pl.col("_at") < pl.col("end"))))
+
+
+def _per_account_month(frame: pl.DataFrame, aggs: list[pl.Expr]) -> pd.DataFrame:
+    return frame.group_by(KEYS).agg(aggs).to_pandas()
+
+
+# --------------------------------------------------------------------------- measures
+def usage_measures(tables: Tables, calendar: pl.DataFrame, settings: SuccessSettings) -> pd.DataFrame:
+    """Per account and month: monthly active users, and engagement points of the sticky features used in the
+    30 days up to the month end (only aggregates leave the engine)."""
+    ev = tables.lazy("usage_events")
+    days = (ev.select("account_id", "user_id", "feature", day=nw.col("event_time").dt.date()))
+    mau = to_pandas(days.select("account_id", "user_id", key=month_key(nw.col("day"))).unique()
+                    .group_by("account_id", "key").agg(nw.len().alias("mau")))
+    # a day d of month m (L days) is in the 30-day window of m's end when L - d <= 29, and in that of the next
+    # month's end (L' days) when L - d + L' <= 29 (only when the next month is February)
+    cal = calendar.with_columns(length=pl.col("month_end").dt.day().cast(pl.Int64))
+    lengths = cal.select(pl.col("month").alias("key"), "length",
+                         pl.col("length").shift(-1).fill_null(31).alias("next_length"))
+    sticky = list(settings.sticky_features)
+    used = (days.filter(nw.col("feature").is_in(sticky))
+            .select("account_id", "feature", key=month_key(nw.col("day")), dom=nw.col("day").dt.day().cast(nw.Int64))
+            .unique().join(tables.from_polars(lengths), on="key", how="inner"))
+    own = used.filter(nw.col("length") - nw.col("dom") <= 29).select("account_id", "feature", "key")
+    nxt = (used.filter(nw.col("length") - nw.col("dom") + nw.col("next_length") <= 29)
+           .select("account_id", "feature", key=nw.col("key") + 1))
+    windows = to_pandas(nw.concat([own, nxt]).unique())
+    points = windows.feature.map(settings.sticky_features).astype("float64")
+    score = (windows.assign(points=points).groupby(KEYS).points.sum() / sum(settings.sticky_features.values()) * 100)
+    out = mau.set_index(KEYS).join(score.rename("engagement_score"), how="outer")
+    return out.reset_index()
+
+
+def support_measures(tables: Tables, calendar: pl.DataFrame, settings: SuccessSettings) -> pd.DataFrame:
+    """Per account and month end: CSAT of tickets resolved in the window, SLA breaches of tickets opened in it
+    (decided by the month end), and tickets open at the month end."""
+    t = tables.frames["support_tickets"]
+    cols = t.columns
+    sla = pl.col("priority").replace_strict(settings.sla_hours, default=None, return_dtype=pl.Float64)
+    opened = windowed(t, "created_at", calendar, settings.window_days).with_columns(sla=sla)
+    response = naive("first_response_at") if "first_response_at" in cols else pl.lit(None, dtype=pl.Datetime("us"))
+    answered = response.is_not_null() & (response < pl.col("end"))
+    hours = lambda a, b: (a - b).dt.total_seconds() / 3600  # noqa: E731
+    breach = (pl.when(answered).then(hours(response, pl.col("_at")) > pl.col("sla"))
+              .when(hours(pl.col("end"), pl.col("_at")) > pl.col("sla")).then(True).otherwise(None))
+    sla_rows = _per_account_month(opened.with_columns(breach=breach), [
+        pl.len().alias("tickets"), pl.col("breach").is_not_null().cast(pl.Int64).sum().alias("sla_decided"),
+        pl.col("breach").cast(pl.Int64).sum().alias("sla_breaches")])
+    parts = [sla_rows.set_index(KEYS)]
+    if "resolved_at" in cols and "csat" in cols:
+        rated = windowed(t.filter(pl.col("csat").is_not_null() & pl.col("resolved_at").is_not_null()),
+                         "resolved_at", calendar, settings.window_days)
+        parts.append(_per_account_month(rated, [pl.len().alias("csat_n"),
+                                                (pl.col("csat") >= 4).cast(pl.Int64).sum().alias("satisfied")]).set_index(KEYS))
+    resolved = naive("resolved_at") if "resolved_at" in cols else pl.lit(None, dtype=pl.Datetime("us"))
+    open_at = (t.with_columns(_at=naive("created_at"), _done=resolved).join(month_ends(calendar), how="cross")
+               .filter((pl.col("_at") < pl.col("end")) & (pl.col("_done").is_null() | (pl.col("_done") >= pl.col("end")))))
+    parts.append(_per_account_month(open_at, [pl.len().alias("open_tickets")]).set_index(KEYS))
+    out = pd.concat(parts, axis=1)
+    out["sla_breach_rate"] = safe_ratio(out.sla_breaches, out.sla_decided)
+    out["csat"] = safe_ratio(out.get("satisfied", np.nan), out.get("csat_n", np.nan))
+    return out.reset_index()
+
+
+def relationship_measures(tables: Tables, calendar: pl.DataFrame, settings: SuccessSettings) -> pd.DataFrame:
+    """Per account and month end: touchpoints, stakeholder roles met and net sentiment in the window."""
+    c = windowed(tables.frames["cs_touchpoints"], "occurred_at", calendar, settings.window_days)
+    role = pl.col("stakeholder_role") if "stakeholder_role" in c.columns else pl.lit(None, dtype=pl.String)
+    sentiment = pl.col("sentiment") if "sentiment" in c.columns else pl.lit(None, dtype=pl.String)
+    out = _per_account_month(c.with_columns(role=role, sentiment=sentiment), [
+        pl.len().alias("touchpoints"), pl.col("role").drop_nulls().n_unique().cast(pl.Int64).alias("roles_covered"),
+        (pl.col("sentiment") == "positive").cast(pl.Int64).sum().alias("positive"),
+        (pl.col("sentiment") == "negative").cast(pl.Int64).sum().alias("negative"),
+        pl.col("sentiment").is_not_null().cast(pl.Int64).sum().alias("with_sentiment")])
+    out["net_sentiment"] = safe_ratio(out.positive - out.negative, out.with_sentiment)
+    return out
+
+
+def payment_measures(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
+    """Per account and month end with invoices issued by then: days the oldest invoice due by the month's
+    last day and unpaid at it is overdue (0 when none), and the overdue amount in the reporting currency."""
+    fx = reference_fx_rates(tables, conventions)
+    inv = tables.frames["invoices"].join(fx, on="currency", how="left").with_columns(
+        amount=pl.col("amount") * pl.col("rate"))
+    cal = calendar.select(pl.col("month").alias("key"), pl.col("month_end").alias("last_day"))
+    rows = inv.join(cal, how="cross").filter(pl.col("issued_at") <= pl.col("last_day"))
+    overdue = (pl.col("due_date") < pl.col("last_day")) & (pl.col("paid_at").is_null() | (pl.col("paid_at") > pl.col("last_day")))
+    late_days = pl.when(overdue).then((pl.col("last_day") - pl.col("due_date")).dt.total_days())
+    return _per_account_month(rows.with_columns(late_days=late_days, overdue=overdue), [
+        pl.col("late_days").max().fill_null(0).cast(pl.Float64).alias("days_overdue"),
+        pl.when(pl.col("overdue")).then(pl.col("amount")).otherwise(0.0).sum().alias("overdue_amount")])
+
+
+def nps_measures(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
+    """Per account and month end: NPS of the answers in the nps_window_days to it."""
+    r = windowed(tables.frames["nps_responses"], "responded_at", calendar, conventions.nps_window_days)
+    out = _per_account_month(r, [pl.len().alias("nps_n"), (pl.col("score") >= 9).cast(pl.Int64).sum().alias("promoters"),
+                                 (pl.col("score") <= 6).cast(pl.Int64).sum().alias("detractors")])
+    out["account_nps"] = safe_ratio(100 * (out.promoters.astype("float64") - out.detractors), out.nps_n)
+    return out[[*KEYS, "account_nps", "nps_n"]]
+
+
+MEASURE_COLUMNS = ["mau", "licence_utilisation", "engagement_score", "account_nps", "nps_n", "csat", "csat_n",
+                   "sla_breach_rate", "tickets", "open_tickets", "touchpoints", "roles_covered", "net_sentiment",
+                   "positive", "negative", "with_sentiment", "days_overdue", "overdue_amount"]
+
+
+@table(export=False)
+def account_measures(tables: Tables, calendar: pl.DataFrame, conventions: Conventions, success_settings: SuccessSettings,
+                     account_months: pd.DataFrame) -> pd.DataFrame:
+    """Every paying account at every month end with the measures the health score and CS pages use; a measure
+    is NaN (missing) when its table is absent or the account has no data for it (see health_score.yaml)."""
+    out = account_months[["account_id", "key", "month", "segment", "csm_id", "seats", "mrr"]].set_index(KEYS)
+    s = success_settings
+    sources = [("usage_events", lambda: usage_measures(tables, calendar, s)),
+               ("support_tickets", lambda: support_measures(tables, calendar, s)),
+               ("cs_touchpoints", lambda: relationship_measures(tables, calendar, s)),
+               ("invoices", lambda: payment_measures(tables, calendar, conventions)),
+               ("nps_responses", lambda: nps_measures(tables, calendar, conventions))]
+    for name, compute in sources:
+        if tables.has(name):
+            out = out.join(compute().set_index(KEYS), how="left")
+    out = out.reindex(columns=[*out.columns, *[c for c in MEASURE_COLUMNS if c not in out.columns]])
+    if tables.has("usage_events"):
+        out["mau"] = out.mau.fillna(0)
+        out["engagement_score"] = out.engagement_score.fillna(0)
+        out["licence_utilisation"] = safe_ratio(out.mau, out.seats.where(out.seats > 0))
+    if tables.has("support_tickets"):
+        out[["tickets", "open_tickets", "csat_n"]] = out[["tickets", "open_tickets", "csat_n"]].fillna(0)
+    if tables.has("cs_touchpoints"):
+        counts = ["touchpoints", "roles_covered", "positive", "negative", "with_sentiment"]
+        has_csm = out.csm_id.notna()
+        # an account with a CSM and no touchpoint had 0; one without a CSM and no touchpoint is not measured
+        out.loc[has_csm, counts] = out.loc[has_csm, counts].fillna(0)
+    if tables.has("nps_responses"):
+        out["nps_n"] = out.nps_n.fillna(0)
+    return out.reset_index()[["account_id", "key", "month", "segment", "csm_id", "seats", "mrr", *MEASURE_COLUMNS]]
+
+
+# --------------------------------------------------------------------------- health score
+@table(export=False)
+def health_history(success_settings: SuccessSettings, account_measures: pd.DataFrame) -> pd.DataFrame:
+    """Health score of every paying account at every month end: each component's score, the weighted mean of
+    the components with data (weights re-scaled), rounded to a whole number, its band and components used."""
+    m = account_measures
+    s = success_settings
+    parts = []
+    for segment, rows in m.groupby(m.segment.fillna(""), sort=False):
+        model = s.health_for(segment)
+        scores = pd.DataFrame({f"score_{c.name}": c.score(rows[c.measure]) for c in model.components}, index=rows.index)
+        weights = np.array([c.weight for c in model.components])
+        have = scores.notna().to_numpy() & (weights > 0)
+        total = (np.nan_to_num(scores.to_numpy()) * weights * have).sum(axis=1)
+        used_weight = (weights * have).sum(axis=1)
+        raw = np.where(used_weight > 0, total / np.where(used_weight > 0, used_weight, 1), np.nan)
+        health = np.floor(raw + 0.5)
+        parts.append(scores.assign(health=health, band=model.band(health), components_used=have.sum(axis=1),
+                                   components_possible=int((weights > 0).sum())))
+    scored = pd.concat(parts).reindex(m.index) if parts else pd.DataFrame(index=m.index)
+    return pd.concat([m[["account_id", "key", "month", "segment", "csm_id", "mrr"]], scored], axis=1)
+
+
+def component_names(success_settings: SuccessSettings) -> list[str]:
+    return [c.name for c in success_settings.health.components]
+
+
+@table()
+def account_health(as_of: int, success_settings: SuccessSettings, health_history: pd.DataFrame,
+                   account_stages: pd.DataFrame, tables: Tables) -> pd.DataFrame:
+    """Each paying account's health at the month end: score, band, components used, each component's score,
+    the change over falling_months, lifecycle stage, CSM, ARR and the next term end."""
+    s = success_settings
+    now = health_history[health_history.key == as_of].copy()
+    before = health_history[health_history.key == as_of - s.falling_months].set_index("account_id").health
+    now["change"] = now.health - now.account_id.map(before)
+    stages = account_stages[account_stages.key == as_of].set_index("account_id")
+    now["stage"] = now.account_id.map(stages.stage)
+    now["arr"] = now.mrr * 12
+    now["account_name"] = now.account_id.map(account_names(tables)).fillna(now.account_id)
+    scores = [c for c in now.columns if c.startswith("score_")]
+    cols = ["account_id", "account_name", "segment", "csm_id", "stage", "arr", "health", "band", "change",
+            "components_used", "components_possible", *scores]
+    return now[cols].sort_values(["health", "account_id"]).reset_index(drop=True)
+
+
+@metric(label="Average health score", formula="mean health score (0-100) of the paying accounts with one, at the "
+        "month end (parameters/health_score.yaml)", unit="score", direction="higher", level="core",
+        sources=("C", "P"), area="success", needs=("accounts", "subscriptions"))
+def average_health_score(health_history: pd.DataFrame) -> pd.DataFrame:
+    """The portfolio's health: the mean account health score."""
+    g = health_history.groupby("month").health
+    out = pd.DataFrame({"value": g.mean(), "n": g.count()}).reset_index()
+    return _series(out.month, out.value, out.n)
+
+
+@metric(label="Red accounts", formula="paying accounts in the red band / paying accounts with a health score",
+        unit="fraction", direction="lower", level="supporting", sources=("C", "P"), area="success", proportion=True)
+def red_account_share(health_history: pd.DataFrame) -> pd.DataFrame:
+    """Share of scored accounts whose health is red."""
+    scored = health_history[health_history.health.notna()]
+    g = scored.assign(red=scored.band == "red").groupby("month").red
+    out = pd.DataFrame({"value": g.mean(), "n": g.size()}).reset_index()
+    return _series(out.month, out.value, out.n)
+
+
+@table()
+def health_rollup(as_of: int, account_health: pd.DataFrame) -> pd.DataFrame:
+    """Health at the month end rolled up by segment, lifecycle stage, CSM and the whole portfolio: accounts,
+    mean score, ARR-weighted score and the share of accounts in each band."""
+    h = account_health[account_health.health.notna()].assign(csm=lambda d: d.csm_id.fillna("(no CSM)"))
+    parts = []
+    for level, column in (("portfolio", None), ("segment", "segment"), ("stage", "stage"), ("csm", "csm")):
+        groups = [("all", h)] if column is None else list(h.groupby(column, sort=True))
+        for name, g in groups:
+            row = {"level": level, "group": name, "accounts": len(g), "mean_health": g.health.mean(),
+                   "arr_weighted_health": safe_ratio((g.health * g.arr).sum(), g.arr.sum()), "arr": g.arr.sum()}
+            row.update({f"{b}_share": (g.band == b).mean() for b in BANDS})
+            parts.append(row)
+    return pd.DataFrame(parts)
+
+
+# --------------------------------------------------------------------------- backtest
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of `scores` for the positive class (Mann-Whitney, ties counted half);
+    NaN without both classes."""
+    scores, positive = np.asarray(scores, dtype="float64"), np.asarray(positive, dtype=bool)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@table(export=False)
+def health_outcomes(health_history: pd.DataFrame, account_months: pd.DataFrame) -> pd.DataFrame:
+    """Every scored account-month with what happened in the following 3 months: churned (not paying at the
+    end of month + 3) or contracted (paying with less MRR); only months whose 3 months are in the data."""
+    last = int(account_months.key.max()) if len(account_months) else 0
+    later = account_months.set_index(KEYS).mrr
+    h = health_history[health_history.health.notna() & (health_history.key + 3 <= last)].copy()
+    mrr_after = pd.Series(later.reindex(pd.MultiIndex.from_arrays([h.account_id, h.key + 3])).to_numpy(), index=h.index)
+    h["churned"] = mrr_after.isna()
+    h["contracted"] = mrr_after.notna() & (mrr_after < h.mrr - 1e-6)
+    return h[["account_id", "key", "month", "segment", "health", "band", "churned", "contracted"]]
+
+
+@table()
+def health_backtest(as_of: int, health_outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Churn and contraction in the 3 months after a score, by health band, over the 12 scored months ending
+    3 months before the workbook's month (score at M-3, outcome by M), with the ROC AUC of health against churn."""
+    o = health_outcomes[(health_outcomes.key <= as_of - 3) & (health_outcomes.key > as_of - 15)]
+    rows = []
+    for band in (*BANDS, "all"):
+        g = o if band == "all" else o[o.band == band]
+        rows.append({"band": band, "account_months": len(g), "churned": int(g.churned.sum()),
+                     "churn_rate": safe_ratio(g.churned.sum(), len(g)), "contracted": int(g.contracted.sum()),
+                     "contraction_rate": safe_ratio(g.contracted.sum(), len(g)),
+                     "auc": roc_auc(-g.health, g.churned) if band == "all" else np.nan})
+    return pd.DataFrame(rows)
+
+
+@metric(label="Health backtest (ROC AUC)", formula="ROC AUC of the health score at M-3 (lower = riskier) against "
+        "churn by the end of M, over the accounts paying at M-3", unit="fraction", direction="higher",
+        level="supporting", sources=("C", "P"), area="success", target=0.7)
+def health_backtest_auc(health_outcomes: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
+    """How well the health score three months ago ranked the accounts that churned since (0.5 = chance)."""
+    keys = calendar["month"].to_list()
+    by_key = {k: g for k, g in health_outcomes.groupby("key")}
+    values, n = [], []
+    for k in keys:
+        g = by_key.get(k - 3)
+        values.append(roc_auc(-g.health, g.churned) if g is not None else np.nan)
+        n.append(int(g.churned.sum()) if g is not None else 0)
+    return _series([month_of(k) for k in keys], values, n)
+
+
+# --------------------------------------------------------------------------- at risk
+@table()
+def at_risk_accounts(success_settings: SuccessSettings, account_health: pd.DataFrame, account_months: pd.DataFrame,
+                     as_of: int) -> pd.DataFrame:
+    """Red accounts, and accounts whose score fell by falling_points or more over falling_months: the
+    components that pulled them down (score below 50, lowest first), next term end, ARR and CSM."""
+    s = success_settings
+    h = account_health
+    risky = h[(h.band == "red") | (h.change <= -s.falling_points)].copy()
+    names = [c for c in h.columns if c.startswith("score_")]
+
+    def weakest(row) -> str:
+        low = sorted((row[c], c[len("score_"):]) for c in names if pd.notna(row[c]) and row[c] < 50)
+        return ", ".join(f"{name} {value:.0f}" for value, name in low) or "-"
+
+    risky["pulled_down_by"] = [weakest(r) for _, r in risky.iterrows()]
+    risky["reason"] = np.where(risky.band == "red", "red", "falling")
+    terms = account_months[account_months.key == as_of].set_index("account_id").term_end
+    risky["term_end"] = risky.account_id.map(terms)
+    cols = ["account_id", "account_name", "segment", "csm_id", "health", "change", "band", "reason",
+            "pulled_down_by", "term_end", "arr", "stage"]
+    return risky.sort_values(["health", "arr"], ascending=[True, False])[cols].reset_index(drop=True)
+
+
+@table(export=False)
+def health_trend(health_history: pd.DataFrame) -> pd.DataFrame:
+    """Health score of every account at every month end (account_id, month, health, band), for trends."""
+    return health_history[["account_id", "month", "health", "band"]].reset_index(drop=True)
+
