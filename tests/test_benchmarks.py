@@ -118,7 +118,8 @@ def test_lifecycle_stages(wb):
 
 def test_peer_benchmarks_flag_small_groups(wb):
     pb = wb.table("peer_benchmarks")
-    assert set(pb.metric) == {"licence_utilisation", "account_dau_mau", "account_nps", "tickets_per_seat"}
+    assert set(pb.metric) == {"licence_utilisation", "account_dau_mau", "account_nps", "tickets_per_seat",
+                              "engagement_score", "health_score"}
     assert not pb.compared.any()  # every group has one account < min_peers 5
     alone = wb.with_conventions(min_peers=1).table("peer_benchmarks")
     row = alone[(alone.account_id == "B1") & (alone.metric == "licence_utilisation")].iloc[0]

@@ -322,3 +322,118 @@ def peer_ranges(groups: pd.DataFrame, label: str, unit: str, min_peers: int) -> 
                  alt.Tooltip("median:Q", format=fmt), alt.Tooltip("p75:Q", format=fmt)])
     median = base.mark_tick(color=theme.INK, thickness=2, size=16).encode(x="median:Q")
     return (band + median).properties(width=260, height=alt.Step(16), title=label)
+
+
+# --------------------------------------------------------------------------- customer success
+BAND_COLOURS = {"red": "#dc2626", "yellow": "#f59e0b", "green": "#16a34a"}
+STAGE_COLOURS = {"onboarding": "#0ea5e9", "training": "#8b5cf6", "adopting": "#2563eb", "extending": "#16a34a",
+                 "renewal": "#f59e0b"}
+
+
+def lifecycle_stack(by_month: pd.DataFrame) -> alt.Chart:
+    """Paying accounts per lifecycle stage, month by month (stacked bars)."""
+    data = _check(by_month)
+    return alt.Chart(data).mark_bar().encode(
+        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("accounts:Q", title="paying accounts"),
+        color=alt.Color("stage:N", scale=theme.scale(STAGE_COLOURS), sort=list(STAGE_COLOURS), title=None),
+        order=alt.Order("stage_order:Q"),
+        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "stage:N", "accounts:Q",
+                 alt.Tooltip("mean_months_in_stage:Q", format=".1f", title="mean months in stage")],
+    ).transform_calculate(stage_order=f"indexof({list(STAGE_COLOURS)}, datum.stage)").properties(
+        width=640, height=220, title=alt.Title("Accounts by lifecycle stage", subtitle="at each month end; renewal "
+                                               "wins over the other stages"))
+
+
+def band_shares(rollup: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
+    """Share of accounts per health band for each group of a roll-up (horizontal stacked bars, n in the label)."""
+    long = _check(rollup.melt(id_vars=["group", "accounts", "mean_health"], value_vars=[f"{b}_share" for b in BAND_COLOURS],
+                              var_name="band", value_name="share"))
+    long["band"] = long.band.str.replace("_share", "", regex=False)
+    long["label"] = [f"{g} (n={n}, mean {h:.0f})" for g, n, h in zip(long.group, long.accounts, long.mean_health)]
+    return alt.Chart(long).mark_bar().encode(
+        y=alt.Y("label:N", title=None, sort=None), x=alt.X("share:Q", title=None, axis=alt.Axis(format="%"),
+                                                            scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("band:N", scale=theme.scale(BAND_COLOURS), title=None),
+        order=alt.Order("band_order:Q"),
+        tooltip=["group:N", "band:N", alt.Tooltip("share:Q", format=".0%"), "accounts:Q"],
+    ).transform_calculate(band_order=f"indexof({list(BAND_COLOURS)}, datum.band)").properties(
+        width=420, height=alt.Step(20), title=alt.Title(title, subtitle=subtitle))
+
+
+def backtest_bars(backtest: pd.DataFrame) -> alt.Chart:
+    """Churn and contraction in the 3 months after a score, per health band."""
+    rows = backtest[backtest.band.isin(list(BAND_COLOURS))]
+    long = _check(rows.melt(id_vars=["band", "account_months"], value_vars=["churn_rate", "contraction_rate"],
+                            var_name="outcome", value_name="rate"))
+    long["outcome"] = long.outcome.map({"churn_rate": "churned", "contraction_rate": "contracted"})
+    return alt.Chart(long).mark_bar().encode(
+        x=alt.X("band:N", sort=list(BAND_COLOURS), title=None), xOffset="outcome:N",
+        y=alt.Y("rate:Q", title="share of account-months", axis=alt.Axis(format="%")),
+        color=alt.Color("outcome:N", scale=theme.scale({"churned": "#dc2626", "contracted": "#f97316"}), title=None),
+        tooltip=["band:N", "outcome:N", alt.Tooltip("rate:Q", format=".1%"), alt.Tooltip("account_months:Q", title="n")],
+    ).properties(width=320, height=220, title=alt.Title("What happened in the 3 months after a score",
+                                                          subtitle="scores of the 12 months ending 3 months ago"))
+
+
+def activity_heatmap(activity: pd.DataFrame, names: dict[str, str]) -> alt.Chart:
+    """Accounts x weeks, coloured by active users in the week (Userlens-style activity dots)."""
+    data = _check(activity.assign(account=activity.account_id.map(names).fillna(activity.account_id)))
+    return alt.Chart(data).mark_rect(cornerRadius=2, stroke="white", strokeWidth=1).encode(
+        x=alt.X("yearmonthdate(week_start):O", title="week starting", axis=alt.Axis(format="%d %b", labelAngle=-40)),
+        y=alt.Y("account:N", title=None, sort=alt.EncodingSortField("total", order="descending")),
+        color=alt.Color("active_users:Q", title="active users", scale=alt.Scale(scheme=theme.HEAT)),
+        tooltip=["account:N", alt.Tooltip("yearmonthdate(week_start):T", title="week starting"), "active_users:Q"],
+    ).transform_joinaggregate(total="sum(active_users)", groupby=["account"]).properties(
+        width=alt.Step(34), height=alt.Step(16), title=alt.Title("Activity by week", subtitle="active users per "
+                                                                 "account and week; blank = nobody active"))
+
+
+def health_trends(trend: pd.DataFrame, names: dict[str, str]) -> alt.Chart:
+    """Health score by month of a few accounts, with the band thresholds as a backdrop."""
+    data = _check(trend.assign(account=trend.account_id.map(names).fillna(trend.account_id)))
+    lines = alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("health:Q", title="health", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("account:N", title=None),
+        tooltip=["account:N", alt.Tooltip("yearmonth(month):T", title="month"), "health:Q", "band:N"])
+    return lines.properties(width=640, height=220, title=alt.Title("Health score by month", subtitle="the book's "
+                                                                   "red and falling accounts"))
+
+
+def load_vs_capacity(load: pd.DataFrame) -> alt.Chart:
+    """Accounts per CSM against their capacity (tick)."""
+    data = _check(load[load.capacity.notna()])
+    base = alt.Chart(data).encode(y=alt.Y("name:N", title=None, sort=None))
+    bars = base.mark_bar().encode(
+        x=alt.X("accounts:Q", title="accounts"),
+        color=alt.condition("datum.load > 1", alt.value(theme.STATUS["off"]), alt.value(theme.PALETTE[0])),
+        tooltip=["name:N", "segment:N", "accounts:Q", "capacity:Q", alt.Tooltip("load:Q", format=".0%"),
+                 "renewals_due:Q", "red_accounts:Q"])
+    ticks = base.mark_tick(color=theme.INK, thickness=2, size=18).encode(x="capacity:Q")
+    return (bars + ticks).properties(width=420, height=alt.Step(22), title=alt.Title(
+        "Accounts per CSM against capacity", subtitle="tick: capacity for the CSM's segment; red: over capacity"))
+
+
+def cost_stack(cost: pd.DataFrame) -> alt.Chart:
+    """Customer-success cost per paying account by segment, split by item."""
+    items = [c for c in cost.columns if c not in ("segment", "accounts", "arr", "cs_spend", "per_account", "per_arr_dollar")]
+    long = _check(cost.melt(id_vars=["segment", "accounts"], value_vars=items, var_name="item", value_name="amount"))
+    long["per_account"] = long.amount / long.accounts.where(long.accounts > 0)
+    return alt.Chart(long).mark_bar().encode(
+        y=alt.Y("segment:N", title=None), x=alt.X("per_account:Q", title="CS cost per paying account (month)",
+                                                   axis=alt.Axis(format="$,.0f")),
+        color=alt.Color("item:N", title=None),
+        tooltip=["segment:N", "item:N", alt.Tooltip("per_account:Q", format="$,.2f"), alt.Tooltip("amount:Q", format="$,.0f")],
+    ).properties(width=420, height=alt.Step(26), title=alt.Title("Cost to serve", subtitle="customer_success spend "
+                                                                 "of the month per paying account, by item"))
+
+
+def feature_bars(adoption: pd.DataFrame) -> alt.Chart:
+    """Share of active accounts using each feature in the month; sticky features highlighted."""
+    data = _check(adoption.assign(kind=adoption.sticky.map({True: "sticky", False: "other"})))
+    return alt.Chart(data).mark_bar().encode(
+        y=alt.Y("feature:N", sort="-x", title=None), x=alt.X("rate:Q", title="share of active accounts",
+                                                            axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("kind:N", scale=theme.scale({"sticky": theme.PALETTE[0], "other": "#94a3b8"}), title=None),
+        tooltip=["feature:N", "kind:N", alt.Tooltip("rate:Q", format=".0%"), "accounts:Q", "active_accounts:Q"],
+    ).properties(width=360, height=alt.Step(20), title=alt.Title("Feature adoption this month",
+                                                                  subtitle="accounts using the feature / accounts active"))

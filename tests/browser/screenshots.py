@@ -33,6 +33,18 @@ def report_png(notebook: str, segment: str = "all") -> Path:
     return out
 
 
+def settle(page, quiet_s: int = 4, limit_s: int = 120) -> None:
+    """Wait until the page's text has not changed for `quiet_s` seconds (every section re-rendered)."""
+    last, quiet = None, 0
+    for _ in range(limit_s):
+        text = page.evaluate("document.body.innerText")
+        quiet = quiet + 1 if text == last else 0
+        if quiet >= quiet_s:
+            return
+        last = text
+        page.wait_for_timeout(1000)
+
+
 def voila_png(notebook: str) -> Path:
     """Serve the notebook with Voila on loopback, wait for a chart, switch segment, screenshot."""
     out = OUT / f"{notebook}_voila.png"
@@ -40,7 +52,7 @@ def voila_png(notebook: str) -> Path:
         open_app(page, base, notebook)
         before, after, _ = switch_segment(page, "enterprise")
         print(f"first KPI tile: {before} (all) -> {after} (enterprise)")
-        page.wait_for_timeout(3000)
+        settle(page)
         height = page.evaluate("Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
         page.set_viewport_size({"width": 1400, "height": min(max(height, 900), 8000)})
         page.wait_for_timeout(2000)

@@ -349,3 +349,20 @@ def overdue_amount(account_measures: pd.DataFrame) -> pd.DataFrame:
     """Money customers owe past its due date at the month end (paying accounts)."""
     g = account_measures.groupby("month").overdue_amount
     return _series(g.size().index, g.sum(), (account_measures.overdue_amount > 0).groupby(account_measures.month).sum())
+
+
+HEATMAP_WEEKS = 13
+
+
+@table(needs=USAGE)
+def account_weekly_activity(tables: Tables, as_of: int) -> pd.DataFrame:
+    """Active users per account in each of the 13 seven-day weeks ending at the month end (week 0 = the last
+    seven days; weeks without activity are absent), with each week's first day."""
+    end = month_of(as_of + 1).tz_localize("UTC").to_pydatetime()
+    start = end - pd.Timedelta(days=7 * HEATMAP_WEEKS)
+    ev = tables.lazy("usage_events").filter((nw.col("event_time") >= start) & (nw.col("event_time") < end))
+    ago = ((nw.lit(end) - nw.col("event_time")).dt.total_seconds() // (7 * 86400)).cast(nw.Int64)
+    out = to_pandas(ev.select("account_id", "user_id", weeks_ago=ago).unique()
+                    .group_by("account_id", "weeks_ago").agg(nw.len().alias("active_users")))
+    out["week_start"] = (pd.Timestamp(end).tz_localize(None) - pd.to_timedelta(7 * (out.weeks_ago + 1), unit="D"))
+    return out.sort_values(["account_id", "weeks_ago"]).reset_index(drop=True)

@@ -16,7 +16,7 @@ from .. import format as fmt
 from ..metrics import METRICS
 from ..metrics.registry import LEVELS
 
-AREAS = ("success",)  # NPS and CSAT until the customer-success page exists; the rest belong to other pages
+AREAS: tuple[str, ...] = ()  # every metric area belongs to the page that explains it
 TREND_MONTHS = 24
 CADENCE_ORDER = {"daily": 0, "weekly": 1, "monthly": 2, "quarterly": 3}
 
