@@ -298,6 +298,32 @@ def page_header(wb, conventions: Callable) -> None:
     section(wb, lambda w: display(header_html(w, conventions(w))))
 
 
+def picked_view(wb, choices: list[tuple[str, str]], chosen: str, view: Callable, description: str,
+                width: str = "420px") -> None:
+    """Show `view(wb, value)` for one of `choices` ((label, value) pairs): `chosen` (or the first) in static
+    runs, where `view` says clearly when `chosen` is not an option; in an app, a dropdown (starting at `chosen`
+    when it is an option) re-renders it, accepting only its own options."""
+    values = [c[1] for c in choices]
+    if not wb.interactive:
+        view(wb, chosen or values[0])
+        return
+    chosen = chosen if chosen in values else values[0]
+    picker = W.Dropdown(options=choices, value=chosen, description=description, layout=W.Layout(width=width),
+                        style={"description_width": "initial"})
+    out = W.Output()
+
+    def pick(change):
+        if change["new"] not in values:  # only the picker's own options
+            return
+        with out:
+            out.clear_output(wait=True)
+            guarded(lambda w: view(w, change["new"]), wb)
+
+    picker.observe(pick, names="value")
+    display(W.VBox([picker, out]))
+    pick({"new": picker.value})
+
+
 def section(wb, render: Callable) -> None:
     """Show one section: rendered once in static runs; re-rendered on every control change in apps."""
     s = session_for(wb)

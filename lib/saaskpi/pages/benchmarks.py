@@ -7,7 +7,6 @@ import html
 import math
 
 import altair as alt
-import ipywidgets as W
 import pandas as pd
 from IPython.display import display
 
@@ -93,25 +92,7 @@ def show_account_vs_peers(wb, account: str = "") -> None:
         if not choices:
             display(widgets.note("No paying account at this month end."))
             return
-        chosen = account or choices[0][1]
-        if not w.interactive:
-            _show_account(w, chosen)
-            return
-        ids = [c[1] for c in choices]
-        picker = W.Dropdown(options=choices, value=chosen if chosen in ids else ids[0], description="Account",
-                            layout=W.Layout(width="560px"), style={"description_width": "70px"})
-        out = W.Output()
-
-        def pick(change):
-            if change["new"] not in ids:  # only the picker's own options
-                return
-            with out:
-                out.clear_output(wait=True)
-                widgets.guarded(lambda x: _show_account(x, change["new"]), w)
-
-        picker.observe(pick, names="value")
-        display(W.VBox([picker, out]))
-        pick({"new": picker.value})
+        widgets.picked_view(w, choices, account, _show_account, "Account", "560px")
     widgets.section(wb, render)
 
 

@@ -8,12 +8,12 @@ import html
 import math
 
 import altair as alt
-import ipywidgets as W
 import pandas as pd
 from IPython.display import display
 
 from .. import charts, theme, widgets
 from .. import format as fmt
+from ..errors import ParameterError
 from ..metrics.cs_load import NO_CSM
 from ..metrics.lifecycle import STAGES, account_names
 
@@ -251,6 +251,9 @@ def csm_choices(wb) -> list[tuple[str, str]]:
 def book_view(wb, csm_id: str) -> None:
     """One CSM's book: load line, renewals due, red and falling accounts with their health trend, activity heatmap."""
     health = wb.table("account_health")
+    if csm_id not in [c[1] for c in csm_choices(wb)]:
+        raise ParameterError(f"CSM {csm_id!r} is not on the team of {wb.segment.label} at the end of {wb.month_label} "
+                             "and owns no paying account; pick one from the list (team.member_id).")
     mine = health[health.csm_id.fillna(NO_CSM) == csm_id]
     cur = wb.conventions.reporting_currency
     counts = mine.band.value_counts()
@@ -284,25 +287,7 @@ def show_book_of_business(wb, csm: str = "") -> None:
         if not choices:
             display(widgets.note("No CSM: the source has no team table or no paying account with a CSM."))
             return
-        ids = [c[1] for c in choices]
-        chosen = csm if csm in ids else ids[0]
-        if not w.interactive:
-            book_view(w, chosen)
-            return
-        picker = W.Dropdown(options=choices, value=chosen, description="CSM", layout=W.Layout(width="420px"),
-                            style={"description_width": "50px"})
-        out = W.Output()
-
-        def pick(change):
-            if change["new"] not in ids:  # only the picker's own options
-                return
-            with out:
-                out.clear_output(wait=True)
-                widgets.guarded(lambda x: book_view(x, change["new"]), w)
-
-        picker.observe(pick, names="value")
-        display(W.VBox([picker, out]))
-        pick({"new": picker.value})
+        widgets.picked_view(w, choices, csm, book_view, "CSM")
     widgets.section(wb, render)
 
 
