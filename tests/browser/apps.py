@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from saaskpi import paths
 from saaskpi.app import voila_command
 
-TILE = ".kpi-tile .kpi-value"  # the first tile of the page: a segment-specific KPI on every page
+TILE = ".kpi-tile"  # the first tile of the page: a segment-specific KPI on every page (value, change and n:
+# a value alone can round to the same text in two segments)
 CHART = ".jupyter-widgets canvas, .jupyter-widgets svg.marks, canvas.marks, svg.marks"
 
 
@@ -58,7 +59,7 @@ def open_app(page, base: str, notebook: str, timeout_ms: int = 180_000) -> float
 
 
 def switch_segment(page, segment: str, timeout_ms: int = 120_000) -> tuple[str, str, float]:
-    """Choose another segment; returns the MRR tile before and after, and seconds until it changed."""
+    """Choose another segment; returns the first tile's text before and after, and seconds until it changed."""
     before = page.inner_text(TILE)
     start = time.perf_counter()
     page.select_option("select >> nth=0", label=segment)

@@ -33,7 +33,7 @@ def report_png(notebook: str, segment: str = "all") -> Path:
     return out
 
 
-def settle(page, quiet_s: int = 4, limit_s: int = 120) -> None:
+def settle(page, quiet_s: int = 10, limit_s: int = 240) -> None:
     """Wait until the page's text has not changed for `quiet_s` seconds (every section re-rendered)."""
     last, quiet = None, 0
     for _ in range(limit_s):
@@ -51,7 +51,7 @@ def voila_png(notebook: str) -> Path:
     with voila_server() as base, browser_page() as page:
         open_app(page, base, notebook)
         before, after, _ = switch_segment(page, "enterprise")
-        print(f"first KPI tile: {before} (all) -> {after} (enterprise)")
+        print("first KPI tile: {} (all) -> {} (enterprise)".format(*(" ".join(t.split()) for t in (before, after))))
         settle(page)
         height = page.evaluate("Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
         page.set_viewport_size({"width": 1400, "height": min(max(height, 900), 8000)})
