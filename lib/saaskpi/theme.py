@@ -37,7 +37,8 @@ def saaskpi_theme() -> alt.theme.ThemeConfig:
             "range": {"category": PALETTE, "heatmap": {"scheme": HEAT}, "ramp": {"scheme": HEAT}},
             "line": {"strokeWidth": 2.2},
             "point": {"filled": True, "size": 36},
-            "bar": {"cornerRadiusEnd": 2},
+            # no "bar": {"cornerRadiusEnd": ...}: in JupyterChart (canvas) a bar without an explicit height that
+            # follows one with a height drew from the wrong baseline (floating bars); static SVG was unaffected
             "style": {
                 "target": {"strokeDash": [6, 4], "stroke": MUTED, "color": MUTED, "strokeWidth": 1.6},
                 "flag": {"shape": "triangle-up", "color": STATUS["near"], "size": 70},
