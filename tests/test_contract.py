@@ -128,8 +128,8 @@ def test_csv_and_parquet_of_one_table_is_an_error(tmp_path):
     src = write_source(tmp_path / "s", {"accounts": GOOD_ACCOUNTS,
                                         "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1"})
     pl.read_csv(src / "accounts.csv").write_parquet(src / "accounts.parquet")
-    with pytest.raises(SourceError, match="both CSV and Parquet"):
-        validated_tables(open_source(src))
+    p = problems_of(src)["source.both_formats"]
+    assert p.table == "accounts" and "accounts.csv and accounts.parquet are both in" in p.message
 
 
 def test_inputs_are_never_modified(tmp_path):

@@ -42,12 +42,30 @@ def test_unknown_segment():
         params.segment("nope")
 
 
+def extra_segment_file(monkeypatch, folder, name: str, text: str) -> None:
+    """Serve segment `name` from a file in `folder`, beside the shipped segment files."""
+    (folder / f"{name}.yaml").write_text(text)
+    shipped = params.segment
+    monkeypatch.setattr(params, "segment", lambda n: params._typed_segment(
+        params.read_yaml(folder / f"{n}.yaml"), f"{n}.yaml") if n == name else shipped(n))
+
+
 def test_segment_selecting_no_accounts(revenue_source, tmp_path, monkeypatch):
-    (tmp_path / "ghost.yaml").write_text("name: ghost\nfilter: {segment: [ghost]}\n")
-    monkeypatch.setattr(params, "segment", lambda name: params._typed_segment(
-        params.read_yaml(tmp_path / f"{name}.yaml"), f"{name}.yaml"))
+    extra_segment_file(monkeypatch, tmp_path, "ghost", "name: ghost\nfilter: {segment: [ghost]}\n")
     with pytest.raises(ParameterError, match="selects no accounts"):
         open_workbook(str(revenue_source), "ghost", "2024-05", interactive=False)
+
+
+def test_unknown_metric_in_targets(revenue_source, tmp_path, monkeypatch):
+    (tmp_path / "targets.yaml").write_text("net_mrr_churn_rate: 0.02\nnet_mrr_chrun_rate: 0.01\n")
+    shipped = params.targets
+    monkeypatch.setattr(params, "targets", lambda: shipped(tmp_path / "targets.yaml"))
+    with pytest.raises(ParameterError, match="targets.yaml names unknown metric.s. net_mrr_chrun_rate; see docs/metrics.md"):
+        open_workbook(str(revenue_source), "all", "2024-05", interactive=False)
+    monkeypatch.setattr(params, "targets", shipped)
+    extra_segment_file(monkeypatch, tmp_path, "smb2", "name: smb2\nfilter: {segment: [smb]}\ntargets: {mrr_growht: 0.1}\n")
+    with pytest.raises(ParameterError, match="segments/smb2.yaml names unknown metric.s. mrr_growht"):
+        open_workbook(str(revenue_source), "smb2", "2024-05", interactive=False)
 
 
 def test_bad_as_of(revenue_source):

@@ -54,10 +54,10 @@ def cmd_demo(args) -> int:
 
 def cmd_validate(args) -> int:
     from .params import conventions
-    from .sources import open_source, validated_tables
+    from .workbook import load_tables
 
     _ensure_demo(args.source)
-    tables = validated_tables(open_source(args.source), conventions().reporting_currency)
+    tables = load_tables(args.source, conventions())
     rows = ", ".join(f"{n} {f.height:,}" for n, f in tables.frames.items())
     print(f"{args.source}: valid ({rows}).")
     return 0

@@ -9,6 +9,10 @@ class SaasKpiError(Exception):
 
     exit_code = 1
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback (JupyterLab, papermill outputs): the message alone."""
+        return [f"{type(self).__name__}: {line}" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -23,7 +27,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.table}.{self.column}" if self.column else self.table
-        text = f"[{self.code}] {where}: {self.message} ({self.count} row{'s' if self.count != 1 else ''})"
+        rows = f" ({self.count:,} row{'s' if self.count != 1 else ''})" if self.count else ""  # 0: a file-level problem
+        text = f"[{self.code}] {where}: {self.message}{rows}"
         if self.examples:
             text += "\n      e.g. " + "\n           ".join(self.examples)
         return text

@@ -162,6 +162,11 @@ def segment_names(folder: Path = paths.SEGMENTS_DIR) -> list[str]:
     return sorted(names, key=lambda n: (n != "all", n))
 
 
+def known_segments() -> tuple[str, ...]:
+    """The accounts.segment values the segment files select (empty when none filters on `segment`)."""
+    return tuple(sorted({v for n in segment_names() for v in segment(n).filter.get("segment", [])}))
+
+
 @lru_cache(maxsize=64)
 def segment(name: str, folder: Path = paths.SEGMENTS_DIR) -> Segment:
     """The segment defined by `parameters/segments/<name>.yaml`."""

@@ -1,6 +1,8 @@
-"""Every default path of the project, derived from the package location (never the cwd)."""
+"""Every default path of the project, derived from the package location (never the cwd), and the one way
+files are written (atomically: readers see the old file or the new one, never half of one)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -26,3 +28,10 @@ def resolve(path: str | Path) -> Path:
     """An absolute path: relative paths are taken from the project root, not the cwd."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else ROOT / p
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write `data` to a hidden file beside `path`, then rename it over `path` (atomic on one filesystem)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    os.replace(tmp, path)

@@ -83,14 +83,8 @@ def html_report(notebook: Path) -> Path:
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     body = re.sub(r'<script[^>]*src=""[^>]*>\s*</script>', "", body)
     out = notebook.with_suffix(".html")
-    _atomic_write(out, body)
+    paths.atomic_write(out, body)
     return out
-
-
-def _atomic_write(path: Path, text: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
-    os.replace(tmp, path)
 
 
 def code_version() -> str:
@@ -176,7 +170,7 @@ def run_one(notebook: str, segment: str, month: str, source: str, folder: Path, 
 
         wb = open_workbook(source, segment, month, interactive=False)
         records = metric_records(wb, notebook, month, version, fingerprint)
-        _atomic_write(out.with_suffix(".metrics.json"), json.dumps(records, indent=1))
+        paths.atomic_write(out.with_suffix(".metrics.json"), json.dumps(records, indent=1))
     return RunResult(notebook, segment, out)
 
 
@@ -222,7 +216,7 @@ def take_snapshot(month: str, source: str = "data/demo", segments: list[str] | N
     if partial.exists() and not resume:
         shutil.rmtree(partial)
     partial.mkdir(exist_ok=True)
-    _atomic_write(partial / "snapshot.json", json.dumps({"month": month, "source": source, "segments": segments,
+    paths.atomic_write(partial / "snapshot.json", json.dumps({"month": month, "source": source, "segments": segments,
                                                          "notebooks": notebooks, "code_version": version,
                                                          "data_fingerprint": fingerprint}, indent=1))
     runs = [(nb, seg) for seg in segments for nb in notebooks]
@@ -314,7 +308,7 @@ td,th{{padding:6px 10px;border-bottom:1px solid #e5e7eb;text-align:left;vertical
 status against each metric's target.</p>{note}
 <table><tr><th>segment</th>{head}</tr>{''.join(rows)}</table></body></html>"""
     out = folder / "index.html"
-    _atomic_write(out, page)
+    paths.atomic_write(out, page)
     return out
 
 

@@ -6,7 +6,9 @@ receives Narwhals lazy frames with contract types and never re-checks them.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,12 +27,60 @@ ENGINES = ("polars", "duckdb", "spark")
 
 
 # --------------------------------------------------------------------------- reading
-def _read_csv(path: Path) -> pl.DataFrame:
-    """A CSV file as text columns (types are parsed by the contract, which reports failures)."""
+class Unreadable(Exception):
+    """A stored table that cannot be read as a table at all; carries the problem to report."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _not_utf8(name: str, data: bytes) -> Problem | None:
+    """A problem naming the lines with bytes that are not UTF-8, or None when the file is UTF-8."""
     try:
-        return pl.read_csv(path, infer_schema=False, encoding="utf8")
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, UnicodeDecodeError) as err:
-        raise SourceError(f"{path.name} could not be read as UTF-8 CSV: {str(err).splitlines()[0]}") from None
+        data.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        pass
+    bad = []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            bad.append(f"line {number}: bytes {line[err.start:err.start + 3].hex(' ')} at byte {err.start + 1} of the line")
+    hint = ("it starts with a UTF-16 byte-order mark" if data[:2] in (b"\xff\xfe", b"\xfe\xff")
+            else "probably Latin-1 or Windows-1252")
+    return Problem(f"{name}.not_utf8", name, None, f"the file is not UTF-8 text ({hint}): save it as UTF-8", len(bad),
+                   tuple(bad[:5]))
+
+
+def _read_csv(name: str, path: Path) -> pl.DataFrame:
+    """A CSV file as text columns (types are parsed by the contract, which reports failures).
+
+    A UTF-8 byte-order mark (Excel's "CSV UTF-8") is accepted; anything that is not a rectangular
+    UTF-8 table with distinct column names raises `Unreadable` with the problem to report."""
+    data = path.read_bytes()
+    if not data:
+        raise Unreadable(Problem(f"{name}.empty_file", name, None, f"{path.name} is empty (0 bytes): not even a header", 0))
+    problem = _not_utf8(name, data)
+    if problem:
+        raise Unreadable(problem)
+    header = next(csv.reader(io.StringIO(data.decode("utf-8-sig").split("\n", 1)[0])), [])
+    names = [h.strip() for h in header]
+    twice = sorted({h for h in names if names.count(h) > 1})
+    if twice:
+        raise Unreadable(Problem(f"{name}.duplicate_column", name, twice[0],
+                                 f"the header names {', '.join(f'`{c}`' for c in twice)} more than once", 0,
+                                 ("line 1: " + ",".join(header),)))
+    try:
+        return pl.read_csv(io.BytesIO(data), infer_schema=False, encoding="utf8")
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
+        raise Unreadable(Problem(f"{name}.unreadable", name, None,
+                                 f"{path.name} could not be read as CSV: {str(err).splitlines()[0]}", 0)) from None
+
+
+def _unreadable_parquet(name: str, err: Exception) -> Problem:
+    return Problem(f"{name}.unreadable", name, None, f"{name}.parquet could not be read as Parquet: {str(err).splitlines()[0]}", 0)
 
 
 @dataclass
@@ -45,25 +95,31 @@ class Source:
         """Contract tables present in the source."""
         if self.kind == "folder":
             root = Path(self.location)
-            found = {p.stem for p in root.iterdir() if p.suffix in SUFFIXES and p.stem in TABLES}
-            twice = sorted(n for n in found if all((root / f"{n}{s}").exists() for s in SUFFIXES))
-            if twice:
-                raise SourceError(f"{', '.join(twice)} present as both CSV and Parquet in {root}: keep one of each.")
-            return sorted(found)
+            return sorted({p.stem for p in root.iterdir() if p.suffix in SUFFIXES and p.stem in TABLES})
         if self.kind == "duckdb":
             names = {r[0] for r in self.handle.execute("select table_name from information_schema.tables").fetchall()}
         else:
             names = {t.name for t in self.handle.catalog.listTables()}
         return sorted(n for n in names if n in TABLES)
 
+    def ambiguous(self) -> list[Problem]:
+        """A problem for each table stored twice (as CSV and as Parquet): which one is meant is unclear."""
+        if self.kind != "folder":
+            return []
+        root = Path(self.location)
+        return [Problem("source.both_formats", n, None, f"{n}.csv and {n}.parquet are both in {root}: keep one of them", 0)
+                for n in self.table_names() if all((root / f"{n}{s}").exists() for s in SUFFIXES)]
+
     def read(self, name: str) -> tuple[pl.DataFrame, int]:
         """Table `name` as stored, and the line number of its first row (for error examples)."""
         if self.kind == "folder":
             root = Path(self.location)
-            csv = root / f"{name}.csv"
-            if csv.exists():
-                return _read_csv(csv), 2
-            return pl.read_parquet(root / f"{name}.parquet"), 1
+            if (root / f"{name}.csv").exists():
+                return _read_csv(name, root / f"{name}.csv"), 2
+            try:
+                return pl.read_parquet(root / f"{name}.parquet"), 1
+            except (pl.exceptions.PolarsError, OSError) as err:
+                raise Unreadable(_unreadable_parquet(name, err)) from None
         if self.kind == "duckdb":
             return self.handle.table(name).pl(), 1
         return pl.from_arrow(self.handle.table(name).toArrow()), 1
@@ -198,31 +254,46 @@ class Tables:
         return Tables(self.source, frames, self.engine, self.reporting_currency, scans)
 
 
-def validated_tables(source: Source, reporting_currency: str = "USD", engine: Engine | None = None) -> Tables:
-    """Every table of `source` typed and checked; raises DataContractError listing every problem."""
+def validated_tables(source: Source, reporting_currency: str = "USD", engine: Engine | None = None,
+                     segments: tuple[str, ...] = ()) -> Tables:
+    """Every table of `source` typed and checked; raises DataContractError listing every problem.
+
+    `segments`: the accounts.segment values the segment files know (empty: any value is accepted)."""
     names = source.table_names()
     problems: list[Problem] = [
         Problem("source.missing_table", t, None, f"required table `{t}` is missing (expected {t}.csv or {t}.parquet)", 0)
         for t in REQUIRED_TABLES if t not in names]
+    problems += source.ambiguous()
+    ambiguous = {p.table for p in problems}
     frames: dict[str, pl.DataFrame] = {}
     scans: dict[str, pl.LazyFrame] = {}
     for name in names:
+        if name in ambiguous:
+            continue
         scan = source.scan(name) if name in LAZY_TABLES else None
         if scan is not None:
-            typed, found = typed_scan(name, scan, reporting_currency)
+            try:
+                typed, found = typed_scan(name, scan, reporting_currency)
+            except (pl.exceptions.PolarsError, OSError) as err:
+                problems.append(_unreadable_parquet(name, err))
+                continue
             problems += found
             if not any(p.code.endswith(".missing_column") for p in found):
                 scans[name] = typed
             continue
-        raw, offset = source.read(name)
+        try:
+            raw, offset = source.read(name)
+        except Unreadable as err:
+            problems.append(err.problem)
+            continue
         if raw.height == 0:
-            problems.append(Problem(f"{name}.empty", name, None, "the table has no rows", 0))
+            problems.append(Problem(f"{name}.empty", name, None, "the table has a header but no rows", 0))
             continue
         table = typed_table(name, raw, reporting_currency, row_offset=offset)
         problems += table.problems
         if not any(p.code.endswith(".missing_column") for p in table.problems):
             frames[name] = table.frame
-    problems += cross_table_problems({**frames, **scans}, reporting_currency)
+    problems += cross_table_problems({**frames, **scans}, reporting_currency, segments)
     if problems:
         raise DataContractError(problems, source.location)
     clean = {n: f.drop(ROW) for n, f in frames.items()}

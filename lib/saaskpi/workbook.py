@@ -44,16 +44,17 @@ class MetricValue:
 
 
 @lru_cache(maxsize=8)
-def _validated(location: str, fingerprint: str, reporting_currency: str, engine: str) -> Tables:
-    return validated_tables(open_source(location), reporting_currency, Engine(engine))
+def _validated(location: str, fingerprint: str, reporting_currency: str, engine: str, segments: tuple[str, ...]) -> Tables:
+    return validated_tables(open_source(location), reporting_currency, Engine(engine), segments)
 
 
 def load_tables(source, conventions: Conventions, engine: str = "polars") -> Tables:
-    """The validated tables of `source` (cached while its files do not change)."""
+    """The validated tables of `source` (cached while its files and the segment files do not change)."""
+    segments = params.known_segments()
     if not isinstance(source, (str, type(paths.ROOT))):
-        return validated_tables(open_source(source), conventions.reporting_currency, Engine(engine))
+        return validated_tables(open_source(source), conventions.reporting_currency, Engine(engine), segments)
     opened = open_source(source)
-    return _validated(opened.location, opened.fingerprint(), conventions.reporting_currency, engine)
+    return _validated(opened.location, opened.fingerprint(), conventions.reporting_currency, engine, segments)
 
 
 def last_complete_month(tables: Tables) -> int:
@@ -290,11 +291,11 @@ def open_workbook(source: str = "data/demo", segment: str = "all", as_of: str = 
     """Validate `source`, pick the segment and month, and return the workbook context for a notebook."""
     conventions = params.conventions()
     targets = params.targets()
-    unknown = sorted(set(targets) - set(METRICS))
-    if unknown:
-        raise ParameterError(f"targets.yaml names unknown metric(s) {', '.join(unknown)}; "
-                             "see docs/metrics.md for the names.")
     seg = params.segment(segment)
+    for where, names in (("targets.yaml", targets), (f"segments/{seg.name}.yaml", seg.targets)):
+        unknown = sorted(set(names) - set(METRICS))
+        if unknown:
+            raise ParameterError(f"{where} names unknown metric(s) {', '.join(unknown)}; see docs/metrics.md for the names.")
     tables = load_tables(source, conventions, engine)
     if as_of:
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", as_of):

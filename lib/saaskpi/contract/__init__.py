@@ -1,6 +1,6 @@
 """The data contract: one schema per input table plus cross-table rules."""
-from .load import ROW, TypedTable, typed_table
+from .load import ROW, RULE_CODES, TypedTable, typed_table
 from .rules import cross_table_problems, cross_table_rules
 from .tables import REQUIRED_TABLES, TABLES
 
-__all__ = ["ROW", "REQUIRED_TABLES", "TABLES", "TypedTable", "cross_table_problems", "cross_table_rules", "typed_table"]
+__all__ = ["ROW", "RULE_CODES", "REQUIRED_TABLES", "TABLES", "TypedTable", "cross_table_problems", "cross_table_rules", "typed_table"]

@@ -17,6 +17,27 @@ from .tables import REPORTING_CURRENCY, TABLES, Table
 
 ROW = "__row"  # line number in the source file (CSV: header is line 1), carried for examples
 MAX_EXAMPLES = 5
+MAX_FIELD_CHARS = 10_000  # a longer text value is an unclosed quote or a pasted blob, not an identifier or a name
+
+# Every rule code a table or the source can break, besides each schema's column rules and the cross-table rules.
+RULE_CODES = {
+    "source.missing_table": "a required table (accounts, subscriptions) is not in the source",
+    "source.both_formats": "a table is stored twice, as <table>.csv and <table>.parquet",
+    "<table>.empty_file": "the file has 0 bytes, not even a header",
+    "<table>.not_utf8": "the file is not UTF-8 text (Latin-1, Windows-1252, UTF-16); a UTF-8 byte-order mark is accepted",
+    "<table>.unreadable": "the file is not a rectangular CSV (e.g. an unclosed quote, a row with extra fields) or not Parquet",
+    "<table>.duplicate_column": "the header names a column more than once",
+    "<table>.empty": "the table has a header but no rows",
+    "<table>.missing_column": "a required column is absent",
+    "<table>.unparseable": "a value cannot be read as the column's type (number, date, date-time)",
+    "<table>.mixed_time_zones": "the date-times of a column use more than one UTC offset",
+    "<table>.huge_value": f"a text value is longer than {MAX_FIELD_CHARS:,} characters",
+    "<table>.duplicate": "an identifier that must be unique is repeated",
+    "<table>.missing_value": "a required value is empty",
+    "<table>.out_of_range": "a number is outside its allowed range (e.g. a negative amount, NPS 11, CSAT 0)",
+    "<table>.not_allowed": "a value is not one of the column's allowed values",
+    "<table>.bad_length": "a value has the wrong length (e.g. a currency code that is not 3 letters)",
+}
 _TZ_SUFFIX = r"(Z|[+-]\d{2}:?\d{2})$"
 
 
@@ -56,6 +77,8 @@ def _show(value) -> str:
         return "(empty)"
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    if isinstance(value, str) and len(value) > 60:
+        return repr(value[:40]) + f"... ({len(value):,} characters)"
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -138,6 +161,14 @@ def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD",
             problems.append(Problem(f"{name}.mixed_time_zones", name, col,
                                     f"date-times must all be in one time zone, found offsets {', '.join(zones)} "
                                     "('none' = no offset given)", frame.height, ()))
+
+    for col in raw.columns:
+        if raw.schema[col] == pl.String:
+            huge = frame[col].str.len_chars() > MAX_FIELD_CHARS
+            if int(huge.sum()):
+                problems.append(Problem(f"{name}.huge_value", name, col,
+                                        f"text longer than {MAX_FIELD_CHARS:,} characters (an unclosed quote or a pasted blob?)",
+                                        int(huge.sum()), examples(frame.filter(huge), key, col, rows=frame.filter(huge))))
 
     for col, spec in schema.columns.items():
         if col not in frame.columns:

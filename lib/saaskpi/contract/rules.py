@@ -1,4 +1,4 @@
-"""Cross-table rules: small named rules, each with a stable code and a message a person can act on."""
+"""Cross-table and cross-column rules: small named rules, each with a stable code and a message a person can act on."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -78,13 +78,48 @@ class FxCoverage:
         if self.table not in frames:
             return None
         known = frames["fx_rates"].get_column("currency").unique() if "fx_rates" in frames else pl.Series([], dtype=pl.String)
-        bad = frames[self.table].filter((pl.col("currency") != self.reporting_currency) & ~pl.col("currency").is_in(known.implode()))
+        bad = frames[self.table].filter((pl.col("currency") != self.reporting_currency) & ~pl.col("currency").is_in(known.implode())
+                                        & (pl.col("currency").str.len_chars() == 3))  # other lengths: bad_length
         if bad.is_empty():
             return None
         missing = ", ".join(sorted(bad.get_column("currency").unique().to_list()))
         return Problem(self.code, self.table, "currency",
                        f"amounts in {missing} cannot be converted to {self.reporting_currency}: add their rates to fx_rates",
                        bad.height, examples(bad, key_column(TABLES[self.table]), "currency", rows=bad))
+
+
+@dataclass(frozen=True)
+class SeatsOnPaidPlan:
+    """A subscription that is paid for (amount after discount above 0) licenses at least one seat."""
+
+    table: str = "subscriptions"
+    code: str = "subscriptions.seats.zero_on_paid_plan"
+
+    def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
+        if self.table not in frames:
+            return None
+        paid = pl.col("amount") * (1 - pl.col("discount_pct")) > 0
+        bad = frames[self.table].lazy().filter((pl.col("seats") == 0) & paid)
+        return _problem(bad, self.code, self.table, "seats",
+                        "a paid subscription has 0 seats: licence utilisation and per-seat metrics would divide by 0 "
+                        "(leave seats empty when unknown)")
+
+
+@dataclass(frozen=True)
+class KnownSegment:
+    """Every accounts.segment value is selected by a segment file, so the segments add up to the whole."""
+
+    segments: tuple[str, ...]
+    table: str = "accounts"
+    code: str = "accounts.segment.unknown"
+
+    def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
+        if not self.segments or self.table not in frames:
+            return None
+        bad = frames[self.table].lazy().filter(~pl.col("segment").is_in(list(self.segments)))
+        return _problem(bad, self.code, self.table, "segment",
+                        f"is not one of the segments in parameters/segments/ ({', '.join(self.segments)}): add a segment "
+                        "file that selects it, or correct the value")
 
 
 FOREIGN_KEYS = (
@@ -119,14 +154,15 @@ DATE_ORDERS = (
 )
 
 
-def cross_table_rules(reporting_currency: str) -> tuple:
-    """Every cross-table rule, in the order they are reported."""
+def cross_table_rules(reporting_currency: str, segments: tuple[str, ...] = ()) -> tuple:
+    """Every cross-table and cross-column rule, in the order they are reported."""
     return (*FOREIGN_KEYS, *DATE_ORDERS,
             FxCoverage("subscriptions", reporting_currency), FxCoverage("invoices", reporting_currency),
-            FxCoverage("spend", reporting_currency))
+            FxCoverage("spend", reporting_currency), SeatsOnPaidPlan(), KnownSegment(tuple(segments)))
 
 
-def cross_table_problems(frames: dict[str, pl.DataFrame], reporting_currency: str) -> list[Problem]:
+def cross_table_problems(frames: dict[str, pl.DataFrame], reporting_currency: str,
+                         segments: tuple[str, ...] = ()) -> list[Problem]:
     """Every cross-table rule broken by the typed frames."""
-    found = (rule.check(frames) for rule in cross_table_rules(reporting_currency))
+    found = (rule.check(frames) for rule in cross_table_rules(reporting_currency, segments))
     return [p for p in found if p is not None]
