@@ -101,6 +101,20 @@ def test_metrics_and_snapshot_stop_with_the_same_message_and_write_nothing(name,
     assert str(raised.value) + "\n" == message
 
 
+def test_interactive_notebooks_show_the_message_as_a_panel(capsys):
+    """JupyterLab and Voila (tracebacks hidden): the first cell displays the message; the error then only points at it."""
+    from unittest import mock
+
+    folder = FIXTURES / "bad" / "nps_11"
+    _, _, message = run(capsys, "validate", str(folder))
+    shown = []
+    with mock.patch("IPython.display.display", side_effect=lambda *items: shown.extend(items)), pytest.raises(DataContractError) as raised:
+        open_workbook(str(folder), "all", MONTH, interactive=True)
+    assert "[nps_responses.out_of_range] nps_responses.score: must be at most 10 (1 row)" in shown[0].data
+    assert "Something went wrong." in shown[0].data and message.splitlines()[0] in shown[0].data
+    assert raised.value._render_traceback_() == ["DataContractError: the run stopped here; the message is shown above."]
+
+
 @pytest.mark.notebook
 def test_every_notebook_stops_with_the_readable_message(tmp_path, capsys):
     """Executed as the scheduler executes them: the failing cell shows the message, not a traceback."""

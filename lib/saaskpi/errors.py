@@ -8,9 +8,12 @@ class SaasKpiError(Exception):
     """Base class of the workbook's own errors (shown without a traceback)."""
 
     exit_code = 1
+    shown = False  # set once the message has been displayed as a panel (interactive notebooks)
 
     def _render_traceback_(self) -> list[str]:
         """What IPython shows instead of a traceback (JupyterLab, papermill outputs): the message alone."""
+        if self.shown:
+            return [f"{type(self).__name__}: the run stopped here; the message is shown above."]
         return [f"{type(self).__name__}: {line}" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
 
 

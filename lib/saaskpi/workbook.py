@@ -13,7 +13,7 @@ import pandas as pd
 import polars as pl
 
 from . import params, paths
-from .errors import MissingTablesError, ParameterError
+from .errors import MissingTablesError, ParameterError, SaasKpiError
 from .frames import key_of, month_label, month_of
 from .metrics import METRICS, TABLE_FUNCS
 from .params import Conventions, Segment, Target
@@ -288,7 +288,24 @@ class Workbook:
 
 def open_workbook(source: str = "data/demo", segment: str = "all", as_of: str = "", interactive: bool = True,
                   engine: str = "polars") -> Workbook:
-    """Validate `source`, pick the segment and month, and return the workbook context for a notebook."""
+    """Validate `source`, pick the segment and month, and return the workbook context for a notebook.
+
+    Bad data or parameters raise a SaasKpiError; interactively (JupyterLab, Voila, where tracebacks are
+    hidden) its message is also shown as a readable panel."""
+    try:
+        return _open(source, segment, as_of, interactive, engine)
+    except SaasKpiError as err:
+        if interactive:
+            from IPython.display import display
+
+            from .widgets import error_panel
+
+            display(error_panel(err))
+            err.shown = True
+        raise
+
+
+def _open(source: str, segment: str, as_of: str, interactive: bool, engine: str) -> Workbook:
     conventions = params.conventions()
     targets = params.targets()
     seg = params.segment(segment)
