@@ -1,4 +1,5 @@
-"""Property tests: for random subscription books the MRR bridge balances and matches an independent count."""
+"""Property tests: for random subscription books the MRR bridge balances and matches an independent count,
+and every proportion stays within 0-1."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_source
+from saaskpi.metrics import METRICS
 from saaskpi.workbook import open_workbook
 
 START = dt.date(2024, 1, 1)
@@ -55,3 +57,19 @@ def test_bridge_balances_and_matches_independent_count(tmp_path_factory, subs):
     assert m.mrr_end.tolist() == pytest.approx(independent_mrr(subs, month_ends), abs=6 * 0.5e-6 + 1e-9)
     churn = wb.series("customer_churn_rate").value.dropna()
     assert ((churn >= 0) & (churn <= 1)).all()
+    frame = wb.metrics_frame()  # every registered proportion (a share of n) of the month is within 0-1
+    shares = frame[frame.metric.map(lambda n: METRICS[n].proportion)].dropna(subset=["value"])
+    assert ((shares.value >= 0) & (shares.value <= 1)).all(), shares
+
+
+def test_a_book_where_nobody_pays(tmp_path):
+    """Found by the test above: one free subscription left every paying-account table empty, and empty
+    frames of the wrong column types broke spend allocation, lifecycle and health. Now every metric computes."""
+    src = write_source(tmp_path / "free", {
+        "accounts": "account_id,segment,created_at\nA0,smb,2024-01-01T00:00:00Z",
+        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS0,A0,2024-01-01,,0.0"})
+    wb = open_workbook(str(src), "all", "2025-03", interactive=False)
+    frame = wb.metrics_frame().set_index("metric")
+    assert frame.loc["monthly_recurring_revenue", "value"] == 0 and frame.loc["paying_accounts", "value"] == 0
+    assert pd.isna(frame.loc["average_revenue_per_account", "value"])  # 0 MRR / 0 accounts: n/a, not 0
+    assert frame.loc["average_health_score", "n"] == 0 and wb.table("account_health").empty

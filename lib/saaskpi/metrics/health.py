@@ -200,7 +200,12 @@ def health_history(success_settings: SuccessSettings, account_measures: pd.DataF
         health = np.floor(raw + 0.5)
         parts.append(scores.assign(health=health, band=model.band(health), components_used=have.sum(axis=1),
                                    components_possible=int((weights > 0).sum())))
-    scored = pd.concat(parts).reindex(m.index) if parts else pd.DataFrame(index=m.index)
+    if not parts:  # nobody pays: no scores, but the columns the roll-ups read
+        names = [f"score_{c.name}" for c in s.health.components]
+        parts = [pd.DataFrame({**{n: pd.Series(dtype="float64") for n in names}, "health": pd.Series(dtype="float64"),
+                               "band": pd.Series(dtype=object), "components_used": pd.Series(dtype="int64"),
+                               "components_possible": pd.Series(dtype="int64")})]
+    scored = pd.concat(parts).reindex(m.index)
     return pd.concat([m[["account_id", "key", "month", "segment", "csm_id", "mrr"]], scored], axis=1)
 
 

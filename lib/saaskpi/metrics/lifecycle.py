@@ -60,8 +60,11 @@ def account_months(tables: Tables, calendar: pl.DataFrame, conventions: Conventi
     and the end of its current term when it has a contract of 12 months or more (days from the month end)."""
     cols = ["account_id", "month", "key", "segment", "csm_id", "mrr", "seats", "age_months", "term_end",
             "days_to_renewal"]
-    if account_mrr.empty:
-        return pd.DataFrame(columns=cols)
+    if account_mrr.empty:  # nobody pays: an empty panel with the column types the other tables expect
+        types = {"account_id": object, "month": "datetime64[ns]", "key": "int64", "segment": object, "csm_id": object,
+                 "mrr": "float64", "seats": "float64", "age_months": "int64", "term_end": "datetime64[ns]",
+                 "days_to_renewal": "float64"}
+        return pd.DataFrame({c: pd.Series(dtype=types[c]) for c in cols})
     out = account_mrr[["account_id", "month", "mrr"]].copy()
     out["key"] = out.month.dt.year * 12 + out.month.dt.month - 1
     first = new_customer_accounts.set_index("account_id")

@@ -58,6 +58,8 @@ def acquisition_drivers(tables: Tables, account_mrr: pd.DataFrame) -> tuple[pd.D
 def _split(rows: pd.DataFrame, drivers: pd.DataFrame, keys: list[str], weight: str) -> pd.DataFrame:
     """Split each row's amount over the driver rows matching it on `keys`, in proportion to `weight`; rows
     with no positive driver stay whole, marked unallocated."""
+    if rows.empty:  # nothing to split (and the drivers may be empty frames of other dtypes)
+        return rows.assign(basis="unallocated")
     fill = [c for c in ("segment", "channel") if c in drivers.columns and c not in keys]
     r = rows.reset_index(drop=True).assign(_row=lambda d: np.arange(len(d)))
     d = drivers.loc[drivers[weight] > 0, keys + fill + [weight]]

@@ -5,7 +5,6 @@ Settings: parameters/customer_success.yaml and parameters/health_score.yaml."""
 from __future__ import annotations
 
 import html
-import math
 
 import altair as alt
 import pandas as pd
@@ -64,11 +63,11 @@ def _band(band: str) -> str:
 
 def _int(v) -> str:
     """A whole number with thousands separators (n/a when missing)."""
-    return "n/a" if v is None or v != v else f"{int(round(v)):,}"
+    return "n/a" if v is None or pd.isna(v) else f"{int(round(v)):,}"
 
 
 def _num(v: float, unit: str, cur: str = "USD") -> str:
-    return fmt.value(v, unit, cur) if not (isinstance(v, float) and math.isnan(v)) else "n/a"
+    return "n/a" if v is None or pd.isna(v) else fmt.value(v, unit, cur)
 
 
 def lifecycle_html(wb) -> str:
