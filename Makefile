@@ -45,6 +45,7 @@ bench: demo
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/snapshot.py
 	$(BIN)/python benchmarks/app.py
+	$(BIN)/python benchmarks/load.py
 
 clean:
 	rm -rf reports/ .pytest_cache

@@ -48,6 +48,15 @@ def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90):
             server.kill()
 
 
+def server_process(base: str):
+    """The psutil process of the Voila server at `base`: the one listening on its port (kernels are its children)."""
+    import psutil
+
+    port = int(base.rsplit(":", 1)[1])
+    return psutil.Process(next(c.pid for c in psutil.net_connections("tcp")
+                               if c.status == psutil.CONN_LISTEN and c.laddr.port == port))
+
+
 def open_app(page, base: str, notebook: str, timeout_ms: int = 180_000) -> float:
     """Load an app and wait for its KPI tiles and a chart; returns seconds to the first visible chart."""
     start = time.perf_counter()

@@ -1,0 +1,219 @@
+"""Voila under load: 20 headless-Chromium sessions of the executive app opened at once (one browser, a context
+each) against one server started as `saaskpi app` starts it, once its preheated kernels are ready. Per session:
+seconds from the request to the page loaded, to the first visible chart and to the KPI tiles, whether a
+preheated kernel served it, and chart widgets that failed to start; for the server, the peak memory of it and its
+kernels (summed RSS) and how busy the CPUs were. Writes its section of RESULTS.md.
+
+    .venv/bin/python benchmarks/load.py
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import statistics
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+from apps import CHART, TILE, server_process, voila_server  # noqa: E402
+from chromium import ARGS, ensure_chromium  # noqa: E402
+
+BEGIN, END = "<!-- load:begin -->", "<!-- load:end -->"
+NOTEBOOK = "00_executive_summary"
+SESSIONS = 20
+SESSION_TIMEOUT_MS = 600_000  # a session without a chart and tiles 10 minutes after its request has failed
+WIDGET_FAILED = "[anywidget] Failed to initialize model."  # a chart widget that did not start within 2 s
+GIB = 2**30
+
+
+def family(server: psutil.Process) -> list[psutil.Process]:
+    """The server and its kernels."""
+    return [server, *server.children(recursive=True)]
+
+
+def family_rss(server: psutil.Process) -> tuple[int, int]:
+    """Summed RSS of the server and its kernels, and the number of kernels."""
+    rss, kernels = 0, 0
+    for process in family(server):
+        try:
+            rss += process.memory_info().rss
+            kernels += process.pid != server.pid
+        except psutil.NoSuchProcess:  # a kernel shutting down between listing and sampling
+            pass
+    return rss, kernels
+
+
+def kernel_ids(server: psutil.Process) -> set[str]:
+    """Ids of the server's kernels (from their connection files)."""
+    ids = set()
+    for kernel in server.children():
+        found = re.search(r"kernel-([0-9a-f-]+)\.json", " ".join(kernel.cmdline()))
+        if found:
+            ids.add(found.group(1))
+    return ids
+
+
+@contextmanager
+def monitor(server: psutil.Process, every: float = 0.5):
+    """Sample every `every` seconds in a thread; yields {"rss", "kernels"} at the server's memory peak,
+    "available" (the machine's lowest available memory) and "cpu" ([(time, % busy since the last sample)])."""
+    seen = {"rss": 0, "kernels": 0, "available": psutil.virtual_memory().available, "cpu": []}
+    stop = threading.Event()
+
+    def sample():
+        psutil.cpu_percent()
+        while not stop.wait(every):
+            rss, kernels = family_rss(server)
+            if rss > seen["rss"]:
+                seen.update(rss=rss, kernels=kernels)
+            seen["available"] = min(seen["available"], psutil.virtual_memory().available)
+            seen["cpu"].append((time.perf_counter(), psutil.cpu_percent()))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+
+
+def wait_until_preheated(server: psutil.Process, kernels: int, timeout: float = 600) -> bool:
+    """Wait until the server has its `kernels` preheated kernels and they have run their notebooks (the server
+    and kernels use under 10 % of a core over 2 s); False at the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        processes = family(server)
+        if len(processes) - 1 >= kernels:
+            before = sum(sum(p.cpu_times()[:2]) for p in processes)
+            time.sleep(2)
+            if sum(sum(p.cpu_times()[:2]) for p in processes) - before < 0.2:
+                return True
+        else:
+            time.sleep(1)
+    return False
+
+
+async def session(browser, url: str, preheated: set[str]) -> dict:
+    """One user opening the app: seconds to the page loaded, the first visible chart and the KPI tiles (or the
+    error), whether a preheated kernel served it, and how many chart widgets failed to start."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    page = await context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    result = {"context": context, "start": time.perf_counter()}
+    try:
+        await page.goto(url, timeout=SESSION_TIMEOUT_MS)
+        result["loaded"] = time.perf_counter() - result["start"]
+        config = await page.text_content("#jupyter-config-data")
+        result["preheated"] = json.loads(config)["kernelId"] in preheated
+        await page.wait_for_selector(CHART, state="visible", timeout=SESSION_TIMEOUT_MS)
+        result["chart"] = time.perf_counter() - result["start"]
+        await page.wait_for_selector(TILE, timeout=SESSION_TIMEOUT_MS)
+        result["tiles"] = time.perf_counter() - result["start"]
+    except Exception as exc:  # noqa: BLE001 - a failed session is a result, recorded with its reason
+        result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    result["failed_charts"] = sum(WIDGET_FAILED in e for e in errors)
+    return result
+
+
+async def sessions(url: str, n: int, preheated: set[str]) -> list[dict]:
+    """`n` sessions started at once in one headless Chromium, kept open until all have finished."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=ensure_chromium(), headless=True, args=ARGS)
+        try:
+            results = await asyncio.gather(*(session(browser, url, preheated) for _ in range(n)))
+            for result in results:
+                await result.pop("context").close()
+            return results
+        finally:
+            await browser.close()
+
+
+def pool_settings() -> dict:
+    config = json.loads((ROOT / "voila.json").read_text())
+    pools = config["VoilaKernelManager"]["kernel_pools_config"]
+    return {"preheat": config["VoilaConfiguration"]["preheat_kernel"],
+            "pools": {name: p["pool_size"] for name, p in pools.items() if p.get("pool_size")},
+            "fill_delay": config["VoilaKernelManager"].get("fill_delay"),
+            "timeout": config["VoilaExecutor"]["timeout"]}
+
+
+def report(results: list[dict], before: tuple[int, int], seen: dict, preheated: bool, load_average: float) -> str:
+    settings = pool_settings()
+    n = len(results)
+    rendered = [r for r in results if "tiles" in r]
+    failed = [r for r in results if "error" in r]
+
+    def spread(key: str, among: list[dict]) -> str:
+        values = [r[key] for r in among if key in r]
+        return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}" if values else "-"
+
+    cores, ram = os.cpu_count(), psutil.virtual_memory().total
+    extra = seen["kernels"] - before[1]
+    per_kernel = (seen["rss"] - before[0]) / extra / 2**20 if extra > 0 else float("nan")
+    last = max((r["start"] + r["tiles"] for r in rendered), default=float("inf"))
+    busy = [pct for t, pct in seen["cpu"] if t <= last]
+    cpu = f"{statistics.mean(busy):.0f} %" if busy else "-"
+    warm = [r for r in results if r.get("preheated")]
+    failed_charts = sum(r["failed_charts"] for r in results)
+    pools = ", ".join(f"{size} for `{name}`" for name, size in settings["pools"].items())
+    times = ", ".join(f"{r['chart']:.0f}{'*' if r.get('preheated') else ''}"
+                      for r in sorted(rendered, key=lambda r: r["chart"]))
+    reasons = "; ".join(f"{r['error']} ({r['failed_charts']} chart widgets failed to start)" for r in failed)
+    return (
+        f"Run {dt.date.today()} on {cores} cores, {ram / GIB:.0f} GiB RAM, load average at start {load_average:.1f}.\n"
+        f"Command: `.venv/bin/python benchmarks/load.py`: {n} sessions of `{NOTEBOOK}` on the default demo opened "
+        "at once (a browser context each in one headless Chromium, on the same machine) against one server started "
+        f"as `saaskpi app` starts it, {'after' if preheated else 'before'} its preheated kernels had run their "
+        f"notebooks. voila.json: preheat_kernel {str(settings['preheat']).lower()}; preheated kernels: {pools} "
+        f"(none for the other apps), fill_delay {settings['fill_delay']} s; VoilaExecutor timeout "
+        f"{settings['timeout']} s.\n\n"
+        "| measure | value |\n|---|---|\n"
+        f"| sessions that showed a chart and the KPI tiles | {len(rendered)} of {n} |\n"
+        f"| request to page loaded, min / median / max | {spread('loaded', results)} s |\n"
+        f"| request to first chart, min / median / max | {spread('chart', rendered)} s |\n"
+        f"| request to KPI tiles, min / median / max | {spread('tiles', rendered)} s |\n"
+        f"| sessions served by a preheated kernel: request to first chart | {len(warm)}: {spread('chart', warm)} s |\n"
+        f"| chart widgets that failed to start (anywidget's 2 s limit) | {failed_charts}, in "
+        f"{sum(r['failed_charts'] > 0 for r in results)} sessions |\n"
+        f"| server + kernels RSS before the sessions | {before[0] / GIB:.2f} GiB ({before[1]} kernels) |\n"
+        f"| server + kernels peak RSS | {seen['rss'] / GIB:.2f} GiB ({seen['kernels']} kernels) |\n"
+        f"| RSS per kernel added during the sessions | {per_kernel:.0f} MiB |\n"
+        f"| lowest memory available on the machine | {seen['available'] / GIB:.1f} GiB |\n"
+        f"| CPU busy until the last session rendered (all processes) | {cpu} of {cores} cores |\n\n"
+        f"First chart per session, seconds, sorted (* preheated kernel): {times or '-'}.\n"
+        f"Failed sessions: {len(failed)}{': ' + reasons if failed else ''}.")
+
+
+def main() -> None:
+    load_average = os.getloadavg()[0]
+    with voila_server() as base:
+        server = server_process(base)
+        preheated = wait_until_preheated(server, sum(pool_settings()["pools"].values()))
+        before, pool = family_rss(server), kernel_ids(server)
+        with monitor(server) as seen:
+            results = asyncio.run(sessions(f"{base}/voila/render/{NOTEBOOK}.ipynb", SESSIONS, pool))
+        text = report(results, before, seen, preheated, load_average)
+    results_file = HERE / "RESULTS.md"
+    old = results_file.read_text()
+    if BEGIN not in old:
+        old = old.rstrip("\n") + f"\n\n## Load: {SESSIONS} concurrent sessions of the executive app\n\n{BEGIN}\n{END}\n"
+    results_file.write_text(re.sub(f"{BEGIN}.*?{END}", lambda _: f"{BEGIN}\n{text}\n{END}", old, flags=re.S))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
