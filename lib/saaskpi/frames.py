@@ -67,6 +67,11 @@ def to_pandas(frame: nw.LazyFrame | nw.DataFrame, *, sort: list[str] | None = No
     return df
 
 
+def empty_frame(dtypes: dict[str, object]) -> pd.DataFrame:
+    """A frame with no rows but the given column types (what later merges and `.dt` accessors expect)."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+
+
 def safe_ratio(numerator, denominator):
     """numerator / denominator, NaN (shown as n/a) where the denominator is 0 or missing."""
     num = np.asarray(numerator, dtype="float64")

@@ -162,13 +162,12 @@ def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD",
                                     f"date-times must all be in one time zone, found offsets {', '.join(zones)} "
                                     "('none' = no offset given)", frame.height, ()))
 
-    for col in raw.columns:
-        if raw.schema[col] == pl.String:
-            huge = frame[col].str.len_chars() > MAX_FIELD_CHARS
-            if int(huge.sum()):
-                problems.append(Problem(f"{name}.huge_value", name, col,
-                                        f"text longer than {MAX_FIELD_CHARS:,} characters (an unclosed quote or a pasted blob?)",
-                                        int(huge.sum()), examples(frame.filter(huge), key, col, rows=frame.filter(huge))))
+    for col in (c for c in raw.columns if raw.schema[c] == pl.String):
+        huge = frame.filter(pl.col(col).str.len_chars() > MAX_FIELD_CHARS)
+        if huge.height:
+            problems.append(Problem(f"{name}.huge_value", name, col,
+                                    f"text longer than {MAX_FIELD_CHARS:,} characters (an unclosed quote or a pasted blob?)",
+                                    huge.height, examples(huge, key, col, rows=huge)))
 
     for col, spec in schema.columns.items():
         if col not in frame.columns:

@@ -13,7 +13,7 @@ import pandas as pd
 import polars as pl
 from scipy.stats import rankdata
 
-from ..frames import month_key, month_of, safe_ratio, to_pandas
+from ..frames import empty_frame, month_key, month_of, safe_ratio, to_pandas
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .lifecycle import account_names
@@ -202,9 +202,8 @@ def health_history(success_settings: SuccessSettings, account_measures: pd.DataF
                                    components_possible=int((weights > 0).sum())))
     if not parts:  # nobody pays: no scores, but the columns the roll-ups read
         names = [f"score_{c.name}" for c in s.health.components]
-        parts = [pd.DataFrame({**{n: pd.Series(dtype="float64") for n in names}, "health": pd.Series(dtype="float64"),
-                               "band": pd.Series(dtype=object), "components_used": pd.Series(dtype="int64"),
-                               "components_possible": pd.Series(dtype="int64")})]
+        parts = [empty_frame({**dict.fromkeys(names, "float64"), "health": "float64", "band": object,
+                              "components_used": "int64", "components_possible": "int64"})]
     scored = pd.concat(parts).reindex(m.index)
     return pd.concat([m[["account_id", "key", "month", "segment", "csm_id", "mrr"]], scored], axis=1)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import month_of, safe_ratio
+from ..frames import empty_frame, month_of, safe_ratio
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
@@ -61,10 +61,9 @@ def account_months(tables: Tables, calendar: pl.DataFrame, conventions: Conventi
     cols = ["account_id", "month", "key", "segment", "csm_id", "mrr", "seats", "age_months", "term_end",
             "days_to_renewal"]
     if account_mrr.empty:  # nobody pays: an empty panel with the column types the other tables expect
-        types = {"account_id": object, "month": "datetime64[ns]", "key": "int64", "segment": object, "csm_id": object,
-                 "mrr": "float64", "seats": "float64", "age_months": "int64", "term_end": "datetime64[ns]",
-                 "days_to_renewal": "float64"}
-        return pd.DataFrame({c: pd.Series(dtype=types[c]) for c in cols})
+        return empty_frame({"account_id": object, "month": "datetime64[ns]", "key": "int64", "segment": object,
+                            "csm_id": object, "mrr": "float64", "seats": "float64", "age_months": "int64",
+                            "term_end": "datetime64[ns]", "days_to_renewal": "float64"})
     out = account_mrr[["account_id", "month", "mrr"]].copy()
     out["key"] = out.month.dt.year * 12 + out.month.dt.month - 1
     first = new_customer_accounts.set_index("account_id")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import month_of, monthly, safe_ratio
+from ..frames import empty_frame, month_of, monthly, safe_ratio
 from ..params import Conventions
 from ..sources import Tables
 from ..stats import target_status
@@ -35,9 +35,8 @@ TOTAL_SPEND_CATEGORIES = ("marketing", "sales", "cogs", "rnd", "g_and_a")  # bur
 def spend_in_reporting_currency(tables: Tables, conventions: Conventions) -> pd.DataFrame:
     """The spend table in the reporting currency (month, category, channel, segment, item, amount); empty without it."""
     if not tables.has("spend"):
-        return pd.DataFrame({"month": pd.Series(dtype="datetime64[ns]"), "category": pd.Series(dtype=object),
-                             "channel": pd.Series(dtype=object), "segment": pd.Series(dtype=object),
-                             "item": pd.Series(dtype=object), "amount": pd.Series(dtype="float64")})
+        return empty_frame({"month": "datetime64[ns]", "category": object, "channel": object, "segment": object,
+                            "item": object, "amount": "float64"})
     fx = reference_fx_rates(tables, conventions)
     s = tables.frames["spend"].join(fx, on="currency", how="left")
     item = pl.col("item") if "item" in s.columns else pl.lit(None, dtype=pl.String)
@@ -89,8 +88,8 @@ def allocate_spend(spend: pd.DataFrame, new: pd.DataFrame, mrr: pd.DataFrame, co
               _split(other[other.segment.isna()], mrr, ["month"], "mrr")]
     parts = [p for p in parts if len(p)]
     if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if "month" in c else "float64" if c == "amount" else object)
-                             for c in SPEND_COLUMNS})
+        return empty_frame({c: "datetime64[ns]" if "month" in c else "float64" if c == "amount" else object
+                            for c in SPEND_COLUMNS})
     return pd.concat(parts, ignore_index=True)[SPEND_COLUMNS].astype({"segment": object, "channel": object, "item": object})
 
 
