@@ -57,8 +57,6 @@ def acquisition_drivers(tables: Tables, account_mrr: pd.DataFrame) -> tuple[pd.D
 def _split(rows: pd.DataFrame, drivers: pd.DataFrame, keys: list[str], weight: str) -> pd.DataFrame:
     """Split each row's amount over the driver rows matching it on `keys`, in proportion to `weight`; rows
     with no positive driver stay whole, marked unallocated."""
-    if rows.empty:  # nothing to split (and the drivers may be empty frames of other dtypes)
-        return rows.assign(basis="unallocated")
     fill = [c for c in ("segment", "channel") if c in drivers.columns and c not in keys]
     r = rows.reset_index(drop=True).assign(_row=lambda d: np.arange(len(d)))
     d = drivers.loc[drivers[weight] > 0, keys + fill + [weight]]
@@ -143,7 +141,8 @@ def gross_margin_by_month(calendar: pl.DataFrame, conventions: Conventions, allo
 def new_customer_accounts(tables: Tables, account_mrr: pd.DataFrame) -> pd.DataFrame:
     """Each customer's first paying month with its MRR then, segment and acquisition channel."""
     if account_mrr.empty:
-        return pd.DataFrame(columns=["account_id", "month", "mrr", "segment", "channel"])
+        return empty_frame({"account_id": object, "month": "datetime64[ns]", "mrr": "float64", "segment": object,
+                            "channel": object})
     first = account_mrr.sort_values("month").groupby("account_id", as_index=False).first()
     acc = tables.frames["accounts"]
     channel = (pl.col("acquisition_channel").fill_null(UNKNOWN_CHANNEL) if "acquisition_channel" in acc.columns
