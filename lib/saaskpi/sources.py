@@ -124,13 +124,15 @@ class Source:
             return self.handle.table(name).pl(), 1
         return pl.from_arrow(self.handle.table(name).toArrow()), 1
 
+    def parquet_path(self, name: str) -> Path | None:
+        """The Parquet file of table `name` in a folder source, if that is how it is stored."""
+        path = Path(self.location) / f"{name}.parquet"
+        return path if self.kind == "folder" and path.exists() else None
+
     def scan(self, name: str) -> pl.LazyFrame | None:
         """Table `name` as a lazy Polars scan when it is a Parquet file (big tables stay out of memory)."""
-        if self.kind == "folder":
-            path = Path(self.location) / f"{name}.parquet"
-            if path.exists():
-                return pl.scan_parquet(path)
-        return None
+        path = self.parquet_path(name)
+        return pl.scan_parquet(path) if path else None
 
     def fingerprint(self) -> str:
         """A short hash of the source's files (name, size, modification time)."""
@@ -190,6 +192,7 @@ class Engine:
             import duckdb
 
             self.handle = duckdb.connect()
+            self.handle.execute("set TimeZone = 'UTC'")  # month keys of timestamps are taken in UTC, as on Polars
         if self.handle is None and self.name == "spark":
             self.handle = _spark_session()
 
@@ -202,6 +205,12 @@ class Engine:
             return nw.from_native(self.handle.from_arrow(arrow))
         return nw.from_native(self.handle.createDataFrame(arrow))
 
+    def read_parquet(self, path: Path, columns: list[str]) -> nw.LazyFrame:
+        """A Parquet file read by DuckDB or Spark itself (not through Python), with the given columns."""
+        if self.name == "duckdb":
+            return nw.from_native(self.handle.read_parquet(str(path))).select(columns)
+        return nw.from_native(self.handle.read.parquet(str(path))).select(columns)
+
 
 # --------------------------------------------------------------------------- validated tables
 @dataclass
@@ -213,6 +222,7 @@ class Tables:
     engine: Engine = field(default_factory=Engine)
     reporting_currency: str = "USD"
     scans: dict[str, pl.LazyFrame] = field(default_factory=dict)  # big tables, never loaded whole
+    scan_accounts: pl.Series | None = None  # the accounts the scans are restricted to (None: all)
 
     def has(self, *names: str) -> bool:
         return all(n in self.frames or n in self.scans for n in names)
@@ -225,10 +235,25 @@ class Tables:
         if name not in self._lazy_cache:
             if name in self.scans and self.engine.name == "polars":
                 self._lazy_cache[name] = nw.from_native(self.scans[name])
+            elif name in self.scans:
+                self._lazy_cache[name] = self._engine_scan(name)
             else:
-                frame = self.frames[name] if name in self.frames else self.scans[name].collect(engine="streaming")
-                self._lazy_cache[name] = self.engine.lazy(frame)
+                self._lazy_cache[name] = self.engine.lazy(self.frames[name])
         return self._lazy_cache[name]
+
+    def _engine_scan(self, name: str) -> nw.LazyFrame:
+        """A big table on DuckDB or Spark: its Parquet file read by the engine itself when the file already has
+        the contract's types (what `typed_scan` would produce), else the typed Polars scan streamed over."""
+        typed = self.scans[name].collect_schema()
+        path = self.source.parquet_path(name)
+        stored = pl.scan_parquet(path).collect_schema() if path else {}
+        if path and all(stored.get(c) == t for c, t in typed.items()):
+            frame = self.engine.read_parquet(path, list(typed))
+            if self.scan_accounts is not None:
+                keep = self.engine.lazy(pl.DataFrame({"account_id": self.scan_accounts.unique()}))
+                frame = frame.join(keep, on="account_id", how="semi")
+            return frame
+        return self.engine.lazy(self.scans[name].collect(engine="streaming"))
 
     def column_max(self, name: str, column: str):
         """Largest value of a column (computed in the engine for big tables)."""
@@ -251,7 +276,7 @@ class Tables:
         frames = {n: (f.filter(pl.col("account_id").is_in(keep)) if "account_id" in f.columns and n not in ("leads", "opportunities")
                       else f) for n, f in self.frames.items()}
         scans = {n: f.filter(pl.col("account_id").is_in(account_ids.to_list())) for n, f in self.scans.items()}
-        return Tables(self.source, frames, self.engine, self.reporting_currency, scans)
+        return Tables(self.source, frames, self.engine, self.reporting_currency, scans, account_ids)
 
 
 def validated_tables(source: Source, reporting_currency: str = "USD", engine: Engine | None = None,

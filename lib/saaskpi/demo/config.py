@@ -84,5 +84,5 @@ class DemoScale:
 SCALES = {
     "tiny": DemoScale("tiny", months=14, new_accounts_per_month=4.0, user_factor=0.3, events_per_user_day=1.2),
     "default": DemoScale("default"),
-    "large": DemoScale("large", new_accounts_per_month=185.0, user_factor=1.0, events_per_user_day=4.5),
+    "large": DemoScale("large", new_accounts_per_month=157.0, user_factor=1.0, events_per_user_day=2.8),
 }

@@ -1,0 +1,172 @@
+"""Every notebook on the large demo (10,000 accounts, 36 months, ~50M usage events), on Polars and DuckDB,
+next to the floor: Polars scanning the events once with the smallest aggregation a usage page needs.
+
+    .venv/bin/python benchmarks/scale.py                       # generates data/large if missing (~3 min)
+    .venv/bin/python benchmarks/scale.py --engines polars      # one engine
+    .venv/bin/python benchmarks/scale.py --no-snapshot         # skip the 24-run snapshot
+
+Each measurement runs in its own subprocess, so its peak resident memory is its own. Per notebook:
+`open` is opening and validating the source; `metrics` is the time spent computing tables and metrics
+(`Workbook.compute`, outermost calls only); `page` is running every section of the notebook in-process,
+charts included (metrics + formatting + static charts). Results go to benchmarks/RESULTS.md between the
+markers below. Tests never assert timings; this runs on demand.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "RESULTS.md"
+BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
+SOURCE = ROOT / "data" / "large"
+AS_OF = "2026-10"
+GOALS = {"ratio": 3.0, "peak_gb": 6.0, "snapshot_s": 300.0}
+
+
+def peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def floor(source: Path) -> dict:
+    """Polars scans the events once: monthly active users (distinct users per month) and the event count."""
+    import polars as pl
+
+    t = time.perf_counter()
+    (pl.scan_parquet(source / "usage_events.parquet")
+     .group_by(month=pl.col("event_time").dt.truncate("1mo"))
+     .agg(pl.len().alias("events"), pl.col("user_id").n_unique().alias("mau"))
+     .collect(engine="streaming"))
+    return {"seconds": time.perf_counter() - t, "peak_gb": peak_gb()}
+
+
+def notebook(source: Path, name: str, engine: str) -> dict:
+    """Open the workbook, then run every section of notebook `name` as the notebook does."""
+    from saaskpi.pages import run_sections
+    from saaskpi.workbook import Workbook, open_workbook
+
+    t = time.perf_counter()
+    wb = open_workbook(str(source), "all", AS_OF, interactive=False, engine=engine)
+    opened = time.perf_counter() - t
+    spent, depth = [0.0], [0]
+    real = Workbook.compute
+
+    def timed(self, metric):
+        depth[0] += 1
+        t0 = time.perf_counter()
+        try:
+            return real(self, metric)
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0:
+                spent[0] += time.perf_counter() - t0
+
+    Workbook.compute = timed
+    t = time.perf_counter()
+    run_sections(ROOT / "notebooks" / f"{name}.ipynb", wb)
+    return {"open": opened, "page": time.perf_counter() - t, "metrics": spent[0], "peak_gb": peak_gb()}
+
+
+def child(args: list[str]) -> dict:
+    kind, source = args[0], Path(args[1])
+    return floor(source) if kind == "floor" else notebook(source, args[2], args[3])
+
+
+def measure(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        raise SystemExit(f"{' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def snapshot(source: Path) -> dict:
+    """Wall time of the monthly snapshot (every notebook x every segment) on the large demo."""
+    from saaskpi.snapshot import take_snapshot
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        snap = take_snapshot(AS_OF, str(source), reports=Path(tmp), progress=False)
+        return {"seconds": time.perf_counter() - t, "runs": len(snap.results), "failed": len(snap.failed)}
+
+
+def report(counts: dict, floor_s: dict, rows: list[dict], snap: dict | None) -> str:
+    import duckdb
+    import polars as pl
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    lines = [f"Run {dt.date.today()} on {os.cpu_count()} cores, {mem:.0f} GiB RAM, polars {pl.__version__}, "
+             f"duckdb {duckdb.__version__}; load average at start {os.getloadavg()[0]:.1f}.",
+             f"Data: `saaskpi demo --scale large` ({counts['accounts']:,} accounts, {counts['users']:,} users, "
+             f"{counts['usage_events']:,} usage events, 36 months), segment `all`, month {AS_OF}.",
+             f"Floor: Polars scans the events once (distinct users and events per month): "
+             f"{floor_s['seconds']:.1f} s, peak {floor_s['peak_gb']:.2f} GB.", "",
+             "| notebook | engine | open + validate s | metrics s | page s | page / floor | peak memory |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['notebook']} | {r['engine']} | {r['open']:.1f} | {r['metrics']:.1f} | {r['page']:.1f} | "
+                     f"{r['page'] / floor_s['seconds']:.1f}x | {r['peak_gb']:.2f} GB |")
+    worst = max(rows, key=lambda r: r["page"] / floor_s["seconds"])
+    heaviest = max(rows, key=lambda r: r["peak_gb"])
+    ratio = worst["page"] / floor_s["seconds"]
+    lines += ["", f"Goals: every page within {GOALS['ratio']:.0f}x of the floor, peak memory under "
+                  f"{GOALS['peak_gb']:.0f} GB, the snapshot of every notebook x 4 segments under {GOALS['snapshot_s'] / 60:.0f} min.",
+              f"- Slowest page: {worst['notebook']} on {worst['engine']}, {ratio:.1f}x the floor "
+              f"({'meets' if ratio <= GOALS['ratio'] else 'misses'} the goal).",
+              f"- Peak memory: {heaviest['peak_gb']:.2f} GB ({heaviest['notebook']} on {heaviest['engine']}; "
+              f"{'meets' if heaviest['peak_gb'] < GOALS['peak_gb'] else 'misses'} the goal)."]
+    if snap:
+        ok = snap["seconds"] < GOALS["snapshot_s"] and not snap["failed"]
+        lines.append(f"- Snapshot (Polars, {snap['runs']} runs, 2 workers): {snap['seconds']:.0f} s, "
+                     f"{snap['failed']} failed ({'meets' if ok else 'misses'} the goal).")
+    return "\n".join(lines)
+
+
+def write_results(text: str) -> None:
+    old = RESULTS.read_text()
+    if BEGIN not in old:
+        old += f"\n## Every page at 50M events\n\n{BEGIN}\n{END}\n"
+    RESULTS.write_text(re.sub(f"{BEGIN}.*?{END}", lambda _: f"{BEGIN}\n{text}\n{END}", old, flags=re.S))
+
+
+def main() -> None:
+    from tqdm import tqdm
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--engines", nargs="+", default=["polars", "duckdb"])
+    ap.add_argument("--notebooks", nargs="+")
+    ap.add_argument("--no-snapshot", action="store_true")
+    ap.add_argument("--child", nargs="+")
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child)))
+        return
+    if not (SOURCE / "ground_truth.json").exists():
+        subprocess.run([sys.executable, "-m", "saaskpi.cli", "demo", "--scale", "large", "--out", str(SOURCE)], check=True)
+    counts = json.loads((SOURCE / "ground_truth.json").read_text())["row_counts"]
+    names = args.notebooks or sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    floor_s = measure("floor", str(SOURCE))
+    rows = []
+    for engine in args.engines:
+        for name in tqdm(names, desc=engine):
+            r = measure("notebook", str(SOURCE), name, engine) | {"notebook": name, "engine": engine}
+            rows.append(r)
+            tqdm.write(f"{name:<22} {engine:<7} open {r['open']:5.1f} s  metrics {r['metrics']:6.1f} s  "
+                       f"page {r['page']:6.1f} s  peak {r['peak_gb']:.2f} GB")
+    snap = None if args.no_snapshot else snapshot(SOURCE)
+    text = report(counts, floor_s, rows, snap)
+    write_results(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Big tables stay in the engine: every notebook runs on a source whose usage events far outnumber any
+aggregate a page may collect, and no frame collected on the Polars path comes near the event count.
+
+The source is the demo company at a small scale (14 months) with about 40 events per active user and day.
+The finest aggregate a page may collect has one row per user and month; a page that collected raw events
+(or a per-event projection of them), even for the last month only, would collect far more rows. The limit,
+events / 140, lies between the two (checked on the source itself below).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from saaskpi.demo import DemoScale, generate
+from saaskpi.pages import run_sections
+from saaskpi.workbook import open_workbook
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+DENSE = DemoScale("dense", months=14, new_accounts_per_month=3.0, user_factor=0.3, events_per_user_day=40.0)
+
+
+@pytest.fixture(scope="module")
+def dense_source(tmp_path_factory) -> tuple[Path, int]:
+    out = tmp_path_factory.mktemp("dense") / "source"
+    truth = generate(out, scale=DENSE, seed=11)
+    return out, truth["row_counts"]["usage_events"]
+
+
+@pytest.fixture
+def collected(monkeypatch) -> list[int]:
+    """Heights of every frame collected from a Polars lazy plan while the test runs."""
+    heights: list[int] = []
+    real = pl.LazyFrame.collect
+
+    def counting(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        heights.append(out.height if isinstance(out, pl.DataFrame) else 0)
+        return out
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", counting)
+    return heights
+
+
+def limit(events: int) -> float:
+    return events / (10 * DENSE.months)
+
+
+def test_the_limit_separates_aggregates_from_raw_events(dense_source):
+    source, events = dense_source
+    ev = pl.scan_parquet(source / "usage_events.parquet")
+    month = pl.col("event_time").dt.truncate("1mo")
+    user_months = ev.select("user_id", month=month).unique().select(pl.len()).collect().item()
+    last_month = ev.group_by(month.alias("month")).len().sort("month").select(pl.col("len").last()).collect().item()
+    assert user_months < limit(events) < last_month, (user_months, limit(events), last_month)
+
+
+@pytest.mark.parametrize("segment", ["all", "enterprise"])
+def test_no_page_collects_raw_events(dense_source, collected, segment):
+    source, events = dense_source
+    wb = open_workbook(str(source), segment, "", interactive=False)
+    assert isinstance(wb.tables.lazy("usage_events").to_native(), pl.LazyFrame)  # the Polars path, not loaded
+    for notebook in NOTEBOOKS:
+        before = len(collected)
+        shown = run_sections(notebook, wb.with_choice())
+        assert shown, notebook.name
+        assert len(collected) > before, f"{notebook.name} collected nothing from Polars: the guard saw nothing"
+    largest = max(collected)
+    assert largest < limit(events), f"a collected frame has {largest:,} rows for {events:,} events"
+
+
+def test_the_guard_catches_a_page_that_collects_raw_events(dense_source, collected):
+    source, events = dense_source
+    wb = open_workbook(str(source), "all", "", interactive=False)
+    wb.tables.lazy("usage_events").select("user_id").collect()  # what a careless page would do
+    assert max(collected) == events
