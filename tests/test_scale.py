@@ -8,7 +8,7 @@ events / 140, lies between the two (checked on the source itself below).
 """
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +16,7 @@ import pytest
 
 from saaskpi.demo import DemoScale, generate
 from saaskpi.pages import run_sections
+from saaskpi.sources import open_source, validated_tables
 from saaskpi.workbook import open_workbook
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
@@ -76,3 +77,17 @@ def test_the_guard_catches_a_page_that_collects_raw_events(dense_source, collect
     wb = open_workbook(str(source), "all", "", interactive=False)
     wb.tables.lazy("usage_events").select("user_id").collect()  # what a careless page would do
     assert max(collected) == events
+
+
+def test_text_in_a_big_table_is_stripped_only_when_a_value_needs_it(dense_source, tmp_path):
+    source, _ = dense_source
+    padded = tmp_path / "padded"
+    shutil.copytree(source, padded)
+    events = pl.read_parquet(source / "usage_events.parquet")
+    first = pl.int_range(pl.len()) == 0
+    events.with_columns(feature=pl.when(first).then(" " + pl.col("feature")).otherwise(pl.col("feature"))) \
+        .write_parquet(padded / "usage_events.parquet")
+    for folder, stripped in ((source, False), (padded, True)):
+        scan = validated_tables(open_source(folder)).scans["usage_events"]
+        assert ("strip_chars" in scan.explain()) == stripped, folder.name
+        assert scan.select(pl.col("feature").str.starts_with(" ").any()).collect().item() is False

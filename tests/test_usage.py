@@ -67,3 +67,25 @@ def test_user_lifecycle(wb):
 def test_usage_metrics_are_na_without_events(revenue_wb):
     v = revenue_wb.value("dau_mau_ratio")
     assert v.status == "n/a" and "usage_events" in v.note
+
+
+def test_a_user_active_in_two_accounts_counts_once_a_day(tmp_path):
+    tables = dict(USAGE_TABLES)
+    tables["accounts"] += "\nB,smb,2024-01-01T00:00:00Z"
+    tables["subscriptions"] += "\nS2,B,2024-01-01,,100"
+    # u1 also works in account B: on Jan 1 (a day it was active in A too) and on Jan 20
+    tables["usage_events"] = tables["usage_events"].rstrip() + """
+        2024-01-01T12:00:00Z,u1,B,reports
+        2024-01-20T12:00:00Z,u1,B,reports
+    """
+    wb = open_workbook(str(write_source(tmp_path / "two", tables)), "all", "2024-03", interactive=False)
+    a = wb.table("active_users").set_index(wb.table("active_users").month.dt.strftime("%Y-%m"))
+    # Jan user-days: u1 on Jan 1, 2, 20 (Jan 1 once, though in two accounts) + u2 on Jan 1 = 4 over 31 days;
+    # MAU 2 users; u1 is active in blocks 1-7 and 15-21, u2 in 1-7: 3 user-weeks / 4
+    assert a.loc["2024-01", "dau"] == pytest.approx(4 / 31)
+    assert a.loc["2024-01", "mau"] == 2
+    assert a.loc["2024-01", "wau"] == pytest.approx(3 / 4)
+    # per account in January: A has u1 (2 days) and u2 (1 day); B has u1 (2 days)
+    jan = wb.with_choice(month="2024-01").table("account_activity").set_index("account_id")
+    assert jan.loc["A", ["mau", "user_days"]].tolist() == [2, 3]
+    assert jan.loc["B", ["mau", "user_days"]].tolist() == [1, 2]

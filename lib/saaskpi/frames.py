@@ -34,6 +34,13 @@ def month_of(key: int) -> pd.Timestamp:
     return pd.Timestamp(year=int(key) // 12, month=int(key) % 12 + 1, day=1)
 
 
+def months_of(keys: pd.Series) -> pd.Series:
+    """First day of the month of each integer month key (vectorised `month_of`)."""
+    if not len(keys):
+        return pd.Series([], dtype="datetime64[ns]", index=keys.index)
+    return pd.to_datetime({"year": keys // 12, "month": keys % 12 + 1, "day": 1})
+
+
 def month_label(month) -> str:
     """A month as YYYY-MM."""
     return pd.Timestamp(month).strftime("%Y-%m")
@@ -47,7 +54,7 @@ def to_pandas(frame: nw.LazyFrame | nw.DataFrame, *, sort: list[str] | None = No
     for col in df.columns:
         s = df[col]
         if col in MONTH_KEY_COLUMNS and pd.api.types.is_integer_dtype(s):
-            df[col] = pd.to_datetime({"year": s // 12, "month": s % 12 + 1, "day": 1}) if len(s) else pd.Series([], dtype="datetime64[ns]")
+            df[col] = months_of(s)
         elif pd.api.types.is_bool_dtype(s):
             df[col] = s.astype(bool)
         elif pd.api.types.is_integer_dtype(s):

@@ -41,7 +41,6 @@ def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD") -
         else:
             default = (spec.metadata or {}).get("default")
             exprs.append(pl.lit(reporting_currency if default == REPORTING_CURRENCY else default, dtype=spec.dtype.type).alias(col))
-    typed = scan.select(exprs)
     raw = {col: pl.col(f"raw__{col}") for col in schema.columns if col in found}
     probe = scan.with_row_index(ROW, offset=1).select(
         pl.col(ROW), *[pl.col(c).alias(f"raw__{c}") for c in raw], *exprs)
@@ -59,7 +58,14 @@ def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD") -
             if made is not None:
                 rules.append((f"{name}.{'not_allowed' if check.name == 'isin' else 'out_of_range'}", col, made[1],
                               pl.col(col).is_not_null() & made[0]))
-    counts = probe.select([pred.sum().alias(str(i)) for i, (_, _, _, pred) in enumerate(rules)]).collect(engine="streaming")
+    # text columns are stripped of surrounding spaces (as in CSV files); when no value has any, the typed scan
+    # leaves them as stored, which saves every later query over the table a pass of string work
+    text = [col for col, spec in schema.columns.items() if found.get(col) == pl.String and spec.dtype.type == pl.String]
+    padded = [(pl.col(col) != raw[col]).sum().alias(f"padded__{col}") for col in text]
+    counts = probe.select([pred.sum().alias(str(i)) for i, (_, _, _, pred) in enumerate(rules)] + padded
+                          ).collect(engine="streaming")
+    exprs = [pl.col(col) if col in text and not counts[f"padded__{col}"][0] else e for col, e in zip(schema.columns, exprs)]
+    typed = scan.select(exprs)
     for i, (code, col, message, pred) in enumerate(rules):
         n = int(counts[str(i)][0] or 0)
         if n:

@@ -59,15 +59,11 @@ def paying_accounts_now(tables: Tables, as_of: int, account_months: pd.DataFrame
 
 # --------------------------------------------------------------------------- account metrics
 @table(needs=("accounts", "subscriptions", "usage_events"))
-def account_activity(tables: Tables, as_of: int) -> pd.DataFrame:
+def account_activity(user_month_activity: pd.DataFrame, as_of: int) -> pd.DataFrame:
     """Per account in the workbook's month: users with an event (MAU) and user-days with an event."""
-    ev = tables.lazy("usage_events").select("account_id", "user_id", month=month_key(nw.col("event_time")),
-                                            day=nw.col("event_time").dt.day())
-    per_user = (ev.filter(nw.col("month") == as_of).group_by("account_id", "user_id")
-                .agg(nw.col("day").n_unique().alias("days_active")))
-    return to_pandas(per_user.group_by("account_id").agg(nw.len().alias("mau"),
-                                                          nw.col("days_active").sum().alias("user_days")),
-                     sort=["account_id"])
+    month = user_month_activity[user_month_activity.key == as_of].groupby("account_id")
+    return pd.DataFrame({"mau": month.size(), "user_days": month.days_active.sum()}).rename_axis("account_id") \
+        .reset_index().sort_values("account_id", kind="stable").reset_index(drop=True)
 
 
 def _per_account(paying: pd.DataFrame, values: pd.Series, n: pd.Series) -> pd.DataFrame:

@@ -507,14 +507,16 @@ def time_to_value_days(calendar: pl.DataFrame, account_activation: pd.DataFrame)
         "activity, or they were active later than that)", unit="fraction", direction="lower", level="supporting",
         sources=("S",), area="activation", needs=(*USERS, "usage_events"), conventions=("new_user_churn_days",),
         proportion=True)
-def new_user_churn_rate(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
+def new_user_churn_rate(tables: Tables, calendar: pl.DataFrame, conventions: Conventions,
+                        user_month_activity: pd.DataFrame) -> pd.DataFrame:
     """Share of newly activated users who stopped using the product soon after activation."""
     end = data_end(calendar)
     u = _users(tables, calendar)
     u = u[u.activated_at.notna()]
-    ev = tables.lazy("usage_events").select("user_id", "event_time")
-    last = to_pandas(ev.filter(nw.col("event_time") < end).group_by("user_id").agg(nw.col("event_time").max().alias("last")))
-    last_seen = u.user_id.map(last.set_index("user_id")["last"]).astype(u.activated_at.dtype)
+    # the data ends with the calendar's last month: the last event before it is the last of its months
+    a = user_month_activity
+    last = a[a.key <= int(calendar["month"].max())].groupby("user_id").last_event.max()
+    last_seen = u.user_id.map(last).astype(u.activated_at.dtype)
     last_seen = last_seen.where(last_seen > u.activated_at, u.activated_at)
     limit = pd.Timedelta(days=conventions.new_user_churn_days)
     churned = last_seen <= u.activated_at + limit

@@ -49,26 +49,22 @@ def _per_account_month(frame: pl.DataFrame, aggs: list[pl.Expr]) -> pd.DataFrame
 
 
 # --------------------------------------------------------------------------- measures
-def usage_measures(tables: Tables, calendar: pl.DataFrame, settings: SuccessSettings) -> pd.DataFrame:
+def usage_measures(user_month_activity: pd.DataFrame, feature_month_activity: pd.DataFrame, calendar: pl.DataFrame,
+                   settings: SuccessSettings) -> pd.DataFrame:
     """Per account and month: monthly active users, and engagement points of the sticky features used in the
-    30 days up to the month end (only aggregates leave the engine)."""
-    ev = tables.lazy("usage_events")
-    days = (ev.select("account_id", "user_id", "feature", day=nw.col("event_time").dt.date()))
-    mau = to_pandas(days.select("account_id", "user_id", key=month_key(nw.col("day"))).unique()
-                    .group_by("account_id", "key").agg(nw.len().alias("mau")))
+    30 days up to the month end."""
+    mau = user_month_activity.groupby(["account_id", "key"]).size().rename("mau").reset_index()
     # a day d of month m (L days) is in the 30-day window of m's end when L - d <= 29, and in that of the next
-    # month's end (L' days) when L - d + L' <= 29 (only when the next month is February)
-    cal = calendar.with_columns(length=pl.col("month_end").dt.day().cast(pl.Int64))
-    lengths = cal.select(pl.col("month").alias("key"), "length",
-                         pl.col("length").shift(-1).fill_null(31).alias("next_length"))
-    sticky = list(settings.sticky_features)
-    used = (days.filter(nw.col("feature").is_in(sticky))
-            .select("account_id", "feature", key=month_key(nw.col("day")), dom=nw.col("day").dt.day().cast(nw.Int64))
-            .unique().join(tables.from_polars(lengths), on="key", how="inner"))
-    own = used.filter(nw.col("length") - nw.col("dom") <= 29).select("account_id", "feature", "key")
-    nxt = (used.filter(nw.col("length") - nw.col("dom") + nw.col("next_length") <= 29)
-           .select("account_id", "feature", key=nw.col("key") + 1))
-    windows = to_pandas(nw.concat([own, nxt]).unique())
+    # month's end (L' days) when L - d + L' <= 29 (only when the next month is February): so an account used a
+    # feature in a window when its last day using it in month m is late enough
+    f = feature_month_activity
+    last_day = f[f.feature.isin(list(settings.sticky_features))].rename(columns={"last_day": "dom"})
+    lengths = pd.Series(calendar["month_end"].dt.day().cast(pl.Int64).to_numpy(), index=calendar["month"].to_numpy())
+    length = last_day.key.map(lengths)
+    next_length = (last_day.key + 1).map(lengths).fillna(31)
+    own = last_day[length - last_day.dom <= 29][["account_id", "feature", "key"]]
+    nxt = last_day[length - last_day.dom + next_length <= 29].assign(key=lambda f: f.key + 1)[["account_id", "feature", "key"]]
+    windows = pd.concat([own, nxt]).drop_duplicates()
     points = windows.feature.map(settings.sticky_features).astype("float64")
     score = (windows.assign(points=points).groupby(KEYS).points.sum() / sum(settings.sticky_features.values()) * 100)
     out = mau.set_index(KEYS).join(score.rename("engagement_score"), how="outer")
@@ -151,12 +147,13 @@ MEASURE_COLUMNS = ["mau", "licence_utilisation", "engagement_score", "account_np
 
 @table(export=False)
 def account_measures(tables: Tables, calendar: pl.DataFrame, conventions: Conventions, success_settings: SuccessSettings,
-                     account_months: pd.DataFrame) -> pd.DataFrame:
+                     account_months: pd.DataFrame, compute_if_available) -> pd.DataFrame:
     """Every paying account at every month end with the measures the health score and CS pages use; a measure
     is NaN (missing) when its table is absent or the account has no data for it (see health_score.yaml)."""
     out = account_months[["account_id", "key", "month", "segment", "csm_id", "seats", "mrr"]].set_index(KEYS)
     s = success_settings
-    sources = [("usage_events", lambda: usage_measures(tables, calendar, s)),
+    sources = [("usage_events", lambda: usage_measures(compute_if_available("user_month_activity"),
+                                                       compute_if_available("feature_month_activity"), calendar, s)),
                ("support_tickets", lambda: support_measures(tables, calendar, s)),
                ("cs_touchpoints", lambda: relationship_measures(tables, calendar, s)),
                ("invoices", lambda: payment_measures(tables, calendar, conventions)),

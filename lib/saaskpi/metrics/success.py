@@ -12,6 +12,7 @@ from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .registry import metric, table
 from .revenue import _series
+from .usage import user_months
 
 
 def nps_counts(tables: Tables, start: pd.Timestamp, end: pd.Timestamp, by: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -72,21 +73,21 @@ def customer_engagement_score(account_measures: pd.DataFrame) -> pd.DataFrame:
     return _series(g.size().index, g.mean(), g.count())
 
 
-def _feature_days(tables: Tables, calendar: pl.DataFrame) -> nw.LazyFrame:
-    ev = tables.lazy("usage_events")
+def _feature_months(feature_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
+    """feature_month_activity within the calendar's months."""
     lo, hi = int(calendar["month"].min()), int(calendar["month"].max())
-    ev = ev.with_columns(key=month_key(nw.col("event_time")))
-    return ev.filter((nw.col("key") >= lo) & (nw.col("key") <= hi))
+    f = feature_month_activity
+    return f[(f.key >= lo) & (f.key <= hi)]
 
 
 @table(needs=USAGE)
-def feature_adoption(tables: Tables, calendar: pl.DataFrame, success_settings: SuccessSettings) -> pd.DataFrame:
+def feature_adoption(feature_month_activity: pd.DataFrame, calendar: pl.DataFrame,
+                     success_settings: SuccessSettings) -> pd.DataFrame:
     """Per month and feature: accounts that used it, accounts active at all, the adoption rate, and whether the
     feature is sticky (customer_success.yaml)."""
-    ev = _feature_days(tables, calendar)
-    using = to_pandas(ev.select("key", "feature", "account_id").unique().group_by("key", "feature")
-                      .agg(nw.len().alias("accounts")))
-    active = to_pandas(ev.select("key", "account_id").unique().group_by("key").agg(nw.len().alias("active_accounts")))
+    f = _feature_months(feature_month_activity, calendar)
+    using = f.groupby(["key", "feature"]).size().rename("accounts").reset_index()
+    active = f.groupby("key").account_id.nunique().rename("active_accounts").reset_index()
     out = using.merge(active, on="key")
     out["rate"] = safe_ratio(out.accounts, out.active_accounts)
     out["sticky"] = out.feature.isin(list(success_settings.sticky_features))
@@ -111,10 +112,10 @@ def feature_adoption_rate(feature_adoption: pd.DataFrame, success_settings: Succ
 
 
 @table(export=False, needs=USAGE)
-def first_feature_use(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+def first_feature_use(feature_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """When each account first used each feature (UTC)."""
-    ev = _feature_days(tables, calendar)
-    return to_pandas(ev.group_by("account_id", "feature").agg(nw.col("event_time").min().alias("first_use")))
+    f = _feature_months(feature_month_activity, calendar)
+    return f.groupby(["account_id", "feature"]).first_event.min().rename("first_use").reset_index()
 
 
 def _adoption_within(tables: Tables, calendar: pl.DataFrame, first_feature_use: pd.DataFrame,
@@ -157,15 +158,14 @@ def feature_adoption_12_months(tables: Tables, calendar: pl.DataFrame, first_fea
 
 
 @table(needs=USAGE)
-def time_in_product(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+def time_in_product(feature_month_activity: pd.DataFrame, user_month_activity: pd.DataFrame,
+                    calendar: pl.DataFrame) -> pd.DataFrame:
     """Per month and feature area: minutes spent (duration_seconds) and minutes per monthly active user."""
-    ev = _feature_days(tables, calendar)
+    f = _feature_months(feature_month_activity, calendar)
     cols = ["month", "feature", "minutes", "active_users", "minutes_per_active_user"]
-    if "duration_seconds" not in ev.columns:
-        return pd.DataFrame(columns=cols)
-    minutes = to_pandas(ev.group_by("key", "feature").agg((nw.col("duration_seconds").sum() / 60).alias("minutes")))
-    mau = to_pandas(ev.select("key", "user_id").unique().group_by("key").agg(nw.len().alias("active_users")))
-    out = minutes.merge(mau, on="key")
+    minutes = (f.groupby(["key", "feature"]).seconds.sum() / 60).rename("minutes").reset_index()
+    users = user_months(user_month_activity, calendar)
+    out = minutes.merge(users.groupby("key").size().rename("active_users").reset_index(), on="key")
     out["minutes_per_active_user"] = safe_ratio(out.minutes, out.active_users)
     out["month"] = [month_of(k) for k in out.key]
     return out.sort_values(["key", "feature"])[cols].reset_index(drop=True)
@@ -358,11 +358,17 @@ HEATMAP_WEEKS = 13
 def account_weekly_activity(tables: Tables, as_of: int) -> pd.DataFrame:
     """Active users per account in each of the 13 seven-day weeks ending at the month end (week 0 = the last
     seven days; weeks without activity are absent), with each week's first day."""
-    end = month_of(as_of + 1).tz_localize("UTC").to_pydatetime()
-    start = end - pd.Timedelta(days=7 * HEATMAP_WEEKS)
-    ev = tables.lazy("usage_events").filter((nw.col("event_time") >= start) & (nw.col("event_time") < end))
-    ago = ((nw.lit(end) - nw.col("event_time")).dt.total_seconds() // (7 * 86400)).cast(nw.Int64)
-    out = to_pandas(ev.select("account_id", "user_id", weeks_ago=ago).unique()
+    end = month_of(as_of + 1)
+    days = 7 * HEATMAP_WEEKS
+    # each day of the window with its week (Spark has no duration arithmetic, so days are joined, not subtracted)
+    first = end - pd.Timedelta(days=days)
+    weeks = pl.DataFrame({"day": pl.date_range(first, end, "1d", closed="left", eager=True),
+                          "weeks_ago": [(days - 1 - i) // 7 for i in range(days)]}, schema={"day": pl.Date, "weeks_ago": pl.Int64})
+    start, stop = (t.tz_localize("UTC").to_pydatetime() for t in (first, end))
+    ev = tables.lazy("usage_events").filter((nw.col("event_time") >= start) & (nw.col("event_time") < stop))
+    ev = ev.select("account_id", "user_id", day=nw.col("event_time").dt.date()).join(
+        tables.from_polars(weeks), on="day", how="inner")
+    out = to_pandas(ev.select("account_id", "user_id", "weeks_ago").unique()
                     .group_by("account_id", "weeks_ago").agg(nw.len().alias("active_users")))
-    out["week_start"] = (pd.Timestamp(end).tz_localize(None) - pd.to_timedelta(7 * (out.weeks_ago + 1), unit="D"))
+    out["week_start"] = end - pd.to_timedelta(7 * (out.weeks_ago + 1), unit="D")
     return out.sort_values(["account_id", "weeks_ago"]).reset_index(drop=True)

@@ -1,14 +1,19 @@
 """Product stickiness and user retention (catalog section 3): DAU, WAU, MAU, DAU/MAU, user
-cohorts and the user lifecycle. Usage events stay lazy in the engine until they are aggregated
-to one row per user and day or month; only monthly aggregates are collected.
+cohorts and the user lifecycle.
+
+Usage events stay in the engine. Two aggregates are collected from them, each in one pass over the
+events, and every usage measure of every page is computed from those (not from the events again):
+`user_month_activity` (one row per user and month) and `feature_month_activity` (one row per account,
+feature and month).
 """
 from __future__ import annotations
 
 import narwhals as nw
+import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import month_key, month_of, safe_ratio, to_pandas
+from ..frames import month_key, month_of, months_of, safe_ratio, to_pandas
 from ..sources import Tables
 from .registry import metric, table
 from .revenue import _series
@@ -16,23 +21,44 @@ from .revenue import _series
 USAGE = ("accounts", "subscriptions", "usage_events")
 
 
-def _in_calendar(frame: nw.LazyFrame, calendar: pl.DataFrame) -> nw.LazyFrame:
+def _in_calendar(frame: pd.DataFrame, calendar: pl.DataFrame, key: str = "key") -> pd.DataFrame:
     lo, hi = int(calendar["month"].min()), int(calendar["month"].max())
-    return frame.filter((nw.col("month") >= lo) & (nw.col("month") <= hi))
+    return frame[(frame[key] >= lo) & (frame[key] <= hi)]
 
 
-def user_days(tables: Tables, calendar: pl.DataFrame) -> nw.LazyFrame:
-    """One row per user and day with at least one usage event (month key and day of month)."""
-    ev = tables.lazy("usage_events").select("user_id", "event_time")
-    days = ev.with_columns(day=nw.col("event_time").dt.date()).select("user_id", "day").unique()
-    days = days.with_columns(month=month_key(nw.col("day")), day_of_month=nw.col("day").dt.day())
-    return _in_calendar(days, calendar)
+@table(export=False, needs=USAGE)
+def user_month_activity(tables: Tables) -> pd.DataFrame:
+    """One row per user, account and month key with an event: distinct days active, distinct 7-day blocks
+    active among days 1-7, 8-14, 15-21, 22-28, and the time of the last event (one pass over the events)."""
+    return _per_user_month(tables, "account_id", last_event=True)
 
 
-def user_months(tables: Tables, calendar: pl.DataFrame) -> nw.LazyFrame:
-    """One row per user and month with at least one usage event."""
-    ev = tables.lazy("usage_events").select("user_id", month=month_key(nw.col("event_time")))
-    return _in_calendar(ev.unique(), calendar)
+def _per_user_month(tables: Tables, *by: str, last_event: bool = False) -> pd.DataFrame:
+    """Per user (and `by`) and month key: distinct days active, distinct 7-day blocks among days 1-7, 8-14,
+    15-21, 22-28 (block 4, days 29-31, is not a week of its own), and optionally the last event's time."""
+    ev = tables.lazy("usage_events").select("user_id", *by, "event_time", key=month_key(nw.col("event_time")),
+                                            day=nw.col("event_time").dt.day())
+    aggs = [nw.col("day").n_unique().alias("days_active"),
+            (nw.col("block").n_unique() - (nw.col("block") == 4).cast(nw.Int64).max()).alias("blocks_active")]
+    aggs += [nw.col("event_time").max().alias("last_event")] if last_event else []
+    return to_pandas(ev.with_columns(block=(nw.col("day") - 1) // 7).group_by("user_id", *by, "key").agg(aggs),
+                     sort=["user_id", "key", *by])
+
+
+@table(export=False, needs=USAGE)
+def feature_month_activity(tables: Tables) -> pd.DataFrame:
+    """One row per account, feature and month key with an event: its first event, the last day of the month
+    it was used, and the seconds spent (duration_seconds; 0 when not recorded) (one pass over the events)."""
+    ev = tables.lazy("usage_events")
+    return to_pandas(ev.with_columns(key=month_key(nw.col("event_time"))).group_by("account_id", "feature", "key").agg(
+        nw.col("event_time").min().alias("first_event"),
+        nw.col("event_time").dt.day().cast(nw.Int64).max().alias("last_day"),
+        nw.col("duration_seconds").sum().alias("seconds")), sort=["account_id", "feature", "key"])
+
+
+def user_months(user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
+    """One row per user and month (key) with at least one usage event, in the calendar."""
+    return _in_calendar(user_month_activity, calendar)[["user_id", "key"]].drop_duplicates()
 
 
 def days_in_month(calendar: pl.DataFrame) -> pd.DataFrame:
@@ -42,19 +68,16 @@ def days_in_month(calendar: pl.DataFrame) -> pd.DataFrame:
 
 
 @table(needs=USAGE)
-def active_users(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+def active_users(tables: Tables, user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """Per month: mean daily active users over all its days, mean weekly active users over the blocks days 1-7, 8-14, 15-21, 22-28, and monthly active users."""
-    ev = tables.lazy("usage_events").select("user_id", month=month_key(nw.col("event_time")),
-                                            day=nw.col("event_time").dt.day())
-    ev = _in_calendar(ev, calendar).with_columns(block=(nw.col("day") - 1) // 7)  # block 4 = days 29-31
-    # one pass: per user and month, distinct active days and distinct 7-day blocks among the first four
-    per_user = ev.group_by("month", "user_id").agg(
-        nw.col("day").n_unique().alias("days_active"),
-        (nw.col("block").n_unique() - (nw.col("block") == 4).cast(nw.Int64).max()).alias("blocks_active"))
-    monthly = to_pandas(per_user.group_by("month").agg(
-        nw.col("days_active").sum().alias("user_days"), nw.col("blocks_active").sum().alias("user_weeks"),
-        nw.len().alias("mau")))
-    out = days_in_month(calendar).merge(monthly, on="month", how="left").fillna(0)
+    per_user = _in_calendar(user_month_activity, calendar)
+    if per_user.duplicated(["user_id", "key"]).any():
+        # a user active in two accounts in one month: days per account do not add up, count them over the events
+        per_user = _in_calendar(_per_user_month(tables), calendar)
+    g = per_user.groupby("key")
+    monthly = pd.DataFrame({"user_days": g.days_active.sum(), "user_weeks": g.blocks_active.sum(), "mau": g.size()})
+    monthly = monthly.reset_index().assign(month=lambda f: months_of(f.key))
+    out = days_in_month(calendar).merge(monthly.drop(columns="key"), on="month", how="left").fillna(0)
     out["dau"] = out.user_days / out.days
     out["wau"] = out.user_weeks / 4
     out["mau"] = out.mau.astype("int64")
@@ -93,12 +116,13 @@ def dau_mau_ratio(active_users: pd.DataFrame) -> pd.DataFrame:
 
 
 @table(needs=USAGE)
-def user_cohort_retention(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+def user_cohort_retention(user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """User retention triangle: users by month of first activity, share active k months later."""
-    um = user_months(tables, calendar)
-    um = um.with_columns(cohort_month=nw.col("month").min().over("user_id"))
-    um = um.with_columns(months_since_start=nw.col("month") - nw.col("cohort_month"))
-    counts = to_pandas(um.group_by("cohort_month", "months_since_start").agg(nw.len().alias("active_users")))
+    um = user_months(user_month_activity, calendar)
+    cohort = um.groupby("user_id").key.transform("min")
+    counts = (um.assign(cohort_month=cohort, months_since_start=um.key - cohort)
+              .groupby(["cohort_month", "months_since_start"]).size().rename("active_users").reset_index())
+    counts["cohort_month"] = months_of(counts.cohort_month)
     cols = ["cohort_month", "months_since_start", "cohort_users", "active_users", "retention_rate"]
     if counts.empty:
         return pd.DataFrame(columns=cols)
@@ -114,18 +138,18 @@ def user_cohort_retention(tables: Tables, calendar: pl.DataFrame) -> pd.DataFram
 
 
 @table(needs=USAGE)
-def user_lifecycle(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+def user_lifecycle(user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """Per month: users new (first active month), returning (active last month too), resurrecting (back after a gap) and dormant (active last month, not this one)."""
-    um = user_months(tables, calendar)
-    order = {"order_by": "month"}
-    um = um.with_columns(prev=nw.col("month").shift(1).over("user_id", **order), next=nw.col("month").shift(-1).over("user_id", **order))
-    status = (nw.when(nw.col("prev").is_null()).then(nw.lit("new"))
-              .when(nw.col("prev") == nw.col("month") - 1).then(nw.lit("returning")).otherwise(nw.lit("resurrecting")))
-    active = to_pandas(um.with_columns(status=status).group_by("month", "status").agg(nw.len().alias("users")))
+    um = user_months(user_month_activity, calendar).sort_values(["user_id", "key"])
+    by_user = um.groupby("user_id").key
+    prev, nxt = by_user.shift(1), by_user.shift(-1)
+    status = np.where(prev.isna(), "new", np.where(prev == um.key - 1, "returning", "resurrecting"))
+    active = um.assign(status=status).groupby(["key", "status"]).size().rename("users").reset_index()
     last = int(calendar["month"].max())
-    dormant = um.filter((nw.col("next").is_null() | (nw.col("next") > nw.col("month") + 1)) & (nw.col("month") < last))
-    dormant = to_pandas(dormant.select(month=nw.col("month") + 1).group_by("month").agg(nw.len().alias("users")))
-    dormant["status"] = "dormant"
-    wide = pd.concat([active, dormant]).pivot_table(index="month", columns="status", values="users", aggfunc="sum")
+    gone = (nxt.isna() | (nxt > um.key + 1)) & (um.key < last)
+    dormant = (um.key[gone] + 1).value_counts().rename("users").rename_axis("key").reset_index().assign(status="dormant")
+    both = pd.concat([active, dormant], ignore_index=True)
+    both["month"] = months_of(both.key)
+    wide = both.pivot_table(index="month", columns="status", values="users", aggfunc="sum")
     wide = wide.reindex(columns=["new", "returning", "resurrecting", "dormant"]).fillna(0).astype("int64")
     return wide.reset_index().sort_values("month").reset_index(drop=True)
