@@ -1,6 +1,7 @@
 """Shared fixtures: literal sources written to a temp folder, and the demo company."""
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -77,6 +78,14 @@ def revenue_source(tmp_path) -> Path:
 @pytest.fixture
 def revenue_wb(revenue_source):
     return open_workbook(str(revenue_source), "all", "2024-05", interactive=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aggregate_cache(tmp_path_factory) -> Path:
+    """The tests' own aggregate cache (cache.py), not the user's ~/.cache; kernels started by tests inherit it."""
+    folder = tmp_path_factory.mktemp("aggregate-cache")
+    os.environ["SAASKPI_CACHE_DIR"] = str(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import polars as pl
 import pytest
 
 from saaskpi.demo import DemoScale, generate
+from saaskpi.metrics import usage
 from saaskpi.pages import run_sections
 from saaskpi.sources import open_source, validated_tables
 from saaskpi.workbook import open_workbook
@@ -91,3 +93,45 @@ def test_text_in_a_big_table_is_stripped_only_when_a_value_needs_it(dense_source
         scan = validated_tables(open_source(folder)).scans["usage_events"]
         assert ("strip_chars" in scan.explain()) == stripped, folder.name
         assert scan.select(pl.col("feature").str.starts_with(" ").any()).collect().item() is False
+
+
+# --------------------------------------------------------------------------- the aggregate cache
+AGGREGATES = ("user_month_activity", "feature_month_activity")
+
+
+def aggregates(source: Path, segment: str) -> dict:
+    wb = open_workbook(str(source), segment, "", interactive=False)
+    return {name: wb.table(name) for name in AGGREGATES}
+
+
+def test_cached_aggregates_equal_computed_ones_for_every_segment(dense_source, monkeypatch, tmp_path):
+    source, _ = dense_source
+    monkeypatch.setenv("SAASKPI_CACHE_DIR", "off")
+    fresh = {seg: aggregates(source, seg) for seg in ("all", "smb")}
+    monkeypatch.setenv("SAASKPI_CACHE_DIR", str(tmp_path / "cache"))
+    computed = []
+    real = usage._per_user_month
+    monkeypatch.setattr(usage, "_per_user_month", lambda *a, **k: computed.append(1) or real(*a, **k))
+    for seg in ("smb", "all", "smb"):  # the first segment fills the cache for every account
+        cached = aggregates(source, seg)
+        for name in AGGREGATES:
+            pd.testing.assert_frame_equal(cached[name], fresh[seg][name])
+    assert computed == [1]  # once, for every kernel and segment after it
+    assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".lock", ".lock", ".parquet", ".parquet"]
+
+
+def test_a_changed_source_or_a_damaged_entry_is_recomputed(dense_source, monkeypatch, tmp_path):
+    source, _ = dense_source
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    monkeypatch.setenv("SAASKPI_CACHE_DIR", str(tmp_path / "cache"))
+    before = aggregates(copy, "all")["user_month_activity"]
+    events = pl.read_parquet(copy / "usage_events.parquet")
+    last = events["event_time"].max()
+    events.filter(pl.col("event_time") < last).write_parquet(copy / "usage_events.parquet")  # drop the last event(s)
+    after = aggregates(copy, "all")["user_month_activity"]
+    assert after.last_event.max() < before.last_event.max()
+    for entry in (tmp_path / "cache").glob("*.parquet"):
+        entry.write_bytes(b"not parquet")
+    again = aggregates(copy, "all")["user_month_activity"]
+    pd.testing.assert_frame_equal(again, after)

@@ -12,9 +12,10 @@ import io
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import narwhals as nw
+import pandas as pd
 import polars as pl
 
 from . import paths
@@ -193,6 +194,7 @@ class Engine:
 
             self.handle = duckdb.connect()
             self.handle.execute("set TimeZone = 'UTC'")  # month keys of timestamps are taken in UTC, as on Polars
+            self.handle.execute("set enable_progress_bar = false")
         if self.handle is None and self.name == "spark":
             self.handle = _spark_session()
 
@@ -223,6 +225,7 @@ class Tables:
     reporting_currency: str = "USD"
     scans: dict[str, pl.LazyFrame] = field(default_factory=dict)  # big tables, never loaded whole
     scan_accounts: pl.Series | None = None  # the accounts the scans are restricted to (None: all)
+    parent: "Tables | None" = None  # the unrestricted tables these were restricted from
 
     def has(self, *names: str) -> bool:
         return all(n in self.frames or n in self.scans for n in names)
@@ -255,6 +258,21 @@ class Tables:
             return frame
         return self.engine.lazy(self.scans[name].collect(engine="streaming"))
 
+    def aggregate(self, name: str, compute: Callable[["Tables"], pd.DataFrame]) -> pd.DataFrame:
+        """`compute(tables)`, an aggregate of the big tables with an account_id column: for a source with big
+        tables, computed once over every account and kept in the disk cache (see cache.py) for every kernel
+        and segment, then restricted to these tables' accounts."""
+        from .cache import cache_dir, cached_frame
+
+        whole = self.parent or self
+        if not whole.scans or cache_dir() is None:
+            return compute(self)
+        key = f"{whole.source.location}|{whole.source.fingerprint()}|{whole.engine.name}"
+        frame = cached_frame(name, key, lambda: compute(whole))
+        if self.scan_accounts is None:
+            return frame
+        return frame[frame.account_id.isin(self.scan_accounts.to_list())].reset_index(drop=True)
+
     def column_max(self, name: str, column: str):
         """Largest value of a column (computed in the engine for big tables)."""
         if name in self.scans:
@@ -276,7 +294,7 @@ class Tables:
         frames = {n: (f.filter(pl.col("account_id").is_in(keep)) if "account_id" in f.columns and n not in ("leads", "opportunities")
                       else f) for n, f in self.frames.items()}
         scans = {n: f.filter(pl.col("account_id").is_in(account_ids.to_list())) for n, f in self.scans.items()}
-        return Tables(self.source, frames, self.engine, self.reporting_currency, scans, account_ids)
+        return Tables(self.source, frames, self.engine, self.reporting_currency, scans, account_ids, self.parent or self)
 
 
 def validated_tables(source: Source, reporting_currency: str = "USD", engine: Engine | None = None,

@@ -30,7 +30,7 @@ def _in_calendar(frame: pd.DataFrame, calendar: pl.DataFrame, key: str = "key") 
 def user_month_activity(tables: Tables) -> pd.DataFrame:
     """One row per user, account and month key with an event: distinct days active, distinct 7-day blocks
     active among days 1-7, 8-14, 15-21, 22-28, and the time of the last event (one pass over the events)."""
-    return _per_user_month(tables, "account_id", last_event=True)
+    return tables.aggregate("user_month_activity", lambda t: _per_user_month(t, "account_id", last_event=True))
 
 
 def _per_user_month(tables: Tables, *by: str, last_event: bool = False) -> pd.DataFrame:
@@ -49,6 +49,10 @@ def _per_user_month(tables: Tables, *by: str, last_event: bool = False) -> pd.Da
 def feature_month_activity(tables: Tables) -> pd.DataFrame:
     """One row per account, feature and month key with an event: its first event, the last day of the month
     it was used, and the seconds spent (duration_seconds; 0 when not recorded) (one pass over the events)."""
+    return tables.aggregate("feature_month_activity", _per_feature_month)
+
+
+def _per_feature_month(tables: Tables) -> pd.DataFrame:
     ev = tables.lazy("usage_events")
     return to_pandas(ev.with_columns(key=month_key(nw.col("event_time"))).group_by("account_id", "feature", "key").agg(
         nw.col("event_time").min().alias("first_event"),

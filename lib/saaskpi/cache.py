@@ -1,0 +1,68 @@
+"""A disk cache for the few aggregates every page needs from the big usage table, shared by every kernel
+that opens the same source (the pages of a snapshot, the Voila apps, an analyst's notebooks).
+
+An entry is keyed by the source's fingerprint (its files' names, sizes and modification times), the engine
+and the workbook code itself (a hash of every module): change either and the entry is not used again. Entries
+are written atomically under a lock, so kernels starting together compute an aggregate once. The folder is
+`SAASKPI_CACHE_DIR` (default ~/.cache/saaskpi); `SAASKPI_CACHE_DIR=off` turns the cache off. It holds only
+derived data and can be deleted at any time.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from . import paths
+
+
+def cache_dir() -> Path | None:
+    """The cache folder, or None when the cache is off."""
+    value = os.environ.get("SAASKPI_CACHE_DIR", "")
+    if value.lower() in ("off", "0", "false", "no"):
+        return None
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "saaskpi"
+
+
+@lru_cache(maxsize=1)
+def code_hash() -> str:
+    """A hash of the workbook's code: any change to it makes new cache entries."""
+    h = hashlib.sha256()
+    for p in sorted(paths.PACKAGE_DIR.rglob("*.py")):
+        h.update(p.relative_to(paths.PACKAGE_DIR).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def cached_frame(name: str, key: str, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The frame `name` for `key` from the cache, else `compute()` stored there first."""
+    root = cache_dir()
+    if root is None:
+        return compute()
+    digest = hashlib.sha256(f"{name}|{key}|{code_hash()}".encode()).hexdigest()[:20]
+    path = root / f"{name}-{digest}.parquet"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f"{name}-{digest}.lock", "w")
+    except OSError:
+        return compute()  # a read-only home: work without the cache
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            try:
+                return pd.read_parquet(path)
+            except Exception:  # noqa: BLE001 - a damaged entry is recomputed, never trusted
+                path.unlink(missing_ok=True)
+        frame = compute()
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+        return frame
