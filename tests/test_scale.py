@@ -17,6 +17,8 @@ import pytest
 
 from saaskpi.demo import DemoScale, generate
 from saaskpi.metrics import usage
+from saaskpi import sources
+from saaskpi.errors import DataContractError
 from saaskpi.pages import run_sections
 from saaskpi.sources import open_source, validated_tables
 from saaskpi.workbook import open_workbook
@@ -135,3 +137,27 @@ def test_a_changed_source_or_a_damaged_entry_is_recomputed(dense_source, monkeyp
         entry.write_bytes(b"not parquet")
     again = aggregates(copy, "all")["user_month_activity"]
     pd.testing.assert_frame_equal(again, after)
+
+
+def test_a_validated_big_source_is_not_checked_again_until_it_changes(dense_source, monkeypatch, tmp_path):
+    source, _ = dense_source
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    monkeypatch.setenv("SAASKPI_CACHE_DIR", str(tmp_path / "cache"))
+    checks = []
+    real = sources.cross_table_problems
+    monkeypatch.setattr(sources, "cross_table_problems", lambda *a, **k: checks.append(1) or real(*a, **k))
+    first, second = validated_tables(open_source(copy)), validated_tables(open_source(copy))
+    assert checks == [1]  # the second kernel trusts the first one's validation of the same files
+    assert first.as_stored == second.as_stored == {"usage_events": ["user_id", "account_id", "feature"]}
+    assert first.scans["usage_events"].collect().equals(second.scans["usage_events"].collect())
+    events = pl.read_parquet(copy / "usage_events.parquet")
+    first_row = pl.int_range(pl.len()) == 0
+    events.with_columns(user_id=pl.when(first_row).then(pl.lit("U-nobody")).otherwise(pl.col("user_id"))) \
+        .write_parquet(copy / "usage_events.parquet")
+    with pytest.raises(DataContractError, match=r"usage_events\.user_id\.orphan"):
+        validated_tables(open_source(copy))  # changed files are checked again
+    assert checks == [1, 1]
+    with pytest.raises(DataContractError):
+        validated_tables(open_source(copy))  # and a failed validation is never remembered
+    assert checks == [1, 1, 1]

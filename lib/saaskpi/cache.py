@@ -1,5 +1,6 @@
-"""A disk cache for the few aggregates every page needs from the big usage table, shared by every kernel
-that opens the same source (the pages of a snapshot, the Voila apps, an analyst's notebooks).
+"""A disk cache for what every kernel opening the same big source would otherwise redo (the pages of a
+snapshot, the Voila apps, an analyst's notebooks): the few aggregates every page needs from the usage
+events, and the fact that the source passed validation (its big table is then not checked again).
 
 An entry is keyed by the source's fingerprint (its files' names, sizes and modification times), the engine
 and the workbook code itself (a hash of every module): change either and the entry is not used again. Entries
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -39,30 +41,47 @@ def code_hash() -> str:
     return h.hexdigest()[:12]
 
 
-def cached_frame(name: str, key: str, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """The frame `name` for `key` from the cache, else `compute()` stored there first."""
+def _entry(name: str, key: str, suffix: str) -> Path | None:
     root = cache_dir()
     if root is None:
-        return compute()
+        return None
     digest = hashlib.sha256(f"{name}|{key}|{code_hash()}".encode()).hexdigest()[:20]
-    path = root / f"{name}-{digest}.parquet"
+    return root / f"{name}-{digest}{suffix}"
+
+
+def _cached(path: Path | None, compute: Callable, read: Callable[[Path], object], write: Callable[[object, Path], None]):
+    if path is None:
+        return compute()
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        lock = open(root / f"{name}-{digest}.lock", "w")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_suffix(".lock"), "w")
     except OSError:
         return compute()  # a read-only home: work without the cache
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.exists():
             try:
-                return pd.read_parquet(path)
+                return read(path)
             except Exception:  # noqa: BLE001 - a damaged entry is recomputed, never trusted
                 path.unlink(missing_ok=True)
-        frame = compute()
+        value = compute()
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         try:
-            frame.to_parquet(tmp, index=False)
+            write(value, tmp)
             os.replace(tmp, path)
         except OSError:
             tmp.unlink(missing_ok=True)
-        return frame
+        return value
+
+
+def cached_frame(name: str, key: str, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The frame `name` for `key` from the cache, else `compute()` stored there first."""
+    return _cached(_entry(name, key, ".parquet"), compute, pd.read_parquet,
+                   lambda frame, path: frame.to_parquet(path, index=False))
+
+
+def cached_json(name: str, key: str, compute: Callable[[], object]):
+    """The JSON value `name` for `key` from the cache, else `compute()` stored there first (when it returns
+    rather than raises: an exception is never cached)."""
+    return _cached(_entry(name, key, ".json"), compute, lambda path: json.loads(path.read_text(encoding="utf-8")),
+                   lambda value, path: path.write_text(json.dumps(value), encoding="utf-8"))

@@ -226,6 +226,7 @@ class Tables:
     scans: dict[str, pl.LazyFrame] = field(default_factory=dict)  # big tables, never loaded whole
     scan_accounts: pl.Series | None = None  # the accounts the scans are restricted to (None: all)
     parent: "Tables | None" = None  # the unrestricted tables these were restricted from
+    as_stored: dict[str, list[str]] = field(default_factory=dict)  # big tables' text columns used as stored
 
     def has(self, *names: str) -> bool:
         return all(n in self.frames or n in self.scans for n in names)
@@ -301,7 +302,28 @@ def validated_tables(source: Source, reporting_currency: str = "USD", engine: En
                      segments: tuple[str, ...] = ()) -> Tables:
     """Every table of `source` typed and checked; raises DataContractError listing every problem.
 
-    `segments`: the accounts.segment values the segment files know (empty: any value is accepted)."""
+    `segments`: the accounts.segment values the segment files know (empty: any value is accepted).
+    A source with big Parquet tables that passed validation is remembered (cache.py, keyed by its files'
+    fingerprint): other kernels opening it then skip the checks over the big tables and across tables."""
+    from .cache import cached_json
+
+    if not any(source.parquet_path(n) for n in LAZY_TABLES):
+        return _validated_tables(source, reporting_currency, engine, segments, None)
+    key = f"{source.location}|{source.fingerprint()}|{reporting_currency}|{','.join(segments)}"
+    checked: list = []  # set when this call checks the source (nothing cached)
+
+    def check() -> dict:
+        checked.append(_validated_tables(source, reporting_currency, engine, segments, None))
+        return checked[0].as_stored
+
+    as_stored = cached_json("validated", key, check)
+    return checked[0] if checked else _validated_tables(source, reporting_currency, engine, segments, as_stored)
+
+
+def _validated_tables(source: Source, reporting_currency: str, engine: Engine | None, segments: tuple[str, ...],
+                      as_stored: dict[str, list[str]] | None) -> Tables:
+    """validated_tables; with `as_stored` (a big table's text columns kept as stored, from an earlier
+    validation of the same files) the big tables and cross-table rules are not checked again."""
     names = source.table_names()
     problems: list[Problem] = [
         Problem("source.missing_table", t, None, f"required table `{t}` is missing (expected {t}.csv or {t}.parquet)", 0)
@@ -310,13 +332,15 @@ def validated_tables(source: Source, reporting_currency: str = "USD", engine: En
     ambiguous = {p.table for p in problems}
     frames: dict[str, pl.DataFrame] = {}
     scans: dict[str, pl.LazyFrame] = {}
+    stored: dict[str, list[str]] = {}
     for name in names:
         if name in ambiguous:
             continue
         scan = source.scan(name) if name in LAZY_TABLES else None
         if scan is not None:
             try:
-                typed, found = typed_scan(name, scan, reporting_currency)
+                typed, found, stored[name] = typed_scan(name, scan, reporting_currency,
+                                                        None if as_stored is None else as_stored.get(name))
             except (pl.exceptions.PolarsError, OSError) as err:
                 problems.append(_unreadable_parquet(name, err))
                 continue
@@ -336,8 +360,9 @@ def validated_tables(source: Source, reporting_currency: str = "USD", engine: En
         problems += table.problems
         if not any(p.code.endswith(".missing_column") for p in table.problems):
             frames[name] = table.frame
-    problems += cross_table_problems({**frames, **scans}, reporting_currency, segments)
+    if as_stored is None:
+        problems += cross_table_problems({**frames, **scans}, reporting_currency, segments)
     if problems:
         raise DataContractError(problems, source.location)
     clean = {n: f.drop(ROW) for n, f in frames.items()}
-    return Tables(source, clean, engine or Engine(), reporting_currency, scans)
+    return Tables(source, clean, engine or Engine(), reporting_currency, scans, as_stored=stored)

@@ -24,8 +24,11 @@ def _check_expr(col: str, name: str, stats: dict) -> tuple[pl.Expr, str] | None:
     return None
 
 
-def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD") -> tuple[pl.LazyFrame, list[Problem]]:
-    """Table `name` as a typed lazy frame, and every problem found by aggregate queries over it."""
+def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD",
+               as_stored: list[str] | None = None) -> tuple[pl.LazyFrame, list[Problem], list[str]]:
+    """Table `name` as a typed lazy frame, every problem found by aggregate queries over it, and the text
+    columns kept as stored (no value has surrounding spaces). With `as_stored` given (from an earlier
+    validation of the same file, see sources.validated_tables) nothing is checked again."""
     model = TABLES[name]
     schema = model.to_schema()
     key = key_column(model)
@@ -33,7 +36,7 @@ def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD") -
     problems = [Problem(f"{name}.missing_column", name, col, f"required column `{col}` is missing", 0)
                 for col, spec in schema.columns.items() if spec.required and col not in found]
     if problems:
-        return scan, problems
+        return scan, problems, []
     exprs = []
     for col, spec in schema.columns.items():
         if col in found:
@@ -41,6 +44,8 @@ def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD") -
         else:
             default = (spec.metadata or {}).get("default")
             exprs.append(pl.lit(reporting_currency if default == REPORTING_CURRENCY else default, dtype=spec.dtype.type).alias(col))
+    if as_stored is not None:
+        return scan.select([pl.col(c) if c in as_stored else e for c, e in zip(schema.columns, exprs)]), [], as_stored
     raw = {col: pl.col(f"raw__{col}") for col in schema.columns if col in found}
     probe = scan.with_row_index(ROW, offset=1).select(
         pl.col(ROW), *[pl.col(c).alias(f"raw__{c}") for c in raw], *exprs)
@@ -64,11 +69,11 @@ def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD") -
     padded = [(pl.col(col) != raw[col]).sum().alias(f"padded__{col}") for col in text]
     counts = probe.select([pred.sum().alias(str(i)) for i, (_, _, _, pred) in enumerate(rules)] + padded
                           ).collect(engine="streaming")
-    exprs = [pl.col(col) if col in text and not counts[f"padded__{col}"][0] else e for col, e in zip(schema.columns, exprs)]
-    typed = scan.select(exprs)
+    as_stored = [col for col in text if not counts[f"padded__{col}"][0]]
+    typed = scan.select([pl.col(c) if c in as_stored else e for c, e in zip(schema.columns, exprs)])
     for i, (code, col, message, pred) in enumerate(rules):
         n = int(counts[str(i)][0] or 0)
         if n:
             rows = probe.filter(pred).head(5).collect()
             problems.append(Problem(code, name, col, message, n, examples(rows, key, col, rows=rows)))
-    return typed, problems
+    return typed, problems, as_stored
