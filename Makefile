@@ -46,6 +46,7 @@ bench: demo
 	$(BIN)/python benchmarks/snapshot.py
 	$(BIN)/python benchmarks/app.py
 	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf reports/ .pytest_cache
