@@ -28,7 +28,7 @@ def import_only(folder: Path, names: list[str]) -> None:
     """Notebooks with the same parameters cell that only import the libraries."""
     for name in names:
         nb = nbformat.v4.new_notebook(cells=[
-            nbformat.v4.new_code_cell('source: str = "data/demo"\nsegment: str = "all"\nas_of: str = ""\ninteractive: bool = True',
+            nbformat.v4.new_code_cell('source: str = "data/demo"\nsegment: str = "all"\nas_of: str = ""\ninteractive: bool = True\nengine: str = "polars"',
                                       metadata={"tags": ["parameters"]}),
             nbformat.v4.new_code_cell("import saaskpi\nimport saaskpi.pages\nimport saaskpi.widgets"),
         ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})

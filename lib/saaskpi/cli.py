@@ -108,7 +108,7 @@ def cmd_snapshot(args) -> int:
     snap = take_snapshot(month, args.source, args.segments.split(",") if args.segments else None,
                          args.notebooks.split(",") if args.notebooks else None, workers=args.workers,
                          resume=args.resume, timeout=args.cell_timeout, reports=paths.resolve(args.reports),
-                         notebooks_dir=paths.resolve(args.notebooks_dir), progress=sys.stderr.isatty())
+                         notebooks_dir=paths.resolve(args.notebooks_dir), progress=sys.stderr.isatty(), engine=args.engine)
     done = len(snap.results) - len(snap.failed)
     reused = sum(r.reused for r in snap.results)
     print(f"{done} of {len(snap.results)} runs succeeded" + (f" ({reused} reused from the interrupted attempt)" if reused else "")
@@ -190,6 +190,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--cell-timeout", type=int, default=600, help="seconds one cell may run")
     s.add_argument("--reports", default=str(paths.REPORTS_DIR), help="where snapshots and metrics.parquet live")
     s.add_argument("--notebooks-dir", default=str(paths.NOTEBOOKS_DIR), help="the notebooks to run")
+    s.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
     s.set_defaults(func=cmd_snapshot)
 
     c = sub.add_parser("compare", help="change of every metric between two snapshots, with restatements")

@@ -151,15 +151,18 @@ def _running_cell(output: Path) -> int | None:
 
 
 def run_one(notebook: str, segment: str, month: str, source: str, folder: Path, timeout: int = 600,
-            notebooks_dir: Path = paths.NOTEBOOKS_DIR, version: str = "", fingerprint: str = "") -> RunResult:
-    """Execute one notebook for one segment (interactive=False), write its HTML report and metrics sidecar."""
+            notebooks_dir: Path = paths.NOTEBOOKS_DIR, version: str = "", fingerprint: str = "",
+            engine: str = "polars") -> RunResult:
+    """Execute one notebook for one segment (interactive=False) with its metrics on `engine`, write its HTML
+    report and metrics sidecar (the sidecar's values are computed on Polars: the engines agree, test_parity)."""
     import papermill as pm
 
     out = folder / segment / f"{notebook}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(str(notebooks_dir / f"{notebook}.ipynb"), str(out), kernel_name="python3",
-                            parameters={"source": source, "segment": segment, "as_of": month, "interactive": False},
+                            parameters={"source": source, "segment": segment, "as_of": month, "interactive": False,
+                                        "engine": engine},
                             progress_bar=False, execution_timeout=timeout, log_output=False)
     except Exception as exc:  # papermill's and nbclient's errors both: the summary names them
         error, cell = _error_of(exc, out)
@@ -197,7 +200,7 @@ def _check_choices(month: str, segments: list[str], notebooks: list[str], notebo
 def take_snapshot(month: str, source: str = "data/demo", segments: list[str] | None = None,
                   notebooks: list[str] | None = None, workers: int = 2, resume: bool = False, timeout: int = 600,
                   reports: Path = paths.REPORTS_DIR, notebooks_dir: Path = paths.NOTEBOOKS_DIR,
-                  progress: bool = True) -> Snapshot:
+                  progress: bool = True, engine: str = "polars") -> Snapshot:
     """Run every notebook x segment into `reports/<month>/`, then the overview and the metrics store.
 
     Bad arguments raise ParameterError and bad data DataContractError before anything is written.
@@ -229,7 +232,8 @@ def take_snapshot(month: str, source: str = "data/demo", segments: list[str] | N
             todo.append((nb, seg))
     bar = tqdm(total=len(runs), initial=len(results), desc=f"snapshot {month}", unit="run", disable=not progress)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(run_one, nb, seg, month, source, partial, timeout, notebooks_dir, version, fingerprint)
+        futures = [pool.submit(run_one, nb, seg, month, source, partial, timeout, notebooks_dir, version, fingerprint,
+                               engine)
                    for nb, seg in todo]
         for future in as_completed(futures):
             results.append(future.result())
