@@ -1,15 +1,44 @@
-"""Engine parity: the same Narwhals metric code gives identical results on Polars, DuckDB and Spark."""
+"""Engine parity: the same Narwhals metric code gives identical results on Polars, DuckDB and Spark.
+
+Revenue tables are compared by name; every table and metric that reads usage events or the funnel tables is
+found in the registry (`engine_specs`), so one registered later is compared without edits here. Spark is slow
+to start and to plan: each test opens one workbook per engine and segment and compares everything on it.
+"""
 from __future__ import annotations
 
 import shutil
+import textwrap
 
 import pandas as pd
 import pytest
 
-from saaskpi.workbook import open_workbook
+from conftest import write_source
+from saaskpi.metrics import METRICS, TABLE_FUNCS
+from saaskpi.workbook import Workbook, open_workbook
+from test_funnel import FUNNEL_TABLES
 
 ENGINES = ["duckdb", pytest.param("spark", marks=pytest.mark.spark)]
 REVENUE_TABLES = ["account_mrr", "mrr_movements", "cohort_logo_retention", "cohort_revenue_retention"]
+# the tables that metric code reads through the engine besides subscriptions (usage events may be big)
+ENGINE_TABLES = ("usage_events", "leads", "opportunities", "web_traffic", "users", "team")
+# read usage_events when the source has it, although their `needs` do not require it
+OPTIONAL_READERS = ("account_measures",)
+
+
+def engine_specs() -> list[str]:
+    """Registered tables and metrics that need one of ENGINE_TABLES, or take such a table or metric as input
+    (directly or further up), in registry order."""
+    specs = {**TABLE_FUNCS, **METRICS}
+    readers = {n for n, s in specs.items() if set(s.needs) & set(ENGINE_TABLES)} | set(OPTIONAL_READERS)
+
+    def upstream(name: str, seen: set[str]) -> set[str]:
+        for i in specs[name].inputs:
+            if i in specs and i not in seen:
+                seen.add(i)
+                upstream(i, seen)
+        return seen
+
+    return [n for n in specs if n in readers or upstream(n, set()) & readers]
 
 
 def spark_available() -> bool:
@@ -25,6 +54,20 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> None:
                                   check_exact=False, rtol=1e-9, atol=1e-9)
 
 
+def differences(base: Workbook, other: Workbook, names: list[str]) -> list[str]:
+    """Each table or metric series of `names` (those the source has the tables for) that differs between the
+    workbooks, with the first difference."""
+    found = []
+    specs = {**TABLE_FUNCS, **METRICS}
+    for name in [n for n in names if not base.tables.missing(*specs[n].needs)]:
+        get = (lambda wb: wb.table(name)) if name in TABLE_FUNCS else (lambda wb: wb.series(name))
+        try:
+            compare(get(base), get(other))
+        except Exception as err:  # an engine that cannot run the code is a difference too
+            found.append(f"{name}: {type(err).__name__}: {' '.join(str(err).split())[:300]}")
+    return found
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_revenue_parity_on_literal_accounts(revenue_source, engine):
     if engine == "spark" and not spark_available():
@@ -36,17 +79,70 @@ def test_revenue_parity_on_literal_accounts(revenue_source, engine):
     compare(base.metrics_frame(), other.metrics_frame())
 
 
+def test_engine_specs_cover_usage_and_funnel():
+    names = engine_specs()
+    for expected in ("active_users", "dau_mau_ratio", "feature_adoption_rate", "account_weekly_activity",
+                     "funnel_by_month", "win_rate", "sales_capacity_fte", "new_user_churn_rate", "health_history",
+                     "average_health_score", "peer_benchmarks"):
+        assert expected in names
+    assert "mrr_movements" not in names and "net_revenue_retention" not in names
+
+
 @pytest.mark.parametrize("engine", ENGINES)
-def test_revenue_and_usage_parity_on_demo(demo_source, engine):
+def test_parity_on_demo(demo_source, engine):
     if engine == "spark" and not spark_available():
         pytest.skip("pyspark or Java missing")
+    names = [*REVENUE_TABLES, "net_revenue_retention", "customer_churn_rate", "saas_quick_ratio", *engine_specs()]
+    found = []
     for segment in ("all", "enterprise"):
         base = open_workbook(str(demo_source), segment, "", interactive=False)
         other = open_workbook(str(demo_source), segment, "", interactive=False, engine=engine)
-        for name in [*REVENUE_TABLES, "active_users", "user_lifecycle"]:
-            compare(base.table(name), other.table(name))
-        for metric in ("net_revenue_retention", "customer_churn_rate", "saas_quick_ratio", "dau_mau_ratio"):
-            compare(base.series(metric), other.series(metric))
+        found += [f"{segment}: {d}" for d in differences(base, other, names)]
+    assert not found, "\n".join(found)
+
+
+# The funnel source of test_funnel.py, with usage events on the boundaries engines may treat differently
+# (the workbook's month is May 2024, so data ends at 2024-06-01 00:00 UTC):
+#   May 25 00:00  exactly 7 days before the end: the first instant of heatmap week 0
+#   Mar 2 00:00   exactly 13 weeks before the end: the first instant of heatmap week 12
+#   Apr 30 23:59:59 and May 1 00:00: either side of a month boundary
+#   Jan 31 12:00  in the 30-day engagement window of February's end (a leap year: Jan 31 - Feb 29)
+BOUNDARY_EVENTS = """
+    2024-05-25T00:00:00Z,U1,A1,dashboards,30
+    2024-03-02T00:00:00Z,U4,A4,reports,30
+    2024-04-30T23:59:59Z,U2,A1,dashboards,30
+    2024-05-01T00:00:00Z,U2,A1,dashboards,30
+    2024-01-31T12:00:00Z,U1,A1,dashboards,30
+"""
+LITERAL_TABLES = {**FUNNEL_TABLES, "usage_events": textwrap.dedent(FUNNEL_TABLES["usage_events"]).rstrip()
+                  + textwrap.dedent(BOUNDARY_EVENTS)}
+
+
+@pytest.fixture(scope="module")
+def literal_source(tmp_path_factory):
+    return write_source(tmp_path_factory.mktemp("parity") / "literal", LITERAL_TABLES)
+
+
+def test_heatmap_weeks_start_at_midnight(literal_source):
+    wb = open_workbook(str(literal_source), "all", "2024-05", interactive=False)
+    weeks = wb.table("account_weekly_activity").set_index(["account_id", "weeks_ago"])
+    # A1 in week 0 (May 25-31): U1 at May 25 00:00 only (U2's May 20 is in week 1, May 18-24)
+    assert weeks.loc[("A1", 0)].active_users == 1
+    assert weeks.loc[("A1", 0)].week_start == pd.Timestamp("2024-05-25")
+    # A4 in week 12 (Mar 2-8): U4 at Mar 2 00:00 (its Mar 15 is in week 11, Mar 9-15); nothing is older
+    assert weeks.loc[("A4", 12)].active_users == 1
+    assert weeks.index.get_level_values("weeks_ago").max() == 12
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_usage_and_funnel_parity_on_literal_source(literal_source, engine):
+    if engine == "spark" and not spark_available():
+        pytest.skip("pyspark or Java missing")
+    base = open_workbook(str(literal_source), "all", "2024-05", interactive=False)
+    other = open_workbook(str(literal_source), "all", "2024-05", interactive=False, engine=engine)
+    found = differences(base, other, engine_specs())
+    assert not found, "\n".join(found)
+    compare(base.metrics_frame(), other.metrics_frame())
 
 
 def test_duckdb_file_source(revenue_source, tmp_path):
