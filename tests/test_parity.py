@@ -181,5 +181,10 @@ def test_spark_session_source(revenue_source):
     base = open_workbook(str(revenue_source), "all", "2024-05", interactive=False)
     wb = Workbook(tables, base.segment, base.as_of, base.conventions, base.targets, interactive=False)
     compare(base.table("mrr_movements"), wb.table("mrr_movements"))
+    # opened as a source with the Spark engine, the metrics run in the source's own session (which may be a
+    # cluster's or a Spark Connect one), not in a local session of ours
+    opened = open_workbook(spark, "all", "2024-05", interactive=False, engine="spark")
+    assert opened.tables.engine.handle is spark
+    compare(base.table("mrr_movements"), opened.table("mrr_movements"))
     for name in ("accounts", "subscriptions", "fx_rates"):
         spark.catalog.dropTempView(name)

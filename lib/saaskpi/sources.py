@@ -186,6 +186,15 @@ class Engine:
     name: str = "polars"
     handle: Any = None
 
+    @classmethod
+    def for_source(cls, name: str, source: "Source") -> "Engine":
+        """Engine `name` for `source`: a Spark source's own session (local, cluster or Spark Connect) runs the
+        Spark engine, so that data and work stay where the source is."""
+        if name == "spark" and source.kind == "spark":
+            source.handle.conf.set("spark.sql.session.timeZone", "UTC")  # months of timestamps in UTC everywhere
+            return cls(name, source.handle)
+        return cls(name)
+
     def __post_init__(self):
         if self.name not in ENGINES:
             raise SourceError(f"Unknown engine {self.name!r}: choose one of {', '.join(ENGINES)}.")

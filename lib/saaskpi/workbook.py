@@ -45,14 +45,16 @@ class MetricValue:
 
 @lru_cache(maxsize=8)
 def _validated(location: str, fingerprint: str, reporting_currency: str, engine: str, segments: tuple[str, ...]) -> Tables:
-    return validated_tables(open_source(location), reporting_currency, Engine(engine), segments)
+    source = open_source(location)
+    return validated_tables(source, reporting_currency, Engine.for_source(engine, source), segments)
 
 
 def load_tables(source, conventions: Conventions, engine: str = "polars") -> Tables:
     """The validated tables of `source` (cached while its files and the segment files do not change)."""
     segments = params.known_segments()
     if not isinstance(source, (str, type(paths.ROOT))):
-        return validated_tables(open_source(source), conventions.reporting_currency, Engine(engine), segments)
+        opened = open_source(source)
+        return validated_tables(opened, conventions.reporting_currency, Engine.for_source(engine, opened), segments)
     opened = open_source(source)
     return _validated(opened.location, opened.fingerprint(), conventions.reporting_currency, engine, segments)
 
