@@ -63,8 +63,9 @@ def child(impl: str, source: Path) -> dict:
 
 
 def measure(impl: str, source: Path) -> dict:
+    env = {**os.environ, "SAASKPI_CACHE_DIR": "off"}  # every run computes from the events (lib/saaskpi/cache.py)
     out = subprocess.run([sys.executable, __file__, "--child", impl, str(source)], capture_output=True, text=True,
-                         cwd=ROOT)
+                         cwd=ROOT, env=env)
     if out.returncode:
         raise SystemExit(f"{impl} failed on {source}:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

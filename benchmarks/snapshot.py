@@ -39,6 +39,7 @@ def main() -> None:
     month = "2026-10"
     names, segments = notebook_names(), params.segment_names()
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["SAASKPI_CACHE_DIR"] = str(Path(tmp) / "cache")  # start from an empty cache; kernels inherit it
         floor_dir = Path(tmp) / "notebooks"
         floor_dir.mkdir()
         import_only(floor_dir, names)
