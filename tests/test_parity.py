@@ -68,12 +68,17 @@ def differences(base: Workbook, other: Workbook, names: list[str]) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_revenue_parity_on_literal_accounts(revenue_source, engine):
+def workbooks(source, engine: str) -> tuple[Workbook, Workbook]:
+    """The workbook of `source` for May 2024 on Polars and on `engine` (skipped when Spark cannot run)."""
     if engine == "spark" and not spark_available():
         pytest.skip("pyspark or Java missing")
-    base = open_workbook(str(revenue_source), "all", "2024-05", interactive=False)
-    other = open_workbook(str(revenue_source), "all", "2024-05", interactive=False, engine=engine)
+    return (open_workbook(str(source), "all", "2024-05", interactive=False),
+            open_workbook(str(source), "all", "2024-05", interactive=False, engine=engine))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_revenue_parity_on_literal_accounts(revenue_source, engine):
+    base, other = workbooks(revenue_source, engine)
     for name in REVENUE_TABLES:
         compare(base.table(name), other.table(name))
     compare(base.metrics_frame(), other.metrics_frame())
@@ -136,10 +141,7 @@ def test_heatmap_weeks_start_at_midnight(literal_source):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_usage_and_funnel_parity_on_literal_source(literal_source, engine):
-    if engine == "spark" and not spark_available():
-        pytest.skip("pyspark or Java missing")
-    base = open_workbook(str(literal_source), "all", "2024-05", interactive=False)
-    other = open_workbook(str(literal_source), "all", "2024-05", interactive=False, engine=engine)
+    base, other = workbooks(literal_source, engine)
     found = differences(base, other, engine_specs())
     assert not found, "\n".join(found)
     compare(base.metrics_frame(), other.metrics_frame())
