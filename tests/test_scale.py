@@ -8,7 +8,9 @@ events / 140, lies between the two (checked on the source itself below).
 """
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +20,7 @@ import pytest
 from saaskpi.demo import DemoScale, generate
 from saaskpi.metrics import usage
 from saaskpi import sources
+from saaskpi.cache import cached_frame
 from saaskpi.errors import DataContractError
 from saaskpi.pages import run_sections
 from saaskpi.sources import open_source, validated_tables
@@ -161,3 +164,16 @@ def test_a_validated_big_source_is_not_checked_again_until_it_changes(dense_sour
     with pytest.raises(DataContractError):
         validated_tables(open_source(copy))  # and a failed validation is never remembered
     assert checks == [1, 1, 1]
+
+
+def test_entries_older_than_a_month_are_removed_when_one_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAASKPI_CACHE_DIR", str(tmp_path))
+    old, recent = tmp_path / "user_month_activity-old.parquet", tmp_path / "validated-recent.json"
+    for path, days in ((old, 31), (recent, 29)):
+        path.write_text("x")
+        stamp = time.time() - days * 86400
+        os.utime(path, (stamp, stamp))
+    frame = pd.DataFrame({"account_id": ["A"], "n": [1]})
+    assert cached_frame("anything", "key", lambda: frame).equals(frame)
+    assert not old.exists() and recent.exists()
+    assert cached_frame("anything", "key", lambda: 1 / 0).equals(frame)  # read back, not computed again

@@ -6,7 +6,7 @@ An entry is keyed by the source's fingerprint (its files' names, sizes and modif
 and the workbook code itself (a hash of every module): change either and the entry is not used again. Entries
 are written atomically under a lock, so kernels starting together compute an aggregate once. The folder is
 `SAASKPI_CACHE_DIR` (default ~/.cache/saaskpi); `SAASKPI_CACHE_DIR=off` turns the cache off. It holds only
-derived data and can be deleted at any time.
+derived data and can be deleted at any time; entries older than 30 days are removed when a new one is written.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -21,6 +22,8 @@ from typing import Callable
 import pandas as pd
 
 from . import paths
+
+MAX_AGE_DAYS = 30
 
 
 def cache_dir() -> Path | None:
@@ -71,7 +74,20 @@ def _cached(path: Path | None, compute: Callable, read: Callable[[Path], object]
             os.replace(tmp, path)
         except OSError:
             tmp.unlink(missing_ok=True)
+        _prune(path.parent)
         return value
+
+
+def _prune(root: Path) -> None:
+    """Remove entries written more than MAX_AGE_DAYS ago (old code versions and sources pile up otherwise;
+    an entry still in use is simply computed again)."""
+    cutoff = time.time() - MAX_AGE_DAYS * 86400
+    for old in root.iterdir():
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass
 
 
 def cached_frame(name: str, key: str, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
