@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import narwhals as nw
 import pandas as pd
 import polars as pl
 
-from ..frames import month_key, month_of, to_pandas
+from ..frames import month_of
 from ..params import Conventions
 from ..sources import Tables
 from ..stats import peer_stats

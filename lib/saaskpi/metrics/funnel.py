@@ -11,7 +11,6 @@ from the engine once and the arithmetic is pandas.
 """
 from __future__ import annotations
 
-import narwhals as nw
 import numpy as np
 import pandas as pd
 import polars as pl

@@ -7,13 +7,12 @@ given by then), so that the score at month M-3 can be judged against what happen
 """
 from __future__ import annotations
 
-import narwhals as nw
 import numpy as np
 import pandas as pd
 import polars as pl
 from scipy.stats import rankdata
 
-from ..frames import empty_frame, month_key, month_of, safe_ratio, to_pandas
+from ..frames import empty_frame, month_of, safe_ratio
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .lifecycle import account_names

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import calendar_months, data_end, month_key, month_of, month_start, monthly, safe_ratio, to_pandas
+from ..frames import calendar_months, data_end, month_of, month_start, monthly, safe_ratio, to_pandas
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .registry import metric, table
