@@ -190,3 +190,49 @@ def test_spark_session_source(revenue_source):
     compare(base.table("mrr_movements"), opened.table("mrr_movements"))
     for name in ("accounts", "subscriptions", "fx_rates"):
         spark.catalog.dropTempView(name)
+
+
+@pytest.mark.spark
+def test_spark_source_keeps_usage_events_in_spark(literal_source, monkeypatch):
+    """With a Spark source and the Spark engine, usage_events is checked and aggregated in Spark, never read
+    into Python; the numbers are those of the same tables as files, and its problems are still reported."""
+    if not spark_available():
+        pytest.skip("pyspark or Java missing")
+    import polars as pl
+
+    from saaskpi.errors import DataContractError
+    from saaskpi.sources import Engine, Source, open_source, validated_tables
+
+    spark = Engine("spark").handle
+    names = sorted(p.stem for p in literal_source.glob("*.csv"))
+    for name in names:
+        frame = pl.read_csv(literal_source / f"{name}.csv", infer_schema=False)
+        spark.createDataFrame(frame.to_pandas()).createOrReplaceTempView(name)
+    events = validated_tables(open_source(literal_source)).frames["usage_events"].to_pandas()  # contract types
+    spark.createDataFrame(events).createOrReplaceTempView("usage_events")
+    real_read = Source.read
+
+    def read(self, name):
+        assert (self.kind, name) != ("spark", "usage_events"), "usage_events was read into Python"
+        return real_read(self, name)
+
+    monkeypatch.setattr(Source, "read", read)
+    try:
+        base = open_workbook(str(literal_source), "all", "2024-05", interactive=False)
+        other = open_workbook(spark, "all", "2024-05", interactive=False, engine="spark")
+        assert "usage_events" in other.tables.natives
+        found = differences(base, other, engine_specs())
+        assert not found, "\n".join(found)
+        bad = events.copy()
+        bad.loc[0, "user_id"] = "U-nobody"  # an event of a user who does not exist
+        bad.loc[1, "duration_seconds"] = -5  # and a negative duration
+        spark.createDataFrame(bad).createOrReplaceTempView("usage_events")
+        with pytest.raises(DataContractError) as err:
+            open_workbook(spark, "all", "2024-05", interactive=False, engine="spark")
+        codes = {(p.code, p.column, p.count) for p in err.value.problems}
+        assert codes == {("usage_events.user_id.orphan", "user_id", 1),
+                         ("usage_events.out_of_range", "duration_seconds", 1)}
+        assert "U-nobody" in str(err.value) and "duration_seconds=-5" in str(err.value)
+    finally:
+        for name in names:
+            spark.catalog.dropTempView(name)

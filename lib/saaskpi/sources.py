@@ -21,6 +21,7 @@ import polars as pl
 from . import paths
 from .contract import REQUIRED_TABLES, ROW, TABLES, cross_table_problems, typed_table
 from .contract.lazy import LAZY_TABLES, typed_scan
+from .contract.native import native_problems, stored_as_contract
 from .errors import DataContractError, Problem, SourceError
 
 SUFFIXES = (".csv", ".parquet")
@@ -130,6 +131,10 @@ class Source:
         path = Path(self.location) / f"{name}.parquet"
         return path if self.kind == "folder" and path.exists() else None
 
+    def native(self, name: str) -> nw.LazyFrame:
+        """Table `name` of a Spark source as a lazy frame in the source's session (nothing is read)."""
+        return nw.from_native(self.handle.table(name))
+
     def scan(self, name: str) -> pl.LazyFrame | None:
         """Table `name` as a lazy Polars scan when it is a Parquet file (big tables stay out of memory)."""
         path = self.parquet_path(name)
@@ -195,6 +200,11 @@ class Engine:
             return cls(name, source.handle)
         return cls(name)
 
+    def keeps(self, source: "Source") -> bool:
+        """Whether this engine runs where `source` keeps its tables (the source's own Spark session), so that a
+        big table can stay there instead of being read into Python."""
+        return self.name == "spark" and source.kind == "spark" and self.handle is source.handle
+
     def __post_init__(self):
         if self.name not in ENGINES:
             raise SourceError(f"Unknown engine {self.name!r}: choose one of {', '.join(ENGINES)}.")
@@ -236,9 +246,10 @@ class Tables:
     scan_accounts: pl.Series | None = None  # the accounts the scans are restricted to (None: all)
     parent: "Tables | None" = None  # the unrestricted tables these were restricted from
     as_stored: dict[str, list[str]] = field(default_factory=dict)  # big tables' text columns used as stored
+    natives: dict[str, nw.LazyFrame] = field(default_factory=dict)  # big tables kept in the source's engine
 
     def has(self, *names: str) -> bool:
-        return all(n in self.frames or n in self.scans for n in names)
+        return all(n in self.frames or n in self.scans or n in self.natives for n in names)
 
     def missing(self, *names: str) -> list[str]:
         return [n for n in names if not self.has(n)]
@@ -246,7 +257,9 @@ class Tables:
     def lazy(self, name: str) -> nw.LazyFrame:
         """Table `name` as a Narwhals lazy frame on the engine."""
         if name not in self._lazy_cache:
-            if name in self.scans and self.engine.name == "polars":
+            if name in self.natives:
+                self._lazy_cache[name] = self.natives[name]
+            elif name in self.scans and self.engine.name == "polars":
                 self._lazy_cache[name] = nw.from_native(self.scans[name])
             elif name in self.scans:
                 self._lazy_cache[name] = self._engine_scan(name)
@@ -287,6 +300,8 @@ class Tables:
         """Largest value of a column (computed in the engine for big tables)."""
         if name in self.scans:
             return self.scans[name].select(pl.col(column).max()).collect(engine="streaming").item()
+        if name in self.natives:
+            return self.natives[name].select(nw.col(column).max()).collect().item()
         return self.frames[name][column].max()
 
     def from_polars(self, frame: pl.DataFrame) -> nw.LazyFrame:
@@ -304,7 +319,10 @@ class Tables:
         frames = {n: (f.filter(pl.col("account_id").is_in(keep)) if "account_id" in f.columns and n not in ("leads", "opportunities")
                       else f) for n, f in self.frames.items()}
         scans = {n: f.filter(pl.col("account_id").is_in(account_ids.to_list())) for n, f in self.scans.items()}
-        return Tables(self.source, frames, self.engine, self.reporting_currency, scans, account_ids, self.parent or self)
+        keep = self.engine.lazy(pl.DataFrame({"account_id": account_ids.unique()})) if self.natives else None
+        natives = {n: f.join(keep, on="account_id", how="semi") for n, f in self.natives.items()}
+        return Tables(self.source, frames, self.engine, self.reporting_currency, scans, account_ids, self.parent or self,
+                      natives=natives)
 
 
 def validated_tables(source: Source, reporting_currency: str = "USD", engine: Engine | None = None,
@@ -342,9 +360,15 @@ def _validated_tables(source: Source, reporting_currency: str, engine: Engine | 
     frames: dict[str, pl.DataFrame] = {}
     scans: dict[str, pl.LazyFrame] = {}
     stored: dict[str, list[str]] = {}
+    natives: dict[str, nw.LazyFrame] = {}
     for name in names:
         if name in ambiguous:
             continue
+        if name in LAZY_TABLES and engine is not None and engine.keeps(source):
+            native = source.native(name)
+            if stored_as_contract(name, native):
+                natives[name] = native.select(list(TABLES[name].to_schema().columns))
+                continue
         scan = source.scan(name) if name in LAZY_TABLES else None
         if scan is not None:
             try:
@@ -369,9 +393,11 @@ def _validated_tables(source: Source, reporting_currency: str, engine: Engine | 
         problems += table.problems
         if not any(p.code.endswith(".missing_column") for p in table.problems):
             frames[name] = table.frame
+    for name, native in natives.items():
+        problems += native_problems(name, native, engine.lazy, frames)
     if as_stored is None:
         problems += cross_table_problems({**frames, **scans}, reporting_currency, segments)
     if problems:
         raise DataContractError(problems, source.location)
     clean = {n: f.drop(ROW) for n, f in frames.items()}
-    return Tables(source, clean, engine or Engine(), reporting_currency, scans, as_stored=stored)
+    return Tables(source, clean, engine or Engine(), reporting_currency, scans, as_stored=stored, natives=natives)

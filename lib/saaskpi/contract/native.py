@@ -1,0 +1,71 @@
+"""Validation of a big table that stays in the source's own engine (a usage_events table in a Spark
+catalog, run with the Spark engine): every rule is an aggregate query written with Narwhals, and only
+counts and up to five example rows leave the engine, as for Parquet files (contract/lazy.py)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import narwhals as nw
+import polars as pl
+
+from ..errors import Problem
+from .load import examples, key_column
+from .rules import ForeignKey, cross_table_rules
+from .tables import TABLES
+
+_KINDS = {pl.Datetime: nw.Datetime, pl.String: nw.String, pl.Int64: (nw.Int64, nw.Int32), pl.Float64: (nw.Float64,),
+          pl.Date: nw.Date}
+
+
+def stored_as_contract(name: str, frame: nw.LazyFrame) -> bool:
+    """Whether the stored table has every contract column with the contract's kind of type (so that it can be
+    used as stored; otherwise it is read and parsed like a small table)."""
+    schema, found = TABLES[name].to_schema(), frame.collect_schema()
+    for col, spec in schema.columns.items():
+        want = next((k for t, k in _KINDS.items() if isinstance(spec.dtype.type, t) or spec.dtype.type == t), None)
+        if col not in found or want is None:
+            return False
+        kinds = want if isinstance(want, tuple) else (want,)
+        if not any(found[col] == k or isinstance(found[col], k) for k in kinds):
+            return False
+    return True
+
+
+def native_problems(name: str, frame: nw.LazyFrame, lazy: Callable[[pl.DataFrame], nw.LazyFrame],
+                    frames: dict[str, pl.DataFrame]) -> list[Problem]:
+    """Every problem of table `name` (kept in its engine as `frame`), found by aggregate queries: required
+    values, the column checks, and the foreign keys into the small, already checked `frames` (sent to the
+    engine with `lazy`)."""
+    schema = TABLES[name].to_schema()
+    key = key_column(TABLES[name])
+    rules: list[tuple[str, str, str, nw.Expr | None, nw.LazyFrame]] = []  # code, column, message, predicate, rows
+    for col, spec in schema.columns.items():
+        c = nw.col(col)
+        if not spec.nullable:
+            rules.append((f"{name}.missing_value", col, "a value is required", c.is_null(), frame))
+        for check in spec.checks:
+            stats = check.statistics
+            made = {"greater_than_or_equal_to": lambda: (c < stats["min_value"], f"must be at least {stats['min_value']}"),
+                    "greater_than": lambda: (c <= stats["min_value"], f"must be greater than {stats['min_value']}"),
+                    "less_than_or_equal_to": lambda: (c > stats["max_value"], f"must be at most {stats['max_value']}"),
+                    "isin": lambda: (~c.is_in(sorted(stats["allowed_values"])),
+                                     f"must be one of {sorted(stats['allowed_values'])}")}.get(check.name)
+            if made:
+                pred, message = made()
+                code = f"{name}.{'not_allowed' if check.name == 'isin' else 'out_of_range'}"
+                rules.append((code, col, message, ~c.is_null() & pred, frame))
+    for rule in cross_table_rules("USD"):
+        if isinstance(rule, ForeignKey) and rule.table == name and rule.ref_table in frames:
+            ref = lazy(frames[rule.ref_table].select(pl.col(rule.ref_column).alias(rule.column)).unique())
+            orphans = frame.filter(~nw.col(rule.column).is_null()).join(ref, on=rule.column, how="anti")
+            rules.append((rule.code, rule.column, f"refers to {rule.ref_table}.{rule.ref_column} values that do not exist",
+                          None, orphans))
+    flagged = [i for i, r in enumerate(rules) if r[3] is not None]
+    counts = frame.select([rules[i][3].cast(nw.Int64).sum().alias(str(i)) for i in flagged]).collect() if flagged else None
+    problems = []
+    for i, (code, col, message, pred, rows) in enumerate(rules):
+        n = int(counts[str(i)].item() or 0) if pred is not None else int(rows.select(nw.len()).collect().item())
+        if n:
+            sample = (rows.filter(pred) if pred is not None else rows).head(5).collect().to_polars()
+            problems.append(Problem(code, name, col, message, n, examples(sample, key, col, rows=sample)))
+    return problems
