@@ -246,7 +246,7 @@ class Tables:
     scan_accounts: pl.Series | None = None  # the accounts the scans are restricted to (None: all)
     parent: "Tables | None" = None  # the unrestricted tables these were restricted from
     as_stored: dict[str, list[str]] = field(default_factory=dict)  # big tables' text columns used as stored
-    natives: dict[str, nw.LazyFrame] = field(default_factory=dict)  # big tables kept in the source's engine
+    natives: dict[str, nw.LazyFrame] = field(default_factory=dict)  # big tables kept in the source's engine (all accounts)
 
     def has(self, *names: str) -> bool:
         return all(n in self.frames or n in self.scans or n in self.natives for n in names)
@@ -258,7 +258,7 @@ class Tables:
         """Table `name` as a Narwhals lazy frame on the engine."""
         if name not in self._lazy_cache:
             if name in self.natives:
-                self._lazy_cache[name] = self.natives[name]
+                self._lazy_cache[name] = self._of_accounts(self.natives[name])
             elif name in self.scans and self.engine.name == "polars":
                 self._lazy_cache[name] = nw.from_native(self.scans[name])
             elif name in self.scans:
@@ -274,12 +274,15 @@ class Tables:
         path = self.source.parquet_path(name)
         stored = pl.scan_parquet(path).collect_schema() if path else {}
         if path and all(stored.get(c) == t for c, t in typed.items()):
-            frame = self.engine.read_parquet(path, list(typed))
-            if self.scan_accounts is not None:
-                keep = self.engine.lazy(pl.DataFrame({"account_id": self.scan_accounts.unique()}))
-                frame = frame.join(keep, on="account_id", how="semi")
-            return frame
+            return self._of_accounts(self.engine.read_parquet(path, list(typed)))
         return self.engine.lazy(self.scans[name].collect(engine="streaming"))
+
+    def _of_accounts(self, frame: nw.LazyFrame) -> nw.LazyFrame:
+        """A big table read by the engine itself, restricted to these tables' accounts (a semi-join in the engine)."""
+        if self.scan_accounts is None:
+            return frame
+        keep = self.engine.lazy(pl.DataFrame({"account_id": self.scan_accounts.unique()}))
+        return frame.join(keep, on="account_id", how="semi")
 
     def aggregate(self, name: str, compute: Callable[["Tables"], pd.DataFrame]) -> pd.DataFrame:
         """`compute(tables)`, an aggregate of the big tables with an account_id column: for a source with big
@@ -319,10 +322,8 @@ class Tables:
         frames = {n: (f.filter(pl.col("account_id").is_in(keep)) if "account_id" in f.columns and n not in ("leads", "opportunities")
                       else f) for n, f in self.frames.items()}
         scans = {n: f.filter(pl.col("account_id").is_in(account_ids.to_list())) for n, f in self.scans.items()}
-        keep = self.engine.lazy(pl.DataFrame({"account_id": account_ids.unique()})) if self.natives else None
-        natives = {n: f.join(keep, on="account_id", how="semi") for n, f in self.natives.items()}
         return Tables(self.source, frames, self.engine, self.reporting_currency, scans, account_ids, self.parent or self,
-                      natives=natives)
+                      natives=self.natives)
 
 
 def validated_tables(source: Source, reporting_currency: str = "USD", engine: Engine | None = None,

@@ -11,8 +11,9 @@ from .tables import REPORTING_CURRENCY, TABLES
 LAZY_TABLES = ("usage_events",)  # kept as lazy scans when stored as Parquet
 
 
-def _check_expr(col: str, name: str, stats: dict) -> tuple[pl.Expr, str] | None:
-    c = pl.col(col)
+def column_check(c, name: str, stats: dict):
+    """(bad-value predicate, message) of a pandera column check on the column expression `c` (Polars or
+    Narwhals: both have the same operators), or None for a check done elsewhere."""
     if name == "greater_than_or_equal_to":
         return c < stats["min_value"], f"must be at least {stats['min_value']}"
     if name == "greater_than":
@@ -20,7 +21,7 @@ def _check_expr(col: str, name: str, stats: dict) -> tuple[pl.Expr, str] | None:
     if name == "less_than_or_equal_to":
         return c > stats["max_value"], f"must be at most {stats['max_value']}"
     if name == "isin":
-        return ~c.is_in(list(stats["allowed_values"])), f"must be one of {sorted(stats['allowed_values'])}"
+        return ~c.is_in(sorted(stats["allowed_values"])), f"must be one of {sorted(stats['allowed_values'])}"
     return None
 
 
@@ -59,7 +60,7 @@ def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD",
         if not spec.nullable:
             rules.append((f"{name}.missing_value", col, "a value is required", raw[col].is_null()))
         for check in spec.checks:
-            made = _check_expr(col, check.name, check.statistics)
+            made = column_check(pl.col(col), check.name, check.statistics)
             if made is not None:
                 rules.append((f"{name}.{'not_allowed' if check.name == 'isin' else 'out_of_range'}", col, made[1],
                               pl.col(col).is_not_null() & made[0]))

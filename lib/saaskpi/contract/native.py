@@ -9,6 +9,7 @@ import narwhals as nw
 import polars as pl
 
 from ..errors import Problem
+from .lazy import column_check
 from .load import examples, key_column
 from .rules import ForeignKey, cross_table_rules
 from .tables import TABLES
@@ -44,22 +45,14 @@ def native_problems(name: str, frame: nw.LazyFrame, lazy: Callable[[pl.DataFrame
         if not spec.nullable:
             rules.append((f"{name}.missing_value", col, "a value is required", c.is_null(), frame))
         for check in spec.checks:
-            stats = check.statistics
-            made = {"greater_than_or_equal_to": lambda: (c < stats["min_value"], f"must be at least {stats['min_value']}"),
-                    "greater_than": lambda: (c <= stats["min_value"], f"must be greater than {stats['min_value']}"),
-                    "less_than_or_equal_to": lambda: (c > stats["max_value"], f"must be at most {stats['max_value']}"),
-                    "isin": lambda: (~c.is_in(sorted(stats["allowed_values"])),
-                                     f"must be one of {sorted(stats['allowed_values'])}")}.get(check.name)
+            made = column_check(c, check.name, check.statistics)
             if made:
-                pred, message = made()
+                pred, message = made
                 code = f"{name}.{'not_allowed' if check.name == 'isin' else 'out_of_range'}"
                 rules.append((code, col, message, ~c.is_null() & pred, frame))
     for rule in cross_table_rules("USD"):
         if isinstance(rule, ForeignKey) and rule.table == name and rule.ref_table in frames:
-            ref = lazy(frames[rule.ref_table].select(pl.col(rule.ref_column).alias(rule.column)).unique())
-            orphans = frame.filter(~nw.col(rule.column).is_null()).join(ref, on=rule.column, how="anti")
-            rules.append((rule.code, rule.column, f"refers to {rule.ref_table}.{rule.ref_column} values that do not exist",
-                          None, orphans))
+            rules.append((rule.code, rule.column, rule.message, None, rule.orphans(frame, lazy(frames[rule.ref_table]))))
     flagged = [i for i, r in enumerate(rules) if r[3] is not None]
     counts = frame.select([rules[i][3].cast(nw.Int64).sum().alias(str(i)) for i in flagged]).collect() if flagged else None
     problems = []

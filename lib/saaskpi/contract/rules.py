@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import narwhals as nw
 import polars as pl
 
 from ..errors import Problem
@@ -32,13 +33,20 @@ class ForeignKey:
     def code(self) -> str:
         return f"{self.table}.{self.column}.orphan"
 
+    @property
+    def message(self) -> str:
+        return f"refers to {self.ref_table}.{self.ref_column} values that do not exist"
+
+    def orphans(self, table: nw.LazyFrame, ref_table: nw.LazyFrame) -> nw.LazyFrame:
+        """The rows of `table` whose value is not in `ref_table` (on any engine: contract/native.py uses it too)."""
+        ref = ref_table.select(nw.col(self.ref_column).alias(self.column)).unique()
+        return table.filter(~nw.col(self.column).is_null()).join(ref, on=self.column, how="anti")
+
     def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
         if self.table not in frames or self.ref_table not in frames:
             return None
-        ref = frames[self.ref_table].lazy().select(pl.col(self.ref_column).alias(self.column)).unique()
-        bad = frames[self.table].lazy().filter(pl.col(self.column).is_not_null()).join(ref, on=self.column, how="anti")
-        return _problem(bad, self.code, self.table, self.column,
-                        f"refers to {self.ref_table}.{self.ref_column} values that do not exist")
+        bad = self.orphans(nw.from_native(frames[self.table].lazy()), nw.from_native(frames[self.ref_table].lazy()))
+        return _problem(bad.to_native(), self.code, self.table, self.column, self.message)
 
 
 @dataclass(frozen=True)

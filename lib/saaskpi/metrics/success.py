@@ -12,7 +12,7 @@ from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .registry import metric, table
 from .revenue import _series
-from .usage import user_months
+from .usage import in_calendar, user_months
 
 
 def nps_counts(tables: Tables, start: pd.Timestamp, end: pd.Timestamp, by: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -73,19 +73,12 @@ def customer_engagement_score(account_measures: pd.DataFrame) -> pd.DataFrame:
     return _series(g.size().index, g.mean(), g.count())
 
 
-def _feature_months(feature_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
-    """feature_month_activity within the calendar's months."""
-    lo, hi = int(calendar["month"].min()), int(calendar["month"].max())
-    f = feature_month_activity
-    return f[(f.key >= lo) & (f.key <= hi)]
-
-
 @table(needs=USAGE)
 def feature_adoption(feature_month_activity: pd.DataFrame, calendar: pl.DataFrame,
                      success_settings: SuccessSettings) -> pd.DataFrame:
     """Per month and feature: accounts that used it, accounts active at all, the adoption rate, and whether the
     feature is sticky (customer_success.yaml)."""
-    f = _feature_months(feature_month_activity, calendar)
+    f = in_calendar(feature_month_activity, calendar)
     using = f.groupby(["key", "feature"]).size().rename("accounts").reset_index()
     active = f.groupby("key").account_id.nunique().rename("active_accounts").reset_index()
     out = using.merge(active, on="key")
@@ -114,7 +107,7 @@ def feature_adoption_rate(feature_adoption: pd.DataFrame, success_settings: Succ
 @table(export=False, needs=USAGE)
 def first_feature_use(feature_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """When each account first used each feature (UTC)."""
-    f = _feature_months(feature_month_activity, calendar)
+    f = in_calendar(feature_month_activity, calendar)
     return f.groupby(["account_id", "feature"]).first_event.min().rename("first_use").reset_index()
 
 
@@ -161,7 +154,7 @@ def feature_adoption_12_months(tables: Tables, calendar: pl.DataFrame, first_fea
 def time_in_product(feature_month_activity: pd.DataFrame, user_month_activity: pd.DataFrame,
                     calendar: pl.DataFrame) -> pd.DataFrame:
     """Per month and feature area: minutes spent (duration_seconds) and minutes per monthly active user."""
-    f = _feature_months(feature_month_activity, calendar)
+    f = in_calendar(feature_month_activity, calendar)
     cols = ["month", "feature", "minutes", "active_users", "minutes_per_active_user"]
     minutes = (f.groupby(["key", "feature"]).seconds.sum() / 60).rename("minutes").reset_index()
     users = user_months(user_month_activity, calendar)

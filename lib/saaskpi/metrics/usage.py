@@ -21,7 +21,8 @@ from .revenue import _series
 USAGE = ("accounts", "subscriptions", "usage_events")
 
 
-def _in_calendar(frame: pd.DataFrame, calendar: pl.DataFrame, key: str = "key") -> pd.DataFrame:
+def in_calendar(frame: pd.DataFrame, calendar: pl.DataFrame, key: str = "key") -> pd.DataFrame:
+    """The rows of `frame` whose month `key` is one of the calendar's months."""
     lo, hi = int(calendar["month"].min()), int(calendar["month"].max())
     return frame[(frame[key] >= lo) & (frame[key] <= hi)]
 
@@ -62,7 +63,7 @@ def _per_feature_month(tables: Tables) -> pd.DataFrame:
 
 def user_months(user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """One row per user and month (key) with at least one usage event, in the calendar."""
-    return _in_calendar(user_month_activity, calendar)[["user_id", "key"]].drop_duplicates()
+    return in_calendar(user_month_activity, calendar)[["user_id", "key"]].drop_duplicates()
 
 
 def days_in_month(calendar: pl.DataFrame) -> pd.DataFrame:
@@ -74,10 +75,10 @@ def days_in_month(calendar: pl.DataFrame) -> pd.DataFrame:
 @table(needs=USAGE)
 def active_users(tables: Tables, user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """Per month: mean daily active users over all its days, mean weekly active users over the blocks days 1-7, 8-14, 15-21, 22-28, and monthly active users."""
-    per_user = _in_calendar(user_month_activity, calendar)
+    per_user = in_calendar(user_month_activity, calendar)
     if per_user.duplicated(["user_id", "key"]).any():
         # a user active in two accounts in one month: days per account do not add up, count them over the events
-        per_user = _in_calendar(_per_user_month(tables), calendar)
+        per_user = in_calendar(_per_user_month(tables), calendar)
     g = per_user.groupby("key")
     monthly = pd.DataFrame({"user_days": g.days_active.sum(), "user_weeks": g.blocks_active.sum(), "mau": g.size()})
     monthly = monthly.reset_index().assign(month=lambda f: months_of(f.key))
