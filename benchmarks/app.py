@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import statistics
 import sys
 import time
@@ -17,8 +16,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "browser"))
 from apps import open_app, switch_segment, voila_server  # noqa: E402
 from chromium import browser_page  # noqa: E402
+from results import write_section  # noqa: E402
 
-BEGIN, END = "<!-- app:begin -->", "<!-- app:end -->"
 NOTEBOOK = "00_executive_summary"  # the landing app, preheated in voila.json
 
 
@@ -56,11 +55,7 @@ def main() -> None:
             f"| request to first chart, cold kernel | {med(cold_first):.2f} | |\n"
             f"| segment change to updated tiles | {med(warm_change + cold_change):.2f} | 0.5 |\n\n"
             f"Loads that did not show a chart within 60 s: {len(FAILURES)} {FAILURES or ''}")
-    results = HERE / "RESULTS.md"
-    old = results.read_text()
-    if BEGIN not in old:
-        old += f"\n## Voila apps\n\n{BEGIN}\n{END}\n"
-    results.write_text(re.sub(f"{BEGIN}.*?{END}", lambda _: f"{BEGIN}\n{text}\n{END}", old, flags=re.S))
+    write_section("app", "Voila apps", text)
     print(text)
 
 

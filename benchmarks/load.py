@@ -27,8 +27,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 from apps import CHART, TILE, server_process, voila_server  # noqa: E402
 from chromium import ARGS, ensure_chromium  # noqa: E402
+from results import write_section  # noqa: E402
 
-BEGIN, END = "<!-- load:begin -->", "<!-- load:end -->"
 NOTEBOOK = "00_executive_summary"
 SESSIONS = 20
 SESSION_TIMEOUT_MS = 600_000  # a session without a chart and tiles 10 minutes after its request has failed
@@ -207,11 +207,7 @@ def main() -> None:
         with monitor(server) as seen:
             results = asyncio.run(sessions(f"{base}/voila/render/{NOTEBOOK}.ipynb", SESSIONS, pool))
         text = report(results, before, seen, preheated, load_average)
-    results_file = HERE / "RESULTS.md"
-    old = results_file.read_text()
-    if BEGIN not in old:
-        old = old.rstrip("\n") + f"\n\n## Load: {SESSIONS} concurrent sessions of the executive app\n\n{BEGIN}\n{END}\n"
-    results_file.write_text(re.sub(f"{BEGIN}.*?{END}", lambda _: f"{BEGIN}\n{text}\n{END}", old, flags=re.S))
+    write_section("load", f"Load: {SESSIONS} concurrent sessions of the executive app", text)
     print(text)
 
 

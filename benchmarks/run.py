@@ -5,7 +5,7 @@
 
 Each implementation runs in its own subprocess, so its peak resident memory is its own. The two
 must agree (MRR per month and DAU/MAU per month) or the run fails. Results are written to
-benchmarks/RESULTS.md between the markers below. Tests never assert timings; this is on demand.
+benchmarks/RESULTS.md (its section, results.py). Tests never assert timings; this is on demand.
 """
 from __future__ import annotations
 
@@ -14,17 +14,16 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from results import write_section
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
 AS_OF = "2026-10"
 
 
@@ -111,13 +110,6 @@ def report(rows: list[dict]) -> str:
     return "\n".join(lines + ["", "Goals: at least 4x faster than pandas, at most 4 GB peak at 50M events.", *verdicts])
 
 
-def write_results(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n## Metric layer vs pandas\n\n" + BEGIN + "\n" + END + "\n"
-    if BEGIN not in old:
-        old += "\n## Metric layer vs pandas\n\n" + BEGIN + "\n" + END + "\n"
-    RESULTS.write_text(re.sub(f"{BEGIN}.*?{END}", lambda _: f"{BEGIN}\n{text}\n{END}", old, flags=re.S))
-
-
 def main() -> None:
     from tqdm import tqdm
 
@@ -147,8 +139,8 @@ def main() -> None:
             r["size"] = label(n)
             rows.append(r)
             tqdm.write(f"{r['size']:>4} {r['impl']:<8} {r['seconds']:7.1f} s  peak {r['peak_mb'] / 1024:5.2f} GB")
-    write_results(report(rows))
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    write_section("speed", "Metric layer vs pandas", report(rows))
+    print("written to benchmarks/RESULTS.md")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ Each measurement runs in its own subprocess, so its peak resident memory is its 
 charts included (metrics + formatting + static charts). Each page is measured cold (aggregate cache off:
 every aggregate computed from the events) and warm (the two usage aggregates already in the cache, as for
 every page after the first one of a source; see lib/saaskpi/cache.py). The snapshot starts from an empty
-cache. Results go to benchmarks/RESULTS.md between the markers below. Tests never assert timings.
+cache. Results go to their section of benchmarks/RESULTS.md (results.py). Tests never assert timings.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -27,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import write_section
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
 SOURCE = ROOT / "data" / "large"
 AS_OF = "2026-10"
 GOALS = {"ratio": 3.0, "peak_gb": 6.0, "snapshot_s": 300.0}
@@ -158,13 +157,6 @@ def report(counts: dict, floor_s: dict, rows: list[dict], fills: list[dict], sna
     return "\n".join(lines)
 
 
-def write_results(text: str) -> None:
-    old = RESULTS.read_text()
-    if BEGIN not in old:
-        old += f"\n## Every page at 50M events\n\n{BEGIN}\n{END}\n"
-    RESULTS.write_text(re.sub(f"{BEGIN}.*?{END}", lambda _: f"{BEGIN}\n{text}\n{END}", old, flags=re.S))
-
-
 def main() -> None:
     from tqdm import tqdm
 
@@ -194,7 +186,7 @@ def main() -> None:
                                f"page {r['page']:6.1f} s  peak {r['peak_gb']:.2f} GB")
     snaps = [] if args.no_snapshot else [snapshot(SOURCE, engine) for engine in args.engines]
     text = report(counts, floor_s, rows, fills, snaps)
-    write_results(text)
+    write_section("scale", "Every page at 50M events", text)
     print(text)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import sys
 import tempfile
 import time
@@ -20,7 +19,8 @@ sys.path.insert(0, str(HERE.parent / "lib"))
 from saaskpi import params, paths  # noqa: E402
 from saaskpi.snapshot import notebook_names, take_snapshot  # noqa: E402
 
-BEGIN, END = "<!-- snapshot:begin -->", "<!-- snapshot:end -->"
+from results import write_section  # noqa: E402
+
 WORKERS = 2
 
 
@@ -57,11 +57,7 @@ def main() -> None:
             f"| | wall time |\n|---|---|\n| snapshot | {real:.1f} s |\n| floor (import-only notebooks, same runner) | {floor:.1f} s |\n"
             f"| ratio | {real / floor:.2f}x (goal: within 1.5x) |\n\n"
             f"{len(snap.failed)} run(s) failed.")
-    results = HERE / "RESULTS.md"
-    old = results.read_text()
-    if BEGIN not in old:
-        old += f"\n## Monthly snapshot\n\n{BEGIN}\n{END}\n"
-    results.write_text(re.sub(f"{BEGIN}.*?{END}", lambda _: f"{BEGIN}\n{text}\n{END}", old, flags=re.S))
+    write_section("snapshot", "Monthly snapshot", text)
     print(text)
 
 
