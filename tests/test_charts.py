@@ -37,7 +37,7 @@ def test_mrr_bridge_steps_add_up(revenue_wb):
     assert marks(chart) == ["bar", "text"]
 
 
-def test_trend_has_dotted_target_and_flags_low_n():
+def test_trend_has_dashed_target_and_flags_low_n():
     series = pd.DataFrame({"month": pd.date_range("2024-01-01", periods=4, freq="MS"),
                            "value": [0.01, 0.02, float("nan"), 0.03], "n": [100, 5, 0, 100]})
     chart = charts.trend(series, "Net MRR churn", "fraction", target=0.02, low_n=20, long_term=0.01)

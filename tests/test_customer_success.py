@@ -578,6 +578,19 @@ def test_accounts_per_csm_and_capacity(wb):
     assert by_month(wb, "csm_capacity_utilisation")["2024-05"] == (pytest.approx(3 / 280), 280)
 
 
+def test_capacity_status_shows_the_overloaded_csm(wb):
+    # smb capacity 1: in May M1 (smb) looks after A1 and A4 -> load 2 / 1 = 200 %; M2 (enterprise, 30) has A3 -> 1/30.
+    # The average (3 accounts / 31 capacity = 9.7 %) looks fine: it is not judged; the share over capacity is.
+    settings = dataclasses.replace(params.success_settings(), csm_capacity={"smb": 1, "enterprise": 30, "default": 100})
+    w = wb.with_success(settings)
+    assert by_month(w, "csm_capacity_utilisation")["2024-05"] == (pytest.approx(3 / 31), 31)
+    assert by_month(w, "csms_over_capacity_share")["2024-05"] == (pytest.approx(1 / 2), 2)  # M1 of M1, M2
+    assert by_month(w, "max_csm_load")["2024-05"] == (pytest.approx(2.0), 2)
+    assert w.value("csm_capacity_utilisation").status == "n/a"
+    assert w.value("csms_over_capacity_share").status == "off"  # target 0 CSMs over capacity
+    assert w.value("max_csm_load").status == "off"  # 200 % against 100 %
+
+
 def test_hiring_forecast(wb):
     settings = dataclasses.replace(params.success_settings(), forecast_history_months=3,
                                    csm_capacity={"smb": 1, "enterprise": 2, "mid_market": 100, "default": 100})

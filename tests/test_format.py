@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import math
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from saaskpi import format as fmt
+from saaskpi.metrics import METRICS
+from saaskpi.metrics.registry import UNITS
 
 
 def test_values_by_unit():
@@ -32,3 +37,40 @@ def test_changes_are_signed():
     assert fmt.change(179_300.0, "currency") == "+$179.3k"
     assert fmt.change(0.0, "ratio") == "±0.0x"
     assert fmt.count(1144) == "n=1,144"
+
+
+def test_plain_numbers_counts_and_scores():
+    assert fmt.value(0.6874, "number") == "0.69"  # an AUC is a number, not 68.7 %
+    assert fmt.value(0.0024, "number") == "0.0024"  # viral coefficient: no "x"
+    assert fmt.value(89.5, "count") == "89.5"  # an average count: no "x"
+    assert fmt.value(31.0, "score") == "31"  # a whole score without ".0"
+    assert fmt.value(-26.4, "score") == "-26.4"
+
+
+def test_negative_zero_is_never_rendered():
+    assert fmt.change(-0.00001, "fraction") == "±0.0 pts"  # not "−0.0 pts"
+    assert fmt.change(-0.3, "count") == "−0.3"
+    assert fmt.change(-0.01, "count") == "±0"
+    assert fmt.value(-0.0001, "fraction") == "0.0%"
+    assert fmt.value(-0.4, "currency") == "$0"
+    assert fmt.value(-0.0, "score") == "0"
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True, width=64), st.sampled_from(sorted(UNITS)))
+def test_formatter_property(v, unit):
+    text, delta = fmt.value(v, unit), fmt.change(v, unit)
+    for out in (text, delta):
+        assert "nan" not in out.lower() and "inf" not in out.lower() and "e+" not in out and "e-" not in out
+        if "-" in out or "−" in out:  # a minus sign only where a digit is not zero
+            assert any(ch in "123456789" for ch in out), out
+    assert text.endswith("x") == (unit == "ratio" and text != "n/a")  # "x" only for multiples
+
+
+def test_every_multiple_is_a_ratio():
+    # units that read "x" are multiples; coefficients, AUC and per-account averages are not
+    for name in ("viral_coefficient", "health_backtest_auc", "cost_to_serve_per_arr"):
+        assert METRICS[name].unit == "number", name
+    for name in ("accounts_per_csm", "touchpoints_per_account"):
+        assert METRICS[name].unit == "count", name
+    for name in ("ltv_to_cac_ratio", "saas_quick_ratio", "magic_number", "burn_multiple"):
+        assert METRICS[name].unit == "ratio", name

@@ -281,3 +281,4 @@ def test_what_if_text_for_the_window(wb):
     assert "$574" in text and "12.5%" in text
     assert "does not move it" in text  # churn cannot reach the payback guideline
     assert "$545" in page.what_if_html(wb, cac_change=-0.05)  # 574 x 0.95 = 545.3 in the what-if column
+

@@ -1,11 +1,12 @@
 """Chart builders: small pandas frames in, Altair charts out. A chart is a value (tested through
-`to_dict()`); the look comes from `theme`; targets are dotted (mark style "target")."""
+`to_dict()`); the look comes from `theme`; targets are dashed (mark style "target")."""
 from __future__ import annotations
 
 import altair as alt
 import pandas as pd
 
 from . import theme
+from .format import money
 
 MAX_ROWS = 5000  # charts never receive raw rows
 
@@ -17,7 +18,7 @@ def _check(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _axis_format(unit: str) -> str:
-    return {"fraction": ".2~%", "currency": "$,.3~s", "ratio": ".3~g", "score": ".0f"}.get(unit, ",.3~s")
+    return {"fraction": ".2~%", "currency": "$,.3~s", "ratio": ".3~g", "number": ".3~g", "score": ".0f"}.get(unit, ",.3~s")
 
 
 BRIDGE_STEPS = (("start", "MRR start", 1), ("new", "New", 1), ("expansion", "Expansion", 1),
@@ -54,7 +55,7 @@ def mrr_bridge(movements: pd.DataFrame, month: pd.Timestamp) -> alt.Chart:
     labels = base.mark_text(dy=-7, style="cell-label").encode(y="to:Q", text=alt.Text("amount:Q", format="$,.3~s"))
     subtitle = "start + new + expansion + reactivation − contraction − churn = end"
     if floor > 0:
-        subtitle += f"; the axis starts at {floor:,.0f}, not zero"
+        subtitle += f"; the axis starts at {money(floor)}, not zero"
     return (bars + labels).properties(title=alt.Title(f"MRR bridge, {month:%B %Y}", subtitle=subtitle),
                                       height=280, width=640)
 
@@ -120,12 +121,14 @@ def survival_curves(km: pd.DataFrame) -> alt.Chart:
 
 def trend(series: pd.DataFrame, label: str, unit: str, target: float | None = None, low_n: float | None = None,
           long_term: float | None = None) -> alt.Chart:
-    """A metric's monthly line with its target dotted; months with n below `low_n` are flagged."""
+    """A metric's monthly line with its target dashed; months with n below `low_n` are flagged."""
     data = _check(series.dropna(subset=["value"]).copy())
     data["low_n"] = data.n < low_n if low_n else False
     fmt = _axis_format(unit)
     base = alt.Chart(data).encode(x=alt.X("yearmonth(month):T", title=None))
-    layers = [base.mark_line().encode(y=alt.Y("value:Q", title=label, axis=alt.Axis(format=fmt)),
+    # a line's axis is fitted to the data and its targets (not from zero): NRR moving around 100 % stays readable
+    layers = [base.mark_line().encode(y=alt.Y("value:Q", title=label, axis=alt.Axis(format=fmt),
+                                              scale=alt.Scale(zero=False)),
                                       tooltip=[alt.Tooltip("yearmonth(month):T", title="month"),
                                                alt.Tooltip("value:Q", format=fmt.replace("~s", "f")), "n:Q"])]
     if data.low_n.any():
@@ -138,7 +141,7 @@ def trend(series: pd.DataFrame, label: str, unit: str, target: float | None = No
     if targets:
         layers.append(alt.Chart(pd.DataFrame({"target": [t for t, _ in targets], "which": [n for _, n in targets]}))
                       .mark_rule(style="target").encode(y="target:Q", tooltip=["which:N", alt.Tooltip("target:Q", format=fmt)]))
-    subtitle = "dotted: target" if targets else ""
+    subtitle = "dashed: target" if targets else ""
     if data.low_n.any():
         subtitle += ("; " if subtitle else "") + "▲ small sample"
     if data.immature.any():
@@ -288,7 +291,7 @@ def payback_curve(curve: pd.DataFrame) -> alt.Chart:
     return alt.layer(line, cac).properties(height=170, width=280).facet(
         facet=alt.Facet("segment:N", title=None), columns=3).resolve_scale(y="independent").properties(
         title=alt.Title("Payback curve", subtitle="cumulative gross margin per customer (churned customers count "
-                        "as 0) against CAC, dotted; where the line crosses it, the customer has paid back"))
+                        "as 0) against CAC, dashed; where the line crosses it, the customer has paid back"))
 
 
 def peer_position(row: pd.Series, label: str, unit: str, title: str) -> alt.Chart:

@@ -10,7 +10,8 @@ import altair as alt
 FONT = "Inter, 'Helvetica Neue', Arial, sans-serif"
 INK, MUTED, GRID = "#1f2933", "#616e7c", "#e4e7eb"
 PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444", "#0ea5e9", "#84cc16", "#ec4899"]
-STATUS = {"on": "#15803d", "near": "#b45309", "off": "#b91c1c", "n/a": "#6b7280", "immature": "#6b7280"}
+STATUS = {"on": "#15803d", "near": "#b45309", "off": "#b91c1c", "n/a": "#6b7280", "immature": "#6b7280",
+          "small sample": "#6b7280"}
 MOVEMENTS = {"start": "#94a3b8", "new": "#16a34a", "expansion": "#4ade80", "reactivation": "#0ea5e9",
              "contraction": "#f97316", "churn": "#dc2626", "end": "#475569"}
 LIFECYCLE = {"new": "#16a34a", "returning": "#2563eb", "resurrecting": "#8b5cf6", "dormant": "#9ca3af"}

@@ -36,11 +36,11 @@ def show_chart(chart: alt.TopLevelMixin, wb) -> None:
 
 
 def metric_trend(wb, name: str, months: int = 24) -> alt.Chart:
-    """Metric `name` over its last `months` months with its targets dotted and small samples flagged."""
+    """Metric `name` over its last `months` months with its targets dashed and small samples flagged."""
     m = METRICS[name]
     target = wb.targets.get(name)
     return charts.trend(wb.series(name).tail(months), m.label, m.unit, wb.target(name),
-                        wb.conventions.low_n_threshold if m.proportion else None, target.long_term if target else None)
+                        wb.conventions.low_n_threshold if m.estimate else None, target.long_term if target else None)
 
 
 def trend_grid(wb, names: list[str], months: int = 24) -> None:
@@ -91,13 +91,15 @@ def tile_html(wb, name: str) -> str:
     if v.note:
         lines.append(f'<div class="kpi-note">{html.escape(v.note)}</div>')
     else:
-        lines.append(f'<div class="kpi-change">{fmt.change(v.change, m.unit, cur)} vs last month</div>')
+        if v.month is not None and v.month != wb.month:  # an open cohort: the latest complete one is shown
+            lines.append(f'<div class="kpi-note">cohort of {v.month:%b %Y}, the latest with its window elapsed</div>')
+        lines.append(f'<div class="kpi-change">{fmt.change(v.change, m.unit, cur)} vs the month before</div>')
         target = "" if v.target is None else f"target {fmt.value(v.target, m.unit, cur)} · "
         lines.append(f'<div class="kpi-status" style="color:{colour}">{target}{"" if v.status == "n/a" else v.status}</div>')
         extra = fmt.count(v.n)
         if m.proportion and not math.isnan(v.interval[0]):
             extra += f" · 95% {fmt.value(v.interval[0], m.unit)}–{fmt.value(v.interval[1], m.unit)}"
-        if v.low_n:
+        if v.low_n and v.status != "small sample":
             extra += ' · <span class="kpi-lown">small sample</span>'
         lines.append(f'<div class="kpi-n">{extra}</div>')
         lines.append(sparkline_svg(wb.series(name).value.tail(12).tolist()))

@@ -255,23 +255,35 @@ class Workbook:
         return METRICS[name].target
 
     def value(self, name: str) -> MetricValue:
-        """Metric `name` for the workbook's month, with change, n, status and interval."""
+        """Metric `name` for the workbook's month, with change, n, status and interval.
+
+        A cohort value whose window is still open at the month (immature) is not judged: the value shown and
+        judged is the latest cohort whose window has elapsed (its `month` says which), so that a rate below
+        target for months does not hide behind "immature". A value estimated from fewer than
+        `low_n_threshold` items (`Metric.estimate`) is flagged as a small sample and not judged either."""
         m = METRICS[name]
         missing = self.tables.missing(*m.needs)
         if missing:
             return MetricValue(name, self.month, math.nan, math.nan, 0, self.target(name), "n/a", False,
                                (math.nan, math.nan), f"needs {', '.join(missing)}")
         s = self.series(name)
-        row = s[s.month == self.month]
-        prev = s[s.month == month_of(self.as_of - 1)]
+        month = self.month
+        immature = "immature" in s and bool(s.loc[s.month == month, "immature"].astype(bool).any())
+        if immature:
+            mature = s[~s.immature.astype(bool) & s.value.notna()]
+            if len(mature):
+                month, immature = mature.month.iloc[-1], False
+        row = s[s.month == month]
+        prev = s[s.month == month - pd.offsets.MonthBegin(1)]
         value = float(row.value.iloc[0]) if len(row) else math.nan
         n = float(row.n.iloc[0]) if len(row) else 0.0
         target = self.target(name)
-        immature = bool(len(row) and "immature" in row and row.immature.iloc[0])
+        low_n = m.estimate and not math.isnan(value) and n < self.conventions.low_n_threshold
         status = target_status(value, target, m.direction, self.conventions.status_near_band, immature)
+        if low_n and status in ("on", "near", "off"):
+            status = "small sample"
         interval = wilson_interval(value, n) if m.proportion else (math.nan, math.nan)
-        low_n = m.proportion and n < self.conventions.low_n_threshold
-        return MetricValue(name, self.month, value, float(prev.value.iloc[0]) if len(prev) else math.nan, n,
+        return MetricValue(name, month, value, float(prev.value.iloc[0]) if len(prev) else math.nan, n,
                            target, status, low_n, interval, immature=immature)
 
     def convention_text(self, name: str) -> str:

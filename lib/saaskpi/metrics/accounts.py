@@ -115,7 +115,7 @@ def account_nps(tables: Tables, as_of: int, conventions: Conventions, paying_acc
     return _per_account(paying_accounts_now, r.nps, r.n)
 
 
-@account_metric(label="Tickets per seat (90 days)", unit="ratio", direction="lower",
+@account_metric(label="Tickets per seat (90 days)", unit="number", direction="lower",
                 needs=("accounts", "subscriptions", "support_tickets"))
 def tickets_per_seat(tables: Tables, as_of: int, paying_accounts_now: pd.DataFrame) -> pd.DataFrame:
     """Support tickets opened in the 90 days to the month end per licensed seat (n/a without seats)."""

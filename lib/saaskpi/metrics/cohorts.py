@@ -143,7 +143,7 @@ def expected_lifetime_months(spells: pd.DataFrame, horizon: int) -> float:
     return float(restricted_mean_survival_time(kmf, t=horizon))
 
 
-@metric(label="LTV (survival)", formula="Kaplan-Meier expected lifetime in months (truncated at ltv_horizon_months) "
+@metric(sampled=True, label="LTV (survival)", formula="Kaplan-Meier expected lifetime in months (truncated at ltv_horizon_months) "
         "x ARPA x gross margin (of the month, from COGS or default_gross_margin)", unit="currency",
         direction="higher", level="supporting", sources=("S", "C"),
         area="revenue", conventions=("ltv_horizon_months", "default_gross_margin"))

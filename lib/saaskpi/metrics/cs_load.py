@@ -75,18 +75,23 @@ def csm_load(as_of: int, conventions: Conventions, success_settings: SuccessSett
 
 def _coverage(account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings,
               calendar: pl.DataFrame) -> pd.DataFrame:
-    """Per month: paying accounts with a CSM, CSMs on the team, and their capacity."""
+    """Per month: paying accounts with a CSM, CSMs on the team, their capacity, how many of them carry more
+    accounts than the capacity of their segment, and the load (accounts / capacity) of the most loaded one."""
     rows = []
     for key in calendar["month"].to_list():
         now = account_months[account_months.key == key]
         team = csms_at(tables, _month_end(key))
+        book = now.csm_id.value_counts()
+        loads = [book.get(member, 0) / success_settings.capacity(segment)
+                 for member, segment in zip(team.member_id, team.segment)]
         rows.append((month_of(key), int(now.csm_id.notna().sum()), len(team),
-                     sum(success_settings.capacity(s) for s in team.segment)))
-    return pd.DataFrame(rows, columns=["month", "covered", "csms", "capacity"])
+                     sum(success_settings.capacity(s) for s in team.segment),
+                     sum(load > 1 for load in loads), max(loads, default=math.nan)))
+    return pd.DataFrame(rows, columns=["month", "covered", "csms", "capacity", "over_capacity", "max_load"])
 
 
 @metric(label="Accounts per CSM", formula="paying accounts with a CSM / CSMs on the team at the month end",
-        unit="ratio", direction="neutral", level="operational", sources=("P",), area="success", needs=TEAM)
+        unit="count", direction="neutral", level="operational", sources=("P",), area="success", needs=TEAM)
 def accounts_per_csm(account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings,
                      calendar: pl.DataFrame) -> pd.DataFrame:
     """How many accounts each CSM looks after on average."""
@@ -95,13 +100,33 @@ def accounts_per_csm(account_months: pd.DataFrame, tables: Tables, success_setti
 
 
 @metric(label="CS capacity used", formula="paying accounts with a CSM / sum over CSMs on the team of csm_capacity "
-        "of their segment", unit="fraction", direction="lower", level="supporting", sources=("P",), area="success",
-        target=1.0, needs=TEAM)
+        "of their segment (an average: judged through CSMs over capacity)", unit="fraction", direction="neutral",
+        level="supporting", sources=("P",), area="success", needs=TEAM)
 def csm_capacity_utilisation(account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings,
                              calendar: pl.DataFrame) -> pd.DataFrame:
-    """How full the CS team's books are against the capacity ratio (above 1 = overloaded)."""
+    """How full the CS team's books are on average against the capacity ratio (above 1 = overloaded)."""
     c = _coverage(account_months, tables, success_settings, calendar)
     return _series(c.month, safe_ratio(c.covered, c.capacity), c.capacity)
+
+
+@metric(label="CSMs over capacity", formula="CSMs on the team at the month end whose accounts exceed csm_capacity "
+        "of their segment / CSMs on the team", unit="fraction", direction="lower", level="supporting",
+        sources=("P",), area="success", target=0.0, needs=TEAM, proportion=True, sampled=False)
+def csms_over_capacity_share(account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings,
+                             calendar: pl.DataFrame) -> pd.DataFrame:
+    """Share of CSMs whose book is larger than their segment's capacity: what an average load can hide."""
+    c = _coverage(account_months, tables, success_settings, calendar)
+    return _series(c.month, safe_ratio(c.over_capacity, c.csms), c.csms)
+
+
+@metric(label="Most loaded CSM", formula="max over CSMs on the team of accounts / csm_capacity of their segment",
+        unit="fraction", direction="lower", level="operational", sources=("P",), area="success", target=1.0,
+        needs=TEAM, sampled=False)
+def max_csm_load(account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings,
+                 calendar: pl.DataFrame) -> pd.DataFrame:
+    """The load of the CSM with the largest book against capacity (above 1 = overloaded)."""
+    c = _coverage(account_months, tables, success_settings, calendar)
+    return _series(c.month, c.max_load, c.csms)
 
 
 @table(needs=TEAM)
@@ -139,7 +164,7 @@ def _cs_spend(allocated_spend: pd.DataFrame) -> pd.DataFrame:
     return s.assign(item=s["item"].fillna("other"))
 
 
-@metric(label="Cost to serve per account", formula="customer_success spend in M / paying accounts at the end of M",
+@metric(sampled=True, label="Cost to serve per account", formula="customer_success spend in M / paying accounts at the end of M",
         unit="currency", direction="lower", level="supporting", sources=("C",), area="success", needs=SPEND)
 def cost_to_serve_per_account(allocated_spend: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """What customer success costs per paying account per month."""
@@ -149,7 +174,7 @@ def cost_to_serve_per_account(allocated_spend: pd.DataFrame, mrr_movements: pd.D
 
 
 @metric(label="Cost to serve per $ of ARR", formula="customer_success spend in M x 12 / ARR at the end of M",
-        unit="ratio", direction="lower", level="supporting", sources=("C",), area="success", needs=SPEND)
+        unit="number", direction="lower", level="supporting", sources=("C",), area="success", needs=SPEND)
 def cost_to_serve_per_arr(allocated_spend: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Dollars of customer-success cost per dollar of recurring revenue, annualised."""
     spend = _cs_spend(allocated_spend).groupby("spend_month").amount.sum()

@@ -289,7 +289,7 @@ def trial_to_paid_conversion(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
     return stage_series(funnel_by_month, TRIAL_PAID)
 
 
-@metric(label="Revenue per lead", formula="cohort: new ARR (first paying month's MRR x 12) of leads of M that became "
+@metric(sampled=True, label="Revenue per lead", formula="cohort: new ARR (first paying month's MRR x 12) of leads of M that became "
         "customers within the conversion window / leads of M (period: new ARR of leads converted in M / leads of M)",
         unit="currency", direction="higher", level="core", sources=("J",), area="funnel", needs=LEADS,
         conventions=("reporting_currency", *FUNNEL_CONVENTIONS))
@@ -327,7 +327,7 @@ def win_rate(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.D
     return monthly(calendar, closed.closed_month, (closed.outcome == "won").astype(float), "mean")
 
 
-@metric(label="Average deal size", formula="sum of first-year contract value of opportunities won in M / deals won "
+@metric(sampled=True, label="Average deal size", formula="sum of first-year contract value of opportunities won in M / deals won "
         "in M", unit="currency", direction="higher", level="core", sources=("J", "S"), area="sales", needs=OPPS,
         conventions=("reporting_currency",))
 def average_deal_size(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -415,7 +415,7 @@ def sales_capacity_fte(calendar: pl.DataFrame, sales_capacity: pd.DataFrame) -> 
     return monthly(calendar, sales_capacity.month, sales_capacity.ramp_fraction, "sum")
 
 
-@metric(label="Revenue per rep", formula="first-year contract value won in M / sales capacity (FTE) in M",
+@metric(sampled=True, label="Revenue per rep", formula="first-year contract value won in M / sales capacity (FTE) in M",
         unit="currency", direction="higher", level="supporting", sources=("S",), area="sales",
         needs=("accounts", "subscriptions", "opportunities", "team"), conventions=("reporting_currency",))
 def revenue_per_rep(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame, sales_capacity_fte: pd.DataFrame) -> pd.DataFrame:
@@ -527,7 +527,7 @@ def new_user_churn_rate(tables: Tables, calendar: pl.DataFrame, conventions: Con
 
 
 @metric(label="Viral coefficient", formula="users created in M referred by an existing user / monthly active users "
-        "in M-1", unit="ratio", direction="higher", level="operational", sources=("C",), area="activation",
+        "in M-1", unit="number", direction="higher", level="operational", sources=("C",), area="activation",
         needs=(*USERS, "usage_events"))
 def viral_coefficient(tables: Tables, calendar: pl.DataFrame, active_users: pd.DataFrame) -> pd.DataFrame:
     """Referred signups per active user of the month before."""

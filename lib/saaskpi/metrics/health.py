@@ -304,7 +304,7 @@ def health_backtest(as_of: int, health_outcomes: pd.DataFrame) -> pd.DataFrame:
 
 
 @metric(label="Health backtest (ROC AUC)", formula="ROC AUC of the health score at M-3 (lower = riskier) against "
-        "churn by the end of M, over the accounts paying at M-3", unit="fraction", direction="higher",
+        "churn by the end of M, over the accounts paying at M-3", unit="number", direction="higher",
         level="supporting", sources=("C", "P"), area="success", target=0.7)
 def health_backtest_auc(health_outcomes: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """How well the health score three months ago ranked the accounts that churned since (0.5 = chance)."""

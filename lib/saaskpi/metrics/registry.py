@@ -11,7 +11,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
-UNITS = {"currency", "fraction", "ratio", "count", "months", "days", "hours", "minutes", "score"}
+UNITS = {"currency", "fraction", "ratio", "number", "count", "months", "days", "hours", "minutes", "score"}
 DIRECTIONS = {"higher", "lower", "neutral"}
 LEVELS = ("north_star", "core", "supporting", "operational")
 CADENCES = {"daily", "weekly", "monthly", "quarterly"}
@@ -41,8 +41,17 @@ class Metric:
     target: float | None = None
     conventions: tuple[str, ...] = ()
     needs: tuple[str, ...] = ("accounts", "subscriptions")
-    proportion: bool = False  # a share of n: gets a Wilson interval and a low-n flag
+    proportion: bool = False  # a share of n: gets a Wilson interval
+    sampled: bool | None = None  # estimated from its n items (flagged, not judged, below low_n_threshold); None: by unit
     description: str = ""
+
+    @property
+    def estimate(self) -> bool:
+        """Whether the value is estimated from its n items (a rate, an average, a multiple, a duration), so that a
+        small n makes it unreliable. Totals and counts (MRR, signups) are exact whatever their n."""
+        if self.sampled is not None:
+            return self.sampled
+        return self.proportion or self.unit not in ("count", "currency")
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -82,15 +91,18 @@ class RegistryError(ValueError):
 def metric(*, label: str, formula: str, unit: str, direction: str, level: str, cadence: str = "monthly",
            sources: str | tuple[str, ...], area: str, target: float | None = None,
            conventions: tuple[str, ...] = (), needs: tuple[str, ...] = ("accounts", "subscriptions"),
-           proportion: bool = False):
-    """Register the decorated function as a metric named after it."""
+           proportion: bool = False, sampled: bool | None = None):
+    """Register the decorated function as a metric named after it.
+
+    `sampled=True` marks a currency or count value that is an average over its n items (CAC, deal size,
+    ARPA): like rates, it is flagged as a small sample, not judged, when n is below `low_n_threshold`."""
 
     def register(func: Callable) -> Callable:
         doc = inspect.getdoc(func) or ""
         m = Metric(name=func.__name__, label=label, formula=formula, unit=unit, direction=direction, level=level,
                    cadence=cadence, sources=(sources,) if isinstance(sources, str) else tuple(sources), area=area,
                    func=func, target=target, conventions=tuple(conventions), needs=tuple(needs),
-                   proportion=proportion, description=doc.splitlines()[0] if doc else "")
+                   proportion=proportion, sampled=sampled, description=doc.splitlines()[0] if doc else "")
         _check(m)
         METRICS[m.name] = m
         return func

@@ -136,7 +136,7 @@ def paying_accounts(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     return _series(mrr_movements.month, mrr_movements.accounts_end, mrr_movements.accounts_end)
 
 
-@metric(label="ARPA", formula="MRR / paying accounts", unit="currency", direction="higher", level="supporting",
+@metric(sampled=True, label="ARPA", formula="MRR / paying accounts", unit="currency", direction="higher", level="supporting",
         sources=("S",), area="revenue")
 def average_revenue_per_account(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Average MRR per paying account at month end."""
@@ -293,7 +293,7 @@ def saas_quick_ratio(mrr_movements: pd.DataFrame, conventions: Conventions) -> p
 
 
 # --------------------------------------------------------------------------- lifetime value
-@metric(label="LTV", formula="ARPA x gross margin / monthly logo churn averaged over the trailing "
+@metric(sampled=True, label="LTV", formula="ARPA x gross margin / monthly logo churn averaged over the trailing "
         "ltv_churn_window_months complete months; n/a when that churn is 0; gross margin of the month from COGS, "
         "default_gross_margin without COGS", unit="currency", direction="higher",
         level="core", sources=("S", "C"), area="revenue",

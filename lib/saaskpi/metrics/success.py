@@ -286,7 +286,7 @@ def _with_csm(account_measures: pd.DataFrame) -> pd.DataFrame:
 
 
 @metric(label="Touchpoints per account (90 days)", formula="CS touchpoints in the window_days to the month end per "
-        "paying account with a CSM (or with touchpoints)", unit="ratio", direction="higher", level="operational",
+        "paying account with a CSM (or with touchpoints)", unit="count", direction="higher", level="operational",
         sources=("P",), area="success", needs=TOUCH)
 def touchpoints_per_account(account_measures: pd.DataFrame) -> pd.DataFrame:
     """How often CSMs talk to the accounts they look after."""

@@ -187,7 +187,7 @@ def new_customers(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     return _series(m.month, m.new_accounts, m.new_accounts)
 
 
-@metric(label="CAC", formula="S&M spend attributed to M / new customers in M; n/a without new customers",
+@metric(sampled=True, label="CAC", formula="S&M spend attributed to M / new customers in M; n/a without new customers",
         unit="currency", direction="lower", level="core", sources=("S", "U"), area="unit_economics",
         conventions=("cac_spend_categories", "spend_lag_months", "untagged_spend_allocation"),
         needs=("accounts", "subscriptions", "spend"))
@@ -197,7 +197,7 @@ def customer_acquisition_cost(acquisition_by_month: pd.DataFrame) -> pd.DataFram
     return _series(a.month, a.cac, a.new_customers)
 
 
-@metric(label="New-customer ARPA", formula="new MRR in M / new customers in M", unit="currency", direction="higher",
+@metric(sampled=True, label="New-customer ARPA", formula="new MRR in M / new customers in M", unit="currency", direction="higher",
         level="supporting", sources=("S",), area="unit_economics")
 def new_customer_arpa(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Average first-month MRR of the month's new customers."""

@@ -149,6 +149,6 @@ def show_targets(wb) -> None:
 
 
 def show_trends(wb) -> None:
-    """Every headline KPI (north star and core) by month with its target dotted."""
+    """Every headline KPI (north star and core) by month with its target dashed."""
     headline = [n for n, m in METRICS.items() if m.level in ("north_star", "core")]
     widgets.trends_section(wb, headline, TREND_MONTHS)

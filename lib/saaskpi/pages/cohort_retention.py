@@ -82,7 +82,7 @@ def show_survival(wb) -> None:
 
 
 def show_trends(wb) -> None:
-    """Headline KPIs month by month with their targets dotted."""
+    """Headline KPIs month by month with their targets dashed."""
     widgets.trends_section(wb, TRENDS, TREND_MONTHS)
 
 

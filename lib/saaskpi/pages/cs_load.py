@@ -21,7 +21,7 @@ TREND_MONTHS = 24
 TOP_ROWS = 15
 HEADLINE = ["renewal_rate", "renewals_due_count", "average_health_score", "red_account_share", "health_backtest_auc",
             "licence_utilisation_rate", "net_promoter_score", "customer_satisfaction", "sla_breach_rate",
-            "csm_capacity_utilisation", "cost_to_serve_per_account"]
+            "csm_capacity_utilisation", "csms_over_capacity_share", "max_csm_load", "cost_to_serve_per_account"]
 RENEWALS = ["renewals_due_count", "renewals_due_arr", "renewal_rate", "renewals_minus_churn"]
 ADOPTION = ["licence_utilisation_rate", "customer_engagement_score", "feature_adoption_rate", "feature_adoption_90_days",
             "feature_adoption_12_months", "time_in_product_per_user"]
@@ -29,10 +29,11 @@ SUPPORT = ["net_promoter_score", "customer_satisfaction", "first_contact_resolut
            "first_response_hours_p90", "resolution_hours", "resolution_hours_p90", "sla_breach_rate"]
 RELATIONSHIP = ["touchpoints_per_account", "stakeholder_coverage", "positive_sentiment_share", "invoices_paid_on_time",
                 "overdue_amount"]
-LOAD = ["accounts_per_csm", "csm_capacity_utilisation", "cost_to_serve_per_account", "cost_to_serve_per_arr"]
+LOAD = ["accounts_per_csm", "csm_capacity_utilisation", "csms_over_capacity_share", "max_csm_load",
+        "cost_to_serve_per_account", "cost_to_serve_per_arr"]
 TRENDS = ["renewal_rate", "average_health_score", "red_account_share", "health_backtest_auc", "licence_utilisation_rate",
           "customer_engagement_score", "net_promoter_score", "customer_satisfaction", "sla_breach_rate",
-          "csm_capacity_utilisation"]
+          "csm_capacity_utilisation", "max_csm_load"]
 BAND_MARK = {"red": "●", "yellow": "●", "green": "●", "n/a": "○"}
 
 
@@ -345,7 +346,7 @@ def show_cost_and_scorecard(wb) -> None:
             if len(cost):
                 widgets.show_chart(charts.cost_stack(cost), w)
                 rows = [[html.escape(r.segment), _int(r.accounts), fmt.money(r.cs_spend, cur),
-                         fmt.money(r.per_account, cur), _num(r.per_arr_dollar, "ratio")] for r in cost.itertuples()]
+                         fmt.money(r.per_account, cur), _num(r.per_arr_dollar, "number")] for r in cost.itertuples()]
                 display(widgets.styled(widgets.html_table(["segment", "paying accounts", "CS spend (month)",
                                                            "per account", "per $ of ARR (annualised)"], rows,
                                                           numeric=(1, 2, 3, 4))))
@@ -358,5 +359,5 @@ def show_cost_and_scorecard(wb) -> None:
 
 
 def show_trends(wb) -> None:
-    """Customer-success KPIs by month with their targets dotted."""
+    """Customer-success KPIs by month with their targets dashed."""
     widgets.trends_section(wb, TRENDS, TREND_MONTHS)

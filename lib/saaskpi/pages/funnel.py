@@ -96,7 +96,7 @@ def show_funnel(wb) -> None:
 
 
 def show_conversion_trends(wb) -> None:
-    """Conversion rates month by month, targets dotted, immature months flagged."""
+    """Conversion rates month by month, targets dashed, immature months flagged."""
     widgets.trends_section(wb, TRENDS, TREND_MONTHS, ("leads",), "Conversion trends")
 
 

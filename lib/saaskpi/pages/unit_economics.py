@@ -80,6 +80,9 @@ def _segment_channel(wb) -> None:
         widgets.show_chart(charts.verdict_grid(pairs, "LTV:CAC and payback by segment and channel",
                                                f"{_window(wb)}; guidelines LTV:CAC ≥ {g['ltv_to_cac_ratio']:g}, payback ≤ "
                                                f"{g['cac_payback_months']:g} months; faded: small sample"), wb)
+    display(widgets.note(f"The table below takes the {_window(wb)} ({wb.conventions.unit_economics_window_months} "
+                         f"months); the tiles above take the customers won in {wb.month:%b %Y} alone, so their CAC, "
+                         "payback and LTV:CAC can differ."))
     display(widgets.styled(table_html(wb.table("unit_economics"), _guidelines(wb), wb.conventions.reporting_currency)))
 
 
@@ -108,7 +111,7 @@ def show_accelerator(wb) -> None:
 
 
 def show_trends(wb) -> None:
-    """LTV:CAC, payback, CAC, gross margin, magic number and burn multiple by month, guidelines dotted."""
+    """LTV:CAC, payback, CAC, gross margin, magic number and burn multiple by month, guidelines dashed."""
     widgets.trends_section(wb, TRENDS, TREND_MONTHS, ("spend",), "Unit-economics trends")
 
 
