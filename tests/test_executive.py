@@ -55,7 +55,7 @@ def test_the_shipped_file_names_only_registered_metrics():
 
 
 def test_every_section_renders_on_the_required_tables_only(revenue_wb):
-    for func in (page.show_header, page.show_north_star, page.show_stage_kpis, page.show_top7, page.show_alerts,
+    for func in (page.show_header, page.show_revenue, page.show_headline, page.show_top7, page.show_alerts,
                  page.show_hierarchy, page.show_links):
         assert "Something went wrong" not in page_html(func, revenue_wb), func.__name__
     top7 = page_html(page.show_top7, revenue_wb)

@@ -440,3 +440,33 @@ def feature_bars(adoption: pd.DataFrame) -> alt.Chart:
         tooltip=["feature:N", "kind:N", alt.Tooltip("rate:Q", format=".0%"), "accounts:Q", "active_accounts:Q"],
     ).properties(width=360, height=alt.Step(20), title=alt.Title("Feature adoption this month",
                                                                   subtitle="accounts using the feature / accounts active"))
+
+
+def revenue_overview(movements: pd.DataFrame, currency_format: str = "$,.3~s", width: int = 1240) -> alt.VConcatChart:
+    """MRR month by month above the movements that made it (new, expansion and reactivation up; contraction and
+    churn down; the black tick is net new MRR), on one time axis, across the page."""
+    data = _check(movements)[["month", "mrr_end", *[k for _, k in _MOVES]]].copy()
+    long = data.melt(id_vars="month", value_vars=[k for _, k in _MOVES], var_name="kind", value_name="amount")
+    long["amount"] = long.amount * long.kind.map({k: s for s, k in _MOVES})
+    long["label"] = long.kind.str.capitalize()
+    net = data.assign(net=sum(data[k] * s for s, k in _MOVES))
+    x = alt.X("yearmonth(month):T", title=None)
+    mrr = alt.Chart(data).mark_area(line=True, opacity=0.18).encode(  # drawn mid-month, above each month's bar
+        x=alt.X("yearmonth(month):T", title=None, bandPosition=0.5), y=alt.Y("mrr_end:Q", title="MRR", axis=alt.Axis(format=currency_format), scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), alt.Tooltip("mrr_end:Q", title="MRR", format=currency_format)],
+    ).properties(height=130, width=width)
+    bars = alt.Chart(long).mark_bar().encode(
+        x=x, y=alt.Y("amount:Q", title="MRR movements", axis=alt.Axis(format=currency_format)),
+        color=alt.Color("kind:N", scale=theme.scale({k: theme.MOVEMENTS[k] for _, k in _MOVES}),
+                        legend=alt.Legend(orient="top", title=None)),
+        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "label:N",
+                 alt.Tooltip("amount:Q", format=currency_format)])
+    ticks = alt.Chart(net).mark_tick(color=theme.INK, thickness=2, size=14).encode(
+        x=alt.X("yearmonth(month):T", title=None, bandPosition=0.5), y="net:Q", tooltip=[alt.Tooltip("yearmonth(month):T", title="month"),
+                                 alt.Tooltip("net:Q", title="net new MRR", format=currency_format)])
+    return alt.vconcat(mrr, (bars + ticks).properties(height=95, width=width)).resolve_scale(x="shared").properties(
+        title=alt.Title("MRR and what moved it", subtitle="bars: new, expansion and reactivation up, contraction and "
+                        "churn down; black tick: net new MRR"))
+
+
+_MOVES = ((1, "new"), (1, "expansion"), (1, "reactivation"), (-1, "contraction"), (-1, "churn"))

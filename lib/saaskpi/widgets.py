@@ -43,10 +43,17 @@ def metric_trend(wb, name: str, months: int = 24) -> alt.Chart:
                         wb.conventions.low_n_threshold if m.estimate else None, target.long_term if target else None)
 
 
-def trend_grid(wb, names: list[str], months: int = 24) -> None:
-    """Show the trends of the metrics among `names` whose tables the source has, two per row."""
-    panels = [metric_trend(wb, name, months) for name in wb.available(names)]
-    show_chart(alt.concat(*panels, columns=2), wb)
+def trend_grid(wb, names: list[str], months: int = 24, columns: int = 2) -> None:
+    """Show the trends of the metrics among `names` whose tables the source has, `columns` per row across the
+    page (about 1,200 pixels)."""
+    width = {2: 560, 3: 360, 4: 260}.get(columns, 300)
+    panels = [metric_trend(wb, name, months).properties(width=width) for name in wb.available(names)]
+    show_chart(alt.concat(*panels, columns=columns), wb)
+
+
+def currency_axis(wb) -> str:
+    """A d3 axis format for money in the reporting currency ($1.2M; other currencies without a symbol)."""
+    return "$,.3~s" if wb.conventions.reporting_currency == "USD" else ",.3~s"
 
 
 def trends_section(wb, names: list[str], months: int = 24, needs: tuple[str, ...] = (), what: str = "") -> None:
@@ -80,7 +87,7 @@ def sparkline_svg(values: list[float], width: int = 110, height: int = 26) -> st
             f'<polyline fill="none" stroke="{theme.PALETTE[0]}" stroke-width="1.6" points="{coords}"/></svg>')
 
 
-def tile_html(wb, name: str) -> str:
+def tile_html(wb, name: str, big: bool = False, north_star: bool = False) -> str:
     """One KPI tile: label, value, change, target and status, n (with a low-n flag), interval, sparkline."""
     m = METRICS[name]
     v = wb.value(name)
@@ -102,8 +109,13 @@ def tile_html(wb, name: str) -> str:
         if v.low_n and v.status != "small sample":
             extra += ' · <span class="kpi-lown">small sample</span>'
         lines.append(f'<div class="kpi-n">{extra}</div>')
-        lines.append(sparkline_svg(wb.series(name).value.tail(12).tolist()))
-    return (f'<div class="kpi-tile" data-metric="{name}" style="border-top:3px solid {colour}">' + "".join(lines) + "</div>")
+        if not big:  # a big number stands above its own chart
+            lines.append(sparkline_svg(wb.series(name).value.tail(12).tolist()))
+    classes = "kpi-tile" + (" kpi-big" if big else "") + (" kpi-north" if north_star else "")
+    if north_star:
+        lines.insert(0, '<div class="kpi-badge">north star</div>')
+    return (f'<div class="{classes}" data-metric="{name}" style="border-top:3px solid {colour}">' + "".join(lines)
+            + "</div>")
 
 
 TILE_CSS = f"""<style>
@@ -113,6 +125,9 @@ TILE_CSS = f"""<style>
 .kpi-label {{font-size:12px;color:{theme.MUTED};}} .kpi-value {{font-size:22px;font-weight:650;margin:2px 0;}}
 .kpi-change,.kpi-status,.kpi-n,.kpi-note {{font-size:11px;color:{theme.MUTED};}} .kpi-status {{font-weight:600;}}
 .kpi-lown {{color:{theme.STATUS['near']};font-weight:600;}}
+.kpi-grid-big {{grid-template-columns:repeat(3,1fr);}} .kpi-big .kpi-value {{font-size:34px;}}
+.kpi-big .kpi-label {{font-size:14px;}} .kpi-north {{background:#eef2ff;}}
+.kpi-badge {{font-size:10px;text-transform:uppercase;letter-spacing:.06em;color:{theme.PALETTE[0]};font-weight:700;}}
 .saaskpi-note {{font-family:{theme.FONT};color:{theme.MUTED};font-size:13px;padding:6px 0;}}
 .saaskpi-error {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS['off']};background:#fef2f2;
   padding:10px 14px;margin:6px 0;color:{theme.INK};font-size:13px;}}
@@ -145,9 +160,10 @@ def styled(markup: str) -> HTML:
     return HTML(TILE_CSS + no_math(markup))
 
 
-def kpi_tiles(wb, names: list[str]) -> HTML:
-    """A grid of KPI tiles for the registered metrics `names`."""
-    return styled('<div class="kpi-grid">' + "".join(tile_html(wb, n) for n in names) + "</div>")
+def kpi_tiles(wb, names: list[str], big: bool = False, first_is_north_star: bool = False) -> HTML:
+    """A grid of KPI tiles for the registered metrics `names` (`big`: large numbers, three across)."""
+    tiles = "".join(tile_html(wb, n, big, first_is_north_star and i == 0) for i, n in enumerate(names))
+    return styled(f'<div class="kpi-grid{" kpi-grid-big" if big else ""}">' + tiles + "</div>")
 
 
 def tiles_section(wb, names: list[str], needs: tuple[str, ...] = (), what: str = "") -> None:
@@ -288,10 +304,11 @@ def controls(wb) -> None:
 
 
 def header_html(wb, conventions: str) -> HTML:
-    """Segment, month and source, and the conventions behind the page's numbers."""
-    return styled((f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(wb.segment.label)} · '
-                                   f'{wb.month:%B %Y}</b> · source {html.escape(wb.source_label)}</div><div class="sub">'
-                                   f'{html.escape(conventions)} (parameters/conventions.yaml)</div></div>'))
+    """Segment and month; the source and the conventions behind the page's numbers folded under one line."""
+    return styled((f'<div class="saaskpi-header"><details><summary class="sub"><b>{html.escape(wb.segment.label)} · '
+                   f'{wb.month:%B %Y}</b> · source and conventions</summary><div class="sub">source '
+                   f'{html.escape(wb.source_label)}</div><div class="sub">{html.escape(conventions)} '
+                   f'(parameters/conventions.yaml)</div></details></div>'))
 
 
 def page_header(wb, conventions: Callable) -> None:

@@ -60,7 +60,25 @@ def voila_png(notebook: str) -> Path:
     return out
 
 
+def above_fold_png(notebook: str, name: str = "") -> Path:
+    """What an executive sees first: the app at 1440 x 900, without scrolling, once every section rendered."""
+    out = OUT / f"{notebook}_above_fold{'_' + name if name else ''}.png"
+    with voila_server() as base, browser_page() as page:
+        page.set_viewport_size({"width": 1440, "height": 900})
+        open_app(page, base, notebook)
+        settle(page)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out))
+    return out
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--above-fold"]:
+        OUT.mkdir(parents=True, exist_ok=True)
+        for nb in sys.argv[3:]:
+            print(above_fold_png(nb, sys.argv[2]))
+        raise SystemExit(0)
     OUT.mkdir(parents=True, exist_ok=True)
     for nb in sys.argv[1:] or ["02_cohort_retention"]:
         print(report_png(nb))

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from IPython.display import display
 
-from .. import params, paths, widgets
+from .. import charts, params, paths, widgets
 from .. import format as fmt
 from ..metrics import METRICS
 from ..metrics.registry import LEVELS
@@ -38,8 +38,11 @@ def stage_of(business_stage: str = "") -> str:
     return business_stage or ex.business_stage
 
 
+REVENUE = ["monthly_recurring_revenue", "annual_recurring_revenue", "net_new_mrr"]
+
+
 def show_header(wb, business_stage: str = "") -> None:
-    """Segment and month (with the controls in an app), the business stage and the north star."""
+    """Segment and month (with the controls in an app); the business stage, north star and conventions folded."""
     ex = settings()
     stage = stage_of(business_stage)
     widgets.page_header(wb, lambda w: (f"Business stage: {stage} (parameters/executive.yaml decides what leads). "
@@ -47,41 +50,52 @@ def show_header(wb, business_stage: str = "") -> None:
                                        f"fewer than {w.conventions.low_n_threshold} is flagged as a small sample"))
 
 
-def show_north_star(wb) -> None:
-    """The north star metric: tile and monthly trend against its target."""
+def show_revenue(wb) -> None:
+    """MRR, ARR and net new MRR as big numbers with their change, then MRR and its movements across the page."""
     def render(w):
-        name = settings().north_star
-        display(widgets.kpi_tiles(w, [name]))
-        widgets.show_chart(widgets.metric_trend(w, name, TREND_MONTHS).properties(width=640), w)
+        display(widgets.kpi_tiles(w, REVENUE, big=True))
+        months = w.table("mrr_movements")
+        months = months[months.month <= w.month].tail(TREND_MONTHS)
+        widgets.show_chart(charts.revenue_overview(months, widgets.currency_axis(w)), w)
     widgets.section(wb, render)
 
 
-def show_stage_kpis(wb, business_stage: str = "") -> None:
-    """The KPIs that lead at the business stage, as tiles and trends with their targets."""
+def headline(business_stage: str = "") -> list[str]:
+    """The north star, then the KPIs that lead at the business stage (each once)."""
+    names = [settings().north_star, *settings().leading(business_stage)]
+    return [n for i, n in enumerate(names) if n not in names[:i] and n not in REVENUE]
+
+
+def show_headline(wb, business_stage: str = "") -> None:
+    """The north star and what leads at the business stage: a row of tiles, then their trends across the page."""
     def render(w):
-        names = w.available(settings().leading(business_stage))
+        names = w.available(headline(business_stage))
         if not names:
             display(widgets.note("None of this stage's KPIs can be computed from this source."))
             return
-        display(widgets.kpi_tiles(w, names))
-        widgets.trend_grid(w, names, TREND_MONTHS)
+        display(widgets.kpi_tiles(w, names, first_is_north_star=names[0] == settings().north_star))
+        widgets.trend_grid(w, names, TREND_MONTHS, columns=3)
     widgets.section(wb, render)
 
 
-def top7_html(wb) -> str:
-    """The top 7 of the customer-journey article: one row of tiles per group."""
+def top7_html(wb, business_stage: str = "") -> str:
+    """The top 7 of the customer-journey article: one row of tiles per group; a KPI already shown higher on the
+    page (revenue, north star, stage) is not repeated."""
+    shown = set(REVENUE) | set(headline(business_stage))
     rows = []
     for group, names in settings().top7.items():
-        tiles = "".join(widgets.tile_html(wb, n) for n in names)
+        rest = [n for n in names if n not in shown]
+        tiles = "".join(widgets.tile_html(wb, n) for n in rest) or (
+            '<div class="saaskpi-note">shown above: ' + html.escape(", ".join(METRICS[n].label for n in names)) + "</div>")
         rows.append(f'<div class="saaskpi-group"><div class="saaskpi-group-label">{html.escape(group)}</div>'
                     f'<div class="kpi-grid">{tiles}</div></div>')
     return "".join(rows)
 
 
-def show_top7(wb) -> None:
+def show_top7(wb, business_stage: str = "") -> None:
     """Churn, deal size, qualified leads, net negative churn, revenue per lead, NPS and CSAT, sales and capital
-    efficiency: value, change, target status, n and sparkline each."""
-    widgets.section(wb, lambda w: display(widgets.styled(top7_html(w))))
+    efficiency: value, change, target status, n and sparkline each (those shown above are not repeated)."""
+    widgets.section(wb, lambda w: display(widgets.styled(top7_html(w, business_stage))))
 
 
 def show_alerts(wb) -> None:
