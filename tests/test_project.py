@@ -54,3 +54,21 @@ def test_registry_rejects_incomplete_declarations():
         @metric(label="MRR", formula="x", unit="currency", direction="higher", level="core", sources="S", area="revenue")
         def monthly_recurring_revenue(mrr_movements):
             """A second MRR."""
+
+
+def test_readme_sample_output_is_the_current_demo(demo_source):
+    # the README's `saaskpi metrics` sample is what the command prints on the demo now (`saaskpi docs` refreshes it)
+    from saaskpi.docs import README, SAMPLE_END, SAMPLE_START, metrics_sample
+
+    text = README.read_text(encoding="utf-8")
+    shown = text.split(SAMPLE_START, 1)[1].split(SAMPLE_END, 1)[0].strip()
+    assert shown == metrics_sample(demo_source).strip(), "README sample is stale: run `saaskpi docs`"
+
+
+def test_generated_docs_keep_whole_descriptions():
+    from saaskpi.metrics import METRICS, TABLE_FUNCS
+
+    # a docstring's first paragraph, not its first line: no description stops mid-sentence
+    cut = [s.name for s in [*METRICS.values(), *TABLE_FUNCS.values()] if s.description and not s.description.rstrip(")").endswith((".", ")", "%"))
+           and s.description[-1].isalpha() and s.description.split()[-1] in ("the", "a", "and", "of", "to", "in", "per", "with", "by")]
+    assert not cut, cut

@@ -79,7 +79,8 @@ def cmd_metrics(args) -> int:
         cur = wb.conventions.reporting_currency
         frame = frame.assign(value=[fmt.value(v, u, cur) for v, u in zip(frame.value, frame.unit)],
                              target=[fmt.value(t, u, cur) if t == t and t is not None else "" for t, u in zip(frame.target, frame.unit)],
-                             n=[f"{n:,.0f}" for n in frame.n])
+                             n=[f"{n:,.0f}" for n in frame.n],
+                             convention=[c if len(c) <= 60 else c[:59] + "…" for c in frame.convention])
         print(f"{wb.segment.label}, {wb.month_label}")
     _emit(frame, args.format)
     return 0

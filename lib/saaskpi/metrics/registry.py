@@ -84,6 +84,11 @@ METRICS: dict[str, Metric] = {}
 TABLE_FUNCS: dict[str, TableSpec] = {}
 
 
+def _summary(doc: str) -> str:
+    """A docstring's first paragraph on one line (the whole sentence, not its first line)."""
+    return " ".join(doc.split("\n\n", 1)[0].split())
+
+
 class RegistryError(ValueError):
     """A metric declaration is incomplete or inconsistent."""
 
@@ -102,7 +107,7 @@ def metric(*, label: str, formula: str, unit: str, direction: str, level: str, c
         m = Metric(name=func.__name__, label=label, formula=formula, unit=unit, direction=direction, level=level,
                    cadence=cadence, sources=(sources,) if isinstance(sources, str) else tuple(sources), area=area,
                    func=func, target=target, conventions=tuple(conventions), needs=tuple(needs),
-                   proportion=proportion, sampled=sampled, description=doc.splitlines()[0] if doc else "")
+                   proportion=proportion, sampled=sampled, description=_summary(doc))
         _check(m)
         METRICS[m.name] = m
         return func
@@ -117,7 +122,7 @@ def table(*, needs: tuple[str, ...] = ("accounts", "subscriptions"), export: boo
         if func.__name__ in TABLE_FUNCS or func.__name__ in METRICS:
             raise RegistryError(f"{func.__name__} is registered twice")
         doc = inspect.getdoc(func) or ""
-        TABLE_FUNCS[func.__name__] = TableSpec(func.__name__, func, doc.splitlines()[0] if doc else "", tuple(needs), export)
+        TABLE_FUNCS[func.__name__] = TableSpec(func.__name__, func, _summary(doc), tuple(needs), export)
         return func
 
     return register
