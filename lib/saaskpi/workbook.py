@@ -12,7 +12,7 @@ from functools import lru_cache
 import pandas as pd
 import polars as pl
 
-from . import params, paths
+from . import params, paths, theme  # noqa: F401  (theme: every chart drawn after open_workbook has the workbook's look)
 from .errors import MissingTablesError, ParameterError, SaasKpiError
 from .frames import key_of, month_label, month_of
 from .metrics import METRICS, TABLE_FUNCS
@@ -193,7 +193,8 @@ class Workbook:
             return self._cache[name]
         spec = TABLE_FUNCS.get(name) or METRICS.get(name)
         if spec is None:
-            raise ParameterError(f"Unknown table or metric {name!r}.")
+            raise ParameterError(f"Unknown table or metric {name!r}{_suggest(name, [*TABLE_FUNCS, *METRICS])}; "
+                                 "ctx.names() lists them all.")
         self.require(*spec.needs, what=f"`{name}`")
         inputs = {p: self._input(p) for p in inspect.signature(spec.func).parameters}
         result = spec.func(**inputs)
@@ -237,9 +238,11 @@ class Workbook:
         own = ue.acquisition_drivers(self.tables, self.compute("account_mrr"))
         return ue.select_spend(allocated, drivers, own, self.segment.filter.get("segment"), self.conventions)
 
-    def table(self, name: str) -> pd.DataFrame:
-        """Registered table `name` for this segment."""
-        return self.compute(name)
+    def table(self, name: str, polars: bool = False) -> pd.DataFrame | pl.DataFrame:
+        """Registered table `name` for this segment (`ctx.names()` lists them), as pandas or, with `polars=True`,
+        as a Polars frame."""
+        frame = self.compute(name)
+        return pl.from_pandas(frame) if polars else frame
 
     def series(self, name: str) -> pd.DataFrame:
         """Monthly series (month, value, n) of metric `name`, up to the workbook's month."""
@@ -285,6 +288,70 @@ class Workbook:
         interval = wilson_interval(value, n) if m.proportion else (math.nan, math.nan)
         return MetricValue(name, month, value, float(prev.value.iloc[0]) if len(prev) else math.nan, n,
                            target, status, low_n, interval, immature=immature)
+
+    # -- for analysts (docs/analysts.md)
+    def __repr__(self) -> str:
+        tables = ", ".join(self.tables.frames)
+        return (f"<Workbook {self.segment.label} · {self.month:%B %Y} · source {self.source_label} · engine "
+                f"{self.tables.engine.name}: source tables {tables}; {len(TABLE_FUNCS)} tables and {len(METRICS)} "
+                "metrics, see .names()>")
+
+    def names(self, kind: str = "") -> pd.DataFrame:
+        """Every registered table and metric ("table" or "metric" for one kind): name, kind, what it is, unit,
+        and whether this source has what it needs."""
+        rows = [{"name": n, "kind": "metric", "label": m.label, "unit": m.unit, "description": m.description,
+                 "available": not self.tables.missing(*m.needs)} for n, m in METRICS.items()]
+        rows += [{"name": n, "kind": "table", "label": "", "unit": "", "description": t.description,
+                  "available": not self.tables.missing(*t.needs)} for n, t in TABLE_FUNCS.items() if t.export]
+        out = pd.DataFrame(rows)
+        return out[out.kind == kind].reset_index(drop=True) if kind else out
+
+    def source_table(self, name: str, polars: bool = False) -> pd.DataFrame | pl.DataFrame:
+        """A validated source table (docs/data-contract.md) restricted to this workbook's accounts; big tables
+        (usage_events) are not loaded here: aggregate them with the registered tables instead."""
+        frames = self.tables.frames
+        if name not in frames:
+            where = "is not in this source" if name in _contract_tables() else "is not a source table"
+            raise ParameterError(f"{name!r} {where}{_suggest(name, list(frames))}; this source has "
+                                 f"{', '.join(frames)}.")
+        return frames[name] if polars else frames[name].to_pandas()
+
+    def accounts(self) -> pd.DataFrame:
+        """One row per account of this workbook: the `accounts` columns, `plan` (the plan of its latest
+        subscription), `cohort` (its first paying month, YYYY-MM, as in the cohort tables; empty if it never
+        paid) and `paying` (paying at the workbook's month end)."""
+        acc = self.tables.frames["accounts"].to_pandas()
+        subs = self.tables.frames["subscriptions"].to_pandas()
+        if "plan" in subs:
+            latest = subs.sort_values(["start_date", "subscription_id"]).groupby("account_id").plan.last()
+            acc["plan"] = acc.account_id.map(latest)
+        mrr = self.compute("account_mrr")
+        first = mrr[mrr.mrr > 0].groupby("account_id").month.min()
+        acc["cohort"] = acc.account_id.map(first).dt.strftime("%Y-%m")
+        now = mrr[(mrr.month == self.month) & (mrr.mrr > 0)].account_id
+        acc["paying"] = acc.account_id.isin(now)
+        return acc
+
+    def where(self, **conditions) -> "Workbook":
+        """This workbook restricted to the accounts whose `accounts()` columns match every condition: a value or a
+        list of values, e.g. `ctx.where(plan="Pro")`, `ctx.where(acquisition_channel=["organic", "referral"],
+        cohort="2025-01")`. Every table and metric is then computed for those accounts only (leads and
+        opportunities follow their account). An unknown column or a selection of no account is an error."""
+        acc = self.accounts()
+        keep = pd.Series(True, index=acc.index)
+        for column, wanted in conditions.items():
+            if column not in acc.columns:
+                raise ParameterError(f"where(): no account column {column!r}{_suggest(column, list(acc.columns))}; "
+                                     f"the columns are {', '.join(acc.columns)}.")
+            keep &= acc[column].isin(wanted if isinstance(wanted, (list, tuple, set)) else [wanted])
+        ids = pl.Series("account_id", acc.account_id[keep].tolist(), dtype=pl.String)
+        if ids.is_empty():
+            raise ParameterError(f"where({_conditions_text(conditions)}) selects no account of {self.segment.label}.")
+        label = f"{self.segment.label} · {_conditions_text(conditions)}"
+        subset = Workbook(self.all_tables, dataclasses.replace(self.segment, label=label), self.as_of, self.conventions,
+                          self.targets, self.interactive, self.source_label, self.shared, self.success)
+        subset.tables = _restricted(self.tables, ids)
+        return subset
 
     def convention_text(self, name: str) -> str:
         """The conventions behind metric `name`, as key=value pairs."""
@@ -338,3 +405,33 @@ def _open(source: str, segment: str, as_of: str, interactive: bool, engine: str)
     else:
         key = last_complete_month(tables)
     return Workbook(tables, seg, key, conventions, targets, interactive, str(source))
+
+
+def _suggest(name: str, valid: list[str]) -> str:
+    """" (did you mean 'a' or 'b'?)" for the valid names closest to a misspelt one (empty when none is close)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6) or [
+        v for v in valid if any(difflib.SequenceMatcher(None, name, part).ratio() >= 0.8 for part in v.split("_"))][:3]
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _contract_tables() -> list[str]:
+    from .contract import TABLES
+
+    return list(TABLES)
+
+
+def _conditions_text(conditions: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in conditions.items())
+
+
+def _restricted(tables: Tables, ids: pl.Series) -> Tables:
+    """`tables` restricted to the accounts `ids`: leads and opportunities keep those of these accounts."""
+    out = tables.restricted_to(ids)
+    frames = dict(out.frames)
+    if "leads" in frames:
+        frames["leads"] = frames["leads"].filter(pl.col("account_id").is_in(ids.implode()))
+    if "opportunities" in frames:
+        frames["opportunities"] = frames["opportunities"].filter(pl.col("account_id").is_in(ids.implode()))
+    return dataclasses.replace(out, frames=frames)

@@ -1,8 +1,45 @@
-"""Metric areas; importing this package registers and validates every metric."""
+"""Metric areas; importing this package registers and validates every metric.
+
+A company's own metrics and tables live in `parameters/metrics/*.py` (or the folder named by the
+environment variable SAASKPI_METRICS_DIR): each file is imported here, after the built-in areas, so
+its `@metric` and `@table` functions appear in tiles, `saaskpi metrics`, snapshots and docs/metrics.md
+like the built-in ones (docs/analysts.md shows one).
+"""
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from .. import paths
 from ..params import Conventions
 from . import accounts, cohorts, cs_load, funnel, health, lifecycle, revenue, success, unit_economics, usage  # noqa: F401  (registration)
 from .registry import METRICS, TABLE_FUNCS, Metric, RegistryError, TableSpec, metric, table, validate_registry
 
+
+def _load_own_metrics(folder: Path) -> list[str]:
+    """Import every `*.py` in `folder` (sorted by name) as `saaskpi_own_metrics.<stem>`; returns the module names."""
+    loaded = []
+    for file in sorted(folder.glob("*.py")) if folder.is_dir() else []:
+        name = f"saaskpi_own_metrics.{file.stem}"
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except RegistryError:
+            del sys.modules[name]
+            raise
+        except Exception as err:
+            del sys.modules[name]
+            raise RegistryError(f"{file}: could not be loaded as metric definitions: {type(err).__name__}: {err}") from None
+        loaded.append(name)
+    return loaded
+
+
+OWN_METRICS_DIR = Path(os.environ.get("SAASKPI_METRICS_DIR") or paths.PARAMETERS_DIR / "metrics")
+_load_own_metrics(OWN_METRICS_DIR)
 validate_registry({f for f in Conventions.__dataclass_fields__})
 
 __all__ = ["METRICS", "TABLE_FUNCS", "Metric", "RegistryError", "TableSpec", "metric", "table"]

@@ -11,6 +11,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..errors import SaasKpiError
+
 UNITS = {"currency", "fraction", "ratio", "number", "count", "months", "days", "hours", "minutes", "score"}
 DIRECTIONS = {"higher", "lower", "neutral"}
 LEVELS = ("north_star", "core", "supporting", "operational")
@@ -89,8 +91,10 @@ def _summary(doc: str) -> str:
     return " ".join(doc.split("\n\n", 1)[0].split())
 
 
-class RegistryError(ValueError):
+class RegistryError(SaasKpiError, ValueError):
     """A metric declaration is incomplete or inconsistent."""
+
+    exit_code = 2
 
 
 def metric(*, label: str, formula: str, unit: str, direction: str, level: str, cadence: str = "monthly",
