@@ -47,8 +47,14 @@ def trend_grid(wb, names: list[str], months: int = 24, columns: int = 2) -> None
     """Show the trends of the metrics among `names` whose tables the source has, `columns` per row across the
     page (about 1,200 pixels)."""
     width = {2: 560, 3: 360, 4: 260}.get(columns, 300)
-    panels = [metric_trend(wb, name, months).properties(width=width) for name in wb.available(names)]
-    show_chart(alt.concat(*panels, columns=columns), wb)
+    names = wb.available(names)
+    empty = [n for n in names if wb.series(n).tail(months).value.isna().all()]
+    panels = [metric_trend(wb, name, months).properties(width=width) for name in names if name not in empty]
+    if panels:
+        show_chart(alt.concat(*panels, columns=columns), wb)
+    if empty:
+        display(note(f"No value in the last {months} months, so no chart: "
+                     + ", ".join(METRICS[n].label for n in empty) + "."))
 
 
 def currency_axis(wb) -> str:
@@ -320,23 +326,27 @@ def page_header(wb, conventions: Callable) -> None:
 def picked_view(wb, choices: list[tuple[str, str]], chosen: str, view: Callable, description: str,
                 width: str = "420px") -> None:
     """Show `view(wb, value)` for one of `choices` ((label, value) pairs): `chosen` (or the first) in static
-    runs, where `view` says clearly when `chosen` is not an option; in an app, a dropdown (starting at `chosen`
-    when it is an option) re-renders it, accepting only its own options."""
+    runs, where `view` says clearly when `chosen` is not an option; in an app, a searchable picker (type part of
+    a name; starting at `chosen` when it is an option) re-renders it, accepting only its own options."""
     values = [c[1] for c in choices]
     if not wb.interactive:
         view(wb, chosen or values[0])
         return
     chosen = chosen if chosen in values else values[0]
-    picker = W.Dropdown(options=choices, value=chosen, description=description, layout=W.Layout(width=width),
-                        style={"description_width": "initial"})
+    labels = [label for label, _ in choices]
+    by_label = {(label if labels.count(label) == 1 else f"{label} ({value})"): value for label, value in choices}
+    picker = W.Combobox(options=list(by_label), value=next(l for l, v in by_label.items() if v == chosen), ensure_option=True,
+                        placeholder=f"type to search {len(choices)} names", description=description,
+                        layout=W.Layout(width=width), style={"description_width": "initial"})
     out = W.Output()
 
     def pick(change):
-        if change["new"] not in values:  # only the picker's own options
+        value = by_label.get(change["new"])
+        if value is None:  # only the picker's own options (a partly typed name is not one yet)
             return
         with out:
             out.clear_output(wait=True)
-            guarded(lambda w: view(w, change["new"]), wb)
+            guarded(lambda w: view(w, value), wb)
 
     picker.observe(pick, names="value")
     display(W.VBox([picker, out]))

@@ -196,7 +196,12 @@ def _what_if(wb) -> None:
 
     for s in sliders.values():
         s.observe(update, names="value")
-    display(W.VBox([W.HBox(list(sliders.values())[:2]), W.HBox(list(sliders.values())[2:]), out]))
+    reset = W.Button(description="Reset", icon="undo", tooltip="every lever back to today's value",
+                     layout=W.Layout(width="110px", margin="6px 0 0 118px"))
+    reset.on_click(lambda _: [setattr(s, "value", 0.0) for s in sliders.values()])
+    # the levers beside the numbers they move
+    display(W.HBox([W.VBox([*sliders.values(), reset], layout=W.Layout(min_width="380px")), out],
+                   layout=W.Layout(align_items="flex-start", gap="18px")))
 
 
 def show_what_if(wb) -> None:
