@@ -113,3 +113,28 @@ def test_app_switches_segment_without_errors(app_server, notebook):
         assert page.locator(".saaskpi-error").count() == 0
         assert "Traceback" not in page.inner_text("body")
         page.screenshot(path=str(OUTPUT / f"{notebook}.png"), full_page=True)
+
+
+@pytest.mark.browser
+def test_navigation_keeps_segment_and_month(app_server):
+    # a link of the bar opens another app on the same segment and month, preheated kernel or not
+    from apps import CHART
+    from chromium import browser_page
+
+    with browser_page() as page:
+        page.goto(f"{app_server}/voila/render/00_executive_summary.ipynb?segment=enterprise&month=2026-09",
+                  timeout=180_000)
+        page.wait_for_selector(".saaskpi-nav a.current", timeout=180_000)
+        page.wait_for_function("document.body.innerText.includes('Enterprise · September 2026')", timeout=120_000)
+        links = page.eval_on_selector_all(".saaskpi-nav a", "els => els.map(e => [e.innerText, e.getAttribute('href')])")
+        assert len(links) == len(notebook_names()) and links[0][0] == "Executive summary"
+        assert all(href.endswith(".ipynb?segment=enterprise&month=2026-09") for _, href in links)
+        page.click(".saaskpi-nav a >> text=Unit economics")
+        page.wait_for_selector(CHART, state="visible", timeout=180_000)
+        page.wait_for_function("document.body.innerText.includes('Enterprise · September 2026')", timeout=120_000)
+        assert page.inner_text(".saaskpi-nav a.current") == "Unit economics"
+        # a value that is not an option is ignored: the page keeps its own segment
+        page.goto(f"{app_server}/voila/render/03_unit_economics.ipynb?segment=../../etc&month=1999-01", timeout=180_000)
+        page.wait_for_selector(CHART, state="visible", timeout=180_000)
+        page.wait_for_timeout(1500)
+        assert "All customers ·" in page.inner_text("body") and page.locator(".saaskpi-error").count() == 0

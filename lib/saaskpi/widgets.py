@@ -302,11 +302,37 @@ def controls(wb) -> None:
     s = session_for(wb)
     if s is None:
         return
+    from .nav import NavBar, app_pages, requested
+
     segment = W.Dropdown(options=s.segment_options, value=wb.segment.name, description="Segment")
     month = W.Dropdown(options=s.month_options, value=wb.month_label, description="Month")
-    segment.observe(lambda change: s.choose(segment=change["new"]), names="value")
-    month.observe(lambda change: s.choose(month=change["new"]), names="value")
-    display(W.HBox([segment, month]), s.status)
+    bar = NavBar(pages=[list(p) for p in app_pages()], segment=wb.segment.name, month=wb.month_label)
+
+    applying = []  # set while the controls are moved to a choice already made (no second re-render)
+
+    def shown():
+        bar.segment, bar.month = s.wb.segment.name, s.wb.month_label
+
+    def follow(change):
+        if not applying:
+            s.choose(**{change["owner"].description.lower(): change["new"]})
+            shown()
+
+    def asked(change):  # the page's query string (a link of the bar): the segment and month it names, if options
+        wanted = {k: v for k, v in requested(change["new"]).items()
+                  if v in (s.segment_options if k == "segment" else s.month_options)}
+        if wanted and s.choose(**wanted):
+            applying.append(True)
+            try:
+                segment.value, month.value = s.wb.segment.name, s.wb.month_label
+            finally:
+                applying.clear()
+            shown()
+
+    segment.observe(follow, names="value")
+    month.observe(follow, names="value")
+    bar.observe(asked, names="query")
+    display(bar, W.HBox([segment, month]), s.status)
 
 
 def header_html(wb, conventions: str) -> HTML:
