@@ -17,15 +17,29 @@ import traitlets
 from . import paths, theme
 
 _ESM = """
+function chosen(name, fallback) {
+  // the page's own Segment / Month control, as the person left it (the kernel's copy may lag a re-render)
+  for (const w of document.querySelectorAll(".widget-dropdown")) {
+    const label = w.querySelector("label"), select = w.querySelector("select");
+    if (label && select && select.selectedIndex >= 0 && label.textContent.trim() === name) {
+      return select.options[select.selectedIndex].textContent;
+    }
+  }
+  return fallback;
+}
 function draw({ model, el }) {
   const here = decodeURIComponent(window.location.pathname).split("/").pop();
-  const query = `segment=${encodeURIComponent(model.get("segment"))}&month=${encodeURIComponent(model.get("month"))}`;
   el.innerHTML = "";
   const bar = document.createElement("nav");
   bar.className = "saaskpi-nav";
   for (const [name, title] of model.get("pages")) {
     const a = document.createElement("a");
-    a.href = `${name}.ipynb?${query}`;
+    const point = () => {
+      const segment = chosen("Segment", model.get("segment")), month = chosen("Month", model.get("month"));
+      a.href = `${name}.ipynb?segment=${encodeURIComponent(segment)}&month=${encodeURIComponent(month)}`;
+    };
+    point();
+    for (const event of ["mouseenter", "focus", "mousedown", "touchstart"]) a.addEventListener(event, point);
     a.textContent = title;
     if (here === `${name}.ipynb`) a.className = "current";
     bar.appendChild(a);

@@ -318,16 +318,22 @@ def controls(wb) -> None:
             s.choose(**{change["owner"].description.lower(): change["new"]})
             shown()
 
+    def move(segment_name: str, month_label: str) -> None:  # the controls, without a re-render of their own
+        applying.append(True)
+        try:
+            segment.value, month.value = segment_name, month_label
+        finally:
+            applying.clear()
+
     def asked(change):  # the page's query string (a link of the bar): the segment and month it names, if options
         wanted = {k: v for k, v in requested(change["new"]).items()
                   if v in (s.segment_options if k == "segment" else s.month_options)}
-        if wanted and s.choose(**wanted):
-            applying.append(True)
-            try:
-                segment.value, month.value = s.wb.segment.name, s.wb.month_label
-            finally:
-                applying.clear()
-            shown()
+        if not wanted:
+            return
+        move(wanted.get("segment", segment.value), wanted.get("month", month.value))  # the controls first
+        if not s.choose(**wanted):
+            move(s.wb.segment.name, s.wb.month_label)
+        shown()
 
     segment.observe(follow, names="value")
     month.observe(follow, names="value")
