@@ -100,3 +100,261 @@ class BillingData:
     def tables(self) -> dict[str, pl.DataFrame]:
         """The six tables by name, in schema order."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# From the billing model to the contract (ChartMogul's semantics; the choices are BillingSettings)
+# ---------------------------------------------------------------------------------------------------------
+
+from .settings import BillingSettings, ChurnAfterDays, billing_settings  # noqa: E402  (re-exported)
+
+MONTHS_PER_UNIT = {"day": 12 / 365, "week": 12 / 52, "month": 1.0, "year": 12.0}
+"""Months in one interval unit: a year is 12 months, a week 12/52 of one, a day 12/365 (ChartMogul's normalisation)."""
+OFFSET_UNIT = {"day": "d", "week": "w", "month": "mo", "year": "y"}
+MRR_DECIMALS = 6  # as in metrics.revenue: a credit and the charge it refunds cancel exactly
+EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """Rows of one billing table left out of the contract for one reason (counted, with examples)."""
+
+    reason: str
+    table: str
+    count: int
+    examples: tuple[str, ...]
+    meaning: str
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """Contract tables (by name) made from billing data, the rows set aside, and the settings applied."""
+
+    tables: dict[str, pl.DataFrame]
+    set_aside: tuple[SetAside, ...]
+    settings: dict
+
+
+REASONS = {
+    "void_invoice": "invoice is void: its lines add no MRR and it is not a contract invoice",
+    "draft_invoice": "invoice is a draft: its lines add no MRR and it is not a contract invoice",
+    "one_time": "one-off line (no service period, set-up fee): not recurring revenue",
+    "no_mrr": "line whose MRR is 0 (a trial, a 100 % discount)",
+    "unpaid_invoice": "recognise_on: payment, and the invoice is not paid",
+    "refunded": "refunds: full_refund_removes_mrr, and the invoice was refunded in full",
+    "credit_invoice": "invoice total is 0 or negative (credits only): not a contract invoice",
+    "no_plan": "subscription line without a known plan: its interval (month, year...) is unknown",
+    "negative_mrr": "a period where credits exceed charges: no MRR written for it",
+}
+
+
+def _aside(reason: str, table: str, frame: pl.DataFrame, id_column: str) -> list[SetAside]:
+    if frame.is_empty():
+        return []
+    ids = frame.get_column(id_column).cast(pl.String).head(EXAMPLES).to_list()
+    return [SetAside(reason, table, frame.height, tuple(ids), REASONS[reason])]
+
+
+def _invoice_totals(data: BillingData) -> pl.DataFrame:
+    """Each invoice's total charged (amount - discount + tax over its lines)."""
+    return (data.line_items.group_by("invoice_id")
+            .agg((pl.col("amount") - pl.col("discount_amount") + pl.col("tax_amount")).sum().round(2).alias("total")))
+
+
+def _recognised_lines(data: BillingData, settings: BillingSettings) -> tuple[pl.DataFrame, list[SetAside]]:
+    """Subscription lines that count towards MRR, with their invoice's customer, currency and status."""
+    aside: list[SetAside] = []
+    lines = data.line_items.join(
+        data.invoices.select("invoice_id", "customer_id", "currency", "status", "paid_at"), on="invoice_id", how="inner")
+    for status in ("void", "draft"):
+        aside += _aside(f"{status}_invoice", "line_items", lines.filter(pl.col("status") == status), "line_id")
+    lines = lines.filter(~pl.col("status").is_in(["void", "draft"]))
+    one_time = (pl.col("type") != "subscription") | pl.col("service_period_start").is_null() | pl.col("service_period_end").is_null()
+    aside += _aside("one_time", "line_items", lines.filter(one_time), "line_id")
+    lines = lines.filter(~one_time)
+    if settings.recognise_on == "payment":
+        unpaid = pl.col("status") != "paid"
+        aside += _aside("unpaid_invoice", "line_items", lines.filter(unpaid), "line_id")
+        lines = lines.filter(~unpaid)
+    if settings.refunds == "full_refund_removes_mrr":
+        refunded = (data.transactions.filter((pl.col("type") == "refund") & (pl.col("result") == "successful"))
+                    .group_by("invoice_id").agg(pl.col("amount").sum().alias("refunded"))
+                    .join(_invoice_totals(data), on="invoice_id").filter(pl.col("refunded") >= pl.col("total") - 0.005)
+                    .get_column("invoice_id"))
+        gone = pl.col("invoice_id").is_in(refunded.implode())
+        aside += _aside("refunded", "line_items", lines.filter(gone), "line_id")
+        lines = lines.filter(~gone)
+    if isinstance(settings.past_due, ChurnAfterDays):
+        cut = pl.col("service_period_start") + pl.duration(days=settings.past_due.churn_after_days)
+        overdue = pl.col("status").is_in(["past_due", "uncollectible"])
+        lines = lines.with_columns(service_period_end=pl.when(overdue).then(pl.min_horizontal("service_period_end", cut))
+                                   .otherwise(pl.col("service_period_end")))
+    return lines, aside
+
+
+def _line_mrr(lines: pl.DataFrame, plans: pl.DataFrame, settings: BillingSettings) -> pl.DataFrame:
+    """Each line with its monthly value `mrr` (ChartMogul): net of the discounts that reduce MRR, tax left out,
+    normalised to a month; a prorated line scaled to its full plan period, priced at the subscription's regular
+    charge for the same plan and quantity when that charge explains it to the cent (rounding of the prorated amount)."""
+    reduces = pl.lit(True) if settings.mrr_discounts == "all" else pl.col("discount_duration") == "forever"
+    frame = (lines.join(plans.select("plan_id", "interval_unit", "interval_count", pl.col("name").alias("plan_name")),
+                        on="plan_id", how="left")
+             .with_columns(net=pl.col("amount") - pl.when(reduces).then(pl.col("discount_amount")).otherwise(0.0),
+                           period_months=pl.col("interval_unit").replace_strict(MONTHS_PER_UNIT, default=None)
+                           * pl.col("interval_count")))
+    full_start = pl.col("service_period_end").dt.offset_by(
+        pl.format("-{}{}", pl.col("interval_count"), pl.col("interval_unit").replace_strict(OFFSET_UNIT, default="mo")))
+    days = lambda a, b: (b - a).dt.total_seconds() / 86400  # noqa: E731
+    frame = frame.with_columns(
+        scale=pl.when(pl.col("prorated")).then(days(full_start, pl.col("service_period_end"))
+                                               / days(pl.col("service_period_start"), pl.col("service_period_end")))
+        .otherwise(1.0)).with_columns(scaled=pl.col("net") * pl.col("scale"))
+    regular = (frame.filter(~pl.col("prorated") & (pl.col("net") > 0))
+               .select("subscription_id", "plan_id", "quantity", pl.col("net").alias("regular")).unique())
+    prorated = frame.filter(pl.col("prorated")).select("line_id", "subscription_id", "plan_id", "quantity", "scaled", "scale")
+    snapped = (prorated.join(regular, on=["subscription_id", "plan_id", "quantity"], how="inner", nulls_equal=True)
+               .with_columns(gap=(pl.col("scaled").abs() - pl.col("regular")).abs())
+               .filter(pl.col("gap") <= 0.01 * pl.col("scale") + 0.005)
+               .sort("line_id", "gap", "regular").unique("line_id", keep="first", maintain_order=True)
+               .select("line_id", (pl.col("regular") * pl.col("scaled").sign()).alias("snapped")))
+    return (frame.join(snapped, on="line_id", how="left")
+            .with_columns(mrr=pl.coalesce("snapped", "scaled") / pl.col("period_months"))
+            .drop("snapped"))
+
+
+def _pieces(lines: pl.DataFrame, data: BillingData, settings: BillingSettings) -> tuple[pl.DataFrame, list[SetAside]]:
+    """Piecewise-constant MRR per subscription: (subscription_id, customer_id, start, end, mrr, plan, seats, currency)."""
+    keys = ["subscription_id", "customer_id"]
+    events = pl.concat([
+        lines.select(*keys, at=pl.col("service_period_start"), delta=pl.col("mrr")),
+        lines.select(*keys, at=pl.col("service_period_end"), delta=-pl.col("mrr")),
+    ]).group_by(*keys, "at").agg(pl.col("delta").sum()).sort(*keys, "at")
+    spans = (events.with_columns(mrr=pl.col("delta").cum_sum().over(keys).round(MRR_DECIMALS),
+                                 end=pl.col("at").shift(-1).over(keys))
+             .filter(pl.col("end").is_not_null()).rename({"at": "start"}).drop("delta"))
+    if settings.churn_recorded_at == "cancellation_date" and not data.subscriptions.is_empty():
+        cancel = data.subscriptions.select("subscription_id", "cancelled_at").filter(pl.col("cancelled_at").is_not_null())
+        spans = (spans.join(cancel, on="subscription_id", how="left")
+                 .with_columns(end=pl.min_horizontal("end", pl.col("cancelled_at").fill_null(pl.col("end"))))
+                 .filter(pl.col("start") < pl.col("end")).drop("cancelled_at"))
+    # what a span is of: the latest-started charge (positive line) covering its start
+    charges = (lines.filter(pl.col("mrr") > 0)
+               .select("subscription_id", pl.col("service_period_start").alias("start"), "plan_name", "plan_id",
+                       pl.col("quantity").alias("seats"), "currency", pl.col("service_period_end").alias("charge_end"))
+               .sort("subscription_id", "start", "charge_end"))
+    spans = (spans.sort("subscription_id", "start")
+             .join_asof(charges, on="start", by="subscription_id", strategy="backward", check_sortedness=False)
+             .with_columns(plan=pl.coalesce("plan_name", "plan_id")).drop("plan_name", "plan_id", "charge_end"))
+    aside = _aside("negative_mrr", "line_items", spans.filter(pl.col("mrr") < 0), "subscription_id")
+    spans = (spans.filter(pl.col("mrr") > 0)
+             .with_columns(start_date=pl.col("start").dt.date(), end_date=pl.col("end").dt.date())
+             .filter(pl.col("start_date") < pl.col("end_date")))
+    # adjacent spans of the same value, plan, seats and currency are one piece
+    same = ["mrr", "plan", "seats", "currency"]
+    spans = spans.sort("subscription_id", "start_date").with_columns(
+        new_piece=((pl.col("start_date") != pl.col("end_date").shift(1).over("subscription_id"))
+                   | pl.any_horizontal(*[pl.col(c).ne_missing(pl.col(c).shift(1).over("subscription_id")) for c in same]))
+        .fill_null(True))
+    pieces = (spans.with_columns(piece=pl.col("new_piece").cum_sum().over("subscription_id"))
+              .group_by("subscription_id", "piece", maintain_order=True)
+              .agg(pl.col("customer_id").first(), pl.col("start_date").first(), pl.col("end_date").last(),
+                   *[pl.col(c).first() for c in same]))
+    return pieces, aside
+
+
+def _contract_subscriptions(pieces: pl.DataFrame) -> pl.DataFrame:
+    """Contract subscriptions: one row per piece; the first piece keeps the billing id, later ones get `<id>~<n>`."""
+    rank = pl.col("piece").rank("dense").over("subscription_id").cast(pl.Int64)
+    return (pieces.with_columns(rank=rank)
+            .select(pl.when(pl.col("rank") == 1).then(pl.col("subscription_id"))
+                    .otherwise(pl.format("{}~{}", pl.col("subscription_id"), pl.col("rank"))).alias("subscription_id"),
+                    pl.col("customer_id").alias("account_id"), "start_date", "end_date",
+                    pl.col("mrr").alias("amount"), pl.lit(1, dtype=pl.Int64).alias("billing_period_months"),
+                    "currency", pl.col("seats").cast(pl.Int64), pl.lit(0.0).alias("discount_pct"), "plan",
+                    pl.col("subscription_id").alias("billing_subscription_id"))
+            .sort("account_id", "start_date", "subscription_id"))
+
+
+def _segments(customers: pl.DataFrame, pieces: pl.DataFrame, settings: BillingSettings) -> pl.Series:
+    """Each customer's segment: its own column, else its metadata key, else the first matching rule, else the default."""
+    rule = settings.segment
+    seg = pl.col("segment")
+    if rule.metadata_key:
+        seg = pl.coalesce(seg, pl.col("metadata").str.json_path_match(f"$.{rule.metadata_key}"))
+    top = (pieces.group_by("customer_id").agg(pl.col("mrr").max().alias("top_mrr"), pl.col("plan").unique().alias("plans"))
+           if not pieces.is_empty() else pl.DataFrame(schema={"customer_id": pl.String, "top_mrr": pl.Float64,
+                                                               "plans": pl.List(pl.String)}))
+    frame = customers.join(top, on="customer_id", how="left").with_columns(pl.col("top_mrr").fill_null(0.0))
+    by_rule = pl.lit(None, dtype=pl.String)
+    for r in reversed(rule.rules):
+        match = pl.col("top_mrr") >= r.min_mrr
+        if r.plans:
+            match = match & pl.col("plans").list.set_intersection(list(r.plans)).list.len().fill_null(0).gt(0)
+        by_rule = pl.when(match).then(pl.lit(r.segment)).otherwise(by_rule)
+    return frame.select(pl.coalesce(seg, by_rule, pl.lit(rule.default)).alias("segment")).get_column("segment")
+
+
+def _contract_accounts(data: BillingData, pieces: pl.DataFrame, settings: BillingSettings) -> pl.DataFrame:
+    """Contract accounts from the customers."""
+    c = data.customers
+    return (c.select(pl.col("customer_id").alias("account_id"), pl.col("name").alias("account_name"),
+                     "created_at", "region", "industry", "acquisition_channel")
+            .with_columns(segment=_segments(c, pieces, settings)).sort("account_id"))
+
+
+def _contract_invoices(data: BillingData, subs: pl.DataFrame, settings: BillingSettings) -> tuple[pl.DataFrame, list[SetAside]]:
+    """Contract invoices: issued, due, total charged, paid, the subscription piece billed; void, draft and credit-only left out."""
+    aside: list[SetAside] = []
+    inv = data.invoices.join(_invoice_totals(data), on="invoice_id", how="left").with_columns(pl.col("total").fill_null(0.0))
+    for status in ("void", "draft"):
+        aside += _aside(f"{status}_invoice", "invoices", inv.filter(pl.col("status") == status), "invoice_id")
+    inv = inv.filter(~pl.col("status").is_in(["void", "draft"]))
+    aside += _aside("credit_invoice", "invoices", inv.filter(pl.col("total") <= 0), "invoice_id")
+    inv = inv.filter(pl.col("total") > 0)
+    first_line = (data.line_items.filter(pl.col("subscription_id").is_not_null() & (pl.col("amount") > 0))
+                  .sort("invoice_id", "service_period_start", "line_id").unique("invoice_id", keep="first")
+                  .select("invoice_id", "subscription_id", pl.col("service_period_start").dt.date().alias("on")))
+    piece = (subs.select("subscription_id", "billing_subscription_id", "start_date").sort("start_date"))
+    billed = (first_line.sort("on").join_asof(piece, left_on="on", right_on="start_date",
+                                                by_left="subscription_id", by_right="billing_subscription_id",
+                                                strategy="backward", suffix="_piece", check_sortedness=False))
+    first_piece = piece.group_by("billing_subscription_id").agg(pl.col("subscription_id").sort_by("start_date").first()
+                                                                 .alias("first_piece"))
+    billed = (billed.join(first_piece, left_on="subscription_id", right_on="billing_subscription_id", how="left")
+              .select("invoice_id", pl.coalesce("subscription_id_piece", "first_piece").alias("piece_id")))
+    issued = pl.col("issued_at").dt.date()
+    out = (inv.join(billed, on="invoice_id", how="left")
+           .select("invoice_id", pl.col("customer_id").alias("account_id"), issued.alias("issued_at"),
+                   pl.coalesce(pl.col("due_at").dt.date(), issued + pl.duration(days=settings.due_days)).alias("due_date"),
+                   pl.col("total").alias("amount"), pl.col("paid_at").dt.date().alias("paid_at"),
+                   pl.col("piece_id").alias("subscription_id"), "currency")
+           .with_columns(due_date=pl.max_horizontal("due_date", "issued_at"))
+           .sort("issued_at", "invoice_id"))
+    return out, aside
+
+
+def to_contract(data: BillingData, settings: BillingSettings | None = None) -> ImportResult:
+    """The contract's `accounts`, `subscriptions` (piecewise-constant MRR, one row per piece) and `invoices` from
+    billing data, with the rows set aside and why. `settings` default to parameters/billing.yaml's defaults."""
+    settings = settings or BillingSettings()
+    lines, aside = _recognised_lines(data, settings)
+    lines = _line_mrr(lines, data.plans, settings)
+    no_plan = pl.col("mrr").is_null()
+    aside += _aside("no_plan", "line_items", lines.filter(no_plan), "line_id")
+    lines = lines.filter(~no_plan)
+    zero = pl.col("mrr").round(MRR_DECIMALS) == 0
+    aside += _aside("no_mrr", "line_items", lines.filter(zero), "line_id")
+    pieces, more = _pieces(lines.filter(~zero), data, settings)
+    aside += more
+    subs = _contract_subscriptions(pieces)
+    invoices, more = _contract_invoices(data, subs, settings)
+    aside += more
+    tables = {"accounts": _contract_accounts(data, pieces, settings),
+              "subscriptions": subs.drop("billing_subscription_id"),
+              "invoices": invoices}
+    merged: dict[tuple[str, str], SetAside] = {}
+    for a in aside:  # one entry per reason and table
+        old = merged.get((a.reason, a.table))
+        merged[(a.reason, a.table)] = a if old is None else SetAside(
+            a.reason, a.table, old.count + a.count, (old.examples + a.examples)[:EXAMPLES], a.meaning)
+    return ImportResult(tables, tuple(merged.values()), settings.applied())
