@@ -1,0 +1,99 @@
+"""`saaskpi import stripe`: a folder of Stripe exports, in either shape users have, read into the billing model.
+
+- **Dashboard CSV exports** (customers, subscriptions, invoices, invoice line items; payments for refunds),
+  recognised by their headers (`Date (UTC)`, `Customer ID`...): see `stripe_dashboard`.
+- **API objects as loaders land them** (Fivetran, Airbyte, dlt, Stitch): one CSV, Parquet or JSON-lines
+  file per object (`customer`, `invoice`, `invoice_line_item`, `subscription`, `price`...): see `stripe_api`.
+  The same tables read from elsewhere (a Postgres schema) go through `stripe_billing_from_tables`.
+
+Nothing in the folder is modified. Every problem is reported at once (DataContractError, exit 2).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from saaskpi.errors import DataContractError, SourceError
+from saaskpi.importers.stripe_api import object_of, stripe_billing_from_tables
+from saaskpi.importers.stripe_billing import SetAside, StripeImport
+from saaskpi.importers.stripe_common import TABLE_SUFFIXES, Problems, read_table
+from saaskpi.importers.stripe_dashboard import EXPORTS, kind_of_header, kind_of_name, stripe_billing_from_dashboard
+
+__all__ = ["SetAside", "StripeImport", "read_stripe", "stripe_billing_from_tables", "stripe_billing_from_dashboard",
+           "dashboard_files", "shape_of"]
+
+
+def read_stripe(folder: str | Path, shape: str | None = None) -> StripeImport:
+    """The billing model of the Stripe exports in `folder`; `shape` is `dashboard` or `api` (default: from
+    the files: Dashboard exports have `(UTC)` in their headers)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SourceError(f"{folder} is not a folder: give the folder holding the Stripe exports.")
+    shape = shape or shape_of(folder)
+    if shape == "dashboard":
+        return stripe_billing_from_dashboard(dashboard_files(folder), source=str(folder))
+    if shape == "api":
+        return _read_api_folder(folder)
+    raise SourceError(f"unknown Stripe export shape {shape!r}: use dashboard or api.")
+
+
+def table_files(folder: Path) -> list[Path]:
+    """The data files of a folder (CSV, Parquet, JSON lines), in name order."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in TABLE_SUFFIXES)
+
+
+def shape_of(folder: Path) -> str:
+    """`dashboard` when a CSV header has Dashboard-style `(UTC)` columns, else `api`."""
+    for path in table_files(folder):
+        if path.suffix.lower() == ".csv" and "(UTC)" in _header_line(path):
+            return "dashboard"
+    return "api"
+
+
+def _header_line(path: Path) -> str:
+    with path.open("rb") as f:
+        return f.readline(100_000).decode("utf-8", errors="replace")
+
+
+def dashboard_files(folder: Path) -> dict[str, Path]:
+    """Each Dashboard export of the folder by kind: by its file name (`invoices.csv`), else by its header.
+    A name that says one export is kept even when its header says another (the reader then says so)."""
+    problems = Problems()
+    found: dict[str, Path] = {}
+    for path in table_files(folder):
+        if path.suffix.lower() != ".csv":
+            continue
+        kind = kind_of_name(path) or kind_of_header(_header_fields(path))
+        if kind is None:
+            continue
+        if kind in found:
+            problems.add(f"{kind}.duplicate_export", path.name, None,
+                         f"two files hold the Stripe {EXPORTS[kind].label} export: {found[kind].name} and {path.name}")
+            continue
+        found[kind] = path
+    if problems:
+        raise DataContractError(problems.found, str(folder))
+    return found
+
+
+def _header_fields(path: Path) -> list[str]:
+    import csv
+
+    line = _header_line(path).lstrip("\ufeff")
+    return next(csv.reader([line]), [])
+
+
+def _read_api_folder(folder: Path) -> StripeImport:
+    problems = Problems()
+    tables: dict[str, pl.DataFrame] = {}
+    names: dict[str, str] = {}
+    for path in table_files(folder):
+        if object_of(path.stem) is None:
+            continue
+        frame = read_table(path, object_of(path.stem), problems)
+        if frame is not None:
+            tables[path.stem] = frame
+            names[path.stem] = path.name
+    return stripe_billing_from_tables(tables, source=str(folder), files=names, problems=problems)

@@ -1,0 +1,367 @@
+"""Stripe API objects as warehouse loaders land them (Fivetran, Airbyte, dlt, Stitch): one table per object,
+nested fields as JSON text, Structs or flattened columns (`period.start`, `period__start`, `period_start`),
+references as `customer` or `customer_id`, amounts in the currency's minor unit (cents; yen for JPY),
+times as Unix seconds or ISO text. Both invoice-line-item shapes are read: the older one (`type`,
+`subscription`, `proration`, `plan`/`price`) and the one with `parent.*_details` and `pricing.price_details`
+(API 2025-03-31 and later)."""
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from saaskpi.importers.stripe_billing import StripeImport, StripeRecords, billing_data, empty_records, records_frame
+from saaskpi.importers.stripe_common import (ISO_CURRENCIES, ROW, Problems, array_sum, booleans, coalesce_columns,
+                                             divisor_expr, first_present, flattened, metadata_text, numbers,
+                                             timestamps, unreadable, whole_numbers)
+
+OBJECTS: dict[str, tuple[str, ...]] = {
+    "customer": ("customer", "customers"),
+    "subscription": ("subscription", "subscriptions", "subscription_history"),
+    "subscription_item": ("subscription_item", "subscription_items"),
+    "invoice": ("invoice", "invoices"),
+    "invoice_line_item": ("invoice_line_item", "invoice_line_items", "invoice_lines", "line_item", "line_items"),
+    "price": ("price", "prices"),
+    "plan": ("plan", "plans"),
+    "product": ("product", "products"),
+    "coupon": ("coupon", "coupons"),
+    "discount": ("discount", "discounts"),
+    "credit_note": ("credit_note", "credit_notes"),
+    "refund": ("refund", "refunds"),
+    "charge": ("charge", "charges"),
+}
+"""Each Stripe object and the table names loaders give it (matched without case or a `stripe_` prefix)."""
+
+REQUIRED_OBJECTS = ("customer", "invoice", "invoice_line_item")
+
+REQUIRED_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "customer": (("id",), ("created",)),
+    "invoice": (("id",), ("customer", "customer_id", "customer.id"), ("created", "date"), ("currency",),
+                ("status",)),
+    "invoice_line_item": (("id",), ("invoice", "invoice_id"), ("amount",)),
+}
+"""Fields each object must have, each as its accepted column names."""
+
+
+def object_of(table_name: str) -> str | None:
+    """The Stripe object a loader's table holds (`STRIPE_INVOICE_LINE_ITEMS` -> `invoice_line_item`)."""
+    name = table_name.lower().removesuffix(".csv")
+    for prefix in ("stripe_", "stripe."):
+        name = name.removeprefix(prefix)
+    return next((obj for obj, names in OBJECTS.items() if name in names), None)
+
+
+def stripe_billing_from_tables(tables: dict[str, pl.DataFrame], source: str = "the Stripe tables",
+                               files: dict[str, str] | None = None, problems: Problems | None = None) -> StripeImport:
+    """The billing model of Stripe's objects given as one DataFrame per object table (keys: loader table names
+    such as `invoice_line_items` or `INVOICE_LINE_ITEM`), e.g. read from a folder or a Postgres schema.
+    Raises DataContractError with every problem found."""
+    problems = problems if problems is not None else Problems()
+    by_object: dict[str, pl.DataFrame] = {}
+    names: dict[str, str] = {}
+    for table_name, frame in tables.items():
+        obj = object_of(table_name)
+        if obj is None:
+            continue
+        if obj in by_object:
+            problems.add(f"{obj}.duplicate_table", table_name, None,
+                         f"two tables hold Stripe {obj} objects: {names[obj]} and {table_name}")
+            continue
+        if ROW not in frame.columns:
+            frame = frame.with_columns(pl.format("row {}", pl.int_range(1, pl.len() + 1)).alias(ROW))
+        by_object[obj] = _live(flattened(frame))
+        names[obj] = (files or {}).get(table_name, table_name)
+    for obj in REQUIRED_OBJECTS:
+        if obj not in by_object:
+            problems.add(f"{obj}.missing_table", obj, None,
+                         f"no table of Stripe {obj} objects in {source} (expected a table named "
+                         f"{' or '.join(OBJECTS[obj][:2])})")
+    for obj, fields in REQUIRED_FIELDS.items():
+        if obj in by_object:
+            _require(by_object[obj], names[obj], obj, fields, problems)
+    if problems:
+        from saaskpi.errors import DataContractError
+
+        raise DataContractError(problems.found, source)
+    rec = _records(by_object, names, problems)
+    return billing_data(rec, problems, source)
+
+
+def _live(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows loaders keep for deleted objects or past versions left out (Fivetran `is_deleted`, `_fivetran_active`)."""
+    if "_fivetran_active" in frame.columns:
+        frame = frame.filter(booleans(frame["_fivetran_active"]).fill_null(True))
+    for flag in ("is_deleted", "deleted", "_fivetran_deleted"):
+        if flag in frame.columns:
+            frame = frame.filter(~booleans(frame[flag]).fill_null(False))
+    return frame
+
+
+def _require(frame: pl.DataFrame, table: str, obj: str, fields, problems: Problems) -> None:
+    missing = [alts for alts in fields if first_present(frame, *alts) is None]
+    if missing:
+        wanted = ", ".join(" or ".join(f"`{a}`" for a in alts) for alts in missing)
+        found = ", ".join(c for c in frame.columns if c != ROW)[:300]
+        problems.add(f"{obj}.missing_column", table, missing[0][0],
+                     f"Stripe {obj} objects need {wanted}; columns found: {found}")
+
+
+# --------------------------------------------------------------------------- per object
+def _records(t: dict[str, pl.DataFrame], names: dict[str, str], problems: Problems) -> StripeRecords:
+    invoices = _invoices(t["invoice"], names["invoice"], problems)
+    currency_of = dict(invoices.select("invoice_id", "currency").drop_nulls("invoice_id").iter_rows())
+    rec = StripeRecords(
+        customers=_customers(t["customer"], names["customer"], problems),
+        invoices=invoices,
+        lines=_lines(t, names, currency_of, problems),
+        files={"customers": names["customer"], "invoices": names["invoice"], "lines": names["invoice_line_item"]},
+    )
+    if "subscription" in t:
+        rec.subscriptions = _subscriptions(t["subscription"], names["subscription"], problems)
+        rec.files["subscriptions"] = names["subscription"]
+    rec.plans = _plans(t)
+    if "refund" in t:
+        rec.refunds = _refunds(t["refund"], names["refund"], t.get("charge"), problems)
+        rec.files["refunds"] = names["refund"]
+    if "credit_note" in t:
+        rec.credit_notes = _credit_notes(t["credit_note"], names["credit_note"], currency_of, problems)
+        rec.files["credit_notes"] = names["credit_note"]
+    return rec
+
+
+def _time(frame: pl.DataFrame, table: str, obj: str, problems: Problems, *names: str) -> pl.Series:
+    """The first of `names` as UTC date-times; unreadable values reported."""
+    column = first_present(frame, *names)
+    if column is None:
+        return pl.Series([None] * frame.height, dtype=pl.Datetime("us", "UTC"))
+    parsed = timestamps(frame[column])
+    problems.rows(f"{obj}.unparseable", table, column, "values are not Unix seconds or ISO date-times",
+                  frame, unreadable(frame[column], parsed))
+    return parsed
+
+
+def _minor(frame: pl.DataFrame, table: str, obj: str, problems: Problems, column: str | None) -> pl.Series:
+    """A minor-unit amount column as numbers; values that are not whole numbers reported."""
+    if column is None or column not in frame.columns:
+        return pl.Series([None] * frame.height, dtype=pl.Float64)
+    parsed = whole_numbers(frame[column])
+    problems.rows(f"{obj}.unparseable", table, column, "values are not whole amounts in the currency's minor unit "
+                  "(cents)", frame, unreadable(frame[column], parsed))
+    return parsed
+
+
+def _currency(frame: pl.DataFrame, table: str, obj: str, problems: Problems, column: str = "currency") -> pl.Series:
+    if column not in frame.columns:
+        return pl.Series([None] * frame.height, dtype=pl.String)
+    code = frame[column].cast(pl.String).str.strip_chars().str.to_uppercase()
+    problems.rows(f"{obj}.unknown_currency", table, column, "values are not ISO 4217 currency codes", frame,
+                  code.is_not_null() & ~code.is_in(sorted(ISO_CURRENCIES)))
+    return code
+
+
+def _ids(frame: pl.DataFrame, *names: str) -> pl.Series:
+    return coalesce_columns(frame, *names)
+
+
+def _customers(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFrame:
+    created = _time(frame, table, "customer", problems, "created")
+    problems.rows("customer.missing_value", table, "created", "customers without a creation time", frame,
+                  created.is_null() & ~unreadable(frame["created"], created))
+    return records_frame("customers", {
+        "customer_id": _ids(frame, "id"), "name": _ids(frame, "name", "description"),
+        "email": _ids(frame, "email"), "created_at": created, "metadata": metadata_text(frame)}, frame[ROW])
+
+
+INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+
+
+def _invoices(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFrame:
+    currency = _currency(frame, table, "invoice", problems)
+    status = coalesce_columns(frame, "status").str.to_lowercase()
+    problems.rows("invoice.not_allowed", table, "status", f"statuses other than {', '.join(INVOICE_STATUSES)}",
+                  frame, status.is_not_null() & ~status.is_in(INVOICE_STATUSES))
+    issued = _time(frame, table, "invoice", problems, "created", "date")
+    divisor = pl.select(divisor_expr(pl.lit(currency))).to_series() if frame.height else pl.Series([], dtype=pl.Float64)
+    paid = _minor(frame, table, "invoice", problems, first_present(frame, "amount_paid"))
+    return records_frame("invoices", {
+        "invoice_id": _ids(frame, "id"), "customer_id": _ids(frame, "customer", "customer_id", "customer.id"),
+        "issued_at": issued, "due_at": _time(frame, table, "invoice", problems, "due_date"),
+        "currency": currency, "status": status,
+        "paid_at": _time(frame, table, "invoice", problems, "status_transitions.paid_at", "status_transitions_paid_at",
+                         "paid_at"),
+        "amount_paid": paid / divisor,
+        "charge_id": _ids(frame, "charge", "charge_id", "charge.id"),
+        "payment_intent_id": _ids(frame, "payment_intent", "payment_intent_id", "payment_intent.id"),
+    }, frame[ROW])
+
+
+def _lines(t: dict[str, pl.DataFrame], names: dict[str, str], currency_of: dict[str, str],
+           problems: Problems) -> pl.DataFrame:
+    frame, table, obj = t["invoice_line_item"], names["invoice_line_item"], "invoice_line_item"
+    invoice = _ids(frame, "invoice", "invoice_id")
+    own = _currency(frame, table, obj, problems) if "currency" in frame.columns else None
+    currency = invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
+    if own is not None:
+        currency = own.fill_null(currency)
+    divisor = pl.select(divisor_expr(pl.lit(currency))).to_series() if frame.height else pl.Series([], dtype=pl.Float64)
+    amount = _minor(frame, table, obj, problems, "amount")
+    excluding = _minor(frame, table, obj, problems, first_present(frame, "amount_excluding_tax"))
+    tax_total, tax_inclusive = _taxes(frame, table, problems)
+    discounts = _discount_amounts(frame, table, problems)
+    before_tax = excluding.fill_null(amount - tax_inclusive)
+    subscription = _ids(frame, "parent.subscription_item_details.subscription",
+                        "parent.invoice_item_details.subscription", "subscription", "subscription_id", "subscription.id")
+    item = _ids(frame, "parent.subscription_item_details.subscription_item", "subscription_item",
+                "subscription_item_id", "subscription_item.id")
+    if "subscription_item" in t:
+        items = flattened(t["subscription_item"])
+        owner = dict(zip(_ids(items, "id").to_list(), _ids(items, "subscription", "subscription_id",
+                                                           "subscription.id").to_list()))
+        subscription = subscription.fill_null(item.replace_strict(owner, default=None, return_dtype=pl.String))
+    prorated = coalesce_columns(frame, "parent.subscription_item_details.proration",
+                                "parent.invoice_item_details.proration", "proration", dtype=pl.String)
+    quantity = whole_numbers(frame["quantity"]) if "quantity" in frame.columns else None
+    return records_frame("lines", {
+        "line_id": _ids(frame, "id"), "invoice_id": invoice, "subscription_id": subscription,
+        "plan_id": _ids(frame, "pricing.price_details.price", "price.id", "price", "price_id", "plan.id", "plan",
+                        "plan_id"),
+        "service_period_start": _time(frame, table, obj, problems, "period.start", "period_start"),
+        "service_period_end": _time(frame, table, obj, problems, "period.end", "period_end"),
+        "amount": before_tax / divisor, "discount_amount": discounts.fill_null(0) / divisor,
+        "discount_duration": _discount_durations(frame, t),
+        "tax_amount": tax_total.fill_null(0) / divisor,
+        **({"quantity": quantity} if quantity is not None else {}),
+        "prorated": booleans(prorated).fill_null(False), "description": _ids(frame, "description"),
+    }, frame[ROW])
+
+
+def _taxes(frame: pl.DataFrame, table: str, problems: Problems) -> tuple[pl.Series, pl.Series]:
+    """Per line, all tax and the tax included in `amount` (minor units), from `taxes` (tax_behavior) or
+    the older `tax_amounts` (inclusive)."""
+    zero = pl.Series([0.0] * frame.height)
+    column = first_present(frame, "taxes", "tax_amounts")
+    if column is None:
+        return zero, zero
+    total = array_sum(frame[column])
+    if column == "taxes":
+        inclusive = array_sum(frame[column], keep=lambda t: t.get("tax_behavior") == "inclusive")
+    else:
+        inclusive = array_sum(frame[column], keep=lambda t: t.get("inclusive") is True)
+    problems.rows("invoice_line_item.unparseable", table, column, "values are not arrays of {amount, ...} objects",
+                  frame, total.is_null() & frame[column].is_not_null())
+    return total.fill_null(0), inclusive.fill_null(0)
+
+
+def _discount_amounts(frame: pl.DataFrame, table: str, problems: Problems) -> pl.Series:
+    if "discount_amounts" not in frame.columns:
+        return pl.Series([0.0] * frame.height)
+    total = array_sum(frame["discount_amounts"])
+    problems.rows("invoice_line_item.unparseable", table, "discount_amounts",
+                  "values are not arrays of {amount, discount} objects", frame,
+                  total.is_null() & frame["discount_amounts"].is_not_null())
+    return total
+
+
+def _discount_durations(frame: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.Series:
+    """The coupon duration (forever, once, repeating) of the first discount applied to each line, found
+    through the discount and coupon tables; null when the line has no discount or they are not exported."""
+    if "discount_amounts" not in frame.columns:
+        return pl.Series([None] * frame.height, dtype=pl.String)
+    coupons = {}
+    if "coupon" in t:
+        c = flattened(t["coupon"])
+        coupons = dict(zip(_ids(c, "id").to_list(), _ids(c, "duration").to_list()))
+    duration_of = {}
+    if "discount" in t:
+        d = flattened(t["discount"])
+        coupon_ids = _ids(d, "coupon.id", "coupon", "coupon_id")
+        inline = _ids(d, "coupon.duration")
+        for did, cid, dur in zip(_ids(d, "id").to_list(), coupon_ids.to_list(), inline.to_list()):
+            duration_of[did] = dur or coupons.get(cid)
+    out = []
+    for value in frame["discount_amounts"].to_list():
+        items = json.loads(value) if isinstance(value, str) else value
+        first = next((i for i in (items or []) if isinstance(i, dict) and (i.get("amount") or 0) > 0), None)
+        ref = first.get("discount") if first else None
+        ref = ref.get("id") if isinstance(ref, dict) else ref
+        out.append(duration_of.get(ref) if ref else None)
+    return pl.Series(out, dtype=pl.String)
+
+
+def _plans(t: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Prices and plans (tables, or objects embedded in the line items) with their billing interval."""
+    products = {}
+    if "product" in t:
+        p = flattened(t["product"])
+        products = dict(zip(_ids(p, "id").to_list(), _ids(p, "name").to_list()))
+    frames = []
+
+    def add(frame: pl.DataFrame, prefix: str, interval: tuple[str, ...], count: tuple[str, ...]) -> None:
+        pid = _ids(frame, f"{prefix}id")
+        if pid.null_count() == frame.height:
+            return
+        product = _ids(frame, f"{prefix}product", f"{prefix}product_id", f"{prefix}product.id")
+        name = product.replace_strict(products, default=None, return_dtype=pl.String)
+        frames.append(pl.DataFrame({
+            "plan_id": pid, "name": name.fill_null(_ids(frame, f"{prefix}nickname")),
+            "interval_unit": _ids(frame, *interval).str.to_lowercase(),
+            "interval_count": whole_numbers(coalesce_columns(frame, *count)).cast(pl.Int64)}))
+
+    if "price" in t:
+        add(flattened(t["price"]), "", ("recurring.interval", "recurring_interval"),
+            ("recurring.interval_count", "recurring_interval_count"))
+    if "plan" in t:
+        add(flattened(t["plan"]), "", ("interval",), ("interval_count",))
+    lines = t["invoice_line_item"]
+    for prefix in ("price.", "plan."):
+        if f"{prefix}id" in lines.columns:
+            add(lines, prefix, (f"{prefix}recurring.interval", f"{prefix}recurring_interval", f"{prefix}interval"),
+                (f"{prefix}recurring.interval_count", f"{prefix}recurring_interval_count", f"{prefix}interval_count"))
+    if not frames:
+        return empty_records("plans")
+    plans = pl.concat(frames).filter(pl.col("plan_id").is_not_null())
+    return plans.with_columns(pl.lit(None, pl.String).alias(ROW))
+
+
+def _subscriptions(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFrame:
+    return records_frame("subscriptions", {
+        "subscription_id": _ids(frame, "id"), "customer_id": _ids(frame, "customer", "customer_id", "customer.id"),
+        "cancelled_at": _time(frame, table, "subscription", problems, "canceled_at"),
+        "cancel_at_period_end": booleans(coalesce_columns(frame, "cancel_at_period_end")),
+        "ended_at": _time(frame, table, "subscription", problems, "ended_at"),
+    }, frame[ROW])
+
+
+def _refunds(frame: pl.DataFrame, table: str, charges: pl.DataFrame | None, problems: Problems) -> pl.DataFrame:
+    currency = _currency(frame, table, "refund", problems)
+    divisor = pl.select(divisor_expr(pl.lit(currency))).to_series() if frame.height else pl.Series([], dtype=pl.Float64)
+    charge = _ids(frame, "charge", "charge_id", "charge.id")
+    invoice = _ids(frame, "invoice", "invoice_id")
+    if charges is not None:
+        c = flattened(charges)
+        invoice_of = dict(zip(_ids(c, "id").to_list(), _ids(c, "invoice", "invoice_id", "invoice.id").to_list()))
+        invoice = invoice.fill_null(charge.replace_strict(invoice_of, default=None, return_dtype=pl.String))
+    return records_frame("refunds", {
+        "refund_id": _ids(frame, "id"), "invoice_id": invoice, "charge_id": charge,
+        "payment_intent_id": _ids(frame, "payment_intent", "payment_intent_id", "payment_intent.id"),
+        "date": _time(frame, table, "refund", problems, "created"),
+        "amount": _minor(frame, table, "refund", problems, "amount") / divisor,
+        "status": coalesce_columns(frame, "status").str.to_lowercase(),
+    }, frame[ROW])
+
+
+def _credit_notes(frame: pl.DataFrame, table: str, currency_of: dict[str, str], problems: Problems) -> pl.DataFrame:
+    invoice = _ids(frame, "invoice", "invoice_id", "invoice.id")
+    currency = _currency(frame, table, "credit_note", problems) if "currency" in frame.columns else \
+        invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
+    divisor = pl.select(divisor_expr(pl.lit(currency))).to_series() if frame.height else pl.Series([], dtype=pl.Float64)
+    return records_frame("credit_notes", {
+        "credit_note_id": _ids(frame, "id"), "invoice_id": invoice,
+        "date": _time(frame, table, "credit_note", problems, "created"),
+        "amount": _minor(frame, table, "credit_note", problems, first_present(frame, "total", "amount")) / divisor,
+        "status": coalesce_columns(frame, "status").str.to_lowercase(),
+        "refund_id": _ids(frame, "refund", "refund_id", "refund.id"),
+    }, frame[ROW])
+
+
+__all__ = ["OBJECTS", "object_of", "stripe_billing_from_tables", "numbers"]
