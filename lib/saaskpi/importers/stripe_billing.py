@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from saaskpi.errors import DataContractError
-from saaskpi.importers.billing import BillingData
-from saaskpi.importers.stripe_common import ROW, UTC, Problems, examples
+from saaskpi.importers.billing import BillingData, SetAside
+from saaskpi.importers.stripe_common import ROW, UTC, Problems
 
 STRIPE_INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
 
@@ -59,16 +59,6 @@ class StripeRecords:
     refunds: pl.DataFrame = field(default_factory=lambda: empty_records("refunds"))
     credit_notes: pl.DataFrame = field(default_factory=lambda: empty_records("credit_notes"))
     files: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SetAside:
-    """Rows of the export the billing model leaves out, with the reason (for the import report)."""
-
-    table: str
-    reason: str
-    count: int
-    examples: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,8 +212,9 @@ def _transactions(rec: StripeRecords, invoices: pl.DataFrame) -> tuple[pl.DataFr
     aside = []
     unlinked = refunds.filter(pl.col("invoice_id").is_null())
     if unlinked.height:
-        aside.append(SetAside(rec.files.get("refunds", "refunds"), "refund_without_invoice", unlinked.height,
-                              tuple(examples(unlinked, "refund_id"))))
+        aside.append(SetAside("refund_without_invoice", rec.files.get("refunds", "refunds"), unlinked.height,
+                              tuple(unlinked["refund_id"].head(5).to_list()),
+                              "refund of a payment that is not an invoice's (a one-off charge): not revenue of a subscription"))
     refund_rows = refunds.filter(pl.col("invoice_id").is_not_null()).select(
         pl.col("refund_id").alias("transaction_id"), "invoice_id", pl.lit("refund").alias("type"),
         pl.when(pl.col("status").is_in(["failed", "canceled"])).then(pl.lit("failed"))
