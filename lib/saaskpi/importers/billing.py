@@ -202,8 +202,13 @@ def _line_mrr(lines: pl.DataFrame, plans: pl.DataFrame, settings: BillingSetting
              .with_columns(net=pl.col("amount") - pl.when(reduces).then(pl.col("discount_amount")).otherwise(0.0),
                            period_months=pl.col("interval_unit").replace_strict(MONTHS_PER_UNIT, default=None)
                            * pl.col("interval_count")))
-    full_start = pl.col("service_period_end").dt.offset_by(
-        pl.format("-{}{}", pl.col("interval_count"), pl.col("interval_unit").replace_strict(OFFSET_UNIT, default="mo")))
+    # the full period of a prorated line: the subscription's regular period ending when it ends, else one
+    # plan interval back from its end
+    periods = (frame.filter(~pl.col("prorated")).group_by("subscription_id", "service_period_end")
+               .agg(pl.col("service_period_start").min().alias("regular_start")))
+    frame = frame.join(periods, on=["subscription_id", "service_period_end"], how="left", nulls_equal=True)
+    full_start = pl.coalesce("regular_start", pl.col("service_period_end").dt.offset_by(
+        pl.format("-{}{}", pl.col("interval_count"), pl.col("interval_unit").replace_strict(OFFSET_UNIT, default="mo"))))
     days = lambda a, b: (b - a).dt.total_seconds() / 86400  # noqa: E731
     frame = frame.with_columns(
         scale=pl.when(pl.col("prorated")).then(days(full_start, pl.col("service_period_end"))
@@ -219,7 +224,7 @@ def _line_mrr(lines: pl.DataFrame, plans: pl.DataFrame, settings: BillingSetting
                .select("line_id", (pl.col("regular") * pl.col("scaled").sign()).alias("snapped")))
     return (frame.join(snapped, on="line_id", how="left")
             .with_columns(mrr=pl.coalesce("snapped", "scaled") / pl.col("period_months"))
-            .drop("snapped"))
+            .drop("snapped", "regular_start"))
 
 
 def _pieces(lines: pl.DataFrame, data: BillingData, settings: BillingSettings) -> tuple[pl.DataFrame, list[SetAside]]:
