@@ -183,7 +183,9 @@ def billing_data(rec: StripeRecords, problems: Problems, source: str) -> StripeI
           for c in ("subscription_id", "service_period_start", "service_period_end")])
     transactions, aside = _transactions(rec, invoices)
     data = BillingData.of(
-        customers=rec.customers, plans=plans, invoices=invoices, line_items=lines, transactions=transactions,
+        customers=rec.customers.with_columns(  # Stripe has no such fields: read back from metadata keys
+            [pl.col("metadata").str.json_path_match(f"$.{key}").alias(key)
+             for key in ("region", "industry", "acquisition_channel")]), plans=plans, invoices=invoices, line_items=lines, transactions=transactions,
         subscriptions=rec.subscriptions.filter(pl.col("customer_id").is_not_null()))
     return StripeImport(data, tuple(aside))
 
