@@ -6,7 +6,7 @@
   file per object (`customer`, `invoice`, `invoice_line_item`, `subscription`, `price`...): see `stripe_api`.
   The same tables read from elsewhere (a Postgres schema) go through `stripe_billing_from_tables`.
 
-Nothing in the folder is modified. Every problem is reported at once (DataContractError, exit 2).
+Nothing in the folder is modified. Every problem is reported at once (StripeExportError, a DataContractError: exit 2).
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import polars as pl
 
-from saaskpi.errors import DataContractError, SourceError
+from saaskpi.errors import SourceError
 from saaskpi.importers.stripe_api import object_of, stripe_billing_from_tables
 from saaskpi.importers.stripe_billing import SetAside, StripeImport
-from saaskpi.importers.stripe_common import TABLE_SUFFIXES, Problems, read_table
+from saaskpi.importers.stripe_common import TABLE_SUFFIXES, Problems, StripeExportError, read_table
 from saaskpi.importers.stripe_dashboard import EXPORTS, kind_of_header, kind_of_name, stripe_billing_from_dashboard
 
-__all__ = ["SetAside", "StripeImport", "read_stripe", "stripe_billing_from_tables", "stripe_billing_from_dashboard",
+__all__ = ["SetAside", "StripeExportError", "StripeImport", "read_stripe", "stripe_billing_from_tables", "stripe_billing_from_dashboard",
            "dashboard_files", "shape_of"]
 
 
@@ -74,7 +74,7 @@ def dashboard_files(folder: Path) -> dict[str, Path]:
             continue
         found[kind] = path
     if problems:
-        raise DataContractError(problems.found, str(folder))
+        raise StripeExportError(problems.found, str(folder))
     return found
 
 

@@ -11,8 +11,8 @@ import json
 import polars as pl
 
 from saaskpi.importers.stripe_billing import StripeImport, StripeRecords, billing_data, empty_records, records_frame
-from saaskpi.importers.stripe_common import (ISO_CURRENCIES, ROW, Problems, array_sum, booleans, coalesce_columns,
-                                             divisor_expr, first_present, flattened, metadata_text, numbers,
+from saaskpi.importers.stripe_common import (ISO_CURRENCIES, ROW, Problems, StripeExportError, array_sum,
+                                             booleans, coalesce_columns, divisor_expr, first_present, flattened, metadata_text, numbers,
                                              timestamps, unreadable, whole_numbers)
 
 OBJECTS: dict[str, tuple[str, ...]] = {
@@ -55,7 +55,7 @@ def stripe_billing_from_tables(tables: dict[str, pl.DataFrame], source: str = "t
                                files: dict[str, str] | None = None, problems: Problems | None = None) -> StripeImport:
     """The billing model of Stripe's objects given as one DataFrame per object table (keys: loader table names
     such as `invoice_line_items` or `INVOICE_LINE_ITEM`), e.g. read from a folder or a Postgres schema.
-    Raises DataContractError with every problem found."""
+    Raises StripeExportError with every problem found."""
     problems = problems if problems is not None else Problems()
     by_object: dict[str, pl.DataFrame] = {}
     names: dict[str, str] = {}
@@ -80,9 +80,7 @@ def stripe_billing_from_tables(tables: dict[str, pl.DataFrame], source: str = "t
         if obj in by_object:
             _require(by_object[obj], names[obj], obj, fields, problems)
     if problems:
-        from saaskpi.errors import DataContractError
-
-        raise DataContractError(problems.found, source)
+        raise StripeExportError(problems.found, source)
     rec = _records(by_object, names, problems)
     return billing_data(rec, problems, source)
 

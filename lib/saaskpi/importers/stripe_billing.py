@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from saaskpi.errors import DataContractError
 from saaskpi.importers.billing import BillingData, SetAside
-from saaskpi.importers.stripe_common import ROW, UTC, Problems
+from saaskpi.importers.stripe_common import ROW, UTC, Problems, StripeExportError
 
 STRIPE_INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
 
@@ -166,12 +165,12 @@ def _last_day(moment) -> bool:
 
 # --------------------------------------------------------------------------- the billing model
 def billing_data(rec: StripeRecords, problems: Problems, source: str) -> StripeImport:
-    """The billing model of the records; raises DataContractError listing every problem found while
+    """The billing model of the records; raises StripeExportError listing every problem found while
     reading (`problems`) and across objects (duplicates, orphans, plans without an interval)."""
     check_records(rec, problems)
     plans = plans_for_lines(rec, problems)
     if problems:
-        raise DataContractError(problems.found, source)
+        raise StripeExportError(problems.found, source)
     as_of = _as_of(rec)
     invoices = rec.invoices.with_columns(
         pl.when((pl.col("status") == "open") & pl.col("due_at").is_not_null() & (pl.col("due_at") < as_of))

@@ -13,7 +13,8 @@ from pathlib import Path
 import polars as pl
 
 from saaskpi.importers.stripe_billing import StripeImport, StripeRecords, billing_data, records_frame
-from saaskpi.importers.stripe_common import (ISO_CURRENCIES, ROW, Problems, booleans, coalesce_columns,
+from saaskpi.importers.stripe_common import (ISO_CURRENCIES, ROW, Problems, StripeExportError, booleans,
+                                             coalesce_columns,
                                              first_present, numbers, read_table, timestamps, unreadable,
                                              whole_numbers)
 
@@ -72,7 +73,7 @@ def has_required(columns: list[str], export: Export) -> bool:
 
 def stripe_billing_from_dashboard(files: dict[str, Path], source: str = "the Stripe Dashboard exports") -> StripeImport:
     """The billing model of Dashboard CSV exports given by kind (`customers`, `subscriptions`, `invoices`,
-    `lines`, optionally `payments`). Raises DataContractError with every problem found."""
+    `lines`, optionally `payments`). Raises StripeExportError with every problem found."""
     problems = Problems()
     frames: dict[str, pl.DataFrame] = {}
     for kind, path in files.items():
@@ -91,9 +92,7 @@ def stripe_billing_from_dashboard(files: dict[str, Path], source: str = "the Str
             problems.add(f"{kind}.missing_export", e.label, None,
                          f"no Stripe {e.label} export (a CSV named {e.file_names[0]}.csv, or one with its header)")
     if problems:
-        from saaskpi.errors import DataContractError
-
-        raise DataContractError(problems.found, source)
+        raise StripeExportError(problems.found, source)
     names = {kind: path.name for kind, path in files.items()}
     rec = StripeRecords(
         customers=_customers(frames["customers"], names["customers"], problems),

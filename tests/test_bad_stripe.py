@@ -1,0 +1,55 @@
+"""The Stripe part of the bad-input corpus (tests/fixtures/stripe/bad/): every defect of a Stripe export is
+reported with its rule code, file, column, count and examples, all at once; nothing is written and the
+export is unchanged. The bases (tests/fixtures/stripe/good/) import cleanly."""
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from saaskpi.errors import DataContractError
+from saaskpi.importers.stripe import read_stripe
+
+FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
+sys.path.insert(0, str(FIXTURES))
+import build  # noqa: E402
+
+CASES = {c.name: c for c in build.CASES}
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_corpus_is_current(tmp_path):
+    build.build(tmp_path)
+    for sub in ("good", "bad"):
+        for folder in sorted((tmp_path / sub).iterdir()):
+            assert digest(folder) == digest(FIXTURES / sub / folder.name), \
+                f"tests/fixtures/stripe/{sub}/{folder.name} is stale: run tests/fixtures/stripe/build.py"
+
+
+@pytest.mark.parametrize("base", sorted(build.BASES))
+def test_bases_import_cleanly(base):
+    # Basic $100 a month (Alpha) and Pro 2,000 EUR / 240,000 JPY a year (Beta): MRR 100 and 166.67 / 20,000
+    data = read_stripe(FIXTURES / "good" / base).data
+    assert data.customers.height == 2 and data.invoices.height == 3 and data.line_items.height == 3
+    assert sorted(data.plans["interval_unit"]) == ["month", "year"]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_each_defect_is_reported_with_its_rule_file_column_and_examples(name):
+    case, folder = CASES[name], FIXTURES / "bad" / name
+    before = digest(folder)
+    with pytest.raises(DataContractError) as raised:
+        read_stripe(folder)
+    text = str(raised.value)
+    codes = [p.code for p in raised.value.problems]
+    assert codes == [case.code, *case.also], text
+    problem = raised.value.problems[0]
+    assert (problem.table, problem.column, problem.count) == (case.table, case.column, case.count), text
+    assert case.example in text, text
+    assert "Traceback" not in text
+    assert digest(folder) == before  # the export is only read
