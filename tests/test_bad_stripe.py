@@ -53,3 +53,45 @@ def test_each_defect_is_reported_with_its_rule_file_column_and_examples(name):
     assert case.example in text, text
     assert "Traceback" not in text
     assert digest(folder) == before  # the export is only read
+
+
+# --------------------------------------------------------------------------- through `saaskpi import stripe`
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    from saaskpi import cli
+
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_import_command_exits_2_with_the_message_and_writes_nothing(name, capsys, tmp_path):
+    folder = FIXTURES / "bad" / name
+    before = digest(folder)
+    with pytest.raises(DataContractError) as raised:
+        read_stripe(folder)
+    code, out, err = run(capsys, "import", "stripe", str(folder), "--out", str(tmp_path / "out"))
+    assert (code, out) == (2, "")
+    assert err == str(raised.value) + "\n"
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    assert digest(folder) == before
+
+
+@pytest.mark.parametrize("base", sorted(build.BASES))
+def test_import_command_writes_the_source_and_its_report(base, capsys, tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    argv = ("import", "stripe", str(FIXTURES / "good" / base), "--out", str(out),
+            "--fx-rates", str(FIXTURES / "fx_rates.csv"))
+    code, stdout, err = run(capsys, *argv)
+    assert (code, err) == (0, ""), err
+    report = json.loads((out / "import-report.json").read_text())
+    assert report["importer"] == "stripe"
+    assert {f["rows"] for f in report["files_read"] if "invoice" in f["table"]} == {3}
+    assert report["rows_written"]["accounts"] == 2
+    first = {p.name: p.read_bytes() for p in out.glob("*.parquet")}
+    assert run(capsys, *argv)[0] == 0  # the same export again: byte-identical tables
+    assert {p.name: p.read_bytes() for p in out.glob("*.parquet")} == first
+    assert run(capsys, "validate", str(out))[0] == 0

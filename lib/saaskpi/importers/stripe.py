@@ -10,11 +10,15 @@ Nothing in the folder is modified. Every problem is reported at once (StripeExpo
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import polars as pl
 
+from saaskpi import paths
 from saaskpi.errors import SourceError
+from saaskpi.importers import Imported, Importer
+from saaskpi.importers.reading import FileRead
 from saaskpi.importers.stripe_api import object_of, stripe_billing_from_tables
 from saaskpi.importers.stripe_billing import SetAside, StripeImport
 from saaskpi.importers.stripe_common import TABLE_SUFFIXES, Problems, StripeExportError, read_table
@@ -97,3 +101,27 @@ def _read_api_folder(folder: Path) -> StripeImport:
             tables[path.stem] = frame
             names[path.stem] = path.name
     return stripe_billing_from_tables(tables, source=str(folder), files=names, problems=problems)
+
+
+# --------------------------------------------------------------------------- `saaskpi import stripe`
+def add_stripe_arguments(parser: argparse.ArgumentParser) -> None:
+    """`saaskpi import stripe SOURCE [--shape dashboard|api]`."""
+    parser.add_argument("source", help="folder of Stripe exports (never modified): the Dashboard's CSV exports, "
+                                       "or one CSV/Parquet/JSON-lines file per API object as a loader lands them")
+    parser.add_argument("--shape", choices=("dashboard", "api"), default=None,
+                        help="which of the two (default: Dashboard when a CSV header has `(UTC)` columns)")
+
+
+def read_stripe_args(args: argparse.Namespace) -> Imported:
+    """What `saaskpi import stripe` read: the billing model, the rows set aside, the files."""
+    result = read_stripe(paths.resolve(args.source), getattr(args, "shape", None))
+    return Imported(source=str(args.source), billing=result.data, set_aside=result.set_aside,
+                    files=tuple(FileRead(file, table, rows) for file, table, rows in result.files_read))
+
+
+IMPORTER = Importer(
+    name="stripe",
+    help="Stripe: Dashboard CSV exports, or API objects as Fivetran, Airbyte, dlt or Stitch land them",
+    read=read_stripe_args,
+    arguments=add_stripe_arguments,
+)

@@ -82,6 +82,7 @@ def stripe_billing_from_tables(tables: dict[str, pl.DataFrame], source: str = "t
     if problems:
         raise StripeExportError(problems.found, source)
     rec = _records(by_object, names, problems)
+    rec.files_read = tuple((names[obj], f"Stripe {obj} objects", frame.height) for obj, frame in by_object.items())
     return billing_data(rec, problems, source)
 
 

@@ -58,6 +58,7 @@ class StripeRecords:
     refunds: pl.DataFrame = field(default_factory=lambda: empty_records("refunds"))
     credit_notes: pl.DataFrame = field(default_factory=lambda: empty_records("credit_notes"))
     files: dict[str, str] = field(default_factory=dict)
+    files_read: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class StripeImport:
 
     data: BillingData
     set_aside: tuple[SetAside, ...] = ()
+    files_read: tuple[tuple[str, str, int], ...] = ()  # (file, what it held, rows) for the import report
 
 
 # --------------------------------------------------------------------------- checks across objects
@@ -186,7 +188,7 @@ def billing_data(rec: StripeRecords, problems: Problems, source: str) -> StripeI
             [pl.col("metadata").str.json_path_match(f"$.{key}").alias(key)
              for key in ("region", "industry", "acquisition_channel")]), plans=plans, invoices=invoices, line_items=lines, transactions=transactions,
         subscriptions=rec.subscriptions.filter(pl.col("customer_id").is_not_null()))
-    return StripeImport(data, tuple(aside))
+    return StripeImport(data, tuple(aside), rec.files_read)
 
 
 def _as_of(rec: StripeRecords):

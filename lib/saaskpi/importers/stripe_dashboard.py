@@ -106,6 +106,7 @@ def stripe_billing_from_dashboard(files: dict[str, Path], source: str = "the Str
         rec.subscriptions = _subscriptions(frames["subscriptions"], names["subscriptions"], problems)
     if "payments" in frames:
         rec.refunds = _refunds(frames["payments"], names["payments"], problems)
+    rec.files_read = tuple((names[k], f"Stripe {EXPORTS[k].label} export", f.height) for k, f in frames.items())
     return billing_data(rec, problems, source)
 
 
@@ -116,7 +117,7 @@ def _wrong_or_missing(path: Path, columns: list[str], export: Export, problems: 
         problems.add(f"{export.kind}.wrong_file", path.name, None,
                      f"was given as the Stripe {export.label} export but looks like a Stripe {EXPORTS[other].label} "
                      f"export (it has {', '.join(h for h in EXPORTS[other].signature if h in columns)}); "
-                     f"a {export.label} export needs the columns {expected}")
+                     f"the {export.label} export needs the columns {expected}")
         return
     missing = [alts for alts in export.required if not any(a in columns for a in alts)]
     problems.add(f"{export.kind}.missing_column", path.name, missing[0][0],
