@@ -292,6 +292,26 @@ def test_fivetran_columns_with_id_suffixes(tmp_path):
     assert to_contract(data).tables["subscriptions"]["amount"].to_list() == [30.0]
 
 
+def test_dlt_and_stitch_child_tables_of_arrays(tmp_path):
+    # dlt flattens objects (period__start, price__recurring__interval) and moves arrays to child tables linked by
+    # _dlt_parent_id; Stitch links them by _sdc_source_key_id. $100 with a $25 discount (dlt) and $20 tax (Stitch):
+    # MRR 100 - 25 = 75
+    pl.DataFrame({"id": ["cus_1"], "created": [ts("2024-01-01")]}).write_csv(tmp_path / "customers.csv")
+    pl.DataFrame({"id": ["in_1"], "customer": ["cus_1"], "created": [ts("2024-01-01")], "currency": ["usd"],
+                  "status": ["paid"]}).write_csv(tmp_path / "invoices.csv")
+    pl.DataFrame({"id": ["il_1"], "invoice": ["in_1"], "amount": [10000], "subscription": ["sub_1"],
+                  "period__start": [ts("2024-01-01")], "period__end": [ts("2024-02-01")], "price__id": ["price_m"],
+                  "price__recurring__interval": ["month"], "price__recurring__interval_count": [1],
+                  "proration": [False], "_dlt_id": ["d1"]}).write_csv(tmp_path / "invoice_line_items.csv")
+    pl.DataFrame({"amount": [2500], "discount": ["di_1"], "_dlt_parent_id": ["d1"], "_dlt_list_idx": [0],
+                  "_dlt_id": ["d2"]}).write_csv(tmp_path / "invoice_line_items__discount_amounts.csv")
+    pl.DataFrame({"amount": [2000], "inclusive": [False], "_sdc_source_key_id": ["il_1"],
+                  "_sdc_level_0_id": [0]}).write_csv(tmp_path / "invoice_line_items__tax_amounts.csv")
+    data = read_stripe(tmp_path).data
+    assert data.line_items.select("amount", "discount_amount", "tax_amount").rows() == [(100.0, 25.0, 20.0)]
+    assert to_contract(data).tables["subscriptions"]["amount"].to_list() == [75.0]
+
+
 # --------------------------------------------------------------------------- Dashboard CSV exports
 DASHBOARD = {
     "unified_customers.csv": """id,Description,Email,Name,Created (UTC),segment (metadata)

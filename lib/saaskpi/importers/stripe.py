@@ -94,9 +94,9 @@ def _read_api_folder(folder: Path) -> StripeImport:
     tables: dict[str, pl.DataFrame] = {}
     names: dict[str, str] = {}
     for path in table_files(folder):
-        if object_of(path.stem) is None:
+        if object_of(path.stem.split("__")[0]) is None:
             continue
-        frame = read_table(path, object_of(path.stem), problems)
+        frame = read_table(path, object_of(path.stem.split("__")[0]), problems)
         if frame is not None:
             tables[path.stem] = frame
             names[path.stem] = path.name

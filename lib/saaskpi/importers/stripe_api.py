@@ -12,8 +12,8 @@ import polars as pl
 
 from saaskpi.importers.stripe_billing import StripeImport, StripeRecords, billing_data, empty_records, records_frame
 from saaskpi.importers.stripe_common import (ISO_CURRENCIES, ROW, Problems, StripeExportError, array_sum,
-                                             booleans, coalesce_columns, divisor_expr, first_present, flattened, metadata_text, numbers,
-                                             timestamps, unreadable, whole_numbers)
+                                             booleans, coalesce_columns, divisor_expr, first_present, flattened,
+                                             metadata_text, number_of, timestamps, unreadable, whole_numbers)
 
 OBJECTS: dict[str, tuple[str, ...]] = {
     "customer": ("customer", "customers"),
@@ -43,12 +43,43 @@ REQUIRED_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
 """Fields each object must have, each as its accepted column names."""
 
 
-def object_of(table_name: str) -> str | None:
-    """The Stripe object a loader's table holds (`STRIPE_INVOICE_LINE_ITEMS` -> `invoice_line_item`)."""
+def _plain_name(table_name: str) -> str:
     name = table_name.lower().removesuffix(".csv")
     for prefix in ("stripe_", "stripe."):
         name = name.removeprefix(prefix)
+    return name
+
+
+def object_of(table_name: str) -> str | None:
+    """The Stripe object a loader's table holds (`STRIPE_INVOICE_LINE_ITEMS` -> `invoice_line_item`)."""
+    name = _plain_name(table_name)
     return next((obj for obj, names in OBJECTS.items() if name in names), None)
+
+
+CHILD_LINKS = (("_dlt_parent_id", "_dlt_id", "_dlt_list_idx"),  # dlt: child -> parent row, list position
+               ("_sdc_source_key_id", "id", "_sdc_level_0_id"))  # Stitch: child -> parent id, list position
+"""How loaders that split arrays into child tables (`invoice_line_items__discount_amounts`) link them back."""
+
+
+def with_child_tables(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The tables with each array child table (dlt, Stitch: `<object table>__<field>` with a link column to its
+    parent row) folded back into its parent as a list column `<field>` (`discount_amounts`, `tax_amounts`)."""
+    out = dict(tables)
+    for name, frame in tables.items():
+        parent_name, sep, field = _plain_name(name).partition("__")
+        link = next((lk for lk in CHILD_LINKS if lk[0] in frame.columns), None)
+        if not sep or link is None or object_of(parent_name) is None:
+            continue
+        parent = next((n for n in out if "__" not in _plain_name(n) and object_of(n) == object_of(parent_name)), None)
+        child_key, parent_key, order = link
+        if parent is None or parent_key not in out[parent].columns:
+            continue
+        fields = [c for c in frame.columns if not c.startswith(("_dlt_", "_sdc_", ROW))]
+        ordered = frame.sort(order) if order in frame.columns else frame
+        lists = ordered.group_by(child_key, maintain_order=True).agg(pl.struct(fields).alias(field.replace("__", ".")))
+        out[parent] = out[parent].join(lists.rename({child_key: parent_key}), on=parent_key, how="left")
+        del out[name]
+    return out
 
 
 def stripe_billing_from_tables(tables: dict[str, pl.DataFrame], source: str = "the Stripe tables",
@@ -57,6 +88,7 @@ def stripe_billing_from_tables(tables: dict[str, pl.DataFrame], source: str = "t
     such as `invoice_line_items` or `INVOICE_LINE_ITEM`), e.g. read from a folder or a Postgres schema.
     Raises StripeExportError with every problem found."""
     problems = problems if problems is not None else Problems()
+    tables = with_child_tables(tables)
     by_object: dict[str, pl.DataFrame] = {}
     names: dict[str, str] = {}
     for table_name, frame in tables.items():
@@ -280,7 +312,7 @@ def _discount_durations(frame: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.S
     out = []
     for value in frame["discount_amounts"].to_list():
         items = json.loads(value) if isinstance(value, str) else value
-        first = next((i for i in (items or []) if isinstance(i, dict) and (i.get("amount") or 0) > 0), None)
+        first = next((i for i in (items or []) if isinstance(i, dict) and (number_of(i.get("amount")) or 0) > 0), None)
         ref = first.get("discount") if first else None
         ref = ref.get("id") if isinstance(ref, dict) else ref
         out.append(duration_of.get(ref) if ref else None)
@@ -363,4 +395,4 @@ def _credit_notes(frame: pl.DataFrame, table: str, currency_of: dict[str, str], 
     }, frame[ROW])
 
 
-__all__ = ["OBJECTS", "object_of", "stripe_billing_from_tables", "numbers"]
+__all__ = ["OBJECTS", "object_of", "stripe_billing_from_tables", "with_child_tables"]

@@ -213,7 +213,7 @@ def array_sum(series: pl.Series, amount: str = "amount", keep=None) -> pl.Series
         total = 0
         for item in items:
             if keep is None or keep(item):
-                number = _number(item.get(amount))
+                number = number_of(item.get(amount))
                 if number is None:
                     total = None
                     break
@@ -222,7 +222,7 @@ def array_sum(series: pl.Series, amount: str = "amount", keep=None) -> pl.Series
     return pl.Series(series.name, out, dtype=pl.Float64)
 
 
-def _number(value):
+def number_of(value):
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):

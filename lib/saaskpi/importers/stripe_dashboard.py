@@ -7,6 +7,7 @@ Each file is recognised by its header. A file given as one export that has the h
 customers export passed as invoices) is reported with what it looks like and the columns expected."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,8 +162,6 @@ def _currency(frame: pl.DataFrame, table: str, kind: str, problems: Problems) ->
 
 def _metadata(frame: pl.DataFrame) -> pl.Series:
     """The `<key> (metadata)` columns as one JSON object per row."""
-    import json
-
     keys = [c for c in frame.columns if c.endswith(" (metadata)")]
     rows = frame.select(keys).rows() if keys else [()] * frame.height
     names = [k.removesuffix(" (metadata)") for k in keys]
