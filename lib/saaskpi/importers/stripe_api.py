@@ -50,6 +50,20 @@ def _plain_name(table_name: str) -> str:
     return name
 
 
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "customer": ("email", "name", "delinquent", "balance", "invoice_prefix", "default_source", "tax_exempt"),
+    "subscription": ("current_period_start", "current_period_end", "cancel_at_period_end", "canceled_at",
+                     "billing_cycle_anchor", "items", "trial_end"),
+    "invoice": ("amount_due", "amount_paid", "amount_remaining", "billing_reason", "hosted_invoice_url", "number",
+                "status_transitions", "subtotal"),
+    "invoice_line_item": ("period", "period.start", "period_start", "proration", "parent.type", "pricing.type",
+                          "discount_amounts", "tax_amounts", "taxes", "invoice_item"),
+    "price": ("unit_amount", "recurring.interval", "recurring_interval", "billing_scheme", "lookup_key"),
+    "refund": ("charge", "payment_intent", "reason", "receipt_number", "failure_reason"),
+}
+"""Fields that only one object has, to say what a table given as another object looks like."""
+
+
 def object_of(table_name: str) -> str | None:
     """The Stripe object a loader's table holds (`STRIPE_INVOICE_LINE_ITEMS` -> `invoice_line_item`)."""
     name = _plain_name(table_name)
@@ -130,11 +144,20 @@ def _live(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _require(frame: pl.DataFrame, table: str, obj: str, fields, problems: Problems) -> None:
     missing = [alts for alts in fields if first_present(frame, *alts) is None]
-    if missing:
-        wanted = ", ".join(" or ".join(f"`{a}`" for a in alts) for alts in missing)
-        found = ", ".join(c for c in frame.columns if c != ROW)[:300]
-        problems.add(f"{obj}.missing_column", table, missing[0][0],
-                     f"Stripe {obj} objects need {wanted}; columns found: {found}")
+    if not missing:
+        return
+    wanted = ", ".join(" or ".join(f"`{a}`" for a in alts) for alts in missing)
+    scores = {o: sum(f in frame.columns for f in sig) for o, sig in SIGNATURES.items() if o != obj}
+    other = max(scores, key=scores.get)
+    if scores[other] >= 2 and scores[other] > sum(f in frame.columns for f in SIGNATURES.get(obj, ())):
+        seen = ", ".join(f for f in SIGNATURES[other] if f in frame.columns)
+        problems.add(f"{obj}.wrong_file", table, None,
+                     f"was given as Stripe {obj} objects but looks like Stripe {other} objects (it has {seen}); "
+                     f"{obj} objects need {', '.join(' or '.join(f'`{a}`' for a in alts) for alts in fields)}")
+        return
+    found = ", ".join(c for c in frame.columns if c != ROW)[:300]
+    problems.add(f"{obj}.missing_column", table, missing[0][0],
+                 f"Stripe {obj} objects need {wanted}; columns found: {found}")
 
 
 # --------------------------------------------------------------------------- per object
