@@ -4,7 +4,7 @@
 contract's tables, validates those like any source, and only then writes them, atomically, as typed Parquet
 into `--out` together with `import-report.md` and `import-report.json` (files and rows read, rows written per
 table, rows set aside with their reason, count and examples, the settings applied). The same input gives
-byte-identical tables. Bad input raises `DataContractError` listing every problem (CLI exit 2); nothing is
+byte-identical tables. Bad input raises `ExportError` (a `DataContractError`) listing every problem (exit 2); nothing is
 written and a previous import in `--out` stays as it was.
 
 How an importer plugs in
@@ -23,7 +23,7 @@ as `billing` or `reading`, are skipped); the CLI adds one sub-command per import
 `--out`, `--settings` (parameters/billing.yaml) and `--fx-rates`. `read` receives the parsed arguments (plus
 `args.progress`: show a tqdm bar when true) and returns an `Imported`: either `billing` (a `BillingData`, which the
 framework converts with `to_contract` and the settings) or contract `tables` used as they are (column mappings),
-and the files it read. It raises `DataContractError` with every problem of the input, and never writes.
+and the files it read. It raises `ExportError` (reading.py) with every problem of the input, and never writes.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from .. import paths
 from ..errors import DataContractError, ParameterError
 from .billing import BillingData, ImportResult, SetAside, to_contract
-from .reading import FileRead
+from .reading import ExportError, FileRead
 from .settings import BILLING_FILE, billing_settings
 
 REPORT_MD = "import-report.md"
@@ -144,7 +144,7 @@ def _stage(folder: Path, tables: dict[str, pl.DataFrame], fx: tuple[str, bytes] 
         (folder / fx[0]).write_bytes(fx[1])
 
 
-def _validate_staged(folder: Path) -> None:
+def _validate_staged(folder: Path, source: str) -> None:
     """The staged output is checked like any source; its problems are reported as the import's."""
     from ..params import conventions
     from ..workbook import load_tables
@@ -152,7 +152,7 @@ def _validate_staged(folder: Path) -> None:
     try:
         load_tables(folder, conventions())
     except DataContractError as err:
-        raise DataContractError(err.problems, "the imported tables (before writing)") from None
+        raise ExportError(err.problems, head=f"The tables imported from {source} break the data contract") from None
 
 
 def replace_folder(staged: Path, out: Path) -> None:
@@ -190,7 +190,7 @@ def run_import(importer: Importer, args: argparse.Namespace, progress: bool = Fa
     try:
         steps.set_postfix_str("validating")
         _stage(staged, tables, fx)
-        _validate_staged(staged)
+        _validate_staged(staged, imported.source)
         steps.update()
         steps.set_postfix_str("writing")
         report = import_report(importer.name, imported, converted, tables, fx, settings.applied() if imported.billing is not None else None)

@@ -15,11 +15,11 @@ from tqdm.auto import tqdm
 
 from .. import paths
 from ..contract.load import ROW
-from ..errors import DataContractError, Problem, SourceError
+from ..errors import Problem, SourceError
 from ..sources import Unreadable
 from . import Imported, Importer
 from .billing import IDS, REQUIRED, SCHEMAS, BillingData
-from .reading import (FileRead, billing_shapes, checked_billing_table, looks_like, normalised, read_text_table,
+from .reading import (ExportError, FileRead, billing_shapes, checked_billing_table, looks_like, normalised, read_text_table,
                       reference_problems, typed_columns)
 
 TABLES = ("customers", "plans", "invoices", "line_items", "transactions", "subscriptions")
@@ -37,9 +37,8 @@ def _file_of(folder: Path, table: str) -> Path | None:
 def _wrong_file(table: str, path: Path, columns: list[str]) -> Problem | None:
     """A problem when the file's header is that of another table (a customers export given as invoices)."""
     shapes = billing_shapes()
-    other = looks_like(columns, {n: c for n, c in shapes.items() if n != table})
-    own = looks_like(columns, {table: shapes[table]})
-    if other is None or (own is not None and all(c in columns for c in REQUIRED[table])):
+    other = looks_like(columns, shapes, table)
+    if other is None:
         return None
     return Problem(f"{table}.wrong_file", table, None,
                    f"{path.name} looks like a {other} file (columns: {', '.join(columns)}); a {table} file needs the "
@@ -78,11 +77,11 @@ def read_invoice_folder(folder: Path, progress: bool = False) -> tuple[BillingDa
         problems += found
         if found and any(p.code.endswith(".missing_column") for p in found):
             continue
-        problems += checked_billing_table(table, frame)
+        problems += checked_billing_table(table, frame, raw)
         typed[table] = normalised(table, frame)
     problems += reference_problems(typed)
     if problems:
-        raise DataContractError(problems, str(folder))
+        raise ExportError(problems, str(folder))
     data = BillingData.of(**{t: f.drop(ROW) for t, f in typed.items()})
     return data, tuple(files)
 

@@ -34,12 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .. import paths
 from ..contract.load import ROW, _parse_datetime, examples
 from ..contract.tables import TABLES
-from ..errors import DataContractError, ParameterError, Problem
+from ..errors import ParameterError, Problem
 from ..params import read_yaml
 from ..sources import Unreadable
 from . import Imported, Importer
 from .billing import SetAside
-from .reading import FileRead, read_text_table
+from .reading import ExportError, FileRead, read_text_table
 
 SOURCES_DIR = paths.PARAMETERS_DIR / "sources"
 CURRENCY_SIGNS = r"[$€£¥\s]"
@@ -268,7 +268,7 @@ def read_mapped(mapping_path: Path, progress: bool = False) -> Imported:
         aside += left
         tables[table] = frame.drop(ROW)
     if problems:
-        raise DataContractError(problems, str(mapping_path))
+        raise ExportError(problems, str(mapping_path), head=f"The files of the mapping {mapping_path.name} cannot be imported")
     return Imported(source=str(mapping_path), files=tuple(files), tables=tables, set_aside=tuple(aside),
                     details={"mapping": mapping.model_dump(mode="json", by_alias=True, exclude_defaults=True)})
 

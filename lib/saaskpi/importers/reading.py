@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from ..contract.load import ROW, _parse_datetime, examples
-from ..errors import Problem
+from ..errors import DataContractError, Problem
 from ..sources import Unreadable, _read_csv, _unreadable_parquet
 from .billing import (DISCOUNT_DURATIONS, IDS, INTERVAL_UNITS, INVOICE_STATUSES, LINE_TYPES, REQUIRED, SCHEMAS,
                       TRANSACTION_RESULTS, TRANSACTION_TYPES)
@@ -53,6 +53,23 @@ TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "")
 
 
+class ExportError(DataContractError):
+    """Exports (or the tables made from them) that cannot be imported; `problems` lists every failure (exit 2)."""
+
+    def __init__(self, problems: list[Problem], source: str = "", head: str = ""):
+        super().__init__(problems, source)
+        n = len(self.problems)
+        head = head or f"The exports in {source or 'the folder'} cannot be imported"
+        lines = [f"{head}: {n} problem{'s' if n != 1 else ''}."]
+        lines += [f"  {i}. {p}" for i, p in enumerate(self.problems, 1)]
+        lines.append("Nothing was written and the exports were not modified; fix them (or the mapping or settings) "
+                     "and run `saaskpi import` again.")
+        self.args = ("\n".join(lines),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 @dataclass(frozen=True)
 class FileRead:
     """One file (or database table) an importer read, for the import report."""
@@ -73,11 +90,13 @@ def read_text_table(path: Path, table: str) -> pl.DataFrame:
     return frame.rename({c: c.strip() for c in frame.columns})
 
 
-def looks_like(columns: list[str], shapes: dict[str, tuple[str, ...]]) -> str | None:
-    """The name of the shape whose columns `columns` share most (at least two), or None."""
+def looks_like(columns: list[str], shapes: dict[str, tuple[str, ...]], expected: str) -> str | None:
+    """The shape (other than `expected`) whose columns `columns` share most, when it shares more (and at least
+    two) than `expected` does; else None. Says that a customers file was given where invoices belong."""
     have = {c.strip().lower() for c in columns}
-    scored = sorted(((len(have & {c.lower() for c in cols}), name) for name, cols in shapes.items()), reverse=True)
-    return scored[0][1] if scored and scored[0][0] >= 2 else None
+    score = {name: len(have & {c.lower() for c in cols}) for name, cols in shapes.items()}
+    best = max((n for n in score if n != expected), key=lambda n: (score[n], n), default=None)
+    return best if best is not None and score[best] >= 2 and score[best] > score.get(expected, 0) else None
 
 
 def _parse(column: str, dtype: pl.DataType, source: pl.DataType) -> pl.Expr:
@@ -138,8 +157,9 @@ def typed_columns(table: str, raw: pl.DataFrame, schema: dict[str, pl.DataType],
     return typed.select(ROW, *schema), problems
 
 
-def checked_billing_table(table: str, typed: pl.DataFrame) -> list[Problem]:
-    """Required values, allowed values, ranges, ISO currencies and unique ids of one typed billing table."""
+def checked_billing_table(table: str, typed: pl.DataFrame, raw: pl.DataFrame | None = None) -> list[Problem]:
+    """Required values, allowed values, ranges, ISO currencies and unique ids of one typed billing table
+    (`raw`, the text it was typed from: a value that did not parse is reported once, not also as missing)."""
     problems = []
     key = IDS[table]
 
@@ -149,7 +169,10 @@ def checked_billing_table(table: str, typed: pl.DataFrame) -> list[Problem]:
             problems.append(Problem(f"{table}.{code}", table, column, message, rows.height, examples(rows, key, column, rows=rows)))
 
     for column in REQUIRED[table]:
-        report("missing_value", column, pl.col(column).is_null(), "a value is required")
+        empty = pl.col(column).is_null()
+        if raw is not None and column in raw.columns and raw.schema[column] == pl.String:
+            empty = empty & pl.lit(raw[column].str.strip_chars().fill_null("") == "")
+        report("missing_value", column, empty, "a value is required")
     for (t, column), allowed in ALLOWED.items():
         if t == table:
             report("not_allowed", column, pl.col(column).is_not_null() & ~pl.col(column).str.to_lowercase().is_in(allowed),
@@ -193,9 +216,13 @@ def reference_problems(tables: dict[str, pl.DataFrame]) -> list[Problem]:
         rows = frame.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(ids.implode()))
         if rows.height:
             problems.append(Problem(f"{table}.{column}.orphan", table, column,
-                                    f"names a {target[:-1].replace('_', ' ')} that is not in {target}", rows.height,
+                                    f"names {_a(target[:-1].replace('_', ' '))} that is not in {target}", rows.height,
                                     examples(rows, IDS[table], column, rows=rows)))
     return problems
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def billing_shapes() -> dict[str, tuple[str, ...]]:
