@@ -73,7 +73,7 @@ def dashboard_files(folder: Path) -> dict[str, Path]:
         if kind is None:
             continue
         if kind in found:
-            problems.add(f"{kind}.duplicate_export", path.name, None,
+            problems.add(f"{EXPORTS[kind].code}.duplicate_export", path.name, None,
                          f"two files hold the Stripe {EXPORTS[kind].label} export: {found[kind].name} and {path.name}")
             continue
         found[kind] = path

@@ -9,20 +9,11 @@ from pathlib import Path
 import polars as pl
 
 from saaskpi.errors import DataContractError, Problem
+from saaskpi.importers.reading import ISO_CURRENCIES  # noqa: F401  (re-exported to the Stripe readers)
 
 UTC = pl.Datetime("us", "UTC")
 ROW = "__row"  # the row label column added when a file is read ("line 3" for CSV, "row 2" otherwise)
 EXAMPLES = 5
-
-# ISO 4217 codes in use (Stripe accepts a subset of them; an unknown code is a typo or a wrong column).
-ISO_CURRENCIES = frozenset("""
-AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF
-CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD
-HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD
-MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN
-PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP
-TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWL
-""".split())
 
 # Stripe's zero-decimal currencies: an API amount of 5000 JPY is 5,000 yen, not 50.00.
 ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())

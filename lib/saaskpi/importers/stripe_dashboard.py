@@ -26,10 +26,14 @@ class Export:
     and headers that only it has (to recognise it)."""
 
     kind: str
-    label: str
+    label: str  # also the rule codes' prefix, spaces as underscores (invoice_line_items.unparseable)
     file_names: tuple[str, ...]
     required: tuple[tuple[str, ...], ...]
     signature: tuple[str, ...]
+
+    @property
+    def code(self) -> str:
+        return self.label.replace(" ", "_")
 
 
 EXPORTS = {e.kind: e for e in (
@@ -79,7 +83,7 @@ def stripe_billing_from_dashboard(files: dict[str, Path], source: str = "the Str
     frames: dict[str, pl.DataFrame] = {}
     for kind, path in files.items():
         export = EXPORTS[kind]
-        frame = read_table(path, kind, problems)
+        frame = read_table(path, export.code, problems)
         if frame is None:
             continue
         columns = [c for c in frame.columns if c != ROW]
@@ -90,7 +94,7 @@ def stripe_billing_from_dashboard(files: dict[str, Path], source: str = "the Str
     for kind in REQUIRED_EXPORTS:
         if kind not in files:
             e = EXPORTS[kind]
-            problems.add(f"{kind}.missing_export", e.label, None,
+            problems.add(f"{e.code}.missing_export", e.label, None,
                          f"no Stripe {e.label} export (a CSV named {e.file_names[0]}.csv, or one with its header)")
     if problems:
         raise StripeExportError(problems.found, source)
@@ -115,13 +119,13 @@ def _wrong_or_missing(path: Path, columns: list[str], export: Export, problems: 
     expected = ", ".join(" or ".join(alts) for alts in export.required)
     other = kind_of_header(columns)
     if other and other != export.kind and has_required(columns, EXPORTS[other]):
-        problems.add(f"{export.kind}.wrong_file", path.name, None,
+        problems.add(f"{export.code}.wrong_file", path.name, None,
                      f"was given as the Stripe {export.label} export but looks like a Stripe {EXPORTS[other].label} "
                      f"export (it has {', '.join(h for h in EXPORTS[other].signature if h in columns)}); "
                      f"the {export.label} export needs the columns {expected}")
         return
     missing = [alts for alts in export.required if not any(a in columns for a in alts)]
-    problems.add(f"{export.kind}.missing_column", path.name, missing[0][0],
+    problems.add(f"{export.code}.missing_column", path.name, missing[0][0],
                  f"the Stripe {export.label} export needs the columns {expected}; missing: "
                  f"{', '.join(' or '.join(a) for a in missing)}; columns found: {', '.join(columns)[:300]}")
 
@@ -200,7 +204,7 @@ def _invoices(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFra
 def _lines(frame: pl.DataFrame, table: str, currency_of: dict[str, str], problems: Problems) -> pl.DataFrame:
     invoice = _col(frame, "Invoice ID", "Invoice")
     if "Currency" in frame.columns:
-        _currency(frame, table, "lines", problems)
+        _currency(frame, table, "invoice_line_items", problems)
     quantity = first_present(frame, "Quantity")
     qty = whole_numbers(frame[quantity]) if quantity else pl.Series([None] * frame.height, dtype=pl.Float64)
     if quantity:
