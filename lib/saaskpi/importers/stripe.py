@@ -21,24 +21,24 @@ from saaskpi.importers import Imported, Importer
 from saaskpi.importers.reading import FileRead
 from saaskpi.importers.stripe_api import object_of, stripe_billing_from_tables
 from saaskpi.importers.stripe_billing import SetAside, StripeImport
-from saaskpi.importers.stripe_common import TABLE_SUFFIXES, Problems, StripeExportError, read_table
+from saaskpi.importers.stripe_common import TABLE_SUFFIXES, Problems, StripeExportError, files_bar, read_table
 from saaskpi.importers.stripe_dashboard import EXPORTS, kind_of_header, kind_of_name, stripe_billing_from_dashboard
 
 __all__ = ["SetAside", "StripeExportError", "StripeImport", "read_stripe", "stripe_billing_from_tables", "stripe_billing_from_dashboard",
            "dashboard_files", "shape_of"]
 
 
-def read_stripe(folder: str | Path, shape: str | None = None) -> StripeImport:
+def read_stripe(folder: str | Path, shape: str | None = None, progress: bool = False) -> StripeImport:
     """The billing model of the Stripe exports in `folder`; `shape` is `dashboard` or `api` (default: from
-    the files: Dashboard exports have `(UTC)` in their headers)."""
+    the files: Dashboard exports have `(UTC)` in their headers). `progress` shows a bar over the files read."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceError(f"{folder} is not a folder: give the folder holding the Stripe exports.")
     shape = shape or shape_of(folder)
     if shape == "dashboard":
-        return stripe_billing_from_dashboard(dashboard_files(folder), source=str(folder))
+        return stripe_billing_from_dashboard(dashboard_files(folder), source=str(folder), progress=progress)
     if shape == "api":
-        return _read_api_folder(folder)
+        return _read_api_folder(folder, progress)
     raise SourceError(f"unknown Stripe export shape {shape!r}: use dashboard or api.")
 
 
@@ -89,11 +89,11 @@ def _header_fields(path: Path) -> list[str]:
     return next(csv.reader([line]), [])
 
 
-def _read_api_folder(folder: Path) -> StripeImport:
+def _read_api_folder(folder: Path, progress: bool = False) -> StripeImport:
     problems = Problems()
     tables: dict[str, pl.DataFrame] = {}
     names: dict[str, str] = {}
-    for path in table_files(folder):
+    for path in files_bar(table_files(folder), progress):
         if object_of(path.stem.split("__")[0]) is None:
             continue
         frame = read_table(path, object_of(path.stem.split("__")[0]), problems)
@@ -114,7 +114,7 @@ def add_stripe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_stripe_args(args: argparse.Namespace) -> Imported:
     """What `saaskpi import stripe` read: the billing model, the rows set aside, the files."""
-    result = read_stripe(paths.resolve(args.source), getattr(args, "shape", None))
+    result = read_stripe(paths.resolve(args.source), getattr(args, "shape", None), getattr(args, "progress", False))
     return Imported(source=str(args.source), billing=result.data, set_aside=result.set_aside,
                     files=tuple(FileRead(file, table, rows) for file, table, rows in result.files_read))
 

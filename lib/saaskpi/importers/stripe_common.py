@@ -92,6 +92,15 @@ def _short(value) -> str:
 TABLE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
 
 
+def files_bar(items: list, progress: bool):
+    """`items` with a progress bar on stderr while `progress` (large exports take a while to read)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc="reading Stripe exports", unit="file", disable=not progress, leave=False, file=sys.stderr)
+
+
 def read_table(path: Path, table: str, problems: Problems) -> pl.DataFrame | None:
     """The rows of one CSV, Parquet or JSON-lines file (CSV cells as text), with a row label column;
     None (and a problem) when it cannot be read. The file is only read."""

@@ -15,9 +15,8 @@ import polars as pl
 
 from saaskpi.importers.stripe_billing import StripeImport, StripeRecords, billing_data, records_frame
 from saaskpi.importers.stripe_common import (ISO_CURRENCIES, ROW, Problems, StripeExportError, booleans,
-                                             coalesce_columns,
-                                             first_present, numbers, read_table, timestamps, unreadable,
-                                             whole_numbers)
+                                             coalesce_columns, files_bar, first_present, numbers, read_table,
+                                             timestamps, unreadable, whole_numbers)
 
 
 @dataclass(frozen=True)
@@ -76,12 +75,13 @@ def has_required(columns: list[str], export: Export) -> bool:
     return all(any(a in columns for a in alts) for alts in export.required)
 
 
-def stripe_billing_from_dashboard(files: dict[str, Path], source: str = "the Stripe Dashboard exports") -> StripeImport:
+def stripe_billing_from_dashboard(files: dict[str, Path], source: str = "the Stripe Dashboard exports",
+                                  progress: bool = False) -> StripeImport:
     """The billing model of Dashboard CSV exports given by kind (`customers`, `subscriptions`, `invoices`,
     `lines`, optionally `payments`). Raises StripeExportError with every problem found."""
     problems = Problems()
     frames: dict[str, pl.DataFrame] = {}
-    for kind, path in files.items():
+    for kind, path in files_bar(list(files.items()), progress):
         export = EXPORTS[kind]
         frame = read_table(path, export.code, problems)
         if frame is None:
