@@ -292,6 +292,27 @@ def test_fivetran_columns_with_id_suffixes(tmp_path):
     assert to_contract(data).tables["subscriptions"]["amount"].to_list() == [30.0]
 
 
+def test_fivetran_invoice_level_discount_and_tax_are_spread_over_the_lines(tmp_path):
+    # Fivetran keeps discounts in a `discount` table per invoice and tax on the invoice. Invoice in_1: Basic $100
+    # + seats add-on $50, a $30 forever coupon and $30 tax -> lines get 30 x 100/150 = 20 and 30 x 50/150 = 10 of
+    # each; MRR = (100 - 20) + (50 - 10) = 120
+    pl.DataFrame({"id": ["cus_1"], "created": ["2024-01-01 00:00:00"]}).write_parquet(tmp_path / "customer.parquet")
+    pl.DataFrame({"id": ["in_1"], "customer_id": ["cus_1"], "created": ["2024-01-01 00:00:00"], "currency": ["usd"],
+                  "status": ["paid"], "tax": [3000]}).write_parquet(tmp_path / "invoice.parquet")
+    pl.DataFrame({"id": ["il_1", "il_2"], "invoice_id": ["in_1", "in_1"], "amount": [10000, 5000],
+                  "price_id": ["price_m", "price_seat"], "subscription_id": ["sub_1", "sub_1"],
+                  "proration": [False, False], "type": ["subscription", "subscription"],
+                  "period_start": [dt("2024-01-01")] * 2, "period_end": [dt("2024-02-01")] * 2}).write_parquet(
+        tmp_path / "invoice_line_item.parquet")
+    pl.DataFrame({"id": ["di_1"], "type": ["invoice"], "type_id": ["in_1"], "invoice_id": ["in_1"], "amount": [3000],
+                  "coupon_id": ["co_1"]}).write_parquet(tmp_path / "discount.parquet")
+    pl.DataFrame({"id": ["co_1"], "duration": ["forever"]}).write_parquet(tmp_path / "coupon.parquet")
+    data = read_stripe(tmp_path).data
+    assert data.line_items.select("line_id", "discount_amount", "discount_duration", "tax_amount").rows() == [
+        ("il_1", 20.0, "forever", 20.0), ("il_2", 10.0, "forever", 10.0)]
+    assert to_contract(data).tables["subscriptions"]["amount"].to_list() == [120.0]
+
+
 def test_dlt_and_stitch_child_tables_of_arrays(tmp_path):
     # dlt flattens objects (period__start, price__recurring__interval) and moves arrays to child tables linked by
     # _dlt_parent_id; Stitch links them by _sdc_source_key_id. $100 with a $25 discount (dlt) and $20 tax (Stitch):

@@ -170,6 +170,7 @@ def _records(t: dict[str, pl.DataFrame], names: dict[str, str], problems: Proble
         lines=_lines(t, names, currency_of, problems),
         files={"customers": names["customer"], "invoices": names["invoice"], "lines": names["invoice_line_item"]},
     )
+    rec.lines = _invoice_level_amounts(rec.lines, t, currency_of, problems, names)
     if "subscription" in t:
         rec.subscriptions = _subscriptions(t["subscription"], names["subscription"], problems)
         rec.files["subscriptions"] = names["subscription"]
@@ -181,6 +182,50 @@ def _records(t: dict[str, pl.DataFrame], names: dict[str, str], problems: Proble
         rec.credit_notes = _credit_notes(t["credit_note"], names["credit_note"], currency_of, problems)
         rec.files["credit_notes"] = names["credit_note"]
     return rec
+
+
+def _invoice_level_amounts(lines: pl.DataFrame, t: dict[str, pl.DataFrame], currency_of: dict[str, str],
+                           problems: Problems, names: dict[str, str]) -> pl.DataFrame:
+    """Discounts and tax that a loader keeps per invoice only (Fivetran: a `discount` table with `invoice_id` and
+    `amount`, the invoice's `tax`), spread over the invoice's charged lines in proportion to their amounts, when the
+    line items carry none of their own (`discount_amounts`, `tax_amounts`, `taxes`)."""
+    own = t["invoice_line_item"].columns
+    charged = pl.col("amount").clip(lower_bound=0)
+    share = charged / charged.sum().over("invoice_id")
+    if "discount_amounts" not in own and "discount" in t:
+        d = t["discount"]
+        invoice = _ids(d, "invoice", "invoice_id", "invoice.id")
+        if invoice.null_count() < d.height and "amount" in d.columns:
+            cents = _minor(d, names.get("discount", "discount"), "discount", problems, "amount")
+            divisor = invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
+            total = pl.DataFrame({"invoice_id": invoice, "off": cents / pl.select(divisor_expr(pl.lit(divisor))).to_series(),
+                                  "duration": _coupon_durations(d, t)}).drop_nulls(["invoice_id", "off"])
+            total = total.group_by("invoice_id").agg(pl.col("off").sum(), pl.col("duration").drop_nulls().first())
+            lines = (lines.join(total, on="invoice_id", how="left")
+                     .with_columns((share * pl.col("off")).fill_nan(0).fill_null(0).alias("discount_amount"),
+                                   pl.when(pl.col("off") > 0).then(pl.col("duration")).alias("discount_duration"))
+                     .drop("off", "duration"))
+    if not {"tax_amounts", "taxes"} & set(own) and "tax" in t["invoice"].columns:
+        inv = t["invoice"]
+        invoice = _ids(inv, "id")
+        divisor = invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
+        tax = _minor(inv, names["invoice"], "invoice", problems, "tax") / pl.select(divisor_expr(pl.lit(divisor))).to_series()
+        lines = (lines.join(pl.DataFrame({"invoice_id": invoice, "invoice_tax": tax}).drop_nulls(), on="invoice_id",
+                            how="left")
+                 .with_columns((share * pl.col("invoice_tax")).fill_nan(0).fill_null(0).alias("tax_amount"))
+                 .drop("invoice_tax"))
+    return lines
+
+
+def _coupon_durations(discounts: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.Series:
+    """Each discount's coupon duration (from the discount's own coupon object or the coupon table)."""
+    coupons = {}
+    if "coupon" in t:
+        c = t["coupon"]
+        coupons = dict(zip(_ids(c, "id").to_list(), _ids(c, "duration").to_list()))
+    coupon = _ids(discounts, "coupon.id", "coupon", "coupon_id")
+    inline = _ids(discounts, "coupon.duration")
+    return inline.fill_null(coupon.replace_strict(coupons, default=None, return_dtype=pl.String))
 
 
 def _time(frame: pl.DataFrame, table: str, obj: str, problems: Problems, *names: str) -> pl.Series:
@@ -321,17 +366,10 @@ def _discount_durations(frame: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.S
     through the discount and coupon tables; null when the line has no discount or they are not exported."""
     if "discount_amounts" not in frame.columns:
         return pl.Series([None] * frame.height, dtype=pl.String)
-    coupons = {}
-    if "coupon" in t:
-        c = flattened(t["coupon"])
-        coupons = dict(zip(_ids(c, "id").to_list(), _ids(c, "duration").to_list()))
     duration_of = {}
     if "discount" in t:
-        d = flattened(t["discount"])
-        coupon_ids = _ids(d, "coupon.id", "coupon", "coupon_id")
-        inline = _ids(d, "coupon.duration")
-        for did, cid, dur in zip(_ids(d, "id").to_list(), coupon_ids.to_list(), inline.to_list()):
-            duration_of[did] = dur or coupons.get(cid)
+        d = t["discount"]
+        duration_of = dict(zip(_ids(d, "id").to_list(), _coupon_durations(d, t).to_list()))
     out = []
     for value in frame["discount_amounts"].to_list():
         items = json.loads(value) if isinstance(value, str) else value
