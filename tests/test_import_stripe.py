@@ -231,6 +231,19 @@ def test_one_off_lines_and_cancellations():
     assert mrr_pieces(frames, churn_recorded_at="cancellation_date") == [("2024-01-01", "2024-01-20", 100.0)]
 
 
+def test_a_customer_missing_from_the_export_is_made_from_its_invoices():
+    # Stripe's lists leave deleted customers out; their invoices stay. cus_2 (deleted) has in_2 of Feb 1:
+    # it becomes a customer created on Feb 1, named from the invoice, and the report says so
+    lines = [sub_line("il_1", "in_1", "price_basic", "2024-01-01", "2024-02-01", 10000),
+             sub_line("il_2", "in_2", "price_basic", "2024-02-01", "2024-03-01", 10000, subscription="sub_2")]
+    frames = tables(lines, [invoice("in_1", "2024-01-01"),
+                            invoice("in_2", "2024-02-01", customer="cus_2", customer_name="Gone Ltd")])
+    result = stripe_billing_from_tables(frames)
+    assert result.data.customers.select("customer_id", "name", "created_at").rows() == [
+        ("cus_1", "Acme", dt("2024-01-01")), ("cus_2", "Gone Ltd", dt("2024-02-01"))]
+    assert [(a.reason, a.count, a.examples) for a in result.set_aside] == [("customer_from_invoices", 1, ("cus_2",))]
+
+
 def test_customer_segment_from_metadata_and_plan_names_from_products():
     lines = [sub_line("il_1", "in_1", "price_annual", "2024-01-01", "2025-01-01", 200000)]
     frames = tables(lines, [invoice("in_1", "2024-01-01")])

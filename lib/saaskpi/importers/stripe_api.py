@@ -291,6 +291,7 @@ def _invoices(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFra
         "amount_paid": paid / divisor,
         "charge_id": _ids(frame, "charge", "charge_id", "charge.id"),
         "payment_intent_id": _ids(frame, "payment_intent", "payment_intent_id", "payment_intent.id"),
+        "customer_name": _ids(frame, "customer_name"), "customer_email": _ids(frame, "customer_email"),
     }, frame[ROW])
 
 

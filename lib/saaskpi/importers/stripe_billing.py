@@ -21,7 +21,8 @@ RECORD_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
                       "cancel_at_period_end": pl.Boolean, "ended_at": UTC},
     "invoices": {"invoice_id": pl.String, "customer_id": pl.String, "issued_at": UTC, "due_at": UTC,
                  "currency": pl.String, "status": pl.String, "paid_at": UTC, "amount_paid": pl.Float64,
-                 "charge_id": pl.String, "payment_intent_id": pl.String},
+                 "charge_id": pl.String, "payment_intent_id": pl.String, "customer_name": pl.String,
+                 "customer_email": pl.String},
     "lines": {"line_id": pl.String, "invoice_id": pl.String, "subscription_id": pl.String, "plan_id": pl.String,
               "service_period_start": UTC, "service_period_end": UTC, "amount": pl.Float64,
               "discount_amount": pl.Float64, "discount_duration": pl.String, "tax_amount": pl.Float64,
@@ -80,9 +81,6 @@ def check_records(rec: StripeRecords, problems: Problems) -> None:
         dup = frame[key].is_duplicated() & frame[key].is_not_null()
         problems.rows(f"{_code(name)}.duplicate", rec.files.get(name, name), key,
                       f"{dup.sum():,} rows share an id that must be unique", frame, dup)
-    _orphans(problems, rec.invoices, "customer_id", rec.customers["customer_id"],
-             rec.files.get("invoices", "invoices"), "invoices.customer.orphan",
-             f"invoices of a customer that is not in {rec.files.get('customers', 'the customers')}")
     _orphans(problems, rec.lines, "invoice_id", rec.invoices["invoice_id"],
              rec.files.get("lines", "invoice_line_items"), "invoice_line_items.invoice.orphan",
              f"line items whose invoice is not in {rec.files.get('invoices', 'the invoices')}")
@@ -173,6 +171,7 @@ def billing_data(rec: StripeRecords, problems: Problems, source: str) -> StripeI
     plans = plans_for_lines(rec, problems)
     if problems:
         raise StripeExportError(problems.found, source)
+    rec.customers, aside = _with_customers_of_invoices(rec)
     as_of = _as_of(rec)
     invoices = rec.invoices.with_columns(
         pl.when((pl.col("status") == "open") & pl.col("due_at").is_not_null() & (pl.col("due_at") < as_of))
@@ -182,13 +181,34 @@ def billing_data(rec: StripeRecords, problems: Problems, source: str) -> StripeI
         pl.when(recurring).then(pl.lit("subscription")).otherwise(pl.lit("one_time")).alias("type"),
         *[pl.when(recurring).then(pl.col(c)).otherwise(None).alias(c)
           for c in ("subscription_id", "service_period_start", "service_period_end")])
-    transactions, aside = _transactions(rec, invoices)
+    transactions, more = _transactions(rec, invoices)
+    aside += more
     data = BillingData.of(
         customers=rec.customers.with_columns(  # Stripe has no such fields: read back from metadata keys
             [pl.col("metadata").str.json_path_match(f"$.{key}").alias(key)
              for key in ("region", "industry", "acquisition_channel")]), plans=plans, invoices=invoices, line_items=lines, transactions=transactions,
         subscriptions=rec.subscriptions.filter(pl.col("customer_id").is_not_null()))
     return StripeImport(data, tuple(aside), rec.files_read)
+
+
+def _with_customers_of_invoices(rec: StripeRecords) -> tuple[pl.DataFrame, list[SetAside]]:
+    """The customers, plus one for each customer that has invoices but is not in the customers export (Stripe's
+    lists leave deleted customers out; their invoices stay): named from its invoices, created at the first."""
+    orphans = rec.invoices.filter(pl.col("customer_id").is_not_null()
+                                  & ~pl.col("customer_id").is_in(rec.customers["customer_id"].implode()))
+    if orphans.is_empty():
+        return rec.customers, []
+    made = (orphans.sort("issued_at").group_by("customer_id", maintain_order=True)
+            .agg(pl.col("customer_name").drop_nulls().first().alias("name"),
+                 pl.col("customer_email").drop_nulls().first().alias("email"),
+                 pl.col("issued_at").min().alias("created_at"))
+            .with_columns(pl.lit(None, pl.String).alias("metadata"), pl.lit("(from invoices)").alias(ROW)))
+    customers = pl.concat([rec.customers, made.select(rec.customers.columns)])
+    note = SetAside("customer_from_invoices", rec.files.get("customers", "customers"), made.height,
+                    tuple(made["customer_id"].head(5).to_list()),
+                    "customer not in the customers export (deleted in Stripe?): made from its invoices, "
+                    "created at its first invoice")
+    return customers, [note]
 
 
 def _as_of(rec: StripeRecords):

@@ -48,7 +48,7 @@ EXPORTS = {e.kind: e for e in (
            ("Amount Due", "Amount Paid", "Amount Remaining", "Date (UTC)", "Due Date (UTC)", "Paid At (UTC)",
             "Subtotal", "Total", "Number", "Finalized At (UTC)", "Applied Coupons")),
     Export("lines", "invoice line items", ("invoice_line_items", "line_items", "invoice_items"),
-           (("id", "Line Item ID", "Invoice Line Item ID"), ("Invoice ID", "Invoice"), ("Amount",)),
+           (("Invoice ID", "Invoice"), ("Amount",)),
            ("Invoice ID", "Proration", "Subscription Item", "Subscription Item ID", "Line Item ID",
             "Invoice Line Item ID", "Discountable", "Invoice Item")),
     Export("payments", "payments", ("payments", "unified_payments", "charges"),
@@ -198,6 +198,7 @@ def _invoices(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFra
         "paid_at": _time(frame, table, "invoices", problems, "Paid At (UTC)"),
         "amount_paid": _amount(frame, table, "invoices", problems, "Amount Paid"),
         "charge_id": _col(frame, "Charge"), "payment_intent_id": _col(frame, "Payment Intent", "PaymentIntent ID"),
+        "customer_name": _col(frame, "Customer Name"), "customer_email": _col(frame, "Customer Email"),
     }, frame[ROW])
 
 
@@ -211,7 +212,8 @@ def _lines(frame: pl.DataFrame, table: str, currency_of: dict[str, str], problem
         problems.rows("invoice_line_items.unparseable", table, quantity, "values are not whole numbers", frame,
                       unreadable(frame[quantity], qty))
     return records_frame("lines", {
-        "line_id": _col(frame, "id", "Line Item ID", "Invoice Line Item ID"), "invoice_id": invoice,
+        "line_id": _col(frame, "id", "Line Item ID", "Invoice Line Item ID").fill_null(_numbered(invoice)),
+        "invoice_id": invoice,
         "subscription_id": _col(frame, "Subscription", "Subscription ID"),
         "plan_id": _col(frame, "Price ID", "Plan ID", "Price", "Plan"),
         "service_period_start": _time(frame, table, "invoice_line_items", problems, "Period Start (UTC)"),
@@ -224,6 +226,12 @@ def _lines(frame: pl.DataFrame, table: str, currency_of: dict[str, str], problem
         "quantity": qty, "prorated": booleans(_col(frame, "Proration")).fill_null(False),
         "description": _col(frame, "Description"),
     }, frame[ROW])
+
+
+def _numbered(invoice: pl.Series) -> pl.Series:
+    """`in_1#1`, `in_1#2`... for exports without a line id: each line numbered within its invoice."""
+    frame = pl.DataFrame({"invoice": invoice})
+    return frame.select(pl.format("{}#{}", "invoice", pl.int_range(1, pl.len() + 1).over("invoice"))).to_series()
 
 
 def _plans(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
