@@ -112,6 +112,7 @@ MONTHS_PER_UNIT = {"day": 12 / 365, "week": 12 / 52, "month": 1.0, "year": 12.0}
 """Months in one interval unit: a year is 12 months, a week 12/52 of one, a day 12/365 (ChartMogul's normalisation)."""
 OFFSET_UNIT = {"day": "d", "week": "w", "month": "mo", "year": "y"}
 MRR_DECIMALS = 6  # as in metrics.revenue: a credit and the charge it refunds cancel exactly
+HALF_CENT = 0.005  # a stretch of less MRR than this is what the rounding of prorated cents left over: no MRR
 EXAMPLES = 5
 
 
@@ -250,8 +251,8 @@ def _pieces(lines: pl.DataFrame, data: BillingData, settings: BillingSettings) -
     spans = (spans.sort("subscription_id", "start")
              .join_asof(charges, on="start", by="subscription_id", strategy="backward", check_sortedness=False)
              .with_columns(plan=pl.coalesce("plan_name", "plan_id")).drop("plan_name", "plan_id", "charge_end"))
-    aside = _aside("negative_mrr", "line_items", spans.filter(pl.col("mrr") < 0), "subscription_id")
-    spans = (spans.filter(pl.col("mrr") > 0)
+    aside = _aside("negative_mrr", "line_items", spans.filter(pl.col("mrr") <= -HALF_CENT), "subscription_id")
+    spans = (spans.filter(pl.col("mrr") >= HALF_CENT)  # less is rounding left by prorations, not revenue
              .with_columns(start_date=pl.col("start").dt.date(), end_date=pl.col("end").dt.date())
              .filter(pl.col("start_date") < pl.col("end_date")))
     # adjacent spans of the same value, plan, seats and currency are one piece

@@ -41,7 +41,7 @@ def _wrong_file(table: str, path: Path, columns: list[str]) -> Problem | None:
     if other is None:
         return None
     return Problem(f"{table}.wrong_file", table, None,
-                   f"{path.name} looks like a {other} file (columns: {', '.join(columns)}); a {table} file needs the "
+                   f"{path.name} looks like a {other} file (columns: {', '.join(columns)}); {path.name} needs the "
                    f"columns {', '.join(REQUIRED[table])} (and may have {', '.join(c for c in shapes[table] if c not in REQUIRED[table])})",
                    0)
 
