@@ -479,3 +479,17 @@ def test_round_trip_mrr_movements_equal_the_demo_to_the_cent(stripe_round_trip, 
     shape, _, _, imported = stripe_round_trip
     expected, _ = demo_subset
     assert movement_differences(expected, imported) == [], shape
+
+
+def test_json_text_keeps_keys_and_objects_that_few_rows_have():
+    # loaders' JSON text is decoded in Polars with the union of every row's shape: the proration line's
+    # invoice_item_details (one row in a thousand) and a metadata key only one customer has survive
+    from saaskpi.importers.stripe_common import json_column
+
+    sub = '{"type": "subscription_item_details", "subscription_item_details": {"subscription": "sub_1"}, "invoice_item_details": null}'
+    item = '{"type": "invoice_item_details", "subscription_item_details": null, "invoice_item_details": {"proration": true}}'
+    parents = json_column(pl.Series("parent", [sub] * 999 + [item]))
+    assert parents[999]["invoice_item_details"] == {"proration": True}
+    meta = json_column(pl.Series("metadata", ['{"segment": "smb"}'] * 50 + ['{"segment": "smb", "region": "emea"}']))
+    assert meta[50] == {"segment": "smb", "region": "emea"} and meta[0]["region"] is None
+    assert json_column(pl.Series("bad", ['{"a": 1}', "{not json"])) is None

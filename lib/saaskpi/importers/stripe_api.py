@@ -13,7 +13,8 @@ import polars as pl
 from saaskpi.importers.stripe_billing import StripeImport, StripeRecords, billing_data, empty_records, records_frame
 from saaskpi.importers.stripe_common import (ISO_CURRENCIES, ROW, Problems, StripeExportError, array_sum,
                                              booleans, coalesce_columns, divisor_expr, first_present, flattened,
-                                             metadata_text, number_of, timestamps, unreadable, whole_numbers)
+                                             json_column, metadata_text, number_of, timestamps, unreadable,
+                                             whole_numbers)
 
 OBJECTS: dict[str, tuple[str, ...]] = {
     "customer": ("customer", "customers"),
@@ -344,9 +345,9 @@ def _taxes(frame: pl.DataFrame, table: str, problems: Problems) -> tuple[pl.Seri
         return zero, zero
     total = array_sum(frame[column])
     if column == "taxes":
-        inclusive = array_sum(frame[column], keep=lambda t: t.get("tax_behavior") == "inclusive")
+        inclusive = array_sum(frame[column], keep=("tax_behavior", "inclusive"))
     else:
-        inclusive = array_sum(frame[column], keep=lambda t: t.get("inclusive") is True)
+        inclusive = array_sum(frame[column], keep=("inclusive", True))
     problems.rows("invoice_line_item.unparseable", table, column, "values are not arrays of {amount, ...} objects",
                   frame, total.is_null() & frame[column].is_not_null())
     return total.fill_null(0), inclusive.fill_null(0)
@@ -371,14 +372,40 @@ def _discount_durations(frame: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.S
     if "discount" in t:
         d = t["discount"]
         duration_of = dict(zip(_ids(d, "id").to_list(), _coupon_durations(d, t).to_list()))
-    out = []
-    for value in frame["discount_amounts"].to_list():
+    column = frame["discount_amounts"]
+    lists = json_column(column) if column.dtype == pl.String else column
+    first = _first_discount(lists) if lists is not None else None
+    if first is None:
+        first = pl.Series([_first_discount_of_row(v) for v in column.to_list()], dtype=pl.String)
+    return first.replace_strict(duration_of, default=None, return_dtype=pl.String)
+
+
+def _first_discount(lists: pl.Series) -> pl.Series | None:
+    """Per line, the id of the first discount with an amount above 0 (Polars over a List of Structs)."""
+    dtype = lists.dtype
+    if isinstance(dtype, pl.List) and dtype.inner == pl.Null:
+        return pl.Series([None] * lists.len(), dtype=pl.String)
+    if not (isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)):
+        return None
+    fields = {f.name: f.dtype for f in dtype.inner.fields}
+    if "amount" not in fields or "discount" not in fields:
+        return None
+    el = pl.element()
+    chosen = el.filter(el.struct.field("amount").cast(pl.Float64, strict=False) > 0)
+    picked = lists.list.eval(chosen.struct.field("discount")).list.first()
+    if isinstance(fields["discount"], pl.Struct):
+        picked = picked.struct.field("id")
+    return picked.cast(pl.String)
+
+
+def _first_discount_of_row(value) -> str | None:
+    try:
         items = json.loads(value) if isinstance(value, str) else value
-        first = next((i for i in (items or []) if isinstance(i, dict) and (number_of(i.get("amount")) or 0) > 0), None)
-        ref = first.get("discount") if first else None
-        ref = ref.get("id") if isinstance(ref, dict) else ref
-        out.append(duration_of.get(ref) if ref else None)
-    return pl.Series(out, dtype=pl.String)
+    except ValueError:
+        return None
+    first = next((i for i in (items or []) if isinstance(i, dict) and (number_of(i.get("amount")) or 0) > 0), None)
+    ref = first.get("discount") if first else None
+    return ref.get("id") if isinstance(ref, dict) else ref
 
 
 def _plans(t: dict[str, pl.DataFrame]) -> pl.DataFrame:

@@ -163,15 +163,31 @@ def flattened(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _json_objects(series: pl.Series) -> pl.Series | None:
     """A column of JSON-object text as a Struct column; None when some value is not a JSON object."""
-    if series.null_count() == series.len() or not bool(series.drop_nulls().str.starts_with("{").all()):
+    if series.null_count() == series.len() or not bool(series.drop_nulls().str.strip_chars().str.starts_with("{").all()):
         return None
+    decoded = json_column(series)
+    return decoded if decoded is not None and isinstance(decoded.dtype, pl.Struct) else None
+
+
+JSON_SCALAR = r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false'
+
+
+def json_column(series: pl.Series) -> pl.Series | None:
+    """JSON text (objects or arrays) decoded by Polars; None when some value is not JSON. The schema is the
+    union of every distinct shape in the column (values blanked, so a key or nested object that only one row
+    has is kept), read from one example row per shape; the column itself is decoded in Rust."""
+    text = series.str.strip_chars()
+    shape = text.str.replace_all(JSON_SCALAR, "0")
+    examples = pl.DataFrame({"text": text, "shape": shape}).drop_nulls().unique("shape", keep="first")["text"]
     try:
-        values = [None if v is None else json.loads(v) for v in series.to_list()]
-    except ValueError:
+        parsed = [json.loads(v) for v in examples.to_list()]
+        dtype = pl.Series(parsed, strict=False).dtype
+        decoded = text.str.json_decode(dtype)
+    except (ValueError, TypeError, pl.exceptions.PolarsError):
         return None
-    if not all(v is None or isinstance(v, dict) for v in values):
-        return None
-    return pl.Series(series.name, values, strict=False)
+    if (decoded.is_null() & text.is_not_null() & (text != "null")).any():
+        return None  # a value Polars could not read with the shape's types: the caller reads row by row
+    return decoded.alias(series.name)
 
 
 def metadata_text(frame: pl.DataFrame) -> pl.Series:
@@ -192,9 +208,37 @@ def _json(obj: dict) -> str | None:
                       sort_keys=True) if obj else None
 
 
-def array_sum(series: pl.Series, amount: str = "amount", keep=None) -> pl.Series:
+def array_sum(series: pl.Series, amount: str = "amount", keep: tuple[str, object] | None = None) -> pl.Series:
     """Per row, the sum of `amount` over a JSON array of objects (text, or a List of Structs from Parquet);
-    `keep(obj)` selects the objects counted. Null arrays sum to 0; None where the text is not such an array."""
+    `keep = (field, value)` counts only the objects whose `field` is `value`. Null arrays sum to 0; None
+    where a value is not such an array or an amount is not a number."""
+    lists = json_column(series) if series.dtype == pl.String else series
+    fast = _list_sum(lists, amount, keep) if lists is not None else None
+    return fast if fast is not None else _array_sum_by_row(series, amount, keep)
+
+
+def _list_sum(lists: pl.Series, amount: str, keep: tuple[str, object] | None) -> pl.Series | None:
+    """`array_sum` in Polars over a List of Structs; None when it cannot say (then rows are read one by one)."""
+    dtype = lists.dtype
+    if isinstance(dtype, pl.List) and dtype.inner == pl.Null:
+        return pl.Series(lists.name, [0.0] * lists.len(), dtype=pl.Float64)
+    if not (isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)):
+        return None
+    names = [f.name for f in dtype.inner.fields]
+    if amount not in names or (keep is not None and keep[0] not in names):
+        return None
+    el = pl.element()
+    if keep is not None:
+        el = el.filter(el.struct.field(keep[0]).cast(pl.String).str.to_lowercase() == str(keep[1]).lower())
+    raw = el.struct.field(amount)
+    bad = lists.list.eval((raw.is_not_null() & raw.cast(pl.Float64, strict=False).is_null()).any()).list.first()
+    if bool(bad.fill_null(False).any()):
+        return None
+    total = lists.list.eval(raw.cast(pl.Float64, strict=False)).list.sum().fill_null(0.0)
+    return (total + 0.0).alias(lists.name)
+
+
+def _array_sum_by_row(series: pl.Series, amount: str, keep: tuple[str, object] | None) -> pl.Series:
     out = []
     for value in series.to_list():
         items = value
@@ -205,14 +249,14 @@ def array_sum(series: pl.Series, amount: str = "amount", keep=None) -> pl.Series
                 out.append(None)
                 continue
         if items is None:
-            out.append(0)
+            out.append(0.0)
             continue
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             out.append(None)
             continue
-        total = 0
+        total = 0.0
         for item in items:
-            if keep is None or keep(item):
+            if keep is None or str(item.get(keep[0])).lower() == str(keep[1]).lower():
                 number = number_of(item.get(amount))
                 if number is None:
                     total = None
