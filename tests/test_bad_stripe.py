@@ -73,6 +73,7 @@ def test_import_command_exits_2_with_the_message_and_writes_nothing(name, capsys
     code, out, err = run(capsys, "import", "stripe", str(folder), "--out", str(tmp_path / "out"))
     assert (code, out) == (2, "")
     assert err == str(raised.value) + "\n"
+    assert "cannot be imported" in err and "Nothing was written" in err
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
     assert digest(folder) == before

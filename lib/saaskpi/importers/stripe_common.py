@@ -8,8 +8,8 @@ from pathlib import Path
 
 import polars as pl
 
-from saaskpi.errors import DataContractError, Problem
-from saaskpi.importers.reading import ISO_CURRENCIES  # noqa: F401  (re-exported to the Stripe readers)
+from saaskpi.errors import Problem
+from saaskpi.importers.reading import ISO_CURRENCIES, ExportError  # noqa: F401  (ISO_CURRENCIES: for the readers)
 
 UTC = pl.Datetime("us", "UTC")
 ROW = "__row"  # the row label column added when a file is read ("line 3" for CSV, "row 2" otherwise)
@@ -34,19 +34,11 @@ def divisor_expr(currency: pl.Expr) -> pl.Expr:
 
 
 # --------------------------------------------------------------------------- problems
-class StripeExportError(DataContractError):
+class StripeExportError(ExportError):
     """A Stripe export that cannot be imported; `problems` lists every failure (exit 2, nothing written)."""
 
     def __init__(self, problems: list[Problem], source: str = ""):
-        super().__init__(problems, source)
-        n = len(self.problems)
-        lines = [f"The Stripe export in {source or 'the folder'} cannot be imported: {n} problem{'s' if n != 1 else ''}."]
-        lines += [f"  {i}. {p}" for i, p in enumerate(self.problems, 1)]
-        lines.append("Fix the export (it was not modified) and run `saaskpi import stripe` again.")
-        self.args = ("\n".join(lines),)
-
-    def __str__(self) -> str:
-        return self.args[0]
+        super().__init__(problems, source, head=f"The Stripe export in {source or 'the folder'} cannot be imported")
 
 
 @dataclass
