@@ -24,8 +24,8 @@ from saaskpi.importers.stripe_billing import SetAside, StripeImport
 from saaskpi.importers.stripe_common import TABLE_SUFFIXES, Problems, StripeExportError, files_bar, read_table
 from saaskpi.importers.stripe_dashboard import EXPORTS, kind_of_header, kind_of_name, stripe_billing_from_dashboard
 
-__all__ = ["SetAside", "StripeExportError", "StripeImport", "read_stripe", "stripe_billing_from_tables", "stripe_billing_from_dashboard",
-           "dashboard_files", "shape_of"]
+__all__ = ["IMPORTER", "SetAside", "StripeExportError", "StripeImport", "dashboard_files", "read_stripe", "shape_of",
+           "stripe_billing_from_dashboard", "stripe_billing_from_tables"]
 
 
 def read_stripe(folder: str | Path, shape: str | None = None, progress: bool = False) -> StripeImport:

@@ -198,8 +198,9 @@ def _invoice_level_amounts(lines: pl.DataFrame, t: dict[str, pl.DataFrame], curr
         invoice = _ids(d, "invoice", "invoice_id", "invoice.id")
         if invoice.null_count() < d.height and "amount" in d.columns:
             cents = _minor(d, names.get("discount", "discount"), "discount", problems, "amount")
-            divisor = invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
-            total = pl.DataFrame({"invoice_id": invoice, "off": cents / pl.select(divisor_expr(pl.lit(divisor))).to_series(),
+            currency = invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
+            off = cents / _divisors(currency)
+            total = pl.DataFrame({"invoice_id": invoice, "off": off,
                                   "duration": _coupon_durations(d, t)}).drop_nulls(["invoice_id", "off"])
             total = total.group_by("invoice_id").agg(pl.col("off").sum(), pl.col("duration").drop_nulls().first())
             lines = (lines.join(total, on="invoice_id", how="left")
@@ -209,8 +210,8 @@ def _invoice_level_amounts(lines: pl.DataFrame, t: dict[str, pl.DataFrame], curr
     if not {"tax_amounts", "taxes"} & set(own) and "tax" in t["invoice"].columns:
         inv = t["invoice"]
         invoice = _ids(inv, "id")
-        divisor = invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
-        tax = _minor(inv, names["invoice"], "invoice", problems, "tax") / pl.select(divisor_expr(pl.lit(divisor))).to_series()
+        currency = invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
+        tax = _minor(inv, names["invoice"], "invoice", problems, "tax") / _divisors(currency)
         lines = (lines.join(pl.DataFrame({"invoice_id": invoice, "invoice_tax": tax}).drop_nulls(), on="invoice_id",
                             how="left")
                  .with_columns((share * pl.col("invoice_tax")).fill_nan(0).fill_null(0).alias("tax_amount"))
@@ -259,6 +260,11 @@ def _currency(frame: pl.DataFrame, table: str, obj: str, problems: Problems, col
     return code
 
 
+def _divisors(currency: pl.Series) -> pl.Series:
+    """Per row, the minor units in one unit of the row's currency (100 for USD, 1 for JPY)."""
+    return pl.select(divisor_expr(pl.lit(currency))).to_series() if currency.len() else pl.Series([], dtype=pl.Float64)
+
+
 def _ids(frame: pl.DataFrame, *names: str) -> pl.Series:
     return coalesce_columns(frame, *names)
 
@@ -281,7 +287,7 @@ def _invoices(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFra
     problems.rows("invoice.not_allowed", table, "status", f"statuses other than {', '.join(INVOICE_STATUSES)}",
                   frame, status.is_not_null() & ~status.is_in(INVOICE_STATUSES))
     issued = _time(frame, table, "invoice", problems, "created", "date")
-    divisor = pl.select(divisor_expr(pl.lit(currency))).to_series() if frame.height else pl.Series([], dtype=pl.Float64)
+    divisor = _divisors(currency)
     paid = _minor(frame, table, "invoice", problems, first_present(frame, "amount_paid"))
     return records_frame("invoices", {
         "invoice_id": _ids(frame, "id"), "customer_id": _ids(frame, "customer", "customer_id", "customer.id"),
@@ -304,14 +310,15 @@ def _lines(t: dict[str, pl.DataFrame], names: dict[str, str], currency_of: dict[
     currency = invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
     if own is not None:
         currency = own.fill_null(currency)
-    divisor = pl.select(divisor_expr(pl.lit(currency))).to_series() if frame.height else pl.Series([], dtype=pl.Float64)
+    divisor = _divisors(currency)
     amount = _minor(frame, table, obj, problems, "amount")
     excluding = _minor(frame, table, obj, problems, first_present(frame, "amount_excluding_tax"))
     tax_total, tax_inclusive = _taxes(frame, table, problems)
     discounts = _discount_amounts(frame, table, problems)
     before_tax = excluding.fill_null(amount - tax_inclusive)
     subscription = _ids(frame, "parent.subscription_item_details.subscription",
-                        "parent.invoice_item_details.subscription", "subscription", "subscription_id", "subscription.id")
+                        "parent.invoice_item_details.subscription", "subscription", "subscription_id",
+                        "subscription.id")
     item = _ids(frame, "parent.subscription_item_details.subscription_item", "subscription_item",
                 "subscription_item_id", "subscription_item.id")
     if "subscription_item" in t:
@@ -454,7 +461,7 @@ def _subscriptions(frame: pl.DataFrame, table: str, problems: Problems) -> pl.Da
 
 def _refunds(frame: pl.DataFrame, table: str, charges: pl.DataFrame | None, problems: Problems) -> pl.DataFrame:
     currency = _currency(frame, table, "refund", problems)
-    divisor = pl.select(divisor_expr(pl.lit(currency))).to_series() if frame.height else pl.Series([], dtype=pl.Float64)
+    divisor = _divisors(currency)
     charge = _ids(frame, "charge", "charge_id", "charge.id")
     invoice = _ids(frame, "invoice", "invoice_id")
     if charges is not None:
@@ -474,7 +481,7 @@ def _credit_notes(frame: pl.DataFrame, table: str, currency_of: dict[str, str], 
     invoice = _ids(frame, "invoice", "invoice_id", "invoice.id")
     currency = _currency(frame, table, "credit_note", problems) if "currency" in frame.columns else \
         invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
-    divisor = pl.select(divisor_expr(pl.lit(currency))).to_series() if frame.height else pl.Series([], dtype=pl.Float64)
+    divisor = _divisors(currency)
     return records_frame("credit_notes", {
         "credit_note_id": _ids(frame, "id"), "invoice_id": invoice,
         "date": _time(frame, table, "credit_note", problems, "created"),

@@ -183,11 +183,12 @@ def billing_data(rec: StripeRecords, problems: Problems, source: str) -> StripeI
           for c in ("subscription_id", "service_period_start", "service_period_end")])
     transactions, more = _transactions(rec, invoices)
     aside += more
-    data = BillingData.of(
-        customers=rec.customers.with_columns(  # Stripe has no such fields: read back from metadata keys
-            [pl.col("metadata").str.json_path_match(f"$.{key}").alias(key)
-             for key in ("region", "industry", "acquisition_channel")]), plans=plans, invoices=invoices, line_items=lines, transactions=transactions,
-        subscriptions=rec.subscriptions.filter(pl.col("customer_id").is_not_null()))
+    customers = rec.customers.with_columns(  # Stripe has no such fields: read back from metadata keys
+        [pl.col("metadata").str.json_path_match(f"$.{key}").alias(key)
+         for key in ("region", "industry", "acquisition_channel")])
+    data = BillingData.of(customers=customers, plans=plans, invoices=invoices, line_items=lines,
+                          transactions=transactions,
+                          subscriptions=rec.subscriptions.filter(pl.col("customer_id").is_not_null()))
     return StripeImport(data, tuple(aside), rec.files_read)
 
 
@@ -226,7 +227,8 @@ def _transactions(rec: StripeRecords, invoices: pl.DataFrame) -> tuple[pl.DataFr
         pl.coalesce("charge_id", pl.format("{}.payment", "invoice_id")).alias("transaction_id"), "invoice_id",
         pl.lit("payment").alias("type"), pl.lit("successful").alias("result"),
         pl.coalesce("paid_at", "issued_at").alias("date"), pl.col("amount_paid").alias("amount"))
-    by_charge = invoices.filter(pl.col("charge_id").is_not_null()).select("charge_id", pl.col("invoice_id").alias("by_charge"))
+    by_charge = (invoices.filter(pl.col("charge_id").is_not_null())
+                 .select("charge_id", pl.col("invoice_id").alias("by_charge")))
     by_intent = invoices.filter(pl.col("payment_intent_id").is_not_null()).select(
         "payment_intent_id", pl.col("invoice_id").alias("by_intent"))
     refunds = (rec.refunds.join(by_charge, on="charge_id", how="left")
@@ -237,7 +239,8 @@ def _transactions(rec: StripeRecords, invoices: pl.DataFrame) -> tuple[pl.DataFr
     if unlinked.height:
         aside.append(SetAside("refund_without_invoice", rec.files.get("refunds", "refunds"), unlinked.height,
                               tuple(unlinked["refund_id"].head(5).to_list()),
-                              "refund of a payment that is not an invoice's (a one-off charge): not revenue of a subscription"))
+                              "refund of a payment that is not an invoice's (a one-off charge): "
+                              "not subscription revenue"))
     refund_rows = refunds.filter(pl.col("invoice_id").is_not_null()).select(
         pl.col("refund_id").alias("transaction_id"), "invoice_id", pl.lit("refund").alias("type"),
         pl.when(pl.col("status").is_in(["failed", "canceled"])).then(pl.lit("failed"))

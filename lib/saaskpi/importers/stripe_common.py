@@ -155,7 +155,8 @@ def flattened(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _json_objects(series: pl.Series) -> pl.Series | None:
     """A column of JSON-object text as a Struct column; None when some value is not a JSON object."""
-    if series.null_count() == series.len() or not bool(series.drop_nulls().str.strip_chars().str.starts_with("{").all()):
+    text = series.drop_nulls().str.strip_chars()
+    if text.is_empty() or not bool(text.str.starts_with("{").all()):
         return None
     decoded = json_column(series)
     return decoded if decoded is not None and isinstance(decoded.dtype, pl.Struct) else None
