@@ -172,6 +172,13 @@ def _records(t: dict[str, pl.DataFrame], names: dict[str, str], problems: Proble
         files={"customers": names["customer"], "invoices": names["invoice"], "lines": names["invoice_line_item"]},
     )
     rec.lines = _invoice_level_amounts(rec.lines, t, currency_of, problems, names)
+    line = t["invoice_line_item"]
+    rec.headers = {"customers": {"customer_id": "id"}, "invoices": {"invoice_id": "id"},
+                   "subscriptions": {"subscription_id": "id"}, "refunds": {"refund_id": "id"},
+                   "credit_notes": {"credit_note_id": "id"},
+                   "lines": {"line_id": "id", "invoice_id": first_present(line, "invoice", "invoice_id") or "invoice",
+                             "plan_id": first_present(line, "pricing.price_details.price", "price.id", "price",
+                                                      "price_id", "plan.id", "plan", "plan_id") or "price"}}
     if "subscription" in t:
         rec.subscriptions = _subscriptions(t["subscription"], names["subscription"], problems)
         rec.files["subscriptions"] = names["subscription"]

@@ -59,6 +59,7 @@ class StripeRecords:
     refunds: pl.DataFrame = field(default_factory=lambda: empty_records("refunds"))
     credit_notes: pl.DataFrame = field(default_factory=lambda: empty_records("credit_notes"))
     files: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # record column -> the file's own column
     files_read: tuple[tuple[str, str, int], ...] = ()
 
 
@@ -79,17 +80,21 @@ def check_records(rec: StripeRecords, problems: Problems) -> None:
                       ("credit_notes", "credit_note_id")):
         frame = getattr(rec, name)
         dup = frame[key].is_duplicated() & frame[key].is_not_null()
-        problems.rows(f"{_code(name)}.duplicate", rec.files.get(name, name), key,
-                      f"{dup.sum():,} rows share an id that must be unique", frame, dup)
-    _orphans(problems, rec.lines, "invoice_id", rec.invoices["invoice_id"],
-             rec.files.get("lines", "invoice_line_items"), "invoice_line_items.invoice.orphan",
-             f"line items whose invoice is not in {rec.files.get('invoices', 'the invoices')}")
+        _report(problems, rec, name, key, f"{_code(name)}.duplicate",
+                f"{dup.sum():,} rows share an id that must be unique", frame, dup)
+    lines = rec.lines
+    known = rec.invoices["invoice_id"].drop_nulls().implode()
+    orphan = lines["invoice_id"].is_not_null() & ~lines["invoice_id"].is_in(known)
+    _report(problems, rec, "lines", "invoice_id", "invoice_line_items.invoice.orphan",
+            f"line items whose invoice is not in {rec.files.get('invoices', 'the invoices')}", lines, orphan)
 
 
-def _orphans(problems: Problems, frame: pl.DataFrame, column: str, keys: pl.Series, table: str, code: str,
-             message: str) -> None:
-    mask = frame[column].is_not_null() & ~frame[column].is_in(keys.drop_nulls().implode())
-    problems.rows(code, table, column, message, frame, mask)
+def _report(problems: Problems, rec: StripeRecords, name: str, column: str, code: str, message: str,
+            frame: pl.DataFrame, mask: pl.Series) -> None:
+    """A problem of record column `column`, named and shown as the file's own column (`Invoice ID`, `invoice`)."""
+    header = rec.headers.get(name, {}).get(column, column)
+    shown = frame.rename({column: header}) if header != column and header not in frame.columns else frame
+    problems.rows(code, rec.files.get(name, name), header, message, shown, mask)
 
 
 def _code(name: str) -> str:
@@ -106,13 +111,13 @@ def plans_for_lines(rec: StripeRecords, problems: Problems) -> pl.DataFrame:
     missing = used.filter(~pl.col("plan_id").is_in(known["plan_id"].implode()))
     inferred = _intervals_from_periods(missing)
     no_plan = used.filter(pl.col("plan_id").is_null())
-    problems.rows("invoice_line_items.plan.missing", rec.files.get("lines", "invoice_line_items"), "plan_id",
-                  "subscription line items without a price or plan id (the plan sets the billing interval)",
-                  no_plan, pl.Series([True] * no_plan.height))
+    _report(problems, rec, "lines", "plan_id", "invoice_line_items.plan.missing",
+            "subscription line items without a price or plan id (the plan sets the billing interval)",
+            no_plan, pl.Series([True] * no_plan.height))
     unknown = missing.filter(pl.col("plan_id").is_not_null() & ~pl.col("plan_id").is_in(inferred["plan_id"].implode()))
-    problems.rows("invoice_line_items.plan.no_interval", rec.files.get("lines", "invoice_line_items"), "plan_id",
-                  "prices or plans whose billing interval is neither in the export nor readable from a full "
-                  "billing period (export the prices or plans too)", unknown, pl.Series([True] * unknown.height))
+    _report(problems, rec, "lines", "plan_id", "invoice_line_items.plan.no_interval",
+            "prices or plans whose billing interval is neither in the export nor readable from a full "
+            "billing period (export the prices or plans too)", unknown, pl.Series([True] * unknown.height))
     names = rec.plans.select("plan_id", "name").unique("plan_id", keep="first", maintain_order=True)
     inferred = inferred.join(names, on="plan_id", how="left")
     plans = pl.concat([known.select("plan_id", "name", "interval_unit", "interval_count"),

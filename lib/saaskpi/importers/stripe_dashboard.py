@@ -111,6 +111,12 @@ def stripe_billing_from_dashboard(files: dict[str, Path], source: str = "the Str
         rec.subscriptions = _subscriptions(frames["subscriptions"], names["subscriptions"], problems)
     if "payments" in frames:
         rec.refunds = _refunds(frames["payments"], names["payments"], problems)
+    rec.headers = {"customers": {"customer_id": "id"}, "invoices": {"invoice_id": "id"},
+                   "subscriptions": {"subscription_id": "id"},
+                   "lines": {"invoice_id": first_present(frames["lines"], "Invoice ID", "Invoice"),
+                             "line_id": first_present(frames["lines"], "id", "Line Item ID", "Invoice Line Item ID")
+                             or "id", "plan_id": first_present(frames["lines"], "Price ID", "Plan ID", "Price", "Plan")
+                             or "Price ID"}}
     rec.files_read = tuple((names[k], f"Stripe {EXPORTS[k].label} export", f.height) for k, f in frames.items())
     return billing_data(rec, problems, source)
 
