@@ -127,3 +127,32 @@ def test_mapping_file_is_validated_against_the_contract(tmp_path):
     assert "`tables.things`: not a contract table" in text
     assert "`tables.subscriptions.columns.colour`: not a column of subscriptions" in text
     assert "the required column `amount` is not mapped" in text and "the required column `end_date` is not mapped" in text
+
+
+def test_mapping_reads_parquet_with_its_types(tmp_path, capsys):
+    # a Parquet export: prices in cents as integers, sign-up times without a zone (New York, EST = UTC-5)
+    pl.DataFrame({
+        "id": ["S1"], "cust": ["C1"], "since": [datetime(2024, 1, 2, 9, 0)], "start": [date(2024, 1, 2)],
+        "cents": [123456], "tier": ["Gold"],
+    }).write_parquet(tmp_path / "subs.parquet")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(textwrap.dedent(f"""
+        tables:
+          accounts:
+            file: {tmp_path / 'subs.parquet'}
+            columns:
+              account_id: cust
+              segment: {{from: tier, values: {{Gold: enterprise}}}}
+              created_at: {{from: since, time_zone: America/New_York}}
+          subscriptions:
+            file: {tmp_path / 'subs.parquet'}
+            columns: {{subscription_id: id, account_id: cust, start_date: start, end_date: {{constant: ""}},
+                       amount: {{from: cents, cents: true}}}}
+    """))
+    code, _, err = run(capsys, "import", "mapped", "--mapping", str(mapping), "--out", str(tmp_path / "out"))
+    assert (code, err) == (0, "")
+    accounts = pl.read_parquet(tmp_path / "out" / "accounts.parquet")
+    assert accounts.select("segment", "created_at").row(0) == (
+        "enterprise", datetime(2024, 1, 2, 14, 0, tzinfo=timezone.utc))  # 9:00 EST = 14:00 UTC
+    subs = pl.read_parquet(tmp_path / "out" / "subscriptions.parquet")
+    assert subs.select("start_date", "amount").rows() == [(date(2024, 1, 2), 1234.56)]  # 123456 cents
