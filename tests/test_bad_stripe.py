@@ -96,3 +96,57 @@ def test_import_command_writes_the_source_and_its_report(base, capsys, tmp_path)
     assert run(capsys, *argv)[0] == 0  # the same export again: byte-identical tables
     assert {p.name: p.read_bytes() for p in out.glob("*.parquet")} == first
     assert run(capsys, "validate", str(out))[0] == 0
+
+
+# --------------------------------------------------------------------------- random corruptions
+def _cells(data: bytes) -> list[list[str]]:
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(data.decode())))
+
+
+def _csv_bytes(rows: list[list[str]]) -> bytes:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue().encode()
+
+
+@pytest.mark.parametrize("base", sorted(build.BASES))
+def test_random_corruptions_never_traceback_or_change_the_export(base, tmp_path):
+    """Any cell replaced by odd text, any column or row dropped or repeated: the import succeeds or stops with
+    the Stripe export's problems (never another exception), and the files are unchanged."""
+    import random
+
+    from saaskpi.errors import SaasKpiError
+
+    odd = ["", " ", "-1", "0", "1e309", "NaN", "2024-13-45", "2024-02-30 00:00", "31/01/2024", "null", "{}", "[]",
+           '{"start": "x"}', "[{\"amount\": \"x\"}]", "usx", "JPY", "true", "ü", "x" * 300, "9" * 25]
+    rng = random.Random(7)
+    for attempt in range(25):
+        files = build.base_files(base)
+        for _ in range(rng.randint(1, 3)):
+            name = rng.choice(sorted(files))
+            rows = _cells(files[name])
+            kind = rng.choice(["cell", "drop_column", "drop_row", "repeat_row"])
+            if kind == "cell":
+                r = rows[rng.randrange(len(rows))]
+                r[rng.randrange(len(r))] = rng.choice(odd)
+            elif kind == "drop_column":
+                col = rng.randrange(len(rows[0]))
+                rows = [r[:col] + r[col + 1:] for r in rows]
+            elif kind == "drop_row" and len(rows) > 1:
+                del rows[rng.randrange(1, len(rows))]
+            elif kind == "repeat_row" and len(rows) > 1:
+                rows.append(rows[rng.randrange(1, len(rows))])
+            files[name] = _csv_bytes(rows)
+        folder = build.write(tmp_path / f"{base}_{attempt}", files)
+        before = digest(folder)
+        try:
+            read_stripe(folder)
+        except SaasKpiError as err:
+            assert "Traceback" not in str(err)
+        assert digest(folder) == before

@@ -417,9 +417,12 @@ def _first_discount_of_row(value) -> str | None:
         items = json.loads(value) if isinstance(value, str) else value
     except ValueError:
         return None
-    first = next((i for i in (items or []) if isinstance(i, dict) and (number_of(i.get("amount")) or 0) > 0), None)
+    if not isinstance(items, list):
+        return None
+    first = next((i for i in items if isinstance(i, dict) and (number_of(i.get("amount")) or 0) > 0), None)
     ref = first.get("discount") if first else None
-    return ref.get("id") if isinstance(ref, dict) else ref
+    ref = ref.get("id") if isinstance(ref, dict) else ref
+    return ref if isinstance(ref, str) else None
 
 
 def _plans(t: dict[str, pl.DataFrame]) -> pl.DataFrame:
