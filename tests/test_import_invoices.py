@@ -139,3 +139,27 @@ def test_output_never_overlaps_the_exports_or_replaces_other_folders(tmp_path, c
     code, _, err = run(capsys, "import", "invoices", str(exports), "--out", str(other))
     assert code == 2 and "not the output of an earlier import" in err
     assert (other / "notes.txt").read_text() == "keep me"
+
+
+EXAMPLE = paths.ROOT / "docs" / "examples" / "invoices"
+
+
+def test_documented_example_gives_the_documented_bridge(tmp_path, capsys):
+    """docs/your-data.md walks through docs/examples/invoices; its numbers are these."""
+    code, _, err = run(capsys, "import", "invoices", str(EXAMPLE), "--out", str(tmp_path / "no_fx"))
+    assert code == 2 and "subscriptions.currency.no_fx_rate" in err and "--fx-rates FILE" in err
+    out = tmp_path / "example"
+    code, stdout, err = run(capsys, "import", "invoices", str(EXAMPLE), "--out", str(out),
+                            "--fx-rates", str(EXAMPLE / "fx_rates.csv"))
+    assert (code, err) == (0, "")
+    assert "accounts 3, subscriptions 4, invoices 8, fx_rates copied; 1 row(s) set aside" in stdout
+    code, stdout, _ = run(capsys, "table", "mrr_movements", "--source", str(out), "--month", "2024-04", "--format", "json")
+    bridge = {r["month"]: r for r in json.loads(stdout)}
+    # January: Acme 1,500 - 150 coupon = 1,350 + Bolt GBP 49 x 1.27 (latest rate) = 62.23 -> 1,412.23 new
+    assert bridge["2024-01"]["new"] == pytest.approx(1412.23)
+    # February: Cobalt 60,000 a year / 12 = 5,000 new
+    assert bridge["2024-02"]["new"] == pytest.approx(5000.0)
+    # March 1: Acme 30 -> 40 seats: (2,000 - 200) - 1,350 = 450 expansion (the prorated lines scale to the plan prices)
+    assert bridge["2024-03"]["expansion"] == pytest.approx(450.0)
+    # April: the last invoiced periods of Acme (to Apr 16) and Bolt (to Apr 10) end: 1,800 + 62.23 churn
+    assert (bridge["2024-04"]["churn"], bridge["2024-04"]["mrr_end"]) == (pytest.approx(1862.23), pytest.approx(5000.0))

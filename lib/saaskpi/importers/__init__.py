@@ -152,7 +152,10 @@ def _validate_staged(folder: Path, source: str) -> None:
     try:
         load_tables(folder, conventions())
     except DataContractError as err:
-        raise ExportError(err.problems, head=f"The tables imported from {source} break the data contract") from None
+        fx = any(p.code.endswith(".no_fx_rate") for p in err.problems)
+        raise ExportError(err.problems, head=f"The tables imported from {source} break the data contract",
+                          hint="Give the exchange rates with --fx-rates FILE (columns month, currency, rate_to_reporting)."
+                          if fx else "") from None
 
 
 def replace_folder(staged: Path, out: Path) -> None:

@@ -7,6 +7,8 @@ allowed values, ISO currencies, unique ids, references between tables). Problems
 """
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,12 +58,14 @@ FALSE_WORDS = ("false", "f", "no", "n", "0", "")
 class ExportError(DataContractError):
     """Exports (or the tables made from them) that cannot be imported; `problems` lists every failure (exit 2)."""
 
-    def __init__(self, problems: list[Problem], source: str = "", head: str = ""):
+    def __init__(self, problems: list[Problem], source: str = "", head: str = "", hint: str = ""):
         super().__init__(problems, source)
         n = len(self.problems)
         head = head or f"The exports in {source or 'the folder'} cannot be imported"
         lines = [f"{head}: {n} problem{'s' if n != 1 else ''}."]
         lines += [f"  {i}. {p}" for i, p in enumerate(self.problems, 1)]
+        if hint:
+            lines.append(hint)
         lines.append("Nothing was written and the exports were not modified; fix them (or the mapping or settings) "
                      "and run `saaskpi import` again.")
         self.args = ("\n".join(lines),)
@@ -86,8 +90,28 @@ def read_text_table(path: Path, table: str) -> pl.DataFrame:
             return pl.read_parquet(path)
         except Exception as err:  # noqa: BLE001  (any Arrow/Polars error means: not Parquet)
             raise Unreadable(_unreadable_parquet(table, err)) from None
-    frame = _read_csv(table, path)
+    frame = _read_csv_once(table, path)
     return frame.rename({c: c.strip() for c in frame.columns})
+
+
+def _read_csv_once(table: str, path: Path) -> pl.DataFrame:
+    """`sources._read_csv` (same problems, same messages) without decoding the whole file in Python first:
+    Polars checks the UTF-8 itself, and only a file it refuses is decoded again to say where it is wrong."""
+    data = path.read_bytes()
+    head = data[:65536].split(b"\n", 1)[0]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return _read_csv(table, path)  # not UTF-8 (or UTF-16): the shared reader names the lines
+    if not data or b"\0" in head:
+        return _read_csv(table, path)
+    try:
+        names = next(csv.reader(io.StringIO(head.decode("utf-8-sig"))), [])
+        if len({n.strip() for n in names}) != len(names):
+            return _read_csv(table, path)  # a header naming a column twice: reported there
+        return pl.read_csv(io.BytesIO(data), infer_schema=False, encoding="utf8")
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError):
+        return _read_csv(table, path)  # bad UTF-8 further down, or not a rectangular CSV: reported there
 
 
 def looks_like(columns: list[str], shapes: dict[str, tuple[str, ...]], expected: str) -> str | None:
