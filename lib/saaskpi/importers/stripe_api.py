@@ -13,8 +13,8 @@ import polars as pl
 from saaskpi.importers.stripe_billing import StripeImport, StripeRecords, billing_data, empty_records, records_frame
 from saaskpi.importers.stripe_common import (ISO_CURRENCIES, ROW, Problems, StripeExportError, array_sum,
                                              booleans, coalesce_columns, divisor_expr, first_present, flattened,
-                                             json_column, metadata_text, number_of, timestamps, unreadable,
-                                             whole_numbers)
+                                             implausible, json_column, metadata_text, number_of, timestamps,
+                                             unreadable, whole_numbers)
 
 OBJECTS: dict[str, tuple[str, ...]] = {
     "customer": ("customer", "customers"),
@@ -183,6 +183,7 @@ def _records(t: dict[str, pl.DataFrame], names: dict[str, str], problems: Proble
         rec.subscriptions = _subscriptions(t["subscription"], names["subscription"], problems)
         rec.files["subscriptions"] = names["subscription"]
     rec.plans = _plans(t)
+    rec.files["plans"] = names.get("price") or names.get("plan") or names["invoice_line_item"]
     if "refund" in t:
         rec.refunds = _refunds(t["refund"], names["refund"], t.get("charge"), problems)
         rec.files["refunds"] = names["refund"]
@@ -255,7 +256,9 @@ def _minor(frame: pl.DataFrame, table: str, obj: str, problems: Problems, column
     parsed = whole_numbers(frame[column])
     problems.rows(f"{obj}.unparseable", table, column, "values are not whole amounts in the currency's minor unit "
                   "(cents)", frame, unreadable(frame[column], parsed))
-    return parsed
+    too_big = implausible(parsed, 1000.0)  # minor units of any currency (at most 1,000 to the unit)
+    problems.rows(f"{obj}.out_of_range", table, column, "amounts too large to be real (a wrong column?)", frame, too_big)
+    return parsed.zip_with(~too_big.fill_null(False), pl.Series([None] * len(parsed), dtype=pl.Float64))
 
 
 def _currency(frame: pl.DataFrame, table: str, obj: str, problems: Problems, column: str = "currency") -> pl.Series:

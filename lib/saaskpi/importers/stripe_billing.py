@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from saaskpi.importers.billing import BillingData, SetAside
+from saaskpi.importers.billing import INTERVAL_UNITS, BillingData, SetAside
 from saaskpi.importers.stripe_common import ROW, UTC, Problems, StripeExportError
 
 STRIPE_INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
@@ -108,6 +108,13 @@ def plans_for_lines(rec: StripeRecords, problems: Problems) -> pl.DataFrame:
     known = rec.plans.filter(pl.col("interval_unit").is_not_null() & pl.col("interval_count").is_not_null())
     known = known.unique("plan_id", keep="first", maintain_order=True)
     used = subscription_lines(rec.lines)
+    odd = known.filter(pl.col("plan_id").is_in(used["plan_id"].implode())
+                       & (~pl.col("interval_unit").is_in(INTERVAL_UNITS) | (pl.col("interval_count") < 1)))
+    if odd.height:
+        shown = odd.select("plan_id", "interval_unit", "interval_count").head(5).iter_rows()
+        problems.add("price.bad_interval", rec.files.get("plans", "prices"), "recurring.interval",
+                     f"billing intervals other than {', '.join(INTERVAL_UNITS)} times a count of at least 1",
+                     odd.height, [f"{p}: {u} x {c}" for p, u, c in shown])
     missing = used.filter(~pl.col("plan_id").is_in(known["plan_id"].implode()))
     inferred = _intervals_from_periods(missing)
     no_plan = used.filter(pl.col("plan_id").is_null())

@@ -318,6 +318,16 @@ def numbers(series: pl.Series) -> pl.Series:
                                                         pl.Series([None] * len(text), dtype=pl.Float64))
 
 
+MAX_MAJOR = 1e10
+"""The largest amount taken as real (ten billion in major units): Stripe's own limits are far below; a larger
+value is a wrong column or a corrupted cell, and would overflow the MRR arithmetic downstream."""
+
+
+def implausible(values: pl.Series, divisor: float = 1.0) -> pl.Series:
+    """True where an amount (in minor units when `divisor` > 1) is beyond `MAX_MAJOR` or not finite."""
+    return values.is_not_null() & (values.is_infinite() | values.is_nan() | ((values.abs() / divisor) > MAX_MAJOR))
+
+
 def whole_numbers(series: pl.Series) -> pl.Series:
     """Integers (API amounts in minor units, quantities): `1500`, `1500.0`; anything else null."""
     values = numbers(series)

@@ -15,8 +15,8 @@ import polars as pl
 
 from saaskpi.importers.stripe_billing import StripeImport, StripeRecords, billing_data, records_frame
 from saaskpi.importers.stripe_common import (ISO_CURRENCIES, ROW, Problems, StripeExportError, booleans,
-                                             coalesce_columns, files_bar, first_present, numbers, read_table,
-                                             timestamps, unreadable, whole_numbers)
+                                             coalesce_columns, files_bar, first_present, implausible, numbers,
+                                             read_table, timestamps, unreadable, whole_numbers)
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,7 @@ def stripe_billing_from_dashboard(files: dict[str, Path], source: str = "the Str
     currency_of = dict(rec.invoices.select("invoice_id", "currency").drop_nulls("invoice_id").iter_rows())
     rec.lines = _lines(frames["lines"], names["lines"], currency_of, problems)
     rec.plans = _plans(frames)
+    rec.files["plans"] = names["lines"]
     if "subscriptions" in frames:
         rec.subscriptions = _subscriptions(frames["subscriptions"], names["subscriptions"], problems)
     if "payments" in frames:
@@ -158,7 +159,10 @@ def _amount(frame: pl.DataFrame, table: str, kind: str, problems: Problems, *nam
     parsed = numbers(frame[column])
     problems.rows(f"{kind}.unparseable", table, column, "values are not amounts (2000.00)", frame,
                   unreadable(frame[column], parsed))
-    return parsed
+    too_big = implausible(parsed)
+    problems.rows(f"{kind}.out_of_range", table, column, "amounts too large to be real (a wrong column?)", frame,
+                  too_big)
+    return parsed.zip_with(~too_big.fill_null(False), pl.Series([None] * len(parsed), dtype=pl.Float64))
 
 
 def _currency(frame: pl.DataFrame, table: str, kind: str, problems: Problems) -> pl.Series:
