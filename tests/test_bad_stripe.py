@@ -150,3 +150,10 @@ def test_random_corruptions_never_traceback_or_change_the_export(base, tmp_path)
         except SaasKpiError as err:
             assert "Traceback" not in str(err)
         assert digest(folder) == before
+
+
+def test_a_wrong_shape_says_which_shape_the_files_look_like():
+    with pytest.raises(DataContractError) as raised:
+        read_stripe(FIXTURES / "good" / "api", shape="dashboard")
+    first = raised.value.problems[0]
+    assert first.code == "source.shape" and "try --shape api, or leave --shape out" in first.message

@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from saaskpi import paths
-from saaskpi.errors import SourceError
+from saaskpi.errors import Problem, SourceError
 from saaskpi.importers import Imported, Importer
 from saaskpi.importers.reading import FileRead
 from saaskpi.importers.stripe_api import object_of, stripe_billing_from_tables
@@ -34,12 +34,21 @@ def read_stripe(folder: str | Path, shape: str | None = None, progress: bool = F
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceError(f"{folder} is not a folder: give the folder holding the Stripe exports.")
-    shape = shape or shape_of(folder)
-    if shape == "dashboard":
-        return stripe_billing_from_dashboard(dashboard_files(folder), source=str(folder), progress=progress)
-    if shape == "api":
+    if shape not in (None, "dashboard", "api"):
+        raise SourceError(f"unknown Stripe export shape {shape!r}: use dashboard or api.")
+    found = shape_of(folder)
+    try:
+        if (shape or found) == "dashboard":
+            return stripe_billing_from_dashboard(dashboard_files(folder), source=str(folder), progress=progress)
         return _read_api_folder(folder, progress)
-    raise SourceError(f"unknown Stripe export shape {shape!r}: use dashboard or api.")
+    except StripeExportError as err:
+        if shape is None or shape == found:
+            raise
+        hint = Problem("source.shape", folder.name, None,
+                       f"--shape {shape} was given, but the files look like the {found} shape "
+                       f"({'headers with (UTC)' if found == 'dashboard' else 'no Dashboard headers with (UTC)'}): "
+                       f"try --shape {found}, or leave --shape out", 0)
+        raise StripeExportError([hint, *err.problems], str(folder)) from None
 
 
 def table_files(folder: Path) -> list[Path]:
