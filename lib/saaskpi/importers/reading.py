@@ -183,9 +183,9 @@ def typed_columns(table: str, raw: pl.DataFrame, schema: dict[str, pl.DataType],
                              + [_datetimes(raw, c) for c in present
                                 if isinstance(schema[c], pl.Datetime) and raw.schema[c] == pl.String]
                              + [pl.lit(None, dtype=d).alias(c) for c, d in schema.items() if c not in raw.columns])
-    both = raw.hstack(typed.select([pl.col(c).alias(f"__typed_{c}") for c in present]))
+    both = raw.hstack(typed.select([pl.col(c).alias(f"__typed_{c}") for c in present if schema[c] != pl.String]))
     masks = {}
-    for c in present:
+    for c in (c for c in present if schema[c] != pl.String):  # text is never unparseable
         given = pl.col(c).is_not_null()
         if raw.schema[c] == pl.String and schema[c] != pl.Boolean:  # an empty cell is a missing value, not a bad one
             given = given & (pl.col(c).str.strip_chars() != "")
