@@ -221,3 +221,44 @@ def test_corruptions_cover_every_kind():
             files = build.files_of(None)
             corrupt(files, how)
             assert files[f"{table}.csv"] != build.files_of(None)[f"{table}.csv"], how
+
+
+# --------------------------------------------------------------------------- importers (saaskpi import ...)
+import importlib.util  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("build_imports", FIXTURES / "bad" / "imports" / "build.py")
+build_imports = importlib.util.module_from_spec(_spec)
+sys.modules["build_imports"] = build_imports  # dataclasses look their module up
+_spec.loader.exec_module(build_imports)
+IMPORT_CASES = {c.name: c for c in build_imports.CASES}
+
+
+def test_import_corpus_is_current(tmp_path):
+    build_imports.build(tmp_path)
+    for name in IMPORT_CASES:
+        assert digest(tmp_path / name) == digest(FIXTURES / "bad" / "imports" / name), \
+            f"tests/fixtures/bad/imports/{name} is stale: run tests/fixtures/bad/imports/build.py"
+
+
+def test_import_base_is_valid(tmp_path, capsys):
+    base = build_imports.write(tmp_path / "base", build_imports.files_of(None))
+    code, out, err = run(capsys, "import", "invoices", str(base), "--out", str(tmp_path / "out"))
+    assert (code, err) == (0, ""), err
+    assert run(capsys, "validate", str(tmp_path / "out"))[0] == 0
+
+
+@pytest.mark.parametrize("name", IMPORT_CASES)
+def test_import_reports_the_one_defect_and_writes_nothing(name, capsys, tmp_path):
+    case, folder = IMPORT_CASES[name], FIXTURES / "bad" / "imports" / name
+    before = digest(folder)
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "import", *build_imports.command(case, folder), "--out", str(out))
+    assert (code, stdout) == (2, "")
+    assert "cannot be imported: 1 problem." in err, err
+    where = f"{case.table}.{case.column}" if case.column else case.table
+    assert f"[{case.code}] {where}: " in err, err
+    assert (f"({case.count:,} row" in err) == bool(case.count)
+    assert case.example in err
+    assert "Traceback" not in err and "Nothing was written" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert digest(folder) == before

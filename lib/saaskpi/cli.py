@@ -1,4 +1,4 @@
-"""`saaskpi demo | validate | metrics | table | snapshot | docs | app`."""
+"""`saaskpi demo | import | validate | metrics | table | snapshot | docs | app`."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +49,18 @@ def cmd_demo(args) -> int:
     truth = generate(out, scale=scale, seed=args.seed, progress=True)
     counts = truth.get("row_counts", {})
     print(f"Demo company written to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .importers import registry, run_import
+
+    report = run_import(registry()[args.importer], args, progress=sys.stderr.isatty())
+    written = ", ".join(f"{t} {n:,}" if isinstance(n, int) else f"{t} {n}" for t, n in report["rows_written"].items())
+    aside = sum(a["count"] for a in report["set_aside"])
+    print(f"Imported {report['source']} into {paths.resolve(args.out)}: {written}"
+          + (f"; {aside:,} row(s) set aside (see import-report.md)" if aside else "") + ".")
+    print(f"Next: saaskpi validate {args.out}")
     return 0
 
 
@@ -160,6 +172,11 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--events-per-user-day", type=float, help="mean events on a day a user is active")
     d.add_argument("--months", type=int, help="months of history, ending 2026-10")
     d.set_defaults(func=cmd_demo)
+
+    from .importers import add_commands
+
+    imp = sub.add_parser("import", help="read a billing system's exports into a source folder (docs/your-data.md)")
+    add_commands(imp, cmd_import)
 
     v = sub.add_parser("validate", help="check a source against the data contract (exit 2 on problems)")
     v.add_argument("source", nargs="?", default=DEFAULT_SOURCE)
