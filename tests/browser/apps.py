@@ -22,10 +22,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90):
-    """The apps served exactly as `saaskpi app` serves them, on a free loopback port; yields the base URL."""
+def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90, **options):
+    """The apps served exactly as `saaskpi app` serves them (`options`: those of `voila_command`, such as
+    max_kernels), on a free loopback port; yields the base URL."""
     port = free_port()
-    cmd, _ = voila_command(port)
+    cmd, _ = voila_command(port, **options)
     server = subprocess.Popen([*cmd, *extra], cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     base = f"http://127.0.0.1:{port}"
