@@ -4,7 +4,9 @@
   with the `_xsrf` cookie's value, but Voila's page handler never sets that cookie, so Jupyter Server refuses
   the request (403 "'_xsrf' argument missing", voila-dashboards/voila#1458) and the kernel lives on until it is
   culled. `PageHandler` sets the cookie with the page, so the shutdown is accepted (and still protected
-  against cross-site requests: another site cannot read the cookie).
+  against cross-site requests: another site cannot read the cookie). Chromium does not always run
+  `beforeunload` when a tab is closed (a closed headless tab never did), so the page also sends the same request
+  on `pagehide`; a second request for a kernel already gone is answered 204 (`ShutdownHandler`).
 - **A cap on kernels.** At most `max_kernels` kernels run, the preheated ones included (their pools are trimmed
   to leave room for at least one page); past the cap a page request gets a readable "busy, retry in a moment"
   page (HTTP 503, `Retry-After`) instead of one more kernel.
@@ -34,6 +36,7 @@ from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebso
 from traitlets import Integer, Type
 from voila.app import Voila
 from voila.execute import VoilaExecutor
+from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 DEFAULT_MAX_KERNELS = 12
@@ -119,6 +122,19 @@ def busy_page(max_kernels: int, url: str) -> str:
                             accent=theme.STATUS["near"], kernels=max_kernels, url=html.escape(url, quote=True))
 
 
+# Sent on `pagehide` (a closed tab, a followed link, a reload): the request Voila's page sends on `beforeunload`.
+SHUTDOWN_ON_PAGEHIDE = """<script>
+window.addEventListener('pagehide', () => {
+  const config = JSON.parse(document.getElementById('jupyter-config-data').textContent);
+  const form = new FormData();
+  const xsrf = document.cookie.split('; ').find((c) => c.startsWith('_xsrf='));
+  form.append('_xsrf', xsrf ? xsrf.slice(6) : '');
+  navigator.sendBeacon(`${config.baseUrl}voila/api/shutdown/${config.kernelId}`, form);
+});
+</script>
+"""
+
+
 class PageHandler(TornadoVoilaHandler):
     """An app page: sets the `_xsrf` cookie its closing beacon sends back, and answers 503 past the kernel cap."""
 
@@ -137,8 +153,20 @@ class PageHandler(TornadoVoilaHandler):
         with capacity.admitted() as release:
             async for snippet in self.get_generator(path=path):
                 release()  # the page's kernel is registered before the first snippet
-                self.write(snippet)
+                self.write(snippet.replace("</body>", SHUTDOWN_ON_PAGEHIDE + "</body>", 1))
                 self.flush()
+
+
+class ShutdownHandler(VoilaShutdownKernelHandler):
+    """Voila's kernel shutdown (xsrf-checked), answering 204 for a kernel that is already gone."""
+
+    @tornado.web.authenticated
+    async def post(self, kernel_id):
+        if kernel_id not in self.kernel_manager:
+            self.set_status(204)
+            self.finish()
+            return
+        await super().post(kernel_id)
 
 
 # --------------------------------------------------------------------------- what the page receives
@@ -222,8 +250,8 @@ class SaasKpiVoila(Voila):
         return sum(trimmed.values())
 
     def init_handlers(self) -> list:
-        return [(pattern, PageHandler if handler is TornadoVoilaHandler else handler, *rest)
-                for pattern, handler, *rest in super().init_handlers()]
+        ours = {TornadoVoilaHandler: PageHandler, VoilaShutdownKernelHandler: ShutdownHandler}
+        return [(pattern, ours.get(handler, handler), *rest) for pattern, handler, *rest in super().init_handlers()]
 
 
 def main() -> int:

@@ -76,3 +76,10 @@ def switch_segment(page, segment: str, timeout_ms: int = 120_000) -> tuple[str, 
     page.wait_for_function("([sel, t]) => document.querySelector(sel)?.innerText !== t", arg=[TILE, before],
                            timeout=timeout_ms)
     return before, page.inner_text(TILE), time.perf_counter() - start
+
+
+def close_tab(page) -> None:
+    """Close the page's tab as a person does (the browser closes it; Playwright's `page.close` does not run the
+    page's `beforeunload` and `pagehide` the same way)."""
+    target = page.context.new_cdp_session(page).send("Target.getTargetInfo")["targetInfo"]["targetId"]
+    page.context.browser.new_browser_cdp_session().send("Target.closeTarget", {"targetId": target})
