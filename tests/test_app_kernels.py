@@ -4,7 +4,6 @@ tab ends its kernel, past the cap a page gets the busy page, idle kernels are cu
 so the first three serve a one-widget app (seconds to run instead of a workbook's CPU-heavy minute)."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -133,12 +132,8 @@ def test_idle_kernels_are_culled(one_widget_apps):
 
 
 def test_sigterm_to_saaskpi_app_stops_the_server_and_its_kernels():
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(paths.ROOT / "lib"), os.environ.get("PYTHONPATH", "")])}
-    app = subprocess.Popen([sys.executable, "-c", "import sys; from saaskpi.cli import main; sys.exit(main())",
-                            "app", f"--port={port}", "--max-kernels=2"], cwd=paths.ROOT, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    app, base = start_saaskpi_app("--max-kernels=2")  # one preheated kernel, one page
+    port = int(base.rsplit(":", 1)[1])
     try:
         assert wait_for(lambda: get_ok(base + "/"), timeout=120), "saaskpi app did not start"
         server = server_process(base)
@@ -153,11 +148,49 @@ def test_sigterm_to_saaskpi_app_stops_the_server_and_its_kernels():
         assert app.wait(timeout=30) is not None
         gone, alive = psutil.wait_procs(everything, timeout=10)
         assert not alive, f"still running after SIGTERM: {[p.pid for p in alive]}"
-        with socket.socket() as s:  # the port is free
-            s.bind(("127.0.0.1", port))
+        assert port_is_free(port)
     finally:
         if app.poll() is None:
             app.kill()
+
+
+def test_saaskpi_app_killed_outright_takes_its_server_along():
+    """SIGKILL cannot be passed on; the server asked Linux to send it SIGTERM when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("parent-death signal: Linux only")
+    app, base = start_saaskpi_app("--max-kernels=1")  # no preheated kernel: nothing to wait for
+    try:
+        assert wait_for(lambda: get_ok(base + "/"), timeout=120), "saaskpi app did not start"
+        server = server_process(base)
+        app.kill()
+        app.wait(timeout=10)
+        gone, alive = psutil.wait_procs([server], timeout=20)
+        assert not alive and port_is_free(int(base.rsplit(":", 1)[1]))
+    finally:
+        if app.poll() is None:
+            app.kill()
+
+
+def start_saaskpi_app(*options: str) -> tuple[subprocess.Popen, str]:
+    """`saaskpi app` (this worktree's code) on a free port, as a subprocess; and its base URL."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(paths.ROOT / "lib"), os.environ.get("PYTHONPATH", "")])}
+    app = subprocess.Popen([sys.executable, "-c", "import sys; from saaskpi.cli import main; sys.exit(main())",
+                            "app", f"--port={port}", *options], cwd=paths.ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return app, f"http://127.0.0.1:{port}"
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a new server can listen on `port` (as servers do, with SO_REUSEADDR: closed connections may linger
+    in TIME_WAIT)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def get_ok(url: str) -> bool:

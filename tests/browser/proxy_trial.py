@@ -73,12 +73,14 @@ def wait_until_up(url: str, timeout: float = 120) -> None:
         try:
             urllib.request.urlopen(url, timeout=5, context=context)
             return
-        except urllib.error.HTTPError:
-            return  # it answers (403 without the token)
+        except urllib.error.HTTPError as error:
+            if error.code != 502:  # it answers (403 without the token); 502: nginx, the app not yet up
+                return
         except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not answer")
-            time.sleep(1)
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} did not answer")
+        time.sleep(1)
 
 
 def main() -> None:
@@ -93,11 +95,12 @@ def main() -> None:
         subprocess.run(["nginx", "-t", "-c", str(conf)], check=True, capture_output=True)
         env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
         app = subprocess.Popen([sys.executable, "-c", "import sys; from saaskpi.cli import main; sys.exit(main())",
-                                "app", "--expose", f"--token={token}", f"--port={app_port}"], cwd=ROOT, env=env,
+                                "app", "--expose", f"--token={token}", f"--port={app_port}", "--max-kernels=2"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         nginx = subprocess.Popen(["nginx", "-c", str(conf)], stderr=subprocess.DEVNULL)
         base = f"https://127.0.0.1:{HTTPS_PORT}"
         try:
+            wait_until_up(f"http://127.0.0.1:{app_port}/")  # the app server (403 without the token)
             wait_until_up(base + "/")
             report(base, token, app_port, folder)
         finally:
@@ -118,7 +121,8 @@ def report(base: str, token: str, app_port: int, folder: Path) -> None:
         sockets = []
         page.on("websocket", lambda ws: sockets.append(ws.url))
         no_token = page.goto(f"{base}/voila/render/{APP}.ipynb")
-        print(f"without the token: HTTP {no_token.status}")
+        print(f"without the token: HTTP {no_token.status} at {page.url.split('?')[0].replace(base, '')} "
+              f"({page.title()!r})")
         start = time.perf_counter()
         page.goto(f"{base}/voila/render/{APP}.ipynb?token={token}", timeout=600_000)
         page.wait_for_selector(TILE, timeout=600_000)
