@@ -98,6 +98,8 @@ def report(visits: list[dict], samples: list, minutes: float, load_average: floa
         f"| request to first chart, min / median / max | "
         f"{min(charts):.0f} / {statistics.median(charts):.0f} / {max(charts):.0f} s | |\n\n"
         f"Kernels alive per minute (min-max): {'; '.join(timeline)}.\n"
+        f"Apps opened, in order: {', '.join(v['app'] for v in visits)}"
+        f"{' (not all six: pages render slowly on this machine)' if len(visits) < len(notebook_names()) else ''}.\n"
         f"Failed visits: {failed or 'none'}.\n"
         "Before (issue 19, the same scenario for 8 minutes, when Voila refused the tab's shutdown request): "
         "18 kernels and 11.4 GiB.") if charts else "No visit completed: " + failed
