@@ -65,8 +65,8 @@ def test_preheated_pools_are_trimmed_to_leave_room_for_a_page():
 def test_the_busy_page_is_readable_and_retries():
     from saaskpi.app_server import RETRY_SECONDS, busy_page
 
-    page = busy_page(12, "/voila/render/00_executive_summary.ipynb?x=<b>")
-    assert "The apps are busy, retry in a moment" in page and "All 12 app sessions" in page
+    page = busy_page(9, "/voila/render/00_executive_summary.ipynb?x=<b>")
+    assert "The apps are busy, retry in a moment" in page and "Every app session this server runs at once (9)" in page
     assert f'http-equiv="refresh" content="{RETRY_SECONDS}"' in page
     assert 'href="/voila/render/00_executive_summary.ipynb?x=&lt;b&gt;"' in page  # the URL is escaped
     assert "<b>" not in page

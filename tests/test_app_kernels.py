@@ -108,7 +108,7 @@ def test_past_the_cap_a_page_gets_the_busy_page_and_closing_a_tab_frees_its_kern
         response = second.goto(url)
         assert response.status == 503
         text = second.inner_text("body")
-        assert "The apps are busy, retry in a moment" in text and "All 1 app sessions" in text
+        assert "The apps are busy, retry in a moment" in text and "Every app session this server runs at once (1)" in text
         OUTPUT.mkdir(parents=True, exist_ok=True)
         second.screenshot(path=str(OUTPUT / "busy_page.png"), full_page=True)
         assert kernel_ids(server) == {kernel}

@@ -107,19 +107,20 @@ h1 {{font-size:22px;margin:0 0 12px 0;}} p {{font-size:15px;line-height:1.5;colo
 a.retry {{display:inline-block;margin-top:14px;padding:9px 16px;border-radius:6px;background:#eff6ff;color:#2563eb;
   text-decoration:none;font-weight:600;}}</style></head>
 <body><main><h1>The apps are busy, retry in a moment</h1>
-<p>All {kernels} app sessions this server runs at once are in use. A session ends when its tab is closed or after
-a few idle minutes.</p>
+<p>Every app session this server runs at once ({sessions}) is in use. A session ends when its tab is closed or
+after a few idle minutes.</p>
 <p>This page tries again by itself every {retry} seconds.</p>
 <a class="retry" href="{url}">Retry now</a></main></body></html>
 """
 
 
-def busy_page(max_kernels: int, url: str) -> str:
-    """The page shown past the kernel cap: what happened and when to retry; nothing about the server."""
+def busy_page(sessions: int, url: str) -> str:
+    """The page shown past the kernel cap (`sessions`: the pages the cap allows at once): what happened and when
+    to retry; nothing else about the server."""
     from . import theme
 
     return BUSY_PAGE.format(retry=RETRY_SECONDS, font=theme.FONT, ink=theme.INK, muted=theme.MUTED,
-                            accent=theme.STATUS["near"], kernels=max_kernels, url=html.escape(url, quote=True))
+                            accent=theme.STATUS["near"], sessions=sessions, url=html.escape(url, quote=True))
 
 
 # Sent on `pagehide` (a closed tab, a followed link, a reload): the request Voila's page sends on `beforeunload`.
@@ -147,7 +148,7 @@ class PageHandler(TornadoVoilaHandler):
             self.set_header("Retry-After", str(RETRY_SECONDS))
             self.set_header("Content-Type", "text/html; charset=UTF-8")
             self.set_header("Cache-Control", "no-store")
-            self.finish(busy_page(capacity.max_kernels, self.request.uri))
+            self.finish(busy_page(capacity.max_kernels - capacity.pool, self.request.uri))
             return
         self.xsrf_token  # noqa: B018 - reading it sets the `_xsrf` cookie (before the first byte is sent)
         with capacity.admitted() as release:
