@@ -210,7 +210,7 @@ def frames_with_tracebacks(frames: list) -> list[str]:
 def test_widget_values_outside_the_options_are_rejected_without_a_traceback(app_server):
     with browser_page() as page:
         received = []  # every frame the page's own kernel websocket receives
-        page.on("websocket", lambda ws: ws.on("framereceived", received.append))
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: received.append(frame)))
         open_executive(page, app_server)
         shown = page.inner_text(TILE), page.inner_text(".saaskpi-header")
         dropdown = segment_dropdown(page, app_server)
