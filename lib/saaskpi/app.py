@@ -9,6 +9,7 @@ which Voila reads from the directory it starts in.
 """
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import subprocess
@@ -46,14 +47,14 @@ def voila_command(port: int = 8866, expose: bool = False, token: str = "", max_k
     return cmd, token
 
 
-def _end_with_parent() -> None:
-    """In the server process, before Voila starts: receive SIGTERM if `saaskpi app` dies, even by SIGKILL (Linux)."""
+def _end_with(parent: int) -> None:
+    """In the server process, before Voila starts: receive SIGTERM if `saaskpi app` (`parent`) dies, even by
+    SIGKILL (Linux)."""
     if sys.platform.startswith("linux"):
         import ctypes
-        import os
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before the call
+        if os.getppid() != parent:  # it died before the call
             os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -64,7 +65,8 @@ def serve(port: int = 8866, expose: bool = False, token: str = "", max_kernels: 
     cmd, token = voila_command(port, expose, token, max_kernels, idle_timeout)
     host = "this machine's address" if expose else LOOPBACK
     print(f"Apps on http://{host}:{port}/" + (f"?token={token}" if token else ""), file=sys.stderr)
-    server = subprocess.Popen(cmd, cwd=paths.ROOT, preexec_fn=_end_with_parent)
+    parent = os.getpid()
+    server = subprocess.Popen(cmd, cwd=paths.ROOT, preexec_fn=lambda: _end_with(parent))
     previous = {sig: signal.signal(sig, lambda _signum, _frame: server.send_signal(signal.SIGTERM)) for sig in FORWARDED}
     try:
         while True:
