@@ -47,6 +47,8 @@ bench: demo
 	$(BIN)/python benchmarks/app.py
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/import_invoices.py
+	$(BIN)/python benchmarks/kernels.py
 
 clean:
 	rm -rf reports/ .pytest_cache

@@ -5,10 +5,14 @@ import json
 import sys
 from pathlib import Path
 
+from unittest import mock
+
+import nbformat
 import pytest
 
 from saaskpi import paths
-from saaskpi.app import voila_command
+from saaskpi.app import IDLE_TIMEOUT, MAX_KERNELS, voila_command
+from saaskpi.cli import parser
 from saaskpi.errors import ParameterError
 from saaskpi.snapshot import notebook_names
 
@@ -26,13 +30,105 @@ def test_loopback_by_default_and_token_when_exposed():
         voila_command(70000)
 
 
+def test_kernel_cap_and_culling_are_set_on_the_command_line():
+    cmd, _ = voila_command(8866)
+    assert cmd[1:3] == ["-m", "saaskpi.app"]  # the server of saaskpi.app_server, not plain Voila
+    assert f"--SaasKpiVoila.max_kernels={MAX_KERNELS}" in cmd and MAX_KERNELS == 12
+    assert f"--MappingKernelManager.cull_idle_timeout={IDLE_TIMEOUT}" in cmd and IDLE_TIMEOUT <= 300
+    assert "--MappingKernelManager.cull_interval=30" in cmd and "--MappingKernelManager.cull_connected=True" in cmd
+    cmd, _ = voila_command(8866, max_kernels=3, idle_timeout=5)
+    assert "--SaasKpiVoila.max_kernels=3" in cmd and "--MappingKernelManager.cull_idle_timeout=5" in cmd
+    assert "--MappingKernelManager.cull_interval=5" in cmd  # checked at least as often as the timeout
+    for bad in ({"max_kernels": 0}, {"idle_timeout": 0}):
+        with pytest.raises(ParameterError):
+            voila_command(8866, **bad)
+    args = parser().parse_args(["app", "--max-kernels", "4", "--idle-timeout", "60"])
+    assert (args.max_kernels, args.idle_timeout) == (4, 60)
+
+
+def test_preheated_pools_are_trimmed_to_leave_room_for_a_page():
+    from saaskpi.app_server import pool_sizes, trimmed_pools
+
+    config = json.loads((paths.ROOT / "voila.json").read_text())["VoilaKernelManager"]["kernel_pools_config"]
+    notebooks = [f"{n}.ipynb" for n in notebook_names()]
+    sizes = pool_sizes(config, notebooks)
+    assert sizes["00_executive_summary.ipynb"] == 2 and sizes["02_cohort_retention.ipynb"] == 1
+    assert sum(sizes.values()) == 3  # "default" (0) for the other four
+    assert pool_sizes({}, ["a.ipynb"]) == {"a.ipynb": 1}  # Voila's own default without a "default" entry
+    assert trimmed_pools(sizes, 12) == sizes
+    # max 3: 2 kernels for pools, the executive summary (first by name) keeps its 2, the cohort app loses its 1
+    assert trimmed_pools(sizes, 3) == {**sizes, "02_cohort_retention.ipynb": 0}
+    assert trimmed_pools(sizes, 2)["00_executive_summary.ipynb"] == 1 and sum(trimmed_pools(sizes, 2).values()) == 1
+    assert sum(trimmed_pools(sizes, 1).values()) == 0
+
+
+def test_the_busy_page_is_readable_and_retries():
+    from saaskpi.app_server import RETRY_SECONDS, busy_page
+
+    page = busy_page(9, "/voila/render/00_executive_summary.ipynb?x=<b>")
+    assert "The apps are busy, retry in a moment" in page and "Every app session this server runs at once (9)" in page
+    assert f'http-equiv="refresh" content="{RETRY_SECONDS}"' in page
+    assert 'href="/voila/render/00_executive_summary.ipynb?x=&lt;b&gt;"' in page  # the URL is escaped
+    assert "<b>" not in page
+
+
+def test_the_kernel_websocket_keeps_error_reports_from_the_page():
+    """IOPub error messages and stderr streams are dropped; everything else, stdout included, passes."""
+    from jupyter_client.session import Session
+
+    from saaskpi.app_server import PageSafeConnection
+
+    session = Session(key=b"k")
+    passed = []
+
+    class Probe(PageSafeConnection):
+        def __init__(self):  # no kernel: only what handle_outgoing_message reads
+            pass
+
+        session = None
+
+    probe = Probe()
+    probe.session = session
+    with mock.patch("jupyter_server.services.kernels.connection.channels.ZMQChannelsWebsocketConnection"
+                    ".handle_outgoing_message", lambda self, stream, msg: passed.append(session.deserialize(
+                        session.feed_identities(msg)[1])["header"]["msg_type"])):
+        for channel, msg_type, content in [
+                ("iopub", "error", {"ename": "TraitError", "evalue": "x", "traceback": ["Traceback ..."]}),
+                ("iopub", "stream", {"name": "stderr", "text": "Traceback (most recent call last): ..."}),
+                ("iopub", "stream", {"name": "stdout", "text": "hello"}),
+                ("iopub", "comm_msg", {"comm_id": "c", "data": {}}),
+                ("iopub", "status", {"execution_state": "idle"}),
+                ("shell", "comm_info_reply", {"status": "ok", "comms": {}})]:
+            wire = session.serialize(session.msg(msg_type, content))
+            probe.handle_outgoing_message(channel, wire)
+    assert passed == ["stream", "comm_msg", "status", "comm_info_reply"]
+
+
+def test_a_failing_cell_shows_one_readable_panel_not_voilas_note():
+    from nbformat.v4 import new_code_cell, new_output
+
+    from saaskpi.app_server import ReadableErrorsExecutor
+
+    error = new_output("error", ename="SourceError", evalue="no such source", traceback=["Traceback ..."])
+    panel = new_output("display_data", data={"text/html": '<div class="saaskpi-error">The source ...</div>'})
+    shown = new_code_cell("open_workbook('/no/such')", outputs=[panel, error])
+    bare = new_code_cell("1 / 0", outputs=[error.copy()])
+    executor = ReadableErrorsExecutor(nbformat.v4.new_notebook())
+    assert executor.strip_code_cell_errors(shown)["outputs"] == [panel]  # the workbook's panel alone
+    outputs = executor.strip_code_cell_errors(bare)["outputs"]
+    assert [o["output_type"] for o in outputs] == ["display_data"]
+    text = outputs[0]["data"]["text/html"]
+    assert 'class="saaskpi-error"' in text and "Something went wrong" in text
+    assert "There was an error" not in text and "ZeroDivisionError" not in text and "Traceback" not in text
+
+
 def test_voila_config():
     config = json.loads((paths.ROOT / "voila.json").read_text())
     assert config["VoilaConfiguration"]["show_tracebacks"] is False
     assert config["VoilaConfiguration"]["preheat_kernel"] is True
     pools = config["VoilaKernelManager"]["kernel_pools_config"]
     assert pools["00_executive_summary.ipynb"]["pool_size"] >= 1  # the landing app is preheated
-    assert config["MappingKernelManager"]["cull_idle_timeout"] > 0
+    assert "MappingKernelManager" not in config  # culling is set by `saaskpi app` on the command line
     assert config["VoilaExecutor"]["timeout"] > 0
     assert config["VoilaConfiguration"]["extension_denylist"]
 

@@ -1,13 +1,17 @@
 """Serving the notebooks as Voila apps: loopback by default; beyond it only with a token.
 
-`python -m saaskpi.app VOILA-ARGS` is Voila with the kernel-polling workaround of
-`kernel_polling` applied. Server settings (preheated kernels, hidden tracebacks, idle-kernel culling, execution timeout,
-lab-only extensions denied) live in `voila.json` at the project root, which Voila reads from the
-directory it starts in.
+`saaskpi app` runs `python -m saaskpi.app VOILA-ARGS`, the Voila server of `app_server` (closing a tab ends its
+kernel, a cap on kernels with a busy page past it, no tracebacks over the websocket, readable errors, bounded
+kernel polling), and stops it with everything it started when it is itself stopped (Ctrl-C, SIGTERM, SIGHUP).
+Idle-kernel culling and the cap are set on that command line; the other server settings (preheated kernels,
+hidden tracebacks, execution timeout, lab-only extensions denied) live in `voila.json` at the project root,
+which Voila reads from the directory it starts in.
 """
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import subprocess
 import sys
 
@@ -15,33 +19,67 @@ from . import paths
 from .errors import ParameterError
 
 LOOPBACK = "127.0.0.1"
+MAX_KERNELS = 12  # ~650 MB each on the demo: about 8 GB of a 24 GB machine, the rest for the server and a snapshot
+IDLE_TIMEOUT = 300  # seconds a kernel may sit idle, even with its page open, before it is shut down
+CULL_INTERVAL = 30  # seconds between two checks for idle kernels
+FORWARDED = (signal.SIGTERM, signal.SIGHUP)  # passed on as SIGTERM; Ctrl-C reaches the server from the terminal
 
 
-def voila_command(port: int = 8866, expose: bool = False, token: str = "") -> tuple[list[str], str]:
+def voila_command(port: int = 8866, expose: bool = False, token: str = "", max_kernels: int = MAX_KERNELS,
+                  idle_timeout: int = IDLE_TIMEOUT) -> tuple[list[str], str]:
     """The Voila command line for the apps, and the token people need (empty on loopback without one)."""
     if not 1 <= port <= 65535:
         raise ParameterError(f"--port must be 1-65535, got {port}.")
+    if max_kernels < 1:
+        raise ParameterError(f"--max-kernels must be at least 1, got {max_kernels}.")
+    if idle_timeout < 1:
+        raise ParameterError(f"--idle-timeout must be at least 1 second, got {idle_timeout}.")
     if expose and not token:
         token = secrets.token_urlsafe(24)
     cmd = [sys.executable, "-m", "saaskpi.app", str(paths.NOTEBOOKS_DIR), "--no-browser", f"--port={port}",
-           f"--Voila.ip={'0.0.0.0' if expose else LOOPBACK}", "--show_tracebacks=False"]
+           f"--Voila.ip={'0.0.0.0' if expose else LOOPBACK}", "--show_tracebacks=False",
+           f"--SaasKpiVoila.max_kernels={max_kernels}",
+           f"--MappingKernelManager.cull_idle_timeout={idle_timeout}",
+           f"--MappingKernelManager.cull_interval={min(CULL_INTERVAL, idle_timeout)}",
+           "--MappingKernelManager.cull_connected=True"]
     if token:
         cmd.append(f"--token={token}")
     return cmd, token
 
 
-def serve(port: int = 8866, expose: bool = False, token: str = "") -> int:
-    """Run the Voila server until interrupted."""
-    cmd, token = voila_command(port, expose, token)
+def _end_with(parent: int) -> None:
+    """In the server process, before Voila starts: receive SIGTERM if `saaskpi app` (`parent`) dies, even by
+    SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # it died before the call
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def serve(port: int = 8866, expose: bool = False, token: str = "", max_kernels: int = MAX_KERNELS,
+          idle_timeout: int = IDLE_TIMEOUT) -> int:
+    """Run the Voila server until interrupted; a SIGTERM or SIGHUP to this process stops the server and its
+    kernels, and returns once they are gone."""
+    cmd, token = voila_command(port, expose, token, max_kernels, idle_timeout)
     host = "this machine's address" if expose else LOOPBACK
     print(f"Apps on http://{host}:{port}/" + (f"?token={token}" if token else ""), file=sys.stderr)
-    return subprocess.call(cmd, cwd=paths.ROOT)
+    parent = os.getpid()
+    server = subprocess.Popen(cmd, cwd=paths.ROOT, preexec_fn=lambda: _end_with(parent))
+    previous = {sig: signal.signal(sig, lambda _signum, _frame: server.send_signal(signal.SIGTERM)) for sig in FORWARDED}
+    try:
+        while True:
+            try:
+                return server.wait()
+            except KeyboardInterrupt:  # the terminal's Ctrl-C reached the server too: wait for it to stop
+                continue
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-if __name__ == "__main__":  # the Voila server process: Voila's own entry point, with bounded polling
-    from voila.app import main
+if __name__ == "__main__":  # the Voila server process
+    from .app_server import main
 
-    from .kernel_polling import bounded_shell_polls
-
-    bounded_shell_polls()
     sys.exit(main())

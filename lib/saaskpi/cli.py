@@ -8,6 +8,7 @@ import sys
 import pandas as pd
 
 from . import paths
+from .app import IDLE_TIMEOUT, MAX_KERNELS
 from .errors import SaasKpiError
 
 DEFAULT_SOURCE = "data/demo"
@@ -156,7 +157,7 @@ def cmd_app(args) -> int:
     from .app import serve
 
     _ensure_demo(DEFAULT_SOURCE)
-    return serve(args.port, args.expose, args.token)
+    return serve(args.port, args.expose, args.token, args.max_kernels, args.idle_timeout)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -225,6 +226,10 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--expose", action="store_true",
                    help="listen on every interface (not only 127.0.0.1); a token is then required")
     a.add_argument("--token", default="", help="access token (generated when --expose is given without one)")
+    a.add_argument("--max-kernels", type=int, default=MAX_KERNELS,
+                   help="kernels the server runs at most, preheated ones included; past it a busy page (HTTP 503)")
+    a.add_argument("--idle-timeout", type=int, default=IDLE_TIMEOUT,
+                   help="seconds an app's kernel may sit idle, its page open or not, before it is shut down")
     a.set_defaults(func=cmd_app)
     return p
 

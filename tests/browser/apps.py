@@ -22,10 +22,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90):
-    """The apps served exactly as `saaskpi app` serves them, on a free loopback port; yields the base URL."""
+def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90, **options):
+    """The apps served exactly as `saaskpi app` serves them (`options`: those of `voila_command`, such as
+    max_kernels), on a free loopback port; yields the base URL."""
     port = free_port()
-    cmd, _ = voila_command(port)
+    cmd, _ = voila_command(port, **options)
     server = subprocess.Popen([*cmd, *extra], cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -75,3 +76,10 @@ def switch_segment(page, segment: str, timeout_ms: int = 120_000) -> tuple[str, 
     page.wait_for_function("([sel, t]) => document.querySelector(sel)?.innerText !== t", arg=[TILE, before],
                            timeout=timeout_ms)
     return before, page.inner_text(TILE), time.perf_counter() - start
+
+
+def close_tab(page) -> None:
+    """Close the page's tab as a person does (the browser closes it; Playwright's `page.close` does not run the
+    page's `beforeunload` and `pagehide` the same way)."""
+    target = page.context.new_cdp_session(page).send("Target.getTargetInfo")["targetInfo"]["targetId"]
+    page.context.browser.new_browser_cdp_session().send("Target.closeTarget", {"targetId": target})

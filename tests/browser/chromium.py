@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -21,8 +21,9 @@ def ensure_chromium() -> str:
 
 @contextmanager
 def browser_page(width: int = 1400, height: int = 900):
-    """A fresh headless Chromium page."""
-    from playwright.sync_api import sync_playwright
+    """A fresh headless Chromium page; left as a person leaves it (its `beforeunload` runs, so a Voila app's kernel
+    is shut down) unless it was closed already."""
+    from playwright.sync_api import Error, sync_playwright
 
     path = ensure_chromium()
     with sync_playwright() as p:
@@ -30,5 +31,9 @@ def browser_page(width: int = 1400, height: int = 900):
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             yield page
+            if not page.is_closed():
+                with suppress(Error):  # (closed meanwhile)
+                    page.goto("about:blank")
+                    page.wait_for_timeout(300)  # the shutdown beacon leaves before the browser closes
         finally:
             browser.close()

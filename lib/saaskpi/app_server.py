@@ -1,0 +1,270 @@
+"""The Voila server behind `saaskpi app` (`python -m saaskpi.app`): Voila, with what a shared server needs.
+
+- **Closing a tab ends its kernel.** Voila's page sends `POST /voila/api/shutdown/<kernel>` on `beforeunload`
+  with the `_xsrf` cookie's value, but Voila's page handler never sets that cookie, so Jupyter Server refuses
+  the request (403 "'_xsrf' argument missing", voila-dashboards/voila#1458) and the kernel lives on until it is
+  culled. `PageHandler` sets the cookie with the page, so the shutdown is accepted (and still protected
+  against cross-site requests: another site cannot read the cookie). Chromium does not always run
+  `beforeunload` when a tab is closed (a closed headless tab never did), so the page also sends the same request
+  on `pagehide`; a second request for a kernel already gone is answered 204 (`ShutdownHandler`).
+- **A cap on kernels.** At most `max_kernels` kernels run, the preheated ones included (their pools are trimmed
+  to leave room for at least one page); past the cap a page request gets a readable "busy, retry in a moment"
+  page (HTTP 503, `Retry-After`) instead of one more kernel.
+- **No traceback over the websocket.** When the kernel refuses a widget value, ipywidgets sends the error with
+  its traceback on IOPub. `PageSafeConnection` keeps IOPub `error` messages and `stderr` streams from the page
+  (Jupyter Server's own `allow_tracebacks=False` fails on them with jupyter_server 2.21: it reads the
+  replacement message from the wrong object).
+- **One readable error per failure.** With tracebacks hidden, Voila replaces a failing cell's error with
+  "There was an error when executing cell [n]. Please run Voila with --show_tracebacks=True ...".
+  `ReadableErrorsExecutor` drops it where the workbook has already shown its readable panel, and shows a
+  readable panel in its place where it has not.
+- Kernel replies are polled in bounded slices (`kernel_polling`).
+
+Idle-kernel culling is Jupyter Server's (`MappingKernelManager.cull_*`), set on the command line by `saaskpi app`.
+"""
+from __future__ import annotations
+
+import html
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbformat
+import tornado.web
+from jupyter_server.services.kernels.connection.base import BaseKernelWebsocketConnection
+from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
+from traitlets import Integer, Type
+from voila.app import Voila
+from voila.execute import VoilaExecutor
+from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
+from voila.tornado.handler import TornadoVoilaHandler
+
+DEFAULT_MAX_KERNELS = 12
+RETRY_SECONDS = 30
+READABLE_PANEL_CLASSES = ('class="saaskpi-error"', 'class="saaskpi-note"')  # what widgets.error_panel shows
+
+
+# --------------------------------------------------------------------------- the kernel cap
+def pool_sizes(pools_config: dict, notebooks: list[str]) -> dict[str, int]:
+    """Preheated kernels per notebook, as Voila's kernel manager reads `kernel_pools_config`."""
+    default = pools_config.get("default", {})
+    return {nb: int(pools_config.get(nb, default).get("pool_size", default.get("pool_size", 1))) for nb in notebooks}
+
+
+def trimmed_pools(sizes: dict[str, int], max_kernels: int) -> dict[str, int]:
+    """Pool sizes that leave room for at least one page under `max_kernels` (notebooks in name order keep theirs
+    first: the landing app, 00, is served preheated the longest)."""
+    room, trimmed = max_kernels - 1, {}
+    for nb in sorted(sizes):
+        trimmed[nb] = min(sizes[nb], room)
+        room -= trimmed[nb]
+    return trimmed
+
+
+class Capacity:
+    """Kernels the pages use, against the cap: every kernel the server runs (starting, running or shutting down)
+    except the preheated ones waiting in their pools; `pool` of the cap is kept for those."""
+
+    def __init__(self, kernel_manager, max_kernels: int, pool: int):
+        self.kernel_manager, self.max_kernels, self.pool = kernel_manager, max_kernels, pool
+        self.starting = 0  # pages admitted whose kernel is not registered yet
+
+    def waiting_in_pools(self) -> set[str]:
+        pools = getattr(self.kernel_manager, "_pools", {})  # Voila's preheated kernels (absent without preheating)
+        return {task.result()["kernel_id"] for pool in pools.values() for task in pool
+                if task.done() and not task.cancelled() and task.exception() is None}
+
+    def page_kernels(self) -> int:
+        return len(set(self.kernel_manager.list_kernel_ids()) - self.waiting_in_pools()) + self.starting
+
+    def full(self) -> bool:
+        return self.page_kernels() >= self.max_kernels - self.pool
+
+    @contextmanager
+    def admitted(self):
+        """Count a page as using a kernel until `release()` (its kernel is registered by then) or the end."""
+        self.starting += 1
+        held = [True]
+
+        def release():
+            if held[0]:
+                self.starting -= 1
+                held[0] = False
+
+        try:
+            yield release
+        finally:
+            release()
+
+
+BUSY_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="{retry}"><title>The apps are busy</title>
+<style>body {{font-family:{font};color:{ink};margin:0;background:#f8fafc;}}
+main {{max-width:560px;margin:12vh auto;padding:28px 32px;background:white;border-radius:8px;
+  border-top:4px solid {accent};box-shadow:0 1px 3px rgba(0,0,0,.08);}}
+h1 {{font-size:22px;margin:0 0 12px 0;}} p {{font-size:15px;line-height:1.5;color:{muted};margin:8px 0;}}
+a.retry {{display:inline-block;margin-top:14px;padding:9px 16px;border-radius:6px;background:#eff6ff;color:#2563eb;
+  text-decoration:none;font-weight:600;}}</style></head>
+<body><main><h1>The apps are busy, retry in a moment</h1>
+<p>Every app session this server runs at once ({sessions}) is in use. A session ends when its tab is closed or
+after a few idle minutes.</p>
+<p>This page tries again by itself every {retry} seconds.</p>
+<a class="retry" href="{url}">Retry now</a></main></body></html>
+"""
+
+
+def busy_page(sessions: int, url: str) -> str:
+    """The page shown past the kernel cap (`sessions`: the pages the cap allows at once): what happened and when
+    to retry; nothing else about the server."""
+    from . import theme
+
+    return BUSY_PAGE.format(retry=RETRY_SECONDS, font=theme.FONT, ink=theme.INK, muted=theme.MUTED,
+                            accent=theme.STATUS["near"], sessions=sessions, url=html.escape(url, quote=True))
+
+
+# Sent on `pagehide` (a closed tab, a followed link, a reload): the request Voila's page sends on `beforeunload`.
+SHUTDOWN_ON_PAGEHIDE = """<script>
+window.addEventListener('pagehide', () => {
+  const config = JSON.parse(document.getElementById('jupyter-config-data').textContent);
+  const form = new FormData();
+  const xsrf = document.cookie.split('; ').find((c) => c.startsWith('_xsrf='));
+  form.append('_xsrf', xsrf ? xsrf.slice(6) : '');
+  navigator.sendBeacon(`${config.baseUrl}voila/api/shutdown/${config.kernelId}`, form);
+});
+</script>
+"""
+
+
+class PageHandler(TornadoVoilaHandler):
+    """An app page: sets the `_xsrf` cookie its closing beacon sends back, and answers 503 past the kernel cap."""
+
+    @tornado.web.authenticated
+    async def get(self, path=None):
+        capacity: Capacity = self.settings["saaskpi_capacity"]
+        if capacity.full():
+            self.log.warning("Kernel cap of %d reached: busy page for %s", capacity.max_kernels, self.request.path)
+            self.set_status(503)
+            self.set_header("Retry-After", str(RETRY_SECONDS))
+            self.set_header("Content-Type", "text/html; charset=UTF-8")
+            self.set_header("Cache-Control", "no-store")
+            self.finish(busy_page(capacity.max_kernels - capacity.pool, self.request.uri))
+            return
+        self.xsrf_token  # noqa: B018 - reading it sets the `_xsrf` cookie (before the first byte is sent)
+        with capacity.admitted() as release:
+            async for snippet in self.get_generator(path=path):
+                release()  # the page's kernel is registered before the first snippet
+                self.write(snippet.replace("</body>", SHUTDOWN_ON_PAGEHIDE + "</body>", 1))
+                self.flush()
+
+
+class ShutdownHandler(VoilaShutdownKernelHandler):
+    """Voila's kernel shutdown (xsrf-checked), answering 204 for a kernel that is already gone."""
+
+    @tornado.web.authenticated
+    async def post(self, kernel_id):
+        if kernel_id not in self.kernel_manager:
+            self.set_status(204)
+            self.finish()
+            return
+        await super().post(kernel_id)
+
+
+# --------------------------------------------------------------------------- what the page receives
+class PageSafeConnection(ZMQChannelsWebsocketConnection):
+    """The kernel websocket, without the kernel's error reports: IOPub `error` messages (a traceback) and
+    `stderr` streams stay on the server; everything else passes unchanged."""
+
+    def handle_outgoing_message(self, stream, outgoing_msg: list) -> None:
+        channel = stream if isinstance(stream, str) else getattr(stream, "channel", None)
+        if channel == "iopub" and self._is_error_report(outgoing_msg):
+            return
+        super().handle_outgoing_message(stream, outgoing_msg)
+
+    def _is_error_report(self, msg_list: list) -> bool:
+        _, parts = self.session.feed_identities(msg_list)  # signature, header, parent, metadata, content, ...
+        msg_type = self.session.unpack(parts[1]).get("msg_type")
+        return msg_type == "error" or (msg_type == "stream" and self.session.unpack(parts[4]).get("name") == "stderr")
+
+
+# --------------------------------------------------------------------------- what the page shows
+def readable_failure() -> dict:
+    """The output shown for a failing cell that has not shown the workbook's own panel."""
+    from . import theme
+
+    text = ("Something went wrong: this part of the page could not be computed. Reload the page; if it persists, "
+            "report it with the app's name, segment and month (the server's log has the details).")
+    style = (f"font-family:{theme.FONT};border-left:4px solid {theme.STATUS['off']};background:#fef2f2;"
+             f"padding:10px 14px;margin:6px 0;color:{theme.INK};font-size:13px;")
+    return nbformat.v4.new_output("display_data", data={
+        "text/html": f'<div class="saaskpi-error" style="{style}">{html.escape(text)}</div>', "text/plain": text})
+
+
+class ReadableErrorsExecutor(VoilaExecutor):
+    """Voila's executor, with a failing cell's hidden error replaced by nothing when the workbook has shown its
+    readable panel, and by a readable panel when it has not (instead of Voila's note about tracebacks)."""
+
+    def strip_code_cell_errors(self, cell):
+        if cell["cell_type"] != "code" or not any(o["output_type"] == "error" for o in cell["outputs"]):
+            return cell
+        shown = any(mark in str(o.get("data", {}).get("text/html", "")) for o in cell["outputs"]
+                    for mark in READABLE_PANEL_CLASSES)
+        cell["outputs"] = [o for o in cell["outputs"] if o["output_type"] != "error"]
+        if not shown:
+            cell["outputs"].append(readable_failure())
+        return cell
+
+
+# --------------------------------------------------------------------------- the server
+class SaasKpiVoila(Voila):
+    """Voila with the page handler, websocket and executor above, and a cap on kernels."""
+
+    max_kernels = Integer(DEFAULT_MAX_KERNELS, config=True,
+                          help="Kernels the server runs at most, preheated ones included; past it pages get a "
+                               "busy page (HTTP 503).")
+    kernel_websocket_connection_class = Type(default_value=PageSafeConnection, klass=BaseKernelWebsocketConnection,
+                                             config=True, help="The kernel websocket connection class to use.")
+
+    def init_settings(self) -> dict:
+        pool = self._trim_pools()
+        settings = super().init_settings()
+        settings["saaskpi_capacity"] = Capacity(self.kernel_manager, self.max_kernels, pool)
+        return settings
+
+    def _trim_pools(self) -> int:
+        """Fit the preheated pools of voila.json under the cap; returns the kernels they keep."""
+        if self.max_kernels < 1:
+            raise ValueError(f"max_kernels must be at least 1, got {self.max_kernels}")
+        if not self.voila_configuration.preheat_kernel:
+            return 0
+        section = self.config.VoilaKernelManager
+        pools = dict(section.get("kernel_pools_config", {}))
+        notebooks = sorted(str(p.relative_to(self.root_dir)) for p in Path(self.root_dir).rglob("*.ipynb")
+                           if ".ipynb_checkpoints" not in str(p))
+        sizes = pool_sizes(pools, notebooks)
+        trimmed = trimmed_pools(sizes, self.max_kernels)
+        if trimmed != sizes:
+            self.log.warning("Preheated kernels trimmed to fit max_kernels=%d: %s", self.max_kernels,
+                             {nb: n for nb, n in trimmed.items() if n})
+            section.kernel_pools_config = {"default": {"pool_size": 0},
+                                           **{nb: {**pools.get(nb, {}), "pool_size": n} for nb, n in trimmed.items()}}
+        return sum(trimmed.values())
+
+    def init_handlers(self) -> list:
+        ours = {TornadoVoilaHandler: PageHandler, VoilaShutdownKernelHandler: ShutdownHandler}
+        return [(pattern, ours.get(handler, handler), *rest) for pattern, handler, *rest in super().init_handlers()]
+
+
+def main() -> int:
+    """Run the server (the command line is Voila's, plus `--SaasKpiVoila.max_kernels`)."""
+    import voila.notebook_renderer
+
+    from .kernel_polling import bounded_shell_polls
+
+    bounded_shell_polls()
+    voila.notebook_renderer.VoilaExecutor = ReadableErrorsExecutor  # the class Voila instantiates per page
+    return SaasKpiVoila.launch_instance()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
