@@ -200,7 +200,8 @@ def report(results: list[dict], before: tuple[int, int], seen: dict, preheated: 
 
 def main() -> None:
     load_average = os.getloadavg()[0]
-    with voila_server() as base:
+    # every session gets a kernel (the default cap of `saaskpi app` would answer the rest with its busy page)
+    with voila_server(max_kernels=SESSIONS + sum(pool_settings()["pools"].values())) as base:
         server = server_process(base)
         preheated = wait_until_preheated(server, sum(pool_settings()["pools"].values()))
         before, pool = family_rss(server), kernel_ids(server)
