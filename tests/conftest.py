@@ -13,6 +13,19 @@ from saaskpi import paths
 from saaskpi.workbook import open_workbook
 
 
+def load_module(path: Path, name: str):
+    """The Python file `path` imported as module `name` (the corpus builders are all called build.py)."""
+    import importlib.util
+
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_source(folder: Path, tables: dict[str, str]) -> Path:
     """Write each table's literal CSV text (dedented) to `folder/<table>.csv`."""
     folder.mkdir(parents=True, exist_ok=True)

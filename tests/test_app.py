@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 import sys
 from pathlib import Path
 
@@ -181,17 +182,22 @@ def app_server():
 
 
 @pytest.mark.browser
-def test_landing_page_lists_every_app(app_server):
+def test_landing_page_is_the_executive_summary_and_stays_on_the_machine(app_server):
+    from apps import CHART
     from chromium import browser_page
 
+    hosts = set()
     with browser_page() as page:
-        page.goto(app_server + "/")
-        # Voila's tree page is a JupyterLab file listing rendered by script after the page has loaded
+        page.on("request", lambda request: hosts.add(urllib.parse.urlsplit(request.url).hostname))
+        page.goto(app_server + "/", timeout=180_000)
+        page.wait_for_selector(CHART, state="visible", timeout=180_000)
+        links = page.eval_on_selector_all(".saaskpi-nav a", "els => els.map(e => e.innerText.trim())")
+        assert page.url.endswith("/voila/render/00_executive_summary.ipynb")
+        assert page.inner_text(".saaskpi-nav a.current") == "Executive summary"
+        page.goto(app_server + "/voila/tree/", timeout=180_000)  # Voila's file listing, also offline
         page.wait_for_selector(".jp-DirListing-item", timeout=120_000)
-        links = page.eval_on_selector_all(".jp-DirListing-itemText", "els => els.map(e => e.innerText.trim())")
-    names = notebook_names()
-    listed = [next(n for n in names if n in link) for link in links if any(n in link for n in names)]
-    assert listed == names  # every app, in page order (the executive summary, 00, first)
+    assert len(links) == len(notebook_names())  # every app, in page order
+    assert hosts <= {"127.0.0.1", None}, hosts - {"127.0.0.1"}  # no font, script or style from another host
 
 
 @pytest.mark.browser

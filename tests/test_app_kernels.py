@@ -135,7 +135,7 @@ def test_sigterm_to_saaskpi_app_stops_the_server_and_its_kernels():
     app, base = start_saaskpi_app("--max-kernels=2")  # one preheated kernel, one page
     port = int(base.rsplit(":", 1)[1])
     try:
-        assert wait_for(lambda: get_ok(base + "/"), timeout=120), "saaskpi app did not start"
+        assert wait_for(lambda: get_ok(base + "/voila/tree/"), timeout=120), "saaskpi app did not start"
         server = server_process(base)
         assert server.pid != app.pid and server.ppid() == app.pid  # `saaskpi app` runs the server as a child
         status, _, _ = get(f"{base}/voila/render/{EXECUTIVE}.ipynb")  # a page, so that a kernel runs
@@ -160,7 +160,7 @@ def test_saaskpi_app_killed_outright_takes_its_server_along():
         pytest.skip("parent-death signal: Linux only")
     app, base = start_saaskpi_app("--max-kernels=1")  # no preheated kernel: nothing to wait for
     try:
-        assert wait_for(lambda: get_ok(base + "/"), timeout=120), "saaskpi app did not start"
+        assert wait_for(lambda: get_ok(base + "/voila/tree/"), timeout=120), "saaskpi app did not start"
         server = server_process(base)
         app.kill()
         app.wait(timeout=10)

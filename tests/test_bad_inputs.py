@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from conftest import load_module
 from saaskpi import cli, paths
 from saaskpi.contract import RULE_CODES
 from saaskpi.errors import DataContractError
@@ -22,8 +23,7 @@ from saaskpi.metrics import METRICS
 from saaskpi.workbook import open_workbook
 
 FIXTURES = Path(__file__).parent / "fixtures"
-sys.path.insert(0, str(FIXTURES / "bad"))
-import build  # noqa: E402
+build = load_module(FIXTURES / "bad" / "build.py", "build_bad_sources")
 
 CASES = {c.name: c for c in build.CASES}
 MONTH = "2024-02"
@@ -224,12 +224,7 @@ def test_corruptions_cover_every_kind():
 
 
 # --------------------------------------------------------------------------- importers (saaskpi import ...)
-import importlib.util  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("build_imports", FIXTURES / "bad" / "imports" / "build.py")
-build_imports = importlib.util.module_from_spec(_spec)
-sys.modules["build_imports"] = build_imports  # dataclasses look their module up
-_spec.loader.exec_module(build_imports)
+build_imports = load_module(FIXTURES / "bad" / "imports" / "build.py", "build_imports")
 IMPORT_CASES = {c.name: c for c in build_imports.CASES}
 
 

@@ -4,17 +4,16 @@ export is unchanged. The bases (tests/fixtures/stripe/good/) import cleanly."""
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import load_module
 from saaskpi.errors import DataContractError
 from saaskpi.importers.stripe import read_stripe
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
-sys.path.insert(0, str(FIXTURES))
-import build  # noqa: E402
+build = load_module(FIXTURES / "build.py", "build_stripe")
 
 CASES = {c.name: c for c in build.CASES}
 

@@ -18,6 +18,11 @@
   "There was an error when executing cell [n]. Please run Voila with --show_tracebacks=True ...".
   `ReadableErrorsExecutor` drops it where the workbook has already shown its readable panel, and shows a
   readable panel in its place where it has not.
+- **Nothing leaves the machine.** Voila's templates link Font Awesome from a CDN; `Offline` removes every
+  stylesheet link to another host from the pages it serves (the apps use no icon font), so a page makes no
+  request off the machine.
+- **The landing page is the executive summary** (its navigation bar links every app; a query string such as
+  `?segment=smb` is kept); Voila's file listing stays at `/voila/tree/`.
 - Kernel replies are polled in bounded slices (`kernel_polling`).
 
 Idle-kernel culling is Jupyter Server's (`MappingKernelManager.cull_*`), set on the command line by `saaskpi app`.
@@ -25,6 +30,7 @@ Idle-kernel culling is Jupyter Server's (`MappingKernelManager.cull_*`), set on 
 from __future__ import annotations
 
 import html
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,9 +44,12 @@ from voila.app import Voila
 from voila.execute import VoilaExecutor
 from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
+from voila.tornado.treehandler import TornadoVoilaTreeHandler
 
 DEFAULT_MAX_KERNELS = 12
 RETRY_SECONDS = 30
+LANDING_PAGE = "voila/render/00_executive_summary.ipynb"
+OFF_MACHINE_STYLESHEET = re.compile(r'<link rel="stylesheet" href="https?://[^"]*"[^>]*>\s*')
 READABLE_PANEL_CLASSES = ('class="saaskpi-error"', 'class="saaskpi-note"')  # what widgets.error_panel shows
 
 
@@ -136,7 +145,28 @@ window.addEventListener('pagehide', () => {
 """
 
 
-class PageHandler(TornadoVoilaHandler):
+class Offline:
+    """A handler whose pages link no stylesheet on another host (Voila's templates ask a CDN for Font Awesome)."""
+
+    def write(self, chunk):
+        if isinstance(chunk, bytes):
+            chunk = chunk.decode("utf-8")
+        super().write(OFF_MACHINE_STYLESHEET.sub("", chunk) if isinstance(chunk, str) else chunk)
+
+
+class TreeHandler(Offline, TornadoVoilaTreeHandler):
+    """Voila's file listing, offline."""
+
+
+class LandingHandler(tornado.web.RequestHandler):
+    """`/`: the executive summary, with the query string it was given."""
+
+    def get(self):
+        query = f"?{self.request.query}" if self.request.query else ""
+        self.redirect(self.settings.get("base_url", "/").rstrip("/") + "/" + LANDING_PAGE + query)
+
+
+class PageHandler(Offline, TornadoVoilaHandler):
     """An app page: sets the `_xsrf` cookie its closing beacon sends back, and answers 503 past the kernel cap."""
 
     @tornado.web.authenticated
@@ -251,8 +281,11 @@ class SaasKpiVoila(Voila):
         return sum(trimmed.values())
 
     def init_handlers(self) -> list:
-        ours = {TornadoVoilaHandler: PageHandler, VoilaShutdownKernelHandler: ShutdownHandler}
-        return [(pattern, ours.get(handler, handler), *rest) for pattern, handler, *rest in super().init_handlers()]
+        ours = {TornadoVoilaHandler: PageHandler, VoilaShutdownKernelHandler: ShutdownHandler,
+                TornadoVoilaTreeHandler: TreeHandler}
+        handlers = [(pattern, ours.get(handler, handler), *rest) for pattern, handler, *rest in super().init_handlers()]
+        return [(pattern, LandingHandler) if pattern == self.server_url and handler is TreeHandler
+                else (pattern, handler, *rest) for pattern, handler, *rest in handlers]
 
 
 def main() -> int:

@@ -34,7 +34,7 @@ def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90, **optio
         deadline = time.time() + ready_timeout
         while True:
             try:
-                urllib.request.urlopen(base + "/", timeout=5)
+                urllib.request.urlopen(base + "/voila/tree/", timeout=5)  # "/" would render the executive summary
                 break
             except OSError:
                 if time.time() > deadline or server.poll() is not None:

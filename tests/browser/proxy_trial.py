@@ -101,7 +101,7 @@ def main() -> None:
         base = f"https://127.0.0.1:{HTTPS_PORT}"
         try:
             wait_until_up(f"http://127.0.0.1:{app_port}/")  # the app server (403 without the token)
-            wait_until_up(base + "/")
+            wait_until_up(base + "/voila/tree/")
             report(base, token, app_port, folder)
         finally:
             nginx.send_signal(signal.SIGQUIT)  # graceful stop

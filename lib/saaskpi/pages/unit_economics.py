@@ -196,7 +196,7 @@ def _what_if(wb) -> None:
 
     for s in sliders.values():
         s.observe(update, names="value")
-    reset = W.Button(description="Reset", icon="undo", tooltip="every lever back to today's value",
+    reset = W.Button(description="Reset", tooltip="every lever back to today's value",
                      layout=W.Layout(width="110px", margin="6px 0 0 118px"))
     reset.on_click(lambda _: [setattr(s, "value", 0.0) for s in sliders.values()])
     # the levers beside the numbers they move
