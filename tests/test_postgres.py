@@ -1,0 +1,202 @@
+"""PostgreSQL as a source, against a real server (the throwaway cluster of tests/pg/cluster.py): the demo
+company gives the folder's numbers, the big table is aggregated and restricted in SQL, and every way a
+connection or a schema can be wrong is a clear message without a traceback or a password."""
+from __future__ import annotations
+
+import io
+import math
+import textwrap
+import time
+
+import pandas as pd
+import polars as pl
+import pytest
+from conftest import REVENUE_TABLES
+
+from saaskpi.cli import main
+from saaskpi.errors import DataContractError, SourceError
+from saaskpi.postgres import Address, PostgresSource, read_schema_tables
+from saaskpi.sources import open_source, validated_tables
+from saaskpi.workbook import open_workbook
+
+
+def text_frames(tables: dict[str, str]) -> dict[str, pl.DataFrame]:
+    """Literal CSV tables as all-text frames (stored in PostgreSQL as text columns, parsed by the contract)."""
+    return {n: pl.read_csv(io.StringIO(textwrap.dedent(t).strip()), infer_schema=False) for n, t in tables.items()}
+
+
+@pytest.fixture(scope="module")
+def revenue_pg(pg_cluster) -> str:
+    """The conftest revenue story as text tables in schema `revenue`."""
+    return pg_cluster.load("revenue", text_frames(REVENUE_TABLES))
+
+
+def same_metrics(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    found = []
+    for (_, x), (_, y) in zip(a.iterrows(), b.iterrows()):
+        both_nan = all(isinstance(v, float) and math.isnan(v) for v in (x.value, y.value))
+        if x.metric != y.metric or (not both_nan and not math.isclose(x.value, y.value, rel_tol=1e-9, abs_tol=1e-9)) \
+                or x.status != y.status or x.n != y.n:
+            found.append(f"{x.metric}: folder {x.value} (n {x.n}, {x.status}) vs postgres {y.value} (n {y.n}, {y.status})")
+    return found
+
+
+# --------------------------------------------------------------------------- parity
+@pytest.mark.parametrize("segment", ["all", "enterprise"])
+def test_demo_in_postgres_gives_the_folders_numbers(pg_demo, demo_source, segment, monkeypatch):
+    """Every metric of the month and a few tables are those of the folder; usage_events is never read
+    whole: its aggregates run as SQL in the server, and a segment's rows are selected there."""
+    restricted = []
+    real_read, real_scan = PostgresSource.read, PostgresSource.scan
+
+    def read(self, name):
+        assert name != "usage_events", "usage_events was read whole into Python"
+        return real_read(self, name)
+
+    def scan(self, name, accounts=None):
+        restricted.append(accounts is not None)
+        return real_scan(self, name, accounts)
+
+    monkeypatch.setattr(PostgresSource, "read", read)
+    monkeypatch.setattr(PostgresSource, "scan", scan)
+    folder = open_workbook(str(demo_source), segment, interactive=False)
+    pg = open_workbook(pg_demo, segment, interactive=False)
+    assert pg.as_of == folder.as_of
+    found = same_metrics(folder.metrics_frame(), pg.metrics_frame())
+    assert not found, "\n".join(found)
+    for name in ("mrr_movements", "active_users", "account_weekly_activity", "user_month_activity"):
+        pd.testing.assert_frame_equal(folder.table(name), pg.table(name), check_dtype=False, obj=name)
+    assert pg.all_tables.source.can_run("select 1 from {usage_events}")  # the usage aggregates were SQL
+    if segment == "enterprise":
+        assert any(restricted), "the segment's events were not selected in SQL"
+
+
+def test_cli_reads_a_postgres_source(capsys, pg_demo):
+    """`saaskpi validate`, `metrics` and `table` take the URL as they take a folder."""
+    assert main(["validate", pg_demo]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(pg_demo + ": valid (") and "subscriptions" in out
+    assert main(["table", "mrr_movements", "--source", pg_demo, "--segment", "enterprise"]) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert {"month", "mrr_end", "new", "churn"} <= set(frame.columns) and len(frame) > 12
+
+
+def test_text_tables_are_parsed_like_csv(revenue_pg, revenue_source):
+    """Tables stored as text are typed and checked by the contract exactly as CSV files are."""
+    folder = open_workbook(str(revenue_source), "all", "2024-05", interactive=False)
+    pg = open_workbook(revenue_pg, "all", "2024-05", interactive=False)
+    pd.testing.assert_frame_equal(folder.table("mrr_movements"), pg.table("mrr_movements"))
+    assert pg.value("monthly_recurring_revenue").value == 560  # conftest story: 150 + 60 + 200 + 150
+
+
+# --------------------------------------------------------------------------- fingerprint
+def test_fingerprint_changes_when_the_data_changes(pg_cluster):
+    url = pg_cluster.load("changing", text_frames(REVENUE_TABLES))
+    source = open_source(url)
+    first = source.fingerprint()
+    assert open_source(url).fingerprint() == first  # nothing changed: the same
+
+    def changed(statement: str, before: str) -> str:
+        pg_cluster.sql(statement, "demo")
+        for _ in range(100):  # the server publishes a writer's counts when it ends (at most a second later)
+            now = open_source(url).fingerprint()
+            if now != before:
+                return now
+            time.sleep(0.1)
+        raise AssertionError(f"fingerprint unchanged after: {statement}")
+
+    second = changed("update changing.subscriptions set amount = '101' where subscription_id = 'S1'", first)
+    third = changed("truncate changing.fx_rates", second)
+    changed("alter table changing.accounts add column note text", third)
+
+
+# --------------------------------------------------------------------------- bad input
+def test_missing_table_is_named_with_its_schema(pg_cluster):
+    url = pg_cluster.load("no_subscriptions", text_frames({k: v for k, v in REVENUE_TABLES.items() if k != "subscriptions"}))
+    with pytest.raises(DataContractError) as err:
+        validated_tables(open_source(url))
+    problem = next(p for p in err.value.problems if p.code == "source.missing_table")
+    assert problem.table == "no_subscriptions.subscriptions"
+    assert "required table `subscriptions` is missing" in problem.message
+
+
+def test_wrong_column_type_is_named(pg_cluster):
+    frames = text_frames(REVENUE_TABLES)
+    frames["accounts"] = frames["accounts"].with_columns(created_at=pl.lit(20240101, dtype=pl.Int64))
+    url = pg_cluster.load("wrong_type", frames)
+    with pytest.raises(DataContractError) as err:
+        validated_tables(open_source(url))
+    assert [(p.code, p.table, p.column) for p in err.value.problems] == [
+        ("accounts.wrong_type", "wrong_type.accounts", "created_at")]
+    assert "is stored as bigint: expected a date-time" in str(err.value)
+
+
+def test_bad_values_are_reported_as_for_files(pg_cluster):
+    frames = text_frames(REVENUE_TABLES)
+    frames["subscriptions"] = frames["subscriptions"].with_columns(
+        amount=pl.when(pl.col("subscription_id") == "S4").then(pl.lit("-60")).otherwise(pl.col("amount")))
+    url = pg_cluster.load("bad_values", frames)
+    with pytest.raises(DataContractError) as err:
+        validated_tables(open_source(url))
+    assert [(p.code, p.table, p.column, p.count) for p in err.value.problems] == [
+        ("subscriptions.out_of_range", "bad_values.subscriptions", "amount", 1)]
+
+
+def test_connection_problems_are_clear_messages(pg_cluster, capsys):
+    from pg.cluster import PASSWORD, PASSWORD_USER  # noqa: F401 - tests/ is on the path (conftest)
+
+    socket = pg_cluster.folder
+    cases = {
+        f"postgresql://{PASSWORD_USER}:wrong-secret@/demo?host={socket}&schema=demo": "refused the password of user `saaskpi_pw`",
+        f"postgresql://saaskpi@/demo?host={socket}-gone&schema=demo": "No PostgreSQL server answers at the Unix socket in",
+        "postgresql://saaskpi:wrong-secret@127.0.0.1:9/demo?schema=demo": "No PostgreSQL server answers at 127.0.0.1:9",
+        f"postgresql://saaskpi@/nope?host={socket}&schema=demo": "Database `nope` does not exist",
+        f"postgres://saaskpi@/demo?host={socket}&schema=nope": "Schema `nope` does not exist in PostgreSQL at",
+    }
+    for url, expected in cases.items():
+        with pytest.raises(SourceError) as err:
+            open_source(url)
+        assert expected in str(err.value) and "wrong-secret" not in str(err.value), str(err.value)
+        assert main(["validate", url]) == 2
+        out, errors = capsys.readouterr()
+        assert expected in errors and "Traceback" not in errors and "wrong-secret" not in out + errors
+
+
+def test_password_role_connects_with_the_right_password(pg_cluster, pg_demo):
+    from pg.cluster import PASSWORD, PASSWORD_USER
+
+    pg_cluster.sql(f"grant usage on schema demo to {PASSWORD_USER}; grant select on all tables in schema demo to {PASSWORD_USER}",
+                   "demo")
+    url = f"postgresql://{PASSWORD_USER}:{PASSWORD}@/demo?host={pg_cluster.folder}&schema=demo"
+    source = open_source(url)
+    assert "accounts" in source.table_names() and PASSWORD not in source.location
+
+
+def test_permission_denied_names_the_table(pg_cluster):
+    from pg.cluster import PASSWORD, PASSWORD_USER
+
+    pg_cluster.load("private", text_frames(REVENUE_TABLES))
+    pg_cluster.sql(f"grant usage on schema private to {PASSWORD_USER}", "demo")
+    url = f"postgresql://{PASSWORD_USER}:{PASSWORD}@/demo?host={pg_cluster.folder}&schema=private"
+    with pytest.raises(SourceError) as err:
+        validated_tables(open_source(url))
+    assert "private.accounts" in str(err.value) and "permission denied" in str(err.value) and PASSWORD not in str(err.value)
+
+
+# --------------------------------------------------------------------------- addresses and other tables
+def test_address_keeps_the_password_out_of_what_is_shown():
+    a = Address.parse("postgres://ana:s3cret@db.example:6543/warehouse?schema=billing&sslmode=require")
+    assert a.shown == "postgresql://ana@db.example:6543/warehouse?schema=billing&sslmode=require"
+    assert (a.schema, a.database, a.user, a.server) == ("billing", "warehouse", "ana", "db.example:6543")
+    assert "schema=" not in a.uri and "s3cret" in a.uri  # libpq gets the password, nobody sees it
+    s = Address.parse("postgresql:///warehouse?host=/run/postgresql")
+    assert (s.schema, s.server, s.shown) == ("public", "the Unix socket in /run/postgresql",
+                                            "postgresql:///warehouse?host=/run/postgresql")
+
+
+def test_read_schema_tables_reads_any_table(pg_cluster):
+    url = pg_cluster.load("stripe", {"customer": pl.DataFrame({"id": ["cus_1", "cus_2"], "created": [1700000000, 1700000500]})})
+    frames = read_schema_tables(url, ["customer"])
+    assert frames["customer"].to_dicts() == [{"id": "cus_1", "created": 1700000000}, {"id": "cus_2", "created": 1700000500}]
+    with pytest.raises(SourceError, match=r"Table stripe.invoice not found in PostgreSQL at .* Tables there: customer"):
+        read_schema_tables(url, ["invoice"])
