@@ -89,6 +89,44 @@ def test_text_tables_are_parsed_like_csv(revenue_pg, revenue_source):
     assert pg.value("monthly_recurring_revenue").value == 560  # conftest story: 150 + 60 + 200 + 150
 
 
+EVENTS = """
+    event_time,user_id,account_id,feature,duration_seconds
+    2024-01-01T00:00:00Z,U1,A1,reports,10
+    2024-01-01T23:59:00Z,U1,A1,reports,
+    2024-01-07T12:00:00Z,U1,A1,reports,5
+    2024-01-08T00:00:00Z,U1,A1,export,1
+    2024-01-29T08:00:00Z,U1,A1,export,1
+    2024-01-31T23:59:59Z,U1,A1,export,1
+    2024-02-01T00:00:00Z,U1,A1,reports,2
+    2024-03-01T00:30:00Z,U2,A3,reports,
+"""
+
+
+def test_usage_aggregates_in_sql_on_literal_events(pg_cluster, revenue_source):
+    """The two usage aggregates computed by the server, against hand counts and against the folder."""
+    events = pl.read_csv(io.StringIO(textwrap.dedent(EVENTS).strip()), infer_schema=False)
+    typed = events.with_columns(event_time=pl.col("event_time").str.to_datetime(time_zone="UTC"),
+                                duration_seconds=pl.col("duration_seconds").cast(pl.Int64))
+    url = pg_cluster.load("events", {**text_frames(REVENUE_TABLES), "usage_events": typed})
+    (revenue_source / "usage_events.csv").write_text(textwrap.dedent(EVENTS).strip() + "\n")
+    pg = open_workbook(url, "all", "2024-05", interactive=False)
+    users = pg.table("user_month_activity").set_index(["user_id", "key"])
+    # U1 in January: days 1, 7, 8, 29, 31 (two events on the 1st are one day) -> 5 days; blocks 1-7 and 8-14
+    # -> 2 (days 29-31 are no week of their own); last event Jan 31 23:59:59
+    jan, feb = 2024 * 12, 2024 * 12 + 1  # month keys: year * 12 + month - 1
+    assert users.loc[("U1", jan), ["days_active", "blocks_active"]].tolist() == [5, 2]
+    assert users.loc[("U1", jan), "last_event"] == pd.Timestamp("2024-01-31T23:59:59Z")
+    assert users.loc[("U1", feb), ["days_active", "blocks_active"]].tolist() == [1, 1]
+    assert ("U2", feb + 1) in users.index  # Mar 1 00:30 UTC is in March, whatever the server's own time zone
+    features = pg.table("feature_month_activity").set_index(["account_id", "feature", "key"])
+    # reports in January: 10 + (not recorded: 0) + 5 = 15 s, last used on the 7th
+    assert features.loc[("A1", "reports", jan), ["seconds", "last_day"]].tolist() == [15, 7]
+    assert features.loc[("A1", "export", jan), ["seconds", "last_day"]].tolist() == [3, 31]
+    folder = open_workbook(str(revenue_source), "all", "2024-05", interactive=False)
+    for name in ("user_month_activity", "feature_month_activity", "active_users"):
+        pd.testing.assert_frame_equal(folder.table(name), pg.table(name), check_dtype=False, obj=name)
+
+
 # --------------------------------------------------------------------------- fingerprint
 def test_fingerprint_changes_when_the_data_changes(pg_cluster):
     url = pg_cluster.load("changing", text_frames(REVENUE_TABLES))

@@ -29,6 +29,7 @@ from .sources import Source
 
 DEFAULT_SCHEMA = "public"
 CONNECT_TIMEOUT_SECONDS = 10
+WORK_MEM = "128MB"  # per sort or hash of this session's queries (the server's default, 4MB, spills to disk)
 
 # PostgreSQL types by the contract type they can hold without losing anything (text holds every type: the
 # contract parses it and reports what does not parse, as for CSV files)
@@ -298,6 +299,7 @@ def connect(address: Address):
         connection = dbapi.connect(address.uri)
         with connection.cursor() as cur:
             cur.execute("set time zone 'UTC'")
+            cur.execute(f"set work_mem = '{WORK_MEM}'")  # the usage aggregates hash in memory, not on disk
         return connection
     except Exception as err:  # noqa: BLE001 - every driver error becomes a message naming the place
         raise SourceError(address.redact(_connect_message(address, _reason(err)))) from None

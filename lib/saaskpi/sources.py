@@ -259,8 +259,11 @@ def open_source(location: str | Path | Any) -> Source:
         return SparkSource("spark-session", location)
     text = str(location)
     if text.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresSource
-
+        try:
+            from .postgres import PostgresSource
+        except ModuleNotFoundError as err:
+            raise SourceError(f"A PostgreSQL source needs the `postgres` extra ({err.name} is missing): "
+                              "pip install 'saaskpi[postgres]'.") from None
         return PostgresSource.open(text)
     if text.startswith(("spark://", "sc://", "local[")) or text == "spark":
         from pyspark.sql import SparkSession  # optional dependency: pip install saaskpi[spark]

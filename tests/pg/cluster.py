@@ -87,7 +87,7 @@ class Cluster:
             raise RuntimeError(f"initdb failed:\n{done.stdout}{done.stderr}")
         (self.data / "pg_hba.conf").write_text(f"local all {PASSWORD_USER} scram-sha-256\nlocal all all trust\n")
         options = (f"-c listen_addresses='' -k {self.folder} -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c max_connections=40 -c shared_buffers=64MB")
+                   "-c full_page_writes=off -c max_connections=40 -c shared_buffers=64MB -c timezone=America/New_York")  # not UTC on purpose
         done = self._cmd("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
         if done.returncode:
             log = self.log.read_text() if self.log.exists() else ""
