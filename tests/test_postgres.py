@@ -238,3 +238,20 @@ def test_read_schema_tables_reads_any_table(pg_cluster):
     assert frames["customer"].to_dicts() == [{"id": "cus_1", "created": 1700000000}, {"id": "cus_2", "created": 1700000500}]
     with pytest.raises(SourceError, match=r"Table stripe.invoice not found in PostgreSQL at .* Tables there: customer"):
         read_schema_tables(url, ["invoice"])
+
+
+def test_filters_pushed_into_sql_are_a_superset():
+    """Comparisons with a date-time go into the scan's SQL widened by a second (whole seconds are exact),
+    text only for equality (the server's collation may order text otherwise), anything else not at all:
+    Polars applies the whole filter to the rows anyway."""
+    from saaskpi.postgres import sql_conditions
+
+    schema = pl.Schema({"event_time": pl.Datetime("us", "UTC"), "account_id": pl.String})
+    start, stop = (pd.Timestamp(t, tz="UTC").to_pydatetime() for t in ("2023-12-01", "2024-03-01"))
+    window = (pl.col("event_time") >= start) & (pl.col("event_time") < stop)
+    # 2023-12-01 is 1,701,388,800 s after 1970-01-01; 2024-03-01 is 1,709,251,200 s
+    assert sql_conditions(window & (pl.col("account_id") == "O'Neil") & (pl.col("account_id") > "B"), schema) == [
+        '"event_time" >= to_timestamp(1701388799)', '"event_time" < to_timestamp(1709251202)',
+        "\"account_id\" = 'O''Neil'"]
+    assert sql_conditions((pl.col("event_time") >= start) | (pl.col("account_id") == "A"), schema) == []
+    assert sql_conditions(None, schema) == []

@@ -221,8 +221,9 @@ class PostgresSource(Source):
 
     def scan(self, name: str, accounts: pl.Series | None = None) -> pl.LazyFrame | None:
         """Table `name` as a lazy frame read from the server when collected: only the columns asked for and,
-        with `accounts`, only their rows (`account_id = any(...)` in SQL); other filters apply as the rows
-        arrive, batch by batch."""
+        with `accounts`, only their rows (`account_id = any(...)` in SQL). A filter Polars pushes into the
+        scan is applied to every batch, and its comparisons of a column with a value also go into the SQL
+        (`sql_conditions`), so that a time window is selected by the server."""
         from polars.io.plugins import register_io_source
 
         schema = self._fetch(self._select(name) + " limit 0", table=name).schema
@@ -234,7 +235,9 @@ class PostgresSource(Source):
 
         def batches(with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
                     batch_size: int | None) -> Iterator[pl.DataFrame]:
-            sql = self._select(table, with_columns or list(schema)) + where + (f" limit {n_rows}" if n_rows else "")
+            conditions = ([where[len(" where "):]] if where else []) + sql_conditions(predicate, schema)
+            sql = (self._select(table, with_columns or list(schema))
+                   + (f" where {' and '.join(conditions)}" if conditions else "") + (f" limit {n_rows}" if n_rows else ""))
             connection = connect(address)  # its own connection: Polars may collect on another thread
             try:
                 with connection.cursor() as cur:
@@ -283,6 +286,64 @@ class PostgresSource(Source):
         h.update(repr(stats).encode())
         h.update(repr(sorted(self.columns().items())).encode())
         return h.hexdigest()[:12]
+
+
+_OPERATORS = {"Eq": "=", "NotEq": "<>", "Lt": "<", "LtEq": "<=", "Gt": ">", "GtEq": ">="}
+_PER_SECOND = {"Microseconds": 1_000_000, "Milliseconds": 1_000, "Nanoseconds": 1_000_000_000}
+
+
+def sql_conditions(predicate: pl.Expr | None, schema: pl.Schema) -> list[str]:
+    """SQL conditions implied by a Polars filter: each `column <op> value` joined by `&` at the top (a date-time,
+    a number or a text value). Anything else is left out: the rows the SQL returns are a superset of the
+    filter's, which is applied to them afterwards anyway. Read from the expression's JSON form, which Polars
+    marks unstable: a form this does not know gives no condition, never a wrong one."""
+    if predicate is None:
+        return []
+    try:
+        import json
+
+        tree = json.loads(predicate.meta.serialize(format="json"))
+    except Exception:  # noqa: BLE001 - no pushdown, the filter still applies
+        return []
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        binary = node.get("BinaryExpr") if isinstance(node, dict) else None
+        if not binary:
+            return
+        if binary.get("op") == "And":
+            walk(binary.get("left"))
+            walk(binary.get("right"))
+            return
+        op, column = binary.get("op"), binary.get("left", {}).get("Column")
+        value = _sql_value(binary.get("right"), op)
+        if op in _OPERATORS and column in schema and value is not None:
+            found.append(f"{quoted(column)} {_OPERATORS[op]} {value}")
+
+    walk(tree)
+    return found
+
+
+def _sql_value(node: Any, op: str) -> str | None:
+    """An SQL literal for a Polars literal node compared with `op`, or None. A date-time bound is widened by a
+    second (whole seconds are exact in SQL's to_timestamp); text is only compared for equality (the server's
+    collation may order text differently from Polars)."""
+    scalar = node.get("Literal", {}).get("Scalar") if isinstance(node, dict) else None
+    if not isinstance(scalar, dict) or len(scalar) != 1:
+        return None
+    kind, value = next(iter(scalar.items()))
+    if kind == "Datetime" and isinstance(value, list) and len(value) == 3 and value[1] in _PER_SECOND:
+        zone = (value[2] or {}).get("inner") if isinstance(value[2], dict) else value[2]
+        if op not in ("Lt", "LtEq", "Gt", "GtEq"):
+            return None
+        whole = int(value[0]) // _PER_SECOND[value[1]]
+        seconds = f"to_timestamp({whole + 2 if op in ('Lt', 'LtEq') else whole - 1})"
+        return seconds if zone == "UTC" else f"({seconds} at time zone 'UTC')" if zone is None else None
+    if kind in ("Int64", "Int32", "UInt32", "UInt64") and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if kind in ("String", "StringOwned") and isinstance(value, str) and op == "Eq":
+        return "'" + value.replace("'", "''") + "'"
+    return None
 
 
 def _text_array(values: list) -> str:
