@@ -52,6 +52,7 @@ bench: demo
 	$(BIN)/python benchmarks/app.py
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/postgres.py
 
 clean:
 	rm -rf reports/ .pytest_cache

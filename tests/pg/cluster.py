@@ -92,7 +92,11 @@ class Cluster:
         if done.returncode:
             log = self.log.read_text() if self.log.exists() else ""
             raise RuntimeError(f"pg_ctl start failed:\n{done.stdout}{done.stderr}{log}")
-        self.sql(f"create role {PASSWORD_USER} login password '{PASSWORD}'; create database demo owner {SUPERUSER}")
+        try:
+            self.sql(f"create role {PASSWORD_USER} login password '{PASSWORD}'; create database demo owner {SUPERUSER}")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def url(self, database: str = "demo", schema: str = "public", user: str = SUPERUSER) -> str:
