@@ -255,3 +255,15 @@ def test_filters_pushed_into_sql_are_a_superset():
         "\"account_id\" = 'O''Neil'"]
     assert sql_conditions((pl.col("event_time") >= start) | (pl.col("account_id") == "A"), schema) == []
     assert sql_conditions(None, schema) == []
+
+
+def test_scan_selects_accounts_in_sql_whatever_their_ids(pg_cluster):
+    """A segment's accounts go into the scan's SQL as a constant array; quotes, commas and backslashes in ids
+    survive the quoting."""
+    ids = ["A'1", 'B"2', "C,3", "D\\4", "E 5"]
+    events = pl.DataFrame({"event_time": [pd.Timestamp("2024-01-01", tz="UTC").to_pydatetime()] * 6,
+                           "user_id": ["U"] * 6, "account_id": [*ids, "other"], "feature": ["f"] * 6,
+                           "duration_seconds": [1, 2, 3, 4, 5, 6]})
+    source = open_source(pg_cluster.load("odd_ids", {"usage_events": events}))
+    kept = source.scan("usage_events", pl.Series(ids)).select("account_id", "duration_seconds").collect()
+    assert sorted(kept["account_id"].to_list()) == sorted(ids) and kept["duration_seconds"].sum() == 15

@@ -227,10 +227,9 @@ class PostgresSource(Source):
         from polars.io.plugins import register_io_source
 
         schema = self._fetch(self._select(name) + " limit 0", table=name).schema
-        where, params = "", ()
-        if accounts is not None:
-            where = f" where {quoted('account_id')}::text = any($1::text[])"
-            params = (_text_array(accounts.unique().sort().to_list()),)
+        where = ""
+        if accounts is not None:  # a constant array, which the server hashes (a bound parameter is searched row by row)
+            where = f" where {quoted('account_id')}::text = any({_quoted_text(_text_array(accounts.unique().sort().to_list()))}::text[])"
         address, table = self.address, name
 
         def batches(with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
@@ -241,7 +240,7 @@ class PostgresSource(Source):
             connection = connect(address)  # its own connection: Polars may collect on another thread
             try:
                 with connection.cursor() as cur:
-                    cur.execute(sql, params or None)
+                    cur.execute(sql)
                     for batch in cur.fetch_record_batch():
                         frame = pl.from_arrow(batch)
                         assert isinstance(frame, pl.DataFrame)
@@ -342,8 +341,13 @@ def _sql_value(node: Any, op: str) -> str | None:
     if kind in ("Int64", "Int32", "UInt32", "UInt64") and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if kind in ("String", "StringOwned") and isinstance(value, str) and op == "Eq":
-        return "'" + value.replace("'", "''") + "'"
+        return _quoted_text(value)
     return None
+
+
+def _quoted_text(text: str) -> str:
+    """An SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _text_array(values: list) -> str:
