@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 MONTH  ?=
 PORT   ?= 8866
 
-.PHONY: setup demo reports snapshot app lab test docs bench clean java
+.PHONY: setup demo reports snapshot app lab test docs bench clean java postgres
 
 setup: $(STAMP)
 
@@ -34,12 +34,17 @@ lab: demo
 docs: setup
 	$(BIN)/saaskpi docs
 
-test: demo java
+test: demo java postgres
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # the Spark engine's parity tests need a Java runtime; install Debian's when it is missing (as root)
 java:
 	@command -v java >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; } || echo "Java is missing: the Spark parity tests will be skipped"
+
+# the PostgreSQL source's tests start a throwaway cluster (tests/pg/cluster.py); install Debian's server when
+# initdb is missing (as root). Without it they skip locally and fail in CI (CI=true).
+postgres:
+	@$(BIN)/python tests/pg/cluster.py install || echo "PostgreSQL is missing: its tests will be skipped (and fail in CI)"
 
 bench: demo
 	$(BIN)/python benchmarks/run.py
@@ -49,6 +54,7 @@ bench: demo
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/import_invoices.py
 	$(BIN)/python benchmarks/kernels.py
+	$(BIN)/python benchmarks/postgres.py
 
 clean:
 	rm -rf reports/ .pytest_cache

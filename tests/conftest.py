@@ -109,3 +109,40 @@ def demo_source() -> Path:
 
         generate(paths.DEMO_DIR)
     return paths.DEMO_DIR
+
+
+# --------------------------------------------------------------------------- PostgreSQL (tests/pg/cluster.py)
+def _pg_cluster_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pg_cluster", Path(__file__).parent / "pg" / "cluster.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster on a Unix socket, for the whole session (stopped and removed at the end,
+    even when tests fail). In CI (CI=true) a cluster that cannot be had fails the tests; locally they skip."""
+    module = _pg_cluster_module()
+    try:
+        cluster = module.start()
+    except (RuntimeError, OSError) as err:
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail(f"PostgreSQL is needed in CI and could not be started: {err}", pytrace=False)
+        pytest.skip(f"PostgreSQL could not be started: {err}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_demo(pg_cluster, demo_source) -> str:
+    """The URL of schema `demo` holding the demo company's tables with their contract types."""
+    from saaskpi.sources import open_source, validated_tables
+
+    tables = validated_tables(open_source(demo_source))
+    frames = {**tables.frames, **{n: s.collect(engine="streaming") for n, s in tables.scans.items()}}
+    return pg_cluster.load("demo", frames)

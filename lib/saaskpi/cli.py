@@ -67,12 +67,13 @@ def cmd_import(args) -> int:
 
 def cmd_validate(args) -> int:
     from .params import conventions
+    from .sources import shown
     from .workbook import load_tables
 
     _ensure_demo(args.source)
     tables = load_tables(args.source, conventions())
     rows = ", ".join(f"{n} {f.height:,}" for n, f in tables.frames.items())
-    print(f"{args.source}: valid ({rows}).")
+    print(f"{shown(args.source)}: valid ({rows}).")
     return 0
 
 
@@ -184,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
 
     def common(sp):
-        sp.add_argument("--source", default=DEFAULT_SOURCE, help="folder, .duckdb file or Spark URL")
+        sp.add_argument("--source", default=DEFAULT_SOURCE, help="folder, .duckdb file, Spark URL or postgresql:// URL")
         sp.add_argument("--segment", default="all", help="a file in parameters/segments/")
         sp.add_argument("--month", default="", help="YYYY-MM; default: last complete month in the data")
         sp.add_argument("--format", default="csv", choices=["csv", "json", "table"])

@@ -58,7 +58,8 @@ def data_contract_markdown() -> str:
     conv = Conventions()
     out = [HEADER, "# Data contract\n",
            "A source is a folder of `<table>.csv` or `<table>.parquet` files (one per table, not both), a DuckDB "
-           "file with tables of these names, or a Spark session. Only "
+           "file with tables of these names, a Spark session, or a schema of a PostgreSQL database "
+           "(`postgresql://user@host/db?schema=NAME`, see [postgres.md](postgres.md)). Only "
            f"{' and '.join(f'`{t}`' for t in REQUIRED_TABLES)} are required; a page whose tables are absent says so. "
            "`saaskpi validate SOURCE` checks everything below and reports every problem at once "
            "(rule code, table, column, count, up to 5 example rows). The source is never modified.\n",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +25,7 @@ from .contract import REQUIRED_TABLES, ROW, TABLES, cross_table_problems, typed_
 from .contract.lazy import LAZY_TABLES, typed_scan
 from .contract.native import native_problems, stored_as_contract
 from .errors import DataContractError, Problem, SourceError
+from .frames import to_pandas
 
 SUFFIXES = (".csv", ".parquet")
 ENGINES = ("polars", "duckdb", "spark")
@@ -85,94 +88,200 @@ def _unreadable_parquet(name: str, err: Exception) -> Problem:
     return Problem(f"{name}.unreadable", name, None, f"{name}.parquet could not be read as Parquet: {str(err).splitlines()[0]}", 0)
 
 
-@dataclass
-class Source:
-    """A data source: where the tables are and how to read them."""
+class Source(ABC):
+    """A data source: where the tables are and how to read them. Each kind of source (a folder, a DuckDB
+    file, a Spark catalog, a PostgreSQL schema) implements this one interface; validation and the workbook
+    never ask which kind they have."""
 
-    location: str
-    kind: str  # "folder" | "duckdb" | "spark"
-    handle: Any = None  # duckdb connection or SparkSession
+    location: str  # shown in messages (never with a password)
+    kind: str = ""
+    session: Any = None  # the SparkSession a Spark source's tables live in (see Engine.for_source)
 
+    @abstractmethod
     def table_names(self) -> list[str]:
         """Contract tables present in the source."""
-        if self.kind == "folder":
-            root = Path(self.location)
-            return sorted({p.stem for p in root.iterdir() if p.suffix in SUFFIXES and p.stem in TABLES})
-        if self.kind == "duckdb":
-            names = {r[0] for r in self.handle.execute("select table_name from information_schema.tables").fetchall()}
-        else:
-            names = {t.name for t in self.handle.catalog.listTables()}
-        return sorted(n for n in names if n in TABLES)
 
-    def ambiguous(self) -> list[Problem]:
-        """A problem for each table stored twice (as CSV and as Parquet): which one is meant is unclear."""
-        if self.kind != "folder":
-            return []
-        root = Path(self.location)
-        return [Problem("source.both_formats", n, None, f"{n}.csv and {n}.parquet are both in {root}: keep one of them", 0)
-                for n in self.table_names() if all((root / f"{n}{s}").exists() for s in SUFFIXES)]
-
+    @abstractmethod
     def read(self, name: str) -> tuple[pl.DataFrame, int]:
-        """Table `name` as stored, and the line number of its first row (for error examples)."""
-        if self.kind == "folder":
-            root = Path(self.location)
-            if (root / f"{name}.csv").exists():
-                return _read_csv(name, root / f"{name}.csv"), 2
-            try:
-                return pl.read_parquet(root / f"{name}.parquet"), 1
-            except (pl.exceptions.PolarsError, OSError) as err:
-                raise Unreadable(_unreadable_parquet(name, err)) from None
-        if self.kind == "duckdb":
-            return self.handle.table(name).pl(), 1
-        return pl.from_arrow(self.handle.table(name).toArrow()), 1
+        """Table `name` as stored, and the line number of its first row (for error examples); raises
+        `Unreadable` for a table that cannot be read as a table."""
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A short hash that changes when the source's data changes (keys the caches)."""
+
+    def expected(self, name: str) -> str:
+        """How table `name` is looked for (said when a required table is missing)."""
+        return f"a table `{name}`"
+
+    def problems(self) -> list[Problem]:
+        """Problems of the source as a whole (e.g. a table stored twice), found before any table is read."""
+        return []
+
+    def locate(self, problem: Problem) -> Problem:
+        """`problem` naming its table as the source does (e.g. schema.table)."""
+        return problem
+
+    def scan(self, name: str, accounts: pl.Series | None = None) -> pl.LazyFrame | None:
+        """Big table `name` as a lazy Polars frame (nothing is read yet), restricted at the source to `accounts`
+        where the source can do so (callers filter again), or None: the table is then read whole."""
+        return None
 
     def parquet_path(self, name: str) -> Path | None:
-        """The Parquet file of table `name` in a folder source, if that is how it is stored."""
-        path = Path(self.location) / f"{name}.parquet"
-        return path if self.kind == "folder" and path.exists() else None
+        """The Parquet file of table `name`, if that is how it is stored (DuckDB and Spark engines read it)."""
+        return None
 
     def native(self, name: str) -> nw.LazyFrame:
-        """Table `name` of a Spark source as a lazy frame in the source's session (nothing is read)."""
-        return nw.from_native(self.handle.table(name))
+        """Table `name` as a lazy frame in the source's own session (only for a source with a `session`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no session of its own")
 
-    def scan(self, name: str) -> pl.LazyFrame | None:
-        """Table `name` as a lazy Polars scan when it is a Parquet file (big tables stay out of memory)."""
+    def can_run(self, sql: str) -> bool:
+        """Whether `query(sql)` runs in the source's database and gives what the contract's typed tables would."""
+        return False
+
+    def query(self, sql: str) -> pl.DataFrame:
+        """The result of `sql` (table names as ``{name}`` placeholders) run in the source's database."""
+        raise NotImplementedError(f"{type(self).__name__} does not run SQL")
+
+    def column_max(self, name: str, column: str) -> Any:
+        """Largest value of a column computed by the source itself, or None when it cannot."""
+        return None
+
+
+class FolderSource(Source):
+    """A folder of CSV and Parquet files, one per table."""
+
+    kind = "folder"
+
+    def __init__(self, location: str):
+        self.location = location
+        self.root = Path(location)
+
+    def table_names(self) -> list[str]:
+        return sorted({p.stem for p in self.root.iterdir() if p.suffix in SUFFIXES and p.stem in TABLES})
+
+    def expected(self, name: str) -> str:
+        return f"{name}.csv or {name}.parquet"
+
+    def problems(self) -> list[Problem]:
+        """A problem for each table stored twice (as CSV and as Parquet): which one is meant is unclear."""
+        return [Problem("source.both_formats", n, None, f"{n}.csv and {n}.parquet are both in {self.root}: keep one of them", 0)
+                for n in self.table_names() if all((self.root / f"{n}{s}").exists() for s in SUFFIXES)]
+
+    def read(self, name: str) -> tuple[pl.DataFrame, int]:
+        if (self.root / f"{name}.csv").exists():
+            return _read_csv(name, self.root / f"{name}.csv"), 2
+        try:
+            return pl.read_parquet(self.root / f"{name}.parquet"), 1
+        except (pl.exceptions.PolarsError, OSError) as err:
+            raise Unreadable(_unreadable_parquet(name, err)) from None
+
+    def parquet_path(self, name: str) -> Path | None:
+        path = self.root / f"{name}.parquet"
+        return path if path.exists() else None
+
+    def scan(self, name: str, accounts: pl.Series | None = None) -> pl.LazyFrame | None:
+        """A Parquet file as a lazy scan (big tables stay out of memory; the callers' filters skip row groups)."""
         path = self.parquet_path(name)
         return pl.scan_parquet(path) if path else None
 
     def fingerprint(self) -> str:
         """A short hash of the source's files (name, size, modification time)."""
         h = hashlib.sha256(self.location.encode())
-        if self.kind == "folder":
-            for p in sorted(Path(self.location).iterdir()):
-                if p.suffix in SUFFIXES:
-                    st = p.stat()
-                    h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        for p in sorted(self.root.iterdir()):
+            if p.suffix in SUFFIXES:
+                st = p.stat()
+                h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
         return h.hexdigest()[:12]
 
 
-def open_source(location: str | Path | Any) -> Source:
-    """Open a source: a folder, a ``.duckdb`` file, a SparkSession, or a ``spark://``/``sc://`` URL."""
-    if hasattr(location, "catalog") and hasattr(location, "table"):
-        return Source("spark-session", "spark", location)
+class DuckDBSource(Source):
+    """A DuckDB database file, opened read-only."""
+
+    kind = "duckdb"
+
+    def __init__(self, location: str, connection: Any):
+        self.location = location
+        self.handle = connection
+
+    def table_names(self) -> list[str]:
+        names = {r[0] for r in self.handle.execute("select table_name from information_schema.tables").fetchall()}
+        return sorted(n for n in names if n in TABLES)
+
+    def read(self, name: str) -> tuple[pl.DataFrame, int]:
+        return self.handle.table(name).pl(), 1
+
+    def fingerprint(self) -> str:
+        """A short hash of the file's path, size and modification time."""
+        st = Path(self.location).stat()
+        return hashlib.sha256(f"{self.location}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+
+
+class SparkSource(Source):
+    """The tables of a Spark catalog (a local session, a cluster or Spark Connect)."""
+
+    kind = "spark"
+
+    def __init__(self, location: str, session: Any):
+        self.location = location
+        self.session = self.handle = session
+
+    def table_names(self) -> list[str]:
+        return sorted(n for n in {t.name for t in self.session.catalog.listTables()} if n in TABLES)
+
+    def read(self, name: str) -> tuple[pl.DataFrame, int]:
+        return pl.from_arrow(self.session.table(name).toArrow()), 1
+
+    def native(self, name: str) -> nw.LazyFrame:
+        """Table `name` as a lazy frame in the source's session (nothing is read)."""
+        return nw.from_native(self.session.table(name))
+
+    def fingerprint(self) -> str:
+        """The session's address only: a Spark catalog has no cheap change marker (see docs/spark.md)."""
+        return hashlib.sha256(self.location.encode()).hexdigest()[:12]
+
+
+def shown(location: Any) -> str:
+    """A source as it may be shown: a URL without its password (a folder or file path as given)."""
     text = str(location)
+    if "://" not in text:
+        return text
+    text = re.sub(r"(://[^/@:]*):[^/@]*@", r"\1@", text)
+    return re.sub(r"([?&])password=[^&]*&?", r"\1", text).rstrip("?&")
+
+
+def open_source(location: str | Path | Any) -> Source:
+    """Open a source: a folder, a ``.duckdb`` file, a SparkSession, a ``spark://``/``sc://`` URL, or a
+    ``postgresql://`` URL (see postgres.py)."""
+    if isinstance(location, Source):
+        return location
+    if hasattr(location, "catalog") and hasattr(location, "table"):
+        return SparkSource("spark-session", location)
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        try:
+            from .postgres import PostgresSource
+        except ModuleNotFoundError as err:
+            raise SourceError(f"A PostgreSQL source needs the `postgres` extra ({err.name} is missing): "
+                              "pip install 'saaskpi[postgres]'.") from None
+        return PostgresSource.open(text)
     if text.startswith(("spark://", "sc://", "local[")) or text == "spark":
         from pyspark.sql import SparkSession  # optional dependency: pip install saaskpi[spark]
 
         builder = SparkSession.builder.config("spark.sql.session.timeZone", "UTC")
         builder = builder.remote(text) if text.startswith("sc://") else builder.master("local[2]" if text == "spark" else text)
-        return Source(text, "spark", builder.getOrCreate())
+        return SparkSource(text, builder.getOrCreate())
     path = paths.resolve(text)
     if path.suffix == ".duckdb":
         if not path.exists():
             raise SourceError(f"DuckDB file {path} does not exist.")
         import duckdb
 
-        return Source(str(path), "duckdb", duckdb.connect(str(path), read_only=True))
+        return DuckDBSource(str(path), duckdb.connect(str(path), read_only=True))
     if not path.is_dir():
         hint = " Run `saaskpi demo` to generate the demo data." if path == paths.DEMO_DIR else ""
-        raise SourceError(f"Data source {path} is not a folder, a .duckdb file or a Spark URL.{hint}")
-    return Source(str(path), "folder")
+        raise SourceError(f"Data source {path} is not a folder, a .duckdb file, a Spark URL or a postgresql:// URL.{hint}")
+    return FolderSource(str(path))
 
 
 # --------------------------------------------------------------------------- engines
@@ -195,15 +304,15 @@ class Engine:
     def for_source(cls, name: str, source: "Source") -> "Engine":
         """Engine `name` for `source`: a Spark source's own session (local, cluster or Spark Connect) runs the
         Spark engine, so that data and work stay where the source is."""
-        if name == "spark" and source.kind == "spark":
-            source.handle.conf.set("spark.sql.session.timeZone", "UTC")  # months of timestamps in UTC everywhere
-            return cls(name, source.handle)
+        if name == "spark" and source.session is not None:
+            source.session.conf.set("spark.sql.session.timeZone", "UTC")  # months of timestamps in UTC everywhere
+            return cls(name, source.session)
         return cls(name)
 
     def keeps(self, source: "Source") -> bool:
         """Whether this engine runs where `source` keeps its tables (the source's own Spark session), so that a
         big table can stay there instead of being read into Python."""
-        return self.name == "spark" and source.kind == "spark" and self.handle is source.handle
+        return self.name == "spark" and source.session is not None and self.handle is source.session
 
     def __post_init__(self):
         if self.name not in ENGINES:
@@ -284,23 +393,36 @@ class Tables:
         keep = self.engine.lazy(pl.DataFrame({"account_id": self.scan_accounts.unique()}))
         return frame.join(keep, on="account_id", how="semi")
 
-    def aggregate(self, name: str, compute: Callable[["Tables"], pd.DataFrame]) -> pd.DataFrame:
+    def aggregate(self, name: str, compute: Callable[["Tables"], pd.DataFrame], sql: str = "",
+                  sort: tuple[str, ...] = ()) -> pd.DataFrame:
         """`compute(tables)`, an aggregate of the big tables with an account_id column: for a source with big
         tables, computed once over every account and kept in the disk cache (see cache.py) for every kernel
-        and segment, then restricted to these tables' accounts."""
+        and segment, then restricted to these tables' accounts. `sql` is the same aggregate in SQL (sorted
+        by `sort` once collected): a source that runs SQL (PostgreSQL) computes it in its database, so that
+        the big table is never read into Python."""
         from .cache import cache_dir, cached_frame
 
         whole = self.parent or self
-        if not whole.scans or cache_dir() is None:
+        pushed = bool(sql) and bool(whole.scans) and whole.source.can_run(sql) and whole._text_as_stored()
+        if not pushed and (not whole.scans or cache_dir() is None):
             return compute(self)
-        key = f"{whole.source.location}|{whole.source.fingerprint()}|{whole.engine.name}"
-        frame = cached_frame(name, key, lambda: compute(whole))
+
+        def over_all_accounts() -> pd.DataFrame:
+            if pushed:
+                return to_pandas(nw.from_native(whole.source.query(sql)), sort=list(sort))
+            return compute(whole)
+
+        key = f"{whole.source.location}|{whole.source.fingerprint()}|{'sql' if pushed else whole.engine.name}"
+        frame = over_all_accounts() if cache_dir() is None else cached_frame(name, key, over_all_accounts)
         if self.scan_accounts is None:
             return frame
         return frame[frame.account_id.isin(self.scan_accounts.to_list())].reset_index(drop=True)
 
     def column_max(self, name: str, column: str):
         """Largest value of a column (computed in the engine for big tables)."""
+        pushed = self.source.column_max(name, column) if self.scan_accounts is None and name in self.scans else None
+        if pushed is not None:
+            return pushed
         if name in self.scans:
             return self.scans[name].select(pl.col(column).max()).collect(engine="streaming").item()
         if name in self.natives:
@@ -310,6 +432,19 @@ class Tables:
     def from_polars(self, frame: pl.DataFrame) -> nw.LazyFrame:
         """A small helper frame (e.g. a month calendar) on the same engine."""
         return self.engine.lazy(frame)
+
+    def _text_as_stored(self) -> bool:
+        """Whether no text value of the big tables has surrounding spaces (SQL over them then groups and joins
+        as the typed tables would)."""
+        return all(set(self.as_stored.get(n, [])) >= {c for c, s in TABLES[n].to_schema().columns.items()
+                                                        if s.dtype.type == pl.String} for n in self.scans)
+
+    def _scan_of(self, name: str, account_ids: pl.Series) -> pl.LazyFrame:
+        """Big table `name` typed as validated, restricted at the source to the accounts where it can (when
+        its account ids are stored as they are used, without surrounding spaces)."""
+        stored = self.as_stored.get(name, [])
+        raw = self.source.scan(name, account_ids) if "account_id" in stored else None
+        return self.scans[name] if raw is None else typed_scan(name, raw, self.reporting_currency, stored)[0]
 
     @cached_property
     def _lazy_cache(self) -> dict[str, nw.LazyFrame]:
@@ -321,7 +456,8 @@ class Tables:
         # leads and opportunities carry an account only once won: workbook.segment_tables splits them
         frames = {n: (f.filter(pl.col("account_id").is_in(keep)) if "account_id" in f.columns and n not in ("leads", "opportunities")
                       else f) for n, f in self.frames.items()}
-        scans = {n: f.filter(pl.col("account_id").is_in(account_ids.to_list())) for n, f in self.scans.items()}
+        scans = {n: self._scan_of(n, account_ids).filter(pl.col("account_id").is_in(account_ids.to_list()))
+                 for n in self.scans}
         return Tables(self.source, frames, self.engine, self.reporting_currency, scans, account_ids, self.parent or self,
                       natives=self.natives)
 
@@ -335,7 +471,7 @@ def validated_tables(source: Source, reporting_currency: str = "USD", engine: En
     fingerprint): other kernels opening it then skip the checks over the big tables and across tables."""
     from .cache import cached_json
 
-    if not any(source.parquet_path(n) for n in LAZY_TABLES):
+    if not any(source.scan(n) is not None for n in LAZY_TABLES if n in source.table_names()):
         return _validated_tables(source, reporting_currency, engine, segments, None)
     key = f"{source.location}|{source.fingerprint()}|{reporting_currency}|{','.join(segments)}"
     checked: list = []  # set when this call checks the source (nothing cached)
@@ -354,9 +490,9 @@ def _validated_tables(source: Source, reporting_currency: str, engine: Engine | 
     validation of the same files) the big tables and cross-table rules are not checked again."""
     names = source.table_names()
     problems: list[Problem] = [
-        Problem("source.missing_table", t, None, f"required table `{t}` is missing (expected {t}.csv or {t}.parquet)", 0)
+        Problem("source.missing_table", t, None, f"required table `{t}` is missing (expected {source.expected(t)})", 0)
         for t in REQUIRED_TABLES if t not in names]
-    problems += source.ambiguous()
+    problems += source.problems()
     ambiguous = {p.table for p in problems}
     frames: dict[str, pl.DataFrame] = {}
     scans: dict[str, pl.LazyFrame] = {}
@@ -399,6 +535,6 @@ def _validated_tables(source: Source, reporting_currency: str, engine: Engine | 
     if as_stored is None:
         problems += cross_table_problems({**frames, **scans}, reporting_currency, segments)
     if problems:
-        raise DataContractError(problems, source.location)
+        raise DataContractError([source.locate(p) for p in problems], source.location)
     clean = {n: f.drop(ROW) for n, f in frames.items()}
     return Tables(source, clean, engine or Engine(), reporting_currency, scans, as_stored=stored, natives=natives)

@@ -6,18 +6,19 @@ import dataclasses
 import inspect
 import math
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
 import polars as pl
 
-from . import params, paths, theme  # noqa: F401  (theme: every chart drawn after open_workbook has the workbook's look)
+from . import params, theme  # noqa: F401  (theme: every chart drawn after open_workbook has the workbook's look)
 from .errors import MissingTablesError, ParameterError, SaasKpiError
 from .frames import key_of, month_label, month_of
 from .metrics import METRICS, TABLE_FUNCS
 from .params import Conventions, Segment, Target
-from .sources import Engine, Tables, open_source, validated_tables
+from .sources import Engine, Tables, open_source, shown, validated_tables
 from .stats import target_status, wilson_interval
 
 
@@ -43,20 +44,25 @@ class MetricValue:
         return self.value - self.previous
 
 
-@lru_cache(maxsize=8)
-def _validated(location: str, fingerprint: str, reporting_currency: str, engine: str, segments: tuple[str, ...]) -> Tables:
-    source = open_source(location)
-    return validated_tables(source, reporting_currency, Engine.for_source(engine, source), segments)
+_VALIDATED: OrderedDict[tuple, Tables] = OrderedDict()  # the last few sources validated in this process
+_KEEP = 8
 
 
 def load_tables(source, conventions: Conventions, engine: str = "polars") -> Tables:
-    """The validated tables of `source` (cached while its files and the segment files do not change)."""
+    """The validated tables of `source`, opened once (kept while its fingerprint and the segment files do
+    not change; a source given as an object rather than a path or URL is validated each time)."""
     segments = params.known_segments()
-    if not isinstance(source, (str, type(paths.ROOT))):
-        opened = open_source(source)
-        return validated_tables(opened, conventions.reporting_currency, Engine.for_source(engine, opened), segments)
     opened = open_source(source)
-    return _validated(opened.location, opened.fingerprint(), conventions.reporting_currency, engine, segments)
+    if not isinstance(source, (str, Path)):
+        return validated_tables(opened, conventions.reporting_currency, Engine.for_source(engine, opened), segments)
+    key = (opened.location, opened.fingerprint(), conventions.reporting_currency, engine, segments)
+    if key not in _VALIDATED:
+        _VALIDATED[key] = validated_tables(opened, conventions.reporting_currency, Engine.for_source(engine, opened),
+                                           segments)
+        while len(_VALIDATED) > _KEEP:
+            _VALIDATED.popitem(last=False)
+    _VALIDATED.move_to_end(key)
+    return _VALIDATED[key]
 
 
 def last_complete_month(tables: Tables) -> int:
@@ -404,7 +410,7 @@ def _open(source: str, segment: str, as_of: str, interactive: bool, engine: str)
             raise ParameterError(f"as_of {as_of} is not a complete month yet.")
     else:
         key = last_complete_month(tables)
-    return Workbook(tables, seg, key, conventions, targets, interactive, str(source))
+    return Workbook(tables, seg, key, conventions, targets, interactive, shown(source))
 
 
 def _suggest(name: str, valid: list[str]) -> str:

@@ -31,7 +31,24 @@ def in_calendar(frame: pd.DataFrame, calendar: pl.DataFrame, key: str = "key") -
 def user_month_activity(tables: Tables) -> pd.DataFrame:
     """One row per user, account and month key with an event: distinct days active, distinct 7-day blocks
     active among days 1-7, 8-14, 15-21, 22-28, and the time of the last event (one pass over the events)."""
-    return tables.aggregate("user_month_activity", lambda t: _per_user_month(t, "account_id", last_event=True))
+    return tables.aggregate("user_month_activity", lambda t: _per_user_month(t, "account_id", last_event=True),
+                            sql=USER_MONTH_SQL, sort=("user_id", "key", "account_id"))
+
+
+# the same aggregate in SQL, for a source that runs it in its database (PostgreSQL; session time zone UTC):
+# one row per user-day first (date_trunc is cheap per event; date_part, a double, is cheaper than extract's
+# numeric), so that both counts are plain hash aggregates (no count(distinct) sorts)
+USER_MONTH_SQL = """
+select user_id, account_id, (date_part('year', d) * 12 + date_part('month', d) - 1)::bigint as key,
+       count(*) as days_active,
+       max((date_part('day', d) between 1 and 7)::int) + max((date_part('day', d) between 8 and 14)::int)
+       + max((date_part('day', d) between 15 and 21)::int) + max((date_part('day', d) between 22 and 28)::int)
+       as blocks_active,
+       max(last_event)::timestamptz as last_event
+from (select user_id, account_id, date_trunc('day', event_time) as d, max(event_time) as last_event
+      from {usage_events} group by 1, 2, 3) user_days
+group by 1, 2, 3
+"""
 
 
 def _per_user_month(tables: Tables, *by: str, last_event: bool = False) -> pd.DataFrame:
@@ -50,7 +67,17 @@ def _per_user_month(tables: Tables, *by: str, last_event: bool = False) -> pd.Da
 def feature_month_activity(tables: Tables) -> pd.DataFrame:
     """One row per account, feature and month key with an event: its first event, the last day of the month
     it was used, and the seconds spent (duration_seconds; 0 when not recorded) (one pass over the events)."""
-    return tables.aggregate("feature_month_activity", _per_feature_month)
+    return tables.aggregate("feature_month_activity", _per_feature_month, sql=FEATURE_MONTH_SQL,
+                            sort=("account_id", "feature", "key"))
+
+
+FEATURE_MONTH_SQL = """
+select account_id, feature, (date_part('year', event_time) * 12 + date_part('month', event_time) - 1)::bigint as key,
+       min(event_time)::timestamptz as first_event, max(date_part('day', event_time))::bigint as last_day,
+       coalesce(sum(duration_seconds), 0)::bigint as seconds
+from {usage_events}
+group by 1, 2, 3
+"""
 
 
 def _per_feature_month(tables: Tables) -> pd.DataFrame:
