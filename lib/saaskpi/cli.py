@@ -167,7 +167,8 @@ def parser() -> argparse.ArgumentParser:
     def common(sp):
         sp.add_argument("--source", default=DEFAULT_SOURCE, help="folder, .duckdb file or Spark URL")
         sp.add_argument("--segment", default="all", help="a file in parameters/segments/")
-        sp.add_argument("--month", default="", help="YYYY-MM; default: last complete month in the data")
+        sp.add_argument("--month", default="", help="YYYY-MM, a month the data covers (from the first paying customer "
+                        "to the last complete month); default: the last complete month")
         sp.add_argument("--format", default="csv", choices=["csv", "json", "table"])
         sp.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"])
 
