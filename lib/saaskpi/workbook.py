@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,6 +20,8 @@ from .metrics import METRICS, TABLE_FUNCS
 from .params import Conventions, Segment, Target
 from .sources import Engine, Tables, open_source, validated_tables
 from .stats import target_status, wilson_interval
+
+RUN_ENV = "SAASKPI_SNAPSHOT_RUN"  # snapshot.RUN_ENV (not imported: the snapshot module loads papermill's helpers)
 
 
 @dataclass(frozen=True)
@@ -359,7 +362,12 @@ def open_workbook(source: str = "data/demo", segment: str = "all", as_of: str = 
     Bad data or parameters raise a SaasKpiError; interactively (JupyterLab, Voila, where tracebacks are
     hidden) its message is also shown as a readable panel."""
     try:
-        return _open(source, segment, as_of, interactive, engine)
+        wb = _open(source, segment, as_of, interactive, engine)
+        if not interactive and os.environ.get(RUN_ENV):  # executed by `saaskpi snapshot`: the page records its rows
+            from .snapshot import write_page_records
+
+            write_page_records(wb)
+        return wb
     except SaasKpiError as err:
         if interactive:
             from IPython.display import display
