@@ -1,11 +1,14 @@
 # The two commands a new user needs:
 #   make reports   set up .venv, generate the demo data if missing, run every notebook for every segment
+#   (make snapshot SOURCE=<your data> does the same on your company's data; docs/scheduling.md)
 #   make test      set up .venv, generate the demo data if missing, run every test
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 MONTH  ?=
+SOURCE ?=
+ENGINE ?=
 PORT   ?= 8866
 
 .PHONY: setup demo reports snapshot app lab test docs bench clean java postgres
@@ -22,8 +25,16 @@ $(STAMP): pyproject.toml
 demo: setup
 	@test -f data/demo/ground_truth.json || $(BIN)/saaskpi demo
 
-reports snapshot: demo
+# the demo company's snapshot (what a fresh clone shows)
+reports: demo
 	$(BIN)/saaskpi snapshot $(if $(MONTH),--month $(MONTH))
+
+# the company's snapshot: `make snapshot SOURCE=/srv/acme-data` (required; never the demo): validated first, so
+# bad data stops the job before any page runs (exit 2, nothing written)
+snapshot: setup
+	@test -n "$(SOURCE)" || { echo "make snapshot needs SOURCE=<the company's data: a folder, a .duckdb file or a Spark URL>; make reports runs the demo company" >&2; exit 2; }
+	$(BIN)/saaskpi validate "$(SOURCE)"
+	$(BIN)/saaskpi snapshot --source "$(SOURCE)" $(if $(MONTH),--month $(MONTH)) $(if $(ENGINE),--engine $(ENGINE))
 
 app: demo
 	$(BIN)/saaskpi app --port $(PORT)

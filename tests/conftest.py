@@ -52,6 +52,7 @@ def page_html(func, *args) -> str:
 #   A4 mid_market 400 with 25 % discount, 200 from May   -> 300/mo, contraction 100 in May
 #   A5 smb        EUR 100 (reference rate 1.20) + USD 30 add-on from Feb -> 120/mo, expansion +30 in Feb
 #   A6 smb        Mar 5 - Mar 20 only: never paying at a month end, so never MRR
+#   A7 smb        created May 31 without a subscription: the data runs to the end of May, so May is complete
 REVENUE_TABLES = {
     "accounts": """
         account_id,segment,created_at,acquisition_channel
@@ -61,6 +62,7 @@ REVENUE_TABLES = {
         A4,mid_market,2024-01-01T00:00:00Z,outbound
         A5,smb,2024-01-01T00:00:00Z,organic
         A6,smb,2024-03-01T00:00:00Z,organic
+        A7,smb,2024-05-31T12:00:00Z,organic
     """,
     "subscriptions": """
         subscription_id,account_id,start_date,end_date,amount,billing_period_months,currency,discount_pct

@@ -14,6 +14,7 @@ BOOK_TABLES (May 2023 - May 2024; CSMs K1 smb, K2 enterprise):
   R3 smb        K1 100 / month from 2023-05-01, + 50 add-on from 2024-01-01 (expansion of 50 in Jan)
   R4 smb        K1 100 / month 2023-05-01 - 2024-03-01: churns in March 2024
   R5 smb        none 50 / month from 2024-02-01
+  R9 smb        none, created 2024-05-31 without a subscription: marks the end of the data (May is complete)
   Touchpoints: R1 and R3 every ~3 months (one in every 90-day window from May 2023 to Feb 2024), R3 again May 10.
 """
 from __future__ import annotations
@@ -130,6 +131,7 @@ BOOK_TABLES = {
         R3,smb,2023-05-01T00:00:00Z,K1
         R4,smb,2023-05-01T00:00:00Z,K1
         R5,smb,2024-02-01T00:00:00Z,
+        R9,smb,2024-05-31T12:00:00Z,
     """,
     "subscriptions": """
         subscription_id,account_id,start_date,end_date,amount,billing_period_months,currency,discount_pct

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_source
+from saaskpi.errors import ParameterError
 from saaskpi.metrics import METRICS
 from saaskpi.workbook import open_workbook
 
@@ -42,12 +43,18 @@ def independent_mrr(subs: list[tuple], month_ends: list[dt.date]) -> list[float]
 @given(st.lists(subscription, min_size=1, max_size=12))
 def test_bridge_balances_and_matches_independent_count(tmp_path_factory, subs):
     accounts = "account_id,segment,created_at\n" + "\n".join(f"A{i},smb,2024-01-01T00:00:00Z" for i in range(6))
+    accounts += "\nZ,smb,2025-03-31T12:00:00Z"  # created without a subscription: the data runs to 2025-03-31
     rows = ["subscription_id,account_id,start_date,end_date,amount,billing_period_months,discount_pct"]
     for i, (acc, start, length, amount, period, discount) in enumerate(subs):
         s = START + dt.timedelta(days=start)
         e = "" if length is None else (s + dt.timedelta(days=length)).isoformat()
         rows.append(f"S{i},A{acc},{s.isoformat()},{e},{amount},{period},{discount}")
     src = write_source(tmp_path_factory.mktemp("prop"), {"accounts": accounts, "subscriptions": "\n".join(rows)})
+    month_ends = [(t + pd.offsets.MonthEnd(0)).date() for t in pd.date_range("2024-01", "2025-03", freq="MS")]
+    if not any(independent_mrr(subs, month_ends)):  # nobody ever pays: no month has numbers, and it says so
+        with pytest.raises(ParameterError, match="no complete month with a paying customer"):
+            open_workbook(str(src), "all", "2025-03", interactive=False)
+        return
     wb = open_workbook(str(src), "all", "2025-03", interactive=False)
     m = wb.table("mrr_movements")
     rebuilt = m.mrr_start + m.new + m.reactivation + m.expansion - m.contraction - m.churn
@@ -64,11 +71,16 @@ def test_bridge_balances_and_matches_independent_count(tmp_path_factory, subs):
 
 def test_a_book_where_nobody_pays(tmp_path):
     """Found by the test above: one free subscription left every paying-account table empty, and empty
-    frames of the wrong column types broke spend allocation, lifecycle and health. Now every metric computes."""
-    src = write_source(tmp_path / "free", {
-        "accounts": "account_id,segment,created_at\nA0,smb,2024-01-01T00:00:00Z",
-        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS0,A0,2024-01-01,,0.0"})
-    wb = open_workbook(str(src), "all", "2025-03", interactive=False)
+    frames of the wrong column types broke spend allocation, lifecycle and health. Now every metric computes
+    for a segment where nobody pays; a company where nobody pays has no month with numbers, and says so."""
+    free = {"accounts": "account_id,segment,created_at\nA0,smb,2024-01-01T00:00:00Z\nZ,smb,2025-03-31T12:00:00Z",
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS0,A0,2024-01-01,,0.0"}
+    with pytest.raises(ParameterError, match="no complete month with a paying customer"):
+        open_workbook(str(write_source(tmp_path / "nobody", free)), "all", "2025-03", interactive=False)
+    free["accounts"] += "\nE1,enterprise,2024-01-01T00:00:00Z"
+    free["subscriptions"] += "\nS1,E1,2024-01-01,,1200.0"  # the enterprise customer pays; nobody in smb does
+    src = write_source(tmp_path / "free", free)
+    wb = open_workbook(str(src), "smb", "2025-03", interactive=False)
     frame = wb.metrics_frame().set_index("metric")
     assert frame.loc["monthly_recurring_revenue", "value"] == 0 and frame.loc["paying_accounts", "value"] == 0
     assert pd.isna(frame.loc["average_revenue_per_account", "value"])  # 0 MRR / 0 accounts: n/a, not 0

@@ -90,7 +90,8 @@ def test_simple_ltv_uses_trailing_average_churn(revenue_source):
 
 def test_simple_ltv_is_na_without_churn(tmp_path):
     src = write_source(tmp_path / "s", {
-        "accounts": "account_id,segment,created_at\nA,smb,2024-01-01T00:00:00Z",
+        # Z, created on Sep 30 without a subscription, marks the end of the data: September is complete
+        "accounts": "account_id,segment,created_at\nA,smb,2024-01-01T00:00:00Z\nZ,smb,2024-09-30T12:00:00Z",
         "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS,A,2024-01-01,,100",
     })
     wb = open_workbook(str(src), "all", "2024-09", interactive=False)
@@ -112,6 +113,7 @@ def test_trailing_twelve_month_retention(tmp_path):
             B,smb,2024-01-01T00:00:00Z
             C,smb,2024-06-01T00:00:00Z
             D,smb,2024-01-01T00:00:00Z
+            Z,smb,2025-01-31T12:00:00Z
         """,
         "subscriptions": """
             subscription_id,account_id,start_date,end_date,amount

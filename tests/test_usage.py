@@ -6,9 +6,10 @@ import pytest
 from conftest import write_source
 from saaskpi.workbook import open_workbook
 
-# u1: Jan 1, Jan 2, Feb 1   u2: Jan 1, Mar 5   u3: Feb 10
+# u1: Jan 1, Jan 2, Feb 1   u2: Jan 1, Mar 5   u3: Feb 10; Z (no users, no subscription), created Mar 31, marks
+# the end of the data: March is complete
 USAGE_TABLES = {
-    "accounts": "account_id,segment,created_at\nA,smb,2024-01-01T00:00:00Z",
+    "accounts": "account_id,segment,created_at\nA,smb,2024-01-01T00:00:00Z\nZ,smb,2024-03-31T12:00:00Z",
     "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS,A,2024-01-01,,100",
     "users": """
         user_id,account_id,created_at

@@ -1,50 +1,40 @@
-"""Airflow DAG: the monthly snapshot, one papermill task per notebook x segment, then the overview.
+"""Airflow DAG: the monthly snapshot of the company's data: `saaskpi validate`, then `saaskpi snapshot`.
 
-Copy into your DAGs folder on a worker that has the project checked out and installed
-(`make setup`); `SAASKPI_ROOT` points at the checkout.
+Copy into your DAGs folder on a worker that has the project checked out and installed (`make setup`), and set
+two Airflow Variables (Admin > Variables, or `airflow variables set NAME VALUE`):
+
+    saaskpi_source  the company's data: a folder of CSV/Parquet tables, a .duckdb file or a Spark URL (required:
+                    without it both tasks fail when Airflow renders their command; nothing runs on the demo)
+    saaskpi_root    the checkout with its .venv (default /opt/saaskpi)
+
+`validate` fails on bad data (exit 2, every problem listed in its log) and `snapshot` does not start. The snapshot
+writes a new immutable run of the month that just ended; exit 1 = some page failed (its log names page, segment,
+cell and error; the other pages are in the run).
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import datetime as dt
 
-import pendulum
-from airflow.decorators import dag, task
+from airflow.decorators import dag
 
-ROOT = Path(os.environ.get("SAASKPI_ROOT", "/opt/saaskpi"))
-SEGMENTS = sorted(p.stem for p in (ROOT / "parameters" / "segments").glob("*.yaml"))
-NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+try:  # Airflow 3
+    from airflow.providers.standard.operators.bash import BashOperator
+except ImportError:  # Airflow 2
+    from airflow.operators.bash import BashOperator
+
+SAASKPI = "{{ var.value.get('saaskpi_root', '/opt/saaskpi') }}/.venv/bin/saaskpi"
+SOURCE = "{{ var.value.saaskpi_source }}"  # required: a missing Variable fails the task when it is rendered
+MONTH = "{{ data_interval_start.strftime('%Y-%m') }}"  # the month that just ended (the DAG runs on the 2nd)
+VALIDATE = f'{SAASKPI} validate "{SOURCE}"'
+SNAPSHOT = f'{SAASKPI} snapshot --source "{SOURCE}" --month {MONTH}'
 
 
-@dag(schedule="0 6 2 * *", start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, tags=["saaskpi"])
+@dag(schedule="0 6 2 * *", start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), catchup=False,
+     tags=["saaskpi"])
 def saaskpi_monthly_snapshot():
-    @task
-    def month(data_interval_start=None) -> str:
-        """The month that just ended (the DAG runs on the 2nd of the next month)."""
-        return data_interval_start.strftime("%Y-%m")
-
-    @task
-    def run_notebook(notebook: str, segment: str, as_of: str) -> str:
-        """Execute one notebook for one segment with papermill (static charts, no widgets)."""
-        import papermill as pm
-
-        out = ROOT / "reports" / "airflow" / as_of / segment / f"{notebook}.ipynb"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pm.execute_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"), str(out), kernel_name="python3",
-                            parameters={"source": "data/demo", "segment": segment, "as_of": as_of,
-                                        "interactive": False}, execution_timeout=600)
-        return str(out)
-
-    @task
-    def snapshot(as_of: str) -> None:
-        """The complete, atomic snapshot with its overview and metrics store (reuses nothing from above)."""
-        import subprocess
-
-        subprocess.run([str(ROOT / ".venv" / "bin" / "saaskpi"), "snapshot", "--month", as_of], cwd=ROOT, check=True)
-
-    as_of = month()
-    runs = [run_notebook.override(task_id=f"{nb}__{seg}")(nb, seg, as_of) for nb in NOTEBOOKS for seg in SEGMENTS]
-    runs >> snapshot(as_of)
+    validate = BashOperator(task_id="validate", bash_command=VALIDATE)
+    snapshot = BashOperator(task_id="snapshot", bash_command=SNAPSHOT, execution_timeout=dt.timedelta(hours=2))
+    validate >> snapshot
 
 
 saaskpi_monthly_snapshot()

@@ -127,22 +127,34 @@ def cmd_snapshot(args) -> int:
     done = len(snap.results) - len(snap.failed)
     reused = sum(r.reused for r in snap.results)
     print(f"{done} of {len(snap.results)} runs succeeded" + (f" ({reused} reused from the interrupted attempt)" if reused else "")
-          + f"; snapshot in {snap.folder} (overview: {snap.folder / 'index.html'})")
+          + f"; run {snap.run_id} in {snap.folder} (overview: {snap.index})")
     for r in snap.failed:
         print(f"FAILED {r.describe()}", file=sys.stderr)
     return 1 if snap.failed else 0
 
 
 def cmd_compare(args) -> int:
-    from .snapshot import compare_months
+    from .errors import ParameterError
+    from .snapshot import compare_months, compare_runs
 
-    a, b = args.months
-    table = compare_months(paths.resolve(args.reports) / "metrics.parquet", a, b)
-    restated = table[table.restated]
+    store = paths.resolve(args.reports) / "metrics.parquet"
+    if bool(args.months) == bool(args.runs):
+        raise ParameterError("Give either --months A B (two months) or --runs ID1 ID2 (two runs, e.g. of one month).")
+    if args.months:
+        a, b = args.months
+        table = compare_months(store, a, b)
+        restated = table[table.restated]
+        _emit(table, args.format)
+        if len(restated):
+            print(f"{len(restated)} value(s) for {a} were restated by the {b} run: "
+                  + ", ".join(f"{r.metric} [{r.segment}]" for r in restated.head(10).itertuples()), file=sys.stderr)
+        return 0
+    a, b = args.runs
+    table = compare_runs(store, a, b)
     _emit(table, args.format)
-    if len(restated):
-        print(f"{len(restated)} value(s) for {a} were restated by the {b} snapshot: "
-              + ", ".join(f"{r.metric} [{r.segment}]" for r in restated.head(10).itertuples()), file=sys.stderr)
+    print(f"{int(table.restated.sum())} value(s) restated between run {a} and run {b}"
+          + (f"; {int((~table.restated).sum())} other change(s) of values recorded as immature" if (~table.restated).any() else "")
+          + ".", file=sys.stderr)
     return 0
 
 
@@ -187,7 +199,8 @@ def parser() -> argparse.ArgumentParser:
     def common(sp):
         sp.add_argument("--source", default=DEFAULT_SOURCE, help="folder, .duckdb file, Spark URL or postgresql:// URL")
         sp.add_argument("--segment", default="all", help="a file in parameters/segments/")
-        sp.add_argument("--month", default="", help="YYYY-MM; default: last complete month in the data")
+        sp.add_argument("--month", default="", help="YYYY-MM, a month the data covers (from the first paying customer "
+                        "to the last complete month); default: the last complete month")
         sp.add_argument("--format", default="csv", choices=["csv", "json", "table"])
         sp.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"])
 
@@ -200,23 +213,38 @@ def parser() -> argparse.ArgumentParser:
     common(t)
     t.set_defaults(func=cmd_table)
 
-    s = sub.add_parser("snapshot", help="run every notebook for every segment into reports/<month>/")
-    s.add_argument("--month", default="")
-    s.add_argument("--source", default=DEFAULT_SOURCE)
-    s.add_argument("--segments", default="")
-    s.add_argument("--notebooks", default="")
+    s = sub.add_parser("snapshot", help="run every notebook for every segment into a new run reports/<month>/runs/<run id>/",
+                       description="Execute the notebooks for the segments with papermill into a new, immutable run "
+                                   "reports/<month>/runs/<run id>/; append the rows each page computed to "
+                                   "reports/metrics.parquet and rewrite the month's index. Earlier runs are never "
+                                   "changed. Exit 0: every page ran; 1: some page failed (the others ran); 2: bad "
+                                   "arguments or data (nothing written).")
+    s.add_argument("--month", default="", help="YYYY-MM, a month the data covers (from the first paying customer to "
+                   "the last complete month); default: the last complete month")
+    s.add_argument("--source", default=DEFAULT_SOURCE, help="the company's data: a folder of CSV/Parquet tables, a "
+                   ".duckdb file or a Spark URL (default: the demo company, data/demo)")
+    s.add_argument("--segments", default="", help="comma-separated segment names (files in parameters/segments/); "
+                   "default: every segment")
+    s.add_argument("--notebooks", default="", help="comma-separated notebook names, e.g. 01_funnel,03_unit_economics; "
+                   "default: every notebook. The month's other pages stay reachable from its index")
     s.add_argument("--workers", type=int, default=2, help="notebooks executed at once")
-    s.add_argument("--resume", action="store_true", help="keep the finished runs of an interrupted attempt")
+    s.add_argument("--resume", action="store_true", help="keep the finished pages of an interrupted attempt at the "
+                   "same run (same source, data, code, engine, segments and notebooks)")
     s.add_argument("--cell-timeout", type=int, default=600, help="seconds one cell may run")
-    s.add_argument("--reports", default=str(paths.REPORTS_DIR), help="where snapshots and metrics.parquet live")
+    s.add_argument("--reports", default=str(paths.REPORTS_DIR), help="where the runs and metrics.parquet live")
     s.add_argument("--notebooks-dir", default=str(paths.NOTEBOOKS_DIR), help="the notebooks to run")
     s.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
     s.set_defaults(func=cmd_snapshot)
 
-    c = sub.add_parser("compare", help="change of every metric between two snapshots, with restatements")
-    c.add_argument("--months", nargs=2, required=True, metavar=("A", "B"))
-    c.add_argument("--format", default="table", choices=["csv", "json", "table"])
-    c.add_argument("--reports", default=str(paths.REPORTS_DIR))
+    c = sub.add_parser("compare", help="compare two runs: two months, or two runs of one month (restatements)")
+    c.add_argument("--months", nargs=2, metavar=("A", "B"),
+                   help="every metric's change from month A to a later month B (the latest run of each), flagging "
+                        "values for A that B's run restated")
+    c.add_argument("--runs", nargs=2, metavar=("ID1", "ID2"),
+                   help="the values an earlier run ID1 and a later run ID2 both recorded that differ (restated: a "
+                        "closed period's value that changed); run ids are listed in each month's index.html")
+    c.add_argument("--format", default="table", choices=["csv", "json", "table"], help="output format")
+    c.add_argument("--reports", default=str(paths.REPORTS_DIR), help="where the runs and metrics.parquet live")
     c.set_defaults(func=cmd_compare)
 
     g = sub.add_parser("docs", help="regenerate docs/metrics.md and docs/data-contract.md")

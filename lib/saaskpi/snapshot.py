@@ -1,22 +1,30 @@
-"""The monthly job: every notebook x every segment executed with papermill into an immutable
-snapshot `reports/<month>/`, an overview page, and the metrics store `reports/metrics.parquet`.
+"""The monthly job: every notebook x every segment executed with papermill into an immutable run
+`reports/<month>/runs/<run id>/`, the month's overview `reports/<month>/index.html`, and the append-only
+metrics store `reports/metrics.parquet`.
 
-Safety: runs are written into `reports/.<month>.partial/` and the folder is renamed into place only
-when every run has finished, so an interrupted job never leaves half a snapshot and never damages
-the previous one. `resume=True` keeps the finished runs of an interrupted attempt. A failing
-notebook does not stop the others.
+Immutability: a run is built in `reports/<month>/runs/.<run id>.partial/` and renamed into place when every
+notebook has finished; once there it is never deleted or rewritten. Running a month again (all of it, or some
+notebooks or segments) adds a new run beside the earlier ones; the month's index (the one file of the month that
+is rewritten, atomically) lists the runs and links, for every page and segment, the latest run that has it.
+The metric rows are written by each page in its own kernel (`write_page_records`, on the engine it ran on) and
+appended to the store with the run id, run time, code version and source fingerprint; nothing is ever removed
+from the store. An interrupted job leaves every earlier run and the store as they were; `resume=True` keeps the
+finished notebooks of the interrupted attempt. A failing notebook does not stop the others.
 """
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import hashlib
 import html
 import json
+import logging
 import os
 import re
 import shutil
 import subprocess
-import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +33,12 @@ import pandas as pd
 from . import __version__, params, paths
 from .errors import ParameterError
 
+RUN_COLUMNS = ["run_id", "run_time", "engine", "code_version", "data_fingerprint"]
 METRIC_COLUMNS = ["snapshot", "month", "segment", "notebook", "metric", "label", "value", "unit", "n", "target",
-                  "status", "immature", "convention", "code_version", "data_fingerprint"]
-HISTORY_MONTHS = 12  # each run records the last 12 months, so later snapshots can reveal restatements
-_lock = threading.Lock()
+                  "status", "immature", "convention", *RUN_COLUMNS]
+HISTORY_MONTHS = 12  # each run records the last 12 months, so later runs can reveal restatements
+RUN_ENV = "SAASKPI_SNAPSHOT_RUN"  # set in a snapshot's kernels: where the page writes its metric rows, and the run
+QUIET_LOGGERS = ("papermill", "nbclient", "jupyter_client", "traitlets", "nbconvert")
 
 
 @dataclass(frozen=True)
@@ -49,15 +59,45 @@ class RunResult:
 
 @dataclass
 class Snapshot:
-    """What one snapshot job produced."""
+    """What one snapshot job produced: one run of one month."""
 
     month: str
-    folder: Path
+    folder: Path  # the run's folder, reports/<month>/runs/<run id>
+    run_id: str = ""
     results: list[RunResult] = field(default_factory=list)
 
     @property
     def failed(self) -> list[RunResult]:
         return [r for r in self.results if r.error]
+
+    @property
+    def index(self) -> Path:
+        """The month's overview page."""
+        return self.folder.parent.parent / "index.html"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What every row of a run carries."""
+
+    run_id: str
+    run_time: str  # ISO 8601, UTC
+    month: str
+    engine: str
+    code_version: str
+    data_fingerprint: str
+
+    @classmethod
+    def new(cls, month: str, engine: str, version: str, fingerprint: str) -> "RunInfo":
+        """A run starting now; its id sorts by time: `20261201T203000Z-<6 hex>`."""
+        now = dt.datetime.now(dt.timezone.utc)
+        salt = f"{now.isoformat()}|{os.getpid()}|{month}|{engine}|{version}|{fingerprint}"
+        run_id = f"{now:%Y%m%dT%H%M%SZ}-{hashlib.sha256(salt.encode()).hexdigest()[:6]}"
+        return cls(run_id, now.isoformat(timespec="microseconds"), month, engine, version, fingerprint)
+
+    def row_fields(self) -> dict:
+        return {"run_id": self.run_id, "run_time": self.run_time, "engine": self.engine,
+                "code_version": self.code_version, "data_fingerprint": self.data_fingerprint}
 
 
 def notebook_names(folder: Path = paths.NOTEBOOKS_DIR) -> list[str]:
@@ -97,8 +137,9 @@ def code_version() -> str:
         return __version__
 
 
-def metric_records(wb, notebook: str, snapshot: str, version: str, fingerprint: str) -> list[dict]:
-    """The registry metrics a notebook shows, for the snapshot month and the months before it."""
+def metric_records(wb, notebook: str, run: RunInfo) -> list[dict]:
+    """The registry metrics a notebook shows, for the run's month and the months before it, as `wb` computes
+    them (its engine, its conventions)."""
     from .frames import month_label
     from .metrics import METRICS
     from .stats import target_status
@@ -114,15 +155,23 @@ def metric_records(wb, notebook: str, snapshot: str, version: str, fingerprint: 
         target = wb.target(name)
         immature = series["immature"] if "immature" in series else [False] * len(series)
         for month, value, n, young in zip(series.month, series.value, series.n, immature):
-            rows.append({"snapshot": snapshot, "month": month_label(month), "segment": wb.segment.name,
+            rows.append({"snapshot": run.month, "month": month_label(month), "segment": wb.segment.name,
                          "notebook": notebook, "metric": name, "label": m.label,
                          "value": None if pd.isna(value) else float(value), "unit": m.unit, "n": float(n),
                          "target": target, "immature": bool(young),
                          "status": target_status(value, target, m.direction, wb.conventions.status_near_band,
                                                  bool(young)),
-                         "convention": wb.convention_text(name), "code_version": version,
-                         "data_fingerprint": fingerprint})
+                         "convention": wb.convention_text(name), **run.row_fields()})
     return rows
+
+
+def write_page_records(wb) -> None:
+    """In a snapshot's kernel (RUN_ENV set): write the metric rows of this page, as this workbook computes them,
+    beside the executed notebook. `open_workbook` calls it; the page's tiles then read the same cached values."""
+    spec = json.loads(os.environ[RUN_ENV])
+    run = RunInfo(**spec["run"])
+    records = metric_records(wb, spec["notebook"], run)
+    paths.atomic_write(Path(spec["records"]), json.dumps(records, indent=1))
 
 
 def _error_of(exc: BaseException, output: Path) -> tuple[str, int | None]:
@@ -150,30 +199,45 @@ def _running_cell(output: Path) -> int | None:
     return None
 
 
+def _kernel_manager(env: dict[str, str], log: Path):
+    """A kernel manager class whose kernels get `env` and write their own output (ipykernel's warnings about
+    unencrypted TCP, "KeyboardInterrupt caught in kernel" at shutdown) to `log`, not the terminal."""
+    from jupyter_client.manager import AsyncKernelManager, KernelManager
+
+    async def start_kernel(self, **kw):
+        kw["env"] = {**kw.get("env", os.environ), **env}
+        with open(log, "ab") as out:
+            kw["stdout"] = kw["stderr"] = out
+            return await KernelManager._async_start_kernel(self, **kw)
+
+    return type("SnapshotKernelManager", (AsyncKernelManager,), {"start_kernel": start_kernel})
+
+
 def run_one(notebook: str, segment: str, month: str, source: str, folder: Path, timeout: int = 600,
-            notebooks_dir: Path = paths.NOTEBOOKS_DIR, version: str = "", fingerprint: str = "",
-            engine: str = "polars") -> RunResult:
-    """Execute one notebook for one segment (interactive=False) with its metrics on `engine`, write its HTML
-    report and metrics sidecar (the sidecar's values are computed on Polars: the engines agree, test_parity)."""
+            notebooks_dir: Path = paths.NOTEBOOKS_DIR, engine: str = "polars", run: RunInfo | None = None) -> RunResult:
+    """Execute one notebook for one segment (interactive=False) with its metrics on `engine` and write its HTML
+    report. With a `run`, the page writes its metric rows to `<notebook>.metrics.json` beside the notebook
+    (`write_page_records`, in the kernel); the kernel's own output goes to `logs/<segment>-<notebook>.log`."""
     import papermill as pm
 
     out = folder / segment / f"{notebook}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
+    (folder / "logs").mkdir(exist_ok=True)
+    records = out.with_suffix(".metrics.json")
+    env = {} if run is None else {RUN_ENV: json.dumps({"run": run.__dict__, "notebook": notebook,
+                                                       "records": str(records)})}
     try:
         pm.execute_notebook(str(notebooks_dir / f"{notebook}.ipynb"), str(out), kernel_name="python3",
                             parameters={"source": source, "segment": segment, "as_of": month, "interactive": False,
                                         "engine": engine},
-                            progress_bar=False, execution_timeout=timeout, log_output=False)
+                            progress_bar=False, execution_timeout=timeout, log_output=False,
+                            kernel_manager_class=_kernel_manager(env, folder / "logs" / f"{segment}-{notebook}.log"))
     except Exception as exc:  # papermill's and nbclient's errors both: the summary names them
         error, cell = _error_of(exc, out)
         return RunResult(notebook, segment, out, error, cell)
     html_report(out)
-    if month:
-        from .workbook import open_workbook
-
-        wb = open_workbook(source, segment, month, interactive=False)
-        records = metric_records(wb, notebook, month, version, fingerprint)
-        paths.atomic_write(out.with_suffix(".metrics.json"), json.dumps(records, indent=1))
+    if run is not None and not records.exists():  # a notebook that never opened the workbook shows no metrics
+        paths.atomic_write(records, "[]")
     return RunResult(notebook, segment, out)
 
 
@@ -183,8 +247,6 @@ def _finished(folder: Path, notebook: str, segment: str) -> bool:
 
 
 def _check_choices(month: str, segments: list[str], notebooks: list[str], notebooks_dir: Path) -> None:
-    import re
-
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise ParameterError(f"--month must be YYYY-MM, got {month!r}.")
     known = params.segment_names()
@@ -197,90 +259,215 @@ def _check_choices(month: str, segments: list[str], notebooks: list[str], notebo
         raise ParameterError(f"Unknown notebook(s) {', '.join(missing)}: choose from {', '.join(have)}.")
 
 
+@contextmanager
+def _locked(path: Path, what: str):
+    """Hold an exclusive lock on `path` (created if missing); another holder makes it a ParameterError."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ParameterError(f"{what} is running already (lock {path}); wait for it to finish.") from None
+        yield
+
+
+@contextmanager
+def _quiet():
+    """Papermill's and Jupyter's loggers say nothing below ERROR while the snapshot runs (its progress bar and
+    summary are its output; failures are in the summary)."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _manifest(run: RunInfo, source: str, segments: list[str], notebooks: list[str]) -> dict:
+    return {**run.__dict__, "source": source, "segments": segments, "notebooks": notebooks}
+
+
+def _resumable(runs: Path, manifest: dict) -> Path | None:
+    """The partial folder of an interrupted attempt at the same run (same source, data, code, engine, pages)."""
+    same = ("month", "source", "segments", "notebooks", "engine", "code_version", "data_fingerprint")
+    for partial in sorted(runs.glob(".*.partial"), reverse=True):
+        try:
+            earlier = json.loads((partial / "run.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if all(earlier.get(k) == manifest[k] for k in same):
+            return partial
+    return None
+
+
 def take_snapshot(month: str, source: str = "data/demo", segments: list[str] | None = None,
                   notebooks: list[str] | None = None, workers: int = 2, resume: bool = False, timeout: int = 600,
                   reports: Path = paths.REPORTS_DIR, notebooks_dir: Path = paths.NOTEBOOKS_DIR,
                   progress: bool = True, engine: str = "polars") -> Snapshot:
-    """Run every notebook x segment into `reports/<month>/`, then the overview and the metrics store.
+    """Run the notebooks x segments into a new run `reports/<month>/runs/<run id>/`, append its rows to the
+    metrics store and rewrite the month's index.
 
-    Bad arguments raise ParameterError and bad data DataContractError before anything is written.
+    Bad arguments, a month the data does not cover (ParameterError) and bad data (DataContractError) stop it
+    before anything is written.
     """
-    from tqdm.auto import tqdm
-
     from .workbook import open_workbook
 
     segments = segments or params.segment_names()
     notebooks = notebooks or notebook_names(notebooks_dir)
     _check_choices(month, segments, notebooks, notebooks_dir)
-    first = open_workbook(source, segments[0], month, interactive=False)  # validates the data once, up front
-    fingerprint, version = first.all_tables.source.fingerprint(), code_version()
-    reports.mkdir(parents=True, exist_ok=True)
-    partial = reports / f".{month}.partial"
-    if partial.exists() and not resume:
-        shutil.rmtree(partial)
-    partial.mkdir(exist_ok=True)
-    paths.atomic_write(partial / "snapshot.json", json.dumps({"month": month, "source": source, "segments": segments,
-                                                         "notebooks": notebooks, "code_version": version,
-                                                         "data_fingerprint": fingerprint}, indent=1))
-    runs = [(nb, seg) for seg in segments for nb in notebooks]
+    first = open_workbook(source, segments[0], month, interactive=False)  # validates the data and the month, up front
+    run = RunInfo.new(month, engine, code_version(), first.all_tables.source.fingerprint())
+    runs_dir = reports / month / "runs"
+    with _locked(reports / month / ".lock", f"A snapshot of {month}"):
+        manifest = _manifest(run, source, segments, notebooks)
+        partial = _resumable(runs_dir, manifest) if resume else None
+        if partial is None:
+            for stale in runs_dir.glob(".*.partial"):  # interrupted attempts (never a run): not resumed, removed
+                shutil.rmtree(stale)
+            partial = runs_dir / f".{run.run_id}.partial"
+            partial.mkdir(parents=True)
+            paths.atomic_write(partial / "run.json", json.dumps(manifest, indent=1))
+        else:
+            run = RunInfo(**{k: v for k, v in json.loads((partial / "run.json").read_text()).items()
+                             if k in RunInfo.__dataclass_fields__})
+        results = _execute(run, source, segments, notebooks, partial, resume, timeout, notebooks_dir, workers,
+                           progress)
+        summary = [{"notebook": r.notebook, "segment": r.segment, "error": r.error, "cell": r.cell} for r in results]
+        paths.atomic_write(partial / "run.json", json.dumps({**manifest, **run.__dict__, "results": summary}, indent=1))
+        final = runs_dir / run.run_id
+        partial.rename(final)  # atomic: the run appears whole or not at all
+    sync_store(reports)
+    write_month_index(reports, month)
+    moved = [RunResult(r.notebook, r.segment, final / r.output.relative_to(partial), r.error, r.cell, r.reused)
+             for r in results]
+    return Snapshot(month, final, run.run_id, moved)
+
+
+def _execute(run: RunInfo, source: str, segments: list[str], notebooks: list[str], folder: Path, resume: bool,
+             timeout: int, notebooks_dir: Path, workers: int, progress: bool) -> list[RunResult]:
+    """Every notebook x segment of the run (finished ones of a resumed attempt reused), in page order."""
+    from tqdm.auto import tqdm
+
+    pages = [(nb, seg) for seg in segments for nb in notebooks]
     results: list[RunResult] = []
     todo = []
-    for nb, seg in runs:
-        if resume and _finished(partial, nb, seg):
-            results.append(RunResult(nb, seg, partial / seg / f"{nb}.ipynb", reused=True))
+    for nb, seg in pages:
+        if resume and _finished(folder, nb, seg):
+            results.append(RunResult(nb, seg, folder / seg / f"{nb}.ipynb", reused=True))
         else:
             todo.append((nb, seg))
-    bar = tqdm(total=len(runs), initial=len(results), desc=f"snapshot {month}", unit="run", disable=not progress)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(run_one, nb, seg, month, source, partial, timeout, notebooks_dir, version, fingerprint,
-                               engine)
+    bar = tqdm(total=len(pages), initial=len(results), desc=f"snapshot {run.month}", unit="run", disable=not progress)
+    with _quiet(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(run_one, nb, seg, run.month, source, folder, timeout, notebooks_dir, run.engine, run)
                    for nb, seg in todo]
         for future in as_completed(futures):
             results.append(future.result())
             bar.update()
     bar.close()
-    order = {run: i for i, run in enumerate(runs)}
-    results.sort(key=lambda r: order[(r.notebook, r.segment)])
-    records = [row for r in results if not r.error for row in
-               json.loads(r.output.with_suffix(".metrics.json").read_text())]
-    write_index(partial, month, records, results)
-    final = reports / month
-    old = reports / f".{month}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    with _lock:
-        if final.exists():
-            final.rename(old)
-        partial.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-    store_metrics(reports / "metrics.parquet", month, records)
-    moved = [RunResult(r.notebook, r.segment, final / r.output.relative_to(partial), r.error, r.cell, r.reused)
-             for r in results]
-    return Snapshot(month, final, moved)
+    order = {page: i for i, page in enumerate(pages)}
+    return sorted(results, key=lambda r: order[(r.notebook, r.segment)])
 
 
-def store_metrics(store: Path, snapshot: str, records: list[dict]) -> pd.DataFrame:
-    """Merge a snapshot's records into the metrics store, replacing what that snapshot recorded before."""
-    new = pd.DataFrame(records, columns=METRIC_COLUMNS)
-    if store.exists():
-        old = pd.read_parquet(store)
-        new = pd.concat([old[old.snapshot != snapshot], new], ignore_index=True)
-    new = new.sort_values(["snapshot", "segment", "notebook", "metric", "month"], kind="stable").reset_index(drop=True)
-    tmp = store.with_name(f".{store.name}.tmp")
-    new.to_parquet(tmp, index=False)
-    os.replace(tmp, store)
+# --------------------------------------------------------------------------- the runs on disk
+def completed_runs(reports: Path, month: str | None = None) -> list[dict]:
+    """The manifests (`run.json`) of every completed run, oldest first (of one month when given)."""
+    pattern = f"{month}/runs/*/run.json" if month else "*/runs/*/run.json"
+    runs = []
+    for manifest in reports.glob(pattern):
+        if manifest.parent.name.startswith("."):
+            continue
+        spec = json.loads(manifest.read_text())
+        runs.append({**spec, "folder": manifest.parent})
+    return sorted(runs, key=lambda r: (r["run_time"], r["run_id"]))
+
+
+def run_records(run: dict) -> list[dict]:
+    """The metric rows the pages of a completed run wrote (failed pages record nothing)."""
+    rows = []
+    for r in run.get("results", []):
+        if r["error"]:
+            continue
+        sidecar = run["folder"] / r["segment"] / f"{r['notebook']}.metrics.json"
+        if sidecar.exists():
+            rows.extend(json.loads(sidecar.read_text()))
+    return rows
+
+
+# --------------------------------------------------------------------------- the metrics store
+def read_store(store: Path) -> pd.DataFrame:
+    """The metrics store (empty with its columns when there is none); rows from before runs had ids get
+    `run_id` = `legacy-<month>`."""
+    if not store.exists():
+        return pd.DataFrame(columns=METRIC_COLUMNS)
+    frame = pd.read_parquet(store)
+    for column in RUN_COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    legacy = frame.run_id.isna()
+    frame.loc[legacy, "run_id"] = "legacy-" + frame.loc[legacy, "snapshot"].astype(str)
+    frame.loc[legacy, "run_time"] = ""
+    return frame
+
+
+def append_rows(store: Path, records: list[dict]) -> pd.DataFrame:
+    """Append `records` to the store: every existing row kept as it was, the new file written beside it and
+    renamed over it, under a lock (two snapshots at once append one after the other)."""
+    with open(store.with_name(f".{store.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        new = pd.DataFrame(records, columns=METRIC_COLUMNS)
+        if store.exists():
+            new = pd.concat([pd.read_parquet(store), new], ignore_index=True)
+        tmp = store.with_name(f".{store.name}.tmp")
+        new.to_parquet(tmp, index=False)
+        os.replace(tmp, store)
     return new
 
 
-def write_index(folder: Path, month: str, records: list[dict], results: list[RunResult]) -> Path:
-    """`index.html`: every segment's headline KPIs with change and status, and links to each report."""
+def sync_store(reports: Path) -> int:
+    """Append the rows of every completed run the store does not have yet (this run's, or one whose job was
+    killed between its rename and its append); returns the number of rows added."""
+    store = reports / "metrics.parquet"
+    have = set(read_store(store).run_id)
+    rows = [row for run in completed_runs(reports) if run["run_id"] not in have for row in run_records(run)]
+    if rows:
+        append_rows(store, rows)
+    return len(rows)
+
+
+def store_metrics(store: Path, snapshot: str, records: list[dict]) -> pd.DataFrame:
+    """Kept for callers of the old API: appends `records` (nothing is ever replaced)."""
+    return append_rows(store, records)
+
+
+def latest_rows(store: pd.DataFrame, month: str) -> pd.DataFrame:
+    """The rows of the month's runs that the index shows: for each segment and page, those of the latest run
+    that has it."""
+    rows = store[store.snapshot == month]
+    if rows.empty:
+        return rows
+    last = rows.groupby(["segment", "notebook"]).run_time.transform("max")
+    return rows[rows.run_time == last]
+
+
+# --------------------------------------------------------------------------- the month's index
+def write_month_index(reports: Path, month: str) -> Path:
+    """`reports/<month>/index.html`: every segment's headline KPIs with change and status (each page's latest
+    run), links to each page's latest report, and every run of the month (the first kept, the latest marked)."""
     from . import format as fmt
     from .metrics import METRICS
     from .theme import FONT, INK, MUTED, STATUS
 
-    frame = pd.DataFrame(records, columns=METRIC_COLUMNS)
+    runs = completed_runs(reports, month)
+    frame = latest_rows(read_store(reports / "metrics.parquet"), month)
     prev = (pd.Period(month, "M") - 1).strftime("%Y-%m")
     headline = [n for n, m in METRICS.items() if m.level in ("north_star", "core")]
-    segments = list(dict.fromkeys(r.segment for r in results))
+    known = params.segment_names()
+    segments = sorted({r["segment"] for run in runs for r in run["results"]},
+                      key=lambda s: (known.index(s) if s in known else len(known), s))
+    pages = sorted({r["notebook"] for run in runs for r in run["results"]})
     rows = []
     for seg in segments:
         cells = []
@@ -295,52 +482,111 @@ def write_index(folder: Path, month: str, records: list[dict], results: list[Run
             colour = STATUS.get(v.status, STATUS["n/a"])
             cells.append(f'<td><b>{fmt.value(v.value, m.unit)}</b><br><span class="c">{fmt.change(change, m.unit)}</span>'
                          f'<br><span style="color:{colour}">{"" if v.status == "n/a" else v.status}</span></td>')
-        links = " · ".join(
-            f'<a href="{html.escape(r.segment)}/{html.escape(r.notebook)}.html">{html.escape(r.notebook)}</a>'
-            if not r.error else f'<span class="err">{html.escape(r.notebook)} failed</span>'
-            for r in results if r.segment == seg)
-        rows.append(f"<tr><th>{html.escape(params.segment(seg).label)}<br><span class='c'>{links}</span></th>{''.join(cells)}</tr>")
+        links = []
+        for nb in pages:
+            tried = [(run, r) for run in runs for r in run["results"] if r["segment"] == seg and r["notebook"] == nb]
+            ok = [run for run, r in tried if not r["error"]]
+            if ok:
+                href = f"runs/{ok[-1]['run_id']}/{seg}/{nb}.html"
+                late = "" if tried[-1][0] is ok[-1] else ' <span class="err">(a later run failed)</span>'
+                links.append(f'<a href="{html.escape(href)}">{html.escape(nb)}</a>{late}')
+            elif tried:
+                links.append(f'<span class="err">{html.escape(nb)} failed</span>')
+        label = params.segment(seg).label if seg in known else seg
+        rows.append(f"<tr><th>{html.escape(label)}<br><span class='c'>{' · '.join(links)}</span></th>{''.join(cells)}</tr>")
     head = "".join(f"<th>{html.escape(METRICS[n].label)}</th>" for n in headline)
-    failed = [r for r in results if r.error]
-    note = "" if not failed else "<p class='err'>" + "<br>".join(html.escape(r.describe()) for r in failed) + "</p>"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>SaaS KPIs {month}</title>
-<style>body{{font-family:{FONT};color:{INK};margin:24px}} table{{border-collapse:collapse}}
+<style>body{{font-family:{FONT};color:{INK};margin:24px}} table{{border-collapse:collapse;margin-bottom:24px}}
 td,th{{padding:6px 10px;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top;font-size:13px}}
 .c{{color:{MUTED};font-size:11px;font-weight:400}} .err{{color:{STATUS['off']}}}</style></head><body>
 <h1>SaaS KPIs, {pd.Period(month, 'M').strftime('%B %Y')}</h1>
-<p class="c">Snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. Change is against the previous month;
-status against each metric's target.</p>{note}
-<table><tr><th>segment</th>{head}</tr>{''.join(rows)}</table></body></html>"""
-    out = folder / "index.html"
+<p class="c">Each page and segment shows its latest run; change is against the previous month, status against each
+metric's target. Every run is kept as it was written (below).</p>
+<table><tr><th>segment</th>{head}</tr>{''.join(rows)}</table>
+<h2>Runs</h2>{_runs_table(runs)}</body></html>"""
+    out = reports / month / "index.html"
     paths.atomic_write(out, page)
     return out
 
 
+def _runs_table(runs: list[dict]) -> str:
+    rows = []
+    for i, run in enumerate(runs):
+        tag = " (latest)" if i == len(runs) - 1 else " (first)" if i == 0 else ""
+        failed = [r for r in run["results"] if r["error"]]
+        done = len(run["results"]) - len(failed)
+        problems = "".join(f"<br><span class='err'>{html.escape(RunResult(r['notebook'], r['segment'], Path(), r['error'], r['cell']).describe())}</span>"
+                           for r in failed)
+        rows.append(f"<tr><td>{html.escape(run['run_id'])}{tag}</td><td>{html.escape(run['run_time'][:19])} UTC</td>"
+                    f"<td>{done} of {len(run['results'])} pages ({html.escape(', '.join(run['segments']))}){problems}</td>"
+                    f"<td>{html.escape(run['engine'])}</td><td>{html.escape(run['code_version'])}</td>"
+                    f"<td>{html.escape(run['data_fingerprint'][:12])}</td></tr>")
+    return ("<table><tr><th>run</th><th>started</th><th>pages</th><th>engine</th><th>code</th><th>source</th></tr>"
+            + "".join(reversed(rows)) + "</table>")
+
+
+# --------------------------------------------------------------------------- comparing runs
+def _restated(was: pd.Series, now: pd.Series, immature: pd.Series) -> pd.Series:
+    """A closed period's value that changed: recorded before (not as immature) and different now."""
+    was, now = was.astype(float), now.astype(float)
+    changed = (was.isna() != now.isna()) | ((was - now).abs() > 1e-9 * (1 + was.abs()))
+    young = immature.astype("boolean").fillna(False).astype(bool)
+    return ~young & now.notna() & changed.fillna(False).astype(bool)
+
+
 def compare_months(store: Path, a: str, b: str) -> pd.DataFrame:
-    """Every metric's change from month A (as snapshot A recorded it) to month B (snapshot B), with
-    restatements: values for month A that snapshot B computes differently from snapshot A."""
-    if not store.exists():
-        raise ParameterError(f"No metrics store at {store}: run `saaskpi snapshot` first.")
-    m = pd.read_parquet(store)
+    """Every metric's change from month A (as A's latest run recorded it) to month B (B's latest run), with
+    restatements: values for month A that B's run computes differently from what A's run recorded."""
+    m = _store_for_compare(store)
+    if a >= b:
+        raise ParameterError(f"--months A B compares an earlier month A with a later month B; got {a} {b}"
+                             + (f" (swapped? try {b} {a})." if a > b else "."))
     have = set(m.snapshot)
     missing = [x for x in (a, b) if x not in have]
     if missing:
-        raise ParameterError(f"No snapshot for {', '.join(missing)} in {store.name} (snapshots: {', '.join(sorted(have))}).")
+        raise ParameterError(f"No run of {', '.join(missing)} in {store.name} (months: {', '.join(sorted(have))}).")
     keys = ["segment", "notebook", "metric"]
-    at_a = m[(m.snapshot == a) & (m.month == a)].set_index(keys)
-    at_b = m[(m.snapshot == b) & (m.month == b)].set_index(keys)
-    a_again = m[(m.snapshot == b) & (m.month == a)].set_index(keys)
+    run_a, run_b = latest_rows(m, a), latest_rows(m, b)
+    at_a = run_a[run_a.month == a].set_index(keys)
+    at_b = run_b[run_b.month == b].set_index(keys)
+    a_again = run_b[run_b.month == a].set_index(keys)
     out = at_a[["label", "unit", "value"]].rename(columns={"value": f"value_{a}"}).join(
         at_b[["value"]].rename(columns={"value": f"value_{b}"}), how="outer").join(
         a_again[["value"]].rename(columns={"value": f"{a}_restated_as"}), how="left")
     out["change"] = out[f"value_{b}"] - out[f"value_{a}"]
-    was, now = out[f"value_{a}"].astype(float), out[f"{a}_restated_as"].astype(float)
-    # restated: snapshot B has a value for month A and it differs from what snapshot A recorded
-    # a value recorded as immature (its conversion window still open) is expected to change: not a restatement
-    young = at_a["immature"].reindex(out.index).fillna(False).astype(bool) if "immature" in at_a else False
-    out["restated"] = ~young & now.notna() & (was.isna() | ((was - now).abs() > 1e-9 * (1 + was.abs())))
+    young = at_a["immature"].reindex(out.index) if "immature" in at_a else pd.Series(False, index=out.index)
+    out["restated"] = _restated(out[f"value_{a}"], out[f"{a}_restated_as"], young)
     return out.reset_index()
 
 
-__all__ = ["RunResult", "Snapshot", "compare_months", "notebook_names", "run_one", "store_metrics",
-           "take_snapshot", "write_index"]
+def compare_runs(store: Path, first: str, second: str) -> pd.DataFrame:
+    """The values two runs both recorded (any month each shows) that differ: one row per segment, page, metric
+    and month, `restated` when it is a closed period's value that changed (not one recorded as immature)."""
+    m = _store_for_compare(store)
+    have = m.drop_duplicates("run_id").set_index("run_id")
+    missing = [r for r in (first, second) if r not in have.index]
+    if missing:
+        runs = ", ".join(f"{r} ({have.loc[r, 'snapshot']})" for r in have.sort_values("run_time").index)
+        raise ParameterError(f"No run {', '.join(missing)} in {store.name} (runs: {runs}).")
+    if have.loc[first, "run_time"] >= have.loc[second, "run_time"]:
+        raise ParameterError(f"--runs A B compares an earlier run A with a later run B; {first} is not earlier than "
+                             f"{second} (swapped? try {second} {first}).")
+    keys = ["segment", "notebook", "metric", "month"]
+    a = m[m.run_id == first].set_index(keys)
+    b = m[m.run_id == second].set_index(keys)
+    out = a[["label", "unit", "value", "immature"]].rename(columns={"value": "value_a"}).join(
+        b[["value"]].rename(columns={"value": "value_b"}), how="inner")
+    out["change"] = out.value_b - out.value_a
+    out["restated"] = _restated(out.value_a, out.value_b, out.immature)
+    changed = (out.value_a.isna() != out.value_b.isna()) | (out.change.abs() > 1e-9 * (1 + out.value_a.abs()))
+    return out[changed.fillna(False)].drop(columns="immature").reset_index()
+
+
+def _store_for_compare(store: Path) -> pd.DataFrame:
+    if not store.exists():
+        raise ParameterError(f"No metrics store at {store}: run `saaskpi snapshot` first.")
+    return read_store(store)
+
+
+__all__ = ["RunInfo", "RunResult", "Snapshot", "compare_months", "compare_runs", "completed_runs", "notebook_names",
+           "read_store", "run_one", "sync_store", "take_snapshot", "write_month_index", "write_page_records"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from .metrics import METRICS, TABLE_FUNCS
 from .params import Conventions, Segment, Target
 from .sources import Engine, Tables, open_source, shown, validated_tables
 from .stats import target_status, wilson_interval
+
+RUN_ENV = "SAASKPI_SNAPSHOT_RUN"  # snapshot.RUN_ENV (not imported: the snapshot module loads papermill's helpers)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,67 @@ def last_complete_month(tables: Tables) -> int:
     latest = pd.Timestamp(max(s for s in stamps if s is not None))
     key = key_of(latest)
     return key if latest.is_month_end else key - 1
+
+
+def first_paying_month(tables: Tables) -> int | None:
+    """Month key of the first month end at which some account pays (a subscription with an amount above
+    zero after its discount is open on that day: start <= month end < end); None when no month has one."""
+    subs = tables.frames["subscriptions"]
+    discount = pl.col("discount_pct").fill_null(0) if "discount_pct" in subs.columns else pl.lit(0.0)
+    ends = (subs.filter((pl.col("amount") * (1 - discount)) > 0)
+            .select(pl.col("start_date"), pl.col("end_date"),
+                    pl.col("start_date").dt.month_end().alias("month_end"))
+            .filter(pl.col("end_date").is_null() | (pl.col("end_date") > pl.col("month_end"))))
+    first = ends.get_column("month_end").min()
+    return None if first is None else key_of(first)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The months a source has numbers for: from its first paying customer to its last complete month."""
+
+    first: int | None
+    last: int
+
+    @classmethod
+    def of(cls, tables: Tables) -> "Coverage":
+        return cls(first_paying_month(tables), last_complete_month(tables))
+
+    @property
+    def empty(self) -> bool:
+        return self.first is None or self.first > self.last
+
+    def describe(self) -> str:
+        if self.empty:
+            return "no complete month with a paying customer"
+        return f"{month_label(month_of(self.first))} to {month_label(month_of(self.last))}"
+
+    def months(self) -> list[str]:
+        """Every covered month as YYYY-MM, newest first."""
+        return [] if self.empty else [month_label(month_of(k)) for k in range(self.last, self.first - 1, -1)]
+
+    def check(self, key: int, what: str = "Month") -> None:
+        """Raise ParameterError unless month `key` is covered, naming the months the data covers."""
+        label = month_label(month_of(key))
+        covers = (f"the data covers {self.describe()} (from the first month a customer pays to the last "
+                  f"complete month)")
+        if self.empty:
+            raise ParameterError(f"{what} {label}: the data has {self.describe()}, so no month has numbers.")
+        if key > self.last:
+            raise ParameterError(f"{what} {label} is after the data: {covers}. Choose a month up to "
+                                 f"{month_label(month_of(self.last))}.")
+        if key < self.first:
+            raise ParameterError(f"{what} {label} is before the first paying customer: {covers}. Choose a month "
+                                 f"from {month_label(month_of(self.first))}.")
+
+
+def month_coverage(tables: Tables, shared: dict | None = None) -> Coverage:
+    """The `Coverage` of `tables` (kept in `shared`, a workbook's company-wide results, when given)."""
+    if shared is None:
+        return Coverage.of(tables)
+    if "coverage" not in shared:
+        shared["coverage"] = Coverage.of(tables)
+    return shared["coverage"]
 
 
 def month_calendar(first: int, last: int) -> pl.DataFrame:
@@ -142,12 +206,15 @@ class Workbook:
         self.tables = (self.all_tables if not self.segment.filter
                        else segment_tables(self.all_tables, self.segment))
         first = key_of(self.all_tables.frames["subscriptions"]["start_date"].min())
-        if self.as_of < first:
-            raise ParameterError(f"as_of {month_label(month_of(self.as_of))} is before the data starts "
-                                 f"({month_label(month_of(first))}).")
+        self.coverage.check(self.as_of)  # no number for a month the data does not cover
         self.calendar = month_calendar(first, self.as_of)
 
     # -- navigation
+    @property
+    def coverage(self) -> Coverage:
+        """The months this source has numbers for (first paying customer to last complete month)."""
+        return month_coverage(self.all_tables, self.shared)
+
     @property
     def month(self) -> pd.Timestamp:
         return month_of(self.as_of)
@@ -175,9 +242,9 @@ class Workbook:
                         self.source_label, self.shared, settings)
 
     def months(self) -> list[str]:
-        """Every month the data covers, as YYYY-MM, newest first."""
-        last = last_complete_month(self.all_tables)
-        return [month_label(month_of(k)) for k in range(last, int(self.calendar["month"].min()) - 1, -1)]
+        """Every month with numbers, as YYYY-MM, newest first: from the last complete month back to the first
+        month a customer pays (the apps' month picker offers exactly these)."""
+        return self.coverage.months()
 
     # -- computation
     def has(self, *tables: str) -> bool:
@@ -380,7 +447,12 @@ def open_workbook(source: str = "data/demo", segment: str = "all", as_of: str = 
     Bad data or parameters raise a SaasKpiError; interactively (JupyterLab, Voila, where tracebacks are
     hidden) its message is also shown as a readable panel."""
     try:
-        return _open(source, segment, as_of, interactive, engine)
+        wb = _open(source, segment, as_of, interactive, engine)
+        if not interactive and os.environ.get(RUN_ENV):  # executed by `saaskpi snapshot`: the page records its rows
+            from .snapshot import write_page_records
+
+            write_page_records(wb)
+        return wb
     except SaasKpiError as err:
         if interactive:
             from IPython.display import display
@@ -405,12 +477,9 @@ def _open(source: str, segment: str, as_of: str, interactive: bool, engine: str)
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", as_of):
             raise ParameterError(f"as_of must be a month as YYYY-MM (e.g. 2026-10), got {as_of!r}.")
         key = key_of(as_of)
-        this_month = key_of(pd.Timestamp.now(tz="UTC").tz_localize(None))
-        if key >= this_month:
-            raise ParameterError(f"as_of {as_of} is not a complete month yet.")
     else:
         key = last_complete_month(tables)
-    return Workbook(tables, seg, key, conventions, targets, interactive, shown(source))
+    return Workbook(tables, seg, key, conventions, targets, interactive, shown(source))  # checks the month
 
 
 def _suggest(name: str, valid: list[str]) -> str:
