@@ -217,16 +217,30 @@ def write_revenue_source(folder: Path, tables: dict[str, pl.DataFrame]) -> Path:
     return folder
 
 
-def mrr_movements(folder: Path, segment: str, month: str = MONTH):
-    """`saaskpi table mrr_movements` of one segment of a source folder (pandas), months as the index."""
+def mrr_movements(folder: Path, segment: str, month: str = ""):
+    """`saaskpi table mrr_movements` of one segment of a source folder (pandas), months as the index; `month`
+    empty: the last complete month of the data."""
     from saaskpi.workbook import open_workbook
 
     return open_workbook(str(folder), segment, month, interactive=False).table("mrr_movements").set_index("month")
 
 
-def movement_differences(expected: Path, actual: Path, month: str = MONTH) -> list[str]:
+def last_month(folder: Path) -> str:
+    """The last complete month of a source folder (the default month of its pages)."""
+    from saaskpi.workbook import open_workbook
+
+    return open_workbook(str(folder), "all", "", interactive=False).month_label
+
+
+def movement_differences(expected: Path, actual: Path, month: str = "") -> list[str]:
     """Every (segment, month, column) where the two sources' MRR movements differ by more than half a cent
-    (or an account count differs); months one source lacks count as zero. Empty when they agree."""
+    (or an account count differs); months one source lacks count as zero. Empty when they agree. Without a
+    `month`, both sources must end with the same complete month (a subset of the demo may end before the
+    demo's October), and every month up to it is compared."""
+    if not month:
+        month, theirs = last_month(expected), last_month(actual)
+        if month != theirs:
+            return [f"the data's last complete month differs: expected {month}, got {theirs}"]
     out = []
     for segment in SEGMENTS:
         a, b = mrr_movements(expected, segment, month), mrr_movements(actual, segment, month)

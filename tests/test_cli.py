@@ -97,3 +97,19 @@ def test_demo_scale_options(capsys, tmp_path):
     assert code == 0 and "accounts" in out
     truth = json.loads((tmp_path / "mini" / "ground_truth.json").read_text())
     assert truth["scale"]["months"] == 6 and truth["period_start"] == "2026-05-01"
+
+
+def test_every_option_has_help_text():
+    import argparse
+
+    from saaskpi.cli import parser
+
+    def bare(p, name):
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, sp in action.choices.items():
+                    yield from bare(sp, f"{name} {sub}")
+            elif not action.help and action.dest != "help":
+                yield f"{name} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(bare(parser(), "saaskpi")) == []

@@ -152,7 +152,7 @@ def test_documented_example_gives_the_documented_bridge(tmp_path, capsys):
     code, stdout, err = run(capsys, "import", "invoices", str(EXAMPLE), "--out", str(out),
                             "--fx-rates", str(EXAMPLE / "fx_rates.csv"))
     assert (code, err) == (0, "")
-    assert "accounts 3, subscriptions 4, invoices 8, fx_rates copied; 1 row(s) set aside" in stdout
+    assert "accounts 4, subscriptions 4, invoices 8, fx_rates copied; 1 row(s) set aside" in stdout
     code, stdout, _ = run(capsys, "table", "mrr_movements", "--source", str(out), "--month", "2024-04", "--format", "json")
     bridge = {r["month"]: r for r in json.loads(stdout)}
     # January: Acme 1,500 - 150 coupon = 1,350 + Bolt GBP 49 x 1.27 (latest rate) = 62.23 -> 1,412.23 new

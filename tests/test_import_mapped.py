@@ -45,10 +45,11 @@ def test_example_mapping_imports_the_example_spreadsheet(tmp_path, capsys):
     assert {(a["reason"], a["table"], a["count"]) for a in report["set_aside"]} == {
         ("filtered", "accounts", 1), ("merged", "accounts", 1), ("filtered", "subscriptions", 1)}
     assert report["mapping"]["tables"]["subscriptions"]["columns"]["amount"] == {"from": "Price (cents)", "cents": True}
-    code, out, _ = run(capsys, "metrics", "--source", str(tmp_path / "out"), "--month", "2024-10", "--format", "json")
+    # the sheet's last event is SUB-4's start on Oct 1, so September is its last complete month
+    code, out, _ = run(capsys, "metrics", "--source", str(tmp_path / "out"), "--month", "2024-09", "--format", "json")
     mrr = {m["metric"]: m["value"] for m in json.loads(out)}["monthly_recurring_revenue"]
-    # Oct 2024: 12000/12 + 96000/12 + 99 + 135/3 = 1000 + 8000 + 99 + 45 = 9144 (SUB-2 ended in July)
-    assert (code, mrr) == (0, pytest.approx(9144.0))
+    # Sep 2024: 12000/12 + 96000/12 + 135/3 = 1000 + 8000 + 45 = 9045 (SUB-2 ended in July, SUB-4 starts Oct 1)
+    assert (code, mrr) == (0, pytest.approx(9045.0))
 
 
 def write(folder: Path, mapping: str, sheet: str) -> Path:

@@ -7,6 +7,7 @@ import io
 import math
 import textwrap
 import time
+from pathlib import Path
 
 import pandas as pd
 import polars as pl
@@ -267,3 +268,28 @@ def test_scan_selects_accounts_in_sql_whatever_their_ids(pg_cluster):
     source = open_source(pg_cluster.load("odd_ids", {"usage_events": events}))
     kept = source.scan("usage_events", pl.Series(ids)).select("account_id", "duration_seconds").collect()
     assert sorted(kept["account_id"].to_list()) == sorted(ids) and kept["duration_seconds"].sum() == 15
+
+
+def test_stripe_objects_synced_into_postgres_import_like_files(pg_cluster, tmp_path, capsys):
+    # A loader syncs Stripe's objects into schema `stripe` (nested fields as JSON text): `saaskpi import stripe
+    # postgresql://...` reads them there and gives the demo's MRR movements to the cent, as from files.
+    from billing_export import demo_billing, demo_tables, movement_differences, write_revenue_source
+    from stripe_export import write_api_folder
+
+    from saaskpi import cli, paths
+
+    tables = demo_tables(paths.DEMO_DIR, accounts=12)
+    expected = write_revenue_source(tmp_path / "expected", tables)
+    exports = write_api_folder(demo_billing(tables), tmp_path / "exports", "parent_details", "csv")
+    frames = {p.stem: pl.read_csv(p, infer_schema=False) for p in sorted(Path(exports).glob("*.csv"))}
+    url = pg_cluster.load("stripe", frames)
+    out = tmp_path / "imported"
+    assert cli.main(["import", "stripe", url, "--out", str(out), "--fx-rates", str(paths.DEMO_DIR / "fx_rates.csv")]) == 0
+    assert movement_differences(expected, out) == []
+    report = (out / "import-report.md").read_text(encoding="utf-8")
+    assert "stripe.invoice_line_item" in report  # the tables read, named with their schema
+    capsys.readouterr()
+    missing = url.replace("schema=stripe", "schema=nostripe")
+    assert cli.main(["import", "stripe", missing, "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "Schema `nostripe` does not exist" in err and "Traceback" not in err and not (tmp_path / "none").exists()

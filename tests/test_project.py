@@ -25,7 +25,7 @@ def test_environment_yml_follows_pyproject():
     assert "pip" in deps
     pip = next(d["pip"] for d in deps if isinstance(d, dict))
     assert pip == ["-e .[dev]"], "environment.yml must install the project itself; the list lives in pyproject.toml"
-    assert set(project["optional-dependencies"]) == {"app", "dev", "spark"}
+    assert set(project["optional-dependencies"]) == {"app", "dev", "spark", "postgres"}
 
 
 def test_every_dependency_pins_a_major_version():

@@ -133,6 +133,27 @@ def cmd_snapshot(args) -> int:
     return 1 if snap.failed else 0
 
 
+def _readable(table: pd.DataFrame, values: list[str], change: str = "change") -> pd.DataFrame:
+    """`table` for people: values formatted by unit in the reporting currency, changes signed, no sci notation."""
+    from . import format as fmt
+    from .params import conventions
+
+    cur = conventions().reporting_currency
+    out = table.copy()
+    for col in values:
+        out[col] = [fmt.value(v, u, cur) for v, u in zip(table[col], table.unit)]
+    out[change] = [fmt.change(v, u, cur) for v, u in zip(table[change], table.unit)]
+    return out.drop(columns=["unit", "restated"], errors="ignore")
+
+
+def _kinds_line(kinds: pd.Series, what: str) -> str:
+    from .snapshot import CHANGE_KINDS
+
+    counts = kinds[kinds != ""].value_counts()
+    parts = [f"{counts.get(k, 0)} {k} ({CHANGE_KINDS[k]})" for k in CHANGE_KINDS if counts.get(k, 0)]
+    return f"{what}: " + ("; ".join(parts) if parts else "none changed") + "."
+
+
 def cmd_compare(args) -> int:
     from .errors import ParameterError
     from .snapshot import compare_months, compare_runs
@@ -143,18 +164,14 @@ def cmd_compare(args) -> int:
     if args.months:
         a, b = args.months
         table = compare_months(store, a, b)
-        restated = table[table.restated]
-        _emit(table, args.format)
-        if len(restated):
-            print(f"{len(restated)} value(s) for {a} were restated by the {b} run: "
-                  + ", ".join(f"{r.metric} [{r.segment}]" for r in restated.head(10).itertuples()), file=sys.stderr)
+        values = [f"value_{a}", f"value_{b}", f"{a}_restated_as"]
+        _emit(_readable(table, values) if args.format == "table" else table, args.format)
+        print(_kinds_line(table[f"{a}_now"], f"Values for {a} recorded again by the {b} run"), file=sys.stderr)
         return 0
     a, b = args.runs
     table = compare_runs(store, a, b)
-    _emit(table, args.format)
-    print(f"{int(table.restated.sum())} value(s) restated between run {a} and run {b}"
-          + (f"; {int((~table.restated).sum())} other change(s) of values recorded as immature" if (~table.restated).any() else "")
-          + ".", file=sys.stderr)
+    _emit(_readable(table, ["value_a", "value_b"]) if args.format == "table" else table, args.format)
+    print(_kinds_line(table.kind, f"Values that differ between run {a} and run {b}"), file=sys.stderr)
     return 0
 
 
@@ -178,9 +195,10 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="generate the deterministic demo company")
-    d.add_argument("--out", default=DEFAULT_SOURCE)
-    d.add_argument("--scale", default="default", choices=["tiny", "default", "large"])
-    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--out", default=DEFAULT_SOURCE, help="folder to write the demo company to (default: data/demo)")
+    d.add_argument("--scale", default="default", choices=["tiny", "default", "large"],
+                   help="tiny for tests, default (about 1,500 accounts), large (10,000 accounts, 50M usage events)")
+    d.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same company")
     d.add_argument("--accounts-per-month", type=float, help="new accounts in the first month (grows 3 %% a month)")
     d.add_argument("--user-factor", type=float, help="users per account relative to the segment's cap")
     d.add_argument("--events-per-user-day", type=float, help="mean events on a day a user is active")
@@ -193,7 +211,8 @@ def parser() -> argparse.ArgumentParser:
     add_commands(imp, cmd_import)
 
     v = sub.add_parser("validate", help="check a source against the data contract (exit 2 on problems)")
-    v.add_argument("source", nargs="?", default=DEFAULT_SOURCE)
+    v.add_argument("source", nargs="?", default=DEFAULT_SOURCE,
+                   help="folder of CSV/Parquet tables, .duckdb file, Spark URL or postgresql:// URL (default: data/demo)")
     v.set_defaults(func=cmd_validate)
 
     def common(sp):
@@ -201,15 +220,16 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--segment", default="all", help="a file in parameters/segments/")
         sp.add_argument("--month", default="", help="YYYY-MM, a month the data covers (from the first paying customer "
                         "to the last complete month); default: the last complete month")
-        sp.add_argument("--format", default="csv", choices=["csv", "json", "table"])
-        sp.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"])
+        sp.add_argument("--format", default="csv", choices=["csv", "json", "table"],
+                        help="csv and json keep raw numbers; table formats values by unit for people")
+        sp.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
 
     m = sub.add_parser("metrics", help="every registered metric for one segment and month")
     common(m)
     m.set_defaults(func=cmd_metrics)
 
     t = sub.add_parser("table", help="export a metric table")
-    t.add_argument("name")
+    t.add_argument("name", help="a registered table (docs/metrics.md lists them; a wrong name lists the valid ones)")
     common(t)
     t.set_defaults(func=cmd_table)
 
@@ -251,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_docs)
 
     a = sub.add_parser("app", help="serve the notebooks as Voila apps on 127.0.0.1")
-    a.add_argument("--port", type=int, default=8866)
+    a.add_argument("--port", type=int, default=8866, help="port on this machine (default 8866)")
     a.add_argument("--expose", action="store_true",
                    help="listen on every interface (not only 127.0.0.1); a token is then required")
     a.add_argument("--token", default="", help="access token (generated when --expose is given without one)")

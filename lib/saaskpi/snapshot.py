@@ -526,12 +526,28 @@ def _runs_table(runs: list[dict]) -> str:
 
 
 # --------------------------------------------------------------------------- comparing runs
-def _restated(was: pd.Series, now: pd.Series, immature: pd.Series) -> pd.Series:
-    """A closed period's value that changed: recorded before (not as immature) and different now."""
+CHANGE_KINDS = {
+    "restated": "a closed month's value changed beyond its tolerance (late data, a correction)",
+    "settling": "a measure that moves while items open at the month end close (support times, invoices)",
+    "matured": "recorded while its window was still open (a cohort rate): it was not final",
+}
+
+
+def change_kinds(metric: pd.Series, was: pd.Series, now: pd.Series, immature: pd.Series) -> pd.Series:
+    """Why a value recorded by an earlier run differs in a later one (CHANGE_KINDS), or "" when it does not
+    differ beyond the metric's restatement tolerance (`Metric.restatement_tolerance`)."""
+    from .metrics import METRICS
+
     was, now = was.astype(float), now.astype(float)
-    changed = (was.isna() != now.isna()) | ((was - now).abs() > 1e-9 * (1 + was.abs()))
+    tolerance = metric.map(lambda n: METRICS[n].restatement_tolerance if n in METRICS else 1e-9).astype(float)
+    changed = ((was.isna() != now.isna()) | ((was - now).abs() > tolerance)).fillna(False).astype(bool) & now.notna()
     young = immature.astype("boolean").fillna(False).astype(bool)
-    return ~young & now.notna() & changed.fillna(False).astype(bool)
+    settles = metric.map(lambda n: n in METRICS and METRICS[n].settles).astype(bool)
+    kind = pd.Series("", index=was.index, dtype=object)
+    kind[changed] = "restated"
+    kind[changed & settles] = "settling"
+    kind[changed & young] = "matured"
+    return kind
 
 
 def compare_months(store: Path, a: str, b: str) -> pd.DataFrame:
@@ -555,8 +571,10 @@ def compare_months(store: Path, a: str, b: str) -> pd.DataFrame:
         a_again[["value"]].rename(columns={"value": f"{a}_restated_as"}), how="left")
     out["change"] = out[f"value_{b}"] - out[f"value_{a}"]
     young = at_a["immature"].reindex(out.index) if "immature" in at_a else pd.Series(False, index=out.index)
-    out["restated"] = _restated(out[f"value_{a}"], out[f"{a}_restated_as"], young)
-    return out.reset_index()
+    out = out.reset_index()
+    out[f"{a}_now"] = change_kinds(out.metric, out[f"value_{a}"], out[f"{a}_restated_as"], young.reset_index(drop=True))
+    out["restated"] = out[f"{a}_now"] == "restated"
+    return out
 
 
 def compare_runs(store: Path, first: str, second: str) -> pd.DataFrame:
@@ -576,10 +594,11 @@ def compare_runs(store: Path, first: str, second: str) -> pd.DataFrame:
     b = m[m.run_id == second].set_index(keys)
     out = a[["label", "unit", "value", "immature"]].rename(columns={"value": "value_a"}).join(
         b[["value"]].rename(columns={"value": "value_b"}), how="inner")
+    out = out.reset_index()
     out["change"] = out.value_b - out.value_a
-    out["restated"] = _restated(out.value_a, out.value_b, out.immature)
-    changed = (out.value_a.isna() != out.value_b.isna()) | (out.change.abs() > 1e-9 * (1 + out.value_a.abs()))
-    return out[changed.fillna(False)].drop(columns="immature").reset_index()
+    out["kind"] = change_kinds(out.metric, out.value_a, out.value_b, out.immature)
+    out["restated"] = out.kind == "restated"
+    return out[out.kind != ""].drop(columns="immature").reset_index(drop=True)
 
 
 def _store_for_compare(store: Path) -> pd.DataFrame:

@@ -30,7 +30,13 @@ __all__ = ["IMPORTER", "SetAside", "StripeExportError", "StripeImport", "dashboa
 
 def read_stripe(folder: str | Path, shape: str | None = None, progress: bool = False) -> StripeImport:
     """The billing model of the Stripe exports in `folder`; `shape` is `dashboard` or `api` (default: from
-    the files: Dashboard exports have `(UTC)` in their headers). `progress` shows a bar over the files read."""
+    the files: Dashboard exports have `(UTC)` in their headers). `progress` shows a bar over the files read.
+    `folder` may also be a `postgresql://` URL naming the schema a loader syncs Stripe's objects into (the API
+    shape, one table per object)."""
+    if str(folder).startswith(("postgresql://", "postgres://")):
+        if shape == "dashboard":
+            raise SourceError("A PostgreSQL schema holds Stripe's API objects: --shape dashboard is for CSV exports.")
+        return read_stripe_schema(str(folder))
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceError(f"{folder} is not a folder: give the folder holding the Stripe exports.")
@@ -112,18 +118,34 @@ def _read_api_folder(folder: Path, progress: bool = False) -> StripeImport:
     return stripe_billing_from_tables(tables, source=str(folder), files=names, problems=problems)
 
 
+def read_stripe_schema(url: str) -> StripeImport:
+    """The billing model of the Stripe object tables in the PostgreSQL schema of `url` (tables named as loaders
+    name them: `invoice_line_item`, `INVOICE_LINE_ITEMS`, `stripe_invoices`...; nested fields as JSON text or
+    flattened columns). Connection problems are SourceErrors naming server, database and schema."""
+    from saaskpi.postgres import PostgresSource, read_schema_tables
+
+    source = PostgresSource.open(url)
+    names = sorted(n for n in source.columns() if object_of(n.split("__")[0]) is not None)
+    tables = read_schema_tables(url, names)
+    return stripe_billing_from_tables(tables, source=f"{source.schema} ({source.address.where})",
+                                      files={n: f"{source.schema}.{n}" for n in names})
+
+
 # --------------------------------------------------------------------------- `saaskpi import stripe`
 def add_stripe_arguments(parser: argparse.ArgumentParser) -> None:
     """`saaskpi import stripe SOURCE [--shape dashboard|api]`."""
     parser.add_argument("source", help="folder of Stripe exports (never modified): the Dashboard's CSV exports, "
-                                       "or one CSV/Parquet/JSON-lines file per API object as a loader lands them")
+                                       "or one CSV/Parquet/JSON-lines file per API object as a loader lands them; "
+                                       "or postgresql://user@host/db?schema=stripe, the schema a loader syncs into")
     parser.add_argument("--shape", choices=("dashboard", "api"), default=None,
                         help="which of the two (default: Dashboard when a CSV header has `(UTC)` columns)")
 
 
 def read_stripe_args(args: argparse.Namespace) -> Imported:
     """What `saaskpi import stripe` read: the billing model, the rows set aside, the files."""
-    result = read_stripe(paths.resolve(args.source), getattr(args, "shape", None), getattr(args, "progress", False))
+    given = str(args.source)
+    where = given if given.startswith(("postgresql://", "postgres://")) else paths.resolve(given)
+    result = read_stripe(where, getattr(args, "shape", None), getattr(args, "progress", False))
     return Imported(source=str(args.source), billing=result.data, set_aside=result.set_aside,
                     files=tuple(FileRead(file, table, rows) for file, table, rows in result.files_read))
 

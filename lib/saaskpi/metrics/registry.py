@@ -45,7 +45,18 @@ class Metric:
     needs: tuple[str, ...] = ("accounts", "subscriptions")
     proportion: bool = False  # a share of n: gets a Wilson interval
     sampled: bool | None = None  # estimated from its n items (flagged, not judged, below low_n_threshold); None: by unit
+    settles: bool = False  # a closed month's value still moves as items open at its end close (tickets, invoices)
+    tolerance: float | None = None  # a later run's value within this (absolute) is not a restatement; None: by unit
     description: str = ""
+
+    @property
+    def restatement_tolerance(self) -> float:
+        """How far a later run's value for a closed month may move before `saaskpi compare` calls it restated:
+        `tolerance` when declared, else 0.05 points for fractions, half a cent for money, 0.005 otherwise
+        (rounding, not a change of what happened)."""
+        if self.tolerance is not None:
+            return self.tolerance
+        return {"fraction": 0.0005, "currency": 0.005}.get(self.unit, 0.005)
 
     @property
     def estimate(self) -> bool:
@@ -100,18 +111,23 @@ class RegistryError(SaasKpiError, ValueError):
 def metric(*, label: str, formula: str, unit: str, direction: str, level: str, cadence: str = "monthly",
            sources: str | tuple[str, ...], area: str, target: float | None = None,
            conventions: tuple[str, ...] = (), needs: tuple[str, ...] = ("accounts", "subscriptions"),
-           proportion: bool = False, sampled: bool | None = None):
+           proportion: bool = False, sampled: bool | None = None, settles: bool = False,
+           tolerance: float | None = None):
     """Register the decorated function as a metric named after it.
 
     `sampled=True` marks a currency or count value that is an average over its n items (CAC, deal size,
-    ARPA): like rates, it is flagged as a small sample, not judged, when n is below `low_n_threshold`."""
+    ARPA): like rates, it is flagged as a small sample, not judged, when n is below `low_n_threshold`.
+    `settles=True` marks a measure whose value for a closed month keeps moving while the items open at its end
+    close (support times, invoices paid): `saaskpi compare` labels such a change as settling, not a restatement.
+    `tolerance` is how far a restated value may move before it counts (`Metric.restatement_tolerance`)."""
 
     def register(func: Callable) -> Callable:
         doc = inspect.getdoc(func) or ""
         m = Metric(name=func.__name__, label=label, formula=formula, unit=unit, direction=direction, level=level,
                    cadence=cadence, sources=(sources,) if isinstance(sources, str) else tuple(sources), area=area,
                    func=func, target=target, conventions=tuple(conventions), needs=tuple(needs),
-                   proportion=proportion, sampled=sampled, description=_summary(doc))
+                   proportion=proportion, sampled=sampled, settles=settles, tolerance=tolerance,
+                   description=_summary(doc))
         _check(m)
         METRICS[m.name] = m
         return func

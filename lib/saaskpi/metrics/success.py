@@ -38,7 +38,7 @@ def net_promoter_score(tables: Tables, calendar: pl.DataFrame, conventions: Conv
     return _series(months.month, counts.nps, counts.n)
 
 
-@metric(label="CSAT", formula="rated tickets scoring 4-5 of 5 / rated tickets, tickets opened in M", unit="fraction",
+@metric(settles=True, label="CSAT", formula="rated tickets scoring 4-5 of 5 / rated tickets, tickets opened in M", unit="fraction",
         direction="higher", level="core", sources=("C", "P", "J"), area="success", proportion=True,
         needs=("accounts", "subscriptions", "support_tickets"))
 def customer_satisfaction(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
@@ -208,7 +208,7 @@ def _quantile_series(calendar: pl.DataFrame, t: pd.DataFrame, column: str, q: fl
     return monthly(calendar, known.month, known[column], lambda v: v.quantile(q))
 
 
-@metric(label="First response time (median)", formula="median hours from opening to first response of the tickets "
+@metric(settles=True, label="First response time (median)", formula="median hours from opening to first response of the tickets "
         "opened in M", unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success",
         needs=SUPPORT)
 def first_response_hours(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
@@ -216,14 +216,14 @@ def first_response_hours(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> 
     return _quantile_series(calendar, ticket_times, "response_hours", 0.5)
 
 
-@metric(label="First response time (p90)", formula="90th percentile of hours to first response, tickets opened in M",
+@metric(settles=True, label="First response time (p90)", formula="90th percentile of hours to first response, tickets opened in M",
         unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success", needs=SUPPORT)
 def first_response_hours_p90(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """How long the slowest tenth of customers wait for a first answer."""
     return _quantile_series(calendar, ticket_times, "response_hours", 0.9)
 
 
-@metric(label="Resolution time (median)", formula="median hours from opening to resolution of the tickets opened in "
+@metric(settles=True, label="Resolution time (median)", formula="median hours from opening to resolution of the tickets opened in "
         "M and resolved", unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success",
         needs=SUPPORT)
 def resolution_hours(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
@@ -231,14 +231,14 @@ def resolution_hours(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.D
     return _quantile_series(calendar, ticket_times, "resolution_hours", 0.5)
 
 
-@metric(label="Resolution time (p90)", formula="90th percentile of hours to resolution, tickets opened in M",
+@metric(settles=True, label="Resolution time (p90)", formula="90th percentile of hours to resolution, tickets opened in M",
         unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success", needs=SUPPORT)
 def resolution_hours_p90(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """How long the slowest tenth of tickets stay open."""
     return _quantile_series(calendar, ticket_times, "resolution_hours", 0.9)
 
 
-@metric(label="SLA breach rate", formula="tickets opened in M whose first response took longer than the SLA hours "
+@metric(settles=True, label="SLA breach rate", formula="tickets opened in M whose first response took longer than the SLA hours "
         "of their priority (or none came and the SLA elapsed) / tickets decided", unit="fraction", direction="lower",
         level="supporting", sources=("P", "U"), area="success", needs=SUPPORT, proportion=True, target=0.1)
 def sla_breach_rate(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
@@ -247,7 +247,7 @@ def sla_breach_rate(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.Da
     return monthly(calendar, decided.month, decided.breach.astype(bool), "mean")
 
 
-@metric(label="First-contact resolution", formula="tickets resolved in M with one contact / tickets resolved in M "
+@metric(settles=True, label="First-contact resolution", formula="tickets resolved in M with one contact / tickets resolved in M "
         "with a contact count", unit="fraction", direction="higher", level="supporting", sources=("C",),
         area="success", needs=SUPPORT, proportion=True)
 def first_contact_resolution(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
@@ -324,7 +324,7 @@ def sentiment_mix(as_of: int, account_measures: pd.DataFrame) -> pd.DataFrame:
 INVOICES = ("accounts", "subscriptions", "invoices")
 
 
-@metric(label="Invoices paid on time", formula="invoices due in M paid by their due date / invoices due in M",
+@metric(settles=True, label="Invoices paid on time", formula="invoices due in M paid by their due date / invoices due in M",
         unit="fraction", direction="higher", level="operational", sources=("P",), area="success", needs=INVOICES,
         proportion=True)
 def invoices_paid_on_time(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
@@ -335,7 +335,7 @@ def invoices_paid_on_time(tables: Tables, calendar: pl.DataFrame) -> pd.DataFram
     return monthly(calendar, due.dt.to_period("M").dt.to_timestamp(), on_time, "mean")
 
 
-@metric(label="Overdue amount", formula="invoices due by the month's last day and unpaid at it, in the reporting "
+@metric(settles=True, label="Overdue amount", formula="invoices due by the month's last day and unpaid at it, in the reporting "
         "currency (reference FX rate)", unit="currency", direction="lower", level="operational", sources=("P",),
         area="success", needs=INVOICES)
 def overdue_amount(account_measures: pd.DataFrame) -> pd.DataFrame:
