@@ -454,7 +454,7 @@ def revenue_overview(movements: pd.DataFrame, currency_format: str = "$,.3~s", w
     mrr = alt.Chart(data).mark_area(line=True, opacity=0.18).encode(  # drawn mid-month, above each month's bar
         x=alt.X("yearmonth(month):T", title=None, bandPosition=0.5), y=alt.Y("mrr_end:Q", title="MRR", axis=alt.Axis(format=currency_format), scale=alt.Scale(zero=False)),
         tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), alt.Tooltip("mrr_end:Q", title="MRR", format=currency_format)],
-    ).properties(height=130, width=width)
+    ).properties(height=105, width=width)
     bars = alt.Chart(long).mark_bar().encode(
         x=x, y=alt.Y("amount:Q", title="MRR movements", axis=alt.Axis(format=currency_format)),
         color=alt.Color("kind:N", scale=theme.scale({k: theme.MOVEMENTS[k] for _, k in _MOVES}),
@@ -464,7 +464,7 @@ def revenue_overview(movements: pd.DataFrame, currency_format: str = "$,.3~s", w
     ticks = alt.Chart(net).mark_tick(color=theme.INK, thickness=2, size=14).encode(
         x=alt.X("yearmonth(month):T", title=None, bandPosition=0.5), y="net:Q", tooltip=[alt.Tooltip("yearmonth(month):T", title="month"),
                                  alt.Tooltip("net:Q", title="net new MRR", format=currency_format)])
-    return alt.vconcat(mrr, (bars + ticks).properties(height=95, width=width)).resolve_scale(x="shared").properties(
+    return alt.vconcat(mrr, (bars + ticks).properties(height=80, width=width)).resolve_scale(x="shared").properties(
         title=alt.Title("MRR and what moved it", subtitle="bars: new, expansion and reactivation up, contraction and "
                         "churn down; black tick: net new MRR"))
 
