@@ -18,11 +18,11 @@ DIRECTIONS = {"higher", "lower", "neutral"}
 LEVELS = ("north_star", "core", "supporting", "operational")
 CADENCES = {"daily", "weekly", "monthly", "quarterly"}
 SOURCES = {
-    "J": "Customer-journey KPIs (seed 000)",
-    "U": "B2B SaaS dashboard guide (seed 001)",
-    "S": "SaaS metrics collection (seed 002)",
-    "C": "Customer-success KPIs (seed 003)",
-    "P": "CS metrics talk (seed 004)",
+    "J": "Customer-journey KPIs",
+    "U": "B2B SaaS dashboard guide",
+    "S": "SaaS metrics collection",
+    "C": "Customer-success KPIs",
+    "P": "CS metrics talk",
 }
 
 
