@@ -26,6 +26,22 @@ def load_module(path: Path, name: str):
     return module
 
 
+def digest(folder: Path) -> dict[str, str]:
+    """Name -> sha256 of every file in `folder` (to prove nothing was modified or added)."""
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """`saaskpi ARGV` in this process: exit code, standard output, standard error."""
+    from saaskpi import cli
+
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def write_source(folder: Path, tables: dict[str, str]) -> Path:
     """Write each table's literal CSV text (dedented) to `folder/<table>.csv`."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -4,10 +4,8 @@ is written and no input changes. Random corruptions never end in a traceback or 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import random
-import sys
 import tempfile
 from pathlib import Path
 
@@ -15,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import load_module
-from saaskpi import cli, paths
+from conftest import digest, load_module, run
+from saaskpi import paths
 from saaskpi.contract import RULE_CODES
 from saaskpi.errors import DataContractError, ParameterError
 from saaskpi.metrics import METRICS
@@ -29,15 +27,8 @@ CASES = {c.name: c for c in build.CASES}
 MONTH = "2024-01"  # the base source runs to 2024-02-03: January is its last complete month
 
 
-def digest(folder: Path) -> dict[str, str]:
-    """Name -> sha256 of every file in `folder` (to prove nothing was modified or added)."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_corpus_is_big_enough_and_current(tmp_path):

@@ -3,12 +3,11 @@ reported with its rule code, file, column, count and examples, all at once; noth
 export is unchanged. The bases (tests/fixtures/stripe/good/) import cleanly."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 
-from conftest import load_module
+from conftest import digest, load_module, run
 from saaskpi.errors import DataContractError
 from saaskpi.importers.stripe import read_stripe
 
@@ -16,10 +15,6 @@ FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
 build = load_module(FIXTURES / "build.py", "build_stripe")
 
 CASES = {c.name: c for c in build.CASES}
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
 def test_corpus_is_current(tmp_path):
@@ -55,12 +50,6 @@ def test_each_defect_is_reported_with_its_rule_file_column_and_examples(name):
 
 
 # --------------------------------------------------------------------------- through `saaskpi import stripe`
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    from saaskpi import cli
-
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -7,13 +7,9 @@ import shutil
 
 import pandas as pd
 
-from saaskpi.cli import main
+from conftest import run
 
 
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_table_mrr_movements_with_only_accounts_and_subscriptions(capsys, revenue_source):

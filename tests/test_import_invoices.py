@@ -2,7 +2,6 @@
 with its report; the demo company round-trips through it to the cent."""
 from __future__ import annotations
 
-import hashlib
 import json
 import textwrap
 from pathlib import Path
@@ -11,19 +10,14 @@ import polars as pl
 import pytest
 
 from billing_export import demo_billing, demo_tables, movement_differences, write_revenue_source
+from conftest import digest, run
 from saaskpi import cli, paths
 from saaskpi.importers import registry
 from saaskpi.importers.invoices import write_invoice_csv
 
 
-def digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from saaskpi import cli, paths
+from conftest import run
+from saaskpi import paths
 from saaskpi.errors import ParameterError
 from saaskpi.importers.mapped import load_mapping
 
@@ -18,10 +19,6 @@ EXAMPLE = paths.PARAMETERS_DIR / "sources" / "example_subscriptions.yaml"
 SHEET = paths.ROOT / "docs" / "examples" / "subscriptions.csv"
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_example_mapping_imports_the_example_spreadsheet(tmp_path, capsys):

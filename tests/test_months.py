@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import write_source
-from saaskpi.cli import main
+from conftest import run, write_source
 from saaskpi.errors import ParameterError
 from saaskpi.widgets import Session
 from saaskpi.workbook import open_workbook
@@ -16,10 +15,6 @@ from saaskpi.workbook import open_workbook
 COVERS = "the data covers 2024-01 to 2024-05"
 
 
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("month, why", [("2024-06", "is after the data"), ("2023-12", "is before the first paying customer")])
