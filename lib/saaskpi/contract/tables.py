@@ -39,6 +39,8 @@ class Accounts(Table):
     industry: Optional[str] = _field("Industry.", nullable=True, default="unknown")
     acquisition_channel: Optional[str] = _field("Channel that acquired the account.", nullable=True, default="unknown")
     csm_id: Optional[str] = _field("Customer success manager (team.member_id).", nullable=True)
+    domain: Optional[str] = _field("The company's web or e-mail domain (acme.com): other systems' records are matched "
+                                   "to the account by it when imported.", nullable=True)
 
 
 class Subscriptions(Table):

@@ -24,6 +24,15 @@ as `billing` or `reading`, are skipped); the CLI adds one sub-command per import
 `args.progress`: show a tqdm bar when true) and returns an `Imported`: either `billing` (a `BillingData`, which the
 framework converts with `to_contract` and the settings) or contract `tables` used as they are (column mappings),
 and the files it read. It raises `ExportError` (reading.py) with every problem of the input, and never writes.
+
+An importer of a system other than billing (a CRM, a help desk, product analytics) sets `accounts=True`: it gets
+`--accounts` (parameters/sources/accounts.yaml) instead of the billing options, matches its records to the accounts
+already imported into `--out` (`accounts.account_keys`, the billing import comes first), and writes its report as
+`import-report-<name>.md/.json`.
+
+Several imports share one `--out`: an import replaces the tables it writes (and those the previous run of the same
+importer wrote), and keeps every other table and report of the folder, so `--out` holds billing, CRM, help-desk and
+product tables together, validated together after each import.
 """
 from __future__ import annotations
 
@@ -49,8 +58,9 @@ from .billing import BillingData, ImportResult, SetAside, to_contract
 from .reading import ExportError, FileRead
 from .settings import BILLING_FILE, billing_settings
 
-REPORT_MD = "import-report.md"
-REPORT_JSON = "import-report.json"
+REPORT = "import-report"
+REPORT_MD = f"{REPORT}.md"
+REPORT_JSON = f"{REPORT}.json"
 DEFAULT_OUT = "data/imported"
 
 
@@ -67,6 +77,12 @@ class Importer:
     help: str
     read: Callable[[argparse.Namespace], "Imported"]
     arguments: Callable[[argparse.ArgumentParser], None] = source_argument
+    accounts: bool = False  # records matched to the accounts already in --out (a CRM, help desk, analytics)
+
+    @property
+    def report(self) -> str:
+        """The stem of this importer's report files in --out."""
+        return f"{REPORT}-{self.name}" if self.accounts else REPORT
 
 
 @dataclass(frozen=True)
@@ -99,9 +115,15 @@ def add_commands(parser: argparse.ArgumentParser, func: Callable) -> None:
     for importer in registry().values():
         p = sub.add_parser(importer.name, help=importer.help, description=importer.help)
         importer.arguments(p)
-        p.add_argument("--out", default=DEFAULT_OUT, help="source folder to write (replaced atomically)")
-        p.add_argument("--settings", default=str(BILLING_FILE), help="billing settings (parameters/billing.yaml)")
-        p.add_argument("--fx-rates", default="", help="an fx_rates.csv or .parquet to copy into the output")
+        p.add_argument("--out", default=DEFAULT_OUT, help="source folder to write (its tables replaced atomically; "
+                                                          "tables of other imports kept)")
+        if importer.accounts:
+            from .accounts import add_account_arguments
+
+            add_account_arguments(p)
+        else:
+            p.add_argument("--settings", default=str(BILLING_FILE), help="billing settings (parameters/billing.yaml)")
+            p.add_argument("--fx-rates", default="", help="an fx_rates.csv or .parquet to copy into the output")
         p.set_defaults(func=func, importer=importer.name)
 
 
@@ -114,7 +136,7 @@ def _guard_paths(out: Path, inputs: list[Path]) -> None:
         if out == src or out in src.parents or src in out.parents:
             raise ParameterError(f"--out {out} overlaps the input {given}: the exports are never written to; "
                                  "choose another folder.")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / REPORT_JSON).exists())):
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not any(out.glob(f"{REPORT}*.json")))):
         raise ParameterError(f"--out {out} exists and is not the output of an earlier import (no {REPORT_JSON}); "
                              "choose a new or empty folder.")
 
@@ -137,11 +159,27 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def _stage(folder: Path, tables: dict[str, pl.DataFrame], fx: tuple[str, bytes] | None) -> None:
+def _stage(folder: Path, tables: dict[str, pl.DataFrame], fx: tuple[str, bytes] | None, out: Path, report: str) -> list[str]:
+    """Write `tables` (and the rates) into `folder`, and link in what `out` holds from other imports: every file
+    except this importer's report and the tables its previous run wrote. Returns the names of the tables kept."""
     for name, frame in tables.items():
         (folder / f"{name}.parquet").write_bytes(parquet_bytes(frame))
     if fx is not None:
         (folder / fx[0]).write_bytes(fx[1])
+    if not out.is_dir():
+        return []
+    previous = out / f"{report}.json"
+    replaced = set(json.loads(previous.read_text()).get("rows_written", {})) if previous.exists() else set()
+    kept = []
+    for path in sorted(out.iterdir()):
+        name = path.name.split(".")[0]
+        if (not path.is_file() or path.name.startswith(".") or name in tables or name in replaced
+                or (fx is not None and name == "fx_rates") or path.stem == report):
+            continue
+        os.link(path, folder / path.name)  # the files of an import are never rewritten in place: a link is safe
+        if not name.startswith(REPORT):
+            kept.append(name)
+    return kept
 
 
 def _validate_staged(folder: Path, source: str) -> None:
@@ -173,6 +211,7 @@ def run_import(importer: Importer, args: argparse.Namespace, progress: bool = Fa
     out = paths.resolve(args.out)
     inputs = [paths.resolve(args.source)] if getattr(args, "source", None) else []
     _guard_paths(out, inputs)
+    args.out_path = out
     fx = _fx_rates(getattr(args, "fx_rates", ""))
     settings = billing_settings(paths.resolve(args.settings)) if getattr(args, "settings", "") else billing_settings()
     args.progress = progress
@@ -192,13 +231,15 @@ def run_import(importer: Importer, args: argparse.Namespace, progress: bool = Fa
     staged.chmod(0o777 & ~umask)  # mkdtemp makes it private; the output is an ordinary folder
     try:
         steps.set_postfix_str("validating")
-        _stage(staged, tables, fx)
+        kept = _stage(staged, tables, fx, out, importer.report)
         _validate_staged(staged, imported.source)
         steps.update()
         steps.set_postfix_str("writing")
         report = import_report(importer.name, imported, converted, tables, fx, settings.applied() if imported.billing is not None else None)
-        paths.atomic_write(staged / REPORT_JSON, json.dumps(report, indent=1, default=str) + "\n")
-        paths.atomic_write(staged / REPORT_MD, report_markdown(report))
+        if kept:
+            report["tables_kept"] = kept
+        paths.atomic_write(staged / f"{importer.report}.json", json.dumps(report, indent=1, default=str) + "\n")
+        paths.atomic_write(staged / f"{importer.report}.md", report_markdown(report))
         replace_folder(staged, out)
         steps.update()
     finally:
@@ -240,6 +281,9 @@ def report_markdown(report: dict) -> str:
         lines.append("None.")
     if report.get("settings") is not None:
         lines += ["", "## Settings applied", "", "```json", json.dumps(report["settings"], indent=1), "```"]
-    for key in (k for k in report if k not in ("importer", "source", "files_read", "rows_written", "set_aside", "settings")):
+    if report.get("tables_kept"):
+        lines += ["", "## Tables kept from other imports", "", ", ".join(f"`{t}`" for t in report["tables_kept"])]
+    for key in (k for k in report if k not in ("importer", "source", "files_read", "rows_written", "set_aside", "settings",
+                                              "tables_kept")):
         lines += ["", f"## {key.replace('_', ' ').capitalize()}", "", "```json", json.dumps(report[key], indent=1, default=str), "```"]
     return "\n".join(lines) + "\n"

@@ -317,10 +317,12 @@ def _segments(customers: pl.DataFrame, pieces: pl.DataFrame, settings: BillingSe
 
 
 def _contract_accounts(data: BillingData, pieces: pl.DataFrame, settings: BillingSettings) -> pl.DataFrame:
-    """Contract accounts from the customers."""
+    """Contract accounts from the customers (the domain from the customer's e-mail, none for a public mailbox)."""
+    from .accounts import domain_of
+
     c = data.customers
     return (c.select(pl.col("customer_id").alias("account_id"), pl.col("name").alias("account_name"),
-                     "created_at", "region", "industry", "acquisition_channel")
+                     "created_at", "region", "industry", "acquisition_channel", domain_of(pl.col("email")).alias("domain"))
             .with_columns(segment=_segments(c, pieces, settings)).sort("account_id"))
 
 
