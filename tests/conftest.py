@@ -1,7 +1,9 @@
 """Shared fixtures: literal sources written to a temp folder, and the demo company."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -127,6 +129,31 @@ def demo_source() -> Path:
 
         generate(paths.DEMO_DIR)
     return paths.DEMO_DIR
+
+
+def demo_domain(account_id: str) -> str:
+    """The web domain the import tests give a demo account (A00042 -> a00042.example.com)."""
+    return f"{account_id.lower()}.example.com"
+
+
+def import_base(out: Path, accounts: list[str] | None = None) -> Path:
+    """`out` as if the demo's billing had been imported into it (the base a CRM, help-desk or analytics import
+    adds to): the demo's accounts (each with its `demo_domain`), subscriptions, invoices and rates, restricted to
+    `accounts` when given, and an import report. Copy it per test: an import writes into it."""
+    import polars as pl
+
+    out.mkdir(parents=True, exist_ok=True)
+    keep = pl.col("account_id").is_in(accounts) if accounts is not None else pl.lit(True)
+    written = {}
+    for name in ("accounts", "subscriptions", "invoices"):
+        frame = pl.read_csv(paths.DEMO_DIR / f"{name}.csv", infer_schema=False).filter(keep)
+        if name == "accounts":
+            frame = frame.with_columns(domain=pl.col("account_id").map_elements(demo_domain, return_dtype=pl.String))
+        frame.write_csv(out / f"{name}.csv")
+        written[name] = frame.height
+    shutil.copy(paths.DEMO_DIR / "fx_rates.csv", out / "fx_rates.csv")
+    (out / "import-report.json").write_text(json.dumps({"importer": "demo", "rows_written": {**written, "fx_rates": "copied"}}))
+    return out
 
 
 # --------------------------------------------------------------------------- PostgreSQL (tests/pg/cluster.py)

@@ -113,3 +113,11 @@ def test_an_import_keeps_the_tables_of_other_imports(tmp_path, capsys):
     report = json.loads((out / "import-report.json").read_text())
     assert report["tables_kept"] == ["support_tickets"]
     assert "Tables kept from other imports" in (out / "import-report.md").read_text()
+
+
+def test_import_base_is_a_valid_source_with_domains(tmp_path):
+    from conftest import import_base
+
+    out = import_base(tmp_path / "base", ["A00001", "A00002"])
+    k = account_keys(out)
+    assert k.accounts.sort("account_id").rows() == [("A00001", "a00001.example.com"), ("A00002", "a00002.example.com")]
