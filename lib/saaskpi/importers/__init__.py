@@ -213,7 +213,8 @@ def run_import(importer: Importer, args: argparse.Namespace, progress: bool = Fa
     _guard_paths(out, inputs)
     args.out_path = out
     fx = _fx_rates(getattr(args, "fx_rates", ""))
-    settings = billing_settings(paths.resolve(args.settings)) if getattr(args, "settings", "") else billing_settings()
+    settings = (billing_settings(paths.resolve(args.settings)) if getattr(args, "settings", "") and not importer.accounts
+                else billing_settings())  # an accounts importer's --settings are its own (read by its `read`)
     args.progress = progress
     steps = tqdm(total=4, desc=f"import {importer.name}", unit="step", disable=not progress, file=sys.stderr, leave=False)
     steps.set_postfix_str("reading")
