@@ -174,3 +174,18 @@ def test_round_trip_equals_the_demo(demo_desk, shape, capsys):
     assert set(got.get_column("csat").drop_nulls()) == {1, 2, 3, 4, 5}
     if shape == "jsonl":  # the tables are equal: the pages are checked once
         assert page_differences(out, expected) == []
+
+
+def test_the_documented_examples_import(tmp_path, capsys):
+    """docs/your-data.md: the invoice example, then docs/examples/zendesk and docs/examples/intercom into the same folder."""
+    docs = Path(__file__).parent.parent / "docs" / "examples"
+    out = tmp_path / "mine"
+    assert run(capsys, "import", "invoices", str(docs / "invoices"), "--out", str(out),
+               "--fx-rates", str(docs / "invoices" / "fx_rates.csv"))[0] == 0
+    code, stdout, err = run(capsys, "import", "zendesk", str(docs / "zendesk"), "--out", str(out))
+    assert (code, err) == (0, "") and "support_tickets 5; 1 row(s) set aside (see import-report-zendesk.md)" in stdout
+    code, stdout, err = run(capsys, "import", "intercom", str(docs / "intercom"), "--out", str(out))
+    assert (code, err) == (0, "") and "support_tickets 3." in stdout
+    # both write support_tickets: one help desk per folder, the later import replaces the table (docs/your-data.md)
+    assert pl.read_parquet(out / "support_tickets.parquet").height == 3
+    assert run(capsys, "validate", str(out))[0] == 0

@@ -56,11 +56,12 @@ def cmd_demo(args) -> int:
 def cmd_import(args) -> int:
     from .importers import registry, run_import
 
-    report = run_import(registry()[args.importer], args, progress=sys.stderr.isatty())
+    importer = registry()[args.importer]
+    report = run_import(importer, args, progress=sys.stderr.isatty())
     written = ", ".join(f"{t} {n:,}" if isinstance(n, int) else f"{t} {n}" for t, n in report["rows_written"].items())
     aside = sum(a["count"] for a in report["set_aside"])
     print(f"Imported {report['source']} into {paths.resolve(args.out)}: {written}"
-          + (f"; {aside:,} row(s) set aside (see import-report.md)" if aside else "") + ".")
+          + (f"; {aside:,} row(s) set aside (see {importer.report}.md)" if aside else "") + ".")
     print(f"Next: saaskpi validate {args.out}")
     return 0
 
