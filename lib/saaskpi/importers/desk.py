@@ -138,7 +138,8 @@ def read_stream(folder: Path, stream: str, names: tuple[str, ...], prefix: str, 
         return None
     if len(found) > 1:
         problems.append(Problem(f"{stream}.two_files", stream, None,
-                                f"the stream is in {len(found)} files ({', '.join(p.name for p in found)}): keep one", 0))
+                                f"the stream is in {len(found)} files ({', '.join(p.name for p in found)}): "
+                                "keep one", 0))
         return None
     path = found[0]
     if path.suffix.lower() == ".csv":
@@ -245,10 +246,16 @@ def unknown_values(frame: pl.DataFrame, table: str, column: str, known: list[str
     if bad.is_empty():
         return None
     values = bad.get_column(column).unique(maintain_order=True).to_list()
+    them = "them" if len(values) > 1 else "it"
     return Problem(f"{table}.unknown_value", table, column,
                    f"value{'s' if len(values) > 1 else ''} {', '.join(repr(v) for v in values[:EXAMPLES])} not in the "
-                   f"`{setting}` mapping (knows {', '.join(known)}): add {'them' if len(values) > 1 else 'it'} to the settings",
-                   bad.height, tuple(f"row {r[ROW]}: {column}={r[column]}" for r in bad.head(EXAMPLES).iter_rows(named=True)))
+                   f"`{setting}` mapping (knows {', '.join(known)}): add {them} to the settings",
+                   bad.height, row_examples(bad, f"{{{ROW}}}: {column}={{{column}}}"))
+
+
+def row_examples(frame: pl.DataFrame, pattern: str) -> tuple[str, ...]:
+    """Up to five 'row N ...' strings for the failing rows of `frame` (`pattern` formats a row's named values)."""
+    return tuple("row " + pattern.format(**r) for r in frame.head(EXAMPLES).iter_rows(named=True))
 
 
 def require_folder(source: str) -> Path:

@@ -40,7 +40,8 @@ from . import Imported, Importer, source_argument
 from .accounts import account_keys
 from .billing import SetAside
 from .desk import (EXAMPLES, Strict, Stream, desk_settings, files_read, items, lookup, missing_fields, raise_problems,
-                   read_stream, require_folder, support_tickets, typed_stream, unix_text, unknown_values)
+                   read_stream, require_folder, row_examples, support_tickets, typed_stream, unix_text,
+                   unknown_values)
 from .reading import ROW
 
 SETTINGS_FILE = paths.PARAMETERS_DIR / "sources" / "intercom.yaml"
@@ -98,7 +99,8 @@ def read_intercom(args: argparse.Namespace) -> Imported:
 
 
 def _conversations(stream: Stream, settings: IntercomSettings, problems: list[Problem]) -> pl.DataFrame:
-    if not missing_fields(stream, {"id": ("id",), "created_at": ("created_at",), "statistics": ("statistics",)}, problems):
+    required = {"id": ("id",), "created_at": ("created_at",), "statistics": ("statistics",)}
+    if not missing_fields(stream, required, problems):
         return pl.DataFrame()
     state = [lookup(r, "state") or ({True: "open", False: "closed", "true": "open", "false": "closed"}
                                     .get(lookup(r, "open"))) for r in stream.records]
@@ -120,15 +122,16 @@ def _conversations(stream: Stream, settings: IntercomSettings, problems: list[Pr
               "first_admin_reply_at": UTC, "time_to_admin_reply": pl.Int64, "first_close_at": UTC, "last_close_at": UTC,
               "count_reopens": pl.Int64, "csat": pl.Int64, "contact_id": pl.String, "contact_email": pl.String}
     typed = typed_stream(stream, columns, schema, "ticket_id", problems)
+    no_time = pl.col("created_at").is_null() & pl.Series([v is None for v in columns["created_at"]])
     for column, rule, message in (("ticket_id", pl.col("ticket_id").is_null(), "a conversation needs its id"),
-                                  ("created_at", pl.col("created_at").is_null() & pl.Series([v is None for v in columns["created_at"]]),
-                                   "a conversation needs its creation time"),
-                                  ("conversation_rating", (pl.col("csat") < 1) | (pl.col("csat") > 5), "a rating is 1 to 5")):
+                                  ("created_at", no_time, "a conversation needs its creation time"),
+                                  ("conversation_rating", (pl.col("csat") < 1) | (pl.col("csat") > 5),
+                                   "a rating is 1 to 5")):
         bad = typed.filter(rule)
         if not bad.is_empty():
             problems.append(Problem("conversations.missing_value" if column != "conversation_rating"
                                     else "conversations.out_of_range", "conversations", column, message, bad.height,
-                                    tuple(f"row {r[ROW]}" for r in bad.head(EXAMPLES).iter_rows(named=True))))
+                                    row_examples(bad, f"{{{ROW}}}")))
     return (typed.with_columns(pl.col("state", "priority").str.to_lowercase())
             .unique("ticket_id", keep="last", maintain_order=True))
 
@@ -139,8 +142,8 @@ def _people(contacts: Stream | None, companies: Stream | None, problems: list[Pr
            "companies": pl.DataFrame(schema={"company": pl.String, "company_id": pl.String, "website": pl.String})}
     if contacts is not None and missing_fields(contacts, {"id": ("id",)}, problems):
         company = [_first(lookup(r, "companies")).get("id") for r in contacts.records]
-        out["contacts"] = typed_stream(contacts, {"contact_id": contacts.values("id"), "email": contacts.values("email"),
-                                                  "company": company},
+        out["contacts"] = typed_stream(contacts, {"contact_id": contacts.values("id"),
+                                                  "email": contacts.values("email"), "company": company},
                                        {"contact_id": pl.String, "email": pl.String, "company": pl.String},
                                        "contact_id", problems).drop(ROW).unique("contact_id", keep="last")
     if companies is not None and missing_fields(companies, {"id": ("id",)}, problems):

@@ -4,8 +4,8 @@ Streams read (one file each, see `desk` for the file shapes; only `tickets` and 
 
 - `tickets`: `id`, `created_at`, `priority`, `status`, `organization_id`, `requester_id` (and the legacy
   `satisfaction_rating.score` the ticket carries);
-- `ticket_metrics`: `ticket_id`, `reply_time_in_minutes.{calendar,business}`, `full_resolution_time_in_minutes.calendar`,
-  `solved_at`, `replies`;
+- `ticket_metrics`: `ticket_id`, `reply_time_in_minutes.{calendar,business}`,
+  `full_resolution_time_in_minutes.calendar`, `solved_at`, `replies`;
 - `organizations`: `id`, `domain_names` (the first is the organisation's domain), `name`;
 - `users`: `id`, `email` (the requester's address, used when the ticket has no organisation);
 - `satisfaction_ratings` (legacy CSAT): `ticket_id`, `score` (good / bad; offered and unoffered are no rating),
@@ -44,7 +44,7 @@ from . import Imported, Importer, source_argument
 from .accounts import account_keys
 from .billing import SetAside
 from .desk import (EXAMPLES, Strict, Stream, desk_settings, files_read, items, lookup, missing_fields, raise_problems,
-                   read_stream, require_folder, support_tickets, typed_stream, unknown_values)
+                   read_stream, require_folder, row_examples, support_tickets, typed_stream, unknown_values)
 from .reading import ROW
 
 SETTINGS_FILE = paths.PARAMETERS_DIR / "sources" / "zendesk.yaml"
@@ -125,7 +125,7 @@ def _tickets(stream: Stream, problems: list[Problem]) -> pl.DataFrame:
         empty = typed.filter(pl.col(column).is_null() & pl.Series([v in (None, "") for v in columns[column]]))
         if not empty.is_empty():
             problems.append(Problem("tickets.missing_value", "tickets", column, message, empty.height,
-                                    tuple(f"row {r[ROW]}" for r in empty.head(EXAMPLES).iter_rows(named=True))))
+                                    row_examples(empty, f"{{{ROW}}}")))
     # an incremental export may hold a ticket several times: its latest version (the last line) counts
     return (typed.with_columns(pl.col("priority", "status", "ticket_score").str.to_lowercase())
             .unique("ticket_id", keep="last", maintain_order=True))
@@ -136,7 +136,8 @@ def _metrics(stream: Stream, settings: ZendeskSettings, problems: list[Problem])
     if not missing_fields(stream, {"ticket_id": ("ticket_id",),
                                    f"reply_time_in_minutes.{basis}": (f"reply_time_in_minutes.{basis}",)}, problems):
         return pl.DataFrame()
-    columns = {"ticket_id": stream.values("ticket_id"), "reply_minutes": stream.values(f"reply_time_in_minutes.{basis}"),
+    columns = {"ticket_id": stream.values("ticket_id"),
+               "reply_minutes": stream.values(f"reply_time_in_minutes.{basis}"),
                "full_minutes": stream.values("full_resolution_time_in_minutes.calendar"),
                "solved_at": stream.values("solved_at"), "replies": stream.values("replies")}
     schema = {"ticket_id": pl.String, "reply_minutes": pl.Int64, "full_minutes": pl.Int64, "solved_at": UTC,
@@ -146,7 +147,7 @@ def _metrics(stream: Stream, settings: ZendeskSettings, problems: list[Problem])
     if not negative.is_empty():
         problems.append(Problem("ticket_metrics.out_of_range", "ticket_metrics", "reply_time_in_minutes",
                                 "minutes and replies must be at least 0", negative.height,
-                                tuple(f"row {r[ROW]} (ticket_id={r['ticket_id']})" for r in negative.head(EXAMPLES).iter_rows(named=True))))
+                                row_examples(negative, f"{{{ROW}}} (ticket_id={{ticket_id}})")))
     return typed.drop(ROW).unique("ticket_id", keep="last", maintain_order=True)
 
 
@@ -158,8 +159,9 @@ def _ratings(legacy: Stream | None, survey: Stream | None, tickets: pl.DataFrame
     scores = {"good": settings.satisfaction.good, "bad": settings.satisfaction.bad}
     if legacy is not None and missing_fields(legacy, {"ticket_id": ("ticket_id",), "score": ("score",)}, problems):
         at = [lookup(r, "updated_at") or lookup(r, "created_at") for r in legacy.records]
-        typed = typed_stream(legacy, {"ticket_id": legacy.values("ticket_id"), "score": legacy.values("score"), "at": at},
-                             {"ticket_id": pl.String, "score": pl.String, "at": UTC}, "ticket_id", problems)
+        typed = typed_stream(legacy, {"ticket_id": legacy.values("ticket_id"), "score": legacy.values("score"),
+                                      "at": at}, {"ticket_id": pl.String, "score": pl.String, "at": UTC},
+                             "ticket_id", problems)
         parts.append(_legacy_scores(typed.with_columns(pl.col("score").str.to_lowercase()), "satisfaction_ratings",
                                     scores, problems).with_columns(rank=pl.lit(1, pl.Int64)))
     elif not tickets.is_empty():
@@ -191,7 +193,8 @@ def _survey_ratings(stream: Stream, problems: list[Problem]) -> pl.DataFrame:
     for record in stream.records:
         zrns = [z for z in items(lookup(record, "subject_zrns")) if isinstance(z, str) and z.startswith("zen:ticket:")]
         ticket.append(zrns[0].rsplit(":", 1)[1] if zrns else lookup(record, "ticket_id"))
-        rated = [a.get("rating") for a in items(lookup(record, "answers")) if isinstance(a, dict) and a.get("rating") is not None]
+        rated = [a.get("rating") for a in items(lookup(record, "answers"))
+                 if isinstance(a, dict) and a.get("rating") is not None]
         rating.append(rated[0] if rated else lookup(record, "rating"))
     typed = typed_stream(stream, {"ticket_id": ticket, "csat": rating, "at": stream.values("created_at")},
                          {"ticket_id": pl.String, "csat": pl.Int64, "at": UTC}, "ticket_id", problems)
@@ -199,8 +202,8 @@ def _survey_ratings(stream: Stream, problems: list[Problem]) -> pl.DataFrame:
     if not bad.is_empty():
         problems.append(Problem("survey_responses.out_of_range", "survey_responses", "rating",
                                 "a CSAT rating is 1 to 5", bad.height,
-                                tuple(f"row {r[ROW]}: rating={r['csat']}" for r in bad.head(EXAMPLES).iter_rows(named=True))))
-    return typed.filter(pl.col("csat").is_not_null() & pl.col("ticket_id").is_not_null()).select("ticket_id", "csat", "at")
+                                row_examples(bad, f"{{{ROW}}}: rating={{csat}}")))
+    return typed.drop_nulls(["csat", "ticket_id"]).select("ticket_id", "csat", "at")
 
 
 def _addresses(orgs: Stream | None, users: Stream | None, problems: list[Problem]) -> dict[str, pl.DataFrame]:
