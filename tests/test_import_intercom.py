@@ -125,3 +125,23 @@ def test_round_trip_equals_the_demo(demo_desk, shape, capsys):
     assert_frame_equal(got.sort("ticket_id"), pl.read_parquet(expected / "support_tickets.parquet").sort("ticket_id"))
     if shape == "jsonl":  # the tables are equal: the pages are checked once
         assert page_differences(out, expected) == []
+
+
+def test_an_api_page_and_a_csv_read_like_json_lines(tmp_path, capsys):
+    """The same conversations as one API page (`conversations.json`: {"type": "conversation.list",
+    "conversations": [...]}) and contacts / companies as CSV with the nested fields as JSON text give the same rows."""
+    out, accounts = _base(tmp_path)
+    lines = [json.loads(line) for line in textwrap.dedent(CONVERSATIONS).strip().splitlines()]
+    page = {"type": "conversation.list", "pages": {"type": "pages", "page": 1, "total_pages": 1}, "total_count": 3,
+            "conversations": lines}
+    contacts = [json.loads(line) for line in textwrap.dedent(CONTACTS).strip().splitlines()]
+    exports = tmp_path / "ic"
+    exports.mkdir()
+    (exports / "intercom_conversations.json").write_text(json.dumps(page))
+    pl.DataFrame({"id": [c["id"] for c in contacts], "email": [c["email"] for c in contacts],
+                  "companies": [json.dumps(c["companies"]) for c in contacts]}).write_csv(exports / "contacts.csv")
+    (exports / "companies.csv").write_text("id,company_id,website\ni1,acme-1,https://www.acme.com\ni2,glbx,\n")
+    assert _import(capsys, exports, out, accounts) == (0, "")
+    t = pl.read_parquet(out / "support_tickets.parquet")
+    assert t.select("ticket_id", "account_id", "priority", "contacts", "csat").rows() == [
+        ("101", "cus_1", "high", 2, 2), ("102", "cus_2", "normal", 1, None), ("103", "cus_2", "normal", 1, 5)]

@@ -95,7 +95,8 @@ def read_intercom(args: argparse.Namespace) -> Imported:
     rows = matched.frame.filter(pl.col("account_id").is_not_null())
     return Imported(source=str(args.source), files=files_read(*streams.values()),
                     tables={"support_tickets": support_tickets(rows)}, set_aside=(*aside, *matched.set_aside),
-                    details={"intercom_settings": settings.model_dump(mode="json"), "id_map": keys.map_file or None})
+                    details={"intercom_settings": settings.model_dump(mode="json"),
+                             **({"id_map": keys.map_file} if keys.map_file else {})})
 
 
 def _conversations(stream: Stream, settings: IntercomSettings, problems: list[Problem]) -> pl.DataFrame:

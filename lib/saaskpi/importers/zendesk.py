@@ -108,7 +108,7 @@ def read_zendesk(args: argparse.Namespace) -> Imported:
     return Imported(source=str(args.source), files=files_read(*streams.values()),
                     tables={"support_tickets": support_tickets(rows)}, set_aside=(*aside, *matched.set_aside),
                     details={"zendesk_settings": settings.model_dump(mode="json"),
-                             "id_map": keys.map_file or None})
+                             **({"id_map": keys.map_file} if keys.map_file else {})})
 
 
 def _tickets(stream: Stream, problems: list[Problem]) -> pl.DataFrame:
