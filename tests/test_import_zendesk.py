@@ -189,3 +189,17 @@ def test_the_documented_examples_import(tmp_path, capsys):
     # both write support_tickets: one help desk per folder, the later import replaces the table (docs/your-data.md)
     assert pl.read_parquet(out / "support_tickets.parquet").height == 3
     assert run(capsys, "validate", str(out))[0] == 0
+
+
+def test_organisations_by_their_external_id(tmp_path, capsys):
+    """organization_key: external_id with `zendesk: [same_id]`: Globex's external_id is the billing id cus_2."""
+    out, accounts = _base(tmp_path)
+    (tmp_path / "accounts.yaml").write_text("systems: {zendesk: [same_id, domain]}\n")
+    orgs = ORGS.replace('"name": "Globex (by the id map)"', '"name": "Globex", "external_id": "cus_2"')
+    exports = _exports(tmp_path / "zd", **{"tickets.jsonl": TICKETS, "ticket_metrics.jsonl": METRICS,
+                                           "organizations.jsonl": orgs, "users.jsonl": USERS})
+    (tmp_path / "zendesk.yaml").write_text("organization_key: external_id\n")
+    assert _import(capsys, exports, out, accounts, "--settings", str(tmp_path / "zendesk.yaml")) == (0, "")
+    # 1, 4: Acme has no external_id -> acme.com -> cus_1; 2: external_id cus_2; 3: no organisation -> globex.io
+    assert pl.read_parquet(out / "support_tickets.parquet").get_column("account_id").to_list() == [
+        "cus_1", "cus_2", "cus_2", "cus_1"]

@@ -6,7 +6,7 @@ Streams read (one file each, see `desk` for the file shapes; only `tickets` and 
   `satisfaction_rating.score` the ticket carries);
 - `ticket_metrics`: `ticket_id`, `reply_time_in_minutes.{calendar,business}`,
   `full_resolution_time_in_minutes.calendar`, `solved_at`, `replies`;
-- `organizations`: `id`, `domain_names` (the first is the organisation's domain), `name`;
+- `organizations`: `id`, `domain_names` (the first is the organisation's domain), `external_id`;
 - `users`: `id`, `email` (the requester's address, used when the ticket has no organisation);
 - `satisfaction_ratings` (legacy CSAT): `ticket_id`, `score` (good / bad; offered and unoffered are no rating),
   `updated_at`;
@@ -25,7 +25,8 @@ How a ticket becomes a row of support_tickets (the settings are parameters/sourc
   does not know is an error;
 - `csat`: the latest survey response's rating (1-5), else the legacy rating through `satisfaction` (good -> 5,
   bad -> 1 by default, so the satisfied share, ratings of 4-5, is Zendesk's own good share);
-- the account: the organisation's id through the id map, else the organisation's domain, else the requester's
+- the account: the organisation's id (or, with `organization_key: external_id`, its `external_id`, often the
+  billing or CRM id) through the id map (or `same_id`), else the organisation's domain, else the requester's
   e-mail domain (parameters/sources/accounts.yaml). Deleted tickets and tickets naming neither an organisation
   nor a requester with an address are set aside (reported).
 """
@@ -68,6 +69,11 @@ class ZendeskSettings(Strict):
     priority: dict[str, Priority] = {"low": "low", "normal": "normal", "high": "high", "urgent": "urgent"}
     missing_priority: Priority = "normal"
     satisfaction: Satisfaction = Satisfaction()
+    organization_key: Literal["id", "external_id"] = "id"
+
+
+KEY_COLUMNS = {"id": "organization_id", "external_id": "organization_external_id"}
+"""The column a ticket's account is looked up by (the id map, `same_id`), per `organization_key`."""
 
 
 STREAMS = {  # stream -> the file names loaders give it
@@ -103,7 +109,8 @@ def read_zendesk(args: argparse.Namespace) -> Imported:
     frame, aside = _rows(tickets, metrics, ratings, where, settings, problems)
     raise_problems(problems, str(args.source), "Zendesk")
     keys = account_keys(args.out_path, Path(args.accounts))
-    matched = keys.match("zendesk", "support_tickets", frame, key="organization_id", email="address")
+    matched = keys.match("zendesk", "support_tickets", frame, key=KEY_COLUMNS[settings.organization_key],
+                         email="address")
     rows = matched.frame.filter(pl.col("account_id").is_not_null())
     return Imported(source=str(args.source), files=files_read(*streams.values()),
                     tables={"support_tickets": support_tickets(rows)}, set_aside=(*aside, *matched.set_aside),
@@ -208,13 +215,16 @@ def _survey_ratings(stream: Stream, problems: list[Problem]) -> pl.DataFrame:
 
 def _addresses(orgs: Stream | None, users: Stream | None, problems: list[Problem]) -> dict[str, pl.DataFrame]:
     """The organisations' domains (the first of `domain_names`) and the users' e-mail addresses."""
-    out = {"orgs": pl.DataFrame(schema={"organization_id": pl.String, "org_domain": pl.String}),
+    out = {"orgs": pl.DataFrame(schema={"organization_id": pl.String, "org_domain": pl.String,
+                                        "organization_external_id": pl.String}),
            "users": pl.DataFrame(schema={"requester_id": pl.String, "email": pl.String})}
     if orgs is not None and missing_fields(orgs, {"id": ("id",)}, problems):
         domains = [next(iter(items(d) if not isinstance(d, str) or d[:1] == "[" else [d]), None)
                    for d in orgs.values("domain_names")]
-        out["orgs"] = typed_stream(orgs, {"organization_id": orgs.values("id"), "org_domain": domains},
-                                   {"organization_id": pl.String, "org_domain": pl.String}, "organization_id",
+        out["orgs"] = typed_stream(orgs, {"organization_id": orgs.values("id"), "org_domain": domains,
+                                          "organization_external_id": orgs.values("external_id")},
+                                   {"organization_id": pl.String, "org_domain": pl.String,
+                                    "organization_external_id": pl.String}, "organization_id",
                                    problems).drop(ROW).unique("organization_id", keep="last")
     if users is not None and missing_fields(users, {"id": ("id",), "email": ("email",)}, problems):
         out["users"] = typed_stream(users, {"requester_id": users.values("id"), "email": users.values("email")},
@@ -251,12 +261,13 @@ def _rows(tickets: pl.DataFrame, metrics: pl.DataFrame, ratings: pl.DataFrame, w
                               tuple(f"ticket {t}" for t in deleted.get_column("ticket_id").head(EXAMPLES)),
                               "a deleted ticket; left out"))
     frame = frame.filter(pl.col("status").fill_null("") != "deleted")
-    nameless = frame.filter(pl.col("organization_id").is_null() & pl.col("address").is_null())
+    key = KEY_COLUMNS[settings.organization_key]
+    nameless = frame.filter(pl.col(key).is_null() & pl.col("address").is_null())
     if not nameless.is_empty():
         aside.append(SetAside("no_account", "support_tickets", nameless.height,
                               tuple(f"ticket {t}" for t in nameless.get_column("ticket_id").head(EXAMPLES)),
                               "names no organisation and its requester has no e-mail address; left out"))
-    frame = frame.filter(pl.col("organization_id").is_not_null() | pl.col("address").is_not_null())
+    frame = frame.filter(pl.col(key).is_not_null() | pl.col("address").is_not_null())
     return frame.drop(ROW), tuple(aside)
 
 
