@@ -203,3 +203,14 @@ def test_organisations_by_their_external_id(tmp_path, capsys):
     # 1, 4: Acme has no external_id -> acme.com -> cus_1; 2: external_id cus_2; 3: no organisation -> globex.io
     assert pl.read_parquet(out / "support_tickets.parquet").get_column("account_id").to_list() == [
         "cus_1", "cus_2", "cus_2", "cus_1"]
+
+
+def test_bad_settings_name_the_key(tmp_path, capsys):
+    out, accounts = _base(tmp_path)
+    exports = _exports(tmp_path / "zd", **{"tickets.jsonl": TICKETS, "ticket_metrics.jsonl": METRICS})
+    (tmp_path / "zendesk.yaml").write_text("first_response_minutes: wall\npriority: {p1: critical}\n")
+    code, err = _import(capsys, exports, out, accounts, "--settings", str(tmp_path / "zendesk.yaml"))
+    assert code == 2 and "zendesk.yaml: 2 problem(s)" in err
+    assert "`first_response_minutes`: Input should be 'calendar' or 'business' (got 'wall')" in err
+    assert "`priority.p1`: Input should be 'low', 'normal', 'high' or 'urgent' (got 'critical')" in err
+    assert not (out / "support_tickets.parquet").exists()
