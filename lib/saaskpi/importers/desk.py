@@ -259,6 +259,7 @@ def row_examples(frame: pl.DataFrame, pattern: str) -> tuple[str, ...]:
 
 
 def require_folder(source: str) -> Path:
+    """The export folder; a clear error when it is not one."""
     folder = Path(source)
     if not folder.is_dir():
         raise SourceError(f"{source} is not a folder: give the folder holding the help-desk exports.")
@@ -266,11 +267,13 @@ def require_folder(source: str) -> Path:
 
 
 def raise_problems(problems: list[Problem], source: str, system: str) -> None:
+    """Every problem found so far, at once (nothing is written)."""
     if problems:
         raise ExportError(problems, source, head=f"The {system} exports in {source} cannot be imported")
 
 
-def files_read(*streams: Stream | None, table: str = "support_tickets") -> tuple[FileRead, ...]:
+def files_read(*streams: Stream | None) -> tuple[FileRead, ...]:
+    """The files read, for the import report (the stream each holds, its records)."""
     return tuple(FileRead(s.file, s.name, len(s.records)) for s in streams if s is not None)
 
 
