@@ -430,3 +430,70 @@ def test_the_shipped_settings_are_valid_and_send_nothing_by_default():
     settings = load()
     assert settings.lists and settings.enabled() == []
     assert all(not v.startswith("http") for lst in settings.lists.values() for v in [lst.slack_webhook_env])
+
+
+def test_the_snapshot_command_ends_with_delivery_and_keeps_its_exit_code(reports, monkeypatch, tmp_path, capsys):
+    """`saaskpi snapshot`'s last step (the pages themselves are stood in for: tests/test_snapshot.py runs them)."""
+    from saaskpi import snapshot
+    from saaskpi.delivery import settings
+
+    monkeypatch.setattr(snapshot, "take_snapshot", lambda month, *a, **k: snapshot.Snapshot(
+        month, reports / MONTH / "runs" / NEW, NEW, []))
+    monkeypatch.setattr(settings, "DELIVERY_FILE", settings_file(tmp_path, free_port(), MAIL_ONLY, attempts=2))
+    before = snapshot_files(reports)
+    code, out, err = run(capsys, "snapshot", "--month", MONTH, "--source", str(tmp_path), "--reports", str(reports))
+    assert code == 0 and "runs succeeded" in out and "Traceback" not in err
+    assert "try 2 of 2, giving up" in err and "Delivery: board email: FAILED after 2 tries" in err
+    assert snapshot_files(reports) == before
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (openssl), as a relay with a private CA has."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_starttls_and_login_with_the_password_from_the_environment(reports, certificate, monkeypatch, tmp_path):
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    logins = []
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"s3cret")
+
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+                            authenticator=authenticate, auth_require_tls=True)
+    controller.start()
+    try:
+        def settings(security: str, ca: bool = True) -> Path:
+            path = tmp_path / f"{security}-{ca}.yaml"
+            path.write_text(f"backoff_seconds: 0\nsmtp: {{host: 127.0.0.1, port: {port}, security: {security}, "
+                            f"user: kpi-bot, password_env: H24_SMTP_PASSWORD, sender: kpi@example.com, timeout_seconds: 5"
+                            f"{f', ca_file: {cert}' if ca else ''}}}\nlists:\n{MAIL_ONLY}")
+            return path
+
+        monkeypatch.setenv("H24_SMTP_PASSWORD", "s3cret")
+        [sent] = send_month(MONTH, reports, settings_file=settings("starttls"))
+        assert sent.status == "sent" and logins == [(b"kpi-bot", b"s3cret")] and len(box.messages) == 1
+        [untrusted] = send_month(MONTH, reports, force=True, settings_file=settings("starttls", ca=False))
+        assert untrusted.tries == 1 and "TLS failed (CERTIFICATE_VERIFY_FAILED)" in untrusted.reason
+        assert len(box.messages) == 1
+    finally:
+        controller.stop()

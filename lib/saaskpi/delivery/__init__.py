@@ -83,9 +83,13 @@ def logged_to_stderr():
         log.removeHandler(handler)
 
 
-def after_snapshot(month: str, reports: Path = paths.REPORTS_DIR, settings_file: Path = DELIVERY_FILE) -> list[Outcome]:
-    """The snapshot's last step: send to the enabled lists. Never raises (a delivery problem cannot fail or change
-    the snapshot); what happened is printed to stderr and logged."""
+def after_snapshot(month: str, reports: Path = paths.REPORTS_DIR, settings_file: Path | None = None) -> list[Outcome]:
+    """The snapshot's last step: send to the enabled lists (of `parameters/delivery.yaml` unless `settings_file`).
+    Never raises (a delivery problem cannot fail or change the snapshot); what happened is printed to stderr and
+    logged."""
+    from . import settings as delivery_settings
+
+    settings_file = settings_file or delivery_settings.DELIVERY_FILE
     try:
         if not load(settings_file).enabled():
             return []

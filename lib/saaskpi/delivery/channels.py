@@ -45,14 +45,14 @@ def send_email(smtp: Smtp, password: str, msg: EmailMessage) -> None:
     """One try at handing `msg` to the server."""
     where = f"SMTP server {smtp.host}:{smtp.port}"
     try:
+        tls = ssl.create_default_context(cafile=smtp.ca_file or None)  # verifies the server's name and certificate
         if smtp.security == "tls":
-            client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_seconds,
-                                      context=ssl.create_default_context())
+            client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_seconds, context=tls)
         else:
             client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
         with client:
             if smtp.security == "starttls":
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=tls)
             if smtp.user:
                 client.login(smtp.user, password)
             refused = client.send_message(msg)

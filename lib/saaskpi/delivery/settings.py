@@ -35,6 +35,7 @@ class Smtp(_Strict):
     user: str = ""
     password_env: str = Field("", pattern=f"^({ENV_NAME})?$")
     sender: str
+    ca_file: str = ""  # PEM file of the CA to trust instead of the system's (a relay with a private CA)
     timeout_seconds: float = Field(30, gt=0)
 
     @model_validator(mode="after")
@@ -42,6 +43,8 @@ class Smtp(_Strict):
         if self.security == "plain" and not is_loopback(self.host):
             raise ValueError(f"security: plain sends the message unencrypted; it is allowed only to a loopback host "
                              f"(127.0.0.1, ::1, localhost), not {self.host!r}: use starttls or tls")
+        if self.ca_file and not Path(self.ca_file).is_file():
+            raise ValueError(f"ca_file {self.ca_file!r} is not a file")
         if self.user and not self.password_env:
             raise ValueError("user is set: name the environment variable holding its password in password_env")
         return self
