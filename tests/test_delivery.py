@@ -23,7 +23,7 @@ import pytest
 
 from conftest import run
 from saaskpi.delivery import after_snapshot, ledger, send_month
-from saaskpi.delivery.content import read_alerts, read_summary
+from saaskpi.delivery.content import headline_metrics, read_alerts, read_summary
 from saaskpi.delivery.settings import RecipientList, load
 from saaskpi.errors import ParameterError
 from saaskpi.snapshot import METRIC_COLUMNS, append_rows
@@ -45,6 +45,9 @@ VALUES = [
 #   all MRR 125,000 -> $125.0k, change 125,000 - 120,000 -> +$5.0k, near
 #   all churn 0.021 -> 2.1%, change 0.021 - 0.025 = -0.004 -> −0.4 pts, off
 #   smb NRR 0.980 -> 98.0%, change 0.980 - 0.990 = -0.010 -> −1.0 pts, off
+# every other headline metric of `all` at 0.5 in both months (so the cover holds a real-length table: 24 rows)
+FILLER = [("all", m, m.replace("_", " "), "ratio", 0.5, 0.5, "n/a") for m in headline_metrics()
+          if m not in {v[1] for v in VALUES}]
 HEADLINE = ["104.2%", "+1.2 pts", "$125.0k", "+$5.0k", "2.1%", "−0.4 pts", "98.0%", "−1.0 pts"]
 
 REPORT = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>00_executive_summary</title>
@@ -82,7 +85,7 @@ def write_run(reports: Path, run_id: str, run_time: str, rows: list[tuple], aler
 def build_reports(reports: Path) -> Path:
     stale = [(seg, metric, label, unit, sep, octo * 3, "off") for seg, metric, label, unit, sep, octo, _ in VALUES]
     write_run(reports, OLD, "2026-11-01T06:00:00.000000+00:00", stale, [])  # earlier run: not what the index shows
-    write_run(reports, NEW, "2026-11-02T06:00:00.000000+00:00", VALUES, [ALERT])
+    write_run(reports, NEW, "2026-11-02T06:00:00.000000+00:00", VALUES + FILLER, [ALERT])
     (reports / MONTH / "index.html").write_text("<html>the index</html>")
     return reports
 
@@ -254,7 +257,8 @@ def test_summary_is_the_index_headline_of_the_latest_run(tmp_path):
     reports = build_reports(tmp_path / "reports")
     summary = read_summary(reports, MONTH, RecipientList(segments=["all", "smb"], email=["a@example.com"]))
     kpis = {(s.segment, k.metric): (k.value_text, k.change_text, k.status) for s in summary.segments for k in s.kpis}
-    assert kpis == {("all", "net_revenue_retention"): ("104.2%", "+1.2 pts", "on"),
+    assert len(summary.segments[0].kpis) == len(headline_metrics()) == 24 and len(summary.segments[1].kpis) == 1
+    assert {k: v for k, v in kpis.items() if k[1] in {v[1] for v in VALUES}} == {("all", "net_revenue_retention"): ("104.2%", "+1.2 pts", "on"),
                     ("all", "monthly_recurring_revenue"): ("$125.0k", "+$5.0k", "near"),
                     ("all", "customer_churn_rate"): ("2.1%", "−0.4 pts", "off"),
                     ("smb", "net_revenue_retention"): ("98.0%", "−1.0 pts", "off")}
@@ -280,7 +284,7 @@ def test_email_arrives_with_the_kpis_subject_and_pdf(delivered):
         ("executives", "email", "sent", 1), ("executives", "slack", "sent", 1)]
     [(to, msg)] = delivered["mail"]
     assert to == ["ceo@example.com", "cfo@example.com"]
-    assert msg["Subject"].strip() == "SaaS KPIs, October 2026: NRR (trailing 12 months) 104.2% (All customers)"
+    assert msg["Subject"] == "SaaS KPIs, October 2026: NRR (trailing 12 months) 104.2% (All customers)"
     assert msg["From"] == "KPI bot <kpi@example.com>"
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
@@ -305,7 +309,7 @@ def test_pdf_is_valid_and_holds_the_headline_values(delivered):
     cover = reader.pages[0].extract_text()
     for value in ("104.2%", "+1.2 pts", "$125.0k", "+$5.0k", "2.1%", ALERT[:40]):
         assert value in cover
-    assert "98.0%" not in cover  # the smb figures are in the smb PDF
+    assert "98.0%" not in cover and cover.count("0.5x") == 21  # all 24 KPIs on the cover; smb's in the smb PDF
     report = " ".join(p.extract_text() for p in reader.pages[1:])
     assert "North star" in report and "NRR 1.042" in report
 

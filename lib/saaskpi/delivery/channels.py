@@ -4,6 +4,7 @@ or says try later: retried) or `Permanent` (a refused address, a wrong password,
 cannot help); `with_retries` makes a bounded number of tries with doubling waits and logs each failure."""
 from __future__ import annotations
 
+import email.policy
 import json
 import logging
 import smtplib
@@ -20,6 +21,9 @@ from typing import Callable
 from .settings import Smtp
 
 log = logging.getLogger("saaskpi.delivery")
+# Python's folding at 78 characters moves a long subject to a continuation line ("Subject:" then " SaaS KPIs...");
+# RFC 5322 allows 998, so a subject stays on its line
+HEADERS_ON_ONE_LINE = email.policy.SMTP.clone(max_line_length=998)
 
 
 class Transient(Exception):
@@ -31,7 +35,7 @@ class Permanent(Exception):
 
 
 def email_message(smtp: Smtp, to: list[str], subject: str, text: str, html: str, pdfs: list[Path]) -> EmailMessage:
-    msg = EmailMessage()
+    msg = EmailMessage(policy=HEADERS_ON_ONE_LINE)
     msg["Subject"], msg["From"], msg["To"] = subject, smtp.sender, ", ".join(to)
     msg["Date"], msg["Message-ID"] = formatdate(localtime=False), make_msgid(domain="saaskpi")
     msg.set_content(text)

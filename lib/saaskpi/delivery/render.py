@@ -23,14 +23,15 @@ _jinja = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 KPI_TABLE = _jinja.from_string("""
 {% for seg in summary.segments %}
-<h2 style="font-size:17px;margin:20px 0 6px">{{ seg.label }}</h2>
-<table style="border-collapse:collapse;font-size:13px">
-<tr style="color:{{ muted }};text-align:left"><th style="padding:4px 10px 4px 0">KPI</th><th style="padding:4px 10px">value</th>
-<th style="padding:4px 10px">change</th><th style="padding:4px 10px">target</th></tr>
+{% if headings %}<h2 style="font-size:17px;margin:20px 0 6px">{{ seg.label }}</h2>{% endif %}
+<table style="border-collapse:collapse;font-size:{{ size }}px">
+<tr style="color:{{ muted }};text-align:left"><th style="padding:{{ pad }}px 10px {{ pad }}px 0">KPI</th>
+<th style="padding:{{ pad }}px 10px">value</th><th style="padding:{{ pad }}px 10px">change</th>
+<th style="padding:{{ pad }}px 10px">target</th></tr>
 {% for k in seg.kpis %}
-<tr style="border-top:1px solid #e5e7eb"><td style="padding:4px 10px 4px 0">{{ k.label }}</td>
-<td style="padding:4px 10px"><b>{{ k.value_text }}</b></td><td style="padding:4px 10px">{{ k.change_text }}</td>
-<td style="padding:4px 10px;color:{{ status.get(k.status, status['n/a']) }}">{{ '' if k.status == 'n/a' else k.status }}</td></tr>
+<tr style="border-top:1px solid #e5e7eb"><td style="padding:{{ pad }}px 10px {{ pad }}px 0">{{ k.label }}</td>
+<td style="padding:{{ pad }}px 10px"><b>{{ k.value_text }}</b></td><td style="padding:{{ pad }}px 10px">{{ k.change_text }}</td>
+<td style="padding:{{ pad }}px 10px;color:{{ status.get(k.status, status['n/a']) }}">{{ '' if k.status == 'n/a' else k.status }}</td></tr>
 {% endfor %}
 </table>
 {% if seg.alerts %}
@@ -56,9 +57,11 @@ def report_link(base: str, summary: MonthSummary, page: str = "index.html") -> s
     return f"{base.rstrip('/')}/{summary.month}/{page}" if base else ""
 
 
-def kpi_table(summary: MonthSummary) -> Markup:
-    """Each segment's KPIs and alerts as an HTML table (inline styles: mail clients drop style sheets)."""
-    return Markup(KPI_TABLE.render(summary=summary, muted=MUTED, status=STATUS))
+def kpi_table(summary: MonthSummary, compact: bool = False) -> Markup:
+    """Each segment's KPIs and alerts as an HTML table (inline styles: mail clients drop style sheets); compact
+    (no segment heading, small type) fits the PDF's cover page."""
+    return Markup(KPI_TABLE.render(summary=summary, muted=MUTED, status=STATUS, headings=not compact,
+                                   size=11 if compact else 13, pad=2 if compact else 4))
 
 
 def subject(summary: MonthSummary) -> str:
@@ -127,7 +130,7 @@ PRINT_CSS = """<style id="saaskpi-print">
   .saaskpi-cover { break-after: page; }
   h1, h2, h3 { break-after: avoid; }
   .jp-Cell:has(h2) ~ .jp-Cell h2 { break-before: page; }
-  svg, img, table, tr, .kpi-grid, .saaskpi-kpi, .saaskpi-alert, .saaskpi-group, .saaskpi-note, .jp-OutputArea-child
+  .jp-OutputArea-output table, svg, img, tr, .kpi-grid, .saaskpi-kpi, .saaskpi-alert, .saaskpi-group, .saaskpi-note, .jp-OutputArea-child
     { break-inside: avoid; page-break-inside: avoid; }
   svg, img { max-width: 100% !important; height: auto; }
   .jp-Notebook, .jp-Cell, .jp-OutputArea-output, main { padding: 0 !important; margin-left: 0 !important; }
@@ -142,7 +145,7 @@ def cover_html(summary: MonthSummary, segment: SegmentSummary, link: str) -> str
     return (f'<section class="saaskpi-cover" style="font-family:{FONT};color:{INK};padding:8px">'
             f'<h1 style="font-size:22px">{summary.title}: {segment.label}</h1>'
             f'<p style="color:{MUTED}">Headline KPIs of the month\'s latest run; change against the previous month, '
-            f"status against target. The report follows.</p>{kpi_table(one)}{see}</section>")
+            f"status against target. The report follows.</p>{kpi_table(one, compact=True)}{see}</section>")
 
 
 def printable(report: Path, cover: str) -> str:
