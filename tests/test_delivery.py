@@ -20,7 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from conftest import run
 from saaskpi.delivery import after_snapshot, ledger, send_month
 from saaskpi.delivery.content import headline_metrics, read_alerts, read_summary
@@ -213,8 +212,8 @@ def chromium_or_skip() -> None:
     from chromium import ensure_chromium
 
     try:
-        os.environ.setdefault("SAASKPI_CHROMIUM", ensure_chromium())
-    except Exception as err:  # noqa: BLE001
+        ensure_chromium()
+    except Exception as err:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"headless Chromium is not available here: {err}")
@@ -407,6 +406,10 @@ def test_send_needs_a_run_of_the_month_and_known_lists(reports, tmp_path, capsys
     settings = settings_file(tmp_path, free_port(), MAIL_ONLY)
     code, _, err = run(capsys, "send", "--month", "2026-08", "--reports", str(reports), "--settings", str(settings))
     assert code == 2 and "No completed run of 2026-08" in err
+    code, _, err = run(capsys, "send", "--month", "Oct", "--reports", str(reports), "--settings", str(settings))
+    assert code == 2 and "--month must be YYYY-MM, got 'Oct'." in err
+    code, _, err = run(capsys, "send", "--reports", str(tmp_path / "none"), "--settings", str(settings))
+    assert code == 2 and "No completed run in" in err
     code, _, err = run(capsys, "send", "--month", MONTH, "--list", "nobody", "--reports", str(reports),
                        "--settings", str(settings))
     assert code == 2 and "Unknown list(s) nobody in delivery.yaml: choose from board." in err

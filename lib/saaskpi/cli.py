@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 import pandas as pd
@@ -141,6 +142,9 @@ def cmd_send(args) -> int:
     from .snapshot import completed_runs
 
     reports = paths.resolve(args.reports)
+    if args.month and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
+        print(f"--month must be YYYY-MM, got {args.month!r}.", file=sys.stderr)
+        return 2
     month = args.month or max((r["month"] for r in completed_runs(reports)), default="")
     if not month:
         print(f"No completed run in {reports}: run `saaskpi snapshot` first.", file=sys.stderr)

@@ -16,10 +16,10 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .. import paths
 from ..errors import ParameterError, SaasKpiError
@@ -98,7 +98,7 @@ def after_snapshot(month: str, reports: Path = paths.REPORTS_DIR, settings_file:
     except SaasKpiError as err:
         print(f"Delivery: {err}", file=sys.stderr)
         return []
-    except Exception as err:  # noqa: BLE001 - the snapshot is done; report, never fail it
+    except Exception as err:
         log.exception("delivery after the snapshot failed")
         print(f"Delivery failed ({type(err).__name__}: {err}); the snapshot is complete. Resend with "
               f"`saaskpi send --month {month}`.", file=sys.stderr)
@@ -200,7 +200,7 @@ def _sent(reports: Path, month: str, name: str, channel: str) -> bool:
 
 
 def _record(reports: Path, month: str, outcome: Outcome, summary: MonthSummary, lst: RecipientList) -> None:
-    entry = {"status": outcome.status, "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    entry = {"status": outcome.status, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
              "tries": outcome.tries, "runs": summary.run_ids, "segments": lst.segments}
     if outcome.channel == "email":
         entry["to"] = lst.email

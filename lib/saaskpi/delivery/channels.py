@@ -8,15 +8,14 @@ import email.policy
 import json
 import logging
 import smtplib
-import socket
 import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Callable
 
 from .settings import Smtp
 
@@ -75,7 +74,7 @@ def send_email(smtp: Smtp, password: str, msg: EmailMessage) -> None:
         raise Permanent(f"{where} does not support {smtp.security.upper()}: {err}") from None
     except ssl.SSLError as err:
         raise Permanent(f"{where}: TLS failed ({err.reason or err})") from None
-    except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, socket.timeout, OSError) as err:
+    except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as err:
         raise Transient(f"{where} unreachable: {_oserror(err)}") from None
 
 
@@ -91,7 +90,7 @@ def send_slack(url: str, payload: dict, timeout: float = 30) -> None:
         body = err.read().decode("utf-8", "replace")[:200].strip()
         kind = Transient if err.code == 429 or err.code >= 500 else Permanent
         raise kind(f"{where} answered HTTP {err.code} {body or err.reason}") from None
-    except (urllib.error.URLError, socket.timeout, OSError) as err:
+    except (TimeoutError, urllib.error.URLError, OSError) as err:
         raise Transient(f"{where} unreachable: {_oserror(getattr(err, 'reason', err))}") from None
     except ValueError:
         raise Permanent(f"{where}: the URL in its environment variable is not a URL") from None
