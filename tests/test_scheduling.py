@@ -22,13 +22,15 @@ FIELD = r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*"
 
 def test_cron_line():
     lines = [l for l in (DOCS / "crontab").read_text().splitlines() if l and not l.startswith("#") and "=" not in l.split()[0]]
-    assert len(lines) == 1
-    fields = lines[0].split()
-    assert all(re.fullmatch(FIELD, f) for f in fields[:5]), fields[:5]
-    minute, hour, day = int(fields[0]), int(fields[1]), int(fields[2])
-    assert 0 <= minute < 60 and 0 <= hour < 24 and 1 <= day <= 28
-    assert "make snapshot" in lines[0]
-    assert '. /etc/saaskpi/saaskpi.env' in lines[0] and 'SOURCE="$SAASKPI_SOURCE"' in lines[0]  # the required setting
+    assert len(lines) == 2  # the snapshot (which delivers at its end), then a second chance for the delivery
+    for line in lines:
+        fields = line.split()
+        assert all(re.fullmatch(FIELD, f) for f in fields[:5]), fields[:5]
+        minute, hour, day = int(fields[0]), int(fields[1]), int(fields[2])
+        assert 0 <= minute < 60 and 0 <= hour < 24 and 1 <= day <= 28
+        assert "set -a && . /etc/saaskpi/saaskpi.env && set +a" in line  # exported: the delivery secrets reach it
+    assert "make snapshot" in lines[0] and 'SOURCE="$SAASKPI_SOURCE"' in lines[0]  # the required setting
+    assert ".venv/bin/saaskpi send >>" in lines[1] and int(lines[1].split()[1]) > int(lines[0].split()[1])
 
 
 def unit(name: str) -> configparser.ConfigParser:
@@ -50,6 +52,10 @@ def test_systemd_units():
         assert out.returncode == 0, out.stderr
     else:
         assert re.fullmatch(r"\*-\*-\d{2} \d{2}:\d{2}:\d{2}( UTC)?", calendar)
+    send, again = unit("saaskpi-send.service"), unit("saaskpi-send.timer")
+    assert send["Service"]["Type"] == "oneshot" and send["Service"]["ExecStart"].endswith("/.venv/bin/saaskpi send")
+    assert send["Service"]["EnvironmentFile"] == "/etc/saaskpi/saaskpi.env"
+    assert again["Timer"]["OnCalendar"] > calendar and again["Install"]["WantedBy"] == "timers.target"  # later that day
 
 
 def load_dag() -> tuple[dict, list, list]:
@@ -59,7 +65,7 @@ def load_dag() -> tuple[dict, list, list]:
 
     class BashOperator:
         def __init__(self, task_id, bash_command, **kwargs):
-            self.task_id, self.bash_command = task_id, bash_command
+            self.task_id, self.bash_command, self.kwargs = task_id, bash_command, kwargs
             created.append(self)
 
         def __rshift__(self, other):
@@ -101,11 +107,17 @@ def test_airflow_dag_validates_then_snapshots_the_required_source(tmp_path):
     calls = [n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
     assert "saaskpi_monthly_snapshot" in calls
     _, tasks, edges = load_dag()
-    assert [t.task_id for t in tasks] == ["validate", "snapshot"] and edges == [("validate", "snapshot")]
+    assert [t.task_id for t in tasks] == ["validate", "snapshot", "send"]
+    assert edges == [("validate", "snapshot"), ("snapshot", "send")]
     variables = {"saaskpi_source": "/srv/acme-data", "saaskpi_root": "/opt/saaskpi"}
-    validate, snapshot = (render(t.bash_command, variables) for t in tasks)
+    validate, snapshot, send = (render(t.bash_command, variables) for t in tasks)
     assert validate == '/opt/saaskpi/.venv/bin/saaskpi validate "/srv/acme-data"'
     assert snapshot == '/opt/saaskpi/.venv/bin/saaskpi snapshot --source "/srv/acme-data" --month 2026-11'
+    assert send == "/opt/saaskpi/.venv/bin/saaskpi send --month 2026-11"
+    for task in tasks[1:]:  # the delivery secrets from Variables, as the variables delivery.yaml names; empty if unset
+        env = {k: render(v, {**variables, "saaskpi_smtp_password": "pw"}) for k, v in task.kwargs["env"].items()}
+        assert env == {"SAASKPI_SMTP_PASSWORD": "pw", "SAASKPI_SLACK_EXECUTIVES_WEBHOOK": ""}
+        assert task.kwargs["append_env"] is True
     import jinja2
 
     with pytest.raises(jinja2.UndefinedError, match="saaskpi_source"):  # the source is required
@@ -127,7 +139,8 @@ def test_airflow_validate_task_stops_on_bad_data(tmp_path, revenue_source):
     assert "[subscriptions.out_of_range]" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("name", ["crontab", "saaskpi-snapshot.service", "airflow_saaskpi.py", "saaskpi.env"])
+@pytest.mark.parametrize("name", ["crontab", "saaskpi-snapshot.service", "airflow_saaskpi.py", "saaskpi.env",
+                                  "saaskpi-send.service"])
 def test_recipes_never_name_the_demo(name):
     assert "data/demo" not in (DOCS / name).read_text()
 
@@ -150,6 +163,6 @@ def test_make_snapshot_requires_a_source_and_validates_it_first(tmp_path, revenu
 
 
 @pytest.mark.parametrize("name", ["crontab", "saaskpi-snapshot.service", "saaskpi-snapshot.timer", "airflow_saaskpi.py",
-                                  "saaskpi.env"])
+                                  "saaskpi.env", "saaskpi-send.service", "saaskpi-send.timer"])
 def test_linked_from_the_docs(name):
     assert f"scheduling/{name}" in (paths.DOCS_DIR / "scheduling.md").read_text()

@@ -1,8 +1,9 @@
-"""`saaskpi demo | import | validate | metrics | table | snapshot | docs | app`."""
+"""`saaskpi demo | import | validate | metrics | table | snapshot | send | compare | docs | app`."""
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 import pandas as pd
@@ -131,7 +132,29 @@ def cmd_snapshot(args) -> int:
           + f"; run {snap.run_id} in {snap.folder} (overview: {snap.index})")
     for r in snap.failed:
         print(f"FAILED {r.describe()}", file=sys.stderr)
+    from .delivery import after_snapshot
+
+    after_snapshot(snap.month, paths.resolve(args.reports))  # the enabled lists of delivery.yaml; never fails the run
     return 1 if snap.failed else 0
+
+
+def cmd_send(args) -> int:
+    from .delivery import logged_to_stderr, send_month
+    from .snapshot import completed_runs
+
+    reports = paths.resolve(args.reports)
+    if args.month and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
+        print(f"--month must be YYYY-MM, got {args.month!r}.", file=sys.stderr)
+        return 2
+    month = args.month or max((r["month"] for r in completed_runs(reports)), default="")
+    if not month:
+        print(f"No completed run in {reports}: run `saaskpi snapshot` first.", file=sys.stderr)
+        return 2
+    with logged_to_stderr():  # each failed try, with its reason
+        outcomes = send_month(month, reports, args.list or None, args.force, paths.resolve(args.settings))
+    for o in outcomes:
+        print(f"{month} {o.describe()}")
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
 def _readable(table: pd.DataFrame, values: list[str], change: str = "change") -> pd.DataFrame:
@@ -256,6 +279,21 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--notebooks-dir", default=str(paths.NOTEBOOKS_DIR), help="the notebooks to run")
     s.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
     s.set_defaults(func=cmd_snapshot)
+
+    sn = sub.add_parser("send", help="send a month's KPIs and PDFs to the lists of parameters/delivery.yaml",
+                        description="Send the month's headline KPIs (e-mail with the executive summary as PDF, Slack) "
+                                    "to the enabled lists of parameters/delivery.yaml, or to --list. A channel already "
+                                    "sent for the month is skipped unless --force. Exit 0: sent or skipped; 1: some "
+                                    "channel failed after its retries (the others were sent); 2: bad settings, a "
+                                    "missing secret or no run of the month (nothing sent).")
+    sn.add_argument("--month", default="", help="YYYY-MM with a completed run (default: the latest such month)")
+    sn.add_argument("--list", action="append", default=[], metavar="NAME",
+                    help="a list of delivery.yaml, enabled or not (repeatable); default: every enabled list")
+    sn.add_argument("--force", action="store_true", help="send again what was sent for the month already")
+    sn.add_argument("--reports", default=str(paths.REPORTS_DIR), help="where the runs and metrics.parquet live")
+    sn.add_argument("--settings", default=str(paths.PARAMETERS_DIR / "delivery.yaml"),
+                    help="the delivery settings (default: parameters/delivery.yaml)")
+    sn.set_defaults(func=cmd_send)
 
     c = sub.add_parser("compare", help="compare two runs: two months, or two runs of one month (restatements)")
     c.add_argument("--months", nargs=2, metavar=("A", "B"),
