@@ -1,0 +1,107 @@
+"""HubSpot import (importers/hubspot.py): deals, contacts, companies and owners -> opportunities, leads, team.
+Literal exports with the arithmetic in comments; the export's headers and the API's property names; bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import digest, run
+
+SETTINGS = Path(__file__).parent.parent / "parameters" / "sources" / "hubspot.yaml"
+
+
+def base(tmp_path: Path) -> Path:
+    """An --out folder as a billing import leaves it: two accounts, acme.com and globex.io."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    pl.DataFrame({"account_id": ["cus_1", "cus_2"], "segment": ["smb", "enterprise"],
+                  "created_at": ["2024-01-01T00:00:00Z"] * 2, "domain": ["acme.com", "globex.io"]}).write_csv(out / "accounts.csv")
+    pl.DataFrame({"subscription_id": ["s1", "s2"], "account_id": ["cus_1", "cus_2"], "start_date": ["2024-01-01"] * 2,
+                  "end_date": [None, None], "amount": [100.0, 900.0]}).write_csv(out / "subscriptions.csv")
+    (out / "import-report.json").write_text(json.dumps({"importer": "test", "rows_written": {"accounts": 2, "subscriptions": 2}}))
+    return out
+
+
+def write(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(textwrap.dedent(text).strip() + "\n")
+    return folder
+
+
+# The export's own headers (UI "Export" of each object, with the associations).
+EXPORT = {
+    "hubspot-crm-exports-all-deals-2024-06-01.csv": """
+        Record ID,Deal Name,Deal Stage,Pipeline,Create Date,Close Date,Amount,Deal owner,Associated Company IDs,Associated Contact IDs
+        9001,Acme new,Closed Won,Sales Pipeline,2024-02-01 09:00,2024-03-02 09:00,12000,Ana Lopez,501,101
+        9002,Globex trial,Closed Lost,Sales Pipeline,2024-02-10 00:00,2024-02-20 12:00,5000,Ana Lopez,,102
+        9003,Initech,Contract Sent,Sales Pipeline,2024-04-01 00:00,2024-07-01 00:00,,Bo Chen,,103
+    """,
+    "contacts.csv": """
+        Record ID,First Name,Last Name,Email,Create Date,Original Source,Became a Marketing Qualified Lead Date,Became a Customer Date,Associated Company IDs,Segment
+        101,A,A,a@acme.com,2024-01-20 10:00,Organic Search,2024-01-25 10:00,2024-03-02 09:00,501,smb
+        102,B,B,b@gmail.com,2024-02-01 00:00,Paid Search,,,,mid_market
+        103,C,C,c@initech.com,2024-03-01 00:00,OFFLINE,2024-03-05 00:00,,,enterprise
+        104,D,D,d@globex.io,2024-03-03 00:00,,,2024-04-01 00:00,,enterprise
+    """,
+    "companies.csv": """
+        Record ID,Company name,Company Domain Name
+        501,Acme,www.acme.com
+    """,
+    "owners.csv": """
+        id,email,firstName,lastName,userId,createdAt,updatedAt,archived
+        31,ana@us.com,Ana,Lopez,1,2023-06-01T00:00:00Z,2023-06-01T00:00:00Z,false
+        32,bo@us.com,Bo,Chen,2,2023-09-15T08:00:00Z,2024-05-01T00:00:00Z,true
+    """,
+}
+
+
+def settings(tmp_path: Path, **changes) -> Path:
+    import yaml
+
+    data = yaml.safe_load(SETTINGS.read_text())
+    data["segment_field"] = "Segment"
+    data["team"]["members"] = {"ana@us.com": {"segment": "smb", "monthly_cost": 9000, "ramp_months": 3},
+                               "32": {"role": "sdr", "member_id": "T2"}}
+    data.update(changes)
+    path = tmp_path / "hubspot.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_the_export_shape_gives_leads_opportunities_and_team(tmp_path, capsys):
+    out, exports = base(tmp_path), write(tmp_path / "exports", EXPORT)
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path)))
+    assert (code, err) == (0, ""), err
+    leads = pl.read_parquet(out / "leads.parquet")
+    # 101: company 501 -> www.acme.com -> cus_1, customer on 2024-03-02 09:00; MQL date -> pql_at
+    # 102: no customer date -> no account; Paid Search -> paid_search
+    # 103: OFFLINE (the API's value) -> outbound; 104: customer with no company -> its e-mail domain globex.io -> cus_2;
+    #      no Original Source -> unknown
+    assert leads.select("lead_id", "channel", "segment", "account_id").rows() == [
+        ("101", "organic", "smb", "cus_1"), ("102", "paid_search", "mid_market", None),
+        ("103", "outbound", "enterprise", None), ("104", "unknown", "enterprise", "cus_2")]
+    assert leads["pql_at"].dt.strftime("%F %R").to_list() == ["2024-01-25 10:00", None, "2024-03-05 00:00", None]
+    assert leads["converted_at"].dt.strftime("%F %R").to_list() == ["2024-03-02 09:00", None, None, "2024-04-01 00:00"]
+    opps = pl.read_parquet(out / "opportunities.parquet")
+    # Closed Won -> won, account by company 501; Closed Lost -> lost, no account (lost);
+    # Contract Sent -> negotiation: open, so its Close Date (a forecast) is not read; no amount -> 0
+    assert opps.select("opportunity_id", "stage", "amount", "lead_id", "account_id", "owner_id").rows() == [
+        ("9001", "won", 12000.0, "101", "cus_1", "31"), ("9002", "lost", 5000.0, "102", None, "31"),
+        ("9003", "negotiation", 0.0, "103", None, "T2")]
+    assert opps["closed_at"].dt.strftime("%F %R").to_list() == ["2024-03-02 09:00", "2024-02-20 12:00", None]
+    team = pl.read_parquet(out / "team.parquet")
+    # Ana: the settings give segment, cost and ramp (role: the default ae); Bo: archived -> end date = updatedAt,
+    # member_id from the settings, role sdr, ramp 0 (the contract's default), cost unknown
+    assert team.with_columns(pl.col("start_date", "end_date").cast(pl.String)).rows() == [
+        ("31", "Ana Lopez", "ae", "smb", "2023-06-01", None, 3, 9000.0),
+        ("T2", "Bo Chen", "sdr", None, "2023-09-15", "2024-05-01", 0, None)]
+    report = json.loads((out / "import-report-hubspot.json").read_text())
+    assert report["rows_written"] == {"leads": 4, "opportunities": 3, "team": 2}
+    assert report["deals_without_amount"] == 1
+    assert run(capsys, "validate", str(out))[0] == 0
