@@ -232,7 +232,7 @@ def all_ids(column: str) -> pl.Expr:
 
 
 def required_values(table: str, frame: pl.DataFrame, columns: tuple[str, ...], key: str,
-                    problems: list[Problem]) -> None:
+                    problems: list[Problem], unique: bool = True) -> None:
     """A value is needed in each of `columns` (an id, a creation time...) of the text `frame`; ids are unique."""
     for column in columns:
         rows = frame.filter(pl.col(column).str.strip_chars().fill_null("") == "")
@@ -240,7 +240,7 @@ def required_values(table: str, frame: pl.DataFrame, columns: tuple[str, ...], k
             problems.append(Problem(f"{table}.missing_value", table, column, "a value is required", rows.height,
                                     examples(rows, key, column, rows=rows)))
     dup = frame.filter(pl.col(key).is_not_null() & pl.col(key).is_duplicated())
-    if dup.height:
+    if unique and dup.height:
         problems.append(Problem(f"{table}.duplicate", table, key, "identifiers must be unique", dup.height,
                                 examples(dup, key, key, rows=dup)))
 
