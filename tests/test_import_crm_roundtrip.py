@@ -9,7 +9,6 @@ import shutil
 import polars as pl
 import pytest
 
-from conftest import run
 from crm_export import (demo_sample, hubspot_ids, salesforce_ids, write_accounts_settings, write_expected,
                         write_hubspot, write_salesforce, write_settings)
 from saaskpi.pages import funnel as page
@@ -24,7 +23,6 @@ SHAPES = ("hubspot-export", "hubspot-api", "salesforce")
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory):
     """The sample, the demo restricted to it, and each CRM's import of it (run once per shape)."""
-    import _pytest.capture  # noqa: F401  (run() reads capsys; here the CLI runs without it)
     from saaskpi import cli
 
     root = tmp_path_factory.mktemp("crm")
@@ -48,6 +46,13 @@ def crm(tmp_path_factory):
     return sample, expected, imported
 
 
+@pytest.fixture(scope="module")
+def demo_workbooks(crm):
+    """The demo restricted to the sample, one workbook per segment (opened once for the three shapes)."""
+    _, expected, _ = crm
+    return {segment: open_workbook(str(expected), segment, interactive=False) for segment in SEGMENTS}
+
+
 def _demo_ids(frame: pl.DataFrame, ids: dict[str, dict[str, str]]) -> pl.DataFrame:
     back = {k: {v: d for d, v in m.items()} for k, m in ids.items()}
     cols = {"lead_id": "leads", "opportunity_id": "opportunities"}
@@ -55,21 +60,21 @@ def _demo_ids(frame: pl.DataFrame, ids: dict[str, dict[str, str]]) -> pl.DataFra
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_imported_tables_equal_the_demo(crm, shape):
-    sample, expected, imported = crm
+def test_imported_tables_equal_the_demo(crm, demo_workbooks, shape):
+    sample, _, imported = crm
     ids = hubspot_ids(sample) if shape.startswith("hubspot") else salesforce_ids(sample)
     for name, key in (("leads", "lead_id"), ("opportunities", "opportunity_id"), ("team", "member_id")):
         got = _demo_ids(pl.read_parquet(imported[shape] / f"{name}.parquet"), ids)
-        want = open_workbook(str(expected), "all", interactive=False).all_tables.frames[name]
+        want = demo_workbooks["all"].all_tables.frames[name]
         got = got.select(want.columns).sort(key)
         assert got.equals(want.sort(key)), (name, got.head(3), want.sort(key).head(3))
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("segment", SEGMENTS)
-def test_funnel_and_sales_tables_equal_the_demo(crm, shape, segment):
-    _, expected, imported = crm
-    want = open_workbook(str(expected), segment, interactive=False)
+def test_funnel_and_sales_tables_equal_the_demo(crm, demo_workbooks, shape, segment):
+    _, _, imported = crm
+    want = demo_workbooks[segment]
     got = open_workbook(str(imported[shape]), segment, interactive=False)
     assert got.month == want.month
     for name in TABLES:
