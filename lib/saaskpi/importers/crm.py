@@ -193,8 +193,8 @@ def read_export(path: Path, export: Export, exports: dict[str, Export], files: l
         if other is not None:
             problems.append(Problem(f"{export.kind}.wrong_file", export.kind, None,
                                     f"{path.name} looks like the {other} export (columns: {', '.join(raw.columns[:12])}"
-                                    f"{'...' if raw.width > 12 else ''}); the {export.kind} export needs "
-                                    f"{', '.join(export.fields[f][0] for f in export.required)}", 0))
+                                    f"{'...' if raw.width > 12 else ''}); the {export.kind} export needs columns for "
+                                    f"{', '.join(f'{f} ({export.fields[f][0]})' for f in export.required)}", 0))
             return None
         for f in missing:
             problems.append(Problem(f"{export.kind}.missing_column", export.kind, f,

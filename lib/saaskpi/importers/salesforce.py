@@ -35,7 +35,7 @@ from .reading import ExportError, FileRead
 SYSTEM = "salesforce"
 
 EXPORTS = {e.kind: e for e in (
-    Export("Opportunity", ("opportunit",), {
+    Export("Opportunity", ("opportunity", "opportunities"), {
         "id": ("id",), "created": ("createddate",), "stage": ("stagename",), "amount": ("amount",),
         "close": ("closedate",), "won": ("iswon",), "closed": ("isclosed",), "account": ("accountid",),
         "owner": ("ownerid",)},
