@@ -221,7 +221,8 @@ def write_salesforce(folder: Path, sample: Sample) -> Path:
         pl.col("lead_id").alias("Company"), pl.when(converted).then(pl.lit("Converted")).otherwise(pl.lit("Open")).alias("Status"),
         pl.col("channel").replace_strict(SF_SOURCE).alias("LeadSource"), _stamp("created_at", ISO_MS).alias("CreatedDate"),
         converted.alias("IsConverted"),
-        pl.coalesce(pl.col("converted_at").str.slice(0, 10), pl.col("created_at_right").str.slice(0, 10)).alias("ConvertedDate"),
+        # converted when the opportunity was created; a self-serve customer when it became one
+        pl.coalesce(pl.col("created_at_right"), pl.col("converted_at")).str.slice(0, 10).alias("ConvertedDate"),
         pl.col("opportunity_id").replace_strict(ids["opportunities"], default=None).alias("ConvertedOpportunityId"),
         pl.coalesce(acc("account_id"), pl.col("sf_account")).alias("ConvertedAccountId"),
         pl.col("segment").alias("Segment__c"), _stamp("pql_at", ISO_MS).alias("PQL_Date__c"),

@@ -76,12 +76,13 @@ def test_objects_give_leads_opportunities_and_team(tmp_path, capsys):
     # closed_at: 006A entered Closed Won at 15:30 (history), 006B at 12:00; 006D has no history -> its CloseDate
     assert opps["closed_at"].dt.strftime("%F %R").to_list() == ["2024-03-02 15:30", "2024-02-20 12:00", None, "2024-05-01 00:00"]
     leads = pl.read_parquet(out / "leads.parquet")
-    # 00QA converted, its opportunity won -> cus_1 on 2024-02-01; 00QB's opportunity lost and 00QC's open: no account;
-    # 00QD converted without an opportunity (self-serve) -> Account 001G globex.io -> cus_2; 00QE not converted
+    # 00QA converted on 2024-02-01 (when its opportunity was created); the opportunity was won on its CloseDate
+    # 2024-03-02 -> cus_1 from then; 00QB's opportunity lost and 00QC's open: no account; 00QD converted without an
+    # opportunity (self-serve) -> Account 001G globex.io -> cus_2 on its ConvertedDate; 00QE not converted
     assert leads.select("lead_id", "channel", "segment", "account_id").rows() == [
         ("00QA", "organic", "smb", "cus_1"), ("00QB", "organic", "enterprise", None),
         ("00QC", "events", "enterprise", None), ("00QD", "unknown", "enterprise", "cus_2"), ("00QE", "outbound", "smb", None)]
-    assert leads["converted_at"].dt.strftime("%F").to_list() == ["2024-02-01", None, None, "2024-04-01", None]
+    assert leads["converted_at"].dt.strftime("%F").to_list() == ["2024-03-02", None, None, "2024-04-01", None]
     team = pl.read_parquet(out / "team.parquet")
     # Bo is inactive: ends on his LastModifiedDate
     assert team.with_columns(pl.col("start_date", "end_date").cast(pl.String)).rows() == [

@@ -11,8 +11,8 @@ parameters/sources/salesforce.yaml.
   entered its closing stage in OpportunityHistory when given (`closed_at: history`), else its `CloseDate` (a date).
   The account (won only) is `AccountId`, matched through the id map or the Account's `Website`.
 - Lead -> leads: `channel` from `LeadSource` through `channels`; `pql_at` from the field `pql_field` names; a
-  converted lead (`IsConverted`) whose opportunity was won, or that was converted without one, became the account
-  `ConvertedAccountId` on `ConvertedDate`. `ConvertedOpportunityId` links the opportunity to its lead.
+  converted lead (`IsConverted`) whose opportunity was won became the account `ConvertedAccountId` on the
+  opportunity's `CloseDate`; one converted without an opportunity (a self-serve customer) on its `ConvertedDate`. `ConvertedOpportunityId` links the opportunity to its lead.
 - User -> team: id, name, e-mail, creation, and the last change of an inactive user as the end; the rest from `team`.
 """
 from __future__ import annotations
@@ -198,10 +198,12 @@ def _leads(leads: pl.DataFrame, opps: pl.DataFrame, accounts: pl.DataFrame, keys
         m = keys.match(SYSTEM, "leads", rows, key="account", email="address")
         account = m.frame.select("id", "account_id")
         aside = not_customer(m.set_aside, "the lead is kept as one that did not become a customer")
-    out = leads.join(account, on="id", how="left").select(
+    # Salesforce converts a lead when the opportunity is created; the customer was won on the opportunity's CloseDate
+    won_on = opps.filter(pl.col("stage") == "won").select(pl.col("id").alias("opportunity"), pl.col("close").alias("_won_on"))
+    out = leads.join(account, on="id", how="left").join(won_on, on="opportunity", how="left").select(
         pl.col("id").alias("lead_id"), pl.col("created").alias("created_at"), "channel", "segment",
         pl.col("pql").alias("pql_at"), "account_id",
-        pl.when(pl.col("account_id").is_not_null()).then(pl.col("converted_date")).alias("converted_at"))
+        pl.when(pl.col("account_id").is_not_null()).then(pl.coalesce("_won_on", "converted_date")).alias("converted_at"))
     return out.sort("lead_id"), aside
 
 
