@@ -105,3 +105,90 @@ def test_the_export_shape_gives_leads_opportunities_and_team(tmp_path, capsys):
     assert report["rows_written"] == {"leads": 4, "opportunities": 3, "team": 2}
     assert report["deals_without_amount"] == 1
     assert run(capsys, "validate", str(out))[0] == 0
+
+
+# The API's property names as a loader lands them (Airbyte-style `properties_` prefix, epoch milliseconds, lists).
+API = {
+    "deals.csv": """
+        id,properties_dealname,properties_dealstage,properties_pipeline,properties_createdate,properties_closedate,properties_amount,properties_hubspot_owner_id,properties_hs_date_entered_closedwon,companies,contacts
+        9001,Acme,closedwon,default,1706778000000,,12000,31,1709370000000,[501],[101]
+        9002,Globex,renewal_signed,renewals,1707523200000,1708430400000,5000,31,,[],[102]
+        9003,Initech,stage_7,partner,1711929600000,,7000,31,,[],[103]
+    """,
+    "contacts.csv": """
+        id,properties_email,properties_createdate,properties_hs_analytics_source,properties_hs_lifecyclestage_customer_date,companies
+        101,a@acme.com,2024-01-20T10:00:00.000Z,DIRECT_TRAFFIC,2024-03-02T09:00:00.000Z,"[501, 502]"
+        102,b@gmail.com,2024-02-01T00:00:00.000Z,AI_REFERRALS,,
+        103,c@initech.com,2024-03-01T00:00:00.000Z,OFFLINE,,
+    """,
+    "companies.csv": """
+        id,properties_domain
+        501,acme.com
+        502,acme.com
+    """,
+}
+
+
+def test_the_api_shape_with_pipelines_and_stage_dates(tmp_path, capsys):
+    out, exports = base(tmp_path), write(tmp_path / "exports", API)
+    path = settings(tmp_path, pipelines={"partner": {"stage_7": "proposal"}}, skip_pipelines=["renewals"],
+                    segment_field=None)
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    data["team"] = {"default_role": "ae", "monthly_cost": 8000}  # no owners export here: no members to complete
+    path.write_text(yaml.safe_dump(data))
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(path))
+    assert (code, err) == (0, ""), err
+    opps = pl.read_parquet(out / "opportunities.parquet")
+    # 9002 is in the skipped pipeline "renewals" (its stage renewal_signed needs no mapping); 9003's pipeline
+    # "partner" maps stage_7 -> proposal; 9001 closedwon, no closedate: hs_date_entered_closedwon
+    # 1709370000000 ms = 2024-03-02 09:00 UTC; created 1706778000000 ms = 2024-02-01 09:00 UTC
+    assert opps.select("opportunity_id", "stage", "account_id", "owner_id").rows() == [
+        ("9001", "won", "cus_1", "31"), ("9003", "proposal", None, "31")]
+    assert opps["closed_at"].dt.strftime("%F %R").to_list() == ["2024-03-02 09:00", None]
+    assert opps["created_at"].dt.strftime("%F %R").to_list() == ["2024-02-01 09:00", "2024-04-01 00:00"]
+    leads = pl.read_parquet(out / "leads.parquet")
+    # 101: companies 501 and 502 are both acme.com -> the same account cus_1 (not two accounts)
+    assert leads.select("lead_id", "channel", "account_id").rows() == [
+        ("101", "organic", "cus_1"), ("102", "organic", None), ("103", "outbound", None)]
+    # no owners export: the owner id is the member, the settings' cost applies, start = first deal (2024-02-01)
+    team = pl.read_parquet(out / "team.parquet")
+    assert team.with_columns(pl.col("start_date").cast(pl.String)).rows() == [
+        ("31", "31", "ae", None, "2024-02-01", None, 0, 8000.0)]
+    report = json.loads((out / "import-report-hubspot.json").read_text())
+    assert report["deals_in_skipped_pipelines"] == 1
+
+
+def test_a_contact_whose_companies_are_two_accounts_is_an_error(tmp_path, capsys):
+    out, files = base(tmp_path), dict(EXPORT)
+    files["companies.csv"] = "Record ID,Company name,Company Domain Name\n501,Acme,acme.com\n502,Globex,globex.io\n"
+    files["contacts.csv"] = files["contacts.csv"].replace("2024-03-02 09:00,501,smb", '2024-03-02 09:00,"501;502",smb')
+    exports = write(tmp_path / "exports", files)
+    kept = digest(out)
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path)))
+    assert code == 2, err
+    assert "[hubspot.two_accounts] leads.company: is associated with companies of two accounts" in err
+    assert "record=101 -> cus_1, cus_2" in err and digest(out) == kept
+
+
+def test_an_unknown_owner_and_stage_are_reported_together(tmp_path, capsys):
+    out, files = base(tmp_path), dict(EXPORT)
+    name = "hubspot-crm-exports-all-deals-2024-06-01.csv"
+    files[name] = files[name].replace("Bo Chen", "Cy Dunn").replace("Closed Lost", "Parked")
+    exports = write(tmp_path / "exports", files)
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path)))
+    assert code == 2 and ": 2 problems." in err, err
+    assert "[deals.unknown_stage] deals.stage: 1 value the mapping `stages`" in err and "'Parked' (1 row)" in err
+    assert "[deals.unknown_owner] deals.owner: names an owner the owners export does not have" in err
+    assert "owner='Cy Dunn'" in err
+
+
+def test_settings_errors_name_the_key(tmp_path, capsys):
+    out, exports = base(tmp_path), write(tmp_path / "exports", EXPORT)
+    path = settings(tmp_path, stages={"Closed Won": "signed"})
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(path))
+    assert code == 2 and "a stage must map to one of prospecting, discovery" in err and "stages.Closed Won: signed" in err, err
+    path.write_text(path.read_text() + "\nstagez: {}\n")
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(path))
+    assert code == 2 and "`stagez`: Extra inputs are not permitted" in err, err
