@@ -37,8 +37,8 @@ from .reading import ExportError, FileRead
 
 SYSTEM = "hubspot"
 ID = ("recordid", "hsobjectid", "id")
-COMPANY_IDS = ("associatedcompanyids", "associatedcompanyid", "companies", "companyids", "companyid")
-CONTACT_IDS = ("associatedcontactids", "associatedcontactid", "contacts", "contactids", "contactid")
+COMPANY_IDS = ("associatedcompanyidsprimary", "associatedcompanyids", "associatedcompanyid", "companies", "companyids", "companyid")
+CONTACT_IDS = ("associatedcontactidsprimary", "associatedcontactids", "associatedcontactid", "contacts", "contactids", "contactid")
 
 EXPORTS = {e.kind: e for e in (
     Export("deals", ("deal",), {
