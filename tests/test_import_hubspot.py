@@ -132,7 +132,7 @@ API = {
 def test_the_api_shape_with_pipelines_and_stage_dates(tmp_path, capsys):
     out, exports = base(tmp_path), write(tmp_path / "exports", API)
     path = settings(tmp_path, pipelines={"partner": {"stage_7": "proposal"}}, skip_pipelines=["renewals"],
-                    segment_field=None)
+                    segment_field=None, pql_field=None)
     import yaml
 
     data = yaml.safe_load(path.read_text())

@@ -110,3 +110,11 @@ def test_a_lead_matching_two_accounts_is_an_error(tmp_path, capsys):
     code, _, err = run(capsys, "import", "salesforce", str(exports), "--out", str(out), "--settings", str(settings(tmp_path)))
     assert code == 2 and "[salesforce.two_accounts] leads.account: matches two accounts by domain" in err, err
     assert "account=001A, address=https://www.acme.com -> cus_1, cus_2" in err
+
+
+def test_a_field_the_settings_name_must_be_exported(tmp_path, capsys):
+    out, exports = base(tmp_path), write(tmp_path / "exports", OBJECTS)
+    code, _, err = run(capsys, "import", "salesforce", str(exports), "--out", str(out), "--settings",
+                       str(settings(tmp_path, pql_field="PQL_Date__c")))
+    assert code == 2 and "[Lead.missing_column] Lead.pql: no column for pql (any of: pqldatec, in any case" in err, err
+    assert "named by `pql_field` in the settings" in err

@@ -120,6 +120,12 @@ class Export:
     required: tuple[str, ...]
     signature: tuple[str, ...] = ()
     optional: bool = False
+    settings_fields: tuple[tuple[str, str], ...] = ()  # (field, the setting naming its column): required when set
+
+    def with_settings_fields(self, fields: dict[str, tuple[str, tuple[str, ...]]]) -> "Export":
+        """This export with the columns the settings name (field -> (setting key, column names)), required."""
+        return replace(self, fields={**self.fields, **{f: names for f, (_, names) in fields.items()}},
+                       required=(*self.required, *fields), settings_fields=tuple((f, k) for f, (k, _) in fields.items()))
 
 
 def find_files(folder: Path, exports: dict[str, Export]) -> tuple[dict[str, Path], list[Problem]]:
@@ -196,10 +202,12 @@ def read_export(path: Path, export: Export, exports: dict[str, Export], files: l
                                     f"{'...' if raw.width > 12 else ''}); the {export.kind} export needs columns for "
                                     f"{', '.join(f'{f} ({export.fields[f][0]})' for f in export.required)}", 0))
             return None
+        named = dict(export.settings_fields)
         for f in missing:
+            by = f", named by `{named[f]}` in the settings" if f in named else ""
             problems.append(Problem(f"{export.kind}.missing_column", export.kind, f,
                                     f"no column for {f} (any of: {', '.join(export.fields[f])}, in any case, spaces and "
-                                    f"underscores ignored); columns found: {', '.join(raw.columns[:20]) or 'none'}", raw.height))
+                                    f"underscores ignored{by}); columns found: {', '.join(raw.columns[:20]) or 'none'}", raw.height))
         return None
     frame = raw.select([pl.col(c).alias(f) for f, c in chosen.items()])
     return frame.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64))

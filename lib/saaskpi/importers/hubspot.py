@@ -77,11 +77,10 @@ def _names(setting: str) -> tuple[str, ...]:
 
 def _exports(settings: CrmSettings) -> dict[str, Export]:
     """The exports, the contacts' fields completed by the properties the settings name."""
-    contacts = EXPORTS["contacts"]
-    extra = {f: _names(p) for f, p in (("segment", settings.segment_field), ("pql", settings.pql_field),
-                                       ("customer", settings.customer_field)) if p}
-    return {**EXPORTS, "contacts": Export(contacts.kind, contacts.names, {**contacts.fields, **extra},
-                                          contacts.required, contacts.signature)}
+    extra = {f: (key, _names(p)) for f, key, p in (("segment", "segment_field", settings.segment_field),
+                                                   ("pql", "pql_field", settings.pql_field),
+                                                   ("customer", "customer_field", settings.customer_field)) if p}
+    return {**EXPORTS, "contacts": EXPORTS["contacts"].with_settings_fields(extra)}
 
 
 def _read(args: argparse.Namespace) -> Imported:

@@ -73,9 +73,9 @@ NEEDED = {"Opportunity": ("id", "created"), "Lead": ("id", "created"), "Account"
 
 
 def _exports(settings: CrmSettings) -> dict[str, Export]:
-    lead = EXPORTS["Lead"]
-    extra = {f: (norm(p),) for f, p in (("segment", settings.segment_field), ("pql", settings.pql_field)) if p}
-    return {**EXPORTS, "Lead": Export(lead.kind, lead.names, {**lead.fields, **extra}, lead.required, lead.signature)}
+    extra = {f: (key, (norm(p),)) for f, key, p in (("segment", "segment_field", settings.segment_field),
+                                                    ("pql", "pql_field", settings.pql_field)) if p}
+    return {**EXPORTS, "Lead": EXPORTS["Lead"].with_settings_fields(extra)}
 
 
 def _read(args: argparse.Namespace) -> Imported:
