@@ -118,3 +118,31 @@ def test_a_field_the_settings_name_must_be_exported(tmp_path, capsys):
                        str(settings(tmp_path, pql_field="PQL_Date__c")))
     assert code == 2 and "[Lead.missing_column] Lead.pql: no column for pql (any of: pqldatec, in any case" in err, err
     assert "named by `pql_field` in the settings" in err
+
+
+def test_tasks_and_events_become_touchpoints(tmp_path, capsys):
+    files = {**OBJECTS,
+             "Task.csv": """
+                 Id,WhatId,AccountId,OwnerId,Type,TaskSubtype,ActivityDate,CompletedDateTime,Sentiment__c
+                 00T1,001A,001A,005X,Call,Call,2024-03-05,2024-03-05T10:15:00.000Z,Positive
+                 00T2,001A,001A,005X,,Email,2024-03-06,,
+                 00T3,001A,001A,005X,Other,Task,2024-03-07,,
+                 00T4,,,005X,Call,Call,2024-03-08,,
+             """,
+             "Event.csv": """
+                 Id,WhatId,AccountId,OwnerId,Type,EventSubtype,StartDateTime,ActivityDateTime,Sentiment__c
+                 00U1,001G,001G,005Y,QBR,Event,2024-04-02T14:00:00.000Z,2024-04-02T14:00:00.000Z,neutral
+             """}
+    out, exports = base(tmp_path), write(tmp_path / "exports", files)
+    code, _, err = run(capsys, "import", "salesforce", str(exports), "--out", str(out), "--settings",
+                       str(settings(tmp_path, touchpoint_sentiment_field="Sentiment__c")))
+    assert (code, err) == (0, ""), err
+    touch = pl.read_parquet(out / "cs_touchpoints.parquet")
+    # 00T1 Call at its CompletedDateTime; 00T2 no Type -> its TaskSubtype Email, at its ActivityDate (not completed);
+    # 00T3 Other -> skip; 00T4 has no account -> left out; 00U1 QBR on Account 001G (globex.io -> cus_2) by Bo (005Y)
+    assert touch.select("touchpoint_id", "account_id", "csm_id", "kind", "sentiment").rows() == [
+        ("00T1", "cus_1", "005X", "call", "positive"), ("00T2", "cus_1", "005X", "email", None),
+        ("00U1", "cus_2", "005Y", "qbr", "neutral")]
+    assert touch["occurred_at"].dt.strftime("%F %R").to_list() == ["2024-03-05 10:15", "2024-03-06 00:00", "2024-04-02 14:00"]
+    report = json.loads((out / "import-report-salesforce.json").read_text())
+    assert (report["activities_skipped_by_kind"], report["activities_without_company"]) == (1, 1)

@@ -75,6 +75,9 @@ class CrmSettings(_Strict):
     pql_field: str | None = None
     customer_field: str | None = None  # HubSpot: the contact's date of becoming a customer
     closed_at: str = "history"  # Salesforce: "history" (OpportunityHistory when given) or "close_date"
+    touchpoint_kinds: dict[str, str] = {}  # activity type -> call, meeting, email, qbr, or skip
+    touchpoint_role_field: str | None = None  # an activity field holding the stakeholder role
+    touchpoint_sentiment_field: str | None = None  # an activity field holding the sentiment
     team: TeamSettings = TeamSettings()
 
     def model_post_init(self, _context) -> None:
@@ -121,6 +124,7 @@ class Export:
     signature: tuple[str, ...] = ()
     optional: bool = False
     settings_fields: tuple[tuple[str, str], ...] = ()  # (field, the setting naming its column): required when set
+    coalesced: tuple[str, ...] = ()  # fields read from the first non-empty of all their columns present, row by row
 
     def with_settings_fields(self, fields: dict[str, tuple[str, tuple[str, ...]]]) -> "Export":
         """This export with the columns the settings name (field -> (setting key, column names)), required."""
@@ -187,11 +191,11 @@ def read_export(path: Path, export: Export, exports: dict[str, Export], files: l
         for prefix in PREFIXES:
             if norm(column).startswith(prefix):
                 by_norm.setdefault(norm(column)[len(prefix):], column)
-    chosen = {}
+    chosen: dict[str, list[str]] = {}
     for field, names in export.fields.items():
-        hit = next((by_norm[n] for n in names if n in by_norm), None)
-        if hit is not None:
-            chosen[field] = hit
+        hits = [by_norm[n] for n in names if n in by_norm]
+        if hits:
+            chosen[field] = hits if field in export.coalesced else hits[:1]
     missing = [f for f in export.required if f not in chosen]
     if missing:
         shapes = {k: tuple(n for names in e.fields.values() for n in names[:1]) + e.signature for k, e in exports.items()}
@@ -209,7 +213,9 @@ def read_export(path: Path, export: Export, exports: dict[str, Export], files: l
                                     f"no column for {f} (any of: {', '.join(export.fields[f])}, in any case, spaces and "
                                     f"underscores ignored{by}); columns found: {', '.join(raw.columns[:20]) or 'none'}", raw.height))
         return None
-    frame = raw.select([pl.col(c).alias(f) for f, c in chosen.items()])
+    value = lambda c: pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c))  # noqa: E731
+    frame = raw.select([(pl.coalesce([value(c) for c in cs]) if len(cs) > 1 else pl.col(cs[0])).alias(f)
+                        for f, cs in chosen.items()])
     return frame.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
@@ -357,3 +363,41 @@ def owner_ids(values: pl.DataFrame, column: str, users: pl.DataFrame) -> pl.Data
     return (values.select(pl.col(column)).unique().drop_nulls()
             .with_columns(pl.col(column).str.strip_chars().str.to_lowercase().alias("_k"))
             .join(keys, on="_k", how="left").drop("_k"))
+
+
+# --------------------------------------------------------------------------- customer-success touchpoints
+KINDS = ("call", "meeting", "email", "qbr", "skip")
+
+
+def touchpoint_kind(frame: pl.DataFrame, settings: CrmSettings, *, table: str, settings_file: str,
+                    problems: list[Problem]) -> pl.Expr:
+    """An activity's kind through `touchpoint_kinds` (a type the mapping lacks is reported; an empty one stays empty)."""
+    bad = sorted({v for v in settings.touchpoint_kinds.values() if v not in KINDS})
+    if bad:
+        problems.append(Problem("settings.touchpoint_kinds", table, "kind", f"touchpoint_kinds in {settings_file} maps to "
+                                f"{', '.join(bad)}; use {', '.join(KINDS)}", 0))
+    return mapped(frame, "kind", settings.touchpoint_kinds, table=table, setting="touchpoint_kinds",
+                  settings_file=settings_file, key="id", problems=problems)
+
+
+def touchpoint_table(activities: pl.DataFrame, member: dict[str, str], keys, system: str
+                     ) -> tuple[pl.DataFrame, tuple[SetAside, ...], dict]:
+    """`cs_touchpoints` from activities (id, occurred_at, kind, user_id, company, address, role, sentiment): those of
+    kind `skip` and those without a company are left out (counted); the rest are matched to accounts (unmatched: set
+    aside); the owner becomes `csm_id` through the team."""
+    kept = activities.filter(pl.col("kind").fill_null("") != "skip")
+    skipped = activities.height - kept.height
+    with_company = kept.filter(pl.col("company").is_not_null() | pl.col("address").is_not_null())
+    no_company = kept.height - with_company.height
+    schema = {"touchpoint_id": pl.String, "account_id": pl.String, "occurred_at": UTC, "csm_id": pl.String,
+              "kind": pl.String, "stakeholder_role": pl.String, "sentiment": pl.String}
+    if with_company.is_empty():
+        return pl.DataFrame(schema=schema), (), {"activities_skipped_by_kind": skipped, "activities_without_company": no_company}
+    m = keys.match(system, "cs_touchpoints", with_company, key="company", email="address")
+    word = lambda c: pl.col(c).str.strip_chars().str.to_lowercase().str.replace_all(r"[\s-]+", "_")  # noqa: E731
+    out = m.frame.filter(pl.col("account_id").is_not_null()).select(
+        pl.col("id").alias("touchpoint_id"), "account_id", pl.col("occurred_at"),
+        pl.col("user_id").replace_strict(member, default=None, return_dtype=pl.String).alias("csm_id"), "kind",
+        word("role").alias("stakeholder_role"), word("sentiment").alias("sentiment"))
+    return (out.cast(schema).sort("touchpoint_id"), m.set_aside,
+            {"activities_skipped_by_kind": skipped, "activities_without_company": no_company})

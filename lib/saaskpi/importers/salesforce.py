@@ -29,11 +29,14 @@ from . import Imported, Importer
 from .accounts import account_keys
 from .billing import SetAside
 from .crm import (UTC, CrmSettings, Export, add_crm_arguments, crm_settings, find_files, mapped, norm, not_customer,
-                  owner_ids, read_export, required_values, stage_of, team_table, typed)
+                  owner_ids, read_export, required_values, stage_of, team_table, touchpoint_kind, touchpoint_table,
+                  typed)
 from .reading import ExportError, FileRead
 
 SYSTEM = "salesforce"
 
+ACTIVITY = {"id": ("id",), "when": ("completeddatetime", "activitydatetime", "startdatetime", "activitydate", "createddate"),
+            "kind": ("type", "tasksubtype", "eventsubtype"), "owner": ("ownerid",), "account": ("accountid",)}
 EXPORTS = {e.kind: e for e in (
     Export("Opportunity", ("opportunity", "opportunities"), {
         "id": ("id",), "created": ("createddate",), "stage": ("stagename",), "amount": ("amount",),
@@ -51,6 +54,10 @@ EXPORTS = {e.kind: e for e in (
         "id": ("id",), "name": ("name",), "first": ("firstname",), "last": ("lastname",), "email": ("email",),
         "created": ("createddate",), "active": ("isactive",), "modified": ("lastmodifieddate",)},
         ("id",), ("username", "isactive", "profileid", "userroleid", "alias"), optional=True),
+    Export("Task", ("task",), ACTIVITY, ("id", "when"), ("whatid", "whoid", "tasksubtype", "activitydate", "priority"),
+           optional=True, coalesced=("when", "kind")),
+    Export("Event", ("event",), ACTIVITY, ("id", "when"), ("whatid", "whoid", "eventsubtype", "startdatetime", "durationinminutes"),
+           optional=True, coalesced=("when", "kind")),
     Export("OpportunityHistory", ("opportunityhistory", "opportunityhistories"), {
         "opportunity": ("opportunityid",), "stage": ("stagename",), "created": ("createddate",)},
         ("opportunity", "stage", "created"), ("opportunityid", "stagename", "probability", "expectedrevenue"),
@@ -67,15 +74,22 @@ SCHEMAS = {
     "User": {"id": pl.String, "name": pl.String, "first": pl.String, "last": pl.String, "email": pl.String,
              "created": UTC, "active": pl.Boolean, "modified": UTC},
     "OpportunityHistory": {"opportunity": pl.String, "stage": pl.String, "created": UTC},
+    "Task": {"id": pl.String, "when": UTC, "kind": pl.String, "owner": pl.String, "account": pl.String,
+             "role": pl.String, "sentiment": pl.String},
 }
+SCHEMAS["Event"] = SCHEMAS["Task"]
 NEEDED = {"Opportunity": ("id", "created"), "Lead": ("id", "created"), "Account": ("id",), "User": ("id",),
-          "OpportunityHistory": ("opportunity", "created")}
+          "OpportunityHistory": ("opportunity", "created"), "Task": ("id", "when"), "Event": ("id", "when")}
 
 
 def _exports(settings: CrmSettings) -> dict[str, Export]:
     extra = {f: (key, (norm(p),)) for f, key, p in (("segment", "segment_field", settings.segment_field),
                                                     ("pql", "pql_field", settings.pql_field)) if p}
-    return {**EXPORTS, "Lead": EXPORTS["Lead"].with_settings_fields(extra)}
+    activity = {f: (key, (norm(p),)) for f, key, p in (("role", "touchpoint_role_field", settings.touchpoint_role_field),
+                                                       ("sentiment", "touchpoint_sentiment_field",
+                                                        settings.touchpoint_sentiment_field)) if p}
+    return {**EXPORTS, "Lead": EXPORTS["Lead"].with_settings_fields(extra),
+            "Task": EXPORTS["Task"].with_settings_fields(activity), "Event": EXPORTS["Event"].with_settings_fields(activity)}
 
 
 def _read(args: argparse.Namespace) -> Imported:
@@ -92,14 +106,16 @@ def _read(args: argparse.Namespace) -> Imported:
             raw[kind] = frame
     if problems:
         raise ExportError(problems, str(folder))
-    tables, aside = salesforce_tables(raw, settings, settings_path.name, account_keys(args.out_path, paths.resolve(args.accounts)))
+    tables, aside, details = salesforce_tables(raw, settings, settings_path.name,
+                                               account_keys(args.out_path, paths.resolve(args.accounts)))
     return Imported(source=str(args.source), files=tuple(files), tables=tables, set_aside=aside,
-                    details={"settings_file": str(settings_path), "crm_settings": settings.applied()})
+                    details={"settings_file": str(settings_path), "crm_settings": settings.applied(), **details})
 
 
 def salesforce_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, settings_file: str, keys
-                      ) -> tuple[dict[str, pl.DataFrame], tuple[SetAside, ...]]:
-    """`leads`, `opportunities` and `team` from the read objects (text fields by name); every problem at once."""
+                      ) -> tuple[dict[str, pl.DataFrame], tuple[SetAside, ...], dict]:
+    """`leads`, `opportunities`, `team` (and `cs_touchpoints` from Task and Event) from the read objects (text fields
+    by name); every problem at once."""
     problems: list[Problem] = []
     t = {}
     for kind, frame in raw.items():
@@ -115,6 +131,8 @@ def salesforce_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, setti
                                               empty=settings.empty_channel,
                                               fallback=None if settings.unknown_channel == "report" else settings.unknown_channel))
     users = _users(t.get("User"), opps, problems)
+    activities = [t[k].with_columns(kind=touchpoint_kind(t[k], settings, table=k, settings_file=settings_file, problems=problems))
+                  for k in ("Task", "Event") if k in t]
     if problems:
         raise ExportError(problems, head="The Salesforce exports cannot be imported")
     opps = _closed_at(opps, t.get("OpportunityHistory"), settings)
@@ -126,7 +144,17 @@ def salesforce_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, setti
         raise ExportError(team_problems, head="The Salesforce users cannot be made the team")
     member = dict(team.select("user_id", "member_id").iter_rows())
     out_opps = out_opps.with_columns(owner_id=pl.col("user_id").replace_strict(member, default=None, return_dtype=pl.String)).drop("user_id")
-    return {"leads": out_leads, "opportunities": out_opps, "team": team.drop("user_id")}, (*lead_aside, *opp_aside)
+    tables = {"leads": out_leads, "opportunities": out_opps, "team": team.drop("user_id")}
+    aside, details = (*lead_aside, *opp_aside), {}
+    if activities:
+        rows = (pl.concat([a.select("id", pl.col("when").alias("occurred_at"), "kind", "owner", "account", "role", "sentiment")
+                           for a in activities]).join(_web(accounts), on="account", how="left")
+                .join(owner_ids(pl.concat([a.select("owner") for a in activities]), "owner", users), on="owner", how="left")
+                .select("id", "occurred_at", "kind", "user_id", pl.col("account").alias("company"),
+                        pl.col("account_web").alias("address"), "role", "sentiment"))
+        tables["cs_touchpoints"], touch_aside, details = touchpoint_table(rows, member, keys, SYSTEM)
+        aside = (*aside, *touch_aside)
+    return tables, aside, details
 
 
 def _stages(opps: pl.DataFrame, settings: CrmSettings, settings_file: str, problems: list[Problem]) -> pl.DataFrame:
