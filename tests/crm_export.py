@@ -40,6 +40,7 @@ class Sample:
     leads: pl.DataFrame
     opportunities: pl.DataFrame
     team: pl.DataFrame
+    touchpoints: pl.DataFrame
 
 
 def demo_sample(step: int = 10) -> Sample:
@@ -52,7 +53,8 @@ def demo_sample(step: int = 10) -> Sample:
                                                    & (pl.col("lead_id").str.slice(1).cast(pl.Int64) % step == 3))
     leads = leads.filter(keep)
     opps = read("opportunities").filter(pl.col("lead_id").is_in(leads.get_column("lead_id").implode()))
-    return Sample(accounts, leads, opps, read("team"))
+    touch = read("cs_touchpoints").filter(pl.col("account_id").is_in(accounts))
+    return Sample(accounts, leads, opps, read("team"), touch)
 
 
 def write_expected(folder: Path, sample: Sample) -> Path:
@@ -61,6 +63,7 @@ def write_expected(folder: Path, sample: Sample) -> Path:
     sample.leads.write_csv(folder / "leads.csv")
     sample.opportunities.write_csv(folder / "opportunities.csv")
     sample.team.write_csv(folder / "team.csv")
+    sample.touchpoints.write_csv(folder / "cs_touchpoints.csv")
     return folder
 
 
@@ -82,7 +85,9 @@ def salesforce_ids(sample: Sample) -> dict[str, dict[str, str]]:
     return {"leads": {i: sf("00Q", i) for i in sample.leads["lead_id"]},
             "opportunities": {i: sf("006", i) for i in sample.opportunities["opportunity_id"]},
             "accounts": {i: sf("001", i) for i in sample.accounts},
-            "team": {i: sf("005", i) for i in sample.team["member_id"]}}
+            "team": {i: sf("005", i) for i in sample.team["member_id"]},
+            "touchpoints": {i: sf("00T" if k in ("call", "email") else "00U", i)
+                            for i, k in sample.touchpoints.select("touchpoint_id", "kind").iter_rows()}}
 
 
 def by_map(account_id: str) -> bool:
@@ -118,6 +123,8 @@ def write_settings(folder: Path, system: str, sample: Sample, **changes) -> Path
     data["segment_field"] = "Segment" if system == "hubspot" else "Segment__c"
     if system == "salesforce":
         data["pql_field"] = "PQL_Date__c"
+        data["touchpoint_role_field"] = "Stakeholder_Role__c"
+        data["touchpoint_sentiment_field"] = "Sentiment__c"
     data["team"]["members"] = _members(sample, {m: f"{m.lower()}@team.example" for m in sample.team["member_id"]})
     data.update(changes)
     path = folder / f"{system}.yaml"
@@ -239,4 +246,24 @@ def write_salesforce(folder: Path, sample: Sample) -> Path:
                        (pl.col("member_id").str.to_lowercase() + "@team.example").alias("Email"),
                        pl.lit(True).alias("IsActive"), (pl.col("start_date") + "T00:00:00.000Z").alias("CreatedDate"),
                        ).rename({"name": "Name"}).write_csv(folder / "User.csv")
+    _write_activities(folder, sample, ids)
     return folder
+
+
+def _write_activities(folder: Path, sample: Sample, ids: dict[str, dict[str, str]]) -> None:
+    """Calls and e-mails as Tasks, meetings and QBRs as Events, on the account, owned by the CSM; the stakeholder
+    role and sentiment in custom fields, written as labels (`Decision Maker`, `Positive`)."""
+    t = sample.touchpoints.with_columns(
+        Id=pl.col("touchpoint_id").replace_strict(ids["touchpoints"]), AccountId=pl.col("account_id").replace_strict(ids["accounts"]),
+        OwnerId=pl.col("csm_id").replace_strict(ids["team"]), When=_stamp("occurred_at", ISO_MS),
+        Stakeholder_Role__c=pl.col("stakeholder_role").str.replace("_", " ").str.to_titlecase(),
+        Sentiment__c=pl.col("sentiment").str.to_titlecase())
+    task = pl.col("kind").is_in(["call", "email"])
+    t.filter(task).select("Id", pl.col("AccountId").alias("WhatId"), "AccountId", "OwnerId",
+                          pl.col("kind").str.to_titlecase().alias("Type"), pl.col("When").str.slice(0, 10).alias("ActivityDate"),
+                          pl.col("When").alias("CompletedDateTime"), "Stakeholder_Role__c", "Sentiment__c",
+                          ).write_csv(folder / "Task.csv")
+    t.filter(~task).select("Id", pl.col("AccountId").alias("WhatId"), "AccountId", "OwnerId",
+                           pl.col("kind").replace_strict({"meeting": "Meeting", "qbr": "QBR"}).alias("Type"),
+                           pl.col("When").alias("StartDateTime"), pl.col("When").alias("ActivityDateTime"),
+                           "Stakeholder_Role__c", "Sentiment__c").write_csv(folder / "Event.csv")

@@ -29,7 +29,7 @@ def crm(tmp_path_factory):
     sample = demo_sample()
     expected = write_expected(root / "expected", sample)
     base = write_expected(root / "base", sample)
-    for name in ("leads", "opportunities", "team"):
+    for name in ("leads", "opportunities", "team", "cs_touchpoints"):
         (base / f"{name}.csv").unlink()
     accounts = write_accounts_settings(root, sample)
     imported = {}
@@ -55,7 +55,7 @@ def demo_workbooks(crm):
 
 def _demo_ids(frame: pl.DataFrame, ids: dict[str, dict[str, str]]) -> pl.DataFrame:
     back = {k: {v: d for d, v in m.items()} for k, m in ids.items()}
-    cols = {"lead_id": "leads", "opportunity_id": "opportunities"}
+    cols = {"lead_id": "leads", "opportunity_id": "opportunities", "touchpoint_id": "touchpoints"}
     return frame.with_columns(pl.col(c).replace_strict(back[t], default=None) for c, t in cols.items() if c in frame.columns)
 
 
@@ -87,3 +87,17 @@ def test_funnel_and_sales_tables_equal_the_demo(crm, demo_workbooks, shape, segm
     assert names == got.available(page.TILES + page.SALES_TILES) and len(names) >= 10
     for name in names:
         assert got.series(name).equals(want.series(name)), (segment, name)
+
+
+@pytest.mark.parametrize("segment", SEGMENTS)
+def test_salesforce_activities_give_the_demo_touchpoints(crm, demo_workbooks, segment):
+    """Tasks and Events -> cs_touchpoints equal the demo's, and so do the customer-success measures built on them."""
+    sample, _, imported = crm
+    got_wb, want_wb = open_workbook(str(imported["salesforce"]), segment, interactive=False), demo_workbooks[segment]
+    if segment == "all":
+        got = _demo_ids(pl.read_parquet(imported["salesforce"] / "cs_touchpoints.parquet"), salesforce_ids(sample))
+        want = want_wb.all_tables.frames["cs_touchpoints"]
+        assert got.select(want.columns).sort("touchpoint_id").equals(want.sort("touchpoint_id"))
+    assert got_wb.table("sentiment_mix").equals(want_wb.table("sentiment_mix"))
+    for name in ("touchpoints_per_account", "stakeholder_coverage", "positive_sentiment_share"):
+        assert got_wb.series(name).equals(want_wb.series(name)), (segment, name)
