@@ -76,7 +76,8 @@ def hubspot_ids(sample: Sample) -> dict[str, dict[str, str]]:
     return {"leads": {i: str(100000 + number(i)) for i in sample.leads["lead_id"]},
             "opportunities": {i: str(5000000 + number(i)) for i in sample.opportunities["opportunity_id"]},
             "accounts": {i: str(9000000 + number(i)) for i in sample.accounts},
-            "team": {i: str(70000 + number(i)) for i in sample.team["member_id"]}}
+            "team": {i: str(70000 + number(i)) for i in sample.team["member_id"]},
+            "touchpoints": {i: str(30000000 + number(i)) for i in sample.touchpoints["touchpoint_id"]}}
 
 
 def salesforce_ids(sample: Sample) -> dict[str, dict[str, str]]:
@@ -121,6 +122,9 @@ def write_settings(folder: Path, system: str, sample: Sample, **changes) -> Path
     """parameters/sources/<system>.yaml with the sample's segment and PQL fields and its team."""
     data = yaml.safe_load((paths.PARAMETERS_DIR / "sources" / f"{system}.yaml").read_text())
     data["segment_field"] = "Segment" if system == "hubspot" else "Segment__c"
+    if system == "hubspot":
+        data["touchpoint_role_field"] = "stakeholder_role"
+        data["touchpoint_sentiment_field"] = "sentiment"
     if system == "salesforce":
         data["pql_field"] = "PQL_Date__c"
         data["touchpoint_role_field"] = "Stakeholder_Role__c"
@@ -186,6 +190,16 @@ def write_hubspot(folder: Path, sample: Sample, shape: str = "export") -> Path:
                          pl.col("name").str.split(" ").list.last().alias("lastName"),
                          (pl.col("start_date") + "T00:00:00.000Z").alias("createdAt"), pl.lit(False).alias("archived"))
     owners.write_csv(folder / "owners.csv")
+    if api:  # engagements as the API lands them: calls, e-mails and meetings (a QBR: a meeting of that type)
+        sample.touchpoints.select(
+            pl.col("touchpoint_id").replace_strict(ids["touchpoints"]).alias("hs_object_id"),
+            pl.col("kind").replace_strict({"call": "CALL", "email": "EMAIL", "meeting": "MEETING", "qbr": "MEETING"})
+            .alias("hs_engagement_type"),
+            pl.when(pl.col("kind") == "qbr").then(pl.lit("QBR")).alias("hs_activity_type"),
+            _stamp("occurred_at", ISO_MS).alias("hs_timestamp"),
+            pl.col("csm_id").replace_strict(ids["team"]).alias("hubspot_owner_id"),
+            ("[" + pl.col("account_id").replace_strict(ids["accounts"]) + "]").alias("companies"),
+            "stakeholder_role", "sentiment").write_csv(folder / "engagements.csv")
     return folder
 
 

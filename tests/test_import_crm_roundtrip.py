@@ -89,13 +89,16 @@ def test_funnel_and_sales_tables_equal_the_demo(crm, demo_workbooks, shape, segm
         assert got.series(name).equals(want.series(name)), (segment, name)
 
 
+@pytest.mark.parametrize("shape", ["hubspot-api", "salesforce"])
 @pytest.mark.parametrize("segment", SEGMENTS)
-def test_salesforce_activities_give_the_demo_touchpoints(crm, demo_workbooks, segment):
-    """Tasks and Events -> cs_touchpoints equal the demo's, and so do the customer-success measures built on them."""
+def test_activities_give_the_demo_touchpoints(crm, demo_workbooks, shape, segment):
+    """HubSpot engagements, Salesforce Tasks and Events -> cs_touchpoints equal the demo's, and so do the
+    customer-success measures built on them."""
     sample, _, imported = crm
-    got_wb, want_wb = open_workbook(str(imported["salesforce"]), segment, interactive=False), demo_workbooks[segment]
+    got_wb, want_wb = open_workbook(str(imported[shape]), segment, interactive=False), demo_workbooks[segment]
     if segment == "all":
-        got = _demo_ids(pl.read_parquet(imported["salesforce"] / "cs_touchpoints.parquet"), salesforce_ids(sample))
+        ids = hubspot_ids(sample) if shape.startswith("hubspot") else salesforce_ids(sample)
+        got = _demo_ids(pl.read_parquet(imported[shape] / "cs_touchpoints.parquet"), ids)
         want = want_wb.all_tables.frames["cs_touchpoints"]
         assert got.select(want.columns).sort("touchpoint_id").equals(want.sort("touchpoint_id"))
     assert got_wb.table("sentiment_mix").equals(want_wb.table("sentiment_mix"))

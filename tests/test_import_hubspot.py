@@ -192,3 +192,26 @@ def test_settings_errors_name_the_key(tmp_path, capsys):
     path.write_text(path.read_text() + "\nstagez: {}\n")
     code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(path))
     assert code == 2 and "`stagez`: Extra inputs are not permitted" in err, err
+
+
+def test_engagements_become_touchpoints(tmp_path, capsys):
+    files = {**EXPORT, "engagements.csv": """
+        id,hs_engagement_type,hs_activity_type,hs_timestamp,hubspot_owner_id,companies,sentiment
+        e1,CALL,,2024-03-05T10:15:00.000Z,31,[501],Positive
+        e2,MEETING,QBR,1711965600000,32,[501],
+        e3,NOTE,,2024-03-07T00:00:00.000Z,31,[501],
+        e4,EMAIL,,2024-03-08T00:00:00.000Z,31,[],
+    """}
+    out, exports = base(tmp_path), write(tmp_path / "exports", files)
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings",
+                       str(settings(tmp_path, touchpoint_sentiment_field="sentiment")))
+    assert (code, err) == (0, ""), err
+    touch = pl.read_parquet(out / "cs_touchpoints.parquet")
+    # e1 a call on company 501 (www.acme.com -> cus_1); e2 a meeting whose call-and-meeting type is QBR, at
+    # 1711965600000 ms = 2024-04-01 10:00 UTC, by owner 32 (member T2 in the settings); e3 a note: skip;
+    # e4 on no company: left out
+    assert touch.select("touchpoint_id", "account_id", "csm_id", "kind", "sentiment").rows() == [
+        ("e1", "cus_1", "31", "call", "positive"), ("e2", "cus_1", "T2", "qbr", None)]
+    assert touch["occurred_at"].dt.strftime("%F %R").to_list() == ["2024-03-05 10:15", "2024-04-01 10:00"]
+    report = json.loads((out / "import-report-hubspot.json").read_text())
+    assert (report["activities_skipped_by_kind"], report["activities_without_company"]) == (1, 1)

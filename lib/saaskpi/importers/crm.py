@@ -241,8 +241,9 @@ def first_id(column: str) -> pl.Expr:
 
 
 def all_ids(column: str) -> pl.Expr:
-    """Every id of a list of associated ids, as a list."""
-    return pl.col(column).str.extract_all(r"[^\s\[\]\"';,]+")
+    """Every id of a list of associated ids, as a list; null when there is none (so that exploding keeps the row)."""
+    ids = pl.col(column).str.extract_all(r"[^\s\[\]\"';,]+")
+    return pl.when(ids.list.len() > 0).then(ids)
 
 
 def required_values(table: str, frame: pl.DataFrame, columns: tuple[str, ...], key: str,

@@ -31,8 +31,8 @@ from . import Imported, Importer
 from .accounts import account_keys
 from .billing import SetAside
 from .crm import (UTC, CrmSettings, Export, add_crm_arguments, all_ids, crm_settings, find_files, first_id, mapped,
-                  norm, not_customer, owner_ids, read_export, required_values, stage_of, team_table, two_accounts,
-                  typed)
+                  norm, not_customer, owner_ids, read_export, required_values, stage_of, team_table,
+                  touchpoint_kind, touchpoint_table, two_accounts, typed)
 from .reading import ExportError, FileRead
 
 SYSTEM = "hubspot"
@@ -59,6 +59,12 @@ EXPORTS = {e.kind: e for e in (
         "id": ("id", "ownerid", "hubspotownerid"), "email": ("email",), "first": ("firstname",), "last": ("lastname",),
         "created": ("createdat",), "updated": ("updatedat",), "archived": ("archived",)},
         ("id",), ("firstname", "lastname", "userid", "teams", "archived"), optional=True),
+    Export("engagements", ("engagement", "activit"), {
+        "id": ID + ("engagementid",), "when": ("hstimestamp", "activitydate", "timestamp", "createdate", "createdat"),
+        "kind": ("hsactivitytype", "callandmeetingtype", "activitytype", "hsengagementtype", "engagementtype", "type"),
+        "owner": ("activityassignedto", "hubspotownerid", "ownerid"), "company": COMPANY_IDS},
+        ("id", "when"), ("hstimestamp", "hsengagementtype", "activitydate", "activitytype", "hsactivitytype"),
+        optional=True, coalesced=("when", "kind")),
 )}
 
 LIFECYCLE = {  # the export's label of a lifecycle date -> the property's internal name
@@ -80,7 +86,11 @@ def _exports(settings: CrmSettings) -> dict[str, Export]:
     extra = {f: (key, _names(p)) for f, key, p in (("segment", "segment_field", settings.segment_field),
                                                    ("pql", "pql_field", settings.pql_field),
                                                    ("customer", "customer_field", settings.customer_field)) if p}
-    return {**EXPORTS, "contacts": EXPORTS["contacts"].with_settings_fields(extra)}
+    activity = {f: (key, _names(p)) for f, key, p in (("role", "touchpoint_role_field", settings.touchpoint_role_field),
+                                                      ("sentiment", "touchpoint_sentiment_field",
+                                                       settings.touchpoint_sentiment_field)) if p}
+    return {**EXPORTS, "contacts": EXPORTS["contacts"].with_settings_fields(extra),
+            "engagements": EXPORTS["engagements"].with_settings_fields(activity)}
 
 
 def _read(args: argparse.Namespace) -> Imported:
@@ -110,6 +120,8 @@ def _typed_exports(raw: dict[str, pl.DataFrame], problems: list[Problem]) -> dic
         "contacts": {"id": pl.String, "created": UTC, "email": pl.String, "source": pl.String, "company": pl.String,
                      "segment": pl.String, "pql": UTC, "customer": UTC},
         "companies": {"id": pl.String, "domain": pl.String},
+        "engagements": {"id": pl.String, "when": UTC, "kind": pl.String, "owner": pl.String, "company": pl.String,
+                        "role": pl.String, "sentiment": pl.String},
         "owners": {"id": pl.String, "email": pl.String, "first": pl.String, "last": pl.String, "created": UTC,
                    "updated": UTC, "archived": pl.Boolean},
     }
@@ -140,6 +152,10 @@ def hubspot_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, settings
                      fallback=None if settings.unknown_channel == "report" else settings.unknown_channel)
     contacts = contacts.with_columns(channel=channel)
     users, owner_problems = _users(t.get("owners"), deals)
+    engagements = t.get("engagements")
+    if engagements is not None:
+        engagements = engagements.with_columns(kind=touchpoint_kind(engagements, settings, table="engagements",
+                                                                    settings_file=settings_file, problems=problems))
     problems += owner_problems
     if problems:
         raise ExportError(problems, head="The HubSpot exports cannot be imported")
@@ -158,7 +174,17 @@ def hubspot_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, settings
                               "the deal's contact is not in the contacts export; the opportunity is kept without its lead"))
     details = {"deals_in_skipped_pipelines": skipped,
                "deals_without_amount": int(deals.get_column("amount").null_count())}
-    return ({"leads": leads, "opportunities": opps, "team": team.drop("user_id")}, tuple(aside), details)
+    tables = {"leads": leads, "opportunities": opps, "team": team.drop("user_id")}
+    if engagements is not None:
+        rows = _company_rows(engagements, companies, "id", None).group_by("record", maintain_order=True).first()
+        rows = (rows.rename({"record": "id"}).join(engagements.drop("company"), on="id")
+                .join(owner_ids(engagements, "owner", users), on="owner", how="left")
+                .select("id", pl.col("when").alias("occurred_at"), "kind", "user_id", "company", "address", "role",
+                        "sentiment"))
+        tables["cs_touchpoints"], touch_aside, touch_details = touchpoint_table(rows, member, keys, SYSTEM)
+        aside += touch_aside
+        details |= touch_details
+    return tables, tuple(aside), details
 
 
 def _users(owners: pl.DataFrame | None, deals: pl.DataFrame) -> tuple[pl.DataFrame, list[Problem]]:
