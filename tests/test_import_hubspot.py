@@ -3,12 +3,10 @@ Literal exports with the arithmetic in comments; the export's headers and the AP
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from conftest import digest, run
 
@@ -215,3 +213,12 @@ def test_engagements_become_touchpoints(tmp_path, capsys):
     assert touch["occurred_at"].dt.strftime("%F %R").to_list() == ["2024-03-05 10:15", "2024-04-01 10:00"]
     report = json.loads((out / "import-report-hubspot.json").read_text())
     assert (report["activities_skipped_by_kind"], report["activities_without_company"]) == (1, 1)
+
+
+def test_a_pipeline_mapping_reports_its_own_unknown_stage(tmp_path, capsys):
+    out, exports = base(tmp_path), write(tmp_path / "exports", EXPORT)
+    path = settings(tmp_path, pipelines={"Sales Pipeline": {"Closed Won": "won", "Closed Lost": "lost"}})
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(path))
+    # the pipeline's own mapping replaces `stages` for its deals: Contract Sent is not in it
+    assert code == 2 and "[deals.unknown_stage] deals.stage: 1 value the mapping `pipelines.Sales Pipeline`" in err, err
+    assert "'Contract Sent' (1 row)" in err

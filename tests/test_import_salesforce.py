@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from conftest import digest, run
 from test_import_hubspot import base, write

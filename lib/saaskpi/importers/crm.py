@@ -261,7 +261,8 @@ def required_values(table: str, frame: pl.DataFrame, columns: tuple[str, ...], k
 
 
 def mapped(frame: pl.DataFrame, column: str, mapping: dict[str, str], *, table: str, setting: str, settings_file: str,
-           key: str, problems: list[Problem], fallback: str | None = None, empty: str | None = None) -> pl.Expr:
+           key: str, problems: list[Problem], fallback: str | None = None, empty: str | None = None,
+           code: str | None = None) -> pl.Expr:
     """`column` mapped through `mapping` (keys compared in lower case, spaces trimmed). A value the mapping lacks is
     a problem naming the setting (`fallback` given: that value instead); an empty one is `empty`."""
     low = {k.strip().lower(): v for k, v in mapping.items()}
@@ -270,7 +271,7 @@ def mapped(frame: pl.DataFrame, column: str, mapping: dict[str, str], *, table: 
         unknown = frame.filter(value.is_not_null() & (value != "") & ~value.is_in(list(low)))
         if unknown.height:
             counts = unknown.group_by(column).agg(pl.len()).sort(["len", column], descending=[True, False])
-            problems.append(Problem(f"{table}.unknown_{setting.split('.')[0].rstrip('s')}", table, column,
+            problems.append(Problem(f"{table}.unknown_{code or setting.rstrip('s')}", table, column,
                                     f"{counts.height} value{'s' if counts.height != 1 else ''} the mapping `{setting}` "
                                     f"of {settings_file} does not know; add {'them' if counts.height != 1 else 'it'} there "
                                     "(nothing is guessed)", unknown.height,
@@ -287,15 +288,15 @@ def stage_of(frame: pl.DataFrame, settings: CrmSettings, *, table: str, settings
         return mapped(frame, stage, settings.stages, table=table, setting="stages", settings_file=settings_file,
                       key=key, problems=problems)
     pipe = pl.col(pipeline).str.strip_chars().str.to_lowercase()
-    expr = None
-    own = {p.strip().lower(): m for p, m in settings.pipelines.items()}
+    own = {p.strip().lower(): (p, m) for p, m in settings.pipelines.items()}
     rest = frame.filter(~pipe.is_in(list(own)) | pipe.is_null())
     expr = mapped(rest, stage, settings.stages, table=table, setting="stages", settings_file=settings_file, key=key,
                   problems=problems)
-    for name, mapping in own.items():
+    for name, (given, mapping) in own.items():
         rows = frame.filter(pipe == name)
-        expr = pl.when(pipe == name).then(mapped(rows, stage, mapping, table=table, setting=f"pipelines.{name}",
-                                                 settings_file=settings_file, key=key, problems=problems)).otherwise(expr)
+        expr = pl.when(pipe == name).then(mapped(rows, stage, mapping, table=table, setting=f"pipelines.{given}",
+                                                 settings_file=settings_file, key=key, problems=problems,
+                                                 code="stage")).otherwise(expr)
     return expr
 
 
