@@ -222,3 +222,22 @@ def test_a_pipeline_mapping_reports_its_own_unknown_stage(tmp_path, capsys):
     # the pipeline's own mapping replaces `stages` for its deals: Contract Sent is not in it
     assert code == 2 and "[deals.unknown_stage] deals.stage: 1 value the mapping `pipelines.Sales Pipeline`" in err, err
     assert "'Contract Sent' (1 row)" in err
+
+
+def test_the_company_becoming_a_customer_converts_its_contacts(tmp_path, capsys):
+    files = dict(EXPORT)
+    files["companies.csv"] = """
+        Record ID,Company name,Company Domain Name,Became a Customer Date
+        501,Acme,www.acme.com,2024-03-05 00:00
+        502,Initech,initech.com,
+    """
+    files["contacts.csv"] = files["contacts.csv"].replace("2024-03-05 00:00,,,enterprise", "2024-03-05 00:00,,502,enterprise")
+    out, exports = base(tmp_path), write(tmp_path / "exports", files)
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings",
+                       str(settings(tmp_path, customer_from="company")))
+    assert (code, err) == (0, ""), err
+    leads = pl.read_parquet(out / "leads.parquet")
+    # 101's company 501 became a customer on 2024-03-05 (the contact's own date, 2024-03-02, is not read);
+    # 103's company 502 is no customer; 104 has no company, so no company date: not converted
+    assert leads.select("lead_id", "account_id", pl.col("converted_at").dt.strftime("%F")).rows() == [
+        ("101", "cus_1", "2024-03-05"), ("102", None, None), ("103", None, None), ("104", None, None)]

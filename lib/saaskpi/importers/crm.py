@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -73,7 +74,8 @@ class CrmSettings(_Strict):
     empty_channel: str = "unknown"
     segment_field: str | None = None
     pql_field: str | None = None
-    customer_field: str | None = None  # HubSpot: the contact's date of becoming a customer
+    customer_field: str | None = None  # HubSpot: the date of becoming a customer
+    customer_from: Literal["contact", "company"] = "contact"  # HubSpot: whose customer_field date converts a contact
     closed_at: str = "history"  # Salesforce: "history" (OpportunityHistory when given) or "close_date"
     touchpoint_kinds: dict[str, str] = {}  # activity type -> call, meeting, email, qbr, or skip
     touchpoint_role_field: str | None = None  # an activity field holding the stakeholder role

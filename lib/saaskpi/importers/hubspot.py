@@ -20,6 +20,7 @@ the API and the loaders land (`hs_object_id`, `dealstage`, `createdate`, `hs_ana
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import polars as pl
 from tqdm.auto import tqdm
@@ -83,13 +84,21 @@ def _names(setting: str) -> tuple[str, ...]:
 
 def _exports(settings: CrmSettings) -> dict[str, Export]:
     """The exports, the contacts' fields completed by the properties the settings name."""
+    by_company = settings.customer_from == "company"
     extra = {f: (key, _names(p)) for f, key, p in (("segment", "segment_field", settings.segment_field),
                                                    ("pql", "pql_field", settings.pql_field),
-                                                   ("customer", "customer_field", settings.customer_field)) if p}
+                                                   ("customer", "customer_field",
+                                                    None if by_company else settings.customer_field)) if p}
+    company = ({"customer": ("customer_field", _names(settings.customer_field))}
+               if by_company and settings.customer_field else {})
     activity = {f: (key, _names(p)) for f, key, p in (("role", "touchpoint_role_field", settings.touchpoint_role_field),
                                                       ("sentiment", "touchpoint_sentiment_field",
                                                        settings.touchpoint_sentiment_field)) if p}
-    return {**EXPORTS, "contacts": EXPORTS["contacts"].with_settings_fields(extra),
+    if by_company and settings.customer_field:  # the companies export is then needed
+        companies = replace(EXPORTS["companies"], optional=False).with_settings_fields(company)
+    else:
+        companies = EXPORTS["companies"]
+    return {**EXPORTS, "contacts": EXPORTS["contacts"].with_settings_fields(extra), "companies": companies,
             "engagements": EXPORTS["engagements"].with_settings_fields(activity)}
 
 
@@ -119,7 +128,7 @@ def _typed_exports(raw: dict[str, pl.DataFrame], problems: list[Problem]) -> dic
                   "won_at": UTC, "lost_at": UTC},
         "contacts": {"id": pl.String, "created": UTC, "email": pl.String, "source": pl.String, "company": pl.String,
                      "segment": pl.String, "pql": UTC, "customer": UTC},
-        "companies": {"id": pl.String, "domain": pl.String},
+        "companies": {"id": pl.String, "domain": pl.String, "customer": UTC},
         "engagements": {"id": pl.String, "when": UTC, "kind": pl.String, "owner": pl.String, "company": pl.String,
                         "role": pl.String, "sentiment": pl.String},
         "owners": {"id": pl.String, "email": pl.String, "first": pl.String, "last": pl.String, "created": UTC,
@@ -138,7 +147,7 @@ def hubspot_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, settings
     problems: list[Problem] = []
     t = _typed_exports(raw, problems)
     deals, contacts = t["deals"], t["contacts"]
-    companies = t.get("companies", pl.DataFrame(schema={"id": pl.String, "domain": pl.String}))
+    companies = t.get("companies", pl.DataFrame(schema={"id": pl.String, "domain": pl.String, "customer": UTC}))
     skipped = 0
     if settings.skip_pipelines:
         skip = [p.strip().lower() for p in settings.skip_pipelines]
@@ -160,6 +169,10 @@ def hubspot_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, settings
     if problems:
         raise ExportError(problems, head="The HubSpot exports cannot be imported")
 
+    if settings.customer_from == "company":  # a contact converts when its (first) company became a customer
+        contacts = (contacts.drop("customer").with_columns(_first=first_id("company"))
+                    .join(companies.select(pl.col("id").alias("_first"), "customer"), on="_first", how="left")
+                    .drop("_first"))
     leads, lead_aside = _leads(contacts, companies, keys)
     opps, opp_aside, unlinked = _opportunities(deals, companies, leads, users, keys)
     first = opps.group_by("user_id").agg(pl.col("created_at").min()).drop_nulls()
