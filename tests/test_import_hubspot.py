@@ -241,3 +241,24 @@ def test_the_company_becoming_a_customer_converts_its_contacts(tmp_path, capsys)
     # 103's company 502 is no customer; 104 has no company, so no company date: not converted
     assert leads.select("lead_id", "account_id", pl.col("converted_at").dt.strftime("%F")).rows() == [
         ("101", "cus_1", "2024-03-05"), ("102", None, None), ("103", None, None), ("104", None, None)]
+
+
+def test_nps_feedback_becomes_nps_responses(tmp_path, capsys):
+    files = {**EXPORT, "feedback_submissions.csv": """
+        hs_object_id,hs_survey_type,hs_value,hs_submission_timestamp,hs_contact_email_address,contacts,companies
+        f1,NPS,9,2024-05-01T10:00:00.000Z,a@acme.com,[101],
+        f2,NPS,3,2024-05-02T10:00:00.000Z,zed@globex.io,,
+        f3,CSAT,2,2024-05-03T10:00:00.000Z,a@acme.com,[101],
+        f4,NPS,10,1714816800000,,[103],[501]
+    """}
+    out, exports = base(tmp_path), write(tmp_path / "exports", files)
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path)))
+    assert (code, err) == (0, ""), err
+    nps = pl.read_parquet(out / "nps_responses.parquet")
+    # f1: contact 101's company 501 (www.acme.com) -> cus_1; f2: no contact, no company: its e-mail globex.io ->
+    # cus_2, respondent the e-mail; f3 is a CSAT survey: not NPS; f4: its own company 501 -> cus_1, at
+    # 1714816800000 ms = 2024-05-04 10:00 UTC
+    assert nps.select("response_id", "account_id", "score", "user_id").rows() == [
+        ("f1", "cus_1", 9, "101"), ("f2", "cus_2", 3, "zed@globex.io"), ("f4", "cus_1", 10, "103")]
+    assert nps["responded_at"].dt.strftime("%F %R").to_list() == ["2024-05-01 10:00", "2024-05-02 10:00", "2024-05-04 10:00"]
+    assert json.loads((out / "import-report-hubspot.json").read_text())["feedback_not_nps"] == 1

@@ -66,6 +66,13 @@ EXPORTS = {e.kind: e for e in (
         "owner": ("activityassignedto", "hubspotownerid", "ownerid"), "company": COMPANY_IDS},
         ("id", "when"), ("hstimestamp", "hsengagementtype", "activitydate", "activitytype", "hsactivitytype"),
         optional=True, coalesced=("when", "kind")),
+    Export("feedback", ("feedback",), {
+        "id": ID, "score": ("hsvalue", "value"), "type": ("hssurveytype", "surveytype"),
+        "when": ("hssubmissiontimestamp", "submissiontimestamp", "hscreatedate", "createdate", "createdat"),
+        "email": ("hscontactemailaddress", "contactemailaddress", "email"), "contact": CONTACT_IDS + ("hscontactid",),
+        "company": COMPANY_IDS},
+        ("id", "score", "when"), ("hsvalue", "hssurveytype", "hsresponsegroup", "hssurveyname", "hscontent"),
+        optional=True, coalesced=("when",)),
 )}
 
 LIFECYCLE = {  # the export's label of a lifecycle date -> the property's internal name
@@ -129,6 +136,8 @@ def _typed_exports(raw: dict[str, pl.DataFrame], problems: list[Problem]) -> dic
         "contacts": {"id": pl.String, "created": UTC, "email": pl.String, "source": pl.String, "company": pl.String,
                      "segment": pl.String, "pql": UTC, "customer": UTC},
         "companies": {"id": pl.String, "domain": pl.String, "customer": UTC},
+        "feedback": {"id": pl.String, "score": pl.Int64, "type": pl.String, "when": UTC, "email": pl.String,
+                     "contact": pl.String, "company": pl.String},
         "engagements": {"id": pl.String, "when": UTC, "kind": pl.String, "owner": pl.String, "company": pl.String,
                         "role": pl.String, "sentiment": pl.String},
         "owners": {"id": pl.String, "email": pl.String, "first": pl.String, "last": pl.String, "created": UTC,
@@ -136,7 +145,8 @@ def _typed_exports(raw: dict[str, pl.DataFrame], problems: list[Problem]) -> dic
     }
     out = {}
     for kind, frame in raw.items():
-        required_values(kind, frame, ("id", "created") if kind in ("deals", "contacts") else ("id",), "id", problems)
+        needed = {"deals": ("id", "created"), "contacts": ("id", "created"), "feedback": ("id", "when", "score")}
+        required_values(kind, frame, needed.get(kind, ("id",)), "id", problems)
         out[kind] = typed(kind, frame, schemas[kind], "id", problems)
     return out
 
@@ -197,7 +207,35 @@ def hubspot_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, settings
         tables["cs_touchpoints"], touch_aside, touch_details = touchpoint_table(rows, member, keys, SYSTEM)
         aside += touch_aside
         details |= touch_details
+    if "feedback" in t:
+        tables["nps_responses"], nps_aside, nps_details = _nps(t["feedback"], t["contacts"], companies, keys)
+        aside += nps_aside
+        details |= nps_details
     return tables, tuple(aside), details
+
+
+def _nps(feedback: pl.DataFrame, contacts: pl.DataFrame, companies: pl.DataFrame, keys
+         ) -> tuple[pl.DataFrame, tuple[SetAside, ...], dict]:
+    """NPS survey answers (feedback submissions of survey type NPS; all when the type is not exported) as
+    `nps_responses`: the account of the feedback's company, else of its contact's company, else of the e-mail
+    domain (the feedback's, then the contact's); the respondent is the contact (else the e-mail)."""
+    nps = feedback.filter(pl.col("type").is_null() | (pl.col("type").str.strip_chars().str.to_uppercase() == "NPS"))
+    other = feedback.height - nps.height
+    person = contacts.select(pl.col("id").alias("_contact"), pl.col("email").alias("_contact_email"),
+                             first_id("company").alias("_contact_company"))
+    rows = (nps.with_columns(_contact=first_id("contact")).join(person, on="_contact", how="left")
+            .with_columns(company=pl.coalesce(first_id("company"), "_contact_company"))
+            .join(companies.select(pl.col("id").alias("company"), pl.col("domain").alias("_domain")), on="company", how="left")
+            .with_columns(address=pl.coalesce("_domain", "email", "_contact_email")))
+    schema = {"response_id": pl.String, "account_id": pl.String, "responded_at": UTC, "score": pl.Int64, "user_id": pl.String}
+    if rows.is_empty():
+        return pl.DataFrame(schema=schema), (), {"feedback_not_nps": other}
+    m = keys.match(SYSTEM, "nps_responses", rows.select("id", "company", "address", "when", "score", "_contact", "email"),
+                   key="company", email="address")
+    out = m.frame.filter(pl.col("account_id").is_not_null()).select(
+        pl.col("id").alias("response_id"), "account_id", pl.col("when").alias("responded_at"), "score",
+        pl.coalesce("_contact", "email").alias("user_id"))
+    return out.cast(schema).sort("response_id"), m.set_aside, {"feedback_not_nps": other}
 
 
 def _users(owners: pl.DataFrame | None, deals: pl.DataFrame) -> tuple[pl.DataFrame, list[Problem]]:
