@@ -41,6 +41,7 @@ class Sample:
     opportunities: pl.DataFrame
     team: pl.DataFrame
     touchpoints: pl.DataFrame
+    nps: pl.DataFrame
 
 
 def demo_sample(step: int = 10) -> Sample:
@@ -54,7 +55,8 @@ def demo_sample(step: int = 10) -> Sample:
     leads = leads.filter(keep)
     opps = read("opportunities").filter(pl.col("lead_id").is_in(leads.get_column("lead_id").implode()))
     touch = read("cs_touchpoints").filter(pl.col("account_id").is_in(accounts))
-    return Sample(accounts, leads, opps, read("team"), touch)
+    nps = read("nps_responses").filter(pl.col("account_id").is_in(accounts))
+    return Sample(accounts, leads, opps, read("team"), touch, nps)
 
 
 def write_expected(folder: Path, sample: Sample) -> Path:
@@ -64,6 +66,7 @@ def write_expected(folder: Path, sample: Sample) -> Path:
     sample.opportunities.write_csv(folder / "opportunities.csv")
     sample.team.write_csv(folder / "team.csv")
     sample.touchpoints.write_csv(folder / "cs_touchpoints.csv")
+    sample.nps.write_csv(folder / "nps_responses.csv")
     return folder
 
 
@@ -77,7 +80,8 @@ def hubspot_ids(sample: Sample) -> dict[str, dict[str, str]]:
             "opportunities": {i: str(5000000 + number(i)) for i in sample.opportunities["opportunity_id"]},
             "accounts": {i: str(9000000 + number(i)) for i in sample.accounts},
             "team": {i: str(70000 + number(i)) for i in sample.team["member_id"]},
-            "touchpoints": {i: str(30000000 + number(i)) for i in sample.touchpoints["touchpoint_id"]}}
+            "touchpoints": {i: str(30000000 + number(i)) for i in sample.touchpoints["touchpoint_id"]},
+            "nps": {i: str(40000000 + number(i)) for i in sample.nps["response_id"]}}
 
 
 def salesforce_ids(sample: Sample) -> dict[str, dict[str, str]]:
@@ -200,6 +204,14 @@ def write_hubspot(folder: Path, sample: Sample, shape: str = "export") -> Path:
             pl.col("csm_id").replace_strict(ids["team"]).alias("hubspot_owner_id"),
             ("[" + pl.col("account_id").replace_strict(ids["accounts"]) + "]").alias("companies"),
             "stakeholder_role", "sentiment").write_csv(folder / "engagements.csv")
+        # NPS answers as feedback submissions, the respondent by e-mail at the account's domain (a CSAT one too)
+        nps = sample.nps.select(
+            pl.col("response_id").replace_strict(ids["nps"]).alias("hs_object_id"), pl.lit("NPS").alias("hs_survey_type"),
+            "score", _stamp("responded_at", ISO_MS).alias("hs_submission_timestamp"),
+            (pl.col("user_id").str.to_lowercase() + "@" + pl.col("account_id").map_elements(demo_domain, return_dtype=pl.String))
+            .alias("hs_contact_email_address")).rename({"score": "hs_value"})
+        csat = nps.head(1).with_columns(hs_object_id=pl.lit("1"), hs_survey_type=pl.lit("CSAT"), hs_value=pl.lit("2"))
+        pl.concat([nps, csat]).write_csv(folder / "feedback_submissions.csv")
     return folder
 
 

@@ -29,7 +29,7 @@ def crm(tmp_path_factory):
     sample = demo_sample()
     expected = write_expected(root / "expected", sample)
     base = write_expected(root / "base", sample)
-    for name in ("leads", "opportunities", "team", "cs_touchpoints"):
+    for name in ("leads", "opportunities", "team", "cs_touchpoints", "nps_responses"):
         (base / f"{name}.csv").unlink()
     accounts = write_accounts_settings(root, sample)
     imported = {}
@@ -55,7 +55,7 @@ def demo_workbooks(crm):
 
 def _demo_ids(frame: pl.DataFrame, ids: dict[str, dict[str, str]]) -> pl.DataFrame:
     back = {k: {v: d for d, v in m.items()} for k, m in ids.items()}
-    cols = {"lead_id": "leads", "opportunity_id": "opportunities", "touchpoint_id": "touchpoints"}
+    cols = {"lead_id": "leads", "opportunity_id": "opportunities", "touchpoint_id": "touchpoints", "response_id": "nps"}
     return frame.with_columns(pl.col(c).replace_strict(back[t], default=None) for c, t in cols.items() if c in frame.columns)
 
 
@@ -104,3 +104,20 @@ def test_activities_give_the_demo_touchpoints(crm, demo_workbooks, shape, segmen
     assert got_wb.table("sentiment_mix").equals(want_wb.table("sentiment_mix"))
     for name in ("touchpoints_per_account", "stakeholder_coverage", "positive_sentiment_share"):
         assert got_wb.series(name).equals(want_wb.series(name)), (segment, name)
+
+
+@pytest.mark.parametrize("segment", SEGMENTS)
+def test_hubspot_feedback_gives_the_demo_nps(crm, demo_workbooks, segment):
+    """NPS feedback submissions -> nps_responses equal the demo's (the respondent is the e-mail: HubSpot does not
+    know the product's user ids; a CSAT answer is not read), and so do the NPS and each account's NPS."""
+    sample, _, imported = crm
+    got_wb, want_wb = open_workbook(str(imported["hubspot-api"]), segment, interactive=False), demo_workbooks[segment]
+    if segment == "all":
+        got = _demo_ids(pl.read_parquet(imported["hubspot-api"] / "nps_responses.parquet"), hubspot_ids(sample))
+        want = want_wb.all_tables.frames["nps_responses"]
+        cols = [c for c in want.columns if c != "user_id"]
+        assert got.select(cols).sort("response_id").equals(want.select(cols).sort("response_id"))
+        assert (got.sort("response_id")["user_id"] == want.sort("response_id")["user_id"].str.to_lowercase()
+                + "@" + want.sort("response_id")["account_id"].str.to_lowercase() + ".example.com").all()
+    assert got_wb.series("net_promoter_score").equals(want_wb.series("net_promoter_score"))
+    assert got_wb.compute("account_nps").equals(want_wb.compute("account_nps"))
