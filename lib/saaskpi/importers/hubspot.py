@@ -16,6 +16,8 @@ the API and the loaders land (`hs_object_id`, `dealstage`, `createdate`, `hs_ana
   account then (`account_id`, `converted_at`).
 - companies: the account key (the company id, for the id map, and its domain).
 - owners -> team: id, name, e-mail and creation date; role, segment, ramp and cost from `team` in the settings.
+- engagements (optional) -> cs_touchpoints: kind through `touchpoint_kinds`, the owner as CSM, the company's account.
+- feedback submissions (optional) -> nps_responses: NPS surveys only; the account of the company, contact or e-mail.
 """
 from __future__ import annotations
 
@@ -326,7 +328,8 @@ def _opportunities(deals: pl.DataFrame, companies: pl.DataFrame, leads: pl.DataF
 
 IMPORTER = Importer(
     name=SYSTEM,
-    help="HubSpot deals, contacts, companies and owners exports -> leads, opportunities, team",
+    help="HubSpot deals, contacts, companies, owners (+ engagements, feedback) -> leads, opportunities, team "
+         "(+ cs_touchpoints, nps_responses)",
     read=_read,
     arguments=add_crm_arguments(SYSTEM),
     accounts=True,

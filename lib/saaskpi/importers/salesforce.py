@@ -14,6 +14,8 @@ parameters/sources/salesforce.yaml.
   converted lead (`IsConverted`) whose opportunity was won became the account `ConvertedAccountId` on the
   opportunity's `CloseDate`; one converted without an opportunity (a self-serve customer) on its `ConvertedDate`. `ConvertedOpportunityId` links the opportunity to its lead.
 - User -> team: id, name, e-mail, creation, and the last change of an inactive user as the end; the rest from `team`.
+- Task and Event (optional) -> cs_touchpoints: an activity on an Account, its owner as the CSM, its `Type` (else
+  subtype) through `touchpoint_kinds`.
 """
 from __future__ import annotations
 
@@ -257,7 +259,8 @@ def _opportunities(opps: pl.DataFrame, leads: pl.DataFrame, accounts: pl.DataFra
 
 IMPORTER = Importer(
     name=SYSTEM,
-    help="Salesforce Lead, Opportunity, Account, User (+ OpportunityHistory) exports -> leads, opportunities, team",
+    help="Salesforce Lead, Opportunity, Account, User (+ OpportunityHistory, Task, Event) -> leads, opportunities, "
+         "team (+ cs_touchpoints)",
     read=_read,
     arguments=add_crm_arguments(SYSTEM),
     accounts=True,
