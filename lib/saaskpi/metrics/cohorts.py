@@ -85,7 +85,7 @@ def cohort_triangle(account_mrr: pd.DataFrame, as_of: int, accounts: pd.DataFram
         cols = [by, *cols]
     if account_mrr.empty:
         return pd.DataFrame(columns=cols)
-    groups = accounts[["account_id", by]] if by is not None else None
+    groups = accounts[["account_id", by]] if by is not None and accounts is not None else None
     return _triangle(account_mrr, as_of, groups)[cols]
 
 
