@@ -198,8 +198,8 @@ def ticket_times(tables: Tables, calendar: pl.DataFrame, success_settings: Succe
                         "contacts": t.contacts.astype("float64")})
     out["sla_hours"] = out.priority.map(success_settings.sla_hours).astype("float64")
     elapsed = (end - t.created_at).dt.total_seconds() / 3600
-    out["breach"] = np.where(out.response_hours.notna(), out.response_hours > out.sla_hours,
-                             np.where(elapsed > out.sla_hours, True, None))  # type: ignore[call-overload]
+    overdue = np.where(elapsed > out.sla_hours, True, None)  # type: ignore[call-overload]  # unanswered, not yet late: None
+    out["breach"] = np.where(out.response_hours.notna(), out.response_hours > out.sla_hours, overdue)
     return out.reset_index(drop=True)
 
 
