@@ -58,10 +58,13 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# re-pin every dependency (the newest versions inside pyproject.toml's ranges) for Linux x86_64 and Python 3.11
-lock: setup
+# the lock after a change to pyproject.toml, for Linux x86_64 and Python 3.11: pins kept where they still fit,
+# new packages at their newest; `make lock UPGRADE=--upgrade` re-pins everything to the newest inside the ranges
+UPGRADE ?=
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --upgrade --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(UPGRADE) --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o $(LOCK)
 
 # the Spark engine's parity tests need a Java runtime; install Debian's when it is missing (as root)
