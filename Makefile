@@ -1,24 +1,28 @@
 # The two commands a new user needs:
 #   make reports   set up .venv, generate the demo data if missing, run every notebook for every segment
 #   (make snapshot SOURCE=<your data> does the same on your company's data; docs/scheduling.md)
-#   make test      set up .venv, generate the demo data if missing, run every test
+#   make test      set up .venv, generate the demo data if missing, run the lint checks and every test
+# .venv is installed from requirements/lock.txt (exact versions for Linux, Python 3.11): a new release upstream
+# cannot break a clean checkout. After changing pyproject.toml's dependencies: make lock.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+LOCK   := requirements/lock.txt
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 MONTH  ?=
 SOURCE ?=
 ENGINE ?=
 PORT   ?= 8866
 
-.PHONY: setup demo reports snapshot app lab test docs bench clean java postgres
+.PHONY: setup demo reports snapshot app lab test lint lock docs bench clean java postgres
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -45,8 +49,23 @@ lab: demo
 docs: setup
 	$(BIN)/saaskpi docs
 
-test: demo java postgres
+test: lint demo java postgres
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# what a maintainer expects before tests: lint, formatting and types (settings in pyproject.toml)
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# the lock after a change to pyproject.toml, for Linux x86_64 and Python 3.11: pins kept where they still fit,
+# new packages at their newest; `make lock UPGRADE=--upgrade` re-pins everything to the newest inside the ranges
+UPGRADE ?=
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(UPGRADE) --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 -o $(LOCK)
 
 # the Spark engine's parity tests need a Java runtime; install Debian's when it is missing (as root)
 java:

@@ -186,7 +186,7 @@ def main() -> None:
         "(the machine was shared with other jobs while it ran).",
         f"Data: synthetic generic invoice CSV in data/bench/invoices ({size:,.0f} MiB): "
         + ", ".join(f"{n} {r:,}" for n, r in rows.items()) + ".",
-        f"Written: " + ", ".join(f"{n} {r:,}" for n, r in report["rows_written"].items())
+        "Written: " + ", ".join(f"{n} {r:,}" for n, r in report["rows_written"].items())
         + "; set aside: " + ", ".join(f"{a['reason']} {a['count']:,}" for a in report["set_aside"]) + ".",
         "",
         "| run | seconds | peak memory | goal |",

@@ -164,7 +164,10 @@ def demo_billing(tables: dict[str, pl.DataFrame], as_of: date = AS_OF) -> Billin
     subs = (tables["subscriptions"].join(accounts.select("account_id", "segment", "created_at"), on="account_id")
             .sort("account_id", "start_date", "subscription_id"))
     quarterly = {a for a in accounts["account_id"] if int(a[1:]) % 4 == 0}
-    months_of = lambda s: 3 if s["billing_period_months"] == 1 and s["account_id"] in quarterly else s["billing_period_months"]  # noqa: E731
+
+    def months_of(s):
+        return 3 if s["billing_period_months"] == 1 and s["account_id"] in quarterly else s["billing_period_months"]
+
     plan_of = lambda s: f"{s['plan']}-{months_of(s)}m"  # noqa: E731
     price_of = lambda s: s["amount"] * months_of(s) / s["billing_period_months"]  # noqa: E731
     w = _Writer([], [], [])

@@ -17,7 +17,7 @@ def layers(spec: dict) -> list[dict]:
 
 
 def marks(chart: alt.TopLevelMixin) -> list:
-    return [l["mark"] if isinstance(l["mark"], str) else l["mark"]["type"] for l in layers(chart.to_dict())]
+    return [layer["mark"] if isinstance(layer["mark"], str) else layer["mark"]["type"] for layer in layers(chart.to_dict())]
 
 
 def test_theme_is_enabled():
@@ -43,7 +43,7 @@ def test_trend_has_dashed_target_and_flags_low_n():
     chart = charts.trend(series, "Net MRR churn", "fraction", target=0.02, low_n=20, long_term=0.01)
     spec = chart.to_dict()
     assert marks(chart) == ["line", "point", "rule"]
-    rule = [l for l in layers(spec) if (l["mark"] if isinstance(l["mark"], str) else l["mark"]["type"]) == "rule"][0]
+    rule = [layer for layer in layers(spec) if (layer["mark"] if isinstance(layer["mark"], str) else layer["mark"]["type"]) == "rule"][0]
     assert rule["mark"]["style"] == "target"
     rows = next(iter(spec["datasets"].values()))
     assert len(rows) == 3  # the n/a month is left out, not drawn as zero

@@ -1,10 +1,12 @@
 """Cohort triangles and survival on the hand-built accounts of conftest.REVENUE_TABLES."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
-from saaskpi.metrics.cohorts import cohort_triangle, weighted_average_retention
+from saaskpi.metrics.cohorts import cohort_triangle, expected_lifetime_months, kaplan_meier, weighted_average_retention
 
 
 def triangle(frame: pd.DataFrame, value: str) -> dict:
@@ -59,3 +61,38 @@ def test_kaplan_meier_survival_by_segment(revenue_wb):
     ent = s[s.segment == "enterprise"].set_index("months")
     assert ent.loc[2, "survival"] == pytest.approx(0.0)  # A3 churned after 2 months
     assert (s.lower <= s.survival).all() and (s.survival <= s.upper).all()
+
+
+def spells(durations: list[int], churned: list[int]) -> pd.DataFrame:
+    return pd.DataFrame({"duration": durations, "churned": [bool(c) for c in churned]})
+
+
+def test_kaplan_meier_by_hand():
+    # 10 spells; churned at 1, 1, 2, 3, 4, 6; still paying (censored) at 3, 5, 5, 6
+    km = kaplan_meier(spells([5, 1, 5, 2, 3, 3, 4, 1, 6, 6], [0, 1, 0, 1, 1, 0, 1, 1, 0, 1])).set_index("months")
+    # S(1) = 8/10; S(2) = .8 x 7/8 = .7; S(3) = .7 x 6/7 = .6; S(4) = .6 x 4/5 = .48; S(5) = .48 (no churn);
+    # S(6) = .48 x 1/2 = .24
+    assert km.survival.tolist() == pytest.approx([1, 0.8, 0.7, 0.6, 0.48, 0.48, 0.24])
+    assert km.at_risk.tolist() == [10, 10, 8, 7, 5, 4, 2]  # spells lasting at least t months
+    # the exponential Greenwood ("log-log") band, as lifelines 0.30 computed it on the same spells
+    assert km.lower.tolist() == pytest.approx([1, 0.408691, 0.328717, 0.252669, 0.160855, 0.160855, 0.015055], abs=1e-6)
+    assert km.upper.tolist() == pytest.approx([1, 0.945873, 0.891949, 0.827221, 0.744666, 0.744666, 0.615465], abs=1e-6)
+
+
+def test_kaplan_meier_band_collapses_where_survival_is_one_or_zero():
+    # churned at 2, still paying at 1, 2 and churned at 5: S = 1, 1, 2/3, 0 (lifelines' numbers for the band)
+    km = kaplan_meier(spells([1, 2, 2, 5], [0, 1, 0, 1])).set_index("months")
+    assert km.survival.tolist() == pytest.approx([1, 1, 2 / 3, 0])
+    assert km.lower.tolist() == pytest.approx([1, 1, 0.054073, 0], abs=1e-6)
+    assert km.upper.tolist() == pytest.approx([1, 1, 0.945206, 0], abs=1e-6)
+    censored = kaplan_meier(spells([1, 3, 3], [0, 0, 0]))
+    assert censored.survival.tolist() == censored.lower.tolist() == censored.upper.tolist() == [1, 1, 1]
+
+
+def test_expected_lifetime_is_the_area_under_the_curve():
+    s = spells([5, 1, 5, 2, 3, 3, 4, 1, 6, 6], [0, 1, 0, 1, 1, 0, 1, 1, 0, 1])
+    assert expected_lifetime_months(s, 4) == pytest.approx(3.1)  # 1 + .8 + .7 + .6
+    assert expected_lifetime_months(s, 60) == pytest.approx(17.02)  # 3.1 + .48 + .48 + .24 x 54 (last value carries on)
+    assert expected_lifetime_months(spells([1, 3], [0, 0]), 60) == pytest.approx(60)  # nobody churned: the horizon
+    assert expected_lifetime_months(spells([0, 0, 1, 2], [1, 0, 1, 0]), 3) == pytest.approx(1.5)  # .75 + .375 x 2
+    assert math.isnan(expected_lifetime_months(spells([], []), 60))

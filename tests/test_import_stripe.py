@@ -467,7 +467,10 @@ def test_round_trip_keeps_the_billing_data(stripe_round_trip):
         .otherwise(pl.col("status")).alias("status"))
     keys = ["invoice_id", "customer_id", "currency", "status"]
     assert imported.data.invoices.select(keys).sort("invoice_id").equals(expected.select(keys).sort("invoice_id"))
-    refunds = lambda d: d.transactions.filter(pl.col("type") == "refund").select("invoice_id", "amount").sort("invoice_id")  # noqa: E731
+
+    def refunds(d):
+        return d.transactions.filter(pl.col("type") == "refund").select("invoice_id", "amount").sort("invoice_id")
+
     assert refunds(imported.data).equals(refunds(billing))
     assert imported.data.plans.select("plan_id", "interval_unit", "interval_count").sort("plan_id").equals(
         billing.plans.select("plan_id", "interval_unit", "interval_count").sort("plan_id"))

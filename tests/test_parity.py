@@ -60,7 +60,7 @@ def differences(base: Workbook, other: Workbook, names: list[str]) -> list[str]:
     found = []
     specs = {**TABLE_FUNCS, **METRICS}
     for name in [n for n in names if not base.tables.missing(*specs[n].needs)]:
-        get = (lambda wb: wb.table(name)) if name in TABLE_FUNCS else (lambda wb: wb.series(name))
+        get = (lambda wb, name=name: wb.table(name)) if name in TABLE_FUNCS else (lambda wb, name=name: wb.series(name))
         try:
             compare(get(base), get(other))
         except Exception as err:  # an engine that cannot run the code is a difference too

@@ -25,7 +25,7 @@ def test_environment_yml_follows_pyproject():
     assert "pip" in deps
     pip = next(d["pip"] for d in deps if isinstance(d, dict))
     assert pip == ["-e .[dev]"], "environment.yml must install the project itself; the list lives in pyproject.toml"
-    assert set(project["optional-dependencies"]) == {"app", "dev", "spark", "postgres"}
+    assert set(project["optional-dependencies"]) == {"app", "duckdb", "dev", "spark", "postgres"}
 
 
 def test_every_dependency_pins_a_major_version():
@@ -72,3 +72,22 @@ def test_generated_docs_keep_whole_descriptions():
     cut = [s.name for s in [*METRICS.values(), *TABLE_FUNCS.values()] if s.description and not s.description.rstrip(")").endswith((".", ")", "%"))
            and s.description[-1].isalpha() and s.description.split()[-1] in ("the", "a", "and", "of", "to", "in", "per", "with", "by")]
     assert not cut, cut
+
+
+def test_lock_file_satisfies_pyproject():
+    """requirements/lock.txt (what `make setup` and CI install) pins every declared dependency, inside its range."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["project"]
+    locked = {}
+    for line in (paths.ROOT / "requirements" / "lock.txt").read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, version = line.split("==")
+            locked[canonicalize_name(name)] = version.strip()
+    declared = [Requirement(d) for d in project["dependencies"]]
+    declared += [Requirement(d) for group in project["optional-dependencies"].values() for d in group]
+    wrong = [f"{r} (locked: {locked.get(canonicalize_name(r.name), 'missing')})" for r in declared
+             if r.name != "saaskpi" and not r.specifier.contains(locked.get(canonicalize_name(r.name), "0.dev0"), prereleases=True)]
+    assert not wrong, f"regenerate requirements/lock.txt (see its header): {wrong}"
+    assert "lifelines" not in locked  # caps pandas below 3

@@ -21,7 +21,8 @@ FIELD = r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*"
 
 
 def test_cron_line():
-    lines = [l for l in (DOCS / "crontab").read_text().splitlines() if l and not l.startswith("#") and "=" not in l.split()[0]]
+    lines = [line for line in (DOCS / "crontab").read_text().splitlines()
+             if line and not line.startswith("#") and "=" not in line.split()[0]]
     assert len(lines) == 2  # the snapshot (which delivers at its end), then a second chance for the delivery
     for line in lines:
         fields = line.split()

@@ -151,7 +151,7 @@ class Offline:
     def write(self, chunk):
         if isinstance(chunk, bytes):
             chunk = chunk.decode("utf-8")
-        super().write(OFF_MACHINE_STYLESHEET.sub("", chunk) if isinstance(chunk, str) else chunk)
+        super().write(OFF_MACHINE_STYLESHEET.sub("", chunk) if isinstance(chunk, str) else chunk)  # type: ignore[misc]  # a mixin
 
 
 class TreeHandler(Offline, TornadoVoilaTreeHandler):

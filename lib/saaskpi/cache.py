@@ -17,7 +17,7 @@ import os
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -52,7 +52,7 @@ def _entry(name: str, key: str, suffix: str) -> Path | None:
     return root / f"{name}-{digest}{suffix}"
 
 
-def _cached(path: Path | None, compute: Callable, read: Callable[[Path], object], write: Callable[[object, Path], None]):
+def _cached(path: Path | None, compute: Callable, read: Callable[[Path], object], write: Callable[[Any, Path], object]):
     if path is None:
         return compute()
     try:

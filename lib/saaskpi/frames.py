@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from typing import Callable
 
 import narwhals as nw
 import numpy as np
@@ -74,6 +75,15 @@ def to_pandas(frame: nw.LazyFrame | nw.DataFrame, *, sort: list[str] | None = No
     return df
 
 
+def lookup(keys: pd.Series | pd.Index, values: pd.Series | dict) -> pd.Series:
+    """`values` (a Series indexed by key, or a dict) at each of `keys`, missing where a key has none, aligned with
+    `keys` and in the values' dtype: `keys.map(values)` as pandas 2 did it. pandas 3's `map` gives a result for no
+    keys the keys' dtype (str, whose sum is '') and cannot map through an empty datetime Series."""
+    values = values if isinstance(values, pd.Series) else pd.Series(values, dtype=None if values else object)
+    found = values.reindex(pd.Index(keys))
+    return pd.Series(found.to_numpy(), index=keys.index if isinstance(keys, pd.Series) else keys, dtype=found.dtype)
+
+
 def empty_frame(dtypes: dict[str, object]) -> pd.DataFrame:
     """A frame with no rows but the given column types (what later merges and `.dt` accessors expect)."""
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
@@ -106,7 +116,8 @@ def month_start(stamps: pd.Series) -> pd.Series:
     return stamps.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M").dt.to_timestamp()
 
 
-def monthly(calendar: pl.DataFrame, months: pd.Series, values: pd.Series, how: str) -> pd.DataFrame:
+def monthly(calendar: pl.DataFrame, months: pd.Series, values: pd.Series,
+            how: str | Callable[[pd.Series], float]) -> pd.DataFrame:
     """Aggregate `values` by `months` over the calendar: value = `how` of the values, n = their count; empty months n/a."""
     frame = pd.DataFrame({"month": months.to_numpy(), "v": values.to_numpy(dtype="float64")})
     grouped = frame.groupby("month").v

@@ -33,5 +33,5 @@ def bounded_shell_polls() -> None:
             if deadline is not None and time.monotonic() >= deadline:
                 raise Empty
 
-    get_msg._saaskpi_sliced = True
-    AsyncZMQSocketChannel.get_msg = get_msg
+    get_msg._saaskpi_sliced = True  # type: ignore[attr-defined]  # marks the patch
+    AsyncZMQSocketChannel.get_msg = get_msg  # type: ignore[method-assign]

@@ -148,7 +148,8 @@ def targets(path: Path = paths.TARGETS_FILE) -> dict[str, Target]:
         if not isinstance(spec, dict):
             raise ParameterError(f"{path.name}: `{name}` must be a number or a mapping with `value`.")
         try:
-            out[name] = Target(**{k: (float(v) if k in ("value", "long_term") else v) for k, v in spec.items()})
+            fields: dict[str, Any] = {k: (float(v) if k in ("value", "long_term") else v) for k, v in spec.items()}
+            out[name] = Target(**fields)
         except TypeError:
             raise ParameterError(f"{path.name}: `{name}` may have only value, long_term and source.") from None
         except ValueError:
@@ -311,7 +312,7 @@ def _mapping(data: dict, key: str, where: str, kind=(int, float), positive: bool
     value = data.get(key)
     ok = isinstance(value, dict) and value and all(
         isinstance(v, kind) and not isinstance(v, bool) and (v > 0 if positive else v >= 0) for v in value.values())
-    if not ok:
+    if not ok or not isinstance(value, dict):
         raise ParameterError(f"{where}: `{key}` must map names to {'positive ' if positive else ''}numbers, got {value!r}.")
     return {str(k): v for k, v in value.items()}
 

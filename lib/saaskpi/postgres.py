@@ -192,7 +192,8 @@ class PostgresSource(Source):
                 if column not in schema:
                     continue
                 want = _contract_type(name, column)
-                if _HOLDS[want] is not None and dtype not in _HOLDS[want]:
+                holds = _HOLDS[want]
+                if holds is not None and dtype not in holds:
                     found.append(Problem(f"{name}.wrong_type", name, column,
                                          f"is stored as {dtype}: expected {_KIND[want]} (or text)", 0))
         return found

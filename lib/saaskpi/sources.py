@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import re
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -268,6 +269,8 @@ def open_source(location: str | Path | Any) -> Source:
     if text.startswith(("spark://", "sc://", "local[")) or text == "spark":
         from pyspark.sql import SparkSession  # optional dependency: pip install saaskpi[spark]
 
+        _quiet_pyspark()
+
         builder = SparkSession.builder.config("spark.sql.session.timeZone", "UTC")
         builder = builder.remote(text) if text.startswith("sc://") else builder.master("local[2]" if text == "spark" else text)
         return SparkSource(text, builder.getOrCreate())
@@ -285,8 +288,16 @@ def open_source(location: str | Path | Any) -> Source:
 
 
 # --------------------------------------------------------------------------- engines
+def _quiet_pyspark() -> None:
+    """PySpark 4 warns at each pandas conversion that it does not fully support pandas 3 yet; the Spark engine's
+    results are held to the Polars engine's by the parity tests, so the warning says nothing to a user."""
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+
+
 def _spark_session():
     from pyspark.sql import SparkSession
+
+    _quiet_pyspark()
 
     return (SparkSession.builder.master("local[2]").appName("saaskpi")
             .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
@@ -305,6 +316,7 @@ class Engine:
         """Engine `name` for `source`: a Spark source's own session (local, cluster or Spark Connect) runs the
         Spark engine, so that data and work stay where the source is."""
         if name == "spark" and source.session is not None:
+            _quiet_pyspark()
             source.session.conf.set("spark.sql.session.timeZone", "UTC")  # months of timestamps in UTC everywhere
             return cls(name, source.session)
         return cls(name)
@@ -530,7 +542,8 @@ def _validated_tables(source: Source, reporting_currency: str, engine: Engine | 
         problems += table.problems
         if not any(p.code.endswith(".missing_column") for p in table.problems):
             frames[name] = table.frame
-    for name, native in natives.items():
+    for name, native in natives.items():  # only when an engine keeps the source's tables
+        assert engine is not None
         problems += native_problems(name, native, engine.lazy, frames)
     if as_stored is None:
         problems += cross_table_problems({**frames, **scans}, reporting_currency, segments)

@@ -308,7 +308,7 @@ def controls(wb) -> None:
     month = W.Dropdown(options=s.month_options, value=wb.month_label, description="Month")
     bar = NavBar(pages=[list(p) for p in app_pages()], segment=wb.segment.name, month=wb.month_label)
 
-    applying = []  # set while the controls are moved to a choice already made (no second re-render)
+    applying: list[bool] = []  # set while the controls are moved to a choice already made (no second re-render)
 
     def shown():
         bar.segment, bar.month = s.wb.segment.name, s.wb.month_label
@@ -367,7 +367,7 @@ def picked_view(wb, choices: list[tuple[str, str]], chosen: str, view: Callable,
     chosen = chosen if chosen in values else values[0]
     labels = [label for label, _ in choices]
     by_label = {(label if labels.count(label) == 1 else f"{label} ({value})"): value for label, value in choices}
-    picker = W.Combobox(options=list(by_label), value=next(l for l, v in by_label.items() if v == chosen), ensure_option=True,
+    picker = W.Combobox(options=list(by_label), value=next(label for label, v in by_label.items() if v == chosen), ensure_option=True,
                         placeholder=f"type to search {len(choices)} names", description=description,
                         layout=W.Layout(width=width), style={"description_width": "initial"})
     out = W.Output()

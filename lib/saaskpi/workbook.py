@@ -16,7 +16,7 @@ import polars as pl
 
 from . import params, theme  # noqa: F401  (theme: every chart drawn after open_workbook has the workbook's look)
 from .errors import MissingTablesError, ParameterError, SaasKpiError
-from .frames import key_of, month_label, month_of
+from .frames import key_of, lookup, month_label, month_of
 from .metrics import METRICS, TABLE_FUNCS
 from .params import Conventions, Segment, Target
 from .sources import Engine, Tables, open_source, shown, validated_tables
@@ -98,6 +98,11 @@ class Coverage:
     first: int | None
     last: int
 
+    @property
+    def _first(self) -> int:
+        assert self.first is not None, "asked for the first month of an empty coverage"
+        return self.first
+
     @classmethod
     def of(cls, tables: Tables) -> "Coverage":
         return cls(first_paying_month(tables), last_complete_month(tables))
@@ -109,11 +114,11 @@ class Coverage:
     def describe(self) -> str:
         if self.empty:
             return "no complete month with a paying customer"
-        return f"{month_label(month_of(self.first))} to {month_label(month_of(self.last))}"
+        return f"{month_label(month_of(self._first))} to {month_label(month_of(self.last))}"
 
     def months(self) -> list[str]:
         """Every covered month as YYYY-MM, newest first."""
-        return [] if self.empty else [month_label(month_of(k)) for k in range(self.last, self.first - 1, -1)]
+        return [] if self.empty else [month_label(month_of(k)) for k in range(self.last, self._first - 1, -1)]
 
     def check(self, key: int, what: str = "Month") -> None:
         """Raise ParameterError unless month `key` is covered, naming the months the data covers."""
@@ -125,9 +130,9 @@ class Coverage:
         if key > self.last:
             raise ParameterError(f"{what} {label} is after the data: {covers}. Choose a month up to "
                                  f"{month_label(month_of(self.last))}.")
-        if key < self.first:
+        if key < self._first:
             raise ParameterError(f"{what} {label} is before the first paying customer: {covers}. Choose a month "
-                                 f"from {month_label(month_of(self.first))}.")
+                                 f"from {month_label(month_of(self._first))}.")
 
 
 def month_coverage(tables: Tables, shared: dict | None = None) -> Coverage:
@@ -400,7 +405,7 @@ class Workbook:
             acc["plan"] = acc.account_id.map(latest)
         mrr = self.compute("account_mrr")
         first = mrr[mrr.mrr > 0].groupby("account_id").month.min()
-        acc["cohort"] = acc.account_id.map(first).dt.strftime("%Y-%m")
+        acc["cohort"] = lookup(acc.account_id, first).dt.strftime("%Y-%m")
         now = mrr[(mrr.month == self.month) & (mrr.mrr > 0)].account_id
         acc["paying"] = acc.account_id.isin(now)
         return acc

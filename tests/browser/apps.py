@@ -36,9 +36,9 @@ def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90, **optio
             try:
                 urllib.request.urlopen(base + "/voila/tree/", timeout=5)  # "/" would render the executive summary
                 break
-            except OSError:
+            except OSError as err:
                 if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("the Voila server did not start")
+                    raise RuntimeError("the Voila server did not start") from err
                 time.sleep(0.5)
         yield base
     finally:

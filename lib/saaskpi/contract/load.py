@@ -183,7 +183,7 @@ def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD",
     typed = typed.select([ROW, *schema.columns.keys()])
     unparseable = {p.column for p in problems if p.code.endswith(".unparseable")}
     problems += [p for p in _schema_problems(name, model, typed, key)
-                 if not (p.code.endswith(".missing_value") and p.column in unparseable and _only_unparsed(frame, p.column))]
+                 if not (p.code.endswith(".missing_value") and p.column in unparseable and p.column is not None and _only_unparsed(frame, p.column))]
     return TypedTable(name, typed, tuple(problems))
 
 

@@ -54,10 +54,11 @@ def native_problems(name: str, frame: nw.LazyFrame, lazy: Callable[[pl.DataFrame
         if isinstance(rule, ForeignKey) and rule.table == name and rule.ref_table in frames:
             rules.append((rule.code, rule.column, rule.message, None, rule.orphans(frame, lazy(frames[rule.ref_table]))))
     flagged = [i for i, r in enumerate(rules) if r[3] is not None]
-    counts = frame.select([rules[i][3].cast(nw.Int64).sum().alias(str(i)) for i in flagged]).collect() if flagged else None
+    counts = frame.select([pred.cast(nw.Int64).sum().alias(str(i)) for i, (*_, pred, _) in enumerate(rules)
+                           if pred is not None]).collect() if flagged else None
     problems = []
     for i, (code, col, message, pred, rows) in enumerate(rules):
-        n = int(counts[str(i)].item() or 0) if pred is not None else int(rows.select(nw.len()).collect().item())
+        n = int(counts[str(i)].item() or 0) if pred is not None and counts is not None else int(rows.select(nw.len()).collect().item())
         if n:
             sample = (rows.filter(pred) if pred is not None else rows).head(5).collect().to_polars()
             problems.append(Problem(code, name, col, message, n, examples(sample, key, col, rows=sample)))

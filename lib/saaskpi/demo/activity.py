@@ -25,7 +25,7 @@ def users_frame(lives: list[AccountLife], rng: np.random.Generator, scale: DemoS
         first = a.paying[0][0]
         share = (0.35 + 0.6 * a.engagement) * rng.uniform(0.85, 1.15)  # engaged accounts roll out more seats
         count = max(1, int(round(min(a.seats, a.segment.user_cap) * scale.user_factor * share)))
-        ids = []
+        ids: list[str] = []
         for j in range(count):
             n += 1
             uid = f"U{n:07d}"
@@ -113,7 +113,9 @@ def funnel_frames(lives: list[AccountLife], rng: np.random.Generator, scale: Dem
     months = period_months(scale)
     first_day, last_day = months[0].start_time, months[-1].end_time.normalize()
     by_segment = {s.name: s for s in SEGMENTS}
-    leads, opps, n_lead, n_opp = [], [], 0, 0
+    leads: list[tuple] = []
+    opps: list[tuple] = []
+    n_lead, n_opp = 0, 0
     ae_by_segment = {s: aes[aes.segment == s].member_id.tolist() for s in by_segment}
 
     def new_lead(created, channel, segment, pql, account, converted):
@@ -140,7 +142,7 @@ def funnel_frames(lives: list[AccountLife], rng: np.random.Generator, scale: Dem
     # Leads of the last months whose customers would sign after the period end are missing above:
     # add them as pending leads (PQL and an open opportunity where those dates fall in the period),
     # up to the count of the segment's last three months whose sales cycles are complete.
-    counts = dict(pd.Series([(l[3], pd.Period(l[1], "M")) for l in leads]).value_counts().items())
+    counts = dict(pd.Series([(lead[3], pd.Period(lead[1], "M")) for lead in leads]).value_counts().items())
     for seg in SEGMENTS:
         slowest = pd.Timedelta(days=int(seg.sales_cycle_median_days * np.exp(0.35 * 2.0)) + 10)
         complete = [m for m in months if m.end_time + slowest <= last_day]
@@ -279,7 +281,7 @@ def spend_frame(first_mrr: pd.DataFrame, subscriptions_mrr: pd.Series, team: pd.
     DIRECT_PAYBACK_MONTHS of first-month gross margin), untagged brand marketing, AE and CSM cost per segment,
     SDR cost split over the segments they prospect for, customer-success tools, training and programs, COGS, R&D, G&A. `first_mrr`: account_id, month
     (period of the first paying month), segment, channel, mrr (USD)."""
-    rows = []
+    rows: list[tuple] = []
     direct = first_mrr.assign(cost=[DIRECT_PAYBACK_MONTHS[s][c] * m * GROSS_MARGIN
                                     for s, c, m in zip(first_mrr.segment, first_mrr.channel, first_mrr.mrr)])
     cost_by = direct.groupby(["month", "segment", "channel"]).cost.sum()
@@ -301,8 +303,8 @@ def spend_frame(first_mrr: pd.DataFrame, subscriptions_mrr: pd.Series, team: pd.
         for item, fixed, share in CS_PROGRAM_COSTS:  # untagged: the workbook splits them over segments by MRR
             rows.append((day, "customer_success", round(fixed + share * revenue, 2), None, None, item))
         sdr = float(active[active.role == "sdr"].monthly_cost.sum())
-        for seg in ("mid_market", "enterprise"):  # SDRs prospect for the sales-led segments
-            rows.append((day, "sales", round(sdr / 2, 2), None, seg))
+        for segment in ("mid_market", "enterprise"):  # SDRs prospect for the sales-led segments
+            rows.append((day, "sales", round(sdr / 2, 2), None, segment))
         rows.append((day, "rnd", round(revenue * 0.35 + 60000, 2), None, None))
         rows.append((day, "g_and_a", round(revenue * 0.12 + 25000, 2), None, None))
     rows = [r if len(r) == 6 else (*r, None) for r in rows]

@@ -148,7 +148,7 @@ def simulate_subscriptions(life: AccountLife, rng: np.random.Generator, scale: D
     annual = rng.random() < seg.annual_share
     billing = (int(rng.choice([24, 36])) if rng.random() < seg.multi_year_share else 12) if annual else 1
     discount = float(rng.uniform(*seg.discount_range))
-    sub = book.open(start, seats, billing, _plan(seg), discount)
+    sub: dict | None = book.open(start, seats, billing, _plan(seg), discount)
     spell_start, addon = start, None
     reactivation_chance = seg.reactivation_probability / 6  # per month after churn, spread over ~6 months
     month = pd.Period(start, "M") + 1

@@ -106,7 +106,7 @@ class BillingData:
 # From the billing model to the contract (ChartMogul's semantics; the choices are BillingSettings)
 # ---------------------------------------------------------------------------------------------------------
 
-from .settings import BillingSettings, ChurnAfterDays, billing_settings  # noqa: E402  (re-exported)
+from .settings import BillingSettings, ChurnAfterDays, billing_settings  # noqa: E402, F401  (re-exported)
 
 MONTHS_PER_UNIT = {"day": 12 / 365, "week": 12 / 52, "month": 1.0, "year": 12.0}
 """Months in one interval unit: a year is 12 months, a week 12/52 of one, a day 12/365 (ChartMogul's normalisation)."""

@@ -173,7 +173,7 @@ def _mapped_table(table: str, spec: TableMap, raw: pl.DataFrame, path: Path) -> 
     keep = pl.lit(True)
     for cond in spec.filter:
         text = pl.col(cond.column).cast(pl.String).str.strip_chars().fill_null("")
-        keep = keep & (text.is_in(list(cond.is_in)) if cond.is_in is not None else ~text.is_in(list(cond.not_in)))
+        keep = keep & (text.is_in(list(cond.is_in)) if cond.is_in is not None else ~text.is_in(list(cond.not_in or ())))
     dropped = raw.filter(~keep)
     if dropped.height:
         aside.append(SetAside("filtered", table, dropped.height, tuple(f"row {r}" for r in dropped[ROW].head(5)),

@@ -109,9 +109,10 @@ def _read_api_folder(folder: Path, progress: bool = False) -> StripeImport:
     tables: dict[str, pl.DataFrame] = {}
     names: dict[str, str] = {}
     for path in files_bar(table_files(folder), progress):
-        if object_of(path.stem.split("__")[0]) is None:
+        obj = object_of(path.stem.split("__")[0])
+        if obj is None:
             continue
-        frame = read_table(path, object_of(path.stem.split("__")[0]), problems)
+        frame = read_table(path, obj, problems)
         if frame is not None:
             tables[path.stem] = frame
             names[path.stem] = path.name

@@ -149,7 +149,7 @@ def _require(frame: pl.DataFrame, table: str, obj: str, fields, problems: Proble
         return
     wanted = ", ".join(" or ".join(f"`{a}`" for a in alts) for alts in missing)
     scores = {o: sum(f in frame.columns for f in sig) for o, sig in SIGNATURES.items() if o != obj}
-    other = max(scores, key=scores.get)
+    other = max(scores, key=lambda kind: scores[kind])
     if scores[other] >= 2 and scores[other] > sum(f in frame.columns for f in SIGNATURES.get(obj, ())):
         seen = ", ".join(f for f in SIGNATURES[other] if f in frame.columns)
         problems.add(f"{obj}.wrong_file", table, None,

@@ -232,7 +232,7 @@ def _list_sum(lists: pl.Series, amount: str, keep: tuple[str, object] | None) ->
 
 
 def _array_sum_by_row(series: pl.Series, amount: str, keep: tuple[str, object] | None) -> pl.Series:
-    out = []
+    out: list[float | None] = []
     for value in series.to_list():
         items = value
         if isinstance(value, str):
@@ -247,14 +247,14 @@ def _array_sum_by_row(series: pl.Series, amount: str, keep: tuple[str, object] |
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             out.append(None)
             continue
-        total = 0.0
+        total: float | None = 0.0
         for item in items:
             if keep is None or str(item.get(keep[0])).lower() == str(keep[1]).lower():
                 number = number_of(item.get(amount))
                 if number is None:
                     total = None
                     break
-                total += number
+                total = (total or 0.0) + number
         out.append(total)
     return pl.Series(series.name, out, dtype=pl.Float64)
 

@@ -67,7 +67,7 @@ def kind_of_name(path: Path) -> str | None:
 def kind_of_header(columns: list[str]) -> str | None:
     """The export whose own headers a file has most of (at least two), else None."""
     scores = {kind: sum(h in columns for h in e.signature) for kind, e in EXPORTS.items()}
-    best = max(scores, key=scores.get)
+    best = max(scores, key=lambda kind: scores[kind])
     return best if scores[best] >= 2 else None
 
 
@@ -114,7 +114,7 @@ def stripe_billing_from_dashboard(files: dict[str, Path], source: str = "the Str
         rec.refunds = _refunds(frames["payments"], names["payments"], problems)
     rec.headers = {"customers": {"customer_id": "id"}, "invoices": {"invoice_id": "id"},
                    "subscriptions": {"subscription_id": "id"},
-                   "lines": {"invoice_id": first_present(frames["lines"], "Invoice ID", "Invoice"),
+                   "lines": {"invoice_id": first_present(frames["lines"], "Invoice ID", "Invoice") or "Invoice ID",
                              "line_id": first_present(frames["lines"], "id", "Line Item ID", "Invoice Line Item ID")
                              or "id", "plan_id": first_present(frames["lines"], "Price ID", "Plan ID", "Price", "Plan")
                              or "Price ID"}}

@@ -24,6 +24,7 @@ def _load_own_metrics(folder: Path) -> list[str]:
         if name in sys.modules:
             continue
         spec = importlib.util.spec_from_file_location(name, file)
+        assert spec is not None and spec.loader is not None  # a .py file always has one
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:

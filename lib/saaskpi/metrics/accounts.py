@@ -13,7 +13,7 @@ from typing import Callable
 import pandas as pd
 import polars as pl
 
-from ..frames import month_of
+from ..frames import lookup, month_of
 from ..params import Conventions
 from ..sources import Tables
 from ..stats import peer_stats
@@ -67,8 +67,8 @@ def account_activity(user_month_activity: pd.DataFrame, as_of: int) -> pd.DataFr
 
 def _per_account(paying: pd.DataFrame, values: pd.Series, n: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"account_id": paying.account_id,
-                         "value": paying.account_id.map(values).astype("float64").to_numpy(),
-                         "n": paying.account_id.map(n).fillna(0).astype("float64").to_numpy()})
+                         "value": lookup(paying.account_id, values).astype("float64").to_numpy(),
+                         "n": lookup(paying.account_id, n).fillna(0).astype("float64").to_numpy()})
 
 
 def _measure_now(as_of: int, account_measures: pd.DataFrame, paying: pd.DataFrame, value: str, n: str) -> pd.DataFrame:
@@ -124,7 +124,7 @@ def tickets_per_seat(tables: Tables, as_of: int, paying_accounts_now: pd.DataFra
          .filter((pl.col("at") >= end - pd.Timedelta(days=90)) & (pl.col("at") < end))
          .group_by("account_id").len().to_pandas().set_index("account_id")["len"])
     p = paying_accounts_now
-    tickets = p.account_id.map(t).fillna(0)
+    tickets = lookup(p.account_id, t).fillna(0)
     value = (tickets / p.seats.where(p.seats > 0)).to_numpy()
     return _per_account(p, pd.Series(value, index=p.account_id), pd.Series(tickets.to_numpy(), index=p.account_id))
 

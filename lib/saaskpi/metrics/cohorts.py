@@ -5,10 +5,11 @@ collected from the engine; triangles are built on that small long table.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
-from lifelines import KaplanMeierFitter
-from lifelines.utils import restricted_mean_survival_time
+from scipy import stats
 
 from ..frames import key_of, month_of, safe_ratio
 from ..params import Conventions
@@ -84,7 +85,7 @@ def cohort_triangle(account_mrr: pd.DataFrame, as_of: int, accounts: pd.DataFram
         cols = [by, *cols]
     if account_mrr.empty:
         return pd.DataFrame(columns=cols)
-    groups = accounts[["account_id", by]] if by is not None else None
+    groups = accounts[["account_id", by]] if by is not None and accounts is not None else None
     return _triangle(account_mrr, as_of, groups)[cols]
 
 
@@ -111,11 +112,32 @@ def cohort_revenue_retention(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFr
     return t[["cohort_month", "months_since_start", "cohort_accounts", "cohort_mrr", "mrr", "revenue_retention"]]
 
 
-def kaplan_meier(spells: pd.DataFrame) -> KaplanMeierFitter | None:
-    """A Kaplan-Meier fit of months paid until first churn (censored when still paying); None if empty."""
-    if spells.empty:
-        return None
-    return KaplanMeierFitter().fit(spells.duration.astype(float), spells.churned.astype(bool))
+def kaplan_meier(spells: pd.DataFrame) -> pd.DataFrame:
+    """Kaplan-Meier estimate of months paid until first churn (censored when still paying), from one spell or more.
+
+    One row per month 0 and per distinct spell length: `survival` S(t) after the churns at t, its 95 %
+    band (exponential Greenwood, "log-log"), `at_risk` (spells lasting at least t). scipy leaves the band
+    undefined where S is 1 or 0; it collapses onto the estimate there (as lifelines, the former oracle, did).
+    """
+    duration = spells.duration.to_numpy(dtype="float64")
+    churned = spells.churned.to_numpy(dtype=bool)
+    months = np.unique(np.r_[0.0, duration])
+    fit = stats.ecdf(stats.CensoredData(uncensored=duration[churned], right=duration[~churned])).sf
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The confidence interval is undefined", RuntimeWarning)
+        band = fit.confidence_interval(0.95, method="log-log")
+    survival = fit.evaluate(months)
+    return pd.DataFrame({"months": months.astype("int64"), "survival": survival,
+                         "lower": np.where(np.isnan(low := band.low.evaluate(months)), survival, low),
+                         "upper": np.where(np.isnan(high := band.high.evaluate(months)), survival, high),
+                         "at_risk": (duration[None, :] >= months[:, None]).sum(axis=1).astype("int64")})
+
+
+def restricted_mean(curve: pd.DataFrame, horizon: float) -> float:
+    """Area under the survival step function from 0 to `horizon` (the last value carries on to it)."""
+    starts = curve.months.to_numpy(dtype="float64")
+    ends = np.minimum(np.r_[starts[1:], np.inf], horizon)
+    return float(np.sum(curve.survival.to_numpy() * np.clip(ends - starts, 0, None)))
 
 
 @table()
@@ -123,24 +145,14 @@ def logo_survival(account_mrr: pd.DataFrame, tables: Tables, as_of: int) -> pd.D
     """Kaplan-Meier share of accounts still paying after k months, per segment, with a 95 % band."""
     spells = account_spells(account_mrr, as_of).merge(tables.frames["accounts"].select("account_id", "segment").to_pandas(),
                                                       on="account_id", how="left")
-    parts = []
-    for segment, group in spells.groupby("segment", sort=True):
-        kmf = kaplan_meier(group)
-        sf = kmf.survival_function_.iloc[:, 0]
-        ci = kmf.confidence_interval_survival_function_
-        parts.append(pd.DataFrame({"segment": segment, "months": sf.index.astype("int64"), "survival": sf.to_numpy(),
-                                   "lower": ci.iloc[:, 0].to_numpy(), "upper": ci.iloc[:, 1].to_numpy(),
-                                   "at_risk": kmf.event_table.at_risk.reindex(sf.index).to_numpy().astype("int64")}))
+    parts = [kaplan_meier(group).assign(segment=segment) for segment, group in spells.groupby("segment", sort=True)]
     cols = ["segment", "months", "survival", "lower", "upper", "at_risk"]
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
 def expected_lifetime_months(spells: pd.DataFrame, horizon: int) -> float:
     """Kaplan-Meier expected months paid, truncated at `horizon` (restricted mean survival time)."""
-    kmf = kaplan_meier(spells)
-    if kmf is None:
-        return float("nan")
-    return float(restricted_mean_survival_time(kmf, t=horizon))
+    return float("nan") if spells.empty else restricted_mean(kaplan_meier(spells), horizon)
 
 
 @metric(sampled=True, label="LTV (survival)", formula="Kaplan-Meier expected lifetime in months (truncated at ltv_horizon_months) "

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import month_of, safe_ratio
+from ..frames import lookup, month_of, safe_ratio
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .lifecycle import STAGES
@@ -50,7 +50,7 @@ def csm_load(as_of: int, conventions: Conventions, success_settings: SuccessSett
     now = account_months[account_months.key == as_of].set_index("account_id")
     measures = account_measures[account_measures.key == as_of].set_index("account_id")
     health = health_history[health_history.key == as_of].set_index("account_id")
-    book = book.assign(csm=book.csm_id.fillna(NO_CSM), arr=book.account_id.map(now.mrr) * 12,
+    book = book.assign(csm=book.csm_id.fillna(NO_CSM), arr=lookup(book.account_id, now.mrr) * 12,
                        renewal=book.account_id.map(now.days_to_renewal).le(conventions.renewal_window_days),
                        red=book.account_id.map(health.band).eq("red"),
                        open_tickets=book.account_id.map(measures.open_tickets),
@@ -214,7 +214,7 @@ def csm_scorecard(as_of: int, tables: Tables, account_mrr: pd.DataFrame, account
     mrr["csm"] = mrr.account_id.map(owner).fillna(NO_CSM)
     start = mrr[mrr.key == as_of - 12].set_index("account_id")
     end = mrr[mrr.key == as_of].set_index("account_id").mrr
-    start = start.assign(after=start.index.map(end).fillna(0.0))
+    start = start.assign(after=lookup(start.index, end).fillna(0.0))
     wide = mrr[(mrr.key > as_of - 13) & (mrr.key <= as_of)].pivot_table(index="account_id", columns="key", values="mrr")
     rises = wide.diff(axis=1).clip(lower=0).where(wide.shift(axis=1).notna()).sum(axis=1)  # paid both months
     m = account_measures[account_measures.key == as_of].assign(csm=lambda d: d.csm_id.fillna(NO_CSM))

@@ -16,7 +16,7 @@ import pandas as pd
 import polars as pl
 
 from ..errors import ParameterError
-from ..frames import DAY, calendar_months, data_end, month_start, monthly, safe_ratio, to_pandas
+from ..frames import DAY, calendar_months, data_end, lookup, month_start, monthly, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
@@ -64,8 +64,8 @@ def lead_journey(tables: Tables, calendar: pl.DataFrame, opportunity_outcomes: p
     stamp = leads.created_at.dtype
     opps = opportunity_outcomes[opportunity_outcomes.lead_id.notna()]
     won = opps[opps.outcome == "won"].groupby("lead_id").closed_at.min()
-    leads["opportunity_at"] = leads.lead_id.map(opps.groupby("lead_id").created_at.min()).astype(stamp)
-    leads["converted_at"] = leads.converted_at.fillna(leads.lead_id.map(won).astype(stamp))
+    leads["opportunity_at"] = lookup(leads.lead_id, opps.groupby("lead_id").created_at.min()).astype(stamp)
+    leads["converted_at"] = leads.converted_at.fillna(lookup(leads.lead_id, won).astype(stamp))
     leads["self_serve"] = ~leads.lead_id.isin(opps.lead_id)
     return leads[["lead_id", "channel", "segment", "account_id", "created_at", "pql_at", "opportunity_at",
                   "converted_at", "self_serve"]].reset_index(drop=True)
@@ -475,7 +475,7 @@ def account_activation(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     first = u.groupby("account_id").activated_at.min()
     accounts = to_pandas(tables.lazy("accounts").select("account_id", "created_at"), sort=["account_id"])
     accounts = accounts[accounts.created_at < data_end(calendar)].copy()
-    accounts["activated_at"] = accounts.account_id.map(first).astype(accounts.created_at.dtype)
+    accounts["activated_at"] = lookup(accounts.account_id, first).astype(accounts.created_at.dtype)
     accounts["days"] = (accounts.activated_at - accounts.created_at) / DAY
     return accounts
 
@@ -515,7 +515,7 @@ def new_user_churn_rate(tables: Tables, calendar: pl.DataFrame, conventions: Con
     # the data ends with the calendar's last month: the last event before it is the last of its months
     a = user_month_activity
     last = a[a.key <= int(calendar["month"].max())].groupby("user_id").last_event.max()
-    last_seen = u.user_id.map(last).astype(u.activated_at.dtype)
+    last_seen = lookup(u.user_id, last).astype(u.activated_at.dtype)
     last_seen = last_seen.where(last_seen > u.activated_at, u.activated_at)
     limit = pd.Timedelta(days=conventions.new_user_churn_days)
     churned = last_seen <= u.activated_at + limit

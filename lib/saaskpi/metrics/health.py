@@ -12,7 +12,7 @@ import pandas as pd
 import polars as pl
 from scipy.stats import rankdata
 
-from ..frames import empty_frame, month_of, safe_ratio
+from ..frames import empty_frame, lookup, month_of, safe_ratio
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .lifecycle import account_names
@@ -216,7 +216,7 @@ def account_health(as_of: int, success_settings: SuccessSettings, health_history
     s = success_settings
     now = health_history[health_history.key == as_of].copy()
     before = health_history[health_history.key == as_of - s.falling_months].set_index("account_id").health
-    now["change"] = now.health - now.account_id.map(before)
+    now["change"] = now.health - lookup(now.account_id, before)
     stages = account_stages[account_stages.key == as_of].set_index("account_id")
     now["stage"] = now.account_id.map(stages.stage)
     now["arr"] = now.mrr * 12

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import empty_frame, month_of, safe_ratio
+from ..frames import empty_frame, lookup, month_of, safe_ratio
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
@@ -69,7 +69,7 @@ def account_months(tables: Tables, calendar: pl.DataFrame, conventions: Conventi
     first = new_customer_accounts.set_index("account_id")
     out["segment"] = out.account_id.map(first.segment)
     first_key = first.month.dt.year * 12 + first.month.dt.month - 1
-    out["age_months"] = (out.key - out.account_id.map(first_key)).astype("int64")
+    out["age_months"] = (out.key - lookup(out.account_id, first_key)).astype("int64")
     acc = tables.frames["accounts"]
     csm = (acc.select("account_id", "csm_id").to_pandas().set_index("account_id").csm_id if "csm_id" in acc.columns
            else pd.Series(dtype=object))

@@ -173,7 +173,8 @@ def validate_registry(convention_keys: set[str]) -> None:
     """Check the whole registry at load: inputs resolve, conventions exist, one north star."""
     problems = []
     known_inputs = set(TABLE_FUNCS) | set(METRICS) | set(FIXED_INPUTS)
-    for spec in [*METRICS.values(), *TABLE_FUNCS.values()]:
+    specs: list[Metric | TableSpec] = [*METRICS.values(), *TABLE_FUNCS.values()]
+    for spec in specs:
         missing = [i for i in spec.inputs if i not in known_inputs]
         if missing:
             problems.append(f"{spec.name}: unknown input(s) {missing}")

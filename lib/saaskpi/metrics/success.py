@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import calendar_months, data_end, month_of, month_start, monthly, safe_ratio, to_pandas
+from ..frames import calendar_months, data_end, lookup, month_of, month_start, monthly, safe_ratio, to_pandas
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .registry import metric, table
@@ -123,7 +123,7 @@ def _adoption_within(tables: Tables, calendar: pl.DataFrame, first_feature_use: 
     sticky = list(settings.sticky_features)
     uses = first_feature_use[first_feature_use.feature.isin(sticky)].merge(subs, on="account_id")
     adopted = uses[uses.first_use < uses.due].groupby("account_id").size()
-    subs["share"] = subs.account_id.map(adopted).fillna(0) / len(sticky)
+    subs["share"] = lookup(subs.account_id, adopted).fillna(0) / len(sticky)
     subs["month"] = month_start(subs.due)
     return monthly(calendar, subs.month, subs.share, "mean")
 
@@ -198,8 +198,8 @@ def ticket_times(tables: Tables, calendar: pl.DataFrame, success_settings: Succe
                         "contacts": t.contacts.astype("float64")})
     out["sla_hours"] = out.priority.map(success_settings.sla_hours).astype("float64")
     elapsed = (end - t.created_at).dt.total_seconds() / 3600
-    out["breach"] = np.where(out.response_hours.notna(), out.response_hours > out.sla_hours,
-                             np.where(elapsed > out.sla_hours, True, None))
+    overdue = np.where(elapsed > out.sla_hours, True, None)  # type: ignore[call-overload]  # unanswered, not yet late: None
+    out["breach"] = np.where(out.response_hours.notna(), out.response_hours > out.sla_hours, overdue)
     return out.reset_index(drop=True)
 
 

@@ -319,7 +319,7 @@ def unit_economics(as_of: int, conventions: Conventions, allocated_spend: pd.Dat
         return target_status(value, targets_in_force[metric], METRICS[metric].direction, conventions.status_near_band)
 
     rows = []
-    groupings = (("pair", ["segment", "channel"]), ("segment", ["segment"]), ("channel", ["channel"]), ("total", []))
+    groupings: tuple[tuple[str, list[str]], ...] = (("pair", ["segment", "channel"]), ("segment", ["segment"]), ("channel", ["channel"]), ("total", []))
     spent = sm[sm.amount > 0]
     if new.segment.nunique() <= 1 and spent.segment.nunique() <= 1:
         groupings = tuple(g for g in groupings if g[0] != "channel")  # one segment: channel rows would repeat the pairs
@@ -327,7 +327,8 @@ def unit_economics(as_of: int, conventions: Conventions, allocated_spend: pd.Dat
         groups = sorted({tuple(v) for f in (new, spent) for v in f[by].dropna().itertuples(index=False)}) if by else [()]
         for values in groups:
             pick = dict(zip(by, values))
-            row = _economics(*(_rows_of(f, pick) for f in (new, sm, churn, spells)), margin, as_of, conventions)
+            new_rows, sm_rows, churn_rows, spell_rows = (_rows_of(f, pick) for f in (new, sm, churn, spells))
+            row = _economics(new_rows, sm_rows, churn_rows, spell_rows, margin, as_of, conventions)
             rows.append({"segment": pick.get("segment", "all"), "channel": pick.get("channel", "all"), "level": level,
                          **row, "ltv_to_cac_status": status(row["ltv_to_cac"], "ltv_to_cac_ratio"),
                          "payback_status": status(row["payback_months"], "cac_payback_months"),

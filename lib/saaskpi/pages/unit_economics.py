@@ -198,7 +198,11 @@ def _what_if(wb) -> None:
         s.observe(update, names="value")
     reset = W.Button(description="Reset", tooltip="every lever back to today's value",
                      layout=W.Layout(width="110px", margin="6px 0 0 118px"))
-    reset.on_click(lambda _: [setattr(s, "value", 0.0) for s in sliders.values()])
+    def reset_all(_: W.Button) -> None:
+        for s in sliders.values():
+            s.value = 0.0
+
+    reset.on_click(reset_all)
     # the levers beside the numbers they move
     display(W.HBox([W.VBox([*sliders.values(), reset], layout=W.Layout(min_width="380px")), out],
                    layout=W.Layout(align_items="flex-start", gap="18px")))
