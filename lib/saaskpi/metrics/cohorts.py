@@ -5,16 +5,19 @@ collected from the engine; triangles are built on that small long table.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from lifelines import KaplanMeierFitter
-from lifelines.utils import restricted_mean_survival_time
 
 from ..frames import key_of, month_of, safe_ratio
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
 from .revenue import _series
+
+if TYPE_CHECKING:  # lifelines is imported when a survival curve is computed (an app kernel reading stored results never does)
+    from lifelines import KaplanMeierFitter
 
 
 def _keyed(account_mrr: pd.DataFrame) -> pd.DataFrame:
@@ -115,6 +118,8 @@ def kaplan_meier(spells: pd.DataFrame) -> KaplanMeierFitter | None:
     """A Kaplan-Meier fit of months paid until first churn (censored when still paying); None if empty."""
     if spells.empty:
         return None
+    from lifelines import KaplanMeierFitter
+
     return KaplanMeierFitter().fit(spells.duration.astype(float), spells.churned.astype(bool))
 
 
@@ -140,6 +145,8 @@ def expected_lifetime_months(spells: pd.DataFrame, horizon: int) -> float:
     kmf = kaplan_meier(spells)
     if kmf is None:
         return float("nan")
+    from lifelines.utils import restricted_mean_survival_time
+
     return float(restricted_mean_survival_time(kmf, t=horizon))
 
 
