@@ -141,3 +141,17 @@ def test_old_and_least_recently_used_entries_are_pruned(store, revenue_source):
     fresh = open_workbook(str(revenue_source), "all", "2024-05", interactive=False)
     fresh.compute("mrr_movements")  # a pruned entry is simply computed again
     assert cache.computations("mrr_movements-")[old.name] == 2
+
+
+def test_pages_run_as_a_snapshot_runs_them_fill_the_store_for_the_apps(store, revenue_source):
+    from saaskpi.pages import executive_summary as page
+    from saaskpi.snapshot import fill_store
+
+    assert fill_store("2024-05", str(revenue_source), ["all", "smb"], ["00_executive_summary"], workers=1,
+                      progress=False) == "2024-05"
+    filled = cache.computations()
+    assert filled and set(filled.values()) == {1}
+    for segment in ("all", "smb"):  # an app kernel: the same page, then a segment change
+        wb = open_workbook(str(revenue_source), segment, "2024-05", interactive=True)
+        page.hierarchy_html(wb), page.top7_html(wb)
+    assert cache.computations() == filled  # nothing computed again
