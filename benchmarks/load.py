@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import datetime as dt
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -169,6 +171,7 @@ def own_cache() -> str:
     """An empty cache folder of the benchmark's own, for this process and the servers it starts."""
     folder = tempfile.mkdtemp(prefix="saaskpi-bench-cache-")
     os.environ["SAASKPI_CACHE_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 
 
