@@ -1,20 +1,26 @@
 """Voila under load: 20 headless-Chromium sessions of the executive app opened at once (one browser, a context
-each) against one server started as `saaskpi app` starts it, once its preheated kernels are ready. Per session:
+each) against one server started as `saaskpi app` starts it, once its preheated kernels are ready, after the
+executive summary's pages were run for every segment as a snapshot runs them (snapshot.fill_store) into a
+results store of the benchmark's own (`--empty-store`: without that, every kernel computes its page). Per session:
 seconds from the request to the page loaded, to the first visible chart and to the KPI tiles, whether a
 preheated kernel served it, and chart widgets that failed to start; for the server, the peak memory of it and its
 kernels (summed RSS) and how busy the CPUs were. Writes its section of RESULTS.md.
 
-    .venv/bin/python benchmarks/load.py
+    .venv/bin/python benchmarks/load.py [--sessions 50] [--empty-store]
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
+import atexit
 import datetime as dt
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -151,7 +157,26 @@ def pool_settings() -> dict:
             "timeout": config["VoilaExecutor"]["timeout"]}
 
 
-def report(results: list[dict], before: tuple[int, int], seen: dict, preheated: bool, load_average: float) -> str:
+def fill_results_store(notebooks: list[str], segments: list[str] | None = None) -> float:
+    """A results store of the benchmark's own (SAASKPI_CACHE_DIR, inherited by the server and its kernels), filled
+    by running `notebooks` for `segments` (default every one) as a snapshot runs them; returns the seconds it took."""
+    from saaskpi.snapshot import fill_store
+
+    start = time.perf_counter()
+    fill_store(segments=segments, notebooks=notebooks, progress=False)
+    return time.perf_counter() - start
+
+
+def own_cache() -> str:
+    """An empty cache folder of the benchmark's own, for this process and the servers it starts."""
+    folder = tempfile.mkdtemp(prefix="saaskpi-bench-cache-")
+    os.environ["SAASKPI_CACHE_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def report(results: list[dict], before: tuple[int, int], seen: dict, preheated: bool, load_average: float,
+           store: str = "") -> str:
     settings = pool_settings()
     n = len(results)
     rendered = [r for r in results if "tiles" in r]
@@ -175,7 +200,9 @@ def report(results: list[dict], before: tuple[int, int], seen: dict, preheated: 
     reasons = "; ".join(f"{r['error']} ({r['failed_charts']} chart widgets failed to start)" for r in failed)
     return (
         f"Run {dt.date.today()} on {cores} cores, {ram / GIB:.0f} GiB RAM, load average at start {load_average:.1f}.\n"
-        f"Command: `.venv/bin/python benchmarks/load.py`: {n} sessions of `{NOTEBOOK}` on the default demo opened "
+        f"Command: `.venv/bin/python benchmarks/load.py{'' if n == SESSIONS else f' --sessions {n}'}"
+        f"{'' if store else ' --empty-store'}`: {store or 'an empty results store (every kernel computes its page)'}. "
+        f"{n} sessions of `{NOTEBOOK}` on the default demo opened "
         "at once (a browser context each in one headless Chromium, on the same machine) against one server started "
         f"as `saaskpi app` starts it, {'after' if preheated else 'before'} its preheated kernels had run their "
         f"notebooks. voila.json: preheat_kernel {str(settings['preheat']).lower()}; preheated kernels: {pools} "
@@ -199,16 +226,29 @@ def report(results: list[dict], before: tuple[int, int], seen: dict, preheated: 
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=SESSIONS, help="sessions opened at once (default 20)")
+    parser.add_argument("--empty-store", action="store_true", help="do not fill the results store first")
+    args = parser.parse_args()
+    own_cache()
     load_average = os.getloadavg()[0]
+    store = ""
+    if not args.empty_store:
+        seconds = fill_results_store([NOTEBOOK])
+        store = (f"the results store filled first by the executive summary run for every segment as a snapshot runs "
+                 f"it ({seconds:.0f} s, load average then {os.getloadavg()[0]:.1f})")
     # every session gets a kernel (the default cap of `saaskpi app` would answer the rest with its busy page)
-    with voila_server(max_kernels=SESSIONS + sum(pool_settings()["pools"].values())) as base:
+    with voila_server(max_kernels=args.sessions + sum(pool_settings()["pools"].values())) as base:
         server = server_process(base)
         preheated = wait_until_preheated(server, sum(pool_settings()["pools"].values()))
         before, pool = family_rss(server), kernel_ids(server)
         with monitor(server) as seen:
-            results = asyncio.run(sessions(f"{base}/voila/render/{NOTEBOOK}.ipynb", SESSIONS, pool))
-        text = report(results, before, seen, preheated, load_average)
-    write_section("load", f"Load: {SESSIONS} concurrent sessions of the executive app", text)
+            results = asyncio.run(sessions(f"{base}/voila/render/{NOTEBOOK}.ipynb", args.sessions, pool))
+        text = report(results, before, seen, preheated, load_average, store)
+    name = "load" if args.sessions == SESSIONS else f"load{args.sessions}"
+    write_section(name + ("_empty" if args.empty_store else ""),
+                  f"Load: {args.sessions} concurrent sessions of the executive app"
+                  f"{', empty results store' if args.empty_store else ''}", text)
     print(text)
 
 

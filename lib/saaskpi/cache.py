@@ -1,12 +1,20 @@
-"""A disk cache for what every kernel opening the same big source would otherwise redo (the pages of a
-snapshot, the Voila apps, an analyst's notebooks): the few aggregates every page needs from the usage
-events, and the fact that the source passed validation (its big table is then not checked again).
+"""A disk cache for what every kernel opening the same source would otherwise redo (the pages of a snapshot,
+the Voila apps, an analyst's notebooks):
 
-An entry is keyed by the source's fingerprint (its files' names, sizes and modification times), the engine
-and the workbook code itself (a hash of every module): change either and the entry is not used again. Entries
-are written atomically under a lock, so kernels starting together compute an aggregate once. The folder is
-`SAASKPI_CACHE_DIR` (default ~/.cache/saaskpi); `SAASKPI_CACHE_DIR=off` turns the cache off. It holds only
-derived data and can be deleted at any time; entries older than 30 days are removed when a new one is written.
+- the results store: every table and metric series a page computes (`Workbook.compute`), kept per source
+  fingerprint, segment, month, parameters, engine and code (`cached_result`). A snapshot fills it for every
+  segment of its month; an app kernel then reads what its page shows and computes only what is missing;
+- for big sources, the few aggregates every page needs from the usage events, and the fact that the source
+  passed validation (its big table is then not checked again).
+
+An entry is keyed by what its value depends on, the workbook code itself (a hash of every module and of the
+company's own metric files) included: change any of it and the entry is not used again. Entries are written
+atomically under a lock (flock), so kernels asking for the same entry at once compute it once; a damaged entry
+(a truncated file, say) is computed again, never trusted. The folder is `SAASKPI_CACHE_DIR` (default
+~/.cache/saaskpi), the results store its `results/` subfolder; `SAASKPI_CACHE_DIR=off` turns both off. It
+holds only derived data and can be deleted at any time. Entries unused for 30 days are removed, and the
+least recently used ones beyond `SAASKPI_CACHE_MAX_MB` (default 2048) MB, at most once an hour per process
+when an entry is written.
 """
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +33,11 @@ import pandas as pd
 from . import paths
 
 MAX_AGE_DAYS = 30
+MAX_MB = 2048
+PRUNE_EVERY_S = 3600
+RESULTS = "results"  # the results store's subfolder
+LOG = "computed.log"  # one line per value computed for the results store (its count of computations)
+_last_prune: dict[Path, float] = {}
 
 
 def cache_dir() -> Path | None:
@@ -34,60 +48,149 @@ def cache_dir() -> Path | None:
     return Path(value).expanduser() if value else Path.home() / ".cache" / "saaskpi"
 
 
+def results_dir() -> Path | None:
+    """The results store's folder, or None when the cache is off."""
+    root = cache_dir()
+    return None if root is None else root / RESULTS
+
+
 @lru_cache(maxsize=1)
 def code_hash() -> str:
-    """A hash of the workbook's code: any change to it makes new cache entries."""
+    """A hash of the workbook's code and of the company's own metric files (parameters/metrics/*.py or
+    SAASKPI_METRICS_DIR, imported once per process like this hash): any change to them makes new entries."""
     h = hashlib.sha256()
-    for p in sorted(paths.PACKAGE_DIR.rglob("*.py")):
-        h.update(p.relative_to(paths.PACKAGE_DIR).as_posix().encode())
-        h.update(p.read_bytes())
+    own = Path(os.environ.get("SAASKPI_METRICS_DIR") or paths.PARAMETERS_DIR / "metrics")
+    for root in (paths.PACKAGE_DIR, own):
+        for p in sorted(root.rglob("*.py")) if root.is_dir() else []:
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(p.read_bytes())
     return h.hexdigest()[:12]
 
 
-def _entry(name: str, key: str, suffix: str) -> Path | None:
-    root = cache_dir()
+def parameters_hash() -> str:
+    """A hash of every file under parameters/ (read each time: a parameter file may change while a kernel runs)."""
+    h = hashlib.sha256()
+    root = paths.PARAMETERS_DIR
+    for p in sorted(root.rglob("*")) if root.is_dir() else []:
+        if p.is_file() and not p.name.startswith("."):
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _entry(name: str, key: str, suffix: str, root: Path | None = None) -> Path | None:
+    root = root or cache_dir()
     if root is None:
         return None
     digest = hashlib.sha256(f"{name}|{key}|{code_hash()}".encode()).hexdigest()[:20]
     return root / f"{name}-{digest}{suffix}"
 
 
-def _cached(path: Path | None, compute: Callable, read: Callable[[Path], object], write: Callable[[Any, Path], object]):
+def _cached(path: Path | None, compute: Callable, read: Callable[[Path], object], write: Callable[[Any, Path], object],
+            log: Path | None = None):
     if path is None:
         return compute()
+    stored = _read(path, read)  # an entry is replaced atomically: reading one needs no lock
+    if stored is not None:
+        return stored[0]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path.with_suffix(".lock"), "w")
+        lock = open(path.with_suffix(".lock"), "a")
     except OSError:
         return compute()  # a read-only home: work without the cache
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.exists():
-            try:
-                return read(path)
-            except Exception:  # noqa: BLE001 - a damaged entry is recomputed, never trusted
-                path.unlink(missing_ok=True)
+        stored = _read(path, read)  # another kernel computed it while this one waited
+        if stored is not None:
+            return stored[0]
         value = compute()
+        if log is not None:
+            _record(log, path.name)
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         try:
             write(value, tmp)
             os.replace(tmp, path)
-        except OSError:
+        except Exception:  # noqa: BLE001 - a value that cannot be stored (a full disk, a type Parquet lacks) is returned unstored
             tmp.unlink(missing_ok=True)
-        _prune(path.parent)
+        _prune_now_and_then(path.parent)
         return value
 
 
-def _prune(root: Path) -> None:
-    """Remove entries written more than MAX_AGE_DAYS ago (old code versions and sources pile up otherwise;
-    an entry still in use is simply computed again)."""
-    cutoff = time.time() - MAX_AGE_DAYS * 86400
+def _read(path: Path, read: Callable[[Path], object]) -> tuple[object] | None:
+    """(value,) of a readable entry, marked as used; None when there is none or it is damaged (then removed)."""
+    if not path.exists():
+        return None
+    try:
+        value = read(path)
+    except Exception:  # noqa: BLE001 - a damaged entry is recomputed, never trusted
+        path.unlink(missing_ok=True)
+        return None
+    try:
+        os.utime(path)  # used now: pruned last
+    except OSError:
+        pass
+    return (value,)
+
+
+def _record(log: Path, entry: str) -> None:
+    """Count one computation of `entry` (an append of one short line: atomic between processes)."""
+    try:
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"{time.time():.3f} {os.getpid()} {entry}\n")
+    except OSError:
+        pass
+
+
+def computations(prefix: str = "") -> Counter:
+    """How many times each results-store entry (file name) starting with `prefix` was computed rather than read."""
+    root = results_dir()
+    log = root / LOG if root else None
+    if log is None or not log.exists():
+        return Counter()
+    names = (line.split(" ", 2)[-1] for line in log.read_text(encoding="utf-8").splitlines())
+    return Counter(n for n in names if n.startswith(prefix))
+
+
+def _prune_now_and_then(root: Path) -> None:
+    if time.time() - _last_prune.get(root, 0) >= PRUNE_EVERY_S:
+        _last_prune[root] = time.time()
+        prune(root)
+
+
+def prune(root: Path, max_age_days: float = MAX_AGE_DAYS, max_mb: float | None = None) -> list[Path]:
+    """Remove the entries of `root` unused for `max_age_days` (old code versions, sources and months pile up
+    otherwise; an entry still wanted is simply computed again), then the least recently used ones until the
+    folder holds at most `max_mb` MB (SAASKPI_CACHE_MAX_MB, default 2048). Returns what was removed."""
+    if max_mb is None:
+        max_mb = float(os.environ.get("SAASKPI_CACHE_MAX_MB") or MAX_MB)
+    cutoff = time.time() - max_age_days * 86400
+    entries, removed = [], []
     for old in root.iterdir():
         try:
-            if old.stat().st_mtime < cutoff:
-                old.unlink()
+            st = old.stat()
         except OSError:
-            pass
+            continue
+        if not old.is_file() or old.name == LOG:
+            continue
+        if st.st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+            removed.append(old)
+        elif old.suffix != ".lock":
+            entries.append((st.st_mtime, st.st_size, old))
+    total = sum(size for _, size, _ in entries)
+    for _, size, old in sorted(entries):  # least recently used first
+        if total <= max_mb * 2**20:
+            break
+        old.unlink(missing_ok=True)
+        removed.append(old)
+        total -= size
+    log = root / LOG
+    if log.exists() and log.stat().st_size > 2**20:  # the count keeps its last lines only
+        lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+        tmp = log.with_name(f"{LOG}.tmp-{os.getpid()}")
+        tmp.write_text("".join(lines[-5000:]), encoding="utf-8")
+        os.replace(tmp, log)
+    return removed
 
 
 def cached_frame(name: str, key: str, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
@@ -101,3 +204,18 @@ def cached_json(name: str, key: str, compute: Callable[[], object]):
     rather than raises: an exception is never cached)."""
     return _cached(_entry(name, key, ".json"), compute, lambda path: json.loads(path.read_text(encoding="utf-8")),
                    lambda value, path: path.write_text(json.dumps(value), encoding="utf-8"))
+
+
+def cached_result(name: str, key: str, compute: Callable[[], object]):
+    """Table or metric `name` for `key` (what it depends on: see Workbook.compute) from the results store, else
+    `compute()`, stored there first when it is a DataFrame (index, dtypes and column names kept; anything else is
+    returned unstored). Every computation is counted (`computations`)."""
+    root = results_dir()
+
+    def write(value, path: Path) -> None:
+        if not isinstance(value, pd.DataFrame):
+            raise TypeError("only frames are stored")
+        value.to_parquet(path)
+
+    return _cached(_entry(name, key, ".parquet", root), compute, pd.read_parquet, write,
+                   log=root / LOG if root else None)

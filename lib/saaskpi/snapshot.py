@@ -10,6 +10,10 @@ The metric rows are written by each page in its own kernel (`write_page_records`
 appended to the store with the run id, run time, code version and source fingerprint; nothing is ever removed
 from the store. An interrupted job leaves every earlier run and the store as they were; `resume=True` keeps the
 finished notebooks of the interrupted attempt. A failing notebook does not stop the others.
+
+The results store: every table and metric a page computes goes to the results store (cache.py, through
+`Workbook.compute`), so a snapshot fills it for every page and segment of its month; the apps' kernels, which open
+the last complete month, then read what a page shows instead of computing it (`fill_store` fills it alone).
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__, params, paths
-from .errors import ParameterError
+from .errors import ParameterError, SaasKpiError
 
 RUN_COLUMNS = ["run_id", "run_time", "engine", "code_version", "data_fingerprint"]
 METRIC_COLUMNS = ["snapshot", "month", "segment", "notebook", "metric", "label", "value", "unit", "n", "target",
@@ -346,8 +350,33 @@ def take_snapshot(month: str, source: str = "data/demo", segments: list[str] | N
     return Snapshot(month, final, run.run_id, moved)
 
 
+def fill_store(month: str = "", source: str = "data/demo", segments: list[str] | None = None,
+               notebooks: list[str] | None = None, engine: str = "polars", workers: int = 2,
+               notebooks_dir: Path = paths.NOTEBOOKS_DIR, progress: bool = True) -> str:
+    """Run the pages as a snapshot does (papermill, interactive=False) into a temporary folder that is then
+    removed: what they compute is left in the results store only. `month` empty: the last complete month (the
+    month the apps open). Returns the month."""
+    import tempfile
+
+    from .frames import month_label, month_of
+    from .workbook import last_complete_month, load_tables
+
+    month = month or month_label(month_of(last_complete_month(load_tables(source, params.conventions(), engine))))
+    segments = segments or params.segment_names()
+    notebooks = notebooks or notebook_names(notebooks_dir)
+    _check_choices(month, segments, notebooks, notebooks_dir)
+    with tempfile.TemporaryDirectory(prefix="saaskpi-fill-") as folder:
+        run = RunInfo.new(month, engine, code_version(), "")
+        results = _execute(run, source, segments, notebooks, Path(folder), False, 600, notebooks_dir, workers, progress,
+                           records=False)
+    failed = [f"{r.segment}/{r.notebook}: {r.error}" for r in results if r.error]
+    if failed:
+        raise SaasKpiError("Some pages failed while filling the results store: " + "; ".join(failed))
+    return month
+
+
 def _execute(run: RunInfo, source: str, segments: list[str], notebooks: list[str], folder: Path, resume: bool,
-             timeout: int, notebooks_dir: Path, workers: int, progress: bool) -> list[RunResult]:
+             timeout: int, notebooks_dir: Path, workers: int, progress: bool, records: bool = True) -> list[RunResult]:
     """Every notebook x segment of the run (finished ones of a resumed attempt reused), in page order."""
     from tqdm.auto import tqdm
 
@@ -361,7 +390,8 @@ def _execute(run: RunInfo, source: str, segments: list[str], notebooks: list[str
             todo.append((nb, seg))
     bar = tqdm(total=len(pages), initial=len(results), desc=f"snapshot {run.month}", unit="run", disable=not progress)
     with _quiet(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(run_one, nb, seg, run.month, source, folder, timeout, notebooks_dir, run.engine, run)
+        futures = [pool.submit(run_one, nb, seg, run.month, source, folder, timeout, notebooks_dir, run.engine,
+                               run if records else None)
                    for nb, seg in todo]
         for future in as_completed(futures):
             results.append(future.result())

@@ -9,12 +9,13 @@ import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 import polars as pl
 
-from . import params, theme  # noqa: F401  (theme: every chart drawn after open_workbook has the workbook's look)
+from . import cache, params, theme  # noqa: F401  (theme: every chart drawn after open_workbook has the workbook's look)
 from .errors import MissingTablesError, ParameterError, SaasKpiError
 from .frames import key_of, lookup, month_label, month_of
 from .metrics import METRICS, TABLE_FUNCS
@@ -206,6 +207,7 @@ class Workbook:
     shared: dict = field(default_factory=dict, repr=False)  # company-wide results, shared by with_choice/with_conventions
     success: params.SuccessSettings | None = None  # customer_success.yaml + health_score.yaml (read when first needed)
     _cache: dict = field(default_factory=dict, repr=False)
+    stored: bool = field(default=True, repr=False)  # results kept in the results store (cache.py); not for where()
 
     def __post_init__(self):
         self.tables = (self.all_tables if not self.segment.filter
@@ -274,10 +276,27 @@ class Workbook:
             raise ParameterError(f"Unknown table or metric {name!r}{_suggest(name, [*TABLE_FUNCS, *METRICS])}; "
                                  "ctx.names() lists them all.")
         self.require(*spec.needs, what=f"`{name}`")
-        inputs = {p: self._input(p) for p in inspect.signature(spec.func).parameters}
-        result = spec.func(**inputs)
+
+        def run():
+            return spec.func(**{p: self._input(p) for p in inspect.signature(spec.func).parameters})
+
+        result = cache.cached_result(name, self._store_key, run) if self._store_key else run()
         self._cache[name] = result
         return result
+
+    STORED_SOURCES = ("folder", "duckdb", "postgres")  # sources whose fingerprint changes with their data
+
+    @cached_property
+    def _store_key(self) -> str:
+        """What this workbook's results depend on besides the code (cache.code_hash): the source and its
+        fingerprint, the engine, the segment, the month and every parameter, in memory and on disk. Empty when
+        results are not stored: the cache is off, a `where()` subset, a Spark catalog (no change marker)."""
+        source = self.all_tables.source
+        if not self.stored or source.kind not in self.STORED_SOURCES or cache.cache_dir() is None:
+            return ""
+        return "|".join(map(str, (source.location, source.fingerprint(), self.tables.engine.name, self.segment,
+                                  self.as_of, self.conventions, self.targets, self.success_settings(),
+                                  cache.parameters_hash())))
 
     def _input(self, name: str):
         """A function parameter's value: one of registry.FIXED_INPUTS, else the table or metric of that name."""
@@ -427,7 +446,7 @@ class Workbook:
             raise ParameterError(f"where({_conditions_text(conditions)}) selects no account of {self.segment.label}.")
         label = f"{self.segment.label} · {_conditions_text(conditions)}"
         subset = Workbook(self.all_tables, dataclasses.replace(self.segment, label=label), self.as_of, self.conventions,
-                          self.targets, self.interactive, self.source_label, self.shared, self.success)
+                          self.targets, self.interactive, self.source_label, self.shared, self.success, stored=False)
         subset.tables = _restricted(self.tables, ids)
         return subset
 

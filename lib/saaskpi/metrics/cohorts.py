@@ -9,7 +9,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..frames import key_of, month_of, safe_ratio
 from ..params import Conventions
@@ -119,6 +118,8 @@ def kaplan_meier(spells: pd.DataFrame) -> pd.DataFrame:
     band (exponential Greenwood, "log-log"), `at_risk` (spells lasting at least t). scipy leaves the band
     undefined where S is 1 or 0; it collapses onto the estimate there (as lifelines, the former oracle, did).
     """
+    from scipy import stats  # imported when a curve is drawn: an app kernel showing other pages does without it
+
     duration = spells.duration.to_numpy(dtype="float64")
     churned = spells.churned.to_numpy(dtype=bool)
     months = np.unique(np.r_[0.0, duration])
