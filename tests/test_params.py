@@ -14,7 +14,6 @@ def test_shipped_parameters_load():
     assert c.reporting_currency == "USD" and c.reactivation_offsets_churn is True
     assert params.segment_names()[0] == "all"
     assert {"all", "smb", "mid_market", "enterprise"} <= set(params.segment_names())
-    assert params.targets()["net_mrr_churn_rate"].value == 0.02
 
 
 def test_misspelt_convention_key(tmp_path):
@@ -56,13 +55,7 @@ def test_segment_selecting_no_accounts(revenue_source, tmp_path, monkeypatch):
         open_workbook(str(revenue_source), "ghost", "2024-05", interactive=False)
 
 
-def test_unknown_metric_in_targets(revenue_source, tmp_path, monkeypatch):
-    (tmp_path / "targets.yaml").write_text("net_mrr_churn_rate: 0.02\nnet_mrr_chrun_rate: 0.01\n")
-    shipped = params.targets
-    monkeypatch.setattr(params, "targets", lambda: shipped(tmp_path / "targets.yaml"))
-    with pytest.raises(ParameterError, match="targets.yaml names unknown metric.s. net_mrr_chrun_rate; see docs/metrics.md"):
-        open_workbook(str(revenue_source), "all", "2024-05", interactive=False)
-    monkeypatch.setattr(params, "targets", shipped)
+def test_unknown_metric_in_segment_targets(revenue_source, tmp_path, monkeypatch):
     extra_segment_file(monkeypatch, tmp_path, "smb2", "name: smb2\nfilter: {segment: [smb]}\ntargets: {mrr_growht: 0.1}\n")
     with pytest.raises(ParameterError, match="segments/smb2.yaml names unknown metric.s. mrr_growht"):
         open_workbook(str(revenue_source), "smb2", "2024-05", interactive=False)

@@ -4,16 +4,18 @@ Unknown keys, wrong types and unknown metric names are `ParameterError`s naming 
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import paths
 from .errors import ParameterError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def read_yaml(path: Path) -> dict:
@@ -31,88 +33,95 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-def _typed(cls, data: dict, where: str):
-    """An instance of dataclass `cls` from `data`; unknown keys and wrong types are errors."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ParameterError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                             f"(known: {', '.join(fields)}).")
-    values = {}
-    for key, value in data.items():
-        kind = type(getattr(cls(), key)) if key in fields else None
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if kind is not None and kind is not type(None) and not isinstance(value, kind):
-            raise ParameterError(f"{where}: `{key}` must be {kind.__name__}, got {value!r}.")
-        values[key] = value
-    return cls(**values)
+def _problem(err: dict, model: type[BaseModel]) -> str:
+    """One pydantic error as a person reads it: the key, the rule it breaks and the value it has."""
+    key = ".".join(str(part) for part in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {key} (known: {', '.join(model.model_fields)})"
+    if err["type"] == "missing":
+        return f"`{key}` is missing"
+    field = model.model_fields.get(str(err["loc"][0]))
+    kind = getattr(field.annotation, "__name__", str(field.annotation)) if field else ""
+    if err["type"] in ("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "bool_type",
+                       "bool_parsing", "string_type", "dict_type", "list_type"):
+        return f"`{key}` must be {kind}, got {err['input']!r}"
+    return f"`{key}` {err['msg'][0].lower()}{err['msg'][1:]}, got {err['input']!r}"
 
 
-@dataclass(frozen=True)
-class Conventions:
-    """Choices where SaaS vendors disagree (see parameters/conventions.yaml for each key)."""
+def _typed(model: type[M], data: dict, where: str) -> M:
+    """A `model` instance from `data`; every unknown key, missing key, wrong type and broken rule is reported
+    at once in a ParameterError naming the file and key."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        problems = [_problem(e, model) for e in err.errors(include_url=False)]
+        raise ParameterError(f"{where}: " + "; ".join(problems) + ".") from None
 
-    reporting_currency: str = "USD"
-    fx_reference: str = "latest"
-    fiscal_year_start_month: int = 1
-    reactivation_offsets_churn: bool = True
-    quick_ratio_includes_reactivation: bool = True
-    ltv_churn_window_months: int = 6
-    ltv_horizon_months: int = 60
-    default_gross_margin: float = 0.8
-    low_n_threshold: int = 20
-    status_near_band: float = 0.1
-    dormant_after_months: int = 1
-    funnel_basis: str = "cohort"
-    conversion_window_days: int = 90
-    activation_window_days: int = 30
-    activation_hours: int = 48
-    new_user_churn_days: int = 30
-    pipeline_stage_weights: dict = field(default_factory=lambda: {
-        "prospecting": 0.1, "discovery": 0.2, "proposal": 0.5, "negotiation": 0.7, "won": 1.0, "lost": 0.0})
-    cac_spend_categories: list = field(default_factory=lambda: ["marketing", "sales"])
-    spend_lag_months: int = 0
-    untagged_spend_allocation: str = "new_customers"
-    unit_economics_window_months: int = 12
-    ltv_to_cac_basis: str = "simple"
-    nps_window_days: int = 90
-    renewal_window_days: int = 90
-    onboarding_months: int = 3
-    training_months: int = 6
-    extending_utilisation: float = 0.8
-    min_peers: int = 5
 
-    def __post_init__(self):
-        if self.funnel_basis not in ("cohort", "period"):
-            raise ParameterError(f"conventions.yaml: `funnel_basis` must be cohort or period, got {self.funnel_basis!r}.")
-        for key in ("conversion_window_days", "activation_window_days", "activation_hours", "new_user_churn_days",
-                    "nps_window_days"):
-            if getattr(self, key) <= 0:
-                raise ParameterError(f"conventions.yaml: `{key}` must be a positive whole number.")
-        bad = {k: v for k, v in self.pipeline_stage_weights.items()
-               if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1}
-        if bad:
-            raise ParameterError(f"conventions.yaml: `pipeline_stage_weights` must map stages to fractions in [0, 1]; "
-                                 f"bad: {bad}.")
-        if self.untagged_spend_allocation not in ("new_customers", "unallocated"):
-            raise ParameterError("conventions.yaml: `untagged_spend_allocation` must be new_customers or unallocated, "
-                                 f"got {self.untagged_spend_allocation!r}.")
-        if self.ltv_to_cac_basis not in ("simple", "survival"):
-            raise ParameterError(f"conventions.yaml: `ltv_to_cac_basis` must be simple or survival, got {self.ltv_to_cac_basis!r}.")
-        if self.spend_lag_months < 0 or self.unit_economics_window_months <= 0:
-            raise ParameterError("conventions.yaml: `spend_lag_months` must be 0 or more and "
-                                 "`unit_economics_window_months` positive.")
-        spend_categories = {"marketing", "sales", "cogs", "customer_success", "rnd", "g_and_a"}
-        if not self.cac_spend_categories or not set(self.cac_spend_categories) <= spend_categories - {"cogs"}:
-            raise ParameterError(f"conventions.yaml: `cac_spend_categories` must list spend categories among "
-                                 f"{sorted(spend_categories - {'cogs'})}, got {self.cac_spend_categories!r}.")
-        if self.fx_reference not in ("latest", "earliest"):
-            raise ParameterError(f"conventions.yaml: `fx_reference` must be latest or earliest, got {self.fx_reference!r}.")
-        if not 1 <= self.fiscal_year_start_month <= 12:
-            raise ParameterError("conventions.yaml: `fiscal_year_start_month` must be 1-12.")
-        if not 0 < self.default_gross_margin <= 1:
-            raise ParameterError("conventions.yaml: `default_gross_margin` must be a fraction in (0, 1].")
+class _Strict(BaseModel):
+    """A parameter file's model: unknown keys are errors, values never change once read, and a number is not
+    silently read from a string or a bool."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+CAC_SPEND_CATEGORIES = Literal["marketing", "sales", "customer_success", "rnd", "g_and_a"]  # spend categories but COGS
+
+
+def _float(value):
+    """A whole number read from YAML as a float (strict mode refuses an int where a float is declared)."""
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Conventions(_Strict):
+    """Choices where SaaS vendors disagree. Each key, its rule and its meaning are documented once, in
+    parameters/conventions.yaml, which sets every key (there are no defaults in code)."""
+
+    reporting_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    fx_reference: Literal["latest", "earliest"]
+    fiscal_year_start_month: Annotated[int, Field(ge=1, le=12)]
+    reactivation_offsets_churn: bool
+    quick_ratio_includes_reactivation: bool
+    ltv_churn_window_months: PositiveInt
+    ltv_churn_window_includes_current: bool
+    ltv_horizon_months: PositiveInt
+    default_gross_margin: Annotated[float, Field(gt=0, le=1)]
+    low_n_threshold: Annotated[int, Field(ge=0)]
+    status_near_band: Fraction
+    dormant_after_months: PositiveInt
+    funnel_basis: Literal["cohort", "period"]
+    conversion_window_days: PositiveInt
+    activation_window_days: PositiveInt
+    activation_hours: PositiveInt
+    new_user_churn_days: PositiveInt
+    pipeline_stage_weights: dict[str, Fraction]
+    cac_spend_categories: Annotated[list[CAC_SPEND_CATEGORIES], Field(min_length=1)]
+    spend_lag_months: Annotated[int, Field(ge=0)]
+    untagged_spend_allocation: Literal["new_customers", "unallocated"]
+    unit_economics_window_months: PositiveInt
+    ltv_to_cac_basis: Literal["simple", "survival"]
+    nps_window_days: PositiveInt
+    renewal_window_days: PositiveInt
+    onboarding_months: PositiveInt
+    training_months: PositiveInt
+    extending_utilisation: Fraction
+    min_peers: PositiveInt
+
+    @field_validator("default_gross_margin", "status_near_band", "extending_utilisation", mode="before")
+    @classmethod
+    def _fractions(cls, value):
+        return _float(value)
+
+    @field_validator("pipeline_stage_weights", mode="before")
+    @classmethod
+    def _weights(cls, value):
+        return {k: _float(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    def replaced(self, **changes) -> Conventions:
+        """These conventions with `changes`, checked like the file."""
+        return _typed(Conventions, {**self.model_dump(), **changes}, "conventions")
 
 
 @dataclass(frozen=True)
@@ -124,36 +133,30 @@ class Target:
     source: str = ""
 
 
-@dataclass(frozen=True)
-class Segment:
-    """A segment file: which accounts it covers and the targets it overrides."""
+class Segment(_Strict):
+    """A segment file: which accounts it covers (an accounts column mapped to the values it keeps) and the targets
+    it overrides (metric names mapped to numbers in the metric's unit)."""
 
     name: str
-    label: str
-    filter: dict[str, list[str]] = field(default_factory=dict)
-    targets: dict[str, float] = field(default_factory=dict)
+    label: str = ""
+    filter: dict[str, list[str]] = {}
+    targets: dict[str, float] = {}
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _whole_numbers_are_numbers(cls, value):
+        if isinstance(value, dict):
+            return {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
+        return value
+
+    def model_post_init(self, _context) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
 
 
 def conventions(path: Path = paths.CONVENTIONS_FILE) -> Conventions:
     """The conventions in force."""
     return _typed(Conventions, read_yaml(path), path.name)
-
-
-def targets(path: Path = paths.TARGETS_FILE) -> dict[str, Target]:
-    """Targets by metric name (checked against the registry by `check_targets`)."""
-    out = {}
-    for name, spec in read_yaml(path).items():
-        if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-            spec = {"value": spec}
-        if not isinstance(spec, dict):
-            raise ParameterError(f"{path.name}: `{name}` must be a number or a mapping with `value`.")
-        try:
-            out[name] = Target(**{k: (float(v) if k in ("value", "long_term") else v) for k, v in spec.items()})
-        except TypeError:
-            raise ParameterError(f"{path.name}: `{name}` may have only value, long_term and source.") from None
-        except ValueError:
-            raise ParameterError(f"{path.name}: `{name}` value must be a number.") from None
-    return out
 
 
 def segment_names(folder: Path = paths.SEGMENTS_DIR) -> list[str]:
@@ -182,21 +185,7 @@ def segment(name: str, folder: Path = paths.SEGMENTS_DIR) -> Segment:
 
 
 def _typed_segment(data: dict, where: str) -> Segment:
-    allowed = {"name", "label", "filter", "targets"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ParameterError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                             f"(segment files may set only {', '.join(sorted(allowed))}).")
-    if "name" not in data:
-        raise ParameterError(f"{where}: `name` is required.")
-    flt = data.get("filter") or {}
-    if not isinstance(flt, dict) or not all(isinstance(v, list) for v in flt.values()):
-        raise ParameterError(f"{where}: `filter` maps an accounts column to a list of values.")
-    tg = data.get("targets") or {}
-    if not isinstance(tg, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in tg.values()):
-        raise ParameterError(f"{where}: `targets` maps metric names to numbers.")
-    return Segment(str(data["name"]), str(data.get("label", data["name"])),
-                   {str(k): [str(x) for x in v] for k, v in flt.items()}, {k: float(v) for k, v in tg.items()})
+    return _typed(Segment, {**data, "name": str(data["name"])} if "name" in data else data, where)
 
 
 STAGES = ("early", "growth", "mature")

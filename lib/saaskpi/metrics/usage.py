@@ -140,7 +140,8 @@ def monthly_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
 
 
 @metric(label="DAU/MAU", formula="mean DAU / MAU of the month", unit="fraction", direction="higher",
-        level="core", sources=("U",), area="usage", target=0.6, needs=USAGE)
+        level="core", sources=("U",), area="usage", target=0.6, needs=USAGE,
+        long_term_target=0.8, target_source="U: B2B SaaS dashboard guide (DAU/MAU 60 % then 80 %)", tile=8)
 def dau_mau_ratio(active_users: pd.DataFrame) -> pd.DataFrame:
     """Product stickiness: the share of monthly users active on an average day."""
     a = active_users

@@ -10,17 +10,14 @@ from IPython.display import display
 from .. import charts, widgets
 from ..frames import safe_ratio
 from ..metrics import funnel as f
+from ..metrics import registry
 
-AREAS = ("funnel", "sales", "activation")
-TILES = ["signups", "unique_visitors", "visitor_to_signup_rate", "signup_to_pql_rate", "qualified_leads",
-         "time_to_pql_median_days", "pql_to_customer_rate", "lead_conversion_rate", "trial_to_paid_conversion",
-         "revenue_per_lead"]
-TRENDS = ["visitor_to_signup_rate", "signup_to_pql_rate", "pql_to_customer_rate", "lead_conversion_rate",
-          "trial_to_paid_conversion", "revenue_per_lead"]
-SALES_TILES = ["opportunities_created", "win_rate", "average_deal_size", "sales_cycle_median_days", "pipeline_value",
-               "weighted_pipeline_value", "sales_capacity_fte", "revenue_per_rep"]
-ACTIVATION_TILES = ["activation_rate", "activation_velocity", "time_to_value_days", "new_user_churn_rate",
-                    "viral_coefficient"]
+AREAS = registry.page_areas("funnel")  # registry areas this page shows: their metrics go to the snapshot's store
+TILES = registry.tiles("funnel", ("funnel",))
+SALES_TILES = registry.tiles("funnel", ("sales",))
+ACTIVATION_TILES = registry.tiles("funnel", ("activation",))
+TRENDS = registry.page_metrics("funnel", ["visitor_to_signup_rate", "signup_to_pql_rate", "pql_to_customer_rate", "lead_conversion_rate",
+          "trial_to_paid_conversion", "revenue_per_lead"])
 FUNNEL_STAGES = (f.VISITOR_SIGNUP, f.SIGNUP_PQL, f.PQL_OPP, f.OPP_WON)
 BREAKDOWN_STAGES = (f.SIGNUP_PQL, f.PQL_CUSTOMER, f.SIGNUP_CUSTOMER)
 TREND_MONTHS = 24
