@@ -68,12 +68,10 @@ def _cached(path: Path | None, compute: Callable, read: Callable[[Path], object]
             except Exception:  # noqa: BLE001 - a damaged entry is recomputed, never trusted
                 path.unlink(missing_ok=True)
         value = compute()
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         try:
-            write(value, tmp)
-            os.replace(tmp, path)
+            paths.atomic_write(path, lambda tmp: write(value, tmp))
         except OSError:
-            tmp.unlink(missing_ok=True)
+            pass
         _prune(path.parent)
         return value
 

@@ -81,7 +81,6 @@ class Conventions(_Strict):
 
     reporting_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     fx_reference: Literal["latest", "earliest"]
-    fiscal_year_start_month: Annotated[int, Field(ge=1, le=12)]
     reactivation_offsets_churn: bool
     quick_ratio_includes_reactivation: bool
     ltv_churn_window_months: PositiveInt

@@ -421,7 +421,7 @@ class Workbook:
         if ids.is_empty():
             raise ParameterError(f"where({_conditions_text(conditions)}) selects no account of {self.segment.label}.")
         label = f"{self.segment.label} · {_conditions_text(conditions)}"
-        subset = Workbook(self.all_tables, dataclasses.replace(self.segment, label=label), self.as_of, self.conventions,
+        subset = Workbook(self.all_tables, self.segment.model_copy(update={"label": label}), self.as_of, self.conventions,
                           self.targets, self.interactive, self.source_label, self.shared, self.success)
         subset.tables = _restricted(self.tables, ids)
         return subset
@@ -435,7 +435,7 @@ class Workbook:
         rows = []
         for name, m in METRICS.items():
             v = self.value(name)
-            rows.append({"metric": name, "label": m.label, "value": v.value, "unit": m.unit, "n": v.n,
+            rows.append({"metric": name, "label": m.label_in(self.conventions), "value": v.value, "unit": m.unit, "n": v.n,
                          "target": v.target, "status": v.status, "convention": self.convention_text(name)})
         return pd.DataFrame(rows)
 

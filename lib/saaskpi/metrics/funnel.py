@@ -126,12 +126,27 @@ def conversion_table(transitions: pd.DataFrame, calendar: pl.DataFrame, conventi
     grid = months[["month", "end"]].merge(present, how="cross")
     out = grid.merge(out, on=["month", *keys], how="left")
     out[["entered", "converted", "out_of_order"]] = out[["entered", "converted", "out_of_order"]].fillna(0).astype("int64")
-    out["conversion_rate"] = safe_ratio(out.converted, out.entered)
+    out["conversion_rate"] = conversion_rate(out.converted, out.entered)
     window = pd.Timedelta(days=conventions.conversion_window_days)
     out["immature"] = (out.end + window > months.end.max()) if conventions.funnel_basis == "cohort" else False
     out["basis"] = conventions.funnel_basis
     return out[["month", *keys, "entered", "converted", "conversion_rate", "median_days", "immature", "out_of_order",
                 "basis"]].sort_values(["month", *keys], kind="stable").reset_index(drop=True)
+
+
+def conversion_rate(converted, entered):
+    """Share of a stage's entrants who reached the next stage (n/a without entrants): the conversion formula of
+    every funnel metric and table, for one month or pooled over several."""
+    return safe_ratio(converted, entered)
+
+
+def pooled_conversion(funnel_table: pd.DataFrame, months: list[pd.Timestamp], stages: tuple[str, ...],
+                      by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Entrants, conversions and their conversion rate per stage (and `by` group), summed over `months`."""
+    rows = funnel_table[funnel_table.month.isin(months) & funnel_table.stage.isin(stages)]
+    out = rows.groupby([*by, "stage"], as_index=False)[["entered", "converted"]].sum()
+    out["conversion_rate"] = conversion_rate(out.converted, out.entered)
+    return out
 
 
 def _visitor_rows(tables: Tables, calendar: pl.DataFrame, journey: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
@@ -146,7 +161,7 @@ def _visitor_rows(tables: Tables, calendar: pl.DataFrame, journey: pd.DataFrame,
     out = out[out.month.isin(months.month)]
     out[["entered", "converted"]] = out[["entered", "converted"]].fillna(0).astype("int64")
     out["stage"] = VISITOR_SIGNUP
-    out["conversion_rate"] = safe_ratio(out.converted, out.entered)
+    out["conversion_rate"] = conversion_rate(out.converted, out.entered)
     out["median_days"], out["immature"], out["out_of_order"], out["basis"] = np.nan, False, 0, "period"
     return out
 
@@ -458,8 +473,24 @@ def sales_by_rep(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame, sal
     out = sales_capacity.set_index(["month", "member_id"]).join(pd.concat([created, outcome], axis=1), how="left")
     out[["created", "won", "lost"]] = out[["created", "won", "lost"]].fillna(0).astype("int64")
     out["bookings"] = out.bookings.fillna(0.0)
-    out["win_rate"] = safe_ratio(out.won, out.won + out.lost)
+    out["win_rate"] = closed_win_rate(out.won, out.lost)
     return out.reset_index()[["month", "member_id", "name", "ramp_fraction", "created", "won", "lost", "win_rate", "bookings"]]
+
+
+def closed_win_rate(won, lost):
+    """Share of closed opportunities that were won (n/a when none closed): the win-rate formula, for any grouping."""
+    return safe_ratio(won, won + lost)
+
+
+def rep_totals(sales_by_rep: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Per account executive over the months in (start, end]: created, won, lost, bookings, their win rate, and
+    the ramp fraction in `end`."""
+    recent = sales_by_rep[(sales_by_rep.month <= end) & (sales_by_rep.month > start)]
+    out = recent.groupby(["member_id", "name"], as_index=False)[["created", "won", "lost", "bookings"]].sum()
+    out["win_rate"] = closed_win_rate(out.won, out.lost)
+    now = sales_by_rep[sales_by_rep.month == end].set_index("member_id").ramp_fraction
+    out["ramp_fraction"] = out.member_id.map(now).fillna(0.0)
+    return out
 
 
 # --------------------------------------------------------------------------- activation

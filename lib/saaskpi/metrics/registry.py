@@ -61,6 +61,7 @@ class Metric:
     target_source: str = ""  # where the target comes from (an article, a benchmark)
     long_term_target: float | None = None  # the source's longer-term goal where it gives two
     tile: int | None = None  # place among its page's headline KPI tiles (None: not a headline tile)
+    window: str | None = None  # the convention (in days) whose value the label shows: "Renewals due (90 days)"
     conventions: tuple[str, ...] = ()
     needs: tuple[str, ...] = ("accounts", "subscriptions")
     proportion: bool = False  # a share of n: gets a Wilson interval
@@ -68,6 +69,10 @@ class Metric:
     settles: bool = False  # a closed month's value still moves as items open at its end close (tickets, invoices)
     tolerance: float | None = None  # a later run's value within this (absolute) is not a restatement; None: by unit
     description: str = ""
+
+    def label_in(self, conventions) -> str:
+        """The label as people read it under `conventions`: with the window it counts over, when it has one."""
+        return self.label if self.window is None else f"{self.label} ({getattr(conventions, self.window)} days)"
 
     @property
     def page(self) -> str:
@@ -135,7 +140,7 @@ class RegistryError(SaasKpiError, ValueError):
 
 def metric(*, label: str, formula: str, unit: str, direction: str, level: str, cadence: str = "monthly",
            sources: str | tuple[str, ...], area: str, target: float | None = None, target_source: str = "",
-           long_term_target: float | None = None, tile: int | None = None,
+           long_term_target: float | None = None, tile: int | None = None, window: str | None = None,
            conventions: tuple[str, ...] = (), needs: tuple[str, ...] = ("accounts", "subscriptions"),
            proportion: bool = False, sampled: bool | None = None, settles: bool = False,
            tolerance: float | None = None):
@@ -156,7 +161,7 @@ def metric(*, label: str, formula: str, unit: str, direction: str, level: str, c
         m = Metric(name=func.__name__, label=label, formula=formula, unit=unit, direction=direction, level=level,
                    cadence=cadence, sources=(sources,) if isinstance(sources, str) else tuple(sources), area=area,
                    func=func, target=target, target_source=target_source, long_term_target=long_term_target,
-                   tile=tile, conventions=tuple(conventions), needs=tuple(needs),
+                   tile=tile, window=window, conventions=tuple(conventions), needs=tuple(needs),
                    proportion=proportion, sampled=sampled, settles=settles, tolerance=tolerance,
                    description=_summary(doc))
         _check(m)
@@ -197,6 +202,8 @@ def _check(m: Metric) -> None:
         problems.append("target_source and long_term_target need a target")
     if m.tile is not None and (isinstance(m.tile, bool) or not isinstance(m.tile, int) or m.tile < 1):
         problems.append(f"tile must be a position 1, 2, ..., got {m.tile!r}")
+    if m.window is not None and m.window not in m.conventions:
+        problems.append(f"window {m.window!r} must be one of its conventions {m.conventions}")
     if m.cadence not in CADENCES:
         problems.append(f"cadence {m.cadence!r} not in {sorted(CADENCES)}")
     unknown = [s for s in m.sources if s not in SOURCES]
