@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import paths
 from .errors import ParameterError
@@ -36,16 +36,20 @@ def read_yaml(path: Path) -> dict:
 def _problem(err: dict, model: type[BaseModel]) -> str:
     """One pydantic error as a person reads it: the key, the rule it breaks and the value it has."""
     key = ".".join(str(part) for part in err["loc"])
+    top = len(err["loc"]) == 1
     if err["type"] == "extra_forbidden":
-        return f"unknown key {key} (known: {', '.join(model.model_fields)})"
+        return f"unknown key {key}" + (f" (known: {', '.join(model.model_fields)})" if top else "")
     if err["type"] == "missing":
         return f"`{key}` is missing"
-    field = model.model_fields.get(str(err["loc"][0]))
-    kind = getattr(field.annotation, "__name__", str(field.annotation)) if field else ""
-    if err["type"] in ("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "bool_type",
-                       "bool_parsing", "string_type", "dict_type", "list_type"):
+    if err["type"] == "value_error":  # a rule of ours: its message says it all
+        text = err["msg"].removeprefix("Value error, ")
+        return f"`{key}` {text}, got {err['input']!r}" if key else text
+    field = model.model_fields.get(str(err["loc"][0])) if top else None
+    kind = getattr(field.annotation, "__name__", None) if field else None
+    if kind and err["type"] in ("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing",
+                                "bool_type", "bool_parsing", "string_type", "dict_type", "list_type"):
         return f"`{key}` must be {kind}, got {err['input']!r}"
-    return f"`{key}` {err['msg'][0].lower()}{err['msg'][1:]}, got {err['input']!r}"
+    return f"`{key}`: {err['msg'][0].lower()}{err['msg'][1:]}, got {err['input']!r}"
 
 
 def _typed(model: type[M], data: dict, where: str) -> M:
@@ -54,7 +58,8 @@ def _typed(model: type[M], data: dict, where: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        problems = [_problem(e, model) for e in err.errors(include_url=False)]
+        errors = sorted(err.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")  # misspelt first
+        problems = [_problem(e, model) for e in errors]
         raise ParameterError(f"{where}: " + "; ".join(problems) + ".") from None
 
 
@@ -190,44 +195,35 @@ def _typed_segment(data: dict, where: str) -> Segment:
 STAGES = ("early", "growth", "mature")
 
 
-@dataclass(frozen=True)
-class Executive:
-    """The executive summary's choices: north star, top-7 groups and the KPIs that lead each business stage."""
+class _Stages(_Strict):
+    early: list[str]
+    growth: list[str]
+    mature: list[str]
+
+
+class Executive(_Strict):
+    """The executive summary's choices (parameters/executive.yaml): north star, top-7 groups of metrics and the
+    metrics that lead each business stage."""
 
     north_star: str
-    business_stage: str
+    business_stage: Literal["early", "growth", "mature"]
     top7: dict[str, list[str]]
-    stages: dict[str, list[str]]
+    stages: _Stages
 
     def leading(self, stage: str = "") -> list[str]:
         """The metrics that lead the page at `stage` (default: business_stage)."""
         stage = stage or self.business_stage
         if stage not in STAGES:
             raise ParameterError(f"business_stage must be one of {', '.join(STAGES)}, got {stage!r}.")
-        return self.stages[stage]
+        return getattr(self.stages, stage)
 
 
 def executive(path: Path = paths.EXECUTIVE_FILE, known: set[str] | None = None) -> Executive:
     """The executive summary's parameters; unknown keys, stages or metric names (when `known` is given) are errors."""
-    data = read_yaml(path)
-    allowed = {"north_star", "business_stage", "top7", "stages"}
-    unknown = sorted(set(data) - allowed)
-    missing = sorted(allowed - set(data))
-    if unknown or missing:
-        raise ParameterError(f"{path.name}: " + "; ".join(
-            ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else []))
-            + f" (expected {', '.join(sorted(allowed))}).")
-    groups = {"top7": data["top7"], "stages": data["stages"]}
-    for key, value in groups.items():
-        if not isinstance(value, dict) or not all(isinstance(v, list) and all(isinstance(x, str) for x in v)
-                                                  for v in value.values()):
-            raise ParameterError(f"{path.name}: `{key}` maps names to lists of metric names.")
-    if set(data["stages"]) != set(STAGES):
-        raise ParameterError(f"{path.name}: `stages` must list exactly {', '.join(STAGES)}.")
-    ex = Executive(str(data["north_star"]), str(data["business_stage"]), dict(data["top7"]), dict(data["stages"]))
-    ex.leading()  # checks business_stage
+    ex = _typed(Executive, read_yaml(path), path.name)
     if known is not None:
-        names = {ex.north_star, *(m for v in ex.top7.values() for m in v), *(m for v in ex.stages.values() for m in v)}
+        names = {ex.north_star, *(m for v in ex.top7.values() for m in v),
+                 *(m for stage in STAGES for m in ex.leading(stage))}
         bad = sorted(names - known)
         if bad:
             raise ParameterError(f"{path.name} names unknown metric(s) {', '.join(bad)}; see docs/metrics.md for the names.")
@@ -295,48 +291,87 @@ class SuccessSettings:
         return float(self.csm_capacity.get(segment, self.csm_capacity["default"]))
 
 
-def _mapping(data: dict, key: str, where: str, kind=(int, float), positive: bool = True) -> dict:
-    value = data.get(key)
-    ok = isinstance(value, dict) and value and all(
-        isinstance(v, kind) and not isinstance(v, bool) and (v > 0 if positive else v >= 0) for v in value.values())
-    if not ok:
-        raise ParameterError(f"{where}: `{key}` must map names to {'positive ' if positive else ''}numbers, got {value!r}.")
-    return {str(k): v for k, v in value.items()}
+PositiveNumber = Annotated[float, Field(gt=0), BeforeValidator(_float)]
 
 
-def _exact_keys(data: dict, allowed: set[str], where: str, required: set[str] | None = None) -> None:
-    unknown = sorted(set(data) - allowed)
-    missing = sorted((allowed if required is None else required) - set(data))
-    if unknown or missing:
-        raise ParameterError(f"{where}: " + "; ".join(
-            ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else []))
-            + f" (expected {', '.join(sorted(allowed))}).")
+class _AdoptionDays(_Strict):
+    early: PositiveInt
+    mature: PositiveInt
+
+
+class _SlaHours(_Strict):
+    low: PositiveNumber
+    normal: PositiveNumber
+    high: PositiveNumber
+    urgent: PositiveNumber
+
+
+class CustomerSuccessFile(_Strict):
+    """parameters/customer_success.yaml (each key is documented in the file)."""
+
+    window_days: PositiveInt
+    sticky_features: Annotated[dict[str, PositiveNumber], Field(min_length=1)]
+    adoption_days: _AdoptionDays
+    sla_hours: _SlaHours
+    csm_capacity: dict[str, PositiveNumber]
+    forecast_history_months: PositiveInt
+
+    @field_validator("csm_capacity")
+    @classmethod
+    def _has_default(cls, value: dict) -> dict:
+        if "default" not in value:
+            raise ValueError("needs a `default` entry for segments it does not name")
+        return value
+
+
+class _Component(_Strict):
+    measure: Literal[HEALTH_MEASURES]  # type: ignore[valid-type]
+    worst: Annotated[float, BeforeValidator(_float)]
+    best: Annotated[float, BeforeValidator(_float)]
+    weight: Annotated[float, Field(ge=0), BeforeValidator(_float)]
+
+    @model_validator(mode="after")
+    def _worst_is_not_best(self):
+        if self.worst == self.best:
+            raise ValueError(f"worst and best must differ, both are {self.worst:g}")
+        return self
+
+
+class _Bands(_Strict):
+    red: Annotated[int, Field(ge=0)]
+    yellow: Annotated[int, Field(lt=100)]
+
+    @model_validator(mode="after")
+    def _red_below_yellow(self):
+        if not self.red < self.yellow:
+            raise ValueError(f"bands need whole numbers 0 <= red < yellow < 100, got red={self.red}, yellow={self.yellow}")
+        return self
+
+
+class _SegmentHealth(_Strict):
+    components: dict[str, dict[str, Any]] = {}
+    bands: dict[str, Any] = {}
+
+
+class HealthScoreFile(_Strict):
+    """parameters/health_score.yaml (each key is documented in the file)."""
+
+    components: Annotated[dict[str, dict[str, Any]], Field(min_length=1)]
+    bands: dict[str, Any]
+    falling_points: PositiveNumber = 10.0
+    falling_months: PositiveInt = 3
+    segments: dict[str, _SegmentHealth] = {}
 
 
 def _health_model(components: dict, bands: dict, where: str) -> HealthModel:
-    out = []
-    for name, spec in components.items():
-        here = f"{where} component `{name}`"
-        if not isinstance(spec, dict):
-            raise ParameterError(f"{here} must be a mapping of measure, worst, best, weight.")
-        _exact_keys(spec, {"measure", "worst", "best", "weight"}, here)
-        if spec["measure"] not in HEALTH_MEASURES:
-            raise ParameterError(f"{here}: unknown measure {spec['measure']!r} (known: {', '.join(HEALTH_MEASURES)}).")
-        nums = {k: spec[k] for k in ("worst", "best", "weight")}
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in nums.values()):
-            raise ParameterError(f"{here}: worst, best and weight must be numbers, got {nums}.")
-        if spec["worst"] == spec["best"] or spec["weight"] < 0:
-            raise ParameterError(f"{here}: worst and best must differ and weight must be 0 or more.")
-        out.append(HealthComponent(str(name), spec["measure"], float(spec["worst"]), float(spec["best"]),
-                                   float(spec["weight"])))
+    out = [HealthComponent(str(name), c.measure, c.worst, c.best, c.weight) for name, c in
+           ((name, _typed(_Component, spec if isinstance(spec, dict) else {}, f"{where} component `{name}`"))
+            for name, spec in components.items())]
     total = sum(c.weight for c in out)
     if abs(total - 100) > 1e-9:
         raise ParameterError(f"{where}: component weights must add up to 100, they add up to {total:g}.")
-    _exact_keys(bands, {"red", "yellow"}, f"{where} bands")
-    red, yellow = bands["red"], bands["yellow"]
-    if not (isinstance(red, int) and isinstance(yellow, int) and 0 <= red < yellow < 100):
-        raise ParameterError(f"{where}: bands need whole numbers 0 <= red < yellow < 100, got red={red!r}, yellow={yellow!r}.")
-    return HealthModel(tuple(out), red, yellow)
+    b = _typed(_Bands, bands, f"{where} bands")
+    return HealthModel(tuple(out), b.red, b.yellow)
 
 
 def success_settings(cs_path: Path = paths.CUSTOMER_SUCCESS_FILE,
@@ -348,51 +383,19 @@ def success_settings(cs_path: Path = paths.CUSTOMER_SUCCESS_FILE,
 
 @lru_cache(maxsize=4)
 def _success_settings(cs_path: Path, _cs_mtime: int, health_path: Path, _health_mtime: int) -> SuccessSettings:
-    cs, hs = read_yaml(cs_path), read_yaml(health_path)
-    w = cs_path.name
-    _exact_keys(cs, {"window_days", "sticky_features", "adoption_days", "sla_hours", "csm_capacity",
-                     "forecast_history_months"}, w)
-    for key in ("window_days", "forecast_history_months"):
-        if isinstance(cs[key], bool) or not isinstance(cs[key], int) or cs[key] <= 0:
-            raise ParameterError(f"{w}: `{key}` must be a positive whole number, got {cs[key]!r}.")
-    adoption = _mapping(cs, "adoption_days", w, int)
-    if set(adoption) != {"early", "mature"}:
-        raise ParameterError(f"{w}: `adoption_days` must set early and mature, got {sorted(adoption)}.")
-    capacity = _mapping(cs, "csm_capacity", w)
-    if "default" not in capacity:
-        raise ParameterError(f"{w}: `csm_capacity` needs a `default` entry for segments it does not name.")
-    sla = _mapping(cs, "sla_hours", w)
-    priorities = {"low", "normal", "high", "urgent"}
-    if set(sla) != priorities:
-        raise ParameterError(f"{w}: `sla_hours` must set every priority ({', '.join(sorted(priorities))}), got {sorted(sla)}.")
+    cs = _typed(CustomerSuccessFile, read_yaml(cs_path), cs_path.name)
     h = health_path.name
-    _exact_keys(hs, {"components", "bands", "falling_points", "falling_months", "segments"}, h,
-                required={"components", "bands"})
-    if not isinstance(hs["components"], dict) or not hs["components"]:
-        raise ParameterError(f"{h}: `components` maps component names to measure, worst, best, weight.")
-    if not isinstance(hs["bands"], dict):
-        raise ParameterError(f"{h}: `bands` must set red and yellow.")
-    base = _health_model(hs["components"], hs["bands"], h)
-    overrides = hs.get("segments") or {}
-    if not isinstance(overrides, dict):
-        raise ParameterError(f"{h}: `segments` maps segment names to component and band overrides.")
+    hs = _typed(HealthScoreFile, read_yaml(health_path), h)
+    base = _health_model(hs.components, hs.bands, h)
     by_segment = {}
-    for seg, spec in overrides.items():
+    for seg, spec in hs.segments.items():
         where = f"{h} segment `{seg}`"
-        if not isinstance(spec, dict):
-            raise ParameterError(f"{where} must be a mapping with components and/or bands.")
-        _exact_keys(spec, {"components", "bands"}, where, required=set())
-        comps = {name: dict(c) for name, c in hs["components"].items()}
-        for name, change in (spec.get("components") or {}).items():
+        comps = {name: dict(c) for name, c in hs.components.items()}
+        for name, change in spec.components.items():
             if name not in comps:
                 raise ParameterError(f"{where}: unknown component {name!r} (known: {', '.join(comps)}).")
-            if not isinstance(change, dict):
-                raise ParameterError(f"{where}: component `{name}` must be a mapping.")
             comps[name].update(change)
-        by_segment[str(seg)] = _health_model(comps, {**hs["bands"], **(spec.get("bands") or {})}, where)
-    falling_points, falling_months = hs.get("falling_points", 10), hs.get("falling_months", 3)
-    if isinstance(falling_months, bool) or not isinstance(falling_months, int) or falling_months <= 0 \
-            or not isinstance(falling_points, (int, float)) or falling_points <= 0:
-        raise ParameterError(f"{h}: `falling_points` must be a positive number and `falling_months` a positive whole number.")
-    return SuccessSettings(cs["window_days"], _mapping(cs, "sticky_features", w), adoption, sla, capacity,
-                           cs["forecast_history_months"], base, by_segment, float(falling_points), falling_months)
+        by_segment[str(seg)] = _health_model(comps, {**hs.bands, **spec.bands}, where)
+    return SuccessSettings(cs.window_days, dict(cs.sticky_features), cs.adoption_days.model_dump(),
+                           cs.sla_hours.model_dump(), dict(cs.csm_capacity), cs.forecast_history_months, base,
+                           by_segment, hs.falling_points, hs.falling_months)
