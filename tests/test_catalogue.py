@@ -69,6 +69,14 @@ def test_a_targets_file_beside_the_declarations_is_an_error(tmp_path, monkeypatc
         metrics._segment_targets()
 
 
+def test_an_unknown_page_is_an_error(monkeypatch):
+    with pytest.raises(RegistryError, match="unknown page 'retention'"):
+        registry.tiles("retention")
+    monkeypatch.setitem(registry.AREAS, "billing", "billing_page")  # an area filed under a page that does not exist
+    with pytest.raises(RegistryError, match=r"AREAS name unknown page\(s\) \['billing_page'\]"):
+        validate_registry(CONVENTIONS)
+
+
 def test_every_area_has_a_page_and_every_page_a_module():
     assert set(AREAS.values()) == set(PAGES)
     for page in PAGES:
