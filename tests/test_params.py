@@ -80,3 +80,30 @@ def test_target_status_by_direction():
     assert target_status(1.05, 1.0, "higher") == "on"
     assert target_status(0.95, 1.0, "higher") == "near"
     assert target_status(float("nan"), 1.0, "higher") == "n/a"
+
+
+def test_every_convention_problem_at_once_with_key_rule_and_value(tmp_path):
+    f = tmp_path / "conventions.yaml"
+    f.write_text(paths_text().replace("funnel_basis: cohort", "funnel_basis: weekly")
+                 .replace("status_near_band: 0.1", "status_near_band: 2")
+                 .replace("reporting_currency: USD", "reporting_currency: usd"))
+    with pytest.raises(ParameterError) as err:
+        params.conventions(f)
+    text = str(err.value)
+    assert text.startswith("conventions.yaml: ")
+    assert "`funnel_basis`: input should be 'cohort' or 'period', got 'weekly'" in text
+    assert "`status_near_band`: input should be less than or equal to 1, got 2.0" in text
+    assert "`reporting_currency`: string should match pattern '^[A-Z]{3}$', got 'usd'" in text
+
+
+def test_a_convention_left_out_is_named(tmp_path):
+    f = tmp_path / "conventions.yaml"
+    f.write_text(paths_text().replace("min_peers: 5", ""))  # the values live only in the file: no silent default
+    with pytest.raises(ParameterError, match="conventions.yaml: `min_peers` is missing."):
+        params.conventions(f)
+
+
+def paths_text() -> str:
+    from saaskpi import paths
+
+    return paths.CONVENTIONS_FILE.read_text(encoding="utf-8")

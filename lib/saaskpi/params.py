@@ -59,7 +59,13 @@ def _typed(model: type[M], data: dict, where: str) -> M:
         return model.model_validate(data)
     except ValidationError as err:
         errors = sorted(err.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")  # misspelt first
-        problems = [_problem(e, model) for e in errors]
+        missing = [".".join(str(p) for p in e["loc"]) for e in errors if e["type"] == "missing"]
+        problems = [_problem(e, model) for e in errors if e["type"] != "missing"]
+        if len(missing) > 1:
+            problems.insert(len([e for e in errors if e["type"] == "extra_forbidden"]),
+                            f"missing keys {', '.join(missing)}")
+        elif missing:
+            problems.insert(len([e for e in errors if e["type"] == "extra_forbidden"]), f"`{missing[0]}` is missing")
         raise ParameterError(f"{where}: " + "; ".join(problems) + ".") from None
 
 
