@@ -39,10 +39,12 @@ def test_stage_selects_what_leads(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (("north_star: net_revenue_retention", "north_star: nrr"), "unknown metric\\(s\\) nrr"),
-    (("business_stage: early", "business_stage: late"), "got 'late'"),
-    (("top7:", "top_7:"), "unknown key\\(s\\) top_7; missing top7"),
-    (("  mature: [gross_margin]\n", ""), "`stages` must list exactly early, growth, mature"),
-    (("  Churn: [customer_churn_rate]", "  Churn: customer_churn_rate"), "`top7` maps names to lists"),
+    (("business_stage: early", "business_stage: late"), "`business_stage`: input should be 'early', 'growth' or "
+     "'mature', got 'late'"),
+    (("top7:", "top_7:"), "unknown key top_7 .known: north_star, business_stage, top7, stages.; `top7` is missing"),
+    (("  mature: [gross_margin]\n", ""), "`stages.mature` is missing"),
+    (("  Churn: [customer_churn_rate]", "  Churn: customer_churn_rate"),
+     "`top7.Churn`: input should be a valid list, got 'customer_churn_rate'"),
 ])
 def test_bad_parameters_are_clear_errors(tmp_path, change, message):
     with pytest.raises(ParameterError, match=message):

@@ -14,7 +14,6 @@ def test_shipped_parameters_load():
     assert c.reporting_currency == "USD" and c.reactivation_offsets_churn is True
     assert params.segment_names()[0] == "all"
     assert {"all", "smb", "mid_market", "enterprise"} <= set(params.segment_names())
-    assert params.targets()["net_mrr_churn_rate"].value == 0.02
 
 
 def test_misspelt_convention_key(tmp_path):
@@ -56,13 +55,7 @@ def test_segment_selecting_no_accounts(revenue_source, tmp_path, monkeypatch):
         open_workbook(str(revenue_source), "ghost", "2024-05", interactive=False)
 
 
-def test_unknown_metric_in_targets(revenue_source, tmp_path, monkeypatch):
-    (tmp_path / "targets.yaml").write_text("net_mrr_churn_rate: 0.02\nnet_mrr_chrun_rate: 0.01\n")
-    shipped = params.targets
-    monkeypatch.setattr(params, "targets", lambda: shipped(tmp_path / "targets.yaml"))
-    with pytest.raises(ParameterError, match="targets.yaml names unknown metric.s. net_mrr_chrun_rate; see docs/metrics.md"):
-        open_workbook(str(revenue_source), "all", "2024-05", interactive=False)
-    monkeypatch.setattr(params, "targets", shipped)
+def test_unknown_metric_in_segment_targets(revenue_source, tmp_path, monkeypatch):
     extra_segment_file(monkeypatch, tmp_path, "smb2", "name: smb2\nfilter: {segment: [smb]}\ntargets: {mrr_growht: 0.1}\n")
     with pytest.raises(ParameterError, match="segments/smb2.yaml names unknown metric.s. mrr_growht"):
         open_workbook(str(revenue_source), "smb2", "2024-05", interactive=False)
@@ -87,3 +80,30 @@ def test_target_status_by_direction():
     assert target_status(1.05, 1.0, "higher") == "on"
     assert target_status(0.95, 1.0, "higher") == "near"
     assert target_status(float("nan"), 1.0, "higher") == "n/a"
+
+
+def test_every_convention_problem_at_once_with_key_rule_and_value(tmp_path):
+    f = tmp_path / "conventions.yaml"
+    f.write_text(paths_text().replace("funnel_basis: cohort", "funnel_basis: weekly")
+                 .replace("status_near_band: 0.1", "status_near_band: 2")
+                 .replace("reporting_currency: USD", "reporting_currency: usd"))
+    with pytest.raises(ParameterError) as err:
+        params.conventions(f)
+    text = str(err.value)
+    assert text.startswith("conventions.yaml: ")
+    assert "`funnel_basis`: input should be 'cohort' or 'period', got 'weekly'" in text
+    assert "`status_near_band`: input should be less than or equal to 1, got 2.0" in text
+    assert "`reporting_currency`: string should match pattern '^[A-Z]{3}$', got 'usd'" in text
+
+
+def test_a_convention_left_out_is_named(tmp_path):
+    f = tmp_path / "conventions.yaml"
+    f.write_text(paths_text().replace("min_peers: 5", ""))  # the values live only in the file: no silent default
+    with pytest.raises(ParameterError, match="conventions.yaml: `min_peers` is missing."):
+        params.conventions(f)
+
+
+def paths_text() -> str:
+    from saaskpi import paths
+
+    return paths.CONVENTIONS_FILE.read_text(encoding="utf-8")

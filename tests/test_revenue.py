@@ -88,6 +88,18 @@ def test_simple_ltv_uses_trailing_average_churn(revenue_source):
     assert wb.value("customer_lifetime_value").value == pytest.approx(1344)
 
 
+def test_simple_ltv_churn_window_without_the_current_month(revenue_source):
+    wb = open_workbook(str(revenue_source), "all", "2024-05", interactive=False).with_conventions(
+        ltv_churn_window_months=3, ltv_churn_window_includes_current=False)
+    # ChartMogul's trailing average leaves May out: churn Feb 1/4 (A2), Mar 0/4, Apr 1/4 (A3) -> mean 1/6;
+    # ARPA of May 140 x margin 0.8 = 112 -> 112 / (1/6) = 672
+    assert wb.value("customer_lifetime_value").value == pytest.approx(672)
+    # its n: accounts paying at the start of Feb, Mar and Apr, 4 + 4 + 4 = 12 account-months
+    assert wb.value("customer_lifetime_value").n == 12
+    # April's value needs Jan-Mar, and January has no month before it: n/a
+    assert math.isnan(at(wb.series("customer_lifetime_value"), "2024-04"))
+
+
 def test_simple_ltv_is_na_without_churn(tmp_path):
     src = write_source(tmp_path / "s", {
         # Z, created on Sep 30 without a subscription, marks the end of the data: September is complete

@@ -25,7 +25,7 @@ import pytest
 from conftest import REVENUE_TABLES, page_html, write_source
 from saaskpi.errors import MissingTablesError
 from saaskpi.metrics import unit_economics as ue
-from saaskpi.params import Conventions
+from saaskpi.params import conventions
 from saaskpi.workbook import month_calendar, open_workbook
 
 SPEND = """
@@ -203,7 +203,7 @@ def test_magic_number_and_burn_multiple_from_literal_frames():
         rows += [(m, m, "marketing", 60.0), (m, m, "sales", 40.0), (m, m, "cogs", 20.0), (m, m, "rnd", 200.0),
                  (m, m, "g_and_a", 30.0)]
     spend = pd.DataFrame(rows, columns=["month", "spend_month", "category", "amount"]).assign(segment="smb", channel=None)
-    magic = ue.magic_number(calendar, Conventions(), spend, mrr).set_index("month").value
+    magic = ue.magic_number(calendar, conventions(), spend, mrr).set_index("month").value
     # Jun: net new ARR 12 x (250 - 100 [Mar]) = 1800 over S&M of Jan-Mar 3 x 100 = 300 -> 6.0; before Jun: n/a
     assert magic[months[5]] == pytest.approx(6.0) and magic[:5].isna().all()
     burn = ue.burn_multiple(calendar, spend, mrr).set_index("month").value

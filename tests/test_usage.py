@@ -65,6 +65,15 @@ def test_user_lifecycle(wb):
     assert life.loc["2024-03", ["new", "returning", "resurrecting", "dormant"]].tolist() == [0, 0, 1, 2]
 
 
+def test_user_lifecycle_dormant_after_two_months(wb):
+    life = wb.with_conventions(dormant_after_months=2).table("user_lifecycle")
+    life = life.set_index(life.month.dt.strftime("%Y-%m"))
+    # u2 is active in Jan and Mar: one month away is not dormant, so in March u2 is returning, not resurrecting.
+    # Nobody is inactive for two whole months by March (u1 last active Feb, u3 Feb): no one has gone dormant.
+    assert life.loc["2024-02", ["new", "returning", "resurrecting", "dormant"]].tolist() == [1, 1, 0, 0]
+    assert life.loc["2024-03", ["new", "returning", "resurrecting", "dormant"]].tolist() == [0, 1, 0, 0]
+
+
 def test_usage_metrics_are_na_without_events(revenue_wb):
     v = revenue_wb.value("dau_mau_ratio")
     assert v.status == "n/a" and "usage_events" in v.note

@@ -106,12 +106,10 @@ def _cached(path: Path | None, compute: Callable, read: Callable[[Path], object]
         value = compute()
         if log is not None:
             _record(log, path.name)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         try:
-            write(value, tmp)
-            os.replace(tmp, path)
+            paths.atomic_write(path, lambda tmp: write(value, tmp))
         except Exception:  # noqa: BLE001 - a value that cannot be stored (a full disk, a type Parquet lacks) is returned unstored
-            tmp.unlink(missing_ok=True)
+            pass
         _prune_now_and_then(path.parent)
         return value
 

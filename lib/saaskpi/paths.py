@@ -3,7 +3,10 @@ files are written (atomically: readers see the old file or the new one, never ha
 from __future__ import annotations
 
 import os
+import shutil
+import threading
 from pathlib import Path
+from collections.abc import Callable
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent.parent
@@ -12,7 +15,6 @@ DEMO_DIR = DATA_DIR / "demo"
 PARAMETERS_DIR = ROOT / "parameters"
 SEGMENTS_DIR = PARAMETERS_DIR / "segments"
 CONVENTIONS_FILE = PARAMETERS_DIR / "conventions.yaml"
-TARGETS_FILE = PARAMETERS_DIR / "targets.yaml"
 EXECUTIVE_FILE = PARAMETERS_DIR / "executive.yaml"
 CUSTOMER_SUCCESS_FILE = PARAMETERS_DIR / "customer_success.yaml"
 HEALTH_SCORE_FILE = PARAMETERS_DIR / "health_score.yaml"
@@ -30,8 +32,27 @@ def resolve(path: str | Path) -> Path:
     return p if p.is_absolute() else ROOT / p
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write `data` to a hidden file beside `path`, then rename it over `path` (atomic on one filesystem)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
-    os.replace(tmp, path)
+def atomic_write(path: Path, data: str | bytes | Callable[[Path], object]) -> None:
+    """Write `data` (text, bytes, or a function that writes a file at the path it is given) to a hidden file
+    beside `path`, then rename it over `path` (atomic on one filesystem): readers see the old file or the new
+    one, never half of one. The hidden name is this process's and thread's own; it is removed on failure."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        if callable(data):
+            data(tmp)
+        else:
+            tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def replace_folder(staged: Path, out: Path) -> None:
+    """Put the complete folder `staged` where `out` is: `out` renamed aside, `staged` renamed in, the old one
+    removed (a reader sees the old folder or the new one)."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(staged, out)
+    if old.exists():
+        shutil.rmtree(old)

@@ -160,7 +160,7 @@ def metric_records(wb, notebook: str, run: RunInfo) -> list[dict]:
         immature = series["immature"] if "immature" in series else [False] * len(series)
         for month, value, n, young in zip(series.month, series.value, series.n, immature):
             rows.append({"snapshot": run.month, "month": month_label(month), "segment": wb.segment.name,
-                         "notebook": notebook, "metric": name, "label": m.label,
+                         "notebook": notebook, "metric": name, "label": m.label_in(wb.conventions),
                          "value": None if pd.isna(value) else float(value), "unit": m.unit, "n": float(n),
                          "target": target, "immature": bool(young),
                          "status": target_status(value, target, m.direction, wb.conventions.status_near_band,
@@ -450,9 +450,7 @@ def append_rows(store: Path, records: list[dict]) -> pd.DataFrame:
         new = pd.DataFrame(records, columns=METRIC_COLUMNS)
         if store.exists():
             new = pd.concat([pd.read_parquet(store), new], ignore_index=True)
-        tmp = store.with_name(f".{store.name}.tmp")
-        new.to_parquet(tmp, index=False)
-        os.replace(tmp, store)
+        paths.atomic_write(store, lambda tmp: new.to_parquet(tmp, index=False))
     return new
 
 

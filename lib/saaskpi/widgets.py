@@ -39,7 +39,7 @@ def metric_trend(wb, name: str, months: int = 24) -> alt.Chart:
     """Metric `name` over its last `months` months with its targets dashed and small samples flagged."""
     m = METRICS[name]
     target = wb.targets.get(name)
-    return charts.trend(wb.series(name).tail(months), m.label, m.unit, wb.target(name),
+    return charts.trend(wb.series(name).tail(months), m.label_in(wb.conventions), m.unit, wb.target(name),
                         wb.conventions.low_n_threshold if m.estimate else None, target.long_term if target else None)
 
 
@@ -99,7 +99,7 @@ def tile_html(wb, name: str, big: bool = False, north_star: bool = False) -> str
     v = wb.value(name)
     cur = wb.conventions.reporting_currency
     colour = theme.STATUS[v.status]
-    lines = [f'<div class="kpi-label">{html.escape(m.label)}</div>',
+    lines = [f'<div class="kpi-label">{html.escape(m.label_in(wb.conventions))}</div>',
              f'<div class="kpi-value">{fmt.value(v.value, m.unit, cur)}</div>']
     if v.note:
         lines.append(f'<div class="kpi-note">{html.escape(v.note)}</div>')

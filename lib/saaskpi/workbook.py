@@ -18,7 +18,7 @@ import polars as pl
 from . import cache, params, theme  # noqa: F401  (theme: every chart drawn after open_workbook has the workbook's look)
 from .errors import MissingTablesError, ParameterError, SaasKpiError
 from .frames import key_of, lookup, month_label, month_of
-from .metrics import METRICS, TABLE_FUNCS
+from .metrics import METRICS, TABLE_FUNCS, registry
 from .params import Conventions, Segment, Target
 from .sources import Engine, Tables, open_source, shown, validated_tables
 from .stats import target_status, wilson_interval
@@ -239,7 +239,7 @@ class Workbook:
 
     def with_conventions(self, **changes) -> "Workbook":
         """The same workbook under other conventions (nothing cached is reused)."""
-        conv = dataclasses.replace(self.conventions, **changes)
+        conv = self.conventions.replaced(**changes)
         return Workbook(self.all_tables, self.segment, self.as_of, conv, self.targets, self.interactive, self.source_label,
                         self.shared, self.success)
 
@@ -347,7 +347,7 @@ class Workbook:
         return s[s.month <= self.month].reset_index(drop=True)
 
     def target(self, name: str) -> float | None:
-        """Target of metric `name`: segment override, then targets.yaml, then the registry default."""
+        """Target of metric `name`: the segment file's override, else the one its metric declares."""
         if name in self.segment.targets:
             return self.segment.targets[name]
         if name in self.targets:
@@ -445,7 +445,7 @@ class Workbook:
         if ids.is_empty():
             raise ParameterError(f"where({_conditions_text(conditions)}) selects no account of {self.segment.label}.")
         label = f"{self.segment.label} · {_conditions_text(conditions)}"
-        subset = Workbook(self.all_tables, dataclasses.replace(self.segment, label=label), self.as_of, self.conventions,
+        subset = Workbook(self.all_tables, self.segment.model_copy(update={"label": label}), self.as_of, self.conventions,
                           self.targets, self.interactive, self.source_label, self.shared, self.success, stored=False)
         subset.tables = _restricted(self.tables, ids)
         return subset
@@ -459,7 +459,7 @@ class Workbook:
         rows = []
         for name, m in METRICS.items():
             v = self.value(name)
-            rows.append({"metric": name, "label": m.label, "value": v.value, "unit": m.unit, "n": v.n,
+            rows.append({"metric": name, "label": m.label_in(self.conventions), "value": v.value, "unit": m.unit, "n": v.n,
                          "target": v.target, "status": v.status, "convention": self.convention_text(name)})
         return pd.DataFrame(rows)
 
@@ -490,12 +490,12 @@ def open_workbook(source: str = "data/demo", segment: str = "all", as_of: str = 
 
 def _open(source: str, segment: str, as_of: str, interactive: bool, engine: str) -> Workbook:
     conventions = params.conventions()
-    targets = params.targets()
+    targets = registry.targets()
     seg = params.segment(segment)
-    for where, names in (("targets.yaml", targets), (f"segments/{seg.name}.yaml", seg.targets)):
-        unknown = sorted(set(names) - set(METRICS))
-        if unknown:
-            raise ParameterError(f"{where} names unknown metric(s) {', '.join(unknown)}; see docs/metrics.md for the names.")
+    unknown = sorted(set(seg.targets) - set(METRICS))
+    if unknown:
+        raise ParameterError(f"segments/{seg.name}.yaml names unknown metric(s) {', '.join(unknown)}; "
+                             "see docs/metrics.md for the names.")
     tables = load_tables(source, conventions, engine)
     if as_of:
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", as_of):

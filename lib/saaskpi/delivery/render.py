@@ -46,7 +46,7 @@ KPI_TABLE = _jinja.from_string("""
 EMAIL = _jinja.from_string("""<!doctype html><html><body style="font-family:{{ font }};color:{{ ink }};max-width:760px">
 <h1 style="font-size:21px">{{ summary.title }}</h1>
 <p style="color:{{ muted }}">North-star and core KPIs of each segment's latest run; change against the previous
-month, status against each metric's target (parameters/targets.yaml).{% if link %} The reports:
+month, status against each metric's target.{% if link %} The reports:
 <a href="{{ link }}">{{ link }}</a>.{% endif %}{% if attached %} The executive summary is attached as PDF.{% endif %}</p>
 {{ table }}
 <p style="color:{{ muted }};font-size:11px;margin-top:24px">Run(s) {{ summary.run_ids | join(', ') }}.</p>

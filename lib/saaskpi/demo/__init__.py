@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from .. import paths
 from .activity import EVENT_SCHEMA, funnel_frames, invoices_frame, spend_frame, success_frames, usage_batches, users_frame
 from .company import (account_lives, accounts_frame, fx_rates, period_months, simulate_subscriptions,
                       subscriptions_frame, team)
@@ -107,11 +108,7 @@ def generate(out_dir: Path | str, *, scale: str | DemoScale = "default", seed: i
         steps.update()
         truth = ground_truth(sc, seed, {**{k: len(v) for k, v in tables.items()}, "usage_events": events}, lives)
         (tmp / "ground_truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        old = out_dir.with_name(out_dir.name + ".old")
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        paths.replace_folder(tmp, out_dir)
         steps.update()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

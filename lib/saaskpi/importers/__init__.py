@@ -196,14 +196,7 @@ def _validate_staged(folder: Path, source: str) -> None:
                           if fx else "") from None
 
 
-def replace_folder(staged: Path, out: Path) -> None:
-    """Put `staged` where `out` is: `out` is renamed aside, `staged` renamed in, the old one removed."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(staged, out)
-    if old.exists():
-        shutil.rmtree(old)
+replace_folder = paths.replace_folder
 
 
 def run_import(importer: Importer, args: argparse.Namespace, progress: bool = False) -> dict:

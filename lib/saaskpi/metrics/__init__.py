@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from .. import paths
+from .. import params, paths
 from ..params import Conventions
 from . import accounts, cohorts, cs_load, funnel, health, lifecycle, revenue, success, unit_economics, usage  # noqa: F401  (registration)
 from .registry import METRICS, TABLE_FUNCS, Metric, RegistryError, TableSpec, metric, table, validate_registry
@@ -41,6 +41,17 @@ def _load_own_metrics(folder: Path) -> list[str]:
 
 OWN_METRICS_DIR = Path(os.environ.get("SAASKPI_METRICS_DIR") or paths.PARAMETERS_DIR / "metrics")
 _load_own_metrics(OWN_METRICS_DIR)
-validate_registry({f for f in Conventions.__dataclass_fields__})
+
+
+def _segment_targets() -> dict[str, set[str]]:
+    """The metric names each segment file sets a target for; a targets.yaml beside them is an error (a target is
+    declared on its metric; segment files override it)."""
+    if (paths.PARAMETERS_DIR / "targets.yaml").exists():
+        raise RegistryError(f"{paths.PARAMETERS_DIR / 'targets.yaml'}: targets are declared once, on their metric "
+                            "(docs/metrics.md); override them per segment in parameters/segments/*.yaml")
+    return {f"segments/{name}.yaml": set(params.segment(name).targets) for name in params.segment_names()}
+
+
+validate_registry(set(Conventions.model_fields), _segment_targets())
 
 __all__ = ["METRICS", "TABLE_FUNCS", "Metric", "RegistryError", "TableSpec", "metric", "table"]

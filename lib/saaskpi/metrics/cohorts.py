@@ -159,7 +159,8 @@ def expected_lifetime_months(spells: pd.DataFrame, horizon: int) -> float:
 @metric(sampled=True, label="LTV (survival)", formula="Kaplan-Meier expected lifetime in months (truncated at ltv_horizon_months) "
         "x ARPA x gross margin (of the month, from COGS or default_gross_margin)", unit="currency",
         direction="higher", level="supporting", sources=("S", "C"),
-        area="revenue", conventions=("ltv_horizon_months", "default_gross_margin"))
+        area="unit_economics", conventions=("ltv_horizon_months", "default_gross_margin"),
+        tile=5)
 def survival_lifetime_value(account_mrr: pd.DataFrame, mrr_movements: pd.DataFrame, gross_margin_by_month: pd.DataFrame,
                             conventions: Conventions) -> pd.DataFrame:
     """Gross margin an average account brings over its Kaplan-Meier expected life, truncated at the horizon."""

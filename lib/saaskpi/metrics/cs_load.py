@@ -101,7 +101,8 @@ def accounts_per_csm(account_months: pd.DataFrame, tables: Tables, success_setti
 
 @metric(label="CS capacity used", formula="paying accounts with a CSM / sum over CSMs on the team of csm_capacity "
         "of their segment (an average: judged through CSMs over capacity)", unit="fraction", direction="neutral",
-        level="supporting", sources=("P",), area="success", needs=TEAM)
+        level="supporting", sources=("P",), area="success", needs=TEAM,
+        tile=10)
 def csm_capacity_utilisation(account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings,
                              calendar: pl.DataFrame) -> pd.DataFrame:
     """How full the CS team's books are on average against the capacity ratio (above 1 = overloaded)."""
@@ -111,7 +112,8 @@ def csm_capacity_utilisation(account_months: pd.DataFrame, tables: Tables, succe
 
 @metric(label="CSMs over capacity", formula="CSMs on the team at the month end whose accounts exceed csm_capacity "
         "of their segment / CSMs on the team", unit="fraction", direction="lower", level="supporting",
-        sources=("P",), area="success", target=0.0, needs=TEAM, proportion=True, sampled=False)
+        sources=("P",), area="success", target=0.0, needs=TEAM, proportion=True, sampled=False,
+        tile=11)
 def csms_over_capacity_share(account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings,
                              calendar: pl.DataFrame) -> pd.DataFrame:
     """Share of CSMs whose book is larger than their segment's capacity: what an average load can hide."""
@@ -121,7 +123,8 @@ def csms_over_capacity_share(account_months: pd.DataFrame, tables: Tables, succe
 
 @metric(label="Most loaded CSM", formula="max over CSMs on the team of accounts / csm_capacity of their segment",
         unit="fraction", direction="lower", level="operational", sources=("P",), area="success", target=1.0,
-        needs=TEAM, sampled=False)
+        needs=TEAM, sampled=False,
+        tile=12)
 def max_csm_load(account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings,
                  calendar: pl.DataFrame) -> pd.DataFrame:
     """The load of the CSM with the largest book against capacity (above 1 = overloaded)."""
@@ -165,7 +168,8 @@ def _cs_spend(allocated_spend: pd.DataFrame) -> pd.DataFrame:
 
 
 @metric(sampled=True, label="Cost to serve per account", formula="customer_success spend in M / paying accounts at the end of M",
-        unit="currency", direction="lower", level="supporting", sources=("C",), area="success", needs=SPEND)
+        unit="currency", direction="lower", level="supporting", sources=("C",), area="success", needs=SPEND,
+        tile=13)
 def cost_to_serve_per_account(allocated_spend: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """What customer success costs per paying account per month."""
     spend = _cs_spend(allocated_spend).groupby("spend_month").amount.sum()

@@ -126,12 +126,27 @@ def conversion_table(transitions: pd.DataFrame, calendar: pl.DataFrame, conventi
     grid = months[["month", "end"]].merge(present, how="cross")
     out = grid.merge(out, on=["month", *keys], how="left")
     out[["entered", "converted", "out_of_order"]] = out[["entered", "converted", "out_of_order"]].fillna(0).astype("int64")
-    out["conversion_rate"] = safe_ratio(out.converted, out.entered)
+    out["conversion_rate"] = conversion_rate(out.converted, out.entered)
     window = pd.Timedelta(days=conventions.conversion_window_days)
     out["immature"] = (out.end + window > months.end.max()) if conventions.funnel_basis == "cohort" else False
     out["basis"] = conventions.funnel_basis
     return out[["month", *keys, "entered", "converted", "conversion_rate", "median_days", "immature", "out_of_order",
                 "basis"]].sort_values(["month", *keys], kind="stable").reset_index(drop=True)
+
+
+def conversion_rate(converted, entered):
+    """Share of a stage's entrants who reached the next stage (n/a without entrants): the conversion formula of
+    every funnel metric and table, for one month or pooled over several."""
+    return safe_ratio(converted, entered)
+
+
+def pooled_conversion(funnel_table: pd.DataFrame, months: list[pd.Timestamp], stages: tuple[str, ...],
+                      by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Entrants, conversions and their conversion rate per stage (and `by` group), summed over `months`."""
+    rows = funnel_table[funnel_table.month.isin(months) & funnel_table.stage.isin(stages)]
+    out = rows.groupby([*by, "stage"], as_index=False)[["entered", "converted"]].sum()
+    out["conversion_rate"] = conversion_rate(out.converted, out.entered)
+    return out
 
 
 def _visitor_rows(tables: Tables, calendar: pl.DataFrame, journey: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
@@ -146,7 +161,7 @@ def _visitor_rows(tables: Tables, calendar: pl.DataFrame, journey: pd.DataFrame,
     out = out[out.month.isin(months.month)]
     out[["entered", "converted"]] = out[["entered", "converted"]].fillna(0).astype("int64")
     out["stage"] = VISITOR_SIGNUP
-    out["conversion_rate"] = safe_ratio(out.converted, out.entered)
+    out["conversion_rate"] = conversion_rate(out.converted, out.entered)
     out["median_days"], out["immature"], out["out_of_order"], out["basis"] = np.nan, False, 0, "period"
     return out
 
@@ -194,7 +209,8 @@ def stage_series(funnel_by_month: pd.DataFrame, stage: str, column: str = "conve
 # --------------------------------------------------------------------------- top of the funnel
 @metric(label="Unique visitors", formula="sum over channels of web_traffic.unique_visitors in the month (company-wide: "
         "traffic has no segment)", unit="count", direction="higher", level="operational", sources=("J", "U"),
-        area="funnel", needs=TRAFFIC)
+        area="funnel", needs=TRAFFIC,
+        tile=2)
 def unique_visitors(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
     """Unique website visitors in the month."""
     s = stage_series(funnel_by_month, VISITOR_SIGNUP, "entered")
@@ -203,14 +219,16 @@ def unique_visitors(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
 
 @metric(label="Visitor-to-signup rate", formula="signups in M / unique visitors in M (period-based by nature; in a "
         "segment workbook: that segment's signups / all visitors)", unit="fraction", direction="higher",
-        level="supporting", sources=("J", "U"), area="funnel", needs=TRAFFIC, proportion=True)
+        level="supporting", sources=("J", "U"), area="funnel", needs=TRAFFIC, proportion=True,
+        tile=3)
 def visitor_to_signup_rate(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
     """Share of the month's unique visitors who signed up."""
     return stage_series(funnel_by_month, VISITOR_SIGNUP)
 
 
 @metric(label="Signups", formula="leads created in M", unit="count", direction="higher", level="operational",
-        sources=("J", "S"), area="funnel", needs=LEADS)
+        sources=("J", "S"), area="funnel", needs=LEADS,
+        tile=1)
 def signups(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
     """New signups (leads) in the month."""
     s = stage_series(funnel_by_month, SIGNUP_PQL, "entered")
@@ -219,7 +237,8 @@ def signups(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
 
 @metric(label="Signup-to-PQL rate", formula="cohort: signups of M that became a PQL within the conversion window / "
         "signups of M (period: PQLs in M / signups in M)", unit="fraction", direction="higher", level="supporting",
-        sources=("J", "S"), area="funnel", needs=LEADS, conventions=FUNNEL_CONVENTIONS, proportion=True)
+        sources=("J", "S"), area="funnel", needs=LEADS, conventions=FUNNEL_CONVENTIONS, proportion=True,
+        tile=4)
 def signup_to_pql_rate(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
     """Share of signups who became product-qualified leads."""
     return stage_series(funnel_by_month, SIGNUP_PQL)
@@ -231,7 +250,8 @@ def _pqls(lead_journey: pd.DataFrame) -> pd.DataFrame:
 
 
 @metric(label="Time to PQL (median)", formula="median over leads that became a PQL in M of days from signup to PQL",
-        unit="days", direction="lower", level="operational", sources=("J",), area="funnel", needs=LEADS)
+        unit="days", direction="lower", level="operational", sources=("J",), area="funnel", needs=LEADS,
+        tile=6)
 def time_to_pql_median_days(calendar: pl.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
     """Median days from signup to PQL, for the month's new PQLs."""
     p = _pqls(lead_journey)
@@ -247,7 +267,8 @@ def time_to_pql_mean_days(calendar: pl.DataFrame, lead_journey: pd.DataFrame) ->
 
 
 @metric(label="Qualified leads (PQLs)", formula="leads that became a product-qualified lead in M", unit="count",
-        direction="higher", level="core", sources=("J",), area="funnel", needs=LEADS)
+        direction="higher", level="core", sources=("J",), area="funnel", needs=LEADS,
+        tile=5)
 def qualified_leads(calendar: pl.DataFrame, lead_journey: pd.DataFrame) -> pd.DataFrame:
     """New product-qualified leads in the month (journey top-7: growing qualified leads)."""
     p = _pqls(lead_journey)
@@ -266,7 +287,8 @@ def qualified_lead_growth(qualified_leads: pd.DataFrame) -> pd.DataFrame:
 
 @metric(label="PQL-to-customer rate", formula="cohort: PQLs of M that became paying customers within the conversion "
         "window / PQLs of M", unit="fraction", direction="higher", level="supporting", sources=("J", "S"),
-        area="funnel", needs=LEADS, conventions=FUNNEL_CONVENTIONS, proportion=True)
+        area="funnel", needs=LEADS, conventions=FUNNEL_CONVENTIONS, proportion=True,
+        tile=7)
 def pql_to_customer_rate(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
     """Share of product-qualified leads who became paying customers."""
     return stage_series(funnel_by_month, PQL_CUSTOMER)
@@ -274,7 +296,8 @@ def pql_to_customer_rate(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
 
 @metric(label="Lead conversion rate", formula="cohort: leads of M that became customers within the conversion window "
         "/ leads of M", unit="fraction", direction="higher", level="supporting", sources=("J", "U"), area="funnel",
-        needs=LEADS, conventions=FUNNEL_CONVENTIONS, proportion=True)
+        needs=LEADS, conventions=FUNNEL_CONVENTIONS, proportion=True,
+        tile=8)
 def lead_conversion_rate(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
     """Share of leads who became paying customers."""
     return stage_series(funnel_by_month, SIGNUP_CUSTOMER)
@@ -283,7 +306,9 @@ def lead_conversion_rate(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
 @metric(label="Trial-to-paid conversion", formula="cohort: self-serve signups of M (leads without a sales "
         "opportunity) that became paying within the conversion window / self-serve signups of M", unit="fraction",
         direction="higher", level="supporting", sources=("S",), area="funnel", target=0.15, needs=LEADS,
-        conventions=FUNNEL_CONVENTIONS, proportion=True)
+        conventions=FUNNEL_CONVENTIONS, proportion=True,
+        long_term_target=0.2, tile=9,
+        target_source="S: SaaS metrics collection (free-to-paid conversion healthy around 15-20 %)")
 def trial_to_paid_conversion(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
     """Free-to-paid conversion of self-serve signups (healthy around 15-20 %)."""
     return stage_series(funnel_by_month, TRIAL_PAID)
@@ -292,7 +317,8 @@ def trial_to_paid_conversion(funnel_by_month: pd.DataFrame) -> pd.DataFrame:
 @metric(sampled=True, label="Revenue per lead", formula="cohort: new ARR (first paying month's MRR x 12) of leads of M that became "
         "customers within the conversion window / leads of M (period: new ARR of leads converted in M / leads of M)",
         unit="currency", direction="higher", level="core", sources=("J",), area="funnel", needs=LEADS,
-        conventions=("reporting_currency", *FUNNEL_CONVENTIONS))
+        conventions=("reporting_currency", *FUNNEL_CONVENTIONS),
+        tile=10)
 def revenue_per_lead(calendar: pl.DataFrame, conventions: Conventions, lead_journey: pd.DataFrame,
                      funnel_transitions: pd.DataFrame, funnel_by_month: pd.DataFrame, account_mrr: pd.DataFrame) -> pd.DataFrame:
     """New ARR won from a month's lead cohort divided by the leads in it."""
@@ -311,7 +337,8 @@ def _won(o: pd.DataFrame) -> pd.DataFrame:
 
 
 @metric(label="Opportunities created", formula="opportunities created in M", unit="count", direction="higher",
-        level="operational", sources=("S",), area="sales", needs=OPPS)
+        level="operational", sources=("S",), area="sales", needs=OPPS,
+        tile=11)
 def opportunities_created(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """New sales opportunities in the month."""
     o = opportunity_outcomes
@@ -320,7 +347,8 @@ def opportunities_created(calendar: pl.DataFrame, opportunity_outcomes: pd.DataF
 
 
 @metric(label="Win rate", formula="won / (won + lost) among opportunities closed in M", unit="fraction",
-        direction="higher", level="supporting", sources=("S", "J"), area="sales", needs=OPPS, proportion=True)
+        direction="higher", level="supporting", sources=("S", "J"), area="sales", needs=OPPS, proportion=True,
+        tile=12)
 def win_rate(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Share of the month's closed opportunities that were won."""
     closed = opportunity_outcomes[opportunity_outcomes.outcome != "open"]
@@ -329,7 +357,8 @@ def win_rate(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.D
 
 @metric(sampled=True, label="Average deal size", formula="sum of first-year contract value of opportunities won in M / deals won "
         "in M", unit="currency", direction="higher", level="core", sources=("J", "S"), area="sales", needs=OPPS,
-        conventions=("reporting_currency",))
+        conventions=("reporting_currency",),
+        tile=13)
 def average_deal_size(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Mean first-year contract value of the month's won deals."""
     won = _won(opportunity_outcomes)
@@ -337,7 +366,8 @@ def average_deal_size(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame
 
 
 @metric(label="Sales cycle (median)", formula="median over opportunities won in M of days from creation to close",
-        unit="days", direction="lower", level="operational", sources=("S", "J"), area="sales", needs=OPPS)
+        unit="days", direction="lower", level="operational", sources=("S", "J"), area="sales", needs=OPPS,
+        tile=14)
 def sales_cycle_median_days(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Median days from opportunity creation to closed-won."""
     won = _won(opportunity_outcomes)
@@ -372,7 +402,8 @@ def pipeline_by_month(calendar: pl.DataFrame, conventions: Conventions, opportun
 
 @metric(label="Pipeline value", formula="sum of amounts of opportunities open at the month end", unit="currency",
         direction="higher", level="operational", sources=("S",), area="sales", needs=OPPS,
-        conventions=("reporting_currency",))
+        conventions=("reporting_currency",),
+        tile=15)
 def pipeline_value(pipeline_by_month: pd.DataFrame) -> pd.DataFrame:
     """Open pipeline at the month end."""
     p = pipeline_by_month
@@ -381,7 +412,8 @@ def pipeline_value(pipeline_by_month: pd.DataFrame) -> pd.DataFrame:
 
 @metric(label="Weighted pipeline", formula="sum over opportunities open at the month end of amount x stage weight",
         unit="currency", direction="higher", level="operational", sources=("S",), area="sales", needs=OPPS,
-        conventions=("reporting_currency", "pipeline_stage_weights"))
+        conventions=("reporting_currency", "pipeline_stage_weights"),
+        tile=16)
 def weighted_pipeline_value(pipeline_by_month: pd.DataFrame) -> pd.DataFrame:
     """Open pipeline at the month end, weighted by each stage's probability."""
     p = pipeline_by_month
@@ -409,7 +441,8 @@ def sales_capacity(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
 
 @metric(label="Sales capacity (FTE)", formula="sum over account executives on the team at the month end of their ramp "
         "fraction min(1, (months since start + 1) / ramp_months)", unit="count", direction="higher",
-        level="operational", sources=("S",), area="sales", needs=SALES_TEAM)
+        level="operational", sources=("S",), area="sales", needs=SALES_TEAM,
+        tile=17)
 def sales_capacity_fte(calendar: pl.DataFrame, sales_capacity: pd.DataFrame) -> pd.DataFrame:
     """Quota-carrying capacity in full-time equivalents, ramping reps counted by their ramp fraction."""
     return monthly(calendar, sales_capacity.month, sales_capacity.ramp_fraction, "sum")
@@ -417,7 +450,8 @@ def sales_capacity_fte(calendar: pl.DataFrame, sales_capacity: pd.DataFrame) -> 
 
 @metric(sampled=True, label="Revenue per rep", formula="first-year contract value won in M / sales capacity (FTE) in M",
         unit="currency", direction="higher", level="supporting", sources=("S",), area="sales",
-        needs=("accounts", "subscriptions", "opportunities", "team"), conventions=("reporting_currency",))
+        needs=("accounts", "subscriptions", "opportunities", "team"), conventions=("reporting_currency",),
+        tile=18)
 def revenue_per_rep(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame, sales_capacity_fte: pd.DataFrame) -> pd.DataFrame:
     """Bookings per full-time-equivalent account executive."""
     won = _won(opportunity_outcomes)
@@ -439,8 +473,24 @@ def sales_by_rep(calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame, sal
     out = sales_capacity.set_index(["month", "member_id"]).join(pd.concat([created, outcome], axis=1), how="left")
     out[["created", "won", "lost"]] = out[["created", "won", "lost"]].fillna(0).astype("int64")
     out["bookings"] = out.bookings.fillna(0.0)
-    out["win_rate"] = safe_ratio(out.won, out.won + out.lost)
+    out["win_rate"] = closed_win_rate(out.won, out.lost)
     return out.reset_index()[["month", "member_id", "name", "ramp_fraction", "created", "won", "lost", "win_rate", "bookings"]]
+
+
+def closed_win_rate(won, lost):
+    """Share of closed opportunities that were won (n/a when none closed): the win-rate formula, for any grouping."""
+    return safe_ratio(won, won + lost)
+
+
+def rep_totals(sales_by_rep: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Per account executive over the months in (start, end]: created, won, lost, bookings, their win rate, and
+    the ramp fraction in `end`."""
+    recent = sales_by_rep[(sales_by_rep.month <= end) & (sales_by_rep.month > start)]
+    out = recent.groupby(["member_id", "name"], as_index=False)[["created", "won", "lost", "bookings"]].sum()
+    out["win_rate"] = closed_win_rate(out.won, out.lost)
+    now = sales_by_rep[sales_by_rep.month == end].set_index("member_id").ramp_fraction
+    out["ramp_fraction"] = out.member_id.map(now).fillna(0.0)
+    return out
 
 
 # --------------------------------------------------------------------------- activation
@@ -457,7 +507,8 @@ def _users(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
 
 @metric(label="Activation rate", formula="users created in M who reached the activation milestone within "
         "activation_window_days / users created in M", unit="fraction", direction="higher", level="supporting",
-        sources=("S", "C"), area="activation", needs=USERS, conventions=("activation_window_days",), proportion=True)
+        sources=("S", "C"), area="activation", needs=USERS, conventions=("activation_window_days",), proportion=True,
+        tile=19)
 def activation_rate(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Share of the month's new users who activated."""
     u = _users(tables, calendar)
@@ -482,7 +533,8 @@ def account_activation(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
 
 @metric(label="Activation velocity", formula="accounts created in M whose first user activated within activation_hours "
         "of the account's signup / accounts created in M", unit="fraction", direction="higher", level="supporting",
-        sources=("S",), area="activation", needs=USERS, conventions=("activation_hours",), proportion=True)
+        sources=("S",), area="activation", needs=USERS, conventions=("activation_hours",), proportion=True,
+        tile=20)
 def activation_velocity(calendar: pl.DataFrame, conventions: Conventions, account_activation: pd.DataFrame) -> pd.DataFrame:
     """Share of new accounts activated within the activation hours (default 48) of signup."""
     a = account_activation
@@ -494,7 +546,8 @@ def activation_velocity(calendar: pl.DataFrame, conventions: Conventions, accoun
 
 @metric(label="Time to value (median)", formula="median over accounts first activated in M of days from account signup "
         "to first activation", unit="days", direction="lower", level="operational", sources=("C",), area="activation",
-        needs=USERS)
+        needs=USERS,
+        tile=21)
 def time_to_value_days(calendar: pl.DataFrame, account_activation: pd.DataFrame) -> pd.DataFrame:
     """Median days from an account's signup to its activation milestone."""
     a = account_activation[account_activation.days >= 0]
@@ -505,7 +558,8 @@ def time_to_value_days(calendar: pl.DataFrame, account_activation: pd.DataFrame)
         "of activation / users activated in M whose outcome is decided (that many days of data follow their last "
         "activity, or they were active later than that)", unit="fraction", direction="lower", level="supporting",
         sources=("S",), area="activation", needs=(*USERS, "usage_events"), conventions=("new_user_churn_days",),
-        proportion=True)
+        proportion=True,
+        tile=22)
 def new_user_churn_rate(tables: Tables, calendar: pl.DataFrame, conventions: Conventions,
                         user_month_activity: pd.DataFrame) -> pd.DataFrame:
     """Share of newly activated users who stopped using the product soon after activation."""
@@ -528,7 +582,8 @@ def new_user_churn_rate(tables: Tables, calendar: pl.DataFrame, conventions: Con
 
 @metric(label="Viral coefficient", formula="users created in M referred by an existing user / monthly active users "
         "in M-1", unit="number", direction="higher", level="operational", sources=("C",), area="activation",
-        needs=(*USERS, "usage_events"))
+        needs=(*USERS, "usage_events"),
+        tile=23)
 def viral_coefficient(tables: Tables, calendar: pl.DataFrame, active_users: pd.DataFrame) -> pd.DataFrame:
     """Referred signups per active user of the month before."""
     u = _users(tables, calendar)

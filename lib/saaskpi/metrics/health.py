@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import polars as pl
-from scipy.stats import rankdata
+from scipy.stats import mannwhitneyu
 
 from ..frames import empty_frame, lookup, month_of, safe_ratio
 from ..params import Conventions, SuccessSettings
@@ -229,7 +229,8 @@ def account_health(as_of: int, success_settings: SuccessSettings, health_history
 
 @metric(label="Average health score", formula="mean health score (0-100) of the paying accounts with one, at the "
         "month end (parameters/health_score.yaml)", unit="score", direction="higher", level="core",
-        sources=("C", "P"), area="success", needs=("accounts", "subscriptions"))
+        sources=("C", "P"), area="success", needs=("accounts", "subscriptions"),
+        tile=3)
 def average_health_score(health_history: pd.DataFrame) -> pd.DataFrame:
     """The portfolio's health: the mean account health score."""
     g = health_history.groupby("month").health
@@ -238,7 +239,8 @@ def average_health_score(health_history: pd.DataFrame) -> pd.DataFrame:
 
 
 @metric(label="Red accounts", formula="paying accounts in the red band / paying accounts with a health score",
-        unit="fraction", direction="lower", level="supporting", sources=("C", "P"), area="success", proportion=True)
+        unit="fraction", direction="lower", level="supporting", sources=("C", "P"), area="success", proportion=True,
+        tile=4)
 def red_account_share(health_history: pd.DataFrame) -> pd.DataFrame:
     """Share of scored accounts whose health is red."""
     scored = health_history[health_history.health.notna()]
@@ -271,8 +273,7 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     n_pos, n_neg = positive.sum(), (~positive).sum()
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(mannwhitneyu(scores[positive], scores[~positive]).statistic / (n_pos * n_neg))
 
 
 @table(export=False)
@@ -305,7 +306,8 @@ def health_backtest(as_of: int, health_outcomes: pd.DataFrame) -> pd.DataFrame:
 
 @metric(label="Health backtest (ROC AUC)", formula="ROC AUC of the health score at M-3 (lower = riskier) against "
         "churn by the end of M, over the accounts paying at M-3", unit="number", direction="higher",
-        level="supporting", sources=("C", "P"), area="success", target=0.7)
+        level="supporting", sources=("C", "P"), area="success", target=0.7,
+        tile=5)
 def health_backtest_auc(health_outcomes: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """How well the health score three months ago ranked the accounts that churned since (0.5 = chance)."""
     keys = calendar["month"].to_list()

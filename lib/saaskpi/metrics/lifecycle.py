@@ -182,9 +182,9 @@ def renewal_outcomes(account_months: pd.DataFrame) -> pd.DataFrame:
     return agg.rename_axis("month").reset_index()
 
 
-@metric(label="Renewals due (90 days)", formula="paying accounts whose contract term ends within "
+@metric(label="Renewals due", formula="paying accounts whose contract term ends within "
         "renewal_window_days of the month end", unit="count", direction="neutral", level="operational",
-        sources=("P",), area="success", conventions=("renewal_window_days",))
+        sources=("P",), area="success", conventions=("renewal_window_days",), window="renewal_window_days", tile=2)
 def renewals_due_count(conventions: Conventions, account_months: pd.DataFrame) -> pd.DataFrame:
     """Accounts up for renewal soon, so that CSMs can plan for them."""
     due = account_months[account_months.days_to_renewal <= conventions.renewal_window_days]
@@ -193,9 +193,9 @@ def renewals_due_count(conventions: Conventions, account_months: pd.DataFrame) -
     return _series(months, count.to_numpy(), count.to_numpy())
 
 
-@metric(label="ARR up for renewal (90 days)", formula="12 x MRR of the accounts whose contract term ends within "
+@metric(label="ARR up for renewal", formula="12 x MRR of the accounts whose contract term ends within "
         "renewal_window_days", unit="currency", direction="neutral", level="operational", sources=("P",),
-        area="success", conventions=("renewal_window_days",))
+        area="success", conventions=("renewal_window_days",), window="renewal_window_days")
 def renewals_due_arr(conventions: Conventions, account_months: pd.DataFrame) -> pd.DataFrame:
     """Annual recurring revenue whose renewal comes up soon."""
     due = account_months[account_months.days_to_renewal <= conventions.renewal_window_days]
@@ -207,7 +207,8 @@ def renewals_due_arr(conventions: Conventions, account_months: pd.DataFrame) -> 
 
 @metric(label="Renewal rate", formula="accounts paying at the end of M whose contract term ended in M / accounts "
         "whose term ended in M", unit="fraction", direction="higher", level="core", sources=("P",), area="success",
-        proportion=True)
+        proportion=True,
+        tile=1)
 def renewal_rate(renewal_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Share of contracts up for renewal in the month that renewed."""
     r = renewal_outcomes

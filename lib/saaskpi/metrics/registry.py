@@ -3,7 +3,11 @@
 A metric is a pure function named after the value it returns. Its parameters name its inputs:
 tables (registered with `@table`) or `conventions`. It returns one row per month with columns
 ``month`` (Timestamp), ``value`` (float, NaN = n/a) and ``n`` (the denominator or sample size).
-Notebooks, the CLI, tests, KPI tiles and `docs/metrics.md` all read `METRICS`.
+Its decorator declares everything else once: label, formula, unit, direction, level, area (and so
+its page, `AREAS`), its place among the page's KPI tiles, its target with the target's source, the
+conventions it reads and its input tables. Notebooks, the CLI, tests, KPI tiles, snapshots and
+`docs/metrics.md` all read `METRICS`, which lists the metrics in catalogue order: by area in the
+order of `AREAS` (so by page), then in the order their modules declare them.
 """
 from __future__ import annotations
 
@@ -12,11 +16,24 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import SaasKpiError
+from ..params import Target
 
 UNITS = {"currency", "fraction", "ratio", "number", "count", "months", "days", "hours", "minutes", "score"}
 DIRECTIONS = {"higher", "lower", "neutral"}
 LEVELS = ("north_star", "core", "supporting", "operational")
 CADENCES = {"daily", "weekly", "monthly", "quarterly"}
+# Every metric area, in page order, with the page (module in saaskpi.pages, notebook NN_<page>) that shows it.
+AREAS = {
+    "funnel": "funnel",
+    "sales": "funnel",
+    "activation": "funnel",
+    "revenue": "cohort_retention",
+    "usage": "cohort_retention",
+    "unit_economics": "unit_economics",
+    "success": "cs_load",
+}
+# The workbook pages that show registry metrics, with their notebook number.
+PAGES = {"funnel": "01", "cohort_retention": "02", "unit_economics": "03", "cs_load": "04"}
 SOURCES = {
     "J": "Customer-journey KPIs",
     "U": "B2B SaaS dashboard guide",
@@ -41,6 +58,10 @@ class Metric:
     area: str
     func: Callable = field(repr=False, compare=False)
     target: float | None = None
+    target_source: str = ""  # where the target comes from (an article, a benchmark)
+    long_term_target: float | None = None  # the source's longer-term goal where it gives two
+    tile: int | None = None  # place among its page's headline KPI tiles (None: not a headline tile)
+    window: str | None = None  # the convention (in days) whose value the label shows: "Renewals due (90 days)"
     conventions: tuple[str, ...] = ()
     needs: tuple[str, ...] = ("accounts", "subscriptions")
     proportion: bool = False  # a share of n: gets a Wilson interval
@@ -48,6 +69,15 @@ class Metric:
     settles: bool = False  # a closed month's value still moves as items open at its end close (tickets, invoices)
     tolerance: float | None = None  # a later run's value within this (absolute) is not a restatement; None: by unit
     description: str = ""
+
+    def label_in(self, conventions) -> str:
+        """The label as people read it under `conventions`: with the window it counts over, when it has one."""
+        return self.label if self.window is None else f"{self.label} ({getattr(conventions, self.window)} days)"
+
+    @property
+    def page(self) -> str:
+        """The page (module in saaskpi.pages) that shows the metric: its area's page."""
+        return AREAS[self.area]
 
     @property
     def restatement_tolerance(self) -> float:
@@ -109,11 +139,16 @@ class RegistryError(SaasKpiError, ValueError):
 
 
 def metric(*, label: str, formula: str, unit: str, direction: str, level: str, cadence: str = "monthly",
-           sources: str | tuple[str, ...], area: str, target: float | None = None,
+           sources: str | tuple[str, ...], area: str, target: float | None = None, target_source: str = "",
+           long_term_target: float | None = None, tile: int | None = None, window: str | None = None,
            conventions: tuple[str, ...] = (), needs: tuple[str, ...] = ("accounts", "subscriptions"),
            proportion: bool = False, sampled: bool | None = None, settles: bool = False,
            tolerance: float | None = None):
     """Register the decorated function as a metric named after it.
+
+    `area` is one of `AREAS` and decides the page; `tile` places the metric among that page's headline tiles
+    (positions are unique per page). `target` is the default target in the metric's unit (segment files may
+    override it), `target_source` where it comes from and `long_term_target` the source's longer-term goal.
 
     `sampled=True` marks a currency or count value that is an average over its n items (CAC, deal size,
     ARPA): like rates, it is flagged as a small sample, not judged, when n is below `low_n_threshold`.
@@ -125,7 +160,8 @@ def metric(*, label: str, formula: str, unit: str, direction: str, level: str, c
         doc = inspect.getdoc(func) or ""
         m = Metric(name=func.__name__, label=label, formula=formula, unit=unit, direction=direction, level=level,
                    cadence=cadence, sources=(sources,) if isinstance(sources, str) else tuple(sources), area=area,
-                   func=func, target=target, conventions=tuple(conventions), needs=tuple(needs),
+                   func=func, target=target, target_source=target_source, long_term_target=long_term_target,
+                   tile=tile, window=window, conventions=tuple(conventions), needs=tuple(needs),
                    proportion=proportion, sampled=sampled, settles=settles, tolerance=tolerance,
                    description=_summary(doc))
         _check(m)
@@ -160,6 +196,14 @@ def _check(m: Metric) -> None:
         problems.append(f"direction {m.direction!r} not in {sorted(DIRECTIONS)}")
     if m.level not in LEVELS:
         problems.append(f"level {m.level!r} not in {LEVELS}")
+    if m.area not in AREAS:
+        problems.append(f"area {m.area!r} not in {list(AREAS)}")
+    if m.target is None and (m.target_source or m.long_term_target is not None):
+        problems.append("target_source and long_term_target need a target")
+    if m.tile is not None and (isinstance(m.tile, bool) or not isinstance(m.tile, int) or m.tile < 1):
+        problems.append(f"tile must be a position 1, 2, ..., got {m.tile!r}")
+    if m.window is not None and m.window not in m.conventions:
+        problems.append(f"window {m.window!r} must be one of its conventions {m.conventions}")
     if m.cadence not in CADENCES:
         problems.append(f"cadence {m.cadence!r} not in {sorted(CADENCES)}")
     unknown = [s for s in m.sources if s not in SOURCES]
@@ -169,9 +213,13 @@ def _check(m: Metric) -> None:
         raise RegistryError(f"metric {m.name}: " + "; ".join(problems))
 
 
-def validate_registry(convention_keys: set[str]) -> None:
-    """Check the whole registry at load: inputs resolve, conventions exist, one north star."""
+def validate_registry(convention_keys: set[str], segment_targets: dict[str, set[str]] | None = None) -> None:
+    """Check the whole registry at load and put `METRICS` in catalogue order: inputs resolve, conventions exist,
+    exactly one north star, tile places unique per page, segment files' targets name registered metrics."""
     problems = []
+    unknown_pages = sorted(set(AREAS.values()) - set(PAGES))
+    if unknown_pages:
+        problems.append(f"AREAS name unknown page(s) {unknown_pages} (pages: {list(PAGES)})")
     known_inputs = set(TABLE_FUNCS) | set(METRICS) | set(FIXED_INPUTS)
     specs: list[Metric | TableSpec] = [*METRICS.values(), *TABLE_FUNCS.values()]
     for spec in specs:
@@ -182,5 +230,52 @@ def validate_registry(convention_keys: set[str]) -> None:
         unknown = [c for c in m.conventions if c not in convention_keys]
         if unknown:
             problems.append(f"{m.name}: unknown convention(s) {unknown}")
+    north_stars = [m.name for m in METRICS.values() if m.level == "north_star"]
+    if len(north_stars) != 1:
+        problems.append(f"exactly one metric must be the north star, found {len(north_stars)}: {north_stars}")
+    places: dict[tuple[str, int], list[str]] = {}
+    for m in METRICS.values():
+        if m.tile is not None:
+            places.setdefault((m.page, m.tile), []).append(m.name)
+    for (page, tile), names in places.items():
+        if len(names) > 1:
+            problems.append(f"page {page}: tile {tile} is declared by {' and '.join(names)}")
+    for where, names in (segment_targets or {}).items():
+        unknown = sorted(set(names) - set(METRICS))
+        if unknown:
+            problems.append(f"{where} sets targets for unknown metric(s) {', '.join(unknown)}")
     if problems:
         raise RegistryError("; ".join(problems))
+    order = {area: i for i, area in enumerate(AREAS)}
+    ranked = sorted(enumerate(METRICS.values()), key=lambda im: (order[im[1].area], im[0]))
+    METRICS.clear()
+    METRICS.update((m.name, m) for _, m in ranked)
+
+
+def tiles(page: str, areas: tuple[str, ...] = ()) -> list[str]:
+    """The headline KPI tiles of `page` (only those of `areas` when given), in their declared places."""
+    if page not in PAGES:
+        raise RegistryError(f"unknown page {page!r} (pages: {list(PAGES)})")
+    chosen = [m for m in METRICS.values() if m.page == page and m.tile is not None and (not areas or m.area in areas)]
+    return [m.name for m in sorted(chosen, key=lambda m: m.tile)]
+
+
+def page_areas(page: str) -> tuple[str, ...]:
+    """The metric areas `page` shows (a snapshot records their metrics under the page's notebook)."""
+    return tuple(area for area, p in AREAS.items() if p == page)
+
+
+def page_metrics(page: str, names: list[str]) -> list[str]:
+    """`names`, checked to be metrics that `page` shows: a page section listing another page's metric (or an
+    unknown one) is an error at import, so every metric has one page."""
+    wrong = [f"{n} (unknown)" if n not in METRICS else f"{n} (page {METRICS[n].page})"
+             for n in names if n not in METRICS or METRICS[n].page != page]
+    if wrong:
+        raise RegistryError(f"page {page} lists metric(s) it does not show: {', '.join(wrong)}")
+    return list(names)
+
+
+def targets() -> dict[str, Target]:
+    """Every declared target by metric name, with its long-term value and source."""
+    return {m.name: Target(m.target, m.long_term_target, m.target_source) for m in METRICS.values()
+            if m.target is not None}

@@ -116,14 +116,16 @@ def _series(months, value, n) -> pd.DataFrame:
 # --------------------------------------------------------------------------- size
 @metric(label="MRR", formula="sum over paying accounts of month-end MRR; MRR of a subscription = amount / "
         "billing_period_months x (1 - discount_pct) x reference FX rate", unit="currency", direction="higher",
-        level="core", sources=("S", "U"), area="revenue", conventions=("reporting_currency", "fx_reference"))
+        level="core", sources=("S", "U"), area="revenue", conventions=("reporting_currency", "fx_reference"),
+        tile=1)
 def monthly_recurring_revenue(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Monthly recurring revenue at month end, in the reporting currency."""
     return _series(mrr_movements.month, mrr_movements.mrr_end, mrr_movements.accounts_end)
 
 
 @metric(label="ARR", formula="12 x MRR", unit="currency", direction="higher", level="core", sources=("S",),
-        area="revenue", conventions=("reporting_currency",))
+        area="revenue", conventions=("reporting_currency",),
+        tile=2)
 def annual_recurring_revenue(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Annual recurring revenue at month end (12 x MRR)."""
     return _series(mrr_movements.month, 12 * mrr_movements.mrr_end, mrr_movements.accounts_end)
@@ -145,7 +147,8 @@ def average_revenue_per_account(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 
 
 @metric(label="MRR growth", formula="(MRR_M - MRR_M-1) / MRR_M-1", unit="fraction", direction="higher",
-        level="core", sources=("U",), area="revenue", target=0.15)
+        level="core", sources=("U",), area="revenue", target=0.15,
+        target_source="U: B2B SaaS dashboard guide (MRR growth 15 % short term)")
 def mrr_growth_rate(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Month-over-month growth of MRR."""
     m = mrr_movements
@@ -162,7 +165,8 @@ def net_new_mrr(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- churn
 @metric(label="Logo churn (monthly)", formula="accounts with a churn movement in M / paying accounts at end of M-1",
-        unit="fraction", direction="lower", level="core", sources=("S", "J"), area="revenue", proportion=True)
+        unit="fraction", direction="lower", level="core", sources=("S", "J"), area="revenue", proportion=True,
+        tile=5)
 def customer_churn_rate(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Share of the accounts paying at the start of the month that stopped paying in it."""
     m = mrr_movements
@@ -192,7 +196,8 @@ def _net_churn_amount(m: pd.DataFrame, conventions: Conventions) -> pd.Series:
 
 @metric(label="Net MRR churn", formula="(churn + contraction - expansion - reactivation) / MRR at end of M-1; "
         "reactivation left out when reactivation_offsets_churn is false", unit="fraction", direction="lower",
-        level="core", sources=("S", "J"), area="revenue", target=0.02, conventions=("reactivation_offsets_churn",))
+        level="core", sources=("S", "J"), area="revenue", target=0.02, conventions=("reactivation_offsets_churn",),
+        target_source="S: SaaS Metrics 2.0 (net MRR churn below 2 % a month)", tile=6)
 def net_mrr_churn_rate(mrr_movements: pd.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """MRR lost net of expansion, as a share of starting MRR (negative = net negative churn)."""
     m = mrr_movements
@@ -266,7 +271,8 @@ def trailing_twelve_month_retention(account_mrr: pd.DataFrame) -> pd.DataFrame:
 
 @metric(label="NRR (trailing 12 months)", formula="MRR at end of M of the accounts paying at end of M-12 / "
         "their MRR at end of M-12", unit="fraction", direction="higher", level="north_star", sources=("S", "C", "J"),
-        area="revenue", target=1.0)
+        area="revenue", target=1.0,
+        tile=3)
 def net_revenue_retention(account_mrr: pd.DataFrame) -> pd.DataFrame:
     """Net revenue retention over twelve months: what last year's customers pay now per dollar they paid then."""
     t = trailing_twelve_month_retention(account_mrr)
@@ -275,7 +281,8 @@ def net_revenue_retention(account_mrr: pd.DataFrame) -> pd.DataFrame:
 
 @metric(label="GRR (trailing 12 months)", formula="sum of min(MRR_M, MRR_M-12) over accounts paying at end of "
         "M-12 / their MRR at end of M-12", unit="fraction", direction="higher", level="core", sources=("S", "C"),
-        area="revenue", target=0.9)
+        area="revenue", target=0.9,
+        tile=4)
 def gross_revenue_retention(account_mrr: pd.DataFrame) -> pd.DataFrame:
     """Gross revenue retention over twelve months: last year's revenue kept, upgrades not counted."""
     t = trailing_twelve_month_retention(account_mrr)
@@ -284,7 +291,8 @@ def gross_revenue_retention(account_mrr: pd.DataFrame) -> pd.DataFrame:
 
 @metric(label="SaaS quick ratio", formula="(new + expansion + reactivation) / (churn + contraction); "
         "n/a when nothing was lost", unit="ratio", direction="higher", level="supporting", sources=("C", "S"),
-        area="revenue", target=4.0, conventions=("quick_ratio_includes_reactivation",))
+        area="revenue", target=4.0, conventions=("quick_ratio_includes_reactivation",),
+        tile=7)
 def saas_quick_ratio(mrr_movements: pd.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """MRR gained per unit of MRR lost in the month."""
     m = mrr_movements
@@ -293,17 +301,19 @@ def saas_quick_ratio(mrr_movements: pd.DataFrame, conventions: Conventions) -> p
 
 
 # --------------------------------------------------------------------------- lifetime value
-@metric(sampled=True, label="LTV", formula="ARPA x gross margin / monthly logo churn averaged over the trailing "
-        "ltv_churn_window_months complete months; n/a when that churn is 0; gross margin of the month from COGS, "
-        "default_gross_margin without COGS", unit="currency", direction="higher",
-        level="core", sources=("S", "C"), area="revenue",
-        conventions=("ltv_churn_window_months", "default_gross_margin"))
+@metric(sampled=True, label="LTV", formula="ARPA of M x gross margin of M / the mean monthly logo churn of the "
+        "ltv_churn_window_months months M-w+1..M (ltv_churn_window_includes_current true) or M-w..M-1 (false, "
+        "ChartMogul's trailing average); n/a when that churn is 0 or the data has fewer months; gross margin from "
+        "COGS, default_gross_margin without COGS", unit="currency", direction="higher",
+        level="core", sources=("S", "C"), area="unit_economics",
+        conventions=("ltv_churn_window_months", "ltv_churn_window_includes_current", "default_gross_margin"), tile=4)
 def customer_lifetime_value(mrr_movements: pd.DataFrame, customer_churn_rate: pd.DataFrame,
                             gross_margin_by_month: pd.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Gross margin an average account brings over its expected life (simple formula)."""
     m = mrr_movements
     w = conventions.ltv_churn_window_months
-    churn = customer_churn_rate.value.rolling(w, min_periods=w).mean()
-    exposed = m.accounts_start.rolling(w, min_periods=w).sum()
+    lag = 0 if conventions.ltv_churn_window_includes_current else 1
+    churn = customer_churn_rate.value.rolling(w, min_periods=w).mean().shift(lag)
+    exposed = m.accounts_start.rolling(w, min_periods=w).sum().shift(lag)
     arpa = safe_ratio(m.mrr_end, m.accounts_end)
     return _series(m.month, safe_ratio(arpa * gross_margin_by_month.gross_margin.to_numpy(), churn), exposed.fillna(0))

@@ -29,7 +29,8 @@ def nps_counts(tables: Tables, start: pd.Timestamp, end: pd.Timestamp, by: tuple
 @metric(label="NPS", formula="100 x (promoters (9-10) - detractors (0-6)) / responses, over responses in the "
         "nps_window_days ending at the month end; n/a without responses", unit="score", direction="higher",
         level="core", sources=("C", "P", "J"), area="success", conventions=("nps_window_days",),
-        needs=("accounts", "subscriptions", "nps_responses"))
+        needs=("accounts", "subscriptions", "nps_responses"),
+        tile=7)
 def net_promoter_score(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Net Promoter Score of the answers given in the trailing window."""
     window = pd.Timedelta(days=conventions.nps_window_days)
@@ -40,7 +41,8 @@ def net_promoter_score(tables: Tables, calendar: pl.DataFrame, conventions: Conv
 
 @metric(settles=True, label="CSAT", formula="rated tickets scoring 4-5 of 5 / rated tickets, tickets opened in M", unit="fraction",
         direction="higher", level="core", sources=("C", "P", "J"), area="success", proportion=True,
-        needs=("accounts", "subscriptions", "support_tickets"))
+        needs=("accounts", "subscriptions", "support_tickets"),
+        tile=8)
 def customer_satisfaction(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Share of the month's rated support tickets that the customer rated satisfied (4 or 5)."""
     t = tables.frames["support_tickets"]
@@ -56,7 +58,8 @@ USAGE = ("accounts", "subscriptions", "usage_events")
 
 @metric(label="Licence utilisation", formula="monthly active users of paying accounts with seats / their licensed "
         "seats, at the month end", unit="fraction", direction="higher", level="core", sources=("P",), area="success",
-        needs=USAGE)
+        needs=USAGE,
+        tile=6)
 def licence_utilisation_rate(account_measures: pd.DataFrame) -> pd.DataFrame:
     """How much of what customers bought they use: active users per licensed seat."""
     m = account_measures[account_measures.seats > 0]
@@ -240,7 +243,8 @@ def resolution_hours_p90(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> 
 
 @metric(settles=True, label="SLA breach rate", formula="tickets opened in M whose first response took longer than the SLA hours "
         "of their priority (or none came and the SLA elapsed) / tickets decided", unit="fraction", direction="lower",
-        level="supporting", sources=("P", "U"), area="success", needs=SUPPORT, proportion=True, target=0.1)
+        level="supporting", sources=("P", "U"), area="success", needs=SUPPORT, proportion=True, target=0.1,
+        tile=9)
 def sla_breach_rate(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """Share of tickets that waited longer than promised for a first response."""
     decided = ticket_times[ticket_times.breach.notna()]

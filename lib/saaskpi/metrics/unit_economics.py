@@ -172,7 +172,8 @@ def acquisition_by_month(calendar: pl.DataFrame, conventions: Conventions, alloc
 # --------------------------------------------------------------------------- metrics
 @metric(label="S&M spend", formula="spend in cac_spend_categories of month M - spend_lag_months", unit="currency",
         direction="neutral", level="operational", sources=("S",), area="unit_economics",
-        conventions=("cac_spend_categories", "spend_lag_months"), needs=("accounts", "subscriptions", "spend"))
+        conventions=("cac_spend_categories", "spend_lag_months"), needs=("accounts", "subscriptions", "spend"),
+        tile=9)
 def sales_marketing_spend(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
     """Sales and marketing spend attributed to the month's new customers."""
     a = acquisition_by_month
@@ -180,7 +181,8 @@ def sales_marketing_spend(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
 
 
 @metric(label="New customers", formula="accounts whose first paying month end is in M", unit="count",
-        direction="higher", level="supporting", sources=("S", "J"), area="unit_economics")
+        direction="higher", level="supporting", sources=("S", "J"), area="unit_economics",
+        tile=7)
 def new_customers(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Accounts that paid for the first time at the end of the month."""
     m = mrr_movements
@@ -190,7 +192,8 @@ def new_customers(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 @metric(sampled=True, label="CAC", formula="S&M spend attributed to M / new customers in M; n/a without new customers",
         unit="currency", direction="lower", level="core", sources=("S", "U"), area="unit_economics",
         conventions=("cac_spend_categories", "spend_lag_months", "untagged_spend_allocation"),
-        needs=("accounts", "subscriptions", "spend"))
+        needs=("accounts", "subscriptions", "spend"),
+        tile=1)
 def customer_acquisition_cost(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
     """Blended customer acquisition cost: sales and marketing spend per new customer."""
     a = acquisition_by_month
@@ -198,7 +201,8 @@ def customer_acquisition_cost(acquisition_by_month: pd.DataFrame) -> pd.DataFram
 
 
 @metric(sampled=True, label="New-customer ARPA", formula="new MRR in M / new customers in M", unit="currency", direction="higher",
-        level="supporting", sources=("S",), area="unit_economics")
+        level="supporting", sources=("S",), area="unit_economics",
+        tile=8)
 def new_customer_arpa(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Average first-month MRR of the month's new customers."""
     m = mrr_movements
@@ -207,7 +211,8 @@ def new_customer_arpa(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 
 @metric(label="Gross margin", formula="(revenue - COGS) / revenue; revenue = month-end MRR, COGS from spend",
         unit="fraction", direction="higher", level="core", sources=("S",), area="unit_economics", target=0.6,
-        needs=("accounts", "subscriptions", "spend"))
+        needs=("accounts", "subscriptions", "spend"),
+        target_source="S: SaaS metrics collection (SaaS gross margin 60-90 %)", tile=6)
 def gross_margin(gross_margin_by_month: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Share of the month's revenue left after the cost of serving it; n/a in months without COGS."""
     g = gross_margin_by_month
@@ -218,7 +223,8 @@ def gross_margin(gross_margin_by_month: pd.DataFrame, mrr_movements: pd.DataFram
         "in months without COGS", unit="months", direction="lower", level="core", sources=("S",),
         area="unit_economics", target=12.0,
         conventions=("cac_spend_categories", "spend_lag_months", "default_gross_margin"),
-        needs=("accounts", "subscriptions", "spend"))
+        needs=("accounts", "subscriptions", "spend"),
+        target_source="S: SaaS metrics collection (CAC payback under 12 months)", tile=2)
 def cac_payback_months(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
     """Months of a new customer's gross margin needed to earn back its acquisition cost."""
     a = acquisition_by_month
@@ -228,8 +234,10 @@ def cac_payback_months(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
 @metric(label="LTV:CAC", formula="LTV / CAC (LTV simple or survival per ltv_to_cac_basis)", unit="ratio",
         direction="higher", level="core", sources=("S",), area="unit_economics", target=3.0,
         conventions=("ltv_to_cac_basis", "cac_spend_categories", "spend_lag_months", "ltv_churn_window_months",
-                     "ltv_horizon_months"),
-        needs=("accounts", "subscriptions", "spend"))
+                     "ltv_churn_window_includes_current", "ltv_horizon_months"),
+        needs=("accounts", "subscriptions", "spend"), tile=3,
+        target_source="S: SaaS metrics collection (LTV:CAC of 3 or more; HubSpot's 1.5 direct vs 5 channel shows "
+        "why per segment and source)")
 def ltv_to_cac_ratio(acquisition_by_month: pd.DataFrame, customer_lifetime_value: pd.DataFrame,
                      survival_lifetime_value: pd.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Lifetime gross margin of a customer per unit of what it cost to acquire."""
@@ -246,7 +254,8 @@ def _trailing(values: pd.Series, months: int, shift: int = 0) -> pd.Series:
 @metric(label="Magic number", formula="(ARR_M - ARR_M-3) / S&M spend in months M-5..M-3 (the trailing quarter's "
         "net new ARR over the quarter before's S&M spend)", unit="ratio", direction="higher", level="supporting",
         cadence="quarterly", sources=("J", "S"), area="unit_economics", conventions=("cac_spend_categories",),
-        needs=("accounts", "subscriptions", "spend"))
+        needs=("accounts", "subscriptions", "spend"),
+        tile=10)
 def magic_number(calendar: pl.DataFrame, conventions: Conventions, allocated_spend: pd.DataFrame,
                  mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Sales efficiency: net new ARR of the last three months per dollar of S&M spent in the three before."""
@@ -262,7 +271,8 @@ def magic_number(calendar: pl.DataFrame, conventions: Conventions, allocated_spe
         "spend - revenue (month-end MRR), 0 when cash-generative; n/a when ARR did not grow or total spend "
         "(marketing, sales, COGS, R&D, G&A) is not all in the data", unit="ratio", direction="lower",
         level="supporting", cadence="quarterly", sources=("J",), area="unit_economics",
-        needs=("accounts", "subscriptions", "spend"))
+        needs=("accounts", "subscriptions", "spend"),
+        tile=11)
 def burn_multiple(calendar: pl.DataFrame, allocated_spend: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Capital efficiency: cash burned per dollar of net new ARR."""
     spent = _by_month(calendar, allocated_spend, "amount", month="spend_month")

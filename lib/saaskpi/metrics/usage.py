@@ -14,6 +14,7 @@ import pandas as pd
 import polars as pl
 
 from ..frames import month_key, month_of, months_of, safe_ratio, to_pandas
+from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
 from .revenue import _series
@@ -140,7 +141,8 @@ def monthly_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
 
 
 @metric(label="DAU/MAU", formula="mean DAU / MAU of the month", unit="fraction", direction="higher",
-        level="core", sources=("U",), area="usage", target=0.6, needs=USAGE)
+        level="core", sources=("U",), area="usage", target=0.6, needs=USAGE,
+        long_term_target=0.8, target_source="U: B2B SaaS dashboard guide (DAU/MAU 60 % then 80 %)", tile=8)
 def dau_mau_ratio(active_users: pd.DataFrame) -> pd.DataFrame:
     """Product stickiness: the share of monthly users active on an average day."""
     a = active_users
@@ -170,16 +172,19 @@ def user_cohort_retention(user_month_activity: pd.DataFrame, calendar: pl.DataFr
 
 
 @table(needs=USAGE)
-def user_lifecycle(user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
-    """Per month: users new (first active month), returning (active last month too), resurrecting (back after a gap) and dormant (active last month, not this one)."""
+def user_lifecycle(user_month_activity: pd.DataFrame, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
+    """Per month: users new (first active month), returning (active within the dormant_after_months before),
+    resurrecting (back after being dormant) and gone dormant (inactive for dormant_after_months months since a
+    month they were active in; counted in the month that makes it that many)."""
+    n = conventions.dormant_after_months
     um = user_months(user_month_activity, calendar).sort_values(["user_id", "key"])
     by_user = um.groupby("user_id").key
     prev, nxt = by_user.shift(1), by_user.shift(-1)
-    status = np.where(prev.isna(), "new", np.where(prev == um.key - 1, "returning", "resurrecting"))
+    status = np.where(prev.isna(), "new", np.where(prev >= um.key - n, "returning", "resurrecting"))
     active = um.assign(status=status).groupby(["key", "status"]).size().rename("users").reset_index()
     last = int(calendar["month"].max())
-    gone = (nxt.isna() | (nxt > um.key + 1)) & (um.key < last)
-    dormant = (um.key[gone] + 1).value_counts().rename("users").rename_axis("key").reset_index().assign(status="dormant")
+    gone = (nxt.isna() | (nxt > um.key + n)) & (um.key + n <= last)
+    dormant = (um.key[gone] + n).value_counts().rename("users").rename_axis("key").reset_index().assign(status="dormant")
     both = pd.concat([active, dormant], ignore_index=True)
     both["month"] = months_of(both.key)
     wide = both.pivot_table(index="month", columns="status", values="users", aggfunc="sum")

@@ -1,6 +1,6 @@
 """Page 05, benchmarks: one account against its peers (same segment x lifecycle stage), the peer
 groups of every benchmarkable account metric, targets and guidelines with their sources, and every
-headline KPI against its target. Everything comes from the registry and parameters/targets.yaml."""
+headline KPI against its target. Everything comes from the registry (targets are declared on the metrics)."""
 from __future__ import annotations
 
 import html
@@ -129,7 +129,7 @@ def targets_html(wb) -> str:
     rows = []
     for name in [n for n in METRICS if wb.target(n) is not None]:
         m, v, t = METRICS[name], wb.value(name), wb.targets.get(name)
-        source = t.source if t else f"registry default ({', '.join(m.sources)})"
+        source = (t.source if t else "") or f"registry default ({', '.join(m.sources)})"
         if name in wb.segment.targets:
             source = f"segment file {wb.segment.name}.yaml; " + source
         rows.append([html.escape(m.label), html.escape(v.note or fmt.value(v.value, m.unit, cur)),
@@ -141,7 +141,7 @@ def targets_html(wb) -> str:
 
 def show_targets(wb) -> None:
     """Every KPI with a target as a tile (value, change, status, n), then the targets and guidelines from
-    parameters/targets.yaml (and segment overrides) with their sources."""
+    the metric declarations (and segment overrides) with their sources."""
     def render(w):
         display(widgets.kpi_tiles(w, [n for n in METRICS if w.target(n) is not None]))
         display(widgets.styled(targets_html(w)))

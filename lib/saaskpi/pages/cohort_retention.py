@@ -7,15 +7,13 @@ import altair as alt
 from IPython.display import display
 
 from .. import charts, widgets
-from ..metrics import METRICS
+from ..metrics import METRICS, registry
 from ..metrics.cohorts import cohort_triangle, weighted_average_retention
 
-AREAS = ("revenue", "usage")  # registry areas this page shows: their metrics go to the snapshot's metrics store
-TILES = ["monthly_recurring_revenue", "annual_recurring_revenue", "net_revenue_retention", "gross_revenue_retention",
-         "customer_churn_rate", "net_mrr_churn_rate", "saas_quick_ratio", "customer_lifetime_value",
-         "survival_lifetime_value", "dau_mau_ratio"]
-TRENDS = ["net_revenue_retention", "gross_revenue_retention", "net_mrr_churn_rate", "customer_churn_rate",
-          "mrr_growth_rate", "saas_quick_ratio"]
+AREAS = registry.page_areas("cohort_retention")  # registry areas this page shows: their metrics go to the snapshot
+TILES = registry.tiles("cohort_retention")
+TRENDS = registry.page_metrics("cohort_retention", ["net_revenue_retention", "gross_revenue_retention", "net_mrr_churn_rate", "customer_churn_rate",
+          "mrr_growth_rate", "saas_quick_ratio"])
 TREND_MONTHS = 24
 
 

@@ -13,27 +13,28 @@ from IPython.display import display
 from .. import charts, theme, widgets
 from .. import format as fmt
 from ..errors import ParameterError
+from ..metrics import registry
 from ..metrics.cs_load import NO_CSM
 from ..metrics.lifecycle import STAGES, account_names
 
-AREAS = ("success",)
+AREAS = registry.page_areas("cs_load")  # registry areas this page shows: their metrics go to the snapshot
 TREND_MONTHS = 24
 TOP_ROWS = 15
-HEADLINE = ["renewal_rate", "renewals_due_count", "average_health_score", "red_account_share", "health_backtest_auc",
-            "licence_utilisation_rate", "net_promoter_score", "customer_satisfaction", "sla_breach_rate",
-            "csm_capacity_utilisation", "csms_over_capacity_share", "max_csm_load", "cost_to_serve_per_account"]
-RENEWALS = ["renewals_due_count", "renewals_due_arr", "renewal_rate", "renewals_minus_churn"]
-ADOPTION = ["licence_utilisation_rate", "customer_engagement_score", "feature_adoption_rate", "feature_adoption_90_days",
-            "feature_adoption_12_months", "time_in_product_per_user"]
-SUPPORT = ["net_promoter_score", "customer_satisfaction", "first_contact_resolution", "first_response_hours",
-           "first_response_hours_p90", "resolution_hours", "resolution_hours_p90", "sla_breach_rate"]
-RELATIONSHIP = ["touchpoints_per_account", "stakeholder_coverage", "positive_sentiment_share", "invoices_paid_on_time",
-                "overdue_amount"]
-LOAD = ["accounts_per_csm", "csm_capacity_utilisation", "csms_over_capacity_share", "max_csm_load",
-        "cost_to_serve_per_account", "cost_to_serve_per_arr"]
-TRENDS = ["renewal_rate", "average_health_score", "red_account_share", "health_backtest_auc", "licence_utilisation_rate",
-          "customer_engagement_score", "net_promoter_score", "customer_satisfaction", "sla_breach_rate",
-          "csm_capacity_utilisation", "max_csm_load"]
+HEADLINE = registry.tiles("cs_load")
+_SECTION = registry.page_metrics  # each section's metrics, checked to be this page's at import
+RENEWALS = _SECTION("cs_load", ["renewals_due_count", "renewals_due_arr", "renewal_rate", "renewals_minus_churn"])
+ADOPTION = _SECTION("cs_load", ["licence_utilisation_rate", "customer_engagement_score", "feature_adoption_rate",
+                                "feature_adoption_90_days", "feature_adoption_12_months", "time_in_product_per_user"])
+SUPPORT = _SECTION("cs_load", ["net_promoter_score", "customer_satisfaction", "first_contact_resolution",
+                               "first_response_hours", "first_response_hours_p90", "resolution_hours",
+                               "resolution_hours_p90", "sla_breach_rate"])
+RELATIONSHIP = _SECTION("cs_load", ["touchpoints_per_account", "stakeholder_coverage", "positive_sentiment_share",
+                                    "invoices_paid_on_time", "overdue_amount"])
+LOAD = _SECTION("cs_load", ["accounts_per_csm", "csm_capacity_utilisation", "csms_over_capacity_share", "max_csm_load",
+                            "cost_to_serve_per_account", "cost_to_serve_per_arr"])
+TRENDS = _SECTION("cs_load", ["renewal_rate", "average_health_score", "red_account_share", "health_backtest_auc",
+                              "licence_utilisation_rate", "customer_engagement_score", "net_promoter_score",
+                              "customer_satisfaction", "sla_breach_rate", "csm_capacity_utilisation", "max_csm_load"])
 BAND_MARK = {"red": "●", "yellow": "●", "green": "●", "n/a": "○"}
 
 

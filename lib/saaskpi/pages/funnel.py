@@ -8,19 +8,15 @@ import pandas as pd
 from IPython.display import display
 
 from .. import charts, widgets
-from ..frames import safe_ratio
 from ..metrics import funnel as f
+from ..metrics import registry
 
-AREAS = ("funnel", "sales", "activation")
-TILES = ["signups", "unique_visitors", "visitor_to_signup_rate", "signup_to_pql_rate", "qualified_leads",
-         "time_to_pql_median_days", "pql_to_customer_rate", "lead_conversion_rate", "trial_to_paid_conversion",
-         "revenue_per_lead"]
-TRENDS = ["visitor_to_signup_rate", "signup_to_pql_rate", "pql_to_customer_rate", "lead_conversion_rate",
-          "trial_to_paid_conversion", "revenue_per_lead"]
-SALES_TILES = ["opportunities_created", "win_rate", "average_deal_size", "sales_cycle_median_days", "pipeline_value",
-               "weighted_pipeline_value", "sales_capacity_fte", "revenue_per_rep"]
-ACTIVATION_TILES = ["activation_rate", "activation_velocity", "time_to_value_days", "new_user_churn_rate",
-                    "viral_coefficient"]
+AREAS = registry.page_areas("funnel")  # registry areas this page shows: their metrics go to the snapshot's store
+TILES = registry.tiles("funnel", ("funnel",))
+SALES_TILES = registry.tiles("funnel", ("sales",))
+ACTIVATION_TILES = registry.tiles("funnel", ("activation",))
+TRENDS = registry.page_metrics("funnel", ["visitor_to_signup_rate", "signup_to_pql_rate", "pql_to_customer_rate", "lead_conversion_rate",
+          "trial_to_paid_conversion", "revenue_per_lead"])
 FUNNEL_STAGES = (f.VISITOR_SIGNUP, f.SIGNUP_PQL, f.PQL_OPP, f.OPP_WON)
 BREAKDOWN_STAGES = (f.SIGNUP_PQL, f.PQL_CUSTOMER, f.SIGNUP_CUSTOMER)
 TREND_MONTHS = 24
@@ -68,13 +64,11 @@ def mature_months(wb, months: int = PERIOD_MONTHS) -> list[pd.Timestamp]:
 def funnel_stages(wb) -> tuple[pd.DataFrame, str]:
     """Entrants per stage over the last mature months, each with its conversion rate to the next stage."""
     months = mature_months(wb)
-    table = wb.table("funnel_by_month")
-    rows = table[table.month.isin(months) & table.stage.isin(FUNNEL_STAGES)]
-    sums = rows.groupby("stage", sort=False)[["entered", "converted"]].sum().reindex(
-        [s for s in FUNNEL_STAGES if s in set(rows.stage)])
+    pooled = f.pooled_conversion(wb.table("funnel_by_month"), months, FUNNEL_STAGES).set_index("stage")
+    sums = pooled.reindex([s for s in FUNNEL_STAGES if s in pooled.index])
     names = {f.VISITOR_SIGNUP: "visitors", f.SIGNUP_PQL: "signups", f.PQL_OPP: "PQLs", f.OPP_WON: "opportunities"}
     out = pd.DataFrame({"stage": [names[s] for s in sums.index], "count": sums.entered.to_numpy(),
-                        "rate": safe_ratio(sums.converted, sums.entered)})
+                        "rate": sums.conversion_rate.to_numpy()})
     if f.OPP_WON in sums.index:
         out = pd.concat([out, pd.DataFrame({"stage": ["won deals"], "count": [sums.loc[f.OPP_WON, "converted"]],
                                             "rate": [np.nan]})], ignore_index=True)
@@ -127,12 +121,7 @@ def show_time_to_convert(wb) -> None:
 
 def breakdown(wb, table: str, group: str) -> pd.DataFrame:
     """Conversion per group and stage, summed over the last mature months."""
-    months = mature_months(wb)
-    t = wb.table(table)
-    t = t[t.month.isin(months) & t.stage.isin(BREAKDOWN_STAGES)]
-    out = t.groupby([group, "stage"], as_index=False)[["entered", "converted"]].sum()
-    out["conversion_rate"] = safe_ratio(out.converted, out.entered)
-    return out
+    return f.pooled_conversion(wb.table(table), mature_months(wb), BREAKDOWN_STAGES, (group,))
 
 
 def _breakdowns(wb) -> None:
@@ -153,13 +142,7 @@ def show_channels_and_segments(wb) -> None:
 
 def rep_summary(wb, months: int = 12) -> pd.DataFrame:
     """Per account executive over the last `months` months: created, won, lost, win rate, bookings, FTE now."""
-    reps = wb.table("sales_by_rep")
-    recent = reps[(reps.month <= wb.month) & (reps.month > wb.month - pd.DateOffset(months=months))]
-    out = recent.groupby(["member_id", "name"], as_index=False)[["created", "won", "lost", "bookings"]].sum()
-    out["win_rate"] = safe_ratio(out.won, out.won + out.lost)
-    now = reps[reps.month == wb.month].set_index("member_id").ramp_fraction
-    out["ramp_fraction"] = out.member_id.map(now).fillna(0.0)
-    return out
+    return f.rep_totals(wb.table("sales_by_rep"), wb.month - pd.DateOffset(months=months), wb.month)
 
 
 def _sales(wb) -> None:

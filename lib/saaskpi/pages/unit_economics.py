@@ -11,14 +11,13 @@ from IPython.display import display
 
 from .. import charts, theme, widgets
 from .. import format as fmt
+from ..metrics import registry
 from ..metrics import unit_economics as ue
 
-AREAS = ("unit_economics",)
-TILES = ["customer_acquisition_cost", "cac_payback_months", "ltv_to_cac_ratio", "customer_lifetime_value",
-         "survival_lifetime_value", "gross_margin", "new_customers", "new_customer_arpa", "sales_marketing_spend",
-         "magic_number", "burn_multiple"]
-TRENDS = ["ltv_to_cac_ratio", "cac_payback_months", "customer_acquisition_cost", "gross_margin", "magic_number",
-          "burn_multiple"]
+AREAS = registry.page_areas("unit_economics")  # registry areas this page shows: their metrics go to the snapshot
+TILES = registry.tiles("unit_economics")
+TRENDS = registry.page_metrics("unit_economics", ["ltv_to_cac_ratio", "cac_payback_months", "customer_acquisition_cost", "gross_margin", "magic_number",
+          "burn_multiple"])
 TREND_MONTHS = 24
 LEVERS = (("churn_change", "Churn", -0.5, 1.0, "% change of monthly churn"),
           ("price_change", "Price (ARPA)", -0.3, 0.5, "% change of new-customer ARPA"),
