@@ -13,6 +13,10 @@ MONTH  ?=
 SOURCE ?=
 ENGINE ?=
 PORT   ?= 8866
+SHELL  := /bin/bash
+# a machine's pip configuration may name package folders that do not exist, and pip then warns about each one
+# on every install: those lines are left out, every other message shows and pip's exit status is kept
+PIP_OUT = 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; exit $${PIPESTATUS[0]}
 
 .PHONY: setup demo reports snapshot app lab test lint lock docs bench clean java postgres
 
@@ -20,9 +24,9 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --upgrade pip $(PIP_OUT)
+	$(BIN)/python -m pip install --quiet -r $(LOCK) $(PIP_OUT)
+	$(BIN)/python -m pip install --quiet --no-deps -e . $(PIP_OUT)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -63,7 +67,7 @@ lint: setup
 UPGRADE ?=
 lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/python -m pip install --quiet uv $(PIP_OUT)
 	$(BIN)/uv pip compile pyproject.toml --extra dev $(UPGRADE) --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o $(LOCK)
 
