@@ -19,9 +19,17 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _source_file(m) -> Path:
+    """The Python file that defines metric `m`'s function."""
+    source = inspect.getsourcefile(m.func)
+    if source is None:  # a builtin or C function has no source file to link
+        raise TypeError(f"metric {m.name}: its function {m.func!r} has no Python source file")
+    return Path(source)
+
+
 def _code_link(m) -> str:
     """A Markdown link from docs/ to the module that defines metric `m`."""
-    path = Path(inspect.getsourcefile(m.func)).resolve()
+    path = _source_file(m).resolve()
     try:
         where = path.relative_to(paths.ROOT)
     except ValueError:  # a company's own metrics outside the project
@@ -36,7 +44,7 @@ def _tests_naming(tests_dir: Path = paths.ROOT / "tests") -> dict[str, str]:
 
 def _test_link(m, tests: dict[str, str]) -> str:
     """A link to the test file of the metric's module that names it, else the first test file that does."""
-    own = f"test_{Path(inspect.getsourcefile(m.func)).stem}.py"
+    own = f"test_{_source_file(m).stem}.py"
     named = [name for name, text in tests.items() if re.search(rf"\b{m.name}\b", text)]
     if not named:
         return ""

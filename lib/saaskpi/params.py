@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from . import paths
 from .errors import ParameterError
@@ -33,7 +34,7 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-def _problem(err: dict, model: type[BaseModel]) -> str:
+def _problem(err: ErrorDetails, model: type[BaseModel]) -> str:
     """One pydantic error as a person reads it: the key, the rule it breaks and the value it has."""
     key = ".".join(str(part) for part in err["loc"])
     top = len(err["loc"]) == 1

@@ -135,6 +135,7 @@ def _deliver(channel: str, name: str, lst: RecipientList, summary: MonthSummary,
         log.warning("%s failed before sending: %s", what, err)
         return 0, str(err)
     smtp = settings.smtp
+    assert smtp is not None, "DeliverySettings requires an smtp section for a list that sends e-mail"
     msg = channels.email_message(smtp, lst.email, render.subject(summary), render.plain_text(summary, settings.reports_url),
                                  render.email_html(summary, settings.reports_url, bool(pdfs)), pdfs)
     password = keys.get(smtp.password_env, "")

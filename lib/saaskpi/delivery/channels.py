@@ -49,6 +49,7 @@ def send_email(smtp: Smtp, password: str, msg: EmailMessage) -> None:
     where = f"SMTP server {smtp.host}:{smtp.port}"
     try:
         tls = ssl.create_default_context(cafile=smtp.ca_file or None)  # verifies the server's name and certificate
+        client: smtplib.SMTP  # SMTP_SSL is an SMTP
         if smtp.security == "tls":
             client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_seconds, context=tls)
         else:

@@ -98,7 +98,7 @@ def plain_text(summary: MonthSummary, base_url: str) -> str:
 
 def slack_blocks(summary: MonthSummary, base_url: str) -> dict:
     """A Block Kit message: a header, one section per segment (mrkdwn, within Slack's text limit), the link."""
-    blocks = [{"type": "header", "text": {"type": "plain_text", "text": summary.title}}]
+    blocks: list[dict[str, object]] = [{"type": "header", "text": {"type": "plain_text", "text": summary.title}}]
     for seg in summary.segments:
         lines = [f"*{seg.label}*"]
         for k in seg.kpis:

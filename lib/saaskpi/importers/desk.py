@@ -17,9 +17,11 @@ does not know) is collected and raised at once as an `ExportError`.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -45,7 +47,10 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def desk_settings(model: type[Strict], path: Path, default: Path) -> Strict:
+S = TypeVar("S", bound=Strict)
+
+
+def desk_settings(model: type[S], path: Path, default: Path) -> S:
     """The settings in `path` (the system's parameters/sources/<system>.yaml); the defaults when the default file
     is absent; errors name the key."""
     if not Path(path).exists():
@@ -88,7 +93,7 @@ def lookup(record: dict, path: str):
     for flat in (path, path.replace(".", "__"), path.replace(".", "_")):
         if flat in record and record[flat] not in (None, ""):
             return record[flat]
-    value = record
+    value: object = record
     for part in path.split("."):
         if isinstance(value, str) and value[:1] in "{[":
             try:
@@ -191,7 +196,7 @@ def _json_records(path: Path, stream: str) -> tuple[list[dict], list[str]]:
     return records, bad
 
 
-def missing_fields(stream: Stream, fields: dict[str, tuple[str, ...]], problems: list[Problem]) -> bool:
+def missing_fields(stream: Stream, fields: Mapping[str, tuple[str, ...]], problems: list[Problem]) -> bool:
     """Each required field (any of its accepted paths) must be in the stream; adds a problem per missing one."""
     ok = True
     for name, paths in fields.items():

@@ -85,7 +85,10 @@ def read_intercom(args: argparse.Namespace) -> Imported:
     streams = {name: read_stream(folder, name, names, "intercom", problems, required=name == "conversations")
                for name, names in STREAMS.items()}
     raise_problems(problems, str(args.source), "Intercom")
-    conversations = _conversations(streams["conversations"], settings, problems)
+    conversation_stream = streams["conversations"]
+    # a required stream: read_stream reported a missing or unreadable one and raise_problems raised
+    assert conversation_stream is not None
+    conversations = _conversations(conversation_stream, settings, problems)
     people = _people(streams["contacts"], streams["companies"], problems)
     raise_problems(problems, str(args.source), "Intercom")
     frame, aside = _rows(conversations, people, settings, problems)
@@ -178,7 +181,7 @@ def _rows(conversations: pl.DataFrame, people: dict[str, pl.DataFrame], settings
                  contacts=(pl.col("count_reopens") + 1).cast(pl.Int64),
                  address=pl.coalesce(pl.col("website"), pl.col("email"), pl.col("contact_email"))))
     nameless = frame.filter(pl.col("company_id").is_null() & pl.col("address").is_null())
-    aside = ()
+    aside: tuple[SetAside, ...] = ()
     if not nameless.is_empty():
         aside = (SetAside("no_account", "support_tickets", nameless.height,
                           tuple(f"conversation {t}" for t in nameless.get_column("ticket_id").head(EXAMPLES)),

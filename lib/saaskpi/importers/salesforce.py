@@ -85,11 +85,13 @@ NEEDED = {"Opportunity": ("id", "created"), "Lead": ("id", "created"), "Account"
 
 
 def _exports(settings: CrmSettings) -> dict[str, Export]:
-    extra = {f: (key, (norm(p),)) for f, key, p in (("segment", "segment_field", settings.segment_field),
-                                                    ("pql", "pql_field", settings.pql_field)) if p}
-    activity = {f: (key, (norm(p),)) for f, key, p in (("role", "touchpoint_role_field", settings.touchpoint_role_field),
-                                                       ("sentiment", "touchpoint_sentiment_field",
-                                                        settings.touchpoint_sentiment_field)) if p}
+    extra: dict[str, tuple[str, tuple[str, ...]]] = {
+        f: (key, (norm(p),)) for f, key, p in (("segment", "segment_field", settings.segment_field),
+                                               ("pql", "pql_field", settings.pql_field)) if p}
+    activity: dict[str, tuple[str, tuple[str, ...]]] = {
+        f: (key, (norm(p),)) for f, key, p in (("role", "touchpoint_role_field", settings.touchpoint_role_field),
+                                               ("sentiment", "touchpoint_sentiment_field",
+                                                settings.touchpoint_sentiment_field)) if p}
     return {**EXPORTS, "Lead": EXPORTS["Lead"].with_settings_fields(extra),
             "Task": EXPORTS["Task"].with_settings_fields(activity), "Event": EXPORTS["Event"].with_settings_fields(activity)}
 
@@ -147,7 +149,8 @@ def salesforce_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, setti
     member = dict(team.select("user_id", "member_id").iter_rows())
     out_opps = out_opps.with_columns(owner_id=pl.col("user_id").replace_strict(member, default=None, return_dtype=pl.String)).drop("user_id")
     tables = {"leads": out_leads, "opportunities": out_opps, "team": team.drop("user_id")}
-    aside, details = (*lead_aside, *opp_aside), {}
+    aside: tuple[SetAside, ...] = (*lead_aside, *opp_aside)
+    details: dict = {}
     if activities:
         rows = (pl.concat([a.select("id", pl.col("when").alias("occurred_at"), "kind", "owner", "account", "role", "sentiment")
                            for a in activities]).join(_web(accounts), on="account", how="left")

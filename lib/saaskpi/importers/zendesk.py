@@ -101,8 +101,11 @@ def read_zendesk(args: argparse.Namespace) -> Imported:
                                  required=name in ("tickets", "ticket_metrics"))
                for name, names in STREAMS.items()}
     raise_problems(problems, str(args.source), "Zendesk")
-    tickets = _tickets(streams["tickets"], problems)
-    metrics = _metrics(streams["ticket_metrics"], settings, problems)
+    ticket_stream, metric_stream = streams["tickets"], streams["ticket_metrics"]
+    # required streams: read_stream reported a missing or unreadable one and raise_problems raised
+    assert ticket_stream is not None and metric_stream is not None
+    tickets = _tickets(ticket_stream, problems)
+    metrics = _metrics(metric_stream, settings, problems)
     ratings = _ratings(streams["satisfaction_ratings"], streams["survey_responses"], tickets, settings, problems)
     where = _addresses(streams["organizations"], streams["users"], problems)
     raise_problems(problems, str(args.source), "Zendesk")

@@ -240,8 +240,8 @@ def validate_registry(convention_keys: set[str], segment_targets: dict[str, set[
     for (page, tile), names in places.items():
         if len(names) > 1:
             problems.append(f"page {page}: tile {tile} is declared by {' and '.join(names)}")
-    for where, names in (segment_targets or {}).items():
-        unknown = sorted(set(names) - set(METRICS))
+    for where, targeted in (segment_targets or {}).items():
+        unknown = sorted(set(targeted) - set(METRICS))
         if unknown:
             problems.append(f"{where} sets targets for unknown metric(s) {', '.join(unknown)}")
     if problems:
@@ -256,8 +256,9 @@ def tiles(page: str, areas: tuple[str, ...] = ()) -> list[str]:
     """The headline KPI tiles of `page` (only those of `areas` when given), in their declared places."""
     if page not in PAGES:
         raise RegistryError(f"unknown page {page!r} (pages: {list(PAGES)})")
-    chosen = [m for m in METRICS.values() if m.page == page and m.tile is not None and (not areas or m.area in areas)]
-    return [m.name for m in sorted(chosen, key=lambda m: m.tile)]
+    placed = [(m.tile, m.name) for m in METRICS.values()
+              if m.page == page and m.tile is not None and (not areas or m.area in areas)]
+    return [name for _, name in sorted(placed, key=lambda tile_name: tile_name[0])]
 
 
 def page_areas(page: str) -> tuple[str, ...]:
