@@ -1,0 +1,375 @@
+"""Product analytics -> `users` and `usage_events`: what the Segment, Amplitude and PostHog importers share.
+
+Each system's module reads its exports into the same four pieces (`Collected`):
+
+- `events`, a `pl.LazyFrame` of every event (never collected whole): `event_time`, `id` (the id the event
+  carries: a user id, or an anonymous/device id when it has none), `event`, `feature`, `duration_seconds`,
+  `group` (the account key the event names, if any);
+- `links`: (`id`, `user_id`, `at`) pairs saying which known user an id belongs to (a user id to itself, an
+  alias or an anonymous id seen with a user id to that user): the source's own merges, nothing guessed;
+- `profiles`: (`user_id`, `created_at`, `referred_by`, `seen_at`) from identify calls or persons;
+- `memberships`: (`id`, `group`, `domain`, `at`) from group calls (the group's web or e-mail domain when known).
+
+`build` then merges the ids (a chain of aliases is followed to its end), finds each group's account through the
+one account key (`accounts.account_keys`), gives each user one account (a user in two accounts is an error, or
+the first group when `user_in_two_accounts: first_group`), and returns `users` (a small DataFrame) and
+`usage_events` (a LazyFrame the framework sinks into the output without holding the events in memory).
+
+Files are JSON lines (`.json`, `.jsonl`, `.ndjson`, each possibly `.gz`), CSV or Parquet, read with Polars' lazy
+scans; nested fields (`properties`, `context`, `traits`, ...) are structs in JSON lines and Parquet and JSON text in
+CSV. A line that is not JSON is reported with its file and line number.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import gzip
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .. import paths
+from ..errors import ParameterError, Problem
+from ..params import read_yaml
+from .accounts import EXAMPLES, account_keys
+from .billing import SetAside
+from .reading import ExportError, FileRead
+
+SOURCES_DIR = paths.PARAMETERS_DIR / "sources"
+JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
+TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S")
+"""The date-time layouts of the exports (Segment ISO with Z, Amplitude `2024-01-31 09:30:00.123456` in UTC,
+PostHog ISO with an offset); a time without a zone is UTC."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProductSettings(_Strict):
+    """How a product-analytics export becomes users and usage events (parameters/sources/<system>.yaml)."""
+
+    activation_event: str | None = "Activated"  # its first occurrence per user = users.activated_at (null: none)
+    activation_is_usage: bool = False  # also write the activation event as a usage event
+    feature_property: str | None = None  # the event property naming the feature; null: the event name
+    duration_property: str | None = "duration_seconds"  # the event property giving seconds spent (null: none)
+    skip_events: tuple[str, ...] = ()  # events that are not product usage (never written to usage_events)
+    created_trait: str | None = "createdAt"  # the user trait/property holding the sign-up time
+    referred_by_trait: str | None = "referred_by"  # the user trait/property naming the referring user
+    domain_trait: str = "website"  # the group trait holding the company's web address (or e-mail)
+    group_type: str = "company"  # Amplitude `groups` / PostHog `$groups` key that is the account
+    user_in_two_accounts: Literal["error", "first_group"] = "error"
+
+
+def product_settings(system: str, path: str | None) -> tuple[ProductSettings, str]:
+    """The settings of `system` (parameters/sources/<system>.yaml by default); errors name the key."""
+    given = Path(path) if path else SOURCES_DIR / f"{system}.yaml"
+    if not given.exists():
+        if path:
+            raise ParameterError(f"--settings {path}: no such file.")
+        return ProductSettings(), ""
+    try:
+        return ProductSettings.model_validate(read_yaml(given) or {}), str(given)
+    except ValidationError as err:
+        lines = [f"  `{'.'.join(str(p) for p in e['loc'])}`: {e['msg']} (got {e.get('input')!r})" for e in err.errors()]
+        raise ParameterError(f"{given.name}: {len(lines)} problem(s):\n" + "\n".join(lines)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`EXPORTS...` (files or folders) and `--settings`."""
+    parser.add_argument("exports", nargs="+", help="export files or folders of them: JSON lines (.json, .jsonl, "
+                                                   ".ndjson, optionally .gz), CSV or Parquet (never modified)")
+    parser.add_argument("--settings", dest="source_settings", default="", help="settings of this system (default parameters/sources/<system>.yaml)")
+
+
+# --------------------------------------------------------------------------- reading files lazily
+
+def export_files(given: list[str]) -> list[Path]:
+    """The export files named by `given` (a folder: its readable files, sorted); an unknown kind is an error."""
+    files, problems = [], []
+    for item in given:
+        path = paths.resolve(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".") and _kind(p))
+            if not found:
+                problems.append(Problem("source.missing_file", path.name, None, f"{path} holds no .jsonl, .json, "
+                                        ".ndjson (.gz), .csv or .parquet file", 0))
+            files += found
+        elif path.is_file() and _kind(path):
+            files.append(path)
+        else:
+            problems.append(Problem("source.missing_file", path.name, None,
+                                    f"{item} is not a JSON lines, CSV or Parquet file, nor a folder of them", 0))
+    if problems:
+        raise ExportError(problems, ", ".join(given))
+    return files
+
+
+def _kind(path: Path) -> str | None:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(JSON_SUFFIXES):
+        return "json"
+    return "csv" if name.endswith(".csv") else "parquet" if name.endswith(".parquet") and path.suffix != ".gz" else None
+
+
+@dataclass
+class Scanner:
+    """Scans export files lazily into one schema; gzipped JSON lines are unpacked, streaming, into a scratch folder
+    (removed when the command ends), never in memory."""
+
+    scratch: Path | None = None
+    files: list[FileRead] = field(default_factory=list)
+
+    def scan(self, files: list[Path], schema: dict[str, pl.DataType], table: str) -> pl.LazyFrame | None:
+        """One LazyFrame of `files`, each brought to `schema` (missing columns null); None when there are none.
+        A file that cannot be read (not JSON, not Parquet, a broken line) raises `ExportError` with its place."""
+        frames = [self._one(path, schema, table) for path in files]
+        return pl.concat(frames, how="vertical") if frames else None
+
+    def _one(self, path: Path, schema: dict[str, pl.DataType], table: str) -> pl.LazyFrame:
+        kind = _kind(path)
+        if kind == "json":
+            source = self._unpacked(path) if path.suffix == ".gz" else path
+            rows = _check_json(path, source, schema)
+            frame = pl.scan_ndjson(source, schema=schema)
+        elif kind == "parquet":
+            try:
+                have = pl.read_parquet_schema(path)
+            except Exception as err:  # noqa: BLE001  (any Arrow/Polars error means: not Parquet)
+                raise ExportError([Problem("source.unreadable", table, None, f"{path.name} is not a Parquet file ({err})", 0)],
+                                  str(path)) from None
+            frame = pl.scan_parquet(path).select([_as(c, dtype, have.get(c)) for c, dtype in schema.items()])
+            rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+        else:
+            head = pl.read_csv(path, n_rows=0, infer_schema=False)
+            frame = pl.scan_csv(path, infer_schema=False).select(
+                [_as(c, dtype, pl.String if c in head.columns else None) for c, dtype in schema.items()])
+            rows = pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item()
+        self.files.append(FileRead(path.name, table, rows))
+        return frame
+
+    def _unpacked(self, path: Path) -> Path:
+        if self.scratch is None:  # kept until the events are written (the output is sunk after `read` returns)
+            self.scratch = Path(tempfile.mkdtemp(prefix="saaskpi-events-"))
+            atexit.register(shutil.rmtree, self.scratch, True)
+        target = self.scratch / f"{len(list(self.scratch.iterdir()))}-{path.name.removesuffix('.gz')}"
+        try:
+            with gzip.open(path, "rb") as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except (OSError, EOFError) as err:
+            raise ExportError([Problem("source.unreadable", path.name, None, f"{path.name} is not gzip ({err})", 0)],
+                              str(path)) from None
+        return target
+
+
+def _as(column: str, dtype: pl.DataType, have: pl.DataType | None) -> pl.Expr:
+    """Column `column` of a Parquet or CSV file as `dtype`: JSON text decoded, a struct's missing fields null."""
+    if have is None:
+        return pl.lit(None, dtype=dtype).alias(column)
+    c = pl.col(column)
+    if isinstance(dtype, pl.Struct):
+        if have == pl.String:
+            return c.str.json_decode(dtype).alias(column)
+        if isinstance(have, pl.Struct):
+            names = {f.name: f.dtype for f in have.fields}
+            return pl.struct([_as_field(c, f.name, f.dtype, names.get(f.name)) for f in dtype.fields]).alias(column)
+        return pl.lit(None, dtype=dtype).alias(column)
+    if isinstance(have, pl.Datetime):
+        base = c if have.time_zone else c.dt.replace_time_zone("UTC")
+        return base.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").alias(column) if dtype == pl.String \
+            else base.alias(column)
+    if isinstance(dtype, pl.List) and have == pl.String:
+        return c.str.json_decode(dtype).alias(column)
+    return c.cast(dtype, strict=False).alias(column) if have != dtype else c
+
+
+def _as_field(c: pl.Expr, name: str, dtype: pl.DataType, have: pl.DataType | None) -> pl.Expr:
+    if have is None:
+        return pl.lit(None, dtype=dtype).alias(name)
+    f = c.struct.field(name)
+    if isinstance(have, pl.Datetime) and dtype == pl.String:
+        return f.dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").alias(name)
+    return f.cast(dtype, strict=False).alias(name) if have != dtype else f.alias(name)
+
+
+def _check_json(path: Path, source: Path, schema: dict[str, pl.DataType]) -> int:
+    """Reads `source` once through Polars (streaming, nothing kept); when it fails, finds the broken lines in Python
+    (only then) and reports them with `path`'s line numbers."""
+    try:
+        # every line parsed (a count alone would skip them): one column's null count
+        return pl.scan_ndjson(source, schema=schema).select(pl.len(), pl.first().null_count()).collect(engine="streaming").item(0, 0)
+    except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.InvalidOperationError) as err:
+        message = str(err).splitlines()[0]
+    bad = []
+    count = 0
+    with source.open("rb") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+                if not isinstance(value, dict):
+                    raise ValueError("not an object")
+            except ValueError as err:
+                count += 1
+                if len(bad) < EXAMPLES:
+                    bad.append(f"line {number}: {line[:60].decode('utf-8', 'replace').strip()!r} ({err})")
+    if count:
+        raise ExportError([Problem("source.broken_json_line", path.name, None, "is not a JSON object on its line",
+                                   count, tuple(bad))], str(path))
+    raise ExportError([Problem("source.unreadable", path.name, None, f"cannot be read: {message}", 0)], str(path))
+
+
+def timestamp(column: pl.Expr) -> pl.Expr:
+    """Text date-times in the exports' layouts as UTC (null when none fits; a time without a zone is UTC)."""
+    text = column.str.strip_chars()
+    return pl.coalesce([text.str.to_datetime(f, strict=False, time_unit="us").dt.convert_time_zone("UTC") if "%:z" in f
+                        else text.str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC")
+                        for f in TIME_FORMATS])
+
+
+# --------------------------------------------------------------------------- building the tables
+
+LINKS = {"id": pl.String, "user_id": pl.String, "at": pl.Datetime("us", "UTC")}
+PROFILES = {"user_id": pl.String, "created_at": pl.Datetime("us", "UTC"), "referred_by": pl.String,
+            "seen_at": pl.Datetime("us", "UTC")}
+MEMBERSHIPS = {"id": pl.String, "group": pl.String, "domain": pl.String, "at": pl.Datetime("us", "UTC")}
+
+
+@dataclass
+class Collected:
+    """What a system's exports say, in the shared shape (see the module docstring)."""
+
+    events: pl.LazyFrame
+    links: pl.DataFrame
+    profiles: pl.DataFrame
+    memberships: pl.DataFrame
+    set_aside: list[SetAside] = field(default_factory=list)
+
+
+def empty(schema: dict) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
+def resolved(links: pl.DataFrame) -> pl.DataFrame:
+    """(`id`, `user_id`): each id to the user it finally belongs to. An id linked to two users keeps its first link
+    (by time); a chain of links (an alias of an alias) is followed to its end, a user id that was aliased away is
+    no user of its own."""
+    first = (links.drop_nulls(["id", "user_id"]).sort("at", "id", "user_id", nulls_last=True)
+             .filter(pl.col("id") != pl.col("user_id")).unique("id", keep="first", maintain_order=True).select("id", "user_id"))
+    for _ in range(64):  # chains are short; 64 steps end any that is not a cycle
+        step = first.join(first.rename({"id": "user_id", "user_id": "next"}), on="user_id", how="left")
+        if step.get_column("next").null_count() == step.height:
+            break
+        first = step.select("id", pl.coalesce("next", "user_id").alias("user_id")).filter(pl.col("id") != pl.col("user_id"))
+    users = links.select(pl.col("user_id").alias("id")).drop_nulls().unique().join(first, on="id", how="anti")
+    return pl.concat([first, users.with_columns(pl.col("id").alias("user_id"))]).unique("id").sort("id")
+
+
+def build(system: str, collected: Collected, settings: ProductSettings, out: Path, accounts_path: Path,
+          progress: bool = False) -> tuple[dict[str, pl.DataFrame | pl.LazyFrame], list[SetAside], dict]:
+    """`users` and (lazy) `usage_events` from what a system's exports say; the rows set aside; report details."""
+    keys = account_keys(out, accounts_path)
+    ids = resolved(collected.links)
+    events = collected.events
+    activation = settings.activation_event
+    is_activation = (pl.col("event") == activation) if activation else pl.lit(False)
+    # one streaming pass: per id and group, how many events, the first one, the first activation
+    seen = (events.group_by("id", "group")
+            .agg(pl.len().alias("n"), pl.col("event_time").min().alias("first"),
+                 pl.col("event_time").filter(is_activation).min().alias("activated"),
+                 pl.col("event_time").is_null().sum().alias("no_time"))
+            .collect(engine="streaming"))
+    problems = _time_problems(system, seen, events)
+    seen = seen.join(ids, on="id", how="left")
+    aside = list(collected.set_aside)
+    anonymous = seen.filter(pl.col("user_id").is_null())
+    if anonymous.height:
+        aside.append(SetAside("anonymous", "usage_events", int(anonymous.get_column("n").sum()),
+                              tuple(anonymous.get_column("id").drop_nulls().unique().sort().head(EXAMPLES).to_list()),
+                              "events of ids never identified as a user (no user id, alias or identify links them); left out"))
+    known = seen.drop_nulls("user_id")
+    # which groups a user is in: its group calls, and the groups its events name
+    members = pl.concat([
+        collected.memberships.join(ids, on="id").select("user_id", "group", "domain", "at"),
+        known.drop_nulls("group").select("user_id", "group", pl.lit(None, pl.String).alias("domain"), pl.col("first").alias("at")),
+    ]).drop_nulls("group")
+    groups = (members.group_by("group").agg(pl.col("domain").drop_nulls().first(), pl.col("user_id").n_unique().alias("users"))
+              .sort("group"))
+    matched = keys.match(system, "users", groups, key="group", email="domain", weight="users")
+    aside += list(matched.set_aside)
+    member_accounts = (members.join(matched.frame.drop_nulls("account_id").select("group", "account_id"), on="group")
+                       .group_by("user_id", "account_id").agg(pl.col("at").min(), pl.col("group").sort().first()))
+    per_user = member_accounts.group_by("user_id").agg(pl.col("account_id").n_unique().alias("n"))
+    twice = per_user.filter(pl.col("n") > 1)
+    if twice.height and settings.user_in_two_accounts == "error":
+        shown = (member_accounts.join(twice.head(EXAMPLES), on="user_id").sort("user_id", "at", "account_id")
+                 .group_by("user_id", maintain_order=True).agg(pl.col("group"), pl.col("account_id")))
+        problems.append(Problem(f"{system}.two_accounts", "users", "account_id",
+                                "is in groups of two accounts (set user_in_two_accounts: first_group to take the "
+                                "first group the user joined)", twice.height,
+                                tuple(f"{r['user_id']} in {', '.join(f'{g} ({a})' for g, a in zip(r['group'], r['account_id']))}"
+                                      for r in shown.iter_rows(named=True))))
+    if problems:
+        raise ExportError(problems, head=f"The {system} exports cannot be imported")
+    account = (member_accounts.sort("user_id", "at", "account_id", nulls_last=True)
+               .unique("user_id", keep="first", maintain_order=True).select("user_id", "account_id"))
+    users = _users(known, collected.profiles.join(ids.rename({"id": "user_id", "user_id": "_user"}), on="user_id", how="left")
+                   .with_columns(pl.coalesce("_user", "user_id").alias("user_id")).drop("_user"), account, settings)
+    no_account = users.filter(pl.col("account_id").is_null())
+    if no_account.height:
+        lost = known.join(no_account.select("user_id"), on="user_id").get_column("n").sum()
+        aside.append(SetAside("no_account", "users", no_account.height,
+                              tuple(no_account.get_column("user_id").head(EXAMPLES).to_list()),
+                              f"users in no group that matches an account (their {lost:,} events are left out too)"))
+    users = users.drop_nulls("account_id")
+    usage = _usage(events, ids, users.select("user_id", "account_id"), settings)
+    details = {"users_merged": {"ids": ids.height, "users": users.height + no_account.height,
+                                "ids_merged_into_another": ids.filter(pl.col("id") != pl.col("user_id")).height}}
+    return {"users": users, "usage_events": usage}, aside, details
+
+
+def _time_problems(system: str, seen: pl.DataFrame, events: pl.LazyFrame) -> list[Problem]:
+    bad = int(seen.get_column("no_time").sum())
+    if not bad:
+        return []
+    shown = events.filter(pl.col("event_time").is_null()).select("id", "event").head(EXAMPLES).collect()
+    return [Problem(f"{system}.unparseable", "usage_events", "timestamp",
+                    f"{bad:,} event time{'s' if bad > 1 else ''} could not be read as a date-time", bad,
+                    tuple(f"id={r['id']}, event={r['event']}" for r in shown.iter_rows(named=True)))]
+
+
+def _users(known: pl.DataFrame, profiles: pl.DataFrame, account: pl.DataFrame, settings: ProductSettings) -> pl.DataFrame:
+    """One row per known user: the account, when it signed up (the source's own creation time, else the first time
+    it was seen: first identify or first event), when it first sent the activation event, who referred it."""
+    from_events = known.group_by("user_id").agg(pl.col("first").min().alias("first_event"), pl.col("activated").min())
+    from_profiles = (profiles.sort("seen_at", nulls_last=True).group_by("user_id", maintain_order=True)
+                     .agg(pl.col("created_at").min(), pl.col("seen_at").min().alias("first_identify"),
+                          pl.col("referred_by").drop_nulls().first()))
+    users = (from_events.join(from_profiles, on="user_id", how="full", coalesce=True)
+             .join(account, on="user_id", how="left")
+             .with_columns(pl.coalesce("created_at", pl.min_horizontal("first_identify", "first_event")).alias("created_at")))
+    clipped = pl.when(pl.col("activated") < pl.col("created_at")).then(pl.col("created_at")).otherwise(pl.col("activated"))
+    return users.select("user_id", "account_id", "created_at", clipped.alias("activated_at"),
+                        "referred_by").sort("user_id")
+
+
+def _usage(events: pl.LazyFrame, ids: pl.DataFrame, accounts: pl.DataFrame, settings: ProductSettings) -> pl.LazyFrame:
+    """The usage events, lazily: ids merged into users, each with the user's account; events that are not usage
+    (the skipped ones, the activation event unless `activation_is_usage`) left out."""
+    skip = list(settings.skip_events)
+    if settings.activation_event and not settings.activation_is_usage:
+        skip.append(settings.activation_event)
+    keep = ~pl.col("event").is_in(skip) if skip else pl.lit(True)
+    return (events.filter(keep).join(ids.lazy(), on="id", how="inner", maintain_order="left")
+            .join(accounts.lazy(), on="user_id", how="inner", maintain_order="left")
+            .select("event_time", "user_id", "account_id", pl.coalesce("feature", "event").alias("feature"),
+                    pl.col("duration_seconds").round().cast(pl.Int64)))
