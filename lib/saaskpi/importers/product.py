@@ -7,11 +7,12 @@ Each system's module reads its exports into the same four pieces (`Collected`):
   `group` (the account key the event names, if any);
 - `links`: (`id`, `user_id`, `at`) pairs saying which known user an id belongs to (a user id to itself, an
   alias or an anonymous id seen with a user id to that user): the source's own merges, nothing guessed;
-- `profiles`: (`user_id`, `created_at`, `referred_by`, `seen_at`) from identify calls or persons;
+- `profiles`: (`user_id`, `created_at`, `email`, `referred_by`, `seen_at`) from identify calls or persons;
 - `memberships`: (`id`, `group`, `domain`, `at`) from group calls (the group's web or e-mail domain when known).
 
 `build` then merges the ids (a chain of aliases is followed to its end), finds each group's account through the
-one account key (`accounts.account_keys`), gives each user one account (a user in two accounts is an error, or
+one account key (`accounts.account_keys`; a user in no group at all is matched by its e-mail's domain, a
+company domain only), gives each user one account (a user in two accounts is an error, or
 the first group when `user_in_two_accounts: first_group`), and returns `users` (a small DataFrame) and
 `usage_events` (a LazyFrame the framework sinks into the output without holding the events in memory).
 
@@ -37,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .. import paths
 from ..errors import ParameterError, Problem
 from ..params import read_yaml
-from .accounts import EXAMPLES, account_keys
+from .accounts import EXAMPLES, account_keys, domain_of
 from .billing import SetAside
 from .reading import ExportError, FileRead
 
@@ -63,6 +64,7 @@ class ProductSettings(_Strict):
     duration_property: str | None = "duration_seconds"  # the event property giving seconds spent (null: none)
     skip_events: tuple[str, ...] = ()  # events that are not product usage (never written to usage_events)
     created_trait: str | None = "createdAt"  # the user trait/property holding the sign-up time
+    email_trait: str = "email"  # the user trait/property with the e-mail (a user in no group: its domain finds the account)
     referred_by_trait: str | None = "referred_by"  # the user trait/property naming the referring user
     domain_trait: str = "website"  # the group trait holding the company's web address (or e-mail)
     group_type: str = "company"  # Amplitude `groups` / PostHog `$groups` key that is the account
@@ -122,23 +124,27 @@ def _kind(path: Path) -> str | None:
 
 @dataclass
 class Scanner:
-    """Scans export files lazily into one schema; gzipped JSON lines are unpacked, streaming, into a scratch folder
-    (removed when the command ends), never in memory."""
+    """Scans export files lazily into one schema, then `stage`s what a system makes of them as one Parquet file in a
+    scratch folder (streaming: the JSON is parsed and the times read once, whatever number of passes follow).
+    Gzipped JSON lines are unpacked, streaming, into the scratch folder too; it is removed when the command ends
+    (the output is written from it after `read` returns)."""
 
     scratch: Path | None = None
     files: list[FileRead] = field(default_factory=list)
+    json: list[tuple[Path, Path]] = field(default_factory=list)  # (export, the file read) of the JSON lines
 
-    def scan(self, files: list[Path], schema: dict[str, pl.DataType], table: str) -> pl.LazyFrame | None:
-        """One LazyFrame of `files`, each brought to `schema` (missing columns null); None when there are none.
-        A file that cannot be read (not JSON, not Parquet, a broken line) raises `ExportError` with its place."""
-        frames = [self._one(path, schema, table) for path in files]
+    def scan(self, files: list[Path], schema: dict[str, pl.DataType], table: str, time: str | None = None) -> pl.LazyFrame | None:
+        """One LazyFrame of `files`, each brought to `schema` (missing columns null) with `_file` (its index in
+        `self.files`) and, when `time` names a text column, `at`: that column read as UTC date-times in the layout
+        of the file's first rows. None when there are no files."""
+        frames = [self._one(path, schema, table, time) for path in files]
         return pl.concat(frames, how="vertical") if frames else None
 
-    def _one(self, path: Path, schema: dict[str, pl.DataType], table: str) -> pl.LazyFrame:
+    def _one(self, path: Path, schema: dict[str, pl.DataType], table: str, time: str | None) -> pl.LazyFrame:
         kind = _kind(path)
         if kind == "json":
             source = self._unpacked(path) if path.suffix == ".gz" else path
-            rows = _check_json(path, source, schema)
+            self.json.append((path, source))
             frame = pl.scan_ndjson(source, schema=schema)
         elif kind == "parquet":
             try:
@@ -147,20 +153,52 @@ class Scanner:
                 raise ExportError([Problem("source.unreadable", table, None, f"{path.name} is not a Parquet file ({err})", 0)],
                                   str(path)) from None
             frame = pl.scan_parquet(path).select([_as(c, dtype, have.get(c)) for c, dtype in schema.items()])
-            rows = pl.scan_parquet(path).select(pl.len()).collect().item()
         else:
             head = pl.read_csv(path, n_rows=0, infer_schema=False)
             frame = pl.scan_csv(path, infer_schema=False).select(
                 [_as(c, dtype, pl.String if c in head.columns else None) for c, dtype in schema.items()])
-            rows = pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item()
-        self.files.append(FileRead(path.name, table, rows))
+        frame = frame.with_columns(pl.lit(len(self.files), pl.UInt32).alias("_file"))
+        self.files.append(FileRead(path.name, table, 0))
+        if time is not None:
+            sample = self._sample(frame, time, path)
+            frame = frame.with_columns(timestamp(pl.col(time), layout(sample)).alias("at"))
         return frame
 
-    def _unpacked(self, path: Path) -> Path:
-        if self.scratch is None:  # kept until the events are written (the output is sunk after `read` returns)
+    def _sample(self, frame: pl.LazyFrame, time: str, path: Path) -> pl.Series:
+        try:
+            return frame.select(time).head(1000).collect().get_column(time)
+        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.InvalidOperationError) as err:
+            self._locate(err)
+            raise  # unreachable: _locate raises
+
+    def stage(self, frame: pl.LazyFrame, name: str) -> pl.LazyFrame:
+        """`frame` (carrying `_file`) written, streaming, to the scratch folder and scanned back; the rows of each
+        file counted for the report. A JSON line that breaks the reading is reported with its file and line."""
+        target = self._scratch() / f"{name}.parquet"
+        try:
+            frame.sink_parquet(target, engine="streaming")
+        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.InvalidOperationError) as err:
+            self._locate(err)
+        for index, rows in pl.scan_parquet(target).group_by("_file").len().collect().iter_rows():
+            read = self.files[index]
+            self.files[index] = FileRead(read.file, read.table, read.rows + rows)
+        return pl.scan_parquet(target)
+
+    def _locate(self, err: Exception) -> None:
+        """Raise `ExportError` naming the broken lines of the JSON files (found in Python, only now)."""
+        problems = [p for export, source in self.json if (p := _broken_lines(export, source)) is not None]
+        if not problems:
+            problems = [Problem("source.unreadable", "exports", None, f"cannot be read: {str(err).splitlines()[0]}", 0)]
+        raise ExportError(problems, ", ".join(sorted({f.file for f in self.files}))) from None
+
+    def _scratch(self) -> Path:
+        if self.scratch is None:
             self.scratch = Path(tempfile.mkdtemp(prefix="saaskpi-events-"))
             atexit.register(shutil.rmtree, self.scratch, True)
-        target = self.scratch / f"{len(list(self.scratch.iterdir()))}-{path.name.removesuffix('.gz')}"
+        return self.scratch
+
+    def _unpacked(self, path: Path) -> Path:
+        target = self._scratch() / f"{len(self.json)}-{path.name.removesuffix('.gz')}"
         try:
             with gzip.open(path, "rb") as src, target.open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
@@ -200,16 +238,9 @@ def _as_field(c: pl.Expr, name: str, dtype: pl.DataType, have: pl.DataType | Non
     return f.cast(dtype, strict=False).alias(name) if have != dtype else f.alias(name)
 
 
-def _check_json(path: Path, source: Path, schema: dict[str, pl.DataType]) -> int:
-    """Reads `source` once through Polars (streaming, nothing kept); when it fails, finds the broken lines in Python
-    (only then) and reports them with `path`'s line numbers."""
-    try:
-        # every line parsed (a count alone would skip them): one column's null count
-        return pl.scan_ndjson(source, schema=schema).select(pl.len(), pl.first().null_count()).collect(engine="streaming").item(0, 0)
-    except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.InvalidOperationError) as err:
-        message = str(err).splitlines()[0]
-    bad = []
-    count = 0
+def _broken_lines(path: Path, source: Path) -> Problem | None:
+    """The lines of `source` (the JSON lines export `path`, unpacked) that are not a JSON object, or None."""
+    bad, count = [], 0
     with source.open("rb") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -222,24 +253,38 @@ def _check_json(path: Path, source: Path, schema: dict[str, pl.DataType]) -> int
                 count += 1
                 if len(bad) < EXAMPLES:
                     bad.append(f"line {number}: {line[:60].decode('utf-8', 'replace').strip()!r} ({err})")
-    if count:
-        raise ExportError([Problem("source.broken_json_line", path.name, None, "is not a JSON object on its line",
-                                   count, tuple(bad))], str(path))
-    raise ExportError([Problem("source.unreadable", path.name, None, f"cannot be read: {message}", 0)], str(path))
+    if not count:
+        return None
+    return Problem("source.broken_json_line", path.name, None, "is not a JSON object on its line", count, tuple(bad))
 
 
-def timestamp(column: pl.Expr) -> pl.Expr:
-    """Text date-times in the exports' layouts as UTC (null when none fits; a time without a zone is UTC)."""
-    text = column.str.strip_chars()
-    return pl.coalesce([text.str.to_datetime(f, strict=False, time_unit="us").dt.convert_time_zone("UTC") if "%:z" in f
-                        else text.str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC")
-                        for f in TIME_FORMATS])
+def layout(sample: pl.Series) -> str | None:
+    """The one layout of `TIME_FORMATS` every text date-time of `sample` has, or None."""
+    given = sample.drop_nulls()
+    given = given.filter(given.str.strip_chars() != "")
+    for fmt in TIME_FORMATS:
+        if given.is_empty() or pl.select(_parsed(pl.lit(given), fmt).is_null().sum()).item() == 0:
+            return fmt
+    return None
+
+
+def _parsed(text: pl.Expr, fmt: str) -> pl.Expr:
+    parsed = text.str.strip_chars().str.to_datetime(fmt, strict=False, time_unit="us")
+    return parsed.dt.convert_time_zone("UTC") if "%:z" in fmt else parsed.dt.replace_time_zone("UTC")
+
+
+def timestamp(column: pl.Expr, fmt: str | None = None) -> pl.Expr:
+    """Text date-times as UTC: in layout `fmt` (fast: one parse), else in any of `TIME_FORMATS` (a time without a
+    zone is UTC); null where none fits."""
+    if fmt is not None:
+        return _parsed(column, fmt)
+    return pl.coalesce([_parsed(column, f) for f in TIME_FORMATS])
 
 
 # --------------------------------------------------------------------------- building the tables
 
 LINKS = {"id": pl.String, "user_id": pl.String, "at": pl.Datetime("us", "UTC")}
-PROFILES = {"user_id": pl.String, "created_at": pl.Datetime("us", "UTC"), "referred_by": pl.String,
+PROFILES = {"user_id": pl.String, "created_at": pl.Datetime("us", "UTC"), "email": pl.String, "referred_by": pl.String,
             "seen_at": pl.Datetime("us", "UTC")}
 MEMBERSHIPS = {"id": pl.String, "group": pl.String, "domain": pl.String, "at": pl.Datetime("us", "UTC")}
 
@@ -302,6 +347,12 @@ def build(system: str, collected: Collected, settings: ProductSettings, out: Pat
         collected.memberships.join(ids, on="id").select("user_id", "group", "domain", "at"),
         known.drop_nulls("group").select("user_id", "group", pl.lit(None, pl.String).alias("domain"), pl.col("first").alias("at")),
     ]).drop_nulls("group")
+    profiles = (collected.profiles.join(ids.rename({"id": "user_id", "user_id": "_user"}), on="user_id", how="left")
+                .with_columns(pl.coalesce("_user", "user_id").alias("user_id")).drop("_user"))
+    by_mail = (profiles.select("user_id", domain_of(pl.col("email")).alias("domain"), pl.col("seen_at").alias("at"))
+               .drop_nulls("domain").join(members, on="user_id", how="anti").sort("at", nulls_last=True)
+               .unique("user_id", keep="first").select("user_id", pl.concat_str(pl.lit("@"), "domain").alias("group"), "domain", "at"))
+    members = pl.concat([members, by_mail])
     groups = (members.group_by("group").agg(pl.col("domain").drop_nulls().first(), pl.col("user_id").n_unique().alias("users"))
               .sort("group"))
     matched = keys.match(system, "users", groups, key="group", email="domain", weight="users")
@@ -322,8 +373,7 @@ def build(system: str, collected: Collected, settings: ProductSettings, out: Pat
         raise ExportError(problems, head=f"The {system} exports cannot be imported")
     account = (member_accounts.sort("user_id", "at", "account_id", nulls_last=True)
                .unique("user_id", keep="first", maintain_order=True).select("user_id", "account_id"))
-    users = _users(known, collected.profiles.join(ids.rename({"id": "user_id", "user_id": "_user"}), on="user_id", how="left")
-                   .with_columns(pl.coalesce("_user", "user_id").alias("user_id")).drop("_user"), account, settings)
+    users = _users(known, profiles, account, settings)
     no_account = users.filter(pl.col("account_id").is_null())
     if no_account.height:
         lost = known.join(no_account.select("user_id"), on="user_id").get_column("n").sum()
