@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from . import Imported, Importer
-from .product import (MEMBERSHIPS, PROFILES, Collected, ProductSettings, Scanner, add_arguments, build, empty,
+from .product import (MEMBERSHIPS, STAGED, PROFILES, Collected, ProductSettings, Scanner, add_arguments, build, empty,
                       export_files, product_settings, timestamp)
 
 SYSTEM = "amplitude"
@@ -32,17 +32,17 @@ def schema(s: ProductSettings) -> dict[str, pl.DataType]:
             "user_properties": pl.Struct({s.email_trait: pl.String, s.referred_by_trait or "_": pl.String})}
 
 
-def collect(raw: pl.LazyFrame, s: ProductSettings, scanner: Scanner) -> Collected:
+def collect(scanner: Scanner, s: ProductSettings) -> Collected:
     """The shared pieces from Amplitude events: the fields read are staged once (streaming); the events stay lazy,
     ids and users are aggregated (one row per id)."""
     prop, user = pl.col("event_properties").struct.field, pl.col("user_properties").struct.field
-    flat = scanner.stage(raw.select(
-        "_file", "at", "user_id", "device_id", pl.col("amplitude_id").cast(pl.String), "event_type",
+    flat = scanner.stage("events", lambda raw: raw.select(
+        *STAGED, "at", "user_id", "device_id", pl.col("amplitude_id").cast(pl.String), "event_type",
         (prop(s.feature_property) if s.feature_property else pl.lit(None, pl.String)).alias("feature"),
         (prop(s.duration_property) if s.duration_property else pl.lit(None, pl.Float64)).alias("duration_seconds"),
         pl.col("groups").struct.field(s.group_type).list.first().alias("group"), "user_creation_time",
         user(s.email_trait).alias("email"),
-        (user(s.referred_by_trait) if s.referred_by_trait else pl.lit(None, pl.String)).alias("referred_by")), SYSTEM)
+        (user(s.referred_by_trait) if s.referred_by_trait else pl.lit(None, pl.String)).alias("referred_by")))
     events = flat.select(pl.col("at").alias("event_time"), pl.coalesce("user_id", "device_id").alias("id"),
                          pl.col("event_type").alias("event"), "feature", "duration_seconds", "group")
     seen = (flat.group_by("amplitude_id", "user_id", "device_id")
@@ -66,8 +66,8 @@ def read_amplitude(args: argparse.Namespace) -> Imported:
     settings, settings_file = product_settings(SYSTEM, args.source_settings)
     files = export_files(args.exports)
     scanner = Scanner()
-    raw = scanner.scan(files, schema(settings), "events", time="event_time")
-    tables, aside, details = build(SYSTEM, collect(raw, settings, scanner), settings, args.out_path, Path(args.accounts))
+    scanner.scan(files, schema(settings), "events", time="event_time")
+    tables, aside, details = build(SYSTEM, collect(scanner, settings), settings, args.out_path, Path(args.accounts))
     return Imported(source=", ".join(args.exports), files=tuple(scanner.files), tables=tables, set_aside=tuple(aside),
                     details={"product_settings": {"file": settings_file, **settings.model_dump(mode="json")}, **details})
 

@@ -22,7 +22,7 @@ import polars as pl
 from ..errors import Problem
 from . import Imported, Importer
 from .reading import ExportError
-from .product import (MEMBERSHIPS, PROFILES, Collected, ProductSettings, Scanner, add_arguments, build, empty,
+from .product import (MEMBERSHIPS, STAGED, PROFILES, Collected, ProductSettings, Scanner, add_arguments, build, empty,
                       export_files, product_settings, timestamp)
 
 SYSTEM = "posthog"
@@ -49,17 +49,17 @@ def is_persons(path: Path) -> bool:
     return "person" in path.name.lower()
 
 
-def collect(raw: pl.LazyFrame, persons: pl.DataFrame | None, s: ProductSettings, scanner: Scanner) -> Collected:
+def collect(scanner: Scanner, persons: pl.DataFrame | None, s: ProductSettings) -> Collected:
     """The shared pieces from PostHog events and persons: the fields read are staged once (streaming); the events
     stay lazy, the ids are aggregated (one row per id) and the identify and alias events collected."""
     prop = pl.col("properties").struct.field
-    flat = scanner.stage(raw.select(
-        "_file", "at", "event", "distinct_id", "person_id",
+    flat = scanner.stage("events", lambda raw: raw.select(
+        *STAGED, "at", "event", "distinct_id", "person_id",
         (prop(s.feature_property) if s.feature_property else pl.lit(None, pl.String)).alias("feature"),
         (prop(s.duration_property) if s.duration_property else pl.lit(None, pl.Float64)).alias("duration_seconds"),
         pl.coalesce(prop("$groups").struct.field(s.group_type), prop("$group_0")).alias("group"),
         pl.coalesce(prop("$anon_distinct_id"), prop("alias")).alias("other"),
-        prop("$set").struct.field(s.email_trait).alias("email")), SYSTEM)
+        prop("$set").struct.field(s.email_trait).alias("email")))
     events = flat.select(pl.col("at").alias("event_time"), pl.col("distinct_id").alias("id"), "event", "feature",
                          "duration_seconds", "group")
     seen = (flat.group_by("person_id", "distinct_id").agg(pl.col("at").min()).collect(engine="streaming")
@@ -105,8 +105,8 @@ def read_posthog(args: argparse.Namespace) -> Imported:
         raise ExportError([Problem("source.missing_file", "events", None, "no events file among the exports (a file "
                                    "whose name contains `person` is read as persons)", 0)], ", ".join(args.exports))
     if persons is not None:
-        persons = scanner.stage(persons, "persons").collect()
-    tables, aside, details = build(SYSTEM, collect(raw, persons, settings, scanner),
+        persons = scanner.stage("persons", lambda frame: frame).collect()
+    tables, aside, details = build(SYSTEM, collect(scanner, persons, settings),
                                    settings, args.out_path, Path(args.accounts))
     return Imported(source=", ".join(args.exports), files=tuple(scanner.files), tables=tables, set_aside=tuple(aside),
                     details={"product_settings": {"file": settings_file, **settings.model_dump(mode="json")}, **details})

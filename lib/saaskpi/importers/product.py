@@ -30,7 +30,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -43,7 +43,12 @@ from .billing import SetAside
 from .reading import ExportError, FileRead
 
 SOURCES_DIR = paths.PARAMETERS_DIR / "sources"
+STAGED = ("_file", "_time_bad")  # the columns a system's normalised frame keeps for `Scanner.stage`
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
+FAST_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S.%3fZ", "%Y-%m-%dT%H:%M:%S.%6fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S.%6f",
+                     "%Y-%m-%d %H:%M:%S.%3f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%6f+00:00", "%Y-%m-%dT%H:%M:%S.%3f+00:00",
+                     "%Y-%m-%dT%H:%M:%S+00:00")
+"""Fixed-width layouts (UTC), parsed about four times faster than the general ones; tried first."""
 TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f",
                 "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S",
                 "%Y-%m-%dT%H:%M:%S")
@@ -132,17 +137,24 @@ class Scanner:
     scratch: Path | None = None
     files: list[FileRead] = field(default_factory=list)
     json: list[tuple[Path, Path]] = field(default_factory=list)  # (export, the file read) of the JSON lines
+    _scans: dict = field(default_factory=dict)  # table -> (files, schema, time) of its scan
 
-    def scan(self, files: list[Path], schema: dict[str, pl.DataType], table: str, time: str | None = None) -> pl.LazyFrame | None:
+    def scan(self, files: list[Path], schema: dict[str, pl.DataType], table: str, time: str | None = None,
+             fast: bool = True) -> pl.LazyFrame | None:
         """One LazyFrame of `files`, each brought to `schema` (missing columns null) with `_file` (its index in
-        `self.files`) and, when `time` names a text column, `at`: that column read as UTC date-times in the layout
-        of the file's first rows. None when there are no files."""
-        frames = [self._one(path, schema, table, time) for path in files]
+        `self.files`) and, when `time` names a text column, `at`: that column read as UTC date-times (in the layout
+        of the file's first rows when `fast`, else in any layout) and `_time_bad` (a time given but not read).
+        None when there are no files."""
+        self._scans[table] = (files, schema, time)
+        frames = [self._one(path, schema, table, time, fast) for path in files]
         return pl.concat(frames, how="vertical") if frames else None
 
-    def _one(self, path: Path, schema: dict[str, pl.DataType], table: str, time: str | None) -> pl.LazyFrame:
+    def _one(self, path: Path, schema: dict[str, pl.DataType], table: str, time: str | None, fast: bool) -> pl.LazyFrame:
         kind = _kind(path)
-        if kind == "json":
+        known = next((i for i, (export, _) in enumerate(self.json) if export == path), None)
+        if kind == "json" and known is not None:
+            frame = pl.scan_ndjson(self.json[known][1], schema=schema)
+        elif kind == "json":
             source = self._unpacked(path) if path.suffix == ".gz" else path
             self.json.append((path, source))
             frame = pl.scan_ndjson(source, schema=schema)
@@ -157,28 +169,37 @@ class Scanner:
             head = pl.read_csv(path, n_rows=0, infer_schema=False)
             frame = pl.scan_csv(path, infer_schema=False).select(
                 [_as(c, dtype, pl.String if c in head.columns else None) for c, dtype in schema.items()])
-        frame = frame.with_columns(pl.lit(len(self.files), pl.UInt32).alias("_file"))
-        self.files.append(FileRead(path.name, table, 0))
-        if time is not None:
-            sample = self._sample(frame, time, path)
-            frame = frame.with_columns(timestamp(pl.col(time), layout(sample)).alias("at"))
-        return frame
+        index = next((i for i, f in enumerate(self.files) if (f.file, f.table) == (path.name, table)), len(self.files))
+        frame = frame.with_columns(pl.lit(index, pl.UInt32).alias("_file"))
+        if index == len(self.files):
+            self.files.append(FileRead(path.name, table, 0))
+        if time is None:
+            return frame.with_columns(pl.lit(False).alias("_time_bad"))
+        text = pl.col(time).str.strip_chars()
+        at = timestamp(pl.col(time), layout(self._sample(frame, time)) if fast else None)
+        return frame.with_columns(at.alias("at"), (at.is_null() & (text.fill_null("") != "")).alias("_time_bad"))
 
-    def _sample(self, frame: pl.LazyFrame, time: str, path: Path) -> pl.Series:
+    def _sample(self, frame: pl.LazyFrame, time: str) -> pl.Series:
         try:
             return frame.select(time).head(1000).collect().get_column(time)
         except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.InvalidOperationError) as err:
             self._locate(err)
             raise  # unreachable: _locate raises
 
-    def stage(self, frame: pl.LazyFrame, name: str) -> pl.LazyFrame:
-        """`frame` (carrying `_file`) written, streaming, to the scratch folder and scanned back; the rows of each
-        file counted for the report. A JSON line that breaks the reading is reported with its file and line."""
-        target = self._scratch() / f"{name}.parquet"
-        try:
-            frame.sink_parquet(target, engine="streaming")
-        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.InvalidOperationError) as err:
-            self._locate(err)
+    def stage(self, table: str, normalise: Callable[[pl.LazyFrame], pl.LazyFrame]) -> pl.LazyFrame:
+        """What `normalise` makes of the scan of `table` (keeping `_file` and `_time_bad`), written, streaming, to
+        the scratch folder and scanned back; the rows of each file counted for the report. When a time did not fit
+        its file's layout, the files are staged again reading every time in any layout (slower, only then). A JSON
+        line that breaks the reading is reported with its file and line."""
+        files, schema, time = self._scans[table]
+        target = self._scratch() / f"{table}.parquet"
+        for fast in (True, False):
+            try:
+                normalise(self.scan(files, schema, table, time, fast)).sink_parquet(target, engine="streaming")
+            except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.InvalidOperationError) as err:
+                self._locate(err)
+            if not pl.scan_parquet(target).select(pl.col("_time_bad").any()).collect().item():
+                break
         for index, rows in pl.scan_parquet(target).group_by("_file").len().collect().iter_rows():
             read = self.files[index]
             self.files[index] = FileRead(read.file, read.table, read.rows + rows)
@@ -262,14 +283,18 @@ def layout(sample: pl.Series) -> str | None:
     """The one layout of `TIME_FORMATS` every text date-time of `sample` has, or None."""
     given = sample.drop_nulls()
     given = given.filter(given.str.strip_chars() != "")
-    for fmt in TIME_FORMATS:
+    for fmt in FAST_TIME_FORMATS + TIME_FORMATS:
         if given.is_empty() or pl.select(_parsed(pl.lit(given), fmt).is_null().sum()).item() == 0:
             return fmt
     return None
 
 
 def _parsed(text: pl.Expr, fmt: str) -> pl.Expr:
-    parsed = text.str.strip_chars().str.to_datetime(fmt, strict=False, time_unit="us")
+    text = text.str.strip_chars()
+    if fmt.endswith("+00:00"):  # a fixed UTC offset: the text without it, parsed in a fixed width (fast)
+        body = text.str.head(-6).str.to_datetime(fmt.removesuffix("+00:00"), strict=False, time_unit="us")
+        return pl.when(text.str.ends_with("+00:00")).then(body).dt.replace_time_zone("UTC")
+    parsed = text.str.to_datetime(fmt, strict=False, time_unit="us")
     return parsed.dt.convert_time_zone("UTC") if "%:z" in fmt else parsed.dt.replace_time_zone("UTC")
 
 
@@ -419,7 +444,7 @@ def _usage(events: pl.LazyFrame, ids: pl.DataFrame, accounts: pl.DataFrame, sett
     if settings.activation_event and not settings.activation_is_usage:
         skip.append(settings.activation_event)
     keep = ~pl.col("event").is_in(skip) if skip else pl.lit(True)
-    return (events.filter(keep).join(ids.lazy(), on="id", how="inner", maintain_order="left")
-            .join(accounts.lazy(), on="user_id", how="inner", maintain_order="left")
+    owners = ids.join(accounts, on="user_id")  # id -> user and account: one join per event
+    return (events.filter(keep).join(owners.lazy(), on="id", how="inner", maintain_order="left")
             .select("event_time", "user_id", "account_id", pl.coalesce("feature", "event").alias("feature"),
                     pl.col("duration_seconds").round().cast(pl.Int64)))

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from . import Imported, Importer
-from .product import (Collected, ProductSettings, Scanner, add_arguments, build, export_files, product_settings,
+from .product import (STAGED, Collected, ProductSettings, Scanner, add_arguments, build, export_files, product_settings,
                       timestamp)
 
 SYSTEM = "segment"
@@ -31,20 +31,20 @@ def schema(s: ProductSettings) -> dict[str, pl.DataType]:
             "traits": pl.Struct(traits or {"_": pl.String})}
 
 
-def collect(calls: pl.LazyFrame, s: ProductSettings, scanner: Scanner) -> Collected:
+def collect(scanner: Scanner, s: ProductSettings) -> Collected:
     """The shared pieces from Segment's calls: the fields read are staged once (streaming); the tracks stay lazy,
     the identify, group and alias calls and the ids seen together are collected (one row per id, not per event)."""
     kind = pl.coalesce(pl.col("type").str.to_lowercase(), pl.when(pl.col("event").is_not_null()).then(pl.lit("track")))
     prop, trait = pl.col("properties").struct.field, pl.col("traits").struct.field
     none = pl.lit(None, pl.String)
-    flat = scanner.stage(calls.select(
-        "_file", kind.alias("type"), "at", "event", "userId", "anonymousId", "groupId", "previousId",
+    flat = scanner.stage("calls", lambda calls: calls.select(
+        *STAGED, kind.alias("type"), "at", "event", "userId", "anonymousId", "groupId", "previousId",
         (prop(s.feature_property) if s.feature_property else none).alias("feature"),
         (prop(s.duration_property) if s.duration_property else pl.lit(None, pl.Float64)).alias("duration_seconds"),
         pl.col("context").struct.field("groupId").alias("group"),
         (trait(s.created_trait) if s.created_trait else none).alias("created"), trait(s.email_trait).alias("email"),
         (trait(s.referred_by_trait) if s.referred_by_trait else none).alias("referred_by"),
-        trait(s.domain_trait).alias("domain")), SYSTEM)
+        trait(s.domain_trait).alias("domain")))
     tracks = flat.filter(pl.col("type") == "track").select(
         pl.col("at").alias("event_time"), pl.coalesce("userId", "anonymousId").alias("id"), "event", "feature",
         "duration_seconds", "group")
@@ -72,8 +72,8 @@ def read_segment(args: argparse.Namespace) -> Imported:
     settings, settings_file = product_settings(SYSTEM, args.source_settings)
     files = export_files(args.exports)
     scanner = Scanner()
-    calls = scanner.scan(files, schema(settings), "calls", time="timestamp")
-    tables, aside, details = build(SYSTEM, collect(calls, settings, scanner), settings, args.out_path, Path(args.accounts))
+    scanner.scan(files, schema(settings), "calls", time="timestamp")
+    tables, aside, details = build(SYSTEM, collect(scanner, settings), settings, args.out_path, Path(args.accounts))
     return Imported(source=", ".join(args.exports), files=tuple(scanner.files), tables=tables, set_aside=tuple(aside),
                     details={"product_settings": {"file": settings_file, **settings.model_dump(mode="json")}, **details})
 
