@@ -9,18 +9,7 @@ import polars as pl
 import pytest
 
 from conftest import digest, run
-
-
-def base(tmp_path: Path) -> Path:
-    """An output folder as the billing import leaves it: accounts cus_1 (acme.com) and cus_2 (globex.io)."""
-    out = tmp_path / "mine"
-    out.mkdir()
-    pl.DataFrame({"account_id": ["cus_1", "cus_2"], "segment": ["smb", "smb"],
-                  "created_at": ["2024-01-01T00:00:00Z"] * 2, "domain": ["acme.com", "globex.io"]}).write_csv(out / "accounts.csv")
-    pl.DataFrame({"subscription_id": ["s1", "s2"], "account_id": ["cus_1", "cus_2"], "start_date": ["2024-01-01"] * 2,
-                  "end_date": [None, None], "amount": [100.0, 50.0]}).write_csv(out / "subscriptions.csv")
-    (out / "import-report.json").write_text(json.dumps({"importer": "test", "rows_written": {"accounts": 2, "subscriptions": 2}}))
-    return out
+from product_export import billing_base as base
 
 
 def lines(*messages: dict) -> str:

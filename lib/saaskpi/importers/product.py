@@ -236,7 +236,7 @@ def _as(column: str, dtype: pl.DataType, have: pl.DataType | None) -> pl.Expr:
     c = pl.col(column)
     if isinstance(dtype, pl.Struct):
         if have == pl.String:
-            return c.str.json_decode(dtype).alias(column)
+            return pl.when(c.str.strip_chars() != "").then(c).str.json_decode(dtype).alias(column)
         if isinstance(have, pl.Struct):
             names = {f.name: f.dtype for f in have.fields}
             return pl.struct([_as_field(c, f.name, f.dtype, names.get(f.name)) for f in dtype.fields]).alias(column)
@@ -247,7 +247,9 @@ def _as(column: str, dtype: pl.DataType, have: pl.DataType | None) -> pl.Expr:
             else base.alias(column)
     if isinstance(dtype, pl.List) and have == pl.String:
         return c.str.json_decode(dtype).alias(column)
-    return c.cast(dtype, strict=False).alias(column) if have != dtype else c
+    if have == pl.String:  # an empty CSV cell is a missing value
+        c = pl.when(c.str.strip_chars() != "").then(c)
+    return c.cast(dtype, strict=False).alias(column) if have != dtype else c.alias(column)
 
 
 def _as_field(c: pl.Expr, name: str, dtype: pl.DataType, have: pl.DataType | None) -> pl.Expr:
