@@ -20,6 +20,7 @@ from .product import (MEMBERSHIPS, STAGED, PROFILES, Collected, ProductSettings,
                       export_files, product_settings, timestamp)
 
 SYSTEM = "amplitude"
+REQUIRED = ("event_type", "event_time", "user_id|device_id")  # `a|b`: one of them
 
 
 def schema(s: ProductSettings) -> dict[str, pl.DataType]:
@@ -66,7 +67,7 @@ def read_amplitude(args: argparse.Namespace) -> Imported:
     settings, settings_file = product_settings(SYSTEM, args.source_settings)
     files = export_files(args.exports)
     scanner = Scanner()
-    scanner.scan(files, schema(settings), "events", time="event_time")
+    scanner.scan(files, schema(settings), "events", time="event_time", required=REQUIRED)
     tables, aside, details = build(SYSTEM, collect(scanner, settings), settings, args.out_path, Path(args.accounts))
     return Imported(source=", ".join(args.exports), files=tuple(scanner.files), tables=tables, set_aside=tuple(aside),
                     details={"product_settings": {"file": settings_file, **settings.model_dump(mode="json")}, **details})

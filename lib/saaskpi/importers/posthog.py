@@ -99,8 +99,9 @@ def read_posthog(args: argparse.Namespace) -> Imported:
     files = export_files(args.exports)
     scanner = Scanner()
     person_files = [f for f in files if is_persons(f)]
-    raw = scanner.scan([f for f in files if not is_persons(f)], schema(settings), "events", time="timestamp")
-    persons = scanner.scan(person_files, person_schema(settings), "persons")
+    raw = scanner.scan([f for f in files if not is_persons(f)], schema(settings), "events", time="timestamp",
+                       required=("event", "distinct_id", "timestamp"))
+    persons = scanner.scan(person_files, person_schema(settings), "persons", required=("id", "distinct_ids"))
     if raw is None:
         raise ExportError([Problem("source.missing_file", "events", None, "no events file among the exports (a file "
                                    "whose name contains `person` is read as persons)", 0)], ", ".join(args.exports))

@@ -140,11 +140,15 @@ class Scanner:
     _scans: dict = field(default_factory=dict)  # table -> (files, schema, time) of its scan
 
     def scan(self, files: list[Path], schema: dict[str, pl.DataType], table: str, time: str | None = None,
-             fast: bool = True) -> pl.LazyFrame | None:
+             fast: bool = True, required: tuple[str, ...] = ()) -> pl.LazyFrame | None:
         """One LazyFrame of `files`, each brought to `schema` (missing columns null) with `_file` (its index in
         `self.files`) and, when `time` names a text column, `at`: that column read as UTC date-times (in the layout
         of the file's first rows when `fast`, else in any layout) and `_time_bad` (a time given but not read).
         None when there are no files."""
+        if required:  # every file checked before any is read
+            problems = [p for path in files if (p := _missing(path, table, required)) is not None]
+            if problems:
+                raise ExportError(problems, ", ".join(sorted({str(f.parent) for f in files})))
         self._scans[table] = (files, schema, time)
         frames = [self._one(path, schema, table, time, fast) for path in files]
         return pl.concat(frames, how="vertical") if frames else None
@@ -259,6 +263,44 @@ def _as_field(c: pl.Expr, name: str, dtype: pl.DataType, have: pl.DataType | Non
     if isinstance(have, pl.Datetime) and dtype == pl.String:
         return f.dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").alias(name)
     return f.cast(dtype, strict=False).alias(name) if have != dtype else f.alias(name)
+
+
+def _columns(path: Path) -> list[str] | None:
+    """The columns (fields) of an export file: the header, the Parquet schema, the keys of the first JSON lines."""
+    kind = _kind(path)
+    try:
+        if kind == "parquet":
+            return list(pl.read_parquet_schema(path))
+        if kind == "csv":
+            return pl.read_csv(path, n_rows=0, infer_schema=False).columns
+        opener = gzip.open if path.suffix == ".gz" else open
+        keys: dict[str, None] = {}
+        with opener(path, "rb") as lines:
+            for number, line in enumerate(lines):
+                if number >= 100:
+                    break
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    continue  # a broken line is reported when the file is read
+                keys.update(dict.fromkeys(value if isinstance(value, dict) else ()))
+        return list(keys)
+    except (OSError, EOFError, pl.exceptions.PolarsError):
+        return None  # unreadable: reported when the file is read
+
+
+def _missing(path: Path, table: str, required: tuple[str, ...]) -> Problem | None:
+    """A problem when `path` lacks a required column (`a|b`: one of them)."""
+    columns = _columns(path)
+    if columns is None:
+        return None
+    missing = [r for r in required if not set(r.split("|")) & set(columns)]
+    if not missing:
+        return None
+    return Problem(f"{table}.missing_column", path.name, missing[0].replace("|", " or "),
+                   f"is not in {path.name}, so it is not a {table} export (its columns: "
+                   f"{', '.join(columns[:12]) or 'none'}{', ...' if len(columns) > 12 else ''}); it needs "
+                   f"{', '.join(r.replace('|', ' or ') for r in required)}", 0)
 
 
 def _broken_lines(path: Path, source: Path) -> Problem | None:

@@ -19,6 +19,7 @@ from .product import (STAGED, Collected, ProductSettings, Scanner, add_arguments
                       timestamp)
 
 SYSTEM = "segment"
+REQUIRED = ("timestamp", "userId|anonymousId|previousId", "type|event")  # `a|b`: one of them
 
 
 def schema(s: ProductSettings) -> dict[str, pl.DataType]:
@@ -72,7 +73,7 @@ def read_segment(args: argparse.Namespace) -> Imported:
     settings, settings_file = product_settings(SYSTEM, args.source_settings)
     files = export_files(args.exports)
     scanner = Scanner()
-    scanner.scan(files, schema(settings), "calls", time="timestamp")
+    scanner.scan(files, schema(settings), "calls", time="timestamp", required=REQUIRED)
     tables, aside, details = build(SYSTEM, collect(scanner, settings), settings, args.out_path, Path(args.accounts))
     return Imported(source=", ".join(args.exports), files=tuple(scanner.files), tables=tables, set_aside=tuple(aside),
                     details={"product_settings": {"file": settings_file, **settings.model_dump(mode="json")}, **details})
