@@ -28,9 +28,14 @@ def schema(s: ProductSettings) -> dict[str, pl.DataType]:
     props = {p: dt for p, dt in ((s.feature_property, pl.String), (s.duration_property, pl.Float64)) if p}
     return {"event_type": pl.String, "user_id": pl.String, "device_id": pl.String, "amplitude_id": pl.String,
             "event_time": pl.String, "user_creation_time": pl.String,
-            "groups": pl.Struct({s.group_type: pl.List(pl.String)}),
+            "groups": pl.Struct({s.group_type: pl.String}),  # a name or a list of names (read as its JSON text)
             "event_properties": pl.Struct(props or {"_": pl.String}),
             "user_properties": pl.Struct({s.email_trait: pl.String, s.referred_by_trait or "_": pl.String})}
+
+
+def first_group(value: pl.Expr) -> pl.Expr:
+    """The group name of `groups.<type>`: the value itself, or the first name of a list (`["acme"]`)."""
+    return pl.when(value.str.starts_with("[")).then(value.str.extract(r'^\[\s*"((?:[^"\\]|\\.)*)"')).otherwise(value)
 
 
 def collect(scanner: Scanner, s: ProductSettings) -> Collected:
@@ -41,7 +46,7 @@ def collect(scanner: Scanner, s: ProductSettings) -> Collected:
         *STAGED, "at", "user_id", "device_id", pl.col("amplitude_id").cast(pl.String), "event_type",
         (prop(s.feature_property) if s.feature_property else pl.lit(None, pl.String)).alias("feature"),
         (prop(s.duration_property) if s.duration_property else pl.lit(None, pl.Float64)).alias("duration_seconds"),
-        pl.col("groups").struct.field(s.group_type).list.first().alias("group"), "user_creation_time",
+        first_group(pl.col("groups").struct.field(s.group_type)).alias("group"), "user_creation_time",
         user(s.email_trait).alias("email"),
         (user(s.referred_by_trait) if s.referred_by_trait else pl.lit(None, pl.String)).alias("referred_by")))
     events = flat.select(pl.col("at").alias("event_time"), pl.coalesce("user_id", "device_id").alias("id"),

@@ -240,7 +240,7 @@ def _as(column: str, dtype: pl.DataType, have: pl.DataType | None) -> pl.Expr:
     c = pl.col(column)
     if isinstance(dtype, pl.Struct):
         if have == pl.String:
-            return pl.when(c.str.strip_chars() != "").then(c).str.json_decode(dtype).alias(column)
+            return _from_json_text(pl.when(c.str.strip_chars() != "").then(c), dtype).alias(column)
         if isinstance(have, pl.Struct):
             names = {f.name: f.dtype for f in have.fields}
             return pl.struct([_as_field(c, f.name, f.dtype, names.get(f.name)) for f in dtype.fields]).alias(column)
@@ -256,10 +256,23 @@ def _as(column: str, dtype: pl.DataType, have: pl.DataType | None) -> pl.Expr:
     return c.cast(dtype, strict=False).alias(column) if have != dtype else c.alias(column)
 
 
+def _from_json_text(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """JSON text (a CSV cell, a Parquet string column) as `dtype`, field by field: a text field takes any value
+    (a list stays its JSON text, as the JSON lines reader gives it), a number or struct is read as such."""
+    if isinstance(dtype, pl.Struct):
+        return pl.struct([_from_json_text(text.str.json_path_match(f"$['{f.name}']"), f.dtype).alias(f.name)
+                          for f in dtype.fields])
+    if isinstance(dtype, pl.List):
+        return text.str.json_decode(dtype)
+    return text if dtype == pl.String else text.cast(dtype, strict=False)
+
+
 def _as_field(c: pl.Expr, name: str, dtype: pl.DataType, have: pl.DataType | None) -> pl.Expr:
     if have is None:
         return pl.lit(None, dtype=dtype).alias(name)
     f = c.struct.field(name)
+    if isinstance(have, pl.List) and dtype == pl.String:  # a list where a name is read (Amplitude's groups)
+        return f.list.first().cast(pl.String).alias(name)
     if isinstance(have, pl.Datetime) and dtype == pl.String:
         return f.dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").alias(name)
     return f.cast(dtype, strict=False).alias(name) if have != dtype else f.alias(name)
