@@ -11,8 +11,8 @@ Each system's module reads its exports into the same four pieces (`Collected`):
 - `memberships`: (`id`, `group`, `domain`, `at`) from group calls (the group's web or e-mail domain when known).
 
 `build` then merges the ids (a chain of aliases is followed to its end), finds each group's account through the
-one account key (`accounts.account_keys`; a user in no group at all is matched by its e-mail's domain, a
-company domain only), gives each user one account (a user in two accounts is an error, or
+one account key (`accounts.account_keys`; a group without a web domain takes the e-mail domain all its members
+share, and a user in no group at all is matched by its own e-mail's domain: company domains only), gives each user one account (a user in two accounts is an error, or
 the first group when `user_in_two_accounts: first_group`), and returns `users` (a small DataFrame) and
 `usage_events` (a LazyFrame the framework sinks into the output without holding the events in memory).
 
@@ -435,8 +435,13 @@ def build(system: str, collected: Collected, settings: ProductSettings, out: Pat
                .drop_nulls("domain").join(members, on="user_id", how="anti").sort("at", nulls_last=True)
                .unique("user_id", keep="first").select("user_id", pl.concat_str(pl.lit("@"), "domain").alias("group"), "domain", "at"))
     members = pl.concat([members, by_mail])
-    groups = (members.group_by("group").agg(pl.col("domain").drop_nulls().first(), pl.col("user_id").n_unique().alias("users"))
-              .sort("group"))
+    # a group without a web domain of its own takes its members' e-mail domain, when they all share one
+    mail = profiles.select("user_id", domain_of(pl.col("email")).alias("mail")).drop_nulls().unique()
+    groups = (members.join(mail, on="user_id", how="left").group_by("group")
+              .agg(pl.col("domain").drop_nulls().first(), pl.col("mail").drop_nulls().unique().alias("mails"),
+                   pl.col("user_id").n_unique().alias("users"))
+              .with_columns(pl.coalesce("domain", pl.when(pl.col("mails").list.len() == 1).then(pl.col("mails").list.first())))
+              .drop("mails").sort("group"))
     matched = keys.match(system, "users", groups, key="group", email="domain", weight="users")
     aside += list(matched.set_aside)
     member_accounts = (members.join(matched.frame.drop_nulls("account_id").select("group", "account_id"), on="group")
