@@ -151,6 +151,10 @@ def main() -> None:
         rows += [f"| {label}, {events / 1e6:.0f}M events ({size:.1f} GiB): Polars scans them once | {floor['seconds']:.1f} | {floor['peak_gb']:.2f} GB | |",
                  f"| {label}: `saaskpi import segment` ({run['rows']:,} usage events written) | {run['seconds']:.1f} | {run['peak_gb']:.2f} GB | {goal} |",
                  f"| {label}: import / scan | {run['seconds'] / floor['seconds']:.1f}x | | |"]
+        report(rows, load)  # after each kind: a run cut short keeps what it measured
+
+
+def report(rows: list[str], load: float) -> None:
     import datetime as dt
 
     text = "\n".join([
@@ -158,7 +162,7 @@ def main() -> None:
         "Command: `.venv/bin/python benchmarks/import_events.py " + " ".join(sys.argv[1:]) + "`.",
         "", "| run | seconds | peak memory | goal |", "|---|---|---|---|", *rows])
     write_section("import_events", "Importing product events (Segment, Parquet and JSON lines)", text)
-    print(text)
+    print(text, flush=True)
 
 
 if __name__ == "__main__":
