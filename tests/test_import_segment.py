@@ -141,3 +141,24 @@ def test_a_broken_json_line_is_reported_with_file_and_line(tmp_path, capsys):
     assert "[source.broken_json_line] events.jsonl: is not a JSON object on its line (1 row)" in err, err
     assert "line 3: '{\"type\": \"track\", \"event\":'" in err
     assert digest(exports) == before and not (out / "users.parquet").exists()
+
+
+def test_a_time_in_another_layout_than_the_files_first_rows_is_still_read(tmp_path, capsys):
+    # the first 1,000 times have milliseconds (the fast fixed layout); the last has none and an offset: the file is
+    # staged again reading every time in any layout
+    tracks = [track("Report Viewed", f"2024-02-03T10:{i // 60:02d}:{i % 60:02d}.000Z", user="bob") for i in range(1000)]
+    text = lines(*GROUPS, *tracks, track("Report Viewed", "2024-02-04T12:00:00+02:00", user="bob"))
+    _, _, events = imported(tmp_path, capsys, text)
+    assert events.height == 1001
+    assert events["event_time"].dt.strftime("%d %H:%M:%S").to_list()[-1] == "04 10:00:00"  # 12:00 at +02:00 = 10:00 UTC
+
+
+def test_the_same_exports_give_byte_identical_tables(tmp_path, capsys):
+    text = lines(*GROUPS, *[track(f"F{i % 3}", f"2024-02-03T10:00:{i % 60:02d}.000Z", user=("ana", "bob")[i % 2])
+                            for i in range(300)])
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first, _, _ = imported(tmp_path / "one", capsys, text)
+    second, _, _ = imported(tmp_path / "two", capsys, text)
+    for name in ("users.parquet", "usage_events.parquet"):
+        assert (first / name).read_bytes() == (second / name).read_bytes()
