@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import polars as pl
+import pytest
 
 from conftest import run
 from product_export import billing_base
@@ -13,7 +14,9 @@ def event(name: str, distinct: str, at: str, person: str | None = None, **props)
     return {"event": name, "distinct_id": distinct, "person_id": person, "timestamp": at, "properties": props}
 
 
-def test_person_ids_identify_and_alias_merge_ids_into_users(tmp_path, capsys):
+@pytest.mark.parametrize("shape", ["jsonl", "parquet"])
+def test_person_ids_identify_and_alias_merge_ids_into_users(tmp_path, capsys, shape):
+    """JSON lines, or Parquet as PostHog's batch export writes it (`properties` as JSON text)."""
     events = [
         event("$pageview", "anon-1", "2024-04-01T08:00:00.000000+00:00", "p1", **{"$groups": {"company": "cus_1"}}),
         event("$identify", "ana", "2024-04-01T08:05:00.000000+00:00", "p1", **{"$anon_distinct_id": "anon-1"}),
@@ -26,7 +29,10 @@ def test_person_ids_identify_and_alias_merge_ids_into_users(tmp_path, capsys):
     ]
     exports = tmp_path / "exports"
     exports.mkdir()
-    (exports / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    if shape == "jsonl":
+        (exports / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    else:
+        pl.DataFrame([{**e, "properties": json.dumps(e["properties"])} for e in events]).write_parquet(exports / "events.parquet")
     (exports / "persons.jsonl").write_text(json.dumps({"id": "p1", "distinct_ids": ["anon-1", "ana"], "is_identified": True,
                                                         "created_at": "2024-03-31T12:00:00Z",
                                                         "properties": {"referred_by": "bob"}}) + "\n")
@@ -44,4 +50,4 @@ def test_person_ids_identify_and_alias_merge_ids_into_users(tmp_path, capsys):
         ("ana", "cus_1", "$pageview", None), ("ana", "cus_1", "report_viewed", 30), ("bob", "cus_2", "report_viewed", None)]
     report = json.loads((out / "import-report-posthog.json").read_text())
     assert [(a["reason"], a["count"], a["examples"]) for a in report["set_aside"]] == [("anonymous", 1, ["anon-9"])]
-    assert {f["table"]: f["rows"] for f in report["files_read"]} == {"events": 6, "persons": 1}
+    assert {f["file"]: f["rows"] for f in report["files_read"]} == {f"events.{shape}": 6, "persons.jsonl": 1}
