@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .. import paths
 from ..errors import ParameterError, Problem
 from ..params import read_yaml
-from .accounts import EXAMPLES, account_keys, domain_of
+from .accounts import EXAMPLES, AccountKeys, account_keys, domain_of
 from .billing import SetAside
 from .reading import ExportError, FileRead
 
@@ -365,7 +365,6 @@ def timestamp(column: pl.Expr, fmt: str | None = None) -> pl.Expr:
 
 # --------------------------------------------------------------------------- building the tables
 
-LINKS = {"id": pl.String, "user_id": pl.String, "at": pl.Datetime("us", "UTC")}
 PROFILES = {"user_id": pl.String, "created_at": pl.Datetime("us", "UTC"), "email": pl.String, "referred_by": pl.String,
             "seen_at": pl.Datetime("us", "UTC")}
 MEMBERSHIPS = {"id": pl.String, "group": pl.String, "domain": pl.String, "at": pl.Datetime("us", "UTC")}
@@ -401,8 +400,8 @@ def resolved(links: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([first, users.with_columns(pl.col("id").alias("user_id"))]).unique("id").sort("id")
 
 
-def build(system: str, collected: Collected, settings: ProductSettings, out: Path, accounts_path: Path,
-          progress: bool = False) -> tuple[dict[str, pl.DataFrame | pl.LazyFrame], list[SetAside], dict]:
+def build(system: str, collected: Collected, settings: ProductSettings, out: Path,
+          accounts_path: Path) -> tuple[dict[str, pl.DataFrame | pl.LazyFrame], list[SetAside], dict]:
     """`users` and (lazy) `usage_events` from what a system's exports say; the rows set aside; report details."""
     keys = account_keys(out, accounts_path)
     ids = resolved(collected.links)
@@ -424,38 +423,12 @@ def build(system: str, collected: Collected, settings: ProductSettings, out: Pat
                               tuple(anonymous.get_column("id").drop_nulls().unique().sort().head(EXAMPLES).to_list()),
                               "events of ids never identified as a user (no user id, alias or identify links them); left out"))
     known = seen.drop_nulls("user_id")
-    # which groups a user is in: its group calls, and the groups its events name
-    members = pl.concat([
-        collected.memberships.join(ids, on="id").select("user_id", "group", "domain", "at"),
-        known.drop_nulls("group").select("user_id", "group", pl.lit(None, pl.String).alias("domain"), pl.col("first").alias("at")),
-    ]).drop_nulls("group")
     profiles = (collected.profiles.join(ids.rename({"id": "user_id", "user_id": "_user"}), on="user_id", how="left")
                 .with_columns(pl.coalesce("_user", "user_id").alias("user_id")).drop("_user"))
-    by_mail = (profiles.select("user_id", domain_of(pl.col("email")).alias("domain"), pl.col("seen_at").alias("at"))
-               .drop_nulls("domain").join(members, on="user_id", how="anti").sort("at", nulls_last=True)
-               .unique("user_id", keep="first").select("user_id", pl.concat_str(pl.lit("@"), "domain").alias("group"), "domain", "at"))
-    members = pl.concat([members, by_mail])
-    # a group without a web domain of its own takes its members' e-mail domain, when they all share one
-    mail = profiles.select("user_id", domain_of(pl.col("email")).alias("mail")).drop_nulls().unique()
-    groups = (members.join(mail, on="user_id", how="left").group_by("group")
-              .agg(pl.col("domain").drop_nulls().first(), pl.col("mail").drop_nulls().unique().alias("mails"),
-                   pl.col("user_id").n_unique().alias("users"))
-              .with_columns(pl.coalesce("domain", pl.when(pl.col("mails").list.len() == 1).then(pl.col("mails").list.first())))
-              .drop("mails").sort("group"))
-    matched = keys.match(system, "users", groups, key="group", email="domain", weight="users")
-    aside += list(matched.set_aside)
-    member_accounts = (members.join(matched.frame.drop_nulls("account_id").select("group", "account_id"), on="group")
-                       .group_by("user_id", "account_id").agg(pl.col("at").min(), pl.col("group").sort().first()))
-    per_user = member_accounts.group_by("user_id").agg(pl.col("account_id").n_unique().alias("n"))
-    twice = per_user.filter(pl.col("n") > 1)
-    if twice.height and settings.user_in_two_accounts == "error":
-        shown = (member_accounts.join(twice.head(EXAMPLES), on="user_id").sort("user_id", "at", "account_id")
-                 .group_by("user_id", maintain_order=True).agg(pl.col("group"), pl.col("account_id")))
-        problems.append(Problem(f"{system}.two_accounts", "users", "account_id",
-                                "is in groups of two accounts (set user_in_two_accounts: first_group to take the "
-                                "first group the user joined)", twice.height,
-                                tuple(f"{r['user_id']} in {', '.join(f'{g} ({a})' for g, a in zip(r['group'], r['account_id']))}"
-                                      for r in shown.iter_rows(named=True))))
+    members = _memberships(collected.memberships, ids, known, profiles)
+    member_accounts, matched_aside = _member_accounts(system, keys, members, profiles)
+    aside += matched_aside
+    problems += _two_accounts(system, member_accounts, settings)
     if problems:
         raise ExportError(problems, head=f"The {system} exports cannot be imported")
     account = (member_accounts.sort("user_id", "at", "account_id", nulls_last=True)
@@ -472,6 +445,48 @@ def build(system: str, collected: Collected, settings: ProductSettings, out: Pat
     details = {"users_merged": {"ids": ids.height, "users": users.height + no_account.height,
                                 "ids_merged_into_another": ids.filter(pl.col("id") != pl.col("user_id")).height}}
     return {"users": users, "usage_events": usage}, aside, details
+
+
+def _memberships(memberships: pl.DataFrame, ids: pl.DataFrame, known: pl.DataFrame, profiles: pl.DataFrame) -> pl.DataFrame:
+    """(`user_id`, `group`, `domain`, `at`): the groups of the user's group calls and of its events; a user in no
+    group at all is in the pseudo-group `@<domain>` of its e-mail's company domain (matched by domain only)."""
+    members = pl.concat([
+        memberships.join(ids, on="id").select("user_id", "group", "domain", "at"),
+        known.drop_nulls("group").select("user_id", "group", pl.lit(None, pl.String).alias("domain"), pl.col("first").alias("at")),
+    ]).drop_nulls("group")
+    by_mail = (profiles.select("user_id", domain_of(pl.col("email")).alias("domain"), pl.col("seen_at").alias("at"))
+               .drop_nulls("domain").join(members, on="user_id", how="anti").sort("at", nulls_last=True)
+               .unique("user_id", keep="first").select("user_id", pl.concat_str(pl.lit("@"), "domain").alias("group"), "domain", "at"))
+    return pl.concat([members, by_mail])
+
+
+def _member_accounts(system: str, keys: AccountKeys, members: pl.DataFrame, profiles: pl.DataFrame) -> tuple[pl.DataFrame, list[SetAside]]:
+    """(`user_id`, `account_id`, `at`, `group`): each user's accounts, by matching its groups with the one account
+    key; a group without a web domain of its own takes its members' e-mail domain, when they all share one."""
+    mail = profiles.select("user_id", domain_of(pl.col("email")).alias("mail")).drop_nulls().unique()
+    groups = (members.join(mail, on="user_id", how="left").group_by("group")
+              .agg(pl.col("domain").drop_nulls().first(), pl.col("mail").drop_nulls().unique().alias("mails"),
+                   pl.col("user_id").n_unique().alias("users"))
+              .with_columns(pl.coalesce("domain", pl.when(pl.col("mails").list.len() == 1).then(pl.col("mails").list.first())))
+              .drop("mails").sort("group"))
+    matched = keys.match(system, "users", groups, key="group", email="domain", weight="users")
+    accounts = (members.join(matched.frame.drop_nulls("account_id").select("group", "account_id"), on="group")
+                .group_by("user_id", "account_id").agg(pl.col("at").min(), pl.col("group").sort().first()))
+    return accounts, list(matched.set_aside)
+
+
+def _two_accounts(system: str, member_accounts: pl.DataFrame, settings: ProductSettings) -> list[Problem]:
+    """A user in groups of two accounts, unless `user_in_two_accounts: first_group`."""
+    twice = member_accounts.group_by("user_id").agg(pl.col("account_id").n_unique().alias("n")).filter(pl.col("n") > 1)
+    if twice.is_empty() or settings.user_in_two_accounts != "error":
+        return []
+    shown = (member_accounts.join(twice.sort("user_id").head(EXAMPLES), on="user_id").sort("user_id", "at", "account_id")
+             .group_by("user_id", maintain_order=True).agg(pl.col("group"), pl.col("account_id")))
+    return [Problem(f"{system}.two_accounts", "users", "account_id",
+                    "is in groups of two accounts (set user_in_two_accounts: first_group to take the first group the "
+                    "user joined)", twice.height,
+                    tuple(f"{r['user_id']} in {', '.join(f'{g} ({a})' for g, a in zip(r['group'], r['account_id']))}"
+                          for r in shown.iter_rows(named=True)))]
 
 
 def _time_problems(system: str, seen: pl.DataFrame, events: pl.LazyFrame) -> list[Problem]:
