@@ -87,6 +87,8 @@ bench: demo
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/import_invoices.py
+	$(BIN)/python benchmarks/import_events.py
+	$(BIN)/python benchmarks/store_cpu.py
 	$(BIN)/python benchmarks/kernels.py
 	$(BIN)/python benchmarks/postgres.py
 

@@ -23,7 +23,8 @@ as `billing` or `reading`, are skipped); the CLI adds one sub-command per import
 `--out`, `--settings` (parameters/billing.yaml) and `--fx-rates`. `read` receives the parsed arguments (plus
 `args.progress`: show a tqdm bar when true) and returns an `Imported`: either `billing` (a `BillingData`, which the
 framework converts with `to_contract` and the settings) or contract `tables` used as they are (column mappings),
-and the files it read. It raises `ExportError` (reading.py) with every problem of the input, and never writes.
+and the files it read. A big table may be a `pl.LazyFrame` (product usage events): the framework sinks it into
+the output, streaming, and never holds it whole. It raises `ExportError` (reading.py) with every problem of the input, and never writes.
 
 An importer of a system other than billing (a CRM, a help desk, product analytics) sets `accounts=True`: it gets
 `--accounts` (parameters/sources/accounts.yaml) instead of the billing options, matches its records to the accounts
@@ -92,7 +93,7 @@ class Imported:
     source: str
     files: tuple[FileRead, ...]
     billing: BillingData | None = None
-    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    tables: dict[str, pl.DataFrame | pl.LazyFrame] = field(default_factory=dict)  # lazy: sunk, never collected whole
     set_aside: tuple[SetAside, ...] = ()
     details: dict = field(default_factory=dict)  # anything else the report should show (e.g. the mapping file)
 
@@ -159,11 +160,14 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def _stage(folder: Path, tables: dict[str, pl.DataFrame], fx: tuple[str, bytes] | None, out: Path, report: str) -> list[str]:
+def _stage(folder: Path, tables: dict[str, pl.DataFrame | pl.LazyFrame], fx: tuple[str, bytes] | None, out: Path, report: str) -> list[str]:
     """Write `tables` (and the rates) into `folder`, and link in what `out` holds from other imports: every file
     except this importer's report and the tables its previous run wrote. Returns the names of the tables kept."""
     for name, frame in tables.items():
-        (folder / f"{name}.parquet").write_bytes(parquet_bytes(frame))
+        if isinstance(frame, pl.LazyFrame):  # a big table (usage events): streamed to the file, never held whole
+            frame.sink_parquet(folder / f"{name}.parquet", compression="zstd", statistics=True, engine="streaming")
+        else:
+            (folder / f"{name}.parquet").write_bytes(parquet_bytes(frame))
     if fx is not None:
         (folder / fx[0]).write_bytes(fx[1])
     if not out.is_dir():
@@ -203,6 +207,7 @@ def run_import(importer: Importer, args: argparse.Namespace, progress: bool = Fa
     """Read, convert, validate, then write `args.out` atomically with its report; returns the report (a dict)."""
     out = paths.resolve(args.out)
     inputs = [paths.resolve(args.source)] if getattr(args, "source", None) else []
+    inputs += [paths.resolve(e) for e in getattr(args, "exports", None) or []]
     _guard_paths(out, inputs)
     args.out_path = out
     fx = _fx_rates(getattr(args, "fx_rates", ""))
@@ -229,7 +234,9 @@ def run_import(importer: Importer, args: argparse.Namespace, progress: bool = Fa
         _validate_staged(staged, imported.source)
         steps.update()
         steps.set_postfix_str("writing")
-        report = import_report(importer.name, imported, converted, tables, fx, settings.applied() if imported.billing is not None else None)
+        rows = {n: f.height if isinstance(f, pl.DataFrame) else pl.scan_parquet(staged / f"{n}.parquet").select(pl.len()).collect().item()
+                for n, f in tables.items()}
+        report = import_report(importer.name, imported, converted, rows, fx, settings.applied() if imported.billing is not None else None)
         if kept:
             report["tables_kept"] = kept
         paths.atomic_write(staged / f"{importer.report}.json", json.dumps(report, indent=1, default=str) + "\n")
@@ -243,7 +250,7 @@ def run_import(importer: Importer, args: argparse.Namespace, progress: bool = Fa
     return report
 
 
-def import_report(name: str, imported: Imported, converted: ImportResult, tables: dict[str, pl.DataFrame],
+def import_report(name: str, imported: Imported, converted: ImportResult, rows: dict[str, int],
                   fx: tuple[str, bytes] | None, settings: dict | None) -> dict:
     """The import report: what was read, written, set aside (reason, count, examples), and the settings applied."""
     aside = [*imported.set_aside, *converted.set_aside]
@@ -251,7 +258,7 @@ def import_report(name: str, imported: Imported, converted: ImportResult, tables
         "importer": name,
         "source": imported.source,
         "files_read": [{"file": f.file, "table": f.table, "rows": f.rows} for f in imported.files],
-        "rows_written": {**{n: f.height for n, f in tables.items()}, **({"fx_rates": "copied"} if fx else {})},
+        "rows_written": {**rows, **({"fx_rates": "copied"} if fx else {})},
         "set_aside": [{"reason": a.reason, "table": a.table, "count": a.count, "examples": list(a.examples),
                        "meaning": a.meaning} for a in aside],
         "settings": settings,
