@@ -5,6 +5,7 @@ chart for each of the six apps (`--empty-store`: without filling the store first
 
     .venv/bin/python benchmarks/app.py [--empty-store]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,10 @@ def main() -> None:
     if not args.empty_store:
         others = [n for n in notebook_names() if n != NOTEBOOK]
         seconds = fill_results_store([NOTEBOOK], ["all", *SEGMENTS]) + fill_results_store(others, ["all"])
-        store = (f"the results store filled first by running the pages as a snapshot runs them (the executive summary "
-                 f"for all, {', '.join(SEGMENTS)}; the other apps for all: {seconds:.0f} s)")
+        store = (
+            f"the results store filled first by running the pages as a snapshot runs them (the executive summary "
+            f"for all, {', '.join(SEGMENTS)}; the other apps for all: {seconds:.0f} s)"
+        )
     warm_first, warm_change = measure(True)
     cold_first, cold_change = measure(False)
     apps = cold_apps()
@@ -82,18 +85,23 @@ def main() -> None:
         return statistics.median(values) if values else float("nan")
 
     per_app = "".join(f"| {name}: request to first chart, cold kernel | {s:.2f} | 4 |\n" for name, s in apps.items())
-    text = (f"Run {dt.date.today()} on {os.cpu_count()} cores, load average at start {load_average:.1f}; "
-            f"`{NOTEBOOK}` on the default demo, headless Chromium, medians of 3 loads (each app's cold kernel: one "
-            f"load); {store}. Command: `.venv/bin/python benchmarks/app.py"
-            f"{' --empty-store' if args.empty_store else ''}`.\n\n"
-            "| measure | seconds | goal |\n|---|---|---|\n"
-            f"| request to first chart, preheated kernel | {med(warm_first):.2f} | 3 |\n"
-            f"| request to first chart, cold kernel | {med(cold_first):.2f} | 4 |\n"
-            f"| segment change to updated tiles (median of {len(warm_change + cold_change)}) | "
-            f"{med(warm_change + cold_change):.2f} | 0.3 |\n{per_app}\n"
-            f"Loads that did not show a chart within 60 s: {len(FAILURES)} {FAILURES or ''}")
-    write_section("app" + ("_empty" if args.empty_store else ""), "Voila apps" + (", empty results store" if
-                                                                                args.empty_store else ""), text)
+    text = (
+        f"Run {dt.date.today()} on {os.cpu_count()} cores, load average at start {load_average:.1f}; "
+        f"`{NOTEBOOK}` on the default demo, headless Chromium, medians of 3 loads (each app's cold kernel: one "
+        f"load); {store}. Command: `.venv/bin/python benchmarks/app.py"
+        f"{' --empty-store' if args.empty_store else ''}`.\n\n"
+        "| measure | seconds | goal |\n|---|---|---|\n"
+        f"| request to first chart, preheated kernel | {med(warm_first):.2f} | 3 |\n"
+        f"| request to first chart, cold kernel | {med(cold_first):.2f} | 4 |\n"
+        f"| segment change to updated tiles (median of {len(warm_change + cold_change)}) | "
+        f"{med(warm_change + cold_change):.2f} | 0.3 |\n{per_app}\n"
+        f"Loads that did not show a chart within 60 s: {len(FAILURES)} {FAILURES or ''}"
+    )
+    write_section(
+        "app" + ("_empty" if args.empty_store else ""),
+        "Voila apps" + (", empty results store" if args.empty_store else ""),
+        text,
+    )
     print(text)
 
 

@@ -13,6 +13,7 @@ match the groups, write usage_events streaming, validate the output, write the r
 reading every field of the same files once (`scan_*(...).select(null counts)`, streaming). Results go to their
 section of benchmarks/RESULTS.md (results.py). Tests never assert timings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,16 +56,30 @@ def generate(folder: Path, events: int, kind: str) -> Path:
         shutil.move(base / "users.csv", folder.parent / "users.csv")  # the users come from the export
     users = pl.read_csv(folder.parent / "users.csv").drop("created_at")
     folder.mkdir(parents=True, exist_ok=True)
-    write = (lambda f, p: f.write_parquet(p.with_suffix(".parquet"))) if kind == "parquet" else \
-        (lambda f, p: f.write_ndjson(p.with_suffix(".jsonl")))
+    write = (
+        (lambda f, p: f.write_parquet(p.with_suffix(".parquet")))
+        if kind == "parquet"
+        else (lambda f, p: f.write_ndjson(p.with_suffix(".jsonl")))
+    )
     start = pl.lit(START.astype("datetime64[us]").item()).cast(pl.Datetime("us"))
     span_us = int((END - START).astype("timedelta64[us]").astype("int64"))
     calls = users.select(
-        pl.lit("identify").alias("type"), pl.col("user_id").alias("userId"),
-        (start + pl.duration(days=pl.int_range(pl.len()) % 30)).dt.strftime("%Y-%m-%dT%H:%M:%S.%3fZ").alias("timestamp"),
-        pl.col("account_id").alias("groupId"))
-    write(pl.concat([calls.drop("groupId").with_columns(pl.lit(None, pl.String).alias("groupId")),
-                     calls.with_columns(pl.lit("group").alias("type"))]), folder / "identifies")
+        pl.lit("identify").alias("type"),
+        pl.col("user_id").alias("userId"),
+        (start + pl.duration(days=pl.int_range(pl.len()) % 30))
+        .dt.strftime("%Y-%m-%dT%H:%M:%S.%3fZ")
+        .alias("timestamp"),
+        pl.col("account_id").alias("groupId"),
+    )
+    write(
+        pl.concat(
+            [
+                calls.drop("groupId").with_columns(pl.lit(None, pl.String).alias("groupId")),
+                calls.with_columns(pl.lit("group").alias("type")),
+            ]
+        ),
+        folder / "identifies",
+    )
     ids = users.get_column("user_id")
     accounts = users.get_column("account_id")
     for n, lo in enumerate(range(0, events, CHUNK)):
@@ -75,9 +90,11 @@ def generate(folder: Path, events: int, kind: str) -> Path:
             pl.lit(FEATURES.tolist()).list.get(pl.col("u") % len(FEATURES)).alias("event"),
             ids.gather(u).alias("userId"),
             (start + pl.duration(microseconds=(pl.col("u") * 1_000_003 + pl.int_range(size) * 97_001) % span_us))
-            .dt.strftime("%Y-%m-%dT%H:%M:%S.%3fZ").alias("timestamp"),
+            .dt.strftime("%Y-%m-%dT%H:%M:%S.%3fZ")
+            .alias("timestamp"),
             pl.struct(((pl.col("u") + pl.int_range(size)) % 600 + 1).alias("duration_seconds")).alias("properties"),
-            pl.struct(accounts.gather(u).alias("groupId")).alias("context"))
+            pl.struct(accounts.gather(u).alias("groupId")).alias("context"),
+        )
         write(frame, folder / f"tracks-{n:03d}")
     return folder
 
@@ -96,7 +113,9 @@ def child(kind: str, folder: str, out: str) -> None:
             from saaskpi.importers.product import ProductSettings
 
             frame = pl.scan_ndjson(files, schema=segment.schema(ProductSettings()))
-        rows = frame.select(pl.len(), pl.all().null_count().name.suffix("_nulls")).collect(engine="streaming").item(0, 0)
+        rows = (
+            frame.select(pl.len(), pl.all().null_count().name.suffix("_nulls")).collect(engine="streaming").item(0, 0)
+        )
         extra = {"rows": rows}
     else:
         from saaskpi import cli
@@ -146,21 +165,31 @@ def main() -> None:
         print(kind, "import", run, flush=True)
         seconds, gb = GOALS[kind]
         ok = lambda met: "met" if met else "missed"  # noqa: E731
-        goal = f"{seconds / 60:.0f} min {ok(run['seconds'] <= seconds)}" + (f", {gb:.0f} GB {ok(run['peak_gb'] <= gb)}" if gb else "")
+        goal = f"{seconds / 60:.0f} min {ok(run['seconds'] <= seconds)}" + (
+            f", {gb:.0f} GB {ok(run['peak_gb'] <= gb)}" if gb else ""
+        )
         label = "Parquet" if kind == "parquet" else "JSON lines"
-        rows += [f"| {label}, {events / 1e6:.0f}M events ({size:.1f} GiB): Polars scans them once | {floor['seconds']:.1f} | {floor['peak_gb']:.2f} GB | |",
-                 f"| {label}: `saaskpi import segment` ({run['rows']:,} usage events written) | {run['seconds']:.1f} | {run['peak_gb']:.2f} GB | {goal} |",
-                 f"| {label}: import / scan | {run['seconds'] / floor['seconds']:.1f}x | | |"]
+        rows += [
+            f"| {label}, {events / 1e6:.0f}M events ({size:.1f} GiB): Polars scans them once | {floor['seconds']:.1f} | {floor['peak_gb']:.2f} GB | |",
+            f"| {label}: `saaskpi import segment` ({run['rows']:,} usage events written) | {run['seconds']:.1f} | {run['peak_gb']:.2f} GB | {goal} |",
+            f"| {label}: import / scan | {run['seconds'] / floor['seconds']:.1f}x | | |",
+        ]
         report(rows, load)  # after each kind: a run cut short keeps what it measured
 
 
 def report(rows: list[str], load: float) -> None:
     import datetime as dt
 
-    text = "\n".join([
-        f"Run {dt.date.today()} on {os.cpu_count()} cores, load average at start {load:.1f} (the machine shared with other jobs).",
-        "Command: `.venv/bin/python benchmarks/import_events.py " + " ".join(sys.argv[1:]) + "`.",
-        "", "| run | seconds | peak memory | goal |", "|---|---|---|---|", *rows])
+    text = "\n".join(
+        [
+            f"Run {dt.date.today()} on {os.cpu_count()} cores, load average at start {load:.1f} (the machine shared with other jobs).",
+            "Command: `.venv/bin/python benchmarks/import_events.py " + " ".join(sys.argv[1:]) + "`.",
+            "",
+            "| run | seconds | peak memory | goal |",
+            "|---|---|---|---|",
+            *rows,
+        ]
+    )
     write_section("import_events", "Importing product events (Segment, Parquet and JSON lines)", text)
     print(text, flush=True)
 

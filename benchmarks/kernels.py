@@ -6,6 +6,7 @@ their memory are sampled every half second. Goal (issue 19): at most 8 kernels a
 
     .venv/bin/python benchmarks/kernels.py [--minutes 6]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,29 +81,34 @@ def report(visits: list[dict], samples: list, minutes: float, load_average: floa
     failed = "; ".join(f"{v['app']}: {v['error']}" for v in visits if "error" in v)
     charts = [v["first_chart"] for v in done]
     return (
-        f"Run {dt.date.today()} on {os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB RAM, load "
-        f"average at start {load_average:.1f}; **the machine was shared with other jobs** (other test suites and "
-        "notebook runs), so page times are slower than on an idle machine; the kernel counts do not depend on it.\n"
-        f"Command: `.venv/bin/python benchmarks/kernels.py --minutes {minutes:g}`: one headless-Chromium tab opens "
-        f"the six apps in turn ({', '.join(f'`{n}`' for n in notebook_names())}), each followed by segment "
-        f"switches to {', '.join(SEGMENTS)}, round and round for {minutes:g} minutes (the goal's scenario is 10), "
-        f"against one server started as `saaskpi app` starts it (max {MAX_KERNELS} kernels, idle timeout "
-        f"{IDLE_TIMEOUT} s, voila.json's 3 preheated kernels). Kernels counted every 0.5 s, preheated ones "
-        "included.\n\n"
-        "| measure | value | goal |\n|---|---|---|\n"
-        f"| kernels alive, at most | {peak[1]} (at {peak[0]:.0f} s) | {GOAL} |\n"
-        f"| kernels alive, median of the samples | {statistics.median(counts):.0f} | |\n"
-        f"| server + kernels RSS, at most | {max(s[2] for s in samples) / GIB:.2f} GiB | |\n"
-        f"| app visits (completed / failed) | {len(done)} / {len(visits) - len(done)} | |\n"
-        f"| segment switches | {sum(v['switches'] for v in visits)} | |\n"
-        f"| request to first chart, min / median / max | "
-        f"{min(charts):.0f} / {statistics.median(charts):.0f} / {max(charts):.0f} s | |\n\n"
-        f"Kernels alive per minute (min-max): {'; '.join(timeline)}.\n"
-        f"Apps opened, in order: {', '.join(v['app'] for v in visits)}"
-        f"{' (not all six: pages render slowly on this machine)' if len(visits) < len(notebook_names()) else ''}.\n"
-        f"Failed visits: {failed or 'none'}.\n"
-        "Before (issue 19, the same scenario for 8 minutes, when Voila refused the tab's shutdown request): "
-        "18 kernels and 11.4 GiB.") if charts else "No visit completed: " + failed
+        (
+            f"Run {dt.date.today()} on {os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB RAM, load "
+            f"average at start {load_average:.1f}; **the machine was shared with other jobs** (other test suites and "
+            "notebook runs), so page times are slower than on an idle machine; the kernel counts do not depend on it.\n"
+            f"Command: `.venv/bin/python benchmarks/kernels.py --minutes {minutes:g}`: one headless-Chromium tab opens "
+            f"the six apps in turn ({', '.join(f'`{n}`' for n in notebook_names())}), each followed by segment "
+            f"switches to {', '.join(SEGMENTS)}, round and round for {minutes:g} minutes (the goal's scenario is 10), "
+            f"against one server started as `saaskpi app` starts it (max {MAX_KERNELS} kernels, idle timeout "
+            f"{IDLE_TIMEOUT} s, voila.json's 3 preheated kernels). Kernels counted every 0.5 s, preheated ones "
+            "included.\n\n"
+            "| measure | value | goal |\n|---|---|---|\n"
+            f"| kernels alive, at most | {peak[1]} (at {peak[0]:.0f} s) | {GOAL} |\n"
+            f"| kernels alive, median of the samples | {statistics.median(counts):.0f} | |\n"
+            f"| server + kernels RSS, at most | {max(s[2] for s in samples) / GIB:.2f} GiB | |\n"
+            f"| app visits (completed / failed) | {len(done)} / {len(visits) - len(done)} | |\n"
+            f"| segment switches | {sum(v['switches'] for v in visits)} | |\n"
+            f"| request to first chart, min / median / max | "
+            f"{min(charts):.0f} / {statistics.median(charts):.0f} / {max(charts):.0f} s | |\n\n"
+            f"Kernels alive per minute (min-max): {'; '.join(timeline)}.\n"
+            f"Apps opened, in order: {', '.join(v['app'] for v in visits)}"
+            f"{' (not all six: pages render slowly on this machine)' if len(visits) < len(notebook_names()) else ''}.\n"
+            f"Failed visits: {failed or 'none'}.\n"
+            "Before (issue 19, the same scenario for 8 minutes, when Voila refused the tab's shutdown request): "
+            "18 kernels and 11.4 GiB."
+        )
+        if charts
+        else "No visit completed: " + failed
+    )
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ kernels (summed RSS) and how busy the CPUs were. Writes its section of RESULTS.m
 
     .venv/bin/python benchmarks/load.py [--sessions 50] [--empty-store]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -151,10 +152,12 @@ async def sessions(url: str, n: int, preheated: set[str]) -> list[dict]:
 def pool_settings() -> dict:
     config = json.loads((ROOT / "voila.json").read_text())
     pools = config["VoilaKernelManager"]["kernel_pools_config"]
-    return {"preheat": config["VoilaConfiguration"]["preheat_kernel"],
-            "pools": {name: p["pool_size"] for name, p in pools.items() if p.get("pool_size")},
-            "fill_delay": config["VoilaKernelManager"].get("fill_delay"),
-            "timeout": config["VoilaExecutor"]["timeout"]}
+    return {
+        "preheat": config["VoilaConfiguration"]["preheat_kernel"],
+        "pools": {name: p["pool_size"] for name, p in pools.items() if p.get("pool_size")},
+        "fill_delay": config["VoilaKernelManager"].get("fill_delay"),
+        "timeout": config["VoilaExecutor"]["timeout"],
+    }
 
 
 def fill_results_store(notebooks: list[str], segments: list[str] | None = None) -> float:
@@ -175,8 +178,9 @@ def own_cache() -> str:
     return folder
 
 
-def report(results: list[dict], before: tuple[int, int], seen: dict, preheated: bool, load_average: float,
-           store: str = "") -> str:
+def report(
+    results: list[dict], before: tuple[int, int], seen: dict, preheated: bool, load_average: float, store: str = ""
+) -> str:
     settings = pool_settings()
     n = len(results)
     rendered = [r for r in results if "tiles" in r]
@@ -195,8 +199,9 @@ def report(results: list[dict], before: tuple[int, int], seen: dict, preheated: 
     warm = [r for r in results if r.get("preheated")]
     failed_charts = sum(r["failed_charts"] for r in results)
     pools = ", ".join(f"{size} for `{name}`" for name, size in settings["pools"].items())
-    times = ", ".join(f"{r['chart']:.0f}{'*' if r.get('preheated') else ''}"
-                      for r in sorted(rendered, key=lambda r: r["chart"]))
+    times = ", ".join(
+        f"{r['chart']:.0f}{'*' if r.get('preheated') else ''}" for r in sorted(rendered, key=lambda r: r["chart"])
+    )
     reasons = "; ".join(f"{r['error']} ({r['failed_charts']} chart widgets failed to start)" for r in failed)
     return (
         f"Run {dt.date.today()} on {cores} cores, {ram / GIB:.0f} GiB RAM, load average at start {load_average:.1f}.\n"
@@ -222,7 +227,8 @@ def report(results: list[dict], before: tuple[int, int], seen: dict, preheated: 
         f"| lowest memory available on the machine | {seen['available'] / GIB:.1f} GiB |\n"
         f"| CPU busy until the last session rendered (all processes) | {cpu} of {cores} cores |\n\n"
         f"First chart per session, seconds, sorted (* preheated kernel): {times or '-'}.\n"
-        f"Failed sessions: {len(failed)}{': ' + reasons if failed else ''}.")
+        f"Failed sessions: {len(failed)}{': ' + reasons if failed else ''}."
+    )
 
 
 def main() -> None:
@@ -235,8 +241,10 @@ def main() -> None:
     store = ""
     if not args.empty_store:
         seconds = fill_results_store([NOTEBOOK])
-        store = (f"the results store filled first by the executive summary run for every segment as a snapshot runs "
-                 f"it ({seconds:.0f} s, load average then {os.getloadavg()[0]:.1f})")
+        store = (
+            f"the results store filled first by the executive summary run for every segment as a snapshot runs "
+            f"it ({seconds:.0f} s, load average then {os.getloadavg()[0]:.1f})"
+        )
     # every session gets a kernel (the default cap of `saaskpi app` would answer the rest with its busy page)
     with voila_server(max_kernels=args.sessions + sum(pool_settings()["pools"].values())) as base:
         server = server_process(base)
@@ -246,9 +254,12 @@ def main() -> None:
             results = asyncio.run(sessions(f"{base}/voila/render/{NOTEBOOK}.ipynb", args.sessions, pool))
         text = report(results, before, seen, preheated, load_average, store)
     name = "load" if args.sessions == SESSIONS else f"load{args.sessions}"
-    write_section(name + ("_empty" if args.empty_store else ""),
-                  f"Load: {args.sessions} concurrent sessions of the executive app"
-                  f"{', empty results store' if args.empty_store else ''}", text)
+    write_section(
+        name + ("_empty" if args.empty_store else ""),
+        f"Load: {args.sessions} concurrent sessions of the executive app"
+        f"{', empty results store' if args.empty_store else ''}",
+        text,
+    )
     print(text)
 
 

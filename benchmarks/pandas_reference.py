@@ -1,5 +1,6 @@
 """The same numbers in plain pandas, as a competent analyst would write them (vectorised, no row loops):
 monthly MRR and its movements, and monthly DAU, MAU and DAU/MAU. Used only to benchmark against."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,15 +22,18 @@ def mrr_bridge(source: Path, months: pd.PeriodIndex) -> pd.DataFrame:
     prev = wide.shift(1, axis=1).fillna(0.0)
     paid_before = (wide > 0).cumsum(axis=1).shift(1, axis=1).fillna(0) > 0
     gain = (prev == 0) & (wide > 0)
-    return pd.DataFrame({
-        "month": months.to_timestamp(),
-        "mrr_start": prev.sum().to_numpy(), "mrr_end": wide.sum().to_numpy(),
-        "new": wide.where(gain & ~paid_before, 0).sum().to_numpy(),
-        "reactivation": wide.where(gain & paid_before, 0).sum().to_numpy(),
-        "expansion": (wide - prev).where((prev > 0) & (wide > prev), 0).sum().to_numpy(),
-        "contraction": (prev - wide).where((wide > 0) & (wide < prev), 0).sum().to_numpy(),
-        "churn": prev.where((prev > 0) & (wide == 0), 0).sum().to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "month": months.to_timestamp(),
+            "mrr_start": prev.sum().to_numpy(),
+            "mrr_end": wide.sum().to_numpy(),
+            "new": wide.where(gain & ~paid_before, 0).sum().to_numpy(),
+            "reactivation": wide.where(gain & paid_before, 0).sum().to_numpy(),
+            "expansion": (wide - prev).where((prev > 0) & (wide > prev), 0).sum().to_numpy(),
+            "contraction": (prev - wide).where((wide > 0) & (wide < prev), 0).sum().to_numpy(),
+            "churn": prev.where((prev > 0) & (wide == 0), 0).sum().to_numpy(),
+        }
+    )
 
 
 def dau_mau(source: Path) -> pd.DataFrame:

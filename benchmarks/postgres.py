@@ -7,6 +7,7 @@ metric of segments `all` and `enterprise`. Writes its section of benchmarks/RESU
 
     python benchmarks/postgres.py
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -72,10 +73,16 @@ def main() -> None:
     finally:
         cluster.stop()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    text = "\n".join([
-        f"Demo company ({frames['usage_events'].height:,} usage events), server and workbook on the same 2-core "
-        f"machine, each source from an empty aggregate cache. Peak memory of the benchmark process: {peak:,.0f} MB.",
-        "", "| step | seconds |", "| --- | ---: |", *[f"| {what} | {seconds:.1f} |" for what, seconds in rows]])
+    text = "\n".join(
+        [
+            f"Demo company ({frames['usage_events'].height:,} usage events), server and workbook on the same 2-core "
+            f"machine, each source from an empty aggregate cache. Peak memory of the benchmark process: {peak:,.0f} MB.",
+            "",
+            "| step | seconds |",
+            "| --- | ---: |",
+            *[f"| {what} | {seconds:.1f} |" for what, seconds in rows],
+        ]
+    )
     write_section("postgres", "PostgreSQL source", text)
 
 

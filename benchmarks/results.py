@@ -1,4 +1,5 @@
 """benchmarks/RESULTS.md: each benchmark owns one section between its markers and rewrites only that one."""
+
 from __future__ import annotations
 
 import re

@@ -7,6 +7,7 @@ Each implementation runs in its own subprocess, so its peak resident memory is i
 must agree (MRR per month and DAU/MAU per month) or the run fails. Results are written to
 benchmarks/RESULTS.md (its section, results.py). Tests never assert timings; this is on demand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,15 +57,21 @@ def child(impl: str, source: Path) -> dict:
         phases["dau_mau"] = time.perf_counter() - t2
     total = time.perf_counter() - t0
     usage = usage[usage.month <= pd.Timestamp(AS_OF)]
-    return {"impl": impl, "seconds": total, "phases": phases,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "mrr": mrr.mrr_end.round(4).tolist(), "dau_mau": usage.dau_mau.round(12).tolist()}
+    return {
+        "impl": impl,
+        "seconds": total,
+        "phases": phases,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "mrr": mrr.mrr_end.round(4).tolist(),
+        "dau_mau": usage.dau_mau.round(12).tolist(),
+    }
 
 
 def measure(impl: str, source: Path) -> dict:
     env = {**os.environ, "SAASKPI_CACHE_DIR": "off"}  # every run computes from the events (lib/saaskpi/cache.py)
-    out = subprocess.run([sys.executable, __file__, "--child", impl, str(source)], capture_output=True, text=True,
-                         cwd=ROOT, env=env)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", impl, str(source)], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     if out.returncode:
         raise SystemExit(f"{impl} failed on {source}:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -88,25 +95,32 @@ def report(rows: list[dict]) -> str:
     import polars as pl
 
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    lines = [f"Run {dt.date.today()} on {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}, "
-             f"polars {pl.__version__}, pandas {pd.__version__}; load average at start {os.getloadavg()[0]:.1f}.",
-             "Data: `benchmarks/make_data.py` (10,000 accounts, 100,000 users, 36 months). saaskpi time includes "
-             "opening and validating the source; both include reading the files.", "",
-             "| events | implementation | total s | validate s | revenue s | DAU/MAU s | peak memory | speed-up | speed-up, metrics only |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Run {dt.date.today()} on {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}, "
+        f"polars {pl.__version__}, pandas {pd.__version__}; load average at start {os.getloadavg()[0]:.1f}.",
+        "Data: `benchmarks/make_data.py` (10,000 accounts, 100,000 users, 36 months). saaskpi time includes "
+        "opening and validating the source; both include reading the files.",
+        "",
+        "| events | implementation | total s | validate s | revenue s | DAU/MAU s | peak memory | speed-up | speed-up, metrics only |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         p = r["phases"]
-        lines.append(f"| {r['size']} | {r['impl']} | {r['seconds']:.1f} | {p.get('validate', 0):.1f} | "
-                     f"{p['revenue']:.1f} | {p['dau_mau']:.1f} | {r['peak_mb'] / 1024:.2f} GB | {r.get('speedup', '')} | "
-                     f"{r.get('metrics_speedup', '')} |")
+        lines.append(
+            f"| {r['size']} | {r['impl']} | {r['seconds']:.1f} | {p.get('validate', 0):.1f} | "
+            f"{p['revenue']:.1f} | {p['dau_mau']:.1f} | {r['peak_mb'] / 1024:.2f} GB | {r.get('speedup', '')} | "
+            f"{r.get('metrics_speedup', '')} |"
+        )
     verdicts = []
     for r in rows:
         if r["impl"] == "saaskpi":
             fast = r["speedup_x"] >= 4
             small = r["peak_mb"] / 1024 <= 4 or r["size"] != "50M"
-            verdicts.append(f"- {r['size']}: {r['speedup_x']:.1f}x faster than pandas with validation, {r['metrics_speedup']} "
-                            f"without ({'meets' if fast else 'misses'} the 4x goal); peak {r['peak_mb'] / 1024:.2f} GB"
-                            + (f" ({'meets' if small else 'misses'} the 4 GB goal)" if r["size"] == "50M" else ""))
+            verdicts.append(
+                f"- {r['size']}: {r['speedup_x']:.1f}x faster than pandas with validation, {r['metrics_speedup']} "
+                f"without ({'meets' if fast else 'misses'} the 4x goal); peak {r['peak_mb'] / 1024:.2f} GB"
+                + (f" ({'meets' if small else 'misses'} the 4 GB goal)" if r["size"] == "50M" else "")
+            )
     return "\n".join(lines + ["", "Goals: at least 4x faster than pandas, at most 4 GB peak at 50M events.", *verdicts])
 
 

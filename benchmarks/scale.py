@@ -13,6 +13,7 @@ every aggregate computed from the events) and warm (the two usage aggregates alr
 every page after the first one of a source; see lib/saaskpi/cache.py). The snapshot starts from an empty
 cache. Results go to their section of benchmarks/RESULTS.md (results.py). Tests never assert timings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,10 +45,12 @@ def floor(source: Path) -> dict:
     import polars as pl
 
     t = time.perf_counter()
-    (pl.scan_parquet(source / "usage_events.parquet")
-     .group_by(month=pl.col("event_time").dt.truncate("1mo"))
-     .agg(pl.len().alias("events"), pl.col("user_id").n_unique().alias("mau"))
-     .collect(engine="streaming"))
+    (
+        pl.scan_parquet(source / "usage_events.parquet")
+        .group_by(month=pl.col("event_time").dt.truncate("1mo"))
+        .agg(pl.len().alias("events"), pl.col("user_id").n_unique().alias("mau"))
+        .collect(engine="streaming")
+    )
     return {"seconds": time.perf_counter() - t, "peak_gb": peak_gb()}
 
 
@@ -100,7 +103,9 @@ def child(args: list[str]) -> dict:
 
 def measure(*args: str, cache: str = "off") -> dict:
     env = {**os.environ, "SAASKPI_CACHE_DIR": cache}
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT, env=env)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     if out.returncode:
         raise SystemExit(f"{' '.join(args)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -114,8 +119,12 @@ def snapshot(source: Path, engine: str) -> dict:
         os.environ["SAASKPI_CACHE_DIR"] = str(Path(tmp) / "cache")  # the kernels inherit it
         t = time.perf_counter()
         snap = take_snapshot(AS_OF, str(source), reports=Path(tmp), progress=False, engine=engine)
-        return {"engine": engine, "seconds": time.perf_counter() - t, "runs": len(snap.results),
-                "failed": len(snap.failed)}
+        return {
+            "engine": engine,
+            "seconds": time.perf_counter() - t,
+            "runs": len(snap.results),
+            "failed": len(snap.failed),
+        }
 
 
 def report(counts: dict, floor_s: dict, rows: list[dict], fills: list[dict], snaps: list[dict]) -> str:
@@ -123,37 +132,53 @@ def report(counts: dict, floor_s: dict, rows: list[dict], fills: list[dict], sna
     import polars as pl
 
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    lines = [f"Run {dt.date.today()} on {os.cpu_count()} cores, {mem:.0f} GiB RAM, polars {pl.__version__}, "
-             f"duckdb {duckdb.__version__}; load average at start {os.getloadavg()[0]:.1f}.",
-             f"Data: `saaskpi demo --scale large` ({counts['accounts']:,} accounts, {counts['users']:,} users, "
-             f"{counts['usage_events']:,} usage events, 36 months), segment `all`, month {AS_OF}.",
-             f"Floor: Polars scans the events once (distinct users and events per month): "
-             f"{floor_s['seconds']:.1f} s, peak {floor_s['peak_gb']:.2f} GB.", "",
-             "| notebook | engine | cache | open + validate s | metrics s | page s | page / floor | peak memory |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Run {dt.date.today()} on {os.cpu_count()} cores, {mem:.0f} GiB RAM, polars {pl.__version__}, "
+        f"duckdb {duckdb.__version__}; load average at start {os.getloadavg()[0]:.1f}.",
+        f"Data: `saaskpi demo --scale large` ({counts['accounts']:,} accounts, {counts['users']:,} users, "
+        f"{counts['usage_events']:,} usage events, 36 months), segment `all`, month {AS_OF}.",
+        f"Floor: Polars scans the events once (distinct users and events per month): "
+        f"{floor_s['seconds']:.1f} s, peak {floor_s['peak_gb']:.2f} GB.",
+        "",
+        "| notebook | engine | cache | open + validate s | metrics s | page s | page / floor | peak memory |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['notebook']} | {r['engine']} | {r['cache']} | {r['open']:.1f} | {r['metrics']:.1f} | "
-                     f"{r['page']:.1f} | {r['page'] / floor_s['seconds']:.1f}x | {r['peak_gb']:.2f} GB |")
+        lines.append(
+            f"| {r['notebook']} | {r['engine']} | {r['cache']} | {r['open']:.1f} | {r['metrics']:.1f} | "
+            f"{r['page']:.1f} | {r['page'] / floor_s['seconds']:.1f}x | {r['peak_gb']:.2f} GB |"
+        )
     for r in fills:
-        lines.append(f"| (filling the cache) | {r['engine']} | | | {r['seconds']:.1f} | | "
-                     f"{r['seconds'] / floor_s['seconds']:.1f}x | {r['peak_gb']:.2f} GB |")
-    lines += ["", f"Goals: every page within {GOALS['ratio']:.0f}x of the floor, peak memory under "
-                  f"{GOALS['peak_gb']:.0f} GB, the snapshot of every notebook x 4 segments under {GOALS['snapshot_s'] / 60:.0f} min."]
+        lines.append(
+            f"| (filling the cache) | {r['engine']} | | | {r['seconds']:.1f} | | "
+            f"{r['seconds'] / floor_s['seconds']:.1f}x | {r['peak_gb']:.2f} GB |"
+        )
+    lines += [
+        "",
+        f"Goals: every page within {GOALS['ratio']:.0f}x of the floor, peak memory under "
+        f"{GOALS['peak_gb']:.0f} GB, the snapshot of every notebook x 4 segments under {GOALS['snapshot_s'] / 60:.0f} min.",
+    ]
     for cache in ("cold", "warm"):
         some = [r for r in rows if r["cache"] == cache]
         worst = max(some, key=lambda r: r["page"])
         ratio = worst["page"] / floor_s["seconds"]
         within = sum(r["page"] / floor_s["seconds"] <= GOALS["ratio"] for r in some)
-        lines.append(f"- {cache.capitalize()}: {within} of {len(some)} pages within {GOALS['ratio']:.0f}x; slowest "
-                     f"{worst['notebook']} on {worst['engine']}, {ratio:.1f}x the floor "
-                     f"({'meets' if ratio <= GOALS['ratio'] else 'misses'} the goal).")
+        lines.append(
+            f"- {cache.capitalize()}: {within} of {len(some)} pages within {GOALS['ratio']:.0f}x; slowest "
+            f"{worst['notebook']} on {worst['engine']}, {ratio:.1f}x the floor "
+            f"({'meets' if ratio <= GOALS['ratio'] else 'misses'} the goal)."
+        )
     heaviest = max(rows, key=lambda r: r["peak_gb"])
-    lines.append(f"- Peak memory: {heaviest['peak_gb']:.2f} GB ({heaviest['notebook']} on {heaviest['engine']}, "
-                 f"{heaviest['cache']}; {'meets' if heaviest['peak_gb'] < GOALS['peak_gb'] else 'misses'} the goal).")
+    lines.append(
+        f"- Peak memory: {heaviest['peak_gb']:.2f} GB ({heaviest['notebook']} on {heaviest['engine']}, "
+        f"{heaviest['cache']}; {'meets' if heaviest['peak_gb'] < GOALS['peak_gb'] else 'misses'} the goal)."
+    )
     for snap in snaps:
         ok = snap["seconds"] < GOALS["snapshot_s"] and not snap["failed"]
-        lines.append(f"- Snapshot on {snap['engine']} ({snap['runs']} runs, 2 workers, empty cache at the start): "
-                     f"{snap['seconds']:.0f} s, {snap['failed']} failed ({'meets' if ok else 'misses'} the goal).")
+        lines.append(
+            f"- Snapshot on {snap['engine']} ({snap['runs']} runs, 2 workers, empty cache at the start): "
+            f"{snap['seconds']:.0f} s, {snap['failed']} failed ({'meets' if ok else 'misses'} the goal)."
+        )
     return "\n".join(lines)
 
 
@@ -170,7 +195,9 @@ def main() -> None:
         print(json.dumps(child(args.child)))
         return
     if not (SOURCE / "ground_truth.json").exists():
-        subprocess.run([sys.executable, "-m", "saaskpi.cli", "demo", "--scale", "large", "--out", str(SOURCE)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "saaskpi.cli", "demo", "--scale", "large", "--out", str(SOURCE)], check=True
+        )
     counts = json.loads((SOURCE / "ground_truth.json").read_text())["row_counts"]
     names = args.notebooks or sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
     floor_s = measure("floor", str(SOURCE))
@@ -182,8 +209,10 @@ def main() -> None:
                 for state, where in (("cold", "off"), ("warm", cache)):
                     r = measure("notebook", str(SOURCE), name, engine, cache=where)
                     rows.append(r | {"notebook": name, "engine": engine, "cache": state})
-                    tqdm.write(f"{name:<22} {engine:<7} {state} open {r['open']:5.1f} s  metrics {r['metrics']:6.1f} s  "
-                               f"page {r['page']:6.1f} s  peak {r['peak_gb']:.2f} GB")
+                    tqdm.write(
+                        f"{name:<22} {engine:<7} {state} open {r['open']:5.1f} s  metrics {r['metrics']:6.1f} s  "
+                        f"page {r['page']:6.1f} s  peak {r['peak_gb']:.2f} GB"
+                    )
     snaps = [] if args.no_snapshot else [snapshot(SOURCE, engine) for engine in args.engines]
     text = report(counts, floor_s, rows, fills, snaps)
     write_section("scale", "Every page at 50M events", text)

@@ -4,6 +4,7 @@ a machine shared with other jobs inflates far less than wall time. Writes its se
 
     .venv/bin/python benchmarks/store_cpu.py
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,8 +42,9 @@ print(json.dumps({"import": c1 - c0, "open": c2 - c1, "page": c3 - c2, "segment"
 
 def kernel(cache: str) -> dict:
     env = {**os.environ, "SAASKPI_CACHE_DIR": cache}
-    out = subprocess.run([sys.executable, "-c", KERNEL], env=env, cwd=HERE.parent, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", KERNEL], env=env, cwd=HERE.parent, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -51,19 +53,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="saaskpi-bench-cache-") as cache:
         kernel(cache)  # fills the store for all and enterprise, as a snapshot would
         filled, none = kernel(cache), kernel("off")
-    rows = [("importing the workbook and the page", "import", "{:.1f}"),
-            ("opening the workbook (validating the CSV source)", "open", "{:.1f}"),
-            ("the page's values (tiles, top 7, hierarchy, MRR table)", "page", "{:.2f}"),
-            ("the same values after a segment change", "segment", "{:.2f}"),
-            ("peak RSS, MiB", "rss", "{:.0f}")]
+    rows = [
+        ("importing the workbook and the page", "import", "{:.1f}"),
+        ("opening the workbook (validating the CSV source)", "open", "{:.1f}"),
+        ("the page's values (tiles, top 7, hierarchy, MRR table)", "page", "{:.2f}"),
+        ("the same values after a segment change", "segment", "{:.2f}"),
+        ("peak RSS, MiB", "rss", "{:.0f}"),
+    ]
     table = "".join(f"| {label} | {fmt.format(filled[k])} | {fmt.format(none[k])} |\n" for label, k, fmt in rows)
-    text = (f"Run {dt.date.today()} on {os.cpu_count()} cores, load average at start {load_average:.1f}. Command: "
-            "`.venv/bin/python benchmarks/store_cpu.py`: one process opening the executive summary on the demo as a "
-            "kernel does (static output), CPU seconds (`time.process_time`), with a results store filled by a "
-            "first such process and with `SAASKPI_CACHE_DIR=off`.\n\n"
-            "| CPU seconds | store filled | no store |\n|---|---|---|\n" + table +
-            f"\nModules loaded: {', '.join(filled['loaded']) or 'none'} with the store; "
-            f"{', '.join(none['loaded']) or 'none'} without (of lifelines, duckdb, pyspark).")
+    text = (
+        f"Run {dt.date.today()} on {os.cpu_count()} cores, load average at start {load_average:.1f}. Command: "
+        "`.venv/bin/python benchmarks/store_cpu.py`: one process opening the executive summary on the demo as a "
+        "kernel does (static output), CPU seconds (`time.process_time`), with a results store filled by a "
+        "first such process and with `SAASKPI_CACHE_DIR=off`.\n\n"
+        "| CPU seconds | store filled | no store |\n|---|---|---|\n"
+        + table
+        + f"\nModules loaded: {', '.join(filled['loaded']) or 'none'} with the store; "
+        f"{', '.join(none['loaded']) or 'none'} without (of lifelines, duckdb, pyspark)."
+    )
     write_section("store_cpu", "One kernel's CPU with and without the results store", text)
     print(text)
 

@@ -20,12 +20,13 @@ Customers carry their segment in `metadata` (`{"segment": "smb"}`), not in the `
 default segment setting (`metadata_key: segment`) reads it. `demo_accounts(folder, n)` picks a deterministic
 subset of the demo for fast tests.
 """
+
 from __future__ import annotations
 
 import calendar
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -43,14 +44,21 @@ def demo_tables(folder: Path, accounts: int | None = None) -> dict[str, pl.DataF
     """The demo's accounts, subscriptions and fx_rates (typed), restricted to every n-th account when `accounts`
     (a count) is given, always keeping the accounts the round trip needs (annual, quarterly, monthly, upgrades)."""
     acc = pl.read_csv(folder / "accounts.csv", try_parse_dates=True)
-    subs = pl.read_csv(folder / "subscriptions.csv", try_parse_dates=True,
-                       schema_overrides={"end_date": pl.Date, "start_date": pl.Date})
+    subs = pl.read_csv(
+        folder / "subscriptions.csv",
+        try_parse_dates=True,
+        schema_overrides={"end_date": pl.Date, "start_date": pl.Date},
+    )
     if accounts is not None and accounts < acc.height:
         step = acc.height // accounts
         keep = acc.get_column("account_id").gather_every(step).head(accounts)
         acc = acc.filter(pl.col("account_id").is_in(keep.implode()))
         subs = subs.filter(pl.col("account_id").is_in(keep.implode()))
-    return {"accounts": acc, "subscriptions": subs, "fx_rates": pl.read_csv(folder / "fx_rates.csv", try_parse_dates=True)}
+    return {
+        "accounts": acc,
+        "subscriptions": subs,
+        "fx_rates": pl.read_csv(folder / "fx_rates.csv", try_parse_dates=True),
+    }
 
 
 def add_months(day: date, months: int) -> date:
@@ -61,7 +69,7 @@ def add_months(day: date, months: int) -> date:
 
 
 def utc(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 @dataclass
@@ -78,20 +86,42 @@ class _Writer:
         status = "uncollectible" if n % 89 == 0 else "past_due" if n % 53 == 0 else "paid"
         total = sum(ln["amount"] - ln.get("discount_amount", 0.0) + ln.get("tax_amount", 0.0) for ln in lines)
         paid = issued + timedelta(days=n % 17) if status == "paid" else None
-        self.invoices.append({"invoice_id": invoice_id, "customer_id": customer, "issued_at": utc(issued),
-                              "due_at": utc(issued + timedelta(days=30)), "currency": currency, "status": status,
-                              "paid_at": utc(paid) if paid else None})
+        self.invoices.append(
+            {
+                "invoice_id": invoice_id,
+                "customer_id": customer,
+                "issued_at": utc(issued),
+                "due_at": utc(issued + timedelta(days=30)),
+                "currency": currency,
+                "status": status,
+                "paid_at": utc(paid) if paid else None,
+            }
+        )
         for ln in lines:
             self.lines.append({"line_id": f"li_{len(self.lines) + 1:08d}", "invoice_id": invoice_id, **ln})
         if total > 0:
             ok = status == "paid"
-            self.transactions.append({"transaction_id": f"tr_{len(self.transactions) + 1:08d}", "invoice_id": invoice_id,
-                                      "type": "payment", "result": "successful" if ok else "failed",
-                                      "date": utc(paid if ok else issued), "amount": round(total, 2)})
+            self.transactions.append(
+                {
+                    "transaction_id": f"tr_{len(self.transactions) + 1:08d}",
+                    "invoice_id": invoice_id,
+                    "type": "payment",
+                    "result": "successful" if ok else "failed",
+                    "date": utc(paid if ok else issued),
+                    "amount": round(total, 2),
+                }
+            )
             if ok and n % 97 == 0:
-                self.transactions.append({"transaction_id": f"tr_{len(self.transactions) + 1:08d}",
-                                          "invoice_id": invoice_id, "type": "refund", "result": "successful",
-                                          "date": utc(paid + timedelta(days=3)), "amount": round(total, 2)})
+                self.transactions.append(
+                    {
+                        "transaction_id": f"tr_{len(self.transactions) + 1:08d}",
+                        "invoice_id": invoice_id,
+                        "type": "refund",
+                        "result": "successful",
+                        "date": utc(paid + timedelta(days=3)),
+                        "amount": round(total, 2),
+                    }
+                )
         return invoice_id
 
 
@@ -104,10 +134,20 @@ def _line(sub: dict, plan_id: str, start: date, end: date, price: float, fractio
     else:
         amount, discount = price, round(discount, 6)
     tax = round((amount - discount) * VAT.get(sub["currency"], 0.0), 2)
-    return {"type": "subscription", "subscription_id": sub["billing_id"], "plan_id": plan_id,
-            "service_period_start": utc(start), "service_period_end": utc(end), "amount": amount,
-            "discount_amount": discount, "discount_duration": "forever" if discount > 0 else None,
-            "tax_amount": tax, "quantity": sub["seats"], "prorated": prorated, "description": None}
+    return {
+        "type": "subscription",
+        "subscription_id": sub["billing_id"],
+        "plan_id": plan_id,
+        "service_period_start": utc(start),
+        "service_period_end": utc(end),
+        "amount": amount,
+        "discount_amount": discount,
+        "discount_duration": "forever" if discount > 0 else None,
+        "tax_amount": tax,
+        "quantity": sub["seats"],
+        "prorated": prorated,
+        "description": None,
+    }
 
 
 def _chains(subs: list[dict], months_of, as_of: date) -> list[list[dict]]:
@@ -117,8 +157,11 @@ def _chains(subs: list[dict], months_of, as_of: date) -> list[list[dict]]:
         for chain in chains:
             tail, head = chain[-1], chain[0]
             months = months_of(head)
-            if (tail["end_date"] == sub["start_date"] and tail["billing_period_months"] == sub["billing_period_months"]
-                    and tail["currency"] == sub["currency"]):
+            if (
+                tail["end_date"] == sub["start_date"]
+                and tail["billing_period_months"] == sub["billing_period_months"]
+                and tail["currency"] == sub["currency"]
+            ):
                 k = 0  # the period of the chain in which the change falls
                 while add_months(head["start_date"], (k + 1) * months) <= sub["start_date"]:
                     k += 1
@@ -149,20 +192,34 @@ def _bill_chain(chain: list[dict], w: _Writer, months: int, plan_of, price_of, a
         for old, new in zip(chain, chain[1:]):  # plan changes inside this period
             if start < new["start_date"] < stop:
                 share = (stop - new["start_date"]).days / length
-                w.invoice(customer, new["start_date"], currency, [
-                    _line(old, plan_of(old), new["start_date"], stop, -price_of(old), share),
-                    _line(new, plan_of(new), new["start_date"], stop, price_of(new), share)])
+                w.invoice(
+                    customer,
+                    new["start_date"],
+                    currency,
+                    [
+                        _line(old, plan_of(old), new["start_date"], stop, -price_of(old), share),
+                        _line(new, plan_of(new), new["start_date"], stop, price_of(new), share),
+                    ],
+                )
         if end is not None and start < end < stop:  # cancelled mid-period: credit for the unused time
             last = chain[-1]
-            w.invoice(customer, end, currency, [_line(last, plan_of(last), end, stop, -price_of(last), (stop - end).days / length)])
+            w.invoice(
+                customer,
+                end,
+                currency,
+                [_line(last, plan_of(last), end, stop, -price_of(last), (stop - end).days / length)],
+            )
         k += 1
 
 
 def demo_billing(tables: dict[str, pl.DataFrame], as_of: date = AS_OF) -> BillingData:
     """The demo company's accounts and subscriptions as billing data (see the module docstring)."""
     accounts = tables["accounts"].sort("account_id")
-    subs = (tables["subscriptions"].join(accounts.select("account_id", "segment", "created_at"), on="account_id")
-            .sort("account_id", "start_date", "subscription_id"))
+    subs = (
+        tables["subscriptions"]
+        .join(accounts.select("account_id", "segment", "created_at"), on="account_id")
+        .sort("account_id", "start_date", "subscription_id")
+    )
     quarterly = {a for a in accounts["account_id"] if int(a[1:]) % 4 == 0}
 
     def months_of(s):
@@ -181,7 +238,12 @@ def demo_billing(tables: dict[str, pl.DataFrame], as_of: date = AS_OF) -> Billin
             for s in chain:
                 s["billing_id"] = chain[0]["subscription_id"]
                 unit, count = INTERVAL[months_of(s)]
-                plans[plan_of(s)] = {"plan_id": plan_of(s), "name": s["plan"], "interval_unit": unit, "interval_count": count}
+                plans[plan_of(s)] = {
+                    "plan_id": plan_of(s),
+                    "name": s["plan"],
+                    "interval_unit": unit,
+                    "interval_count": count,
+                }
             head = chain[0]
             trial_start = head["created_at"].date()
             if head["first_of_account"] and (head["start_date"] - trial_start).days >= TRIAL_MIN_DAYS:
@@ -189,18 +251,33 @@ def demo_billing(tables: dict[str, pl.DataFrame], as_of: date = AS_OF) -> Billin
                 w.invoice(account_id, trial_start, head["currency"], [trial])
             _bill_chain(chain, w, months_of(head), plan_of, price_of, as_of)
             end = chain[-1]["end_date"]
-            billing_subs.append({"subscription_id": head["subscription_id"], "customer_id": account_id,
-                                 "cancelled_at": utc(end) if end else None,
-                                 "cancel_at_period_end": False if end else None})
+            billing_subs.append(
+                {
+                    "subscription_id": head["subscription_id"],
+                    "customer_id": account_id,
+                    "cancelled_at": utc(end) if end else None,
+                    "cancel_at_period_end": False if end else None,
+                }
+            )
     customers = accounts.select(
-        pl.col("account_id").alias("customer_id"), pl.col("account_name").alias("name"),
+        pl.col("account_id").alias("customer_id"),
+        pl.col("account_name").alias("name"),
         (pl.lit("billing@") + pl.col("account_id").str.to_lowercase() + pl.lit(".example.com")).alias("email"),
-        pl.col("created_at").cast(pl.Datetime("us", "UTC")), pl.lit(None, dtype=pl.String).alias("segment"),
-        "region", "industry", "acquisition_channel",
-        pl.col("segment").map_elements(lambda s: json.dumps({"segment": s}), return_dtype=pl.String).alias("metadata"))
-    return BillingData.of(customers=customers, plans=pl.DataFrame(sorted(plans.values(), key=lambda p: p["plan_id"])),
-                          invoices=pl.DataFrame(w.invoices), line_items=pl.DataFrame(w.lines, infer_schema_length=None),
-                          transactions=pl.DataFrame(w.transactions), subscriptions=pl.DataFrame(billing_subs))
+        pl.col("created_at").cast(pl.Datetime("us", "UTC")),
+        pl.lit(None, dtype=pl.String).alias("segment"),
+        "region",
+        "industry",
+        "acquisition_channel",
+        pl.col("segment").map_elements(lambda s: json.dumps({"segment": s}), return_dtype=pl.String).alias("metadata"),
+    )
+    return BillingData.of(
+        customers=customers,
+        plans=pl.DataFrame(sorted(plans.values(), key=lambda p: p["plan_id"])),
+        invoices=pl.DataFrame(w.invoices),
+        line_items=pl.DataFrame(w.lines, infer_schema_length=None),
+        transactions=pl.DataFrame(w.transactions),
+        subscriptions=pl.DataFrame(billing_subs),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Shared fixtures: literal sources written to a temp folder, and the demo company."""
+
 from __future__ import annotations
 
 import json
@@ -55,10 +56,14 @@ def write_source(folder: Path, tables: dict[str, str]) -> Path:
 def page_html(func, *args) -> str:
     """Run a page's `show_*` section in static mode and return the HTML it displayed."""
     shown = []
+
     def keep(*items):
         shown.extend(items)
-    with mock.patch("saaskpi.widgets.display", side_effect=keep), \
-            mock.patch.object(sys.modules[func.__module__], "display", side_effect=keep):
+
+    with (
+        mock.patch("saaskpi.widgets.display", side_effect=keep),
+        mock.patch.object(sys.modules[func.__module__], "display", side_effect=keep),
+    ):
         func(*args)
     return "".join(getattr(i, "data", "") or "" for i in shown)
 
@@ -152,7 +157,9 @@ def import_base(out: Path, accounts: list[str] | None = None) -> Path:
         frame.write_csv(out / f"{name}.csv")
         written[name] = frame.height
     shutil.copy(paths.DEMO_DIR / "fx_rates.csv", out / "fx_rates.csv")
-    (out / "import-report.json").write_text(json.dumps({"importer": "demo", "rows_written": {**written, "fx_rates": "copied"}}))
+    (out / "import-report.json").write_text(
+        json.dumps({"importer": "demo", "rows_written": {**written, "fx_rates": "copied"}})
+    )
     return out
 
 

@@ -7,13 +7,13 @@ account's `conftest.demo_domain`. Each user's first usage event is sent before i
 Amplitude `device_id`, PostHog an anonymous `distinct_id` of the same person) and merged back by the importer; the
 activation milestone is an `Activated` event at `activated_at`; every user is identified at `created_at`.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import polars as pl
-
 from conftest import demo_domain
 
 TIME = "%Y-%m-%dT%H:%M:%S%.6fZ"
@@ -29,18 +29,24 @@ def sample_accounts(accounts: pl.DataFrame, n: int = 150) -> list[str]:
 
 def demo_usage(demo: Path, accounts: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The demo's users and usage events of `accounts`, typed."""
-    users = pl.read_csv(demo / "users.csv", try_parse_dates=True, schema_overrides={"referred_by": pl.String}).filter(
-        pl.col("account_id").is_in(accounts)).with_columns(pl.col("created_at", "activated_at").dt.cast_time_unit("us"))
+    users = (
+        pl.read_csv(demo / "users.csv", try_parse_dates=True, schema_overrides={"referred_by": pl.String})
+        .filter(pl.col("account_id").is_in(accounts))
+        .with_columns(pl.col("created_at", "activated_at").dt.cast_time_unit("us"))
+    )
     events = pl.scan_parquet(demo / "usage_events.parquet").filter(pl.col("account_id").is_in(accounts)).collect()
     return users.sort("user_id"), events
 
 
 def group_ids(system: str, accounts: list[str]) -> pl.DataFrame:
     """account_id -> the system's own group id, and whether the id map gives it (every other account) or the domain."""
-    return pl.DataFrame({"account_id": accounts,
-                         "group": [SYSTEM_IDS[system].format(n=int(a[1:]) * 7 + 1000) for a in accounts],
-                         "by_map": [i % 2 == 0 for i in range(len(accounts))]}).with_columns(
-        pl.col("account_id").map_elements(demo_domain, return_dtype=pl.String).alias("domain"))
+    return pl.DataFrame(
+        {
+            "account_id": accounts,
+            "group": [SYSTEM_IDS[system].format(n=int(a[1:]) * 7 + 1000) for a in accounts],
+            "by_map": [i % 2 == 0 for i in range(len(accounts))],
+        }
+    ).with_columns(pl.col("account_id").map_elements(demo_domain, return_dtype=pl.String).alias("domain"))
 
 
 def write_id_map(folder: Path, groups: dict[str, pl.DataFrame]) -> Path:
@@ -62,55 +68,108 @@ def _first_events(events: pl.DataFrame) -> pl.Expr:
 
 def _timeline(users: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """Identify, usage and activation moments of every user: kind, event_time, user_id, account_id, event, duration."""
-    identify = users.select(pl.lit("identify").alias("kind"), pl.col("created_at").alias("event_time"), "user_id",
-                            "account_id", pl.lit(None, pl.String).alias("event"), pl.lit(None, pl.Int64).alias("duration"))
-    activated = users.drop_nulls("activated_at").select(pl.lit("track").alias("kind"), pl.col("activated_at").alias("event_time"),
-                                                        "user_id", "account_id", pl.lit("Activated").alias("event"),
-                                                        pl.lit(None, pl.Int64).alias("duration"))
-    usage = events.select(pl.when(_first_events(events)).then(pl.lit("anonymous")).otherwise(pl.lit("track")).alias("kind"),
-                          "event_time", "user_id", "account_id", pl.col("feature").alias("event"),
-                          pl.col("duration_seconds").alias("duration"))
+    identify = users.select(
+        pl.lit("identify").alias("kind"),
+        pl.col("created_at").alias("event_time"),
+        "user_id",
+        "account_id",
+        pl.lit(None, pl.String).alias("event"),
+        pl.lit(None, pl.Int64).alias("duration"),
+    )
+    activated = users.drop_nulls("activated_at").select(
+        pl.lit("track").alias("kind"),
+        pl.col("activated_at").alias("event_time"),
+        "user_id",
+        "account_id",
+        pl.lit("Activated").alias("event"),
+        pl.lit(None, pl.Int64).alias("duration"),
+    )
+    usage = events.select(
+        pl.when(_first_events(events)).then(pl.lit("anonymous")).otherwise(pl.lit("track")).alias("kind"),
+        "event_time",
+        "user_id",
+        "account_id",
+        pl.col("feature").alias("event"),
+        pl.col("duration_seconds").alias("duration"),
+    )
     return pl.concat([identify, activated, usage]).sort("event_time", "user_id", "kind")
 
 
 def segment_calls(users: pl.DataFrame, events: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
     """Segment messages: identify (createdAt, referred_by, the anonymous id), group (the mapped groups by id, the
     others with their website), track (the first one anonymous)."""
-    line = _timeline(users, events).join(groups, on="account_id").join(users.select("user_id", "created_at", "referred_by"),
-                                                                       on="user_id")
+    line = (
+        _timeline(users, events)
+        .join(groups, on="account_id")
+        .join(users.select("user_id", "created_at", "referred_by"), on="user_id")
+    )
     anon = pl.concat_str(pl.lit("anon-"), pl.col("user_id"))
     stamp = pl.col("event_time").dt.strftime(TIME)
     identify = line.filter(pl.col("kind") == "identify")
     calls = [
-        identify.select(pl.lit("identify").alias("type"), pl.lit(None, pl.String).alias("event"), pl.col("user_id").alias("userId"),
-                        anon.alias("anonymousId"), stamp.alias("timestamp"), pl.lit(None, pl.String).alias("groupId"),
-                        pl.struct(pl.col("created_at").dt.strftime(TIME).alias("createdAt"), "referred_by",
-                                  pl.lit(None, pl.String).alias("website")).alias("traits"),
-                        pl.lit(None, pl.Int64).alias("duration"), pl.lit(None, pl.String).alias("context_group")),
-        identify.select(pl.lit("group").alias("type"), pl.lit(None, pl.String).alias("event"), pl.col("user_id").alias("userId"),
-                        pl.lit(None, pl.String).alias("anonymousId"), stamp.alias("timestamp"), pl.col("group").alias("groupId"),
-                        pl.struct(pl.lit(None, pl.String).alias("createdAt"), pl.lit(None, pl.String).alias("referred_by"),
-                                  pl.when(~pl.col("by_map")).then(pl.concat_str(pl.lit("https://www."), "domain"))
-                                  .alias("website")).alias("traits"),
-                        pl.lit(None, pl.Int64).alias("duration"), pl.lit(None, pl.String).alias("context_group")),
-        line.filter(pl.col("kind") != "identify").select(
-            pl.lit("track").alias("type"), "event",
-            pl.when(pl.col("kind") == "track").then(pl.col("user_id")).alias("userId"),
-            pl.when(pl.col("kind") == "anonymous").then(anon).alias("anonymousId"), stamp.alias("timestamp"),
+        identify.select(
+            pl.lit("identify").alias("type"),
+            pl.lit(None, pl.String).alias("event"),
+            pl.col("user_id").alias("userId"),
+            anon.alias("anonymousId"),
+            stamp.alias("timestamp"),
             pl.lit(None, pl.String).alias("groupId"),
-            pl.lit(None, pl.Struct({"createdAt": pl.String, "referred_by": pl.String, "website": pl.String})).alias("traits"),
-            "duration", pl.when(pl.col("by_map")).then(pl.col("group")).alias("context_group")),
+            pl.struct(
+                pl.col("created_at").dt.strftime(TIME).alias("createdAt"),
+                "referred_by",
+                pl.lit(None, pl.String).alias("website"),
+            ).alias("traits"),
+            pl.lit(None, pl.Int64).alias("duration"),
+            pl.lit(None, pl.String).alias("context_group"),
+        ),
+        identify.select(
+            pl.lit("group").alias("type"),
+            pl.lit(None, pl.String).alias("event"),
+            pl.col("user_id").alias("userId"),
+            pl.lit(None, pl.String).alias("anonymousId"),
+            stamp.alias("timestamp"),
+            pl.col("group").alias("groupId"),
+            pl.struct(
+                pl.lit(None, pl.String).alias("createdAt"),
+                pl.lit(None, pl.String).alias("referred_by"),
+                pl.when(~pl.col("by_map")).then(pl.concat_str(pl.lit("https://www."), "domain")).alias("website"),
+            ).alias("traits"),
+            pl.lit(None, pl.Int64).alias("duration"),
+            pl.lit(None, pl.String).alias("context_group"),
+        ),
+        line.filter(pl.col("kind") != "identify").select(
+            pl.lit("track").alias("type"),
+            "event",
+            pl.when(pl.col("kind") == "track").then(pl.col("user_id")).alias("userId"),
+            pl.when(pl.col("kind") == "anonymous").then(anon).alias("anonymousId"),
+            stamp.alias("timestamp"),
+            pl.lit(None, pl.String).alias("groupId"),
+            pl.lit(None, pl.Struct({"createdAt": pl.String, "referred_by": pl.String, "website": pl.String})).alias(
+                "traits"
+            ),
+            "duration",
+            pl.when(pl.col("by_map")).then(pl.col("group")).alias("context_group"),
+        ),
     ]
-    return (pl.concat(calls).with_columns(pl.struct(pl.col("duration").alias("duration_seconds")).alias("properties"),
-                                          pl.struct(pl.col("context_group").alias("groupId")).alias("context"))
-            .drop("duration", "context_group").sort("timestamp", "userId", "type", nulls_last=True))
+    return (
+        pl.concat(calls)
+        .with_columns(
+            pl.struct(pl.col("duration").alias("duration_seconds")).alias("properties"),
+            pl.struct(pl.col("context_group").alias("groupId")).alias("context"),
+        )
+        .drop("duration", "context_group")
+        .sort("timestamp", "userId", "type", nulls_last=True)
+    )
 
 
 def amplitude_events(users: pl.DataFrame, events: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
     """Amplitude export events: `$identify` at sign-up, usage (the first from the device only, the same
     amplitude_id), `Activated`; groups for the mapped accounts, the user's e-mail for the others."""
-    line = _timeline(users, events).join(groups, on="account_id").join(users.select("user_id", "created_at", "referred_by"),
-                                                                       on="user_id")
+    line = (
+        _timeline(users, events)
+        .join(groups, on="account_id")
+        .join(users.select("user_id", "created_at", "referred_by"), on="user_id")
+    )
     return line.select(
         pl.when(pl.col("kind") == "identify").then(pl.lit("$identify")).otherwise(pl.col("event")).alias("event_type"),
         pl.when(pl.col("kind") != "anonymous").then(pl.col("user_id")).alias("user_id"),
@@ -120,12 +179,18 @@ def amplitude_events(users: pl.DataFrame, events: pl.DataFrame, groups: pl.DataF
         pl.col("created_at").dt.strftime("%Y-%m-%d %H:%M:%S%.6f").alias("user_creation_time"),
         pl.struct(pl.when(pl.col("by_map")).then(pl.concat_list("group")).alias("company")).alias("groups"),
         pl.struct(pl.col("duration").alias("duration_seconds")).alias("event_properties"),
-        pl.struct("referred_by", pl.when(~pl.col("by_map")).then(
-            pl.concat_str(pl.col("user_id").str.to_lowercase(), pl.lit("@"), pl.col("domain"))).alias("email")).alias("user_properties"),
+        pl.struct(
+            "referred_by",
+            pl.when(~pl.col("by_map"))
+            .then(pl.concat_str(pl.col("user_id").str.to_lowercase(), pl.lit("@"), pl.col("domain")))
+            .alias("email"),
+        ).alias("user_properties"),
     )
 
 
-def posthog_exports(users: pl.DataFrame, events: pl.DataFrame, groups: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def posthog_exports(
+    users: pl.DataFrame, events: pl.DataFrame, groups: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """PostHog events (`$identify` from the anonymous id at sign-up, usage with `$groups` for the mapped accounts,
     the first usage event from the anonymous id) and persons (uuid, both distinct ids, created_at, e-mail for the
     others, referred_by)."""
@@ -137,15 +202,24 @@ def posthog_exports(users: pl.DataFrame, events: pl.DataFrame, groups: pl.DataFr
         pl.when(pl.col("kind") == "anonymous").then(anon).otherwise(pl.col("user_id")).alias("distinct_id"),
         person.alias("person_id"),
         pl.col("event_time").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00").alias("timestamp"),
-        pl.struct(pl.col("duration").alias("duration_seconds"),
-                  pl.struct(pl.when(pl.col("by_map")).then(pl.col("group")).alias("company")).alias("$groups"),
-                  pl.when(pl.col("kind") == "identify").then(anon).alias("$anon_distinct_id")).alias("properties"),
+        pl.struct(
+            pl.col("duration").alias("duration_seconds"),
+            pl.struct(pl.when(pl.col("by_map")).then(pl.col("group")).alias("company")).alias("$groups"),
+            pl.when(pl.col("kind") == "identify").then(anon).alias("$anon_distinct_id"),
+        ).alias("properties"),
     )
     persons = users.join(groups, on="account_id").select(
-        person.alias("id"), pl.concat_list(anon, pl.col("user_id")).alias("distinct_ids"),
-        pl.col("created_at").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("created_at"), pl.lit(True).alias("is_identified"),
-        pl.struct("referred_by", pl.when(~pl.col("by_map")).then(
-            pl.concat_str(pl.col("user_id").str.to_lowercase(), pl.lit("@"), pl.col("domain"))).alias("email")).alias("properties"))
+        person.alias("id"),
+        pl.concat_list(anon, pl.col("user_id")).alias("distinct_ids"),
+        pl.col("created_at").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("created_at"),
+        pl.lit(True).alias("is_identified"),
+        pl.struct(
+            "referred_by",
+            pl.when(~pl.col("by_map"))
+            .then(pl.concat_str(pl.col("user_id").str.to_lowercase(), pl.lit("@"), pl.col("domain")))
+            .alias("email"),
+        ).alias("properties"),
+    )
     return ev, persons
 
 
@@ -154,9 +228,24 @@ def billing_base(tmp_path: Path) -> Path:
     cus_2 (globex.io)."""
     out = tmp_path / "mine"
     out.mkdir()
-    pl.DataFrame({"account_id": ["cus_1", "cus_2"], "segment": ["smb", "smb"],
-                  "created_at": ["2024-01-01T00:00:00Z"] * 2, "domain": ["acme.com", "globex.io"]}).write_csv(out / "accounts.csv")
-    pl.DataFrame({"subscription_id": ["s1", "s2"], "account_id": ["cus_1", "cus_2"], "start_date": ["2024-01-01"] * 2,
-                  "end_date": [None, None], "amount": [100.0, 50.0]}).write_csv(out / "subscriptions.csv")
-    (out / "import-report.json").write_text(json.dumps({"importer": "test", "rows_written": {"accounts": 2, "subscriptions": 2}}))
+    pl.DataFrame(
+        {
+            "account_id": ["cus_1", "cus_2"],
+            "segment": ["smb", "smb"],
+            "created_at": ["2024-01-01T00:00:00Z"] * 2,
+            "domain": ["acme.com", "globex.io"],
+        }
+    ).write_csv(out / "accounts.csv")
+    pl.DataFrame(
+        {
+            "subscription_id": ["s1", "s2"],
+            "account_id": ["cus_1", "cus_2"],
+            "start_date": ["2024-01-01"] * 2,
+            "end_date": [None, None],
+            "amount": [100.0, 50.0],
+        }
+    ).write_csv(out / "subscriptions.csv")
+    (out / "import-report.json").write_text(
+        json.dumps({"importer": "test", "rows_written": {"accounts": 2, "subscriptions": 2}})
+    )
     return out

@@ -1,5 +1,6 @@
 """The way in for analysts: a short workbook display, names with suggestions, any table as pandas or Polars,
 subsets of accounts through one public helper, and a company's own metric registered like the built-in ones."""
+
 from __future__ import annotations
 
 import os
@@ -57,20 +58,28 @@ def test_own_metric_appears_in_metrics_docs_and_tiles(tmp_path, revenue_source):
     folder.mkdir()
     (folder / "expansion.py").write_text(EXAMPLE_METRIC.read_text(encoding="utf-8"), encoding="utf-8")
     env = {**os.environ, "SAASKPI_METRICS_DIR": str(folder)}
-    code = ("import saaskpi, saaskpi.docs as d, saaskpi.widgets as w\n"
-            f"wb = saaskpi.open_workbook({str(revenue_source)!r}, 'all', '2024-02', interactive=False)\n"
-            "v = wb.value('expansion_mrr_share')\n"
-            "print(round(v.value, 4), v.status, 'expansion_mrr_share' in d.metrics_markdown(),\n"
-            "      'Expansion MRR share' in w.tile_html(wb, 'expansion_mrr_share'))")
+    code = (
+        "import saaskpi, saaskpi.docs as d, saaskpi.widgets as w\n"
+        f"wb = saaskpi.open_workbook({str(revenue_source)!r}, 'all', '2024-02', interactive=False)\n"
+        "v = wb.value('expansion_mrr_share')\n"
+        "print(round(v.value, 4), v.status, 'expansion_mrr_share' in d.metrics_markdown(),\n"
+        "      'Expansion MRR share' in w.tile_html(wb, 'expansion_mrr_share'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     # Feb: added MRR = new 100 (A3) + expansion 30 (A5) + reactivation 0 = 130 -> 30 / 130 = 0.2308, target 0.3 -> off
     assert out.split() == ["0.2308", "off", "True", "True"]
     broken = folder / "broken.py"
-    broken.write_text("from saaskpi import metric\n@metric(label='x', formula='x', unit='bananas', direction='higher', "
-                      "level='core', sources='S', area='revenue')\ndef broken(mrr_movements):\n    '''Broken.'''\n",
-                      encoding="utf-8")
-    err = subprocess.run([sys.executable, "-m", "saaskpi.cli", "metrics", "--source", str(revenue_source)], env=env,
-                         capture_output=True, text=True)
+    broken.write_text(
+        "from saaskpi import metric\n@metric(label='x', formula='x', unit='bananas', direction='higher', "
+        "level='core', sources='S', area='revenue')\ndef broken(mrr_movements):\n    '''Broken.'''\n",
+        encoding="utf-8",
+    )
+    err = subprocess.run(
+        [sys.executable, "-m", "saaskpi.cli", "metrics", "--source", str(revenue_source)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert err.returncode == 2 and "unit 'bananas'" in err.stderr and "Traceback" not in err.stderr
 
 
@@ -78,7 +87,12 @@ def test_example_notebook_runs(demo_source, tmp_path):
     import papermill
 
     out = tmp_path / "analysts.ipynb"
-    papermill.execute_notebook(str(paths.DOCS_DIR / "examples" / "analysts.ipynb"), str(out),
-                               parameters={"source": str(demo_source)}, cwd=str(paths.DOCS_DIR / "examples"),
-                               progress_bar=False, kernel_name="python3")
+    papermill.execute_notebook(
+        str(paths.DOCS_DIR / "examples" / "analysts.ipynb"),
+        str(out),
+        parameters={"source": str(demo_source)},
+        cwd=str(paths.DOCS_DIR / "examples"),
+        progress_bar=False,
+        kernel_name="python3",
+    )
     assert "NRR, growth plan" in out.read_text(encoding="utf-8")

@@ -1,11 +1,11 @@
 """The Voila apps: configuration and command line (fast), and each app in headless Chromium (browser)."""
+
 from __future__ import annotations
 
 import json
-import urllib.parse
 import sys
+import urllib.parse
 from pathlib import Path
-
 from unittest import mock
 
 import nbformat
@@ -90,16 +90,20 @@ def test_the_kernel_websocket_keeps_error_reports_from_the_page():
 
     probe = Probe()
     probe.session = session
-    with mock.patch("jupyter_server.services.kernels.connection.channels.ZMQChannelsWebsocketConnection"
-                    ".handle_outgoing_message", lambda self, stream, msg: passed.append(session.deserialize(
-                        session.feed_identities(msg)[1])["header"]["msg_type"])):
+    with mock.patch(
+        "jupyter_server.services.kernels.connection.channels.ZMQChannelsWebsocketConnection.handle_outgoing_message",
+        lambda self, stream, msg: passed.append(
+            session.deserialize(session.feed_identities(msg)[1])["header"]["msg_type"]
+        ),
+    ):
         for channel, msg_type, content in [
-                ("iopub", "error", {"ename": "TraitError", "evalue": "x", "traceback": ["Traceback ..."]}),
-                ("iopub", "stream", {"name": "stderr", "text": "Traceback (most recent call last): ..."}),
-                ("iopub", "stream", {"name": "stdout", "text": "hello"}),
-                ("iopub", "comm_msg", {"comm_id": "c", "data": {}}),
-                ("iopub", "status", {"execution_state": "idle"}),
-                ("shell", "comm_info_reply", {"status": "ok", "comms": {}})]:
+            ("iopub", "error", {"ename": "TraitError", "evalue": "x", "traceback": ["Traceback ..."]}),
+            ("iopub", "stream", {"name": "stderr", "text": "Traceback (most recent call last): ..."}),
+            ("iopub", "stream", {"name": "stdout", "text": "hello"}),
+            ("iopub", "comm_msg", {"comm_id": "c", "data": {}}),
+            ("iopub", "status", {"execution_state": "idle"}),
+            ("shell", "comm_info_reply", {"status": "ok", "comms": {}}),
+        ]:
             wire = session.serialize(session.msg(msg_type, content))
             probe.handle_outgoing_message(channel, wire)
     assert passed == ["stream", "comm_msg", "status", "comm_info_reply"]
@@ -224,13 +228,16 @@ def test_navigation_keeps_segment_and_month(app_server):
     from chromium import browser_page
 
     with browser_page() as page:
-        page.goto(f"{app_server}/voila/render/00_executive_summary.ipynb?segment=enterprise&month=2026-09",
-                  timeout=180_000)
+        page.goto(
+            f"{app_server}/voila/render/00_executive_summary.ipynb?segment=enterprise&month=2026-09", timeout=180_000
+        )
         page.wait_for_selector(".saaskpi-nav a.current", timeout=180_000)
         page.wait_for_function("document.body.innerText.includes('Enterprise · September 2026')", timeout=120_000)
         for i in range(len(notebook_names())):  # a link points at the controls' choice when it is approached
             page.hover(f".saaskpi-nav a >> nth={i}")
-        links = page.eval_on_selector_all(".saaskpi-nav a", "els => els.map(e => [e.innerText, e.getAttribute('href')])")
+        links = page.eval_on_selector_all(
+            ".saaskpi-nav a", "els => els.map(e => [e.innerText, e.getAttribute('href')])"
+        )
         assert len(links) == len(notebook_names()) and links[0][0] == "Executive summary"
         assert all(href.endswith(".ipynb?segment=enterprise&month=2026-09") for _, href in links)
         page.click(".saaskpi-nav a >> text=Unit economics")

@@ -2,6 +2,7 @@
 tab ends its kernel, past the cap a page gets the busy page, idle kernels are culled, and SIGTERM to
 `saaskpi app` stops the server and every kernel. The server's handling of kernels does not depend on the page,
 so the first three serve a one-widget app (seconds to run instead of a workbook's CPU-heavy minute)."""
+
 from __future__ import annotations
 
 import os
@@ -72,10 +73,18 @@ def one_widget_apps(tmp_path_factory):
     the kernel websocket as every app does)."""
     folder = tmp_path_factory.mktemp("apps")
     metadata = nbformat.read(paths.NOTEBOOKS_DIR / f"{EXECUTIVE}.ipynb", as_version=4).metadata
-    nbformat.write(nbformat.v4.new_notebook(metadata=metadata, cells=[
-        nbformat.v4.new_markdown_cell("# Tiny"),
-        nbformat.v4.new_code_cell("import ipywidgets as W\n\nW.Dropdown(options=['all', 'smb'], description='Segment')"),
-    ]), folder / "tiny.ipynb")
+    nbformat.write(
+        nbformat.v4.new_notebook(
+            metadata=metadata,
+            cells=[
+                nbformat.v4.new_markdown_cell("# Tiny"),
+                nbformat.v4.new_code_cell(
+                    "import ipywidgets as W\n\nW.Dropdown(options=['all', 'smb'], description='Segment')"
+                ),
+            ],
+        ),
+        folder / "tiny.ipynb",
+    )
     with mock.patch.object(paths, "NOTEBOOKS_DIR", folder):
         yield folder
 
@@ -108,7 +117,9 @@ def test_past_the_cap_a_page_gets_the_busy_page_and_closing_a_tab_frees_its_kern
         response = second.goto(url)
         assert response.status == 503
         text = second.inner_text("body")
-        assert "The apps are busy, retry in a moment" in text and "Every app session this server runs at once (1)" in text
+        assert (
+            "The apps are busy, retry in a moment" in text and "Every app session this server runs at once (1)" in text
+        )
         OUTPUT.mkdir(parents=True, exist_ok=True)
         second.screenshot(path=str(OUTPUT / "busy_page.png"), full_page=True)
         assert kernel_ids(server) == {kernel}
@@ -175,9 +186,20 @@ def start_saaskpi_app(*options: str) -> tuple[subprocess.Popen, str]:
     """`saaskpi app` (this worktree's code) on a free port, as a subprocess; and its base URL."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(paths.ROOT / "lib"), os.environ.get("PYTHONPATH", "")])}
-    app = subprocess.Popen([sys.executable, "-c", "import sys; from saaskpi.cli import main; sys.exit(main())",
-                            "app", f"--port={port}", *options], cwd=paths.ROOT, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    app = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from saaskpi.cli import main; sys.exit(main())",
+            "app",
+            f"--port={port}",
+            *options,
+        ],
+        cwd=paths.ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return app, f"http://127.0.0.1:{port}"
 
 

@@ -1,6 +1,7 @@
 """The Voila apps' exposure, checked against a real server started as `saaskpi app` starts it (browser): it
 listens on loopback only, sends no code and no tracebacks to the page, keeps widget values within their options,
 runs no code a browser sends, and serves none of Jupyter's own APIs."""
+
 from __future__ import annotations
 
 import html
@@ -73,10 +74,22 @@ def open_executive(page, base: str) -> None:
 
 def kernel_message(msg_type: str, content: dict, channel: str = "shell") -> dict:
     """A Jupyter message as a browser sends it over the kernel websocket (JSON protocol)."""
-    header = {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "session": uuid.uuid4().hex, "username": "probe",
-              "date": "2026-01-01T00:00:00.000Z", "version": "5.3"}
-    return {"channel": channel, "header": header, "parent_header": {}, "metadata": {}, "content": content,
-            "buffers": []}
+    header = {
+        "msg_id": uuid.uuid4().hex,
+        "msg_type": msg_type,
+        "session": uuid.uuid4().hex,
+        "username": "probe",
+        "date": "2026-01-01T00:00:00.000Z",
+        "version": "5.3",
+    }
+    return {
+        "channel": channel,
+        "header": header,
+        "parent_header": {},
+        "metadata": {},
+        "content": content,
+        "buffers": [],
+    }
 
 
 def widget_message(comm_id: str, data: dict) -> dict:
@@ -99,8 +112,9 @@ def segment_dropdown(page, base: str) -> dict:
     info = exchange(page, base, [kernel_message("comm_info_request", {"target_name": "jupyter.widget"})])
     comms = next(m["comms"] for m in info if m["type"] == "comm_info_reply")
     states = exchange(page, base, [widget_message(c, {"method": "request_state"}) for c in comms])
-    return next(m for m in states if m["method"] == "update" and m["model"] == "DropdownModel"
-                and m["description"] == "Segment")
+    return next(
+        m for m in states if m["method"] == "update" and m["model"] == "DropdownModel" and m["description"] == "Segment"
+    )
 
 
 def status(base: str, path: str, method: str = "GET") -> int:
@@ -139,15 +153,24 @@ def test_server_and_kernels_listen_on_loopback_only(app_server):
 
 def test_code_cells_are_not_sent_to_the_browser(app_server):
     notebook = nbformat.read(paths.NOTEBOOKS_DIR / f"{EXECUTIVE}.ipynb", as_version=4)
-    lines = {line.strip() for cell in notebook.cells if cell.cell_type == "code"
-             for line in cell.source.splitlines() if line.strip()}
+    lines = {
+        line.strip()
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if line.strip()
+    }
     assert any("open_workbook(" in line for line in lines)  # the notebook's code, as the test expects it
 
     def leaked(markup: str) -> list[str]:  # as written, HTML- or JSON-escaped, or as text between highlighting tags
         text = html.unescape(re.sub(r"<[^>]*>", "", markup))
-        return [line for line in lines
-                if any(form in where for form in (line, html.escape(line), json.dumps(line)[1:-1])
-                       for where in (markup, text))]
+        return [
+            line
+            for line in lines
+            if any(
+                form in where for form in (line, html.escape(line), json.dumps(line)[1:-1]) for where in (markup, text)
+            )
+        ]
 
     with browser_page() as page:
         with page.expect_response(f"**/voila/render/{EXECUTIVE}.ipynb", timeout=300_000) as response:
@@ -167,22 +190,28 @@ def failing_apps(tmp_path_factory):
     folder = tmp_path_factory.mktemp("failing")
     executive = nbformat.read(paths.NOTEBOOKS_DIR / f"{EXECUTIVE}.ipynb", as_version=4)
     opening = f"from saaskpi import open_workbook, widgets\n\nctx = open_workbook({str(paths.DEMO_DIR)!r}"
-    cells = {"failing": [opening + ")\nwidgets.section(ctx, lambda wb: 1 / 0)", "open_workbook('/no/such/source')"],
-             "bad_segment": [opening + ", segment='no_such_segment')"],
-             "crash": ["import json\n\njson.loads('{not json')"]}
+    cells = {
+        "failing": [opening + ")\nwidgets.section(ctx, lambda wb: 1 / 0)", "open_workbook('/no/such/source')"],
+        "bad_segment": [opening + ", segment='no_such_segment')"],
+        "crash": ["import json\n\njson.loads('{not json')"],
+    }
     for name, sources in cells.items():
-        notebook = nbformat.v4.new_notebook(metadata=executive.metadata,
-                                            cells=[nbformat.v4.new_code_cell(c) for c in sources])
+        notebook = nbformat.v4.new_notebook(
+            metadata=executive.metadata, cells=[nbformat.v4.new_code_cell(c) for c in sources]
+        )
         nbformat.write(notebook, folder / f"{name}.ipynb")
     with mock.patch.object(paths, "NOTEBOOKS_DIR", folder), voila_server(("--preheat_kernel=False",)) as base:
         yield base
 
 
-@pytest.mark.parametrize("app, expected", [
-    ("failing", ["ZeroDivisionError", "/no/such/source"]),  # the section's panel, then the bad source's
-    ("bad_segment", ["no_such_segment"]),
-    ("crash", ["this part of the page could not be computed"]),  # the server's panel for a failure outside
-])
+@pytest.mark.parametrize(
+    "app, expected",
+    [
+        ("failing", ["ZeroDivisionError", "/no/such/source"]),  # the section's panel, then the bad source's
+        ("bad_segment", ["no_such_segment"]),
+        ("crash", ["this part of the page could not be computed"]),  # the server's panel for a failure outside
+    ],
+)
 def test_failures_show_one_readable_panel_each_and_no_traceback(failing_apps, app, expected):
     with urllib.request.urlopen(f"{failing_apps}/voila/render/{app}.ipynb", timeout=600) as response:
         page_html = response.read().decode()
@@ -217,9 +246,16 @@ def test_widget_values_outside_the_options_are_rejected_without_a_traceback(app_
         replies = []
 
         def update(*states: dict) -> None:
-            replies.extend(exchange(page, app_server, [
-                widget_message(dropdown["comm"], {"method": "update", "state": state, "buffer_paths": []})
-                for state in states]))
+            replies.extend(
+                exchange(
+                    page,
+                    app_server,
+                    [
+                        widget_message(dropdown["comm"], {"method": "update", "state": state, "buffer_paths": []})
+                        for state in states
+                    ],
+                )
+            )
 
         update({"index": 99}, {"index": -1}, {"index": "enterprise"}, {"value": "evil"})  # value is not synced
         assert segment_dropdown(page, app_server)["index"] == dropdown["index"]  # the kernel refused them all
@@ -241,15 +277,26 @@ def test_widget_values_outside_the_options_are_rejected_without_a_traceback(app_
 def test_the_browser_cannot_run_code_in_the_kernel(app_server, tmp_path):
     marker = tmp_path / "ran"
     code = f"open({str(marker)!r}, 'w').write('ran')"
-    execute = {"code": code, "silent": False, "store_history": False, "user_expressions": {"x": code},
-               "allow_stdin": False, "stop_on_error": True}
-    probes = [kernel_message("execute_request", execute, channel="control"),
-              kernel_message("debug_request", {"seq": 1, "type": "request", "command": "evaluate",
-                                               "arguments": {"expression": code}}, channel="control"),
-              kernel_message("execute_request", execute),
-              kernel_message("inspect_request", {"code": code, "cursor_pos": 4, "detail_level": 1}),
-              kernel_message("complete_request", {"code": code, "cursor_pos": len(code)}),
-              kernel_message("history_request", {"output": True, "raw": True, "hist_access_type": "tail", "n": 5})]
+    execute = {
+        "code": code,
+        "silent": False,
+        "store_history": False,
+        "user_expressions": {"x": code},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    probes = [
+        kernel_message("execute_request", execute, channel="control"),
+        kernel_message(
+            "debug_request",
+            {"seq": 1, "type": "request", "command": "evaluate", "arguments": {"expression": code}},
+            channel="control",
+        ),
+        kernel_message("execute_request", execute),
+        kernel_message("inspect_request", {"code": code, "cursor_pos": 4, "detail_level": 1}),
+        kernel_message("complete_request", {"code": code, "cursor_pos": len(code)}),
+        kernel_message("history_request", {"output": True, "raw": True, "hist_access_type": "tail", "n": 5}),
+    ]
     with browser_page() as page:
         open_executive(page, app_server)
         for probe in probes:  # each followed by a request the kernel answers after it (same channel, in order)
@@ -261,9 +308,20 @@ def test_the_browser_cannot_run_code_in_the_kernel(app_server, tmp_path):
 
 
 def test_jupyter_server_apis_are_not_served(app_server):
-    for method, path in [("GET", "/api/kernels"), ("POST", "/api/kernels"), ("GET", "/api/sessions"),
-                         ("POST", "/api/sessions"), ("GET", "/api/contents"), ("PUT", "/api/contents/x.ipynb"),
-                         ("GET", f"/api/contents/{EXECUTIVE}.ipynb"), ("GET", "/api/kernelspecs"),
-                         ("GET", "/api/terminals"), ("POST", "/api/terminals"), ("GET", "/lab"), ("GET", "/tree"),
-                         ("GET", f"/notebooks/{EXECUTIVE}.ipynb"), ("GET", f"/edit/{EXECUTIVE}.ipynb")]:
+    for method, path in [
+        ("GET", "/api/kernels"),
+        ("POST", "/api/kernels"),
+        ("GET", "/api/sessions"),
+        ("POST", "/api/sessions"),
+        ("GET", "/api/contents"),
+        ("PUT", "/api/contents/x.ipynb"),
+        ("GET", f"/api/contents/{EXECUTIVE}.ipynb"),
+        ("GET", "/api/kernelspecs"),
+        ("GET", "/api/terminals"),
+        ("POST", "/api/terminals"),
+        ("GET", "/lab"),
+        ("GET", "/tree"),
+        ("GET", f"/notebooks/{EXECUTIVE}.ipynb"),
+        ("GET", f"/edit/{EXECUTIVE}.ipynb"),
+    ]:
         assert status(app_server, path, method) in (403, 404, 405), (method, path)

@@ -1,6 +1,7 @@
 """The bad-input corpus (tests/fixtures/bad/): every defect is reported once, with its rule code, table,
 column, count and examples, by `saaskpi validate`, `metrics`, `snapshot` and the notebooks alike; nothing
 is written and no input changes. Random corruptions never end in a traceback or a changed input."""
+
 from __future__ import annotations
 
 import csv
@@ -10,10 +11,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import digest, load_module, run
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import digest, load_module, run
 from saaskpi import paths
 from saaskpi.contract import RULE_CODES
 from saaskpi.errors import DataContractError, ParameterError
@@ -27,16 +28,13 @@ CASES = {c.name: c for c in build.CASES}
 MONTH = "2024-01"  # the base source runs to 2024-02-03: January is its last complete month
 
 
-
-
-
-
 def test_corpus_is_big_enough_and_current(tmp_path):
     assert len(CASES) >= 30
     build.build(tmp_path / "bad")
     for name in CASES:
-        assert digest(tmp_path / "bad" / name) == digest(FIXTURES / "bad" / name), \
+        assert digest(tmp_path / "bad" / name) == digest(FIXTURES / "bad" / name), (
             f"tests/fixtures/bad/{name} is stale: run tests/fixtures/bad/build.py"
+        )
 
 
 def test_base_and_good_sources_are_valid(tmp_path, capsys):
@@ -80,9 +78,11 @@ def test_metrics_and_snapshot_stop_with_the_same_message_and_write_nothing(name,
     folder = FIXTURES / "bad" / name
     before = digest(folder)
     _, _, message = run(capsys, "validate", str(folder))
-    for argv in (["metrics", "--source", str(folder), "--month", MONTH],
-                 ["table", "mrr_movements", "--source", str(folder)],
-                 ["snapshot", "--source", str(folder), "--month", MONTH, "--reports", str(tmp_path / "reports")]):
+    for argv in (
+        ["metrics", "--source", str(folder), "--month", MONTH],
+        ["table", "mrr_movements", "--source", str(folder)],
+        ["snapshot", "--source", str(folder), "--month", MONTH, "--reports", str(tmp_path / "reports")],
+    ):
         code, out, err = run(capsys, *argv)
         assert (code, out, err) == (2, "", message), argv[0]
     assert not (tmp_path / "reports").exists()
@@ -99,7 +99,10 @@ def test_interactive_notebooks_show_the_message_as_a_panel(capsys):
     folder = FIXTURES / "bad" / "nps_11"
     _, _, message = run(capsys, "validate", str(folder))
     shown = []
-    with mock.patch("IPython.display.display", side_effect=lambda *items: shown.extend(items)), pytest.raises(DataContractError) as raised:
+    with (
+        mock.patch("IPython.display.display", side_effect=lambda *items: shown.extend(items)),
+        pytest.raises(DataContractError) as raised,
+    ):
         open_workbook(str(folder), "all", MONTH, interactive=True)
     assert "[nps_responses.out_of_range] nps_responses.score: must be at most 10 (1 row)" in shown[0].data
     assert "Something went wrong." in shown[0].data and message.splitlines()[0] in shown[0].data
@@ -117,8 +120,13 @@ def test_every_notebook_stops_with_the_readable_message(tmp_path, capsys):
     for notebook in sorted(paths.NOTEBOOKS_DIR.glob("[0-9]*.ipynb")):
         out = tmp_path / notebook.name
         with pytest.raises(PapermillExecutionError) as raised:
-            pm.execute_notebook(str(notebook), str(out), parameters={"source": str(folder), "interactive": False},
-                                kernel_name="python3", progress_bar=False)
+            pm.execute_notebook(
+                str(notebook),
+                str(out),
+                parameters={"source": str(folder), "interactive": False},
+                kernel_name="python3",
+                progress_bar=False,
+            )
         assert raised.value.ename == "DataContractError"
         shown = "\n".join(raised.value.traceback)
         assert shown == "DataContractError: " + message.rstrip("\n"), notebook.name
@@ -138,17 +146,48 @@ def _csv(rows: list[list[str]]) -> bytes:
 
 
 CELL_VALUES = st.one_of(
-    st.sampled_from(["", " ", "-1", "0", "NaN", "inf", "1e309", "2024-13-45", "2024-02-30", "24/02/2024",
-                     "2024-02-01T25:00:00Z", "null", "None", "A9", "U9", "T9", "smb", "EUR", "GBP", "ü", '"', "x" * 20_000]),
-    st.text(max_size=12), st.integers(-10**12, 10**12).map(str), st.floats(allow_nan=True).map(str))
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "-1",
+            "0",
+            "NaN",
+            "inf",
+            "1e309",
+            "2024-13-45",
+            "2024-02-30",
+            "24/02/2024",
+            "2024-02-01T25:00:00Z",
+            "null",
+            "None",
+            "A9",
+            "U9",
+            "T9",
+            "smb",
+            "EUR",
+            "GBP",
+            "ü",
+            '"',
+            "x" * 20_000,
+        ]
+    ),
+    st.text(max_size=12),
+    st.integers(-(10**12), 10**12).map(str),
+    st.floats(allow_nan=True).map(str),
+)
 
 corruption = st.one_of(
-    st.tuples(st.just("cell"), st.sampled_from(sorted(build.BASE)), st.integers(0, 10), st.integers(0, 10), CELL_VALUES),
+    st.tuples(
+        st.just("cell"), st.sampled_from(sorted(build.BASE)), st.integers(0, 10), st.integers(0, 10), CELL_VALUES
+    ),
     st.tuples(st.just("drop_column"), st.sampled_from(sorted(build.BASE)), st.integers(0, 10)),
     st.tuples(st.just("drop_row"), st.sampled_from(sorted(build.BASE)), st.integers(1, 10)),
     st.tuples(st.just("duplicate_row"), st.sampled_from(sorted(build.BASE)), st.integers(1, 10)),
     st.tuples(st.just("truncate"), st.sampled_from(sorted(build.BASE)), st.integers(0, 400)),
-    st.tuples(st.just("bytes"), st.sampled_from(sorted(build.BASE)), st.integers(0, 400), st.binary(min_size=1, max_size=4)),
+    st.tuples(
+        st.just("bytes"), st.sampled_from(sorted(build.BASE)), st.integers(0, 400), st.binary(min_size=1, max_size=4)
+    ),
 )
 
 
@@ -170,7 +209,7 @@ def corrupt(files: dict[str, bytes], how: tuple) -> None:
         r[how[3] % len(r)] = how[4]
     elif kind == "drop_column":
         col = how[2] % len(rows[0])
-        rows = [r[:col] + r[col + 1:] for r in rows]
+        rows = [r[:col] + r[col + 1 :] for r in rows]
     elif kind == "drop_row" and len(rows) > 1:
         del rows[1 + (how[2] - 1) % (len(rows) - 1)]
     elif kind == "duplicate_row" and len(rows) > 1:
@@ -213,8 +252,14 @@ def test_corruptions_cover_every_kind():
     """The strategies reach every corruption kind on every table (a guard against a strategy that never fires)."""
     rng = random.Random(3)
     for table in build.BASE:
-        for how in (("cell", table, rng.randrange(10), rng.randrange(10), "x"), ("drop_column", table, 0),
-                    ("drop_row", table, 1), ("duplicate_row", table, 1), ("truncate", table, 5), ("bytes", table, 3, b"\xff")):
+        for how in (
+            ("cell", table, rng.randrange(10), rng.randrange(10), "x"),
+            ("drop_column", table, 0),
+            ("drop_row", table, 1),
+            ("duplicate_row", table, 1),
+            ("truncate", table, 5),
+            ("bytes", table, 3, b"\xff"),
+        ):
             files = build.files_of(None)
             corrupt(files, how)
             assert files[f"{table}.csv"] != build.files_of(None)[f"{table}.csv"], how
@@ -228,8 +273,9 @@ IMPORT_CASES = {c.name: c for c in build_imports.CASES}
 def test_import_corpus_is_current(tmp_path):
     build_imports.build(tmp_path)
     for name in IMPORT_CASES:
-        assert digest(tmp_path / name) == digest(FIXTURES / "bad" / "imports" / name), \
+        assert digest(tmp_path / name) == digest(FIXTURES / "bad" / "imports" / name), (
             f"tests/fixtures/bad/imports/{name} is stale: run tests/fixtures/bad/imports/build.py"
+        )
 
 
 def test_import_base_is_valid(tmp_path, capsys):

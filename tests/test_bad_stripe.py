@@ -1,13 +1,14 @@
 """The Stripe part of the bad-input corpus (tests/fixtures/stripe/bad/): every defect of a Stripe export is
 reported with its rule code, file, column, count and examples, all at once; nothing is written and the
 export is unchanged. The bases (tests/fixtures/stripe/good/) import cleanly."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from conftest import digest, load_module, run
+
 from saaskpi.errors import DataContractError
 from saaskpi.importers.stripe import read_stripe
 
@@ -21,8 +22,9 @@ def test_corpus_is_current(tmp_path):
     build.build(tmp_path)
     for sub in ("good", "bad"):
         for folder in sorted((tmp_path / sub).iterdir()):
-            assert digest(folder) == digest(FIXTURES / sub / folder.name), \
+            assert digest(folder) == digest(FIXTURES / sub / folder.name), (
                 f"tests/fixtures/stripe/{sub}/{folder.name} is stale: run tests/fixtures/stripe/build.py"
+            )
 
 
 @pytest.mark.parametrize("base", sorted(build.BASES))
@@ -72,8 +74,15 @@ def test_import_command_writes_the_source_and_its_report(base, capsys, tmp_path)
     import json
 
     out = tmp_path / "out"
-    argv = ("import", "stripe", str(FIXTURES / "good" / base), "--out", str(out),
-            "--fx-rates", str(FIXTURES / "fx_rates.csv"))
+    argv = (
+        "import",
+        "stripe",
+        str(FIXTURES / "good" / base),
+        "--out",
+        str(out),
+        "--fx-rates",
+        str(FIXTURES / "fx_rates.csv"),
+    )
     code, stdout, err = run(capsys, *argv)
     assert (code, err) == (0, ""), err
     report = json.loads((out / "import-report.json").read_text())
@@ -111,8 +120,28 @@ def test_random_corruptions_never_traceback_or_change_the_export(base, tmp_path)
 
     from saaskpi.errors import SaasKpiError
 
-    odd = ["", " ", "-1", "0", "1e309", "NaN", "2024-13-45", "2024-02-30 00:00", "31/01/2024", "null", "{}", "[]",
-           '{"start": "x"}', "[{\"amount\": \"x\"}]", "usx", "JPY", "true", "ü", "x" * 300, "9" * 25]
+    odd = [
+        "",
+        " ",
+        "-1",
+        "0",
+        "1e309",
+        "NaN",
+        "2024-13-45",
+        "2024-02-30 00:00",
+        "31/01/2024",
+        "null",
+        "{}",
+        "[]",
+        '{"start": "x"}',
+        '[{"amount": "x"}]',
+        "usx",
+        "JPY",
+        "true",
+        "ü",
+        "x" * 300,
+        "9" * 25,
+    ]
     rng = random.Random(7)
     for attempt in range(25):
         files = build.base_files(base)
@@ -125,7 +154,7 @@ def test_random_corruptions_never_traceback_or_change_the_export(base, tmp_path)
                 r[rng.randrange(len(r))] = rng.choice(odd)
             elif kind == "drop_column":
                 col = rng.randrange(len(rows[0]))
-                rows = [r[:col] + r[col + 1:] for r in rows]
+                rows = [r[:col] + r[col + 1 :] for r in rows]
             elif kind == "drop_row" and len(rows) > 1:
                 del rows[rng.randrange(1, len(rows))]
             elif kind == "repeat_row" and len(rows) > 1:

@@ -6,14 +6,15 @@ account metrics on a literal source (month: May 2024, 31 days; data ends Jun 1 0
   B3 smb  annual contract from 2023-06-15 (term ends 2024-06-15, 15 days after May 31: renewal), 10 seats,
           U6 and U7 active May 10
 """
+
 from __future__ import annotations
 
 import math
 
 import pandas as pd
 import pytest
-
 from conftest import page_html, write_source
+
 from saaskpi.pages import benchmarks as page
 from saaskpi.stats import peer_stats
 from saaskpi.workbook import open_workbook
@@ -111,15 +112,24 @@ def test_lifecycle_stages(wb):
     assert stages.to_dict() == {"B1": "training", "B2": "onboarding", "B3": "renewal"}
     later = wb.with_conventions(onboarding_months=1, training_months=2, extending_utilisation=0.7)
     assert later.table("lifecycle_stages").set_index("account_id").stage.to_dict() == {
-        "B1": "extending", "B2": "training", "B3": "renewal"}  # B1 age 4, 0.75 >= 0.7; B2 age 1: 1 <= 1 < 2
+        "B1": "extending",
+        "B2": "training",
+        "B3": "renewal",
+    }  # B1 age 4, 0.75 >= 0.7; B2 age 1: 1 <= 1 < 2
     renewals = wb.table("renewals_due")
     assert renewals.term_end.tolist() == [pd.Timestamp("2024-06-15")] and renewals.days_to_renewal.tolist() == [15]
 
 
 def test_peer_benchmarks_flag_small_groups(wb):
     pb = wb.table("peer_benchmarks")
-    assert set(pb.metric) == {"licence_utilisation", "account_dau_mau", "account_nps", "tickets_per_seat",
-                              "engagement_score", "health_score"}
+    assert set(pb.metric) == {
+        "licence_utilisation",
+        "account_dau_mau",
+        "account_nps",
+        "tickets_per_seat",
+        "engagement_score",
+        "health_score",
+    }
     assert not pb.compared.any()  # every group has one account < min_peers 5
     alone = wb.with_conventions(min_peers=1).table("peer_benchmarks")
     row = alone[(alone.account_id == "B1") & (alone.metric == "licence_utilisation")].iloc[0]
@@ -131,11 +141,28 @@ def test_sentences_and_sections(wb):
     assert "Bee One" in head and "only 1 smb accounts in training have a value" in head and panels == []
     with pytest.raises(Exception, match="not a paying account"):
         page.account_view(wb, "NOPE")
-    row = pd.Series({"value": 0.3, "compared": True, "percentile": 62.0, "peers": 40, "segment": "mid_market",
-                     "stage": "onboarding", "median": 0.3, "p25": 0.2, "p75": 0.41})
+    row = pd.Series(
+        {
+            "value": 0.3,
+            "compared": True,
+            "percentile": 62.0,
+            "peers": 40,
+            "segment": "mid_market",
+            "stage": "onboarding",
+            "median": 0.3,
+            "p25": 0.2,
+            "p75": 0.41,
+        }
+    )
     assert page.sentence(row, "Licence utilisation", "fraction") == (
         "Licence utilisation 30.0% is the 62nd percentile of 40 mid_market accounts in onboarding "
-        "(median 30.0%, middle half 20.0%–41.0%).")
-    for func in (page.show_header, page.show_account_vs_peers, page.show_peer_groups, page.show_targets,
-                 page.show_trends):
+        "(median 30.0%, middle half 20.0%–41.0%)."
+    )
+    for func in (
+        page.show_header,
+        page.show_account_vs_peers,
+        page.show_peer_groups,
+        page.show_targets,
+        page.show_trends,
+    ):
         assert "Something went wrong" not in page_html(func, wb), func.__name__

@@ -1,8 +1,10 @@
 """The catalogue: a metric's page, area, tile place and target are declared once, on the metric, and a
 declaration that is doubled or unknown is an error when the registry loads."""
+
 from __future__ import annotations
 
 import dataclasses
+
 import pytest
 
 from saaskpi import pages, params, paths
@@ -21,15 +23,27 @@ def scratch_registry(monkeypatch):
 
 def test_unknown_area_is_an_error():
     with pytest.raises(RegistryError, match="area 'retention' not in"):
-        @metric(label="X", formula="x", unit="fraction", direction="higher", level="core", sources="S", area="retention")
+
+        @metric(
+            label="X", formula="x", unit="fraction", direction="higher", level="core", sources="S", area="retention"
+        )
         def misfiled(mrr_movements):
             """A metric filed under an area no page shows."""
 
 
 def test_target_source_without_a_target_is_an_error():
     with pytest.raises(RegistryError, match="need a target"):
-        @metric(label="X", formula="x", unit="fraction", direction="higher", level="core", sources="S", area="revenue",
-                target_source="an article")
+
+        @metric(
+            label="X",
+            formula="x",
+            unit="fraction",
+            direction="higher",
+            level="core",
+            sources="S",
+            area="revenue",
+            target_source="an article",
+        )
         def sourced(mrr_movements):
             """A metric citing a target it does not set."""
 
@@ -43,7 +57,8 @@ def test_a_tile_place_declared_twice_on_a_page_is_an_error(scratch_registry):
 
 def test_two_north_stars_are_an_error(scratch_registry):
     scratch_registry["monthly_recurring_revenue"] = dataclasses.replace(
-        scratch_registry["monthly_recurring_revenue"], level="north_star")
+        scratch_registry["monthly_recurring_revenue"], level="north_star"
+    )
     with pytest.raises(RegistryError, match="exactly one metric must be the north star, found 2"):
         validate_registry(CONVENTIONS)
 
@@ -84,8 +99,12 @@ def test_every_area_has_a_page_and_every_page_a_module():
 
 
 def test_pages_tiles_come_from_the_declarations():
-    assert pages.unit_economics.TILES[:4] == ["customer_acquisition_cost", "cac_payback_months", "ltv_to_cac_ratio",
-                                              "customer_lifetime_value"]
+    assert pages.unit_economics.TILES[:4] == [
+        "customer_acquisition_cost",
+        "cac_payback_months",
+        "ltv_to_cac_ratio",
+        "customer_lifetime_value",
+    ]
     assert "customer_lifetime_value" not in pages.cohort_retention.TILES  # one page: LTV lives on page 03
     assert METRICS["customer_lifetime_value"].page == "unit_economics"
     for page in PAGES:

@@ -1,4 +1,5 @@
 """Charts are values: tested through their Vega-Lite spec, never pixels."""
+
 from __future__ import annotations
 
 import altair as alt
@@ -17,7 +18,9 @@ def layers(spec: dict) -> list[dict]:
 
 
 def marks(chart: alt.TopLevelMixin) -> list:
-    return [layer["mark"] if isinstance(layer["mark"], str) else layer["mark"]["type"] for layer in layers(chart.to_dict())]
+    return [
+        layer["mark"] if isinstance(layer["mark"], str) else layer["mark"]["type"] for layer in layers(chart.to_dict())
+    ]
 
 
 def test_theme_is_enabled():
@@ -31,19 +34,35 @@ def test_mrr_bridge_steps_add_up(revenue_wb):
     data = pd.DataFrame(chart.to_dict()["datasets"][next(iter(chart.to_dict()["datasets"]))])
     steps = dict(zip(data.step, data.amount))
     # April: 700 start, +60 reactivation, -100 churn -> 660 end
-    assert steps == {"MRR start": 700, "New": 0, "Expansion": 0, "Reactivation": 60, "Contraction": 0, "Churn": -100,
-                     "MRR end": 660}
+    assert steps == {
+        "MRR start": 700,
+        "New": 0,
+        "Expansion": 0,
+        "Reactivation": 60,
+        "Contraction": 0,
+        "Churn": -100,
+        "MRR end": 660,
+    }
     assert data.loc[data.step == "Churn", ["from", "to"]].values.tolist() == [[660, 760]]
     assert marks(chart) == ["bar", "text"]
 
 
 def test_trend_has_dashed_target_and_flags_low_n():
-    series = pd.DataFrame({"month": pd.date_range("2024-01-01", periods=4, freq="MS"),
-                           "value": [0.01, 0.02, float("nan"), 0.03], "n": [100, 5, 0, 100]})
+    series = pd.DataFrame(
+        {
+            "month": pd.date_range("2024-01-01", periods=4, freq="MS"),
+            "value": [0.01, 0.02, float("nan"), 0.03],
+            "n": [100, 5, 0, 100],
+        }
+    )
     chart = charts.trend(series, "Net MRR churn", "fraction", target=0.02, low_n=20, long_term=0.01)
     spec = chart.to_dict()
     assert marks(chart) == ["line", "point", "rule"]
-    rule = [layer for layer in layers(spec) if (layer["mark"] if isinstance(layer["mark"], str) else layer["mark"]["type"]) == "rule"][0]
+    rule = [
+        layer
+        for layer in layers(spec)
+        if (layer["mark"] if isinstance(layer["mark"], str) else layer["mark"]["type"]) == "rule"
+    ][0]
     assert rule["mark"]["style"] == "target"
     rows = next(iter(spec["datasets"].values()))
     assert len(rows) == 3  # the n/a month is left out, not drawn as zero
@@ -51,7 +70,9 @@ def test_trend_has_dashed_target_and_flags_low_n():
 
 
 def test_trend_without_target_has_no_rule():
-    series = pd.DataFrame({"month": pd.date_range("2024-01-01", periods=2, freq="MS"), "value": [1.0, 2.0], "n": [1, 1]})
+    series = pd.DataFrame(
+        {"month": pd.date_range("2024-01-01", periods=2, freq="MS"), "value": [1.0, 2.0], "n": [1, 1]}
+    )
     assert "rule" not in marks(charts.trend(series, "MRR", "currency"))
 
 
@@ -70,7 +91,8 @@ def test_charts_refuse_raw_rows():
 
 
 def test_lifecycle_dormant_is_negative():
-    life = pd.DataFrame({"month": [pd.Timestamp("2024-02-01")], "new": [1], "returning": [1], "resurrecting": [0],
-                         "dormant": [2]})
+    life = pd.DataFrame(
+        {"month": [pd.Timestamp("2024-02-01")], "new": [1], "returning": [1], "resurrecting": [0], "dormant": [2]}
+    )
     rows = next(iter(charts.user_lifecycle(life).to_dict()["datasets"].values()))
     assert {r["status"]: r["users"] for r in rows}["dormant"] == -2

@@ -1,4 +1,5 @@
 """The command line as a user runs it: exit codes, messages, output columns."""
+
 from __future__ import annotations
 
 import io
@@ -6,22 +7,32 @@ import json
 import shutil
 
 import pandas as pd
-
 from conftest import run
-
-
 
 
 def test_table_mrr_movements_with_only_accounts_and_subscriptions(capsys, revenue_source):
     (revenue_source / "fx_rates.csv").unlink()
     (revenue_source / "subscriptions.csv").write_text(
-        (revenue_source / "subscriptions.csv").read_text().replace(",EUR,", ",USD,"))
+        (revenue_source / "subscriptions.csv").read_text().replace(",EUR,", ",USD,")
+    )
     code, out, err = run(capsys, "table", "mrr_movements", "--source", str(revenue_source), "--month", "2024-05")
     assert code == 0, err
     frame = pd.read_csv(io.StringIO(out))
-    assert list(frame.columns[:13]) == ["month", "mrr_start", "new", "expansion", "contraction", "churn", "reactivation",
-                                        "mrr_end", "accounts_start", "new_accounts", "churned_accounts",
-                                        "reactivated_accounts", "expansion_accounts"]
+    assert list(frame.columns[:13]) == [
+        "month",
+        "mrr_start",
+        "new",
+        "expansion",
+        "contraction",
+        "churn",
+        "reactivation",
+        "mrr_end",
+        "accounts_start",
+        "new_accounts",
+        "churned_accounts",
+        "reactivated_accounts",
+        "expansion_accounts",
+    ]
     assert frame.month.tolist() == ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05"]
     assert frame.mrr_end.tolist() == [550, 630, 680, 640, 540]  # conftest story with A5's 100 EUR read as 100 USD
 
@@ -31,7 +42,16 @@ def test_metrics_command(capsys, revenue_source):
     assert code == 0
     rows = {r["metric"]: r for r in json.loads(out)}
     assert rows["monthly_recurring_revenue"]["value"] == 560
-    assert set(rows["net_mrr_churn_rate"]) == {"metric", "label", "value", "unit", "n", "target", "status", "convention"}
+    assert set(rows["net_mrr_churn_rate"]) == {
+        "metric",
+        "label",
+        "value",
+        "unit",
+        "n",
+        "target",
+        "status",
+        "convention",
+    }
     assert rows["net_mrr_churn_rate"]["convention"] == "reactivation_offsets_churn=True"
     assert rows["dau_mau_ratio"]["status"] == "n/a"
 
@@ -41,7 +61,9 @@ def test_validate_exit_codes(capsys, revenue_source, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(revenue_source, broken)
     text = (broken / "subscriptions.csv").read_text()
-    (broken / "subscriptions.csv").write_text(text.replace("S3,A2,2024-01-15", "S3,A99,2024-01-15").replace(",60,", ",-60,"))
+    (broken / "subscriptions.csv").write_text(
+        text.replace("S3,A2,2024-01-15", "S3,A99,2024-01-15").replace(",60,", ",-60,")
+    )
     code, out, err = run(capsys, "validate", str(broken))
     assert code == 2
     assert "2 problems" in err
@@ -82,14 +104,19 @@ def test_validate_broken_copy_of_demo(capsys, demo_source, tmp_path):
     code, _, err = run(capsys, "validate", str(broken))
     assert code == 2
     assert "3 problems" in err
-    for rule in ("subscriptions.out_of_range", "subscriptions.end_date_before_start_date", "subscriptions.account_id.orphan"):
+    for rule in (
+        "subscriptions.out_of_range",
+        "subscriptions.end_date_before_start_date",
+        "subscriptions.account_id.orphan",
+    ):
         assert f"[{rule}]" in err
     assert "row 2 (subscription_id=S000001): amount=-10.0" in err
 
 
 def test_demo_scale_options(capsys, tmp_path):
-    code, out, _ = run(capsys, "demo", "--scale", "tiny", "--months", "6", "--accounts-per-month", "2",
-                       "--out", str(tmp_path / "mini"))
+    code, out, _ = run(
+        capsys, "demo", "--scale", "tiny", "--months", "6", "--accounts-per-month", "2", "--out", str(tmp_path / "mini")
+    )
     assert code == 0 and "accounts" in out
     truth = json.loads((tmp_path / "mini" / "ground_truth.json").read_text())
     assert truth["scale"]["months"] == 6 and truth["period_start"] == "2026-05-01"

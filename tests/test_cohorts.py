@@ -1,4 +1,5 @@
 """Cohort triangles and survival on the hand-built accounts of conftest.REVENUE_TABLES."""
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,15 @@ def test_logo_retention_triangle(revenue_wb):
     # January cohort: A1, A2, A4, A5 (first paid at end of Jan). February cohort: A3.
     # Jan cohort paying at k=0..4: 4, 3 (A2 gone), 3, 4 (A2 back), 4
     assert triangle(t, "retained_accounts") == {
-        ("2024-01", 0): 4, ("2024-01", 1): 3, ("2024-01", 2): 3, ("2024-01", 3): 4, ("2024-01", 4): 4,
-        ("2024-02", 0): 1, ("2024-02", 1): 1, ("2024-02", 2): 0, ("2024-02", 3): 0,
+        ("2024-01", 0): 4,
+        ("2024-01", 1): 3,
+        ("2024-01", 2): 3,
+        ("2024-01", 3): 4,
+        ("2024-01", 4): 4,
+        ("2024-02", 0): 1,
+        ("2024-02", 1): 1,
+        ("2024-02", 2): 0,
+        ("2024-02", 3): 0,
     }
     assert triangle(t, "retention_rate")[("2024-01", 1)] == pytest.approx(0.75)  # 3 / 4
     assert set(t.cohort_accounts[t.cohort_month == pd.Timestamp("2024-02")]) == {1}

@@ -1,12 +1,13 @@
 """The data contract: every problem reported at once, with code, table, column, count and examples."""
+
 from __future__ import annotations
 
 import hashlib
 
 import polars as pl
 import pytest
-
 from conftest import REVENUE_TABLES, write_source
+
 from saaskpi.errors import DataContractError, SourceError
 from saaskpi.sources import open_source, validated_tables
 
@@ -32,10 +33,13 @@ def test_valid_source_is_typed(revenue_source):
 
 
 def test_optional_columns_get_their_defaults(tmp_path):
-    src = write_source(tmp_path / "s", {
-        "accounts": GOOD_ACCOUNTS,
-        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,100",
-    })
+    src = write_source(
+        tmp_path / "s",
+        {
+            "accounts": GOOD_ACCOUNTS,
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,100",
+        },
+    )
     subs = validated_tables(open_source(src)).frames["subscriptions"]
     assert subs.row(0, named=True) | {} == subs.row(0, named=True)
     row = subs.row(0, named=True)
@@ -43,20 +47,23 @@ def test_optional_columns_get_their_defaults(tmp_path):
 
 
 def test_every_problem_at_once(tmp_path):
-    src = write_source(tmp_path / "bad", {
-        "accounts": """
+    src = write_source(
+        tmp_path / "bad",
+        {
+            "accounts": """
             account_id,segment,created_at
             A1,smb,2024-01-01T00:00:00Z
             A1,smb,2024-01-02T00:00:00Z
             A3,smb,yesterday
         """,
-        "subscriptions": """
+            "subscriptions": """
             subscription_id,account_id,start_date,end_date,amount,discount_pct
             S1,A1,2024-03-01,2024-02-01,100,0
             S2,A9,2024-01-01,,-5,0
             S3,A1,2024-01-01,,100,1.5
         """,
-    })
+        },
+    )
     problems = all_problems(src)
     assert sorted((p.code, p.column, p.count) for p in problems) == [
         ("accounts.duplicate", "account_id", 2),
@@ -79,10 +86,13 @@ def test_every_problem_at_once(tmp_path):
 
 
 def test_message_names_everything(tmp_path):
-    src = write_source(tmp_path / "bad", {
-        "accounts": GOOD_ACCOUNTS,
-        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,-1",
-    })
+    src = write_source(
+        tmp_path / "bad",
+        {
+            "accounts": GOOD_ACCOUNTS,
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,-1",
+        },
+    )
     with pytest.raises(DataContractError) as err:
         validated_tables(open_source(src))
     text = str(err.value)
@@ -98,43 +108,62 @@ def test_missing_required_table_and_column(tmp_path):
 
 
 def test_mixed_time_zones(tmp_path):
-    src = write_source(tmp_path / "s", {
-        "accounts": "account_id,segment,created_at\nA1,smb,2024-01-01T00:00:00Z\nA2,smb,2024-01-01T00:00:00+02:00",
-        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
-    })
+    src = write_source(
+        tmp_path / "s",
+        {
+            "accounts": "account_id,segment,created_at\nA1,smb,2024-01-01T00:00:00Z\nA2,smb,2024-01-01T00:00:00+02:00",
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
+        },
+    )
     assert "accounts.mixed_time_zones" in problems_of(src)
 
 
 def test_unknown_currency_needs_fx(tmp_path):
-    src = write_source(tmp_path / "s", {
-        "accounts": GOOD_ACCOUNTS,
-        "subscriptions": "subscription_id,account_id,start_date,end_date,amount,currency\nS1,A1,2024-01-01,,1,JPY",
-    })
+    src = write_source(
+        tmp_path / "s",
+        {
+            "accounts": GOOD_ACCOUNTS,
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount,currency\nS1,A1,2024-01-01,,1,JPY",
+        },
+    )
     p = problems_of(src)["subscriptions.currency.no_fx_rate"]
     assert "JPY" in p.message and p.count == 1
 
 
 def test_scores_in_range(tmp_path):
-    src = write_source(tmp_path / "s", {
-        "accounts": GOOD_ACCOUNTS,
-        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
-        "nps_responses": "response_id,account_id,responded_at,score\nR1,A1,2024-01-01T00:00:00Z,11",
-    })
+    src = write_source(
+        tmp_path / "s",
+        {
+            "accounts": GOOD_ACCOUNTS,
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
+            "nps_responses": "response_id,account_id,responded_at,score\nR1,A1,2024-01-01T00:00:00Z,11",
+        },
+    )
     p = problems_of(src)["nps_responses.out_of_range"]
     assert p.column == "score" and "must be at most 10" in p.message
 
 
 def test_csv_and_parquet_of_one_table_is_an_error(tmp_path):
-    src = write_source(tmp_path / "s", {"accounts": GOOD_ACCOUNTS,
-                                        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1"})
+    src = write_source(
+        tmp_path / "s",
+        {
+            "accounts": GOOD_ACCOUNTS,
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
+        },
+    )
     pl.read_csv(src / "accounts.csv").write_parquet(src / "accounts.parquet")
     p = problems_of(src)["source.both_formats"]
     assert p.table == "accounts" and "accounts.csv and accounts.parquet are both in" in p.message
 
 
 def test_inputs_are_never_modified(tmp_path):
-    src = write_source(tmp_path / "s", {"accounts": GOOD_ACCOUNTS,
-                                        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,-1"})
+    src = write_source(
+        tmp_path / "s",
+        {
+            "accounts": GOOD_ACCOUNTS,
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,-1",
+        },
+    )
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.iterdir()}
     with pytest.raises(DataContractError):
         validated_tables(open_source(src))
@@ -143,8 +172,10 @@ def test_inputs_are_never_modified(tmp_path):
 
 def test_parquet_tables_are_read_typed(tmp_path):
     src = write_source(tmp_path / "s", {k: v for k, v in REVENUE_TABLES.items() if k != "subscriptions"})
-    subs = pl.read_csv(write_source(tmp_path / "csv", {"subscriptions": REVENUE_TABLES["subscriptions"]}) / "subscriptions.csv",
-                       try_parse_dates=True)
+    subs = pl.read_csv(
+        write_source(tmp_path / "csv", {"subscriptions": REVENUE_TABLES["subscriptions"]}) / "subscriptions.csv",
+        try_parse_dates=True,
+    )
     subs.write_parquet(src / "subscriptions.parquet")
     t = validated_tables(open_source(src))
     assert t.frames["subscriptions"].schema["start_date"] == pl.Date
@@ -159,17 +190,28 @@ def test_not_a_source(tmp_path):
 def test_big_parquet_table_is_validated_lazily(tmp_path):
     import datetime as dt
 
-    src = write_source(tmp_path / "s", {
-        "accounts": GOOD_ACCOUNTS,
-        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
-        "users": "user_id,account_id,created_at\nu1,A1,2024-01-01T00:00:00Z",
-    })
-    t = dt.datetime(2024, 1, 5, tzinfo=dt.timezone.utc)
-    pl.DataFrame({"event_time": [t, t, None], "user_id": ["u1", "ghost", "u1"], "account_id": ["A1", "A1", "A1"],
-                  "feature": ["api", "api", "api"], "duration_seconds": [5, -3, 1]}).write_parquet(src / "usage_events.parquet")
+    src = write_source(
+        tmp_path / "s",
+        {
+            "accounts": GOOD_ACCOUNTS,
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
+            "users": "user_id,account_id,created_at\nu1,A1,2024-01-01T00:00:00Z",
+        },
+    )
+    t = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
+    pl.DataFrame(
+        {
+            "event_time": [t, t, None],
+            "user_id": ["u1", "ghost", "u1"],
+            "account_id": ["A1", "A1", "A1"],
+            "feature": ["api", "api", "api"],
+            "duration_seconds": [5, -3, 1],
+        }
+    ).write_parquet(src / "usage_events.parquet")
     problems = {(p.code, p.column): p for p in all_problems(src)}
     assert problems[("usage_events.out_of_range", "duration_seconds")].examples == (
-        "row 2 (event_time=2024-01-05 00:00:00+00:00): duration_seconds=-3",)
+        "row 2 (event_time=2024-01-05 00:00:00+00:00): duration_seconds=-3",
+    )
     assert problems[("usage_events.missing_value", "event_time")].count == 1
     orphan = problems[("usage_events.user_id.orphan", "user_id")]
     assert orphan.count == 1 and orphan.examples == ("event_time=2024-01-05 00:00:00+00:00: user_id='ghost'",)

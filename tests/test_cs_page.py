@@ -1,16 +1,30 @@
 """Page 04 (customer success) in static mode: every section renders on a source with only the required tables
 (missing tables become one sentence, never a traceback) and on the demo company; the CSM picker's choices."""
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import page_html
+
 from saaskpi.pages import cs_load as page
 from saaskpi.workbook import open_workbook
 
-SECTIONS = [page.show_header, page.show_kpis, page.show_lifecycle, page.show_renewals, page.show_adoption,
-            page.show_support, page.show_relationship, page.show_health, page.show_backtest, page.show_at_risk,
-            page.show_book_of_business, page.show_cs_load, page.show_cost_and_scorecard, page.show_trends]
+SECTIONS = [
+    page.show_header,
+    page.show_kpis,
+    page.show_lifecycle,
+    page.show_renewals,
+    page.show_adoption,
+    page.show_support,
+    page.show_relationship,
+    page.show_health,
+    page.show_backtest,
+    page.show_at_risk,
+    page.show_book_of_business,
+    page.show_cs_load,
+    page.show_cost_and_scorecard,
+    page.show_trends,
+]
 
 
 def test_every_section_renders_with_only_accounts_and_subscriptions(revenue_wb):

@@ -17,6 +17,7 @@ BOOK_TABLES (May 2023 - May 2024; CSMs K1 smb, K2 enterprise):
   R9 smb        none, created 2024-05-31 without a subscription: marks the end of the data (May is complete)
   Touchpoints: R1 and R3 every ~3 months (one in every 90-day window from May 2023 to Feb 2024), R3 again May 10.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,8 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import write_source
+
 from saaskpi import params, paths
 from saaskpi.errors import ParameterError
 from saaskpi.metrics.health import roc_auc
@@ -246,7 +247,14 @@ def test_health_score_rescales_weights_over_the_components_an_account_has(wb3):
 def test_component_scores_and_band_edges():
     model = HealthModel(components=(), red=50, yellow=75)
     assert model.band([50, 51, 75, 76, 0, 100, np.nan]).tolist() == [
-        "red", "yellow", "yellow", "green", "red", "green", "n/a"]
+        "red",
+        "yellow",
+        "yellow",
+        "green",
+        "red",
+        "green",
+        "n/a",
+    ]
     # lower is better: worst 0.8, best 0.1 -> 0.45 is half way -> 50; beyond the ends clipped to 0 and 100
     sla = HealthComponent("sla", "sla_breach_rate", worst=0.8, best=0.1, weight=5)
     assert sla.score([0.45, 0.9, 0.0, np.nan])[:3].tolist() == pytest.approx([50.0, 0.0, 100.0])
@@ -254,14 +262,19 @@ def test_component_scores_and_band_edges():
 
 
 def test_segment_overrides_change_the_weights_and_bands_of_that_segment(wb, tmp_path):
-    settings = settings_with_health(tmp_path, HEALTH_3 + """
+    settings = settings_with_health(
+        tmp_path,
+        HEALTH_3
+        + """
     segments:
       smb:
         components:
           adoption: {weight: 20}
           nps: {weight: 60}
         bands: {red: 40}
-    """, "health_smb.yaml")
+    """,
+        "health_smb.yaml",
+    )
     assert [c.weight for c in settings.health_for("smb").components] == [20, 60, 20]
     assert settings.health_for("mid_market") is settings.health
     h = wb.with_success(settings).table("account_health").set_index("account_id")
@@ -275,35 +288,53 @@ def test_segment_overrides_change_the_weights_and_bands_of_that_segment(wb, tmp_
 
 
 # --------------------------------------------------------------------------- 4 parameter errors
-@pytest.mark.parametrize("text, message", [
-    ("""
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            """
      components:
        adoption: {measure: licence_utilisation, worst: 0, best: 1, weight: 60}
        nps: {measure: account_nps, worst: -100, best: 100, weight: 30}
      bands: {red: 50, yellow: 75}
-     """, r"weights must add up to 100, they add up to 90"),
-    ("""
+     """,
+            r"weights must add up to 100, they add up to 90",
+        ),
+        (
+            """
      components:
        adoption: {measure: logins, worst: 0, best: 1, weight: 100}
      bands: {red: 50, yellow: 75}
-     """, r"component `adoption`: `measure`: input should be 'licence_utilisation', .*got 'logins'"),
-    ("""
+     """,
+            r"component `adoption`: `measure`: input should be 'licence_utilisation', .*got 'logins'",
+        ),
+        (
+            """
      components:
        adoption: {measure: licence_utilisation, worst: 0, best: 1, wieght: 100}
      bands: {red: 50, yellow: 75}
-     """, r"component `adoption`: unknown key wieght"),
-    ("""
+     """,
+            r"component `adoption`: unknown key wieght",
+        ),
+        (
+            """
      components:
        adoption: {measure: licence_utilisation, worst: 0, best: 1, weight: 100}
      bands: {red: 50, yellow: 75}
      falling_pionts: 10
-     """, r"health_bad.yaml: unknown key falling_pionts"),
-    ("""
+     """,
+            r"health_bad.yaml: unknown key falling_pionts",
+        ),
+        (
+            """
      components:
        adoption: {measure: licence_utilisation, worst: 0, best: 1, weight: 100}
      bands: {red: 80, yellow: 60}
-     """, r"bands need whole numbers 0 <= red < yellow < 100, got red=80, yellow=60"),
-    ("""
+     """,
+            r"bands need whole numbers 0 <= red < yellow < 100, got red=80, yellow=60",
+        ),
+        (
+            """
      components:
        adoption: {measure: licence_utilisation, worst: 0, best: 1, weight: 50}
        nps: {measure: account_nps, worst: -100, best: 100, weight: 50}
@@ -312,8 +343,11 @@ def test_segment_overrides_change_the_weights_and_bands_of_that_segment(wb, tmp_
        smb:
          components:
            adoption: {weight: 70}
-     """, r"segment `smb`: component weights must add up to 100, they add up to 120"),
-])
+     """,
+            r"segment `smb`: component weights must add up to 100, they add up to 120",
+        ),
+    ],
+)
 def test_health_parameter_errors(tmp_path, text, message):
     bad = write_yaml(tmp_path / "health_bad.yaml", text)
     with pytest.raises(ParameterError, match=message):
@@ -324,7 +358,9 @@ def test_misspelt_customer_success_key_is_an_error(tmp_path):
     text = paths.CUSTOMER_SUCCESS_FILE.read_text(encoding="utf-8").replace("window_days:", "window_day:")
     bad = tmp_path / "cs_bad.yaml"
     bad.write_text(text, encoding="utf-8")
-    with pytest.raises(ParameterError, match=r"cs_bad.yaml: unknown key window_day .known: .*; `window_days` is missing"):
+    with pytest.raises(
+        ParameterError, match=r"cs_bad.yaml: unknown key window_day .known: .*; `window_days` is missing"
+    ):
         params.success_settings(bad, paths.HEALTH_SCORE_FILE)
 
 
@@ -350,8 +386,10 @@ def test_lifecycle_stage_precedence_and_months_in_stage(wb):
     assert st.utilisation.to_dict() == pytest.approx({"A1": 0.75, "A2": 0.5, "A3": 0.0, "A4": 0.2})
 
     # a renewal window shorter than 15 days: A3 is onboarding (age 1)
-    assert wb.with_conventions(renewal_window_days=10).table("lifecycle_stages").set_index(
-        "account_id").stage["A3"] == "onboarding"
+    assert (
+        wb.with_conventions(renewal_window_days=10).table("lifecycle_stages").set_index("account_id").stage["A3"]
+        == "onboarding"
+    )
 
     young = wb.with_conventions(onboarding_months=1, training_months=2)
     st = young.table("lifecycle_stages").set_index("account_id")
@@ -423,7 +461,9 @@ def test_nps_of_an_empty_window_is_na(wb):
     m = wb.table("account_measures")
     a4 = m[m.account_id == "A4"].set_index("month")
     # Apr window (Feb 1 - May 1) holds N3 (9, promoter) -> 100 over 1; May window (Mar 3 - Jun 1) none -> n/a, 0
-    assert a4.account_nps[pd.Timestamp("2024-04-01")] == pytest.approx(100) and a4.nps_n[pd.Timestamp("2024-04-01")] == 1
+    assert (
+        a4.account_nps[pd.Timestamp("2024-04-01")] == pytest.approx(100) and a4.nps_n[pd.Timestamp("2024-04-01")] == 1
+    )
     assert math.isnan(a4.account_nps[pd.Timestamp("2024-05-01")]) and a4.nps_n[pd.Timestamp("2024-05-01")] == 0
 
     company = by_month(wb, "net_promoter_score")
@@ -565,7 +605,14 @@ def test_csm_load(wb3):
     assert m1.capacity == 250 and m1.load == pytest.approx(2 / 250)  # smb capacity 250
     # M2: A3, renewal, red (21), open T4, 3 touchpoints; enterprise capacity 30
     assert (m2.accounts, m2.arr, m2.renewal, m2.renewals_due, m2.red_accounts, m2.open_tickets, m2.touchpoints) == (
-        1, 1200, 1, 1, 1, 1, 3)
+        1,
+        1200,
+        1,
+        1,
+        1,
+        1,
+        3,
+    )
     assert m2.capacity == 30 and m2.load == pytest.approx(1 / 30)
     # no CSM: A2, onboarding, red at 50; no capacity
     assert (none.accounts, none.arr, none.onboarding, none.red_accounts) == (1, 600, 1, 1)
@@ -594,8 +641,11 @@ def test_capacity_status_shows_the_overloaded_csm(wb):
 
 
 def test_hiring_forecast(wb):
-    settings = dataclasses.replace(params.success_settings(), forecast_history_months=3,
-                                   csm_capacity={"smb": 1, "enterprise": 2, "mid_market": 100, "default": 100})
+    settings = dataclasses.replace(
+        params.success_settings(),
+        forecast_history_months=3,
+        csm_capacity={"smb": 1, "enterprise": 2, "mid_market": 100, "default": 100},
+    )
     f = wb.with_success(settings).table("hiring_forecast").set_index(["segment", "horizon_months"])
     # trend over 3 months: paying at May 31 vs Feb 29
     # smb: A1, A2 now vs A1 -> +1/3 a month; half have a CSM; capacity 1; M1 on the team

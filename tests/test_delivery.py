@@ -4,6 +4,7 @@ standing in for the incoming webhook; bounded retries, clear failures, the ledge
 
 The reports folder is literal: two runs of 2026-10 (the later one is what the index shows) and a metrics store
 whose values are written below, so every expected text is computed by hand."""
+
 from __future__ import annotations
 
 import email
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run
+
 from saaskpi.delivery import after_snapshot, ledger, send_month
 from saaskpi.delivery.content import headline_metrics, read_alerts, read_summary
 from saaskpi.delivery.settings import RecipientList, load
@@ -45,8 +47,11 @@ VALUES = [
 #   all churn 0.021 -> 2.1%, change 0.021 - 0.025 = -0.004 -> −0.4 pts, off
 #   smb NRR 0.980 -> 98.0%, change 0.980 - 0.990 = -0.010 -> −1.0 pts, off
 # every other headline metric of `all` at 0.5 in both months (so the cover holds a real-length table: 24 rows)
-FILLER = [("all", m, m.replace("_", " "), "ratio", 0.5, 0.5, "n/a") for m in headline_metrics()
-          if m not in {v[1] for v in VALUES}]
+FILLER = [
+    ("all", m, m.replace("_", " "), "ratio", 0.5, 0.5, "n/a")
+    for m in headline_metrics()
+    if m not in {v[1] for v in VALUES}
+]
 HEADLINE = ["104.2%", "+1.2 pts", "$125.0k", "+$5.0k", "2.1%", "−0.4 pts", "98.0%", "−1.0 pts"]
 
 REPORT = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>00_executive_summary</title>
@@ -63,21 +68,56 @@ def write_run(reports: Path, run_id: str, run_time: str, rows: list[tuple], aler
         (folder / seg).mkdir(parents=True)
         nrr = next(r[5] for r in rows if r[0] == seg and r[1] == "net_revenue_retention")
         (folder / seg / "00_executive_summary.html").write_text(REPORT.format(nrr=nrr, bar=int(nrr * 400)))
-        callouts = "".join(f'<div class="saaskpi-alert"><b>{a.replace("&", "&amp;")}</b><br><span class="sub">'
-                           "moves</span></div>" for a in alerts)
-        nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "display_data",
-                                                           "data": {"text/html": [callouts]}}]}]}
+        callouts = "".join(
+            f'<div class="saaskpi-alert"><b>{a.replace("&", "&amp;")}</b><br><span class="sub">moves</span></div>'
+            for a in alerts
+        )
+        nb = {
+            "cells": [
+                {"cell_type": "code", "outputs": [{"output_type": "display_data", "data": {"text/html": [callouts]}}]}
+            ]
+        }
         (folder / seg / "00_executive_summary.ipynb").write_text(json.dumps(nb))
         results.append({"notebook": "00_executive_summary", "segment": seg, "error": "", "cell": None})
-    info = {"run_id": run_id, "run_time": run_time, "month": MONTH, "engine": "polars", "code_version": "abc1234",
-            "data_fingerprint": "f" * 64}
-    (folder / "run.json").write_text(json.dumps({**info, "source": "data/x", "segments": ["all", "smb"],
-                                                 "notebooks": ["00_executive_summary"], "results": results}))
-    records = [{**info, "snapshot": MONTH, "month": month, "segment": seg, "notebook": "00_executive_summary", "metric": metric,
-                "label": label, "value": value, "unit": unit, "n": 100.0, "target": None, "immature": False,
-                "status": status if month == MONTH else "n/a", "convention": ""}
-               for seg, metric, label, unit, sep, octo, status in rows
-               for month, value in (("2026-09", sep), (MONTH, octo))]
+    info = {
+        "run_id": run_id,
+        "run_time": run_time,
+        "month": MONTH,
+        "engine": "polars",
+        "code_version": "abc1234",
+        "data_fingerprint": "f" * 64,
+    }
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                **info,
+                "source": "data/x",
+                "segments": ["all", "smb"],
+                "notebooks": ["00_executive_summary"],
+                "results": results,
+            }
+        )
+    )
+    records = [
+        {
+            **info,
+            "snapshot": MONTH,
+            "month": month,
+            "segment": seg,
+            "notebook": "00_executive_summary",
+            "metric": metric,
+            "label": label,
+            "value": value,
+            "unit": unit,
+            "n": 100.0,
+            "target": None,
+            "immature": False,
+            "status": status if month == MONTH else "n/a",
+            "convention": "",
+        }
+        for seg, metric, label, unit, sep, octo, status in rows
+        for month, value in (("2026-09", sep), (MONTH, octo))
+    ]
     append_rows(reports / "metrics.parquet", [{k: r[k] for k in METRIC_COLUMNS} for r in records])
 
 
@@ -91,8 +131,11 @@ def build_reports(reports: Path) -> Path:
 
 def tree(folder: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file under `folder` (what a snapshot wrote)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def snapshot_files(reports: Path) -> dict[str, str]:
@@ -115,8 +158,9 @@ class Mailbox:
     async def handle_DATA(self, server, session, envelope):
         self.tries += 1
         if self.answer.startswith("250"):
-            self.messages.append((envelope.rcpt_tos, email.message_from_bytes(envelope.content,
-                                                                               policy=email.policy.default)))
+            self.messages.append(
+                (envelope.rcpt_tos, email.message_from_bytes(envelope.content, policy=email.policy.default))
+            )
         return self.answer
 
 
@@ -179,11 +223,18 @@ def webhook():
 
 
 def settings_file(folder: Path, smtp_port: int | None, lists: str, attempts: int = 3) -> Path:
-    smtp = (f"smtp: {{host: 127.0.0.1, port: {smtp_port}, security: plain, sender: KPI bot <kpi@example.com>, "
-            "timeout_seconds: 5}\n") if smtp_port else ""
+    smtp = (
+        (
+            f"smtp: {{host: 127.0.0.1, port: {smtp_port}, security: plain, sender: KPI bot <kpi@example.com>, "
+            "timeout_seconds: 5}\n"
+        )
+        if smtp_port
+        else ""
+    )
     path = folder / "delivery.yaml"
-    path.write_text(f"reports_url: https://kpi.example.com/reports\nattempts: {attempts}\nbackoff_seconds: 0\n"
-                    f"{smtp}lists:\n{lists}")
+    path.write_text(
+        f"reports_url: https://kpi.example.com/reports\nattempts: {attempts}\nbackoff_seconds: 0\n{smtp}lists:\n{lists}"
+    )
     return path
 
 
@@ -257,30 +308,42 @@ def test_summary_is_the_index_headline_of_the_latest_run(tmp_path):
     summary = read_summary(reports, MONTH, RecipientList(segments=["all", "smb"], email=["a@example.com"]))
     kpis = {(s.segment, k.metric): (k.value_text, k.change_text, k.status) for s in summary.segments for k in s.kpis}
     assert len(summary.segments[0].kpis) == len(headline_metrics()) == 24 and len(summary.segments[1].kpis) == 1
-    assert {k: v for k, v in kpis.items() if k[1] in {v[1] for v in VALUES}} == {("all", "net_revenue_retention"): ("104.2%", "+1.2 pts", "on"),
-                    ("all", "monthly_recurring_revenue"): ("$125.0k", "+$5.0k", "near"),
-                    ("all", "customer_churn_rate"): ("2.1%", "−0.4 pts", "off"),
-                    ("smb", "net_revenue_retention"): ("98.0%", "−1.0 pts", "off")}
+    assert {k: v for k, v in kpis.items() if k[1] in {v[1] for v in VALUES}} == {
+        ("all", "net_revenue_retention"): ("104.2%", "+1.2 pts", "on"),
+        ("all", "monthly_recurring_revenue"): ("$125.0k", "+$5.0k", "near"),
+        ("all", "customer_churn_rate"): ("2.1%", "−0.4 pts", "off"),
+        ("smb", "net_revenue_retention"): ("98.0%", "−1.0 pts", "off"),
+    }
     assert summary.segments[0].kpis[0].metric == "net_revenue_retention"  # the north star leads
     assert summary.segments[0].alerts == [ALERT]  # as the latest run's executive summary displayed it
     assert summary.segments[0].pages["00_executive_summary"].run_id == NEW
     assert summary.run_ids == [OLD, NEW]
-    only = read_summary(reports, MONTH, RecipientList(segments=["all"], metrics=["monthly_recurring_revenue"],
-                                                      email=["a@example.com"]))
+    only = read_summary(
+        reports, MONTH, RecipientList(segments=["all"], metrics=["monthly_recurring_revenue"], email=["a@example.com"])
+    )
     assert [k.metric for k in only.segments[0].kpis] == ["monthly_recurring_revenue"]
 
 
 def test_alerts_read_from_the_executed_notebook(tmp_path):
     assert read_alerts(tmp_path / "missing.ipynb") is None
     nb = tmp_path / "x.ipynb"
-    nb.write_text(json.dumps({"cells": [{"outputs": [{"data": {"text/html":
-                  '<div class="saaskpi-note">No inter-relational alert</div>'}}]}]}))
+    nb.write_text(
+        json.dumps(
+            {
+                "cells": [
+                    {"outputs": [{"data": {"text/html": '<div class="saaskpi-note">No inter-relational alert</div>'}}]}
+                ]
+            }
+        )
+    )
     assert read_alerts(nb) == []
 
 
 def test_email_arrives_with_the_kpis_subject_and_pdf(delivered):
     assert [(o.recipients, o.channel, o.status, o.tries) for o in delivered["outcomes"]] == [
-        ("executives", "email", "sent", 1), ("executives", "slack", "sent", 1)]
+        ("executives", "email", "sent", 1),
+        ("executives", "slack", "sent", 1),
+    ]
     [(to, msg)] = delivered["mail"]
     assert to == ["ceo@example.com", "cfo@example.com"]
     assert msg["Subject"] == "SaaS KPIs, October 2026: NRR (trailing 12 months) 104.2% (All customers)"
@@ -293,8 +356,10 @@ def test_email_arrives_with_the_kpis_subject_and_pdf(delivered):
     assert ALERT in text and ALERT.replace("&", "&amp;") in html
     assert "https://kpi.example.com/reports/2026-10/index.html" in text
     pdfs = [part for part in msg.iter_attachments() if part.get_content_type() == "application/pdf"]
-    assert [p.get_filename() for p in pdfs] == ["2026-10-all-00_executive_summary.pdf",
-                                                "2026-10-smb-00_executive_summary.pdf"]
+    assert [p.get_filename() for p in pdfs] == [
+        "2026-10-all-00_executive_summary.pdf",
+        "2026-10-smb-00_executive_summary.pdf",
+    ]
 
 
 def test_pdf_is_valid_and_holds_the_headline_values(delivered):
@@ -354,7 +419,9 @@ def test_a_server_that_is_down_is_retried_then_a_clear_message(reports, monkeypa
     settings = settings_file(tmp_path, free_port(), MAIL_ONLY)  # nothing listens there
     code, out, err = run(capsys, "send", "--month", MONTH, "--reports", str(reports), "--settings", str(settings))
     assert code == 1 and "Traceback" not in out + err
-    assert "board email: FAILED after 3 tries: SMTP server 127.0.0.1" in out and "unreachable: Connection refused" in out
+    assert (
+        "board email: FAILED after 3 tries: SMTP server 127.0.0.1" in out and "unreachable: Connection refused" in out
+    )
     assert err.count("failed (try") == 3 and "try 3 of 3, giving up" in err  # each try logged with its reason
     assert snapshot_files(reports) == before
     assert ledger(reports)[MONTH]["board"]["email"]["status"] == "failed"
@@ -410,25 +477,34 @@ def test_send_needs_a_run_of_the_month_and_known_lists(reports, tmp_path, capsys
     assert code == 2 and "--month must be YYYY-MM, got 'Oct'." in err
     code, _, err = run(capsys, "send", "--reports", str(tmp_path / "none"), "--settings", str(settings))
     assert code == 2 and "No completed run in" in err
-    code, _, err = run(capsys, "send", "--month", MONTH, "--list", "nobody", "--reports", str(reports),
-                       "--settings", str(settings))
+    code, _, err = run(
+        capsys, "send", "--month", MONTH, "--list", "nobody", "--reports", str(reports), "--settings", str(settings)
+    )
     assert code == 2 and "Unknown list(s) nobody in delivery.yaml: choose from board." in err
 
 
 def test_settings_report_every_problem_at_once(tmp_path):
     bad = tmp_path / "delivery.yaml"
-    bad.write_text("attempts: 0\nsmtp: {host: mail.example.com, port: 25, security: plain, sender: a@example.com}\n"
-                   "lists:\n  x: {segments: [all], email: [not-an-address], colour: red}\n  y: {segments: [all]}\n")
+    bad.write_text(
+        "attempts: 0\nsmtp: {host: mail.example.com, port: 25, security: plain, sender: a@example.com}\n"
+        "lists:\n  x: {segments: [all], email: [not-an-address], colour: red}\n  y: {segments: [all]}\n"
+    )
     with pytest.raises(ParameterError) as err:
         load(bad)
     text = str(err.value)
     assert "delivery.yaml has 5 problem(s)" in text
-    for part in ("attempts: Input should be greater than or equal to 1", "allowed only to a loopback host",
-                 "lists.x.email: not an e-mail address: 'not-an-address'", "lists.x.colour: Extra inputs",
-                 "lists.y: a list needs e-mail addresses"):
+    for part in (
+        "attempts: Input should be greater than or equal to 1",
+        "allowed only to a loopback host",
+        "lists.x.email: not an e-mail address: 'not-an-address'",
+        "lists.x.colour: Extra inputs",
+        "lists.y: a list needs e-mail addresses",
+    ):
         assert part in text
-    bad.write_text("smtp: {host: localhost, security: plain, sender: a@example.com}\n"
-                   "lists:\n  x: {segments: [martians], metrics: [happiness], email: [a@example.com]}\n")
+    bad.write_text(
+        "smtp: {host: localhost, security: plain, sender: a@example.com}\n"
+        "lists:\n  x: {segments: [martians], metrics: [happiness], email: [a@example.com]}\n"
+    )
     with pytest.raises(ParameterError, match=r"(?s)2 problem.*unknown segment 'martians'.*unknown metric 'happiness'"):
         load(bad)
 
@@ -444,8 +520,11 @@ def test_the_snapshot_command_ends_with_delivery_and_keeps_its_exit_code(reports
     from saaskpi import snapshot
     from saaskpi.delivery import settings
 
-    monkeypatch.setattr(snapshot, "take_snapshot", lambda month, *a, **k: snapshot.Snapshot(
-        month, reports / MONTH / "runs" / NEW, NEW, []))
+    monkeypatch.setattr(
+        snapshot,
+        "take_snapshot",
+        lambda month, *a, **k: snapshot.Snapshot(month, reports / MONTH / "runs" / NEW, NEW, []),
+    )
     monkeypatch.setattr(settings, "DELIVERY_FILE", settings_file(tmp_path, free_port(), MAIL_ONLY, attempts=2))
     before = snapshot_files(reports)
     code, out, err = run(capsys, "snapshot", "--month", MONTH, "--source", str(tmp_path), "--reports", str(reports))
@@ -463,9 +542,28 @@ def certificate(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -485,15 +583,25 @@ def test_starttls_and_login_with_the_password_from_the_environment(reports, cert
         return AuthResult(success=auth_data.password == b"s3cret")
 
     box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
-                            authenticator=authenticate, auth_require_tls=True)
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        authenticator=authenticate,
+        auth_require_tls=True,
+    )
     controller.start()
     try:
+
         def settings(security: str, ca: bool = True) -> Path:
             path = tmp_path / f"{security}-{ca}.yaml"
-            path.write_text(f"backoff_seconds: 0\nsmtp: {{host: 127.0.0.1, port: {port}, security: {security}, "
-                            f"user: kpi-bot, password_env: H24_SMTP_PASSWORD, sender: kpi@example.com, timeout_seconds: 5"
-                            f"{f', ca_file: {cert}' if ca else ''}}}\nlists:\n{MAIL_ONLY}")
+            path.write_text(
+                f"backoff_seconds: 0\nsmtp: {{host: 127.0.0.1, port: {port}, security: {security}, "
+                f"user: kpi-bot, password_env: H24_SMTP_PASSWORD, sender: kpi@example.com, timeout_seconds: 5"
+                f"{f', ca_file: {cert}' if ca else ''}}}\nlists:\n{MAIL_ONLY}"
+            )
             return path
 
         monkeypatch.setenv("H24_SMTP_PASSWORD", "s3cret")

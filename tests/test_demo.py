@@ -1,4 +1,5 @@
 """The demo company: deterministic, valid under the contract, and its metrics recover its ground truth."""
+
 from __future__ import annotations
 
 import hashlib
@@ -64,8 +65,10 @@ def test_logo_churn_recovers_configured_hazard(demo_source):
 
 
 def test_segments_differ_as_configured(demo_source):
-    arpa = {s: open_workbook(str(demo_source), s, "", interactive=False).value("average_revenue_per_account").value
-            for s in ("smb", "mid_market", "enterprise")}
+    arpa = {
+        s: open_workbook(str(demo_source), s, "", interactive=False).value("average_revenue_per_account").value
+        for s in ("smb", "mid_market", "enterprise")
+    }
     # SMB ~ 2-8 seats x $29, mid-market ~ 20-80 x $45, enterprise ~ 60-200 x $160 (less discounts, plus expansion)
     assert 50 < arpa["smb"] < 400 and 700 < arpa["mid_market"] < 6000 and 8000 < arpa["enterprise"] < 45000
 

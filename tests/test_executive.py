@@ -1,11 +1,12 @@
 """The executive summary: parameters checked against the registry, stage selection, every section rendering."""
+
 from __future__ import annotations
 
 import html
 
 import pytest
-
 from conftest import page_html
+
 from saaskpi import params, paths
 from saaskpi.errors import ParameterError
 from saaskpi.metrics import METRICS
@@ -37,15 +38,22 @@ def test_stage_selects_what_leads(tmp_path):
         ex.leading("seed")
 
 
-@pytest.mark.parametrize("change, message", [
-    (("north_star: net_revenue_retention", "north_star: nrr"), "unknown metric\\(s\\) nrr"),
-    (("business_stage: early", "business_stage: late"), "`business_stage`: input should be 'early', 'growth' or "
-     "'mature', got 'late'"),
-    (("top7:", "top_7:"), "unknown key top_7 .known: north_star, business_stage, top7, stages.; `top7` is missing"),
-    (("  mature: [gross_margin]\n", ""), "`stages.mature` is missing"),
-    (("  Churn: [customer_churn_rate]", "  Churn: customer_churn_rate"),
-     "`top7.Churn`: input should be a valid list, got 'customer_churn_rate'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("north_star: net_revenue_retention", "north_star: nrr"), "unknown metric\\(s\\) nrr"),
+        (
+            ("business_stage: early", "business_stage: late"),
+            "`business_stage`: input should be 'early', 'growth' or 'mature', got 'late'",
+        ),
+        (("top7:", "top_7:"), "unknown key top_7 .known: north_star, business_stage, top7, stages.; `top7` is missing"),
+        (("  mature: [gross_margin]\n", ""), "`stages.mature` is missing"),
+        (
+            ("  Churn: [customer_churn_rate]", "  Churn: customer_churn_rate"),
+            "`top7.Churn`: input should be a valid list, got 'customer_churn_rate'",
+        ),
+    ],
+)
 def test_bad_parameters_are_clear_errors(tmp_path, change, message):
     with pytest.raises(ParameterError, match=message):
         params.executive(write(tmp_path, GOOD.replace(*change)), known=set(METRICS))
@@ -57,8 +65,15 @@ def test_the_shipped_file_names_only_registered_metrics():
 
 
 def test_every_section_renders_on_the_required_tables_only(revenue_wb):
-    for func in (page.show_header, page.show_revenue, page.show_headline, page.show_top7, page.show_alerts,
-                 page.show_hierarchy, page.show_links):
+    for func in (
+        page.show_header,
+        page.show_revenue,
+        page.show_headline,
+        page.show_top7,
+        page.show_alerts,
+        page.show_hierarchy,
+        page.show_links,
+    ):
         assert "Something went wrong" not in page_html(func, revenue_wb), func.__name__
     top7 = page_html(page.show_top7, revenue_wb)
     # tables this source lacks are named on the tile instead of a number

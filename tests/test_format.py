@@ -1,4 +1,5 @@
 """Number formatting by unit: literal inputs, literal strings."""
+
 from __future__ import annotations
 
 import math

@@ -14,14 +14,15 @@ Leads (all UTC):
   L6 ent  partner    signup Apr 2, PQL Apr 3, O3 opened Apr 5, still open at proposal
   (no signup in March: the empty month)
 """
+
 from __future__ import annotations
 
 import math
 
 import pandas as pd
 import pytest
-
 from conftest import REVENUE_TABLES, write_source
+
 from saaskpi import alerts
 from saaskpi.errors import ParameterError
 from saaskpi.metrics import funnel as f
@@ -278,9 +279,14 @@ def test_missing_funnel_tables_are_one_sentence(tmp_path):
 
 # --------------------------------------------------------------------------- alerts
 def test_alert_moves_and_conditions():
-    s = pd.DataFrame({"month": pd.date_range("2024-01-01", periods=7, freq="MS"),
-                      "value": [0.10, 0.10, 0.10, 0.12, 0.12, 0.12, 0.5], "n": 1,
-                      "immature": [False] * 6 + [True]})
+    s = pd.DataFrame(
+        {
+            "month": pd.date_range("2024-01-01", periods=7, freq="MS"),
+            "value": [0.10, 0.10, 0.10, 0.12, 0.12, 0.12, 0.5],
+            "n": 1,
+            "immature": [False] * 6 + [True],
+        }
+    )
     # the immature last month is skipped: earlier mean 0.10, recent mean 0.12 -> +20 %
     earlier, recent = alerts.move(s, 3)
     assert (earlier, recent) == pytest.approx((0.10, 0.12))

@@ -1,5 +1,6 @@
 """Bad CRM exports (tests/fixtures/bad/crm): each case reports its one problem (rule code, where, count, example),
 exits 2, writes nothing into --out and leaves the exports byte-identical."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import digest, load_module, run
 
 HERE = Path(__file__).parent / "fixtures" / "bad" / "crm"
@@ -18,7 +18,9 @@ CASES = {c.name: c for c in build.CASES}
 def test_crm_corpus_is_current(tmp_path):
     build.build(tmp_path)
     for name in [*CASES, "out"]:
-        assert digest(tmp_path / name) == digest(HERE / name), f"tests/fixtures/bad/crm/{name} is stale: run its build.py"
+        assert digest(tmp_path / name) == digest(HERE / name), (
+            f"tests/fixtures/bad/crm/{name} is stale: run its build.py"
+        )
 
 
 @pytest.mark.parametrize("system", ["hubspot", "salesforce"])

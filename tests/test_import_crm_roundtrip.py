@@ -2,20 +2,35 @@
 Salesforce exports (tests/crm_export.py), with the CRMs' own ids and the accounts joined half by the id map and
 half by web domain, and imported again: the leads, opportunities and team equal the demo's (ids translated), and so
 do the funnel and sales tables and KPIs the funnel page shows, for every segment."""
+
 from __future__ import annotations
 
 import shutil
 
 import polars as pl
 import pytest
+from crm_export import (
+    demo_sample,
+    hubspot_ids,
+    salesforce_ids,
+    write_accounts_settings,
+    write_expected,
+    write_hubspot,
+    write_salesforce,
+    write_settings,
+)
 
-from crm_export import (demo_sample, hubspot_ids, salesforce_ids, write_accounts_settings, write_expected,
-                        write_hubspot, write_salesforce, write_settings)
 from saaskpi.pages import funnel as page
 from saaskpi.workbook import open_workbook
 
-TABLES = ("funnel_by_month", "funnel_by_channel", "funnel_by_segment", "funnel_transitions", "pipeline_by_month",
-          "sales_by_rep")
+TABLES = (
+    "funnel_by_month",
+    "funnel_by_channel",
+    "funnel_by_segment",
+    "funnel_transitions",
+    "pipeline_by_month",
+    "sales_by_rep",
+)
 SEGMENTS = ("all", "smb", "mid_market", "enterprise")
 SHAPES = ("hubspot-export", "hubspot-api", "salesforce")
 
@@ -35,12 +50,26 @@ def crm(tmp_path_factory):
     imported = {}
     for shape in SHAPES:
         system = shape.split("-")[0]
-        exports = (write_hubspot(root / shape, sample, shape.split("-")[1]) if system == "hubspot"
-                   else write_salesforce(root / shape, sample))
+        exports = (
+            write_hubspot(root / shape, sample, shape.split("-")[1])
+            if system == "hubspot"
+            else write_salesforce(root / shape, sample)
+        )
         out = root / f"out-{shape}"
         shutil.copytree(base, out)
-        code = cli.main(["import", system, str(exports), "--out", str(out), "--accounts", str(accounts),
-                         "--settings", str(write_settings(root, system, sample))])
+        code = cli.main(
+            [
+                "import",
+                system,
+                str(exports),
+                "--out",
+                str(out),
+                "--accounts",
+                str(accounts),
+                "--settings",
+                str(write_settings(root, system, sample)),
+            ]
+        )
         assert code == 0, shape
         imported[shape] = out
     return sample, expected, imported
@@ -56,7 +85,9 @@ def demo_workbooks(crm):
 def _demo_ids(frame: pl.DataFrame, ids: dict[str, dict[str, str]]) -> pl.DataFrame:
     back = {k: {v: d for d, v in m.items()} for k, m in ids.items()}
     cols = {"lead_id": "leads", "opportunity_id": "opportunities", "touchpoint_id": "touchpoints", "response_id": "nps"}
-    return frame.with_columns(pl.col(c).replace_strict(back[t], default=None) for c, t in cols.items() if c in frame.columns)
+    return frame.with_columns(
+        pl.col(c).replace_strict(back[t], default=None) for c, t in cols.items() if c in frame.columns
+    )
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -117,7 +148,12 @@ def test_hubspot_feedback_gives_the_demo_nps(crm, demo_workbooks, segment):
         want = want_wb.all_tables.frames["nps_responses"]
         cols = [c for c in want.columns if c != "user_id"]
         assert got.select(cols).sort("response_id").equals(want.select(cols).sort("response_id"))
-        assert (got.sort("response_id")["user_id"] == want.sort("response_id")["user_id"].str.to_lowercase()
-                + "@" + want.sort("response_id")["account_id"].str.to_lowercase() + ".example.com").all()
+        assert (
+            got.sort("response_id")["user_id"]
+            == want.sort("response_id")["user_id"].str.to_lowercase()
+            + "@"
+            + want.sort("response_id")["account_id"].str.to_lowercase()
+            + ".example.com"
+        ).all()
     assert got_wb.series("net_promoter_score").equals(want_wb.series("net_promoter_score"))
     assert got_wb.compute("account_nps").equals(want_wb.compute("account_nps"))

@@ -1,11 +1,11 @@
 """Bad help-desk exports (tests/fixtures/bad/desk): each case gives one clear problem, exit 2, nothing written, the
 exports and the --out folder byte-identical."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from conftest import digest, load_module, run
 
 DESK = Path(__file__).parent / "fixtures" / "bad" / "desk"
@@ -16,8 +16,9 @@ CASES = {c.name: c for c in build_desk.CASES}
 def test_desk_corpus_is_current(tmp_path):
     build_desk.build(tmp_path)
     for name in CASES:
-        assert digest(tmp_path / name) == digest(DESK / name), \
+        assert digest(tmp_path / name) == digest(DESK / name), (
             f"tests/fixtures/bad/desk/{name} is stale: run tests/fixtures/bad/desk/build.py"
+        )
 
 
 @pytest.mark.parametrize("importer", ["zendesk", "intercom"])

@@ -1,5 +1,6 @@
 """HubSpot import (importers/hubspot.py): deals, contacts, companies and owners -> opportunities, leads, team.
 Literal exports with the arithmetic in comments; the export's headers and the API's property names; bad input."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import polars as pl
-
 from conftest import digest, run
 
 SETTINGS = Path(__file__).parent.parent / "parameters" / "sources" / "hubspot.yaml"
@@ -17,11 +17,26 @@ def base(tmp_path: Path) -> Path:
     """An --out folder as a billing import leaves it: two accounts, acme.com and globex.io."""
     out = tmp_path / "mine"
     out.mkdir()
-    pl.DataFrame({"account_id": ["cus_1", "cus_2"], "segment": ["smb", "enterprise"],
-                  "created_at": ["2024-01-01T00:00:00Z"] * 2, "domain": ["acme.com", "globex.io"]}).write_csv(out / "accounts.csv")
-    pl.DataFrame({"subscription_id": ["s1", "s2"], "account_id": ["cus_1", "cus_2"], "start_date": ["2024-01-01"] * 2,
-                  "end_date": [None, None], "amount": [100.0, 900.0]}).write_csv(out / "subscriptions.csv")
-    (out / "import-report.json").write_text(json.dumps({"importer": "test", "rows_written": {"accounts": 2, "subscriptions": 2}}))
+    pl.DataFrame(
+        {
+            "account_id": ["cus_1", "cus_2"],
+            "segment": ["smb", "enterprise"],
+            "created_at": ["2024-01-01T00:00:00Z"] * 2,
+            "domain": ["acme.com", "globex.io"],
+        }
+    ).write_csv(out / "accounts.csv")
+    pl.DataFrame(
+        {
+            "subscription_id": ["s1", "s2"],
+            "account_id": ["cus_1", "cus_2"],
+            "start_date": ["2024-01-01"] * 2,
+            "end_date": [None, None],
+            "amount": [100.0, 900.0],
+        }
+    ).write_csv(out / "subscriptions.csv")
+    (out / "import-report.json").write_text(
+        json.dumps({"importer": "test", "rows_written": {"accounts": 2, "subscriptions": 2}})
+    )
     return out
 
 
@@ -64,8 +79,10 @@ def settings(tmp_path: Path, **changes) -> Path:
 
     data = yaml.safe_load(SETTINGS.read_text())
     data["segment_field"] = "Segment"
-    data["team"]["members"] = {"ana@us.com": {"segment": "smb", "monthly_cost": 9000, "ramp_months": 3},
-                               "32": {"role": "sdr", "member_id": "T2"}}
+    data["team"]["members"] = {
+        "ana@us.com": {"segment": "smb", "monthly_cost": 9000, "ramp_months": 3},
+        "32": {"role": "sdr", "member_id": "T2"},
+    }
     data.update(changes)
     path = tmp_path / "hubspot.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -74,7 +91,9 @@ def settings(tmp_path: Path, **changes) -> Path:
 
 def test_the_export_shape_gives_leads_opportunities_and_team(tmp_path, capsys):
     out, exports = base(tmp_path), write(tmp_path / "exports", EXPORT)
-    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path)))
+    code, _, err = run(
+        capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path))
+    )
     assert (code, err) == (0, ""), err
     leads = pl.read_parquet(out / "leads.parquet")
     # 101: company 501 -> www.acme.com -> cus_1, customer on 2024-03-02 09:00; MQL date -> pql_at
@@ -82,23 +101,29 @@ def test_the_export_shape_gives_leads_opportunities_and_team(tmp_path, capsys):
     # 103: OFFLINE (the API's value) -> outbound; 104: customer with no company -> its e-mail domain globex.io -> cus_2;
     #      no Original Source -> unknown
     assert leads.select("lead_id", "channel", "segment", "account_id").rows() == [
-        ("101", "organic", "smb", "cus_1"), ("102", "paid_search", "mid_market", None),
-        ("103", "outbound", "enterprise", None), ("104", "unknown", "enterprise", "cus_2")]
+        ("101", "organic", "smb", "cus_1"),
+        ("102", "paid_search", "mid_market", None),
+        ("103", "outbound", "enterprise", None),
+        ("104", "unknown", "enterprise", "cus_2"),
+    ]
     assert leads["pql_at"].dt.strftime("%F %R").to_list() == ["2024-01-25 10:00", None, "2024-03-05 00:00", None]
     assert leads["converted_at"].dt.strftime("%F %R").to_list() == ["2024-03-02 09:00", None, None, "2024-04-01 00:00"]
     opps = pl.read_parquet(out / "opportunities.parquet")
     # Closed Won -> won, account by company 501; Closed Lost -> lost, no account (lost);
     # Contract Sent -> negotiation: open, so its Close Date (a forecast) is not read; no amount -> 0
     assert opps.select("opportunity_id", "stage", "amount", "lead_id", "account_id", "owner_id").rows() == [
-        ("9001", "won", 12000.0, "101", "cus_1", "31"), ("9002", "lost", 5000.0, "102", None, "31"),
-        ("9003", "negotiation", 0.0, "103", None, "T2")]
+        ("9001", "won", 12000.0, "101", "cus_1", "31"),
+        ("9002", "lost", 5000.0, "102", None, "31"),
+        ("9003", "negotiation", 0.0, "103", None, "T2"),
+    ]
     assert opps["closed_at"].dt.strftime("%F %R").to_list() == ["2024-03-02 09:00", "2024-02-20 12:00", None]
     team = pl.read_parquet(out / "team.parquet")
     # Ana: the settings give segment, cost and ramp (role: the default ae); Bo: archived -> end date = updatedAt,
     # member_id from the settings, role sdr, ramp 0 (the contract's default), cost unknown
     assert team.with_columns(pl.col("start_date", "end_date").cast(pl.String)).rows() == [
         ("31", "Ana Lopez", "ae", "smb", "2023-06-01", None, 3, 9000.0),
-        ("T2", "Bo Chen", "sdr", None, "2023-09-15", "2024-05-01", 0, None)]
+        ("T2", "Bo Chen", "sdr", None, "2023-09-15", "2024-05-01", 0, None),
+    ]
     report = json.loads((out / "import-report-hubspot.json").read_text())
     assert report["rows_written"] == {"leads": 4, "opportunities": 3, "team": 2}
     assert report["deals_without_amount"] == 1
@@ -129,8 +154,13 @@ API = {
 
 def test_the_api_shape_with_pipelines_and_stage_dates(tmp_path, capsys):
     out, exports = base(tmp_path), write(tmp_path / "exports", API)
-    path = settings(tmp_path, pipelines={"partner": {"stage_7": "proposal"}}, skip_pipelines=["renewals"],
-                    segment_field=None, pql_field=None)
+    path = settings(
+        tmp_path,
+        pipelines={"partner": {"stage_7": "proposal"}},
+        skip_pipelines=["renewals"],
+        segment_field=None,
+        pql_field=None,
+    )
     import yaml
 
     data = yaml.safe_load(path.read_text())
@@ -143,17 +173,23 @@ def test_the_api_shape_with_pipelines_and_stage_dates(tmp_path, capsys):
     # "partner" maps stage_7 -> proposal; 9001 closedwon, no closedate: hs_date_entered_closedwon
     # 1709370000000 ms = 2024-03-02 09:00 UTC; created 1706778000000 ms = 2024-02-01 09:00 UTC
     assert opps.select("opportunity_id", "stage", "account_id", "owner_id").rows() == [
-        ("9001", "won", "cus_1", "31"), ("9003", "proposal", None, "31")]
+        ("9001", "won", "cus_1", "31"),
+        ("9003", "proposal", None, "31"),
+    ]
     assert opps["closed_at"].dt.strftime("%F %R").to_list() == ["2024-03-02 09:00", None]
     assert opps["created_at"].dt.strftime("%F %R").to_list() == ["2024-02-01 09:00", "2024-04-01 00:00"]
     leads = pl.read_parquet(out / "leads.parquet")
     # 101: companies 501 and 502 are both acme.com -> the same account cus_1 (not two accounts)
     assert leads.select("lead_id", "channel", "account_id").rows() == [
-        ("101", "organic", "cus_1"), ("102", "organic", None), ("103", "outbound", None)]
+        ("101", "organic", "cus_1"),
+        ("102", "organic", None),
+        ("103", "outbound", None),
+    ]
     # no owners export: the owner id is the member, the settings' cost applies, start = first deal (2024-02-01)
     team = pl.read_parquet(out / "team.parquet")
     assert team.with_columns(pl.col("start_date").cast(pl.String)).rows() == [
-        ("31", "31", "ae", None, "2024-02-01", None, 0, 8000.0)]
+        ("31", "31", "ae", None, "2024-02-01", None, 0, 8000.0)
+    ]
     report = json.loads((out / "import-report-hubspot.json").read_text())
     assert report["deals_in_skipped_pipelines"] == 1
 
@@ -164,7 +200,9 @@ def test_a_contact_whose_companies_are_two_accounts_is_an_error(tmp_path, capsys
     files["contacts.csv"] = files["contacts.csv"].replace("2024-03-02 09:00,501,smb", '2024-03-02 09:00,"501;502",smb')
     exports = write(tmp_path / "exports", files)
     kept = digest(out)
-    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path)))
+    code, _, err = run(
+        capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path))
+    )
     assert code == 2, err
     assert "[hubspot.two_accounts] leads.company: is associated with companies of two accounts" in err
     assert "record=101 -> cus_1, cus_2" in err and digest(out) == kept
@@ -175,7 +213,9 @@ def test_an_unknown_owner_and_stage_are_reported_together(tmp_path, capsys):
     name = "hubspot-crm-exports-all-deals-2024-06-01.csv"
     files[name] = files[name].replace("Bo Chen", "Cy Dunn").replace("Closed Lost", "Parked")
     exports = write(tmp_path / "exports", files)
-    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path)))
+    code, _, err = run(
+        capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path))
+    )
     assert code == 2 and ": 2 problems." in err, err
     assert "[deals.unknown_stage] deals.stage: 1 value the mapping `stages`" in err and "'Parked' (1 row)" in err
     assert "[deals.unknown_owner] deals.owner: names an owner the owners export does not have" in err
@@ -186,30 +226,45 @@ def test_settings_errors_name_the_key(tmp_path, capsys):
     out, exports = base(tmp_path), write(tmp_path / "exports", EXPORT)
     path = settings(tmp_path, stages={"Closed Won": "signed"})
     code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(path))
-    assert code == 2 and "a stage must map to one of prospecting, discovery" in err and "stages.Closed Won: signed" in err, err
+    assert (
+        code == 2 and "a stage must map to one of prospecting, discovery" in err and "stages.Closed Won: signed" in err
+    ), err
     path.write_text(path.read_text() + "\nstagez: {}\n")
     code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(path))
     assert code == 2 and "`stagez`: Extra inputs are not permitted" in err, err
 
 
 def test_engagements_become_touchpoints(tmp_path, capsys):
-    files = {**EXPORT, "engagements.csv": """
+    files = {
+        **EXPORT,
+        "engagements.csv": """
         id,hs_engagement_type,hs_activity_type,hs_timestamp,hubspot_owner_id,companies,sentiment
         e1,CALL,,2024-03-05T10:15:00.000Z,31,[501],Positive
         e2,MEETING,QBR,1711965600000,32,[501],
         e3,NOTE,,2024-03-07T00:00:00.000Z,31,[501],
         e4,EMAIL,,2024-03-08T00:00:00.000Z,31,[],
-    """}
+    """,
+    }
     out, exports = base(tmp_path), write(tmp_path / "exports", files)
-    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings",
-                       str(settings(tmp_path, touchpoint_sentiment_field="sentiment")))
+    code, _, err = run(
+        capsys,
+        "import",
+        "hubspot",
+        str(exports),
+        "--out",
+        str(out),
+        "--settings",
+        str(settings(tmp_path, touchpoint_sentiment_field="sentiment")),
+    )
     assert (code, err) == (0, ""), err
     touch = pl.read_parquet(out / "cs_touchpoints.parquet")
     # e1 a call on company 501 (www.acme.com -> cus_1); e2 a meeting whose call-and-meeting type is QBR, at
     # 1711965600000 ms = 2024-04-01 10:00 UTC, by owner 32 (member T2 in the settings); e3 a note: skip;
     # e4 on no company: left out
     assert touch.select("touchpoint_id", "account_id", "csm_id", "kind", "sentiment").rows() == [
-        ("e1", "cus_1", "31", "call", "positive"), ("e2", "cus_1", "T2", "qbr", None)]
+        ("e1", "cus_1", "31", "call", "positive"),
+        ("e2", "cus_1", "T2", "qbr", None),
+    ]
     assert touch["occurred_at"].dt.strftime("%F %R").to_list() == ["2024-03-05 10:15", "2024-04-01 10:00"]
     report = json.loads((out / "import-report-hubspot.json").read_text())
     assert (report["activities_skipped_by_kind"], report["activities_without_company"]) == (1, 1)
@@ -231,34 +286,60 @@ def test_the_company_becoming_a_customer_converts_its_contacts(tmp_path, capsys)
         501,Acme,www.acme.com,2024-03-05 00:00
         502,Initech,initech.com,
     """
-    files["contacts.csv"] = files["contacts.csv"].replace("2024-03-05 00:00,,,enterprise", "2024-03-05 00:00,,502,enterprise")
+    files["contacts.csv"] = files["contacts.csv"].replace(
+        "2024-03-05 00:00,,,enterprise", "2024-03-05 00:00,,502,enterprise"
+    )
     out, exports = base(tmp_path), write(tmp_path / "exports", files)
-    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings",
-                       str(settings(tmp_path, customer_from="company")))
+    code, _, err = run(
+        capsys,
+        "import",
+        "hubspot",
+        str(exports),
+        "--out",
+        str(out),
+        "--settings",
+        str(settings(tmp_path, customer_from="company")),
+    )
     assert (code, err) == (0, ""), err
     leads = pl.read_parquet(out / "leads.parquet")
     # 101's company 501 became a customer on 2024-03-05 (the contact's own date, 2024-03-02, is not read);
     # 103's company 502 is no customer; 104 has no company, so no company date: not converted
     assert leads.select("lead_id", "account_id", pl.col("converted_at").dt.strftime("%F")).rows() == [
-        ("101", "cus_1", "2024-03-05"), ("102", None, None), ("103", None, None), ("104", None, None)]
+        ("101", "cus_1", "2024-03-05"),
+        ("102", None, None),
+        ("103", None, None),
+        ("104", None, None),
+    ]
 
 
 def test_nps_feedback_becomes_nps_responses(tmp_path, capsys):
-    files = {**EXPORT, "feedback_submissions.csv": """
+    files = {
+        **EXPORT,
+        "feedback_submissions.csv": """
         hs_object_id,hs_survey_type,hs_value,hs_submission_timestamp,hs_contact_email_address,contacts,companies
         f1,NPS,9,2024-05-01T10:00:00.000Z,a@acme.com,[101],
         f2,NPS,3,2024-05-02T10:00:00.000Z,zed@globex.io,,
         f3,CSAT,2,2024-05-03T10:00:00.000Z,a@acme.com,[101],
         f4,NPS,10,1714816800000,,[103],[501]
-    """}
+    """,
+    }
     out, exports = base(tmp_path), write(tmp_path / "exports", files)
-    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path)))
+    code, _, err = run(
+        capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(settings(tmp_path))
+    )
     assert (code, err) == (0, ""), err
     nps = pl.read_parquet(out / "nps_responses.parquet")
     # f1: contact 101's company 501 (www.acme.com) -> cus_1; f2: no contact, no company: its e-mail globex.io ->
     # cus_2, respondent the e-mail; f3 is a CSAT survey: not NPS; f4: its own company 501 -> cus_1, at
     # 1714816800000 ms = 2024-05-04 10:00 UTC
     assert nps.select("response_id", "account_id", "score", "user_id").rows() == [
-        ("f1", "cus_1", 9, "101"), ("f2", "cus_2", 3, "zed@globex.io"), ("f4", "cus_1", 10, "103")]
-    assert nps["responded_at"].dt.strftime("%F %R").to_list() == ["2024-05-01 10:00", "2024-05-02 10:00", "2024-05-04 10:00"]
+        ("f1", "cus_1", 9, "101"),
+        ("f2", "cus_2", 3, "zed@globex.io"),
+        ("f4", "cus_1", 10, "103"),
+    ]
+    assert nps["responded_at"].dt.strftime("%F %R").to_list() == [
+        "2024-05-01 10:00",
+        "2024-05-02 10:00",
+        "2024-05-04 10:00",
+    ]
     assert json.loads((out / "import-report-hubspot.json").read_text())["feedback_not_nps"] == 1

@@ -1,6 +1,7 @@
 """`saaskpi import intercom`: Intercom conversations (statistics, ratings), contacts and companies ->
 support_tickets. Literal cases with hand arithmetic, and the round trip of ~150 demo accounts' tickets through
 both file shapes (JSON lines, CSV with JSON text)."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,18 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
-
 from conftest import digest, import_base, run
-from desk_export import (INTERCOM_ROUND_TRIP_SETTINGS, demo_support, expected_folder, intercom_view, page_differences,
-                         sample_accounts, write_accounts_settings, write_intercom)
+from desk_export import (
+    INTERCOM_ROUND_TRIP_SETTINGS,
+    demo_support,
+    expected_folder,
+    intercom_view,
+    page_differences,
+    sample_accounts,
+    write_accounts_settings,
+    write_intercom,
+)
+from polars.testing import assert_frame_equal
 
 # 1709310600 = 2024-03-01T16:30:00Z (a Friday); 1709544600 = 2024-03-04T09:30:00Z (Monday); 1709553600 = 12:00
 CONVERSATIONS = """
@@ -38,10 +46,23 @@ def _base(tmp_path: Path) -> tuple[Path, Path]:
     company_id glbx to cus_2."""
     out = tmp_path / "mine"
     out.mkdir()
-    pl.DataFrame({"account_id": ["cus_1", "cus_2"], "segment": ["smb", "smb"],
-                  "created_at": ["2024-01-01T00:00:00Z"] * 2, "domain": ["acme.com", "globex.io"]}).write_csv(out / "accounts.csv")
-    pl.DataFrame({"subscription_id": ["s1", "s2"], "account_id": ["cus_1", "cus_2"], "start_date": ["2024-01-01"] * 2,
-                  "end_date": [None, None], "amount": [100.0, 200.0]}).write_csv(out / "subscriptions.csv")
+    pl.DataFrame(
+        {
+            "account_id": ["cus_1", "cus_2"],
+            "segment": ["smb", "smb"],
+            "created_at": ["2024-01-01T00:00:00Z"] * 2,
+            "domain": ["acme.com", "globex.io"],
+        }
+    ).write_csv(out / "accounts.csv")
+    pl.DataFrame(
+        {
+            "subscription_id": ["s1", "s2"],
+            "account_id": ["cus_1", "cus_2"],
+            "start_date": ["2024-01-01"] * 2,
+            "end_date": [None, None],
+            "amount": [100.0, 200.0],
+        }
+    ).write_csv(out / "subscriptions.csv")
     (out / "import-report.json").write_text(json.dumps({"importer": "test", "rows_written": {"accounts": 2}}))
     (tmp_path / "ids.csv").write_text("account_id,intercom\ncus_2,glbx\n")
     (tmp_path / "accounts.yaml").write_text("id_map: ids.csv\nsystems: {intercom: [id_map, domain]}\n")
@@ -56,14 +77,18 @@ def _exports(folder: Path, **streams: str) -> Path:
 
 
 def _import(capsys, exports: Path, out: Path, accounts: Path, *extra: str) -> tuple[int, str]:
-    code, _, err = run(capsys, "import", "intercom", str(exports), "--out", str(out), "--accounts", str(accounts), *extra)
+    code, _, err = run(
+        capsys, "import", "intercom", str(exports), "--out", str(out), "--accounts", str(accounts), *extra
+    )
     return code, err
 
 
 def test_clock_and_business_reply_times_ratings_and_accounts(tmp_path, capsys):
     out, accounts = _base(tmp_path)
-    exports = _exports(tmp_path / "ic", **{"conversations.jsonl": CONVERSATIONS, "contacts.jsonl": CONTACTS,
-                                           "companies.jsonl": COMPANIES})
+    exports = _exports(
+        tmp_path / "ic",
+        **{"conversations.jsonl": CONVERSATIONS, "contacts.jsonl": CONTACTS, "companies.jsonl": COMPANIES},
+    )
     before = digest(exports)
     assert _import(capsys, exports, out, accounts) == (0, "")
     t = pl.read_parquet(out / "support_tickets.parquet")
@@ -74,12 +99,36 @@ def test_clock_and_business_reply_times_ratings_and_accounts(tmp_path, capsys):
     # 103: no company -> eve@globex.io -> cus_2; snoozed is not resolved although it was closed once;
     #      created 08:00, answered 1709627400 = 08:30
     assert t.to_dicts() == [
-        {"ticket_id": "101", "account_id": "cus_1", "created_at": at("2024-03-01T16:30:00Z"), "priority": "high",
-         "first_response_at": at("2024-03-04T09:30:00Z"), "resolved_at": at("2024-03-04T12:00:00Z"), "contacts": 2, "csat": 2},
-        {"ticket_id": "102", "account_id": "cus_2", "created_at": at("2024-03-04T10:00:00Z"), "priority": "normal",
-         "first_response_at": None, "resolved_at": None, "contacts": 1, "csat": None},
-        {"ticket_id": "103", "account_id": "cus_2", "created_at": at("2024-03-05T08:00:00Z"), "priority": "normal",
-         "first_response_at": at("2024-03-05T08:30:00Z"), "resolved_at": None, "contacts": 1, "csat": 5},
+        {
+            "ticket_id": "101",
+            "account_id": "cus_1",
+            "created_at": at("2024-03-01T16:30:00Z"),
+            "priority": "high",
+            "first_response_at": at("2024-03-04T09:30:00Z"),
+            "resolved_at": at("2024-03-04T12:00:00Z"),
+            "contacts": 2,
+            "csat": 2,
+        },
+        {
+            "ticket_id": "102",
+            "account_id": "cus_2",
+            "created_at": at("2024-03-04T10:00:00Z"),
+            "priority": "normal",
+            "first_response_at": None,
+            "resolved_at": None,
+            "contacts": 1,
+            "csat": None,
+        },
+        {
+            "ticket_id": "103",
+            "account_id": "cus_2",
+            "created_at": at("2024-03-05T08:00:00Z"),
+            "priority": "normal",
+            "first_response_at": at("2024-03-05T08:30:00Z"),
+            "resolved_at": None,
+            "contacts": 1,
+            "csat": 5,
+        },
     ]
     assert digest(exports) == before
     # business: created_at + time_to_admin_reply (office hours only): Fri 16:30 + 3,600 s = 17:30, not Monday 09:30
@@ -91,10 +140,19 @@ def test_clock_and_business_reply_times_ratings_and_accounts(tmp_path, capsys):
 
 def test_an_unknown_priority_is_reported_not_guessed(tmp_path, capsys):
     out, accounts = _base(tmp_path)
-    exports = _exports(tmp_path / "ic", **{"conversations.jsonl": CONVERSATIONS.replace('"not_priority"', '"urgentish"', 1),
-                                           "contacts.jsonl": CONTACTS, "companies.jsonl": COMPANIES})
+    exports = _exports(
+        tmp_path / "ic",
+        **{
+            "conversations.jsonl": CONVERSATIONS.replace('"not_priority"', '"urgentish"', 1),
+            "contacts.jsonl": CONTACTS,
+            "companies.jsonl": COMPANIES,
+        },
+    )
     code, err = _import(capsys, exports, out, accounts)
-    assert code == 2 and "[conversations.unknown_value] conversations.priority: value 'urgentish' not in the `priority`" in err
+    assert (
+        code == 2
+        and "[conversations.unknown_value] conversations.priority: value 'urgentish' not in the `priority`" in err
+    )
     assert "row 2: priority=urgentish" in err and not (out / "support_tickets.parquet").exists()
 
 
@@ -118,8 +176,18 @@ def test_round_trip_equals_the_demo(demo_desk, shape, capsys):
     exports = write_intercom(root / f"exports_{shape}", tickets, accounts, shape)
     out = root / f"out_{shape}"
     shutil.copytree(base, out)
-    code, _, err = run(capsys, "import", "intercom", str(exports), "--out", str(out), "--accounts", str(settings),
-                       "--settings", str(root / "intercom.yaml"))
+    code, _, err = run(
+        capsys,
+        "import",
+        "intercom",
+        str(exports),
+        "--out",
+        str(out),
+        "--accounts",
+        str(settings),
+        "--settings",
+        str(root / "intercom.yaml"),
+    )
     assert (code, err) == (0, "")
     got = pl.read_parquet(out / "support_tickets.parquet")
     assert_frame_equal(got.sort("ticket_id"), pl.read_parquet(expected / "support_tickets.parquet").sort("ticket_id"))
@@ -132,16 +200,28 @@ def test_an_api_page_and_a_csv_read_like_json_lines(tmp_path, capsys):
     "conversations": [...]}) and contacts / companies as CSV with the nested fields as JSON text give the same rows."""
     out, accounts = _base(tmp_path)
     lines = [json.loads(line) for line in textwrap.dedent(CONVERSATIONS).strip().splitlines()]
-    page = {"type": "conversation.list", "pages": {"type": "pages", "page": 1, "total_pages": 1}, "total_count": 3,
-            "conversations": lines}
+    page = {
+        "type": "conversation.list",
+        "pages": {"type": "pages", "page": 1, "total_pages": 1},
+        "total_count": 3,
+        "conversations": lines,
+    }
     contacts = [json.loads(line) for line in textwrap.dedent(CONTACTS).strip().splitlines()]
     exports = tmp_path / "ic"
     exports.mkdir()
     (exports / "intercom_conversations.json").write_text(json.dumps(page))
-    pl.DataFrame({"id": [c["id"] for c in contacts], "email": [c["email"] for c in contacts],
-                  "companies": [json.dumps(c["companies"]) for c in contacts]}).write_csv(exports / "contacts.csv")
+    pl.DataFrame(
+        {
+            "id": [c["id"] for c in contacts],
+            "email": [c["email"] for c in contacts],
+            "companies": [json.dumps(c["companies"]) for c in contacts],
+        }
+    ).write_csv(exports / "contacts.csv")
     (exports / "companies.csv").write_text("id,company_id,website\ni1,acme-1,https://www.acme.com\ni2,glbx,\n")
     assert _import(capsys, exports, out, accounts) == (0, "")
     t = pl.read_parquet(out / "support_tickets.parquet")
     assert t.select("ticket_id", "account_id", "priority", "contacts", "csat").rows() == [
-        ("101", "cus_1", "high", 2, 2), ("102", "cus_2", "normal", 1, None), ("103", "cus_2", "normal", 1, 5)]
+        ("101", "cus_1", "high", 2, 2),
+        ("102", "cus_2", "normal", 1, None),
+        ("103", "cus_2", "normal", 1, 5),
+    ]

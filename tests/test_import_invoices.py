@@ -1,5 +1,6 @@
 """`saaskpi import invoices`: the generic invoice CSV read into a source folder, atomically and deterministically,
 with its report; the demo company round-trips through it to the cent."""
+
 from __future__ import annotations
 
 import json
@@ -8,16 +9,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from billing_export import demo_billing, demo_tables, movement_differences, write_revenue_source
 from conftest import digest, run
+
 from saaskpi import cli, paths
 from saaskpi.importers import registry
 from saaskpi.importers.invoices import write_invoice_csv
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +32,12 @@ def imported(demo_exports, tmp_path_factory):
     exports, _ = demo_exports
     out = tmp_path_factory.mktemp("imported") / "mine"
     before = digest(exports)
-    assert cli.main(["import", "invoices", str(exports), "--out", str(out), "--fx-rates", str(paths.DEMO_DIR / "fx_rates.csv")]) == 0
+    assert (
+        cli.main(
+            ["import", "invoices", str(exports), "--out", str(out), "--fx-rates", str(paths.DEMO_DIR / "fx_rates.csv")]
+        )
+        == 0
+    )
     assert digest(exports) == before  # the exports are never modified
     return out
 
@@ -51,9 +53,19 @@ def test_generic_csv_round_trip_equals_the_demo(demo_exports, imported):
 
 def test_output_is_typed_parquet_with_a_report(imported, capsys):
     assert sorted(p.name for p in imported.iterdir()) == [
-        "accounts.parquet", "fx_rates.csv", "import-report.json", "import-report.md", "invoices.parquet", "subscriptions.parquet"]
+        "accounts.parquet",
+        "fx_rates.csv",
+        "import-report.json",
+        "import-report.md",
+        "invoices.parquet",
+        "subscriptions.parquet",
+    ]
     subs = pl.read_parquet(imported / "subscriptions.parquet")
-    assert subs.schema["start_date"] == pl.Date and subs.schema["amount"] == pl.Float64 and subs.schema["seats"] == pl.Int64
+    assert (
+        subs.schema["start_date"] == pl.Date
+        and subs.schema["amount"] == pl.Float64
+        and subs.schema["seats"] == pl.Int64
+    )
     report = json.loads((imported / "import-report.json").read_text())
     assert {f["table"]: f["rows"] for f in report["files_read"]}["customers"] == 1477
     assert report["rows_written"]["accounts"] == 1477
@@ -68,8 +80,20 @@ def test_output_is_typed_parquet_with_a_report(imported, capsys):
 def test_same_input_gives_byte_identical_tables(demo_exports, imported, tmp_path):
     exports, _ = demo_exports
     again = tmp_path / "again"
-    assert cli.main(["import", "invoices", str(exports), "--out", str(again), "--fx-rates",
-                     str(paths.DEMO_DIR / "fx_rates.csv")]) == 0
+    assert (
+        cli.main(
+            [
+                "import",
+                "invoices",
+                str(exports),
+                "--out",
+                str(again),
+                "--fx-rates",
+                str(paths.DEMO_DIR / "fx_rates.csv"),
+            ]
+        )
+        == 0
+    )
     assert digest(again) == digest(imported)
 
 
@@ -104,7 +128,9 @@ def write_small(folder: Path, **changes: str) -> Path:
 
 def test_small_import_reads_dates_without_times(tmp_path, capsys):
     # $100 a month for two months (2 seats): one subscription row 2024-01-01 .. 2024-03-01
-    code, out, err = run(capsys, "import", "invoices", str(write_small(tmp_path / "in")), "--out", str(tmp_path / "out"))
+    code, out, err = run(
+        capsys, "import", "invoices", str(write_small(tmp_path / "in")), "--out", str(tmp_path / "out")
+    )
     assert (code, err) == (0, "")
     assert "accounts 1, subscriptions 1, invoices 2" in out
     subs = pl.read_parquet(tmp_path / "out" / "subscriptions.parquet")
@@ -143,11 +169,14 @@ def test_documented_example_gives_the_documented_bridge(tmp_path, capsys):
     code, _, err = run(capsys, "import", "invoices", str(EXAMPLE), "--out", str(tmp_path / "no_fx"))
     assert code == 2 and "subscriptions.currency.no_fx_rate" in err and "--fx-rates FILE" in err
     out = tmp_path / "example"
-    code, stdout, err = run(capsys, "import", "invoices", str(EXAMPLE), "--out", str(out),
-                            "--fx-rates", str(EXAMPLE / "fx_rates.csv"))
+    code, stdout, err = run(
+        capsys, "import", "invoices", str(EXAMPLE), "--out", str(out), "--fx-rates", str(EXAMPLE / "fx_rates.csv")
+    )
     assert (code, err) == (0, "")
     assert "accounts 4, subscriptions 4, invoices 8, fx_rates copied; 1 row(s) set aside" in stdout
-    code, stdout, _ = run(capsys, "table", "mrr_movements", "--source", str(out), "--month", "2024-04", "--format", "json")
+    code, stdout, _ = run(
+        capsys, "table", "mrr_movements", "--source", str(out), "--month", "2024-04", "--format", "json"
+    )
     bridge = {r["month"]: r for r in json.loads(stdout)}
     # January: Acme 1,500 - 150 coupon = 1,350 + Bolt GBP 49 x 1.27 (latest rate) = 62.23 -> 1,412.23 new
     assert bridge["2024-01"]["new"] == pytest.approx(1412.23)

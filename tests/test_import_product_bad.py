@@ -1,15 +1,12 @@
 """Bad product-analytics exports (tests/fixtures/bad/product): each case stops the import with its one problem, exit 2,
 nothing written into the output folder, the exports byte-identical."""
+
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
+import hashlib
 from pathlib import Path
 
-import hashlib
-
+import pytest
 from conftest import digest, load_module, run
 from product_export import billing_base
 
@@ -20,14 +17,19 @@ CASES = {c.name: c for c in build_product.CASES}
 
 def tree(folder: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file under `folder`."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_product_corpus_is_current(tmp_path):
     build_product.build(tmp_path)
     for name in CASES:
-        assert tree(tmp_path / name) == tree(FIXTURES / "bad" / "product" / name), \
+        assert tree(tmp_path / name) == tree(FIXTURES / "bad" / "product" / name), (
             f"tests/fixtures/bad/product/{name} is stale: run tests/fixtures/bad/product/build.py"
+        )
 
 
 @pytest.mark.parametrize("system", ["segment", "amplitude", "posthog"])

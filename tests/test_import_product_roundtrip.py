@@ -1,6 +1,7 @@
 """Round trip: the demo company's users and usage events of ~150 accounts written out as Segment, Amplitude and
 PostHog exports (tests/product_export.py: Parquet for all of them, JSON lines for a smaller subset) and imported
 again give the demo's own users and usage_events, and the usage tables and metrics of every page, for every segment."""
+
 from __future__ import annotations
 
 import gzip
@@ -9,10 +10,17 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from conftest import import_base, run
-from product_export import (amplitude_events, demo_usage, group_ids, posthog_exports, sample_accounts, segment_calls,
-                            write_id_map)
+from product_export import (
+    amplitude_events,
+    demo_usage,
+    group_ids,
+    posthog_exports,
+    sample_accounts,
+    segment_calls,
+    write_id_map,
+)
+
 from saaskpi import paths
 from saaskpi.workbook import TABLE_FUNCS, open_workbook
 
@@ -34,11 +42,21 @@ def demo(tmp_path_factory):
     shutil.copytree(base, expected)
     users.write_parquet(expected / "users.parquet")
     events.write_parquet(expected / "usage_events.parquet")
-    return {"root": root, "accounts": accounts, "base": base, "users": users, "events": events, "groups": groups,
-            "settings": settings, "expected": expected}
+    return {
+        "root": root,
+        "accounts": accounts,
+        "base": base,
+        "users": users,
+        "events": events,
+        "groups": groups,
+        "settings": settings,
+        "expected": expected,
+    }
 
 
-def exports(system: str, users: pl.DataFrame, events: pl.DataFrame, groups: pl.DataFrame, folder: Path, json: bool) -> Path:
+def exports(
+    system: str, users: pl.DataFrame, events: pl.DataFrame, groups: pl.DataFrame, folder: Path, json: bool
+) -> Path:
     """The system's exports of `users`/`events` in `folder`: Parquet files, or JSON lines (PostHog's persons too; the
     events of Segment and Amplitude split in two files, one gzipped)."""
     folder.mkdir(parents=True)
@@ -58,7 +76,9 @@ def exports(system: str, users: pl.DataFrame, events: pl.DataFrame, groups: pl.D
     return folder
 
 
-def imported(demo, system: str, name: str, accounts: list[str], json: bool, capsys) -> tuple[Path, pl.DataFrame, pl.DataFrame]:
+def imported(
+    demo, system: str, name: str, accounts: list[str], json: bool, capsys
+) -> tuple[Path, pl.DataFrame, pl.DataFrame]:
     users = demo["users"].filter(pl.col("account_id").is_in(accounts))
     events = demo["events"].filter(pl.col("account_id").is_in(accounts))
     folder = exports(system, users, events, demo["groups"][system], demo["root"] / f"{name}-exports", json)
@@ -71,13 +91,26 @@ def imported(demo, system: str, name: str, accounts: list[str], json: bool, caps
 
 def same(got: pl.DataFrame, want: pl.DataFrame) -> None:
     keys = list(want.columns)
-    assert got.select(keys).sort(keys, nulls_last=True).equals(want.sort(keys, nulls_last=True)), \
-        (got.select(keys).sort(keys).head(), want.sort(keys).head())
+    assert got.select(keys).sort(keys, nulls_last=True).equals(want.sort(keys, nulls_last=True)), (
+        got.select(keys).sort(keys).head(),
+        want.sort(keys).head(),
+    )
 
 
-METRICS = ("daily_active_users", "monthly_active_users", "dau_mau_ratio", "licence_utilisation_rate",
-           "customer_engagement_score", "feature_adoption_rate", "time_in_product_per_user", "activation_rate",
-           "activation_velocity", "time_to_value_days", "new_user_churn_rate", "viral_coefficient")
+METRICS = (
+    "daily_active_users",
+    "monthly_active_users",
+    "dau_mau_ratio",
+    "licence_utilisation_rate",
+    "customer_engagement_score",
+    "feature_adoption_rate",
+    "time_in_product_per_user",
+    "activation_rate",
+    "activation_velocity",
+    "time_to_value_days",
+    "new_user_churn_rate",
+    "viral_coefficient",
+)
 
 
 def pages(folder: Path, segments: list[str]) -> dict:
@@ -85,7 +118,11 @@ def pages(folder: Path, segments: list[str]) -> dict:
     shown = {}
     for segment in segments:
         wb = open_workbook(str(folder), segment, interactive=False)
-        shown |= {(segment, name): wb.table(name, polars=True) for name, spec in TABLE_FUNCS.items() if set(spec.needs) & set(USAGE)}
+        shown |= {
+            (segment, name): wb.table(name, polars=True)
+            for name, spec in TABLE_FUNCS.items()
+            if set(spec.needs) & set(USAGE)
+        }
         shown |= {(segment, name): pl.from_pandas(wb.compute(name)) for name in METRICS}
     return shown
 

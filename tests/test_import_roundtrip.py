@@ -1,11 +1,12 @@
 """Round trip: the demo company written out as billing data (tests/billing_export.py) and imported again gives
 the demo's own MRR movements, in every month and segment, to the cent."""
+
 from __future__ import annotations
 
 import polars as pl
 import pytest
-
 from billing_export import demo_billing, demo_tables, movement_differences, write_revenue_source
+
 from saaskpi import paths
 from saaskpi.importers.billing import to_contract
 
@@ -22,7 +23,10 @@ def test_the_export_has_every_billing_case(demo_revenue):
     _, _, billing = demo_revenue
     lines, plans = billing.line_items, billing.plans
     assert {(p["interval_unit"], p["interval_count"]) for p in plans.iter_rows(named=True)} >= {
-        ("month", 1), ("month", 3), ("year", 1)}  # monthly, quarterly, annual
+        ("month", 1),
+        ("month", 3),
+        ("year", 1),
+    }  # monthly, quarterly, annual
     assert lines.filter(pl.col("prorated") & (pl.col("amount") > 0)).height > 0  # upgrades: prorated charges ...
     assert lines.filter(pl.col("prorated") & (pl.col("amount") < 0)).height > 0  # ... and credits
     assert lines.filter(pl.col("discount_amount") > 0).height > 0  # coupons

@@ -1,4 +1,5 @@
 """Segment -> users and usage_events (importers/segment.py, importers/product.py): literal cases by hand."""
+
 from __future__ import annotations
 
 import gzip
@@ -6,8 +7,6 @@ import json
 from pathlib import Path
 
 import polars as pl
-import pytest
-
 from conftest import digest, run
 from product_export import billing_base as base
 
@@ -16,7 +15,9 @@ def lines(*messages: dict) -> str:
     return "".join(json.dumps(m) + "\n" for m in messages)
 
 
-def track(event: str, at: str, user: str | None = None, anon: str | None = None, group: str | None = None, **props) -> dict:
+def track(
+    event: str, at: str, user: str | None = None, anon: str | None = None, group: str | None = None, **props
+) -> dict:
     m = {"type": "track", "event": event, "timestamp": at, "properties": props}
     if user:
         m["userId"] = user
@@ -28,14 +29,26 @@ def track(event: str, at: str, user: str | None = None, anon: str | None = None,
 
 
 GROUPS = [
-    {"type": "group", "userId": "ana", "groupId": "g-acme", "traits": {"website": "https://www.acme.com"},
-     "timestamp": "2024-02-01T09:00:00Z"},
-    {"type": "group", "userId": "bob", "groupId": "g-globex", "traits": {"website": "globex.io"},
-     "timestamp": "2024-02-01T09:00:00Z"},
+    {
+        "type": "group",
+        "userId": "ana",
+        "groupId": "g-acme",
+        "traits": {"website": "https://www.acme.com"},
+        "timestamp": "2024-02-01T09:00:00Z",
+    },
+    {
+        "type": "group",
+        "userId": "bob",
+        "groupId": "g-globex",
+        "traits": {"website": "globex.io"},
+        "timestamp": "2024-02-01T09:00:00Z",
+    },
 ]
 
 
-def imported(tmp_path, capsys, text: str, name: str = "events.jsonl", settings: str = "") -> tuple[Path, pl.DataFrame, pl.DataFrame]:
+def imported(
+    tmp_path, capsys, text: str, name: str = "events.jsonl", settings: str = ""
+) -> tuple[Path, pl.DataFrame, pl.DataFrame]:
     exports = tmp_path / "exports"
     exports.mkdir(exist_ok=True)
     data = text.encode()
@@ -55,8 +68,13 @@ def imported(tmp_path, capsys, text: str, name: str = "events.jsonl", settings: 
 def test_an_anonymous_event_before_the_first_identify_is_kept_and_attributed(tmp_path, capsys):
     text = lines(
         track("Report Viewed", "2024-02-01T08:00:00Z", anon="anon-1", duration_seconds=30),  # before identify
-        {"type": "identify", "userId": "ana", "anonymousId": "anon-1", "timestamp": "2024-02-01T08:30:00Z",
-         "traits": {"email": "ana@acme.com"}},
+        {
+            "type": "identify",
+            "userId": "ana",
+            "anonymousId": "anon-1",
+            "timestamp": "2024-02-01T08:30:00Z",
+            "traits": {"email": "ana@acme.com"},
+        },
         *GROUPS,
         track("Activated", "2024-02-01T10:00:00Z", user="ana"),
         track("Dashboard Shared", "2024-02-02T10:00:00Z", user="ana"),
@@ -66,13 +84,18 @@ def test_an_anonymous_event_before_the_first_identify_is_kept_and_attributed(tmp
     out, users, events = imported(tmp_path, capsys, text)
     # ana: created at her first sighting (the anonymous event at 08:00 comes before the identify at 08:30, no
     # createdAt trait), activated at the Activated event (10:00); bob: no identify -> his first event
-    assert users.select("user_id", "account_id", "referred_by").rows() == [("ana", "cus_1", None), ("bob", "cus_2", None)]
+    assert users.select("user_id", "account_id", "referred_by").rows() == [
+        ("ana", "cus_1", None),
+        ("bob", "cus_2", None),
+    ]
     assert users["created_at"].dt.strftime("%d %H:%M").to_list() == ["01 08:00", "03 10:00"]
     assert users["activated_at"].dt.strftime("%d %H:%M").to_list() == ["01 10:00", None]
     # 5 tracks - Activated (not usage) - the never-identified one = 3 usage events; anon-1's event is ana's
     assert events.select("user_id", "account_id", "feature", "duration_seconds").rows() == [
-        ("ana", "cus_1", "Report Viewed", 30), ("ana", "cus_1", "Dashboard Shared", None),
-        ("bob", "cus_2", "Report Viewed", 13)]  # 12.6 s rounds to 13
+        ("ana", "cus_1", "Report Viewed", 30),
+        ("ana", "cus_1", "Dashboard Shared", None),
+        ("bob", "cus_2", "Report Viewed", 13),
+    ]  # 12.6 s rounds to 13
     report = json.loads((out / "import-report-segment.json").read_text())
     assert report["rows_written"] == {"users": 2, "usage_events": 3}
     (aside,) = report["set_aside"]
@@ -81,7 +104,12 @@ def test_an_anonymous_event_before_the_first_identify_is_kept_and_attributed(tmp
 
 def test_alias_merges_an_old_id_into_the_new_user(tmp_path, capsys):
     text = lines(
-        {"type": "identify", "userId": "old-7", "timestamp": "2024-01-10T00:00:00Z", "traits": {"createdAt": "2024-01-05T00:00:00Z"}},
+        {
+            "type": "identify",
+            "userId": "old-7",
+            "timestamp": "2024-01-10T00:00:00Z",
+            "traits": {"createdAt": "2024-01-05T00:00:00Z"},
+        },
         track("Report Viewed", "2024-01-11T00:00:00Z", user="old-7"),
         {"type": "alias", "previousId": "old-7", "userId": "ana", "timestamp": "2024-01-20T00:00:00Z"},
         {"type": "identify", "userId": "ana", "timestamp": "2024-01-20T00:00:00Z"},
@@ -94,12 +122,27 @@ def test_alias_merges_an_old_id_into_the_new_user(tmp_path, capsys):
     assert users["created_at"].dt.strftime("%Y-%m-%d").to_list() == ["2024-01-05"]
     assert events.select("user_id", "account_id").rows() == [("ana", "cus_1"), ("ana", "cus_1")]
     assert json.loads((out / "import-report-segment.json").read_text())["users_merged"] == {
-        "ids": 2, "users": 1, "ids_merged_into_another": 1}
+        "ids": 2,
+        "users": 1,
+        "ids_merged_into_another": 1,
+    }
 
 
 TWO_ACCOUNTS = lines(
-    {"type": "group", "userId": "ana", "groupId": "g-acme", "traits": {"website": "acme.com"}, "timestamp": "2024-02-01T00:00:00Z"},
-    {"type": "group", "userId": "ana", "groupId": "g-globex", "traits": {"website": "globex.io"}, "timestamp": "2024-02-05T00:00:00Z"},
+    {
+        "type": "group",
+        "userId": "ana",
+        "groupId": "g-acme",
+        "traits": {"website": "acme.com"},
+        "timestamp": "2024-02-01T00:00:00Z",
+    },
+    {
+        "type": "group",
+        "userId": "ana",
+        "groupId": "g-globex",
+        "traits": {"website": "globex.io"},
+        "timestamp": "2024-02-05T00:00:00Z",
+    },
     track("Report Viewed", "2024-02-06T00:00:00Z", user="ana"),
 )
 
@@ -124,8 +167,9 @@ def test_first_group_setting_takes_the_group_joined_first(tmp_path, capsys):
 
 def test_gzipped_json_lines(tmp_path, capsys):
     text = lines(*GROUPS, track("Report Viewed", "2024-02-03T10:00:00.250Z", user="bob", feature="reports"))
-    _, users, events = imported(tmp_path, capsys, text, name="2024-02-03.json.gz",
-                                settings="feature_property: feature\n")
+    _, users, events = imported(
+        tmp_path, capsys, text, name="2024-02-03.json.gz", settings="feature_property: feature\n"
+    )
     assert events.select("user_id", "account_id", "feature").rows() == [("bob", "cus_2", "reports")]
     assert events["event_time"].dt.strftime("%H:%M:%S%.3f").to_list() == ["10:00:00.250"]
 
@@ -139,7 +183,7 @@ def test_a_broken_json_line_is_reported_with_file_and_line(tmp_path, capsys):
     code, _, err = run(capsys, "import", "segment", str(exports), "--out", str(out))
     assert code == 2
     assert "[source.broken_json_line] events.jsonl: is not a JSON object on its line (1 row)" in err, err
-    assert "line 3: '{\"type\": \"track\", \"event\":'" in err
+    assert 'line 3: \'{"type": "track", "event":\'' in err
     assert digest(exports) == before and not (out / "users.parquet").exists()
 
 
@@ -154,8 +198,10 @@ def test_a_time_in_another_layout_than_the_files_first_rows_is_still_read(tmp_pa
 
 
 def test_the_same_exports_give_byte_identical_tables(tmp_path, capsys):
-    text = lines(*GROUPS, *[track(f"F{i % 3}", f"2024-02-03T10:00:{i % 60:02d}.000Z", user=("ana", "bob")[i % 2])
-                            for i in range(300)])
+    text = lines(
+        *GROUPS,
+        *[track(f"F{i % 3}", f"2024-02-03T10:00:{i % 60:02d}.000Z", user=("ana", "bob")[i % 2]) for i in range(300)],
+    )
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     first, _, _ = imported(tmp_path / "one", capsys, text)

@@ -1,6 +1,7 @@
 """`saaskpi import zendesk`: Zendesk tickets, ticket metrics, organisations, users and both kinds of CSAT ->
 support_tickets. Literal cases with hand arithmetic, and the round trip of ~150 demo accounts' tickets through
 both file shapes (JSON lines, CSV with JSON text)."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,17 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
-
 from conftest import digest, import_base, run
-from desk_export import (demo_support, expected_folder, page_differences, sample_accounts, write_accounts_settings,
-                         write_zendesk, zendesk_view)
+from desk_export import (
+    demo_support,
+    expected_folder,
+    page_differences,
+    sample_accounts,
+    write_accounts_settings,
+    write_zendesk,
+    zendesk_view,
+)
+from polars.testing import assert_frame_equal
 
 
 # --------------------------------------------------------------------------- literal cases
@@ -23,11 +30,26 @@ def _base(tmp_path: Path) -> tuple[Path, Path]:
     organisation 7001 to cus_2."""
     out = tmp_path / "mine"
     out.mkdir()
-    pl.DataFrame({"account_id": ["cus_1", "cus_2"], "segment": ["smb", "smb"],
-                  "created_at": ["2024-01-01T00:00:00Z"] * 2, "domain": ["acme.com", "globex.io"]}).write_csv(out / "accounts.csv")
-    pl.DataFrame({"subscription_id": ["s1", "s2"], "account_id": ["cus_1", "cus_2"], "start_date": ["2024-01-01"] * 2,
-                  "end_date": [None, None], "amount": [100.0, 200.0]}).write_csv(out / "subscriptions.csv")
-    (out / "import-report.json").write_text(json.dumps({"importer": "test", "rows_written": {"accounts": 2, "subscriptions": 2}}))
+    pl.DataFrame(
+        {
+            "account_id": ["cus_1", "cus_2"],
+            "segment": ["smb", "smb"],
+            "created_at": ["2024-01-01T00:00:00Z"] * 2,
+            "domain": ["acme.com", "globex.io"],
+        }
+    ).write_csv(out / "accounts.csv")
+    pl.DataFrame(
+        {
+            "subscription_id": ["s1", "s2"],
+            "account_id": ["cus_1", "cus_2"],
+            "start_date": ["2024-01-01"] * 2,
+            "end_date": [None, None],
+            "amount": [100.0, 200.0],
+        }
+    ).write_csv(out / "subscriptions.csv")
+    (out / "import-report.json").write_text(
+        json.dumps({"importer": "test", "rows_written": {"accounts": 2, "subscriptions": 2}})
+    )
     (tmp_path / "ids.csv").write_text("account_id,zendesk\ncus_2,7001\n")
     (tmp_path / "accounts.yaml").write_text("id_map: ids.csv\nmax_unmatched_share: 0.5\n")
     return out, tmp_path / "accounts.yaml"
@@ -72,15 +94,25 @@ SURVEY = """
 
 
 def _import(capsys, exports: Path, out: Path, accounts: Path, *extra: str) -> tuple[int, str]:
-    code, _, err = run(capsys, "import", "zendesk", str(exports), "--out", str(out), "--accounts", str(accounts), *extra)
+    code, _, err = run(
+        capsys, "import", "zendesk", str(exports), "--out", str(out), "--accounts", str(accounts), *extra
+    )
     return code, err
 
 
 def test_calendar_and_business_minutes_ratings_and_accounts(tmp_path, capsys):
     out, accounts = _base(tmp_path)
-    exports = _exports(tmp_path / "zd", **{"tickets.jsonl": TICKETS, "ticket_metrics.jsonl": METRICS,
-                                           "organizations.jsonl": ORGS, "users.jsonl": USERS,
-                                           "satisfaction_ratings.jsonl": LEGACY, "survey_responses.jsonl": SURVEY})
+    exports = _exports(
+        tmp_path / "zd",
+        **{
+            "tickets.jsonl": TICKETS,
+            "ticket_metrics.jsonl": METRICS,
+            "organizations.jsonl": ORGS,
+            "users.jsonl": USERS,
+            "satisfaction_ratings.jsonl": LEGACY,
+            "survey_responses.jsonl": SURVEY,
+        },
+    )
     before = digest(exports)
     assert _import(capsys, exports, out, accounts) == (0, "")
     t = pl.read_parquet(out / "support_tickets.parquet")
@@ -93,14 +125,46 @@ def test_calendar_and_business_minutes_ratings_and_accounts(tmp_path, capsys):
     #           600 minutes = 18:00; `offered` is no rating
     # ticket 4: the survey response (4) wins over the older legacy good (5); 08:00 + 45 minutes = 08:45
     assert t.to_dicts() == [
-        {"ticket_id": "1", "account_id": "cus_1", "created_at": at("2024-03-01T16:30:00Z"), "priority": "high",
-         "first_response_at": at("2024-03-04T09:30:00Z"), "resolved_at": at("2024-03-04T12:00:00Z"), "contacts": 1, "csat": 1},
-        {"ticket_id": "2", "account_id": "cus_2", "created_at": at("2024-03-04T10:00:00Z"), "priority": "normal",
-         "first_response_at": None, "resolved_at": None, "contacts": 1, "csat": None},
-        {"ticket_id": "3", "account_id": "cus_2", "created_at": at("2024-03-05T08:00:00Z"), "priority": "urgent",
-         "first_response_at": at("2024-03-05T08:30:00Z"), "resolved_at": at("2024-03-05T18:00:00Z"), "contacts": 3, "csat": None},
-        {"ticket_id": "4", "account_id": "cus_1", "created_at": at("2024-03-06T08:00:00Z"), "priority": "low",
-         "first_response_at": at("2024-03-06T08:45:00Z"), "resolved_at": at("2024-03-06T09:00:00Z"), "contacts": 2, "csat": 4},
+        {
+            "ticket_id": "1",
+            "account_id": "cus_1",
+            "created_at": at("2024-03-01T16:30:00Z"),
+            "priority": "high",
+            "first_response_at": at("2024-03-04T09:30:00Z"),
+            "resolved_at": at("2024-03-04T12:00:00Z"),
+            "contacts": 1,
+            "csat": 1,
+        },
+        {
+            "ticket_id": "2",
+            "account_id": "cus_2",
+            "created_at": at("2024-03-04T10:00:00Z"),
+            "priority": "normal",
+            "first_response_at": None,
+            "resolved_at": None,
+            "contacts": 1,
+            "csat": None,
+        },
+        {
+            "ticket_id": "3",
+            "account_id": "cus_2",
+            "created_at": at("2024-03-05T08:00:00Z"),
+            "priority": "urgent",
+            "first_response_at": at("2024-03-05T08:30:00Z"),
+            "resolved_at": at("2024-03-05T18:00:00Z"),
+            "contacts": 3,
+            "csat": None,
+        },
+        {
+            "ticket_id": "4",
+            "account_id": "cus_1",
+            "created_at": at("2024-03-06T08:00:00Z"),
+            "priority": "low",
+            "first_response_at": at("2024-03-06T08:45:00Z"),
+            "resolved_at": at("2024-03-06T09:00:00Z"),
+            "contacts": 2,
+            "csat": 4,
+        },
     ]
     assert digest(exports) == before
     report = json.loads((out / "import-report-zendesk.json").read_text())
@@ -120,8 +184,15 @@ def test_calendar_and_business_minutes_ratings_and_accounts(tmp_path, capsys):
 def test_the_legacy_rating_on_the_ticket_counts_without_a_ratings_export(tmp_path, capsys):
     out, accounts = _base(tmp_path)
     tickets = TICKETS.replace('"requester_id": 11}', '"requester_id": 11, "satisfaction_rating": {"score": "good"}}', 1)
-    exports = _exports(tmp_path / "zd", **{"tickets.jsonl": tickets, "ticket_metrics.jsonl": METRICS,
-                                           "organizations.jsonl": ORGS, "users.jsonl": USERS})
+    exports = _exports(
+        tmp_path / "zd",
+        **{
+            "tickets.jsonl": tickets,
+            "ticket_metrics.jsonl": METRICS,
+            "organizations.jsonl": ORGS,
+            "users.jsonl": USERS,
+        },
+    )
     assert _import(capsys, exports, out, accounts) == (0, "")
     assert pl.read_parquet(out / "support_tickets.parquet").get_column("csat").to_list() == [5, None, None, None]
 
@@ -129,13 +200,26 @@ def test_the_legacy_rating_on_the_ticket_counts_without_a_ratings_export(tmp_pat
 def test_unmatched_tickets_set_aside_below_the_threshold_and_fail_above(tmp_path, capsys):
     out, accounts = _base(tmp_path)
     users = USERS.replace("eve@globex.io", "eve@initech.org")  # ticket 3 now matches nothing
-    exports = _exports(tmp_path / "zd", **{"tickets.jsonl": TICKETS, "ticket_metrics.jsonl": METRICS,
-                                           "organizations.jsonl": ORGS, "users.jsonl": users})
+    exports = _exports(
+        tmp_path / "zd",
+        **{
+            "tickets.jsonl": TICKETS,
+            "ticket_metrics.jsonl": METRICS,
+            "organizations.jsonl": ORGS,
+            "users.jsonl": users,
+        },
+    )
     assert _import(capsys, exports, out, accounts) == (0, "")  # 1 of 4 = 25 % <= 50 %
     report = json.loads((out / "import-report-zendesk.json").read_text())
-    assert report["set_aside"] == [{"reason": "unmatched_account", "table": "support_tickets", "count": 1,
-                                    "examples": ["address=eve@initech.org"],
-                                    "meaning": "matches no account by id_map, domain, same_id; left out"}]
+    assert report["set_aside"] == [
+        {
+            "reason": "unmatched_account",
+            "table": "support_tickets",
+            "count": 1,
+            "examples": ["address=eve@initech.org"],
+            "meaning": "matches no account by id_map, domain, same_id; left out",
+        }
+    ]
     assert report["rows_written"]["support_tickets"] == 3
     before = digest(out)
     (tmp_path / "accounts.yaml").write_text("id_map: ids.csv\nmax_unmatched_share: 0.2\n")
@@ -180,8 +264,19 @@ def test_the_documented_examples_import(tmp_path, capsys):
     """docs/your-data.md: the invoice example, then docs/examples/zendesk and docs/examples/intercom into the same folder."""
     docs = Path(__file__).parent.parent / "docs" / "examples"
     out = tmp_path / "mine"
-    assert run(capsys, "import", "invoices", str(docs / "invoices"), "--out", str(out),
-               "--fx-rates", str(docs / "invoices" / "fx_rates.csv"))[0] == 0
+    assert (
+        run(
+            capsys,
+            "import",
+            "invoices",
+            str(docs / "invoices"),
+            "--out",
+            str(out),
+            "--fx-rates",
+            str(docs / "invoices" / "fx_rates.csv"),
+        )[0]
+        == 0
+    )
     code, stdout, err = run(capsys, "import", "zendesk", str(docs / "zendesk"), "--out", str(out))
     assert (code, err) == (0, "") and "support_tickets 5; 1 row(s) set aside (see import-report-zendesk.md)" in stdout
     code, stdout, err = run(capsys, "import", "intercom", str(docs / "intercom"), "--out", str(out))
@@ -196,13 +291,24 @@ def test_organisations_by_their_external_id(tmp_path, capsys):
     out, accounts = _base(tmp_path)
     (tmp_path / "accounts.yaml").write_text("systems: {zendesk: [same_id, domain]}\n")
     orgs = ORGS.replace('"name": "Globex (by the id map)"', '"name": "Globex", "external_id": "cus_2"')
-    exports = _exports(tmp_path / "zd", **{"tickets.jsonl": TICKETS, "ticket_metrics.jsonl": METRICS,
-                                           "organizations.jsonl": orgs, "users.jsonl": USERS})
+    exports = _exports(
+        tmp_path / "zd",
+        **{
+            "tickets.jsonl": TICKETS,
+            "ticket_metrics.jsonl": METRICS,
+            "organizations.jsonl": orgs,
+            "users.jsonl": USERS,
+        },
+    )
     (tmp_path / "zendesk.yaml").write_text("organization_key: external_id\n")
     assert _import(capsys, exports, out, accounts, "--settings", str(tmp_path / "zendesk.yaml")) == (0, "")
     # 1, 4: Acme has no external_id -> acme.com -> cus_1; 2: external_id cus_2; 3: no organisation -> globex.io
     assert pl.read_parquet(out / "support_tickets.parquet").get_column("account_id").to_list() == [
-        "cus_1", "cus_2", "cus_2", "cus_1"]
+        "cus_1",
+        "cus_2",
+        "cus_2",
+        "cus_1",
+    ]
 
 
 def test_bad_settings_name_the_key(tmp_path, capsys):

@@ -1,4 +1,5 @@
 """Notebooks: committed clean, and executed with papermill for every segment file."""
+
 from __future__ import annotations
 
 import ast
@@ -35,7 +36,7 @@ def test_notebook_runs_for_every_segment(name, segment, demo_source, tmp_path):
     assert result.error == "", result.error
     nb = nbformat.read(result.output, as_version=4)
     html = result.output.with_suffix(".html").read_text()
-    assert "saaskpi-error\"" not in html and 'class="saaskpi-error' not in html  # no failed section
+    assert 'saaskpi-error"' not in html and 'class="saaskpi-error' not in html  # no failed section
     assert "<svg" in html  # static charts rendered
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]

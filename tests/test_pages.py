@@ -1,16 +1,25 @@
 """Pages in static mode on a source with only the required tables; errors become panels; controls refuse bad values."""
+
 from __future__ import annotations
 
 from unittest import mock
 
 from conftest import page_html
+
 from saaskpi import widgets
 from saaskpi.errors import MissingTablesError
 from saaskpi.pages import cohort_retention as page
 from saaskpi.workbook import open_workbook
 
-SECTIONS = [page.show_header, page.show_kpi_tiles, page.show_mrr_bridge, page.show_cohort_heatmaps,
-            page.show_survival, page.show_trends, page.show_stickiness]
+SECTIONS = [
+    page.show_header,
+    page.show_kpi_tiles,
+    page.show_mrr_bridge,
+    page.show_cohort_heatmaps,
+    page.show_survival,
+    page.show_trends,
+    page.show_stickiness,
+]
 
 
 def html_of(items) -> str:

@@ -1,4 +1,5 @@
 """Parameter files: typed, and every mistake is a ParameterError naming the file and key."""
+
 from __future__ import annotations
 
 import pytest
@@ -45,8 +46,13 @@ def extra_segment_file(monkeypatch, folder, name: str, text: str) -> None:
     """Serve segment `name` from a file in `folder`, beside the shipped segment files."""
     (folder / f"{name}.yaml").write_text(text)
     shipped = params.segment
-    monkeypatch.setattr(params, "segment", lambda n: params._typed_segment(
-        params.read_yaml(folder / f"{n}.yaml"), f"{n}.yaml") if n == name else shipped(n))
+    monkeypatch.setattr(
+        params,
+        "segment",
+        lambda n: (
+            params._typed_segment(params.read_yaml(folder / f"{n}.yaml"), f"{n}.yaml") if n == name else shipped(n)
+        ),
+    )
 
 
 def test_segment_selecting_no_accounts(revenue_source, tmp_path, monkeypatch):
@@ -56,7 +62,9 @@ def test_segment_selecting_no_accounts(revenue_source, tmp_path, monkeypatch):
 
 
 def test_unknown_metric_in_segment_targets(revenue_source, tmp_path, monkeypatch):
-    extra_segment_file(monkeypatch, tmp_path, "smb2", "name: smb2\nfilter: {segment: [smb]}\ntargets: {mrr_growht: 0.1}\n")
+    extra_segment_file(
+        monkeypatch, tmp_path, "smb2", "name: smb2\nfilter: {segment: [smb]}\ntargets: {mrr_growht: 0.1}\n"
+    )
     with pytest.raises(ParameterError, match="segments/smb2.yaml names unknown metric.s. mrr_growht"):
         open_workbook(str(revenue_source), "smb2", "2024-05", interactive=False)
 
@@ -84,9 +92,12 @@ def test_target_status_by_direction():
 
 def test_every_convention_problem_at_once_with_key_rule_and_value(tmp_path):
     f = tmp_path / "conventions.yaml"
-    f.write_text(paths_text().replace("funnel_basis: cohort", "funnel_basis: weekly")
-                 .replace("status_near_band: 0.1", "status_near_band: 2")
-                 .replace("reporting_currency: USD", "reporting_currency: usd"))
+    f.write_text(
+        paths_text()
+        .replace("funnel_basis: cohort", "funnel_basis: weekly")
+        .replace("status_near_band: 0.1", "status_near_band: 2")
+        .replace("reporting_currency: USD", "reporting_currency: usd")
+    )
     with pytest.raises(ParameterError) as err:
         params.conventions(f)
     text = str(err.value)

@@ -4,6 +4,7 @@ Revenue tables are compared by name; every table and metric that reads usage eve
 found in the registry (`engine_specs`), so one registered later is compared without edits here. Spark is slow
 to start and to plan: each test opens one workbook per engine and segment and compares everything on it.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -11,11 +12,11 @@ import textwrap
 
 import pandas as pd
 import pytest
-
 from conftest import write_source
+from test_funnel import FUNNEL_TABLES
+
 from saaskpi.metrics import METRICS, TABLE_FUNCS
 from saaskpi.workbook import Workbook, open_workbook
-from test_funnel import FUNNEL_TABLES
 
 ENGINES = ["duckdb", pytest.param("spark", marks=pytest.mark.spark)]
 REVENUE_TABLES = ["account_mrr", "mrr_movements", "cohort_logo_retention", "cohort_revenue_retention"]
@@ -50,8 +51,9 @@ def spark_available() -> bool:
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False,
-                                  check_exact=False, rtol=1e-9, atol=1e-9)
+    pd.testing.assert_frame_equal(
+        a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False, check_exact=False, rtol=1e-9, atol=1e-9
+    )
 
 
 def differences(base: Workbook, other: Workbook, names: list[str]) -> list[str]:
@@ -72,8 +74,10 @@ def workbooks(source, engine: str) -> tuple[Workbook, Workbook]:
     """The workbook of `source` for May 2024 on Polars and on `engine` (skipped when Spark cannot run)."""
     if engine == "spark" and not spark_available():
         pytest.skip("pyspark or Java missing")
-    return (open_workbook(str(source), "all", "2024-05", interactive=False),
-            open_workbook(str(source), "all", "2024-05", interactive=False, engine=engine))
+    return (
+        open_workbook(str(source), "all", "2024-05", interactive=False),
+        open_workbook(str(source), "all", "2024-05", interactive=False, engine=engine),
+    )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -86,9 +90,19 @@ def test_revenue_parity_on_literal_accounts(revenue_source, engine):
 
 def test_engine_specs_cover_usage_and_funnel():
     names = engine_specs()
-    for expected in ("active_users", "dau_mau_ratio", "feature_adoption_rate", "account_weekly_activity",
-                     "funnel_by_month", "win_rate", "sales_capacity_fte", "new_user_churn_rate", "health_history",
-                     "average_health_score", "peer_benchmarks"):
+    for expected in (
+        "active_users",
+        "dau_mau_ratio",
+        "feature_adoption_rate",
+        "account_weekly_activity",
+        "funnel_by_month",
+        "win_rate",
+        "sales_capacity_fte",
+        "new_user_churn_rate",
+        "health_history",
+        "average_health_score",
+        "peer_benchmarks",
+    ):
         assert expected in names
     assert "mrr_movements" not in names and "net_revenue_retention" not in names
 
@@ -119,8 +133,10 @@ BOUNDARY_EVENTS = """
     2024-05-01T00:00:00Z,U2,A1,dashboards,30
     2024-01-31T12:00:00Z,U1,A1,dashboards,30
 """
-LITERAL_TABLES = {**FUNNEL_TABLES, "usage_events": textwrap.dedent(FUNNEL_TABLES["usage_events"]).rstrip()
-                  + textwrap.dedent(BOUNDARY_EVENTS)}
+LITERAL_TABLES = {
+    **FUNNEL_TABLES,
+    "usage_events": textwrap.dedent(FUNNEL_TABLES["usage_events"]).rstrip() + textwrap.dedent(BOUNDARY_EVENTS),
+}
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +246,10 @@ def test_spark_source_keeps_usage_events_in_spark(literal_source, monkeypatch):
         with pytest.raises(DataContractError) as err:
             open_workbook(spark, "all", "2024-05", interactive=False, engine="spark")
         codes = {(p.code, p.column, p.count) for p in err.value.problems}
-        assert codes == {("usage_events.user_id.orphan", "user_id", 1),
-                         ("usage_events.out_of_range", "duration_seconds", 1)}
+        assert codes == {
+            ("usage_events.user_id.orphan", "user_id", 1),
+            ("usage_events.out_of_range", "duration_seconds", 1),
+        }
         assert "U-nobody" in str(err.value) and "duration_seconds=-5" in str(err.value)
     finally:
         for name in names:

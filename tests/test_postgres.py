@@ -1,6 +1,7 @@
 """PostgreSQL as a source, against a real server (the throwaway cluster of tests/pg/cluster.py): the demo
 company gives the folder's numbers, the big table is aggregated and restricted in SQL, and every way a
 connection or a schema can be wrong is a clear message without a traceback or a password."""
+
 from __future__ import annotations
 
 import io
@@ -36,9 +37,15 @@ def same_metrics(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
     found = []
     for (_, x), (_, y) in zip(a.iterrows(), b.iterrows()):
         both_nan = all(isinstance(v, float) and math.isnan(v) for v in (x.value, y.value))
-        if x.metric != y.metric or (not both_nan and not math.isclose(x.value, y.value, rel_tol=1e-9, abs_tol=1e-9)) \
-                or x.status != y.status or x.n != y.n:
-            found.append(f"{x.metric}: folder {x.value} (n {x.n}, {x.status}) vs postgres {y.value} (n {y.n}, {y.status})")
+        if (
+            x.metric != y.metric
+            or (not both_nan and not math.isclose(x.value, y.value, rel_tol=1e-9, abs_tol=1e-9))
+            or x.status != y.status
+            or x.n != y.n
+        ):
+            found.append(
+                f"{x.metric}: folder {x.value} (n {x.n}, {x.status}) vs postgres {y.value} (n {y.n}, {y.status})"
+            )
     return found
 
 
@@ -106,8 +113,10 @@ EVENTS = """
 def test_usage_aggregates_in_sql_on_literal_events(pg_cluster, revenue_source):
     """The two usage aggregates computed by the server, against hand counts and against the folder."""
     events = pl.read_csv(io.StringIO(textwrap.dedent(EVENTS).strip()), infer_schema=False)
-    typed = events.with_columns(event_time=pl.col("event_time").str.to_datetime(time_zone="UTC"),
-                                duration_seconds=pl.col("duration_seconds").cast(pl.Int64))
+    typed = events.with_columns(
+        event_time=pl.col("event_time").str.to_datetime(time_zone="UTC"),
+        duration_seconds=pl.col("duration_seconds").cast(pl.Int64),
+    )
     url = pg_cluster.load("events", {**text_frames(REVENUE_TABLES), "usage_events": typed})
     (revenue_source / "usage_events.csv").write_text(textwrap.dedent(EVENTS).strip() + "\n")
     pg = open_workbook(url, "all", "2024-05", interactive=False)
@@ -151,7 +160,9 @@ def test_fingerprint_changes_when_the_data_changes(pg_cluster):
 
 # --------------------------------------------------------------------------- bad input
 def test_missing_table_is_named_with_its_schema(pg_cluster):
-    url = pg_cluster.load("no_subscriptions", text_frames({k: v for k, v in REVENUE_TABLES.items() if k != "subscriptions"}))
+    url = pg_cluster.load(
+        "no_subscriptions", text_frames({k: v for k, v in REVENUE_TABLES.items() if k != "subscriptions"})
+    )
     with pytest.raises(DataContractError) as err:
         validated_tables(open_source(url))
     problem = next(p for p in err.value.problems if p.code == "source.missing_table")
@@ -166,19 +177,22 @@ def test_wrong_column_type_is_named(pg_cluster):
     with pytest.raises(DataContractError) as err:
         validated_tables(open_source(url))
     assert [(p.code, p.table, p.column) for p in err.value.problems] == [
-        ("accounts.wrong_type", "wrong_type.accounts", "created_at")]
+        ("accounts.wrong_type", "wrong_type.accounts", "created_at")
+    ]
     assert "is stored as bigint: expected a date-time" in str(err.value)
 
 
 def test_bad_values_are_reported_as_for_files(pg_cluster):
     frames = text_frames(REVENUE_TABLES)
     frames["subscriptions"] = frames["subscriptions"].with_columns(
-        amount=pl.when(pl.col("subscription_id") == "S4").then(pl.lit("-60")).otherwise(pl.col("amount")))
+        amount=pl.when(pl.col("subscription_id") == "S4").then(pl.lit("-60")).otherwise(pl.col("amount"))
+    )
     url = pg_cluster.load("bad_values", frames)
     with pytest.raises(DataContractError) as err:
         validated_tables(open_source(url))
     assert [(p.code, p.table, p.column, p.count) for p in err.value.problems] == [
-        ("subscriptions.out_of_range", "bad_values.subscriptions", "amount", 1)]
+        ("subscriptions.out_of_range", "bad_values.subscriptions", "amount", 1)
+    ]
 
 
 def test_connection_problems_are_clear_messages(pg_cluster, capsys):
@@ -204,8 +218,10 @@ def test_connection_problems_are_clear_messages(pg_cluster, capsys):
 def test_password_role_connects_with_the_right_password(pg_cluster, pg_demo):
     from pg.cluster import PASSWORD, PASSWORD_USER
 
-    pg_cluster.sql(f"grant usage on schema demo to {PASSWORD_USER}; grant select on all tables in schema demo to {PASSWORD_USER}",
-                   "demo")
+    pg_cluster.sql(
+        f"grant usage on schema demo to {PASSWORD_USER}; grant select on all tables in schema demo to {PASSWORD_USER}",
+        "demo",
+    )
     url = f"postgresql://{PASSWORD_USER}:{PASSWORD}@/demo?host={pg_cluster.folder}&schema=demo"
     source = open_source(url)
     assert "accounts" in source.table_names() and PASSWORD not in source.location
@@ -219,7 +235,11 @@ def test_permission_denied_names_the_table(pg_cluster):
     url = f"postgresql://{PASSWORD_USER}:{PASSWORD}@/demo?host={pg_cluster.folder}&schema=private"
     with pytest.raises(SourceError) as err:
         validated_tables(open_source(url))
-    assert "private.accounts" in str(err.value) and "permission denied" in str(err.value) and PASSWORD not in str(err.value)
+    assert (
+        "private.accounts" in str(err.value)
+        and "permission denied" in str(err.value)
+        and PASSWORD not in str(err.value)
+    )
 
 
 # --------------------------------------------------------------------------- addresses and other tables
@@ -229,14 +249,22 @@ def test_address_keeps_the_password_out_of_what_is_shown():
     assert (a.schema, a.database, a.user, a.server) == ("billing", "warehouse", "ana", "db.example:6543")
     assert "schema=" not in a.uri and "s3cret" in a.uri  # libpq gets the password, nobody sees it
     s = Address.parse("postgresql:///warehouse?host=/run/postgresql")
-    assert (s.schema, s.server, s.shown) == ("public", "the Unix socket in /run/postgresql",
-                                            "postgresql:///warehouse?host=/run/postgresql")
+    assert (s.schema, s.server, s.shown) == (
+        "public",
+        "the Unix socket in /run/postgresql",
+        "postgresql:///warehouse?host=/run/postgresql",
+    )
 
 
 def test_read_schema_tables_reads_any_table(pg_cluster):
-    url = pg_cluster.load("stripe", {"customer": pl.DataFrame({"id": ["cus_1", "cus_2"], "created": [1700000000, 1700000500]})})
+    url = pg_cluster.load(
+        "stripe", {"customer": pl.DataFrame({"id": ["cus_1", "cus_2"], "created": [1700000000, 1700000500]})}
+    )
     frames = read_schema_tables(url, ["customer"])
-    assert frames["customer"].to_dicts() == [{"id": "cus_1", "created": 1700000000}, {"id": "cus_2", "created": 1700000500}]
+    assert frames["customer"].to_dicts() == [
+        {"id": "cus_1", "created": 1700000000},
+        {"id": "cus_2", "created": 1700000500},
+    ]
     with pytest.raises(SourceError, match=r"Table stripe.invoice not found in PostgreSQL at .* Tables there: customer"):
         read_schema_tables(url, ["invoice"])
 
@@ -252,8 +280,10 @@ def test_filters_pushed_into_sql_are_a_superset():
     window = (pl.col("event_time") >= start) & (pl.col("event_time") < stop)
     # 2023-12-01 is 1,701,388,800 s after 1970-01-01; 2024-03-01 is 1,709,251,200 s
     assert sql_conditions(window & (pl.col("account_id") == "O'Neil") & (pl.col("account_id") > "B"), schema) == [
-        '"event_time" >= to_timestamp(1701388799)', '"event_time" < to_timestamp(1709251202)',
-        "\"account_id\" = 'O''Neil'"]
+        '"event_time" >= to_timestamp(1701388799)',
+        '"event_time" < to_timestamp(1709251202)',
+        "\"account_id\" = 'O''Neil'",
+    ]
     assert sql_conditions((pl.col("event_time") >= start) | (pl.col("account_id") == "A"), schema) == []
     assert sql_conditions(None, schema) == []
 
@@ -262,9 +292,15 @@ def test_scan_selects_accounts_in_sql_whatever_their_ids(pg_cluster):
     """A segment's accounts go into the scan's SQL as a constant array; quotes, commas and backslashes in ids
     survive the quoting."""
     ids = ["A'1", 'B"2', "C,3", "D\\4", "E 5"]
-    events = pl.DataFrame({"event_time": [pd.Timestamp("2024-01-01", tz="UTC").to_pydatetime()] * 6,
-                           "user_id": ["U"] * 6, "account_id": [*ids, "other"], "feature": ["f"] * 6,
-                           "duration_seconds": [1, 2, 3, 4, 5, 6]})
+    events = pl.DataFrame(
+        {
+            "event_time": [pd.Timestamp("2024-01-01", tz="UTC").to_pydatetime()] * 6,
+            "user_id": ["U"] * 6,
+            "account_id": [*ids, "other"],
+            "feature": ["f"] * 6,
+            "duration_seconds": [1, 2, 3, 4, 5, 6],
+        }
+    )
     source = open_source(pg_cluster.load("odd_ids", {"usage_events": events}))
     kept = source.scan("usage_events", pl.Series(ids)).select("account_id", "duration_seconds").collect()
     assert sorted(kept["account_id"].to_list()) == sorted(ids) and kept["duration_seconds"].sum() == 15
@@ -284,7 +320,9 @@ def test_stripe_objects_synced_into_postgres_import_like_files(pg_cluster, tmp_p
     frames = {p.stem: pl.read_csv(p, infer_schema=False) for p in sorted(Path(exports).glob("*.csv"))}
     url = pg_cluster.load("stripe", frames)
     out = tmp_path / "imported"
-    assert cli.main(["import", "stripe", url, "--out", str(out), "--fx-rates", str(paths.DEMO_DIR / "fx_rates.csv")]) == 0
+    assert (
+        cli.main(["import", "stripe", url, "--out", str(out), "--fx-rates", str(paths.DEMO_DIR / "fx_rates.csv")]) == 0
+    )
     assert movement_differences(expected, out) == []
     report = (out / "import-report.md").read_text(encoding="utf-8")
     assert "stripe.invoice_line_item" in report  # the tables read, named with their schema

@@ -1,4 +1,5 @@
 """Project hygiene: generated docs are current, environment.yml follows pyproject, the registry is complete."""
+
 from __future__ import annotations
 
 import tomllib
@@ -47,11 +48,16 @@ def test_registry_rejects_incomplete_declarations():
     import pytest
 
     with pytest.raises(RegistryError, match="unit"):
+
         @metric(label="X", formula="x", unit="furlongs", direction="higher", level="core", sources="S", area="revenue")
         def broken_metric(mrr_movements):
             """A metric with a unit nobody knows."""
+
     with pytest.raises(RegistryError, match="registered twice"):
-        @metric(label="MRR", formula="x", unit="currency", direction="higher", level="core", sources="S", area="revenue")
+
+        @metric(
+            label="MRR", formula="x", unit="currency", direction="higher", level="core", sources="S", area="revenue"
+        )
         def monthly_recurring_revenue(mrr_movements):
             """A second MRR."""
 
@@ -69,8 +75,14 @@ def test_generated_docs_keep_whole_descriptions():
     from saaskpi.metrics import METRICS, TABLE_FUNCS
 
     # a docstring's first paragraph, not its first line: no description stops mid-sentence
-    cut = [s.name for s in [*METRICS.values(), *TABLE_FUNCS.values()] if s.description and not s.description.rstrip(")").endswith((".", ")", "%"))
-           and s.description[-1].isalpha() and s.description.split()[-1] in ("the", "a", "and", "of", "to", "in", "per", "with", "by")]
+    cut = [
+        s.name
+        for s in [*METRICS.values(), *TABLE_FUNCS.values()]
+        if s.description
+        and not s.description.rstrip(")").endswith((".", ")", "%"))
+        and s.description[-1].isalpha()
+        and s.description.split()[-1] in ("the", "a", "and", "of", "to", "in", "per", "with", "by")
+    ]
     assert not cut, cut
 
 
@@ -87,7 +99,11 @@ def test_lock_file_satisfies_pyproject():
             locked[canonicalize_name(name)] = version.strip()
     declared = [Requirement(d) for d in project["dependencies"]]
     declared += [Requirement(d) for group in project["optional-dependencies"].values() for d in group]
-    wrong = [f"{r} (locked: {locked.get(canonicalize_name(r.name), 'missing')})" for r in declared
-             if r.name != "saaskpi" and not r.specifier.contains(locked.get(canonicalize_name(r.name), "0.dev0"), prereleases=True)]
+    wrong = [
+        f"{r} (locked: {locked.get(canonicalize_name(r.name), 'missing')})"
+        for r in declared
+        if r.name != "saaskpi"
+        and not r.specifier.contains(locked.get(canonicalize_name(r.name), "0.dev0"), prereleases=True)
+    ]
     assert not wrong, f"regenerate requirements/lock.txt (see its header): {wrong}"
     assert "lifelines" not in locked  # caps pandas below 3

@@ -1,15 +1,16 @@
 """Property tests: for random subscription books the MRR bridge balances and matches an independent count,
 and every proportion stays within 0-1."""
+
 from __future__ import annotations
 
 import datetime as dt
 
 import pandas as pd
 import pytest
+from conftest import write_source
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import write_source
 from saaskpi.errors import ParameterError
 from saaskpi.metrics import METRICS
 from saaskpi.workbook import open_workbook
@@ -73,8 +74,10 @@ def test_a_book_where_nobody_pays(tmp_path):
     """Found by the test above: one free subscription left every paying-account table empty, and empty
     frames of the wrong column types broke spend allocation, lifecycle and health. Now every metric computes
     for a segment where nobody pays; a company where nobody pays has no month with numbers, and says so."""
-    free = {"accounts": "account_id,segment,created_at\nA0,smb,2024-01-01T00:00:00Z\nZ,smb,2025-03-31T12:00:00Z",
-            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS0,A0,2024-01-01,,0.0"}
+    free = {
+        "accounts": "account_id,segment,created_at\nA0,smb,2024-01-01T00:00:00Z\nZ,smb,2025-03-31T12:00:00Z",
+        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS0,A0,2024-01-01,,0.0",
+    }
     with pytest.raises(ParameterError, match="no complete month with a paying customer"):
         open_workbook(str(write_source(tmp_path / "nobody", free)), "all", "2025-03", interactive=False)
     free["accounts"] += "\nE1,enterprise,2024-01-01T00:00:00Z"

@@ -1,12 +1,13 @@
 """Revenue metrics on five hand-built accounts (see REVENUE_TABLES in conftest.py for the story)."""
+
 from __future__ import annotations
 
 import math
 
 import pandas as pd
 import pytest
-
 from conftest import write_source
+
 from saaskpi.workbook import open_workbook
 
 
@@ -17,13 +18,31 @@ def at(series: pd.DataFrame, month: str) -> float:
 def test_mrr_bridge_by_hand(revenue_wb):
     m = revenue_wb.table("mrr_movements").set_index(revenue_wb.table("mrr_movements").month.dt.strftime("%Y-%m"))
     # Jan: A1 100 + A2 50 + A4 400*(1-0.25)=300 + A5 EUR 100*1.20=120 -> 570, all new
-    assert m.loc["2024-01", ["mrr_start", "new", "mrr_end", "new_accounts", "accounts_end"]].tolist() == [0, 570, 570, 4, 4]
+    assert m.loc["2024-01", ["mrr_start", "new", "mrr_end", "new_accounts", "accounts_end"]].tolist() == [
+        0,
+        570,
+        570,
+        4,
+        4,
+    ]
     # Feb: A3 new 1200/12=100, A5 add-on +30, A2 churns 50: 570 + 100 + 30 - 50 = 650
-    assert m.loc["2024-02", ["new", "expansion", "churn", "mrr_end", "churned_accounts"]].tolist() == [100, 30, 50, 650, 1]
+    assert m.loc["2024-02", ["new", "expansion", "churn", "mrr_end", "churned_accounts"]].tolist() == [
+        100,
+        30,
+        50,
+        650,
+        1,
+    ]
     # Mar: A1 100 -> 150 (+50); A6's mid-month subscription never counts: 650 + 50 = 700
     assert m.loc["2024-03", ["expansion", "new", "mrr_end", "accounts_end"]].tolist() == [50, 0, 700, 4]
     # Apr: A3 churns 100, A2 comes back at 60: 700 - 100 + 60 = 660
-    assert m.loc["2024-04", ["churn", "reactivation", "mrr_end", "reactivated_accounts", "new_accounts"]].tolist() == [100, 60, 660, 1, 0]
+    assert m.loc["2024-04", ["churn", "reactivation", "mrr_end", "reactivated_accounts", "new_accounts"]].tolist() == [
+        100,
+        60,
+        660,
+        1,
+        0,
+    ]
     # May: A4 300 -> 200: 660 - 100 = 560
     assert m.loc["2024-05", ["contraction", "mrr_end", "contraction_accounts"]].tolist() == [100, 560, 1]
 
@@ -50,7 +69,7 @@ def test_churn_rates(revenue_wb):
     assert at(churn, "2024-04") == pytest.approx(0.25)  # A3 of the 4 paying at end of March
     assert math.isnan(at(churn, "2024-01"))  # nobody paid before January: n/a, not 0
     annual = wb.series("annualised_customer_churn_rate")
-    assert at(annual, "2024-04") == pytest.approx(1 - 0.75 ** 12)
+    assert at(annual, "2024-04") == pytest.approx(1 - 0.75**12)
     assert wb.value("gross_mrr_churn_rate").value == pytest.approx(100 / 660)  # May contraction / start
     net = wb.series("net_mrr_churn_rate")
     assert at(net, "2024-04") == pytest.approx((100 - 60) / 700)  # churn minus reactivation
@@ -63,16 +82,21 @@ def test_churn_rates(revenue_wb):
 
 def test_net_churn_convention_without_reactivation(revenue_source):
     wb = open_workbook(str(revenue_source), "all", "2024-05", interactive=False).with_conventions(
-        reactivation_offsets_churn=False, quick_ratio_includes_reactivation=False)
+        reactivation_offsets_churn=False, quick_ratio_includes_reactivation=False
+    )
     assert at(wb.series("net_mrr_churn_rate"), "2024-04") == pytest.approx(100 / 700)
-    assert at(wb.series("saas_quick_ratio"), "2024-04") == pytest.approx(0.0)  # 0 gained without reactivation / 100 lost
+    assert at(wb.series("saas_quick_ratio"), "2024-04") == pytest.approx(
+        0.0
+    )  # 0 gained without reactivation / 100 lost
 
 
 def test_monthly_retention_and_quick_ratio(revenue_wb):
     wb = revenue_wb
     assert at(wb.series("net_revenue_retention_monthly"), "2024-04") == pytest.approx(600 / 700)  # (700 - 100) / 700
     assert at(wb.series("gross_revenue_retention_monthly"), "2024-02") == pytest.approx(520 / 570)  # (570 - 50) / 570
-    assert at(wb.series("net_revenue_retention_monthly"), "2024-02") == pytest.approx(550 / 570)  # (570 + 30 - 50) / 570
+    assert at(wb.series("net_revenue_retention_monthly"), "2024-02") == pytest.approx(
+        550 / 570
+    )  # (570 + 30 - 50) / 570
     quick = wb.series("saas_quick_ratio")
     assert at(quick, "2024-02") == pytest.approx(2.6)  # (100 new + 30 expansion) / 50 churn
     assert at(quick, "2024-04") == pytest.approx(0.6)  # 60 reactivation / 100 churn
@@ -90,7 +114,8 @@ def test_simple_ltv_uses_trailing_average_churn(revenue_source):
 
 def test_simple_ltv_churn_window_without_the_current_month(revenue_source):
     wb = open_workbook(str(revenue_source), "all", "2024-05", interactive=False).with_conventions(
-        ltv_churn_window_months=3, ltv_churn_window_includes_current=False)
+        ltv_churn_window_months=3, ltv_churn_window_includes_current=False
+    )
     # ChartMogul's trailing average leaves May out: churn Feb 1/4 (A2), Mar 0/4, Apr 1/4 (A3) -> mean 1/6;
     # ARPA of May 140 x margin 0.8 = 112 -> 112 / (1/6) = 672
     assert wb.value("customer_lifetime_value").value == pytest.approx(672)
@@ -101,11 +126,14 @@ def test_simple_ltv_churn_window_without_the_current_month(revenue_source):
 
 
 def test_simple_ltv_is_na_without_churn(tmp_path):
-    src = write_source(tmp_path / "s", {
-        # Z, created on Sep 30 without a subscription, marks the end of the data: September is complete
-        "accounts": "account_id,segment,created_at\nA,smb,2024-01-01T00:00:00Z\nZ,smb,2024-09-30T12:00:00Z",
-        "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS,A,2024-01-01,,100",
-    })
+    src = write_source(
+        tmp_path / "s",
+        {
+            # Z, created on Sep 30 without a subscription, marks the end of the data: September is complete
+            "accounts": "account_id,segment,created_at\nA,smb,2024-01-01T00:00:00Z\nZ,smb,2024-09-30T12:00:00Z",
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS,A,2024-01-01,,100",
+        },
+    )
     wb = open_workbook(str(src), "all", "2024-09", interactive=False)
     assert math.isnan(wb.value("customer_lifetime_value").value)  # churn 0 -> n/a, not infinity
 
@@ -118,8 +146,10 @@ def test_survival_ltv_by_hand(revenue_wb):
 
 
 def test_trailing_twelve_month_retention(tmp_path):
-    src = write_source(tmp_path / "t12", {
-        "accounts": """
+    src = write_source(
+        tmp_path / "t12",
+        {
+            "accounts": """
             account_id,segment,created_at
             A,smb,2024-01-01T00:00:00Z
             B,smb,2024-01-01T00:00:00Z
@@ -127,7 +157,7 @@ def test_trailing_twelve_month_retention(tmp_path):
             D,smb,2024-01-01T00:00:00Z
             Z,smb,2025-01-31T12:00:00Z
         """,
-        "subscriptions": """
+            "subscriptions": """
             subscription_id,account_id,start_date,end_date,amount
             A1,A,2024-01-01,2024-07-01,100
             A2,A,2024-07-01,,150
@@ -136,7 +166,8 @@ def test_trailing_twelve_month_retention(tmp_path):
             D1,D,2024-01-01,2024-03-01,200
             D2,D,2024-03-01,,100
         """,
-    })
+        },
+    )
     wb = open_workbook(str(src), "all", "2025-01", interactive=False)
     # paying at end of Jan 2024: A 100, B 100, D 200 = 400; C (new since) is left out
     # NRR Jan 2025 = (A 150 + B 0 + D 100) / 400 = 0.625; GRR = (min 100 + 0 + min 100) / 400 = 0.5

@@ -11,6 +11,7 @@ the reference rate 1.20 plus a USD 30 add-on, 150 a month; MRR 660 at the end of
   r3  2024-05, page 04 only          (a partial rerun)
   r4  2024-05, page 02, DuckDB
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import REVENUE_TABLES, write_source
+
 from saaskpi import format as fmt
 from saaskpi.cli import main
 from saaskpi.metrics import METRICS
@@ -41,8 +42,11 @@ PAGE, OTHER = "02_cohort_retention", "04_cs_load"
 
 def digest(folder: Path) -> dict[str, str]:
     """SHA-256 of every file under `folder`, by relative path."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def cancel_late(source: Path) -> None:
@@ -54,8 +58,9 @@ def cancel_late(source: Path) -> None:
 
 
 def snapshot(source: Path, reports: Path, month: str, notebook: str = PAGE, engine: str = "polars"):
-    snap = take_snapshot(month, str(source), ["all"], [notebook], workers=1, reports=reports, progress=False,
-                         engine=engine)
+    snap = take_snapshot(
+        month, str(source), ["all"], [notebook], workers=1, reports=reports, progress=False, engine=engine
+    )
     assert not snap.failed, [r.describe() for r in snap.failed]
     return snap
 
@@ -73,8 +78,14 @@ def history(tmp_path_factory):
     r2 = snapshot(source, reports, "2024-05")
     r3 = snapshot(source, reports, "2024-05", notebook=OTHER)
     r4 = snapshot(source, reports, "2024-05", engine="duckdb")
-    return {"source": source, "before": before, "reports": reports, "runs": [r0, r1, r2, r3, r4], "first": first,
-            "store_after_r1": store_after_r1}
+    return {
+        "source": source,
+        "before": before,
+        "reports": reports,
+        "runs": [r0, r1, r2, r3, r4],
+        "first": first,
+        "store_after_r1": store_after_r1,
+    }
 
 
 def store(history) -> pd.DataFrame:
@@ -93,7 +104,7 @@ def test_a_month_run_twice_keeps_both_runs_and_the_first_byte_identical(history)
 def test_the_store_only_appends_and_every_row_names_its_run(history):
     rows, earlier = store(history), history["store_after_r1"]
     assert list(rows.columns) == METRIC_COLUMNS
-    pd.testing.assert_frame_equal(rows.iloc[:len(earlier)].reset_index(drop=True), earlier)  # nothing rewritten
+    pd.testing.assert_frame_equal(rows.iloc[: len(earlier)].reset_index(drop=True), earlier)  # nothing rewritten
     assert rows[["run_id", "run_time", "code_version", "data_fingerprint", "engine"]].notna().all().all()
     runs = rows.drop_duplicates("run_id").set_index("run_id")
     ids = [r.run_id for r in history["runs"]]
@@ -109,15 +120,22 @@ def expected_restatements(history) -> set[tuple[str, str]]:
     from saaskpi.snapshot import RunInfo
 
     run = RunInfo("x", "", "2024-05", "polars", "", "")
-    old, new = ({(r["metric"], r["month"]): r["value"] for r in
-                 metric_records(open_workbook(str(src), "all", "2024-05", interactive=False), PAGE, run)}
-                for src in (history["before"], history["source"]))
+    old, new = (
+        {
+            (r["metric"], r["month"]): r["value"]
+            for r in metric_records(open_workbook(str(src), "all", "2024-05", interactive=False), PAGE, run)
+        }
+        for src in (history["before"], history["source"])
+    )
     assert old.keys() == new.keys()
     from saaskpi.metrics import METRICS
 
-    return {key for key in old if not (pd.isna(old[key]) and pd.isna(new[key]))
-            and (pd.isna(old[key]) != pd.isna(new[key])
-                 or abs(old[key] - new[key]) > METRICS[key[0]].restatement_tolerance)}
+    return {
+        key
+        for key in old
+        if not (pd.isna(old[key]) and pd.isna(new[key]))
+        and (pd.isna(old[key]) != pd.isna(new[key]) or abs(old[key] - new[key]) > METRICS[key[0]].restatement_tolerance)
+    }
 
 
 def test_compare_runs_lists_exactly_the_restated_values(history, capsys):
@@ -188,17 +206,39 @@ def test_a_partial_rerun_keeps_the_other_pages_of_the_month(history):
     assert f'href="runs/{r3.run_id}/all/{OTHER}.html"' in index  # page 04: the partial rerun
     assert f"{r1.run_id} (first)" in index and f"{r4.run_id} (latest)" in index and r2.run_id in index
     assert (r2.folder / "all" / f"{PAGE}.html").exists() and not (r3.folder / "all" / f"{PAGE}.ipynb").exists()
-    assert [r["run_id"] for r in completed_runs(history["reports"], "2024-05")] == [r1.run_id, r2.run_id, r3.run_id,
-                                                                                    r4.run_id]
+    assert [r["run_id"] for r in completed_runs(history["reports"], "2024-05")] == [
+        r1.run_id,
+        r2.run_id,
+        r3.run_id,
+        r4.run_id,
+    ]
 
 
 def test_a_killed_snapshot_leaves_every_earlier_run_and_the_store_intact(history, tmp_path):
     reports = shutil.copytree(history["reports"], tmp_path / "reports")
     before = {p: h for p, h in digest(reports).items() if not p.endswith(".lock")}
-    cmd = [sys.executable, "-m", "saaskpi.cli", "snapshot", "--month", "2024-05", "--source", str(history["source"]),
-           "--segments", "all,smb", "--notebooks", PAGE, "--workers", "1", "--reports", str(reports)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "saaskpi.cli",
+        "snapshot",
+        "--month",
+        "2024-05",
+        "--source",
+        str(history["source"]),
+        "--segments",
+        "all,smb",
+        "--notebooks",
+        PAGE,
+        "--workers",
+        "1",
+        "--reports",
+        str(reports),
+    ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    runner = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    runner = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     runs = reports / "2024-05" / "runs"
     deadline = time.time() + 300
     while time.time() < deadline and not list(runs.glob(f".*.partial/*/{PAGE}.html")):
@@ -215,7 +255,7 @@ def test_a_killed_snapshot_leaves_every_earlier_run_and_the_store_intact(history
     assert done.stderr == ""  # no progress bar off a terminal, and nothing else: no kernel warnings
     assert not list(runs.glob(".*.partial")) and len(completed_runs(reports, "2024-05")) == 5
     rows = pd.read_parquet(reports / "metrics.parquet")
-    assert set(rows.iloc[len(store(history)):].segment) == {"all", "smb"}  # the new run's rows, appended
+    assert set(rows.iloc[len(store(history)) :].segment) == {"all", "smb"}  # the new run's rows, appended
 
 
 def test_only_open_tickets_closing_is_not_a_restatement():
@@ -223,8 +263,17 @@ def test_only_open_tickets_closing_is_not_a_restatement():
     # moved by a rounding residue. Nothing is restated; the support times are labelled as settling.
     from saaskpi.snapshot import change_kinds
 
-    metric = pd.Series(["resolution_hours", "resolution_hours_p90", "sla_breach_rate", "monthly_recurring_revenue",
-                        "customer_churn_rate", "net_revenue_retention", "trial_to_paid_conversion"])
+    metric = pd.Series(
+        [
+            "resolution_hours",
+            "resolution_hours_p90",
+            "sla_breach_rate",
+            "monthly_recurring_revenue",
+            "customer_churn_rate",
+            "net_revenue_retention",
+            "trial_to_paid_conversion",
+        ]
+    )
     was = pd.Series([20.0, 70.0, 0.10, 3_522_911.204, 0.0230, 1.004, 0.09])
     now = pd.Series([26.5, 95.0, 0.14, 3_522_911.2061, 0.0231, 0.998, 0.12])
     immature = pd.Series([False, False, False, False, False, False, True])

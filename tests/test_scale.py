@@ -6,6 +6,7 @@ The finest aggregate a page may collect has one row per user and month; a page t
 (or a per-event projection of them), even for the last month only, would collect far more rows. The limit,
 events / 140, lies between the two (checked on the source itself below).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,11 +18,11 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from saaskpi.demo import DemoScale, generate
-from saaskpi.metrics import usage
 from saaskpi import sources
 from saaskpi.cache import cached_frame
+from saaskpi.demo import DemoScale, generate
 from saaskpi.errors import DataContractError
+from saaskpi.metrics import usage
 from saaskpi.pages import run_sections
 from saaskpi.sources import open_source, validated_tables
 from saaskpi.workbook import open_workbook
@@ -92,8 +93,9 @@ def test_text_in_a_big_table_is_stripped_only_when_a_value_needs_it(dense_source
     shutil.copytree(source, padded)
     events = pl.read_parquet(source / "usage_events.parquet")
     first = pl.int_range(pl.len()) == 0
-    events.with_columns(feature=pl.when(first).then(" " + pl.col("feature")).otherwise(pl.col("feature"))) \
-        .write_parquet(padded / "usage_events.parquet")
+    events.with_columns(
+        feature=pl.when(first).then(" " + pl.col("feature")).otherwise(pl.col("feature"))
+    ).write_parquet(padded / "usage_events.parquet")
     for folder, stripped in ((source, False), (padded, True)):
         scan = validated_tables(open_source(folder)).scans["usage_events"]
         assert ("strip_chars" in scan.explain()) == stripped, folder.name
@@ -157,8 +159,9 @@ def test_a_validated_big_source_is_not_checked_again_until_it_changes(dense_sour
     assert first.scans["usage_events"].collect().equals(second.scans["usage_events"].collect())
     events = pl.read_parquet(copy / "usage_events.parquet")
     first_row = pl.int_range(pl.len()) == 0
-    events.with_columns(user_id=pl.when(first_row).then(pl.lit("U-nobody")).otherwise(pl.col("user_id"))) \
-        .write_parquet(copy / "usage_events.parquet")
+    events.with_columns(user_id=pl.when(first_row).then(pl.lit("U-nobody")).otherwise(pl.col("user_id"))).write_parquet(
+        copy / "usage_events.parquet"
+    )
     with pytest.raises(DataContractError, match=r"usage_events\.user_id\.orphan"):
         validated_tables(open_source(copy))  # changed files are checked again
     assert checks == [1, 1]

@@ -1,5 +1,6 @@
 """The scheduling recipes in docs/: syntactically right, they take the company's source as a required setting, never
 run on the demo company, and validate the source before any page runs (tried for real: docs/scheduling.md)."""
+
 from __future__ import annotations
 
 import ast
@@ -21,8 +22,11 @@ FIELD = r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*"
 
 
 def test_cron_line():
-    lines = [line for line in (DOCS / "crontab").read_text().splitlines()
-             if line and not line.startswith("#") and "=" not in line.split()[0]]
+    lines = [
+        line
+        for line in (DOCS / "crontab").read_text().splitlines()
+        if line and not line.startswith("#") and "=" not in line.split()[0]
+    ]
     assert len(lines) == 2  # the snapshot (which delivers at its end), then a second chance for the delivery
     for line in lines:
         fields = line.split()
@@ -77,9 +81,12 @@ def load_dag() -> tuple[dict, list, list]:
         assert kwargs["schedule"] == "0 6 2 * *" and kwargs["catchup"] is False
         return lambda func: func
 
-    stubs = {"airflow": types.ModuleType("airflow"), "airflow.decorators": types.SimpleNamespace(dag=dag),
-             "airflow.operators": types.ModuleType("airflow.operators"),
-             "airflow.operators.bash": types.SimpleNamespace(BashOperator=BashOperator)}
+    stubs = {
+        "airflow": types.ModuleType("airflow"),
+        "airflow.decorators": types.SimpleNamespace(dag=dag),
+        "airflow.operators": types.ModuleType("airflow.operators"),
+        "airflow.operators.bash": types.SimpleNamespace(BashOperator=BashOperator),
+    }
     saved = {name: sys.modules.get(name) for name in [*stubs, "airflow.providers.standard.operators.bash"]}
     sys.modules.update(stubs)
     sys.modules["airflow.providers.standard.operators.bash"] = None  # Airflow 2's import path is taken
@@ -140,8 +147,9 @@ def test_airflow_validate_task_stops_on_bad_data(tmp_path, revenue_source):
     assert "[subscriptions.out_of_range]" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("name", ["crontab", "saaskpi-snapshot.service", "airflow_saaskpi.py", "saaskpi.env",
-                                  "saaskpi-send.service"])
+@pytest.mark.parametrize(
+    "name", ["crontab", "saaskpi-snapshot.service", "airflow_saaskpi.py", "saaskpi.env", "saaskpi-send.service"]
+)
 def test_recipes_never_name_the_demo(name):
     assert "data/demo" not in (DOCS / name).read_text()
 
@@ -163,7 +171,17 @@ def test_make_snapshot_requires_a_source_and_validates_it_first(tmp_path, revenu
     assert "saaskpi snapshot" in plan.stdout and "--source" not in plan.stdout  # make reports: the demo company
 
 
-@pytest.mark.parametrize("name", ["crontab", "saaskpi-snapshot.service", "saaskpi-snapshot.timer", "airflow_saaskpi.py",
-                                  "saaskpi.env", "saaskpi-send.service", "saaskpi-send.timer"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "crontab",
+        "saaskpi-snapshot.service",
+        "saaskpi-snapshot.timer",
+        "airflow_saaskpi.py",
+        "saaskpi.env",
+        "saaskpi-send.service",
+        "saaskpi-send.timer",
+    ],
+)
 def test_linked_from_the_docs(name):
     assert f"scheduling/{name}" in (paths.DOCS_DIR / "scheduling.md").read_text()

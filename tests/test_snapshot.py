@@ -1,5 +1,6 @@
 """The monthly snapshot job: complete, atomic, resumable, honest about failures (the immutable runs and the
 metrics store: tests/test_runs.py)."""
+
 from __future__ import annotations
 
 import shutil
@@ -36,8 +37,20 @@ def test_full_snapshot(tiny, tmp_path):
     index = (reports / MONTH / "index.html").read_text()
     assert f'href="runs/{snap.run_id}/smb/02_cohort_retention.html"' in index and "NRR (trailing 12 months)" in index
     store = pd.read_parquet(reports / "metrics.parquet")
-    assert {"snapshot", "month", "segment", "notebook", "metric", "value", "n", "target", "status", "convention",
-            "code_version", "data_fingerprint"} <= set(store.columns)
+    assert {
+        "snapshot",
+        "month",
+        "segment",
+        "notebook",
+        "metric",
+        "value",
+        "n",
+        "target",
+        "status",
+        "convention",
+        "code_version",
+        "data_fingerprint",
+    } <= set(store.columns)
     mrr = store[(store.metric == "monthly_recurring_revenue") & (store.month == MONTH) & (store.segment == "all")]
     assert len(mrr) == 1 and mrr.value.iloc[0] > 0
     assert {"run_id", "run_time", "engine"} <= set(store.columns) and set(store.run_id) == {snap.run_id}
@@ -48,19 +61,37 @@ def failing_notebooks(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     shutil.copy(paths.NOTEBOOKS_DIR / "02_cohort_retention.ipynb", folder)
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell('source = ""\nsegment = ""\nas_of = ""\ninteractive = True', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("x = 1"),
-        nbformat.v4.new_code_cell("raise ValueError('boom')"),
-    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                'source = ""\nsegment = ""\nas_of = ""\ninteractive = True', metadata={"tags": ["parameters"]}
+            ),
+            nbformat.v4.new_code_cell("x = 1"),
+            nbformat.v4.new_code_cell("raise ValueError('boom')"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     nbformat.write(nb, folder / "99_broken.ipynb")
     return folder
 
 
 def test_failing_notebook_does_not_stop_the_others(tiny, tmp_path, capsys):
     folder = failing_notebooks(tmp_path)
-    code = main(["snapshot", "--month", MONTH, "--source", str(tiny), "--segments", "all",
-                 "--reports", str(tmp_path / "r"), "--notebooks-dir", str(folder)])
+    code = main(
+        [
+            "snapshot",
+            "--month",
+            MONTH,
+            "--source",
+            str(tiny),
+            "--segments",
+            "all",
+            "--reports",
+            str(tmp_path / "r"),
+            "--notebooks-dir",
+            str(folder),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 1
     assert "1 of 2 runs succeeded" in out
@@ -71,8 +102,22 @@ def test_failing_notebook_does_not_stop_the_others(tiny, tmp_path, capsys):
 
 def test_bad_arguments_and_data_exit_2(tiny, tmp_path, capsys):
     assert main(["snapshot", "--month", "Oct", "--source", str(tiny), "--reports", str(tmp_path / "r")]) == 2
-    assert main(["snapshot", "--month", MONTH, "--source", str(tiny), "--segments", "martians",
-                 "--reports", str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "snapshot",
+                "--month",
+                MONTH,
+                "--source",
+                str(tiny),
+                "--segments",
+                "martians",
+                "--reports",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     bad = tmp_path / "bad"
     shutil.copytree(tiny, bad)
     (bad / "subscriptions.csv").write_text((bad / "subscriptions.csv").read_text().replace(",USD,", ",XYZ,", 1))
@@ -84,13 +129,33 @@ def test_bad_arguments_and_data_exit_2(tiny, tmp_path, capsys):
 def test_cell_timeout_is_reported_with_its_cell(tiny, tmp_path, capsys):
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell('source = ""\nsegment = ""\nas_of = ""\ninteractive = True', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import time\ntime.sleep(30)"),
-    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                'source = ""\nsegment = ""\nas_of = ""\ninteractive = True', metadata={"tags": ["parameters"]}
+            ),
+            nbformat.v4.new_code_cell("import time\ntime.sleep(30)"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     nbformat.write(nb, folder / "98_slow.ipynb")
-    code = main(["snapshot", "--month", MONTH, "--source", str(tiny), "--segments", "smb", "--cell-timeout", "3",
-                 "--reports", str(tmp_path / "r"), "--notebooks-dir", str(folder)])
+    code = main(
+        [
+            "snapshot",
+            "--month",
+            MONTH,
+            "--source",
+            str(tiny),
+            "--segments",
+            "smb",
+            "--cell-timeout",
+            "3",
+            "--reports",
+            str(tmp_path / "r"),
+            "--notebooks-dir",
+            str(folder),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "FAILED 98_slow [smb, cell 2]: cell timed out" in err

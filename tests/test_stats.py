@@ -1,4 +1,5 @@
 """The hand-written statistics agree with scipy's on small literal samples (and with the arithmetic)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,5 +36,7 @@ def test_roc_auc_by_hand_and_against_the_rank_formula():
     assert roc_auc(scores, positive) == pytest.approx(7.5 / 9)
     ranks = sp.rankdata(scores)  # the Mann-Whitney rank-sum form
     n_pos, n_neg = positive.sum(), (~positive).sum()
-    assert roc_auc(scores, positive) == pytest.approx((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    assert roc_auc(scores, positive) == pytest.approx(
+        (ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    )
     assert np.isnan(roc_auc(scores, np.ones(6, dtype=bool)))

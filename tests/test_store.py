@@ -1,5 +1,6 @@
 """The results store (cache.cached_result via Workbook.compute): a page's tables and metrics computed once per
 source, segment, month, parameters, engine and code, then read by every kernel that asks for the same."""
+
 from __future__ import annotations
 
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import REVENUE_TABLES, write_source
+
 from saaskpi import cache
 from saaskpi.metrics import METRICS, TABLE_FUNCS
 from saaskpi.workbook import open_workbook
@@ -44,10 +46,20 @@ def entries(store: Path, name: str = "") -> list[Path]:
 
 def test_two_kernels_opening_the_same_page_at_once_compute_it_once(store, revenue_source, tmp_path):
     go = tmp_path / "go"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(cache.__file__).parents[1]),
-                                                           os.environ.get("PYTHONPATH", "")])}
-    kernels = [subprocess.Popen([sys.executable, "-c", PAGE, str(revenue_source), str(tmp_path / f"ready{i}"), str(go)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(cache.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    kernels = [
+        subprocess.Popen(
+            [sys.executable, "-c", PAGE, str(revenue_source), str(tmp_path / f"ready{i}"), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (1, 2)
+    ]
     deadline = time.monotonic() + 120
     while not all((tmp_path / f"ready{i}").exists() for i in (1, 2)) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -61,8 +73,14 @@ def test_two_kernels_opening_the_same_page_at_once_compute_it_once(store, revenu
     assert set(counts) == {p.name for p in entries(store)}
     assert {"monthly_recurring_revenue", "mrr_movements", "account_mrr"} <= {n.rsplit("-", 1)[0] for n in counts}
     go.touch()
-    late = subprocess.run([sys.executable, "-c", PAGE, str(revenue_source), str(tmp_path / "ready3"), str(go)],
-                          check=False, env=env, capture_output=True, text=True, timeout=300)
+    late = subprocess.run(
+        [sys.executable, "-c", PAGE, str(revenue_source), str(tmp_path / "ready3"), str(go)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert late.stdout == pages[0] + "loaded: []\n"  # read from the store: neither lifelines nor DuckDB imported
     assert cache.computations() == counts
 
@@ -146,8 +164,10 @@ def test_pages_run_as_a_snapshot_runs_them_fill_the_store_for_the_apps(store, re
     from saaskpi.pages import executive_summary as page
     from saaskpi.snapshot import fill_store
 
-    assert fill_store("2024-05", str(revenue_source), ["all", "smb"], ["00_executive_summary"], workers=1,
-                      progress=False) == "2024-05"
+    assert (
+        fill_store("2024-05", str(revenue_source), ["all", "smb"], ["00_executive_summary"], workers=1, progress=False)
+        == "2024-05"
+    )
     filled = cache.computations()
     assert filled and set(filled.values()) == {1}
     for segment in ("all", "smb"):  # an app kernel: the same page, then a segment change

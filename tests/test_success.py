@@ -4,13 +4,14 @@ NPS answers (UTC): R5 Feb 1 score 0; R6 Mar 3 00:00 score 10; R1 Mar 5 score 10;
 R3 May 20 score 6; R4 May 31 23:59:59 score 8 (passive).
 The May window runs from Mar 3 00:00 (Jun 1 - 90 days, inclusive) to Jun 1 (exclusive).
 """
+
 from __future__ import annotations
 
 import math
 
 import pytest
-
 from conftest import REVENUE_TABLES, write_source
+
 from saaskpi.workbook import open_workbook
 
 VOC_TABLES = {

@@ -14,6 +14,7 @@ Spend (USD unless noted):
   Apr: marketing EUR 100 untagged (x 1.20 = 120 USD); no COGS recorded
   May: cogs 112
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import REVENUE_TABLES, page_html, write_source
+
 from saaskpi.errors import MissingTablesError
 from saaskpi.metrics import unit_economics as ue
 from saaskpi.params import conventions
@@ -107,8 +108,9 @@ def test_untagged_spend_is_allocated_by_new_customers(wb):
     apr = allocated[allocated.month == "2024-04-01"]
     assert apr.basis.tolist() == ["unallocated"] and apr.amount.sum() == pytest.approx(120)
     # money is conserved: allocation only moves it
-    assert allocated.amount.sum() == pytest.approx(1000 + 600 + 400 + 114 + 500 + 100 + 300 + 200 + 130 + 250 + 140
-                                                   + 120 + 112)
+    assert allocated.amount.sum() == pytest.approx(
+        1000 + 600 + 400 + 114 + 500 + 100 + 300 + 200 + 130 + 250 + 140 + 120 + 112
+    )
 
 
 def test_segments_get_their_share_and_add_up(wb):
@@ -196,13 +198,26 @@ def test_payback_curve(wb):
 def test_magic_number_and_burn_multiple_from_literal_frames():
     calendar = month_calendar(24288, 24293)  # Jan-Jun 2024
     months = pd.date_range("2024-01-01", periods=6, freq="MS")
-    mrr = pd.DataFrame({"month": months, "mrr_end": [100.0, 100, 100, 150, 200, 250], "new_accounts": [1, 0, 0, 1, 1, 1],
-                        "accounts_end": [1, 1, 1, 2, 3, 4]})
+    mrr = pd.DataFrame(
+        {
+            "month": months,
+            "mrr_end": [100.0, 100, 100, 150, 200, 250],
+            "new_accounts": [1, 0, 0, 1, 1, 1],
+            "accounts_end": [1, 1, 1, 2, 3, 4],
+        }
+    )
     rows = []
     for m in months:
-        rows += [(m, m, "marketing", 60.0), (m, m, "sales", 40.0), (m, m, "cogs", 20.0), (m, m, "rnd", 200.0),
-                 (m, m, "g_and_a", 30.0)]
-    spend = pd.DataFrame(rows, columns=["month", "spend_month", "category", "amount"]).assign(segment="smb", channel=None)
+        rows += [
+            (m, m, "marketing", 60.0),
+            (m, m, "sales", 40.0),
+            (m, m, "cogs", 20.0),
+            (m, m, "rnd", 200.0),
+            (m, m, "g_and_a", 30.0),
+        ]
+    spend = pd.DataFrame(rows, columns=["month", "spend_month", "category", "amount"]).assign(
+        segment="smb", channel=None
+    )
     magic = ue.magic_number(calendar, conventions(), spend, mrr).set_index("month").value
     # Jun: net new ARR 12 x (250 - 100 [Mar]) = 1800 over S&M of Jan-Mar 3 x 100 = 300 -> 6.0; before Jun: n/a
     assert magic[months[5]] == pytest.approx(6.0) and magic[:5].isna().all()
@@ -260,8 +275,16 @@ def test_demo_pairs_meet_or_miss_the_guidelines_by_design(demo_source):
 def test_every_section_renders_and_says_what_is_missing(wb, revenue_wb):
     from saaskpi.pages import unit_economics as page
 
-    sections = [page.show_header, page.show_kpi_tiles, page.show_segment_channel_table, page.show_accelerator,
-                page.show_trends, page.show_cac_by_channel, page.show_payback_curve, page.show_what_if]
+    sections = [
+        page.show_header,
+        page.show_kpi_tiles,
+        page.show_segment_channel_table,
+        page.show_accelerator,
+        page.show_trends,
+        page.show_cac_by_channel,
+        page.show_payback_curve,
+        page.show_what_if,
+    ]
     for func in sections:
         assert "Something went wrong" not in page_html(func, wb), func.__name__
     tiles = page_html(page.show_kpi_tiles, wb)
@@ -269,7 +292,8 @@ def test_every_section_renders_and_says_what_is_missing(wb, revenue_wb):
     table = page_html(page.show_segment_channel_table, wb)
     assert "small sample" in table and "$600" in table  # smb/organic CAC
     assert "Unit economics needs the `spend` table, which this data source does not have." in page_html(
-        page.show_kpi_tiles, revenue_wb)
+        page.show_kpi_tiles, revenue_wb
+    )
 
 
 def test_what_if_text_for_the_window(wb):
@@ -281,4 +305,3 @@ def test_what_if_text_for_the_window(wb):
     assert "$574" in text and "12.5%" in text
     assert "does not move it" in text  # churn cannot reach the payback guideline
     assert "$545" in page.what_if_html(wb, cac_change=-0.05)  # 574 x 0.95 = 545.3 in the what-if column
-

@@ -1,9 +1,10 @@
 """Stickiness and user retention on six hand-written usage events."""
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import write_source
+
 from saaskpi.workbook import open_workbook
 
 # u1: Jan 1, Jan 2, Feb 1   u2: Jan 1, Mar 5   u3: Feb 10; Z (no users, no subscription), created Mar 31, marks
@@ -49,12 +50,19 @@ def test_active_users(wb):
 
 def test_user_cohort_retention(wb):
     t = wb.table("user_cohort_retention")
-    got = {(c.strftime("%Y-%m"), k): (n, a) for c, k, n, a in
-           zip(t.cohort_month, t.months_since_start, t.cohort_users, t.active_users)}
+    got = {
+        (c.strftime("%Y-%m"), k): (n, a)
+        for c, k, n, a in zip(t.cohort_month, t.months_since_start, t.cohort_users, t.active_users)
+    }
     # Jan cohort u1, u2: Feb only u1, Mar only u2. Feb cohort u3: gone in Mar.
     # nobody is first active in March, so there is no March cohort
-    assert got == {("2024-01", 0): (2, 2), ("2024-01", 1): (2, 1), ("2024-01", 2): (2, 1),
-                   ("2024-02", 0): (1, 1), ("2024-02", 1): (1, 0)}
+    assert got == {
+        ("2024-01", 0): (2, 2),
+        ("2024-01", 1): (2, 1),
+        ("2024-01", 2): (2, 1),
+        ("2024-02", 0): (1, 1),
+        ("2024-02", 1): (1, 0),
+    }
 
 
 def test_user_lifecycle(wb):
@@ -84,10 +92,13 @@ def test_a_user_active_in_two_accounts_counts_once_a_day(tmp_path):
     tables["accounts"] += "\nB,smb,2024-01-01T00:00:00Z"
     tables["subscriptions"] += "\nS2,B,2024-01-01,,100"
     # u1 also works in account B: on Jan 1 (a day it was active in A too) and on Jan 20
-    tables["usage_events"] = tables["usage_events"].rstrip() + """
+    tables["usage_events"] = (
+        tables["usage_events"].rstrip()
+        + """
         2024-01-01T12:00:00Z,u1,B,reports
         2024-01-20T12:00:00Z,u1,B,reports
     """
+    )
     wb = open_workbook(str(write_source(tmp_path / "two", tables)), "all", "2024-03", interactive=False)
     a = wb.table("active_users").set_index(wb.table("active_users").month.dt.strftime("%Y-%m"))
     # Jan user-days: u1 on Jan 1, 2, 20 (Jan 1 once, though in two accounts) + u2 on Jan 1 = 4 over 31 days;

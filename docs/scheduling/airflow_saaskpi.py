@@ -18,6 +18,7 @@ cell and error; the other pages are in the run). The snapshot's last step sends 
 `send` then sends whatever that could not (already sent channels are skipped, reports/delivery.json) and is retried
 by Airflow; exit 1 = a channel still failed (its log gives the reason of each try).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,14 +42,21 @@ SECRETS = {  # environment variable (named in parameters/delivery.yaml) -> the V
 }
 
 
-@dag(schedule="0 6 2 * *", start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), catchup=False,
-     tags=["saaskpi"])
+@dag(schedule="0 6 2 * *", start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), catchup=False, tags=["saaskpi"])
 def saaskpi_monthly_snapshot():
     validate = BashOperator(task_id="validate", bash_command=VALIDATE)
-    snapshot = BashOperator(task_id="snapshot", bash_command=SNAPSHOT, execution_timeout=dt.timedelta(hours=2),
-                            env=SECRETS, append_env=True)
-    send = BashOperator(task_id="send", bash_command=SEND, env=SECRETS, append_env=True, retries=3,
-                        retry_delay=dt.timedelta(minutes=30), execution_timeout=dt.timedelta(minutes=30))
+    snapshot = BashOperator(
+        task_id="snapshot", bash_command=SNAPSHOT, execution_timeout=dt.timedelta(hours=2), env=SECRETS, append_env=True
+    )
+    send = BashOperator(
+        task_id="send",
+        bash_command=SEND,
+        env=SECRETS,
+        append_env=True,
+        retries=3,
+        retry_delay=dt.timedelta(minutes=30),
+        execution_timeout=dt.timedelta(minutes=30),
+    )
     validate >> snapshot >> send
 
 

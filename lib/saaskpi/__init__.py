@@ -17,6 +17,7 @@ Pages (`saaskpi.pages.<page>.show_*`) display sections; `saaskpi.metric` and `sa
 a company's own metrics (in parameters/metrics/*.py); `saaskpi.charts` draws with the workbook's theme,
 which is on as soon as `saaskpi` is imported.
 """
+
 from __future__ import annotations
 
 import importlib

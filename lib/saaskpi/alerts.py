@@ -3,6 +3,7 @@
 A condition compares the mean of a metric's last `months` complete months (immature cohort months
 are skipped) with the mean of the `months` before them; a rule fires when all its conditions hold.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,12 @@ def rules(path: Path = paths.PARAMETERS_DIR / "alerts.yaml") -> list[Rule]:
     out = []
     for name, spec in (read_yaml(path) or {}).items():
         where = f"{path.name}: rule `{name}`"
-        if not isinstance(spec, dict) or set(spec) - {"when", "message"} or not spec.get("when") or not spec.get("message"):
+        if (
+            not isinstance(spec, dict)
+            or set(spec) - {"when", "message"}
+            or not spec.get("when")
+            or not spec.get("message")
+        ):
             raise ParameterError(f"{where} needs exactly `when` (a list of conditions) and `message`.")
         conditions = []
         for c in spec["when"]:
@@ -60,9 +66,13 @@ def rules(path: Path = paths.PARAMETERS_DIR / "alerts.yaml") -> list[Rule]:
             if c.get("trend") not in TRENDS:
                 raise ParameterError(f"{where}: trend must be rising or falling, got {c.get('trend')!r}.")
             try:
-                conditions.append(Condition(c["metric"], c["trend"], int(c.get("months", 3)), float(c.get("min_change", 0.05))))
+                conditions.append(
+                    Condition(c["metric"], c["trend"], int(c.get("months", 3)), float(c.get("min_change", 0.05)))
+                )
             except (TypeError, ValueError):
-                raise ParameterError(f"{where}: months must be a whole number and min_change a number, got {c!r}.") from None
+                raise ParameterError(
+                    f"{where}: months must be a whole number and min_change a number, got {c!r}."
+                ) from None
         out.append(Rule(name, " ".join(str(spec["message"]).split()), tuple(conditions)))
     return out
 
@@ -73,7 +83,7 @@ def move(series, months: int) -> tuple[float, float]:
     values = s.value.dropna().tolist()
     if len(values) < 2 * months:
         return math.nan, math.nan
-    recent, earlier = values[-months:], values[-2 * months:-months]
+    recent, earlier = values[-months:], values[-2 * months : -months]
     return sum(earlier) / months, sum(recent) / months
 
 
@@ -81,7 +91,9 @@ def holds(condition: Condition, earlier: float, recent: float) -> bool:
     """Whether the move from `earlier` to `recent` is the condition's trend by at least min_change."""
     if math.isnan(earlier) or math.isnan(recent):
         return False
-    change = (recent - earlier) / abs(earlier) if earlier else (math.inf if recent > 0 else -math.inf if recent < 0 else 0.0)
+    change = (
+        (recent - earlier) / abs(earlier) if earlier else (math.inf if recent > 0 else -math.inf if recent < 0 else 0.0)
+    )
     return change >= condition.min_change if condition.trend == "rising" else change <= -condition.min_change
 
 

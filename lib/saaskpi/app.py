@@ -7,6 +7,7 @@ Idle-kernel culling and the cap are set on that command line; the other server s
 hidden tracebacks, execution timeout, lab-only extensions denied) live in `voila.json` at the project root,
 which Voila reads from the directory it starts in.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,13 @@ CULL_INTERVAL = 30  # seconds between two checks for idle kernels
 FORWARDED = (signal.SIGTERM, signal.SIGHUP)  # passed on as SIGTERM; Ctrl-C reaches the server from the terminal
 
 
-def voila_command(port: int = 8866, expose: bool = False, token: str = "", max_kernels: int = MAX_KERNELS,
-                  idle_timeout: int = IDLE_TIMEOUT) -> tuple[list[str], str]:
+def voila_command(
+    port: int = 8866,
+    expose: bool = False,
+    token: str = "",
+    max_kernels: int = MAX_KERNELS,
+    idle_timeout: int = IDLE_TIMEOUT,
+) -> tuple[list[str], str]:
     """The Voila command line for the apps, and the token people need (empty on loopback without one)."""
     if not 1 <= port <= 65535:
         raise ParameterError(f"--port must be 1-65535, got {port}.")
@@ -36,12 +42,20 @@ def voila_command(port: int = 8866, expose: bool = False, token: str = "", max_k
         raise ParameterError(f"--idle-timeout must be at least 1 second, got {idle_timeout}.")
     if expose and not token:
         token = secrets.token_urlsafe(24)
-    cmd = [sys.executable, "-m", "saaskpi.app", str(paths.NOTEBOOKS_DIR), "--no-browser", f"--port={port}",
-           f"--Voila.ip={'0.0.0.0' if expose else LOOPBACK}", "--show_tracebacks=False",
-           f"--SaasKpiVoila.max_kernels={max_kernels}",
-           f"--MappingKernelManager.cull_idle_timeout={idle_timeout}",
-           f"--MappingKernelManager.cull_interval={min(CULL_INTERVAL, idle_timeout)}",
-           "--MappingKernelManager.cull_connected=True"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "saaskpi.app",
+        str(paths.NOTEBOOKS_DIR),
+        "--no-browser",
+        f"--port={port}",
+        f"--Voila.ip={'0.0.0.0' if expose else LOOPBACK}",
+        "--show_tracebacks=False",
+        f"--SaasKpiVoila.max_kernels={max_kernels}",
+        f"--MappingKernelManager.cull_idle_timeout={idle_timeout}",
+        f"--MappingKernelManager.cull_interval={min(CULL_INTERVAL, idle_timeout)}",
+        "--MappingKernelManager.cull_connected=True",
+    ]
     if token:
         cmd.append(f"--token={token}")
     return cmd, token
@@ -58,8 +72,13 @@ def _end_with(parent: int) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def serve(port: int = 8866, expose: bool = False, token: str = "", max_kernels: int = MAX_KERNELS,
-          idle_timeout: int = IDLE_TIMEOUT) -> int:
+def serve(
+    port: int = 8866,
+    expose: bool = False,
+    token: str = "",
+    max_kernels: int = MAX_KERNELS,
+    idle_timeout: int = IDLE_TIMEOUT,
+) -> int:
     """Run the Voila server until interrupted; a SIGTERM or SIGHUP to this process stops the server and its
     kernels, and returns once they are gone."""
     cmd, token = voila_command(port, expose, token, max_kernels, idle_timeout)
@@ -67,7 +86,9 @@ def serve(port: int = 8866, expose: bool = False, token: str = "", max_kernels: 
     print(f"Apps on http://{host}:{port}/" + (f"?token={token}" if token else ""), file=sys.stderr)
     parent = os.getpid()
     server = subprocess.Popen(cmd, cwd=paths.ROOT, preexec_fn=lambda: _end_with(parent))
-    previous = {sig: signal.signal(sig, lambda _signum, _frame: server.send_signal(signal.SIGTERM)) for sig in FORWARDED}
+    previous = {
+        sig: signal.signal(sig, lambda _signum, _frame: server.send_signal(signal.SIGTERM)) for sig in FORWARDED
+    }
     try:
         while True:
             try:

@@ -27,6 +27,7 @@
 
 Idle-kernel culling is Jupyter Server's (`MappingKernelManager.cull_*`), set on the command line by `saaskpi app`.
 """
+
 from __future__ import annotations
 
 import html
@@ -80,8 +81,12 @@ class Capacity:
 
     def waiting_in_pools(self) -> set[str]:
         pools = getattr(self.kernel_manager, "_pools", {})  # Voila's preheated kernels (absent without preheating)
-        return {task.result()["kernel_id"] for pool in pools.values() for task in pool
-                if task.done() and not task.cancelled() and task.exception() is None}
+        return {
+            task.result()["kernel_id"]
+            for pool in pools.values()
+            for task in pool
+            if task.done() and not task.cancelled() and task.exception() is None
+        }
 
     def page_kernels(self) -> int:
         return len(set(self.kernel_manager.list_kernel_ids()) - self.waiting_in_pools()) + self.starting
@@ -128,8 +133,15 @@ def busy_page(sessions: int, url: str) -> str:
     to retry; nothing else about the server."""
     from . import theme
 
-    return BUSY_PAGE.format(retry=RETRY_SECONDS, font=theme.FONT, ink=theme.INK, muted=theme.MUTED,
-                            accent=theme.STATUS["near"], sessions=sessions, url=html.escape(url, quote=True))
+    return BUSY_PAGE.format(
+        retry=RETRY_SECONDS,
+        font=theme.FONT,
+        ink=theme.INK,
+        muted=theme.MUTED,
+        accent=theme.STATUS["near"],
+        sessions=sessions,
+        url=html.escape(url, quote=True),
+    )
 
 
 # Sent on `pagehide` (a closed tab, a followed link, a reload): the request Voila's page sends on `beforeunload`.
@@ -222,12 +234,18 @@ def readable_failure() -> dict:
     """The output shown for a failing cell that has not shown the workbook's own panel."""
     from . import theme
 
-    text = ("Something went wrong: this part of the page could not be computed. Reload the page; if it persists, "
-            "report it with the app's name, segment and month (the server's log has the details).")
-    style = (f"font-family:{theme.FONT};border-left:4px solid {theme.STATUS['off']};background:#fef2f2;"
-             f"padding:10px 14px;margin:6px 0;color:{theme.INK};font-size:13px;")
-    return nbformat.v4.new_output("display_data", data={
-        "text/html": f'<div class="saaskpi-error" style="{style}">{html.escape(text)}</div>', "text/plain": text})
+    text = (
+        "Something went wrong: this part of the page could not be computed. Reload the page; if it persists, "
+        "report it with the app's name, segment and month (the server's log has the details)."
+    )
+    style = (
+        f"font-family:{theme.FONT};border-left:4px solid {theme.STATUS['off']};background:#fef2f2;"
+        f"padding:10px 14px;margin:6px 0;color:{theme.INK};font-size:13px;"
+    )
+    return nbformat.v4.new_output(
+        "display_data",
+        data={"text/html": f'<div class="saaskpi-error" style="{style}">{html.escape(text)}</div>', "text/plain": text},
+    )
 
 
 class ReadableErrorsExecutor(VoilaExecutor):
@@ -237,8 +255,11 @@ class ReadableErrorsExecutor(VoilaExecutor):
     def strip_code_cell_errors(self, cell):
         if cell["cell_type"] != "code" or not any(o["output_type"] == "error" for o in cell["outputs"]):
             return cell
-        shown = any(mark in str(o.get("data", {}).get("text/html", "")) for o in cell["outputs"]
-                    for mark in READABLE_PANEL_CLASSES)
+        shown = any(
+            mark in str(o.get("data", {}).get("text/html", ""))
+            for o in cell["outputs"]
+            for mark in READABLE_PANEL_CLASSES
+        )
         cell["outputs"] = [o for o in cell["outputs"] if o["output_type"] != "error"]
         if not shown:
             cell["outputs"].append(readable_failure())
@@ -249,11 +270,17 @@ class ReadableErrorsExecutor(VoilaExecutor):
 class SaasKpiVoila(Voila):
     """Voila with the page handler, websocket and executor above, and a cap on kernels."""
 
-    max_kernels = Integer(DEFAULT_MAX_KERNELS, config=True,
-                          help="Kernels the server runs at most, preheated ones included; past it pages get a "
-                               "busy page (HTTP 503).")
-    kernel_websocket_connection_class = Type(default_value=PageSafeConnection, klass=BaseKernelWebsocketConnection,
-                                             config=True, help="The kernel websocket connection class to use.")
+    max_kernels = Integer(
+        DEFAULT_MAX_KERNELS,
+        config=True,
+        help="Kernels the server runs at most, preheated ones included; past it pages get a busy page (HTTP 503).",
+    )
+    kernel_websocket_connection_class = Type(
+        default_value=PageSafeConnection,
+        klass=BaseKernelWebsocketConnection,
+        config=True,
+        help="The kernel websocket connection class to use.",
+    )
 
     def init_settings(self) -> dict:
         pool = self._trim_pools()
@@ -269,23 +296,38 @@ class SaasKpiVoila(Voila):
             return 0
         section = self.config.VoilaKernelManager
         pools = dict(section.get("kernel_pools_config", {}))
-        notebooks = sorted(str(p.relative_to(self.root_dir)) for p in Path(self.root_dir).rglob("*.ipynb")
-                           if ".ipynb_checkpoints" not in str(p))
+        notebooks = sorted(
+            str(p.relative_to(self.root_dir))
+            for p in Path(self.root_dir).rglob("*.ipynb")
+            if ".ipynb_checkpoints" not in str(p)
+        )
         sizes = pool_sizes(pools, notebooks)
         trimmed = trimmed_pools(sizes, self.max_kernels)
         if trimmed != sizes:
-            self.log.warning("Preheated kernels trimmed to fit max_kernels=%d: %s", self.max_kernels,
-                             {nb: n for nb, n in trimmed.items() if n})
-            section.kernel_pools_config = {"default": {"pool_size": 0},
-                                           **{nb: {**pools.get(nb, {}), "pool_size": n} for nb, n in trimmed.items()}}
+            self.log.warning(
+                "Preheated kernels trimmed to fit max_kernels=%d: %s",
+                self.max_kernels,
+                {nb: n for nb, n in trimmed.items() if n},
+            )
+            section.kernel_pools_config = {
+                "default": {"pool_size": 0},
+                **{nb: {**pools.get(nb, {}), "pool_size": n} for nb, n in trimmed.items()},
+            }
         return sum(trimmed.values())
 
     def init_handlers(self) -> list:
-        ours = {TornadoVoilaHandler: PageHandler, VoilaShutdownKernelHandler: ShutdownHandler,
-                TornadoVoilaTreeHandler: TreeHandler}
+        ours = {
+            TornadoVoilaHandler: PageHandler,
+            VoilaShutdownKernelHandler: ShutdownHandler,
+            TornadoVoilaTreeHandler: TreeHandler,
+        }
         handlers = [(pattern, ours.get(handler, handler), *rest) for pattern, handler, *rest in super().init_handlers()]
-        return [(pattern, LandingHandler) if pattern == self.server_url and handler is TreeHandler
-                else (pattern, handler, *rest) for pattern, handler, *rest in handlers]
+        return [
+            (pattern, LandingHandler)
+            if pattern == self.server_url and handler is TreeHandler
+            else (pattern, handler, *rest)
+            for pattern, handler, *rest in handlers
+        ]
 
 
 def main() -> int:

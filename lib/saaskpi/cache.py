@@ -16,6 +16,7 @@ holds only derived data and can be deleted at any time. Entries unused for 30 da
 least recently used ones beyond `SAASKPI_CACHE_MAX_MB` (default 2048) MB, at most once an hour per process
 when an entry is written.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -24,9 +25,10 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -86,8 +88,13 @@ def _entry(name: str, key: str, suffix: str, root: Path | None = None) -> Path |
     return root / f"{name}-{digest}{suffix}"
 
 
-def _cached(path: Path | None, compute: Callable, read: Callable[[Path], object], write: Callable[[Any, Path], object],
-            log: Path | None = None):
+def _cached(
+    path: Path | None,
+    compute: Callable,
+    read: Callable[[Path], object],
+    write: Callable[[Any, Path], object],
+    log: Path | None = None,
+):
     if path is None:
         return compute()
     stored = _read(path, read)  # an entry is replaced atomically: reading one needs no lock
@@ -193,15 +200,20 @@ def prune(root: Path, max_age_days: float = MAX_AGE_DAYS, max_mb: float | None =
 
 def cached_frame(name: str, key: str, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """The frame `name` for `key` from the cache, else `compute()` stored there first."""
-    return _cached(_entry(name, key, ".parquet"), compute, pd.read_parquet,
-                   lambda frame, path: frame.to_parquet(path, index=False))
+    return _cached(
+        _entry(name, key, ".parquet"), compute, pd.read_parquet, lambda frame, path: frame.to_parquet(path, index=False)
+    )
 
 
 def cached_json(name: str, key: str, compute: Callable[[], object]):
     """The JSON value `name` for `key` from the cache, else `compute()` stored there first (when it returns
     rather than raises: an exception is never cached)."""
-    return _cached(_entry(name, key, ".json"), compute, lambda path: json.loads(path.read_text(encoding="utf-8")),
-                   lambda value, path: path.write_text(json.dumps(value), encoding="utf-8"))
+    return _cached(
+        _entry(name, key, ".json"),
+        compute,
+        lambda path: json.loads(path.read_text(encoding="utf-8")),
+        lambda value, path: path.write_text(json.dumps(value), encoding="utf-8"),
+    )
 
 
 def cached_result(name: str, key: str, compute: Callable[[], object]):
@@ -215,5 +227,6 @@ def cached_result(name: str, key: str, compute: Callable[[], object]):
             raise TypeError("only frames are stored")
         value.to_parquet(path)
 
-    return _cached(_entry(name, key, ".parquet", root), compute, pd.read_parquet, write,
-                   log=root / LOG if root else None)
+    return _cached(
+        _entry(name, key, ".parquet", root), compute, pd.read_parquet, write, log=root / LOG if root else None
+    )

@@ -1,5 +1,6 @@
 """Chart builders: small pandas frames in, Altair charts out. A chart is a value (tested through
 `to_dict()`); the look comes from `theme`; targets are dashed (mark style "target")."""
+
 from __future__ import annotations
 
 import altair as alt
@@ -18,11 +19,19 @@ def _check(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _axis_format(unit: str) -> str:
-    return {"fraction": ".2~%", "currency": "$,.3~s", "ratio": ".3~g", "number": ".3~g", "score": ".0f"}.get(unit, ",.3~s")
+    return {"fraction": ".2~%", "currency": "$,.3~s", "ratio": ".3~g", "number": ".3~g", "score": ".0f"}.get(
+        unit, ",.3~s"
+    )
 
 
-BRIDGE_STEPS = (("start", "MRR start", 1), ("new", "New", 1), ("expansion", "Expansion", 1),
-                ("reactivation", "Reactivation", 1), ("contraction", "Contraction", -1), ("churn", "Churn", -1))
+BRIDGE_STEPS = (
+    ("start", "MRR start", 1),
+    ("new", "New", 1),
+    ("expansion", "Expansion", 1),
+    ("reactivation", "Reactivation", 1),
+    ("contraction", "Contraction", -1),
+    ("churn", "Churn", -1),
+)
 
 
 def mrr_bridge(movements: pd.DataFrame, month: pd.Timestamp) -> alt.Chart:
@@ -48,99 +57,172 @@ def mrr_bridge(movements: pd.DataFrame, month: pd.Timestamp) -> alt.Chart:
     order = list(data.step)
     base = alt.Chart(data).encode(x=alt.X("step:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)))
     bars = base.mark_bar().encode(
-        y=alt.Y("from:Q", title="MRR", axis=alt.Axis(format="$,.3~s"), scale=alt.Scale(zero=False, domain=[floor, levels.max() + 0.15 * spread])),
+        y=alt.Y(
+            "from:Q",
+            title="MRR",
+            axis=alt.Axis(format="$,.3~s"),
+            scale=alt.Scale(zero=False, domain=[floor, levels.max() + 0.15 * spread]),
+        ),
         y2="to:Q",
         color=alt.Color("kind:N", scale=theme.scale(theme.MOVEMENTS), legend=None),
-        tooltip=[alt.Tooltip("step:N"), alt.Tooltip("amount:Q", format="$,.0f")])
+        tooltip=[alt.Tooltip("step:N"), alt.Tooltip("amount:Q", format="$,.0f")],
+    )
     labels = base.mark_text(dy=-7, style="cell-label").encode(y="to:Q", text=alt.Text("amount:Q", format="$,.3~s"))
     subtitle = "start + new + expansion + reactivation − contraction − churn = end"
     if floor > 0:
         subtitle += f"; the axis starts at {money(floor)}, not zero"
-    return (bars + labels).properties(title=alt.Title(f"MRR bridge, {month:%B %Y}", subtitle=subtitle),
-                                      height=280, width=640)
+    return (bars + labels).properties(
+        title=alt.Title(f"MRR bridge, {month:%B %Y}", subtitle=subtitle), height=280, width=640
+    )
 
 
 def movements_over_time(movements: pd.DataFrame) -> alt.Chart:
     """Monthly MRR movements as stacked bars (losses below zero) with net new MRR as a line."""
     m = _check(movements)
-    long = m.melt(id_vars="month", value_vars=["new", "expansion", "reactivation", "contraction", "churn"],
-                  var_name="kind", value_name="amount")
+    long = m.melt(
+        id_vars="month",
+        value_vars=["new", "expansion", "reactivation", "contraction", "churn"],
+        var_name="kind",
+        value_name="amount",
+    )
     long.loc[long.kind.isin(["contraction", "churn"]), "amount"] *= -1
     net = m.assign(net=m.new + m.expansion + m.reactivation - m.contraction - m.churn)[["month", "net"]]
     colours = {k: v for k, v in theme.MOVEMENTS.items() if k in set(long.kind)}
-    bars = alt.Chart(long).mark_bar().encode(
-        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("sum(amount):Q", title="MRR movement", stack="zero",
-                                                           axis=alt.Axis(format="$,.3~s")),
-        color=alt.Color("kind:N", scale=theme.scale(colours), title="movement"),
-        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "kind:N", alt.Tooltip("amount:Q", format="$,.0f")])
-    line = alt.Chart(net).mark_line(point=True).encode(x="yearmonth(month):T", y="net:Q",
-                                                        tooltip=[alt.Tooltip("net:Q", format="$,.0f", title="net new MRR")])
+    bars = (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("yearmonth(month):T", title=None),
+            y=alt.Y("sum(amount):Q", title="MRR movement", stack="zero", axis=alt.Axis(format="$,.3~s")),
+            color=alt.Color("kind:N", scale=theme.scale(colours), title="movement"),
+            tooltip=[
+                alt.Tooltip("yearmonth(month):T", title="month"),
+                "kind:N",
+                alt.Tooltip("amount:Q", format="$,.0f"),
+            ],
+        )
+    )
+    line = (
+        alt.Chart(net)
+        .mark_line(point=True)
+        .encode(x="yearmonth(month):T", y="net:Q", tooltip=[alt.Tooltip("net:Q", format="$,.0f", title="net new MRR")])
+    )
     return (bars + line).properties(title=alt.Title("MRR movements by month", subtitle="line: net new MRR"), height=240)
 
 
-def cohort_heatmap(triangle: pd.DataFrame, value: str, title: str, percent: bool = True,
-                   cohort: str = "cohort_month", tooltip: tuple[str, ...] = ()) -> alt.Chart:
+def cohort_heatmap(
+    triangle: pd.DataFrame,
+    value: str,
+    title: str,
+    percent: bool = True,
+    cohort: str = "cohort_month",
+    tooltip: tuple[str, ...] = (),
+) -> alt.Chart:
     """Cohorts (rows) by months since start (columns), coloured by `value`."""
     t = _check(triangle[[cohort, "months_since_start", value, *tooltip]].copy())
     t["cohort"] = pd.to_datetime(t[cohort]).dt.strftime("%Y-%m")
     fmt = ".0%" if percent else ",.0f"
     top = max(1.0, float(t[value].quantile(0.98))) if len(t) else 1.0  # revenue retention can exceed 100 %
     scale = alt.Scale(domain=[0, top], clamp=True) if percent else alt.Scale()
-    rect = alt.Chart(t).mark_rect().encode(
-        x=alt.X("months_since_start:O", title="months since start", axis=alt.Axis(labelAngle=0, labelOverlap=True)),
-        y=alt.Y("cohort:O", title="cohort", sort="descending", axis=alt.Axis(labelOverlap=True)),
-        color=alt.Color(f"{value}:Q", title=None, scale=scale, legend=alt.Legend(format=fmt, orient="right")),
-        tooltip=[alt.Tooltip("cohort:O"), alt.Tooltip("months_since_start:O", title="month"),
-                 alt.Tooltip(f"{value}:Q", format=fmt), *[alt.Tooltip(f"{c}:Q", format=",.0f") for c in tooltip]])
-    return rect.properties(title=title, height=alt.Step(9) if t.cohort.nunique() > 18 else alt.Step(16),
-                           width=alt.Step(14))
+    rect = (
+        alt.Chart(t)
+        .mark_rect()
+        .encode(
+            x=alt.X("months_since_start:O", title="months since start", axis=alt.Axis(labelAngle=0, labelOverlap=True)),
+            y=alt.Y("cohort:O", title="cohort", sort="descending", axis=alt.Axis(labelOverlap=True)),
+            color=alt.Color(f"{value}:Q", title=None, scale=scale, legend=alt.Legend(format=fmt, orient="right")),
+            tooltip=[
+                alt.Tooltip("cohort:O"),
+                alt.Tooltip("months_since_start:O", title="month"),
+                alt.Tooltip(f"{value}:Q", format=fmt),
+                *[alt.Tooltip(f"{c}:Q", format=",.0f") for c in tooltip],
+            ],
+        )
+    )
+    return rect.properties(
+        title=title, height=alt.Step(9) if t.cohort.nunique() > 18 else alt.Step(16), width=alt.Step(14)
+    )
 
 
 def weighted_average_line(average: pd.DataFrame, value: str, title: str) -> alt.Chart:
     """The cohort-size-weighted average retention curve."""
-    return alt.Chart(_check(average)).mark_line(point=True).encode(
-        x=alt.X("months_since_start:Q", title="months since start"),
-        y=alt.Y(f"{value}:Q", title=None, axis=alt.Axis(format=".0%")),
-        tooltip=[alt.Tooltip("months_since_start:Q", title="month"), alt.Tooltip(f"{value}:Q", format=".1%")],
-    ).properties(title=title, height=200)
+    return (
+        alt.Chart(_check(average))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("months_since_start:Q", title="months since start"),
+            y=alt.Y(f"{value}:Q", title=None, axis=alt.Axis(format=".0%")),
+            tooltip=[alt.Tooltip("months_since_start:Q", title="month"), alt.Tooltip(f"{value}:Q", format=".1%")],
+        )
+        .properties(title=title, height=200)
+    )
 
 
 def survival_curves(km: pd.DataFrame) -> alt.Chart:
     """Kaplan-Meier share of accounts still paying, per segment, with 95 % bands."""
     data = _check(km)
-    base = alt.Chart(data).encode(x=alt.X("months:Q", title="months since first payment"),
-                                  color=alt.Color("segment:N", title="segment"))
+    base = alt.Chart(data).encode(
+        x=alt.X("months:Q", title="months since first payment"), color=alt.Color("segment:N", title="segment")
+    )
     band = base.mark_area(interpolate="step-after", style="band").encode(y="lower:Q", y2="upper:Q")
     line = base.mark_line(interpolate="step-after").encode(
         y=alt.Y("survival:Q", title="still paying", axis=alt.Axis(format=".0%"), scale=alt.Scale(domain=[0, 1])),
-        tooltip=["segment:N", "months:Q", alt.Tooltip("survival:Q", format=".1%"), alt.Tooltip("at_risk:Q", title="at risk")])
-    return (band + line).properties(title=alt.Title("Logo survival (Kaplan-Meier)",
-                                                    subtitle="young accounts are censored, not counted as churned; band: 95 % interval"),
-                                    height=260)
+        tooltip=[
+            "segment:N",
+            "months:Q",
+            alt.Tooltip("survival:Q", format=".1%"),
+            alt.Tooltip("at_risk:Q", title="at risk"),
+        ],
+    )
+    return (band + line).properties(
+        title=alt.Title(
+            "Logo survival (Kaplan-Meier)",
+            subtitle="young accounts are censored, not counted as churned; band: 95 % interval",
+        ),
+        height=260,
+    )
 
 
-def trend(series: pd.DataFrame, label: str, unit: str, target: float | None = None, low_n: float | None = None,
-          long_term: float | None = None) -> alt.Chart:
+def trend(
+    series: pd.DataFrame,
+    label: str,
+    unit: str,
+    target: float | None = None,
+    low_n: float | None = None,
+    long_term: float | None = None,
+) -> alt.Chart:
     """A metric's monthly line with its target dashed; months with n below `low_n` are flagged."""
     data = _check(series.dropna(subset=["value"]).copy())
     data["low_n"] = data.n < low_n if low_n else False
     fmt = _axis_format(unit)
     base = alt.Chart(data).encode(x=alt.X("yearmonth(month):T", title=None))
     # a line's axis is fitted to the data and its targets (not from zero): NRR moving around 100 % stays readable
-    layers = [base.mark_line().encode(y=alt.Y("value:Q", title=label, axis=alt.Axis(format=fmt),
-                                              scale=alt.Scale(zero=False)),
-                                      tooltip=[alt.Tooltip("yearmonth(month):T", title="month"),
-                                               alt.Tooltip("value:Q", format=fmt.replace("~s", "f")), "n:Q"])]
+    layers = [
+        base.mark_line().encode(
+            y=alt.Y("value:Q", title=label, axis=alt.Axis(format=fmt), scale=alt.Scale(zero=False)),
+            tooltip=[
+                alt.Tooltip("yearmonth(month):T", title="month"),
+                alt.Tooltip("value:Q", format=fmt.replace("~s", "f")),
+                "n:Q",
+            ],
+        )
+    ]
     if data.low_n.any():
         layers.append(base.transform_filter("datum.low_n").mark_point(style="flag").encode(y="value:Q"))
     data["immature"] = data["immature"].astype(bool) if "immature" in data else False
     if data.immature.any():
-        layers.append(base.transform_filter("datum.immature").mark_point(filled=True, color="white", stroke=theme.MUTED,
-                                                                          size=45).encode(y="value:Q"))
+        layers.append(
+            base.transform_filter("datum.immature")
+            .mark_point(filled=True, color="white", stroke=theme.MUTED, size=45)
+            .encode(y="value:Q")
+        )
     targets = [(t, name) for t, name in ((target, "target"), (long_term, "long-term target")) if t is not None]
     if targets:
-        layers.append(alt.Chart(pd.DataFrame({"target": [t for t, _ in targets], "which": [n for _, n in targets]}))
-                      .mark_rule(style="target").encode(y="target:Q", tooltip=["which:N", alt.Tooltip("target:Q", format=fmt)]))
+        layers.append(
+            alt.Chart(pd.DataFrame({"target": [t for t, _ in targets], "which": [n for _, n in targets]}))
+            .mark_rule(style="target")
+            .encode(y="target:Q", tooltip=["which:N", alt.Tooltip("target:Q", format=fmt)])
+        )
     subtitle = "dashed: target" if targets else ""
     if data.low_n.any():
         subtitle += ("; " if subtitle else "") + "▲ small sample"
@@ -151,25 +233,54 @@ def trend(series: pd.DataFrame, label: str, unit: str, target: float | None = No
 
 def active_users(active: pd.DataFrame) -> alt.Chart:
     """Mean DAU, mean WAU and MAU per month."""
-    long = _check(active).melt(id_vars="month", value_vars=["dau", "wau", "mau"], var_name="measure", value_name="users")
+    long = _check(active).melt(
+        id_vars="month", value_vars=["dau", "wau", "mau"], var_name="measure", value_name="users"
+    )
     long["measure"] = long.measure.str.upper()
-    return alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("users:Q", title="active users"),
-        color=alt.Color("measure:N", sort=["DAU", "WAU", "MAU"], title=None),
-        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "measure:N", alt.Tooltip("users:Q", format=",.0f")],
-    ).properties(title="Active users", height=220)
+    return (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("yearmonth(month):T", title=None),
+            y=alt.Y("users:Q", title="active users"),
+            color=alt.Color("measure:N", sort=["DAU", "WAU", "MAU"], title=None),
+            tooltip=[
+                alt.Tooltip("yearmonth(month):T", title="month"),
+                "measure:N",
+                alt.Tooltip("users:Q", format=",.0f"),
+            ],
+        )
+        .properties(title="Active users", height=220)
+    )
 
 
 def user_lifecycle(lifecycle: pd.DataFrame) -> alt.Chart:
     """Users per month by lifecycle status; dormant users drawn below zero."""
-    long = _check(lifecycle).melt(id_vars="month", value_vars=list(theme.LIFECYCLE), var_name="status", value_name="users")
+    long = _check(lifecycle).melt(
+        id_vars="month", value_vars=list(theme.LIFECYCLE), var_name="status", value_name="users"
+    )
     long.loc[long.status == "dormant", "users"] *= -1
-    return alt.Chart(long).mark_bar().encode(
-        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("sum(users):Q", title="users", stack="zero"),
-        color=alt.Color("status:N", scale=theme.scale(theme.LIFECYCLE), title=None),
-        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "status:N", alt.Tooltip("users:Q", format=",.0f")],
-    ).properties(title=alt.Title("User lifecycle", subtitle="new, returning and resurrecting users above zero; "
-                                                            "users gone dormant this month below"), height=220)
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("yearmonth(month):T", title=None),
+            y=alt.Y("sum(users):Q", title="users", stack="zero"),
+            color=alt.Color("status:N", scale=theme.scale(theme.LIFECYCLE), title=None),
+            tooltip=[
+                alt.Tooltip("yearmonth(month):T", title="month"),
+                "status:N",
+                alt.Tooltip("users:Q", format=",.0f"),
+            ],
+        )
+        .properties(
+            title=alt.Title(
+                "User lifecycle",
+                subtitle="new, returning and resurrecting users above zero; users gone dormant this month below",
+            ),
+            height=220,
+        )
+    )
 
 
 def funnel(stages: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
@@ -178,9 +289,15 @@ def funnel(stages: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
     order = data.stage.tolist()
     base = alt.Chart(data).encode(y=alt.Y("stage:N", sort=order, title=None))
     bars = base.mark_bar(color=theme.PALETTE[0]).encode(
-        x=alt.X("count:Q", title="entered in the period (log scale)", scale=alt.Scale(type="log", domainMin=1),
-                axis=alt.Axis(values=[1, 10, 100, 1000, 10000, 100000, 1000000], format="~s")), x2=alt.datum(1),
-        tooltip=["stage:N", alt.Tooltip("count:Q", format=","), "label:N"])
+        x=alt.X(
+            "count:Q",
+            title="entered in the period (log scale)",
+            scale=alt.Scale(type="log", domainMin=1),
+            axis=alt.Axis(values=[1, 10, 100, 1000, 10000, 100000, 1000000], format="~s"),
+        ),
+        x2=alt.datum(1),
+        tooltip=["stage:N", alt.Tooltip("count:Q", format=","), "label:N"],
+    )
     text = base.mark_text(align="left", dx=4, fontSize=11, color=theme.INK).encode(x="count:Q", text="label:N")
     return (bars + text).properties(title=alt.Title(title, subtitle=subtitle), height=34 * len(data), width=520)
 
@@ -188,93 +305,166 @@ def funnel(stages: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
 def days_histogram(days: pd.DataFrame, title: str, subtitle: str = "") -> alt.Chart:
     """Distribution of days to convert per stage (one small histogram per stage)."""
     data = _check(days)
-    return alt.Chart(data).mark_bar(color=theme.PALETTE[1]).encode(
-        x=alt.X("bin_start:Q", title="days"), x2="bin_end:Q",
-        y=alt.Y("count:Q", title="conversions"), y2=alt.datum(0),
-        tooltip=["stage:N", "bin_start:Q", "bin_end:Q", "count:Q"],
-    ).properties(height=130, width=230).facet(facet=alt.Facet("stage:N", title=None, sort=list(dict.fromkeys(data.stage))),
-                                              columns=3).resolve_scale(y="independent").properties(
-        title=alt.Title(title, subtitle=subtitle))
+    return (
+        alt.Chart(data)
+        .mark_bar(color=theme.PALETTE[1])
+        .encode(
+            x=alt.X("bin_start:Q", title="days"),
+            x2="bin_end:Q",
+            y=alt.Y("count:Q", title="conversions"),
+            y2=alt.datum(0),
+            tooltip=["stage:N", "bin_start:Q", "bin_end:Q", "count:Q"],
+        )
+        .properties(height=130, width=230)
+        .facet(facet=alt.Facet("stage:N", title=None, sort=list(dict.fromkeys(data.stage))), columns=3)
+        .resolve_scale(y="independent")
+        .properties(title=alt.Title(title, subtitle=subtitle))
+    )
 
 
 def rate_by_group(rates: pd.DataFrame, group: str, title: str, low_n: float) -> alt.Chart:
     """Conversion rate per group (channel or segment) and stage, with n beside each bar; small samples faded."""
     data = _check(rates.copy())
-    data["label"] = [f"{r:.0%} (n={n:,.0f}{', small' if n < low_n else ''})" if r == r else f"n/a (n={n:,.0f})"
-                     for r, n in zip(data.conversion_rate, data.entered)]
+    data["label"] = [
+        f"{r:.0%} (n={n:,.0f}{', small' if n < low_n else ''})" if r == r else f"n/a (n={n:,.0f})"
+        for r, n in zip(data.conversion_rate, data.entered)
+    ]
     data["small"] = data.entered < low_n
     base = alt.Chart(data).encode(y=alt.Y(f"{group}:N", title=None))
-    bars = base.mark_bar().encode(x=alt.X("conversion_rate:Q", title=None, axis=alt.Axis(format=".0%")),
-                                  color=alt.Color(f"{group}:N", legend=None),
-                                  opacity=alt.condition("datum.small", alt.value(0.35), alt.value(1.0)),
-                                  tooltip=[f"{group}:N", "stage:N", alt.Tooltip("conversion_rate:Q", format=".1%"),
-                                           "entered:Q", "converted:Q"])
-    text = base.mark_text(align="left", dx=3, fontSize=10, color=theme.INK).encode(x="conversion_rate:Q", text="label:N")
-    return (bars + text).properties(height=alt.Step(16), width=170).facet(
-        column=alt.Column("stage:N", title=None)).properties(
-        title=alt.Title(title, subtitle=f"faded: fewer than {low_n:.0f} entrants"))
+    bars = base.mark_bar().encode(
+        x=alt.X("conversion_rate:Q", title=None, axis=alt.Axis(format=".0%")),
+        color=alt.Color(f"{group}:N", legend=None),
+        opacity=alt.condition("datum.small", alt.value(0.35), alt.value(1.0)),
+        tooltip=[f"{group}:N", "stage:N", alt.Tooltip("conversion_rate:Q", format=".1%"), "entered:Q", "converted:Q"],
+    )
+    text = base.mark_text(align="left", dx=3, fontSize=10, color=theme.INK).encode(
+        x="conversion_rate:Q", text="label:N"
+    )
+    return (
+        (bars + text)
+        .properties(height=alt.Step(16), width=170)
+        .facet(column=alt.Column("stage:N", title=None))
+        .properties(title=alt.Title(title, subtitle=f"faded: fewer than {low_n:.0f} entrants"))
+    )
 
 
 def pipeline(pipe: pd.DataFrame) -> alt.Chart:
     """Open pipeline at each month end, raw and stage-weighted."""
-    data = _check(pipe.melt(id_vars="month", value_vars=["pipeline_value", "weighted_pipeline_value"],
-                            var_name="measure", value_name="amount"))
+    data = _check(
+        pipe.melt(
+            id_vars="month",
+            value_vars=["pipeline_value", "weighted_pipeline_value"],
+            var_name="measure",
+            value_name="amount",
+        )
+    )
     data["measure"] = data.measure.map({"pipeline_value": "open pipeline", "weighted_pipeline_value": "stage-weighted"})
-    return alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("amount:Q", title=None, axis=alt.Axis(format="$,.3~s")),
-        color=alt.Color("measure:N", title=None),
-        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "measure:N", alt.Tooltip("amount:Q", format="$,.0f")],
-    ).properties(title="Pipeline at month end", height=200, width=330)
+    return (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("yearmonth(month):T", title=None),
+            y=alt.Y("amount:Q", title=None, axis=alt.Axis(format="$,.3~s")),
+            color=alt.Color("measure:N", title=None),
+            tooltip=[
+                alt.Tooltip("yearmonth(month):T", title="month"),
+                "measure:N",
+                alt.Tooltip("amount:Q", format="$,.0f"),
+            ],
+        )
+        .properties(title="Pipeline at month end", height=200, width=330)
+    )
 
 
 def rep_bookings(reps: pd.DataFrame) -> alt.Chart:
     """Bookings and win rate per account executive over a period."""
     data = _check(reps)
-    return alt.Chart(data).mark_bar(color=theme.PALETTE[0]).encode(
-        y=alt.Y("name:N", sort="-x", title=None), x=alt.X("bookings:Q", title="won first-year value",
-                                                          axis=alt.Axis(format="$,.3~s")),
-        tooltip=["name:N", alt.Tooltip("bookings:Q", format="$,.0f"), "won:Q", "lost:Q",
-                 alt.Tooltip("win_rate:Q", format=".0%"), alt.Tooltip("ramp_fraction:Q", format=".2f", title="FTE now")],
-    ).properties(title="Bookings per account executive, last 12 months", height=alt.Step(18), width=300)
+    return (
+        alt.Chart(data)
+        .mark_bar(color=theme.PALETTE[0])
+        .encode(
+            y=alt.Y("name:N", sort="-x", title=None),
+            x=alt.X("bookings:Q", title="won first-year value", axis=alt.Axis(format="$,.3~s")),
+            tooltip=[
+                "name:N",
+                alt.Tooltip("bookings:Q", format="$,.0f"),
+                "won:Q",
+                "lost:Q",
+                alt.Tooltip("win_rate:Q", format=".0%"),
+                alt.Tooltip("ramp_fraction:Q", format=".2f", title="FTE now"),
+            ],
+        )
+        .properties(title="Bookings per account executive, last 12 months", height=alt.Step(18), width=300)
+    )
 
 
-VERDICT_COLOURS = {"accelerate": theme.STATUS["on"], "fix payback": theme.STATUS["near"],
-                   "fix retention": "#d97706", "too early": theme.STATUS["n/a"], "rethink": theme.STATUS["off"],
-                   "no data": "#d1d5db"}
+VERDICT_COLOURS = {
+    "accelerate": theme.STATUS["on"],
+    "fix payback": theme.STATUS["near"],
+    "fix retention": "#d97706",
+    "too early": theme.STATUS["n/a"],
+    "rethink": theme.STATUS["off"],
+    "no data": "#d1d5db",
+}
 
 
 def verdict_grid(pairs: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
     """Segment x channel cells coloured by verdict, labelled with LTV:CAC, payback and n; small samples faded."""
     data = _check(pairs.copy())
-    data["label"] = [f"{'n/a' if r != r else f'{r:.1f}x'} · {'n/a' if p != p else f'{p:.0f} mo'} · n={n}"
-                     for r, p, n in zip(data.ltv_to_cac, data.payback_months, data.new_customers)]
-    base = alt.Chart(data).encode(x=alt.X("channel:N", title=None, axis=alt.Axis(orient="top", labelAngle=0)),
-                                  y=alt.Y("segment:N", title=None))
+    data["label"] = [
+        f"{'n/a' if r != r else f'{r:.1f}x'} · {'n/a' if p != p else f'{p:.0f} mo'} · n={n}"
+        for r, p, n in zip(data.ltv_to_cac, data.payback_months, data.new_customers)
+    ]
+    base = alt.Chart(data).encode(
+        x=alt.X("channel:N", title=None, axis=alt.Axis(orient="top", labelAngle=0)), y=alt.Y("segment:N", title=None)
+    )
     cells = base.mark_rect(cornerRadius=3, stroke="white", strokeWidth=2).encode(
         color=alt.Color("verdict:N", scale=theme.scale(VERDICT_COLOURS), title=None),
         opacity=alt.condition("datum.low_n", alt.value(0.45), alt.value(0.9)),
-        tooltip=["segment:N", "channel:N", "verdict:N", alt.Tooltip("ltv_to_cac:Q", format=".2f", title="LTV:CAC"),
-                 alt.Tooltip("payback_months:Q", format=".1f", title="payback months"),
-                 alt.Tooltip("new_customers:Q", title="new customers"), "reason:N"])
+        tooltip=[
+            "segment:N",
+            "channel:N",
+            "verdict:N",
+            alt.Tooltip("ltv_to_cac:Q", format=".2f", title="LTV:CAC"),
+            alt.Tooltip("payback_months:Q", format=".1f", title="payback months"),
+            alt.Tooltip("new_customers:Q", title="new customers"),
+            "reason:N",
+        ],
+    )
     text = base.mark_text(fontSize=11, color="white", fontWeight=600).encode(text="label:N")
-    return (cells + text).properties(width=alt.Step(150), height=alt.Step(44),
-                                     title=alt.Title(title, subtitle=subtitle))
+    return (cells + text).properties(
+        width=alt.Step(150), height=alt.Step(44), title=alt.Title(title, subtitle=subtitle)
+    )
 
 
 def cac_by_channel(frame: pd.DataFrame) -> alt.Chart:
     """CAC per acquisition channel over the trailing three months, month by month."""
     data = _check(frame.dropna(subset=["cac_trailing_3m"]))
-    return alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
-        x=alt.X("yearmonth(month):T", title=None),
-        y=alt.Y("cac_trailing_3m:Q", title="CAC, trailing 3 months", axis=alt.Axis(format="$,.3~s")),
-        color=alt.Color("channel:N", title=None),
-        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "channel:N",
-                 alt.Tooltip("cac_trailing_3m:Q", format="$,.0f", title="CAC (3 months)"),
-                 alt.Tooltip("sm_spend:Q", format="$,.0f", title="S&M spend in the month"),
-                 alt.Tooltip("new_customers:Q", title="new customers in the month")],
-    ).properties(title=alt.Title("CAC by acquisition channel", subtitle="S&M spend / new customers over the "
-                                 "trailing three months; untagged spend allocated per conventions"),
-                 height=220, width=640)
+    return (
+        alt.Chart(data)
+        .mark_line(point=alt.OverlayMarkDef(size=18))
+        .encode(
+            x=alt.X("yearmonth(month):T", title=None),
+            y=alt.Y("cac_trailing_3m:Q", title="CAC, trailing 3 months", axis=alt.Axis(format="$,.3~s")),
+            color=alt.Color("channel:N", title=None),
+            tooltip=[
+                alt.Tooltip("yearmonth(month):T", title="month"),
+                "channel:N",
+                alt.Tooltip("cac_trailing_3m:Q", format="$,.0f", title="CAC (3 months)"),
+                alt.Tooltip("sm_spend:Q", format="$,.0f", title="S&M spend in the month"),
+                alt.Tooltip("new_customers:Q", title="new customers in the month"),
+            ],
+        )
+        .properties(
+            title=alt.Title(
+                "CAC by acquisition channel",
+                subtitle="S&M spend / new customers over the "
+                "trailing three months; untagged spend allocated per conventions",
+            ),
+            height=220,
+            width=640,
+        )
+    )
 
 
 def payback_curve(curve: pd.DataFrame) -> alt.Chart:
@@ -285,121 +475,221 @@ def payback_curve(curve: pd.DataFrame) -> alt.Chart:
     line = base.mark_line().encode(
         x=alt.X("months_since_start:Q", title="months since first payment"),
         y=alt.Y("cumulative_margin:Q", title="cumulative gross margin per customer", axis=alt.Axis(format=fmt)),
-        tooltip=["months_since_start:Q", alt.Tooltip("cumulative_margin:Q", format="$,.0f"),
-                 alt.Tooltip("customers:Q", title="customers observed"), alt.Tooltip("cac:Q", format="$,.0f", title="CAC")])
+        tooltip=[
+            "months_since_start:Q",
+            alt.Tooltip("cumulative_margin:Q", format="$,.0f"),
+            alt.Tooltip("customers:Q", title="customers observed"),
+            alt.Tooltip("cac:Q", format="$,.0f", title="CAC"),
+        ],
+    )
     cac = base.mark_rule(style="target").encode(y="mean(cac):Q")
-    return alt.layer(line, cac).properties(height=170, width=280).facet(
-        facet=alt.Facet("segment:N", title=None), columns=3).resolve_scale(y="independent").properties(
-        title=alt.Title("Payback curve", subtitle="cumulative gross margin per customer (churned customers count "
-                        "as 0) against CAC, dashed; where the line crosses it, the customer has paid back"))
+    return (
+        alt.layer(line, cac)
+        .properties(height=170, width=280)
+        .facet(facet=alt.Facet("segment:N", title=None), columns=3)
+        .resolve_scale(y="independent")
+        .properties(
+            title=alt.Title(
+                "Payback curve",
+                subtitle="cumulative gross margin per customer (churned customers count "
+                "as 0) against CAC, dashed; where the line crosses it, the customer has paid back",
+            )
+        )
+    )
 
 
 def peer_position(row: pd.Series, label: str, unit: str, title: str) -> alt.Chart:
     """One account against its peers on one metric: the middle half of the peers as a band, their median as a
     tick, the account as a point."""
     fmt = _axis_format(unit)
-    data = pd.DataFrame([{"metric": label, "p25": row.p25, "median": row["median"], "p75": row.p75,
-                          "value": row.value}])
+    data = pd.DataFrame(
+        [{"metric": label, "p25": row.p25, "median": row["median"], "p75": row.p75, "value": row.value}]
+    )
     base = alt.Chart(data).encode(y=alt.Y("metric:N", title=None, axis=alt.Axis(labelLimit=200)))
     band = base.mark_bar(size=16, color=theme.GRID, cornerRadius=3).encode(
-        x=alt.X("p25:Q", title=None, axis=alt.Axis(format=fmt)), x2="p75:Q")
+        x=alt.X("p25:Q", title=None, axis=alt.Axis(format=fmt)), x2="p75:Q"
+    )
     median = base.mark_tick(color=theme.MUTED, thickness=2, size=22).encode(x="median:Q")
     point = base.mark_point(filled=True, size=110, color=theme.PALETTE[0]).encode(
-        x="value:Q", tooltip=[alt.Tooltip("value:Q", format=fmt, title="this account"),
-                              alt.Tooltip("median:Q", format=fmt, title="peer median"),
-                              alt.Tooltip("p25:Q", format=fmt), alt.Tooltip("p75:Q", format=fmt)])
+        x="value:Q",
+        tooltip=[
+            alt.Tooltip("value:Q", format=fmt, title="this account"),
+            alt.Tooltip("median:Q", format=fmt, title="peer median"),
+            alt.Tooltip("p25:Q", format=fmt),
+            alt.Tooltip("p75:Q", format=fmt),
+        ],
+    )
     return (band + median + point).properties(width=420, height=34, title=alt.Title(title, fontSize=12, fontWeight=500))
 
 
 def peer_ranges(groups: pd.DataFrame, label: str, unit: str, min_peers: int) -> alt.Chart:
     """Peer p25-p75 and median per segment x lifecycle stage for one metric; groups below min_peers faded."""
     fmt = _axis_format(unit)
-    data = _check(groups.assign(small=groups.peers < min_peers,
-                                group=groups.segment + " · " + groups.stage))
+    data = _check(groups.assign(small=groups.peers < min_peers, group=groups.segment + " · " + groups.stage))
     base = alt.Chart(data).encode(y=alt.Y("group:N", title=None, sort=None))
     band = base.mark_bar(size=12, cornerRadius=2).encode(
-        x=alt.X("p25:Q", title=label, axis=alt.Axis(format=fmt)), x2="p75:Q",
+        x=alt.X("p25:Q", title=label, axis=alt.Axis(format=fmt)),
+        x2="p75:Q",
         color=alt.Color("segment:N", legend=None),
         opacity=alt.condition("datum.small", alt.value(0.25), alt.value(0.8)),
-        tooltip=["segment:N", "stage:N", "peers:Q", alt.Tooltip("p25:Q", format=fmt),
-                 alt.Tooltip("median:Q", format=fmt), alt.Tooltip("p75:Q", format=fmt)])
+        tooltip=[
+            "segment:N",
+            "stage:N",
+            "peers:Q",
+            alt.Tooltip("p25:Q", format=fmt),
+            alt.Tooltip("median:Q", format=fmt),
+            alt.Tooltip("p75:Q", format=fmt),
+        ],
+    )
     median = base.mark_tick(color=theme.INK, thickness=2, size=16).encode(x="median:Q")
     return (band + median).properties(width=260, height=alt.Step(16), title=label)
 
 
 # --------------------------------------------------------------------------- customer success
 BAND_COLOURS = {"red": "#dc2626", "yellow": "#f59e0b", "green": "#16a34a"}
-STAGE_COLOURS = {"onboarding": "#0ea5e9", "training": "#8b5cf6", "adopting": "#2563eb", "extending": "#16a34a",
-                 "renewal": "#f59e0b"}
+STAGE_COLOURS = {
+    "onboarding": "#0ea5e9",
+    "training": "#8b5cf6",
+    "adopting": "#2563eb",
+    "extending": "#16a34a",
+    "renewal": "#f59e0b",
+}
 
 
 def lifecycle_stack(by_month: pd.DataFrame) -> alt.Chart:
     """Paying accounts per lifecycle stage, month by month (stacked bars)."""
     data = _check(by_month)
-    return alt.Chart(data).mark_bar().encode(
-        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("accounts:Q", title="paying accounts"),
-        color=alt.Color("stage:N", scale=theme.scale(STAGE_COLOURS), sort=list(STAGE_COLOURS), title=None),
-        order=alt.Order("stage_order:Q"),
-        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "stage:N", "accounts:Q",
-                 alt.Tooltip("mean_months_in_stage:Q", format=".1f", title="mean months in stage")],
-    ).transform_calculate(stage_order=f"indexof({list(STAGE_COLOURS)}, datum.stage)").properties(
-        width=640, height=220, title=alt.Title("Accounts by lifecycle stage", subtitle="at each month end; renewal "
-                                               "wins over the other stages"))
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("yearmonth(month):T", title=None),
+            y=alt.Y("accounts:Q", title="paying accounts"),
+            color=alt.Color("stage:N", scale=theme.scale(STAGE_COLOURS), sort=list(STAGE_COLOURS), title=None),
+            order=alt.Order("stage_order:Q"),
+            tooltip=[
+                alt.Tooltip("yearmonth(month):T", title="month"),
+                "stage:N",
+                "accounts:Q",
+                alt.Tooltip("mean_months_in_stage:Q", format=".1f", title="mean months in stage"),
+            ],
+        )
+        .transform_calculate(stage_order=f"indexof({list(STAGE_COLOURS)}, datum.stage)")
+        .properties(
+            width=640,
+            height=220,
+            title=alt.Title(
+                "Accounts by lifecycle stage", subtitle="at each month end; renewal wins over the other stages"
+            ),
+        )
+    )
 
 
 def band_shares(rollup: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
     """Share of accounts per health band for each group of a roll-up (horizontal stacked bars, n in the label)."""
-    long = _check(rollup.melt(id_vars=["group", "accounts", "mean_health"], value_vars=[f"{b}_share" for b in BAND_COLOURS],
-                              var_name="band", value_name="share"))
+    long = _check(
+        rollup.melt(
+            id_vars=["group", "accounts", "mean_health"],
+            value_vars=[f"{b}_share" for b in BAND_COLOURS],
+            var_name="band",
+            value_name="share",
+        )
+    )
     long["band"] = long.band.str.replace("_share", "", regex=False)
     long["label"] = [f"{g} (n={n}, mean {h:.0f})" for g, n, h in zip(long.group, long.accounts, long.mean_health)]
-    return alt.Chart(long).mark_bar().encode(
-        y=alt.Y("label:N", title=None, sort=None), x=alt.X("share:Q", title=None, axis=alt.Axis(format="%"),
-                                                            scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("band:N", scale=theme.scale(BAND_COLOURS), title=None),
-        order=alt.Order("band_order:Q"),
-        tooltip=["group:N", "band:N", alt.Tooltip("share:Q", format=".0%"), "accounts:Q"],
-    ).transform_calculate(band_order=f"indexof({list(BAND_COLOURS)}, datum.band)").properties(
-        width=420, height=alt.Step(20), title=alt.Title(title, subtitle=subtitle))
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            y=alt.Y("label:N", title=None, sort=None),
+            x=alt.X("share:Q", title=None, axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("band:N", scale=theme.scale(BAND_COLOURS), title=None),
+            order=alt.Order("band_order:Q"),
+            tooltip=["group:N", "band:N", alt.Tooltip("share:Q", format=".0%"), "accounts:Q"],
+        )
+        .transform_calculate(band_order=f"indexof({list(BAND_COLOURS)}, datum.band)")
+        .properties(width=420, height=alt.Step(20), title=alt.Title(title, subtitle=subtitle))
+    )
 
 
 def backtest_bars(backtest: pd.DataFrame) -> alt.Chart:
     """Churn and contraction in the 3 months after a score, per health band."""
     rows = backtest[backtest.band.isin(list(BAND_COLOURS))]
-    long = _check(rows.melt(id_vars=["band", "account_months"], value_vars=["churn_rate", "contraction_rate"],
-                            var_name="outcome", value_name="rate"))
+    long = _check(
+        rows.melt(
+            id_vars=["band", "account_months"],
+            value_vars=["churn_rate", "contraction_rate"],
+            var_name="outcome",
+            value_name="rate",
+        )
+    )
     long["outcome"] = long.outcome.map({"churn_rate": "churned", "contraction_rate": "contracted"})
-    return alt.Chart(long).mark_bar().encode(
-        x=alt.X("band:N", sort=list(BAND_COLOURS), title=None), xOffset="outcome:N",
-        y=alt.Y("rate:Q", title="share of account-months", axis=alt.Axis(format="%")),
-        color=alt.Color("outcome:N", scale=theme.scale({"churned": "#dc2626", "contracted": "#f97316"}), title=None),
-        tooltip=["band:N", "outcome:N", alt.Tooltip("rate:Q", format=".1%"), alt.Tooltip("account_months:Q", title="n")],
-    ).properties(width=320, height=220, title=alt.Title("What happened in the 3 months after a score",
-                                                          subtitle="scores of the 12 months ending 3 months ago"))
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("band:N", sort=list(BAND_COLOURS), title=None),
+            xOffset="outcome:N",
+            y=alt.Y("rate:Q", title="share of account-months", axis=alt.Axis(format="%")),
+            color=alt.Color(
+                "outcome:N", scale=theme.scale({"churned": "#dc2626", "contracted": "#f97316"}), title=None
+            ),
+            tooltip=[
+                "band:N",
+                "outcome:N",
+                alt.Tooltip("rate:Q", format=".1%"),
+                alt.Tooltip("account_months:Q", title="n"),
+            ],
+        )
+        .properties(
+            width=320,
+            height=220,
+            title=alt.Title(
+                "What happened in the 3 months after a score", subtitle="scores of the 12 months ending 3 months ago"
+            ),
+        )
+    )
 
 
 def activity_heatmap(activity: pd.DataFrame, names: dict[str, str]) -> alt.Chart:
     """Accounts x weeks, coloured by active users in the week (Userlens-style activity dots)."""
     data = _check(activity.assign(account=activity.account_id.map(names).fillna(activity.account_id)))
-    return alt.Chart(data).mark_rect(cornerRadius=2, stroke="white", strokeWidth=1).encode(
-        x=alt.X("yearmonthdate(week_start):O", title="week starting", axis=alt.Axis(format="%d %b", labelAngle=-40)),
-        y=alt.Y("account:N", title=None, sort=alt.EncodingSortField("total", order="descending")),
-        color=alt.Color("active_users:Q", title="active users", scale=alt.Scale(scheme=theme.HEAT)),
-        tooltip=["account:N", alt.Tooltip("yearmonthdate(week_start):T", title="week starting"), "active_users:Q"],
-    ).transform_joinaggregate(total="sum(active_users)", groupby=["account"]).properties(
-        width=alt.Step(34), height=alt.Step(16), title=alt.Title("Activity by week", subtitle="active users per "
-                                                                 "account and week; blank = nobody active"))
+    return (
+        alt.Chart(data)
+        .mark_rect(cornerRadius=2, stroke="white", strokeWidth=1)
+        .encode(
+            x=alt.X(
+                "yearmonthdate(week_start):O", title="week starting", axis=alt.Axis(format="%d %b", labelAngle=-40)
+            ),
+            y=alt.Y("account:N", title=None, sort=alt.EncodingSortField("total", order="descending")),
+            color=alt.Color("active_users:Q", title="active users", scale=alt.Scale(scheme=theme.HEAT)),
+            tooltip=["account:N", alt.Tooltip("yearmonthdate(week_start):T", title="week starting"), "active_users:Q"],
+        )
+        .transform_joinaggregate(total="sum(active_users)", groupby=["account"])
+        .properties(
+            width=alt.Step(34),
+            height=alt.Step(16),
+            title=alt.Title("Activity by week", subtitle="active users per account and week; blank = nobody active"),
+        )
+    )
 
 
 def health_trends(trend: pd.DataFrame, names: dict[str, str]) -> alt.Chart:
     """Health score by month of a few accounts, with the band thresholds as a backdrop."""
     data = _check(trend.assign(account=trend.account_id.map(names).fillna(trend.account_id)))
-    lines = alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("yearmonth(month):T", title=None), y=alt.Y("health:Q", title="health", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("account:N", title=None),
-        tooltip=["account:N", alt.Tooltip("yearmonth(month):T", title="month"), "health:Q", "band:N"])
-    return lines.properties(width=640, height=220, title=alt.Title("Health score by month", subtitle="the book's "
-                                                                   "red and falling accounts"))
+    lines = (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("yearmonth(month):T", title=None),
+            y=alt.Y("health:Q", title="health", scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("account:N", title=None),
+            tooltip=["account:N", alt.Tooltip("yearmonth(month):T", title="month"), "health:Q", "band:N"],
+        )
+    )
+    return lines.properties(
+        width=640, height=220, title=alt.Title("Health score by month", subtitle="the book's red and falling accounts")
+    )
 
 
 def load_vs_capacity(load: pd.DataFrame) -> alt.Chart:
@@ -409,37 +699,77 @@ def load_vs_capacity(load: pd.DataFrame) -> alt.Chart:
     bars = base.mark_bar().encode(
         x=alt.X("accounts:Q", title="accounts"),
         color=alt.condition("datum.load > 1", alt.value(theme.STATUS["off"]), alt.value(theme.PALETTE[0])),
-        tooltip=["name:N", "segment:N", "accounts:Q", "capacity:Q", alt.Tooltip("load:Q", format=".0%"),
-                 "renewals_due:Q", "red_accounts:Q"])
+        tooltip=[
+            "name:N",
+            "segment:N",
+            "accounts:Q",
+            "capacity:Q",
+            alt.Tooltip("load:Q", format=".0%"),
+            "renewals_due:Q",
+            "red_accounts:Q",
+        ],
+    )
     ticks = base.mark_tick(color=theme.INK, thickness=2, size=18).encode(x="capacity:Q")
-    return (bars + ticks).properties(width=420, height=alt.Step(22), title=alt.Title(
-        "Accounts per CSM against capacity", subtitle="tick: capacity for the CSM's segment; red: over capacity"))
+    return (bars + ticks).properties(
+        width=420,
+        height=alt.Step(22),
+        title=alt.Title(
+            "Accounts per CSM against capacity", subtitle="tick: capacity for the CSM's segment; red: over capacity"
+        ),
+    )
 
 
 def cost_stack(cost: pd.DataFrame) -> alt.Chart:
     """Customer-success cost per paying account by segment, split by item."""
-    items = [c for c in cost.columns if c not in ("segment", "accounts", "arr", "cs_spend", "per_account", "per_arr_dollar")]
+    items = [
+        c for c in cost.columns if c not in ("segment", "accounts", "arr", "cs_spend", "per_account", "per_arr_dollar")
+    ]
     long = _check(cost.melt(id_vars=["segment", "accounts"], value_vars=items, var_name="item", value_name="amount"))
     long["per_account"] = long.amount / long.accounts.where(long.accounts > 0)
-    return alt.Chart(long).mark_bar().encode(
-        y=alt.Y("segment:N", title=None), x=alt.X("per_account:Q", title="CS cost per paying account (month)",
-                                                   axis=alt.Axis(format="$,.0f")),
-        color=alt.Color("item:N", title=None),
-        tooltip=["segment:N", "item:N", alt.Tooltip("per_account:Q", format="$,.2f"), alt.Tooltip("amount:Q", format="$,.0f")],
-    ).properties(width=420, height=alt.Step(26), title=alt.Title("Cost to serve", subtitle="customer_success spend "
-                                                                 "of the month per paying account, by item"))
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            y=alt.Y("segment:N", title=None),
+            x=alt.X("per_account:Q", title="CS cost per paying account (month)", axis=alt.Axis(format="$,.0f")),
+            color=alt.Color("item:N", title=None),
+            tooltip=[
+                "segment:N",
+                "item:N",
+                alt.Tooltip("per_account:Q", format="$,.2f"),
+                alt.Tooltip("amount:Q", format="$,.0f"),
+            ],
+        )
+        .properties(
+            width=420,
+            height=alt.Step(26),
+            title=alt.Title(
+                "Cost to serve", subtitle="customer_success spend of the month per paying account, by item"
+            ),
+        )
+    )
 
 
 def feature_bars(adoption: pd.DataFrame) -> alt.Chart:
     """Share of active accounts using each feature in the month; sticky features highlighted."""
     data = _check(adoption.assign(kind=adoption.sticky.map({True: "sticky", False: "other"})))
-    return alt.Chart(data).mark_bar().encode(
-        y=alt.Y("feature:N", sort="-x", title=None), x=alt.X("rate:Q", title="share of active accounts",
-                                                            axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("kind:N", scale=theme.scale({"sticky": theme.PALETTE[0], "other": "#94a3b8"}), title=None),
-        tooltip=["feature:N", "kind:N", alt.Tooltip("rate:Q", format=".0%"), "accounts:Q", "active_accounts:Q"],
-    ).properties(width=360, height=alt.Step(20), title=alt.Title("Feature adoption this month",
-                                                                  subtitle="accounts using the feature / accounts active"))
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            y=alt.Y("feature:N", sort="-x", title=None),
+            x=alt.X(
+                "rate:Q", title="share of active accounts", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])
+            ),
+            color=alt.Color("kind:N", scale=theme.scale({"sticky": theme.PALETTE[0], "other": "#94a3b8"}), title=None),
+            tooltip=["feature:N", "kind:N", alt.Tooltip("rate:Q", format=".0%"), "accounts:Q", "active_accounts:Q"],
+        )
+        .properties(
+            width=360,
+            height=alt.Step(20),
+            title=alt.Title("Feature adoption this month", subtitle="accounts using the feature / accounts active"),
+        )
+    )
 
 
 def revenue_overview(movements: pd.DataFrame, currency_format: str = "$,.3~s", width: int = 1240) -> alt.VConcatChart:
@@ -451,22 +781,60 @@ def revenue_overview(movements: pd.DataFrame, currency_format: str = "$,.3~s", w
     long["label"] = long.kind.str.capitalize()
     net = data.assign(net=sum(data[k] * s for s, k in _MOVES))
     x = alt.X("yearmonth(month):T", title=None)
-    mrr = alt.Chart(data).mark_area(line=True, opacity=0.18).encode(  # drawn mid-month, above each month's bar
-        x=alt.X("yearmonth(month):T", title=None, bandPosition=0.5), y=alt.Y("mrr_end:Q", title="MRR", axis=alt.Axis(format=currency_format), scale=alt.Scale(zero=False)),
-        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), alt.Tooltip("mrr_end:Q", title="MRR", format=currency_format)],
-    ).properties(height=105, width=width)
-    bars = alt.Chart(long).mark_bar().encode(
-        x=x, y=alt.Y("amount:Q", title="MRR movements", axis=alt.Axis(format=currency_format)),
-        color=alt.Color("kind:N", scale=theme.scale({k: theme.MOVEMENTS[k] for _, k in _MOVES}),
-                        legend=alt.Legend(orient="top", title=None)),
-        tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "label:N",
-                 alt.Tooltip("amount:Q", format=currency_format)])
-    ticks = alt.Chart(net).mark_tick(color=theme.INK, thickness=2, size=14).encode(
-        x=alt.X("yearmonth(month):T", title=None, bandPosition=0.5), y="net:Q", tooltip=[alt.Tooltip("yearmonth(month):T", title="month"),
-                                 alt.Tooltip("net:Q", title="net new MRR", format=currency_format)])
-    return alt.vconcat(mrr, (bars + ticks).properties(height=80, width=width)).resolve_scale(x="shared").properties(
-        title=alt.Title("MRR and what moved it", subtitle="bars: new, expansion and reactivation up, contraction and "
-                        "churn down; black tick: net new MRR"))
+    mrr = (
+        alt.Chart(data)
+        .mark_area(line=True, opacity=0.18)
+        .encode(  # drawn mid-month, above each month's bar
+            x=alt.X("yearmonth(month):T", title=None, bandPosition=0.5),
+            y=alt.Y("mrr_end:Q", title="MRR", axis=alt.Axis(format=currency_format), scale=alt.Scale(zero=False)),
+            tooltip=[
+                alt.Tooltip("yearmonth(month):T", title="month"),
+                alt.Tooltip("mrr_end:Q", title="MRR", format=currency_format),
+            ],
+        )
+        .properties(height=105, width=width)
+    )
+    bars = (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=x,
+            y=alt.Y("amount:Q", title="MRR movements", axis=alt.Axis(format=currency_format)),
+            color=alt.Color(
+                "kind:N",
+                scale=theme.scale({k: theme.MOVEMENTS[k] for _, k in _MOVES}),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            tooltip=[
+                alt.Tooltip("yearmonth(month):T", title="month"),
+                "label:N",
+                alt.Tooltip("amount:Q", format=currency_format),
+            ],
+        )
+    )
+    ticks = (
+        alt.Chart(net)
+        .mark_tick(color=theme.INK, thickness=2, size=14)
+        .encode(
+            x=alt.X("yearmonth(month):T", title=None, bandPosition=0.5),
+            y="net:Q",
+            tooltip=[
+                alt.Tooltip("yearmonth(month):T", title="month"),
+                alt.Tooltip("net:Q", title="net new MRR", format=currency_format),
+            ],
+        )
+    )
+    return (
+        alt.vconcat(mrr, (bars + ticks).properties(height=80, width=width))
+        .resolve_scale(x="shared")
+        .properties(
+            title=alt.Title(
+                "MRR and what moved it",
+                subtitle="bars: new, expansion and reactivation up, contraction and "
+                "churn down; black tick: net new MRR",
+            )
+        )
+    )
 
 
 _MOVES = ((1, "new"), (1, "expansion"), (1, "reactivation"), (-1, "contraction"), (-1, "churn"))

@@ -1,4 +1,5 @@
 """`saaskpi demo | import | validate | metrics | table | snapshot | send | compare | docs | app`."""
+
 from __future__ import annotations
 
 import argparse
@@ -38,14 +39,20 @@ def _emit(frame: pd.DataFrame, fmt: str) -> None:
 
 
 def cmd_demo(args) -> int:
-    from .demo import generate
-
     import dataclasses
 
-    from .demo import SCALES
+    from .demo import SCALES, generate
 
-    overrides = {k: v for k, v in (("new_accounts_per_month", args.accounts_per_month), ("user_factor", args.user_factor),
-                                   ("events_per_user_day", args.events_per_user_day), ("months", args.months)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("new_accounts_per_month", args.accounts_per_month),
+            ("user_factor", args.user_factor),
+            ("events_per_user_day", args.events_per_user_day),
+            ("months", args.months),
+        )
+        if v is not None
+    }
     scale = dataclasses.replace(SCALES[args.scale], **overrides) if overrides else args.scale
     out = paths.resolve(args.out)
     truth = generate(out, scale=scale, seed=args.seed, progress=True)
@@ -61,8 +68,11 @@ def cmd_import(args) -> int:
     report = run_import(importer, args, progress=sys.stderr.isatty())
     written = ", ".join(f"{t} {n:,}" if isinstance(n, int) else f"{t} {n}" for t, n in report["rows_written"].items())
     aside = sum(a["count"] for a in report["set_aside"])
-    print(f"Imported {report['source']} into {paths.resolve(args.out)}: {written}"
-          + (f"; {aside:,} row(s) set aside (see {importer.report}.md)" if aside else "") + ".")
+    print(
+        f"Imported {report['source']} into {paths.resolve(args.out)}: {written}"
+        + (f"; {aside:,} row(s) set aside (see {importer.report}.md)" if aside else "")
+        + "."
+    )
     print(f"Next: saaskpi validate {args.out}")
     return 0
 
@@ -93,10 +103,12 @@ def cmd_metrics(args) -> int:
         from . import format as fmt
 
         cur = wb.conventions.reporting_currency
-        frame = frame.assign(value=[fmt.value(v, u, cur) for v, u in zip(frame.value, frame.unit)],
-                             target=[fmt.value(t, u, cur) if t == t and t is not None else "" for t, u in zip(frame.target, frame.unit)],
-                             n=[f"{n:,.0f}" for n in frame.n],
-                             convention=[c if len(c) <= 60 else c[:59] + "…" for c in frame.convention])
+        frame = frame.assign(
+            value=[fmt.value(v, u, cur) for v, u in zip(frame.value, frame.unit)],
+            target=[fmt.value(t, u, cur) if t == t and t is not None else "" for t, u in zip(frame.target, frame.unit)],
+            n=[f"{n:,.0f}" for n in frame.n],
+            convention=[c if len(c) <= 60 else c[:59] + "…" for c in frame.convention],
+        )
         print(f"{wb.segment.label}, {wb.month_label}")
     _emit(frame, args.format)
     return 0
@@ -122,14 +134,26 @@ def cmd_snapshot(args) -> int:
 
     _ensure_demo(args.source)
     month = args.month or month_label(month_of(last_complete_month(load_tables(args.source, conventions()))))
-    snap = take_snapshot(month, args.source, args.segments.split(",") if args.segments else None,
-                         args.notebooks.split(",") if args.notebooks else None, workers=args.workers,
-                         resume=args.resume, timeout=args.cell_timeout, reports=paths.resolve(args.reports),
-                         notebooks_dir=paths.resolve(args.notebooks_dir), progress=sys.stderr.isatty(), engine=args.engine)
+    snap = take_snapshot(
+        month,
+        args.source,
+        args.segments.split(",") if args.segments else None,
+        args.notebooks.split(",") if args.notebooks else None,
+        workers=args.workers,
+        resume=args.resume,
+        timeout=args.cell_timeout,
+        reports=paths.resolve(args.reports),
+        notebooks_dir=paths.resolve(args.notebooks_dir),
+        progress=sys.stderr.isatty(),
+        engine=args.engine,
+    )
     done = len(snap.results) - len(snap.failed)
     reused = sum(r.reused for r in snap.results)
-    print(f"{done} of {len(snap.results)} runs succeeded" + (f" ({reused} reused from the interrupted attempt)" if reused else "")
-          + f"; run {snap.run_id} in {snap.folder} (overview: {snap.index})")
+    print(
+        f"{done} of {len(snap.results)} runs succeeded"
+        + (f" ({reused} reused from the interrupted attempt)" if reused else "")
+        + f"; run {snap.run_id} in {snap.folder} (overview: {snap.index})"
+    )
     for r in snap.failed:
         print(f"FAILED {r.describe()}", file=sys.stderr)
     from .delivery import after_snapshot
@@ -220,8 +244,12 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="generate the deterministic demo company")
     d.add_argument("--out", default=DEFAULT_SOURCE, help="folder to write the demo company to (default: data/demo)")
-    d.add_argument("--scale", default="default", choices=["tiny", "default", "large"],
-                   help="tiny for tests, default (about 1,500 accounts), large (10,000 accounts, 50M usage events)")
+    d.add_argument(
+        "--scale",
+        default="default",
+        choices=["tiny", "default", "large"],
+        help="tiny for tests, default (about 1,500 accounts), large (10,000 accounts, 50M usage events)",
+    )
     d.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same company")
     d.add_argument("--accounts-per-month", type=float, help="new accounts in the first month (grows 3 %% a month)")
     d.add_argument("--user-factor", type=float, help="users per account relative to the segment's cap")
@@ -235,18 +263,32 @@ def parser() -> argparse.ArgumentParser:
     add_commands(imp, cmd_import)
 
     v = sub.add_parser("validate", help="check a source against the data contract (exit 2 on problems)")
-    v.add_argument("source", nargs="?", default=DEFAULT_SOURCE,
-                   help="folder of CSV/Parquet tables, .duckdb file, Spark URL or postgresql:// URL (default: data/demo)")
+    v.add_argument(
+        "source",
+        nargs="?",
+        default=DEFAULT_SOURCE,
+        help="folder of CSV/Parquet tables, .duckdb file, Spark URL or postgresql:// URL (default: data/demo)",
+    )
     v.set_defaults(func=cmd_validate)
 
     def common(sp):
         sp.add_argument("--source", default=DEFAULT_SOURCE, help="folder, .duckdb file, Spark URL or postgresql:// URL")
         sp.add_argument("--segment", default="all", help="a file in parameters/segments/")
-        sp.add_argument("--month", default="", help="YYYY-MM, a month the data covers (from the first paying customer "
-                        "to the last complete month); default: the last complete month")
-        sp.add_argument("--format", default="csv", choices=["csv", "json", "table"],
-                        help="csv and json keep raw numbers; table formats values by unit for people")
-        sp.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
+        sp.add_argument(
+            "--month",
+            default="",
+            help="YYYY-MM, a month the data covers (from the first paying customer "
+            "to the last complete month); default: the last complete month",
+        )
+        sp.add_argument(
+            "--format",
+            default="csv",
+            choices=["csv", "json", "table"],
+            help="csv and json keep raw numbers; table formats values by unit for people",
+        )
+        sp.add_argument(
+            "--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run"
+        )
 
     m = sub.add_parser("metrics", help="every registered metric for one segment and month")
     common(m)
@@ -257,51 +299,92 @@ def parser() -> argparse.ArgumentParser:
     common(t)
     t.set_defaults(func=cmd_table)
 
-    s = sub.add_parser("snapshot", help="run every notebook for every segment into a new run reports/<month>/runs/<run id>/",
-                       description="Execute the notebooks for the segments with papermill into a new, immutable run "
-                                   "reports/<month>/runs/<run id>/; append the rows each page computed to "
-                                   "reports/metrics.parquet and rewrite the month's index. Earlier runs are never "
-                                   "changed. Exit 0: every page ran; 1: some page failed (the others ran); 2: bad "
-                                   "arguments or data (nothing written).")
-    s.add_argument("--month", default="", help="YYYY-MM, a month the data covers (from the first paying customer to "
-                   "the last complete month); default: the last complete month")
-    s.add_argument("--source", default=DEFAULT_SOURCE, help="the company's data: a folder of CSV/Parquet tables, a "
-                   ".duckdb file or a Spark URL (default: the demo company, data/demo)")
-    s.add_argument("--segments", default="", help="comma-separated segment names (files in parameters/segments/); "
-                   "default: every segment")
-    s.add_argument("--notebooks", default="", help="comma-separated notebook names, e.g. 01_funnel,03_unit_economics; "
-                   "default: every notebook. The month's other pages stay reachable from its index")
+    s = sub.add_parser(
+        "snapshot",
+        help="run every notebook for every segment into a new run reports/<month>/runs/<run id>/",
+        description="Execute the notebooks for the segments with papermill into a new, immutable run "
+        "reports/<month>/runs/<run id>/; append the rows each page computed to "
+        "reports/metrics.parquet and rewrite the month's index. Earlier runs are never "
+        "changed. Exit 0: every page ran; 1: some page failed (the others ran); 2: bad "
+        "arguments or data (nothing written).",
+    )
+    s.add_argument(
+        "--month",
+        default="",
+        help="YYYY-MM, a month the data covers (from the first paying customer to "
+        "the last complete month); default: the last complete month",
+    )
+    s.add_argument(
+        "--source",
+        default=DEFAULT_SOURCE,
+        help="the company's data: a folder of CSV/Parquet tables, a "
+        ".duckdb file or a Spark URL (default: the demo company, data/demo)",
+    )
+    s.add_argument(
+        "--segments",
+        default="",
+        help="comma-separated segment names (files in parameters/segments/); default: every segment",
+    )
+    s.add_argument(
+        "--notebooks",
+        default="",
+        help="comma-separated notebook names, e.g. 01_funnel,03_unit_economics; "
+        "default: every notebook. The month's other pages stay reachable from its index",
+    )
     s.add_argument("--workers", type=int, default=2, help="notebooks executed at once")
-    s.add_argument("--resume", action="store_true", help="keep the finished pages of an interrupted attempt at the "
-                   "same run (same source, data, code, engine, segments and notebooks)")
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the finished pages of an interrupted attempt at the "
+        "same run (same source, data, code, engine, segments and notebooks)",
+    )
     s.add_argument("--cell-timeout", type=int, default=600, help="seconds one cell may run")
     s.add_argument("--reports", default=str(paths.REPORTS_DIR), help="where the runs and metrics.parquet live")
     s.add_argument("--notebooks-dir", default=str(paths.NOTEBOOKS_DIR), help="the notebooks to run")
     s.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
     s.set_defaults(func=cmd_snapshot)
 
-    sn = sub.add_parser("send", help="send a month's KPIs and PDFs to the lists of parameters/delivery.yaml",
-                        description="Send the month's headline KPIs (e-mail with the executive summary as PDF, Slack) "
-                                    "to the enabled lists of parameters/delivery.yaml, or to --list. A channel already "
-                                    "sent for the month is skipped unless --force. Exit 0: sent or skipped; 1: some "
-                                    "channel failed after its retries (the others were sent); 2: bad settings, a "
-                                    "missing secret or no run of the month (nothing sent).")
+    sn = sub.add_parser(
+        "send",
+        help="send a month's KPIs and PDFs to the lists of parameters/delivery.yaml",
+        description="Send the month's headline KPIs (e-mail with the executive summary as PDF, Slack) "
+        "to the enabled lists of parameters/delivery.yaml, or to --list. A channel already "
+        "sent for the month is skipped unless --force. Exit 0: sent or skipped; 1: some "
+        "channel failed after its retries (the others were sent); 2: bad settings, a "
+        "missing secret or no run of the month (nothing sent).",
+    )
     sn.add_argument("--month", default="", help="YYYY-MM with a completed run (default: the latest such month)")
-    sn.add_argument("--list", action="append", default=[], metavar="NAME",
-                    help="a list of delivery.yaml, enabled or not (repeatable); default: every enabled list")
+    sn.add_argument(
+        "--list",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a list of delivery.yaml, enabled or not (repeatable); default: every enabled list",
+    )
     sn.add_argument("--force", action="store_true", help="send again what was sent for the month already")
     sn.add_argument("--reports", default=str(paths.REPORTS_DIR), help="where the runs and metrics.parquet live")
-    sn.add_argument("--settings", default=str(paths.PARAMETERS_DIR / "delivery.yaml"),
-                    help="the delivery settings (default: parameters/delivery.yaml)")
+    sn.add_argument(
+        "--settings",
+        default=str(paths.PARAMETERS_DIR / "delivery.yaml"),
+        help="the delivery settings (default: parameters/delivery.yaml)",
+    )
     sn.set_defaults(func=cmd_send)
 
     c = sub.add_parser("compare", help="compare two runs: two months, or two runs of one month (restatements)")
-    c.add_argument("--months", nargs=2, metavar=("A", "B"),
-                   help="every metric's change from month A to a later month B (the latest run of each), flagging "
-                        "values for A that B's run restated")
-    c.add_argument("--runs", nargs=2, metavar=("ID1", "ID2"),
-                   help="the values an earlier run ID1 and a later run ID2 both recorded that differ (restated: a "
-                        "closed period's value that changed); run ids are listed in each month's index.html")
+    c.add_argument(
+        "--months",
+        nargs=2,
+        metavar=("A", "B"),
+        help="every metric's change from month A to a later month B (the latest run of each), flagging "
+        "values for A that B's run restated",
+    )
+    c.add_argument(
+        "--runs",
+        nargs=2,
+        metavar=("ID1", "ID2"),
+        help="the values an earlier run ID1 and a later run ID2 both recorded that differ (restated: a "
+        "closed period's value that changed); run ids are listed in each month's index.html",
+    )
     c.add_argument("--format", default="table", choices=["csv", "json", "table"], help="output format")
     c.add_argument("--reports", default=str(paths.REPORTS_DIR), help="where the runs and metrics.parquet live")
     c.set_defaults(func=cmd_compare)
@@ -311,13 +394,22 @@ def parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("app", help="serve the notebooks as Voila apps on 127.0.0.1")
     a.add_argument("--port", type=int, default=8866, help="port on this machine (default 8866)")
-    a.add_argument("--expose", action="store_true",
-                   help="listen on every interface (not only 127.0.0.1); a token is then required")
+    a.add_argument(
+        "--expose", action="store_true", help="listen on every interface (not only 127.0.0.1); a token is then required"
+    )
     a.add_argument("--token", default="", help="access token (generated when --expose is given without one)")
-    a.add_argument("--max-kernels", type=int, default=MAX_KERNELS,
-                   help="kernels the server runs at most, preheated ones included; past it a busy page (HTTP 503)")
-    a.add_argument("--idle-timeout", type=int, default=IDLE_TIMEOUT,
-                   help="seconds an app's kernel may sit idle, its page open or not, before it is shut down")
+    a.add_argument(
+        "--max-kernels",
+        type=int,
+        default=MAX_KERNELS,
+        help="kernels the server runs at most, preheated ones included; past it a busy page (HTTP 503)",
+    )
+    a.add_argument(
+        "--idle-timeout",
+        type=int,
+        default=IDLE_TIMEOUT,
+        help="seconds an app's kernel may sit idle, its page open or not, before it is shut down",
+    )
     a.set_defaults(func=cmd_app)
     return p
 

@@ -1,4 +1,5 @@
 """`docs/metrics.md` and `docs/data-contract.md`, generated from the registry and the contract."""
+
 from __future__ import annotations
 
 import inspect
@@ -55,11 +56,14 @@ def _test_link(m, tests: dict[str, str]) -> str:
 def metrics_markdown() -> str:
     """The metric catalogue as Markdown: by page and area in catalogue order, each metric linked to its code,
     a test that names it and the notebook that shows it."""
-    out = [HEADER, "# Metrics\n",
-           "Every KPI the workbook computes, read from the metric registry (`lib/saaskpi/metrics/`), where each is "
-           "declared once: its page (through its area), its place among the page's tiles, its target and the "
-           "target's source. Fractions are shown as percentages. `saaskpi metrics` prints them for a segment and "
-           "month; a segment file (`parameters/segments/*.yaml`) may override targets.\n"]
+    out = [
+        HEADER,
+        "# Metrics\n",
+        "Every KPI the workbook computes, read from the metric registry (`lib/saaskpi/metrics/`), where each is "
+        "declared once: its page (through its area), its place among the page's tiles, its target and the "
+        "target's source. Fractions are shown as percentages. `saaskpi metrics` prints them for a segment and "
+        "month; a segment file (`parameters/segments/*.yaml`) may override targets.\n",
+    ]
     tests = _tests_naming()
     for page, number in PAGES.items():
         notebook = f"{number}_{page}.ipynb"
@@ -69,17 +73,25 @@ def metrics_markdown() -> str:
             if not ms:
                 continue
             out.append(f"\n### {area.replace('_', ' ').capitalize()}\n")
-            out.append("| metric | label | what it is | formula | unit | better | level | target | tile | cadence | "
-                       "conventions | source | code | test |")
+            out.append(
+                "| metric | label | what it is | formula | unit | better | level | target | tile | cadence | "
+                "conventions | source | code | test |"
+            )
             out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             for m in ms:
-                target = "" if m.target is None else f"{m.target:g}" + (
-                    f" (long term {m.long_term_target:g})" if m.long_term_target is not None else "") + (
-                    f": {m.target_source}" if m.target_source else "")
-                out.append(f"| `{m.name}` | {_cell(m.label)} | {_cell(m.description)} | {_cell(m.formula)} | "
-                           f"{m.unit} | {m.direction} | {m.level.replace('_', ' ')} | {_cell(target)} | "
-                           f"{m.tile or ''} | {m.cadence} | {', '.join(f'`{c}`' for c in m.conventions)} | "
-                           f"{', '.join(m.sources)} | {_code_link(m)} | {_test_link(m, tests)} |")
+                target = (
+                    ""
+                    if m.target is None
+                    else f"{m.target:g}"
+                    + (f" (long term {m.long_term_target:g})" if m.long_term_target is not None else "")
+                    + (f": {m.target_source}" if m.target_source else "")
+                )
+                out.append(
+                    f"| `{m.name}` | {_cell(m.label)} | {_cell(m.description)} | {_cell(m.formula)} | "
+                    f"{m.unit} | {m.direction} | {m.level.replace('_', ' ')} | {_cell(target)} | "
+                    f"{m.tile or ''} | {m.cadence} | {', '.join(f'`{c}`' for c in m.conventions)} | "
+                    f"{', '.join(m.sources)} | {_code_link(m)} | {_test_link(m, tests)} |"
+                )
     out.append("\n## Tables\n")
     out.append("`saaskpi table NAME` exports these.\n")
     out.append("| table | what it holds | needs |")
@@ -102,8 +114,11 @@ CHECK_TEXT = {
     "isin": lambda s: "one of: " + ", ".join(str(v) for v in s["allowed_values"]),
     "notin": lambda s: "none of: " + ", ".join(str(v) for v in s["forbidden_values"]),
     "str_matches": lambda s: f"matches `{s['pattern']}`",
-    "str_length": lambda s: (f"{s['min_value']} characters" if s.get("min_value") == s.get("max_value")
-                             else f"{s.get('min_value') or 0} to {s.get('max_value') or 'any number of'} characters"),
+    "str_length": lambda s: (
+        f"{s['min_value']} characters"
+        if s.get("min_value") == s.get("max_value")
+        else f"{s.get('min_value') or 0} to {s.get('max_value') or 'any number of'} characters"
+    ),
 }
 
 
@@ -117,21 +132,25 @@ def check_text(check) -> str:
 def _dtype_name(dtype) -> str:
     text = str(dtype)
     return {"String": "text", "Int64": "integer", "Float64": "number", "Date": "date (YYYY-MM-DD)"}.get(
-        text, "date-time, UTC (ISO 8601)" if text.startswith("Datetime") else text)
+        text, "date-time, UTC (ISO 8601)" if text.startswith("Datetime") else text
+    )
 
 
 def data_contract_markdown() -> str:
     """The data contract as Markdown: every table, column, type, rule and default."""
     conv = conventions()
-    out = [HEADER, "# Data contract\n",
-           "A source is a folder of `<table>.csv` or `<table>.parquet` files (one per table, not both), a DuckDB "
-           "file with tables of these names, a Spark session, or a schema of a PostgreSQL database "
-           "(`postgresql://user@host/db?schema=NAME`, see [postgres.md](postgres.md)). Only "
-           f"{' and '.join(f'`{t}`' for t in REQUIRED_TABLES)} are required; a page whose tables are absent says so. "
-           "`saaskpi validate SOURCE` checks everything below and reports every problem at once "
-           "(rule code, table, column, count, up to 5 example rows). The source is never modified.\n",
-           "Date-times must carry one time zone per column (`Z` or an offset; values without one are taken as UTC) "
-           "and are converted to UTC. Extra columns are ignored. Empty cells are missing values.\n"]
+    out = [
+        HEADER,
+        "# Data contract\n",
+        "A source is a folder of `<table>.csv` or `<table>.parquet` files (one per table, not both), a DuckDB "
+        "file with tables of these names, a Spark session, or a schema of a PostgreSQL database "
+        "(`postgresql://user@host/db?schema=NAME`, see [postgres.md](postgres.md)). Only "
+        f"{' and '.join(f'`{t}`' for t in REQUIRED_TABLES)} are required; a page whose tables are absent says so. "
+        "`saaskpi validate SOURCE` checks everything below and reports every problem at once "
+        "(rule code, table, column, count, up to 5 example rows). The source is never modified.\n",
+        "Date-times must carry one time zone per column (`Z` or an offset; values without one are taken as UTC) "
+        "and are converted to UTC. Extra columns are ignored. Empty cells are missing values.\n",
+    ]
     for name, model in TABLES.items():
         schema = model.to_schema()
         req = "required" if name in REQUIRED_TABLES else "optional"
@@ -148,14 +167,18 @@ def data_contract_markdown() -> str:
             default = (spec.metadata or {}).get("default", "")
             if default == REPORTING_CURRENCY:
                 default = f"reporting currency ({conv.reporting_currency})"
-            out.append(f"| `{col}` | {_dtype_name(spec.dtype)} | {'yes' if spec.required else 'no'} | "
-                       f"{_cell(', '.join(rules))} | {_cell(default)} | {_cell(spec.description or '')} |")
+            out.append(
+                f"| `{col}` | {_dtype_name(spec.dtype)} | {'yes' if spec.required else 'no'} | "
+                f"{_cell(', '.join(rules))} | {_cell(default)} | {_cell(spec.description or '')} |"
+            )
     out.append("\n## Cross-table rules\n")
     out.append("| code | rule |")
     out.append("|---|---|")
     for rule in cross_table_rules(conv.reporting_currency, known_segments()):
-        out.append(f"| `{rule.code}` | {_cell((type(rule).__doc__ or '').strip())} "
-                   f"({_cell(', '.join(f'{k}={v}' for k, v in vars(rule).items()))}) |")
+        out.append(
+            f"| `{rule.code}` | {_cell((type(rule).__doc__ or '').strip())} "
+            f"({_cell(', '.join(f'{k}={v}' for k, v in vars(rule).items()))}) |"
+        )
     out.append("\n## File and table rules\n")
     out.append("| code | problem |")
     out.append("|---|---|")
@@ -165,7 +188,10 @@ def data_contract_markdown() -> str:
 
 GENERATED = {paths.METRICS_DOC: metrics_markdown, paths.DATA_CONTRACT_DOC: data_contract_markdown}
 README = paths.ROOT / "README.md"
-SAMPLE_START, SAMPLE_END = "<!-- metrics-sample: generated by `saaskpi docs` from the demo -->", "<!-- /metrics-sample -->"
+SAMPLE_START, SAMPLE_END = (
+    "<!-- metrics-sample: generated by `saaskpi docs` from the demo -->",
+    "<!-- /metrics-sample -->",
+)
 SAMPLE_ROWS = 12
 
 
@@ -183,8 +209,11 @@ def metrics_sample(source: Path = paths.DEMO_DIR) -> str:
     with contextlib.redirect_stdout(out):
         main(["metrics", "--source", str(source), "--month", month, "--format", "table"])
     lines = [line.rstrip() for line in out.getvalue().splitlines()]
-    return (f"(`.venv/bin/saaskpi metrics --month {month} --format table`, first rows):\n\n```\n"
-            + "\n".join(lines[:SAMPLE_ROWS + 2]) + "\n...\n```")
+    return (
+        f"(`.venv/bin/saaskpi metrics --month {month} --format table`, first rows):\n\n```\n"
+        + "\n".join(lines[: SAMPLE_ROWS + 2])
+        + "\n...\n```"
+    )
 
 
 def readme_with_sample(text: str, sample: str) -> str:

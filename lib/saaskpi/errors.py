@@ -1,4 +1,5 @@
 """Errors a person can act on: short messages, every problem at once."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -71,4 +72,6 @@ class MissingTablesError(SaasKpiError):
     def __init__(self, tables: list[str], what: str = "This section"):
         self.tables = list(tables)
         names = ", ".join(f"`{t}`" for t in tables)
-        super().__init__(f"{what} needs the {names} table{'s' if len(tables) > 1 else ''}, which this data source does not have.")
+        super().__init__(
+            f"{what} needs the {names} table{'s' if len(tables) > 1 else ''}, which this data source does not have."
+        )

@@ -5,6 +5,7 @@ such as a coefficient or an AUC: 0.69), `count` (1,234; an average count keeps o
 `score` (31, or 31.5 when not whole), and durations (`months`, `days`, `hours`, `minutes`).
 A value that rounds to zero is shown as zero, never as "-0".
 """
+
 from __future__ import annotations
 
 import math

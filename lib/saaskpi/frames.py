@@ -4,11 +4,12 @@ Engines return their own dtypes (DuckDB int64 where Polars has int32, Spark's ti
 `to_pandas` normalises them so that tests and charts see the same table from every engine.
 Months travel through the engines as an integer key (year * 12 + month - 1), see `month_key`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import decimal
-from typing import Callable
+from collections.abc import Callable
 
 import narwhals as nw
 import numpy as np
@@ -116,8 +117,9 @@ def month_start(stamps: pd.Series) -> pd.Series:
     return stamps.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("M").dt.to_timestamp()
 
 
-def monthly(calendar: pl.DataFrame, months: pd.Series, values: pd.Series,
-            how: str | Callable[[pd.Series], float]) -> pd.DataFrame:
+def monthly(
+    calendar: pl.DataFrame, months: pd.Series, values: pd.Series, how: str | Callable[[pd.Series], float]
+) -> pd.DataFrame:
     """Aggregate `values` by `months` over the calendar: value = `how` of the values, n = their count; empty months n/a."""
     frame = pd.DataFrame({"month": months.to_numpy(), "v": values.to_numpy(dtype="float64")})
     grouped = frame.groupby("month").v

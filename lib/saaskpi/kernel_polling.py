@@ -9,6 +9,7 @@ executor's timeout. Polling in short slices bounds a missed wakeup to one slice.
 
 `python -m saaskpi.app` (what `saaskpi app` runs) applies it in the Voila server process.
 """
+
 from __future__ import annotations
 
 import time

@@ -5,6 +5,7 @@ when a page opens it sends the page's own query string to its kernel, which then
 asked for (only values among the controls' options; anything else is ignored). This works the same for a
 kernel preheated before the request arrived (Voila's pool) and for one started by it.
 """
+
 from __future__ import annotations
 
 import json
@@ -89,7 +90,9 @@ def app_pages() -> tuple[tuple[str, str], ...]:
     out = []
     for path in sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")):
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        heading = next(("".join(c["source"]).splitlines()[0].lstrip("# ") for c in cells if c["cell_type"] == "markdown"),
-                       path.stem)
+        heading = next(
+            ("".join(c["source"]).splitlines()[0].lstrip("# ") for c in cells if c["cell_type"] == "markdown"),
+            path.stem,
+        )
         out.append((path.stem, heading))
     return tuple(out)

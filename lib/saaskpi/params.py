@@ -2,6 +2,7 @@
 
 Unknown keys, wrong types and unknown metric names are `ParameterError`s naming the file and key.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,8 +48,18 @@ def _problem(err: ErrorDetails, model: type[BaseModel]) -> str:
         return f"`{key}` {text}, got {err['input']!r}" if key else text
     field = model.model_fields.get(str(err["loc"][0])) if top else None
     kind = getattr(field.annotation, "__name__", None) if field else None
-    if kind and err["type"] in ("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing",
-                                "bool_type", "bool_parsing", "string_type", "dict_type", "list_type"):
+    if kind and err["type"] in (
+        "int_type",
+        "int_parsing",
+        "int_from_float",
+        "float_type",
+        "float_parsing",
+        "bool_type",
+        "bool_parsing",
+        "string_type",
+        "dict_type",
+        "list_type",
+    ):
         return f"`{key}` must be {kind}, got {err['input']!r}"
     return f"`{key}`: {err['msg'][0].lower()}{err['msg'][1:]}, got {err['input']!r}"
 
@@ -63,8 +74,9 @@ def _typed(model: type[M], data: dict, where: str) -> M:
         missing = [".".join(str(p) for p in e["loc"]) for e in errors if e["type"] == "missing"]
         problems = [_problem(e, model) for e in errors if e["type"] != "missing"]
         if len(missing) > 1:
-            problems.insert(len([e for e in errors if e["type"] == "extra_forbidden"]),
-                            f"missing keys {', '.join(missing)}")
+            problems.insert(
+                len([e for e in errors if e["type"] == "extra_forbidden"]), f"missing keys {', '.join(missing)}"
+            )
         elif missing:
             problems.insert(len([e for e in errors if e["type"] == "extra_forbidden"]), f"`{missing[0]}` is missing")
         raise ParameterError(f"{where}: " + "; ".join(problems) + ".") from None
@@ -186,8 +198,9 @@ def segment(name: str, folder: Path = paths.SEGMENTS_DIR) -> Segment:
     """The segment defined by `parameters/segments/<name>.yaml`."""
     path = folder / f"{name}.yaml"
     if not path.exists():
-        raise ParameterError(f"Unknown segment {name!r}: choose one of {', '.join(segment_names(folder))} "
-                             f"(files in {folder}).")
+        raise ParameterError(
+            f"Unknown segment {name!r}: choose one of {', '.join(segment_names(folder))} (files in {folder})."
+        )
     data: dict[str, Any] = read_yaml(path)
     seg = _typed_segment(data, path.name)
     if seg.name != name:
@@ -229,17 +242,30 @@ def executive(path: Path = paths.EXECUTIVE_FILE, known: set[str] | None = None) 
     """The executive summary's parameters; unknown keys, stages or metric names (when `known` is given) are errors."""
     ex = _typed(Executive, read_yaml(path), path.name)
     if known is not None:
-        names = {ex.north_star, *(m for v in ex.top7.values() for m in v),
-                 *(m for stage in STAGES for m in ex.leading(stage))}
+        names = {
+            ex.north_star,
+            *(m for v in ex.top7.values() for m in v),
+            *(m for stage in STAGES for m in ex.leading(stage)),
+        }
         bad = sorted(names - known)
         if bad:
-            raise ParameterError(f"{path.name} names unknown metric(s) {', '.join(bad)}; see docs/metrics.md for the names.")
+            raise ParameterError(
+                f"{path.name} names unknown metric(s) {', '.join(bad)}; see docs/metrics.md for the names."
+            )
     return ex
 
 
 # --------------------------------------------------------------------------- customer success and health
-HEALTH_MEASURES = ("licence_utilisation", "engagement_score", "account_nps", "csat", "sla_breach_rate", "touchpoints",
-                   "net_sentiment", "days_overdue")
+HEALTH_MEASURES = (
+    "licence_utilisation",
+    "engagement_score",
+    "account_nps",
+    "csat",
+    "sla_breach_rate",
+    "touchpoints",
+    "net_sentiment",
+    "days_overdue",
+)
 
 
 @dataclass(frozen=True)
@@ -351,7 +377,9 @@ class _Bands(_Strict):
     @model_validator(mode="after")
     def _red_below_yellow(self):
         if not self.red < self.yellow:
-            raise ValueError(f"bands need whole numbers 0 <= red < yellow < 100, got red={self.red}, yellow={self.yellow}")
+            raise ValueError(
+                f"bands need whole numbers 0 <= red < yellow < 100, got red={self.red}, yellow={self.yellow}"
+            )
         return self
 
 
@@ -371,9 +399,13 @@ class HealthScoreFile(_Strict):
 
 
 def _health_model(components: dict, bands: dict, where: str) -> HealthModel:
-    out = [HealthComponent(str(name), c.measure, c.worst, c.best, c.weight) for name, c in
-           ((name, _typed(_Component, spec if isinstance(spec, dict) else {}, f"{where} component `{name}`"))
-            for name, spec in components.items())]
+    out = [
+        HealthComponent(str(name), c.measure, c.worst, c.best, c.weight)
+        for name, c in (
+            (name, _typed(_Component, spec if isinstance(spec, dict) else {}, f"{where} component `{name}`"))
+            for name, spec in components.items()
+        )
+    ]
     total = sum(c.weight for c in out)
     if abs(total - 100) > 1e-9:
         raise ParameterError(f"{where}: component weights must add up to 100, they add up to {total:g}.")
@@ -381,11 +413,16 @@ def _health_model(components: dict, bands: dict, where: str) -> HealthModel:
     return HealthModel(tuple(out), b.red, b.yellow)
 
 
-def success_settings(cs_path: Path = paths.CUSTOMER_SUCCESS_FILE,
-                     health_path: Path = paths.HEALTH_SCORE_FILE) -> SuccessSettings:
+def success_settings(
+    cs_path: Path = paths.CUSTOMER_SUCCESS_FILE, health_path: Path = paths.HEALTH_SCORE_FILE
+) -> SuccessSettings:
     """The customer-success parameters (read again only when a file changes)."""
-    return _success_settings(cs_path, cs_path.stat().st_mtime_ns if cs_path.exists() else 0,
-                             health_path, health_path.stat().st_mtime_ns if health_path.exists() else 0)
+    return _success_settings(
+        cs_path,
+        cs_path.stat().st_mtime_ns if cs_path.exists() else 0,
+        health_path,
+        health_path.stat().st_mtime_ns if health_path.exists() else 0,
+    )
 
 
 @lru_cache(maxsize=4)
@@ -403,6 +440,15 @@ def _success_settings(cs_path: Path, _cs_mtime: int, health_path: Path, _health_
                 raise ParameterError(f"{where}: unknown component {name!r} (known: {', '.join(comps)}).")
             comps[name].update(change)
         by_segment[str(seg)] = _health_model(comps, {**hs.bands, **spec.bands}, where)
-    return SuccessSettings(cs.window_days, dict(cs.sticky_features), cs.adoption_days.model_dump(),
-                           cs.sla_hours.model_dump(), dict(cs.csm_capacity), cs.forecast_history_months, base,
-                           by_segment, hs.falling_points, hs.falling_months)
+    return SuccessSettings(
+        cs.window_days,
+        dict(cs.sticky_features),
+        cs.adoption_days.model_dump(),
+        cs.sla_hours.model_dump(),
+        dict(cs.csm_capacity),
+        cs.forecast_history_months,
+        base,
+        by_segment,
+        hs.falling_points,
+        hs.falling_months,
+    )

@@ -1,12 +1,13 @@
 """Every default path of the project, derived from the package location (never the cwd), and the one way
 files are written (atomically: readers see the old file or the new one, never half of one)."""
+
 from __future__ import annotations
 
 import os
 import shutil
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent.parent

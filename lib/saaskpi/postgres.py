@@ -10,14 +10,16 @@ columns asked for; the usage aggregates every page needs run as SQL in the serve
 The password is never shown: messages name the server, database, schema and table without it.
 See docs/postgres.md.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import re
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import polars as pl
@@ -36,12 +38,27 @@ WORK_MEM = "128MB"  # per sort or hash of this session's queries (the server's d
 _TEXT = ("text", "character varying", "character", "name", "citext")
 _INT = ("smallint", "integer", "bigint")
 _FLOAT = (*_INT, "real", "double precision", "numeric")
-_STORED_AS = {pl.Datetime: ("timestamp with time zone", "timestamp without time zone"), pl.Date: ("date",),
-              pl.Int64: _INT, pl.Float64: _FLOAT, pl.String: _TEXT}
-_HOLDS = {pl.Datetime: (*_STORED_AS[pl.Datetime], *_TEXT), pl.Date: ("date", *_TEXT),
-          pl.Int64: (*_INT, "numeric", *_TEXT), pl.Float64: (*_FLOAT, *_TEXT), pl.String: None}  # None: any type
-_KIND = {pl.Datetime: "a date-time", pl.Date: "a date", pl.Int64: "a whole number", pl.Float64: "a number",
-         pl.String: "text"}
+_STORED_AS = {
+    pl.Datetime: ("timestamp with time zone", "timestamp without time zone"),
+    pl.Date: ("date",),
+    pl.Int64: _INT,
+    pl.Float64: _FLOAT,
+    pl.String: _TEXT,
+}
+_HOLDS = {
+    pl.Datetime: (*_STORED_AS[pl.Datetime], *_TEXT),
+    pl.Date: ("date", *_TEXT),
+    pl.Int64: (*_INT, "numeric", *_TEXT),
+    pl.Float64: (*_FLOAT, *_TEXT),
+    pl.String: None,
+}  # None: any type
+_KIND = {
+    pl.Datetime: "a date-time",
+    pl.Date: "a date",
+    pl.Int64: "a whole number",
+    pl.Float64: "a number",
+    pl.String: "text",
+}
 # types ADBC reads as Arrow types Polars knows; any other is read as text (numeric as double precision)
 _NATIVE = (*_TEXT, *_INT, "real", "double precision", "boolean", "date", *_STORED_AS[pl.Datetime])
 
@@ -74,7 +91,7 @@ class Address:
         return f"PostgreSQL at {self.server}, database `{self.database}`"
 
     @classmethod
-    def parse(cls, url: str) -> "Address":
+    def parse(cls, url: str) -> Address:
         """The address of `url` (postgresql:// or postgres://; `schema` is ours, every other parameter is libpq's)."""
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -85,8 +102,13 @@ class Address:
         options = dict(rest)
         host = options.get("host") or (unquote(parts.hostname) if parts.hostname else "")
         port = options.get("port") or (str(parts.port) if parts.port else "5432")
-        server = (f"the Unix socket in {host}" if host.startswith("/") else f"{host}:{port}" if host
-                  else "the default local socket")
+        server = (
+            f"the Unix socket in {host}"
+            if host.startswith("/")
+            else f"{host}:{port}"
+            if host
+            else "the default local socket"
+        )
         user = options.get("user") or unquote(parts.username or "")
         password = options.get("password") or unquote(parts.password or "")
         uri = f"postgresql://{parts.netloc}{parts.path}?{urlencode(rest, safe='/')}"
@@ -124,16 +146,22 @@ class PostgresSource(Source):
 
     # ---------------------------------------------------------------- connecting
     @classmethod
-    def open(cls, url: str) -> "PostgresSource":
+    def open(cls, url: str) -> PostgresSource:
         """Connect to `url` and check that its schema exists; a SourceError says what is wrong."""
         address = Address.parse(url)
         source = cls(address, connect(address))
         found = source._rows("select nspname from pg_namespace where nspname = $1", (address.schema,))
         if not found:
-            schemas = [r[0] for r in source._rows(
-                "select nspname from pg_namespace where nspname !~ '^(pg_|information_schema$)' order by 1")]
-            raise SourceError(f"Schema `{address.schema}` does not exist in {address.where}. "
-                              f"Its schemas: {', '.join(schemas) or 'none'}. Name one with ?schema=... in the URL.")
+            schemas = [
+                r[0]
+                for r in source._rows(
+                    "select nspname from pg_namespace where nspname !~ '^(pg_|information_schema$)' order by 1"
+                )
+            ]
+            raise SourceError(
+                f"Schema `{address.schema}` does not exist in {address.where}. "
+                f"Its schemas: {', '.join(schemas) or 'none'}. Name one with ?schema=... in the URL."
+            )
         return source
 
     def _cursor(self):
@@ -167,7 +195,9 @@ class PostgresSource(Source):
                 "select c.relname as t, a.attname as c, format_type(a.atttypid, null) as type from pg_attribute a "
                 "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
                 "where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'f') and a.attnum > 0 "
-                "and not a.attisdropped order by c.relname, a.attnum", (self.schema,))
+                "and not a.attisdropped order by c.relname, a.attnum",
+                (self.schema,),
+            )
             self._columns = {}
             for table, column, dtype in rows:
                 self._columns.setdefault(table, []).append((column, dtype))
@@ -194,8 +224,15 @@ class PostgresSource(Source):
                 want = _contract_type(name, column)
                 holds = _HOLDS[want]
                 if holds is not None and dtype not in holds:
-                    found.append(Problem(f"{name}.wrong_type", name, column,
-                                         f"is stored as {dtype}: expected {_KIND[want]} (or text)", 0))
+                    found.append(
+                        Problem(
+                            f"{name}.wrong_type",
+                            name,
+                            column,
+                            f"is stored as {dtype}: expected {_KIND[want]} (or text)",
+                            0,
+                        )
+                    )
         return found
 
     def stored_as_contract(self, name: str) -> bool:
@@ -233,11 +270,15 @@ class PostgresSource(Source):
             where = f" where {quoted('account_id')}::text = any({_quoted_text(_text_array(accounts.unique().sort().to_list()))}::text[])"
         address, table = self.address, name
 
-        def batches(with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
-                    batch_size: int | None) -> Iterator[pl.DataFrame]:
-            conditions = ([where[len(" where "):]] if where else []) + sql_conditions(predicate, schema)
-            sql = (self._select(table, with_columns or list(schema))
-                   + (f" where {' and '.join(conditions)}" if conditions else "") + (f" limit {n_rows}" if n_rows else ""))
+        def batches(
+            with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, batch_size: int | None
+        ) -> Iterator[pl.DataFrame]:
+            conditions = ([where[len(" where ") :]] if where else []) + sql_conditions(predicate, schema)
+            sql = (
+                self._select(table, with_columns or list(schema))
+                + (f" where {' and '.join(conditions)}" if conditions else "")
+                + (f" limit {n_rows}" if n_rows else "")
+            )
             connection = connect(address)  # its own connection: Polars may collect on another thread
             try:
                 with connection.cursor() as cur:
@@ -280,7 +321,9 @@ class PostgresSource(Source):
             "select c.relname, c.relkind::text, c.relfilenode::bigint, coalesce(s.n_tup_ins, 0) as ins, "
             "coalesce(s.n_tup_upd, 0) as upd, coalesce(s.n_tup_del, 0) as del from pg_class c "
             "join pg_namespace n on n.oid = c.relnamespace left join pg_stat_user_tables s on s.relid = c.oid "
-            "where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'f') order by 1", (self.schema,))
+            "where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'f') order by 1",
+            (self.schema,),
+        )
         self._columns = None  # the catalogue is read again: a column may have changed
         h = hashlib.sha256(self.location.encode())
         h.update(repr(stats).encode())
@@ -374,8 +417,10 @@ def connect(address: Address):
 def _connect_message(address: Address, reason: str) -> str:
     who = f"user `{address.user}`" if address.user else "the default user"
     if "password authentication failed" in reason or "no password supplied" in reason:
-        return (f"{address.where} refused the password of {who} ({reason}). Give it in PGPASSWORD, ~/.pgpass "
-                "or the URL (it is never shown).")
+        return (
+            f"{address.where} refused the password of {who} ({reason}). Give it in PGPASSWORD, ~/.pgpass "
+            "or the URL (it is never shown)."
+        )
     if re.search(r'database "[^"]*" does not exist', reason):
         return f"Database `{address.database}` does not exist on PostgreSQL at {address.server} ({reason})."
     if re.search(r'role "[^"]*" does not exist', reason):
@@ -393,6 +438,8 @@ def read_schema_tables(url: str, names: list[str] | tuple[str, ...]) -> dict[str
     missing = [n for n in names if n not in source.columns()]
     if missing:
         present = ", ".join(sorted(source.columns())) or "none"
-        raise SourceError(f"Table{'s' if len(missing) > 1 else ''} {', '.join(f'{source.schema}.{n}' for n in missing)} "
-                          f"not found in {source.address.where}. Tables there: {present}.")
+        raise SourceError(
+            f"Table{'s' if len(missing) > 1 else ''} {', '.join(f'{source.schema}.{n}' for n in missing)} "
+            f"not found in {source.address.where}. Tables there: {present}."
+        )
     return {n: source.read(n)[0] for n in names}

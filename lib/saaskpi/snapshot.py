@@ -15,6 +15,7 @@ The results store: every table and metric a page computes goes to the results st
 `Workbook.compute`), so a snapshot fills it for every page and segment of its month; the apps' kernels, which open
 the last complete month, then read what a page shows instead of computing it (`fill_store` fills it alone).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -38,8 +39,22 @@ from . import __version__, params, paths
 from .errors import ParameterError, SaasKpiError
 
 RUN_COLUMNS = ["run_id", "run_time", "engine", "code_version", "data_fingerprint"]
-METRIC_COLUMNS = ["snapshot", "month", "segment", "notebook", "metric", "label", "value", "unit", "n", "target",
-                  "status", "immature", "convention", *RUN_COLUMNS]
+METRIC_COLUMNS = [
+    "snapshot",
+    "month",
+    "segment",
+    "notebook",
+    "metric",
+    "label",
+    "value",
+    "unit",
+    "n",
+    "target",
+    "status",
+    "immature",
+    "convention",
+    *RUN_COLUMNS,
+]
 HISTORY_MONTHS = 12  # each run records the last 12 months, so later runs can reveal restatements
 RUN_ENV = "SAASKPI_SNAPSHOT_RUN"  # set in a snapshot's kernels: where the page writes its metric rows, and the run
 QUIET_LOGGERS = ("papermill", "nbclient", "jupyter_client", "traitlets", "nbconvert")
@@ -92,16 +107,21 @@ class RunInfo:
     data_fingerprint: str
 
     @classmethod
-    def new(cls, month: str, engine: str, version: str, fingerprint: str) -> "RunInfo":
+    def new(cls, month: str, engine: str, version: str, fingerprint: str) -> RunInfo:
         """A run starting now; its id sorts by time: `20261201T203000Z-<6 hex>`."""
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         salt = f"{now.isoformat()}|{os.getpid()}|{month}|{engine}|{version}|{fingerprint}"
         run_id = f"{now:%Y%m%dT%H%M%SZ}-{hashlib.sha256(salt.encode()).hexdigest()[:6]}"
         return cls(run_id, now.isoformat(timespec="microseconds"), month, engine, version, fingerprint)
 
     def row_fields(self) -> dict:
-        return {"run_id": self.run_id, "run_time": self.run_time, "engine": self.engine,
-                "code_version": self.code_version, "data_fingerprint": self.data_fingerprint}
+        return {
+            "run_id": self.run_id,
+            "run_time": self.run_time,
+            "engine": self.engine,
+            "code_version": self.code_version,
+            "data_fingerprint": self.data_fingerprint,
+        }
 
 
 def notebook_names(folder: Path = paths.NOTEBOOKS_DIR) -> list[str]:
@@ -122,8 +142,9 @@ def html_report(notebook: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-                            mathjax_url="", require_js_url="")  # nothing fetched from a CDN: opens offline
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, mathjax_url="", require_js_url=""
+    )  # nothing fetched from a CDN: opens offline
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     body = re.sub(r'<script[^>]*src=""[^>]*>\s*</script>', "", body)
     out = notebook.with_suffix(".html")
@@ -134,8 +155,9 @@ def html_report(notebook: Path) -> Path:
 def code_version() -> str:
     """The git commit of the workbook code (package version when git is not available)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True,
-                             timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip() or __version__
     except (OSError, subprocess.SubprocessError):
         return __version__
@@ -159,13 +181,24 @@ def metric_records(wb, notebook: str, run: RunInfo) -> list[dict]:
         target = wb.target(name)
         immature = series["immature"] if "immature" in series else [False] * len(series)
         for month, value, n, young in zip(series.month, series.value, series.n, immature):
-            rows.append({"snapshot": run.month, "month": month_label(month), "segment": wb.segment.name,
-                         "notebook": notebook, "metric": name, "label": m.label_in(wb.conventions),
-                         "value": None if pd.isna(value) else float(value), "unit": m.unit, "n": float(n),
-                         "target": target, "immature": bool(young),
-                         "status": target_status(value, target, m.direction, wb.conventions.status_near_band,
-                                                 bool(young)),
-                         "convention": wb.convention_text(name), **run.row_fields()})
+            rows.append(
+                {
+                    "snapshot": run.month,
+                    "month": month_label(month),
+                    "segment": wb.segment.name,
+                    "notebook": notebook,
+                    "metric": name,
+                    "label": m.label_in(wb.conventions),
+                    "value": None if pd.isna(value) else float(value),
+                    "unit": m.unit,
+                    "n": float(n),
+                    "target": target,
+                    "immature": bool(young),
+                    "status": target_status(value, target, m.direction, wb.conventions.status_near_band, bool(young)),
+                    "convention": wb.convention_text(name),
+                    **run.row_fields(),
+                }
+            )
     return rows
 
 
@@ -217,8 +250,17 @@ def _kernel_manager(env: dict[str, str], log: Path):
     return type("SnapshotKernelManager", (AsyncKernelManager,), {"start_kernel": start_kernel})
 
 
-def run_one(notebook: str, segment: str, month: str, source: str, folder: Path, timeout: int = 600,
-            notebooks_dir: Path = paths.NOTEBOOKS_DIR, engine: str = "polars", run: RunInfo | None = None) -> RunResult:
+def run_one(
+    notebook: str,
+    segment: str,
+    month: str,
+    source: str,
+    folder: Path,
+    timeout: int = 600,
+    notebooks_dir: Path = paths.NOTEBOOKS_DIR,
+    engine: str = "polars",
+    run: RunInfo | None = None,
+) -> RunResult:
     """Execute one notebook for one segment (interactive=False) with its metrics on `engine` and write its HTML
     report. With a `run`, the page writes its metric rows to `<notebook>.metrics.json` beside the notebook
     (`write_page_records`, in the kernel); the kernel's own output goes to `logs/<segment>-<notebook>.log`."""
@@ -228,14 +270,22 @@ def run_one(notebook: str, segment: str, month: str, source: str, folder: Path, 
     out.parent.mkdir(parents=True, exist_ok=True)
     (folder / "logs").mkdir(exist_ok=True)
     records = out.with_suffix(".metrics.json")
-    env = {} if run is None else {RUN_ENV: json.dumps({"run": run.__dict__, "notebook": notebook,
-                                                       "records": str(records)})}
+    env = (
+        {}
+        if run is None
+        else {RUN_ENV: json.dumps({"run": run.__dict__, "notebook": notebook, "records": str(records)})}
+    )
     try:
-        pm.execute_notebook(str(notebooks_dir / f"{notebook}.ipynb"), str(out), kernel_name="python3",
-                            parameters={"source": source, "segment": segment, "as_of": month, "interactive": False,
-                                        "engine": engine},
-                            progress_bar=False, execution_timeout=timeout, log_output=False,
-                            kernel_manager_class=_kernel_manager(env, folder / "logs" / f"{segment}-{notebook}.log"))
+        pm.execute_notebook(
+            str(notebooks_dir / f"{notebook}.ipynb"),
+            str(out),
+            kernel_name="python3",
+            parameters={"source": source, "segment": segment, "as_of": month, "interactive": False, "engine": engine},
+            progress_bar=False,
+            execution_timeout=timeout,
+            log_output=False,
+            kernel_manager_class=_kernel_manager(env, folder / "logs" / f"{segment}-{notebook}.log"),
+        )
     except Exception as exc:  # papermill's and nbclient's errors both: the summary names them
         error, cell = _error_of(exc, out)
         return RunResult(notebook, segment, out, error, cell)
@@ -307,10 +357,19 @@ def _resumable(runs: Path, manifest: dict) -> Path | None:
     return None
 
 
-def take_snapshot(month: str, source: str = "data/demo", segments: list[str] | None = None,
-                  notebooks: list[str] | None = None, workers: int = 2, resume: bool = False, timeout: int = 600,
-                  reports: Path = paths.REPORTS_DIR, notebooks_dir: Path = paths.NOTEBOOKS_DIR,
-                  progress: bool = True, engine: str = "polars") -> Snapshot:
+def take_snapshot(
+    month: str,
+    source: str = "data/demo",
+    segments: list[str] | None = None,
+    notebooks: list[str] | None = None,
+    workers: int = 2,
+    resume: bool = False,
+    timeout: int = 600,
+    reports: Path = paths.REPORTS_DIR,
+    notebooks_dir: Path = paths.NOTEBOOKS_DIR,
+    progress: bool = True,
+    engine: str = "polars",
+) -> Snapshot:
     """Run the notebooks x segments into a new run `reports/<month>/runs/<run id>/`, append its rows to the
     metrics store and rewrite the month's index.
 
@@ -335,24 +394,37 @@ def take_snapshot(month: str, source: str = "data/demo", segments: list[str] | N
             partial.mkdir(parents=True)
             paths.atomic_write(partial / "run.json", json.dumps(manifest, indent=1))
         else:
-            run = RunInfo(**{k: v for k, v in json.loads((partial / "run.json").read_text()).items()
-                             if k in RunInfo.__dataclass_fields__})
-        results = _execute(run, source, segments, notebooks, partial, resume, timeout, notebooks_dir, workers,
-                           progress)
+            run = RunInfo(
+                **{
+                    k: v
+                    for k, v in json.loads((partial / "run.json").read_text()).items()
+                    if k in RunInfo.__dataclass_fields__
+                }
+            )
+        results = _execute(run, source, segments, notebooks, partial, resume, timeout, notebooks_dir, workers, progress)
         summary = [{"notebook": r.notebook, "segment": r.segment, "error": r.error, "cell": r.cell} for r in results]
         paths.atomic_write(partial / "run.json", json.dumps({**manifest, **run.__dict__, "results": summary}, indent=1))
         final = runs_dir / run.run_id
         partial.rename(final)  # atomic: the run appears whole or not at all
     sync_store(reports)
     write_month_index(reports, month)
-    moved = [RunResult(r.notebook, r.segment, final / r.output.relative_to(partial), r.error, r.cell, r.reused)
-             for r in results]
+    moved = [
+        RunResult(r.notebook, r.segment, final / r.output.relative_to(partial), r.error, r.cell, r.reused)
+        for r in results
+    ]
     return Snapshot(month, final, run.run_id, moved)
 
 
-def fill_store(month: str = "", source: str = "data/demo", segments: list[str] | None = None,
-               notebooks: list[str] | None = None, engine: str = "polars", workers: int = 2,
-               notebooks_dir: Path = paths.NOTEBOOKS_DIR, progress: bool = True) -> str:
+def fill_store(
+    month: str = "",
+    source: str = "data/demo",
+    segments: list[str] | None = None,
+    notebooks: list[str] | None = None,
+    engine: str = "polars",
+    workers: int = 2,
+    notebooks_dir: Path = paths.NOTEBOOKS_DIR,
+    progress: bool = True,
+) -> str:
     """Run the pages as a snapshot does (papermill, interactive=False) into a temporary folder that is then
     removed: what they compute is left in the results store only. `month` empty: the last complete month (the
     month the apps open). Returns the month."""
@@ -367,16 +439,28 @@ def fill_store(month: str = "", source: str = "data/demo", segments: list[str] |
     _check_choices(month, segments, notebooks, notebooks_dir)
     with tempfile.TemporaryDirectory(prefix="saaskpi-fill-") as folder:
         run = RunInfo.new(month, engine, code_version(), "")
-        results = _execute(run, source, segments, notebooks, Path(folder), False, 600, notebooks_dir, workers, progress,
-                           records=False)
+        results = _execute(
+            run, source, segments, notebooks, Path(folder), False, 600, notebooks_dir, workers, progress, records=False
+        )
     failed = [f"{r.segment}/{r.notebook}: {r.error}" for r in results if r.error]
     if failed:
         raise SaasKpiError("Some pages failed while filling the results store: " + "; ".join(failed))
     return month
 
 
-def _execute(run: RunInfo, source: str, segments: list[str], notebooks: list[str], folder: Path, resume: bool,
-             timeout: int, notebooks_dir: Path, workers: int, progress: bool, records: bool = True) -> list[RunResult]:
+def _execute(
+    run: RunInfo,
+    source: str,
+    segments: list[str],
+    notebooks: list[str],
+    folder: Path,
+    resume: bool,
+    timeout: int,
+    notebooks_dir: Path,
+    workers: int,
+    progress: bool,
+    records: bool = True,
+) -> list[RunResult]:
     """Every notebook x segment of the run (finished ones of a resumed attempt reused), in page order."""
     from tqdm.auto import tqdm
 
@@ -390,9 +474,21 @@ def _execute(run: RunInfo, source: str, segments: list[str], notebooks: list[str
             todo.append((nb, seg))
     bar = tqdm(total=len(pages), initial=len(results), desc=f"snapshot {run.month}", unit="run", disable=not progress)
     with _quiet(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(run_one, nb, seg, run.month, source, folder, timeout, notebooks_dir, run.engine,
-                               run if records else None)
-                   for nb, seg in todo]
+        futures = [
+            pool.submit(
+                run_one,
+                nb,
+                seg,
+                run.month,
+                source,
+                folder,
+                timeout,
+                notebooks_dir,
+                run.engine,
+                run if records else None,
+            )
+            for nb, seg in todo
+        ]
         for future in as_completed(futures):
             results.append(future.result())
             bar.update()
@@ -493,8 +589,10 @@ def write_month_index(reports: Path, month: str) -> Path:
     prev = (pd.Period(month, "M") - 1).strftime("%Y-%m")
     headline = [n for n, m in METRICS.items() if m.level in ("north_star", "core")]
     known = params.segment_names()
-    segments = sorted({r["segment"] for run in runs for r in run["results"]},
-                      key=lambda s: (known.index(s) if s in known else len(known), s))
+    segments = sorted(
+        {r["segment"] for run in runs for r in run["results"]},
+        key=lambda s: (known.index(s) if s in known else len(known), s),
+    )
     pages = sorted({r["notebook"] for run in runs for r in run["results"]})
     rows = []
     for seg in segments:
@@ -508,8 +606,10 @@ def write_month_index(reports: Path, month: str) -> Path:
             m, v = METRICS[name], now.iloc[0]
             change = v.value - before.iloc[0].value if len(before) and pd.notna(before.iloc[0].value) else float("nan")
             colour = STATUS.get(v.status, STATUS["n/a"])
-            cells.append(f'<td><b>{fmt.value(v.value, m.unit)}</b><br><span class="c">{fmt.change(change, m.unit)}</span>'
-                         f'<br><span style="color:{colour}">{"" if v.status == "n/a" else v.status}</span></td>')
+            cells.append(
+                f'<td><b>{fmt.value(v.value, m.unit)}</b><br><span class="c">{fmt.change(change, m.unit)}</span>'
+                f'<br><span style="color:{colour}">{"" if v.status == "n/a" else v.status}</span></td>'
+            )
         links = []
         for nb in pages:
             tried = [(run, r) for run in runs for r in run["results"] if r["segment"] == seg and r["notebook"] == nb]
@@ -521,16 +621,18 @@ def write_month_index(reports: Path, month: str) -> Path:
             elif tried:
                 links.append(f'<span class="err">{html.escape(nb)} failed</span>')
         label = params.segment(seg).label if seg in known else seg
-        rows.append(f"<tr><th>{html.escape(label)}<br><span class='c'>{' · '.join(links)}</span></th>{''.join(cells)}</tr>")
+        rows.append(
+            f"<tr><th>{html.escape(label)}<br><span class='c'>{' · '.join(links)}</span></th>{''.join(cells)}</tr>"
+        )
     head = "".join(f"<th>{html.escape(METRICS[n].label)}</th>" for n in headline)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>SaaS KPIs {month}</title>
 <style>body{{font-family:{FONT};color:{INK};margin:24px}} table{{border-collapse:collapse;margin-bottom:24px}}
 td,th{{padding:6px 10px;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top;font-size:13px}}
-.c{{color:{MUTED};font-size:11px;font-weight:400}} .err{{color:{STATUS['off']}}}</style></head><body>
-<h1>SaaS KPIs, {pd.Period(month, 'M').strftime('%B %Y')}</h1>
+.c{{color:{MUTED};font-size:11px;font-weight:400}} .err{{color:{STATUS["off"]}}}</style></head><body>
+<h1>SaaS KPIs, {pd.Period(month, "M").strftime("%B %Y")}</h1>
 <p class="c">Each page and segment shows its latest run; change is against the previous month, status against each
 metric's target. Every run is kept as it was written (below).</p>
-<table><tr><th>segment</th>{head}</tr>{''.join(rows)}</table>
+<table><tr><th>segment</th>{head}</tr>{"".join(rows)}</table>
 <h2>Runs</h2>{_runs_table(runs)}</body></html>"""
     out = reports / month / "index.html"
     paths.atomic_write(out, page)
@@ -543,14 +645,21 @@ def _runs_table(runs: list[dict]) -> str:
         tag = " (latest)" if i == len(runs) - 1 else " (first)" if i == 0 else ""
         failed = [r for r in run["results"] if r["error"]]
         done = len(run["results"]) - len(failed)
-        problems = "".join(f"<br><span class='err'>{html.escape(RunResult(r['notebook'], r['segment'], Path(), r['error'], r['cell']).describe())}</span>"
-                           for r in failed)
-        rows.append(f"<tr><td>{html.escape(run['run_id'])}{tag}</td><td>{html.escape(run['run_time'][:19])} UTC</td>"
-                    f"<td>{done} of {len(run['results'])} pages ({html.escape(', '.join(run['segments']))}){problems}</td>"
-                    f"<td>{html.escape(run['engine'])}</td><td>{html.escape(run['code_version'])}</td>"
-                    f"<td>{html.escape(run['data_fingerprint'][:12])}</td></tr>")
-    return ("<table><tr><th>run</th><th>started</th><th>pages</th><th>engine</th><th>code</th><th>source</th></tr>"
-            + "".join(reversed(rows)) + "</table>")
+        problems = "".join(
+            f"<br><span class='err'>{html.escape(RunResult(r['notebook'], r['segment'], Path(), r['error'], r['cell']).describe())}</span>"
+            for r in failed
+        )
+        rows.append(
+            f"<tr><td>{html.escape(run['run_id'])}{tag}</td><td>{html.escape(run['run_time'][:19])} UTC</td>"
+            f"<td>{done} of {len(run['results'])} pages ({html.escape(', '.join(run['segments']))}){problems}</td>"
+            f"<td>{html.escape(run['engine'])}</td><td>{html.escape(run['code_version'])}</td>"
+            f"<td>{html.escape(run['data_fingerprint'][:12])}</td></tr>"
+        )
+    return (
+        "<table><tr><th>run</th><th>started</th><th>pages</th><th>engine</th><th>code</th><th>source</th></tr>"
+        + "".join(reversed(rows))
+        + "</table>"
+    )
 
 
 # --------------------------------------------------------------------------- comparing runs
@@ -583,8 +692,10 @@ def compare_months(store: Path, a: str, b: str) -> pd.DataFrame:
     restatements: values for month A that B's run computes differently from what A's run recorded."""
     m = _store_for_compare(store)
     if a >= b:
-        raise ParameterError(f"--months A B compares an earlier month A with a later month B; got {a} {b}"
-                             + (f" (swapped? try {b} {a})." if a > b else "."))
+        raise ParameterError(
+            f"--months A B compares an earlier month A with a later month B; got {a} {b}"
+            + (f" (swapped? try {b} {a})." if a > b else ".")
+        )
     have = set(m.snapshot)
     missing = [x for x in (a, b) if x not in have]
     if missing:
@@ -594,9 +705,12 @@ def compare_months(store: Path, a: str, b: str) -> pd.DataFrame:
     at_a = run_a[run_a.month == a].set_index(keys)
     at_b = run_b[run_b.month == b].set_index(keys)
     a_again = run_b[run_b.month == a].set_index(keys)
-    out = at_a[["label", "unit", "value"]].rename(columns={"value": f"value_{a}"}).join(
-        at_b[["value"]].rename(columns={"value": f"value_{b}"}), how="outer").join(
-        a_again[["value"]].rename(columns={"value": f"{a}_restated_as"}), how="left")
+    out = (
+        at_a[["label", "unit", "value"]]
+        .rename(columns={"value": f"value_{a}"})
+        .join(at_b[["value"]].rename(columns={"value": f"value_{b}"}), how="outer")
+        .join(a_again[["value"]].rename(columns={"value": f"{a}_restated_as"}), how="left")
+    )
     out["change"] = out[f"value_{b}"] - out[f"value_{a}"]
     young = at_a["immature"].reindex(out.index) if "immature" in at_a else pd.Series(False, index=out.index)
     out = out.reset_index()
@@ -615,13 +729,18 @@ def compare_runs(store: Path, first: str, second: str) -> pd.DataFrame:
         runs = ", ".join(f"{r} ({have.loc[r, 'snapshot']})" for r in have.sort_values("run_time").index)
         raise ParameterError(f"No run {', '.join(missing)} in {store.name} (runs: {runs}).")
     if have.loc[first, "run_time"] >= have.loc[second, "run_time"]:
-        raise ParameterError(f"--runs A B compares an earlier run A with a later run B; {first} is not earlier than "
-                             f"{second} (swapped? try {second} {first}).")
+        raise ParameterError(
+            f"--runs A B compares an earlier run A with a later run B; {first} is not earlier than "
+            f"{second} (swapped? try {second} {first})."
+        )
     keys = ["segment", "notebook", "metric", "month"]
     a = m[m.run_id == first].set_index(keys)
     b = m[m.run_id == second].set_index(keys)
-    out = a[["label", "unit", "value", "immature"]].rename(columns={"value": "value_a"}).join(
-        b[["value"]].rename(columns={"value": "value_b"}), how="inner")
+    out = (
+        a[["label", "unit", "value", "immature"]]
+        .rename(columns={"value": "value_a"})
+        .join(b[["value"]].rename(columns={"value": "value_b"}), how="inner")
+    )
     out = out.reset_index()
     out["change"] = out.value_b - out.value_a
     out["kind"] = change_kinds(out.metric, out.value_a, out.value_b, out.immature)
@@ -635,5 +754,18 @@ def _store_for_compare(store: Path) -> pd.DataFrame:
     return read_store(store)
 
 
-__all__ = ["RunInfo", "RunResult", "Snapshot", "compare_months", "compare_runs", "completed_runs", "notebook_names",
-           "read_store", "run_one", "sync_store", "take_snapshot", "write_month_index", "write_page_records"]
+__all__ = [
+    "RunInfo",
+    "RunResult",
+    "Snapshot",
+    "compare_months",
+    "compare_runs",
+    "completed_runs",
+    "notebook_names",
+    "read_store",
+    "run_one",
+    "sync_store",
+    "take_snapshot",
+    "write_month_index",
+    "write_page_records",
+]

@@ -4,6 +4,7 @@ validating it against the contract, and handing its tables to an engine as lazy 
 Inputs are only ever read. Every table is validated once, here at the boundary; metric code
 receives Narwhals lazy frames with contract types and never re-checks them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,10 +13,11 @@ import io
 import re
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import narwhals as nw
 import pandas as pd
@@ -53,11 +55,22 @@ def _not_utf8(name: str, data: bytes) -> Problem | None:
         try:
             line.decode("utf-8")
         except UnicodeDecodeError as err:
-            bad.append(f"line {number}: bytes {line[err.start:err.start + 3].hex(' ')} at byte {err.start + 1} of the line")
-    hint = ("it starts with a UTF-16 byte-order mark" if data[:2] in (b"\xff\xfe", b"\xfe\xff")
-            else "probably Latin-1 or Windows-1252")
-    return Problem(f"{name}.not_utf8", name, None, f"the file is not UTF-8 text ({hint}): save it as UTF-8", len(bad),
-                   tuple(bad[:5]))
+            bad.append(
+                f"line {number}: bytes {line[err.start : err.start + 3].hex(' ')} at byte {err.start + 1} of the line"
+            )
+    hint = (
+        "it starts with a UTF-16 byte-order mark"
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        else "probably Latin-1 or Windows-1252"
+    )
+    return Problem(
+        f"{name}.not_utf8",
+        name,
+        None,
+        f"the file is not UTF-8 text ({hint}): save it as UTF-8",
+        len(bad),
+        tuple(bad[:5]),
+    )
 
 
 def _read_csv(name: str, path: Path) -> pl.DataFrame:
@@ -67,7 +80,9 @@ def _read_csv(name: str, path: Path) -> pl.DataFrame:
     UTF-8 table with distinct column names raises `Unreadable` with the problem to report."""
     data = path.read_bytes()
     if not data:
-        raise Unreadable(Problem(f"{name}.empty_file", name, None, f"{path.name} is empty (0 bytes): not even a header", 0))
+        raise Unreadable(
+            Problem(f"{name}.empty_file", name, None, f"{path.name} is empty (0 bytes): not even a header", 0)
+        )
     problem = _not_utf8(name, data)
     if problem:
         raise Unreadable(problem)
@@ -75,18 +90,30 @@ def _read_csv(name: str, path: Path) -> pl.DataFrame:
     names = [h.strip() for h in header]
     twice = sorted({h for h in names if names.count(h) > 1})
     if twice:
-        raise Unreadable(Problem(f"{name}.duplicate_column", name, twice[0],
-                                 f"the header names {', '.join(f'`{c}`' for c in twice)} more than once", 0,
-                                 ("line 1: " + ",".join(header),)))
+        raise Unreadable(
+            Problem(
+                f"{name}.duplicate_column",
+                name,
+                twice[0],
+                f"the header names {', '.join(f'`{c}`' for c in twice)} more than once",
+                0,
+                ("line 1: " + ",".join(header),),
+            )
+        )
     try:
         return pl.read_csv(io.BytesIO(data), infer_schema=False, encoding="utf8")
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
-        raise Unreadable(Problem(f"{name}.unreadable", name, None,
-                                 f"{path.name} could not be read as CSV: {str(err).splitlines()[0]}", 0)) from None
+        raise Unreadable(
+            Problem(
+                f"{name}.unreadable", name, None, f"{path.name} could not be read as CSV: {str(err).splitlines()[0]}", 0
+            )
+        ) from None
 
 
 def _unreadable_parquet(name: str, err: Exception) -> Problem:
-    return Problem(f"{name}.unreadable", name, None, f"{name}.parquet could not be read as Parquet: {str(err).splitlines()[0]}", 0)
+    return Problem(
+        f"{name}.unreadable", name, None, f"{name}.parquet could not be read as Parquet: {str(err).splitlines()[0]}", 0
+    )
 
 
 class Source(ABC):
@@ -166,8 +193,13 @@ class FolderSource(Source):
 
     def problems(self) -> list[Problem]:
         """A problem for each table stored twice (as CSV and as Parquet): which one is meant is unclear."""
-        return [Problem("source.both_formats", n, None, f"{n}.csv and {n}.parquet are both in {self.root}: keep one of them", 0)
-                for n in self.table_names() if all((self.root / f"{n}{s}").exists() for s in SUFFIXES)]
+        return [
+            Problem(
+                "source.both_formats", n, None, f"{n}.csv and {n}.parquet are both in {self.root}: keep one of them", 0
+            )
+            for n in self.table_names()
+            if all((self.root / f"{n}{s}").exists() for s in SUFFIXES)
+        ]
 
     def read(self, name: str) -> tuple[pl.DataFrame, int]:
         if (self.root / f"{name}.csv").exists():
@@ -263,8 +295,10 @@ def open_source(location: str | Path | Any) -> Source:
         try:
             from .postgres import PostgresSource
         except ModuleNotFoundError as err:
-            raise SourceError(f"A PostgreSQL source needs the `postgres` extra ({err.name} is missing): "
-                              "pip install 'saaskpi[postgres]'.") from None
+            raise SourceError(
+                f"A PostgreSQL source needs the `postgres` extra ({err.name} is missing): "
+                "pip install 'saaskpi[postgres]'."
+            ) from None
         return PostgresSource.open(text)
     if text.startswith(("spark://", "sc://", "local[")) or text == "spark":
         from pyspark.sql import SparkSession  # optional dependency: pip install saaskpi[spark]
@@ -272,7 +306,11 @@ def open_source(location: str | Path | Any) -> Source:
         _quiet_pyspark()
 
         builder = SparkSession.builder.config("spark.sql.session.timeZone", "UTC")
-        builder = builder.remote(text) if text.startswith("sc://") else builder.master("local[2]" if text == "spark" else text)
+        builder = (
+            builder.remote(text)
+            if text.startswith("sc://")
+            else builder.master("local[2]" if text == "spark" else text)
+        )
         return SparkSource(text, builder.getOrCreate())
     path = paths.resolve(text)
     if path.suffix == ".duckdb":
@@ -283,7 +321,9 @@ def open_source(location: str | Path | Any) -> Source:
         return DuckDBSource(str(path), duckdb.connect(str(path), read_only=True))
     if not path.is_dir():
         hint = " Run `saaskpi demo` to generate the demo data." if path == paths.DEMO_DIR else ""
-        raise SourceError(f"Data source {path} is not a folder, a .duckdb file, a Spark URL or a postgresql:// URL.{hint}")
+        raise SourceError(
+            f"Data source {path} is not a folder, a .duckdb file, a Spark URL or a postgresql:// URL.{hint}"
+        )
     return FolderSource(str(path))
 
 
@@ -299,9 +339,14 @@ def _spark_session():
 
     _quiet_pyspark()
 
-    return (SparkSession.builder.master("local[2]").appName("saaskpi")
-            .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName("saaskpi")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
 
 
 @dataclass
@@ -312,7 +357,7 @@ class Engine:
     handle: Any = None
 
     @classmethod
-    def for_source(cls, name: str, source: "Source") -> "Engine":
+    def for_source(cls, name: str, source: Source) -> Engine:
         """Engine `name` for `source`: a Spark source's own session (local, cluster or Spark Connect) runs the
         Spark engine, so that data and work stay where the source is."""
         if name == "spark" and source.session is not None:
@@ -321,7 +366,7 @@ class Engine:
             return cls(name, source.session)
         return cls(name)
 
-    def keeps(self, source: "Source") -> bool:
+    def keeps(self, source: Source) -> bool:
         """Whether this engine runs where `source` keeps its tables (the source's own Spark session), so that a
         big table can stay there instead of being read into Python."""
         return self.name == "spark" and source.session is not None and self.handle is source.session
@@ -365,9 +410,11 @@ class Tables:
     reporting_currency: str = "USD"
     scans: dict[str, pl.LazyFrame] = field(default_factory=dict)  # big tables, never loaded whole
     scan_accounts: pl.Series | None = None  # the accounts the scans are restricted to (None: all)
-    parent: "Tables | None" = None  # the unrestricted tables these were restricted from
+    parent: Tables | None = None  # the unrestricted tables these were restricted from
     as_stored: dict[str, list[str]] = field(default_factory=dict)  # big tables' text columns used as stored
-    natives: dict[str, nw.LazyFrame] = field(default_factory=dict)  # big tables kept in the source's engine (all accounts)
+    natives: dict[str, nw.LazyFrame] = field(
+        default_factory=dict
+    )  # big tables kept in the source's engine (all accounts)
 
     def has(self, *names: str) -> bool:
         return all(n in self.frames or n in self.scans or n in self.natives for n in names)
@@ -405,8 +452,9 @@ class Tables:
         keep = self.engine.lazy(pl.DataFrame({"account_id": self.scan_accounts.unique()}))
         return frame.join(keep, on="account_id", how="semi")
 
-    def aggregate(self, name: str, compute: Callable[["Tables"], pd.DataFrame], sql: str = "",
-                  sort: tuple[str, ...] = ()) -> pd.DataFrame:
+    def aggregate(
+        self, name: str, compute: Callable[[Tables], pd.DataFrame], sql: str = "", sort: tuple[str, ...] = ()
+    ) -> pd.DataFrame:
         """`compute(tables)`, an aggregate of the big tables with an account_id column: for a source with big
         tables, computed once over every account and kept in the disk cache (see cache.py) for every kernel
         and segment, then restricted to these tables' accounts. `sql` is the same aggregate in SQL (sorted
@@ -448,8 +496,11 @@ class Tables:
     def _text_as_stored(self) -> bool:
         """Whether no text value of the big tables has surrounding spaces (SQL over them then groups and joins
         as the typed tables would)."""
-        return all(set(self.as_stored.get(n, [])) >= {c for c, s in TABLES[n].to_schema().columns.items()
-                                                        if s.dtype.type == pl.String} for n in self.scans)
+        return all(
+            set(self.as_stored.get(n, []))
+            >= {c for c, s in TABLES[n].to_schema().columns.items() if s.dtype.type == pl.String}
+            for n in self.scans
+        )
 
     def _scan_of(self, name: str, account_ids: pl.Series) -> pl.LazyFrame:
         """Big table `name` typed as validated, restricted at the source to the accounts where it can (when
@@ -462,20 +513,37 @@ class Tables:
     def _lazy_cache(self) -> dict[str, nw.LazyFrame]:
         return {}
 
-    def restricted_to(self, account_ids: pl.Series) -> "Tables":
+    def restricted_to(self, account_ids: pl.Series) -> Tables:
         """The same tables restricted to the given accounts (tables without account_id unchanged)."""
         keep = account_ids.implode()
         # leads and opportunities carry an account only once won: workbook.segment_tables splits them
-        frames = {n: (f.filter(pl.col("account_id").is_in(keep)) if "account_id" in f.columns and n not in ("leads", "opportunities")
-                      else f) for n, f in self.frames.items()}
-        scans = {n: self._scan_of(n, account_ids).filter(pl.col("account_id").is_in(account_ids.to_list()))
-                 for n in self.scans}
-        return Tables(self.source, frames, self.engine, self.reporting_currency, scans, account_ids, self.parent or self,
-                      natives=self.natives)
+        frames = {
+            n: (
+                f.filter(pl.col("account_id").is_in(keep))
+                if "account_id" in f.columns and n not in ("leads", "opportunities")
+                else f
+            )
+            for n, f in self.frames.items()
+        }
+        scans = {
+            n: self._scan_of(n, account_ids).filter(pl.col("account_id").is_in(account_ids.to_list()))
+            for n in self.scans
+        }
+        return Tables(
+            self.source,
+            frames,
+            self.engine,
+            self.reporting_currency,
+            scans,
+            account_ids,
+            self.parent or self,
+            natives=self.natives,
+        )
 
 
-def validated_tables(source: Source, reporting_currency: str = "USD", engine: Engine | None = None,
-                     segments: tuple[str, ...] = ()) -> Tables:
+def validated_tables(
+    source: Source, reporting_currency: str = "USD", engine: Engine | None = None, segments: tuple[str, ...] = ()
+) -> Tables:
     """Every table of `source` typed and checked; raises DataContractError listing every problem.
 
     `segments`: the accounts.segment values the segment files know (empty: any value is accepted).
@@ -496,14 +564,21 @@ def validated_tables(source: Source, reporting_currency: str = "USD", engine: En
     return checked[0] if checked else _validated_tables(source, reporting_currency, engine, segments, as_stored)
 
 
-def _validated_tables(source: Source, reporting_currency: str, engine: Engine | None, segments: tuple[str, ...],
-                      as_stored: dict[str, list[str]] | None) -> Tables:
+def _validated_tables(
+    source: Source,
+    reporting_currency: str,
+    engine: Engine | None,
+    segments: tuple[str, ...],
+    as_stored: dict[str, list[str]] | None,
+) -> Tables:
     """validated_tables; with `as_stored` (a big table's text columns kept as stored, from an earlier
     validation of the same files) the big tables and cross-table rules are not checked again."""
     names = source.table_names()
     problems: list[Problem] = [
         Problem("source.missing_table", t, None, f"required table `{t}` is missing (expected {source.expected(t)})", 0)
-        for t in REQUIRED_TABLES if t not in names]
+        for t in REQUIRED_TABLES
+        if t not in names
+    ]
     problems += source.problems()
     ambiguous = {p.table for p in problems}
     frames: dict[str, pl.DataFrame] = {}
@@ -521,8 +596,9 @@ def _validated_tables(source: Source, reporting_currency: str, engine: Engine | 
         scan = source.scan(name) if name in LAZY_TABLES else None
         if scan is not None:
             try:
-                typed, found, stored[name] = typed_scan(name, scan, reporting_currency,
-                                                        None if as_stored is None else as_stored.get(name))
+                typed, found, stored[name] = typed_scan(
+                    name, scan, reporting_currency, None if as_stored is None else as_stored.get(name)
+                )
             except (pl.exceptions.PolarsError, OSError) as err:
                 problems.append(_unreadable_parquet(name, err))
                 continue

@@ -1,4 +1,5 @@
 """Small-sample honesty: Wilson intervals and target status."""
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,9 @@ def wilson_interval(share: float, n: float, z: float = 1.959964) -> tuple[float,
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def target_status(value: float, target: float | None, direction: str, near_band: float = 0.1,
-                  immature: bool = False) -> str:
+def target_status(
+    value: float, target: float | None, direction: str, near_band: float = 0.1, immature: bool = False
+) -> str:
     """'on', 'near' or 'off' target given the metric's direction; 'n/a' without a value, target or direction;
     'immature' for a cohort value whose window is still open (shown, never judged)."""
     if immature:

@@ -3,6 +3,7 @@
 Chart builders set no colours or fonts; where a chart needs meaning-bearing colours (a rise is
 green, a loss red) it takes the scale from here, and targets use the named mark style "target".
 """
+
 from __future__ import annotations
 
 import altair as alt
@@ -10,10 +11,23 @@ import altair as alt
 FONT = "Inter, 'Helvetica Neue', Arial, sans-serif"
 INK, MUTED, GRID = "#1f2933", "#616e7c", "#e4e7eb"
 PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444", "#0ea5e9", "#84cc16", "#ec4899"]
-STATUS = {"on": "#15803d", "near": "#b45309", "off": "#b91c1c", "n/a": "#6b7280", "immature": "#6b7280",
-          "small sample": "#6b7280"}
-MOVEMENTS = {"start": "#94a3b8", "new": "#16a34a", "expansion": "#4ade80", "reactivation": "#0ea5e9",
-             "contraction": "#f97316", "churn": "#dc2626", "end": "#475569"}
+STATUS = {
+    "on": "#15803d",
+    "near": "#b45309",
+    "off": "#b91c1c",
+    "n/a": "#6b7280",
+    "immature": "#6b7280",
+    "small sample": "#6b7280",
+}
+MOVEMENTS = {
+    "start": "#94a3b8",
+    "new": "#16a34a",
+    "expansion": "#4ade80",
+    "reactivation": "#0ea5e9",
+    "contraction": "#f97316",
+    "churn": "#dc2626",
+    "end": "#475569",
+}
 LIFECYCLE = {"new": "#16a34a", "returning": "#2563eb", "resurrecting": "#8b5cf6", "dormant": "#9ca3af"}
 HEAT = "blues"
 
@@ -31,10 +45,23 @@ def saaskpi_theme() -> alt.theme.ThemeConfig:
             "background": "white",
             "view": {"stroke": None, "continuousWidth": 640, "continuousHeight": 260},
             "title": {"fontSize": 15, "fontWeight": 600, "color": INK, "anchor": "start", "subtitleColor": MUTED},
-            "axis": {"labelColor": MUTED, "titleColor": MUTED, "gridColor": GRID, "domainColor": GRID,
-                     "tickColor": GRID, "labelFontSize": 11, "titleFontSize": 11, "titleFontWeight": 500},
-            "legend": {"labelColor": INK, "titleColor": MUTED, "labelFontSize": 11, "titleFontSize": 11,
-                       "orient": "top"},
+            "axis": {
+                "labelColor": MUTED,
+                "titleColor": MUTED,
+                "gridColor": GRID,
+                "domainColor": GRID,
+                "tickColor": GRID,
+                "labelFontSize": 11,
+                "titleFontSize": 11,
+                "titleFontWeight": 500,
+            },
+            "legend": {
+                "labelColor": INK,
+                "titleColor": MUTED,
+                "labelFontSize": 11,
+                "titleFontSize": 11,
+                "orient": "top",
+            },
             "range": {"category": PALETTE, "heatmap": {"scheme": HEAT}, "ramp": {"scheme": HEAT}},
             "line": {"strokeWidth": 2.2},
             "point": {"filled": True, "size": 36},

@@ -5,18 +5,19 @@
 - `controls` + `section`: in an app, segment and month dropdowns re-render every section in place.
 - `error_panel`: any failure in a section becomes a readable panel, never a traceback or silence.
 """
+
 from __future__ import annotations
 
 import html
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import altair as alt
 import ipywidgets as W
 from IPython.display import HTML, SVG, display
 
-from . import format as fmt
 from . import charts, params, theme
+from . import format as fmt
 from .errors import MissingTablesError, SaasKpiError
 from .metrics import METRICS
 
@@ -39,8 +40,14 @@ def metric_trend(wb, name: str, months: int = 24) -> alt.Chart:
     """Metric `name` over its last `months` months with its targets dashed and small samples flagged."""
     m = METRICS[name]
     target = wb.targets.get(name)
-    return charts.trend(wb.series(name).tail(months), m.label_in(wb.conventions), m.unit, wb.target(name),
-                        wb.conventions.low_n_threshold if m.estimate else None, target.long_term if target else None)
+    return charts.trend(
+        wb.series(name).tail(months),
+        m.label_in(wb.conventions),
+        m.unit,
+        wb.target(name),
+        wb.conventions.low_n_threshold if m.estimate else None,
+        target.long_term if target else None,
+    )
 
 
 def trend_grid(wb, names: list[str], months: int = 24, columns: int = 2) -> None:
@@ -53,8 +60,13 @@ def trend_grid(wb, names: list[str], months: int = 24, columns: int = 2) -> None
     if panels:
         show_chart(alt.concat(*panels, columns=columns), wb)
     if empty:
-        display(note(f"No value in the last {months} months, so no chart: "
-                     + ", ".join(METRICS[n].label for n in empty) + "."))
+        display(
+            note(
+                f"No value in the last {months} months, so no chart: "
+                + ", ".join(METRICS[n].label for n in empty)
+                + "."
+            )
+        )
 
 
 def currency_axis(wb) -> str:
@@ -64,9 +76,11 @@ def currency_axis(wb) -> str:
 
 def trends_section(wb, names: list[str], months: int = 24, needs: tuple[str, ...] = (), what: str = "") -> None:
     """A section of `trend_grid`; one sentence when a table in `needs` is missing."""
+
     def render(w):
         w.require(*needs, what=what)
         trend_grid(w, names, months)
+
     section(wb, render)
 
 
@@ -89,8 +103,10 @@ def sparkline_svg(values: list[float], width: int = 110, height: int = 26) -> st
     span = (hi - lo) or 1.0
     step = width / (len(pts) - 1)
     coords = " ".join(f"{i * step:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}" for i, v in enumerate(pts))
-    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" aria-hidden="true">'
-            f'<polyline fill="none" stroke="{theme.PALETTE[0]}" stroke-width="1.6" points="{coords}"/></svg>')
+    return (
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" aria-hidden="true">'
+        f'<polyline fill="none" stroke="{theme.PALETTE[0]}" stroke-width="1.6" points="{coords}"/></svg>'
+    )
 
 
 def tile_html(wb, name: str, big: bool = False, north_star: bool = False) -> str:
@@ -99,8 +115,10 @@ def tile_html(wb, name: str, big: bool = False, north_star: bool = False) -> str
     v = wb.value(name)
     cur = wb.conventions.reporting_currency
     colour = theme.STATUS[v.status]
-    lines = [f'<div class="kpi-label">{html.escape(m.label_in(wb.conventions))}</div>',
-             f'<div class="kpi-value">{fmt.value(v.value, m.unit, cur)}</div>']
+    lines = [
+        f'<div class="kpi-label">{html.escape(m.label_in(wb.conventions))}</div>',
+        f'<div class="kpi-value">{fmt.value(v.value, m.unit, cur)}</div>',
+    ]
     if v.note:
         lines.append(f'<div class="kpi-note">{html.escape(v.note)}</div>')
     else:
@@ -108,7 +126,9 @@ def tile_html(wb, name: str, big: bool = False, north_star: bool = False) -> str
             lines.append(f'<div class="kpi-note">cohort of {v.month:%b %Y}, the latest with its window elapsed</div>')
         lines.append(f'<div class="kpi-change">{fmt.change(v.change, m.unit, cur)} vs the month before</div>')
         target = "" if v.target is None else f"target {fmt.value(v.target, m.unit, cur)} · "
-        lines.append(f'<div class="kpi-status" style="color:{colour}">{target}{"" if v.status == "n/a" else v.status}</div>')
+        lines.append(
+            f'<div class="kpi-status" style="color:{colour}">{target}{"" if v.status == "n/a" else v.status}</div>'
+        )
         extra = fmt.count(v.n)
         if m.proportion and not math.isnan(v.interval[0]):
             extra += f" · 95% {fmt.value(v.interval[0], m.unit)}–{fmt.value(v.interval[1], m.unit)}"
@@ -120,8 +140,11 @@ def tile_html(wb, name: str, big: bool = False, north_star: bool = False) -> str
     classes = "kpi-tile" + (" kpi-big" if big else "") + (" kpi-north" if north_star else "")
     if north_star:
         lines.insert(0, '<div class="kpi-badge">north star</div>')
-    return (f'<div class="{classes}" data-metric="{name}" style="border-top:3px solid {colour}">' + "".join(lines)
-            + "</div>")
+    return (
+        f'<div class="{classes}" data-metric="{name}" style="border-top:3px solid {colour}">'
+        + "".join(lines)
+        + "</div>"
+    )
 
 
 TILE_CSS = f"""<style>
@@ -130,15 +153,15 @@ TILE_CSS = f"""<style>
 .kpi-tile {{background:#f8fafc;border-radius:6px;padding:9px 11px;color:{theme.INK};}}
 .kpi-label {{font-size:12px;color:{theme.MUTED};}} .kpi-value {{font-size:22px;font-weight:650;margin:2px 0;}}
 .kpi-change,.kpi-status,.kpi-n,.kpi-note {{font-size:11px;color:{theme.MUTED};}} .kpi-status {{font-weight:600;}}
-.kpi-lown {{color:{theme.STATUS['near']};font-weight:600;}}
+.kpi-lown {{color:{theme.STATUS["near"]};font-weight:600;}}
 .kpi-grid-big {{grid-template-columns:repeat(3,1fr);}} .kpi-big .kpi-value {{font-size:34px;}}
 .kpi-big .kpi-label {{font-size:14px;}} .kpi-north {{background:#eef2ff;}}
 .kpi-badge {{font-size:10px;text-transform:uppercase;letter-spacing:.06em;color:{theme.PALETTE[0]};font-weight:700;}}
 .saaskpi-note {{font-family:{theme.FONT};color:{theme.MUTED};font-size:13px;padding:6px 0;}}
-.saaskpi-error {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS['off']};background:#fef2f2;
+.saaskpi-error {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS["off"]};background:#fef2f2;
   padding:10px 14px;margin:6px 0;color:{theme.INK};font-size:13px;}}
 .saaskpi-header {{font-family:{theme.FONT};color:{theme.INK};}}
-.saaskpi-alert {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS['near']};background:#fffbeb;
+.saaskpi-alert {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS["near"]};background:#fffbeb;
   padding:8px 12px;margin:6px 0;font-size:13px;color:{theme.INK};}}
 .saaskpi-alert .sub {{color:{theme.MUTED};font-size:12px;}}
 .saaskpi-header .sub {{color:{theme.MUTED};font-size:13px;}}
@@ -175,9 +198,11 @@ def kpi_tiles(wb, names: list[str], big: bool = False, first_is_north_star: bool
 def tiles_section(wb, names: list[str], needs: tuple[str, ...] = (), what: str = "") -> None:
     """A section of KPI tiles for the metrics among `names` this source can compute; one sentence when a table
     in `needs` is missing."""
+
     def render(w):
         w.require(*needs, what=what)
         display(kpi_tiles(w, w.available(names)))
+
     section(wb, render)
 
 
@@ -186,8 +211,9 @@ def status_text(text: str, status: str) -> str:
     return f'<span style="color:{theme.STATUS.get(status, theme.MUTED)};font-weight:600" title="{status}">{text}</span>'
 
 
-def html_table(head: list[str], rows: list[list[str]], numeric: tuple[int, ...] = (),
-               totals: list[bool] | None = None) -> str:
+def html_table(
+    head: list[str], rows: list[list[str]], numeric: tuple[int, ...] = (), totals: list[bool] | None = None
+) -> str:
     """A table in the workbook's style. `head` is text; cells are HTML; `numeric` columns are right-aligned;
     rows flagged in `totals` are emphasised."""
     num, total = ' class="num"', ' class="total"'
@@ -196,8 +222,10 @@ def html_table(head: list[str], rows: list[list[str]], numeric: tuple[int, ...] 
         return "".join(f"<{tag}{num if i in numeric else ''}>{v}</{tag}>" for i, v in enumerate(values))
 
     body = "".join(f"<tr{total if totals and totals[i] else ''}>{cells('td', r)}</tr>" for i, r in enumerate(rows))
-    return (f'<table class="saaskpi-table"><thead><tr>{cells("th", [html.escape(h) for h in head])}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
+    return (
+        f'<table class="saaskpi-table"><thead><tr>{cells("th", [html.escape(h) for h in head])}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def alert_html(fired: list) -> str:
@@ -206,11 +234,15 @@ def alert_html(fired: list) -> str:
         return '<div class="saaskpi-note">No inter-relational alert: no rule in parameters/alerts.yaml fires this month.</div>'
     items = []
     for a in fired:
-        moves = "; ".join(f"{METRICS[m].label} {fmt.value(e, METRICS[m].unit)} → {fmt.value(r, METRICS[m].unit)}"
-                          for m, e, r in a.evidence)
-        items.append(f'<div class="saaskpi-alert"><b>{html.escape(a.message)}</b><br>'
-                     f'<span class="sub">{html.escape(moves)} (mean of the latest complete months vs as many months '
-                     "before, per parameters/alerts.yaml)</span></div>")
+        moves = "; ".join(
+            f"{METRICS[m].label} {fmt.value(e, METRICS[m].unit)} → {fmt.value(r, METRICS[m].unit)}"
+            for m, e, r in a.evidence
+        )
+        items.append(
+            f'<div class="saaskpi-alert"><b>{html.escape(a.message)}</b><br>'
+            f'<span class="sub">{html.escape(moves)} (mean of the latest complete months vs as many months '
+            "before, per parameters/alerts.yaml)</span></div>"
+        )
     return "".join(items)
 
 
@@ -237,7 +269,10 @@ def error_panel(exc: BaseException) -> HTML:
         what = f"This section could not be computed ({type(exc).__name__}: {exc})."
         todo = "Other sections are unaffected. Re-run the page; if it persists, report it with the segment and month shown above."
     body = "<br>".join(html.escape(line) for line in what.splitlines())
-    return HTML(TILE_CSS + f'<div class="saaskpi-error"><b>Something went wrong.</b><br>{body}<br><i>{html.escape(todo)}</i></div>')
+    return HTML(
+        TILE_CSS
+        + f'<div class="saaskpi-error"><b>Something went wrong.</b><br>{body}<br><i>{html.escape(todo)}</i></div>'
+    )
 
 
 def guarded(render: Callable, wb) -> None:
@@ -273,9 +308,11 @@ class Session:
     def choose(self, segment: str | None = None, month: str | None = None) -> bool:
         """Switch segment and/or month; values outside the controls' options are refused."""
         if (segment is not None and segment not in self.segment_options) or (
-                month is not None and month not in self.month_options):
-            self.status.value = TILE_CSS + ('<div class="saaskpi-error">That choice is not one of the options; '
-                                            "nothing was changed.</div>")
+            month is not None and month not in self.month_options
+        ):
+            self.status.value = TILE_CSS + (
+                '<div class="saaskpi-error">That choice is not one of the options; nothing was changed.</div>'
+            )
             return False
         try:
             self.wb = self.wb.with_choice(segment=segment, month=month)
@@ -326,8 +363,11 @@ def controls(wb) -> None:
             applying.clear()
 
     def asked(change):  # the page's query string (a link of the bar): the segment and month it names, if options
-        wanted = {k: v for k, v in requested(change["new"]).items()
-                  if v in (s.segment_options if k == "segment" else s.month_options)}
+        wanted = {
+            k: v
+            for k, v in requested(change["new"]).items()
+            if v in (s.segment_options if k == "segment" else s.month_options)
+        }
         if not wanted:
             return
         move(wanted.get("segment", segment.value), wanted.get("month", month.value))  # the controls first
@@ -343,10 +383,12 @@ def controls(wb) -> None:
 
 def header_html(wb, conventions: str) -> HTML:
     """Segment and month; the source and the conventions behind the page's numbers folded under one line."""
-    return styled((f'<div class="saaskpi-header"><details><summary class="sub"><b>{html.escape(wb.segment.label)} · '
-                   f'{wb.month:%B %Y}</b> · source and conventions</summary><div class="sub">source '
-                   f'{html.escape(wb.source_label)}</div><div class="sub">{html.escape(conventions)} '
-                   f'(parameters/conventions.yaml)</div></details></div>'))
+    return styled(
+        f'<div class="saaskpi-header"><details><summary class="sub"><b>{html.escape(wb.segment.label)} · '
+        f'{wb.month:%B %Y}</b> · source and conventions</summary><div class="sub">source '
+        f'{html.escape(wb.source_label)}</div><div class="sub">{html.escape(conventions)} '
+        f"(parameters/conventions.yaml)</div></details></div>"
+    )
 
 
 def page_header(wb, conventions: Callable) -> None:
@@ -355,8 +397,9 @@ def page_header(wb, conventions: Callable) -> None:
     section(wb, lambda w: display(header_html(w, conventions(w))))
 
 
-def picked_view(wb, choices: list[tuple[str, str]], chosen: str, view: Callable, description: str,
-                width: str = "420px") -> None:
+def picked_view(
+    wb, choices: list[tuple[str, str]], chosen: str, view: Callable, description: str, width: str = "420px"
+) -> None:
     """Show `view(wb, value)` for one of `choices` ((label, value) pairs): `chosen` (or the first) in static
     runs, where `view` says clearly when `chosen` is not an option; in an app, a searchable picker (type part of
     a name; starting at `chosen` when it is an option) re-renders it, accepting only its own options."""
@@ -367,9 +410,15 @@ def picked_view(wb, choices: list[tuple[str, str]], chosen: str, view: Callable,
     chosen = chosen if chosen in values else values[0]
     labels = [label for label, _ in choices]
     by_label = {(label if labels.count(label) == 1 else f"{label} ({value})"): value for label, value in choices}
-    picker = W.Combobox(options=list(by_label), value=next(label for label, v in by_label.items() if v == chosen), ensure_option=True,
-                        placeholder=f"type to search {len(choices)} names", description=description,
-                        layout=W.Layout(width=width), style={"description_width": "initial"})
+    picker = W.Combobox(
+        options=list(by_label),
+        value=next(label for label, v in by_label.items() if v == chosen),
+        ensure_option=True,
+        placeholder=f"type to search {len(choices)} names",
+        description=description,
+        layout=W.Layout(width=width),
+        style={"description_width": "initial"},
+    )
     out = W.Output()
 
     def pick(change):

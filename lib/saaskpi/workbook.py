@@ -1,5 +1,6 @@
 """The workbook context: one validated source, one segment, one month; every table and metric
 computed on demand from the registry and cached. Notebooks call `open_workbook` once."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,8 +62,9 @@ def load_tables(source, conventions: Conventions, engine: str = "polars") -> Tab
         return validated_tables(opened, conventions.reporting_currency, Engine.for_source(engine, opened), segments)
     key = (opened.location, opened.fingerprint(), conventions.reporting_currency, engine, segments)
     if key not in _VALIDATED:
-        _VALIDATED[key] = validated_tables(opened, conventions.reporting_currency, Engine.for_source(engine, opened),
-                                           segments)
+        _VALIDATED[key] = validated_tables(
+            opened, conventions.reporting_currency, Engine.for_source(engine, opened), segments
+        )
         while len(_VALIDATED) > _KEEP:
             _VALIDATED.popitem(last=False)
     _VALIDATED.move_to_end(key)
@@ -84,10 +86,11 @@ def first_paying_month(tables: Tables) -> int | None:
     zero after its discount is open on that day: start <= month end < end); None when no month has one."""
     subs = tables.frames["subscriptions"]
     discount = pl.col("discount_pct").fill_null(0) if "discount_pct" in subs.columns else pl.lit(0.0)
-    ends = (subs.filter((pl.col("amount") * (1 - discount)) > 0)
-            .select(pl.col("start_date"), pl.col("end_date"),
-                    pl.col("start_date").dt.month_end().alias("month_end"))
-            .filter(pl.col("end_date").is_null() | (pl.col("end_date") > pl.col("month_end"))))
+    ends = (
+        subs.filter((pl.col("amount") * (1 - discount)) > 0)
+        .select(pl.col("start_date"), pl.col("end_date"), pl.col("start_date").dt.month_end().alias("month_end"))
+        .filter(pl.col("end_date").is_null() | (pl.col("end_date") > pl.col("month_end")))
+    )
     first = ends.get_column("month_end").min()
     return None if first is None else key_of(first)
 
@@ -105,7 +108,7 @@ class Coverage:
         return self.first
 
     @classmethod
-    def of(cls, tables: Tables) -> "Coverage":
+    def of(cls, tables: Tables) -> Coverage:
         return cls(first_paying_month(tables), last_complete_month(tables))
 
     @property
@@ -124,16 +127,18 @@ class Coverage:
     def check(self, key: int, what: str = "Month") -> None:
         """Raise ParameterError unless month `key` is covered, naming the months the data covers."""
         label = month_label(month_of(key))
-        covers = (f"the data covers {self.describe()} (from the first month a customer pays to the last "
-                  f"complete month)")
+        covers = f"the data covers {self.describe()} (from the first month a customer pays to the last complete month)"
         if self.empty:
             raise ParameterError(f"{what} {label}: the data has {self.describe()}, so no month has numbers.")
         if key > self.last:
-            raise ParameterError(f"{what} {label} is after the data: {covers}. Choose a month up to "
-                                 f"{month_label(month_of(self.last))}.")
+            raise ParameterError(
+                f"{what} {label} is after the data: {covers}. Choose a month up to {month_label(month_of(self.last))}."
+            )
         if key < self._first:
-            raise ParameterError(f"{what} {label} is before the first paying customer: {covers}. Choose a month "
-                                 f"from {month_label(month_of(self._first))}.")
+            raise ParameterError(
+                f"{what} {label} is before the first paying customer: {covers}. Choose a month "
+                f"from {month_label(month_of(self._first))}."
+            )
 
 
 def month_coverage(tables: Tables, shared: dict | None = None) -> Coverage:
@@ -163,8 +168,9 @@ def segment_account_ids(tables: Tables, segment: Segment) -> pl.Series:
     ids = accounts.filter(keep).get_column("account_id")
     if ids.is_empty():
         present = ", ".join(sorted(accounts.get_column("segment").unique().to_list()))
-        raise ParameterError(f"Segment {segment.name!r} selects no accounts (filter {segment.filter}; "
-                             f"segments in the data: {present}).")
+        raise ParameterError(
+            f"Segment {segment.name!r} selects no accounts (filter {segment.filter}; segments in the data: {present})."
+        )
     return ids
 
 
@@ -179,15 +185,21 @@ def segment_tables(tables: Tables, segment: Segment) -> Tables:
     if "leads" in frames:
         leads = frames["leads"]
         # a lead without an account belongs to the segment when its own columns match the whole filter
-        own = (pl.all_horizontal(pl.col(c).is_in(v) for c, v in segment.filter.items())
-               if all(c in leads.columns for c in segment.filter) else pl.lit(False))
-        frames["leads"] = leads.filter(pl.col("account_id").is_in(ids.implode())
-                                       | (pl.col("account_id").is_null() & own))
+        own = (
+            pl.all_horizontal(pl.col(c).is_in(v) for c, v in segment.filter.items())
+            if all(c in leads.columns for c in segment.filter)
+            else pl.lit(False)
+        )
+        frames["leads"] = leads.filter(
+            pl.col("account_id").is_in(ids.implode()) | (pl.col("account_id").is_null() & own)
+        )
     if "opportunities" in frames:
         lead_ids = frames["leads"].get_column("lead_id") if "leads" in frames else pl.Series([], dtype=pl.String)
         opps = frames["opportunities"]
-        frames["opportunities"] = opps.filter(pl.col("account_id").is_in(ids.implode())
-                                              | (pl.col("account_id").is_null() & pl.col("lead_id").is_in(lead_ids.implode())))
+        frames["opportunities"] = opps.filter(
+            pl.col("account_id").is_in(ids.implode())
+            | (pl.col("account_id").is_null() & pl.col("lead_id").is_in(lead_ids.implode()))
+        )
     if "team" in frames and "segment" in segment.filter:
         frames["team"] = frames["team"].filter(pl.col("segment").is_in(segment.filter["segment"]))
     return dataclasses.replace(out, frames=frames)
@@ -204,14 +216,15 @@ class Workbook:
     targets: dict[str, Target]
     interactive: bool = True
     source_label: str = ""
-    shared: dict = field(default_factory=dict, repr=False)  # company-wide results, shared by with_choice/with_conventions
+    shared: dict = field(
+        default_factory=dict, repr=False
+    )  # company-wide results, shared by with_choice/with_conventions
     success: params.SuccessSettings | None = None  # customer_success.yaml + health_score.yaml (read when first needed)
     _cache: dict = field(default_factory=dict, repr=False)
     stored: bool = field(default=True, repr=False)  # results kept in the results store (cache.py); not for where()
 
     def __post_init__(self):
-        self.tables = (self.all_tables if not self.segment.filter
-                       else segment_tables(self.all_tables, self.segment))
+        self.tables = self.all_tables if not self.segment.filter else segment_tables(self.all_tables, self.segment)
         first = key_of(self.all_tables.frames["subscriptions"]["start_date"].min())
         self.coverage.check(self.as_of)  # no number for a month the data does not cover
         self.calendar = month_calendar(first, self.as_of)
@@ -230,23 +243,50 @@ class Workbook:
     def month_label(self) -> str:
         return month_label(self.month)
 
-    def with_choice(self, segment: str | None = None, month: str | None = None) -> "Workbook":
+    def with_choice(self, segment: str | None = None, month: str | None = None) -> Workbook:
         """The same workbook for another segment or month (tables are not re-read)."""
         seg = params.segment(segment) if segment else self.segment
         key = key_of(month) if month else self.as_of
-        return Workbook(self.all_tables, seg, key, self.conventions, self.targets, self.interactive, self.source_label,
-                        self.shared, self.success)
+        return Workbook(
+            self.all_tables,
+            seg,
+            key,
+            self.conventions,
+            self.targets,
+            self.interactive,
+            self.source_label,
+            self.shared,
+            self.success,
+        )
 
-    def with_conventions(self, **changes) -> "Workbook":
+    def with_conventions(self, **changes) -> Workbook:
         """The same workbook under other conventions (nothing cached is reused)."""
         conv = self.conventions.replaced(**changes)
-        return Workbook(self.all_tables, self.segment, self.as_of, conv, self.targets, self.interactive, self.source_label,
-                        self.shared, self.success)
+        return Workbook(
+            self.all_tables,
+            self.segment,
+            self.as_of,
+            conv,
+            self.targets,
+            self.interactive,
+            self.source_label,
+            self.shared,
+            self.success,
+        )
 
-    def with_success(self, settings: params.SuccessSettings) -> "Workbook":
+    def with_success(self, settings: params.SuccessSettings) -> Workbook:
         """The same workbook under other customer-success and health-score settings (nothing cached is reused)."""
-        return Workbook(self.all_tables, self.segment, self.as_of, self.conventions, self.targets, self.interactive,
-                        self.source_label, self.shared, settings)
+        return Workbook(
+            self.all_tables,
+            self.segment,
+            self.as_of,
+            self.conventions,
+            self.targets,
+            self.interactive,
+            self.source_label,
+            self.shared,
+            settings,
+        )
 
     def months(self) -> list[str]:
         """Every month with numbers, as YYYY-MM, newest first: from the last complete month back to the first
@@ -273,8 +313,10 @@ class Workbook:
             return self._cache[name]
         spec = TABLE_FUNCS.get(name) or METRICS.get(name)
         if spec is None:
-            raise ParameterError(f"Unknown table or metric {name!r}{_suggest(name, [*TABLE_FUNCS, *METRICS])}; "
-                                 "ctx.names() lists them all.")
+            raise ParameterError(
+                f"Unknown table or metric {name!r}{_suggest(name, [*TABLE_FUNCS, *METRICS])}; "
+                "ctx.names() lists them all."
+            )
         self.require(*spec.needs, what=f"`{name}`")
 
         def run():
@@ -294,18 +336,35 @@ class Workbook:
         source = self.all_tables.source
         if not self.stored or source.kind not in self.STORED_SOURCES or cache.cache_dir() is None:
             return ""
-        return "|".join(map(str, (source.location, source.fingerprint(), self.tables.engine.name, self.segment,
-                                  self.as_of, self.conventions, self.targets, self.success_settings(),
-                                  cache.parameters_hash())))
+        return "|".join(
+            map(
+                str,
+                (
+                    source.location,
+                    source.fingerprint(),
+                    self.tables.engine.name,
+                    self.segment,
+                    self.as_of,
+                    self.conventions,
+                    self.targets,
+                    self.success_settings(),
+                    cache.parameters_hash(),
+                ),
+            )
+        )
 
     def _input(self, name: str):
         """A function parameter's value: one of registry.FIXED_INPUTS, else the table or metric of that name."""
-        fixed = {"tables": lambda: self.tables, "calendar": lambda: self.calendar,
-                 "conventions": lambda: self.conventions, "as_of": lambda: self.as_of,
-                 "allocated_spend": self._allocated_spend,
-                 "targets_in_force": lambda: {m: self.target(m) for m in METRICS},
-                 "compute_if_available": lambda: self.compute_if_available,
-                 "success_settings": self.success_settings}
+        fixed = {
+            "tables": lambda: self.tables,
+            "calendar": lambda: self.calendar,
+            "conventions": lambda: self.conventions,
+            "as_of": lambda: self.as_of,
+            "allocated_spend": self._allocated_spend,
+            "targets_in_force": lambda: {m: self.target(m) for m in METRICS},
+            "compute_if_available": lambda: self.compute_if_available,
+            "success_settings": self.success_settings,
+        }
         return fixed[name]() if name in fixed else self.compute(name)
 
     def success_settings(self) -> params.SuccessSettings:
@@ -324,8 +383,11 @@ class Workbook:
 
         key = ("allocated_spend", self.as_of, repr(self.conventions))
         if key not in self.shared:
-            company_mrr = (self.compute("account_mrr") if not self.segment.filter
-                           else account_mrr(self.all_tables, self.calendar, self.conventions))
+            company_mrr = (
+                self.compute("account_mrr")
+                if not self.segment.filter
+                else account_mrr(self.all_tables, self.calendar, self.conventions)
+            )
             drivers = ue.acquisition_drivers(self.all_tables, company_mrr)
             spend = ue.spend_in_reporting_currency(self.all_tables, self.conventions)
             self.shared[key] = (drivers, ue.allocate_spend(spend, *drivers, self.conventions))
@@ -364,8 +426,18 @@ class Workbook:
         m = METRICS[name]
         missing = self.tables.missing(*m.needs)
         if missing:
-            return MetricValue(name, self.month, math.nan, math.nan, 0, self.target(name), "n/a", False,
-                               (math.nan, math.nan), f"needs {', '.join(missing)}")
+            return MetricValue(
+                name,
+                self.month,
+                math.nan,
+                math.nan,
+                0,
+                self.target(name),
+                "n/a",
+                False,
+                (math.nan, math.nan),
+                f"needs {', '.join(missing)}",
+            )
         s = self.series(name)
         month = self.month
         immature = "immature" in s and bool(s.loc[s.month == month, "immature"].astype(bool).any())
@@ -383,23 +455,54 @@ class Workbook:
         if low_n and status in ("on", "near", "off"):
             status = "small sample"
         interval = wilson_interval(value, n) if m.proportion else (math.nan, math.nan)
-        return MetricValue(name, month, value, float(prev.value.iloc[0]) if len(prev) else math.nan, n,
-                           target, status, low_n, interval, immature=immature)
+        return MetricValue(
+            name,
+            month,
+            value,
+            float(prev.value.iloc[0]) if len(prev) else math.nan,
+            n,
+            target,
+            status,
+            low_n,
+            interval,
+            immature=immature,
+        )
 
     # -- for analysts (docs/analysts.md)
     def __repr__(self) -> str:
         tables = ", ".join(self.tables.frames)
-        return (f"<Workbook {self.segment.label} · {self.month:%B %Y} · source {self.source_label} · engine "
-                f"{self.tables.engine.name}: source tables {tables}; {len(TABLE_FUNCS)} tables and {len(METRICS)} "
-                "metrics, see .names()>")
+        return (
+            f"<Workbook {self.segment.label} · {self.month:%B %Y} · source {self.source_label} · engine "
+            f"{self.tables.engine.name}: source tables {tables}; {len(TABLE_FUNCS)} tables and {len(METRICS)} "
+            "metrics, see .names()>"
+        )
 
     def names(self, kind: str = "") -> pd.DataFrame:
         """Every registered table and metric ("table" or "metric" for one kind): name, kind, what it is, unit,
         and whether this source has what it needs."""
-        rows = [{"name": n, "kind": "metric", "label": m.label, "unit": m.unit, "description": m.description,
-                 "available": not self.tables.missing(*m.needs)} for n, m in METRICS.items()]
-        rows += [{"name": n, "kind": "table", "label": "", "unit": "", "description": t.description,
-                  "available": not self.tables.missing(*t.needs)} for n, t in TABLE_FUNCS.items() if t.export]
+        rows = [
+            {
+                "name": n,
+                "kind": "metric",
+                "label": m.label,
+                "unit": m.unit,
+                "description": m.description,
+                "available": not self.tables.missing(*m.needs),
+            }
+            for n, m in METRICS.items()
+        ]
+        rows += [
+            {
+                "name": n,
+                "kind": "table",
+                "label": "",
+                "unit": "",
+                "description": t.description,
+                "available": not self.tables.missing(*t.needs),
+            }
+            for n, t in TABLE_FUNCS.items()
+            if t.export
+        ]
         out = pd.DataFrame(rows)
         return out[out.kind == kind].reset_index(drop=True) if kind else out
 
@@ -409,8 +512,9 @@ class Workbook:
         frames = self.tables.frames
         if name not in frames:
             where = "is not in this source" if name in _contract_tables() else "is not a source table"
-            raise ParameterError(f"{name!r} {where}{_suggest(name, list(frames))}; this source has "
-                                 f"{', '.join(frames)}.")
+            raise ParameterError(
+                f"{name!r} {where}{_suggest(name, list(frames))}; this source has {', '.join(frames)}."
+            )
         return frames[name] if polars else frames[name].to_pandas()
 
     def accounts(self) -> pd.DataFrame:
@@ -429,7 +533,7 @@ class Workbook:
         acc["paying"] = acc.account_id.isin(now)
         return acc
 
-    def where(self, **conditions) -> "Workbook":
+    def where(self, **conditions) -> Workbook:
         """This workbook restricted to the accounts whose `accounts()` columns match every condition: a value or a
         list of values, e.g. `ctx.where(plan="Pro")`, `ctx.where(acquisition_channel=["organic", "referral"],
         cohort="2025-01")`. Every table and metric is then computed for those accounts only (leads and
@@ -438,15 +542,27 @@ class Workbook:
         keep = pd.Series(True, index=acc.index)
         for column, wanted in conditions.items():
             if column not in acc.columns:
-                raise ParameterError(f"where(): no account column {column!r}{_suggest(column, list(acc.columns))}; "
-                                     f"the columns are {', '.join(acc.columns)}.")
+                raise ParameterError(
+                    f"where(): no account column {column!r}{_suggest(column, list(acc.columns))}; "
+                    f"the columns are {', '.join(acc.columns)}."
+                )
             keep &= acc[column].isin(wanted if isinstance(wanted, (list, tuple, set)) else [wanted])
         ids = pl.Series("account_id", acc.account_id[keep].tolist(), dtype=pl.String)
         if ids.is_empty():
             raise ParameterError(f"where({_conditions_text(conditions)}) selects no account of {self.segment.label}.")
         label = f"{self.segment.label} · {_conditions_text(conditions)}"
-        subset = Workbook(self.all_tables, self.segment.model_copy(update={"label": label}), self.as_of, self.conventions,
-                          self.targets, self.interactive, self.source_label, self.shared, self.success, stored=False)
+        subset = Workbook(
+            self.all_tables,
+            self.segment.model_copy(update={"label": label}),
+            self.as_of,
+            self.conventions,
+            self.targets,
+            self.interactive,
+            self.source_label,
+            self.shared,
+            self.success,
+            stored=False,
+        )
         subset.tables = _restricted(self.tables, ids)
         return subset
 
@@ -459,13 +575,24 @@ class Workbook:
         rows = []
         for name, m in METRICS.items():
             v = self.value(name)
-            rows.append({"metric": name, "label": m.label_in(self.conventions), "value": v.value, "unit": m.unit, "n": v.n,
-                         "target": v.target, "status": v.status, "convention": self.convention_text(name)})
+            rows.append(
+                {
+                    "metric": name,
+                    "label": m.label_in(self.conventions),
+                    "value": v.value,
+                    "unit": m.unit,
+                    "n": v.n,
+                    "target": v.target,
+                    "status": v.status,
+                    "convention": self.convention_text(name),
+                }
+            )
         return pd.DataFrame(rows)
 
 
-def open_workbook(source: str = "data/demo", segment: str = "all", as_of: str = "", interactive: bool = True,
-                  engine: str = "polars") -> Workbook:
+def open_workbook(
+    source: str = "data/demo", segment: str = "all", as_of: str = "", interactive: bool = True, engine: str = "polars"
+) -> Workbook:
     """Validate `source`, pick the segment and month, and return the workbook context for a notebook.
 
     Bad data or parameters raise a SaasKpiError; interactively (JupyterLab, Voila, where tracebacks are
@@ -494,8 +621,9 @@ def _open(source: str, segment: str, as_of: str, interactive: bool, engine: str)
     seg = params.segment(segment)
     unknown = sorted(set(seg.targets) - set(METRICS))
     if unknown:
-        raise ParameterError(f"segments/{seg.name}.yaml names unknown metric(s) {', '.join(unknown)}; "
-                             "see docs/metrics.md for the names.")
+        raise ParameterError(
+            f"segments/{seg.name}.yaml names unknown metric(s) {', '.join(unknown)}; see docs/metrics.md for the names."
+        )
     tables = load_tables(source, conventions, engine)
     if as_of:
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", as_of):
@@ -507,11 +635,15 @@ def _open(source: str, segment: str, as_of: str, interactive: bool, engine: str)
 
 
 def _suggest(name: str, valid: list[str]) -> str:
-    """" (did you mean 'a' or 'b'?)" for the valid names closest to a misspelt one (empty when none is close)."""
+    """ " (did you mean 'a' or 'b'?)" for the valid names closest to a misspelt one (empty when none is close)."""
     import difflib
 
-    close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6) or [
-        v for v in valid if any(difflib.SequenceMatcher(None, name, part).ratio() >= 0.8 for part in v.split("_"))][:3]
+    close = (
+        difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
+        or [v for v in valid if any(difflib.SequenceMatcher(None, name, part).ratio() >= 0.8 for part in v.split("_"))][
+            :3
+        ]
+    )
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 

@@ -1,4 +1,5 @@
 """Driving the Voila apps in headless Chromium: shared by the browser tests, screenshots and benchmarks."""
+
 from __future__ import annotations
 
 import socket
@@ -27,8 +28,9 @@ def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90, **optio
     max_kernels), on a free loopback port; yields the base URL."""
     port = free_port()
     cmd, _ = voila_command(port, **options)
-    server = subprocess.Popen([*cmd, *extra], cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [*cmd, *extra], cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + ready_timeout
@@ -54,8 +56,9 @@ def server_process(base: str):
     import psutil
 
     port = int(base.rsplit(":", 1)[1])
-    return psutil.Process(next(c.pid for c in psutil.net_connections("tcp")
-                               if c.status == psutil.CONN_LISTEN and c.laddr.port == port))
+    return psutil.Process(
+        next(c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port)
+    )
 
 
 def open_app(page, base: str, notebook: str, timeout_ms: int = 180_000) -> float:
@@ -73,8 +76,9 @@ def switch_segment(page, segment: str, timeout_ms: int = 120_000) -> tuple[str, 
     before = page.inner_text(TILE)
     start = time.perf_counter()
     page.select_option("select >> nth=0", label=segment)
-    page.wait_for_function("([sel, t]) => document.querySelector(sel)?.innerText !== t", arg=[TILE, before],
-                           timeout=timeout_ms)
+    page.wait_for_function(
+        "([sel, t]) => document.querySelector(sel)?.innerText !== t", arg=[TILE, before], timeout=timeout_ms
+    )
     return before, page.inner_text(TILE), time.perf_counter() - start
 
 

@@ -1,5 +1,6 @@
 """Debian's Chromium driven by playwright-python (never `playwright install`): shared by the
 screenshot script and the browser tests."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,8 +8,16 @@ import subprocess
 from contextlib import contextmanager, suppress
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def ensure_chromium() -> str:

@@ -5,6 +5,7 @@ ends). Needs `nginx` and `openssl` (`apt-get install nginx-light openssl`); not 
 
     PYTHONPATH=lib .venv/bin/python tests/browser/proxy_trial.py
 """
+
 from __future__ import annotations
 
 import os
@@ -33,18 +34,40 @@ APP = "00_executive_summary"
 
 def certificate(folder: Path) -> None:
     """A self-signed certificate for 127.0.0.1 and localhost (for the try only)."""
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"), "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            str(folder / "key.pem"),
+            "-out",
+            str(folder / "cert.pem"),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def nginx_config(folder: Path, app_port: int) -> Path:
     """The recipe's server block in a minimal nginx.conf that runs unprivileged from `folder`."""
-    site = (NGINX_CONF.read_text().replace("apps.example.com", "127.0.0.1 localhost")
-            .replace("listen 443 ssl;", f"listen 127.0.0.1:{HTTPS_PORT} ssl;")
-            .replace("/etc/ssl/saaskpi/cert.pem", str(folder / "cert.pem"))
-            .replace("/etc/ssl/saaskpi/key.pem", str(folder / "key.pem"))
-            .replace("127.0.0.1:8866", f"127.0.0.1:{app_port}"))
+    site = (
+        NGINX_CONF.read_text()
+        .replace("apps.example.com", "127.0.0.1 localhost")
+        .replace("listen 443 ssl;", f"listen 127.0.0.1:{HTTPS_PORT} ssl;")
+        .replace("/etc/ssl/saaskpi/cert.pem", str(folder / "cert.pem"))
+        .replace("/etc/ssl/saaskpi/key.pem", str(folder / "key.pem"))
+        .replace("127.0.0.1:8866", f"127.0.0.1:{app_port}")
+    )
     conf = folder / "nginx.conf"
     conf.write_text(f"""daemon off;
 worker_processes 1;
@@ -94,9 +117,22 @@ def main() -> None:
         conf = nginx_config(folder, app_port)
         subprocess.run(["nginx", "-t", "-c", str(conf)], check=True, capture_output=True)
         env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
-        app = subprocess.Popen([sys.executable, "-c", "import sys; from saaskpi.cli import main; sys.exit(main())",
-                                "app", "--expose", f"--token={token}", f"--port={app_port}", "--max-kernels=2"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        app = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from saaskpi.cli import main; sys.exit(main())",
+                "app",
+                "--expose",
+                f"--token={token}",
+                f"--port={app_port}",
+                "--max-kernels=2",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         nginx = subprocess.Popen(["nginx", "-c", str(conf)], stderr=subprocess.DEVNULL)
         base = f"https://127.0.0.1:{HTTPS_PORT}"
         try:
@@ -121,17 +157,21 @@ def report(base: str, token: str, app_port: int, folder: Path) -> None:
         sockets = []
         page.on("websocket", lambda ws: sockets.append(ws.url))
         no_token = page.goto(f"{base}/voila/render/{APP}.ipynb")
-        print(f"without the token: HTTP {no_token.status} at {page.url.split('?')[0].replace(base, '')} "
-              f"({page.title()!r})")
+        print(
+            f"without the token: HTTP {no_token.status} at {page.url.split('?')[0].replace(base, '')} "
+            f"({page.title()!r})"
+        )
         start = time.perf_counter()
         page.goto(f"{base}/voila/render/{APP}.ipynb?token={token}", timeout=600_000)
         page.wait_for_selector(TILE, timeout=600_000)
         print(f"with the token: the app rendered through nginx in {time.perf_counter() - start:.0f} s")
         kernel = page.evaluate("JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
         before, after, seconds = switch_segment(page, "enterprise", timeout_ms=300_000)
-        print(f"segment switched over the proxied websocket in {seconds:.1f} s: "
-              f"{' '.join(before.split())[:40]!r} -> {' '.join(after.split())[:40]!r}")
-        print("websockets:", ", ".join(sorted({u.split('?')[0].rsplit('/', 2)[0] for u in sockets})))
+        print(
+            f"segment switched over the proxied websocket in {seconds:.1f} s: "
+            f"{' '.join(before.split())[:40]!r} -> {' '.join(after.split())[:40]!r}"
+        )
+        print("websockets:", ", ".join(sorted({u.split("?")[0].rsplit("/", 2)[0] for u in sockets})))
         page.screenshot(path=str(ROOT / "test-output" / "proxy_trial.png"), full_page=False)
         page.close(run_before_unload=True)
         deadline = time.monotonic() + 20

@@ -1,7 +1,8 @@
 """Screenshots for the docs: an executed notebook's HTML report and its Voila app.
 
-    .venv/bin/python tests/browser/screenshots.py 02_cohort_retention
+.venv/bin/python tests/browser/screenshots.py 02_cohort_retention
 """
+
 from __future__ import annotations
 
 import sys

@@ -8,6 +8,7 @@ The tests use `Cluster` through the session fixture `pg_cluster` (tests/conftest
 root, so as root (CI) the cluster runs as the `postgres` user Debian's package creates (else `nobody`), owning
 the temporary folder; as a normal user it runs as that user.
 """
+
 from __future__ import annotations
 
 import glob
@@ -44,8 +45,12 @@ def install() -> None:
     # the package's own cluster is neither created nor started: the tests make their own
     Path("/etc/postgresql-common/createcluster.d").mkdir(parents=True, exist_ok=True)
     Path("/etc/postgresql-common/createcluster.d/saaskpi.conf").write_text("create_main_cluster = false\n")
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def _run_as() -> str | None:
@@ -80,14 +85,17 @@ class Cluster:
             argv = ["runuser", "-u", self.user, "--", *argv]
         return subprocess.run(argv, capture_output=True, text=True, cwd=self.folder)
 
-    def start(self) -> "Cluster":
-        done = self._cmd("initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync",
-                         "--locale=C")
+    def start(self) -> Cluster:
+        done = self._cmd(
+            "initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"
+        )
         if done.returncode:
             raise RuntimeError(f"initdb failed:\n{done.stdout}{done.stderr}")
         (self.data / "pg_hba.conf").write_text(f"local all {PASSWORD_USER} scram-sha-256\nlocal all all trust\n")
-        options = (f"-c listen_addresses='' -k {self.folder} -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c max_connections=40 -c shared_buffers=64MB -c timezone=America/New_York")  # not UTC on purpose
+        options = (
+            f"-c listen_addresses='' -k {self.folder} -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c max_connections=40 -c shared_buffers=64MB -c timezone=America/New_York"
+        )  # not UTC on purpose
         done = self._cmd("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start")
         if done.returncode:
             log = self.log.read_text() if self.log.exists() else ""
@@ -139,8 +147,10 @@ def start() -> Cluster:
     """A started cluster, or RuntimeError saying what is missing."""
     bins = bin_dir()
     if bins is None:
-        raise RuntimeError("PostgreSQL's initdb was not found (on the PATH or in /usr/lib/postgresql/*/bin): "
-                           "`make test` installs it as root; or apt-get install postgresql")
+        raise RuntimeError(
+            "PostgreSQL's initdb was not found (on the PATH or in /usr/lib/postgresql/*/bin): "
+            "`make test` installs it as root; or apt-get install postgresql"
+        )
     return Cluster(bins).start()
 
 

@@ -1,4 +1,5 @@
 """The data contract: one schema per input table plus cross-table rules."""
+
 import warnings
 
 with warnings.catch_warnings():
@@ -11,4 +12,13 @@ from .load import ROW, RULE_CODES, TypedTable, typed_table
 from .rules import cross_table_problems, cross_table_rules
 from .tables import REQUIRED_TABLES, TABLES
 
-__all__ = ["ROW", "RULE_CODES", "REQUIRED_TABLES", "TABLES", "TypedTable", "cross_table_problems", "cross_table_rules", "typed_table"]
+__all__ = [
+    "ROW",
+    "RULE_CODES",
+    "REQUIRED_TABLES",
+    "TABLES",
+    "TypedTable",
+    "cross_table_problems",
+    "cross_table_rules",
+    "typed_table",
+]

@@ -1,5 +1,6 @@
 """Validation of big Parquet tables without loading them: every rule is an aggregate query over a
 lazy scan (streamed by Polars), and only the count and up to five example rows leave the engine."""
+
 from __future__ import annotations
 
 import polars as pl
@@ -25,8 +26,9 @@ def column_check(c, name: str, stats: dict):
     return None
 
 
-def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD",
-               as_stored: list[str] | None = None) -> tuple[pl.LazyFrame, list[Problem], list[str]]:
+def typed_scan(
+    name: str, scan: pl.LazyFrame, reporting_currency: str = "USD", as_stored: list[str] | None = None
+) -> tuple[pl.LazyFrame, list[Problem], list[str]]:
     """Table `name` as a typed lazy frame, every problem found by aggregate queries over it, and the text
     columns kept as stored (no value has surrounding spaces). With `as_stored` given (from an earlier
     validation of the same file, see sources.validated_tables) nothing is checked again."""
@@ -34,8 +36,11 @@ def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD",
     schema = model.to_schema()
     key = key_column(model)
     found = scan.collect_schema()
-    problems = [Problem(f"{name}.missing_column", name, col, f"required column `{col}` is missing", 0)
-                for col, spec in schema.columns.items() if spec.required and col not in found]
+    problems = [
+        Problem(f"{name}.missing_column", name, col, f"required column `{col}` is missing", 0)
+        for col, spec in schema.columns.items()
+        if spec.required and col not in found
+    ]
     if problems:
         return scan, problems, []
     exprs = []
@@ -44,32 +49,48 @@ def typed_scan(name: str, scan: pl.LazyFrame, reporting_currency: str = "USD",
             exprs.append(_parse_expr(col, spec.dtype.type, found[col]).alias(col))
         else:
             default = (spec.metadata or {}).get("default")
-            exprs.append(pl.lit(reporting_currency if default == REPORTING_CURRENCY else default, dtype=spec.dtype.type).alias(col))
+            exprs.append(
+                pl.lit(reporting_currency if default == REPORTING_CURRENCY else default, dtype=spec.dtype.type).alias(
+                    col
+                )
+            )
     if as_stored is not None:
         return scan.select([pl.col(c) if c in as_stored else e for c, e in zip(schema.columns, exprs)]), [], as_stored
     raw = {col: pl.col(f"raw__{col}") for col in schema.columns if col in found}
-    probe = scan.with_row_index(ROW, offset=1).select(
-        pl.col(ROW), *[pl.col(c).alias(f"raw__{c}") for c in raw], *exprs)
+    probe = scan.with_row_index(ROW, offset=1).select(pl.col(ROW), *[pl.col(c).alias(f"raw__{c}") for c in raw], *exprs)
 
     rules: list[tuple[str, str, str, pl.Expr]] = []  # code, column, message, bad-row predicate
     for col, spec in schema.columns.items():
         if col not in found:
             continue
-        rules.append((f"{name}.unparseable", col, f"could not be read as {_type_name(spec.dtype.type)}",
-                      raw[col].is_not_null() & pl.col(col).is_null()))
+        rules.append(
+            (
+                f"{name}.unparseable",
+                col,
+                f"could not be read as {_type_name(spec.dtype.type)}",
+                raw[col].is_not_null() & pl.col(col).is_null(),
+            )
+        )
         if not spec.nullable:
             rules.append((f"{name}.missing_value", col, "a value is required", raw[col].is_null()))
         for check in spec.checks:
             made = column_check(pl.col(col), check.name, check.statistics)
             if made is not None:
-                rules.append((f"{name}.{'not_allowed' if check.name == 'isin' else 'out_of_range'}", col, made[1],
-                              pl.col(col).is_not_null() & made[0]))
+                rules.append(
+                    (
+                        f"{name}.{'not_allowed' if check.name == 'isin' else 'out_of_range'}",
+                        col,
+                        made[1],
+                        pl.col(col).is_not_null() & made[0],
+                    )
+                )
     # text columns are stripped of surrounding spaces (as in CSV files); when no value has any, the typed scan
     # leaves them as stored, which saves every later query over the table a pass of string work
     text = [col for col, spec in schema.columns.items() if found.get(col) == pl.String and spec.dtype.type == pl.String]
     padded = [(pl.col(col) != raw[col]).sum().alias(f"padded__{col}") for col in text]
-    counts = probe.select([pred.sum().alias(str(i)) for i, (_, _, _, pred) in enumerate(rules)] + padded
-                          ).collect(engine="streaming")
+    counts = probe.select([pred.sum().alias(str(i)) for i, (_, _, _, pred) in enumerate(rules)] + padded).collect(
+        engine="streaming"
+    )
     as_stored = [col for col in text if not counts[f"padded__{col}"][0]]
     typed = scan.select([pl.col(c) if c in as_stored else e for c, e in zip(schema.columns, exprs)])
     for i, (code, col, message, pred) in enumerate(rules):

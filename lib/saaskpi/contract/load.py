@@ -5,6 +5,7 @@ parse is a problem (never silently null). Parquet/DuckDB/Spark tables arrive typ
 Absent optional columns get their documented default. Then the pandera schema runs with
 ``lazy=True`` so that every failure is collected at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,8 +56,13 @@ def key_column(model: type[Table]) -> str:
     return next(iter(model.to_schema().columns))
 
 
-def examples(frame: pl.DataFrame, key: str, value_column: str | None, mask: pl.Expr | None = None,
-             rows: pl.DataFrame | None = None) -> tuple[str, ...]:
+def examples(
+    frame: pl.DataFrame,
+    key: str,
+    value_column: str | None,
+    mask: pl.Expr | None = None,
+    rows: pl.DataFrame | None = None,
+) -> tuple[str, ...]:
     """Up to five 'row N (key=..): column=value' strings for the failing rows."""
     bad = rows if rows is not None else frame.filter(mask)
     out = []
@@ -120,8 +126,7 @@ def _type_name(dtype: pl.DataType) -> str:
     return {pl.Date: "a date (YYYY-MM-DD)", pl.Int64: "a whole number", pl.Float64: "a number"}.get(dtype, "text")
 
 
-def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD",
-                row_offset: int = 2) -> TypedTable:
+def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD", row_offset: int = 2) -> TypedTable:
     """Parse `raw` into the contract types of table `name`; report what cannot be parsed."""
     model = TABLES[name]
     schema = model.to_schema()
@@ -131,9 +136,15 @@ def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD",
 
     missing = [c for c, col in schema.columns.items() if col.required and c not in frame.columns]
     for col in missing:
-        problems.append(Problem(f"{name}.missing_column", name, col,
-                                f"required column `{col}` is missing (columns found: {', '.join(raw.columns) or 'none'})",
-                                frame.height))
+        problems.append(
+            Problem(
+                f"{name}.missing_column",
+                name,
+                col,
+                f"required column `{col}` is missing (columns found: {', '.join(raw.columns) or 'none'})",
+                frame.height,
+            )
+        )
     if missing:
         return TypedTable(name, frame, tuple(problems))
 
@@ -153,21 +164,49 @@ def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD",
 
     typed = frame.with_columns(parsed)
     for col in tz_checks:
-        zones = (frame.select(pl.col(col).str.strip_chars().str.extract(_TZ_SUFFIX, 1)
-                              .str.replace("^Z$", "+00:00").str.replace(r"^([+-]\d{2})(\d{2})$", "${1}:${2}")
-                              .fill_null("none").alias("tz"), pl.col(col).is_not_null().alias("present"))
-                 .filter(pl.col("present") & typed[col].is_not_null()).get_column("tz").unique().sort().to_list())
+        zones = (
+            frame.select(
+                pl.col(col)
+                .str.strip_chars()
+                .str.extract(_TZ_SUFFIX, 1)
+                .str.replace("^Z$", "+00:00")
+                .str.replace(r"^([+-]\d{2})(\d{2})$", "${1}:${2}")
+                .fill_null("none")
+                .alias("tz"),
+                pl.col(col).is_not_null().alias("present"),
+            )
+            .filter(pl.col("present") & typed[col].is_not_null())
+            .get_column("tz")
+            .unique()
+            .sort()
+            .to_list()
+        )
         if len(zones) > 1:
-            problems.append(Problem(f"{name}.mixed_time_zones", name, col,
-                                    f"date-times must all be in one time zone, found offsets {', '.join(zones)} "
-                                    "('none' = no offset given)", frame.height, ()))
+            problems.append(
+                Problem(
+                    f"{name}.mixed_time_zones",
+                    name,
+                    col,
+                    f"date-times must all be in one time zone, found offsets {', '.join(zones)} "
+                    "('none' = no offset given)",
+                    frame.height,
+                    (),
+                )
+            )
 
     for col in (c for c in raw.columns if raw.schema[c] == pl.String):
         huge = frame.filter(pl.col(col).str.len_chars() > MAX_FIELD_CHARS)
         if huge.height:
-            problems.append(Problem(f"{name}.huge_value", name, col,
-                                    f"text longer than {MAX_FIELD_CHARS:,} characters (an unclosed quote or a pasted blob?)",
-                                    huge.height, examples(huge, key, col, rows=huge)))
+            problems.append(
+                Problem(
+                    f"{name}.huge_value",
+                    name,
+                    col,
+                    f"text longer than {MAX_FIELD_CHARS:,} characters (an unclosed quote or a pasted blob?)",
+                    huge.height,
+                    examples(huge, key, col, rows=huge),
+                )
+            )
 
     for col, spec in schema.columns.items():
         if col not in frame.columns:
@@ -177,13 +216,28 @@ def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD",
             bad = bad & (frame[col].str.strip_chars() != "")
         n = int(bad.sum())
         if n:
-            problems.append(Problem(f"{name}.unparseable", name, col,
-                                    f"{n} value{'s' if n > 1 else ''} could not be read as {_type_name(spec.dtype.type)}",
-                                    n, examples(frame.filter(bad), key, col, rows=frame.filter(bad))))
+            problems.append(
+                Problem(
+                    f"{name}.unparseable",
+                    name,
+                    col,
+                    f"{n} value{'s' if n > 1 else ''} could not be read as {_type_name(spec.dtype.type)}",
+                    n,
+                    examples(frame.filter(bad), key, col, rows=frame.filter(bad)),
+                )
+            )
     typed = typed.select([ROW, *schema.columns.keys()])
     unparseable = {p.column for p in problems if p.code.endswith(".unparseable")}
-    problems += [p for p in _schema_problems(name, model, typed, key)
-                 if not (p.code.endswith(".missing_value") and p.column in unparseable and p.column is not None and _only_unparsed(frame, p.column))]
+    problems += [
+        p
+        for p in _schema_problems(name, model, typed, key)
+        if not (
+            p.code.endswith(".missing_value")
+            and p.column in unparseable
+            and p.column is not None
+            and _only_unparsed(frame, p.column)
+        )
+    ]
     return TypedTable(name, typed, tuple(problems))
 
 

@@ -1,9 +1,10 @@
 """Validation of a big table that stays in the source's own engine (a usage_events table in a Spark
 catalog, run with the Spark engine): every rule is an aggregate query written with Narwhals, and only
 counts and up to five example rows leave the engine, as for Parquet files (contract/lazy.py)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import narwhals as nw
 import polars as pl
@@ -14,8 +15,13 @@ from .load import examples, key_column
 from .rules import ForeignKey, cross_table_rules
 from .tables import TABLES
 
-_KINDS = {pl.Datetime: nw.Datetime, pl.String: nw.String, pl.Int64: (nw.Int64, nw.Int32), pl.Float64: (nw.Float64,),
-          pl.Date: nw.Date}
+_KINDS = {
+    pl.Datetime: nw.Datetime,
+    pl.String: nw.String,
+    pl.Int64: (nw.Int64, nw.Int32),
+    pl.Float64: (nw.Float64,),
+    pl.Date: nw.Date,
+}
 
 
 def stored_as_contract(name: str, frame: nw.LazyFrame) -> bool:
@@ -32,8 +38,9 @@ def stored_as_contract(name: str, frame: nw.LazyFrame) -> bool:
     return True
 
 
-def native_problems(name: str, frame: nw.LazyFrame, lazy: Callable[[pl.DataFrame], nw.LazyFrame],
-                    frames: dict[str, pl.DataFrame]) -> list[Problem]:
+def native_problems(
+    name: str, frame: nw.LazyFrame, lazy: Callable[[pl.DataFrame], nw.LazyFrame], frames: dict[str, pl.DataFrame]
+) -> list[Problem]:
     """Every problem of table `name` (kept in its engine as `frame`), found by aggregate queries: required
     values, the column checks, and the foreign keys into the small, already checked `frames` (sent to the
     engine with `lazy`)."""
@@ -52,13 +59,24 @@ def native_problems(name: str, frame: nw.LazyFrame, lazy: Callable[[pl.DataFrame
                 rules.append((code, col, message, ~c.is_null() & pred, frame))
     for rule in cross_table_rules("USD"):
         if isinstance(rule, ForeignKey) and rule.table == name and rule.ref_table in frames:
-            rules.append((rule.code, rule.column, rule.message, None, rule.orphans(frame, lazy(frames[rule.ref_table]))))
+            rules.append(
+                (rule.code, rule.column, rule.message, None, rule.orphans(frame, lazy(frames[rule.ref_table])))
+            )
     flagged = [i for i, r in enumerate(rules) if r[3] is not None]
-    counts = frame.select([pred.cast(nw.Int64).sum().alias(str(i)) for i, (*_, pred, _) in enumerate(rules)
-                           if pred is not None]).collect() if flagged else None
+    counts = (
+        frame.select(
+            [pred.cast(nw.Int64).sum().alias(str(i)) for i, (*_, pred, _) in enumerate(rules) if pred is not None]
+        ).collect()
+        if flagged
+        else None
+    )
     problems = []
     for i, (code, col, message, pred, rows) in enumerate(rules):
-        n = int(counts[str(i)].item() or 0) if pred is not None and counts is not None else int(rows.select(nw.len()).collect().item())
+        n = (
+            int(counts[str(i)].item() or 0)
+            if pred is not None and counts is not None
+            else int(rows.select(nw.len()).collect().item())
+        )
         if n:
             sample = (rows.filter(pred) if pred is not None else rows).head(5).collect().to_polars()
             problems.append(Problem(code, name, col, message, n, examples(sample, key, col, rows=sample)))

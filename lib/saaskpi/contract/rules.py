@@ -1,4 +1,5 @@
 """Cross-table and cross-column rules: small named rules, each with a stable code and a message a person can act on."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,7 +67,9 @@ class DateOrder:
         if self.table not in frames:
             return None
         a, b = pl.col(self.earlier), pl.col(self.later)
-        bad = frames[self.table].lazy().filter(a.is_not_null() & b.is_not_null() & ((b <= a) if self.strict else (b < a)))
+        bad = (
+            frames[self.table].lazy().filter(a.is_not_null() & b.is_not_null() & ((b <= a) if self.strict else (b < a)))
+        )
         word = "on or before" if self.strict else "before"
         return _problem(bad, self.code, self.table, self.later, f"{self.later} is {word} {self.earlier}")
 
@@ -85,15 +88,27 @@ class FxCoverage:
     def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
         if self.table not in frames:
             return None
-        known = frames["fx_rates"].get_column("currency").unique() if "fx_rates" in frames else pl.Series([], dtype=pl.String)
-        bad = frames[self.table].filter((pl.col("currency") != self.reporting_currency) & ~pl.col("currency").is_in(known.implode())
-                                        & (pl.col("currency").str.len_chars() == 3))  # other lengths: bad_length
+        known = (
+            frames["fx_rates"].get_column("currency").unique()
+            if "fx_rates" in frames
+            else pl.Series([], dtype=pl.String)
+        )
+        bad = frames[self.table].filter(
+            (pl.col("currency") != self.reporting_currency)
+            & ~pl.col("currency").is_in(known.implode())
+            & (pl.col("currency").str.len_chars() == 3)
+        )  # other lengths: bad_length
         if bad.is_empty():
             return None
         missing = ", ".join(sorted(bad.get_column("currency").unique().to_list()))
-        return Problem(self.code, self.table, "currency",
-                       f"amounts in {missing} cannot be converted to {self.reporting_currency}: add their rates to fx_rates",
-                       bad.height, examples(bad, key_column(TABLES[self.table]), "currency", rows=bad))
+        return Problem(
+            self.code,
+            self.table,
+            "currency",
+            f"amounts in {missing} cannot be converted to {self.reporting_currency}: add their rates to fx_rates",
+            bad.height,
+            examples(bad, key_column(TABLES[self.table]), "currency", rows=bad),
+        )
 
 
 @dataclass(frozen=True)
@@ -108,9 +123,14 @@ class SeatsOnPaidPlan:
             return None
         paid = pl.col("amount") * (1 - pl.col("discount_pct")) > 0
         bad = frames[self.table].lazy().filter((pl.col("seats") == 0) & paid)
-        return _problem(bad, self.code, self.table, "seats",
-                        "a paid subscription has 0 seats: licence utilisation and per-seat metrics would divide by 0 "
-                        "(leave seats empty when unknown)")
+        return _problem(
+            bad,
+            self.code,
+            self.table,
+            "seats",
+            "a paid subscription has 0 seats: licence utilisation and per-seat metrics would divide by 0 "
+            "(leave seats empty when unknown)",
+        )
 
 
 @dataclass(frozen=True)
@@ -125,9 +145,14 @@ class KnownSegment:
         if not self.segments or self.table not in frames:
             return None
         bad = frames[self.table].lazy().filter(~pl.col("segment").is_in(list(self.segments)))
-        return _problem(bad, self.code, self.table, "segment",
-                        f"is not one of the segments in parameters/segments/ ({', '.join(self.segments)}): add a segment "
-                        "file that selects it, or correct the value")
+        return _problem(
+            bad,
+            self.code,
+            self.table,
+            "segment",
+            f"is not one of the segments in parameters/segments/ ({', '.join(self.segments)}): add a segment "
+            "file that selects it, or correct the value",
+        )
 
 
 FOREIGN_KEYS = (
@@ -164,13 +189,20 @@ DATE_ORDERS = (
 
 def cross_table_rules(reporting_currency: str, segments: tuple[str, ...] = ()) -> tuple:
     """Every cross-table and cross-column rule, in the order they are reported."""
-    return (*FOREIGN_KEYS, *DATE_ORDERS,
-            FxCoverage("subscriptions", reporting_currency), FxCoverage("invoices", reporting_currency),
-            FxCoverage("spend", reporting_currency), SeatsOnPaidPlan(), KnownSegment(tuple(segments)))
+    return (
+        *FOREIGN_KEYS,
+        *DATE_ORDERS,
+        FxCoverage("subscriptions", reporting_currency),
+        FxCoverage("invoices", reporting_currency),
+        FxCoverage("spend", reporting_currency),
+        SeatsOnPaidPlan(),
+        KnownSegment(tuple(segments)),
+    )
 
 
-def cross_table_problems(frames: dict[str, pl.DataFrame], reporting_currency: str,
-                         segments: tuple[str, ...] = ()) -> list[Problem]:
+def cross_table_problems(
+    frames: dict[str, pl.DataFrame], reporting_currency: str, segments: tuple[str, ...] = ()
+) -> list[Problem]:
     """Every cross-table rule broken by the typed frames."""
     found = (rule.check(frames) for rule in cross_table_rules(reporting_currency, segments))
     return [p for p in found if p is not None]

@@ -4,6 +4,7 @@ Columns are referenced through these classes (`Accounts.account_id`), never type
 elsewhere. An optional column (``Optional[...]``) that is absent is filled with the default in
 its ``metadata``; "reporting currency" defaults resolve to the `reporting_currency` convention.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -39,8 +40,11 @@ class Accounts(Table):
     industry: Optional[str] = _field("Industry.", nullable=True, default="unknown")
     acquisition_channel: Optional[str] = _field("Channel that acquired the account.", nullable=True, default="unknown")
     csm_id: Optional[str] = _field("Customer success manager (team.member_id).", nullable=True)
-    domain: Optional[str] = _field("The company's web or e-mail domain (acme.com): other systems' records are matched "
-                                   "to the account by it when imported.", nullable=True)
+    domain: Optional[str] = _field(
+        "The company's web or e-mail domain (acme.com): other systems' records are matched "
+        "to the account by it when imported.",
+        nullable=True,
+    )
 
 
 class Subscriptions(Table):
@@ -52,7 +56,9 @@ class Subscriptions(Table):
     end_date: pl.Date = _field("First day it is no longer active (exclusive); empty = open.", nullable=True)
     amount: float = _field("Price per billing period, in `currency`, before discount.", ge=0)
     billing_period_months: Optional[int] = _field("Months one `amount` pays for.", ge=1, le=120, default=1)
-    currency: Optional[str] = _field("ISO currency of `amount`.", str_length={"min_value": 3, "max_value": 3}, default=REPORTING_CURRENCY)
+    currency: Optional[str] = _field(
+        "ISO currency of `amount`.", str_length={"min_value": 3, "max_value": 3}, default=REPORTING_CURRENCY
+    )
     seats: Optional[int] = _field("Licensed seats.", ge=0, nullable=True)
     discount_pct: Optional[float] = _field("Discount as a fraction of `amount` (0.2 = 20 %).", ge=0, le=1, default=0.0)
     plan: Optional[str] = _field("Plan name.", nullable=True, default="")
@@ -150,9 +156,14 @@ class CsTouchpoints(Table):
     occurred_at: UTC = _field("When it happened, UTC.")
     csm_id: Optional[str] = _field("CSM (team.member_id).", nullable=True)
     kind: Optional[str] = _field("call, meeting, email, qbr.", nullable=True)
-    stakeholder_role: Optional[str] = _field("sponsor, decision_maker, technical, end_user.", nullable=True,
-                                             isin=["sponsor", "decision_maker", "technical", "end_user"])
-    sentiment: Optional[str] = _field("positive, neutral, negative.", nullable=True, isin=["positive", "neutral", "negative"])
+    stakeholder_role: Optional[str] = _field(
+        "sponsor, decision_maker, technical, end_user.",
+        nullable=True,
+        isin=["sponsor", "decision_maker", "technical", "end_user"],
+    )
+    sentiment: Optional[str] = _field(
+        "positive, neutral, negative.", nullable=True, isin=["positive", "neutral", "negative"]
+    )
 
 
 class Team(Table):
@@ -172,14 +183,19 @@ class Spend(Table):
     """Monthly spend by category, optionally tagged to a channel or segment."""
 
     month: pl.Date = _field("First day of the month.")
-    category: str = _field("marketing, sales, cogs, customer_success, rnd, g_and_a.",
-                           isin=["marketing", "sales", "cogs", "customer_success", "rnd", "g_and_a"])
+    category: str = _field(
+        "marketing, sales, cogs, customer_success, rnd, g_and_a.",
+        isin=["marketing", "sales", "cogs", "customer_success", "rnd", "g_and_a"],
+    )
     amount: float = _field("Amount spent.", ge=0)
     channel: Optional[str] = _field("Channel it was spent on; empty = untagged.", nullable=True)
     segment: Optional[str] = _field("Segment it was spent on; empty = untagged.", nullable=True)
     currency: Optional[str] = _field("ISO currency.", default=REPORTING_CURRENCY)
-    item: Optional[str] = _field("What it bought, e.g. salaries_and_benefits, training, tools, programs (cost to serve "
-                                 "breaks customer_success spend down by it).", nullable=True)
+    item: Optional[str] = _field(
+        "What it bought, e.g. salaries_and_benefits, training, tools, programs (cost to serve "
+        "breaks customer_success spend down by it).",
+        nullable=True,
+    )
 
 
 class Invoices(Table):

@@ -8,6 +8,7 @@ atomically under a lock). A channel already sent for a month is skipped unless `
 before the first message leaves; a failing channel is retried (settings `attempts`, `backoff_seconds`), logged
 with its reason and recorded as failed, and does not stop the others.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,14 +44,22 @@ class Outcome:
 
     def describe(self) -> str:
         if self.status == "sent":
-            return f"{self.recipients} {self.channel}: sent" + (f" (after {self.tries} tries)" if self.tries > 1 else "")
+            return f"{self.recipients} {self.channel}: sent" + (
+                f" (after {self.tries} tries)" if self.tries > 1 else ""
+            )
         if self.status == "skipped":
             return f"{self.recipients} {self.channel}: sent before, skipped (--force sends it again)"
         return f"{self.recipients} {self.channel}: FAILED after {self.tries} tr{'y' if self.tries == 1 else 'ies'}: {self.reason}"
 
 
-def send_month(month: str, reports: Path = paths.REPORTS_DIR, names: list[str] | None = None, force: bool = False,
-               settings_file: Path = DELIVERY_FILE, sleep: Callable[[float], None] = time.sleep) -> list[Outcome]:
+def send_month(
+    month: str,
+    reports: Path = paths.REPORTS_DIR,
+    names: list[str] | None = None,
+    force: bool = False,
+    settings_file: Path = DELIVERY_FILE,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Outcome]:
     """Send `month` to the lists `names` (default: the enabled ones). Settings, secrets, the month's runs and
     the lists' segments are all checked first (a ParameterError, nothing sent)."""
     settings = load(settings_file)
@@ -100,8 +109,11 @@ def after_snapshot(month: str, reports: Path = paths.REPORTS_DIR, settings_file:
         return []
     except Exception as err:
         log.exception("delivery after the snapshot failed")
-        print(f"Delivery failed ({type(err).__name__}: {err}); the snapshot is complete. Resend with "
-              f"`saaskpi send --month {month}`.", file=sys.stderr)
+        print(
+            f"Delivery failed ({type(err).__name__}: {err}); the snapshot is complete. Resend with "
+            f"`saaskpi send --month {month}`.",
+            file=sys.stderr,
+        )
         return []
     for o in outcomes:
         print(f"Delivery: {o.describe()}", file=sys.stderr)
@@ -112,23 +124,36 @@ def _chosen(settings: DeliverySettings, names: list[str] | None, settings_file: 
     if names:
         unknown = [n for n in names if n not in settings.lists]
         if unknown:
-            raise ParameterError(f"Unknown list(s) {', '.join(unknown)} in {settings_file.name}: "
-                                 f"choose from {', '.join(settings.lists) or '(none defined)'}.")
+            raise ParameterError(
+                f"Unknown list(s) {', '.join(unknown)} in {settings_file.name}: "
+                f"choose from {', '.join(settings.lists) or '(none defined)'}."
+            )
         return names
     if not settings.enabled():
-        raise ParameterError(f"No list is enabled in {settings_file.name} (lists: {', '.join(settings.lists) or 'none'}): "
-                             "enable one, or name it with --list.")
+        raise ParameterError(
+            f"No list is enabled in {settings_file.name} (lists: {', '.join(settings.lists) or 'none'}): "
+            "enable one, or name it with --list."
+        )
     return settings.enabled()
 
 
-def _deliver(channel: str, name: str, lst: RecipientList, summary: MonthSummary, settings: DeliverySettings,
-             keys: dict[str, str], reports: Path, sleep) -> tuple[int, str]:
+def _deliver(
+    channel: str,
+    name: str,
+    lst: RecipientList,
+    summary: MonthSummary,
+    settings: DeliverySettings,
+    keys: dict[str, str],
+    reports: Path,
+    sleep,
+) -> tuple[int, str]:
     what = f"{summary.month} to list {name} by {channel}"
     if channel == "slack":
         payload = render.slack_blocks(summary, settings.reports_url)
         url = keys[lst.slack_webhook_env]
-        return channels.with_retries(what, lambda: channels.send_slack(url, payload), settings.attempts,
-                                     settings.backoff_seconds, sleep)
+        return channels.with_retries(
+            what, lambda: channels.send_slack(url, payload), settings.attempts, settings.backoff_seconds, sleep
+        )
     try:
         pdfs = pdf_files(summary, lst, settings, reports / summary.month / "delivery" / name)
     except render.DeliveryError as err:
@@ -136,11 +161,18 @@ def _deliver(channel: str, name: str, lst: RecipientList, summary: MonthSummary,
         return 0, str(err)
     smtp = settings.smtp
     assert smtp is not None, "DeliverySettings requires an smtp section for a list that sends e-mail"
-    msg = channels.email_message(smtp, lst.email, render.subject(summary), render.plain_text(summary, settings.reports_url),
-                                 render.email_html(summary, settings.reports_url, bool(pdfs)), pdfs)
+    msg = channels.email_message(
+        smtp,
+        lst.email,
+        render.subject(summary),
+        render.plain_text(summary, settings.reports_url),
+        render.email_html(summary, settings.reports_url, bool(pdfs)),
+        pdfs,
+    )
     password = keys.get(smtp.password_env, "")
-    return channels.with_retries(what, lambda: channels.send_email(smtp, password, msg), settings.attempts,
-                                 settings.backoff_seconds, sleep)
+    return channels.with_retries(
+        what, lambda: channels.send_email(smtp, password, msg), settings.attempts, settings.backoff_seconds, sleep
+    )
 
 
 def pdf_files(summary: MonthSummary, lst: RecipientList, settings: DeliverySettings, folder: Path) -> list[Path]:
@@ -201,8 +233,13 @@ def _sent(reports: Path, month: str, name: str, channel: str) -> bool:
 
 
 def _record(reports: Path, month: str, outcome: Outcome, summary: MonthSummary, lst: RecipientList) -> None:
-    entry = {"status": outcome.status, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-             "tries": outcome.tries, "runs": summary.run_ids, "segments": lst.segments}
+    entry = {
+        "status": outcome.status,
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "tries": outcome.tries,
+        "runs": summary.run_ids,
+        "segments": lst.segments,
+    }
     if outcome.channel == "email":
         entry["to"] = lst.email
     if outcome.reason:

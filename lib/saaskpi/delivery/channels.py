@@ -2,6 +2,7 @@
 an incoming webhook (an HTTP POST of Block Kit JSON, urllib). A failure is `Transient` (the server is down, busy,
 or says try later: retried) or `Permanent` (a refused address, a wrong password, a revoked webhook: retrying
 cannot help); `with_retries` makes a bounded number of tries with doubling waits and logs each failure."""
+
 from __future__ import annotations
 
 import email.policy
@@ -61,13 +62,19 @@ def send_email(smtp: Smtp, password: str, msg: EmailMessage) -> None:
                 client.login(smtp.user, password)
             refused = client.send_message(msg)
         if refused:
-            raise Permanent(f"{where} refused {len(refused)} recipient(s): "
-                            + "; ".join(f"{a} ({c} {_text(m)})" for a, (c, m) in refused.items()))
+            raise Permanent(
+                f"{where} refused {len(refused)} recipient(s): "
+                + "; ".join(f"{a} ({c} {_text(m)})" for a, (c, m) in refused.items())
+            )
     except smtplib.SMTPAuthenticationError as err:
-        raise Permanent(f"{where} rejected the login of {smtp.user!r}: {err.smtp_code} {_text(err.smtp_error)}") from None
+        raise Permanent(
+            f"{where} rejected the login of {smtp.user!r}: {err.smtp_code} {_text(err.smtp_error)}"
+        ) from None
     except smtplib.SMTPRecipientsRefused as err:
-        raise Permanent(f"{where} refused every recipient: "
-                        + "; ".join(f"{a} ({c} {_text(m)})" for a, (c, m) in err.recipients.items())) from None
+        raise Permanent(
+            f"{where} refused every recipient: "
+            + "; ".join(f"{a} ({c} {_text(m)})" for a, (c, m) in err.recipients.items())
+        ) from None
     except smtplib.SMTPResponseException as err:  # 4xx: try later; 5xx: refused for good
         kind = Transient if 400 <= err.smtp_code < 500 else Permanent
         raise kind(f"{where} answered {err.smtp_code} {_text(err.smtp_error)}") from None
@@ -82,8 +89,12 @@ def send_email(smtp: Smtp, password: str, msg: EmailMessage) -> None:
 def send_slack(url: str, payload: dict, timeout: float = 30) -> None:
     """One POST of the Block Kit payload to the incoming webhook (Slack answers 200 `ok`)."""
     where = "Slack webhook"  # its URL is a secret: never in a message
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json; charset=utf-8"})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
@@ -97,8 +108,9 @@ def send_slack(url: str, payload: dict, timeout: float = 30) -> None:
         raise Permanent(f"{where}: the URL in its environment variable is not a URL") from None
 
 
-def with_retries(what: str, attempt: Callable[[], None], attempts: int, backoff: float,
-                 sleep: Callable[[float], None] = time.sleep) -> tuple[int, str]:
+def with_retries(
+    what: str, attempt: Callable[[], None], attempts: int, backoff: float, sleep: Callable[[float], None] = time.sleep
+) -> tuple[int, str]:
     """Call `attempt` until it succeeds, at most `attempts` times, waiting `backoff`, 2 x `backoff`, ... between
     tries; every failure is logged with its reason. Returns (tries made, "" or the last reason)."""
     for n in range(1, attempts + 1):
@@ -110,8 +122,14 @@ def with_retries(what: str, attempt: Callable[[], None], attempts: int, backoff:
             return n, str(err)
         except Transient as err:
             last = n == attempts
-            log.warning("%s failed (try %d of %d%s): %s", what, n, attempts,
-                        ", giving up" if last else f", next in {backoff * 2 ** (n - 1):g} s", err)
+            log.warning(
+                "%s failed (try %d of %d%s): %s",
+                what,
+                n,
+                attempts,
+                ", giving up" if last else f", next in {backoff * 2 ** (n - 1):g} s",
+                err,
+            )
             if last:
                 return n, str(err)
             sleep(backoff * 2 ** (n - 1))

@@ -2,6 +2,7 @@
 the month's index (north-star and core metrics of each page's latest run in `reports/metrics.parquet`, with
 the change against the previous month and the target status the page recorded), the alerts the executive
 summary of the latest run showed, and the reports to attach."""
+
 from __future__ import annotations
 
 import html
@@ -78,8 +79,9 @@ def headline_metrics() -> list[str]:
     """The index's headline: north-star, then core metrics, in registry order."""
     from ..metrics import METRICS
 
-    return ([n for n, m in METRICS.items() if m.level == "north_star"]
-            + [n for n, m in METRICS.items() if m.level == "core"])
+    return [n for n, m in METRICS.items() if m.level == "north_star"] + [
+        n for n, m in METRICS.items() if m.level == "core"
+    ]
 
 
 def read_summary(reports: Path, month: str, recipients: RecipientList) -> MonthSummary:
@@ -92,15 +94,21 @@ def read_summary(reports: Path, month: str, recipients: RecipientList) -> MonthS
     have = {r["segment"] for run in runs for r in run["results"]}
     missing = [s for s in recipients.segments if s not in have]
     if missing:
-        raise ParameterError(f"The runs of {month} have no page for segment(s) {', '.join(missing)} "
-                             f"(they have {', '.join(sorted(have))}): run `saaskpi snapshot --month {month} "
-                             f"--segments {','.join(missing)}`.")
+        raise ParameterError(
+            f"The runs of {month} have no page for segment(s) {', '.join(missing)} "
+            f"(they have {', '.join(sorted(have))}): run `saaskpi snapshot --month {month} "
+            f"--segments {','.join(missing)}`."
+        )
     names = recipients.metrics or headline_metrics()
     known = params.segment_names()
     out = []
     for seg in recipients.segments:
-        summary = SegmentSummary(seg, params.segment(seg).label if seg in known else seg,
-                                 _kpis(store, seg, month, names), pages=_latest_pages(runs, seg))
+        summary = SegmentSummary(
+            seg,
+            params.segment(seg).label if seg in known else seg,
+            _kpis(store, seg, month, names),
+            pages=_latest_pages(runs, seg),
+        )
         if EXECUTIVE_SUMMARY in summary.pages:
             summary.alerts = read_alerts(summary.pages[EXECUTIVE_SUMMARY].html.with_suffix(".ipynb"))
         out.append(summary)

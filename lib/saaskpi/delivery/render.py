@@ -1,5 +1,6 @@
 """The message in its three forms (HTML e-mail, plain text, Slack Block Kit) and the PDF of a report (headless
 Chromium printing the executed HTML report, with a cover of the headline KPIs and print CSS)."""
+
 from __future__ import annotations
 
 import os
@@ -60,8 +61,16 @@ def report_link(base: str, summary: MonthSummary, page: str = "index.html") -> s
 def kpi_table(summary: MonthSummary, compact: bool = False) -> Markup:
     """Each segment's KPIs and alerts as an HTML table (inline styles: mail clients drop style sheets); compact
     (no segment heading, small type) fits the PDF's cover page."""
-    return Markup(KPI_TABLE.render(summary=summary, muted=MUTED, status=STATUS, headings=not compact,
-                                   size=11 if compact else 13, pad=2 if compact else 4))
+    return Markup(
+        KPI_TABLE.render(
+            summary=summary,
+            muted=MUTED,
+            status=STATUS,
+            headings=not compact,
+            size=11 if compact else 13,
+            pad=2 if compact else 4,
+        )
+    )
 
 
 def subject(summary: MonthSummary) -> str:
@@ -72,13 +81,21 @@ def subject(summary: MonthSummary) -> str:
 
 
 def email_html(summary: MonthSummary, base_url: str, attached: bool) -> str:
-    return EMAIL.render(summary=summary, table=kpi_table(summary), link=report_link(base_url, summary),
-                        attached=attached, font=FONT, ink=INK, muted=MUTED)
+    return EMAIL.render(
+        summary=summary,
+        table=kpi_table(summary),
+        link=report_link(base_url, summary),
+        attached=attached,
+        font=FONT,
+        ink=INK,
+        muted=MUTED,
+    )
 
 
 def _segment_lines(seg: SegmentSummary) -> list[str]:
-    lines = [f"{k.label}: {k.value_text} ({k.change_text}{'' if k.status == 'n/a' else ', ' + k.status})"
-             for k in seg.kpis]
+    lines = [
+        f"{k.label}: {k.value_text} ({k.change_text}{'' if k.status == 'n/a' else ', ' + k.status})" for k in seg.kpis
+    ]
     if seg.alerts:
         lines += ["Alerts:"] + [f"- {a}" for a in seg.alerts]
     elif seg.alerts is not None:
@@ -108,7 +125,7 @@ def slack_blocks(summary: MonthSummary, base_url: str) -> dict:
             lines += [":warning: " + _mrkdwn(a) for a in seg.alerts]
         text = "\n".join(lines)
         if len(text) > SLACK_TEXT_LIMIT:
-            text = text[:SLACK_TEXT_LIMIT - 1] + "…"
+            text = text[: SLACK_TEXT_LIMIT - 1] + "…"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
     link = report_link(base_url, summary)
     if link:
@@ -142,10 +159,12 @@ PRINT_CSS = """<style id="saaskpi-print">
 def cover_html(summary: MonthSummary, segment: SegmentSummary, link: str) -> str:
     one = MonthSummary(summary.month, [segment], summary.run_ids)
     see = f'<p style="color:{MUTED}">Reports: {link}</p>' if link else ""
-    return (f'<section class="saaskpi-cover" style="font-family:{FONT};color:{INK};padding:8px">'
-            f'<h1 style="font-size:22px">{summary.title}: {segment.label}</h1>'
-            f'<p style="color:{MUTED}">Headline KPIs of the month\'s latest run; change against the previous month, '
-            f"status against target. The report follows.</p>{kpi_table(one, compact=True)}{see}</section>")
+    return (
+        f'<section class="saaskpi-cover" style="font-family:{FONT};color:{INK};padding:8px">'
+        f'<h1 style="font-size:22px">{summary.title}: {segment.label}</h1>'
+        f'<p style="color:{MUTED}">Headline KPIs of the month\'s latest run; change against the previous month, '
+        f"status against target. The report follows.</p>{kpi_table(one, compact=True)}{see}</section>"
+    )
 
 
 def printable(report: Path, cover: str) -> str:
@@ -162,8 +181,10 @@ def chromium() -> str:
     """Debian's Chromium (or $SAASKPI_CHROMIUM); its absence is a DeliveryError saying how to install it."""
     path = os.environ.get(CHROMIUM_ENV) or shutil.which("chromium") or shutil.which("chromium-browser")
     if not path or not Path(path).exists():
-        raise DeliveryError("The PDF needs headless Chromium, which is not installed: `apt-get install chromium` "
-                            f"(Debian's package), or point {CHROMIUM_ENV} at a Chromium binary.")
+        raise DeliveryError(
+            "The PDF needs headless Chromium, which is not installed: `apt-get install chromium` "
+            f"(Debian's package), or point {CHROMIUM_ENV} at a Chromium binary."
+        )
     return path
 
 
@@ -175,10 +196,22 @@ def print_pdf(page_html: str, out: Path, timeout: float = 120) -> Path:
     with tempfile.TemporaryDirectory(prefix="saaskpi-pdf-") as tmp:
         source, target = Path(tmp) / "page.html", Path(tmp) / "page.pdf"
         source.write_text(page_html)
-        cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp}/profile", "--no-pdf-header-footer", "--virtual-time-budget=2000",
-               f"--print-to-pdf={target}", source.as_uri()]
+        cmd = [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp}/profile",
+            "--no-pdf-header-footer",
+            "--virtual-time-budget=2000",
+            f"--print-to-pdf={target}",
+            source.as_uri(),
+        ]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:

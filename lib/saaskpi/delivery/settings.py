@@ -1,6 +1,7 @@
 """`parameters/delivery.yaml`: the recipient lists, the SMTP server, retries. Secrets are never in the file: it
 names the environment variables that hold them (the SMTP password, each list's Slack webhook URL), and
 `secrets()` reads them all before anything is sent."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -41,8 +42,10 @@ class Smtp(_Strict):
     @model_validator(mode="after")
     def _plain_only_on_loopback(self):
         if self.security == "plain" and not is_loopback(self.host):
-            raise ValueError(f"security: plain sends the message unencrypted; it is allowed only to a loopback host "
-                             f"(127.0.0.1, ::1, localhost), not {self.host!r}: use starttls or tls")
+            raise ValueError(
+                f"security: plain sends the message unencrypted; it is allowed only to a loopback host "
+                f"(127.0.0.1, ::1, localhost), not {self.host!r}: use starttls or tls"
+            )
         if self.ca_file and not Path(self.ca_file).is_file():
             raise ValueError(f"ca_file {self.ca_file!r} is not a file")
         if self.user and not self.password_env:
@@ -126,8 +129,10 @@ def load(path: Path = DELIVERY_FILE) -> DeliverySettings:
     try:
         settings = DeliverySettings.model_validate(read_yaml(path) or {})
     except ValidationError as err:
-        lines = [f"  {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg'].removeprefix('Value error, ')}"
-                 for e in err.errors()]
+        lines = [
+            f"  {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()
+        ]
         raise ParameterError(f"{path.name} has {len(lines)} problem(s):\n" + "\n".join(lines)) from None
     from .. import params
     from ..metrics import METRICS
@@ -135,10 +140,14 @@ def load(path: Path = DELIVERY_FILE) -> DeliverySettings:
     known = params.segment_names()
     problems = []
     for name, lst in settings.lists.items():
-        problems += [f"  lists.{name}.segments: unknown segment {s!r} (parameters/segments/: {', '.join(known)})"
-                     for s in lst.segments if s not in known]
-        problems += [f"  lists.{name}.metrics: unknown metric {m!r} (docs/metrics.md)" for m in lst.metrics
-                     if m not in METRICS]
+        problems += [
+            f"  lists.{name}.segments: unknown segment {s!r} (parameters/segments/: {', '.join(known)})"
+            for s in lst.segments
+            if s not in known
+        ]
+        problems += [
+            f"  lists.{name}.metrics: unknown metric {m!r} (docs/metrics.md)" for m in lst.metrics if m not in METRICS
+        ]
     if problems:
         raise ParameterError(f"{path.name} has {len(problems)} problem(s):\n" + "\n".join(problems))
     return settings
@@ -154,8 +163,13 @@ def secrets(settings: DeliverySettings, names: list[str]) -> dict[str, str]:
     for name, lst in zip(names, lists):
         if lst.slack_webhook_env:
             wanted.setdefault(lst.slack_webhook_env, f"lists.{name}.slack_webhook_env")
-    missing = [f"  {var} (named by {where} in delivery.yaml)" for var, where in wanted.items() if not os.environ.get(var)]
+    missing = [
+        f"  {var} (named by {where} in delivery.yaml)" for var, where in wanted.items() if not os.environ.get(var)
+    ]
     if missing:
-        raise ParameterError("Nothing was sent: these environment variables are not set:\n" + "\n".join(missing)
-                             + "\nSet them in the job's environment (docs/scheduling.md), never in the file.")
+        raise ParameterError(
+            "Nothing was sent: these environment variables are not set:\n"
+            + "\n".join(missing)
+            + "\nSet them in the job's environment (docs/scheduling.md), never in the file."
+        )
     return {var: os.environ[var] for var in wanted}

@@ -3,6 +3,7 @@
 Same seed and scale -> byte-identical files. The folder is built beside `out_dir` and renamed into
 place only when complete, so an interrupted run never leaves a half-written demo.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,33 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from .. import paths
-from .activity import EVENT_SCHEMA, funnel_frames, invoices_frame, spend_frame, success_frames, usage_batches, users_frame
-from .company import (account_lives, accounts_frame, fx_rates, period_months, simulate_subscriptions,
-                      subscriptions_frame, team)
-from .config import CURRENCIES, DIRECT_PAYBACK_MONTHS, UNIT_ECONOMICS_VERDICTS, GROSS_MARGIN, SCALES, SEGMENTS, DemoScale
+from .activity import (
+    EVENT_SCHEMA,
+    funnel_frames,
+    invoices_frame,
+    spend_frame,
+    success_frames,
+    usage_batches,
+    users_frame,
+)
+from .company import (
+    account_lives,
+    accounts_frame,
+    fx_rates,
+    period_months,
+    simulate_subscriptions,
+    subscriptions_frame,
+    team,
+)
+from .config import (
+    CURRENCIES,
+    DIRECT_PAYBACK_MONTHS,
+    GROSS_MARGIN,
+    SCALES,
+    SEGMENTS,
+    UNIT_ECONOMICS_VERDICTS,
+    DemoScale,
+)
 
 __all__ = ["DemoScale", "SCALES", "generate"]
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
@@ -29,7 +53,9 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     out = frame.copy()
     for col in out.columns:
         s = out[col]
-        if pd.api.types.is_datetime64_any_dtype(s) or (s.dtype == object and s.map(lambda v: isinstance(v, pd.Timestamp)).any()):
+        if pd.api.types.is_datetime64_any_dtype(s) or (
+            s.dtype == object and s.map(lambda v: isinstance(v, pd.Timestamp)).any()
+        ):
             ts = pd.to_datetime(s)
             if ts.dt.tz is not None:
                 ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -45,8 +71,9 @@ def _latest_rates(fx: pd.DataFrame) -> dict[str, float]:
 def _first_mrr(accounts: pd.DataFrame, subs: pd.DataFrame, fx: pd.DataFrame) -> pd.DataFrame:
     """Each account's first subscription: its month and monthly value in USD, with segment and channel."""
     first = subs.sort_values(["start_date", "subscription_id"]).groupby("account_id", as_index=False).first()
-    first["mrr"] = (first.amount / first.billing_period_months * (1 - first.discount_pct)
-                    * first.currency.map(_latest_rates(fx)))
+    first["mrr"] = (
+        first.amount / first.billing_period_months * (1 - first.discount_pct) * first.currency.map(_latest_rates(fx))
+    )
     first["month"] = pd.to_datetime(first.start_date).dt.to_period("M")
     acc = accounts[["account_id", "segment", "acquisition_channel"]].rename(columns={"acquisition_channel": "channel"})
     return first[["account_id", "month", "mrr"]].merge(acc, on="account_id")
@@ -89,14 +116,28 @@ def generate(out_dir: Path | str, *, scale: str | DemoScale = "default", seed: i
     steps.update()
     tickets, nps, touches = success_frames(lives, users, rng[5], sc)
     invoices = invoices_frame(subs, lives, rng[6], sc)
-    spend = spend_frame(_first_mrr(accounts, subs, fx), _monthly_revenue(subs, fx, period_months(sc)), staff, rng[7], sc)
+    spend = spend_frame(
+        _first_mrr(accounts, subs, fx), _monthly_revenue(subs, fx, period_months(sc)), staff, rng[7], sc
+    )
     steps.update()
 
     tmp = Path(tempfile.mkdtemp(prefix=f"{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        tables = {"accounts": accounts, "subscriptions": subs, "fx_rates": fx, "web_traffic": web, "leads": leads,
-                  "opportunities": opps, "users": users, "support_tickets": tickets, "nps_responses": nps,
-                  "cs_touchpoints": touches, "team": staff, "spend": spend, "invoices": invoices}
+        tables = {
+            "accounts": accounts,
+            "subscriptions": subs,
+            "fx_rates": fx,
+            "web_traffic": web,
+            "leads": leads,
+            "opportunities": opps,
+            "users": users,
+            "support_tickets": tickets,
+            "nps_responses": nps,
+            "cs_touchpoints": touches,
+            "team": staff,
+            "spend": spend,
+            "invoices": invoices,
+        }
         for name, frame in tables.items():
             _write_csv(frame, tmp / f"{name}.csv")
         steps.update()
@@ -129,17 +170,20 @@ def ground_truth(sc: DemoScale, seed: int, counts: dict[str, int], lives) -> dic
         "direct_payback_months": DIRECT_PAYBACK_MONTHS,
         "unit_economics_verdicts": UNIT_ECONOMICS_VERDICTS,
         "engagement": "each account has a latent engagement e ~ Beta(2.2, 2.2); its churn hazard is "
-                      "segment hazard x (1.6 - 1.2 e); usage, NPS, CSAT and sentiment rise with e, tickets fall",
-        "segments": {s.name: {
-            "monthly_logo_churn_hazard": s.monthly_churn_hazard,
-            "expansion_probability": s.expansion_probability,
-            "contraction_probability": s.contraction_probability,
-            "price_per_seat_usd": s.price_per_seat,
-            "typical_seats": list(s.seats),
-            "annual_contract_share": s.annual_share,
-            "sales_cycle_median_days": s.sales_cycle_median_days,
-            "lead_to_pql_rate": s.lead_to_pql_rate,
-            "pql_to_customer_rate": s.pql_to_customer_rate,
-            "accounts": sum(1 for a in lives if a.segment.name == s.name),
-        } for s in SEGMENTS},
+        "segment hazard x (1.6 - 1.2 e); usage, NPS, CSAT and sentiment rise with e, tickets fall",
+        "segments": {
+            s.name: {
+                "monthly_logo_churn_hazard": s.monthly_churn_hazard,
+                "expansion_probability": s.expansion_probability,
+                "contraction_probability": s.contraction_probability,
+                "price_per_seat_usd": s.price_per_seat,
+                "typical_seats": list(s.seats),
+                "annual_contract_share": s.annual_share,
+                "sales_cycle_median_days": s.sales_cycle_median_days,
+                "lead_to_pql_rate": s.lead_to_pql_rate,
+                "pql_to_customer_rate": s.pql_to_customer_rate,
+                "accounts": sum(1 for a in lives if a.segment.name == s.name),
+            }
+            for s in SEGMENTS
+        },
     }

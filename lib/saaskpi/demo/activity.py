@@ -1,19 +1,36 @@
 """What the demo company's customers do: users and usage, the funnel before them, support, NPS,
 CS touchpoints, invoices and spend. Everything is driven by each account's simulated life."""
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from .company import AccountLife, period_months
-from .config import (BRAND_SPEND_RANGE, CHANNELS, DIRECT_PAYBACK_MONTHS, FEATURE_DIFFICULTY, FEATURE_WEIGHTS, FEATURES,
-                     GROSS_MARGIN, SEGMENTS, DemoScale)
+from .config import (
+    BRAND_SPEND_RANGE,
+    CHANNELS,
+    DIRECT_PAYBACK_MONTHS,
+    FEATURE_DIFFICULTY,
+    FEATURE_WEIGHTS,
+    FEATURES,
+    GROSS_MARGIN,
+    SEGMENTS,
+    DemoScale,
+)
 
-EVENT_SCHEMA = pa.schema([("event_time", pa.timestamp("us", tz="UTC")), ("user_id", pa.string()),
-                          ("account_id", pa.string()), ("feature", pa.string()), ("duration_seconds", pa.int64())])
+EVENT_SCHEMA = pa.schema(
+    [
+        ("event_time", pa.timestamp("us", tz="UTC")),
+        ("user_id", pa.string()),
+        ("account_id", pa.string()),
+        ("feature", pa.string()),
+        ("duration_seconds", pa.int64()),
+    ]
+)
 
 
 def users_frame(lives: list[AccountLife], rng: np.random.Generator, scale: DemoScale) -> pd.DataFrame:
@@ -29,17 +46,23 @@ def users_frame(lives: list[AccountLife], rng: np.random.Generator, scale: DemoS
         for j in range(count):
             n += 1
             uid = f"U{n:07d}"
-            created = first + pd.Timedelta(days=int(rng.exponential(20 + 40 * j / count)), seconds=int(rng.integers(28800, 68400)))
-            activated = created + pd.Timedelta(hours=float(rng.exponential(30 / (0.3 + a.engagement)))) \
-                if rng.random() < 0.6 + 0.35 * a.engagement else None
+            created = first + pd.Timedelta(
+                days=int(rng.exponential(20 + 40 * j / count)), seconds=int(rng.integers(28800, 68400))
+            )
+            activated = (
+                created + pd.Timedelta(hours=float(rng.exponential(30 / (0.3 + a.engagement))))
+                if rng.random() < 0.6 + 0.35 * a.engagement
+                else None
+            )
             referred = ids[int(rng.integers(0, len(ids)))] if ids and rng.random() < 0.04 else None
             rows.append((uid, a.account_id, created, activated, referred))
             ids.append(uid)
     return pd.DataFrame(rows, columns=["user_id", "account_id", "created_at", "activated_at", "referred_by"])
 
 
-def usage_batches(lives: list[AccountLife], users: pd.DataFrame, rng: np.random.Generator,
-                  scale: DemoScale) -> Iterator[pa.Table]:
+def usage_batches(
+    lives: list[AccountLife], users: pd.DataFrame, rng: np.random.Generator, scale: DemoScale
+) -> Iterator[pa.Table]:
     """Usage events, one Arrow table per chunk of accounts, each sorted by event time and user."""
     end = period_months(scale)[-1].end_time.normalize()
     by_account = {k: g for k, g in users.groupby("account_id", sort=False)}
@@ -58,8 +81,14 @@ def usage_batches(lives: list[AccountLife], users: pd.DataFrame, rng: np.random.
             batch = []
 
 
-def _account_events(a: AccountLife, users: pd.DataFrame, rng: np.random.Generator, scale: DemoScale,
-                    end: pd.Timestamp, weights: np.ndarray) -> pd.DataFrame:
+def _account_events(
+    a: AccountLife,
+    users: pd.DataFrame,
+    rng: np.random.Generator,
+    scale: DemoScale,
+    end: pd.Timestamp,
+    weights: np.ndarray,
+) -> pd.DataFrame:
     """Events of one account: a user is active in a month with probability 0.45 + 0.55 e and on a day of it with
     probability 0.12 + 0.55 e (less at weekends), e the account's engagement that day; an event's feature is
     drawn among the features the account uses then (FEATURE_DIFFICULTY), weighted by FEATURE_WEIGHTS."""
@@ -93,13 +122,17 @@ def _account_events(a: AccountLife, users: pd.DataFrame, rng: np.random.Generato
         w = usable[d_rep] * weights[None, :]
         cum = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
         feature = np.minimum((rng.random(len(d_rep))[:, None] > cum).sum(axis=1), len(FEATURES) - 1)
-        frames.append(pd.DataFrame({
-            "event_time": (days.to_numpy()[d_rep] + seconds.astype("timedelta64[s]")),
-            "user_id": users.user_id.to_numpy()[u_rep],
-            "account_id": a.account_id,
-            "feature": np.asarray(FEATURES)[feature],
-            "duration_seconds": rng.exponential(90 + 120 * e[d_rep]).astype("int64"),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "event_time": (days.to_numpy()[d_rep] + seconds.astype("timedelta64[s]")),
+                    "user_id": users.user_id.to_numpy()[u_rep],
+                    "account_id": a.account_id,
+                    "feature": np.asarray(FEATURES)[feature],
+                    "duration_seconds": rng.exponential(90 + 120 * e[d_rep]).astype("int64"),
+                }
+            )
+        )
     if not frames:
         return pd.DataFrame({c: [] for c in EVENT_SCHEMA.names})
     out = pd.concat(frames, ignore_index=True)
@@ -107,8 +140,9 @@ def _account_events(a: AccountLife, users: pd.DataFrame, rng: np.random.Generato
     return out
 
 
-def funnel_frames(lives: list[AccountLife], rng: np.random.Generator, scale: DemoScale,
-                  aes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def funnel_frames(
+    lives: list[AccountLife], rng: np.random.Generator, scale: DemoScale, aes: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Web traffic, leads (signups, PQLs, conversions) and sales opportunities."""
     months = period_months(scale)
     first_day, last_day = months[0].start_time, months[-1].end_time.normalize()
@@ -135,10 +169,21 @@ def funnel_frames(lives: list[AccountLife], rng: np.random.Generator, scale: Dem
         lead_id = new_lead(created, a.channel, seg.name, pql, a.account_id, won)
         if seg.name != "smb":
             n_opp += 1
-            first_year = sum(s["amount"] / s["billing_period_months"] * 12 * (1 - s["discount_pct"])
-                             for s in a.subscriptions[:1])
-            opps.append((f"O{n_opp:06d}", lead_id, a.account_id, ae_by_segment[seg.name][n_opp % len(ae_by_segment[seg.name])],
-                         won - pd.Timedelta(days=cycle), won + pd.Timedelta(hours=12), "won", round(first_year, 2)))
+            first_year = sum(
+                s["amount"] / s["billing_period_months"] * 12 * (1 - s["discount_pct"]) for s in a.subscriptions[:1]
+            )
+            opps.append(
+                (
+                    f"O{n_opp:06d}",
+                    lead_id,
+                    a.account_id,
+                    ae_by_segment[seg.name][n_opp % len(ae_by_segment[seg.name])],
+                    won - pd.Timedelta(days=cycle),
+                    won + pd.Timedelta(hours=12),
+                    "won",
+                    round(first_year, 2),
+                )
+            )
     # Leads of the last months whose customers would sign after the period end are missing above:
     # add them as pending leads (PQL and an open opportunity where those dates fall in the period),
     # up to the count of the segment's last three months whose sales cycles are complete.
@@ -149,21 +194,32 @@ def funnel_frames(lives: list[AccountLife], rng: np.random.Generator, scale: Dem
         if not complete:
             continue
         expected = np.mean([counts.get((seg.name, m), 0) for m in complete[-3:]])
-        for month in months[len(complete):]:
+        for month in months[len(complete) :]:
             for _ in range(max(0, rng.poisson(expected) - int(counts.get((seg.name, month), 0)))):
                 created = month.start_time + pd.Timedelta(seconds=int(rng.integers(0, 28 * 86400)))
                 cycle = pd.Timedelta(days=max(1, int(rng.lognormal(np.log(seg.sales_cycle_median_days), 0.35))))
                 pql = created + cycle * rng.uniform(0.2, 0.7)
                 pql = pql if pql <= last_day else None
-                lead_id = new_lead(created, CHANNELS[rng.choice(len(CHANNELS), p=seg.channel_mix)], seg.name, pql,
-                                   None, None)
+                lead_id = new_lead(
+                    created, CHANNELS[rng.choice(len(CHANNELS), p=seg.channel_mix)], seg.name, pql, None, None
+                )
                 opened = created + pd.Timedelta(days=int(rng.integers(1, 10)))
                 if seg.name != "smb" and opened <= last_day:
                     n_opp += 1
                     stage = str(rng.choice(["prospecting", "discovery", "proposal", "negotiation"]))
                     value = float(rng.integers(*seg.seats)) * seg.price_per_seat * 12
-                    opps.append((f"O{n_opp:06d}", lead_id, None, ae_by_segment[seg.name][n_opp % len(ae_by_segment[seg.name])],
-                                 opened, None, stage, round(value, 2)))
+                    opps.append(
+                        (
+                            f"O{n_opp:06d}",
+                            lead_id,
+                            None,
+                            ae_by_segment[seg.name][n_opp % len(ae_by_segment[seg.name])],
+                            opened,
+                            None,
+                            stage,
+                            round(value, 2),
+                        )
+                    )
             counts[(seg.name, month)] = max(expected, counts.get((seg.name, month), 0))
     # leads that did not become customers, in the right proportion per segment and month
     for (segment, month), won_count in sorted(counts.items()):
@@ -179,24 +235,48 @@ def funnel_frames(lives: list[AccountLife], rng: np.random.Generator, scale: Dem
                 n_opp += 1
                 opened = pql + pd.Timedelta(days=2)
                 closed = opened + pd.Timedelta(days=int(rng.lognormal(np.log(seg.sales_cycle_median_days), 0.4)))
-                stage, closed_at = ("lost", closed) if closed <= last_day else (
-                    str(rng.choice(["prospecting", "discovery", "proposal", "negotiation"])), None)
+                stage, closed_at = (
+                    ("lost", closed)
+                    if closed <= last_day
+                    else (str(rng.choice(["prospecting", "discovery", "proposal", "negotiation"])), None)
+                )
                 value = float(rng.integers(*seg.seats)) * seg.price_per_seat * 12
-                opps.append((f"O{n_opp:06d}", lead_id, None, ae_by_segment[segment][n_opp % len(ae_by_segment[segment])],
-                             opened, closed_at, stage, round(value, 2)))
-    lead_df = pd.DataFrame(leads, columns=["lead_id", "created_at", "channel", "segment", "pql_at", "account_id",
-                                           "converted_at"]).sort_values(["created_at", "lead_id"])
-    opp_df = pd.DataFrame(opps, columns=["opportunity_id", "lead_id", "account_id", "owner_id", "created_at", "closed_at",
-                                         "stage", "amount"])
+                opps.append(
+                    (
+                        f"O{n_opp:06d}",
+                        lead_id,
+                        None,
+                        ae_by_segment[segment][n_opp % len(ae_by_segment[segment])],
+                        opened,
+                        closed_at,
+                        stage,
+                        round(value, 2),
+                    )
+                )
+    lead_df = pd.DataFrame(
+        leads, columns=["lead_id", "created_at", "channel", "segment", "pql_at", "account_id", "converted_at"]
+    ).sort_values(["created_at", "lead_id"])
+    opp_df = pd.DataFrame(
+        opps,
+        columns=["opportunity_id", "lead_id", "account_id", "owner_id", "created_at", "closed_at", "stage", "amount"],
+    )
     signups = lead_df.assign(month=lead_df.created_at.dt.to_period("M")).groupby(["month", "channel"]).size()
-    traffic = [(m.start_time.date(), ch, int(signups.get((m, ch), 0) / rng.uniform(0.015, 0.035)) + int(rng.integers(50, 400)))
-               for m in months for ch in CHANNELS]
+    traffic = [
+        (m.start_time.date(), ch, int(signups.get((m, ch), 0) / rng.uniform(0.015, 0.035)) + int(rng.integers(50, 400)))
+        for m in months
+        for ch in CHANNELS
+    ]
     web = pd.DataFrame(traffic, columns=["month", "channel", "unique_visitors"])
-    return web, lead_df.sort_values("lead_id").reset_index(drop=True), opp_df.sort_values("opportunity_id").reset_index(drop=True)
+    return (
+        web,
+        lead_df.sort_values("lead_id").reset_index(drop=True),
+        opp_df.sort_values("opportunity_id").reset_index(drop=True),
+    )
 
 
-def success_frames(lives: list[AccountLife], users: pd.DataFrame, rng: np.random.Generator,
-                   scale: DemoScale) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def success_frames(
+    lives: list[AccountLife], users: pd.DataFrame, rng: np.random.Generator, scale: DemoScale
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Support tickets, NPS answers and CS touchpoints, all worse for less engaged accounts."""
     end = period_months(scale)[-1].end_time
     sla_hours = {"low": 72, "normal": 24, "high": 8, "urgent": 2}
@@ -208,33 +288,67 @@ def success_frames(lives: list[AccountLife], users: pd.DataFrame, rng: np.random
             months = max(1, int((stop - start).days / 30))
             size = min(a.seats, a.segment.user_cap) ** 0.5
             for _ in range(rng.poisson(months * 0.25 * size * (1.6 - a.engagement))):
-                created = start + pd.Timedelta(seconds=int(rng.integers(0, max(1, int((stop - start).total_seconds())))))
+                created = start + pd.Timedelta(
+                    seconds=int(rng.integers(0, max(1, int((stop - start).total_seconds()))))
+                )
                 e = float(a.engagement_on([created])[0])
                 prio = str(rng.choice(list(sla_hours), p=[0.3, 0.45, 0.2, 0.05]))
                 first = created + pd.Timedelta(hours=float(rng.exponential(sla_hours[prio] * (1.3 - 0.6 * e))))
                 resolved = first + pd.Timedelta(hours=float(rng.exponential(sla_hours[prio] * 2)))
                 resolved = resolved if resolved < end else None
                 contacts = 1 + int(rng.poisson(0.8 * (1.4 - e)))
-                csat = int(np.clip(round(rng.normal(2.6 + 2.2 * e, 0.9)), 1, 5)) if resolved is not None and rng.random() < 0.6 else None
+                csat = (
+                    int(np.clip(round(rng.normal(2.6 + 2.2 * e, 0.9)), 1, 5))
+                    if resolved is not None and rng.random() < 0.6
+                    else None
+                )
                 tickets.append((a.account_id, created, prio, first if first < end else None, resolved, contacts, csat))
             for q in pd.date_range(start, stop, freq="QS"):
-                for uid in rng.choice(users_of.get(a.account_id, ["-"]), size=min(3, len(users_of.get(a.account_id, []))), replace=False) if a.account_id in users_of else []:
+                for uid in (
+                    rng.choice(
+                        users_of.get(a.account_id, ["-"]),
+                        size=min(3, len(users_of.get(a.account_id, []))),
+                        replace=False,
+                    )
+                    if a.account_id in users_of
+                    else []
+                ):
                     if rng.random() < 0.35:
                         when = q + pd.Timedelta(days=int(rng.integers(0, 20)), hours=10)
-                        score = int(np.clip(round(rng.normal(3.5 + 6.5 * float(a.engagement_on([when])[0]), 1.8)), 0, 10))
+                        score = int(
+                            np.clip(round(rng.normal(3.5 + 6.5 * float(a.engagement_on([when])[0]), 1.8)), 0, 10)
+                        )
                         nps.append((a.account_id, uid, when, score))
             if a.csm_id is not None:
                 rate = {"enterprise": 2.0, "mid_market": 0.9, "smb": 0.3}[a.segment.name]
                 for _ in range(rng.poisson(months * rate)):
-                    when = start + pd.Timedelta(seconds=int(rng.integers(0, max(1, int((stop - start).total_seconds())))))
-                    sentiment = rng.choice(["positive", "neutral", "negative"],
-                                           p=_sentiment_mix(float(a.engagement_on([when])[0])))
-                    touches.append((a.account_id, a.csm_id, when, str(rng.choice(["call", "meeting", "email", "qbr"], p=[0.35, 0.25, 0.3, 0.1])),
-                                    str(rng.choice(["sponsor", "decision_maker", "technical", "end_user"])), str(sentiment)))
-    t = pd.DataFrame(tickets, columns=["account_id", "created_at", "priority", "first_response_at", "resolved_at", "contacts", "csat"])
+                    when = start + pd.Timedelta(
+                        seconds=int(rng.integers(0, max(1, int((stop - start).total_seconds()))))
+                    )
+                    sentiment = rng.choice(
+                        ["positive", "neutral", "negative"], p=_sentiment_mix(float(a.engagement_on([when])[0]))
+                    )
+                    touches.append(
+                        (
+                            a.account_id,
+                            a.csm_id,
+                            when,
+                            str(rng.choice(["call", "meeting", "email", "qbr"], p=[0.35, 0.25, 0.3, 0.1])),
+                            str(rng.choice(["sponsor", "decision_maker", "technical", "end_user"])),
+                            str(sentiment),
+                        )
+                    )
+    t = pd.DataFrame(
+        tickets,
+        columns=["account_id", "created_at", "priority", "first_response_at", "resolved_at", "contacts", "csat"],
+    )
     t = t.sort_values(["created_at", "account_id"], kind="stable").reset_index(drop=True)
     t.insert(0, "ticket_id", [f"K{i:07d}" for i in range(1, len(t) + 1)])
-    n = pd.DataFrame(nps, columns=["account_id", "user_id", "responded_at", "score"]).sort_values(["responded_at", "user_id"], kind="stable").reset_index(drop=True)
+    n = (
+        pd.DataFrame(nps, columns=["account_id", "user_id", "responded_at", "score"])
+        .sort_values(["responded_at", "user_id"], kind="stable")
+        .reset_index(drop=True)
+    )
     n.insert(0, "response_id", [f"R{i:07d}" for i in range(1, len(n) + 1)])
     n = n[["response_id", "account_id", "user_id", "responded_at", "score"]]
     c = pd.DataFrame(touches, columns=["account_id", "csm_id", "occurred_at", "kind", "stakeholder_role", "sentiment"])
@@ -249,8 +363,9 @@ def _sentiment_mix(engagement: float) -> list[float]:
     return [pos, 1 - pos - neg, neg]
 
 
-def invoices_frame(subscriptions: pd.DataFrame, lives: list[AccountLife], rng: np.random.Generator,
-                   scale: DemoScale) -> pd.DataFrame:
+def invoices_frame(
+    subscriptions: pd.DataFrame, lives: list[AccountLife], rng: np.random.Generator, scale: DemoScale
+) -> pd.DataFrame:
     """One invoice per billing period of every subscription; less engaged accounts pay later."""
     end = period_months(scale)[-1].end_time.normalize()
     life = {a.account_id: a for a in lives}
@@ -262,28 +377,56 @@ def invoices_frame(subscriptions: pd.DataFrame, lives: list[AccountLife], rng: n
             due = issued + pd.Timedelta(days=30)
             e = float(life[s.account_id].engagement_on([issued])[0])
             late = rng.random() < 0.35 * (1 - e)
-            paid = due + pd.Timedelta(days=int(rng.integers(1, 60))) if late else issued + pd.Timedelta(days=int(rng.integers(0, 30)))
-            rows.append((s.account_id, s.subscription_id, issued.date(), due.date(), paid.date() if paid <= end else None,
-                         round(s.amount * (1 - s.discount_pct), 2), s.currency))
+            paid = (
+                due + pd.Timedelta(days=int(rng.integers(1, 60)))
+                if late
+                else issued + pd.Timedelta(days=int(rng.integers(0, 30)))
+            )
+            rows.append(
+                (
+                    s.account_id,
+                    s.subscription_id,
+                    issued.date(),
+                    due.date(),
+                    paid.date() if paid <= end else None,
+                    round(s.amount * (1 - s.discount_pct), 2),
+                    s.currency,
+                )
+            )
             issued = issued + pd.DateOffset(months=int(s.billing_period_months))
-    out = pd.DataFrame(rows, columns=["account_id", "subscription_id", "issued_at", "due_date", "paid_at", "amount", "currency"])
+    out = pd.DataFrame(
+        rows, columns=["account_id", "subscription_id", "issued_at", "due_date", "paid_at", "amount", "currency"]
+    )
     out = out.sort_values(["issued_at", "subscription_id"], kind="stable").reset_index(drop=True)
     out.insert(0, "invoice_id", [f"I{i:07d}" for i in range(1, len(out) + 1)])
     return out
 
 
-CS_PROGRAM_COSTS = (("tools", 1500.0, 0.01), ("training", 600.0, 0.004), ("programs", 0.0, 0.01))  # fixed + share of MRR
+CS_PROGRAM_COSTS = (
+    ("tools", 1500.0, 0.01),
+    ("training", 600.0, 0.004),
+    ("programs", 0.0, 0.01),
+)  # fixed + share of MRR
 
 
-def spend_frame(first_mrr: pd.DataFrame, subscriptions_mrr: pd.Series, team: pd.DataFrame, rng: np.random.Generator,
-                scale: DemoScale) -> pd.DataFrame:
+def spend_frame(
+    first_mrr: pd.DataFrame,
+    subscriptions_mrr: pd.Series,
+    team: pd.DataFrame,
+    rng: np.random.Generator,
+    scale: DemoScale,
+) -> pd.DataFrame:
     """Monthly spend: marketing and sales per segment and channel (each new customer costs its pair's
     DIRECT_PAYBACK_MONTHS of first-month gross margin), untagged brand marketing, AE and CSM cost per segment,
     SDR cost split over the segments they prospect for, customer-success tools, training and programs, COGS, R&D, G&A. `first_mrr`: account_id, month
     (period of the first paying month), segment, channel, mrr (USD)."""
     rows: list[tuple] = []
-    direct = first_mrr.assign(cost=[DIRECT_PAYBACK_MONTHS[s][c] * m * GROSS_MARGIN
-                                    for s, c, m in zip(first_mrr.segment, first_mrr.channel, first_mrr.mrr)])
+    direct = first_mrr.assign(
+        cost=[
+            DIRECT_PAYBACK_MONTHS[s][c] * m * GROSS_MARGIN
+            for s, c, m in zip(first_mrr.segment, first_mrr.channel, first_mrr.mrr)
+        ]
+    )
     cost_by = direct.groupby(["month", "segment", "channel"]).cost.sum()
     for month in period_months(scale):
         day = month.start_time.date()
@@ -299,7 +442,9 @@ def spend_frame(first_mrr: pd.DataFrame, subscriptions_mrr: pd.Series, team: pd.
         active = team[(pd.to_datetime(team.start_date).dt.to_period("M") <= month)]
         for role, cat in (("csm", "customer_success"), ("ae", "sales")):
             for seg, cost in active[active.role == role].groupby("segment", sort=True).monthly_cost.sum().items():
-                rows.append((day, cat, round(float(cost), 2), None, seg, "salaries_and_benefits" if role == "csm" else None))
+                rows.append(
+                    (day, cat, round(float(cost), 2), None, seg, "salaries_and_benefits" if role == "csm" else None)
+                )
         for item, fixed, share in CS_PROGRAM_COSTS:  # untagged: the workbook splits them over segments by MRR
             rows.append((day, "customer_success", round(fixed + share * revenue, 2), None, None, item))
         sdr = float(active[active.role == "sdr"].monthly_cost.sum())

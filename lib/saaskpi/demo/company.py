@@ -1,4 +1,5 @@
 """Accounts, their subscriptions, the team and exchange rates: the demo company's revenue side."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,8 +7,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .config import (CHANNELS, CHURN_DECLINE_DAYS, CHURN_DECLINE_FLOOR, CURRENCIES, HAZARD_SLOPE, PERIOD_END, SEASONALITY,
-                     SEGMENTS, DemoScale, SegmentProfile)
+from .config import (
+    CHANNELS,
+    CHURN_DECLINE_DAYS,
+    CHURN_DECLINE_FLOOR,
+    CURRENCIES,
+    HAZARD_SLOPE,
+    PERIOD_END,
+    SEASONALITY,
+    SEGMENTS,
+    DemoScale,
+    SegmentProfile,
+)
 
 REGIONS = ("NA", "EMEA", "APAC")
 INDUSTRIES = ("software", "finance", "healthcare", "retail", "manufacturing", "education", "media")
@@ -63,18 +74,36 @@ def fx_rates(scale: DemoScale) -> pd.DataFrame:
 def team() -> pd.DataFrame:
     """CSMs, account executives, SDRs and managers with start dates, ramp and monthly cost."""
     rows = []
-    specs = [("csm", "enterprise", 3, 11000), ("csm", "mid_market", 4, 9000), ("csm", "smb", 1, 8000),
-             ("ae", "enterprise", 2, 16000), ("ae", "mid_market", 3, 12000), ("ae", "smb", 1, 9000),
-             ("sdr", None, 2, 6500), ("manager", None, 2, 17000)]
+    specs = [
+        ("csm", "enterprise", 3, 11000),
+        ("csm", "mid_market", 4, 9000),
+        ("csm", "smb", 1, 8000),
+        ("ae", "enterprise", 2, 16000),
+        ("ae", "mid_market", 3, 12000),
+        ("ae", "smb", 1, 9000),
+        ("sdr", None, 2, 6500),
+        ("manager", None, 2, 17000),
+    ]
     n = 0
     for role, segment, count, cost in specs:
         for j in range(count):
             n += 1
             start = pd.Timestamp("2023-06-01") + pd.DateOffset(months=5 * j)
-            rows.append((f"T{n:03d}", f"{role.upper()} {n}", role, segment, start.date(), None, 3 if role != "manager" else 0,
-                         float(cost)))
-    return pd.DataFrame(rows, columns=["member_id", "name", "role", "segment", "start_date", "end_date", "ramp_months",
-                                       "monthly_cost"])
+            rows.append(
+                (
+                    f"T{n:03d}",
+                    f"{role.upper()} {n}",
+                    role,
+                    segment,
+                    start.date(),
+                    None,
+                    3 if role != "manager" else 0,
+                    float(cost),
+                )
+            )
+    return pd.DataFrame(
+        rows, columns=["member_id", "name", "role", "segment", "start_date", "end_date", "ramp_months", "monthly_cost"]
+    )
 
 
 def _random_day(rng: np.random.Generator, month: pd.Period) -> pd.Timestamp:
@@ -90,15 +119,21 @@ def account_lives(rng: np.random.Generator, scale: DemoScale, csms: pd.DataFrame
     cur_shares = np.array([CURRENCIES[c][0] for c in cur_names])
     csm_by_segment = {s: csms[csms.segment == s].member_id.tolist() for s in ("smb", "mid_market", "enterprise")}
     for i, month in enumerate(months):
-        count = rng.poisson(scale.new_accounts_per_month * 1.03 ** i * SEASONALITY[month.month])
+        count = rng.poisson(scale.new_accounts_per_month * 1.03**i * SEASONALITY[month.month])
         for _ in range(count):
             n += 1
             seg = SEGMENTS[rng.choice(len(SEGMENTS), p=shares)]
             created = _random_day(rng, month) + pd.Timedelta(seconds=int(rng.integers(8 * 3600, 19 * 3600)))
             engagement = float(rng.beta(2.2, 2.2))
-            life = AccountLife(f"A{n:05d}", seg, created, CHANNELS[rng.choice(len(CHANNELS), p=seg.channel_mix)],
-                               cur_names[rng.choice(len(cur_names), p=cur_shares)], engagement,
-                               seg.monthly_churn_hazard * (1 + HAZARD_SLOPE * (0.5 - engagement)))
+            life = AccountLife(
+                f"A{n:05d}",
+                seg,
+                created,
+                CHANNELS[rng.choice(len(CHANNELS), p=seg.channel_mix)],
+                cur_names[rng.choice(len(cur_names), p=cur_shares)],
+                engagement,
+                seg.monthly_churn_hazard * (1 + HAZARD_SLOPE * (0.5 - engagement)),
+            )
             pool = csm_by_segment[seg.name]
             if seg.name != "smb" or rng.random() < 0.3:
                 life.csm_id = pool[n % len(pool)]
@@ -112,15 +147,25 @@ class _Book:
     def __init__(self, life: AccountLife, rng: np.random.Generator, counter: list[int], fx: dict[str, float]):
         self.life, self.rng, self.counter, self.fx = life, rng, counter, fx
 
-    def open(self, start: pd.Timestamp, seats: int, billing: int, plan: str, discount: float, share: float = 1.0) -> dict:
+    def open(
+        self, start: pd.Timestamp, seats: int, billing: int, plan: str, discount: float, share: float = 1.0
+    ) -> dict:
         self.counter[0] += 1
         seg = self.life.segment
         monthly_usd = seats * seg.price_per_seat * share
         amount = monthly_usd * billing / self.fx[self.life.currency]
-        sub = {"subscription_id": f"S{self.counter[0]:06d}", "account_id": self.life.account_id,
-               "start_date": start.normalize(), "end_date": None, "amount": round(amount, 2),
-               "billing_period_months": billing, "currency": self.life.currency, "seats": seats,
-               "discount_pct": round(discount, 2), "plan": plan}
+        sub = {
+            "subscription_id": f"S{self.counter[0]:06d}",
+            "account_id": self.life.account_id,
+            "start_date": start.normalize(),
+            "end_date": None,
+            "amount": round(amount, 2),
+            "billing_period_months": billing,
+            "currency": self.life.currency,
+            "seats": seats,
+            "discount_pct": round(discount, 2),
+            "plan": plan,
+        }
         self.life.subscriptions.append(sub)
         return sub
 
@@ -133,8 +178,9 @@ def _plan(seg: SegmentProfile) -> str:
     return {"smb": "starter", "mid_market": "growth", "enterprise": "enterprise"}[seg.name]
 
 
-def simulate_subscriptions(life: AccountLife, rng: np.random.Generator, scale: DemoScale, counter: list[int],
-                           fx: dict[str, float]) -> None:
+def simulate_subscriptions(
+    life: AccountLife, rng: np.random.Generator, scale: DemoScale, counter: list[int], fx: dict[str, float]
+) -> None:
     """The account's contract history: first deal, renewals, expansion, contraction, churn, reactivation, add-ons."""
     seg = life.segment
     months = period_months(scale)
@@ -194,16 +240,47 @@ def simulate_subscriptions(life: AccountLife, rng: np.random.Generator, scale: D
 
 def accounts_frame(lives: list[AccountLife], rng: np.random.Generator) -> pd.DataFrame:
     """The accounts table."""
-    rows = [(a.account_id, f"{a.segment.name.replace('_', ' ').title()} Co {a.account_id[1:]}", a.segment.name,
-             a.created, REGIONS[int(rng.integers(0, 3))], INDUSTRIES[int(rng.integers(0, len(INDUSTRIES)))],
-             a.channel, a.csm_id) for a in lives]
-    return pd.DataFrame(rows, columns=["account_id", "account_name", "segment", "created_at", "region", "industry",
-                                       "acquisition_channel", "csm_id"])
+    rows = [
+        (
+            a.account_id,
+            f"{a.segment.name.replace('_', ' ').title()} Co {a.account_id[1:]}",
+            a.segment.name,
+            a.created,
+            REGIONS[int(rng.integers(0, 3))],
+            INDUSTRIES[int(rng.integers(0, len(INDUSTRIES)))],
+            a.channel,
+            a.csm_id,
+        )
+        for a in lives
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "account_id",
+            "account_name",
+            "segment",
+            "created_at",
+            "region",
+            "industry",
+            "acquisition_channel",
+            "csm_id",
+        ],
+    )
 
 
 def subscriptions_frame(lives: list[AccountLife]) -> pd.DataFrame:
     """The subscriptions table."""
-    cols = ["subscription_id", "account_id", "start_date", "end_date", "amount", "billing_period_months", "currency",
-            "seats", "discount_pct", "plan"]
+    cols = [
+        "subscription_id",
+        "account_id",
+        "start_date",
+        "end_date",
+        "amount",
+        "billing_period_months",
+        "currency",
+        "seats",
+        "discount_pct",
+        "plan",
+    ]
     rows = [s for a in lives for s in a.subscriptions]
     return pd.DataFrame(rows, columns=cols).sort_values("subscription_id").reset_index(drop=True)

@@ -1,4 +1,5 @@
 """The demo company's configured behaviour: the ground truth the workbook's metrics must recover."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,12 +42,60 @@ class SegmentProfile:
 
 
 SEGMENTS = (
-    SegmentProfile("smb", 0.62, (2, 8), 29.0, 0.030, 0.15, 0.0, 0.020, 0.010, 0.20, (0.0, 0.0), 7, 0.30, 0.25, 8,
-                   (0.40, 0.35, 0.05, 0.10, 0.10)),
-    SegmentProfile("mid_market", 0.29, (20, 80), 45.0, 0.015, 0.60, 0.0, 0.030, 0.010, 0.12, (0.0, 0.15), 45, 0.35,
-                   0.30, 60, (0.25, 0.20, 0.25, 0.15, 0.15)),
-    SegmentProfile("enterprise", 0.09, (60, 200), 160.0, 0.006, 0.85, 0.25, 0.040, 0.008, 0.05, (0.10, 0.30), 120,
-                   0.40, 0.35, 150, (0.10, 0.05, 0.45, 0.15, 0.25)),
+    SegmentProfile(
+        "smb",
+        0.62,
+        (2, 8),
+        29.0,
+        0.030,
+        0.15,
+        0.0,
+        0.020,
+        0.010,
+        0.20,
+        (0.0, 0.0),
+        7,
+        0.30,
+        0.25,
+        8,
+        (0.40, 0.35, 0.05, 0.10, 0.10),
+    ),
+    SegmentProfile(
+        "mid_market",
+        0.29,
+        (20, 80),
+        45.0,
+        0.015,
+        0.60,
+        0.0,
+        0.030,
+        0.010,
+        0.12,
+        (0.0, 0.15),
+        45,
+        0.35,
+        0.30,
+        60,
+        (0.25, 0.20, 0.25, 0.15, 0.15),
+    ),
+    SegmentProfile(
+        "enterprise",
+        0.09,
+        (60, 200),
+        160.0,
+        0.006,
+        0.85,
+        0.25,
+        0.040,
+        0.008,
+        0.05,
+        (0.10, 0.30),
+        120,
+        0.40,
+        0.35,
+        150,
+        (0.10, 0.05, 0.45, 0.15, 0.25),
+    ),
 )
 CURRENCIES = {"USD": (0.85, 1.0), "EUR": (0.10, 1.08), "GBP": (0.05, 1.27)}  # share of accounts, start rate
 GROSS_MARGIN = 0.78  # COGS is 22 % of revenue
@@ -59,12 +108,27 @@ DIRECT_PAYBACK_MONTHS = {
     "enterprise": {"organic": 2.0, "paid_search": 3.0, "outbound": 6.0, "partner": 4.0, "events": 18.0},
 }
 UNIT_ECONOMICS_VERDICTS = {  # accelerate = LTV:CAC >= 3 and payback <= 12; fix payback = only LTV:CAC met
-    "smb": {"organic": "accelerate", "paid_search": "accelerate", "outbound": "rethink", "partner": "rethink",
-            "events": "rethink"},
-    "mid_market": {"organic": "accelerate", "paid_search": "accelerate", "outbound": "fix payback",
-                   "partner": "accelerate", "events": "rethink"},
-    "enterprise": {"organic": "accelerate", "paid_search": "accelerate", "outbound": "accelerate",
-                   "partner": "accelerate", "events": "fix payback"},
+    "smb": {
+        "organic": "accelerate",
+        "paid_search": "accelerate",
+        "outbound": "rethink",
+        "partner": "rethink",
+        "events": "rethink",
+    },
+    "mid_market": {
+        "organic": "accelerate",
+        "paid_search": "accelerate",
+        "outbound": "fix payback",
+        "partner": "accelerate",
+        "events": "rethink",
+    },
+    "enterprise": {
+        "organic": "accelerate",
+        "paid_search": "accelerate",
+        "outbound": "accelerate",
+        "partner": "accelerate",
+        "events": "fix payback",
+    },
 }
 BRAND_SPEND_RANGE = (3000.0, 5000.0)  # untagged marketing per month
 

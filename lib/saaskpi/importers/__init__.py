@@ -35,6 +35,7 @@ Several imports share one `--out`: an import replaces the tables it writes (and 
 importer wrote), and keeps every other table and report of the folder, so `--out` holds billing, CRM, help-desk and
 product tables together, validated together after each import.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,10 +46,10 @@ import pkgutil
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import polars as pl
 from tqdm.auto import tqdm
@@ -76,7 +77,7 @@ class Importer:
 
     name: str
     help: str
-    read: Callable[[argparse.Namespace], "Imported"]
+    read: Callable[[argparse.Namespace], Imported]
     arguments: Callable[[argparse.ArgumentParser], None] = source_argument
     accounts: bool = False  # records matched to the accounts already in --out (a CRM, help desk, analytics)
 
@@ -116,8 +117,11 @@ def add_commands(parser: argparse.ArgumentParser, func: Callable) -> None:
     for importer in registry().values():
         p = sub.add_parser(importer.name, help=importer.help, description=importer.help)
         importer.arguments(p)
-        p.add_argument("--out", default=DEFAULT_OUT, help="source folder to write (its tables replaced atomically; "
-                                                          "tables of other imports kept)")
+        p.add_argument(
+            "--out",
+            default=DEFAULT_OUT,
+            help="source folder to write (its tables replaced atomically; tables of other imports kept)",
+        )
         if importer.accounts:
             from .accounts import add_account_arguments
 
@@ -130,16 +134,20 @@ def add_commands(parser: argparse.ArgumentParser, func: Callable) -> None:
 
 # --------------------------------------------------------------------------- running an import
 
+
 def _guard_paths(out: Path, inputs: list[Path]) -> None:
     """The output may neither overlap an input nor replace a folder that is not an earlier import's output."""
     for given in inputs:
         src = given.resolve()
         if out == src or out in src.parents or src in out.parents:
-            raise ParameterError(f"--out {out} overlaps the input {given}: the exports are never written to; "
-                                 "choose another folder.")
+            raise ParameterError(
+                f"--out {out} overlaps the input {given}: the exports are never written to; choose another folder."
+            )
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not any(out.glob(f"{REPORT}*.json")))):
-        raise ParameterError(f"--out {out} exists and is not the output of an earlier import (no {REPORT_JSON}); "
-                             "choose a new or empty folder.")
+        raise ParameterError(
+            f"--out {out} exists and is not the output of an earlier import (no {REPORT_JSON}); "
+            "choose a new or empty folder."
+        )
 
 
 def _fx_rates(path: str) -> tuple[str, bytes] | None:
@@ -160,7 +168,9 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def _stage(folder: Path, tables: dict[str, pl.DataFrame | pl.LazyFrame], fx: tuple[str, bytes] | None, out: Path, report: str) -> list[str]:
+def _stage(
+    folder: Path, tables: dict[str, pl.DataFrame | pl.LazyFrame], fx: tuple[str, bytes] | None, out: Path, report: str
+) -> list[str]:
     """Write `tables` (and the rates) into `folder`, and link in what `out` holds from other imports: every file
     except this importer's report and the tables its previous run wrote. Returns the names of the tables kept."""
     for name, frame in tables.items():
@@ -177,8 +187,14 @@ def _stage(folder: Path, tables: dict[str, pl.DataFrame | pl.LazyFrame], fx: tup
     kept = []
     for path in sorted(out.iterdir()):
         name = path.name.split(".")[0]
-        if (not path.is_file() or path.name.startswith(".") or name in tables or name in replaced
-                or (fx is not None and name == "fx_rates") or path.stem == report):
+        if (
+            not path.is_file()
+            or path.name.startswith(".")
+            or name in tables
+            or name in replaced
+            or (fx is not None and name == "fx_rates")
+            or path.stem == report
+        ):
             continue
         os.link(path, folder / path.name)  # the files of an import are never rewritten in place: a link is safe
         if not name.startswith(REPORT):
@@ -195,9 +211,13 @@ def _validate_staged(folder: Path, source: str) -> None:
         load_tables(folder, conventions())
     except DataContractError as err:
         fx = any(p.code.endswith(".no_fx_rate") for p in err.problems)
-        raise ExportError(err.problems, head=f"The tables imported from {source} break the data contract",
-                          hint="Give the exchange rates with --fx-rates FILE (columns month, currency, rate_to_reporting)."
-                          if fx else "") from None
+        raise ExportError(
+            err.problems,
+            head=f"The tables imported from {source} break the data contract",
+            hint="Give the exchange rates with --fx-rates FILE (columns month, currency, rate_to_reporting)."
+            if fx
+            else "",
+        ) from None
 
 
 replace_folder = paths.replace_folder
@@ -211,16 +231,20 @@ def run_import(importer: Importer, args: argparse.Namespace, progress: bool = Fa
     _guard_paths(out, inputs)
     args.out_path = out
     fx = _fx_rates(getattr(args, "fx_rates", ""))
-    settings = (billing_settings(paths.resolve(args.settings)) if getattr(args, "settings", "") and not importer.accounts
-                else billing_settings())  # an accounts importer's --settings are its own (read by its `read`)
+    settings = (
+        billing_settings(paths.resolve(args.settings))
+        if getattr(args, "settings", "") and not importer.accounts
+        else billing_settings()
+    )  # an accounts importer's --settings are its own (read by its `read`)
     args.progress = progress
-    steps = tqdm(total=4, desc=f"import {importer.name}", unit="step", disable=not progress, file=sys.stderr, leave=False)
+    steps = tqdm(
+        total=4, desc=f"import {importer.name}", unit="step", disable=not progress, file=sys.stderr, leave=False
+    )
     steps.set_postfix_str("reading")
     imported = importer.read(args)
     steps.update()
     steps.set_postfix_str("converting")
-    converted = (to_contract(imported.billing, settings) if imported.billing is not None
-                 else ImportResult({}, (), {}))
+    converted = to_contract(imported.billing, settings) if imported.billing is not None else ImportResult({}, (), {})
     tables = {**converted.tables, **imported.tables}
     steps.update()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -234,9 +258,15 @@ def run_import(importer: Importer, args: argparse.Namespace, progress: bool = Fa
         _validate_staged(staged, imported.source)
         steps.update()
         steps.set_postfix_str("writing")
-        rows = {n: f.height if isinstance(f, pl.DataFrame) else pl.scan_parquet(staged / f"{n}.parquet").select(pl.len()).collect().item()
-                for n, f in tables.items()}
-        report = import_report(importer.name, imported, converted, rows, fx, settings.applied() if imported.billing is not None else None)
+        rows = {
+            n: f.height
+            if isinstance(f, pl.DataFrame)
+            else pl.scan_parquet(staged / f"{n}.parquet").select(pl.len()).collect().item()
+            for n, f in tables.items()
+        }
+        report = import_report(
+            importer.name, imported, converted, rows, fx, settings.applied() if imported.billing is not None else None
+        )
         if kept:
             report["tables_kept"] = kept
         paths.atomic_write(staged / f"{importer.report}.json", json.dumps(report, indent=1, default=str) + "\n")
@@ -250,8 +280,14 @@ def run_import(importer: Importer, args: argparse.Namespace, progress: bool = Fa
     return report
 
 
-def import_report(name: str, imported: Imported, converted: ImportResult, rows: dict[str, int],
-                  fx: tuple[str, bytes] | None, settings: dict | None) -> dict:
+def import_report(
+    name: str,
+    imported: Imported,
+    converted: ImportResult,
+    rows: dict[str, int],
+    fx: tuple[str, bytes] | None,
+    settings: dict | None,
+) -> dict:
     """The import report: what was read, written, set aside (reason, count, examples), and the settings applied."""
     aside = [*imported.set_aside, *converted.set_aside]
     return {
@@ -259,8 +295,10 @@ def import_report(name: str, imported: Imported, converted: ImportResult, rows: 
         "source": imported.source,
         "files_read": [{"file": f.file, "table": f.table, "rows": f.rows} for f in imported.files],
         "rows_written": {**rows, **({"fx_rates": "copied"} if fx else {})},
-        "set_aside": [{"reason": a.reason, "table": a.table, "count": a.count, "examples": list(a.examples),
-                       "meaning": a.meaning} for a in aside],
+        "set_aside": [
+            {"reason": a.reason, "table": a.table, "count": a.count, "examples": list(a.examples), "meaning": a.meaning}
+            for a in aside
+        ],
         "settings": settings,
         **imported.details,
     }
@@ -268,23 +306,43 @@ def import_report(name: str, imported: Imported, converted: ImportResult, rows: 
 
 def report_markdown(report: dict) -> str:
     """The import report as Markdown (the same facts as import-report.json)."""
-    lines = [f"# Import report: {report['importer']}", "", f"Source: `{report['source']}`", "", "## Files read", "",
-             "| file | table | rows |", "|---|---|---:|"]
+    lines = [
+        f"# Import report: {report['importer']}",
+        "",
+        f"Source: `{report['source']}`",
+        "",
+        "## Files read",
+        "",
+        "| file | table | rows |",
+        "|---|---|---:|",
+    ]
     lines += [f"| `{f['file']}` | {f['table']} | {f['rows']:,} |" for f in report["files_read"]]
     lines += ["", "## Rows written", "", "| table | rows |", "|---|---:|"]
     lines += [f"| {t} | {n:,} |" if isinstance(n, int) else f"| {t} | {n} |" for t, n in report["rows_written"].items()]
     lines += ["", "## Rows set aside", ""]
     if report["set_aside"]:
         lines += ["| reason | table | rows | examples | meaning |", "|---|---|---:|---|---|"]
-        lines += [f"| `{a['reason']}` | {a['table']} | {a['count']:,} | {', '.join(a['examples'])} | {a['meaning']} |"
-                  for a in report["set_aside"]]
+        lines += [
+            f"| `{a['reason']}` | {a['table']} | {a['count']:,} | {', '.join(a['examples'])} | {a['meaning']} |"
+            for a in report["set_aside"]
+        ]
     else:
         lines.append("None.")
     if report.get("settings") is not None:
         lines += ["", "## Settings applied", "", "```json", json.dumps(report["settings"], indent=1), "```"]
     if report.get("tables_kept"):
         lines += ["", "## Tables kept from other imports", "", ", ".join(f"`{t}`" for t in report["tables_kept"])]
-    for key in (k for k in report if k not in ("importer", "source", "files_read", "rows_written", "set_aside", "settings",
-                                              "tables_kept")):
-        lines += ["", f"## {key.replace('_', ' ').capitalize()}", "", "```json", json.dumps(report[key], indent=1, default=str), "```"]
+    for key in (
+        k
+        for k in report
+        if k not in ("importer", "source", "files_read", "rows_written", "set_aside", "settings", "tables_kept")
+    ):
+        lines += [
+            "",
+            f"## {key.replace('_', ' ').capitalize()}",
+            "",
+            "```json",
+            json.dumps(report[key], indent=1, default=str),
+            "```",
+        ]
     return "\n".join(lines) + "\n"

@@ -14,12 +14,13 @@ after the stream (a `zendesk_` / `intercom_` prefix is accepted), as:
 every problem (a missing file or field, a broken JSON line, a value that does not parse, a priority the mapping
 does not know) is collected and raised at once as an `ExportError`.
 """
+
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,9 +37,13 @@ EXAMPLES = 5
 MISSING = object()
 
 TICKET_SCHEMA = {
-    "ticket_id": pl.String, "created_at": pl.Datetime("us", "UTC"), "priority": pl.String,
-    "first_response_at": pl.Datetime("us", "UTC"), "resolved_at": pl.Datetime("us", "UTC"),
-    "contacts": pl.Int64, "csat": pl.Int64,
+    "ticket_id": pl.String,
+    "created_at": pl.Datetime("us", "UTC"),
+    "priority": pl.String,
+    "first_response_at": pl.Datetime("us", "UTC"),
+    "resolved_at": pl.Datetime("us", "UTC"),
+    "contacts": pl.Int64,
+    "csat": pl.Int64,
 }
 """The contract's support_tickets columns (besides account_id) in their types."""
 
@@ -65,6 +70,7 @@ def desk_settings(model: type[S], path: Path, default: Path) -> S:
 
 
 # --------------------------------------------------------------------------- reading one stream
+
 
 @dataclass
 class Stream:
@@ -127,24 +133,40 @@ def items(value) -> list:
 def stream_file(folder: Path, names: tuple[str, ...], prefix: str) -> list[Path]:
     """The files in `folder` that hold the stream called one of `names` (with or without `<prefix>_`)."""
     wanted = {n for name in names for n in (name, f"{prefix}_{name}")}
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS
-                  and p.name[: -len(p.suffix)].lower() in wanted)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in EXTENSIONS and p.name[: -len(p.suffix)].lower() in wanted
+    )
 
 
-def read_stream(folder: Path, stream: str, names: tuple[str, ...], prefix: str, problems: list[Problem],
-                required: bool = True) -> Stream | None:
+def read_stream(
+    folder: Path, stream: str, names: tuple[str, ...], prefix: str, problems: list[Problem], required: bool = True
+) -> Stream | None:
     """The records of the stream `stream` (file named one of `names`); problems are added to `problems`."""
     found = stream_file(folder, names, prefix)
     if not found:
         if required:
-            problems.append(Problem(f"{stream}.missing_file", stream, None,
-                                    f"no {stream} export in the folder (looked for {', '.join(names[:2])} "
-                                    f"as .jsonl, .json or .csv)", 0))
+            problems.append(
+                Problem(
+                    f"{stream}.missing_file",
+                    stream,
+                    None,
+                    f"no {stream} export in the folder (looked for {', '.join(names[:2])} as .jsonl, .json or .csv)",
+                    0,
+                )
+            )
         return None
     if len(found) > 1:
-        problems.append(Problem(f"{stream}.two_files", stream, None,
-                                f"the stream is in {len(found)} files ({', '.join(p.name for p in found)}): "
-                                "keep one", 0))
+        problems.append(
+            Problem(
+                f"{stream}.two_files",
+                stream,
+                None,
+                f"the stream is in {len(found)} files ({', '.join(p.name for p in found)}): keep one",
+                0,
+            )
+        )
         return None
     path = found[0]
     if path.suffix.lower() == ".csv":
@@ -157,9 +179,16 @@ def read_stream(folder: Path, stream: str, names: tuple[str, ...], prefix: str, 
         return Stream(stream, path.name, records, set(frame.columns))
     records, broken = _json_records(path, stream)
     if broken:
-        problems.append(Problem(f"{stream}.broken_json", stream, None,
-                                "is not a JSON object (a broken line, or a file that is not JSON)",
-                                len(broken), tuple(broken[:EXAMPLES])))
+        problems.append(
+            Problem(
+                f"{stream}.broken_json",
+                stream,
+                None,
+                "is not a JSON object (a broken line, or a file that is not JSON)",
+                len(broken),
+                tuple(broken[:EXAMPLES]),
+            )
+        )
         return None
     keys = set().union(*(r.keys() for r in records)) if records else set()
     return Stream(stream, path.name, records, keys)
@@ -202,10 +231,16 @@ def missing_fields(stream: Stream, fields: Mapping[str, tuple[str, ...]], proble
     for name, paths in fields.items():
         if stream.records and not any(stream.has(p) for p in paths):
             present = sorted(k for k in stream.keys if k != ROW)
-            problems.append(Problem(f"{stream.name}.missing_column", stream.name, name,
-                                    f"required field `{name}` is missing (fields found: "
-                                    f"{', '.join(present[:12]) or 'none'}{' ...' if len(present) > 12 else ''})",
-                                    len(stream.records)))
+            problems.append(
+                Problem(
+                    f"{stream.name}.missing_column",
+                    stream.name,
+                    name,
+                    f"required field `{name}` is missing (fields found: "
+                    f"{', '.join(present[:12]) or 'none'}{' ...' if len(present) > 12 else ''})",
+                    len(stream.records),
+                )
+            )
             ok = False
     return ok
 
@@ -231,15 +266,18 @@ def unix_text(value) -> str | None:
         seconds = float(value)
     except (TypeError, ValueError):
         return str(value)
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def typed_stream(stream: Stream, columns: dict[str, list], schema: dict[str, pl.DataType], key: str,
-                 problems: list[Problem]) -> pl.DataFrame:
+def typed_stream(
+    stream: Stream, columns: dict[str, list], schema: dict[str, pl.DataType], key: str, problems: list[Problem]
+) -> pl.DataFrame:
     """`columns` (values read from `stream`, one list per column) typed to `schema`; a value that does not parse
     is a problem (with its line), never a silent null."""
-    raw = pl.DataFrame({ROW: stream.rows(), **{c: [text(v) for v in vals] for c, vals in columns.items()}},
-                       schema={ROW: pl.Int64, **{c: pl.String for c in columns}})
+    raw = pl.DataFrame(
+        {ROW: stream.rows(), **{c: [text(v) for v in vals] for c, vals in columns.items()}},
+        schema={ROW: pl.Int64, **{c: pl.String for c in columns}},
+    )
     typed, found = typed_columns(stream.name, raw, schema, key)
     problems.extend(found)
     return typed
@@ -252,10 +290,15 @@ def unknown_values(frame: pl.DataFrame, table: str, column: str, known: list[str
         return None
     values = bad.get_column(column).unique(maintain_order=True).to_list()
     them = "them" if len(values) > 1 else "it"
-    return Problem(f"{table}.unknown_value", table, column,
-                   f"value{'s' if len(values) > 1 else ''} {', '.join(repr(v) for v in values[:EXAMPLES])} not in the "
-                   f"`{setting}` mapping (knows {', '.join(known)}): add {them} to the settings",
-                   bad.height, row_examples(bad, f"{{{ROW}}}: {column}={{{column}}}"))
+    return Problem(
+        f"{table}.unknown_value",
+        table,
+        column,
+        f"value{'s' if len(values) > 1 else ''} {', '.join(repr(v) for v in values[:EXAMPLES])} not in the "
+        f"`{setting}` mapping (knows {', '.join(known)}): add {them} to the settings",
+        bad.height,
+        row_examples(bad, f"{{{ROW}}}: {column}={{{column}}}"),
+    )
 
 
 def row_examples(frame: pl.DataFrame, pattern: str) -> tuple[str, ...]:
@@ -284,6 +327,8 @@ def files_read(*streams: Stream | None) -> tuple[FileRead, ...]:
 
 def support_tickets(frame: pl.DataFrame) -> pl.DataFrame:
     """The contract's support_tickets columns in order, sorted by ticket (the same input gives the same bytes)."""
-    return (frame.select("ticket_id", "account_id", *[c for c in TICKET_SCHEMA if c != "ticket_id"])
-            .with_columns(pl.col(c).cast(d) for c, d in TICKET_SCHEMA.items())
-            .sort("created_at", "ticket_id"))
+    return (
+        frame.select("ticket_id", "account_id", *[c for c in TICKET_SCHEMA if c != "ticket_id"])
+        .with_columns(pl.col(c).cast(d) for c, d in TICKET_SCHEMA.items())
+        .sort("created_at", "ticket_id")
+    )

@@ -19,6 +19,7 @@ the API and the loaders land (`hs_object_id`, `dealstage`, `createdate`, `hs_ana
 - engagements (optional) -> cs_touchpoints: kind through `touchpoint_kinds`, the owner as CSM, the company's account.
 - feedback submissions (optional) -> nps_responses: NPS surveys only; the account of the company, contact or e-mail.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,55 +34,163 @@ from ..errors import Problem
 from . import Imported, Importer
 from .accounts import account_keys
 from .billing import SetAside
-from .crm import (UTC, CrmSettings, Export, add_crm_arguments, all_ids, crm_settings, find_files, first_id, mapped,
-                  norm, not_customer, owner_ids, read_export, required_values, stage_of, team_table,
-                  touchpoint_kind, touchpoint_table, two_accounts, typed)
+from .crm import (
+    UTC,
+    CrmSettings,
+    Export,
+    add_crm_arguments,
+    all_ids,
+    crm_settings,
+    find_files,
+    first_id,
+    mapped,
+    norm,
+    not_customer,
+    owner_ids,
+    read_export,
+    required_values,
+    stage_of,
+    team_table,
+    touchpoint_kind,
+    touchpoint_table,
+    two_accounts,
+    typed,
+)
 from .reading import ExportError, FileRead
 
 SYSTEM = "hubspot"
 ID = ("recordid", "hsobjectid", "id")
-COMPANY_IDS = ("associatedcompanyidsprimary", "associatedcompanyids", "associatedcompanyid", "companies", "companyids", "companyid")
-CONTACT_IDS = ("associatedcontactidsprimary", "associatedcontactids", "associatedcontactid", "contacts", "contactids", "contactid")
+COMPANY_IDS = (
+    "associatedcompanyidsprimary",
+    "associatedcompanyids",
+    "associatedcompanyid",
+    "companies",
+    "companyids",
+    "companyid",
+)
+CONTACT_IDS = (
+    "associatedcontactidsprimary",
+    "associatedcontactids",
+    "associatedcontactid",
+    "contacts",
+    "contactids",
+    "contactid",
+)
 
-EXPORTS = {e.kind: e for e in (
-    Export("deals", ("deal",), {
-        "id": ID + ("dealid",), "name": ("dealname",), "stage": ("dealstage",), "pipeline": ("pipeline",),
-        "created": ("createdate", "createdat"), "closed": ("closedate",),
-        "amount": ("amountincompanycurrency", "amountinhomecurrency", "amount"),
-        "owner": ("dealowner", "hubspotownerid", "ownerid"), "company": COMPANY_IDS, "contact": CONTACT_IDS,
-        "won_at": ("hsdateenteredclosedwon",), "lost_at": ("hsdateenteredclosedlost",)},
-        ("id", "stage", "created"), ("dealname", "dealstage", "pipeline", "closedate", "amount")),
-    Export("contacts", ("contact",), {
-        "id": ID + ("vid", "contactid"), "created": ("createdate", "createdat"), "email": ("email", "emailaddress"),
-        "source": ("originalsource", "hsanalyticssource"), "company": COMPANY_IDS},
-        ("id", "created"), ("firstname", "lastname", "email", "lifecyclestage", "originalsource")),
-    Export("companies", ("compan",), {
-        "id": ID + ("companyid",), "domain": ("companydomainname", "domain", "website", "websiteurl")},
-        ("id",), ("name", "companydomainname", "domain", "industry", "numberofemployees"), optional=True),
-    Export("owners", ("owner",), {
-        "id": ("id", "ownerid", "hubspotownerid"), "email": ("email",), "first": ("firstname",), "last": ("lastname",),
-        "created": ("createdat",), "updated": ("updatedat",), "archived": ("archived",)},
-        ("id",), ("firstname", "lastname", "userid", "teams", "archived"), optional=True),
-    Export("engagements", ("engagement", "activit"), {
-        "id": ID + ("engagementid",), "when": ("hstimestamp", "activitydate", "timestamp", "createdate", "createdat"),
-        "kind": ("hsactivitytype", "callandmeetingtype", "activitytype", "hsengagementtype", "engagementtype", "type"),
-        "owner": ("activityassignedto", "hubspotownerid", "ownerid"), "company": COMPANY_IDS},
-        ("id", "when"), ("hstimestamp", "hsengagementtype", "activitydate", "activitytype", "hsactivitytype"),
-        optional=True, coalesced=("when", "kind")),
-    Export("feedback", ("feedback",), {
-        "id": ID, "score": ("hsvalue", "value"), "type": ("hssurveytype", "surveytype"),
-        "when": ("hssubmissiontimestamp", "submissiontimestamp", "hscreatedate", "createdate", "createdat"),
-        "email": ("hscontactemailaddress", "contactemailaddress", "email"), "contact": CONTACT_IDS + ("hscontactid",),
-        "company": COMPANY_IDS},
-        ("id", "score", "when"), ("hsvalue", "hssurveytype", "hsresponsegroup", "hssurveyname", "hscontent"),
-        optional=True, coalesced=("when",)),
-)}
+EXPORTS = {
+    e.kind: e
+    for e in (
+        Export(
+            "deals",
+            ("deal",),
+            {
+                "id": ID + ("dealid",),
+                "name": ("dealname",),
+                "stage": ("dealstage",),
+                "pipeline": ("pipeline",),
+                "created": ("createdate", "createdat"),
+                "closed": ("closedate",),
+                "amount": ("amountincompanycurrency", "amountinhomecurrency", "amount"),
+                "owner": ("dealowner", "hubspotownerid", "ownerid"),
+                "company": COMPANY_IDS,
+                "contact": CONTACT_IDS,
+                "won_at": ("hsdateenteredclosedwon",),
+                "lost_at": ("hsdateenteredclosedlost",),
+            },
+            ("id", "stage", "created"),
+            ("dealname", "dealstage", "pipeline", "closedate", "amount"),
+        ),
+        Export(
+            "contacts",
+            ("contact",),
+            {
+                "id": ID + ("vid", "contactid"),
+                "created": ("createdate", "createdat"),
+                "email": ("email", "emailaddress"),
+                "source": ("originalsource", "hsanalyticssource"),
+                "company": COMPANY_IDS,
+            },
+            ("id", "created"),
+            ("firstname", "lastname", "email", "lifecyclestage", "originalsource"),
+        ),
+        Export(
+            "companies",
+            ("compan",),
+            {"id": ID + ("companyid",), "domain": ("companydomainname", "domain", "website", "websiteurl")},
+            ("id",),
+            ("name", "companydomainname", "domain", "industry", "numberofemployees"),
+            optional=True,
+        ),
+        Export(
+            "owners",
+            ("owner",),
+            {
+                "id": ("id", "ownerid", "hubspotownerid"),
+                "email": ("email",),
+                "first": ("firstname",),
+                "last": ("lastname",),
+                "created": ("createdat",),
+                "updated": ("updatedat",),
+                "archived": ("archived",),
+            },
+            ("id",),
+            ("firstname", "lastname", "userid", "teams", "archived"),
+            optional=True,
+        ),
+        Export(
+            "engagements",
+            ("engagement", "activit"),
+            {
+                "id": ID + ("engagementid",),
+                "when": ("hstimestamp", "activitydate", "timestamp", "createdate", "createdat"),
+                "kind": (
+                    "hsactivitytype",
+                    "callandmeetingtype",
+                    "activitytype",
+                    "hsengagementtype",
+                    "engagementtype",
+                    "type",
+                ),
+                "owner": ("activityassignedto", "hubspotownerid", "ownerid"),
+                "company": COMPANY_IDS,
+            },
+            ("id", "when"),
+            ("hstimestamp", "hsengagementtype", "activitydate", "activitytype", "hsactivitytype"),
+            optional=True,
+            coalesced=("when", "kind"),
+        ),
+        Export(
+            "feedback",
+            ("feedback",),
+            {
+                "id": ID,
+                "score": ("hsvalue", "value"),
+                "type": ("hssurveytype", "surveytype"),
+                "when": ("hssubmissiontimestamp", "submissiontimestamp", "hscreatedate", "createdate", "createdat"),
+                "email": ("hscontactemailaddress", "contactemailaddress", "email"),
+                "contact": CONTACT_IDS + ("hscontactid",),
+                "company": COMPANY_IDS,
+            },
+            ("id", "score", "when"),
+            ("hsvalue", "hssurveytype", "hsresponsegroup", "hssurveyname", "hscontent"),
+            optional=True,
+            coalesced=("when",),
+        ),
+    )
+}
 
 LIFECYCLE = {  # the export's label of a lifecycle date -> the property's internal name
     f"became{a}{stage}date": f"hslifecyclestage{stage}date"
-    for a, stage in (("a", "subscriber"), ("a", "lead"), ("a", "marketingqualifiedlead"), ("a", "salesqualifiedlead"),
-                     ("an", "opportunity"), ("a", "customer"), ("an", "evangelist"))} | {
-    "becameanotherlifecycledate": "hslifecyclestageotherdate"}
+    for a, stage in (
+        ("a", "subscriber"),
+        ("a", "lead"),
+        ("a", "marketingqualifiedlead"),
+        ("a", "salesqualifiedlead"),
+        ("an", "opportunity"),
+        ("a", "customer"),
+        ("an", "evangelist"),
+    )
+} | {"becameanotherlifecycledate": "hslifecyclestageotherdate"}
 
 
 def _names(setting: str) -> tuple[str, ...]:
@@ -94,21 +203,38 @@ def _names(setting: str) -> tuple[str, ...]:
 def _exports(settings: CrmSettings) -> dict[str, Export]:
     """The exports, the contacts' fields completed by the properties the settings name."""
     by_company = settings.customer_from == "company"
-    extra = {f: (key, _names(p)) for f, key, p in (("segment", "segment_field", settings.segment_field),
-                                                   ("pql", "pql_field", settings.pql_field),
-                                                   ("customer", "customer_field",
-                                                    None if by_company else settings.customer_field)) if p}
-    company = ({"customer": ("customer_field", _names(settings.customer_field))}
-               if by_company and settings.customer_field else {})
-    activity = {f: (key, _names(p)) for f, key, p in (("role", "touchpoint_role_field", settings.touchpoint_role_field),
-                                                      ("sentiment", "touchpoint_sentiment_field",
-                                                       settings.touchpoint_sentiment_field)) if p}
+    extra = {
+        f: (key, _names(p))
+        for f, key, p in (
+            ("segment", "segment_field", settings.segment_field),
+            ("pql", "pql_field", settings.pql_field),
+            ("customer", "customer_field", None if by_company else settings.customer_field),
+        )
+        if p
+    }
+    company = (
+        {"customer": ("customer_field", _names(settings.customer_field))}
+        if by_company and settings.customer_field
+        else {}
+    )
+    activity = {
+        f: (key, _names(p))
+        for f, key, p in (
+            ("role", "touchpoint_role_field", settings.touchpoint_role_field),
+            ("sentiment", "touchpoint_sentiment_field", settings.touchpoint_sentiment_field),
+        )
+        if p
+    }
     if by_company and settings.customer_field:  # the companies export is then needed
         companies = replace(EXPORTS["companies"], optional=False).with_settings_fields(company)
     else:
         companies = EXPORTS["companies"]
-    return {**EXPORTS, "contacts": EXPORTS["contacts"].with_settings_fields(extra), "companies": companies,
-            "engagements": EXPORTS["engagements"].with_settings_fields(activity)}
+    return {
+        **EXPORTS,
+        "contacts": EXPORTS["contacts"].with_settings_fields(extra),
+        "companies": companies,
+        "engagements": EXPORTS["engagements"].with_settings_fields(activity),
+    }
 
 
 def _read(args: argparse.Namespace) -> Imported:
@@ -119,31 +245,79 @@ def _read(args: argparse.Namespace) -> Imported:
     found, problems = find_files(folder, exports)
     files: list[FileRead] = []
     raw = {}
-    for kind, path in tqdm(list(found.items()), desc="reading", unit="file", disable=not getattr(args, "progress", False), leave=False):
+    for kind, path in tqdm(
+        list(found.items()), desc="reading", unit="file", disable=not getattr(args, "progress", False), leave=False
+    ):
         frame = read_export(path, exports[kind], exports, files, problems)
         if frame is not None:
             raw[kind] = frame
     if problems:
         raise ExportError(problems, str(folder))
-    tables, aside, details = hubspot_tables(raw, settings, settings_path.name, keys=account_keys(args.out_path, paths.resolve(args.accounts)))
-    return Imported(source=str(args.source), files=tuple(files), tables=tables, set_aside=aside,
-                    details={"settings_file": str(settings_path), "crm_settings": settings.applied(), **details})
+    tables, aside, details = hubspot_tables(
+        raw, settings, settings_path.name, keys=account_keys(args.out_path, paths.resolve(args.accounts))
+    )
+    return Imported(
+        source=str(args.source),
+        files=tuple(files),
+        tables=tables,
+        set_aside=aside,
+        details={"settings_file": str(settings_path), "crm_settings": settings.applied(), **details},
+    )
 
 
 def _typed_exports(raw: dict[str, pl.DataFrame], problems: list[Problem]) -> dict[str, pl.DataFrame]:
     schemas = {
-        "deals": {"id": pl.String, "stage": pl.String, "pipeline": pl.String, "created": UTC, "closed": UTC,
-                  "amount": pl.Float64, "owner": pl.String, "company": pl.String, "contact": pl.String,
-                  "won_at": UTC, "lost_at": UTC},
-        "contacts": {"id": pl.String, "created": UTC, "email": pl.String, "source": pl.String, "company": pl.String,
-                     "segment": pl.String, "pql": UTC, "customer": UTC},
+        "deals": {
+            "id": pl.String,
+            "stage": pl.String,
+            "pipeline": pl.String,
+            "created": UTC,
+            "closed": UTC,
+            "amount": pl.Float64,
+            "owner": pl.String,
+            "company": pl.String,
+            "contact": pl.String,
+            "won_at": UTC,
+            "lost_at": UTC,
+        },
+        "contacts": {
+            "id": pl.String,
+            "created": UTC,
+            "email": pl.String,
+            "source": pl.String,
+            "company": pl.String,
+            "segment": pl.String,
+            "pql": UTC,
+            "customer": UTC,
+        },
         "companies": {"id": pl.String, "domain": pl.String, "customer": UTC},
-        "feedback": {"id": pl.String, "score": pl.Int64, "type": pl.String, "when": UTC, "email": pl.String,
-                     "contact": pl.String, "company": pl.String},
-        "engagements": {"id": pl.String, "when": UTC, "kind": pl.String, "owner": pl.String, "company": pl.String,
-                        "role": pl.String, "sentiment": pl.String},
-        "owners": {"id": pl.String, "email": pl.String, "first": pl.String, "last": pl.String, "created": UTC,
-                   "updated": UTC, "archived": pl.Boolean},
+        "feedback": {
+            "id": pl.String,
+            "score": pl.Int64,
+            "type": pl.String,
+            "when": UTC,
+            "email": pl.String,
+            "contact": pl.String,
+            "company": pl.String,
+        },
+        "engagements": {
+            "id": pl.String,
+            "when": UTC,
+            "kind": pl.String,
+            "owner": pl.String,
+            "company": pl.String,
+            "role": pl.String,
+            "sentiment": pl.String,
+        },
+        "owners": {
+            "id": pl.String,
+            "email": pl.String,
+            "first": pl.String,
+            "last": pl.String,
+            "created": UTC,
+            "updated": UTC,
+            "archived": pl.Boolean,
+        },
     }
     out = {}
     for kind, frame in raw.items():
@@ -153,8 +327,9 @@ def _typed_exports(raw: dict[str, pl.DataFrame], problems: list[Problem]) -> dic
     return out
 
 
-def hubspot_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, settings_file: str, keys
-                   ) -> tuple[dict[str, pl.DataFrame], tuple[SetAside, ...], dict]:
+def hubspot_tables(
+    raw: dict[str, pl.DataFrame], settings: CrmSettings, settings_file: str, keys
+) -> tuple[dict[str, pl.DataFrame], tuple[SetAside, ...], dict]:
     """`leads`, `opportunities` and `team` from the read exports (text fields by name); every problem raised at once."""
     problems: list[Problem] = []
     t = _typed_exports(raw, problems)
@@ -166,25 +341,41 @@ def hubspot_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, settings
         keep = ~pl.col("pipeline").str.strip_chars().str.to_lowercase().is_in(skip).fill_null(False)
         skipped = deals.height - deals.filter(keep).height
         deals = deals.filter(keep)
-    deals = deals.with_columns(stage=stage_of(deals, settings, table="deals", settings_file=settings_file, key="id",
-                                              problems=problems))
-    channel = mapped(contacts, "source", settings.channels, table="contacts", setting="channels",
-                     settings_file=settings_file, key="id", problems=problems, empty=settings.empty_channel,
-                     fallback=None if settings.unknown_channel == "report" else settings.unknown_channel)
+    deals = deals.with_columns(
+        stage=stage_of(deals, settings, table="deals", settings_file=settings_file, key="id", problems=problems)
+    )
+    channel = mapped(
+        contacts,
+        "source",
+        settings.channels,
+        table="contacts",
+        setting="channels",
+        settings_file=settings_file,
+        key="id",
+        problems=problems,
+        empty=settings.empty_channel,
+        fallback=None if settings.unknown_channel == "report" else settings.unknown_channel,
+    )
     contacts = contacts.with_columns(channel=channel)
     users, owner_problems = _users(t.get("owners"), deals)
     engagements = t.get("engagements")
     if engagements is not None:
-        engagements = engagements.with_columns(kind=touchpoint_kind(engagements, settings, table="engagements",
-                                                                    settings_file=settings_file, problems=problems))
+        engagements = engagements.with_columns(
+            kind=touchpoint_kind(
+                engagements, settings, table="engagements", settings_file=settings_file, problems=problems
+            )
+        )
     problems += owner_problems
     if problems:
         raise ExportError(problems, head="The HubSpot exports cannot be imported")
 
     if settings.customer_from == "company":  # a contact converts when its (first) company became a customer
-        contacts = (contacts.drop("customer").with_columns(_first=first_id("company"))
-                    .join(companies.select(pl.col("id").alias("_first"), "customer"), on="_first", how="left")
-                    .drop("_first"))
+        contacts = (
+            contacts.drop("customer")
+            .with_columns(_first=first_id("company"))
+            .join(companies.select(pl.col("id").alias("_first"), "customer"), on="_first", how="left")
+            .drop("_first")
+        )
     leads, lead_aside = _leads(contacts, companies, keys)
     opps, opp_aside, unlinked = _opportunities(deals, companies, leads, users, keys)
     first = opps.group_by("user_id").agg(pl.col("created_at").min()).drop_nulls()
@@ -192,20 +383,35 @@ def hubspot_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, settings
     if team_problems:
         raise ExportError(team_problems, head="The HubSpot owners cannot be made the team")
     member = dict(team.select("user_id", "member_id").iter_rows())
-    opps = opps.with_columns(owner_id=pl.col("user_id").replace_strict(member, default=None, return_dtype=pl.String)).drop("user_id")
+    opps = opps.with_columns(
+        owner_id=pl.col("user_id").replace_strict(member, default=None, return_dtype=pl.String)
+    ).drop("user_id")
     aside = [*lead_aside, *opp_aside]
     if unlinked:
-        aside.append(SetAside("contact_not_exported", "opportunities", unlinked[0], unlinked[1],
-                              "the deal's contact is not in the contacts export; the opportunity is kept without its lead"))
-    details = {"deals_in_skipped_pipelines": skipped,
-               "deals_without_amount": int(deals.get_column("amount").null_count())}
+        aside.append(
+            SetAside(
+                "contact_not_exported",
+                "opportunities",
+                unlinked[0],
+                unlinked[1],
+                "the deal's contact is not in the contacts export; the opportunity is kept without its lead",
+            )
+        )
+    details = {
+        "deals_in_skipped_pipelines": skipped,
+        "deals_without_amount": int(deals.get_column("amount").null_count()),
+    }
     tables = {"leads": leads, "opportunities": opps, "team": team.drop("user_id")}
     if engagements is not None:
         rows = _company_rows(engagements, companies, "id", None).group_by("record", maintain_order=True).first()
-        rows = (rows.rename({"record": "id"}).join(engagements.drop("company"), on="id")
-                .join(owner_ids(engagements, "owner", users), on="owner", how="left")
-                .select("id", pl.col("when").alias("occurred_at"), "kind", "user_id", "company", "address", "role",
-                        "sentiment"))
+        rows = (
+            rows.rename({"record": "id"})
+            .join(engagements.drop("company"), on="id")
+            .join(owner_ids(engagements, "owner", users), on="owner", how="left")
+            .select(
+                "id", pl.col("when").alias("occurred_at"), "kind", "user_id", "company", "address", "role", "sentiment"
+            )
+        )
         tables["cs_touchpoints"], touch_aside, touch_details = touchpoint_table(rows, member, keys, SYSTEM)
         aside += touch_aside
         details |= touch_details
@@ -216,27 +422,51 @@ def hubspot_tables(raw: dict[str, pl.DataFrame], settings: CrmSettings, settings
     return tables, tuple(aside), details
 
 
-def _nps(feedback: pl.DataFrame, contacts: pl.DataFrame, companies: pl.DataFrame, keys
-         ) -> tuple[pl.DataFrame, tuple[SetAside, ...], dict]:
+def _nps(
+    feedback: pl.DataFrame, contacts: pl.DataFrame, companies: pl.DataFrame, keys
+) -> tuple[pl.DataFrame, tuple[SetAside, ...], dict]:
     """NPS survey answers (feedback submissions of survey type NPS; all when the type is not exported) as
     `nps_responses`: the account of the feedback's company, else of its contact's company, else of the e-mail
     domain (the feedback's, then the contact's); the respondent is the contact (else the e-mail)."""
     nps = feedback.filter(pl.col("type").is_null() | (pl.col("type").str.strip_chars().str.to_uppercase() == "NPS"))
     other = feedback.height - nps.height
-    person = contacts.select(pl.col("id").alias("_contact"), pl.col("email").alias("_contact_email"),
-                             first_id("company").alias("_contact_company"))
-    rows = (nps.with_columns(_contact=first_id("contact")).join(person, on="_contact", how="left")
-            .with_columns(company=pl.coalesce(first_id("company"), "_contact_company"))
-            .join(companies.select(pl.col("id").alias("company"), pl.col("domain").alias("_domain")), on="company", how="left")
-            .with_columns(address=pl.coalesce("_domain", "email", "_contact_email")))
-    schema = {"response_id": pl.String, "account_id": pl.String, "responded_at": UTC, "score": pl.Int64, "user_id": pl.String}
+    person = contacts.select(
+        pl.col("id").alias("_contact"),
+        pl.col("email").alias("_contact_email"),
+        first_id("company").alias("_contact_company"),
+    )
+    rows = (
+        nps.with_columns(_contact=first_id("contact"))
+        .join(person, on="_contact", how="left")
+        .with_columns(company=pl.coalesce(first_id("company"), "_contact_company"))
+        .join(
+            companies.select(pl.col("id").alias("company"), pl.col("domain").alias("_domain")), on="company", how="left"
+        )
+        .with_columns(address=pl.coalesce("_domain", "email", "_contact_email"))
+    )
+    schema = {
+        "response_id": pl.String,
+        "account_id": pl.String,
+        "responded_at": UTC,
+        "score": pl.Int64,
+        "user_id": pl.String,
+    }
     if rows.is_empty():
         return pl.DataFrame(schema=schema), (), {"feedback_not_nps": other}
-    m = keys.match(SYSTEM, "nps_responses", rows.select("id", "company", "address", "when", "score", "_contact", "email"),
-                   key="company", email="address")
+    m = keys.match(
+        SYSTEM,
+        "nps_responses",
+        rows.select("id", "company", "address", "when", "score", "_contact", "email"),
+        key="company",
+        email="address",
+    )
     out = m.frame.filter(pl.col("account_id").is_not_null()).select(
-        pl.col("id").alias("response_id"), "account_id", pl.col("when").alias("responded_at"), "score",
-        pl.coalesce("_contact", "email").alias("user_id"))
+        pl.col("id").alias("response_id"),
+        "account_id",
+        pl.col("when").alias("responded_at"),
+        "score",
+        pl.coalesce("_contact", "email").alias("user_id"),
+    )
     return out.cast(schema).sort("response_id"), m.set_aside, {"feedback_not_nps": other}
 
 
@@ -246,27 +476,43 @@ def _users(owners: pl.DataFrame | None, deals: pl.DataFrame) -> tuple[pl.DataFra
     schema = {"user_id": pl.String, "name": pl.String, "email": pl.String, "created_at": UTC, "ended_at": UTC}
     if owners is None:  # no owners export: each owner value of the deals is a user
         values = deals.get_column("owner").drop_nulls().unique().sort()
-        return pl.DataFrame({"user_id": values, "name": values, "email": None, "created_at": None, "ended_at": None},
-                            schema=schema), []
-    users = owners.select(pl.col("id").alias("user_id"),
-                          pl.concat_str([pl.col("first").fill_null(""), pl.col("last").fill_null("")], separator=" ")
-                          .str.strip_chars().alias("name"), "email", pl.col("created").alias("created_at"),
-                          pl.when(pl.col("archived").fill_null(False)).then(pl.col("updated")).alias("ended_at"))
+        return pl.DataFrame(
+            {"user_id": values, "name": values, "email": None, "created_at": None, "ended_at": None}, schema=schema
+        ), []
+    users = owners.select(
+        pl.col("id").alias("user_id"),
+        pl.concat_str([pl.col("first").fill_null(""), pl.col("last").fill_null("")], separator=" ")
+        .str.strip_chars()
+        .alias("name"),
+        "email",
+        pl.col("created").alias("created_at"),
+        pl.when(pl.col("archived").fill_null(False)).then(pl.col("updated")).alias("ended_at"),
+    )
     users = users.cast(schema)
     unknown = owner_ids(deals, "owner", users).filter(pl.col("user_id").is_null())
     if unknown.height:
         rows = deals.filter(pl.col("owner").is_in(unknown.get_column("owner").implode()))
-        return users, [Problem("deals.unknown_owner", "deals", "owner", "names an owner the owners export does not have "
-                               "(by id, e-mail or name)", rows.height,
-                               tuple(f"row {r[ROW]} (id={r['id']}): owner={r['owner']!r}" for r in rows.head(5).iter_rows(named=True)))]
+        return users, [
+            Problem(
+                "deals.unknown_owner",
+                "deals",
+                "owner",
+                "names an owner the owners export does not have (by id, e-mail or name)",
+                rows.height,
+                tuple(f"row {r[ROW]} (id={r['id']}): owner={r['owner']!r}" for r in rows.head(5).iter_rows(named=True)),
+            )
+        ]
     return users, []
 
 
 def _company_rows(records: pl.DataFrame, companies: pl.DataFrame, id_col: str, email: str | None) -> pl.DataFrame:
     """One row per record and associated company: `company` (its id) and `address` (the company's domain, else the
     record's own e-mail)."""
-    rows = records.select(pl.col(id_col).alias("record"), all_ids("company").alias("company"),
-                          (pl.col(email) if email else pl.lit(None, pl.String)).alias("own"))
+    rows = records.select(
+        pl.col(id_col).alias("record"),
+        all_ids("company").alias("company"),
+        (pl.col(email) if email else pl.lit(None, pl.String)).alias("own"),
+    )
     rows = rows.explode("company")
     rows = rows.join(companies.select(pl.col("id").alias("company"), "domain"), on="company", how="left")
     return rows.with_columns(address=pl.coalesce("domain", "own")).drop("domain", "own")
@@ -281,31 +527,62 @@ def _leads(contacts: pl.DataFrame, companies: pl.DataFrame, keys) -> tuple[pl.Da
         rows = _company_rows(customers, companies, "id", "email")
         m = keys.match(SYSTEM, "leads", rows, key="company", email="address")
         two_accounts(SYSTEM, "leads", m.frame, "record", "company")
-        account = (m.frame.drop_nulls("account_id").group_by("record").agg(pl.col("account_id").first())
-                   .rename({"record": "lead_id"}))
+        account = (
+            m.frame.drop_nulls("account_id")
+            .group_by("record")
+            .agg(pl.col("account_id").first())
+            .rename({"record": "lead_id"})
+        )
         aside = not_customer(m.set_aside, "the contact is kept as a lead that did not become a customer")
-    leads = contacts.select(pl.col("id").alias("lead_id"), pl.col("created").alias("created_at"), "channel", "segment",
-                            pl.col("pql").alias("pql_at"), "customer").join(account, on="lead_id", how="left")
+    leads = contacts.select(
+        pl.col("id").alias("lead_id"),
+        pl.col("created").alias("created_at"),
+        "channel",
+        "segment",
+        pl.col("pql").alias("pql_at"),
+        "customer",
+    ).join(account, on="lead_id", how="left")
     leads = leads.with_columns(converted_at=pl.when(pl.col("account_id").is_not_null()).then(pl.col("customer")))
     return leads.drop("customer").sort("lead_id"), aside
 
 
-def _opportunities(deals: pl.DataFrame, companies: pl.DataFrame, leads: pl.DataFrame, users: pl.DataFrame, keys
-                   ) -> tuple[pl.DataFrame, tuple[SetAside, ...], tuple[int, tuple[str, ...]] | None]:
+def _opportunities(
+    deals: pl.DataFrame, companies: pl.DataFrame, leads: pl.DataFrame, users: pl.DataFrame, keys
+) -> tuple[pl.DataFrame, tuple[SetAside, ...], tuple[int, tuple[str, ...]] | None]:
     closed = pl.col("stage").is_in(["won", "lost"])
     entered = pl.when(pl.col("stage") == "won").then(pl.col("won_at")).otherwise(pl.col("lost_at"))
-    opps = deals.with_columns(closed_at=pl.when(closed).then(pl.coalesce("closed", entered)),
-                              lead_id=first_id("contact"))
+    opps = deals.with_columns(
+        closed_at=pl.when(closed).then(pl.coalesce("closed", entered)), lead_id=first_id("contact")
+    )
     missing = opps.filter(closed & pl.col("closed_at").is_null())
     if missing.height:
-        raise ExportError([Problem("deals.missing_value", "deals", "closed", "a won or lost deal needs its close date "
-                                   "(Close Date, or hs_date_entered_closedwon/closedlost)", missing.height,
-                                   tuple(f"row {r[ROW]} (id={r['id']})" for r in missing.head(5).iter_rows(named=True)))],
-                          head="The HubSpot exports cannot be imported")
-    unknown_lead = opps.filter(pl.col("lead_id").is_not_null() & ~pl.col("lead_id").is_in(leads.get_column("lead_id").implode()))
-    unlinked = ((unknown_lead.height, tuple(f"id={r['id']}, contact={r['lead_id']}" for r in unknown_lead.head(5).iter_rows(named=True)))
-                if unknown_lead.height else None)
-    opps = opps.with_columns(lead_id=pl.when(pl.col("lead_id").is_in(leads.get_column("lead_id").implode())).then("lead_id"))
+        raise ExportError(
+            [
+                Problem(
+                    "deals.missing_value",
+                    "deals",
+                    "closed",
+                    "a won or lost deal needs its close date (Close Date, or hs_date_entered_closedwon/closedlost)",
+                    missing.height,
+                    tuple(f"row {r[ROW]} (id={r['id']})" for r in missing.head(5).iter_rows(named=True)),
+                )
+            ],
+            head="The HubSpot exports cannot be imported",
+        )
+    unknown_lead = opps.filter(
+        pl.col("lead_id").is_not_null() & ~pl.col("lead_id").is_in(leads.get_column("lead_id").implode())
+    )
+    unlinked = (
+        (
+            unknown_lead.height,
+            tuple(f"id={r['id']}, contact={r['lead_id']}" for r in unknown_lead.head(5).iter_rows(named=True)),
+        )
+        if unknown_lead.height
+        else None
+    )
+    opps = opps.with_columns(
+        lead_id=pl.when(pl.col("lead_id").is_in(leads.get_column("lead_id").implode())).then("lead_id")
+    )
     won = opps.filter(pl.col("stage") == "won")
     rows = _company_rows(won.filter(pl.col("company").is_not_null()), companies, "id", None)
     aside: tuple[SetAside, ...] = ()
@@ -313,23 +590,37 @@ def _opportunities(deals: pl.DataFrame, companies: pl.DataFrame, leads: pl.DataF
     if rows.height:
         m = keys.match(SYSTEM, "opportunities", rows, key="company", email="address")
         two_accounts(SYSTEM, "opportunities", m.frame, "record", "company")
-        account = m.frame.drop_nulls("account_id").group_by("record").agg(pl.col("account_id").first()).rename({"record": "id"})
+        account = (
+            m.frame.drop_nulls("account_id")
+            .group_by("record")
+            .agg(pl.col("account_id").first())
+            .rename({"record": "id"})
+        )
         aside = not_customer(m.set_aside, "the won opportunity is kept with its lead's account, if any")
     by_lead = leads.select("lead_id", pl.col("account_id").alias("lead_account"))
     resolved = owner_ids(opps, "owner", users).rename({"owner": "_owner"})
-    opps = (opps.join(account, on="id", how="left").join(by_lead, on="lead_id", how="left")
-            .join(resolved, left_on="owner", right_on="_owner", how="left"))
-    out = opps.select(pl.col("id").alias("opportunity_id"), pl.col("created").alias("created_at"), "stage",
-                      pl.col("amount").fill_null(0.0), "lead_id",
-                      pl.when(pl.col("stage") == "won").then(pl.coalesce("account_id", "lead_account")).alias("account_id"),
-                      "user_id", "closed_at")
+    opps = (
+        opps.join(account, on="id", how="left")
+        .join(by_lead, on="lead_id", how="left")
+        .join(resolved, left_on="owner", right_on="_owner", how="left")
+    )
+    out = opps.select(
+        pl.col("id").alias("opportunity_id"),
+        pl.col("created").alias("created_at"),
+        "stage",
+        pl.col("amount").fill_null(0.0),
+        "lead_id",
+        pl.when(pl.col("stage") == "won").then(pl.coalesce("account_id", "lead_account")).alias("account_id"),
+        "user_id",
+        "closed_at",
+    )
     return out.sort("opportunity_id"), aside, unlinked
 
 
 IMPORTER = Importer(
     name=SYSTEM,
     help="HubSpot deals, contacts, companies, owners (+ engagements, feedback) -> leads, opportunities, team "
-         "(+ cs_touchpoints, nps_responses)",
+    "(+ cs_touchpoints, nps_responses)",
     read=_read,
     arguments=add_crm_arguments(SYSTEM),
     accounts=True,

@@ -5,6 +5,7 @@ A folder of six files in ChartMogul's import shape, amounts in major units (see 
 `subscriptions.csv` (optional). Each may also be a `.parquet` file of the same columns. Columns are those of
 `saaskpi.importers.billing.SCHEMAS`; absent optional columns take their default.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,17 @@ from ..errors import Problem, SourceError
 from ..sources import Unreadable
 from . import Imported, Importer
 from .billing import IDS, REQUIRED, SCHEMAS, BillingData
-from .reading import (ExportError, FileRead, billing_shapes, checked_billing_table, looks_like, normalised, read_text_table,
-                      reference_problems, typed_columns)
+from .reading import (
+    ExportError,
+    FileRead,
+    billing_shapes,
+    checked_billing_table,
+    looks_like,
+    normalised,
+    read_text_table,
+    reference_problems,
+    typed_columns,
+)
 
 TABLES = ("customers", "plans", "invoices", "line_items", "transactions", "subscriptions")
 OPTIONAL_FILES = ("transactions", "subscriptions")
@@ -40,17 +50,23 @@ def _wrong_file(table: str, path: Path, columns: list[str]) -> Problem | None:
     other = looks_like(columns, shapes, table)
     if other is None:
         return None
-    return Problem(f"{table}.wrong_file", table, None,
-                   f"{path.name} looks like a {other} file (columns: {', '.join(columns)}); {path.name} needs the "
-                   f"columns {', '.join(REQUIRED[table])} (and may have {', '.join(c for c in shapes[table] if c not in REQUIRED[table])})",
-                   0)
+    return Problem(
+        f"{table}.wrong_file",
+        table,
+        None,
+        f"{path.name} looks like a {other} file (columns: {', '.join(columns)}); {path.name} needs the "
+        f"columns {', '.join(REQUIRED[table])} (and may have {', '.join(c for c in shapes[table] if c not in REQUIRED[table])})",
+        0,
+    )
 
 
 def read_invoice_folder(folder: Path, progress: bool = False) -> tuple[BillingData, tuple[FileRead, ...]]:
     """The billing data in a generic invoice CSV folder; every problem of every file raised at once."""
     if not folder.is_dir():
-        raise SourceError(f"{folder} is not a folder: give the folder holding customers.csv, plans.csv, invoices.csv "
-                          "and line_items.csv.")
+        raise SourceError(
+            f"{folder} is not a folder: give the folder holding customers.csv, plans.csv, invoices.csv "
+            "and line_items.csv."
+        )
     problems: list[Problem] = []
     typed: dict[str, pl.DataFrame] = {}
     files = []
@@ -58,9 +74,16 @@ def read_invoice_folder(folder: Path, progress: bool = False) -> tuple[BillingDa
         path = _file_of(folder, table)
         if path is None:
             if table not in OPTIONAL_FILES:
-                problems.append(Problem("source.missing_file", table, None,
-                                        f"{table}.csv is not in {folder} (files there: "
-                                        f"{', '.join(sorted(p.name for p in folder.iterdir() if not p.name.startswith('.'))) or 'none'})", 0))
+                problems.append(
+                    Problem(
+                        "source.missing_file",
+                        table,
+                        None,
+                        f"{table}.csv is not in {folder} (files there: "
+                        f"{', '.join(sorted(p.name for p in folder.iterdir() if not p.name.startswith('.'))) or 'none'})",
+                        0,
+                    )
+                )
             continue
         try:
             raw = read_text_table(path, table)

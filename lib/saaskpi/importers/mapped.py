@@ -22,6 +22,7 @@ every file against it (a column it names that the file lacks, a value that does 
 value the value map does not know): every problem at once, nothing written. The tables written are then
 validated like any source.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,7 +94,10 @@ class TableMap(_Strict):
     @classmethod
     def _plain_names(cls, data):
         if isinstance(data, dict) and isinstance(data.get("columns"), dict):
-            data = {**data, "columns": {k: {"from": v} if isinstance(v, str) else v for k, v in data["columns"].items()}}
+            data = {
+                **data,
+                "columns": {k: {"from": v} if isinstance(v, str) else v for k, v in data["columns"].items()},
+            }
         return data
 
 
@@ -110,21 +114,31 @@ def load_mapping(path: Path) -> Mapping:
         mapping = Mapping.model_validate(read_yaml(path))
     except ValidationError as err:
         lines = [f"  `{'.'.join(str(p) for p in e['loc'])}`: {e['msg']}" for e in err.errors()]
-        raise ParameterError(f"{path.name}: {len(lines)} problem{'s' if len(lines) > 1 else ''}:\n" + "\n".join(lines)) from None
+        raise ParameterError(
+            f"{path.name}: {len(lines)} problem{'s' if len(lines) > 1 else ''}:\n" + "\n".join(lines)
+        ) from None
     problems = []
     for table, spec in mapping.tables.items():
         if table not in TABLES:
             problems.append(f"  `tables.{table}`: not a contract table (known: {', '.join(TABLES)})")
             continue
         columns = TABLES[table].to_schema().columns
-        problems += [f"  `tables.{table}.columns.{c}`: not a column of {table} (known: {', '.join(columns)})"
-                     for c in spec.columns if c not in columns]
-        problems += [f"  `tables.{table}.columns`: the required column `{c}` is not mapped"
-                     for c, col in columns.items() if col.required and c not in spec.columns]
+        problems += [
+            f"  `tables.{table}.columns.{c}`: not a column of {table} (known: {', '.join(columns)})"
+            for c in spec.columns
+            if c not in columns
+        ]
+        problems += [
+            f"  `tables.{table}.columns`: the required column `{c}` is not mapped"
+            for c, col in columns.items()
+            if col.required and c not in spec.columns
+        ]
         if spec.distinct_on is not None and spec.distinct_on not in spec.columns:
             problems.append(f"  `tables.{table}.distinct_on`: `{spec.distinct_on}` is not one of the mapped columns")
     if problems:
-        raise ParameterError(f"{path.name}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n" + "\n".join(problems))
+        raise ParameterError(
+            f"{path.name}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n" + "\n".join(problems)
+        )
     return mapping
 
 
@@ -160,13 +174,23 @@ def _typed(expr: pl.Expr, dtype: pl.DataType, spec: ColumnMap, source_dtype: pl.
 def _missing_columns(mapping_path: Path, table: str, spec: TableMap, path: Path, columns: list[str]) -> list[Problem]:
     named = [(f"columns.{c}.from", m.source) for c, m in spec.columns.items() if m.source is not None]
     named += [(f"filter[{i}].column", cond.column) for i, cond in enumerate(spec.filter)]
-    return [Problem("mapping.missing_column", table, column,
-                    f"{path.name} has no column `{column}` (named by tables.{table}.{key} in {mapping_path.name}); "
-                    f"its columns: {', '.join(columns)}", 0)
-            for key, column in named if column not in columns]
+    return [
+        Problem(
+            "mapping.missing_column",
+            table,
+            column,
+            f"{path.name} has no column `{column}` (named by tables.{table}.{key} in {mapping_path.name}); "
+            f"its columns: {', '.join(columns)}",
+            0,
+        )
+        for key, column in named
+        if column not in columns
+    ]
 
 
-def _mapped_table(table: str, spec: TableMap, raw: pl.DataFrame, path: Path) -> tuple[pl.DataFrame, list[Problem], list[SetAside]]:
+def _mapped_table(
+    table: str, spec: TableMap, raw: pl.DataFrame, path: Path
+) -> tuple[pl.DataFrame, list[Problem], list[SetAside]]:
     """The contract table `table` from the file's rows (with ROW line numbers), its problems and the rows left out."""
     schema = TABLES[table].to_schema().columns
     aside = []
@@ -176,8 +200,15 @@ def _mapped_table(table: str, spec: TableMap, raw: pl.DataFrame, path: Path) -> 
         keep = keep & (text.is_in(list(cond.is_in)) if cond.is_in is not None else ~text.is_in(list(cond.not_in or ())))
     dropped = raw.filter(~keep)
     if dropped.height:
-        aside.append(SetAside("filtered", table, dropped.height, tuple(f"row {r}" for r in dropped[ROW].head(5)),
-                              "left out by the mapping's row filter"))
+        aside.append(
+            SetAside(
+                "filtered",
+                table,
+                dropped.height,
+                tuple(f"row {r}" for r in dropped[ROW].head(5)),
+                "left out by the mapping's row filter",
+            )
+        )
     rows = raw.filter(keep)
     problems = []
     out = {ROW: rows[ROW]}
@@ -195,20 +226,41 @@ def _mapped_table(table: str, spec: TableMap, raw: pl.DataFrame, path: Path) -> 
             text = pl.col("__value").cast(pl.String).str.strip_chars()
             unknown = frame.filter(text.is_not_null() & (text != "") & ~text.is_in(list(known)))
             if unknown.height:
-                found = ", ".join(repr(v) for v in unknown["__value"].cast(pl.String).unique(maintain_order=True).head(10))
-                problems.append(Problem("mapping.unmapped_value", table, column,
-                                        f"{path.name} column `{spec_col.source}` has values the value map does not know: {found}",
-                                        unknown.height, tuple(f"row {r[ROW]}: {spec_col.source}={r['__value']!r}"
-                                                              for r in unknown.head(5).iter_rows(named=True))))
-            frame = frame.with_columns(text.replace_strict(known, default=None, return_dtype=pl.String).alias("__value"))
+                found = ", ".join(
+                    repr(v) for v in unknown["__value"].cast(pl.String).unique(maintain_order=True).head(10)
+                )
+                problems.append(
+                    Problem(
+                        "mapping.unmapped_value",
+                        table,
+                        column,
+                        f"{path.name} column `{spec_col.source}` has values the value map does not know: {found}",
+                        unknown.height,
+                        tuple(
+                            f"row {r[ROW]}: {spec_col.source}={r['__value']!r}"
+                            for r in unknown.head(5).iter_rows(named=True)
+                        ),
+                    )
+                )
+            frame = frame.with_columns(
+                text.replace_strict(known, default=None, return_dtype=pl.String).alias("__value")
+            )
             source_dtype = pl.String
         if spec_col.default is not None:
-            frame = frame.with_columns(pl.when(pl.col("__value").cast(pl.String).str.strip_chars().fill_null("") == "")
-                                       .then(pl.lit(str(spec_col.default))).otherwise(pl.col("__value").cast(pl.String))
-                                       .alias("__value"))
+            frame = frame.with_columns(
+                pl.when(pl.col("__value").cast(pl.String).str.strip_chars().fill_null("") == "")
+                .then(pl.lit(str(spec_col.default)))
+                .otherwise(pl.col("__value").cast(pl.String))
+                .alias("__value")
+            )
             source_dtype = pl.String
         expr = _typed(pl.col("__value"), dtype, spec_col, source_dtype)
-        if isinstance(dtype, pl.Datetime) and source_dtype == pl.String and spec_col.format is None and spec_col.time_zone is None:
+        if (
+            isinstance(dtype, pl.Datetime)
+            and source_dtype == pl.String
+            and spec_col.format is None
+            and spec_col.time_zone is None
+        ):
             expr = _parse_datetime("__value")
         typed = frame.select(ROW, "__value", expr.alias("__typed"))
         given = pl.col("__value").is_not_null()
@@ -217,17 +269,33 @@ def _mapped_table(table: str, spec: TableMap, raw: pl.DataFrame, path: Path) -> 
         bad = typed.filter(given & pl.col("__typed").is_null())
         if bad.height:
             how = f" with the format {spec_col.format!r}" if spec_col.format else ""
-            problems.append(Problem("mapping.unparseable", table, column,
-                                    f"{bad.height:,} value{'s' if bad.height > 1 else ''} of {path.name} column "
-                                    f"`{spec_col.source}` could not be read as {_kind(dtype)}{how}", bad.height,
-                                    tuple(f"row {r[ROW]}: {spec_col.source}={r['__value']!r}" for r in bad.head(5).iter_rows(named=True))))
+            problems.append(
+                Problem(
+                    "mapping.unparseable",
+                    table,
+                    column,
+                    f"{bad.height:,} value{'s' if bad.height > 1 else ''} of {path.name} column "
+                    f"`{spec_col.source}` could not be read as {_kind(dtype)}{how}",
+                    bad.height,
+                    tuple(
+                        f"row {r[ROW]}: {spec_col.source}={r['__value']!r}" for r in bad.head(5).iter_rows(named=True)
+                    ),
+                )
+            )
         out[column] = typed["__typed"]
     frame = pl.DataFrame(out)
     if spec.distinct_on is not None:
         merged = frame.filter(pl.col(spec.distinct_on).is_duplicated() & ~pl.col(spec.distinct_on).is_first_distinct())
         if merged.height:
-            aside.append(SetAside("merged", table, merged.height, examples(merged, spec.distinct_on, None, rows=merged),
-                                  f"a later row of the same {spec.distinct_on} (distinct_on keeps the first)"))
+            aside.append(
+                SetAside(
+                    "merged",
+                    table,
+                    merged.height,
+                    examples(merged, spec.distinct_on, None, rows=merged),
+                    f"a later row of the same {spec.distinct_on} (distinct_on keeps the first)",
+                )
+            )
         frame = frame.unique(spec.distinct_on, keep="first", maintain_order=True)
     return frame, problems, aside
 
@@ -247,8 +315,15 @@ def read_mapped(mapping_path: Path, progress: bool = False) -> Imported:
     for table, spec in mapping.tables.items():
         path = paths.resolve(spec.file)
         if not path.is_file():
-            problems.append(Problem("mapping.missing_file", table, None,
-                                    f"{spec.file} (tables.{table}.file in {mapping_path.name}) does not exist", 0))
+            problems.append(
+                Problem(
+                    "mapping.missing_file",
+                    table,
+                    None,
+                    f"{spec.file} (tables.{table}.file in {mapping_path.name}) does not exist",
+                    0,
+                )
+            )
             continue
         try:
             if path not in cache:
@@ -268,13 +343,22 @@ def read_mapped(mapping_path: Path, progress: bool = False) -> Imported:
         aside += left
         tables[table] = frame.drop(ROW)
     if problems:
-        raise ExportError(problems, str(mapping_path), head=f"The files of the mapping {mapping_path.name} cannot be imported")
-    return Imported(source=str(mapping_path), files=tuple(files), tables=tables, set_aside=tuple(aside),
-                    details={"mapping": mapping.model_dump(mode="json", by_alias=True, exclude_defaults=True)})
+        raise ExportError(
+            problems, str(mapping_path), head=f"The files of the mapping {mapping_path.name} cannot be imported"
+        )
+    return Imported(
+        source=str(mapping_path),
+        files=tuple(files),
+        tables=tables,
+        set_aside=tuple(aside),
+        details={"mapping": mapping.model_dump(mode="json", by_alias=True, exclude_defaults=True)},
+    )
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mapping", required=True, help="a mapping file, e.g. parameters/sources/example_subscriptions.yaml")
+    parser.add_argument(
+        "--mapping", required=True, help="a mapping file, e.g. parameters/sources/example_subscriptions.yaml"
+    )
 
 
 def _read(args: argparse.Namespace) -> Imported:

@@ -20,6 +20,7 @@ Files are JSON lines (`.json`, `.jsonl`, `.ndjson`, each possibly `.gz`), CSV or
 scans; nested fields (`properties`, `context`, `traits`, ...) are structs in JSON lines and Parquet and JSON text in
 CSV. A line that is not JSON is reported with its file and line number.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,10 @@ import gzip
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -45,13 +47,29 @@ from .reading import ExportError, FileRead
 SOURCES_DIR = paths.PARAMETERS_DIR / "sources"
 STAGED = ("_file", "_time_bad")  # the columns a system's normalised frame keeps for `Scanner.stage`
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
-FAST_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S.%3fZ", "%Y-%m-%dT%H:%M:%S.%6fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S.%6f",
-                     "%Y-%m-%d %H:%M:%S.%3f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%6f+00:00", "%Y-%m-%dT%H:%M:%S.%3f+00:00",
-                     "%Y-%m-%dT%H:%M:%S+00:00")
+FAST_TIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S.%3fZ",
+    "%Y-%m-%dT%H:%M:%S.%6fZ",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%d %H:%M:%S.%6f",
+    "%Y-%m-%d %H:%M:%S.%3f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%6f+00:00",
+    "%Y-%m-%dT%H:%M:%S.%3f+00:00",
+    "%Y-%m-%dT%H:%M:%S+00:00",
+)
 """Fixed-width layouts (UTC), parsed about four times faster than the general ones; tried first."""
-TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f",
-                "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S",
-                "%Y-%m-%dT%H:%M:%S")
+TIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%dT%H:%M:%S%.f%:z",
+    "%Y-%m-%d %H:%M:%S%.f%:z",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%:z",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+)
 """The date-time layouts of the exports (Segment ISO with Z, Amplitude `2024-01-31 09:30:00.123456` in UTC,
 PostHog ISO with an offset); a time without a zone is UTC."""
 
@@ -69,7 +87,9 @@ class ProductSettings(_Strict):
     duration_property: str | None = "duration_seconds"  # the event property giving seconds spent (null: none)
     skip_events: tuple[str, ...] = ()  # events that are not product usage (never written to usage_events)
     created_trait: str | None = "createdAt"  # the user trait/property holding the sign-up time
-    email_trait: str = "email"  # the user trait/property with the e-mail (a user in no group: its domain finds the account)
+    email_trait: str = (
+        "email"  # the user trait/property with the e-mail (a user in no group: its domain finds the account)
+    )
     referred_by_trait: str | None = "referred_by"  # the user trait/property naming the referring user
     domain_trait: str = "website"  # the group trait holding the company's web address (or e-mail)
     group_type: str = "company"  # Amplitude `groups` / PostHog `$groups` key that is the account
@@ -92,12 +112,22 @@ def product_settings(system: str, path: str | None) -> tuple[ProductSettings, st
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`EXPORTS...` (files or folders) and `--settings`."""
-    parser.add_argument("exports", nargs="+", help="export files or folders of them: JSON lines (.json, .jsonl, "
-                                                   ".ndjson, optionally .gz), CSV or Parquet (never modified)")
-    parser.add_argument("--settings", dest="source_settings", default="", help="settings of this system (default parameters/sources/<system>.yaml)")
+    parser.add_argument(
+        "exports",
+        nargs="+",
+        help="export files or folders of them: JSON lines (.json, .jsonl, "
+        ".ndjson, optionally .gz), CSV or Parquet (never modified)",
+    )
+    parser.add_argument(
+        "--settings",
+        dest="source_settings",
+        default="",
+        help="settings of this system (default parameters/sources/<system>.yaml)",
+    )
 
 
 # --------------------------------------------------------------------------- reading files lazily
+
 
 def export_files(given: list[str]) -> list[Path]:
     """The export files named by `given` (a folder: its readable files, sorted); an unknown kind is an error."""
@@ -107,14 +137,28 @@ def export_files(given: list[str]) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".") and _kind(p))
             if not found:
-                problems.append(Problem("source.missing_file", path.name, None, f"{path} holds no .jsonl, .json, "
-                                        ".ndjson (.gz), .csv or .parquet file", 0))
+                problems.append(
+                    Problem(
+                        "source.missing_file",
+                        path.name,
+                        None,
+                        f"{path} holds no .jsonl, .json, .ndjson (.gz), .csv or .parquet file",
+                        0,
+                    )
+                )
             files += found
         elif path.is_file() and _kind(path):
             files.append(path)
         else:
-            problems.append(Problem("source.missing_file", path.name, None,
-                                    f"{item} is not a JSON lines, CSV or Parquet file, nor a folder of them", 0))
+            problems.append(
+                Problem(
+                    "source.missing_file",
+                    path.name,
+                    None,
+                    f"{item} is not a JSON lines, CSV or Parquet file, nor a folder of them",
+                    0,
+                )
+            )
     if problems:
         raise ExportError(problems, ", ".join(given))
     return files
@@ -139,8 +183,15 @@ class Scanner:
     json: list[tuple[Path, Path]] = field(default_factory=list)  # (export, the file read) of the JSON lines
     _scans: dict = field(default_factory=dict)  # table -> (files, schema, time) of its scan
 
-    def scan(self, files: list[Path], schema: dict[str, pl.DataType], table: str, time: str | None = None,
-             fast: bool = True, required: tuple[str, ...] = ()) -> pl.LazyFrame | None:
+    def scan(
+        self,
+        files: list[Path],
+        schema: dict[str, pl.DataType],
+        table: str,
+        time: str | None = None,
+        fast: bool = True,
+        required: tuple[str, ...] = (),
+    ) -> pl.LazyFrame | None:
         """One LazyFrame of `files`, each brought to `schema` (missing columns null) with `_file` (its index in
         `self.files`) and, when `time` names a text column, `at`: that column read as UTC date-times (in the layout
         of the file's first rows when `fast`, else in any layout) and `_time_bad` (a time given but not read).
@@ -153,7 +204,9 @@ class Scanner:
         frames = [self._one(path, schema, table, time, fast) for path in files]
         return pl.concat(frames, how="vertical") if frames else None
 
-    def _one(self, path: Path, schema: dict[str, pl.DataType], table: str, time: str | None, fast: bool) -> pl.LazyFrame:
+    def _one(
+        self, path: Path, schema: dict[str, pl.DataType], table: str, time: str | None, fast: bool
+    ) -> pl.LazyFrame:
         kind = _kind(path)
         known = next((i for i, (export, _) in enumerate(self.json) if export == path), None)
         if kind == "json" and known is not None:
@@ -166,13 +219,16 @@ class Scanner:
             try:
                 have = pl.read_parquet_schema(path)
             except Exception as err:  # noqa: BLE001  (any Arrow/Polars error means: not Parquet)
-                raise ExportError([Problem("source.unreadable", table, None, f"{path.name} is not a Parquet file ({err})", 0)],
-                                  str(path)) from None
+                raise ExportError(
+                    [Problem("source.unreadable", table, None, f"{path.name} is not a Parquet file ({err})", 0)],
+                    str(path),
+                ) from None
             frame = pl.scan_parquet(path).select([_as(c, dtype, have.get(c)) for c, dtype in schema.items()])
         else:
             head = pl.read_csv(path, n_rows=0, infer_schema=False)
             frame = pl.scan_csv(path, infer_schema=False).select(
-                [_as(c, dtype, pl.String if c in head.columns else None) for c, dtype in schema.items()])
+                [_as(c, dtype, pl.String if c in head.columns else None) for c, dtype in schema.items()]
+            )
         index = next((i for i, f in enumerate(self.files) if (f.file, f.table) == (path.name, table)), len(self.files))
         frame = frame.with_columns(pl.lit(index, pl.UInt32).alias("_file"))
         if index == len(self.files):
@@ -228,8 +284,9 @@ class Scanner:
             with gzip.open(path, "rb") as src, target.open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
         except (OSError, EOFError) as err:
-            raise ExportError([Problem("source.unreadable", path.name, None, f"{path.name} is not gzip ({err})", 0)],
-                              str(path)) from None
+            raise ExportError(
+                [Problem("source.unreadable", path.name, None, f"{path.name} is not gzip ({err})", 0)], str(path)
+            ) from None
         return target
 
 
@@ -247,8 +304,11 @@ def _as(column: str, dtype: pl.DataType, have: pl.DataType | None) -> pl.Expr:
         return pl.lit(None, dtype=dtype).alias(column)
     if isinstance(have, pl.Datetime):
         base = c if have.time_zone else c.dt.replace_time_zone("UTC")
-        return base.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").alias(column) if dtype == pl.String \
+        return (
+            base.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").alias(column)
+            if dtype == pl.String
             else base.alias(column)
+        )
     if isinstance(dtype, pl.List) and have == pl.String:
         return c.str.json_decode(dtype).alias(column)
     if have == pl.String:  # an empty CSV cell is a missing value
@@ -260,8 +320,9 @@ def _from_json_text(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """JSON text (a CSV cell, a Parquet string column) as `dtype`, field by field: a text field takes any value
     (a list stays its JSON text, as the JSON lines reader gives it), a number or struct is read as such."""
     if isinstance(dtype, pl.Struct):
-        return pl.struct([_from_json_text(text.str.json_path_match(f"$['{f.name}']"), f.dtype).alias(f.name)
-                          for f in dtype.fields])
+        return pl.struct(
+            [_from_json_text(text.str.json_path_match(f"$['{f.name}']"), f.dtype).alias(f.name) for f in dtype.fields]
+        )
     if isinstance(dtype, pl.List):
         return text.str.json_decode(dtype)
     return text if dtype == pl.String else text.cast(dtype, strict=False)
@@ -310,15 +371,21 @@ def _missing(path: Path, table: str, required: tuple[str, ...]) -> Problem | Non
     missing = [r for r in required if not set(r.split("|")) & set(columns)]
     if not missing:
         return None
-    return Problem(f"{table}.missing_column", path.name, missing[0].replace("|", " or "),
-                   f"is not in {path.name}, so it is not a {table} export (its columns: "
-                   f"{', '.join(columns[:12]) or 'none'}{', ...' if len(columns) > 12 else ''}); it needs "
-                   f"{', '.join(r.replace('|', ' or ') for r in required)}", 0)
+    return Problem(
+        f"{table}.missing_column",
+        path.name,
+        missing[0].replace("|", " or "),
+        f"is not in {path.name}, so it is not a {table} export (its columns: "
+        f"{', '.join(columns[:12]) or 'none'}{', ...' if len(columns) > 12 else ''}); it needs "
+        f"{', '.join(r.replace('|', ' or ') for r in required)}",
+        0,
+    )
 
 
 def _broken_lines(path: Path, source: Path) -> Problem | None:
     """The lines of `source` (the JSON lines export `path`, unpacked) that are not a JSON object, or None."""
-    bad, count = [], 0
+    bad: list[str] = []
+    count = 0
     with source.open("rb") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -365,8 +432,13 @@ def timestamp(column: pl.Expr, fmt: str | None = None) -> pl.Expr:
 
 # --------------------------------------------------------------------------- building the tables
 
-PROFILES = {"user_id": pl.String, "created_at": pl.Datetime("us", "UTC"), "email": pl.String, "referred_by": pl.String,
-            "seen_at": pl.Datetime("us", "UTC")}
+PROFILES = {
+    "user_id": pl.String,
+    "created_at": pl.Datetime("us", "UTC"),
+    "email": pl.String,
+    "referred_by": pl.String,
+    "seen_at": pl.Datetime("us", "UTC"),
+}
 MEMBERSHIPS = {"id": pl.String, "group": pl.String, "domain": pl.String, "at": pl.Datetime("us", "UTC")}
 
 
@@ -389,19 +461,27 @@ def resolved(links: pl.DataFrame) -> pl.DataFrame:
     """(`id`, `user_id`): each id to the user it finally belongs to. An id linked to two users keeps its first link
     (by time); a chain of links (an alias of an alias) is followed to its end, a user id that was aliased away is
     no user of its own."""
-    first = (links.drop_nulls(["id", "user_id"]).sort("at", "id", "user_id", nulls_last=True)
-             .filter(pl.col("id") != pl.col("user_id")).unique("id", keep="first", maintain_order=True).select("id", "user_id"))
+    first = (
+        links.drop_nulls(["id", "user_id"])
+        .sort("at", "id", "user_id", nulls_last=True)
+        .filter(pl.col("id") != pl.col("user_id"))
+        .unique("id", keep="first", maintain_order=True)
+        .select("id", "user_id")
+    )
     for _ in range(64):  # chains are short; 64 steps end any that is not a cycle
         step = first.join(first.rename({"id": "user_id", "user_id": "next"}), on="user_id", how="left")
         if step.get_column("next").null_count() == step.height:
             break
-        first = step.select("id", pl.coalesce("next", "user_id").alias("user_id")).filter(pl.col("id") != pl.col("user_id"))
+        first = step.select("id", pl.coalesce("next", "user_id").alias("user_id")).filter(
+            pl.col("id") != pl.col("user_id")
+        )
     users = links.select(pl.col("user_id").alias("id")).drop_nulls().unique().join(first, on="id", how="anti")
     return pl.concat([first, users.with_columns(pl.col("id").alias("user_id"))]).unique("id").sort("id")
 
 
-def build(system: str, collected: Collected, settings: ProductSettings, out: Path,
-          accounts_path: Path) -> tuple[dict[str, pl.DataFrame | pl.LazyFrame], list[SetAside], dict]:
+def build(
+    system: str, collected: Collected, settings: ProductSettings, out: Path, accounts_path: Path
+) -> tuple[dict[str, pl.DataFrame | pl.LazyFrame], list[SetAside], dict]:
     """`users` and (lazy) `usage_events` from what a system's exports say; the rows set aside; report details."""
     keys = account_keys(out, accounts_path)
     ids = resolved(collected.links)
@@ -409,69 +489,122 @@ def build(system: str, collected: Collected, settings: ProductSettings, out: Pat
     activation = settings.activation_event
     is_activation = (pl.col("event") == activation) if activation else pl.lit(False)
     # one streaming pass: per id and group, how many events, the first one, the first activation
-    seen = (events.group_by("id", "group")
-            .agg(pl.len().alias("n"), pl.col("event_time").min().alias("first"),
-                 pl.col("event_time").filter(is_activation).min().alias("activated"),
-                 pl.col("event_time").is_null().sum().alias("no_time"))
-            .collect(engine="streaming"))
+    seen = (
+        events.group_by("id", "group")
+        .agg(
+            pl.len().alias("n"),
+            pl.col("event_time").min().alias("first"),
+            pl.col("event_time").filter(is_activation).min().alias("activated"),
+            pl.col("event_time").is_null().sum().alias("no_time"),
+        )
+        .collect(engine="streaming")
+    )
     problems = _time_problems(system, seen, events)
     seen = seen.join(ids, on="id", how="left")
     aside = list(collected.set_aside)
     anonymous = seen.filter(pl.col("user_id").is_null())
     if anonymous.height:
-        aside.append(SetAside("anonymous", "usage_events", int(anonymous.get_column("n").sum()),
-                              tuple(anonymous.get_column("id").drop_nulls().unique().sort().head(EXAMPLES).to_list()),
-                              "events of ids never identified as a user (no user id, alias or identify links them); left out"))
+        aside.append(
+            SetAside(
+                "anonymous",
+                "usage_events",
+                int(anonymous.get_column("n").sum()),
+                tuple(anonymous.get_column("id").drop_nulls().unique().sort().head(EXAMPLES).to_list()),
+                "events of ids never identified as a user (no user id, alias or identify links them); left out",
+            )
+        )
     known = seen.drop_nulls("user_id")
-    profiles = (collected.profiles.join(ids.rename({"id": "user_id", "user_id": "_user"}), on="user_id", how="left")
-                .with_columns(pl.coalesce("_user", "user_id").alias("user_id")).drop("_user"))
+    profiles = (
+        collected.profiles.join(ids.rename({"id": "user_id", "user_id": "_user"}), on="user_id", how="left")
+        .with_columns(pl.coalesce("_user", "user_id").alias("user_id"))
+        .drop("_user")
+    )
     members = _memberships(collected.memberships, ids, known, profiles)
     member_accounts, matched_aside = _member_accounts(system, keys, members, profiles)
     aside += matched_aside
     problems += _two_accounts(system, member_accounts, settings)
     if problems:
         raise ExportError(problems, head=f"The {system} exports cannot be imported")
-    account = (member_accounts.sort("user_id", "at", "account_id", nulls_last=True)
-               .unique("user_id", keep="first", maintain_order=True).select("user_id", "account_id"))
+    account = (
+        member_accounts.sort("user_id", "at", "account_id", nulls_last=True)
+        .unique("user_id", keep="first", maintain_order=True)
+        .select("user_id", "account_id")
+    )
     users = _users(known, profiles, account, settings)
     no_account = users.filter(pl.col("account_id").is_null())
     if no_account.height:
         lost = known.join(no_account.select("user_id"), on="user_id").get_column("n").sum()
-        aside.append(SetAside("no_account", "users", no_account.height,
-                              tuple(no_account.get_column("user_id").head(EXAMPLES).to_list()),
-                              f"users in no group that matches an account (their {lost:,} events are left out too)"))
+        aside.append(
+            SetAside(
+                "no_account",
+                "users",
+                no_account.height,
+                tuple(no_account.get_column("user_id").head(EXAMPLES).to_list()),
+                f"users in no group that matches an account (their {lost:,} events are left out too)",
+            )
+        )
     users = users.drop_nulls("account_id")
     usage = _usage(events, ids, users.select("user_id", "account_id"), settings)
-    details = {"users_merged": {"ids": ids.height, "users": users.height + no_account.height,
-                                "ids_merged_into_another": ids.filter(pl.col("id") != pl.col("user_id")).height}}
+    details = {
+        "users_merged": {
+            "ids": ids.height,
+            "users": users.height + no_account.height,
+            "ids_merged_into_another": ids.filter(pl.col("id") != pl.col("user_id")).height,
+        }
+    }
     return {"users": users, "usage_events": usage}, aside, details
 
 
-def _memberships(memberships: pl.DataFrame, ids: pl.DataFrame, known: pl.DataFrame, profiles: pl.DataFrame) -> pl.DataFrame:
+def _memberships(
+    memberships: pl.DataFrame, ids: pl.DataFrame, known: pl.DataFrame, profiles: pl.DataFrame
+) -> pl.DataFrame:
     """(`user_id`, `group`, `domain`, `at`): the groups of the user's group calls and of its events; a user in no
     group at all is in the pseudo-group `@<domain>` of its e-mail's company domain (matched by domain only)."""
-    members = pl.concat([
-        memberships.join(ids, on="id").select("user_id", "group", "domain", "at"),
-        known.drop_nulls("group").select("user_id", "group", pl.lit(None, pl.String).alias("domain"), pl.col("first").alias("at")),
-    ]).drop_nulls("group")
-    by_mail = (profiles.select("user_id", domain_of(pl.col("email")).alias("domain"), pl.col("seen_at").alias("at"))
-               .drop_nulls("domain").join(members, on="user_id", how="anti").sort("at", nulls_last=True)
-               .unique("user_id", keep="first").select("user_id", pl.concat_str(pl.lit("@"), "domain").alias("group"), "domain", "at"))
+    members = pl.concat(
+        [
+            memberships.join(ids, on="id").select("user_id", "group", "domain", "at"),
+            known.drop_nulls("group").select(
+                "user_id", "group", pl.lit(None, pl.String).alias("domain"), pl.col("first").alias("at")
+            ),
+        ]
+    ).drop_nulls("group")
+    by_mail = (
+        profiles.select("user_id", domain_of(pl.col("email")).alias("domain"), pl.col("seen_at").alias("at"))
+        .drop_nulls("domain")
+        .join(members, on="user_id", how="anti")
+        .sort("at", nulls_last=True)
+        .unique("user_id", keep="first")
+        .select("user_id", pl.concat_str(pl.lit("@"), "domain").alias("group"), "domain", "at")
+    )
     return pl.concat([members, by_mail])
 
 
-def _member_accounts(system: str, keys: AccountKeys, members: pl.DataFrame, profiles: pl.DataFrame) -> tuple[pl.DataFrame, list[SetAside]]:
+def _member_accounts(
+    system: str, keys: AccountKeys, members: pl.DataFrame, profiles: pl.DataFrame
+) -> tuple[pl.DataFrame, list[SetAside]]:
     """(`user_id`, `account_id`, `at`, `group`): each user's accounts, by matching its groups with the one account
     key; a group without a web domain of its own takes its members' e-mail domain, when they all share one."""
     mail = profiles.select("user_id", domain_of(pl.col("email")).alias("mail")).drop_nulls().unique()
-    groups = (members.join(mail, on="user_id", how="left").group_by("group")
-              .agg(pl.col("domain").drop_nulls().first(), pl.col("mail").drop_nulls().unique().alias("mails"),
-                   pl.col("user_id").n_unique().alias("users"))
-              .with_columns(pl.coalesce("domain", pl.when(pl.col("mails").list.len() == 1).then(pl.col("mails").list.first())))
-              .drop("mails").sort("group"))
+    groups = (
+        members.join(mail, on="user_id", how="left")
+        .group_by("group")
+        .agg(
+            pl.col("domain").drop_nulls().first(),
+            pl.col("mail").drop_nulls().unique().alias("mails"),
+            pl.col("user_id").n_unique().alias("users"),
+        )
+        .with_columns(
+            pl.coalesce("domain", pl.when(pl.col("mails").list.len() == 1).then(pl.col("mails").list.first()))
+        )
+        .drop("mails")
+        .sort("group")
+    )
     matched = keys.match(system, "users", groups, key="group", email="domain", weight="users")
-    accounts = (members.join(matched.frame.drop_nulls("account_id").select("group", "account_id"), on="group")
-                .group_by("user_id", "account_id").agg(pl.col("at").min(), pl.col("group").sort().first()))
+    accounts = (
+        members.join(matched.frame.drop_nulls("account_id").select("group", "account_id"), on="group")
+        .group_by("user_id", "account_id")
+        .agg(pl.col("at").min(), pl.col("group").sort().first())
+    )
     return accounts, list(matched.set_aside)
 
 
@@ -480,13 +613,26 @@ def _two_accounts(system: str, member_accounts: pl.DataFrame, settings: ProductS
     twice = member_accounts.group_by("user_id").agg(pl.col("account_id").n_unique().alias("n")).filter(pl.col("n") > 1)
     if twice.is_empty() or settings.user_in_two_accounts != "error":
         return []
-    shown = (member_accounts.join(twice.sort("user_id").head(EXAMPLES), on="user_id").sort("user_id", "at", "account_id")
-             .group_by("user_id", maintain_order=True).agg(pl.col("group"), pl.col("account_id")))
-    return [Problem(f"{system}.two_accounts", "users", "account_id",
-                    "is in groups of two accounts (set user_in_two_accounts: first_group to take the first group the "
-                    "user joined)", twice.height,
-                    tuple(f"{r['user_id']} in {', '.join(f'{g} ({a})' for g, a in zip(r['group'], r['account_id']))}"
-                          for r in shown.iter_rows(named=True)))]
+    shown = (
+        member_accounts.join(twice.sort("user_id").head(EXAMPLES), on="user_id")
+        .sort("user_id", "at", "account_id")
+        .group_by("user_id", maintain_order=True)
+        .agg(pl.col("group"), pl.col("account_id"))
+    )
+    return [
+        Problem(
+            f"{system}.two_accounts",
+            "users",
+            "account_id",
+            "is in groups of two accounts (set user_in_two_accounts: first_group to take the first group the "
+            "user joined)",
+            twice.height,
+            tuple(
+                f"{r['user_id']} in {', '.join(f'{g} ({a})' for g, a in zip(r['group'], r['account_id']))}"
+                for r in shown.iter_rows(named=True)
+            ),
+        )
+    ]
 
 
 def _time_problems(system: str, seen: pl.DataFrame, events: pl.LazyFrame) -> list[Problem]:
@@ -494,24 +640,44 @@ def _time_problems(system: str, seen: pl.DataFrame, events: pl.LazyFrame) -> lis
     if not bad:
         return []
     shown = events.filter(pl.col("event_time").is_null()).select("id", "event").head(EXAMPLES).collect()
-    return [Problem(f"{system}.unparseable", "usage_events", "timestamp",
-                    f"{bad:,} event time{'s' if bad > 1 else ''} could not be read as a date-time", bad,
-                    tuple(f"id={r['id']}, event={r['event']}" for r in shown.iter_rows(named=True)))]
+    return [
+        Problem(
+            f"{system}.unparseable",
+            "usage_events",
+            "timestamp",
+            f"{bad:,} event time{'s' if bad > 1 else ''} could not be read as a date-time",
+            bad,
+            tuple(f"id={r['id']}, event={r['event']}" for r in shown.iter_rows(named=True)),
+        )
+    ]
 
 
-def _users(known: pl.DataFrame, profiles: pl.DataFrame, account: pl.DataFrame, settings: ProductSettings) -> pl.DataFrame:
+def _users(
+    known: pl.DataFrame, profiles: pl.DataFrame, account: pl.DataFrame, settings: ProductSettings
+) -> pl.DataFrame:
     """One row per known user: the account, when it signed up (the source's own creation time, else the first time
     it was seen: first identify or first event), when it first sent the activation event, who referred it."""
     from_events = known.group_by("user_id").agg(pl.col("first").min().alias("first_event"), pl.col("activated").min())
-    from_profiles = (profiles.sort("seen_at", nulls_last=True).group_by("user_id", maintain_order=True)
-                     .agg(pl.col("created_at").min(), pl.col("seen_at").min().alias("first_identify"),
-                          pl.col("referred_by").drop_nulls().first()))
-    users = (from_events.join(from_profiles, on="user_id", how="full", coalesce=True)
-             .join(account, on="user_id", how="left")
-             .with_columns(pl.coalesce("created_at", pl.min_horizontal("first_identify", "first_event")).alias("created_at")))
-    clipped = pl.when(pl.col("activated") < pl.col("created_at")).then(pl.col("created_at")).otherwise(pl.col("activated"))
-    return users.select("user_id", "account_id", "created_at", clipped.alias("activated_at"),
-                        "referred_by").sort("user_id")
+    from_profiles = (
+        profiles.sort("seen_at", nulls_last=True)
+        .group_by("user_id", maintain_order=True)
+        .agg(
+            pl.col("created_at").min(),
+            pl.col("seen_at").min().alias("first_identify"),
+            pl.col("referred_by").drop_nulls().first(),
+        )
+    )
+    users = (
+        from_events.join(from_profiles, on="user_id", how="full", coalesce=True)
+        .join(account, on="user_id", how="left")
+        .with_columns(pl.coalesce("created_at", pl.min_horizontal("first_identify", "first_event")).alias("created_at"))
+    )
+    clipped = (
+        pl.when(pl.col("activated") < pl.col("created_at")).then(pl.col("created_at")).otherwise(pl.col("activated"))
+    )
+    return users.select("user_id", "account_id", "created_at", clipped.alias("activated_at"), "referred_by").sort(
+        "user_id"
+    )
 
 
 def _usage(events: pl.LazyFrame, ids: pl.DataFrame, accounts: pl.DataFrame, settings: ProductSettings) -> pl.LazyFrame:
@@ -522,6 +688,14 @@ def _usage(events: pl.LazyFrame, ids: pl.DataFrame, accounts: pl.DataFrame, sett
         skip.append(settings.activation_event)
     keep = ~pl.col("event").is_in(skip) if skip else pl.lit(True)
     owners = ids.join(accounts, on="user_id")  # id -> user and account: one join per event
-    return (events.filter(keep).join(owners.lazy(), on="id", how="inner", maintain_order="left")
-            .select("event_time", "user_id", "account_id", pl.coalesce("feature", "event").alias("feature"),
-                    pl.col("duration_seconds").round().cast(pl.Int64)))
+    return (
+        events.filter(keep)
+        .join(owners.lazy(), on="id", how="inner", maintain_order="left")
+        .select(
+            "event_time",
+            "user_id",
+            "account_id",
+            pl.coalesce("feature", "event").alias("feature"),
+            pl.col("duration_seconds").round().cast(pl.Int64),
+        )
+    )

@@ -5,6 +5,7 @@ Shared by the importers (the generic invoice CSV, Stripe, column mappings): a fi
 allowed values, ISO currencies, unique ids, references between tables). Problems carry the file's line numbers
 (the header is line 1) and up to five examples; nothing is raised until all are known.
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,18 +18,29 @@ import polars as pl
 from ..contract.load import ROW, _parse_datetime, examples
 from ..errors import DataContractError, Problem
 from ..sources import Unreadable, _read_csv, _unreadable_parquet
-from .billing import (DISCOUNT_DURATIONS, IDS, INTERVAL_UNITS, INVOICE_STATUSES, LINE_TYPES, REQUIRED, SCHEMAS,
-                      TRANSACTION_RESULTS, TRANSACTION_TYPES)
+from .billing import (
+    DISCOUNT_DURATIONS,
+    IDS,
+    INTERVAL_UNITS,
+    INVOICE_STATUSES,
+    LINE_TYPES,
+    REQUIRED,
+    SCHEMAS,
+    TRANSACTION_RESULTS,
+    TRANSACTION_TYPES,
+)
 
 # ISO 4217 codes in use (and a few recently retired ones that old invoices carry: HRK, SLL, ZWL)
-ISO_CURRENCIES = frozenset("""
+ISO_CURRENCIES = frozenset(
+    """
 AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF
 CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HRK
 HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL
 MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON
 RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
 UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL
-""".split())
+""".split()
+)
 
 ALLOWED: dict[tuple[str, str], tuple[str, ...]] = {
     ("plans", "interval_unit"): INTERVAL_UNITS,
@@ -66,8 +78,10 @@ class ExportError(DataContractError):
         lines += [f"  {i}. {p}" for i, p in enumerate(self.problems, 1)]
         if hint:
             lines.append(hint)
-        lines.append("Nothing was written and the exports were not modified; fix them (or the mapping or settings) "
-                     "and run `saaskpi import` again.")
+        lines.append(
+            "Nothing was written and the exports were not modified; fix them (or the mapping or settings) "
+            "and run `saaskpi import` again."
+        )
         self.args = ("\n".join(lines),)
 
     def __str__(self) -> str:
@@ -167,22 +181,34 @@ def _type_name(dtype: pl.DataType) -> str:
     return {pl.Float64: "a number", pl.Int64: "a whole number", pl.Boolean: "true or false"}.get(dtype, "text")
 
 
-def typed_columns(table: str, raw: pl.DataFrame, schema: dict[str, pl.DataType], key: str,
-                  required: tuple[str, ...] = ()) -> tuple[pl.DataFrame, list[Problem]]:
+def typed_columns(
+    table: str, raw: pl.DataFrame, schema: dict[str, pl.DataType], key: str, required: tuple[str, ...] = ()
+) -> tuple[pl.DataFrame, list[Problem]]:
     """`raw` (with a ROW column) typed to `schema` (columns it lacks become null); a value that does not parse
     is a problem, never a silent null. Required columns must be present (else nothing is typed)."""
     problems = []
     missing = [c for c in required if c not in raw.columns]
     if missing:
-        return raw, [Problem(f"{table}.missing_column", table, c,
-                             f"required column `{c}` is missing (columns found: {', '.join(x for x in raw.columns if x != ROW) or 'none'})",
-                             raw.height) for c in missing]
+        return raw, [
+            Problem(
+                f"{table}.missing_column",
+                table,
+                c,
+                f"required column `{c}` is missing (columns found: {', '.join(x for x in raw.columns if x != ROW) or 'none'})",
+                raw.height,
+            )
+            for c in missing
+        ]
     present = [c for c in schema if c in raw.columns]
-    typed = raw.with_columns([_parse(c, schema[c], raw.schema[c]).alias(c) for c in present
-                              if not (isinstance(schema[c], pl.Datetime) and raw.schema[c] == pl.String)]
-                             + [_datetimes(raw, c) for c in present
-                                if isinstance(schema[c], pl.Datetime) and raw.schema[c] == pl.String]
-                             + [pl.lit(None, dtype=d).alias(c) for c, d in schema.items() if c not in raw.columns])
+    typed = raw.with_columns(
+        [
+            _parse(c, schema[c], raw.schema[c]).alias(c)
+            for c in present
+            if not (isinstance(schema[c], pl.Datetime) and raw.schema[c] == pl.String)
+        ]
+        + [_datetimes(raw, c) for c in present if isinstance(schema[c], pl.Datetime) and raw.schema[c] == pl.String]
+        + [pl.lit(None, dtype=d).alias(c) for c, d in schema.items() if c not in raw.columns]
+    )
     both = raw.hstack(typed.select([pl.col(c).alias(f"__typed_{c}") for c in present if schema[c] != pl.String]))
     masks = {}
     for c in (c for c in present if schema[c] != pl.String):  # text is never unparseable
@@ -194,9 +220,16 @@ def typed_columns(table: str, raw: pl.DataFrame, schema: dict[str, pl.DataType],
     for c, n in counts.items():  # one pass counts every column; only the bad ones are looked at again
         if n:
             rows = both.filter(masks[c]).select(raw.columns)
-            problems.append(Problem(f"{table}.unparseable", table, c,
-                                    f"{n:,} value{'s' if n > 1 else ''} could not be read as {_type_name(schema[c])}",
-                                    n, examples(rows, key, c, rows=rows)))
+            problems.append(
+                Problem(
+                    f"{table}.unparseable",
+                    table,
+                    c,
+                    f"{n:,} value{'s' if n > 1 else ''} could not be read as {_type_name(schema[c])}",
+                    n,
+                    examples(rows, key, c, rows=rows),
+                )
+            )
     return typed.select(ROW, *schema), problems
 
 
@@ -214,27 +247,57 @@ def checked_billing_table(table: str, typed: pl.DataFrame, raw: pl.DataFrame | N
         checks.append(("missing_value", column, empty, "a value is required"))
     for (t, column), allowed in ALLOWED.items():
         if t == table:
-            checks.append(("not_allowed", column, pl.col(column).is_not_null() & ~pl.col(column).str.to_lowercase().is_in(allowed),
-                           f"must be one of {', '.join(allowed)}"))
-    checks += [("out_of_range", column, pl.col(column) < 0, "must be at least 0") for t, column in NON_NEGATIVE if t == table]
-    checks += [("out_of_range", column, pl.col(column) < 1, "must be at least 1") for t, column in AT_LEAST_ONE if t == table]
+            checks.append(
+                (
+                    "not_allowed",
+                    column,
+                    pl.col(column).is_not_null() & ~pl.col(column).str.to_lowercase().is_in(allowed),
+                    f"must be one of {', '.join(allowed)}",
+                )
+            )
+    checks += [
+        ("out_of_range", column, pl.col(column) < 0, "must be at least 0") for t, column in NON_NEGATIVE if t == table
+    ]
+    checks += [
+        ("out_of_range", column, pl.col(column) < 1, "must be at least 1") for t, column in AT_LEAST_ONE if t == table
+    ]
     if "currency" in typed.columns:
-        checks.append(("unknown_currency", "currency",
-                       pl.col("currency").is_not_null() & ~pl.col("currency").str.to_uppercase().is_in(sorted(ISO_CURRENCIES)),
-                       "not an ISO 4217 currency code (e.g. USD, EUR, GBP)"))
+        checks.append(
+            (
+                "unknown_currency",
+                "currency",
+                pl.col("currency").is_not_null() & ~pl.col("currency").str.to_uppercase().is_in(sorted(ISO_CURRENCIES)),
+                "not an ISO 4217 currency code (e.g. USD, EUR, GBP)",
+            )
+        )
     if table == "line_items":
-        checks.append(("end_before_start", "service_period_end", pl.col("service_period_end") <= pl.col("service_period_start"),
-                       "a service period must end after it starts"))
-        checks.append(("missing_value", "subscription_id",
-                       (pl.col("type").str.to_lowercase() == "subscription") & pl.col("subscription_id").is_null(),
-                       "a subscription line needs its subscription_id"))
-    checks.append(("duplicate", key, pl.col(key).is_not_null() & pl.col(key).is_duplicated(), "identifiers must be unique"))
+        checks.append(
+            (
+                "end_before_start",
+                "service_period_end",
+                pl.col("service_period_end") <= pl.col("service_period_start"),
+                "a service period must end after it starts",
+            )
+        )
+        checks.append(
+            (
+                "missing_value",
+                "subscription_id",
+                (pl.col("type").str.to_lowercase() == "subscription") & pl.col("subscription_id").is_null(),
+                "a subscription line needs its subscription_id",
+            )
+        )
+    checks.append(
+        ("duplicate", key, pl.col(key).is_not_null() & pl.col(key).is_duplicated(), "identifiers must be unique")
+    )
     counts = frame.select([mask.sum().alias(str(i)) for i, (_, _, mask, _) in enumerate(checks)]).row(0)
     problems = []
     for (code, column, mask, message), n in zip(checks, counts):  # one pass counts every rule
         if n:
             rows = frame.filter(mask).select(typed.columns)
-            problems.append(Problem(f"{table}.{code}", table, column, message, n, examples(rows, key, column, rows=rows)))
+            problems.append(
+                Problem(f"{table}.{code}", table, column, message, n, examples(rows, key, column, rows=rows))
+            )
     return problems
 
 
@@ -255,9 +318,16 @@ def reference_problems(tables: dict[str, pl.DataFrame]) -> list[Problem]:
         frame, ids = tables[table], tables[target].get_column(IDS[target])
         rows = frame.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(ids.implode()))
         if rows.height:
-            problems.append(Problem(f"{table}.{column}.orphan", table, column,
-                                    f"names {_a(target[:-1].replace('_', ' '))} that is not in {target}", rows.height,
-                                    examples(rows, IDS[table], column, rows=rows)))
+            problems.append(
+                Problem(
+                    f"{table}.{column}.orphan",
+                    table,
+                    column,
+                    f"names {_a(target[:-1].replace('_', ' '))} that is not in {target}",
+                    rows.height,
+                    examples(rows, IDS[table], column, rows=rows),
+                )
+            )
     return problems
 
 

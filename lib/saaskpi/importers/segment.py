@@ -7,6 +7,7 @@ as CSV/Parquet columns), every call type in any file: `track` (`event`, `userId`
 becomes the user's when an identify or a track carries both ids, or an alias names it; `page`, `screen` and other
 calls are not read. Settings: parameters/sources/segment.yaml (see `product.ProductSettings`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,17 @@ from pathlib import Path
 import polars as pl
 
 from . import Imported, Importer
-from .product import (STAGED, Collected, ProductSettings, Scanner, add_arguments, build, export_files, product_settings,
-                      timestamp)
+from .product import (
+    STAGED,
+    Collected,
+    ProductSettings,
+    Scanner,
+    add_arguments,
+    build,
+    export_files,
+    product_settings,
+    timestamp,
+)
 
 SYSTEM = "segment"
 REQUIRED = ("timestamp", "userId|anonymousId|previousId", "type|event")  # `a|b`: one of them
@@ -26,10 +36,18 @@ def schema(s: ProductSettings) -> dict[str, pl.DataType]:
     """The fields of a Segment message the import reads (every other field is ignored)."""
     props = {p: dt for p, dt in ((s.feature_property, pl.String), (s.duration_property, pl.Float64)) if p}
     traits = {t: pl.String for t in (s.created_trait, s.email_trait, s.referred_by_trait, s.domain_trait) if t}
-    return {"type": pl.String, "event": pl.String, "userId": pl.String, "anonymousId": pl.String,
-            "timestamp": pl.String, "groupId": pl.String, "previousId": pl.String,
-            "properties": pl.Struct(props or {"_": pl.String}), "context": pl.Struct({"groupId": pl.String}),
-            "traits": pl.Struct(traits or {"_": pl.String})}
+    return {
+        "type": pl.String,
+        "event": pl.String,
+        "userId": pl.String,
+        "anonymousId": pl.String,
+        "timestamp": pl.String,
+        "groupId": pl.String,
+        "previousId": pl.String,
+        "properties": pl.Struct(props or {"_": pl.String}),
+        "context": pl.Struct({"groupId": pl.String}),
+        "traits": pl.Struct(traits or {"_": pl.String}),
+    }
 
 
 def collect(scanner: Scanner, s: ProductSettings) -> Collected:
@@ -38,34 +56,65 @@ def collect(scanner: Scanner, s: ProductSettings) -> Collected:
     kind = pl.coalesce(pl.col("type").str.to_lowercase(), pl.when(pl.col("event").is_not_null()).then(pl.lit("track")))
     prop, trait = pl.col("properties").struct.field, pl.col("traits").struct.field
     none = pl.lit(None, pl.String)
-    flat = scanner.stage("calls", lambda calls: calls.select(
-        *STAGED, kind.alias("type"), "at", "event", "userId", "anonymousId", "groupId", "previousId",
-        (prop(s.feature_property) if s.feature_property else none).alias("feature"),
-        (prop(s.duration_property) if s.duration_property else pl.lit(None, pl.Float64)).alias("duration_seconds"),
-        pl.col("context").struct.field("groupId").alias("group"),
-        (trait(s.created_trait) if s.created_trait else none).alias("created"), trait(s.email_trait).alias("email"),
-        (trait(s.referred_by_trait) if s.referred_by_trait else none).alias("referred_by"),
-        trait(s.domain_trait).alias("domain")))
+    flat = scanner.stage(
+        "calls",
+        lambda calls: calls.select(
+            *STAGED,
+            kind.alias("type"),
+            "at",
+            "event",
+            "userId",
+            "anonymousId",
+            "groupId",
+            "previousId",
+            (prop(s.feature_property) if s.feature_property else none).alias("feature"),
+            (prop(s.duration_property) if s.duration_property else pl.lit(None, pl.Float64)).alias("duration_seconds"),
+            pl.col("context").struct.field("groupId").alias("group"),
+            (trait(s.created_trait) if s.created_trait else none).alias("created"),
+            trait(s.email_trait).alias("email"),
+            (trait(s.referred_by_trait) if s.referred_by_trait else none).alias("referred_by"),
+            trait(s.domain_trait).alias("domain"),
+        ),
+    )
     tracks = flat.filter(pl.col("type") == "track").select(
-        pl.col("at").alias("event_time"), pl.coalesce("userId", "anonymousId").alias("id"), "event", "feature",
-        "duration_seconds", "group")
+        pl.col("at").alias("event_time"),
+        pl.coalesce("userId", "anonymousId").alias("id"),
+        "event",
+        "feature",
+        "duration_seconds",
+        "group",
+    )
     # ids a user was seen with (a user id with itself, an anonymous id that a track or identify carries with it)
-    pairs = (flat.filter(pl.col("userId").is_not_null() & pl.col("type").is_in(["track", "identify", "page", "screen"]))
-             .group_by("userId", "anonymousId").agg(pl.col("at").min()).collect(engine="streaming"))
+    pairs = (
+        flat.filter(pl.col("userId").is_not_null() & pl.col("type").is_in(["track", "identify", "page", "screen"]))
+        .group_by("userId", "anonymousId")
+        .agg(pl.col("at").min())
+        .collect(engine="streaming")
+    )
     other = flat.filter(pl.col("type").is_in(["identify", "group", "alias"])).collect(engine="streaming")
     alias = other.filter(pl.col("type") == "alias")
-    links = pl.concat([
-        pairs.select(pl.col("userId").alias("id"), pl.col("userId").alias("user_id"), "at"),
-        pairs.drop_nulls("anonymousId").select(pl.col("anonymousId").alias("id"), pl.col("userId").alias("user_id"), "at"),
-        alias.select(pl.col("previousId").alias("id"), pl.col("userId").alias("user_id"), "at"),
-        alias.select(pl.col("userId").alias("id"), pl.col("userId").alias("user_id"), "at"),
-    ]).drop_nulls(["id", "user_id"])
+    links = pl.concat(
+        [
+            pairs.select(pl.col("userId").alias("id"), pl.col("userId").alias("user_id"), "at"),
+            pairs.drop_nulls("anonymousId").select(
+                pl.col("anonymousId").alias("id"), pl.col("userId").alias("user_id"), "at"
+            ),
+            alias.select(pl.col("previousId").alias("id"), pl.col("userId").alias("user_id"), "at"),
+            alias.select(pl.col("userId").alias("id"), pl.col("userId").alias("user_id"), "at"),
+        ]
+    ).drop_nulls(["id", "user_id"])
     profiles = other.filter((pl.col("type") == "identify") & pl.col("userId").is_not_null()).select(
-        pl.col("userId").alias("user_id"), timestamp(pl.col("created")).alias("created_at"), "email", "referred_by",
-        pl.col("at").alias("seen_at"))
-    memberships = other.filter(pl.col("type") == "group").select(
-        pl.coalesce("userId", "anonymousId").alias("id"), pl.col("groupId").alias("group"), "domain", "at"
-    ).drop_nulls(["id", "group"])
+        pl.col("userId").alias("user_id"),
+        timestamp(pl.col("created")).alias("created_at"),
+        "email",
+        "referred_by",
+        pl.col("at").alias("seen_at"),
+    )
+    memberships = (
+        other.filter(pl.col("type") == "group")
+        .select(pl.coalesce("userId", "anonymousId").alias("id"), pl.col("groupId").alias("group"), "domain", "at")
+        .drop_nulls(["id", "group"])
+    )
     return Collected(tracks, links, profiles, memberships)
 
 
@@ -75,9 +124,19 @@ def read_segment(args: argparse.Namespace) -> Imported:
     scanner = Scanner()
     scanner.scan(files, schema(settings), "calls", time="timestamp", required=REQUIRED)
     tables, aside, details = build(SYSTEM, collect(scanner, settings), settings, args.out_path, Path(args.accounts))
-    return Imported(source=", ".join(args.exports), files=tuple(scanner.files), tables=tables, set_aside=tuple(aside),
-                    details={"product_settings": {"file": settings_file, **settings.model_dump(mode="json")}, **details})
+    return Imported(
+        source=", ".join(args.exports),
+        files=tuple(scanner.files),
+        tables=tables,
+        set_aside=tuple(aside),
+        details={"product_settings": {"file": settings_file, **settings.model_dump(mode="json")}, **details},
+    )
 
 
-IMPORTER = Importer(name=SYSTEM, help="Segment track, identify, group and alias calls (JSON lines, CSV or Parquet) "
-                                      "-> users, usage_events", read=read_segment, arguments=add_arguments, accounts=True)
+IMPORTER = Importer(
+    name=SYSTEM,
+    help="Segment track, identify, group and alias calls (JSON lines, CSV or Parquet) -> users, usage_events",
+    read=read_segment,
+    arguments=add_arguments,
+    accounts=True,
+)

@@ -1,4 +1,5 @@
 """The named settings of the billing -> MRR conversion (`parameters/billing.yaml`), validated."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,8 +36,10 @@ class SegmentSetting(_Strict):
     """Where an account's segment comes from: its own column, a metadata key, rules, a default."""
 
     metadata_key: str | None = "segment"
-    rules: tuple[SegmentRule, ...] = (SegmentRule(segment="enterprise", min_mrr=5000),
-                                      SegmentRule(segment="mid_market", min_mrr=1000))
+    rules: tuple[SegmentRule, ...] = (
+        SegmentRule(segment="enterprise", min_mrr=5000),
+        SegmentRule(segment="mid_market", min_mrr=1000),
+    )
     default: str = "smb"
 
 

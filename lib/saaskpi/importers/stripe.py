@@ -8,6 +8,7 @@
 
 Nothing in the folder is modified. Every problem is reported at once (StripeExportError, a DataContractError: exit 2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,17 @@ from saaskpi.importers.stripe_billing import SetAside, StripeImport
 from saaskpi.importers.stripe_common import TABLE_SUFFIXES, Problems, StripeExportError, files_bar, read_table
 from saaskpi.importers.stripe_dashboard import EXPORTS, kind_of_header, kind_of_name, stripe_billing_from_dashboard
 
-__all__ = ["IMPORTER", "SetAside", "StripeExportError", "StripeImport", "dashboard_files", "read_stripe", "shape_of",
-           "stripe_billing_from_dashboard", "stripe_billing_from_tables"]
+__all__ = [
+    "IMPORTER",
+    "SetAside",
+    "StripeExportError",
+    "StripeImport",
+    "dashboard_files",
+    "read_stripe",
+    "shape_of",
+    "stripe_billing_from_dashboard",
+    "stripe_billing_from_tables",
+]
 
 
 def read_stripe(folder: str | Path, shape: str | None = None, progress: bool = False) -> StripeImport:
@@ -50,17 +60,23 @@ def read_stripe(folder: str | Path, shape: str | None = None, progress: bool = F
     except StripeExportError as err:
         if shape is None or shape == found:
             raise
-        hint = Problem("source.shape", folder.name, None,
-                       f"--shape {shape} was given, but the files look like the {found} shape "
-                       f"({'headers with (UTC)' if found == 'dashboard' else 'no Dashboard headers with (UTC)'}): "
-                       f"try --shape {found}, or leave --shape out", 0)
+        hint = Problem(
+            "source.shape",
+            folder.name,
+            None,
+            f"--shape {shape} was given, but the files look like the {found} shape "
+            f"({'headers with (UTC)' if found == 'dashboard' else 'no Dashboard headers with (UTC)'}): "
+            f"try --shape {found}, or leave --shape out",
+            0,
+        )
         raise StripeExportError([hint, *err.problems], str(folder)) from None
 
 
 def table_files(folder: Path) -> list[Path]:
     """The data files of a folder (CSV, Parquet, JSON lines), in name order."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in TABLE_SUFFIXES)
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in TABLE_SUFFIXES
+    )
 
 
 def shape_of(folder: Path) -> str:
@@ -88,8 +104,12 @@ def dashboard_files(folder: Path) -> dict[str, Path]:
         if kind is None:
             continue
         if kind in found:
-            problems.add(f"{EXPORTS[kind].code}.duplicate_export", path.name, None,
-                         f"two files hold the Stripe {EXPORTS[kind].label} export: {found[kind].name} and {path.name}")
+            problems.add(
+                f"{EXPORTS[kind].code}.duplicate_export",
+                path.name,
+                None,
+                f"two files hold the Stripe {EXPORTS[kind].label} export: {found[kind].name} and {path.name}",
+            )
             continue
         found[kind] = path
     if problems:
@@ -128,18 +148,26 @@ def read_stripe_schema(url: str) -> StripeImport:
     source = PostgresSource.open(url)
     names = sorted(n for n in source.columns() if object_of(n.split("__")[0]) is not None)
     tables = read_schema_tables(url, names)
-    return stripe_billing_from_tables(tables, source=f"{source.schema} ({source.address.where})",
-                                      files={n: f"{source.schema}.{n}" for n in names})
+    return stripe_billing_from_tables(
+        tables, source=f"{source.schema} ({source.address.where})", files={n: f"{source.schema}.{n}" for n in names}
+    )
 
 
 # --------------------------------------------------------------------------- `saaskpi import stripe`
 def add_stripe_arguments(parser: argparse.ArgumentParser) -> None:
     """`saaskpi import stripe SOURCE [--shape dashboard|api]`."""
-    parser.add_argument("source", help="folder of Stripe exports (never modified): the Dashboard's CSV exports, "
-                                       "or one CSV/Parquet/JSON-lines file per API object as a loader lands them; "
-                                       "or postgresql://user@host/db?schema=stripe, the schema a loader syncs into")
-    parser.add_argument("--shape", choices=("dashboard", "api"), default=None,
-                        help="which of the two (default: Dashboard when a CSV header has `(UTC)` columns)")
+    parser.add_argument(
+        "source",
+        help="folder of Stripe exports (never modified): the Dashboard's CSV exports, "
+        "or one CSV/Parquet/JSON-lines file per API object as a loader lands them; "
+        "or postgresql://user@host/db?schema=stripe, the schema a loader syncs into",
+    )
+    parser.add_argument(
+        "--shape",
+        choices=("dashboard", "api"),
+        default=None,
+        help="which of the two (default: Dashboard when a CSV header has `(UTC)` columns)",
+    )
 
 
 def read_stripe_args(args: argparse.Namespace) -> Imported:
@@ -147,8 +175,12 @@ def read_stripe_args(args: argparse.Namespace) -> Imported:
     given = str(args.source)
     where = given if given.startswith(("postgresql://", "postgres://")) else paths.resolve(given)
     result = read_stripe(where, getattr(args, "shape", None), getattr(args, "progress", False))
-    return Imported(source=str(args.source), billing=result.data, set_aside=result.set_aside,
-                    files=tuple(FileRead(file, table, rows) for file, table, rows in result.files_read))
+    return Imported(
+        source=str(args.source),
+        billing=result.data,
+        set_aside=result.set_aside,
+        files=tuple(FileRead(file, table, rows) for file, table, rows in result.files_read),
+    )
 
 
 IMPORTER = Importer(

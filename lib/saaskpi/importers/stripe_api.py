@@ -4,6 +4,7 @@ references as `customer` or `customer_id`, amounts in the currency's minor unit 
 times as Unix seconds or ISO text. Both invoice-line-item shapes are read: the older one (`type`,
 `subscription`, `proration`, `plan`/`price`) and the one with `parent.*_details` and `pricing.price_details`
 (API 2025-03-31 and later)."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,25 @@ import json
 import polars as pl
 
 from saaskpi.importers.stripe_billing import StripeImport, StripeRecords, billing_data, empty_records, records_frame
-from saaskpi.importers.stripe_common import (ISO_CURRENCIES, ROW, Problems, StripeExportError, array_sum,
-                                             booleans, coalesce_columns, divisor_expr, first_present, flattened,
-                                             implausible, json_column, metadata_text, number_of, timestamps,
-                                             unreadable, whole_numbers)
+from saaskpi.importers.stripe_common import (
+    ISO_CURRENCIES,
+    ROW,
+    Problems,
+    StripeExportError,
+    array_sum,
+    booleans,
+    coalesce_columns,
+    divisor_expr,
+    first_present,
+    flattened,
+    implausible,
+    json_column,
+    metadata_text,
+    number_of,
+    timestamps,
+    unreadable,
+    whole_numbers,
+)
 
 OBJECTS: dict[str, tuple[str, ...]] = {
     "customer": ("customer", "customers"),
@@ -37,8 +53,7 @@ REQUIRED_OBJECTS = ("customer", "invoice", "invoice_line_item")
 
 REQUIRED_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "customer": (("id",), ("created",)),
-    "invoice": (("id",), ("customer", "customer_id", "customer.id"), ("created", "date"), ("currency",),
-                ("status",)),
+    "invoice": (("id",), ("customer", "customer_id", "customer.id"), ("created", "date"), ("currency",), ("status",)),
     "invoice_line_item": (("id",), ("invoice", "invoice_id"), ("amount",)),
 }
 """Fields each object must have, each as its accepted column names."""
@@ -53,12 +68,37 @@ def _plain_name(table_name: str) -> str:
 
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "customer": ("email", "name", "delinquent", "balance", "invoice_prefix", "default_source", "tax_exempt"),
-    "subscription": ("current_period_start", "current_period_end", "cancel_at_period_end", "canceled_at",
-                     "billing_cycle_anchor", "items", "trial_end"),
-    "invoice": ("amount_due", "amount_paid", "amount_remaining", "billing_reason", "hosted_invoice_url", "number",
-                "status_transitions", "subtotal"),
-    "invoice_line_item": ("period", "period.start", "period_start", "proration", "parent.type", "pricing.type",
-                          "discount_amounts", "tax_amounts", "taxes", "invoice_item"),
+    "subscription": (
+        "current_period_start",
+        "current_period_end",
+        "cancel_at_period_end",
+        "canceled_at",
+        "billing_cycle_anchor",
+        "items",
+        "trial_end",
+    ),
+    "invoice": (
+        "amount_due",
+        "amount_paid",
+        "amount_remaining",
+        "billing_reason",
+        "hosted_invoice_url",
+        "number",
+        "status_transitions",
+        "subtotal",
+    ),
+    "invoice_line_item": (
+        "period",
+        "period.start",
+        "period_start",
+        "proration",
+        "parent.type",
+        "pricing.type",
+        "discount_amounts",
+        "tax_amounts",
+        "taxes",
+        "invoice_item",
+    ),
     "price": ("unit_amount", "recurring.interval", "recurring_interval", "billing_scheme", "lookup_key"),
     "refund": ("charge", "payment_intent", "reason", "receipt_number", "failure_reason"),
 }
@@ -71,8 +111,10 @@ def object_of(table_name: str) -> str | None:
     return next((obj for obj, names in OBJECTS.items() if name in names), None)
 
 
-CHILD_LINKS = (("_dlt_parent_id", "_dlt_id", "_dlt_list_idx"),  # dlt: child -> parent row, list position
-               ("_sdc_source_key_id", "id", "_sdc_level_0_id"))  # Stitch: child -> parent id, list position
+CHILD_LINKS = (
+    ("_dlt_parent_id", "_dlt_id", "_dlt_list_idx"),  # dlt: child -> parent row, list position
+    ("_sdc_source_key_id", "id", "_sdc_level_0_id"),
+)  # Stitch: child -> parent id, list position
 """How loaders that split arrays into child tables (`invoice_line_items__discount_amounts`) link them back."""
 
 
@@ -97,8 +139,12 @@ def with_child_tables(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame
     return out
 
 
-def stripe_billing_from_tables(tables: dict[str, pl.DataFrame], source: str = "the Stripe tables",
-                               files: dict[str, str] | None = None, problems: Problems | None = None) -> StripeImport:
+def stripe_billing_from_tables(
+    tables: dict[str, pl.DataFrame],
+    source: str = "the Stripe tables",
+    files: dict[str, str] | None = None,
+    problems: Problems | None = None,
+) -> StripeImport:
     """The billing model of Stripe's objects given as one DataFrame per object table (keys: loader table names
     such as `invoice_line_items` or `INVOICE_LINE_ITEM`), e.g. read from a folder or a Postgres schema.
     Raises StripeExportError with every problem found."""
@@ -111,8 +157,12 @@ def stripe_billing_from_tables(tables: dict[str, pl.DataFrame], source: str = "t
         if obj is None:
             continue
         if obj in by_object:
-            problems.add(f"{obj}.duplicate_table", table_name, None,
-                         f"two tables hold Stripe {obj} objects: {names[obj]} and {table_name}")
+            problems.add(
+                f"{obj}.duplicate_table",
+                table_name,
+                None,
+                f"two tables hold Stripe {obj} objects: {names[obj]} and {table_name}",
+            )
             continue
         if ROW not in frame.columns:
             frame = frame.with_columns(pl.format("row {}", pl.int_range(1, pl.len() + 1)).alias(ROW))
@@ -120,9 +170,13 @@ def stripe_billing_from_tables(tables: dict[str, pl.DataFrame], source: str = "t
         names[obj] = (files or {}).get(table_name, table_name)
     for obj in REQUIRED_OBJECTS:
         if obj not in by_object:
-            problems.add(f"{obj}.missing_table", obj, None,
-                         f"no table of Stripe {obj} objects in {source} (expected a table named "
-                         f"{' or '.join(OBJECTS[obj][:2])})")
+            problems.add(
+                f"{obj}.missing_table",
+                obj,
+                None,
+                f"no table of Stripe {obj} objects in {source} (expected a table named "
+                f"{' or '.join(OBJECTS[obj][:2])})",
+            )
     for obj, fields in REQUIRED_FIELDS.items():
         if obj in by_object:
             _require(by_object[obj], names[obj], obj, fields, problems)
@@ -152,13 +206,18 @@ def _require(frame: pl.DataFrame, table: str, obj: str, fields, problems: Proble
     other = max(scores, key=lambda kind: scores[kind])
     if scores[other] >= 2 and scores[other] > sum(f in frame.columns for f in SIGNATURES.get(obj, ())):
         seen = ", ".join(f for f in SIGNATURES[other] if f in frame.columns)
-        problems.add(f"{obj}.wrong_file", table, None,
-                     f"was given as Stripe {obj} objects but looks like Stripe {other} objects (it has {seen}); "
-                     f"{obj} objects need {', '.join(' or '.join(f'`{a}`' for a in alts) for alts in fields)}")
+        problems.add(
+            f"{obj}.wrong_file",
+            table,
+            None,
+            f"was given as Stripe {obj} objects but looks like Stripe {other} objects (it has {seen}); "
+            f"{obj} objects need {', '.join(' or '.join(f'`{a}`' for a in alts) for alts in fields)}",
+        )
         return
     found = ", ".join(c for c in frame.columns if c != ROW)[:300]
-    problems.add(f"{obj}.missing_column", table, missing[0][0],
-                 f"Stripe {obj} objects need {wanted}; columns found: {found}")
+    problems.add(
+        f"{obj}.missing_column", table, missing[0][0], f"Stripe {obj} objects need {wanted}; columns found: {found}"
+    )
 
 
 # --------------------------------------------------------------------------- per object
@@ -173,12 +232,21 @@ def _records(t: dict[str, pl.DataFrame], names: dict[str, str], problems: Proble
     )
     rec.lines = _invoice_level_amounts(rec.lines, t, currency_of, problems, names)
     line = t["invoice_line_item"]
-    rec.headers = {"customers": {"customer_id": "id"}, "invoices": {"invoice_id": "id"},
-                   "subscriptions": {"subscription_id": "id"}, "refunds": {"refund_id": "id"},
-                   "credit_notes": {"credit_note_id": "id"},
-                   "lines": {"line_id": "id", "invoice_id": first_present(line, "invoice", "invoice_id") or "invoice",
-                             "plan_id": first_present(line, "pricing.price_details.price", "price.id", "price",
-                                                      "price_id", "plan.id", "plan", "plan_id") or "price"}}
+    rec.headers = {
+        "customers": {"customer_id": "id"},
+        "invoices": {"invoice_id": "id"},
+        "subscriptions": {"subscription_id": "id"},
+        "refunds": {"refund_id": "id"},
+        "credit_notes": {"credit_note_id": "id"},
+        "lines": {
+            "line_id": "id",
+            "invoice_id": first_present(line, "invoice", "invoice_id") or "invoice",
+            "plan_id": first_present(
+                line, "pricing.price_details.price", "price.id", "price", "price_id", "plan.id", "plan", "plan_id"
+            )
+            or "price",
+        },
+    }
     if "subscription" in t:
         rec.subscriptions = _subscriptions(t["subscription"], names["subscription"], problems)
         rec.files["subscriptions"] = names["subscription"]
@@ -193,8 +261,13 @@ def _records(t: dict[str, pl.DataFrame], names: dict[str, str], problems: Proble
     return rec
 
 
-def _invoice_level_amounts(lines: pl.DataFrame, t: dict[str, pl.DataFrame], currency_of: dict[str, str],
-                           problems: Problems, names: dict[str, str]) -> pl.DataFrame:
+def _invoice_level_amounts(
+    lines: pl.DataFrame,
+    t: dict[str, pl.DataFrame],
+    currency_of: dict[str, str],
+    problems: Problems,
+    names: dict[str, str],
+) -> pl.DataFrame:
     """Discounts and tax that a loader keeps per invoice only (Fivetran: a `discount` table with `invoice_id` and
     `amount`, the invoice's `tax`), spread over the invoice's charged lines in proportion to their amounts, when the
     line items carry none of their own (`discount_amounts`, `tax_amounts`, `taxes`)."""
@@ -208,22 +281,30 @@ def _invoice_level_amounts(lines: pl.DataFrame, t: dict[str, pl.DataFrame], curr
             cents = _minor(d, names.get("discount", "discount"), "discount", problems, "amount")
             currency = invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
             off = cents / _divisors(currency)
-            total = pl.DataFrame({"invoice_id": invoice, "off": off,
-                                  "duration": _coupon_durations(d, t)}).drop_nulls(["invoice_id", "off"])
+            total = pl.DataFrame({"invoice_id": invoice, "off": off, "duration": _coupon_durations(d, t)}).drop_nulls(
+                ["invoice_id", "off"]
+            )
             total = total.group_by("invoice_id").agg(pl.col("off").sum(), pl.col("duration").drop_nulls().first())
-            lines = (lines.join(total, on="invoice_id", how="left")
-                     .with_columns((share * pl.col("off")).fill_nan(0).fill_null(0).alias("discount_amount"),
-                                   pl.when(pl.col("off") > 0).then(pl.col("duration")).alias("discount_duration"))
-                     .drop("off", "duration"))
+            lines = (
+                lines.join(total, on="invoice_id", how="left")
+                .with_columns(
+                    (share * pl.col("off")).fill_nan(0).fill_null(0).alias("discount_amount"),
+                    pl.when(pl.col("off") > 0).then(pl.col("duration")).alias("discount_duration"),
+                )
+                .drop("off", "duration")
+            )
     if not {"tax_amounts", "taxes"} & set(own) and "tax" in t["invoice"].columns:
         inv = t["invoice"]
         invoice = _ids(inv, "id")
         currency = invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
         tax = _minor(inv, names["invoice"], "invoice", problems, "tax") / _divisors(currency)
-        lines = (lines.join(pl.DataFrame({"invoice_id": invoice, "invoice_tax": tax}).drop_nulls(), on="invoice_id",
-                            how="left")
-                 .with_columns((share * pl.col("invoice_tax")).fill_nan(0).fill_null(0).alias("tax_amount"))
-                 .drop("invoice_tax"))
+        lines = (
+            lines.join(
+                pl.DataFrame({"invoice_id": invoice, "invoice_tax": tax}).drop_nulls(), on="invoice_id", how="left"
+            )
+            .with_columns((share * pl.col("invoice_tax")).fill_nan(0).fill_null(0).alias("tax_amount"))
+            .drop("invoice_tax")
+        )
     return lines
 
 
@@ -244,8 +325,14 @@ def _time(frame: pl.DataFrame, table: str, obj: str, problems: Problems, *names:
     if column is None:
         return pl.Series([None] * frame.height, dtype=pl.Datetime("us", "UTC"))
     parsed = timestamps(frame[column])
-    problems.rows(f"{obj}.unparseable", table, column, "values are not Unix seconds or ISO date-times",
-                  frame, unreadable(frame[column], parsed))
+    problems.rows(
+        f"{obj}.unparseable",
+        table,
+        column,
+        "values are not Unix seconds or ISO date-times",
+        frame,
+        unreadable(frame[column], parsed),
+    )
     return parsed
 
 
@@ -254,10 +341,18 @@ def _minor(frame: pl.DataFrame, table: str, obj: str, problems: Problems, column
     if column is None or column not in frame.columns:
         return pl.Series([None] * frame.height, dtype=pl.Float64)
     parsed = whole_numbers(frame[column])
-    problems.rows(f"{obj}.unparseable", table, column, "values are not whole amounts in the currency's minor unit "
-                  "(cents)", frame, unreadable(frame[column], parsed))
+    problems.rows(
+        f"{obj}.unparseable",
+        table,
+        column,
+        "values are not whole amounts in the currency's minor unit (cents)",
+        frame,
+        unreadable(frame[column], parsed),
+    )
     too_big = implausible(parsed, 1000.0)  # minor units of any currency (at most 1,000 to the unit)
-    problems.rows(f"{obj}.out_of_range", table, column, "amounts too large to be real (a wrong column?)", frame, too_big)
+    problems.rows(
+        f"{obj}.out_of_range", table, column, "amounts too large to be real (a wrong column?)", frame, too_big
+    )
     return parsed.zip_with(~too_big.fill_null(False), pl.Series([None] * len(parsed), dtype=pl.Float64))
 
 
@@ -265,8 +360,14 @@ def _currency(frame: pl.DataFrame, table: str, obj: str, problems: Problems, col
     if column not in frame.columns:
         return pl.Series([None] * frame.height, dtype=pl.String)
     code = frame[column].cast(pl.String).str.strip_chars().str.to_uppercase()
-    problems.rows(f"{obj}.unknown_currency", table, column, "values are not ISO 4217 currency codes", frame,
-                  code.is_not_null() & ~code.is_in(sorted(ISO_CURRENCIES)))
+    problems.rows(
+        f"{obj}.unknown_currency",
+        table,
+        column,
+        "values are not ISO 4217 currency codes",
+        frame,
+        code.is_not_null() & ~code.is_in(sorted(ISO_CURRENCIES)),
+    )
     return code
 
 
@@ -281,11 +382,25 @@ def _ids(frame: pl.DataFrame, *names: str) -> pl.Series:
 
 def _customers(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFrame:
     created = _time(frame, table, "customer", problems, "created")
-    problems.rows("customer.missing_value", table, "created", "customers without a creation time", frame,
-                  created.is_null() & ~unreadable(frame["created"], created))
-    return records_frame("customers", {
-        "customer_id": _ids(frame, "id"), "name": _ids(frame, "name", "description"),
-        "email": _ids(frame, "email"), "created_at": created, "metadata": metadata_text(frame)}, frame[ROW])
+    problems.rows(
+        "customer.missing_value",
+        table,
+        "created",
+        "customers without a creation time",
+        frame,
+        created.is_null() & ~unreadable(frame["created"], created),
+    )
+    return records_frame(
+        "customers",
+        {
+            "customer_id": _ids(frame, "id"),
+            "name": _ids(frame, "name", "description"),
+            "email": _ids(frame, "email"),
+            "created_at": created,
+            "metadata": metadata_text(frame),
+        },
+        frame[ROW],
+    )
 
 
 INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
@@ -294,26 +409,42 @@ INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
 def _invoices(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFrame:
     currency = _currency(frame, table, "invoice", problems)
     status = coalesce_columns(frame, "status").str.to_lowercase()
-    problems.rows("invoice.not_allowed", table, "status", f"statuses other than {', '.join(INVOICE_STATUSES)}",
-                  frame, status.is_not_null() & ~status.is_in(INVOICE_STATUSES))
+    problems.rows(
+        "invoice.not_allowed",
+        table,
+        "status",
+        f"statuses other than {', '.join(INVOICE_STATUSES)}",
+        frame,
+        status.is_not_null() & ~status.is_in(INVOICE_STATUSES),
+    )
     issued = _time(frame, table, "invoice", problems, "created", "date")
     divisor = _divisors(currency)
     paid = _minor(frame, table, "invoice", problems, first_present(frame, "amount_paid"))
-    return records_frame("invoices", {
-        "invoice_id": _ids(frame, "id"), "customer_id": _ids(frame, "customer", "customer_id", "customer.id"),
-        "issued_at": issued, "due_at": _time(frame, table, "invoice", problems, "due_date"),
-        "currency": currency, "status": status,
-        "paid_at": _time(frame, table, "invoice", problems, "status_transitions.paid_at", "status_transitions_paid_at",
-                         "paid_at"),
-        "amount_paid": paid / divisor,
-        "charge_id": _ids(frame, "charge", "charge_id", "charge.id"),
-        "payment_intent_id": _ids(frame, "payment_intent", "payment_intent_id", "payment_intent.id"),
-        "customer_name": _ids(frame, "customer_name"), "customer_email": _ids(frame, "customer_email"),
-    }, frame[ROW])
+    return records_frame(
+        "invoices",
+        {
+            "invoice_id": _ids(frame, "id"),
+            "customer_id": _ids(frame, "customer", "customer_id", "customer.id"),
+            "issued_at": issued,
+            "due_at": _time(frame, table, "invoice", problems, "due_date"),
+            "currency": currency,
+            "status": status,
+            "paid_at": _time(
+                frame, table, "invoice", problems, "status_transitions.paid_at", "status_transitions_paid_at", "paid_at"
+            ),
+            "amount_paid": paid / divisor,
+            "charge_id": _ids(frame, "charge", "charge_id", "charge.id"),
+            "payment_intent_id": _ids(frame, "payment_intent", "payment_intent_id", "payment_intent.id"),
+            "customer_name": _ids(frame, "customer_name"),
+            "customer_email": _ids(frame, "customer_email"),
+        },
+        frame[ROW],
+    )
 
 
-def _lines(t: dict[str, pl.DataFrame], names: dict[str, str], currency_of: dict[str, str],
-           problems: Problems) -> pl.DataFrame:
+def _lines(
+    t: dict[str, pl.DataFrame], names: dict[str, str], currency_of: dict[str, str], problems: Problems
+) -> pl.DataFrame:
     frame, table, obj = t["invoice_line_item"], names["invoice_line_item"], "invoice_line_item"
     invoice = _ids(frame, "invoice", "invoice_id")
     own = _currency(frame, table, obj, problems) if "currency" in frame.columns else None
@@ -326,31 +457,58 @@ def _lines(t: dict[str, pl.DataFrame], names: dict[str, str], currency_of: dict[
     tax_total, tax_inclusive = _taxes(frame, table, problems)
     discounts = _discount_amounts(frame, table, problems)
     before_tax = excluding.fill_null(amount - tax_inclusive)
-    subscription = _ids(frame, "parent.subscription_item_details.subscription",
-                        "parent.invoice_item_details.subscription", "subscription", "subscription_id",
-                        "subscription.id")
-    item = _ids(frame, "parent.subscription_item_details.subscription_item", "subscription_item",
-                "subscription_item_id", "subscription_item.id")
+    subscription = _ids(
+        frame,
+        "parent.subscription_item_details.subscription",
+        "parent.invoice_item_details.subscription",
+        "subscription",
+        "subscription_id",
+        "subscription.id",
+    )
+    item = _ids(
+        frame,
+        "parent.subscription_item_details.subscription_item",
+        "subscription_item",
+        "subscription_item_id",
+        "subscription_item.id",
+    )
     if "subscription_item" in t:
         items = flattened(t["subscription_item"])
-        owner = dict(zip(_ids(items, "id").to_list(), _ids(items, "subscription", "subscription_id",
-                                                           "subscription.id").to_list()))
+        owner = dict(
+            zip(
+                _ids(items, "id").to_list(), _ids(items, "subscription", "subscription_id", "subscription.id").to_list()
+            )
+        )
         subscription = subscription.fill_null(item.replace_strict(owner, default=None, return_dtype=pl.String))
-    prorated = coalesce_columns(frame, "parent.subscription_item_details.proration",
-                                "parent.invoice_item_details.proration", "proration", dtype=pl.String)
+    prorated = coalesce_columns(
+        frame,
+        "parent.subscription_item_details.proration",
+        "parent.invoice_item_details.proration",
+        "proration",
+        dtype=pl.String,
+    )
     quantity = whole_numbers(frame["quantity"]) if "quantity" in frame.columns else None
-    return records_frame("lines", {
-        "line_id": _ids(frame, "id"), "invoice_id": invoice, "subscription_id": subscription,
-        "plan_id": _ids(frame, "pricing.price_details.price", "price.id", "price", "price_id", "plan.id", "plan",
-                        "plan_id"),
-        "service_period_start": _time(frame, table, obj, problems, "period.start", "period_start"),
-        "service_period_end": _time(frame, table, obj, problems, "period.end", "period_end"),
-        "amount": before_tax / divisor, "discount_amount": discounts.fill_null(0) / divisor,
-        "discount_duration": _discount_durations(frame, t),
-        "tax_amount": tax_total.fill_null(0) / divisor,
-        **({"quantity": quantity} if quantity is not None else {}),
-        "prorated": booleans(prorated).fill_null(False), "description": _ids(frame, "description"),
-    }, frame[ROW])
+    return records_frame(
+        "lines",
+        {
+            "line_id": _ids(frame, "id"),
+            "invoice_id": invoice,
+            "subscription_id": subscription,
+            "plan_id": _ids(
+                frame, "pricing.price_details.price", "price.id", "price", "price_id", "plan.id", "plan", "plan_id"
+            ),
+            "service_period_start": _time(frame, table, obj, problems, "period.start", "period_start"),
+            "service_period_end": _time(frame, table, obj, problems, "period.end", "period_end"),
+            "amount": before_tax / divisor,
+            "discount_amount": discounts.fill_null(0) / divisor,
+            "discount_duration": _discount_durations(frame, t),
+            "tax_amount": tax_total.fill_null(0) / divisor,
+            **({"quantity": quantity} if quantity is not None else {}),
+            "prorated": booleans(prorated).fill_null(False),
+            "description": _ids(frame, "description"),
+        },
+        frame[ROW],
+    )
 
 
 def _taxes(frame: pl.DataFrame, table: str, problems: Problems) -> tuple[pl.Series, pl.Series]:
@@ -365,8 +523,14 @@ def _taxes(frame: pl.DataFrame, table: str, problems: Problems) -> tuple[pl.Seri
         inclusive = array_sum(frame[column], keep=("tax_behavior", "inclusive"))
     else:
         inclusive = array_sum(frame[column], keep=("inclusive", True))
-    problems.rows("invoice_line_item.unparseable", table, column, "values are not arrays of {amount, ...} objects",
-                  frame, total.is_null() & frame[column].is_not_null())
+    problems.rows(
+        "invoice_line_item.unparseable",
+        table,
+        column,
+        "values are not arrays of {amount, ...} objects",
+        frame,
+        total.is_null() & frame[column].is_not_null(),
+    )
     return total.fill_null(0), inclusive.fill_null(0)
 
 
@@ -374,9 +538,14 @@ def _discount_amounts(frame: pl.DataFrame, table: str, problems: Problems) -> pl
     if "discount_amounts" not in frame.columns:
         return pl.Series([0.0] * frame.height)
     total = array_sum(frame["discount_amounts"])
-    problems.rows("invoice_line_item.unparseable", table, "discount_amounts",
-                  "values are not arrays of {amount, discount} objects", frame,
-                  total.is_null() & frame["discount_amounts"].is_not_null())
+    problems.rows(
+        "invoice_line_item.unparseable",
+        table,
+        "discount_amounts",
+        "values are not arrays of {amount, discount} objects",
+        frame,
+        total.is_null() & frame["discount_amounts"].is_not_null(),
+    )
     return total
 
 
@@ -442,21 +611,35 @@ def _plans(t: dict[str, pl.DataFrame]) -> pl.DataFrame:
             return
         product = _ids(frame, f"{prefix}product", f"{prefix}product_id", f"{prefix}product.id")
         name = product.replace_strict(products, default=None, return_dtype=pl.String)
-        frames.append(pl.DataFrame({
-            "plan_id": pid, "name": name.fill_null(_ids(frame, f"{prefix}nickname")),
-            "interval_unit": _ids(frame, *interval).str.to_lowercase(),
-            "interval_count": whole_numbers(coalesce_columns(frame, *count)).cast(pl.Int64)}))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "plan_id": pid,
+                    "name": name.fill_null(_ids(frame, f"{prefix}nickname")),
+                    "interval_unit": _ids(frame, *interval).str.to_lowercase(),
+                    "interval_count": whole_numbers(coalesce_columns(frame, *count)).cast(pl.Int64),
+                }
+            )
+        )
 
     if "price" in t:
-        add(flattened(t["price"]), "", ("recurring.interval", "recurring_interval"),
-            ("recurring.interval_count", "recurring_interval_count"))
+        add(
+            flattened(t["price"]),
+            "",
+            ("recurring.interval", "recurring_interval"),
+            ("recurring.interval_count", "recurring_interval_count"),
+        )
     if "plan" in t:
         add(flattened(t["plan"]), "", ("interval",), ("interval_count",))
     lines = t["invoice_line_item"]
     for prefix in ("price.", "plan."):
         if f"{prefix}id" in lines.columns:
-            add(lines, prefix, (f"{prefix}recurring.interval", f"{prefix}recurring_interval", f"{prefix}interval"),
-                (f"{prefix}recurring.interval_count", f"{prefix}recurring_interval_count", f"{prefix}interval_count"))
+            add(
+                lines,
+                prefix,
+                (f"{prefix}recurring.interval", f"{prefix}recurring_interval", f"{prefix}interval"),
+                (f"{prefix}recurring.interval_count", f"{prefix}recurring_interval_count", f"{prefix}interval_count"),
+            )
     if not frames:
         return empty_records("plans")
     plans = pl.concat(frames).filter(pl.col("plan_id").is_not_null())
@@ -464,12 +647,17 @@ def _plans(t: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def _subscriptions(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFrame:
-    return records_frame("subscriptions", {
-        "subscription_id": _ids(frame, "id"), "customer_id": _ids(frame, "customer", "customer_id", "customer.id"),
-        "cancelled_at": _time(frame, table, "subscription", problems, "canceled_at"),
-        "cancel_at_period_end": booleans(coalesce_columns(frame, "cancel_at_period_end")),
-        "ended_at": _time(frame, table, "subscription", problems, "ended_at"),
-    }, frame[ROW])
+    return records_frame(
+        "subscriptions",
+        {
+            "subscription_id": _ids(frame, "id"),
+            "customer_id": _ids(frame, "customer", "customer_id", "customer.id"),
+            "cancelled_at": _time(frame, table, "subscription", problems, "canceled_at"),
+            "cancel_at_period_end": booleans(coalesce_columns(frame, "cancel_at_period_end")),
+            "ended_at": _time(frame, table, "subscription", problems, "ended_at"),
+        },
+        frame[ROW],
+    )
 
 
 def _refunds(frame: pl.DataFrame, table: str, charges: pl.DataFrame | None, problems: Problems) -> pl.DataFrame:
@@ -481,27 +669,41 @@ def _refunds(frame: pl.DataFrame, table: str, charges: pl.DataFrame | None, prob
         c = flattened(charges)
         invoice_of = dict(zip(_ids(c, "id").to_list(), _ids(c, "invoice", "invoice_id", "invoice.id").to_list()))
         invoice = invoice.fill_null(charge.replace_strict(invoice_of, default=None, return_dtype=pl.String))
-    return records_frame("refunds", {
-        "refund_id": _ids(frame, "id"), "invoice_id": invoice, "charge_id": charge,
-        "payment_intent_id": _ids(frame, "payment_intent", "payment_intent_id", "payment_intent.id"),
-        "date": _time(frame, table, "refund", problems, "created"),
-        "amount": _minor(frame, table, "refund", problems, "amount") / divisor,
-        "status": coalesce_columns(frame, "status").str.to_lowercase(),
-    }, frame[ROW])
+    return records_frame(
+        "refunds",
+        {
+            "refund_id": _ids(frame, "id"),
+            "invoice_id": invoice,
+            "charge_id": charge,
+            "payment_intent_id": _ids(frame, "payment_intent", "payment_intent_id", "payment_intent.id"),
+            "date": _time(frame, table, "refund", problems, "created"),
+            "amount": _minor(frame, table, "refund", problems, "amount") / divisor,
+            "status": coalesce_columns(frame, "status").str.to_lowercase(),
+        },
+        frame[ROW],
+    )
 
 
 def _credit_notes(frame: pl.DataFrame, table: str, currency_of: dict[str, str], problems: Problems) -> pl.DataFrame:
     invoice = _ids(frame, "invoice", "invoice_id", "invoice.id")
-    currency = _currency(frame, table, "credit_note", problems) if "currency" in frame.columns else \
-        invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
+    currency = (
+        _currency(frame, table, "credit_note", problems)
+        if "currency" in frame.columns
+        else invoice.replace_strict(currency_of, default=None, return_dtype=pl.String)
+    )
     divisor = _divisors(currency)
-    return records_frame("credit_notes", {
-        "credit_note_id": _ids(frame, "id"), "invoice_id": invoice,
-        "date": _time(frame, table, "credit_note", problems, "created"),
-        "amount": _minor(frame, table, "credit_note", problems, first_present(frame, "total", "amount")) / divisor,
-        "status": coalesce_columns(frame, "status").str.to_lowercase(),
-        "refund_id": _ids(frame, "refund", "refund_id", "refund.id"),
-    }, frame[ROW])
+    return records_frame(
+        "credit_notes",
+        {
+            "credit_note_id": _ids(frame, "id"),
+            "invoice_id": invoice,
+            "date": _time(frame, table, "credit_note", problems, "created"),
+            "amount": _minor(frame, table, "credit_note", problems, first_present(frame, "total", "amount")) / divisor,
+            "status": coalesce_columns(frame, "status").str.to_lowercase(),
+            "refund_id": _ids(frame, "refund", "refund_id", "refund.id"),
+        },
+        frame[ROW],
+    )
 
 
 __all__ = ["OBJECTS", "object_of", "stripe_billing_from_tables", "with_child_tables"]

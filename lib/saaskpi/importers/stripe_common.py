@@ -1,5 +1,6 @@
 """What both Stripe shapes share: currencies and their minor units, reading files, parsing Stripe's
 timestamps, amounts and booleans, flattening nested objects, and collecting every problem at once."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,13 @@ def minor_unit_divisor(currency: str) -> int:
 
 def divisor_expr(currency: pl.Expr) -> pl.Expr:
     """`minor_unit_divisor` as a Polars expression over an upper-case currency column."""
-    return (pl.when(currency.is_in(list(ZERO_DECIMAL))).then(pl.lit(1.0))
-            .when(currency.is_in(list(THREE_DECIMAL))).then(pl.lit(1000.0)).otherwise(pl.lit(100.0)))
+    return (
+        pl.when(currency.is_in(list(ZERO_DECIMAL)))
+        .then(pl.lit(1.0))
+        .when(currency.is_in(list(THREE_DECIMAL)))
+        .then(pl.lit(1000.0))
+        .otherwise(pl.lit(100.0))
+    )
 
 
 # --------------------------------------------------------------------------- problems
@@ -47,12 +53,27 @@ class Problems:
 
     found: list[Problem] = field(default_factory=list)
 
-    def add(self, code: str, table: str, column: str | None, message: str, count: int = 0,
-            examples: tuple[str, ...] | list[str] = ()) -> None:
+    def add(
+        self,
+        code: str,
+        table: str,
+        column: str | None,
+        message: str,
+        count: int = 0,
+        examples: tuple[str, ...] | list[str] = (),
+    ) -> None:
         self.found.append(Problem(code, table, column, message, count, tuple(examples)[:EXAMPLES]))
 
-    def rows(self, code: str, table: str, column: str | None, message: str, frame: pl.DataFrame,
-             mask: pl.Series, shown: str | None = None) -> None:
+    def rows(
+        self,
+        code: str,
+        table: str,
+        column: str | None,
+        message: str,
+        frame: pl.DataFrame,
+        mask: pl.Series,
+        shown: str | None = None,
+    ) -> None:
         """Report the rows of `frame` where `mask` holds, with up to five examples of column `shown`."""
         bad = frame.filter(mask.fill_null(False))
         if bad.height:
@@ -106,8 +127,12 @@ def read_table(path: Path, table: str, problems: Problems) -> pl.DataFrame | Non
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError as err:
-                problems.add(f"{table}.not_utf8", path.name, None,
-                             f"the file is not UTF-8 text (byte {err.start}); export it again as UTF-8 CSV")
+                problems.add(
+                    f"{table}.not_utf8",
+                    path.name,
+                    None,
+                    f"the file is not UTF-8 text (byte {err.start}); export it again as UTF-8 CSV",
+                )
                 return None
             frame = pl.read_csv(data, infer_schema=False)
             frame = frame.with_columns(pl.col(pl.String).str.strip_chars().replace("", None))
@@ -120,8 +145,9 @@ def read_table(path: Path, table: str, problems: Problems) -> pl.DataFrame | Non
             label = pl.format("line {}", pl.int_range(1, pl.len() + 1))
     except (pl.exceptions.PolarsError, OSError, ValueError) as err:
         kind = "CSV" if suffix == ".csv" else "Parquet" if suffix == ".parquet" else "JSON lines"
-        problems.add(f"{table}.unreadable", path.name, None,
-                     f"could not be read as {kind}: {str(err).splitlines()[0][:160]}")
+        problems.add(
+            f"{table}.unreadable", path.name, None, f"could not be read as {kind}: {str(err).splitlines()[0][:160]}"
+        )
         return None
     return frame.with_columns(label.alias(ROW))
 
@@ -189,16 +215,22 @@ def metadata_text(frame: pl.DataFrame) -> pl.Series:
     if keys:
         rows = frame.select(keys).rows()
         names = [k.removeprefix("metadata.") for k in keys]
-        return pl.Series("metadata", [_json({n: v for n, v in zip(names, row) if v is not None}) for row in rows],
-                         dtype=pl.String)
+        return pl.Series(
+            "metadata", [_json({n: v for n, v in zip(names, row) if v is not None}) for row in rows], dtype=pl.String
+        )
     if "metadata" in frame.columns and frame.schema["metadata"] == pl.String:
         return frame["metadata"].alias("metadata")
     return pl.Series("metadata", [None] * frame.height, dtype=pl.String)
 
 
 def _json(obj: dict) -> str | None:
-    return json.dumps({k: (v if isinstance(v, (str, int, float, bool)) else str(v)) for k, v in obj.items()},
-                      sort_keys=True) if obj else None
+    return (
+        json.dumps(
+            {k: (v if isinstance(v, (str, int, float, bool)) else str(v)) for k, v in obj.items()}, sort_keys=True
+        )
+        if obj
+        else None
+    )
 
 
 def array_sum(series: pl.Series, amount: str = "amount", keep: tuple[str, object] | None = None) -> pl.Series:
@@ -273,8 +305,15 @@ def number_of(value):
 
 
 # --------------------------------------------------------------------------- parsing values
-DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%:z", "%Y-%m-%d %H:%M%:z",
-                    "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+DATETIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S%.f%:z",
+    "%Y-%m-%d %H:%M:%S%:z",
+    "%Y-%m-%d %H:%M%:z",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+)
 
 
 def timestamps(series: pl.Series) -> pl.Series:
@@ -314,8 +353,9 @@ def numbers(series: pl.Series) -> pl.Series:
         return series.cast(pl.Float64)
     text = series.cast(pl.String).str.strip_chars()
     ok = text.str.contains(r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-    return text.cast(pl.Float64, strict=False).zip_with(ok.fill_null(False),
-                                                        pl.Series([None] * len(text), dtype=pl.Float64))
+    return text.cast(pl.Float64, strict=False).zip_with(
+        ok.fill_null(False), pl.Series([None] * len(text), dtype=pl.Float64)
+    )
 
 
 MAX_MAJOR = 1e10
@@ -339,8 +379,9 @@ def booleans(series: pl.Series) -> pl.Series:
     if series.dtype == pl.Boolean:
         return series
     if series.dtype.is_numeric():
-        return series.cast(pl.Int64, strict=False).replace_strict({1: True, 0: False}, default=None,
-                                                                   return_dtype=pl.Boolean)
+        return series.cast(pl.Int64, strict=False).replace_strict(
+            {1: True, 0: False}, default=None, return_dtype=pl.Boolean
+        )
     text = series.cast(pl.String).str.strip_chars().str.to_lowercase()
     mapping = {"true": True, "t": True, "yes": True, "1": True, "false": False, "f": False, "no": False, "0": False}
     return text.replace_strict(mapping, default=None, return_dtype=pl.Boolean)
@@ -348,8 +389,11 @@ def booleans(series: pl.Series) -> pl.Series:
 
 def coalesce_columns(frame: pl.DataFrame, *names: str, dtype: pl.DataType = pl.String) -> pl.Series:
     """The first non-null value among the columns `names` present in `frame` (null when none is present)."""
-    present = [pl.col(n).cast(dtype, strict=False) for n in names if n in frame.columns
-               and not isinstance(frame.schema[n], (pl.Struct, pl.List))]
+    present = [
+        pl.col(n).cast(dtype, strict=False)
+        for n in names
+        if n in frame.columns and not isinstance(frame.schema[n], (pl.Struct, pl.List))
+    ]
     if not present:
         return pl.Series([None] * frame.height, dtype=dtype)
     return frame.select(pl.coalesce(present)).to_series()

@@ -5,6 +5,7 @@ environment variable SAASKPI_METRICS_DIR): each file is imported here, after the
 its `@metric` and `@table` functions appear in tiles, `saaskpi metrics`, snapshots and docs/metrics.md
 like the built-in ones (docs/analysts.md shows one).
 """
+
 import importlib.util
 import os
 import sys
@@ -34,7 +35,9 @@ def _load_own_metrics(folder: Path) -> list[str]:
             raise
         except Exception as err:
             del sys.modules[name]
-            raise RegistryError(f"{file}: could not be loaded as metric definitions: {type(err).__name__}: {err}") from None
+            raise RegistryError(
+                f"{file}: could not be loaded as metric definitions: {type(err).__name__}: {err}"
+            ) from None
         loaded.append(name)
     return loaded
 
@@ -47,8 +50,10 @@ def _segment_targets() -> dict[str, set[str]]:
     """The metric names each segment file sets a target for; a targets.yaml beside them is an error (a target is
     declared on its metric; segment files override it)."""
     if (paths.PARAMETERS_DIR / "targets.yaml").exists():
-        raise RegistryError(f"{paths.PARAMETERS_DIR / 'targets.yaml'}: targets are declared once, on their metric "
-                            "(docs/metrics.md); override them per segment in parameters/segments/*.yaml")
+        raise RegistryError(
+            f"{paths.PARAMETERS_DIR / 'targets.yaml'}: targets are declared once, on their metric "
+            "(docs/metrics.md); override them per segment in parameters/segments/*.yaml"
+        )
     return {f"segments/{name}.yaml": set(params.segment(name).targets) for name in params.segment_names()}
 
 

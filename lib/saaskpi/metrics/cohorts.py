@@ -3,6 +3,7 @@
 Everything here starts from `account_mrr` (one row per paying account and month), already
 collected from the engine; triangles are built on that small long table.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -37,9 +38,14 @@ def first_spells(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFrame:
 def spells_at(spells: pd.DataFrame, as_of: int) -> pd.DataFrame:
     """First spells as seen at month `as_of`: months paid until first churn, churned or still paying (censored)."""
     seen = spells[spells.cohort <= as_of]
-    return pd.DataFrame({"account_id": seen.account_id, "cohort": seen.cohort,
-                         "duration": np.minimum(seen["last"], as_of) - seen.cohort + 1,
-                         "churned": seen["last"] < as_of})
+    return pd.DataFrame(
+        {
+            "account_id": seen.account_id,
+            "cohort": seen.cohort,
+            "duration": np.minimum(seen["last"], as_of) - seen.cohort + 1,
+            "churned": seen["last"] < as_of,
+        }
+    )
 
 
 def account_spells(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFrame:
@@ -58,10 +64,16 @@ def _triangle(account_mrr: pd.DataFrame, as_of: int, groups: pd.DataFrame | None
     if groups is not None:
         a = a.merge(groups, on="account_id", how="left")
         keys = [groups.columns[1], "cohort"]
-    size = a[a.months_since_start == 0].groupby(keys).agg(cohort_accounts=("account_id", "nunique"),
-                                                          cohort_mrr=("mrr", "sum"))
-    alive = a.groupby([*keys, "months_since_start"]).agg(retained_accounts=("account_id", "nunique"),
-                                                         mrr=("mrr", "sum")).reset_index()
+    size = (
+        a[a.months_since_start == 0]
+        .groupby(keys)
+        .agg(cohort_accounts=("account_id", "nunique"), cohort_mrr=("mrr", "sum"))
+    )
+    alive = (
+        a.groupby([*keys, "months_since_start"])
+        .agg(retained_accounts=("account_id", "nunique"), mrr=("mrr", "sum"))
+        .reset_index()
+    )
     # every (cohort, k) up to as_of, zero where nobody was left
     full = size.reset_index()
     full = full.loc[full.index.repeat(as_of - full.cohort + 1)].copy()
@@ -72,14 +84,27 @@ def _triangle(account_mrr: pd.DataFrame, as_of: int, groups: pd.DataFrame | None
     out["cohort_accounts"] = out.cohort_accounts.astype("int64")
     out["retention_rate"] = safe_ratio(out.retained_accounts, out.cohort_accounts)
     out["revenue_retention"] = safe_ratio(out.mrr, out.cohort_mrr)
-    return out.drop(columns="cohort").sort_values([*keys[:-1], "cohort_month", "months_since_start"]).reset_index(drop=True)
+    return (
+        out.drop(columns="cohort")
+        .sort_values([*keys[:-1], "cohort_month", "months_since_start"])
+        .reset_index(drop=True)
+    )
 
 
-def cohort_triangle(account_mrr: pd.DataFrame, as_of: int, accounts: pd.DataFrame | None = None,
-                    by: str | None = None) -> pd.DataFrame:
+def cohort_triangle(
+    account_mrr: pd.DataFrame, as_of: int, accounts: pd.DataFrame | None = None, by: str | None = None
+) -> pd.DataFrame:
     """Long cohort table (optionally per `by` column of accounts): counts, MRR and both retention rates."""
-    cols = ["cohort_month", "months_since_start", "cohort_accounts", "retained_accounts", "retention_rate",
-            "cohort_mrr", "mrr", "revenue_retention"]
+    cols = [
+        "cohort_month",
+        "months_since_start",
+        "cohort_accounts",
+        "retained_accounts",
+        "retention_rate",
+        "cohort_mrr",
+        "mrr",
+        "revenue_retention",
+    ]
     if by is not None:
         cols = [by, *cols]
     if account_mrr.empty:
@@ -88,7 +113,9 @@ def cohort_triangle(account_mrr: pd.DataFrame, as_of: int, accounts: pd.DataFram
     return _triangle(account_mrr, as_of, groups)[cols]
 
 
-def weighted_average_retention(triangle: pd.DataFrame, rate: str = "retention_rate", by: str | None = None) -> pd.DataFrame:
+def weighted_average_retention(
+    triangle: pd.DataFrame, rate: str = "retention_rate", by: str | None = None
+) -> pd.DataFrame:
     """The cohort-size-weighted average row (per `by` group): per months_since_start, sum retained / sum cohort size."""
     num, den = ("retained_accounts", "cohort_accounts") if rate == "retention_rate" else ("mrr", "cohort_mrr")
     keys = [by, "months_since_start"] if by else ["months_since_start"]
@@ -128,10 +155,15 @@ def kaplan_meier(spells: pd.DataFrame) -> pd.DataFrame:
         warnings.filterwarnings("ignore", "The confidence interval is undefined", RuntimeWarning)
         band = fit.confidence_interval(0.95, method="log-log")
     survival = fit.evaluate(months)
-    return pd.DataFrame({"months": months.astype("int64"), "survival": survival,
-                         "lower": np.where(np.isnan(low := band.low.evaluate(months)), survival, low),
-                         "upper": np.where(np.isnan(high := band.high.evaluate(months)), survival, high),
-                         "at_risk": (duration[None, :] >= months[:, None]).sum(axis=1).astype("int64")})
+    return pd.DataFrame(
+        {
+            "months": months.astype("int64"),
+            "survival": survival,
+            "lower": np.where(np.isnan(low := band.low.evaluate(months)), survival, low),
+            "upper": np.where(np.isnan(high := band.high.evaluate(months)), survival, high),
+            "at_risk": (duration[None, :] >= months[:, None]).sum(axis=1).astype("int64"),
+        }
+    )
 
 
 def restricted_mean(curve: pd.DataFrame, horizon: float) -> float:
@@ -144,8 +176,9 @@ def restricted_mean(curve: pd.DataFrame, horizon: float) -> float:
 @table()
 def logo_survival(account_mrr: pd.DataFrame, tables: Tables, as_of: int) -> pd.DataFrame:
     """Kaplan-Meier share of accounts still paying after k months, per segment, with a 95 % band."""
-    spells = account_spells(account_mrr, as_of).merge(tables.frames["accounts"].select("account_id", "segment").to_pandas(),
-                                                      on="account_id", how="left")
+    spells = account_spells(account_mrr, as_of).merge(
+        tables.frames["accounts"].select("account_id", "segment").to_pandas(), on="account_id", how="left"
+    )
     parts = [kaplan_meier(group).assign(segment=segment) for segment, group in spells.groupby("segment", sort=True)]
     cols = ["segment", "months", "survival", "lower", "upper", "at_risk"]
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
@@ -156,13 +189,25 @@ def expected_lifetime_months(spells: pd.DataFrame, horizon: int) -> float:
     return float("nan") if spells.empty else restricted_mean(kaplan_meier(spells), horizon)
 
 
-@metric(sampled=True, label="LTV (survival)", formula="Kaplan-Meier expected lifetime in months (truncated at ltv_horizon_months) "
-        "x ARPA x gross margin (of the month, from COGS or default_gross_margin)", unit="currency",
-        direction="higher", level="supporting", sources=("S", "C"),
-        area="unit_economics", conventions=("ltv_horizon_months", "default_gross_margin"),
-        tile=5)
-def survival_lifetime_value(account_mrr: pd.DataFrame, mrr_movements: pd.DataFrame, gross_margin_by_month: pd.DataFrame,
-                            conventions: Conventions) -> pd.DataFrame:
+@metric(
+    sampled=True,
+    label="LTV (survival)",
+    formula="Kaplan-Meier expected lifetime in months (truncated at ltv_horizon_months) "
+    "x ARPA x gross margin (of the month, from COGS or default_gross_margin)",
+    unit="currency",
+    direction="higher",
+    level="supporting",
+    sources=("S", "C"),
+    area="unit_economics",
+    conventions=("ltv_horizon_months", "default_gross_margin"),
+    tile=5,
+)
+def survival_lifetime_value(
+    account_mrr: pd.DataFrame,
+    mrr_movements: pd.DataFrame,
+    gross_margin_by_month: pd.DataFrame,
+    conventions: Conventions,
+) -> pd.DataFrame:
     """Gross margin an average account brings over its Kaplan-Meier expected life, truncated at the horizon."""
     m = mrr_movements
     spells = first_spells(account_mrr, key_of(m.month.max())) if len(m) else first_spells(account_mrr, 0)

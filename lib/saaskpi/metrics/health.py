@@ -5,6 +5,7 @@ later churn and contraction, and the at-risk list.
 Every measure looks only at what was known at its month end (tickets resolved, invoices paid and answers
 given by then), so that the score at month M-3 can be judged against what happened by month M.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,9 @@ KEYS = ["account_id", "key"]
 # --------------------------------------------------------------------------- windows over month ends
 def month_ends(calendar: pl.DataFrame) -> pl.DataFrame:
     """Each month key with `end`, the first instant after the month (naive UTC)."""
-    return calendar.select(pl.col("month").alias("key"),
-                           (pl.col("month_end").cast(pl.Datetime("us")) + pl.duration(days=1)).alias("end"))
+    return calendar.select(
+        pl.col("month").alias("key"), (pl.col("month_end").cast(pl.Datetime("us")) + pl.duration(days=1)).alias("end")
+    )
 
 
 def naive(column: str) -> pl.Expr:
@@ -39,8 +41,11 @@ def naive(column: str) -> pl.Expr:
 def windowed(frame: pl.DataFrame, at: str, calendar: pl.DataFrame, days: int) -> pl.DataFrame:
     """Rows of `frame` repeated for each month whose `days`-day window up to its end holds `at`
     (at >= end - days and at < end), with the month `key` and its `end`."""
-    return (frame.with_columns(naive(at).alias("_at")).join(month_ends(calendar), how="cross")
-            .filter((pl.col("_at") >= pl.col("end") - pl.duration(days=days)) & (pl.col("_at") < pl.col("end"))))
+    return (
+        frame.with_columns(naive(at).alias("_at"))
+        .join(month_ends(calendar), how="cross")
+        .filter((pl.col("_at") >= pl.col("end") - pl.duration(days=days)) & (pl.col("_at") < pl.col("end")))
+    )
 
 
 def _per_account_month(frame: pl.DataFrame, aggs: list[pl.Expr]) -> pd.DataFrame:
@@ -48,8 +53,12 @@ def _per_account_month(frame: pl.DataFrame, aggs: list[pl.Expr]) -> pd.DataFrame
 
 
 # --------------------------------------------------------------------------- measures
-def usage_measures(user_month_activity: pd.DataFrame, feature_month_activity: pd.DataFrame, calendar: pl.DataFrame,
-                   settings: SuccessSettings) -> pd.DataFrame:
+def usage_measures(
+    user_month_activity: pd.DataFrame,
+    feature_month_activity: pd.DataFrame,
+    calendar: pl.DataFrame,
+    settings: SuccessSettings,
+) -> pd.DataFrame:
     """Per account and month: monthly active users, and engagement points of the sticky features used in the
     30 days up to the month end."""
     mau = user_month_activity.groupby(["account_id", "key"]).size().rename("mau").reset_index()
@@ -62,10 +71,12 @@ def usage_measures(user_month_activity: pd.DataFrame, feature_month_activity: pd
     length = last_day.key.map(lengths)
     next_length = (last_day.key + 1).map(lengths).fillna(31)
     own = last_day[length - last_day.dom <= 29][["account_id", "feature", "key"]]
-    nxt = last_day[length - last_day.dom + next_length <= 29].assign(key=lambda f: f.key + 1)[["account_id", "feature", "key"]]
+    nxt = last_day[length - last_day.dom + next_length <= 29].assign(key=lambda f: f.key + 1)[
+        ["account_id", "feature", "key"]
+    ]
     windows = pd.concat([own, nxt]).drop_duplicates()
     points = windows.feature.map(settings.sticky_features).astype("float64")
-    score = (windows.assign(points=points).groupby(KEYS).points.sum() / sum(settings.sticky_features.values()) * 100)
+    score = windows.assign(points=points).groupby(KEYS).points.sum() / sum(settings.sticky_features.values()) * 100
     out = mau.set_index(KEYS).join(score.rename("engagement_score"), how="outer")
     return out.reset_index()
 
@@ -80,20 +91,40 @@ def support_measures(tables: Tables, calendar: pl.DataFrame, settings: SuccessSe
     response = naive("first_response_at") if "first_response_at" in cols else pl.lit(None, dtype=pl.Datetime("us"))
     answered = response.is_not_null() & (response < pl.col("end"))
     hours = lambda a, b: (a - b).dt.total_seconds() / 3600  # noqa: E731
-    breach = (pl.when(answered).then(hours(response, pl.col("_at")) > pl.col("sla"))
-              .when(hours(pl.col("end"), pl.col("_at")) > pl.col("sla")).then(True).otherwise(None))
-    sla_rows = _per_account_month(opened.with_columns(breach=breach), [
-        pl.len().alias("tickets"), pl.col("breach").is_not_null().cast(pl.Int64).sum().alias("sla_decided"),
-        pl.col("breach").cast(pl.Int64).sum().alias("sla_breaches")])
+    breach = (
+        pl.when(answered)
+        .then(hours(response, pl.col("_at")) > pl.col("sla"))
+        .when(hours(pl.col("end"), pl.col("_at")) > pl.col("sla"))
+        .then(True)
+        .otherwise(None)
+    )
+    sla_rows = _per_account_month(
+        opened.with_columns(breach=breach),
+        [
+            pl.len().alias("tickets"),
+            pl.col("breach").is_not_null().cast(pl.Int64).sum().alias("sla_decided"),
+            pl.col("breach").cast(pl.Int64).sum().alias("sla_breaches"),
+        ],
+    )
     parts = [sla_rows.set_index(KEYS)]
     if "resolved_at" in cols and "csat" in cols:
-        rated = windowed(t.filter(pl.col("csat").is_not_null() & pl.col("resolved_at").is_not_null()),
-                         "resolved_at", calendar, settings.window_days)
-        parts.append(_per_account_month(rated, [pl.len().alias("csat_n"),
-                                                (pl.col("csat") >= 4).cast(pl.Int64).sum().alias("satisfied")]).set_index(KEYS))
+        rated = windowed(
+            t.filter(pl.col("csat").is_not_null() & pl.col("resolved_at").is_not_null()),
+            "resolved_at",
+            calendar,
+            settings.window_days,
+        )
+        parts.append(
+            _per_account_month(
+                rated, [pl.len().alias("csat_n"), (pl.col("csat") >= 4).cast(pl.Int64).sum().alias("satisfied")]
+            ).set_index(KEYS)
+        )
     resolved = naive("resolved_at") if "resolved_at" in cols else pl.lit(None, dtype=pl.Datetime("us"))
-    open_at = (t.with_columns(_at=naive("created_at"), _done=resolved).join(month_ends(calendar), how="cross")
-               .filter((pl.col("_at") < pl.col("end")) & (pl.col("_done").is_null() | (pl.col("_done") >= pl.col("end")))))
+    open_at = (
+        t.with_columns(_at=naive("created_at"), _done=resolved)
+        .join(month_ends(calendar), how="cross")
+        .filter((pl.col("_at") < pl.col("end")) & (pl.col("_done").is_null() | (pl.col("_done") >= pl.col("end"))))
+    )
     parts.append(_per_account_month(open_at, [pl.len().alias("open_tickets")]).set_index(KEYS))
     out = pd.concat(parts, axis=1)
     out["sla_breach_rate"] = safe_ratio(out.sla_breaches, out.sla_decided)
@@ -106,11 +137,16 @@ def relationship_measures(tables: Tables, calendar: pl.DataFrame, settings: Succ
     c = windowed(tables.frames["cs_touchpoints"], "occurred_at", calendar, settings.window_days)
     role = pl.col("stakeholder_role") if "stakeholder_role" in c.columns else pl.lit(None, dtype=pl.String)
     sentiment = pl.col("sentiment") if "sentiment" in c.columns else pl.lit(None, dtype=pl.String)
-    out = _per_account_month(c.with_columns(role=role, sentiment=sentiment), [
-        pl.len().alias("touchpoints"), pl.col("role").drop_nulls().n_unique().cast(pl.Int64).alias("roles_covered"),
-        (pl.col("sentiment") == "positive").cast(pl.Int64).sum().alias("positive"),
-        (pl.col("sentiment") == "negative").cast(pl.Int64).sum().alias("negative"),
-        pl.col("sentiment").is_not_null().cast(pl.Int64).sum().alias("with_sentiment")])
+    out = _per_account_month(
+        c.with_columns(role=role, sentiment=sentiment),
+        [
+            pl.len().alias("touchpoints"),
+            pl.col("role").drop_nulls().n_unique().cast(pl.Int64).alias("roles_covered"),
+            (pl.col("sentiment") == "positive").cast(pl.Int64).sum().alias("positive"),
+            (pl.col("sentiment") == "negative").cast(pl.Int64).sum().alias("negative"),
+            pl.col("sentiment").is_not_null().cast(pl.Int64).sum().alias("with_sentiment"),
+        ],
+    )
     out["net_sentiment"] = safe_ratio(out.positive - out.negative, out.with_sentiment)
     return out
 
@@ -119,44 +155,88 @@ def payment_measures(tables: Tables, calendar: pl.DataFrame, conventions: Conven
     """Per account and month end with invoices issued by then: days the oldest invoice due by the month's
     last day and unpaid at it is overdue (0 when none), and the overdue amount in the reporting currency."""
     fx = reference_fx_rates(tables, conventions)
-    inv = tables.frames["invoices"].join(fx, on="currency", how="left").with_columns(
-        amount=pl.col("amount") * pl.col("rate"))
+    inv = (
+        tables.frames["invoices"]
+        .join(fx, on="currency", how="left")
+        .with_columns(amount=pl.col("amount") * pl.col("rate"))
+    )
     cal = calendar.select(pl.col("month").alias("key"), pl.col("month_end").alias("last_day"))
     rows = inv.join(cal, how="cross").filter(pl.col("issued_at") <= pl.col("last_day"))
-    overdue = (pl.col("due_date") < pl.col("last_day")) & (pl.col("paid_at").is_null() | (pl.col("paid_at") > pl.col("last_day")))
+    overdue = (pl.col("due_date") < pl.col("last_day")) & (
+        pl.col("paid_at").is_null() | (pl.col("paid_at") > pl.col("last_day"))
+    )
     late_days = pl.when(overdue).then((pl.col("last_day") - pl.col("due_date")).dt.total_days())
-    return _per_account_month(rows.with_columns(late_days=late_days, overdue=overdue), [
-        pl.col("late_days").max().fill_null(0).cast(pl.Float64).alias("days_overdue"),
-        pl.when(pl.col("overdue")).then(pl.col("amount")).otherwise(0.0).sum().alias("overdue_amount")])
+    return _per_account_month(
+        rows.with_columns(late_days=late_days, overdue=overdue),
+        [
+            pl.col("late_days").max().fill_null(0).cast(pl.Float64).alias("days_overdue"),
+            pl.when(pl.col("overdue")).then(pl.col("amount")).otherwise(0.0).sum().alias("overdue_amount"),
+        ],
+    )
 
 
 def nps_measures(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Per account and month end: NPS of the answers in the nps_window_days to it."""
     r = windowed(tables.frames["nps_responses"], "responded_at", calendar, conventions.nps_window_days)
-    out = _per_account_month(r, [pl.len().alias("nps_n"), (pl.col("score") >= 9).cast(pl.Int64).sum().alias("promoters"),
-                                 (pl.col("score") <= 6).cast(pl.Int64).sum().alias("detractors")])
+    out = _per_account_month(
+        r,
+        [
+            pl.len().alias("nps_n"),
+            (pl.col("score") >= 9).cast(pl.Int64).sum().alias("promoters"),
+            (pl.col("score") <= 6).cast(pl.Int64).sum().alias("detractors"),
+        ],
+    )
     out["account_nps"] = safe_ratio(100 * (out.promoters.astype("float64") - out.detractors), out.nps_n)
     return out[[*KEYS, "account_nps", "nps_n"]]
 
 
-MEASURE_COLUMNS = ["mau", "licence_utilisation", "engagement_score", "account_nps", "nps_n", "csat", "csat_n",
-                   "sla_breach_rate", "tickets", "open_tickets", "touchpoints", "roles_covered", "net_sentiment",
-                   "positive", "negative", "with_sentiment", "days_overdue", "overdue_amount"]
+MEASURE_COLUMNS = [
+    "mau",
+    "licence_utilisation",
+    "engagement_score",
+    "account_nps",
+    "nps_n",
+    "csat",
+    "csat_n",
+    "sla_breach_rate",
+    "tickets",
+    "open_tickets",
+    "touchpoints",
+    "roles_covered",
+    "net_sentiment",
+    "positive",
+    "negative",
+    "with_sentiment",
+    "days_overdue",
+    "overdue_amount",
+]
 
 
 @table(export=False)
-def account_measures(tables: Tables, calendar: pl.DataFrame, conventions: Conventions, success_settings: SuccessSettings,
-                     account_months: pd.DataFrame, compute_if_available) -> pd.DataFrame:
+def account_measures(
+    tables: Tables,
+    calendar: pl.DataFrame,
+    conventions: Conventions,
+    success_settings: SuccessSettings,
+    account_months: pd.DataFrame,
+    compute_if_available,
+) -> pd.DataFrame:
     """Every paying account at every month end with the measures the health score and CS pages use; a measure
     is NaN (missing) when its table is absent or the account has no data for it (see health_score.yaml)."""
     out = account_months[["account_id", "key", "month", "segment", "csm_id", "seats", "mrr"]].set_index(KEYS)
     s = success_settings
-    sources = [("usage_events", lambda: usage_measures(compute_if_available("user_month_activity"),
-                                                       compute_if_available("feature_month_activity"), calendar, s)),
-               ("support_tickets", lambda: support_measures(tables, calendar, s)),
-               ("cs_touchpoints", lambda: relationship_measures(tables, calendar, s)),
-               ("invoices", lambda: payment_measures(tables, calendar, conventions)),
-               ("nps_responses", lambda: nps_measures(tables, calendar, conventions))]
+    sources = [
+        (
+            "usage_events",
+            lambda: usage_measures(
+                compute_if_available("user_month_activity"), compute_if_available("feature_month_activity"), calendar, s
+            ),
+        ),
+        ("support_tickets", lambda: support_measures(tables, calendar, s)),
+        ("cs_touchpoints", lambda: relationship_measures(tables, calendar, s)),
+        ("invoices", lambda: payment_measures(tables, calendar, conventions)),
+        ("nps_responses", lambda: nps_measures(tables, calendar, conventions)),
+    ]
     for name, compute in sources:
         if tables.has(name):
             out = out.join(compute().set_index(KEYS), how="left")
@@ -194,12 +274,27 @@ def health_history(success_settings: SuccessSettings, account_measures: pd.DataF
         used_weight = (weights * have).sum(axis=1)
         raw = np.where(used_weight > 0, total / np.where(used_weight > 0, used_weight, 1), np.nan)
         health = np.floor(raw + 0.5)
-        parts.append(scores.assign(health=health, band=model.band(health), components_used=have.sum(axis=1),
-                                   components_possible=int((weights > 0).sum())))
+        parts.append(
+            scores.assign(
+                health=health,
+                band=model.band(health),
+                components_used=have.sum(axis=1),
+                components_possible=int((weights > 0).sum()),
+            )
+        )
     if not parts:  # nobody pays: no scores, but the columns the roll-ups read
         names = [f"score_{c.name}" for c in s.health.components]
-        parts = [empty_frame({**dict.fromkeys(names, "float64"), "health": "float64", "band": object,
-                              "components_used": "int64", "components_possible": "int64"})]
+        parts = [
+            empty_frame(
+                {
+                    **dict.fromkeys(names, "float64"),
+                    "health": "float64",
+                    "band": object,
+                    "components_used": "int64",
+                    "components_possible": "int64",
+                }
+            )
+        ]
     scored = pd.concat(parts).reindex(m.index)
     return pd.concat([m[["account_id", "key", "month", "segment", "csm_id", "mrr"]], scored], axis=1)
 
@@ -209,8 +304,13 @@ def component_names(success_settings: SuccessSettings) -> list[str]:
 
 
 @table()
-def account_health(as_of: int, success_settings: SuccessSettings, health_history: pd.DataFrame,
-                   account_stages: pd.DataFrame, tables: Tables) -> pd.DataFrame:
+def account_health(
+    as_of: int,
+    success_settings: SuccessSettings,
+    health_history: pd.DataFrame,
+    account_stages: pd.DataFrame,
+    tables: Tables,
+) -> pd.DataFrame:
     """Each paying account's health at the month end: score, band, components used, each component's score,
     the change over falling_months, lifecycle stage, CSM, ARR and the next term end."""
     s = success_settings
@@ -222,15 +322,35 @@ def account_health(as_of: int, success_settings: SuccessSettings, health_history
     now["arr"] = now.mrr * 12
     now["account_name"] = now.account_id.map(account_names(tables)).fillna(now.account_id)
     scores = [c for c in now.columns if c.startswith("score_")]
-    cols = ["account_id", "account_name", "segment", "csm_id", "stage", "arr", "health", "band", "change",
-            "components_used", "components_possible", *scores]
+    cols = [
+        "account_id",
+        "account_name",
+        "segment",
+        "csm_id",
+        "stage",
+        "arr",
+        "health",
+        "band",
+        "change",
+        "components_used",
+        "components_possible",
+        *scores,
+    ]
     return now[cols].sort_values(["health", "account_id"]).reset_index(drop=True)
 
 
-@metric(label="Average health score", formula="mean health score (0-100) of the paying accounts with one, at the "
-        "month end (parameters/health_score.yaml)", unit="score", direction="higher", level="core",
-        sources=("C", "P"), area="success", needs=("accounts", "subscriptions"),
-        tile=3)
+@metric(
+    label="Average health score",
+    formula="mean health score (0-100) of the paying accounts with one, at the "
+    "month end (parameters/health_score.yaml)",
+    unit="score",
+    direction="higher",
+    level="core",
+    sources=("C", "P"),
+    area="success",
+    needs=("accounts", "subscriptions"),
+    tile=3,
+)
 def average_health_score(health_history: pd.DataFrame) -> pd.DataFrame:
     """The portfolio's health: the mean account health score."""
     g = health_history.groupby("month").health
@@ -238,9 +358,17 @@ def average_health_score(health_history: pd.DataFrame) -> pd.DataFrame:
     return _series(out.month, out.value, out.n)
 
 
-@metric(label="Red accounts", formula="paying accounts in the red band / paying accounts with a health score",
-        unit="fraction", direction="lower", level="supporting", sources=("C", "P"), area="success", proportion=True,
-        tile=4)
+@metric(
+    label="Red accounts",
+    formula="paying accounts in the red band / paying accounts with a health score",
+    unit="fraction",
+    direction="lower",
+    level="supporting",
+    sources=("C", "P"),
+    area="success",
+    proportion=True,
+    tile=4,
+)
 def red_account_share(health_history: pd.DataFrame) -> pd.DataFrame:
     """Share of scored accounts whose health is red."""
     scored = health_history[health_history.health.notna()]
@@ -258,8 +386,14 @@ def health_rollup(as_of: int, account_health: pd.DataFrame) -> pd.DataFrame:
     for level, column in (("portfolio", None), ("segment", "segment"), ("stage", "stage"), ("csm", "csm")):
         groups = [("all", h)] if column is None else list(h.groupby(column, sort=True))
         for name, g in groups:
-            row = {"level": level, "group": name, "accounts": len(g), "mean_health": g.health.mean(),
-                   "arr_weighted_health": safe_ratio((g.health * g.arr).sum(), g.arr.sum()), "arr": g.arr.sum()}
+            row = {
+                "level": level,
+                "group": name,
+                "accounts": len(g),
+                "mean_health": g.health.mean(),
+                "arr_weighted_health": safe_ratio((g.health * g.arr).sum(), g.arr.sum()),
+                "arr": g.arr.sum(),
+            }
             row.update({f"{b}_share": (g.band == b).mean() for b in BANDS})
             parts.append(row)
     return pd.DataFrame(parts)
@@ -297,17 +431,32 @@ def health_backtest(as_of: int, health_outcomes: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for band in (*BANDS, "all"):
         g = o if band == "all" else o[o.band == band]
-        rows.append({"band": band, "account_months": len(g), "churned": int(g.churned.sum()),
-                     "churn_rate": safe_ratio(g.churned.sum(), len(g)), "contracted": int(g.contracted.sum()),
-                     "contraction_rate": safe_ratio(g.contracted.sum(), len(g)),
-                     "auc": roc_auc(-g.health, g.churned) if band == "all" else np.nan})
+        rows.append(
+            {
+                "band": band,
+                "account_months": len(g),
+                "churned": int(g.churned.sum()),
+                "churn_rate": safe_ratio(g.churned.sum(), len(g)),
+                "contracted": int(g.contracted.sum()),
+                "contraction_rate": safe_ratio(g.contracted.sum(), len(g)),
+                "auc": roc_auc(-g.health, g.churned) if band == "all" else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-@metric(label="Health backtest (ROC AUC)", formula="ROC AUC of the health score at M-3 (lower = riskier) against "
-        "churn by the end of M, over the accounts paying at M-3", unit="number", direction="higher",
-        level="supporting", sources=("C", "P"), area="success", target=0.7,
-        tile=5)
+@metric(
+    label="Health backtest (ROC AUC)",
+    formula="ROC AUC of the health score at M-3 (lower = riskier) against "
+    "churn by the end of M, over the accounts paying at M-3",
+    unit="number",
+    direction="higher",
+    level="supporting",
+    sources=("C", "P"),
+    area="success",
+    target=0.7,
+    tile=5,
+)
 def health_backtest_auc(health_outcomes: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """How well the health score three months ago ranked the accounts that churned since (0.5 = chance)."""
     keys = calendar["month"].to_list()
@@ -322,8 +471,9 @@ def health_backtest_auc(health_outcomes: pd.DataFrame, calendar: pl.DataFrame) -
 
 # --------------------------------------------------------------------------- at risk
 @table()
-def at_risk_accounts(success_settings: SuccessSettings, account_health: pd.DataFrame, account_months: pd.DataFrame,
-                     as_of: int) -> pd.DataFrame:
+def at_risk_accounts(
+    success_settings: SuccessSettings, account_health: pd.DataFrame, account_months: pd.DataFrame, as_of: int
+) -> pd.DataFrame:
     """Red accounts, and accounts whose score fell by falling_points or more over falling_months: the
     components that pulled them down (score below 50, lowest first), next term end, ARR and CSM."""
     s = success_settings
@@ -332,15 +482,27 @@ def at_risk_accounts(success_settings: SuccessSettings, account_health: pd.DataF
     names = [c for c in h.columns if c.startswith("score_")]
 
     def weakest(row) -> str:
-        low = sorted((row[c], c[len("score_"):]) for c in names if pd.notna(row[c]) and row[c] < 50)
+        low = sorted((row[c], c[len("score_") :]) for c in names if pd.notna(row[c]) and row[c] < 50)
         return ", ".join(f"{name} {value:.0f}" for value, name in low) or "-"
 
     risky["pulled_down_by"] = [weakest(r) for _, r in risky.iterrows()]
     risky["reason"] = np.where(risky.band == "red", "red", "falling")
     terms = account_months[account_months.key == as_of].set_index("account_id").term_end
     risky["term_end"] = risky.account_id.map(terms)
-    cols = ["account_id", "account_name", "segment", "csm_id", "health", "change", "band", "reason",
-            "pulled_down_by", "term_end", "arr", "stage"]
+    cols = [
+        "account_id",
+        "account_name",
+        "segment",
+        "csm_id",
+        "health",
+        "change",
+        "band",
+        "reason",
+        "pulled_down_by",
+        "term_end",
+        "arr",
+        "stage",
+    ]
     return risky.sort_values(["health", "arr"], ascending=[True, False])[cols].reset_index(drop=True)
 
 
@@ -348,4 +510,3 @@ def at_risk_accounts(success_settings: SuccessSettings, account_health: pd.DataF
 def health_trend(health_history: pd.DataFrame) -> pd.DataFrame:
     """Health score of every account at every month end (account_id, month, health, band), for trends."""
     return health_history[["account_id", "month", "health", "band"]].reset_index(drop=True)
-

@@ -2,9 +2,10 @@
 and its renewals. `account_months` is the panel the health score, the CS load and the account
 benchmarks are built on: one row per account paying at a month end.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -31,10 +32,14 @@ def subscriptions_at_month_ends(tables: Tables, calendar: pl.DataFrame) -> pd.Da
     """Every subscription active at every month end (month key, month_end as a date), with its seats."""
     subs = tables.frames["subscriptions"]
     seats = pl.col("seats") if "seats" in subs.columns else pl.lit(None, dtype=pl.Int64)
-    active = (subs.select("account_id", "start_date", "end_date", "billing_period_months", seats.alias("seats"))
-              .join(calendar, how="cross")
-              .filter((pl.col("start_date") <= pl.col("month_end"))
-                      & (pl.col("end_date").is_null() | (pl.col("end_date") > pl.col("month_end")))))
+    active = (
+        subs.select("account_id", "start_date", "end_date", "billing_period_months", seats.alias("seats"))
+        .join(calendar, how="cross")
+        .filter(
+            (pl.col("start_date") <= pl.col("month_end"))
+            & (pl.col("end_date").is_null() | (pl.col("end_date") > pl.col("month_end")))
+        )
+    )
     out = active.to_pandas()
     for col in ("start_date", "end_date", "month_end"):
         out[col] = pd.to_datetime(out[col])
@@ -54,16 +59,42 @@ def term_ends(active: pd.DataFrame) -> pd.Series:
 
 
 @table(export=False)
-def account_months(tables: Tables, calendar: pl.DataFrame, conventions: Conventions, account_mrr: pd.DataFrame,
-                   new_customer_accounts: pd.DataFrame) -> pd.DataFrame:
+def account_months(
+    tables: Tables,
+    calendar: pl.DataFrame,
+    conventions: Conventions,
+    account_mrr: pd.DataFrame,
+    new_customer_accounts: pd.DataFrame,
+) -> pd.DataFrame:
     """Every account paying at a month end: segment, CSM, MRR, seats, months since its first paying month,
     and the end of its current term when it has a contract of 12 months or more (days from the month end)."""
-    cols = ["account_id", "month", "key", "segment", "csm_id", "mrr", "seats", "age_months", "term_end",
-            "days_to_renewal"]
+    cols = [
+        "account_id",
+        "month",
+        "key",
+        "segment",
+        "csm_id",
+        "mrr",
+        "seats",
+        "age_months",
+        "term_end",
+        "days_to_renewal",
+    ]
     if account_mrr.empty:  # nobody pays: an empty panel with the column types the other tables expect
-        return empty_frame({"account_id": object, "month": "datetime64[ns]", "key": "int64", "segment": object,
-                            "csm_id": object, "mrr": "float64", "seats": "float64", "age_months": "int64",
-                            "term_end": "datetime64[ns]", "days_to_renewal": "float64"})
+        return empty_frame(
+            {
+                "account_id": object,
+                "month": "datetime64[ns]",
+                "key": "int64",
+                "segment": object,
+                "csm_id": object,
+                "mrr": "float64",
+                "seats": "float64",
+                "age_months": "int64",
+                "term_end": "datetime64[ns]",
+                "days_to_renewal": "float64",
+            }
+        )
     out = account_mrr[["account_id", "month", "mrr"]].copy()
     out["key"] = out.month.dt.year * 12 + out.month.dt.month - 1
     first = new_customer_accounts.set_index("account_id")
@@ -71,17 +102,24 @@ def account_months(tables: Tables, calendar: pl.DataFrame, conventions: Conventi
     first_key = first.month.dt.year * 12 + first.month.dt.month - 1
     out["age_months"] = (out.key - lookup(out.account_id, first_key)).astype("int64")
     acc = tables.frames["accounts"]
-    csm = (acc.select("account_id", "csm_id").to_pandas().set_index("account_id").csm_id if "csm_id" in acc.columns
-           else pd.Series(dtype=object))
+    csm = (
+        acc.select("account_id", "csm_id").to_pandas().set_index("account_id").csm_id
+        if "csm_id" in acc.columns
+        else pd.Series(dtype=object)
+    )
     out["csm_id"] = out.account_id.map(csm).astype(object)
     active = subscriptions_at_month_ends(tables, calendar)
     seats = active.groupby(["account_id", "month"]).seats.sum(min_count=1).rename("seats")
     long = active[active.billing_period_months >= 12]
     if len(long):
         long = long.assign(term_end=term_ends(long))
-        terms = long.groupby(["account_id", "month"]).agg(term_end=("term_end", "min"), month_end=("month_end", "first"))
+        terms = long.groupby(["account_id", "month"]).agg(
+            term_end=("term_end", "min"), month_end=("month_end", "first")
+        )
     else:
-        terms = pd.DataFrame(columns=["term_end", "month_end"], index=pd.MultiIndex.from_tuples([], names=["account_id", "month"]))
+        terms = pd.DataFrame(
+            columns=["term_end", "month_end"], index=pd.MultiIndex.from_tuples([], names=["account_id", "month"])
+        )
     keyed = out.set_index(["account_id", "key"])
     keyed = keyed.join(seats.rename_axis(["account_id", "key"])).join(terms.rename_axis(["account_id", "key"]))
     keyed["days_to_renewal"] = (pd.to_datetime(keyed.term_end) - pd.to_datetime(keyed.month_end)).dt.days
@@ -98,24 +136,45 @@ def account_months_at(account_months: pd.DataFrame, key: int) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- lifecycle
 @table(export=False)
-def account_stages(conventions: Conventions, account_months: pd.DataFrame, account_measures: pd.DataFrame) -> pd.DataFrame:
+def account_stages(
+    conventions: Conventions, account_months: pd.DataFrame, account_measures: pd.DataFrame
+) -> pd.DataFrame:
     """Each paying account's lifecycle stage at each month end, and the months it has been in that stage:
     renewal (a contract term ends within renewal_window_days) wins; else onboarding and training by months
     since the first paying month, extending when licence utilisation reaches extending_utilisation, else adopting."""
     c = conventions
     p = account_months
-    utilisation = p[["account_id", "key"]].merge(account_measures[["account_id", "key", "licence_utilisation"]],
-                                                 on=["account_id", "key"], how="left").licence_utilisation
+    utilisation = (
+        p[["account_id", "key"]]
+        .merge(account_measures[["account_id", "key", "licence_utilisation"]], on=["account_id", "key"], how="left")
+        .licence_utilisation
+    )
     stage = np.select(
-        [p.days_to_renewal.le(c.renewal_window_days).to_numpy(), (p.age_months < c.onboarding_months).to_numpy(),
-         (p.age_months < c.training_months).to_numpy(), (utilisation >= c.extending_utilisation).to_numpy()],
-        ["renewal", "onboarding", "training", "extending"], default="adopting")
-    out = pd.DataFrame({"account_id": p.account_id, "key": p.key, "month": p.month, "segment": p.segment,
-                        "csm_id": p.csm_id, "stage": stage, "age_months": p.age_months,
-                        "utilisation": utilisation.to_numpy()}).sort_values(["account_id", "key"])
+        [
+            p.days_to_renewal.le(c.renewal_window_days).to_numpy(),
+            (p.age_months < c.onboarding_months).to_numpy(),
+            (p.age_months < c.training_months).to_numpy(),
+            (utilisation >= c.extending_utilisation).to_numpy(),
+        ],
+        ["renewal", "onboarding", "training", "extending"],
+        default="adopting",
+    )
+    out = pd.DataFrame(
+        {
+            "account_id": p.account_id,
+            "key": p.key,
+            "month": p.month,
+            "segment": p.segment,
+            "csm_id": p.csm_id,
+            "stage": stage,
+            "age_months": p.age_months,
+            "utilisation": utilisation.to_numpy(),
+        }
+    ).sort_values(["account_id", "key"])
     # months in the current stage: a run continues while the account pays in consecutive months in one stage
-    new_run = ((out.account_id != out.account_id.shift()) | (out.key != out.key.shift() + 1)
-               | (out.stage != out.stage.shift()))
+    new_run = (
+        (out.account_id != out.account_id.shift()) | (out.key != out.key.shift() + 1) | (out.stage != out.stage.shift())
+    )
     out["months_in_stage"] = out.groupby(new_run.cumsum()).cumcount() + 1
     return out.sort_values(["key", "account_id"]).reset_index(drop=True)
 
@@ -131,8 +190,9 @@ def lifecycle_stages(as_of: int, account_stages: pd.DataFrame) -> pd.DataFrame:
 def lifecycle_by_month(account_stages: pd.DataFrame) -> pd.DataFrame:
     """Per month and lifecycle stage: paying accounts in it and their mean months in the stage so far."""
     grid = pd.MultiIndex.from_product([sorted(account_stages.month.unique()), STAGES], names=["month", "stage"])
-    agg = account_stages.groupby(["month", "stage"]).agg(accounts=("account_id", "size"),
-                                                        mean_months_in_stage=("months_in_stage", "mean"))
+    agg = account_stages.groupby(["month", "stage"]).agg(
+        accounts=("account_id", "size"), mean_months_in_stage=("months_in_stage", "mean")
+    )
     out = agg.reindex(grid).reset_index()
     out["accounts"] = out.accounts.fillna(0).astype("int64")
     return out
@@ -140,8 +200,9 @@ def lifecycle_by_month(account_stages: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- renewals
 @table()
-def renewals_due(as_of: int, conventions: Conventions, account_months: pd.DataFrame, compute_if_available: Callable,
-                 tables: Tables) -> pd.DataFrame:
+def renewals_due(
+    as_of: int, conventions: Conventions, account_months: pd.DataFrame, compute_if_available: Callable, tables: Tables
+) -> pd.DataFrame:
     """Accounts whose contract term ends within renewal_window_days of the month end: term end, days to it,
     ARR, CSM, and their health score and band when the health score can be computed."""
     now = account_months_at(account_months, as_of)
@@ -162,7 +223,11 @@ def renewals_due(as_of: int, conventions: Conventions, account_months: pd.DataFr
 def account_names(tables: Tables) -> pd.Series:
     """Display name of each account (its id when the name is missing), indexed by account_id."""
     acc = tables.frames["accounts"]
-    name = pl.col("account_name").fill_null(pl.col("account_id")) if "account_name" in acc.columns else pl.col("account_id")
+    name = (
+        pl.col("account_name").fill_null(pl.col("account_id"))
+        if "account_name" in acc.columns
+        else pl.col("account_id")
+    )
     return acc.select("account_id", name.alias("name")).to_pandas().set_index("account_id").name
 
 
@@ -182,9 +247,18 @@ def renewal_outcomes(account_months: pd.DataFrame) -> pd.DataFrame:
     return agg.rename_axis("month").reset_index()
 
 
-@metric(label="Renewals due", formula="paying accounts whose contract term ends within "
-        "renewal_window_days of the month end", unit="count", direction="neutral", level="operational",
-        sources=("P",), area="success", conventions=("renewal_window_days",), window="renewal_window_days", tile=2)
+@metric(
+    label="Renewals due",
+    formula="paying accounts whose contract term ends within renewal_window_days of the month end",
+    unit="count",
+    direction="neutral",
+    level="operational",
+    sources=("P",),
+    area="success",
+    conventions=("renewal_window_days",),
+    window="renewal_window_days",
+    tile=2,
+)
 def renewals_due_count(conventions: Conventions, account_months: pd.DataFrame) -> pd.DataFrame:
     """Accounts up for renewal soon, so that CSMs can plan for them."""
     due = account_months[account_months.days_to_renewal <= conventions.renewal_window_days]
@@ -193,9 +267,17 @@ def renewals_due_count(conventions: Conventions, account_months: pd.DataFrame) -
     return _series(months, count.to_numpy(), count.to_numpy())
 
 
-@metric(label="ARR up for renewal", formula="12 x MRR of the accounts whose contract term ends within "
-        "renewal_window_days", unit="currency", direction="neutral", level="operational", sources=("P",),
-        area="success", conventions=("renewal_window_days",), window="renewal_window_days")
+@metric(
+    label="ARR up for renewal",
+    formula="12 x MRR of the accounts whose contract term ends within renewal_window_days",
+    unit="currency",
+    direction="neutral",
+    level="operational",
+    sources=("P",),
+    area="success",
+    conventions=("renewal_window_days",),
+    window="renewal_window_days",
+)
 def renewals_due_arr(conventions: Conventions, account_months: pd.DataFrame) -> pd.DataFrame:
     """Annual recurring revenue whose renewal comes up soon."""
     due = account_months[account_months.days_to_renewal <= conventions.renewal_window_days]
@@ -205,18 +287,32 @@ def renewals_due_arr(conventions: Conventions, account_months: pd.DataFrame) -> 
     return _series(months, arr.to_numpy(), count.to_numpy())
 
 
-@metric(label="Renewal rate", formula="accounts paying at the end of M whose contract term ended in M / accounts "
-        "whose term ended in M", unit="fraction", direction="higher", level="core", sources=("P",), area="success",
-        proportion=True,
-        tile=1)
+@metric(
+    label="Renewal rate",
+    formula="accounts paying at the end of M whose contract term ended in M / accounts whose term ended in M",
+    unit="fraction",
+    direction="higher",
+    level="core",
+    sources=("P",),
+    area="success",
+    proportion=True,
+    tile=1,
+)
 def renewal_rate(renewal_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Share of contracts up for renewal in the month that renewed."""
     r = renewal_outcomes
     return _series(r.month, safe_ratio(r.renewed, r.due), r.due)
 
 
-@metric(label="Renewals minus churn", formula="renewed accounts in M - churned accounts in M", unit="count",
-        direction="higher", level="supporting", sources=("P",), area="success")
+@metric(
+    label="Renewals minus churn",
+    formula="renewed accounts in M - churned accounts in M",
+    unit="count",
+    direction="higher",
+    level="supporting",
+    sources=("P",),
+    area="success",
+)
 def renewals_minus_churn(renewal_outcomes: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """The CS team's retention KPI: renewals won less logos lost in the month."""
     m = mrr_movements.merge(renewal_outcomes, on="month", how="left").fillna({"renewed": 0, "due": 0})

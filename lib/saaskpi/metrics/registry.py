@@ -9,11 +9,12 @@ conventions it reads and its input tables. Notebooks, the CLI, tests, KPI tiles,
 `docs/metrics.md` all read `METRICS`, which lists the metrics in catalogue order: by area in the
 order of `AREAS` (so by page), then in the order their modules declare them.
 """
+
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..errors import SaasKpiError
 from ..params import Target
@@ -65,7 +66,9 @@ class Metric:
     conventions: tuple[str, ...] = ()
     needs: tuple[str, ...] = ("accounts", "subscriptions")
     proportion: bool = False  # a share of n: gets a Wilson interval
-    sampled: bool | None = None  # estimated from its n items (flagged, not judged, below low_n_threshold); None: by unit
+    sampled: bool | None = (
+        None  # estimated from its n items (flagged, not judged, below low_n_threshold); None: by unit
+    )
     settles: bool = False  # a closed month's value still moves as items open at its end close (tickets, invoices)
     tolerance: float | None = None  # a later run's value within this (absolute) is not a restatement; None: by unit
     description: str = ""
@@ -120,8 +123,16 @@ class TableSpec:
 # the segment's tables, the month calendar, the conventions, the month key, the segment's share of the
 # company-wide spend allocation, every metric's target in force, a lookup that returns None for a table
 # or metric whose input tables are absent, and the customer-success settings (params.SuccessSettings).
-FIXED_INPUTS = ("tables", "calendar", "conventions", "as_of", "allocated_spend", "targets_in_force",
-                "compute_if_available", "success_settings")
+FIXED_INPUTS = (
+    "tables",
+    "calendar",
+    "conventions",
+    "as_of",
+    "allocated_spend",
+    "targets_in_force",
+    "compute_if_available",
+    "success_settings",
+)
 
 METRICS: dict[str, Metric] = {}
 TABLE_FUNCS: dict[str, TableSpec] = {}
@@ -138,12 +149,28 @@ class RegistryError(SaasKpiError, ValueError):
     exit_code = 2
 
 
-def metric(*, label: str, formula: str, unit: str, direction: str, level: str, cadence: str = "monthly",
-           sources: str | tuple[str, ...], area: str, target: float | None = None, target_source: str = "",
-           long_term_target: float | None = None, tile: int | None = None, window: str | None = None,
-           conventions: tuple[str, ...] = (), needs: tuple[str, ...] = ("accounts", "subscriptions"),
-           proportion: bool = False, sampled: bool | None = None, settles: bool = False,
-           tolerance: float | None = None):
+def metric(
+    *,
+    label: str,
+    formula: str,
+    unit: str,
+    direction: str,
+    level: str,
+    cadence: str = "monthly",
+    sources: str | tuple[str, ...],
+    area: str,
+    target: float | None = None,
+    target_source: str = "",
+    long_term_target: float | None = None,
+    tile: int | None = None,
+    window: str | None = None,
+    conventions: tuple[str, ...] = (),
+    needs: tuple[str, ...] = ("accounts", "subscriptions"),
+    proportion: bool = False,
+    sampled: bool | None = None,
+    settles: bool = False,
+    tolerance: float | None = None,
+):
     """Register the decorated function as a metric named after it.
 
     `area` is one of `AREAS` and decides the page; `tile` places the metric among that page's headline tiles
@@ -158,12 +185,30 @@ def metric(*, label: str, formula: str, unit: str, direction: str, level: str, c
 
     def register(func: Callable) -> Callable:
         doc = inspect.getdoc(func) or ""
-        m = Metric(name=func.__name__, label=label, formula=formula, unit=unit, direction=direction, level=level,
-                   cadence=cadence, sources=(sources,) if isinstance(sources, str) else tuple(sources), area=area,
-                   func=func, target=target, target_source=target_source, long_term_target=long_term_target,
-                   tile=tile, window=window, conventions=tuple(conventions), needs=tuple(needs),
-                   proportion=proportion, sampled=sampled, settles=settles, tolerance=tolerance,
-                   description=_summary(doc))
+        m = Metric(
+            name=func.__name__,
+            label=label,
+            formula=formula,
+            unit=unit,
+            direction=direction,
+            level=level,
+            cadence=cadence,
+            sources=(sources,) if isinstance(sources, str) else tuple(sources),
+            area=area,
+            func=func,
+            target=target,
+            target_source=target_source,
+            long_term_target=long_term_target,
+            tile=tile,
+            window=window,
+            conventions=tuple(conventions),
+            needs=tuple(needs),
+            proportion=proportion,
+            sampled=sampled,
+            settles=settles,
+            tolerance=tolerance,
+            description=_summary(doc),
+        )
         _check(m)
         METRICS[m.name] = m
         return func
@@ -256,8 +301,11 @@ def tiles(page: str, areas: tuple[str, ...] = ()) -> list[str]:
     """The headline KPI tiles of `page` (only those of `areas` when given), in their declared places."""
     if page not in PAGES:
         raise RegistryError(f"unknown page {page!r} (pages: {list(PAGES)})")
-    placed = [(m.tile, m.name) for m in METRICS.values()
-              if m.page == page and m.tile is not None and (not areas or m.area in areas)]
+    placed = [
+        (m.tile, m.name)
+        for m in METRICS.values()
+        if m.page == page and m.tile is not None and (not areas or m.area in areas)
+    ]
     return [name for _, name in sorted(placed, key=lambda tile_name: tile_name[0])]
 
 
@@ -269,8 +317,11 @@ def page_areas(page: str) -> tuple[str, ...]:
 def page_metrics(page: str, names: list[str]) -> list[str]:
     """`names`, checked to be metrics that `page` shows: a page section listing another page's metric (or an
     unknown one) is an error at import, so every metric has one page."""
-    wrong = [f"{n} (unknown)" if n not in METRICS else f"{n} (page {METRICS[n].page})"
-             for n in names if n not in METRICS or METRICS[n].page != page]
+    wrong = [
+        f"{n} (unknown)" if n not in METRICS else f"{n} (page {METRICS[n].page})"
+        for n in names
+        if n not in METRICS or METRICS[n].page != page
+    ]
     if wrong:
         raise RegistryError(f"page {page} lists metric(s) it does not show: {', '.join(wrong)}")
     return list(names)
@@ -278,5 +329,6 @@ def page_metrics(page: str, names: list[str]) -> list[str]:
 
 def targets() -> dict[str, Target]:
     """Every declared target by metric name, with its long-term value and source."""
-    return {m.name: Target(m.target, m.long_term_target, m.target_source) for m in METRICS.values()
-            if m.target is not None}
+    return {
+        m.name: Target(m.target, m.long_term_target, m.target_source) for m in METRICS.values() if m.target is not None
+    }

@@ -1,5 +1,6 @@
 """Customer success (catalog section 5), company-level series: voice of the customer (NPS over a trailing
 window, CSAT), adoption and usage, support times and SLA, relationship and collections."""
+
 from __future__ import annotations
 
 import narwhals as nw
@@ -18,19 +19,31 @@ from .usage import in_calendar, user_months
 def nps_counts(tables: Tables, start: pd.Timestamp, end: pd.Timestamp, by: tuple[str, ...] = ()) -> pd.DataFrame:
     """NPS answers given in [start, end) (UTC): n, promoters (9-10), detractors (0-6) and nps, per `by` columns."""
     answers = tables.frames["nps_responses"].filter(
-        (pl.col("responded_at") >= start.to_pydatetime()) & (pl.col("responded_at") < end.to_pydatetime()))
-    counts = [pl.len().cast(pl.Int64).alias("n"), (pl.col("score") >= 9).cast(pl.Int64).sum().alias("promoters"),
-              (pl.col("score") <= 6).cast(pl.Int64).sum().alias("detractors")]
+        (pl.col("responded_at") >= start.to_pydatetime()) & (pl.col("responded_at") < end.to_pydatetime())
+    )
+    counts = [
+        pl.len().cast(pl.Int64).alias("n"),
+        (pl.col("score") >= 9).cast(pl.Int64).sum().alias("promoters"),
+        (pl.col("score") <= 6).cast(pl.Int64).sum().alias("detractors"),
+    ]
     out = (answers.group_by(list(by)).agg(counts) if by else answers.select(counts)).to_pandas()
     out["nps"] = safe_ratio(100 * (out.promoters - out.detractors), out.n)
     return out
 
 
-@metric(label="NPS", formula="100 x (promoters (9-10) - detractors (0-6)) / responses, over responses in the "
-        "nps_window_days ending at the month end; n/a without responses", unit="score", direction="higher",
-        level="core", sources=("C", "P", "J"), area="success", conventions=("nps_window_days",),
-        needs=("accounts", "subscriptions", "nps_responses"),
-        tile=7)
+@metric(
+    label="NPS",
+    formula="100 x (promoters (9-10) - detractors (0-6)) / responses, over responses in the "
+    "nps_window_days ending at the month end; n/a without responses",
+    unit="score",
+    direction="higher",
+    level="core",
+    sources=("C", "P", "J"),
+    area="success",
+    conventions=("nps_window_days",),
+    needs=("accounts", "subscriptions", "nps_responses"),
+    tile=7,
+)
 def net_promoter_score(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Net Promoter Score of the answers given in the trailing window."""
     window = pd.Timedelta(days=conventions.nps_window_days)
@@ -39,10 +52,19 @@ def net_promoter_score(tables: Tables, calendar: pl.DataFrame, conventions: Conv
     return _series(months.month, counts.nps, counts.n)
 
 
-@metric(settles=True, label="CSAT", formula="rated tickets scoring 4-5 of 5 / rated tickets, tickets opened in M", unit="fraction",
-        direction="higher", level="core", sources=("C", "P", "J"), area="success", proportion=True,
-        needs=("accounts", "subscriptions", "support_tickets"),
-        tile=8)
+@metric(
+    settles=True,
+    label="CSAT",
+    formula="rated tickets scoring 4-5 of 5 / rated tickets, tickets opened in M",
+    unit="fraction",
+    direction="higher",
+    level="core",
+    sources=("C", "P", "J"),
+    area="success",
+    proportion=True,
+    needs=("accounts", "subscriptions", "support_tickets"),
+    tile=8,
+)
 def customer_satisfaction(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Share of the month's rated support tickets that the customer rated satisfied (4 or 5)."""
     t = tables.frames["support_tickets"]
@@ -56,10 +78,17 @@ def customer_satisfaction(tables: Tables, calendar: pl.DataFrame) -> pd.DataFram
 USAGE = ("accounts", "subscriptions", "usage_events")
 
 
-@metric(label="Licence utilisation", formula="monthly active users of paying accounts with seats / their licensed "
-        "seats, at the month end", unit="fraction", direction="higher", level="core", sources=("P",), area="success",
-        needs=USAGE,
-        tile=6)
+@metric(
+    label="Licence utilisation",
+    formula="monthly active users of paying accounts with seats / their licensed seats, at the month end",
+    unit="fraction",
+    direction="higher",
+    level="core",
+    sources=("P",),
+    area="success",
+    needs=USAGE,
+    tile=6,
+)
 def licence_utilisation_rate(account_measures: pd.DataFrame) -> pd.DataFrame:
     """How much of what customers bought they use: active users per licensed seat."""
     m = account_measures[account_measures.seats > 0]
@@ -67,9 +96,17 @@ def licence_utilisation_rate(account_measures: pd.DataFrame) -> pd.DataFrame:
     return _series(g.size().index, safe_ratio(g.mau.sum(), g.seats.sum()), g.seats.sum())
 
 
-@metric(label="Customer engagement score", formula="mean over paying accounts of points for sticky features used in "
-        "the 30 days to the month end / all points x 100 (customer_success.yaml)", unit="score", direction="higher",
-        level="core", sources=("S",), area="success", needs=USAGE)
+@metric(
+    label="Customer engagement score",
+    formula="mean over paying accounts of points for sticky features used in "
+    "the 30 days to the month end / all points x 100 (customer_success.yaml)",
+    unit="score",
+    direction="higher",
+    level="core",
+    sources=("S",),
+    area="success",
+    needs=USAGE,
+)
 def customer_engagement_score(account_measures: pd.DataFrame) -> pd.DataFrame:
     """How many of the sticky features the average paying account used lately, 0-100."""
     g = account_measures.groupby("month").engagement_score
@@ -77,8 +114,9 @@ def customer_engagement_score(account_measures: pd.DataFrame) -> pd.DataFrame:
 
 
 @table(needs=USAGE)
-def feature_adoption(feature_month_activity: pd.DataFrame, calendar: pl.DataFrame,
-                     success_settings: SuccessSettings) -> pd.DataFrame:
+def feature_adoption(
+    feature_month_activity: pd.DataFrame, calendar: pl.DataFrame, success_settings: SuccessSettings
+) -> pd.DataFrame:
     """Per month and feature: accounts that used it, accounts active at all, the adoption rate, and whether the
     feature is sticky (customer_success.yaml)."""
     f = in_calendar(feature_month_activity, calendar)
@@ -88,20 +126,33 @@ def feature_adoption(feature_month_activity: pd.DataFrame, calendar: pl.DataFram
     out["rate"] = safe_ratio(out.accounts, out.active_accounts)
     out["sticky"] = out.feature.isin(list(success_settings.sticky_features))
     out["month"] = [month_of(k) for k in out.key]
-    return out.sort_values(["key", "feature"])[["month", "feature", "sticky", "accounts", "active_accounts", "rate"]] \
-        .reset_index(drop=True)
+    return out.sort_values(["key", "feature"])[
+        ["month", "feature", "sticky", "accounts", "active_accounts", "rate"]
+    ].reset_index(drop=True)
 
 
-@metric(label="Feature adoption", formula="mean over sticky features f of accounts using f in M / accounts active "
-        "in M", unit="fraction", direction="higher", level="supporting", sources=("U", "P"), area="success",
-        needs=USAGE, proportion=True)
-def feature_adoption_rate(feature_adoption: pd.DataFrame, success_settings: SuccessSettings,
-                          calendar: pl.DataFrame) -> pd.DataFrame:
+@metric(
+    label="Feature adoption",
+    formula="mean over sticky features f of accounts using f in M / accounts active in M",
+    unit="fraction",
+    direction="higher",
+    level="supporting",
+    sources=("U", "P"),
+    area="success",
+    needs=USAGE,
+    proportion=True,
+)
+def feature_adoption_rate(
+    feature_adoption: pd.DataFrame, success_settings: SuccessSettings, calendar: pl.DataFrame
+) -> pd.DataFrame:
     """Share of active accounts using the sticky features, averaged over those features."""
     f = feature_adoption
     sticky = f[f.sticky]
-    wide = sticky.pivot_table(index="month", columns="feature", values="rate").reindex(
-        columns=list(success_settings.sticky_features)).fillna(0.0)
+    wide = (
+        sticky.pivot_table(index="month", columns="feature", values="rate")
+        .reindex(columns=list(success_settings.sticky_features))
+        .fillna(0.0)
+    )
     active = f.groupby("month").active_accounts.first()
     months = calendar_months(calendar).month
     return _series(months, wide.mean(axis=1).reindex(months).to_numpy(), active.reindex(months).fillna(0).to_numpy())
@@ -114,11 +165,14 @@ def first_feature_use(feature_month_activity: pd.DataFrame, calendar: pl.DataFra
     return f.groupby(["account_id", "feature"]).first_event.min().rename("first_use").reset_index()
 
 
-def _adoption_within(tables: Tables, calendar: pl.DataFrame, first_feature_use: pd.DataFrame,
-                     settings: SuccessSettings, days: int) -> pd.DataFrame:
+def _adoption_within(
+    tables: Tables, calendar: pl.DataFrame, first_feature_use: pd.DataFrame, settings: SuccessSettings, days: int
+) -> pd.DataFrame:
     """Per month: accounts whose first `days` days since their first subscription start end in it, and the
     share of (account, sticky feature) pairs used within those days."""
-    subs = tables.frames["subscriptions"].group_by("account_id").agg(pl.col("start_date").min().alias("start")).to_pandas()
+    subs = (
+        tables.frames["subscriptions"].group_by("account_id").agg(pl.col("start_date").min().alias("start")).to_pandas()
+    )
     subs["start"] = pd.to_datetime(subs.start).dt.tz_localize("UTC")
     subs["due"] = subs.start + pd.Timedelta(days=days)
     months = calendar_months(calendar)
@@ -131,31 +185,53 @@ def _adoption_within(tables: Tables, calendar: pl.DataFrame, first_feature_use: 
     return monthly(calendar, subs.month, subs.share, "mean")
 
 
-@metric(label="Feature adoption at 90 days", formula="share of sticky features an account used within adoption_days."
-        "early (90) days of its first subscription start, averaged over the accounts whose 90 days end in M",
-        unit="fraction", direction="higher", level="supporting", sources=("U",), area="success", target=0.4,
-        needs=USAGE)
-def feature_adoption_90_days(tables: Tables, calendar: pl.DataFrame, first_feature_use: pd.DataFrame,
-                             success_settings: SuccessSettings) -> pd.DataFrame:
+@metric(
+    label="Feature adoption at 90 days",
+    formula="share of sticky features an account used within adoption_days."
+    "early (90) days of its first subscription start, averaged over the accounts whose 90 days end in M",
+    unit="fraction",
+    direction="higher",
+    level="supporting",
+    sources=("U",),
+    area="success",
+    target=0.4,
+    needs=USAGE,
+)
+def feature_adoption_90_days(
+    tables: Tables, calendar: pl.DataFrame, first_feature_use: pd.DataFrame, success_settings: SuccessSettings
+) -> pd.DataFrame:
     """How much of the sticky product a new account has taken up by the end of its first quarter."""
-    return _adoption_within(tables, calendar, first_feature_use, success_settings,
-                            success_settings.adoption_days["early"])
+    return _adoption_within(
+        tables, calendar, first_feature_use, success_settings, success_settings.adoption_days["early"]
+    )
 
 
-@metric(label="Feature adoption at 12 months", formula="share of sticky features an account used within "
-        "adoption_days.mature (365) days of its first subscription start, averaged over the accounts whose year "
-        "ends in M", unit="fraction", direction="higher", level="supporting", sources=("U",), area="success",
-        target=0.75, needs=USAGE)
-def feature_adoption_12_months(tables: Tables, calendar: pl.DataFrame, first_feature_use: pd.DataFrame,
-                               success_settings: SuccessSettings) -> pd.DataFrame:
+@metric(
+    label="Feature adoption at 12 months",
+    formula="share of sticky features an account used within "
+    "adoption_days.mature (365) days of its first subscription start, averaged over the accounts whose year "
+    "ends in M",
+    unit="fraction",
+    direction="higher",
+    level="supporting",
+    sources=("U",),
+    area="success",
+    target=0.75,
+    needs=USAGE,
+)
+def feature_adoption_12_months(
+    tables: Tables, calendar: pl.DataFrame, first_feature_use: pd.DataFrame, success_settings: SuccessSettings
+) -> pd.DataFrame:
     """How much of the sticky product an account has taken up in its first year."""
-    return _adoption_within(tables, calendar, first_feature_use, success_settings,
-                            success_settings.adoption_days["mature"])
+    return _adoption_within(
+        tables, calendar, first_feature_use, success_settings, success_settings.adoption_days["mature"]
+    )
 
 
 @table(needs=USAGE)
-def time_in_product(feature_month_activity: pd.DataFrame, user_month_activity: pd.DataFrame,
-                    calendar: pl.DataFrame) -> pd.DataFrame:
+def time_in_product(
+    feature_month_activity: pd.DataFrame, user_month_activity: pd.DataFrame, calendar: pl.DataFrame
+) -> pd.DataFrame:
     """Per month and feature area: minutes spent (duration_seconds) and minutes per monthly active user."""
     f = in_calendar(feature_month_activity, calendar)
     cols = ["month", "feature", "minutes", "active_users", "minutes_per_active_user"]
@@ -167,8 +243,16 @@ def time_in_product(feature_month_activity: pd.DataFrame, user_month_activity: p
     return out.sort_values(["key", "feature"])[cols].reset_index(drop=True)
 
 
-@metric(label="Time in product", formula="minutes of usage (duration_seconds) in M / monthly active users",
-        unit="minutes", direction="higher", level="operational", sources=("U",), area="success", needs=USAGE)
+@metric(
+    label="Time in product",
+    formula="minutes of usage (duration_seconds) in M / monthly active users",
+    unit="minutes",
+    direction="higher",
+    level="operational",
+    sources=("U",),
+    area="success",
+    needs=USAGE,
+)
 def time_in_product_per_user(time_in_product: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """Minutes a monthly active user spends in the product."""
     g = time_in_product.groupby("month").agg(minutes=("minutes", "sum"), users=("active_users", "first"))
@@ -194,11 +278,19 @@ def ticket_times(tables: Tables, calendar: pl.DataFrame, success_settings: Succe
     first = t.first_response_at.where(t.first_response_at < end)
     resolved = t.resolved_at.where(t.resolved_at < end)
     hours = lambda a: (a - t.created_at).dt.total_seconds() / 3600  # noqa: E731
-    out = pd.DataFrame({"ticket_id": t.ticket_id, "account_id": t.account_id, "created_at": t.created_at,
-                        "month": month_start(t.created_at),
-                        "priority": t.priority, "response_hours": hours(first), "resolution_hours": hours(resolved),
-                        "resolved_month": month_start(resolved.dropna()).reindex(t.index),
-                        "contacts": t.contacts.astype("float64")})
+    out = pd.DataFrame(
+        {
+            "ticket_id": t.ticket_id,
+            "account_id": t.account_id,
+            "created_at": t.created_at,
+            "month": month_start(t.created_at),
+            "priority": t.priority,
+            "response_hours": hours(first),
+            "resolution_hours": hours(resolved),
+            "resolved_month": month_start(resolved.dropna()).reindex(t.index),
+            "contacts": t.contacts.astype("float64"),
+        }
+    )
     out["sla_hours"] = out.priority.map(success_settings.sla_hours).astype("float64")
     elapsed = (end - t.created_at).dt.total_seconds() / 3600
     overdue = np.where(elapsed > out.sla_hours, True, None)  # type: ignore[call-overload]  # unanswered, not yet late: None
@@ -211,49 +303,103 @@ def _quantile_series(calendar: pl.DataFrame, t: pd.DataFrame, column: str, q: fl
     return monthly(calendar, known.month, known[column], lambda v: v.quantile(q))
 
 
-@metric(settles=True, label="First response time (median)", formula="median hours from opening to first response of the tickets "
-        "opened in M", unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success",
-        needs=SUPPORT)
+@metric(
+    settles=True,
+    label="First response time (median)",
+    formula="median hours from opening to first response of the tickets opened in M",
+    unit="hours",
+    direction="lower",
+    level="operational",
+    sources=("P", "U"),
+    area="success",
+    needs=SUPPORT,
+)
 def first_response_hours(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """How long a customer typically waits for the first answer."""
     return _quantile_series(calendar, ticket_times, "response_hours", 0.5)
 
 
-@metric(settles=True, label="First response time (p90)", formula="90th percentile of hours to first response, tickets opened in M",
-        unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success", needs=SUPPORT)
+@metric(
+    settles=True,
+    label="First response time (p90)",
+    formula="90th percentile of hours to first response, tickets opened in M",
+    unit="hours",
+    direction="lower",
+    level="operational",
+    sources=("P", "U"),
+    area="success",
+    needs=SUPPORT,
+)
 def first_response_hours_p90(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """How long the slowest tenth of customers wait for a first answer."""
     return _quantile_series(calendar, ticket_times, "response_hours", 0.9)
 
 
-@metric(settles=True, label="Resolution time (median)", formula="median hours from opening to resolution of the tickets opened in "
-        "M and resolved", unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success",
-        needs=SUPPORT)
+@metric(
+    settles=True,
+    label="Resolution time (median)",
+    formula="median hours from opening to resolution of the tickets opened in M and resolved",
+    unit="hours",
+    direction="lower",
+    level="operational",
+    sources=("P", "U"),
+    area="success",
+    needs=SUPPORT,
+)
 def resolution_hours(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """How long a ticket typically stays open."""
     return _quantile_series(calendar, ticket_times, "resolution_hours", 0.5)
 
 
-@metric(settles=True, label="Resolution time (p90)", formula="90th percentile of hours to resolution, tickets opened in M",
-        unit="hours", direction="lower", level="operational", sources=("P", "U"), area="success", needs=SUPPORT)
+@metric(
+    settles=True,
+    label="Resolution time (p90)",
+    formula="90th percentile of hours to resolution, tickets opened in M",
+    unit="hours",
+    direction="lower",
+    level="operational",
+    sources=("P", "U"),
+    area="success",
+    needs=SUPPORT,
+)
 def resolution_hours_p90(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """How long the slowest tenth of tickets stay open."""
     return _quantile_series(calendar, ticket_times, "resolution_hours", 0.9)
 
 
-@metric(settles=True, label="SLA breach rate", formula="tickets opened in M whose first response took longer than the SLA hours "
-        "of their priority (or none came and the SLA elapsed) / tickets decided", unit="fraction", direction="lower",
-        level="supporting", sources=("P", "U"), area="success", needs=SUPPORT, proportion=True, target=0.1,
-        tile=9)
+@metric(
+    settles=True,
+    label="SLA breach rate",
+    formula="tickets opened in M whose first response took longer than the SLA hours "
+    "of their priority (or none came and the SLA elapsed) / tickets decided",
+    unit="fraction",
+    direction="lower",
+    level="supporting",
+    sources=("P", "U"),
+    area="success",
+    needs=SUPPORT,
+    proportion=True,
+    target=0.1,
+    tile=9,
+)
 def sla_breach_rate(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """Share of tickets that waited longer than promised for a first response."""
     decided = ticket_times[ticket_times.breach.notna()]
     return monthly(calendar, decided.month, decided.breach.astype(bool), "mean")
 
 
-@metric(settles=True, label="First-contact resolution", formula="tickets resolved in M with one contact / tickets resolved in M "
-        "with a contact count", unit="fraction", direction="higher", level="supporting", sources=("C",),
-        area="success", needs=SUPPORT, proportion=True)
+@metric(
+    settles=True,
+    label="First-contact resolution",
+    formula="tickets resolved in M with one contact / tickets resolved in M with a contact count",
+    unit="fraction",
+    direction="higher",
+    level="supporting",
+    sources=("C",),
+    area="success",
+    needs=SUPPORT,
+    proportion=True,
+)
 def first_contact_resolution(ticket_times: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """Share of resolved tickets solved at the first contact."""
     r = ticket_times[ticket_times.resolved_month.notna() & ticket_times.contacts.notna()]
@@ -265,19 +411,28 @@ def support_sla(as_of: int, ticket_times: pd.DataFrame, success_settings: Succes
     """Per priority, tickets opened in the window_days to the month end: count, SLA hours, median and p90 hours
     to first response and to resolution, breach rate and first-contact resolution."""
     end = month_of(as_of + 1).tz_localize("UTC")
-    t = ticket_times[(ticket_times.created_at < end)
-                     & (ticket_times.created_at >= end - pd.Timedelta(days=success_settings.window_days))]
+    t = ticket_times[
+        (ticket_times.created_at < end)
+        & (ticket_times.created_at >= end - pd.Timedelta(days=success_settings.window_days))
+    ]
     rows = []
     for prio in success_settings.sla_hours:
         g = t[t.priority == prio]
         decided = g[g.breach.notna()]
         resolved = g[g.resolution_hours.notna() & g.contacts.notna()]
-        rows.append({"priority": prio, "tickets": len(g), "sla_hours": success_settings.sla_hours[prio],
-                     "response_median": g.response_hours.median(), "response_p90": g.response_hours.quantile(0.9),
-                     "resolution_median": g.resolution_hours.median(),
-                     "resolution_p90": g.resolution_hours.quantile(0.9),
-                     "breach_rate": decided.breach.astype(bool).mean() if len(decided) else np.nan,
-                     "first_contact_resolution": (resolved.contacts == 1).mean() if len(resolved) else np.nan})
+        rows.append(
+            {
+                "priority": prio,
+                "tickets": len(g),
+                "sla_hours": success_settings.sla_hours[prio],
+                "response_median": g.response_hours.median(),
+                "response_p90": g.response_hours.quantile(0.9),
+                "resolution_median": g.resolution_hours.median(),
+                "resolution_p90": g.resolution_hours.quantile(0.9),
+                "breach_rate": decided.breach.astype(bool).mean() if len(decided) else np.nan,
+                "first_contact_resolution": (resolved.contacts == 1).mean() if len(resolved) else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -289,27 +444,50 @@ def _with_csm(account_measures: pd.DataFrame) -> pd.DataFrame:
     return account_measures[account_measures.touchpoints.notna()]
 
 
-@metric(label="Touchpoints per account (90 days)", formula="CS touchpoints in the window_days to the month end per "
-        "paying account with a CSM (or with touchpoints)", unit="count", direction="higher", level="operational",
-        sources=("P",), area="success", needs=TOUCH)
+@metric(
+    label="Touchpoints per account (90 days)",
+    formula="CS touchpoints in the window_days to the month end per paying account with a CSM (or with touchpoints)",
+    unit="count",
+    direction="higher",
+    level="operational",
+    sources=("P",),
+    area="success",
+    needs=TOUCH,
+)
 def touchpoints_per_account(account_measures: pd.DataFrame) -> pd.DataFrame:
     """How often CSMs talk to the accounts they look after."""
     g = _with_csm(account_measures).groupby("month").touchpoints
     return _series(g.size().index, g.mean(), g.size())
 
 
-@metric(label="Stakeholder coverage", formula="mean over paying accounts with a CSM of stakeholder roles (sponsor, "
-        "decision maker, technical, end user) met in the window / 4", unit="fraction", direction="higher",
-        level="operational", sources=("P",), area="success", needs=TOUCH)
+@metric(
+    label="Stakeholder coverage",
+    formula="mean over paying accounts with a CSM of stakeholder roles (sponsor, "
+    "decision maker, technical, end user) met in the window / 4",
+    unit="fraction",
+    direction="higher",
+    level="operational",
+    sources=("P",),
+    area="success",
+    needs=TOUCH,
+)
 def stakeholder_coverage(account_measures: pd.DataFrame) -> pd.DataFrame:
     """How many of the four stakeholder roles CSMs reach in their accounts."""
     g = _with_csm(account_measures).groupby("month").roles_covered
     return _series(g.size().index, g.mean() / 4, g.size())
 
 
-@metric(label="Positive sentiment", formula="touchpoints with positive sentiment / touchpoints with a sentiment, "
-        "in the window to the month end", unit="fraction", direction="higher", level="operational", sources=("P",),
-        area="success", needs=TOUCH, proportion=True)
+@metric(
+    label="Positive sentiment",
+    formula="touchpoints with positive sentiment / touchpoints with a sentiment, in the window to the month end",
+    unit="fraction",
+    direction="higher",
+    level="operational",
+    sources=("P",),
+    area="success",
+    needs=TOUCH,
+    proportion=True,
+)
 def positive_sentiment_share(account_measures: pd.DataFrame) -> pd.DataFrame:
     """Share of recent CS conversations that went well."""
     g = _with_csm(account_measures).groupby("month")[["positive", "with_sentiment"]].sum()
@@ -328,9 +506,18 @@ def sentiment_mix(as_of: int, account_measures: pd.DataFrame) -> pd.DataFrame:
 INVOICES = ("accounts", "subscriptions", "invoices")
 
 
-@metric(settles=True, label="Invoices paid on time", formula="invoices due in M paid by their due date / invoices due in M",
-        unit="fraction", direction="higher", level="operational", sources=("P",), area="success", needs=INVOICES,
-        proportion=True)
+@metric(
+    settles=True,
+    label="Invoices paid on time",
+    formula="invoices due in M paid by their due date / invoices due in M",
+    unit="fraction",
+    direction="higher",
+    level="operational",
+    sources=("P",),
+    area="success",
+    needs=INVOICES,
+    proportion=True,
+)
 def invoices_paid_on_time(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Share of the month's invoices that customers paid by the due date."""
     inv = tables.frames["invoices"].select("due_date", "paid_at").to_pandas()
@@ -339,9 +526,17 @@ def invoices_paid_on_time(tables: Tables, calendar: pl.DataFrame) -> pd.DataFram
     return monthly(calendar, due.dt.to_period("M").dt.to_timestamp(), on_time, "mean")
 
 
-@metric(settles=True, label="Overdue amount", formula="invoices due by the month's last day and unpaid at it, in the reporting "
-        "currency (reference FX rate)", unit="currency", direction="lower", level="operational", sources=("P",),
-        area="success", needs=INVOICES)
+@metric(
+    settles=True,
+    label="Overdue amount",
+    formula="invoices due by the month's last day and unpaid at it, in the reporting currency (reference FX rate)",
+    unit="currency",
+    direction="lower",
+    level="operational",
+    sources=("P",),
+    area="success",
+    needs=INVOICES,
+)
 def overdue_amount(account_measures: pd.DataFrame) -> pd.DataFrame:
     """Money customers owe past its due date at the month end (paying accounts)."""
     g = account_measures.groupby("month").overdue_amount
@@ -359,13 +554,23 @@ def account_weekly_activity(tables: Tables, as_of: int) -> pd.DataFrame:
     days = 7 * HEATMAP_WEEKS
     # each day of the window with its week (Spark has no duration arithmetic, so days are joined, not subtracted)
     first = end - pd.Timedelta(days=days)
-    weeks = pl.DataFrame({"day": pl.date_range(first, end, "1d", closed="left", eager=True),
-                          "weeks_ago": [(days - 1 - i) // 7 for i in range(days)]}, schema={"day": pl.Date, "weeks_ago": pl.Int64})
+    weeks = pl.DataFrame(
+        {
+            "day": pl.date_range(first, end, "1d", closed="left", eager=True),
+            "weeks_ago": [(days - 1 - i) // 7 for i in range(days)],
+        },
+        schema={"day": pl.Date, "weeks_ago": pl.Int64},
+    )
     start, stop = (t.tz_localize("UTC").to_pydatetime() for t in (first, end))
     ev = tables.lazy("usage_events").filter((nw.col("event_time") >= start) & (nw.col("event_time") < stop))
     ev = ev.select("account_id", "user_id", day=nw.col("event_time").dt.date()).join(
-        tables.from_polars(weeks), on="day", how="inner")
-    out = to_pandas(ev.select("account_id", "user_id", "weeks_ago").unique()
-                    .group_by("account_id", "weeks_ago").agg(nw.len().alias("active_users")))
+        tables.from_polars(weeks), on="day", how="inner"
+    )
+    out = to_pandas(
+        ev.select("account_id", "user_id", "weeks_ago")
+        .unique()
+        .group_by("account_id", "weeks_ago")
+        .agg(nw.len().alias("active_users"))
+    )
     out["week_start"] = end - pd.to_timedelta(7 * (out.weeks_ago + 1), unit="D")
     return out.sort_values(["account_id", "weeks_ago"]).reset_index(drop=True)

@@ -10,6 +10,7 @@ own share of every row, so its CAC, gross margin and burn add up to the company'
 A new customer is an account whose first paying month end falls in M (the `new` movement of the MRR
 bridge). CAC attributes the S&M spend of M - `spend_lag_months` to the customers won in M.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,13 +36,27 @@ TOTAL_SPEND_CATEGORIES = ("marketing", "sales", "cogs", "rnd", "g_and_a")  # bur
 def spend_in_reporting_currency(tables: Tables, conventions: Conventions) -> pd.DataFrame:
     """The spend table in the reporting currency (month, category, channel, segment, item, amount); empty without it."""
     if not tables.has("spend"):
-        return empty_frame({"month": "datetime64[ns]", "category": object, "channel": object, "segment": object,
-                            "item": object, "amount": "float64"})
+        return empty_frame(
+            {
+                "month": "datetime64[ns]",
+                "category": object,
+                "channel": object,
+                "segment": object,
+                "item": object,
+                "amount": "float64",
+            }
+        )
     fx = reference_fx_rates(tables, conventions)
     s = tables.frames["spend"].join(fx, on="currency", how="left")
     item = pl.col("item") if "item" in s.columns else pl.lit(None, dtype=pl.String)
-    out = s.select(pl.col("month").cast(pl.Datetime("ns")), "category", "channel", "segment", item.alias("item"),
-                   (pl.col("amount") * pl.col("rate")).alias("amount")).to_pandas()
+    out = s.select(
+        pl.col("month").cast(pl.Datetime("ns")),
+        "category",
+        "channel",
+        "segment",
+        item.alias("item"),
+        (pl.col("amount") * pl.col("rate")).alias("amount"),
+    ).to_pandas()
     return out.astype({"channel": object, "segment": object, "item": object})
 
 
@@ -49,8 +64,11 @@ def acquisition_drivers(tables: Tables, account_mrr: pd.DataFrame) -> tuple[pd.D
     """New customers per (month, segment, channel) and MRR per (month, segment), from `tables`' accounts."""
     firsts = new_customer_accounts(tables, account_mrr)
     new = firsts.groupby(["month", "segment", "channel"], as_index=False).size().rename(columns={"size": "accounts"})
-    mrr = (account_mrr.merge(firsts[["account_id", "segment"]], on="account_id")
-           .groupby(["month", "segment"], as_index=False).mrr.sum())
+    mrr = (
+        account_mrr.merge(firsts[["account_id", "segment"]], on="account_id")
+        .groupby(["month", "segment"], as_index=False)
+        .mrr.sum()
+    )
     return new, mrr
 
 
@@ -78,22 +96,33 @@ def allocate_spend(spend: pd.DataFrame, new: pd.DataFrame, mrr: pd.DataFrame, co
     if conventions.untagged_spend_allocation == "unallocated":
         parts.append(rest.assign(basis="unallocated"))
     else:
-        parts += [_split(rest[rest.channel.notna()], new, ["month", "channel"], "accounts"),
-                  _split(rest[rest.segment.notna() & rest.channel.isna()], new, ["month", "segment"], "accounts"),
-                  _split(rest[rest.segment.isna() & rest.channel.isna()], new, ["month"], "accounts")]
+        parts += [
+            _split(rest[rest.channel.notna()], new, ["month", "channel"], "accounts"),
+            _split(rest[rest.segment.notna() & rest.channel.isna()], new, ["month", "segment"], "accounts"),
+            _split(rest[rest.segment.isna() & rest.channel.isna()], new, ["month"], "accounts"),
+        ]
     other = spend[~sm]
-    parts += [other[other.segment.notna()].assign(basis="tagged"),
-              _split(other[other.segment.isna()], mrr, ["month"], "mrr")]
+    parts += [
+        other[other.segment.notna()].assign(basis="tagged"),
+        _split(other[other.segment.isna()], mrr, ["month"], "mrr"),
+    ]
     parts = [p for p in parts if len(p)]
     if not parts:
-        return empty_frame({c: "datetime64[ns]" if "month" in c else "float64" if c == "amount" else object
-                            for c in SPEND_COLUMNS})
-    return pd.concat(parts, ignore_index=True)[SPEND_COLUMNS].astype({"segment": object, "channel": object, "item": object})
+        return empty_frame(
+            {c: "datetime64[ns]" if "month" in c else "float64" if c == "amount" else object for c in SPEND_COLUMNS}
+        )
+    return pd.concat(parts, ignore_index=True)[SPEND_COLUMNS].astype(
+        {"segment": object, "channel": object, "item": object}
+    )
 
 
-def select_spend(allocated: pd.DataFrame, drivers_all: tuple[pd.DataFrame, pd.DataFrame],
-                 drivers_selected: tuple[pd.DataFrame, pd.DataFrame], segments: list[str] | None,
-                 conventions: Conventions) -> pd.DataFrame:
+def select_spend(
+    allocated: pd.DataFrame,
+    drivers_all: tuple[pd.DataFrame, pd.DataFrame],
+    drivers_selected: tuple[pd.DataFrame, pd.DataFrame],
+    segments: list[str] | None,
+    conventions: Conventions,
+) -> pd.DataFrame:
     """The share of each allocated row that belongs to a selection of accounts: its share of the cell's driver
     (new customers for S&M, MRR otherwise). Where a cell has no driver, a row belongs to the selection when
     its segment tag is among `segments`. Rows without a segment belong to no selection."""
@@ -102,9 +131,11 @@ def select_spend(allocated: pd.DataFrame, drivers_all: tuple[pd.DataFrame, pd.Da
     sm = a.category.isin(conventions.cac_spend_categories)
     keys_sm, keys_other = ["month", "segment", "channel"], ["month", "segment"]
     share = pd.Series(np.nan, index=a.index)
-    for mask, keys, full, sel, w in ((sm & a.channel.notna(), keys_sm, new_all, new_sel, "accounts"),
-                                     (sm & a.channel.isna(), keys_other, new_all, new_sel, "accounts"),
-                                     (~sm, keys_other, mrr_all, mrr_sel, "mrr")):
+    for mask, keys, full, sel, w in (
+        (sm & a.channel.notna(), keys_sm, new_all, new_sel, "accounts"),
+        (sm & a.channel.isna(), keys_other, new_all, new_sel, "accounts"),
+        (~sm, keys_other, mrr_all, mrr_sel, "mrr"),
+    ):
         cells = full.groupby(keys)[w].sum().rename("all").to_frame().join(sel.groupby(keys)[w].sum().rename("sel"))
         ratio = (cells["sel"].fillna(0) / cells["all"]).where(cells["all"] > 0)
         part = a.loc[mask, keys].merge(ratio.rename("r").reset_index(), on=keys, how="left")
@@ -123,8 +154,9 @@ def _by_month(calendar: pl.DataFrame, frame: pd.DataFrame, column: str, month: s
 
 
 @table(export=False)
-def gross_margin_by_month(calendar: pl.DataFrame, conventions: Conventions, allocated_spend: pd.DataFrame,
-                          mrr_movements: pd.DataFrame) -> pd.DataFrame:
+def gross_margin_by_month(
+    calendar: pl.DataFrame, conventions: Conventions, allocated_spend: pd.DataFrame, mrr_movements: pd.DataFrame
+) -> pd.DataFrame:
     """Revenue (month-end MRR), COGS and gross margin per month; basis 'cogs' where the spend table has COGS
     for the month, else 'convention' (default_gross_margin)."""
     cogs_rows = allocated_spend[allocated_spend.category == "cogs"]
@@ -132,28 +164,43 @@ def gross_margin_by_month(calendar: pl.DataFrame, conventions: Conventions, allo
     has_cogs = cogs_rows.groupby("month").size().reindex(cogs.index).fillna(0).to_numpy() > 0
     revenue = mrr_movements.set_index("month").mrr_end.reindex(cogs.index).fillna(0.0).to_numpy()
     measured = safe_ratio(revenue - cogs.to_numpy(), revenue)
-    return pd.DataFrame({"month": cogs.index, "revenue": revenue, "cogs": cogs.to_numpy(),
-                         "gross_margin": np.where(has_cogs, measured, conventions.default_gross_margin),
-                         "basis": np.where(has_cogs, "cogs", "convention")})
+    return pd.DataFrame(
+        {
+            "month": cogs.index,
+            "revenue": revenue,
+            "cogs": cogs.to_numpy(),
+            "gross_margin": np.where(has_cogs, measured, conventions.default_gross_margin),
+            "basis": np.where(has_cogs, "cogs", "convention"),
+        }
+    )
 
 
 @table(export=False)
 def new_customer_accounts(tables: Tables, account_mrr: pd.DataFrame) -> pd.DataFrame:
     """Each customer's first paying month with its MRR then, segment and acquisition channel."""
     if account_mrr.empty:
-        return empty_frame({"account_id": object, "month": "datetime64[ns]", "mrr": "float64", "segment": object,
-                            "channel": object})
+        return empty_frame(
+            {"account_id": object, "month": "datetime64[ns]", "mrr": "float64", "segment": object, "channel": object}
+        )
     first = account_mrr.sort_values("month").groupby("account_id", as_index=False).first()
     acc = tables.frames["accounts"]
-    channel = (pl.col("acquisition_channel").fill_null(UNKNOWN_CHANNEL) if "acquisition_channel" in acc.columns
-               else pl.lit(UNKNOWN_CHANNEL))
+    channel = (
+        pl.col("acquisition_channel").fill_null(UNKNOWN_CHANNEL)
+        if "acquisition_channel" in acc.columns
+        else pl.lit(UNKNOWN_CHANNEL)
+    )
     accounts = acc.select("account_id", "segment", channel.alias("channel")).to_pandas()
     return first.merge(accounts, on="account_id", how="left")[["account_id", "month", "mrr", "segment", "channel"]]
 
 
 @table()
-def acquisition_by_month(calendar: pl.DataFrame, conventions: Conventions, allocated_spend: pd.DataFrame,
-                         mrr_movements: pd.DataFrame, gross_margin_by_month: pd.DataFrame) -> pd.DataFrame:
+def acquisition_by_month(
+    calendar: pl.DataFrame,
+    conventions: Conventions,
+    allocated_spend: pd.DataFrame,
+    mrr_movements: pd.DataFrame,
+    gross_margin_by_month: pd.DataFrame,
+) -> pd.DataFrame:
     """Per month: S&M spend attributed to it, new customers, their MRR, CAC, new ARPA, gross margin, payback."""
     sm = allocated_spend[allocated_spend.category.isin(conventions.cac_spend_categories)]
     spend = _by_month(calendar, sm, "amount")
@@ -164,82 +211,158 @@ def acquisition_by_month(calendar: pl.DataFrame, conventions: Conventions, alloc
     cac = safe_ratio(spend.to_numpy(), new_accounts)
     arpa = safe_ratio(new_mrr, new_accounts)
     margin = gross_margin_by_month.gross_margin.to_numpy()
-    return pd.DataFrame({"month": spend.index, "sm_spend": spend.to_numpy(), "new_customers": new_accounts.astype("int64"),
-                         "new_mrr": new_mrr, "cac": cac, "new_arpa": arpa, "gross_margin": margin,
-                         "payback_months": safe_ratio(cac, arpa * margin)})
+    return pd.DataFrame(
+        {
+            "month": spend.index,
+            "sm_spend": spend.to_numpy(),
+            "new_customers": new_accounts.astype("int64"),
+            "new_mrr": new_mrr,
+            "cac": cac,
+            "new_arpa": arpa,
+            "gross_margin": margin,
+            "payback_months": safe_ratio(cac, arpa * margin),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- metrics
-@metric(label="S&M spend", formula="spend in cac_spend_categories of month M - spend_lag_months", unit="currency",
-        direction="neutral", level="operational", sources=("S",), area="unit_economics",
-        conventions=("cac_spend_categories", "spend_lag_months"), needs=("accounts", "subscriptions", "spend"),
-        tile=9)
+@metric(
+    label="S&M spend",
+    formula="spend in cac_spend_categories of month M - spend_lag_months",
+    unit="currency",
+    direction="neutral",
+    level="operational",
+    sources=("S",),
+    area="unit_economics",
+    conventions=("cac_spend_categories", "spend_lag_months"),
+    needs=("accounts", "subscriptions", "spend"),
+    tile=9,
+)
 def sales_marketing_spend(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
     """Sales and marketing spend attributed to the month's new customers."""
     a = acquisition_by_month
     return _series(a.month, a.sm_spend, a.new_customers)
 
 
-@metric(label="New customers", formula="accounts whose first paying month end is in M", unit="count",
-        direction="higher", level="supporting", sources=("S", "J"), area="unit_economics",
-        tile=7)
+@metric(
+    label="New customers",
+    formula="accounts whose first paying month end is in M",
+    unit="count",
+    direction="higher",
+    level="supporting",
+    sources=("S", "J"),
+    area="unit_economics",
+    tile=7,
+)
 def new_customers(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Accounts that paid for the first time at the end of the month."""
     m = mrr_movements
     return _series(m.month, m.new_accounts, m.new_accounts)
 
 
-@metric(sampled=True, label="CAC", formula="S&M spend attributed to M / new customers in M; n/a without new customers",
-        unit="currency", direction="lower", level="core", sources=("S", "U"), area="unit_economics",
-        conventions=("cac_spend_categories", "spend_lag_months", "untagged_spend_allocation"),
-        needs=("accounts", "subscriptions", "spend"),
-        tile=1)
+@metric(
+    sampled=True,
+    label="CAC",
+    formula="S&M spend attributed to M / new customers in M; n/a without new customers",
+    unit="currency",
+    direction="lower",
+    level="core",
+    sources=("S", "U"),
+    area="unit_economics",
+    conventions=("cac_spend_categories", "spend_lag_months", "untagged_spend_allocation"),
+    needs=("accounts", "subscriptions", "spend"),
+    tile=1,
+)
 def customer_acquisition_cost(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
     """Blended customer acquisition cost: sales and marketing spend per new customer."""
     a = acquisition_by_month
     return _series(a.month, a.cac, a.new_customers)
 
 
-@metric(sampled=True, label="New-customer ARPA", formula="new MRR in M / new customers in M", unit="currency", direction="higher",
-        level="supporting", sources=("S",), area="unit_economics",
-        tile=8)
+@metric(
+    sampled=True,
+    label="New-customer ARPA",
+    formula="new MRR in M / new customers in M",
+    unit="currency",
+    direction="higher",
+    level="supporting",
+    sources=("S",),
+    area="unit_economics",
+    tile=8,
+)
 def new_customer_arpa(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Average first-month MRR of the month's new customers."""
     m = mrr_movements
     return _series(m.month, safe_ratio(m.new, m.new_accounts), m.new_accounts)
 
 
-@metric(label="Gross margin", formula="(revenue - COGS) / revenue; revenue = month-end MRR, COGS from spend",
-        unit="fraction", direction="higher", level="core", sources=("S",), area="unit_economics", target=0.6,
-        needs=("accounts", "subscriptions", "spend"),
-        target_source="S: SaaS metrics collection (SaaS gross margin 60-90 %)", tile=6)
+@metric(
+    label="Gross margin",
+    formula="(revenue - COGS) / revenue; revenue = month-end MRR, COGS from spend",
+    unit="fraction",
+    direction="higher",
+    level="core",
+    sources=("S",),
+    area="unit_economics",
+    target=0.6,
+    needs=("accounts", "subscriptions", "spend"),
+    target_source="S: SaaS metrics collection (SaaS gross margin 60-90 %)",
+    tile=6,
+)
 def gross_margin(gross_margin_by_month: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Share of the month's revenue left after the cost of serving it; n/a in months without COGS."""
     g = gross_margin_by_month
     return _series(g.month, np.where(g.basis == "cogs", g.gross_margin, np.nan), mrr_movements.accounts_end)
 
 
-@metric(label="CAC payback", formula="CAC / (new-customer ARPA x gross margin); gross margin = default_gross_margin "
-        "in months without COGS", unit="months", direction="lower", level="core", sources=("S",),
-        area="unit_economics", target=12.0,
-        conventions=("cac_spend_categories", "spend_lag_months", "default_gross_margin"),
-        needs=("accounts", "subscriptions", "spend"),
-        target_source="S: SaaS metrics collection (CAC payback under 12 months)", tile=2)
+@metric(
+    label="CAC payback",
+    formula="CAC / (new-customer ARPA x gross margin); gross margin = default_gross_margin in months without COGS",
+    unit="months",
+    direction="lower",
+    level="core",
+    sources=("S",),
+    area="unit_economics",
+    target=12.0,
+    conventions=("cac_spend_categories", "spend_lag_months", "default_gross_margin"),
+    needs=("accounts", "subscriptions", "spend"),
+    target_source="S: SaaS metrics collection (CAC payback under 12 months)",
+    tile=2,
+)
 def cac_payback_months(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
     """Months of a new customer's gross margin needed to earn back its acquisition cost."""
     a = acquisition_by_month
     return _series(a.month, a.payback_months, a.new_customers)
 
 
-@metric(label="LTV:CAC", formula="LTV / CAC (LTV simple or survival per ltv_to_cac_basis)", unit="ratio",
-        direction="higher", level="core", sources=("S",), area="unit_economics", target=3.0,
-        conventions=("ltv_to_cac_basis", "cac_spend_categories", "spend_lag_months", "ltv_churn_window_months",
-                     "ltv_churn_window_includes_current", "ltv_horizon_months"),
-        needs=("accounts", "subscriptions", "spend"), tile=3,
-        target_source="S: SaaS metrics collection (LTV:CAC of 3 or more; HubSpot's 1.5 direct vs 5 channel shows "
-        "why per segment and source)")
-def ltv_to_cac_ratio(acquisition_by_month: pd.DataFrame, customer_lifetime_value: pd.DataFrame,
-                     survival_lifetime_value: pd.DataFrame, conventions: Conventions) -> pd.DataFrame:
+@metric(
+    label="LTV:CAC",
+    formula="LTV / CAC (LTV simple or survival per ltv_to_cac_basis)",
+    unit="ratio",
+    direction="higher",
+    level="core",
+    sources=("S",),
+    area="unit_economics",
+    target=3.0,
+    conventions=(
+        "ltv_to_cac_basis",
+        "cac_spend_categories",
+        "spend_lag_months",
+        "ltv_churn_window_months",
+        "ltv_churn_window_includes_current",
+        "ltv_horizon_months",
+    ),
+    needs=("accounts", "subscriptions", "spend"),
+    tile=3,
+    target_source="S: SaaS metrics collection (LTV:CAC of 3 or more; HubSpot's 1.5 direct vs 5 channel shows "
+    "why per segment and source)",
+)
+def ltv_to_cac_ratio(
+    acquisition_by_month: pd.DataFrame,
+    customer_lifetime_value: pd.DataFrame,
+    survival_lifetime_value: pd.DataFrame,
+    conventions: Conventions,
+) -> pd.DataFrame:
     """Lifetime gross margin of a customer per unit of what it cost to acquire."""
     a = acquisition_by_month
     ltv = customer_lifetime_value if conventions.ltv_to_cac_basis == "simple" else survival_lifetime_value
@@ -251,13 +374,23 @@ def _trailing(values: pd.Series, months: int, shift: int = 0) -> pd.Series:
     return values.shift(shift).rolling(months, min_periods=months).sum()
 
 
-@metric(label="Magic number", formula="(ARR_M - ARR_M-3) / S&M spend in months M-5..M-3 (the trailing quarter's "
-        "net new ARR over the quarter before's S&M spend)", unit="ratio", direction="higher", level="supporting",
-        cadence="quarterly", sources=("J", "S"), area="unit_economics", conventions=("cac_spend_categories",),
-        needs=("accounts", "subscriptions", "spend"),
-        tile=10)
-def magic_number(calendar: pl.DataFrame, conventions: Conventions, allocated_spend: pd.DataFrame,
-                 mrr_movements: pd.DataFrame) -> pd.DataFrame:
+@metric(
+    label="Magic number",
+    formula="(ARR_M - ARR_M-3) / S&M spend in months M-5..M-3 (the trailing quarter's "
+    "net new ARR over the quarter before's S&M spend)",
+    unit="ratio",
+    direction="higher",
+    level="supporting",
+    cadence="quarterly",
+    sources=("J", "S"),
+    area="unit_economics",
+    conventions=("cac_spend_categories",),
+    needs=("accounts", "subscriptions", "spend"),
+    tile=10,
+)
+def magic_number(
+    calendar: pl.DataFrame, conventions: Conventions, allocated_spend: pd.DataFrame, mrr_movements: pd.DataFrame
+) -> pd.DataFrame:
     """Sales efficiency: net new ARR of the last three months per dollar of S&M spent in the three before."""
     sm = allocated_spend[allocated_spend.category.isin(conventions.cac_spend_categories)]
     spent = _by_month(calendar, sm, "amount", month="spend_month")
@@ -267,12 +400,20 @@ def magic_number(calendar: pl.DataFrame, conventions: Conventions, allocated_spe
     return _series(spent.index, safe_ratio(net_new, before), mrr_movements.new_accounts.rolling(3, min_periods=1).sum())
 
 
-@metric(label="Burn multiple", formula="net burn / net new ARR over the trailing three months; net burn = total "
-        "spend - revenue (month-end MRR), 0 when cash-generative; n/a when ARR did not grow or total spend "
-        "(marketing, sales, COGS, R&D, G&A) is not all in the data", unit="ratio", direction="lower",
-        level="supporting", cadence="quarterly", sources=("J",), area="unit_economics",
-        needs=("accounts", "subscriptions", "spend"),
-        tile=11)
+@metric(
+    label="Burn multiple",
+    formula="net burn / net new ARR over the trailing three months; net burn = total "
+    "spend - revenue (month-end MRR), 0 when cash-generative; n/a when ARR did not grow or total spend "
+    "(marketing, sales, COGS, R&D, G&A) is not all in the data",
+    unit="ratio",
+    direction="lower",
+    level="supporting",
+    cadence="quarterly",
+    sources=("J",),
+    area="unit_economics",
+    needs=("accounts", "subscriptions", "spend"),
+    tile=11,
+)
 def burn_multiple(calendar: pl.DataFrame, allocated_spend: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Capital efficiency: cash burned per dollar of net new ARR."""
     spent = _by_month(calendar, allocated_spend, "amount", month="spend_month")
@@ -299,23 +440,47 @@ def _pooled_churn(account_mrr: pd.DataFrame, months: list[int]) -> pd.DataFrame:
     return still.groupby("account_id", as_index=False).agg(exposed=("k", "size"), churned=("churned", "sum"))
 
 
-UE_COLUMNS = ["segment", "channel", "level", "new_customers", "sm_spend", "cac", "arpa", "gross_margin",
-              "exposed_months", "churned", "monthly_churn", "ltv", "ltv_survival", "ltv_to_cac", "payback_months",
-              "ltv_to_cac_status", "payback_status", "low_n"]
+UE_COLUMNS = [
+    "segment",
+    "channel",
+    "level",
+    "new_customers",
+    "sm_spend",
+    "cac",
+    "arpa",
+    "gross_margin",
+    "exposed_months",
+    "churned",
+    "monthly_churn",
+    "ltv",
+    "ltv_survival",
+    "ltv_to_cac",
+    "payback_months",
+    "ltv_to_cac_status",
+    "payback_status",
+    "low_n",
+]
 
 
 @table(needs=("accounts", "subscriptions", "spend"))
-def unit_economics(as_of: int, conventions: Conventions, allocated_spend: pd.DataFrame, account_mrr: pd.DataFrame,
-                   new_customer_accounts: pd.DataFrame, gross_margin_by_month: pd.DataFrame,
-                   targets_in_force: dict) -> pd.DataFrame:
+def unit_economics(
+    as_of: int,
+    conventions: Conventions,
+    allocated_spend: pd.DataFrame,
+    account_mrr: pd.DataFrame,
+    new_customer_accounts: pd.DataFrame,
+    gross_margin_by_month: pd.DataFrame,
+    targets_in_force: dict,
+) -> pd.DataFrame:
     """Segment x channel over the trailing unit_economics_window_months: new customers, CAC, ARPA, churn, LTV,
     LTV:CAC and payback with their status against the guidelines; rows per pair, per segment, per channel (when
     there are several segments) and total."""
     w = conventions.unit_economics_window_months
     keys = list(range(as_of - w + 1, as_of + 1))
     window = [month_of(k) for k in keys]
-    sm = allocated_spend[allocated_spend.category.isin(conventions.cac_spend_categories)
-                         & allocated_spend.month.isin(window)]
+    sm = allocated_spend[
+        allocated_spend.category.isin(conventions.cac_spend_categories) & allocated_spend.month.isin(window)
+    ]
     new = new_customer_accounts[new_customer_accounts.month.isin(window)]
     margin_rows = gross_margin_by_month[gross_margin_by_month.month.isin(window)]
     margin = float(safe_ratio((margin_rows.gross_margin * margin_rows.revenue).sum(), margin_rows.revenue.sum()))
@@ -325,24 +490,39 @@ def unit_economics(as_of: int, conventions: Conventions, allocated_spend: pd.Dat
     owners = new_customer_accounts[["account_id", "segment", "channel"]]
     churn = churn.merge(owners, on="account_id", how="left")
     spells = first_spells(account_mrr, as_of).merge(owners, on="account_id", how="left")
+
     def status(value: float, metric: str) -> str:
         return target_status(value, targets_in_force[metric], METRICS[metric].direction, conventions.status_near_band)
 
     rows = []
-    groupings: tuple[tuple[str, list[str]], ...] = (("pair", ["segment", "channel"]), ("segment", ["segment"]), ("channel", ["channel"]), ("total", []))
+    groupings: tuple[tuple[str, list[str]], ...] = (
+        ("pair", ["segment", "channel"]),
+        ("segment", ["segment"]),
+        ("channel", ["channel"]),
+        ("total", []),
+    )
     spent = sm[sm.amount > 0]
     if new.segment.nunique() <= 1 and spent.segment.nunique() <= 1:
         groupings = tuple(g for g in groupings if g[0] != "channel")  # one segment: channel rows would repeat the pairs
     for level, by in groupings:
-        groups = sorted({tuple(v) for f in (new, spent) for v in f[by].dropna().itertuples(index=False)}) if by else [()]
+        groups = (
+            sorted({tuple(v) for f in (new, spent) for v in f[by].dropna().itertuples(index=False)}) if by else [()]
+        )
         for values in groups:
             pick = dict(zip(by, values))
             new_rows, sm_rows, churn_rows, spell_rows = (_rows_of(f, pick) for f in (new, sm, churn, spells))
             row = _economics(new_rows, sm_rows, churn_rows, spell_rows, margin, as_of, conventions)
-            rows.append({"segment": pick.get("segment", "all"), "channel": pick.get("channel", "all"), "level": level,
-                         **row, "ltv_to_cac_status": status(row["ltv_to_cac"], "ltv_to_cac_ratio"),
-                         "payback_status": status(row["payback_months"], "cac_payback_months"),
-                         "low_n": row["new_customers"] < conventions.low_n_threshold})
+            rows.append(
+                {
+                    "segment": pick.get("segment", "all"),
+                    "channel": pick.get("channel", "all"),
+                    "level": level,
+                    **row,
+                    "ltv_to_cac_status": status(row["ltv_to_cac"], "ltv_to_cac_ratio"),
+                    "payback_status": status(row["payback_months"], "cac_payback_months"),
+                    "low_n": row["new_customers"] < conventions.low_n_threshold,
+                }
+            )
     return pd.DataFrame(rows, columns=UE_COLUMNS)
 
 
@@ -353,8 +533,15 @@ def _rows_of(frame: pd.DataFrame, pick: dict) -> pd.DataFrame:
     return frame[keep]
 
 
-def _economics(new: pd.DataFrame, sm: pd.DataFrame, churn: pd.DataFrame, spells: pd.DataFrame, margin: float,
-               as_of: int, conventions: Conventions) -> dict:
+def _economics(
+    new: pd.DataFrame,
+    sm: pd.DataFrame,
+    churn: pd.DataFrame,
+    spells: pd.DataFrame,
+    margin: float,
+    as_of: int,
+    conventions: Conventions,
+) -> dict:
     """CAC, ARPA, churn, LTV (simple and survival), LTV:CAC and payback of one group of new customers and spend."""
     n_new = len(new)
     spend = float(sm.amount.sum())
@@ -365,15 +552,28 @@ def _economics(new: pd.DataFrame, sm: pd.DataFrame, churn: pd.DataFrame, spells:
     ltv = arpa * margin / monthly_churn if monthly_churn > 0 else math.nan  # NaN > 0 is False
     ltv_s = expected_lifetime_months(spells_at(spells, as_of), conventions.ltv_horizon_months) * arpa * margin
     basis = ltv if conventions.ltv_to_cac_basis == "simple" else ltv_s
-    return {"new_customers": n_new, "sm_spend": spend, "cac": cac, "arpa": arpa, "gross_margin": margin,
-            "exposed_months": exposed, "churned": churned, "monthly_churn": monthly_churn, "ltv": ltv,
-            "ltv_survival": ltv_s, "ltv_to_cac": basis / cac if cac > 0 else math.nan,
-            "payback_months": cac / (arpa * margin) if n_new and arpa > 0 else math.nan}
+    return {
+        "new_customers": n_new,
+        "sm_spend": spend,
+        "cac": cac,
+        "arpa": arpa,
+        "gross_margin": margin,
+        "exposed_months": exposed,
+        "churned": churned,
+        "monthly_churn": monthly_churn,
+        "ltv": ltv,
+        "ltv_survival": ltv_s,
+        "ltv_to_cac": basis / cac if cac > 0 else math.nan,
+        "payback_months": cac / (arpa * margin) if n_new and arpa > 0 else math.nan,
+    }
 
 
 VERDICTS = {  # (LTV:CAC met, payback met) -> verdict, advice
     (True, True): ("accelerate", "meets both guidelines: invest more here"),
-    (True, False): ("fix payback", "customers are worth it but take too long to earn back: cut CAC or raise the first-year price"),
+    (True, False): (
+        "fix payback",
+        "customers are worth it but take too long to earn back: cut CAC or raise the first-year price",
+    ),
     (False, True): ("fix retention", "pays back fast but customers leave or stay small: work on churn and expansion"),
     (False, False): ("rethink", "misses both guidelines: cut spend or change the offer"),
 }
@@ -388,8 +588,10 @@ def acceleration(unit_economics: pd.DataFrame, targets_in_force: dict) -> pd.Dat
     def judge(r) -> tuple[str, str]:
         if r.new_customers == 0:
             return "no data", "no new customers in the window"
-        facts = (f"LTV:CAC {_num(r.ltv_to_cac, '.1f')} vs >= {ltv_target:g}, payback {_num(r.payback_months, '.1f')} "
-                 f"months vs <= {payback_target:g}")
+        facts = (
+            f"LTV:CAC {_num(r.ltv_to_cac, '.1f')} vs >= {ltv_target:g}, payback {_num(r.payback_months, '.1f')} "
+            f"months vs <= {payback_target:g}"
+        )
         if math.isnan(r.ltv_to_cac):
             return "too early", f"no churn seen yet, so LTV is undefined; {facts}"
         verdict, advice = VERDICTS[(r.ltv_to_cac >= ltv_target, r.payback_months <= payback_target)]
@@ -401,8 +603,9 @@ def acceleration(unit_economics: pd.DataFrame, targets_in_force: dict) -> pd.Dat
     order = {"accelerate": 0, "fix payback": 1, "fix retention": 2, "too early": 3, "rethink": 4, "no data": 5}
     ue["rank_key"] = ue.verdict.map(order)
     ue = ue.sort_values(["rank_key", "low_n", "ltv_to_cac"], ascending=[True, True, False], na_position="last")
-    return ue[["level", "segment", "channel", "verdict", "ltv_to_cac", "payback_months", "new_customers", "low_n",
-               "reason"]].reset_index(drop=True)
+    return ue[
+        ["level", "segment", "channel", "verdict", "ltv_to_cac", "payback_months", "new_customers", "low_n", "reason"]
+    ].reset_index(drop=True)
 
 
 def _num(value: float, fmt: str) -> str:
@@ -410,8 +613,9 @@ def _num(value: float, fmt: str) -> str:
 
 
 @table(needs=("accounts", "subscriptions", "spend"))
-def cac_by_channel(calendar: pl.DataFrame, conventions: Conventions, allocated_spend: pd.DataFrame,
-                   new_customer_accounts: pd.DataFrame) -> pd.DataFrame:
+def cac_by_channel(
+    calendar: pl.DataFrame, conventions: Conventions, allocated_spend: pd.DataFrame, new_customer_accounts: pd.DataFrame
+) -> pd.DataFrame:
     """CAC per acquisition channel and month, and over the trailing three months (steadier for small channels)."""
     sm = allocated_spend[allocated_spend.category.isin(conventions.cac_spend_categories)]
     months = [month_of(k) for k in calendar["month"].to_list()]
@@ -427,17 +631,24 @@ def cac_by_channel(calendar: pl.DataFrame, conventions: Conventions, allocated_s
 
 
 @table(needs=("accounts", "subscriptions", "spend"))
-def payback_curve(as_of: int, account_mrr: pd.DataFrame, new_customer_accounts: pd.DataFrame,
-                  unit_economics: pd.DataFrame, gross_margin_by_month: pd.DataFrame) -> pd.DataFrame:
+def payback_curve(
+    as_of: int,
+    account_mrr: pd.DataFrame,
+    new_customer_accounts: pd.DataFrame,
+    unit_economics: pd.DataFrame,
+    gross_margin_by_month: pd.DataFrame,
+) -> pd.DataFrame:
     """Cumulative gross margin per customer by months since its first payment (churned customers count as 0),
     per segment, against the segment's CAC in the window; customers counted at k only once k months are observed."""
     if new_customer_accounts.empty:
-        return pd.DataFrame(columns=["segment", "months_since_start", "customers", "margin_per_customer",
-                                     "cumulative_margin", "cac"])
+        return pd.DataFrame(
+            columns=["segment", "months_since_start", "customers", "margin_per_customer", "cumulative_margin", "cac"]
+        )
     margin = gross_margin_by_month.set_index("month").gross_margin
     firsts = new_customer_accounts.assign(k0=lambda d: d.month.dt.year * 12 + d.month.dt.month - 1)
-    k = account_mrr.assign(k=account_mrr.month.dt.year * 12 + account_mrr.month.dt.month - 1,
-                           gm=account_mrr.month.map(margin))
+    k = account_mrr.assign(
+        k=account_mrr.month.dt.year * 12 + account_mrr.month.dt.month - 1, gm=account_mrr.month.map(margin)
+    )
     paid = k.merge(firsts[["account_id", "k0", "segment"]], on="account_id")
     paid["age"] = paid.k - paid.k0
     parts = []
@@ -448,37 +659,68 @@ def payback_curve(as_of: int, account_mrr: pd.DataFrame, new_customer_accounts: 
         p = paid[paid.segment == segment]
         earned = (p.mrr * p.gm).groupby(p.age).sum().reindex(ages, fill_value=0.0).to_numpy()
         per = safe_ratio(earned, observed)
-        parts.append(pd.DataFrame({"segment": segment, "months_since_start": ages + 1, "customers": observed,
-                                   "margin_per_customer": per, "cumulative_margin": np.nancumsum(per),
-                                   "cac": float(cac.get(segment, np.nan))}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "segment": segment,
+                    "months_since_start": ages + 1,
+                    "customers": observed,
+                    "margin_per_customer": per,
+                    "cumulative_margin": np.nancumsum(per),
+                    "cac": float(cac.get(segment, np.nan)),
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
 # --------------------------------------------------------------------------- what-if
-def what_if(arpa: float, cac: float, monthly_churn: float, gross_margin: float, *, churn_change: float = 0.0,
-            price_change: float = 0.0, margin_change: float = 0.0, cac_change: float = 0.0,
-            ltv_to_cac_target: float = 3.0, payback_target: float = 12.0) -> dict:
+def what_if(
+    arpa: float,
+    cac: float,
+    monthly_churn: float,
+    gross_margin: float,
+    *,
+    churn_change: float = 0.0,
+    price_change: float = 0.0,
+    margin_change: float = 0.0,
+    cac_change: float = 0.0,
+    ltv_to_cac_target: float = 3.0,
+    payback_target: float = 12.0,
+) -> dict:
     """LTV:CAC and payback before and after relative changes (0.1 = +10 %; margin_change in points), and the
     value of each lever alone that would reach each guideline (None where no value can)."""
+
     def economics(a, c, ch, gm):
         ltv = a * gm / ch if ch > 0 else math.nan
-        return {"ltv": ltv, "ltv_to_cac": ltv / c if c > 0 else math.nan,
-                "payback_months": c / (a * gm) if a * gm > 0 else math.nan}
+        return {
+            "ltv": ltv,
+            "ltv_to_cac": ltv / c if c > 0 else math.nan,
+            "payback_months": c / (a * gm) if a * gm > 0 else math.nan,
+        }
 
-    after = dict(arpa=arpa * (1 + price_change), cac=cac * (1 + cac_change),
-                 monthly_churn=monthly_churn * (1 + churn_change), gross_margin=min(1.0, gross_margin + margin_change))
+    after = dict(
+        arpa=arpa * (1 + price_change),
+        cac=cac * (1 + cac_change),
+        monthly_churn=monthly_churn * (1 + churn_change),
+        gross_margin=min(1.0, gross_margin + margin_change),
+    )
     base = economics(arpa, cac, monthly_churn, gross_margin)
     new = economics(after["arpa"], after["cac"], after["monthly_churn"], after["gross_margin"])
     a, c, ch, gm = after["arpa"], after["cac"], after["monthly_churn"], after["gross_margin"]
     t, p = ltv_to_cac_target, payback_target
     needed = {
-        "ltv_to_cac": {"monthly_churn": a * gm / (t * c) if c > 0 else None,
-                       "arpa": t * c * ch / gm if gm > 0 else None,
-                       "gross_margin": (t * c * ch / a) if a > 0 and t * c * ch / a <= 1 else None,
-                       "cac": a * gm / (t * ch) if ch > 0 else None},
-        "payback_months": {"monthly_churn": None,  # churn does not move payback
-                           "arpa": c / (p * gm) if gm > 0 else None,
-                           "gross_margin": c / (p * a) if a > 0 and c / (p * a) <= 1 else None,
-                           "cac": p * a * gm},
+        "ltv_to_cac": {
+            "monthly_churn": a * gm / (t * c) if c > 0 else None,
+            "arpa": t * c * ch / gm if gm > 0 else None,
+            "gross_margin": (t * c * ch / a) if a > 0 and t * c * ch / a <= 1 else None,
+            "cac": a * gm / (t * ch) if ch > 0 else None,
+        },
+        "payback_months": {
+            "monthly_churn": None,  # churn does not move payback
+            "arpa": c / (p * gm) if gm > 0 else None,
+            "gross_margin": c / (p * a) if a > 0 and c / (p * a) <= 1 else None,
+            "cac": p * a * gm,
+        },
     }
     return {"before": base, "after": new, "inputs": after, "needed": needed}

@@ -6,6 +6,7 @@ events, and every usage measure of every page is computed from those (not from t
 `user_month_activity` (one row per user and month) and `feature_month_activity` (one row per account,
 feature and month).
 """
+
 from __future__ import annotations
 
 import narwhals as nw
@@ -32,8 +33,12 @@ def in_calendar(frame: pd.DataFrame, calendar: pl.DataFrame, key: str = "key") -
 def user_month_activity(tables: Tables) -> pd.DataFrame:
     """One row per user, account and month key with an event: distinct days active, distinct 7-day blocks
     active among days 1-7, 8-14, 15-21, 22-28, and the time of the last event (one pass over the events)."""
-    return tables.aggregate("user_month_activity", lambda t: _per_user_month(t, "account_id", last_event=True),
-                            sql=USER_MONTH_SQL, sort=("user_id", "key", "account_id"))
+    return tables.aggregate(
+        "user_month_activity",
+        lambda t: _per_user_month(t, "account_id", last_event=True),
+        sql=USER_MONTH_SQL,
+        sort=("user_id", "key", "account_id"),
+    )
 
 
 # the same aggregate in SQL, for a source that runs it in its database (PostgreSQL; session time zone UTC):
@@ -55,21 +60,27 @@ group by 1, 2, 3
 def _per_user_month(tables: Tables, *by: str, last_event: bool = False) -> pd.DataFrame:
     """Per user (and `by`) and month key: distinct days active, distinct 7-day blocks among days 1-7, 8-14,
     15-21, 22-28 (block 4, days 29-31, is not a week of its own), and optionally the last event's time."""
-    ev = tables.lazy("usage_events").select("user_id", *by, "event_time", key=month_key(nw.col("event_time")),
-                                            day=nw.col("event_time").dt.day())
-    aggs = [nw.col("day").n_unique().alias("days_active"),
-            (nw.col("block").n_unique() - (nw.col("block") == 4).cast(nw.Int64).max()).alias("blocks_active")]
+    ev = tables.lazy("usage_events").select(
+        "user_id", *by, "event_time", key=month_key(nw.col("event_time")), day=nw.col("event_time").dt.day()
+    )
+    aggs = [
+        nw.col("day").n_unique().alias("days_active"),
+        (nw.col("block").n_unique() - (nw.col("block") == 4).cast(nw.Int64).max()).alias("blocks_active"),
+    ]
     aggs += [nw.col("event_time").max().alias("last_event")] if last_event else []
-    return to_pandas(ev.with_columns(block=(nw.col("day") - 1) // 7).group_by("user_id", *by, "key").agg(aggs),
-                     sort=["user_id", "key", *by])
+    return to_pandas(
+        ev.with_columns(block=(nw.col("day") - 1) // 7).group_by("user_id", *by, "key").agg(aggs),
+        sort=["user_id", "key", *by],
+    )
 
 
 @table(export=False, needs=USAGE)
 def feature_month_activity(tables: Tables) -> pd.DataFrame:
     """One row per account, feature and month key with an event: its first event, the last day of the month
     it was used, and the seconds spent (duration_seconds; 0 when not recorded) (one pass over the events)."""
-    return tables.aggregate("feature_month_activity", _per_feature_month, sql=FEATURE_MONTH_SQL,
-                            sort=("account_id", "feature", "key"))
+    return tables.aggregate(
+        "feature_month_activity", _per_feature_month, sql=FEATURE_MONTH_SQL, sort=("account_id", "feature", "key")
+    )
 
 
 FEATURE_MONTH_SQL = """
@@ -83,10 +94,16 @@ group by 1, 2, 3
 
 def _per_feature_month(tables: Tables) -> pd.DataFrame:
     ev = tables.lazy("usage_events")
-    return to_pandas(ev.with_columns(key=month_key(nw.col("event_time"))).group_by("account_id", "feature", "key").agg(
-        nw.col("event_time").min().alias("first_event"),
-        nw.col("event_time").dt.day().cast(nw.Int64).max().alias("last_day"),
-        nw.col("duration_seconds").sum().alias("seconds")), sort=["account_id", "feature", "key"])
+    return to_pandas(
+        ev.with_columns(key=month_key(nw.col("event_time")))
+        .group_by("account_id", "feature", "key")
+        .agg(
+            nw.col("event_time").min().alias("first_event"),
+            nw.col("event_time").dt.day().cast(nw.Int64).max().alias("last_day"),
+            nw.col("duration_seconds").sum().alias("seconds"),
+        ),
+        sort=["account_id", "feature", "key"],
+    )
 
 
 def user_months(user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
@@ -96,8 +113,10 @@ def user_months(user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd
 
 def days_in_month(calendar: pl.DataFrame) -> pd.DataFrame:
     """Each calendar month with its number of days."""
-    return to_pandas(nw.from_native(calendar.with_columns(days=pl.col("month_end").dt.day().cast(pl.Int64))
-                                    .select("month", "days")), sort=["month"])
+    return to_pandas(
+        nw.from_native(calendar.with_columns(days=pl.col("month_end").dt.day().cast(pl.Int64)).select("month", "days")),
+        sort=["month"],
+    )
 
 
 @table(needs=USAGE)
@@ -117,32 +136,67 @@ def active_users(tables: Tables, user_month_activity: pd.DataFrame, calendar: pl
     return out[["month", "dau", "wau", "mau", "days"]]
 
 
-@metric(label="DAU", formula="mean over the month's days of users with at least one event that day",
-        unit="count", direction="higher", level="operational", cadence="daily", sources=("U",), area="usage",
-        needs=USAGE)
+@metric(
+    label="DAU",
+    formula="mean over the month's days of users with at least one event that day",
+    unit="count",
+    direction="higher",
+    level="operational",
+    cadence="daily",
+    sources=("U",),
+    area="usage",
+    needs=USAGE,
+)
 def daily_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
     """Average daily active users in the month."""
     return _series(active_users.month, active_users.dau, active_users.days)
 
 
-@metric(label="WAU", formula="mean over the blocks days 1-7, 8-14, 15-21, 22-28 of users active in the block",
-        unit="count", direction="higher", level="operational", cadence="weekly", sources=("U",), area="usage",
-        needs=USAGE)
+@metric(
+    label="WAU",
+    formula="mean over the blocks days 1-7, 8-14, 15-21, 22-28 of users active in the block",
+    unit="count",
+    direction="higher",
+    level="operational",
+    cadence="weekly",
+    sources=("U",),
+    area="usage",
+    needs=USAGE,
+)
 def weekly_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
     """Average weekly active users in the month."""
     return _series(active_users.month, active_users.wau, active_users.mau)
 
 
-@metric(label="MAU", formula="users with at least one event in the month", unit="count", direction="higher",
-        level="supporting", sources=("U",), area="usage", needs=USAGE)
+@metric(
+    label="MAU",
+    formula="users with at least one event in the month",
+    unit="count",
+    direction="higher",
+    level="supporting",
+    sources=("U",),
+    area="usage",
+    needs=USAGE,
+)
 def monthly_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
     """Users active at least once in the month."""
     return _series(active_users.month, active_users.mau, active_users.mau)
 
 
-@metric(label="DAU/MAU", formula="mean DAU / MAU of the month", unit="fraction", direction="higher",
-        level="core", sources=("U",), area="usage", target=0.6, needs=USAGE,
-        long_term_target=0.8, target_source="U: B2B SaaS dashboard guide (DAU/MAU 60 % then 80 %)", tile=8)
+@metric(
+    label="DAU/MAU",
+    formula="mean DAU / MAU of the month",
+    unit="fraction",
+    direction="higher",
+    level="core",
+    sources=("U",),
+    area="usage",
+    target=0.6,
+    needs=USAGE,
+    long_term_target=0.8,
+    target_source="U: B2B SaaS dashboard guide (DAU/MAU 60 % then 80 %)",
+    tile=8,
+)
 def dau_mau_ratio(active_users: pd.DataFrame) -> pd.DataFrame:
     """Product stickiness: the share of monthly users active on an average day."""
     a = active_users
@@ -154,16 +208,23 @@ def user_cohort_retention(user_month_activity: pd.DataFrame, calendar: pl.DataFr
     """User retention triangle: users by month of first activity, share active k months later."""
     um = user_months(user_month_activity, calendar)
     cohort = um.groupby("user_id").key.transform("min")
-    counts = (um.assign(cohort_month=cohort, months_since_start=um.key - cohort)
-              .groupby(["cohort_month", "months_since_start"]).size().rename("active_users").reset_index())
+    counts = (
+        um.assign(cohort_month=cohort, months_since_start=um.key - cohort)
+        .groupby(["cohort_month", "months_since_start"])
+        .size()
+        .rename("active_users")
+        .reset_index()
+    )
     counts["cohort_month"] = months_of(counts.cohort_month)
     cols = ["cohort_month", "months_since_start", "cohort_users", "active_users", "retention_rate"]
     if counts.empty:
         return pd.DataFrame(columns=cols)
     size = counts[counts.months_since_start == 0].set_index("cohort_month").active_users.rename("cohort_users")
     last = month_of(int(calendar["month"].max()))
-    full = pd.DataFrame([(c, k) for c in size.index for k in range((last.year - c.year) * 12 + last.month - c.month + 1)],
-                        columns=["cohort_month", "months_since_start"])
+    full = pd.DataFrame(
+        [(c, k) for c in size.index for k in range((last.year - c.year) * 12 + last.month - c.month + 1)],
+        columns=["cohort_month", "months_since_start"],
+    )
     out = full.join(size, on="cohort_month").merge(counts, on=["cohort_month", "months_since_start"], how="left")
     out["active_users"] = out.active_users.fillna(0).astype("int64")
     out["cohort_users"] = out.cohort_users.astype("int64")
@@ -184,7 +245,9 @@ def user_lifecycle(user_month_activity: pd.DataFrame, calendar: pl.DataFrame, co
     active = um.assign(status=status).groupby(["key", "status"]).size().rename("users").reset_index()
     last = int(calendar["month"].max())
     gone = (nxt.isna() | (nxt > um.key + n)) & (um.key + n <= last)
-    dormant = (um.key[gone] + n).value_counts().rename("users").rename_axis("key").reset_index().assign(status="dormant")
+    dormant = (
+        (um.key[gone] + n).value_counts().rename("users").rename_axis("key").reset_index().assign(status="dormant")
+    )
     both = pd.concat([active, dormant], ignore_index=True)
     both["month"] = months_of(both.key)
     wide = both.pivot_table(index="month", columns="status", values="users", aggfunc="sum")

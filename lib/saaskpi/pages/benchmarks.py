@@ -1,6 +1,7 @@
 """Page 05, benchmarks: one account against its peers (same segment x lifecycle stage), the peer
 groups of every benchmarkable account metric, targets and guidelines with their sources, and every
 headline KPI against its target. Everything comes from the registry (targets are declared on the metrics)."""
+
 from __future__ import annotations
 
 import html
@@ -22,10 +23,12 @@ TREND_MONTHS = 24
 
 def _conventions(wb) -> str:
     c = wb.conventions
-    return (f"Peers: paying accounts of the same segment x lifecycle stage at the month end, compared when a group "
-            f"has at least {c.min_peers} accounts with a value; lifecycle: renewal within {c.renewal_window_days} "
-            f"days wins, onboarding < {c.onboarding_months} months, training < {c.training_months} months, "
-            f"extending at {c.extending_utilisation:.0%} licence utilisation")
+    return (
+        f"Peers: paying accounts of the same segment x lifecycle stage at the month end, compared when a group "
+        f"has at least {c.min_peers} accounts with a value; lifecycle: renewal within {c.renewal_window_days} "
+        f"days wins, onboarding < {c.onboarding_months} months, training < {c.training_months} months, "
+        f"extending at {c.extending_utilisation:.0%} licence utilisation"
+    )
 
 
 def show_header(wb) -> None:
@@ -38,8 +41,13 @@ def account_choices(wb) -> list[tuple[str, str]]:
     p = wb.table("paying_accounts_now").sort_values(["mrr", "account_id"], ascending=[False, True])
     stages = wb.table("lifecycle_stages").set_index("account_id").stage
     cur = wb.conventions.reporting_currency
-    return [(f"{r.account_name} · {r.segment} · {stages.get(r.account_id, '?')} · {fmt.money(r.mrr, cur)} MRR",
-             r.account_id) for r in p.itertuples()]
+    return [
+        (
+            f"{r.account_name} · {r.segment} · {stages.get(r.account_id, '?')} · {fmt.money(r.mrr, cur)} MRR",
+            r.account_id,
+        )
+        for r in p.itertuples()
+    ]
 
 
 def sentence(row: pd.Series, label: str, unit: str) -> str:
@@ -51,8 +59,10 @@ def sentence(row: pd.Series, label: str, unit: str) -> str:
     group = f"{row.segment} accounts in {row.stage}"
     if not row.compared:
         return f"{label} {v}: only {int(row.peers)} {group} have a value, fewer than needed to compare."
-    return (f"{label} {v} is the {fmt.ordinal(row.percentile)} percentile of {int(row.peers)} {group} (median "
-            f"{fmt.value(row['median'], unit)}, middle half {fmt.value(row.p25, unit)}–{fmt.value(row.p75, unit)}).")
+    return (
+        f"{label} {v} is the {fmt.ordinal(row.percentile)} percentile of {int(row.peers)} {group} (median "
+        f"{fmt.value(row['median'], unit)}, middle half {fmt.value(row.p25, unit)}–{fmt.value(row.p75, unit)})."
+    )
 
 
 def account_view(wb, account_id: str) -> tuple[str, list[alt.Chart]]:
@@ -60,8 +70,10 @@ def account_view(wb, account_id: str) -> tuple[str, list[alt.Chart]]:
     pb = wb.table("peer_benchmarks")
     rows = pb[pb.account_id == account_id]
     if rows.empty:
-        raise ParameterError(f"Account {account_id!r} is not a paying account of {wb.segment.label} at the end of "
-                             f"{wb.month_label}; pick one from the list.")
+        raise ParameterError(
+            f"Account {account_id!r} is not a paying account of {wb.segment.label} at the end of "
+            f"{wb.month_label}; pick one from the list."
+        )
     lines, panels = [], []
     for row in rows.itertuples(index=False):
         spec = ACCOUNT_METRICS[row.metric]
@@ -70,8 +82,10 @@ def account_view(wb, account_id: str) -> tuple[str, list[alt.Chart]]:
         if r.compared and not math.isnan(r.value):
             panels.append(charts.peer_position(r, spec.label, spec.unit, ""))
     first = rows.iloc[0]
-    head = (f'<div class="saaskpi-header"><b>{html.escape(str(first.account_name))}</b> · {html.escape(first.segment)} · '
-            f"{html.escape(first.stage)}</div><ul class=\"saaskpi-note\">{''.join(lines)}</ul>")
+    head = (
+        f'<div class="saaskpi-header"><b>{html.escape(str(first.account_name))}</b> · {html.escape(first.segment)} · '
+        f'{html.escape(first.stage)}</div><ul class="saaskpi-note">{"".join(lines)}</ul>'
+    )
     return head, panels
 
 
@@ -79,47 +93,71 @@ def _show_account(wb, account_id: str) -> None:
     head, panels = account_view(wb, account_id)
     display(widgets.styled(head))
     if panels:
-        widgets.show_chart(alt.vconcat(*panels).properties(
-            title=alt.Title("This account (point) against its peers", subtitle="band: middle half of the peers; "
-                            "tick: their median")), wb)
+        widgets.show_chart(
+            alt.vconcat(*panels).properties(
+                title=alt.Title(
+                    "This account (point) against its peers",
+                    subtitle="band: middle half of the peers; tick: their median",
+                )
+            ),
+            wb,
+        )
 
 
 def show_account_vs_peers(wb, account: str = "") -> None:
     """One account against its peers on every benchmarkable metric (the largest account unless one is named; an
     account picker in an app)."""
+
     def render(w):
         choices = account_choices(w)
         if not choices:
             display(widgets.note("No paying account at this month end."))
             return
         widgets.picked_view(w, choices, account, _show_account, "Account", "560px")
+
     widgets.section(wb, render)
 
 
 def peer_groups(wb) -> pd.DataFrame:
     """Per benchmarkable metric and segment x lifecycle stage: peers and their p25, median and p75."""
     pb = wb.table("peer_benchmarks")
-    return (pb.groupby(["metric", "segment", "stage"], as_index=False)
-            .agg(peers=("peers", "max"), p25=("p25", "first"), median=("median", "first"), p75=("p75", "first")))
+    return pb.groupby(["metric", "segment", "stage"], as_index=False).agg(
+        peers=("peers", "max"), p25=("p25", "first"), median=("median", "first"), p75=("p75", "first")
+    )
 
 
 def show_peer_groups(wb) -> None:
     """The peer range of every benchmarkable metric per segment x lifecycle stage; small groups flagged."""
+
     def render(w):
         groups = peer_groups(w)
         if groups.empty:
             display(widgets.note("No account metric can be computed from this source."))
             return
-        panels = [charts.peer_ranges(g, ACCOUNT_METRICS[m].label, ACCOUNT_METRICS[m].unit, w.conventions.min_peers)
-                  for m, g in groups.groupby("metric", sort=False) if g["median"].notna().any()]
+        panels = [
+            charts.peer_ranges(g, ACCOUNT_METRICS[m].label, ACCOUNT_METRICS[m].unit, w.conventions.min_peers)
+            for m, g in groups.groupby("metric", sort=False)
+            if g["median"].notna().any()
+        ]
         if panels:
-            widgets.show_chart(alt.concat(*panels, columns=2).properties(title=alt.Title(
-                "Peer ranges by segment and lifecycle stage", subtitle="bar: p25-p75; tick: median")), w)
+            widgets.show_chart(
+                alt.concat(*panels, columns=2).properties(
+                    title=alt.Title("Peer ranges by segment and lifecycle stage", subtitle="bar: p25-p75; tick: median")
+                ),
+                w,
+            )
         small = groups[groups.peers < w.conventions.min_peers]
         if len(small):
-            names = ", ".join(sorted({f"{r.segment} · {r.stage} ({ACCOUNT_METRICS[r.metric].label}: {r.peers})"
-                                      for r in small.itertuples()}))
+            names = ", ".join(
+                sorted(
+                    {
+                        f"{r.segment} · {r.stage} ({ACCOUNT_METRICS[r.metric].label}: {r.peers})"
+                        for r in small.itertuples()
+                    }
+                )
+            )
             display(widgets.note(f"Too few peers to compare (fewer than {w.conventions.min_peers}): {names}."))
+
     widgets.section(wb, render)
 
 
@@ -132,19 +170,27 @@ def targets_html(wb) -> str:
         source = (t.source if t else "") or f"registry default ({', '.join(m.sources)})"
         if name in wb.segment.targets:
             source = f"segment file {wb.segment.name}.yaml; " + source
-        rows.append([html.escape(m.label), html.escape(v.note or fmt.value(v.value, m.unit, cur)),
-                     f"{'≥' if m.direction == 'higher' else '≤'} {fmt.value(v.target, m.unit, cur)}",
-                     fmt.value(t.long_term, m.unit, cur) if t and t.long_term is not None else "",
-                     widgets.status_text(v.status, v.status), html.escape(source)])
+        rows.append(
+            [
+                html.escape(m.label),
+                html.escape(v.note or fmt.value(v.value, m.unit, cur)),
+                f"{'≥' if m.direction == 'higher' else '≤'} {fmt.value(v.target, m.unit, cur)}",
+                fmt.value(t.long_term, m.unit, cur) if t and t.long_term is not None else "",
+                widgets.status_text(v.status, v.status),
+                html.escape(source),
+            ]
+        )
     return widgets.html_table(["KPI", "now", "target", "long term", "status", "source"], rows, numeric=(1, 2, 3))
 
 
 def show_targets(wb) -> None:
     """Every KPI with a target as a tile (value, change, status, n), then the targets and guidelines from
     the metric declarations (and segment overrides) with their sources."""
+
     def render(w):
         display(widgets.kpi_tiles(w, [n for n in METRICS if w.target(n) is not None]))
         display(widgets.styled(targets_html(w)))
+
     widgets.section(wb, render)
 
 

@@ -1,7 +1,7 @@
 """Page 02, cohort retention and revenue: KPI tiles, the MRR bridge, cohort heatmaps, survival,
 trends against targets, and product stickiness. Each `show_*` is one notebook section."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import altair as alt
 from IPython.display import display
@@ -12,8 +12,17 @@ from ..metrics.cohorts import cohort_triangle, weighted_average_retention
 
 AREAS = registry.page_areas("cohort_retention")  # registry areas this page shows: their metrics go to the snapshot
 TILES = registry.tiles("cohort_retention")
-TRENDS = registry.page_metrics("cohort_retention", ["net_revenue_retention", "gross_revenue_retention", "net_mrr_churn_rate", "customer_churn_rate",
-          "mrr_growth_rate", "saas_quick_ratio"])
+TRENDS = registry.page_metrics(
+    "cohort_retention",
+    [
+        "net_revenue_retention",
+        "gross_revenue_retention",
+        "net_mrr_churn_rate",
+        "customer_churn_rate",
+        "mrr_growth_rate",
+        "saas_quick_ratio",
+    ],
+)
 TREND_MONTHS = 24
 
 
@@ -46,26 +55,44 @@ def show_mrr_bridge(wb) -> None:
 
 def _heatmaps(wb) -> None:
     logo, revenue = wb.table("cohort_logo_retention"), wb.table("cohort_revenue_retention")
-    logo_chart = charts.cohort_heatmap(logo, "retention_rate", "Logo retention: share of each cohort still paying",
-                                       tooltip=("cohort_accounts", "retained_accounts"))
-    revenue_chart = charts.cohort_heatmap(revenue, "revenue_retention", "Revenue retention: cohort MRR / starting MRR",
-                                          tooltip=("cohort_mrr", "mrr"))
+    logo_chart = charts.cohort_heatmap(
+        logo,
+        "retention_rate",
+        "Logo retention: share of each cohort still paying",
+        tooltip=("cohort_accounts", "retained_accounts"),
+    )
+    revenue_chart = charts.cohort_heatmap(
+        revenue, "revenue_retention", "Revenue retention: cohort MRR / starting MRR", tooltip=("cohort_mrr", "mrr")
+    )
     widgets.show_chart(alt.hconcat(logo_chart, revenue_chart).resolve_scale(color="independent"), wb)
     counts = charts.cohort_heatmap(logo, "retained_accounts", "Accounts still paying (count)", percent=False)
     averages = weighted_average_retention(logo).assign(measure="logo")
-    rev_avg = weighted_average_retention(revenue, "revenue_retention").rename(columns={"revenue_retention": "retention_rate"})
-    both = alt.layer(charts.weighted_average_line(averages, "retention_rate", ""),
-                     charts.weighted_average_line(rev_avg.assign(measure="revenue"), "retention_rate", ""))
-    widgets.show_chart(alt.hconcat(counts, both.encode(color=alt.Color("measure:N", title=None)).properties(
-        title=alt.Title("Weighted average over cohorts", subtitle="sum retained / sum cohort size at each age")))
-        .resolve_scale(color="independent"), wb)
+    rev_avg = weighted_average_retention(revenue, "revenue_retention").rename(
+        columns={"revenue_retention": "retention_rate"}
+    )
+    both = alt.layer(
+        charts.weighted_average_line(averages, "retention_rate", ""),
+        charts.weighted_average_line(rev_avg.assign(measure="revenue"), "retention_rate", ""),
+    )
+    widgets.show_chart(
+        alt.hconcat(
+            counts,
+            both.encode(color=alt.Color("measure:N", title=None)).properties(
+                title=alt.Title("Weighted average over cohorts", subtitle="sum retained / sum cohort size at each age")
+            ),
+        ).resolve_scale(color="independent"),
+        wb,
+    )
     accounts = wb.tables.frames["accounts"].to_pandas()
     by = []
     for column, label in (("segment", "segment"), ("acquisition_channel", "channel")):
         t = cohort_triangle(wb.table("account_mrr"), wb.as_of, accounts, by=column)
         avg = weighted_average_retention(t, by=column).rename(columns={column: label})
-        by.append(charts.weighted_average_line(avg, "retention_rate", f"Logo retention by {label}")
-                  .encode(color=alt.Color(f"{label}:N", title=None)))
+        by.append(
+            charts.weighted_average_line(avg, "retention_rate", f"Logo retention by {label}").encode(
+                color=alt.Color(f"{label}:N", title=None)
+            )
+        )
     widgets.show_chart(alt.hconcat(*by).resolve_scale(color="independent"), wb)
 
 
@@ -92,10 +119,18 @@ def _stickiness(wb) -> None:
     widgets.show_chart(alt.hconcat(charts.active_users(active), ratio).resolve_scale(color="independent"), wb)
     users = wb.table("user_cohort_retention")
     life = wb.table("user_lifecycle")
-    widgets.show_chart(alt.hconcat(
-        charts.cohort_heatmap(users, "retention_rate", "User retention by month of first activity",
-                              tooltip=("cohort_users", "active_users")),
-        charts.user_lifecycle(life[life.month <= wb.month].tail(TREND_MONTHS))).resolve_scale(color="independent"), wb)
+    widgets.show_chart(
+        alt.hconcat(
+            charts.cohort_heatmap(
+                users,
+                "retention_rate",
+                "User retention by month of first activity",
+                tooltip=("cohort_users", "active_users"),
+            ),
+            charts.user_lifecycle(life[life.month <= wb.month].tail(TREND_MONTHS)),
+        ).resolve_scale(color="independent"),
+        wb,
+    )
 
 
 def show_stickiness(wb) -> None:

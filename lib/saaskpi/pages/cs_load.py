@@ -2,6 +2,7 @@
 relationship and collections, account health with its backtest, the at-risk list, one CSM's book of
 business (a CSM picker in an app), CS load and hiring, cost to serve and the CSM scorecard.
 Settings: parameters/customer_success.yaml and parameters/health_score.yaml."""
+
 from __future__ import annotations
 
 import html
@@ -23,28 +24,79 @@ TOP_ROWS = 15
 HEADLINE = registry.tiles("cs_load")
 _SECTION = registry.page_metrics  # each section's metrics, checked to be this page's at import
 RENEWALS = _SECTION("cs_load", ["renewals_due_count", "renewals_due_arr", "renewal_rate", "renewals_minus_churn"])
-ADOPTION = _SECTION("cs_load", ["licence_utilisation_rate", "customer_engagement_score", "feature_adoption_rate",
-                                "feature_adoption_90_days", "feature_adoption_12_months", "time_in_product_per_user"])
-SUPPORT = _SECTION("cs_load", ["net_promoter_score", "customer_satisfaction", "first_contact_resolution",
-                               "first_response_hours", "first_response_hours_p90", "resolution_hours",
-                               "resolution_hours_p90", "sla_breach_rate"])
-RELATIONSHIP = _SECTION("cs_load", ["touchpoints_per_account", "stakeholder_coverage", "positive_sentiment_share",
-                                    "invoices_paid_on_time", "overdue_amount"])
-LOAD = _SECTION("cs_load", ["accounts_per_csm", "csm_capacity_utilisation", "csms_over_capacity_share", "max_csm_load",
-                            "cost_to_serve_per_account", "cost_to_serve_per_arr"])
-TRENDS = _SECTION("cs_load", ["renewal_rate", "average_health_score", "red_account_share", "health_backtest_auc",
-                              "licence_utilisation_rate", "customer_engagement_score", "net_promoter_score",
-                              "customer_satisfaction", "sla_breach_rate", "csm_capacity_utilisation", "max_csm_load"])
+ADOPTION = _SECTION(
+    "cs_load",
+    [
+        "licence_utilisation_rate",
+        "customer_engagement_score",
+        "feature_adoption_rate",
+        "feature_adoption_90_days",
+        "feature_adoption_12_months",
+        "time_in_product_per_user",
+    ],
+)
+SUPPORT = _SECTION(
+    "cs_load",
+    [
+        "net_promoter_score",
+        "customer_satisfaction",
+        "first_contact_resolution",
+        "first_response_hours",
+        "first_response_hours_p90",
+        "resolution_hours",
+        "resolution_hours_p90",
+        "sla_breach_rate",
+    ],
+)
+RELATIONSHIP = _SECTION(
+    "cs_load",
+    [
+        "touchpoints_per_account",
+        "stakeholder_coverage",
+        "positive_sentiment_share",
+        "invoices_paid_on_time",
+        "overdue_amount",
+    ],
+)
+LOAD = _SECTION(
+    "cs_load",
+    [
+        "accounts_per_csm",
+        "csm_capacity_utilisation",
+        "csms_over_capacity_share",
+        "max_csm_load",
+        "cost_to_serve_per_account",
+        "cost_to_serve_per_arr",
+    ],
+)
+TRENDS = _SECTION(
+    "cs_load",
+    [
+        "renewal_rate",
+        "average_health_score",
+        "red_account_share",
+        "health_backtest_auc",
+        "licence_utilisation_rate",
+        "customer_engagement_score",
+        "net_promoter_score",
+        "customer_satisfaction",
+        "sla_breach_rate",
+        "csm_capacity_utilisation",
+        "max_csm_load",
+    ],
+)
 BAND_MARK = {"red": "●", "yellow": "●", "green": "●", "n/a": "○"}
 
 
 def _conventions(wb) -> str:
     c, s = wb.conventions, wb.success_settings()
-    return (f"Lifecycle: renewal within {c.renewal_window_days} days wins, onboarding < {c.onboarding_months} months, "
-            f"training < {c.training_months} months, extending at {c.extending_utilisation:.0%} licence utilisation; "
-            f"health bands red ≤ {s.health.red}, yellow ≤ {s.health.yellow}, green above (health_score.yaml); "
-            f"support, touchpoints and sentiment over the {s.window_days} days to the month end, NPS over "
-            f"{c.nps_window_days} days (customer_success.yaml)")
+    return (
+        f"Lifecycle: renewal within {c.renewal_window_days} days wins, onboarding < {c.onboarding_months} months, "
+        f"training < {c.training_months} months, extending at {c.extending_utilisation:.0%} licence utilisation; "
+        f"health bands red ≤ {s.health.red}, yellow ≤ {s.health.yellow}, green above (health_score.yaml); "
+        f"support, touchpoints and sentiment over the {s.window_days} days to the month end, NPS over "
+        f"{c.nps_window_days} days (customer_success.yaml)"
+    )
 
 
 def show_header(wb) -> None:
@@ -76,18 +128,26 @@ def lifecycle_html(wb) -> str:
     """Accounts and mean months in stage per lifecycle stage at the month end."""
     t = wb.table("lifecycle_by_month")
     now = t[t.month == wb.month].set_index("stage").reindex(list(STAGES))
-    rows = [[html.escape(stage), _int(r.accounts if r.accounts == r.accounts else 0),
-             _num(r.mean_months_in_stage, "months")] for stage, r in now.iterrows()]
+    rows = [
+        [
+            html.escape(stage),
+            _int(r.accounts if r.accounts == r.accounts else 0),
+            _num(r.mean_months_in_stage, "months"),
+        ]
+        for stage, r in now.iterrows()
+    ]
     return widgets.html_table(["stage", "accounts", "months in stage (mean)"], rows, numeric=(1, 2))
 
 
 def show_lifecycle(wb) -> None:
     """Paying accounts per lifecycle stage by month, and the count and time in each stage now."""
+
     def render(w):
         t = w.table("lifecycle_by_month")
         t = t[(t.month <= w.month) & (t.month > w.month - pd.DateOffset(months=TREND_MONTHS))]
         widgets.show_chart(charts.lifecycle_stack(t), w)
         display(widgets.styled(lifecycle_html(w)))
+
     widgets.section(wb, render)
 
 
@@ -95,25 +155,43 @@ def renewals_html(due: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> st
     """Renewals due: account, CSM, term end, days to it, ARR and health."""
     if due.empty:
         return '<div class="saaskpi-note">No contract term ends within the renewal window.</div>'
-    rows = [[html.escape(str(r.account_name)), html.escape(str(r.csm_id or NO_CSM)), f"{r.term_end:%Y-%m-%d}",
-             _int(r.days_to_renewal), fmt.money(r.arr, currency), _num(r.health, "score"), _band(r.band)]
-            for r in due.head(limit).itertuples()]
-    more = f'<div class="saaskpi-note">{len(due) - limit} more in `saaskpi table renewals_due`.</div>' if len(due) > limit else ""
-    return widgets.html_table(["account", "CSM", "term ends", "days", "ARR", "health", "band"], rows,
-                              numeric=(3, 4, 5)) + more
+    rows = [
+        [
+            html.escape(str(r.account_name)),
+            html.escape(str(r.csm_id or NO_CSM)),
+            f"{r.term_end:%Y-%m-%d}",
+            _int(r.days_to_renewal),
+            fmt.money(r.arr, currency),
+            _num(r.health, "score"),
+            _band(r.band),
+        ]
+        for r in due.head(limit).itertuples()
+    ]
+    more = (
+        f'<div class="saaskpi-note">{len(due) - limit} more in `saaskpi table renewals_due`.</div>'
+        if len(due) > limit
+        else ""
+    )
+    return (
+        widgets.html_table(["account", "CSM", "term ends", "days", "ARR", "health", "band"], rows, numeric=(3, 4, 5))
+        + more
+    )
 
 
 def show_renewals(wb) -> None:
     """Renewals due within the window (count, ARR, health), renewal rate and renewals minus churn."""
+
     def render(w):
         display(widgets.kpi_tiles(w, RENEWALS))
         display(widgets.styled(renewals_html(w.table("renewals_due"), w.conventions.reporting_currency)))
+
     widgets.section(wb, render)
 
 
 # --------------------------------------------------------------------------- adoption, support, relationship
 def show_adoption(wb) -> None:
     """Licence utilisation, engagement score, feature adoption (now, at 90 days, at 12 months), time in product."""
+
     def render(w):
         w.require("usage_events", what="Adoption and usage")
         display(widgets.kpi_tiles(w, ADOPTION))
@@ -122,57 +200,114 @@ def show_adoption(wb) -> None:
         panels = [charts.feature_bars(f[f.month == w.month])]
         if len(t):
             now = t[t.month == w.month]
-            panels.append(alt.Chart(now).mark_bar().encode(
-                y=alt.Y("feature:N", sort="-x", title=None),
-                x=alt.X("minutes_per_active_user:Q", title="minutes per active user"),
-                tooltip=["feature:N", alt.Tooltip("minutes_per_active_user:Q", format=".1f"),
-                         alt.Tooltip("minutes:Q", format=",.0f")]).properties(
-                width=300, height=alt.Step(20), title=alt.Title("Time in product by feature area",
-                                                                subtitle="this month")))
+            panels.append(
+                alt.Chart(now)
+                .mark_bar()
+                .encode(
+                    y=alt.Y("feature:N", sort="-x", title=None),
+                    x=alt.X("minutes_per_active_user:Q", title="minutes per active user"),
+                    tooltip=[
+                        "feature:N",
+                        alt.Tooltip("minutes_per_active_user:Q", format=".1f"),
+                        alt.Tooltip("minutes:Q", format=",.0f"),
+                    ],
+                )
+                .properties(
+                    width=300,
+                    height=alt.Step(20),
+                    title=alt.Title("Time in product by feature area", subtitle="this month"),
+                )
+            )
         widgets.show_chart(alt.hconcat(*panels), w)
+
     widgets.section(wb, render)
 
 
 def support_html(sla: pd.DataFrame) -> str:
     """Per priority: tickets, SLA, first response and resolution hours (median, p90), breaches, FCR."""
     h = lambda v: _num(v, "hours")  # noqa: E731
-    rows = [[html.escape(r.priority), _int(r.tickets), h(r.sla_hours), h(r.response_median), h(r.response_p90),
-             h(r.resolution_median), h(r.resolution_p90), _num(r.breach_rate, "fraction"),
-             _num(r.first_contact_resolution, "fraction")] for r in sla.itertuples()]
-    return widgets.html_table(["priority", "tickets", "SLA", "response median", "response p90", "resolution median",
-                               "resolution p90", "SLA breached", "first-contact resolution"], rows,
-                              numeric=tuple(range(1, 9)))
+    rows = [
+        [
+            html.escape(r.priority),
+            _int(r.tickets),
+            h(r.sla_hours),
+            h(r.response_median),
+            h(r.response_p90),
+            h(r.resolution_median),
+            h(r.resolution_p90),
+            _num(r.breach_rate, "fraction"),
+            _num(r.first_contact_resolution, "fraction"),
+        ]
+        for r in sla.itertuples()
+    ]
+    return widgets.html_table(
+        [
+            "priority",
+            "tickets",
+            "SLA",
+            "response median",
+            "response p90",
+            "resolution median",
+            "resolution p90",
+            "SLA breached",
+            "first-contact resolution",
+        ],
+        rows,
+        numeric=tuple(range(1, 9)),
+    )
 
 
 def show_support(wb) -> None:
     """NPS, CSAT, first-contact resolution, response and resolution times and SLA breaches by priority."""
+
     def render(w):
         display(widgets.kpi_tiles(w, w.available(SUPPORT)))
         if w.has("support_tickets"):
             s = w.success_settings()
-            display(widgets.styled(f'<div class="saaskpi-note">Tickets opened in the {s.window_days} days to the '
-                                   "month end, by priority (SLA hours in customer_success.yaml)</div>"
-                                   + support_html(w.table("support_sla"))))
+            display(
+                widgets.styled(
+                    f'<div class="saaskpi-note">Tickets opened in the {s.window_days} days to the '
+                    "month end, by priority (SLA hours in customer_success.yaml)</div>"
+                    + support_html(w.table("support_sla"))
+                )
+            )
+
     widgets.section(wb, render)
 
 
 def show_relationship(wb) -> None:
     """Touchpoints, stakeholder coverage and sentiment of CS conversations; invoices paid on time and overdue."""
+
     def render(w):
         display(widgets.kpi_tiles(w, w.available(RELATIONSHIP)))
         if w.has("cs_touchpoints"):
             mix = w.table("sentiment_mix")
-            long = mix.melt(id_vars=["segment"], value_vars=["positive", "neutral", "negative"], var_name="sentiment",
-                            value_name="count")
+            long = mix.melt(
+                id_vars=["segment"],
+                value_vars=["positive", "neutral", "negative"],
+                var_name="sentiment",
+                value_name="count",
+            )
             colours = {"positive": "#16a34a", "neutral": "#94a3b8", "negative": "#dc2626"}
-            widgets.show_chart(alt.Chart(long).mark_bar().encode(
-                y=alt.Y("segment:N", title=None), x=alt.X("count:Q", stack="normalize", title=None,
-                                                           axis=alt.Axis(format="%")),
-                color=alt.Color("sentiment:N", scale=theme.scale(colours), title=None),
-                order=alt.Order("order:Q"), tooltip=["segment:N", "sentiment:N", alt.Tooltip("count:Q", title="touchpoints")],
-            ).transform_calculate(order="indexof(['positive', 'neutral', 'negative'], datum.sentiment)").properties(
-                width=420, height=alt.Step(24), title=alt.Title("Sentiment mix", subtitle="touchpoints in the window "
-                                                                "by sentiment")), w)
+            widgets.show_chart(
+                alt.Chart(long)
+                .mark_bar()
+                .encode(
+                    y=alt.Y("segment:N", title=None),
+                    x=alt.X("count:Q", stack="normalize", title=None, axis=alt.Axis(format="%")),
+                    color=alt.Color("sentiment:N", scale=theme.scale(colours), title=None),
+                    order=alt.Order("order:Q"),
+                    tooltip=["segment:N", "sentiment:N", alt.Tooltip("count:Q", title="touchpoints")],
+                )
+                .transform_calculate(order="indexof(['positive', 'neutral', 'negative'], datum.sentiment)")
+                .properties(
+                    width=420,
+                    height=alt.Step(24),
+                    title=alt.Title("Sentiment mix", subtitle="touchpoints in the window by sentiment"),
+                ),
+                w,
+            )
+
     widgets.section(wb, render)
 
 
@@ -181,38 +316,63 @@ def components_note(health: pd.DataFrame) -> str:
     """How many components the scores used: 'components used: 8 of 8 for 410 accounts, 6 of 8 for 200, ...'."""
     counts = health.groupby(["components_used", "components_possible"]).size().sort_index(ascending=False)
     parts = [f"{int(u)} of {int(p)} for {n} account{'s' if n != 1 else ''}" for (u, p), n in counts.items()]
-    return ("Components used (a component without data is skipped and the other weights re-scaled): "
-            + "; ".join(parts) + ".") if parts else "No account has a health score."
+    return (
+        (
+            "Components used (a component without data is skipped and the other weights re-scaled): "
+            + "; ".join(parts)
+            + "."
+        )
+        if parts
+        else "No account has a health score."
+    )
 
 
 def show_health(wb) -> None:
     """Health bands by segment, lifecycle stage and CSM, the portfolio's mean, and components used."""
+
     def render(w):
         r = w.table("health_rollup")
         if r.empty:
             display(widgets.note("No paying account has a health score this month."))
             return
-        panels = [charts.band_shares(r[r.level == level], title, "share of accounts per band")
-                  for level, title in (("portfolio", "Portfolio"), ("segment", "By segment"),
-                                       ("stage", "By lifecycle stage"), ("csm", "By CSM"))]
+        panels = [
+            charts.band_shares(r[r.level == level], title, "share of accounts per band")
+            for level, title in (
+                ("portfolio", "Portfolio"),
+                ("segment", "By segment"),
+                ("stage", "By lifecycle stage"),
+                ("csm", "By CSM"),
+            )
+        ]
         widgets.show_chart(alt.vconcat(alt.hconcat(panels[0], panels[1]), alt.hconcat(panels[2], panels[3])), w)
         display(widgets.note(components_note(w.table("account_health"))))
+
     widgets.section(wb, render)
 
 
 def show_backtest(wb) -> None:
     """Churn and contraction in the 3 months after a score by band, and the ROC AUC of health against churn."""
+
     def render(w):
         b = w.table("health_backtest")
         auc = b[b.band == "all"].auc.iloc[0]
-        widgets.show_chart(alt.hconcat(charts.backtest_bars(b), widgets.metric_trend(w, "health_backtest_auc",
-                                                                                   TREND_MONTHS).properties(width=300)), w)
+        widgets.show_chart(
+            alt.hconcat(
+                charts.backtest_bars(b),
+                widgets.metric_trend(w, "health_backtest_auc", TREND_MONTHS).properties(width=300),
+            ),
+            w,
+        )
         total = b[b.band == "all"].iloc[0]
-        display(widgets.note(
-            f"ROC AUC of the score 3 months earlier against churn since: {'n/a' if auc != auc else f'{auc:.2f}'} over "
-            f"{_int(total.account_months)} account-months with {_int(total.churned)} churns "
-            "(0.5 = no better than chance, 1 = every churner scored below every stayer). Adjust the weights in "
-            "parameters/health_score.yaml and watch this number."))
+        display(
+            widgets.note(
+                f"ROC AUC of the score 3 months earlier against churn since: {'n/a' if auc != auc else f'{auc:.2f}'} over "
+                f"{_int(total.account_months)} account-months with {_int(total.churned)} churns "
+                "(0.5 = no better than chance, 1 = every churner scored below every stayer). Adjust the weights in "
+                "parameters/health_score.yaml and watch this number."
+            )
+        )
+
     widgets.section(wb, render)
 
 
@@ -220,23 +380,48 @@ def at_risk_html(risky: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> s
     """Red or falling accounts with what pulled them down, renewal date, ARR and owner."""
     if risky.empty:
         return '<div class="saaskpi-note">No red or falling account this month.</div>'
-    rows = [[html.escape(str(r.account_name)), html.escape(str(r.csm_id or NO_CSM)), _band(r.band),
-             _num(r.health, "score"), _num(r.change, "score"), html.escape(r.pulled_down_by),
-             f"{r.term_end:%Y-%m-%d}" if pd.notna(r.term_end) else "monthly", fmt.money(r.arr, currency),
-             html.escape(str(r.stage))] for r in risky.head(limit).itertuples()]
-    more = (f'<div class="saaskpi-note">{len(risky) - limit} more in `saaskpi table at_risk_accounts`.</div>'
-            if len(risky) > limit else "")
-    return widgets.html_table(["account", "CSM", "band", "health", "change", "pulled down by", "term ends", "ARR",
-                               "stage"], rows, numeric=(3, 4, 7)) + more
+    rows = [
+        [
+            html.escape(str(r.account_name)),
+            html.escape(str(r.csm_id or NO_CSM)),
+            _band(r.band),
+            _num(r.health, "score"),
+            _num(r.change, "score"),
+            html.escape(r.pulled_down_by),
+            f"{r.term_end:%Y-%m-%d}" if pd.notna(r.term_end) else "monthly",
+            fmt.money(r.arr, currency),
+            html.escape(str(r.stage)),
+        ]
+        for r in risky.head(limit).itertuples()
+    ]
+    more = (
+        f'<div class="saaskpi-note">{len(risky) - limit} more in `saaskpi table at_risk_accounts`.</div>'
+        if len(risky) > limit
+        else ""
+    )
+    return (
+        widgets.html_table(
+            ["account", "CSM", "band", "health", "change", "pulled down by", "term ends", "ARR", "stage"],
+            rows,
+            numeric=(3, 4, 7),
+        )
+        + more
+    )
 
 
 def show_at_risk(wb) -> None:
     """Red and falling accounts, riskiest first, with the components that pulled them down."""
+
     def render(w):
         s = w.success_settings()
-        display(widgets.styled(f'<div class="saaskpi-note">Red, or down {s.falling_points:g}+ points in '
-                               f"{s.falling_months} months; components below 50 listed lowest first</div>"
-                               + at_risk_html(w.table("at_risk_accounts"), w.conventions.reporting_currency)))
+        display(
+            widgets.styled(
+                f'<div class="saaskpi-note">Red, or down {s.falling_points:g}+ points in '
+                f"{s.falling_months} months; components below 50 listed lowest first</div>"
+                + at_risk_html(w.table("at_risk_accounts"), w.conventions.reporting_currency)
+            )
+        )
+
     widgets.section(wb, render)
 
 
@@ -244,8 +429,9 @@ def show_at_risk(wb) -> None:
 def csm_choices(wb) -> list[tuple[str, str]]:
     """(label, csm_id) of the CSMs on the team (or owning accounts), most accounts first; accounts without a CSM last."""
     load = wb.table("csm_load") if wb.has("team") else pd.DataFrame(columns=["csm_id", "name", "accounts"])
-    load = load.assign(unowned=load.csm_id == NO_CSM).sort_values(["unowned", "accounts", "csm_id"],
-                                                                   ascending=[True, False, True])
+    load = load.assign(unowned=load.csm_id == NO_CSM).sort_values(
+        ["unowned", "accounts", "csm_id"], ascending=[True, False, True]
+    )
     return [(f"{r.name} · {int(r.accounts)} accounts", r.csm_id) for r in load.itertuples()]
 
 
@@ -253,15 +439,21 @@ def book_view(wb, csm_id: str) -> None:
     """One CSM's book: load line, renewals due, red and falling accounts with their health trend, activity heatmap."""
     health = wb.table("account_health")
     if csm_id not in [c[1] for c in csm_choices(wb)]:
-        raise ParameterError(f"CSM {csm_id!r} is not on the team of {wb.segment.label} at the end of {wb.month_label} "
-                             "and owns no paying account; pick one from the list (team.member_id).")
+        raise ParameterError(
+            f"CSM {csm_id!r} is not on the team of {wb.segment.label} at the end of {wb.month_label} "
+            "and owns no paying account; pick one from the list (team.member_id)."
+        )
     mine = health[health.csm_id.fillna(NO_CSM) == csm_id]
     cur = wb.conventions.reporting_currency
     counts = mine.band.value_counts()
-    display(widgets.styled(
-        f'<div class="saaskpi-header"><b>{html.escape(csm_id)}</b> · {len(mine)} paying accounts · '
-        f"{fmt.money(mine.arr.sum(), cur)} ARR · " + " ".join(f"{_band(b)} {counts.get(b, 0)}" for b in ("red", "yellow", "green"))
-        + "</div>"))
+    display(
+        widgets.styled(
+            f'<div class="saaskpi-header"><b>{html.escape(csm_id)}</b> · {len(mine)} paying accounts · '
+            f"{fmt.money(mine.arr.sum(), cur)} ARR · "
+            + " ".join(f"{_band(b)} {counts.get(b, 0)}" for b in ("red", "yellow", "green"))
+            + "</div>"
+        )
+    )
     due = wb.table("renewals_due")
     display(widgets.styled("<b>Renewals due</b>" + renewals_html(due[due.csm_id.fillna(NO_CSM) == csm_id], cur)))
     risky = wb.table("at_risk_accounts")
@@ -270,8 +462,11 @@ def book_view(wb, csm_id: str) -> None:
     names = account_names(wb.tables).to_dict()
     if len(risky):
         trend = wb.table("health_trend")
-        trend = trend[trend.account_id.isin(risky.account_id.head(6))
-                      & (trend.month > wb.month - pd.DateOffset(months=12)) & (trend.month <= wb.month)]
+        trend = trend[
+            trend.account_id.isin(risky.account_id.head(6))
+            & (trend.month > wb.month - pd.DateOffset(months=12))
+            & (trend.month <= wb.month)
+        ]
         widgets.show_chart(charts.health_trends(trend, names), wb)
     if wb.has("usage_events"):
         act = wb.table("account_weekly_activity")
@@ -283,38 +478,92 @@ def book_view(wb, csm_id: str) -> None:
 
 def show_book_of_business(wb, csm: str = "") -> None:
     """One CSM's book of business (the CSM with most accounts unless one is named; a CSM picker in an app)."""
+
     def render(w):
         choices = csm_choices(w)
         if not choices:
             display(widgets.note("No CSM: the source has no team table or no paying account with a CSM."))
             return
         widgets.picked_view(w, choices, csm, book_view, "CSM")
+
     widgets.section(wb, render)
 
 
 # --------------------------------------------------------------------------- load, hiring, cost, scorecard
 def load_html(load: pd.DataFrame, currency: str) -> str:
-    rows = [[html.escape(str(r.name)), html.escape(str(r.segment or "")), _int(r.accounts), fmt.money(r.arr, currency),
-             *[_int(getattr(r, s)) for s in STAGES], _int(r.renewals_due), _int(r.red_accounts),
-             _int(r.open_tickets), _int(r.touchpoints), _int(r.capacity),
-             widgets.status_text(_num(r.load, "fraction"), "off" if r.load > 1 else "on") if r.load == r.load else "n/a"]
-            for r in load.itertuples()]
-    return widgets.html_table(["CSM", "segment", "accounts", "ARR", *STAGES, "renewals due", "red", "open tickets",
-                               "touchpoints", "capacity", "load"], rows, numeric=tuple(range(2, 16)))
+    rows = [
+        [
+            html.escape(str(r.name)),
+            html.escape(str(r.segment or "")),
+            _int(r.accounts),
+            fmt.money(r.arr, currency),
+            *[_int(getattr(r, s)) for s in STAGES],
+            _int(r.renewals_due),
+            _int(r.red_accounts),
+            _int(r.open_tickets),
+            _int(r.touchpoints),
+            _int(r.capacity),
+            widgets.status_text(_num(r.load, "fraction"), "off" if r.load > 1 else "on") if r.load == r.load else "n/a",
+        ]
+        for r in load.itertuples()
+    ]
+    return widgets.html_table(
+        [
+            "CSM",
+            "segment",
+            "accounts",
+            "ARR",
+            *STAGES,
+            "renewals due",
+            "red",
+            "open tickets",
+            "touchpoints",
+            "capacity",
+            "load",
+        ],
+        rows,
+        numeric=tuple(range(2, 16)),
+    )
 
 
 def hiring_html(forecast: pd.DataFrame) -> str:
-    rows = [[html.escape(r.segment), f"+{r.horizon_months} mo", _int(r.paying_now), f"{r.trend_per_month:+.1f}",
-             _int(round(r.projected_accounts)), _num(r.csm_coverage, "fraction"), _int(r.capacity_per_csm),
-             _int(r.csms_needed), _int(r.csms_now),
-             widgets.status_text(_int(r.to_hire), "off" if r.to_hire > 0 else "on")] for r in forecast.itertuples()]
-    return widgets.html_table(["segment", "horizon", "paying now", "trend / month", "projected", "with a CSM",
-                               "capacity / CSM", "CSMs needed", "CSMs now", "to hire"], rows, numeric=tuple(range(2, 10)))
+    rows = [
+        [
+            html.escape(r.segment),
+            f"+{r.horizon_months} mo",
+            _int(r.paying_now),
+            f"{r.trend_per_month:+.1f}",
+            _int(round(r.projected_accounts)),
+            _num(r.csm_coverage, "fraction"),
+            _int(r.capacity_per_csm),
+            _int(r.csms_needed),
+            _int(r.csms_now),
+            widgets.status_text(_int(r.to_hire), "off" if r.to_hire > 0 else "on"),
+        ]
+        for r in forecast.itertuples()
+    ]
+    return widgets.html_table(
+        [
+            "segment",
+            "horizon",
+            "paying now",
+            "trend / month",
+            "projected",
+            "with a CSM",
+            "capacity / CSM",
+            "CSMs needed",
+            "CSMs now",
+            "to hire",
+        ],
+        rows,
+        numeric=tuple(range(2, 10)),
+    )
 
 
 def show_cs_load(wb) -> None:
     """Per CSM: accounts, ARR, stages, renewals, red accounts, tickets, touchpoints, load against capacity; and the
     CSMs needed in 1, 3 and 6 months."""
+
     def render(w):
         w.require("team", what="CS load")
         display(widgets.kpi_tiles(w, w.available(LOAD)))
@@ -322,40 +571,96 @@ def show_cs_load(wb) -> None:
         widgets.show_chart(charts.load_vs_capacity(load), w)
         cur = w.conventions.reporting_currency
         s = w.success_settings()
-        display(widgets.styled(load_html(load, cur) + f'<div class="saaskpi-note">Hiring forecast: paying accounts '
-                               f"projected on their trend over the last {s.forecast_history_months} months; CSMs needed "
-                               "= accounts to cover / capacity, rounded up (csm_capacity in customer_success.yaml)</div>"
-                               + hiring_html(w.table("hiring_forecast"))))
+        display(
+            widgets.styled(
+                load_html(load, cur) + f'<div class="saaskpi-note">Hiring forecast: paying accounts '
+                f"projected on their trend over the last {s.forecast_history_months} months; CSMs needed "
+                "= accounts to cover / capacity, rounded up (csm_capacity in customer_success.yaml)</div>"
+                + hiring_html(w.table("hiring_forecast"))
+            )
+        )
+
     widgets.section(wb, render)
 
 
 def scorecard_html(card: pd.DataFrame, currency: str) -> str:
-    rows = [[html.escape(str(r.name)), _int(r.accounts), fmt.money(r.arr, currency), _num(r.nrr_12m, "fraction"),
-             _num(r.logo_churn_12m, "fraction"), _num(r.csat, "fraction"), _num(r.nps, "score"),
-             _num(r.response_hours_median, "hours"), _int(r.touchpoints), fmt.money(r.upsell_mrr_12m, currency)]
-            for r in card.itertuples()]
-    return widgets.html_table(["CSM", "accounts", "ARR", "NRR 12m", "logo churn 12m", "CSAT", "NPS",
-                               "first response (median)", "touchpoints", "upsell MRR 12m"], rows, numeric=tuple(range(1, 10)))
+    rows = [
+        [
+            html.escape(str(r.name)),
+            _int(r.accounts),
+            fmt.money(r.arr, currency),
+            _num(r.nrr_12m, "fraction"),
+            _num(r.logo_churn_12m, "fraction"),
+            _num(r.csat, "fraction"),
+            _num(r.nps, "score"),
+            _num(r.response_hours_median, "hours"),
+            _int(r.touchpoints),
+            fmt.money(r.upsell_mrr_12m, currency),
+        ]
+        for r in card.itertuples()
+    ]
+    return widgets.html_table(
+        [
+            "CSM",
+            "accounts",
+            "ARR",
+            "NRR 12m",
+            "logo churn 12m",
+            "CSAT",
+            "NPS",
+            "first response (median)",
+            "touchpoints",
+            "upsell MRR 12m",
+        ],
+        rows,
+        numeric=tuple(range(1, 10)),
+    )
 
 
 def show_cost_and_scorecard(wb) -> None:
     """Cost to serve per account and per $ of ARR by segment and item, and the CSM effectiveness scorecard."""
+
     def render(w):
         cur = w.conventions.reporting_currency
         if w.has("spend"):
             cost = w.table("cost_to_serve")
             if len(cost):
                 widgets.show_chart(charts.cost_stack(cost), w)
-                rows = [[html.escape(r.segment), _int(r.accounts), fmt.money(r.cs_spend, cur),
-                         fmt.money(r.per_account, cur), _num(r.per_arr_dollar, "number")] for r in cost.itertuples()]
-                display(widgets.styled(widgets.html_table(["segment", "paying accounts", "CS spend (month)",
-                                                           "per account", "per $ of ARR (annualised)"], rows,
-                                                          numeric=(1, 2, 3, 4))))
+                rows = [
+                    [
+                        html.escape(r.segment),
+                        _int(r.accounts),
+                        fmt.money(r.cs_spend, cur),
+                        fmt.money(r.per_account, cur),
+                        _num(r.per_arr_dollar, "number"),
+                    ]
+                    for r in cost.itertuples()
+                ]
+                display(
+                    widgets.styled(
+                        widgets.html_table(
+                            [
+                                "segment",
+                                "paying accounts",
+                                "CS spend (month)",
+                                "per account",
+                                "per $ of ARR (annualised)",
+                            ],
+                            rows,
+                            numeric=(1, 2, 3, 4),
+                        )
+                    )
+                )
         if w.has("team"):
-            display(widgets.styled('<div class="saaskpi-note">CSM scorecard: each CSM\'s current book; NRR and logo '
-                                   "churn of the accounts paying 12 months ago; CSAT, NPS, response time and touchpoints "
-                                   "in the window; upsell = expansion MRR added in the last 12 months</div>"
-                                   + scorecard_html(w.table("csm_scorecard"), cur)))
+            display(
+                widgets.styled(
+                    '<div class="saaskpi-note">CSM scorecard: each CSM\'s current book; NRR and logo '
+                    "churn of the accounts paying 12 months ago; CSAT, NPS, response time and touchpoints "
+                    "in the window; upsell = expansion MRR added in the last 12 months</div>"
+                    + scorecard_html(w.table("csm_scorecard"), cur)
+                )
+            )
+
     widgets.section(wb, render)
 
 

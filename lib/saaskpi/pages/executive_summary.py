@@ -2,11 +2,11 @@
 customer-journey article, alerts, the metric hierarchy and links to every other page. Everything is
 read from the registry and `parameters/executive.yaml`, so a metric added later appears without
 editing the notebook."""
+
 from __future__ import annotations
 
 import html
 import json
-
 from functools import lru_cache
 
 from IPython.display import display
@@ -45,18 +45,25 @@ def show_header(wb, business_stage: str = "") -> None:
     """Segment and month (with the controls in an app); the business stage, north star and conventions folded."""
     ex = settings()
     stage = stage_of(business_stage)
-    widgets.page_header(wb, lambda w: (f"Business stage: {stage} (parameters/executive.yaml decides what leads). "
-                                       f"North star: {METRICS[ex.north_star].label}. Every rate shows its n; "
-                                       f"fewer than {w.conventions.low_n_threshold} is flagged as a small sample"))
+    widgets.page_header(
+        wb,
+        lambda w: (
+            f"Business stage: {stage} (parameters/executive.yaml decides what leads). "
+            f"North star: {METRICS[ex.north_star].label}. Every rate shows its n; "
+            f"fewer than {w.conventions.low_n_threshold} is flagged as a small sample"
+        ),
+    )
 
 
 def show_revenue(wb) -> None:
     """MRR, ARR and net new MRR as big numbers with their change, then MRR and its movements across the page."""
+
     def render(w):
         display(widgets.kpi_tiles(w, REVENUE, big=True))
         months = w.table("mrr_movements")
         months = months[months.month <= w.month].tail(TREND_MONTHS)
         widgets.show_chart(charts.revenue_overview(months, widgets.currency_axis(w)), w)
+
     widgets.section(wb, render)
 
 
@@ -68,6 +75,7 @@ def headline(business_stage: str = "") -> list[str]:
 
 def show_headline(wb, business_stage: str = "") -> None:
     """The north star and what leads at the business stage: a row of tiles, then their trends across the page."""
+
     def render(w):
         names = w.available(headline(business_stage))
         if not names:
@@ -75,6 +83,7 @@ def show_headline(wb, business_stage: str = "") -> None:
             return
         display(widgets.kpi_tiles(w, names, first_is_north_star=names[0] == settings().north_star))
         widgets.trend_grid(w, names, TREND_MONTHS, columns=3)
+
     widgets.section(wb, render)
 
 
@@ -86,9 +95,14 @@ def top7_html(wb, business_stage: str = "") -> str:
     for group, names in settings().top7.items():
         rest = [n for n in names if n not in shown]
         tiles = "".join(widgets.tile_html(wb, n) for n in rest) or (
-            '<div class="saaskpi-note">shown above: ' + html.escape(", ".join(METRICS[n].label for n in names)) + "</div>")
-        rows.append(f'<div class="saaskpi-group"><div class="saaskpi-group-label">{html.escape(group)}</div>'
-                    f'<div class="kpi-grid">{tiles}</div></div>')
+            '<div class="saaskpi-note">shown above: '
+            + html.escape(", ".join(METRICS[n].label for n in names))
+            + "</div>"
+        )
+        rows.append(
+            f'<div class="saaskpi-group"><div class="saaskpi-group-label">{html.escape(group)}</div>'
+            f'<div class="kpi-grid">{tiles}</div></div>'
+        )
     return "".join(rows)
 
 
@@ -109,17 +123,28 @@ def hierarchy_html(wb) -> str:
     cur = wb.conventions.reporting_currency
     parts = []
     for level in LEVELS:
-        names = sorted((n for n, m in METRICS.items() if m.level == level),
-                       key=lambda n: (CADENCE_ORDER[METRICS[n].cadence], METRICS[n].area, METRICS[n].label))
+        names = sorted(
+            (n for n, m in METRICS.items() if m.level == level),
+            key=lambda n: (CADENCE_ORDER[METRICS[n].cadence], METRICS[n].area, METRICS[n].label),
+        )
         rows = []
         for n in names:
             m, v = METRICS[n], wb.value(n)
-            rows.append([html.escape(m.label), m.cadence, m.area, html.escape(v.note or fmt.value(v.value, m.unit, cur)),
-                         "" if v.status == "n/a" else widgets.status_text(v.status, v.status)])
+            rows.append(
+                [
+                    html.escape(m.label),
+                    m.cadence,
+                    m.area,
+                    html.escape(v.note or fmt.value(v.value, m.unit, cur)),
+                    "" if v.status == "n/a" else widgets.status_text(v.status, v.status),
+                ]
+            )
         table = widgets.html_table(["KPI", "review", "area", "value", "status"], rows, numeric=(3,))
         title = f"{level.replace('_', ' ')} ({len(names)})"
         opened = " open" if level in ("north_star", "core") else ""
-        parts.append(f'<details{opened}><summary class="saaskpi-header"><b>{html.escape(title)}</b></summary>{table}</details>')
+        parts.append(
+            f'<details{opened}><summary class="saaskpi-header"><b>{html.escape(title)}</b></summary>{table}</details>'
+        )
     return "".join(parts)
 
 
@@ -137,7 +162,9 @@ def pages() -> list[tuple[str, str]]:
         if name.startswith("00_"):
             continue
         cells = json.loads((paths.NOTEBOOKS_DIR / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
-        heading = next(("".join(c["source"]).splitlines()[0].lstrip("# ") for c in cells if c["cell_type"] == "markdown"), name)
+        heading = next(
+            ("".join(c["source"]).splitlines()[0].lstrip("# ") for c in cells if c["cell_type"] == "markdown"), name
+        )
         out.append((name, heading))
     return out
 
@@ -145,8 +172,11 @@ def pages() -> list[tuple[str, str]]:
 def links_html(interactive: bool) -> str:
     """Links to the other pages: apps beside this one in Voila, reports beside this one in a snapshot."""
     suffix = ".ipynb" if interactive else ".html"
-    return '<div class="saaskpi-links">' + "".join(
-        f'<a href="{html.escape(name + suffix)}">{html.escape(title)}</a>' for name, title in pages()) + "</div>"
+    return (
+        '<div class="saaskpi-links">'
+        + "".join(f'<a href="{html.escape(name + suffix)}">{html.escape(title)}</a>' for name, title in pages())
+        + "</div>"
+    )
 
 
 def show_links(wb) -> None:

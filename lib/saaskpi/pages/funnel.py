@@ -1,5 +1,6 @@
 """Page 01, the acquisition funnel: KPI tiles, alerts, the funnel, conversion trends, time to
 convert, channels and segments, sales efficiency and activation. Each `show_*` is one section."""
+
 from __future__ import annotations
 
 import altair as alt
@@ -15,8 +16,17 @@ AREAS = registry.page_areas("funnel")  # registry areas this page shows: their m
 TILES = registry.tiles("funnel", ("funnel",))
 SALES_TILES = registry.tiles("funnel", ("sales",))
 ACTIVATION_TILES = registry.tiles("funnel", ("activation",))
-TRENDS = registry.page_metrics("funnel", ["visitor_to_signup_rate", "signup_to_pql_rate", "pql_to_customer_rate", "lead_conversion_rate",
-          "trial_to_paid_conversion", "revenue_per_lead"])
+TRENDS = registry.page_metrics(
+    "funnel",
+    [
+        "visitor_to_signup_rate",
+        "signup_to_pql_rate",
+        "pql_to_customer_rate",
+        "lead_conversion_rate",
+        "trial_to_paid_conversion",
+        "revenue_per_lead",
+    ],
+)
 FUNNEL_STAGES = (f.VISITOR_SIGNUP, f.SIGNUP_PQL, f.PQL_OPP, f.OPP_WON)
 BREAKDOWN_STAGES = (f.SIGNUP_PQL, f.PQL_CUSTOMER, f.SIGNUP_CUSTOMER)
 TREND_MONTHS = 24
@@ -27,16 +37,20 @@ def basis_text(wb) -> str:
     """Which conversion basis the page shows, in words."""
     c = wb.conventions
     if c.funnel_basis == "cohort":
-        return (f"cohort-based: of those entering a stage in a month, the share reaching the next within "
-                f"{c.conversion_window_days} days (immature months flagged ○)")
+        return (
+            f"cohort-based: of those entering a stage in a month, the share reaching the next within "
+            f"{c.conversion_window_days} days (immature months flagged ○)"
+        )
     return "period-based: next-stage count in a month / stage count in the same month"
 
 
 def _conventions(wb) -> str:
     c = wb.conventions
-    return (f"Conversion: {basis_text(wb)}. Activation window {c.activation_window_days} days, velocity "
-            f"{c.activation_hours} h, new-user churn {c.new_user_churn_days} days. Web traffic has no segment: "
-            "visitors are company-wide")
+    return (
+        f"Conversion: {basis_text(wb)}. Activation window {c.activation_window_days} days, velocity "
+        f"{c.activation_hours} h, new-user churn {c.new_user_churn_days} days. Web traffic has no segment: "
+        "visitors are company-wide"
+    )
 
 
 def show_header(wb) -> None:
@@ -67,13 +81,25 @@ def funnel_stages(wb) -> tuple[pd.DataFrame, str]:
     pooled = f.pooled_conversion(wb.table("funnel_by_month"), months, FUNNEL_STAGES).set_index("stage")
     sums = pooled.reindex([s for s in FUNNEL_STAGES if s in pooled.index])
     names = {f.VISITOR_SIGNUP: "visitors", f.SIGNUP_PQL: "signups", f.PQL_OPP: "PQLs", f.OPP_WON: "opportunities"}
-    out = pd.DataFrame({"stage": [names[s] for s in sums.index], "count": sums.entered.to_numpy(),
-                        "rate": sums.conversion_rate.to_numpy()})
+    out = pd.DataFrame(
+        {
+            "stage": [names[s] for s in sums.index],
+            "count": sums.entered.to_numpy(),
+            "rate": sums.conversion_rate.to_numpy(),
+        }
+    )
     if f.OPP_WON in sums.index:
-        out = pd.concat([out, pd.DataFrame({"stage": ["won deals"], "count": [sums.loc[f.OPP_WON, "converted"]],
-                                            "rate": [np.nan]})], ignore_index=True)
+        out = pd.concat(
+            [
+                out,
+                pd.DataFrame({"stage": ["won deals"], "count": [sums.loc[f.OPP_WON, "converted"]], "rate": [np.nan]}),
+            ],
+            ignore_index=True,
+        )
     nxt = list(out.stage[1:]) + [""]
-    out["label"] = [f"{c:,.0f}" + (f"  → {r:.1%} to {n}" if r == r else "") for c, r, n in zip(out["count"], out.rate, nxt)]
+    out["label"] = [
+        f"{c:,.0f}" + (f"  → {r:.1%} to {n}" if r == r else "") for c, r, n in zip(out["count"], out.rate, nxt)
+    ]
     span = f"{months[0]:%b %Y} – {months[-1]:%b %Y}" if months else "no complete month"
     return out, span
 
@@ -81,7 +107,9 @@ def funnel_stages(wb) -> tuple[pd.DataFrame, str]:
 def _funnel(wb) -> None:
     wb.require("leads", what="The funnel")
     stages, span = funnel_stages(wb)
-    widgets.show_chart(charts.funnel(stages, f"Funnel, {span}", basis_text(wb) + "; visitors → signups is period-based"), wb)
+    widgets.show_chart(
+        charts.funnel(stages, f"Funnel, {span}", basis_text(wb) + "; visitors → signups is period-based"), wb
+    )
 
 
 def show_funnel(wb) -> None:
@@ -105,17 +133,27 @@ def convert_days(wb, months: int = 12) -> pd.DataFrame:
         if len(days) == 0:
             continue
         counts, edges = np.histogram(days, bins=np.linspace(0, window, 19))
-        rows += [(f"{stage} (median {np.median(days):.0f} d, n={len(days):,})", lo, hi, int(c))
-                 for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
+        rows += [
+            (f"{stage} (median {np.median(days):.0f} d, n={len(days):,})", lo, hi, int(c))
+            for lo, hi, c in zip(edges[:-1], edges[1:], counts)
+        ]
     return pd.DataFrame(rows, columns=["stage", "bin_start", "bin_end", "count"])
 
 
 def show_time_to_convert(wb) -> None:
     """How many days conversions take, per stage, over the last twelve months."""
+
     def render(w):
         w.require("leads", what="Time to convert")
-        widgets.show_chart(charts.days_histogram(convert_days(w), "Days to convert, last 12 months",
-                                                 f"conversions within the {w.conventions.conversion_window_days}-day window"), w)
+        widgets.show_chart(
+            charts.days_histogram(
+                convert_days(w),
+                "Days to convert, last 12 months",
+                f"conversions within the {w.conventions.conversion_window_days}-day window",
+            ),
+            w,
+        )
+
     widgets.section(wb, render)
 
 
@@ -129,10 +167,18 @@ def _breakdowns(wb) -> None:
     low = wb.conventions.low_n_threshold
     months = mature_months(wb)
     span = f"{months[0]:%b %Y} – {months[-1]:%b %Y}" if months else "no complete month"
-    widgets.show_chart(charts.rate_by_group(breakdown(wb, "funnel_by_channel", "channel"), "channel",
-                                            f"Conversion by acquisition channel, {span}", low), wb)
-    widgets.show_chart(charts.rate_by_group(breakdown(wb, "funnel_by_segment", "segment"), "segment",
-                                            f"Conversion by segment, {span}", low), wb)
+    widgets.show_chart(
+        charts.rate_by_group(
+            breakdown(wb, "funnel_by_channel", "channel"), "channel", f"Conversion by acquisition channel, {span}", low
+        ),
+        wb,
+    )
+    widgets.show_chart(
+        charts.rate_by_group(
+            breakdown(wb, "funnel_by_segment", "segment"), "segment", f"Conversion by segment, {span}", low
+        ),
+        wb,
+    )
 
 
 def show_channels_and_segments(wb) -> None:
@@ -168,8 +214,11 @@ def _activation(wb) -> None:
     wb.require("users", what="Activation")
     names = wb.available(ACTIVATION_TILES)
     display(widgets.kpi_tiles(wb, names))
-    panels = [widgets.metric_trend(wb, n, TREND_MONTHS)
-              for n in ("activation_rate", "activation_velocity", "new_user_churn_rate") if n in names]
+    panels = [
+        widgets.metric_trend(wb, n, TREND_MONTHS)
+        for n in ("activation_rate", "activation_velocity", "new_user_churn_rate")
+        if n in names
+    ]
     widgets.show_chart(alt.hconcat(*panels), wb)
 
 

@@ -1,5 +1,6 @@
 """Page 03, unit economics: KPI tiles, the segment x channel table, where to hit the accelerator,
 trends against guidelines, CAC by channel, the payback curve and a what-if. Each `show_*` is one section."""
+
 from __future__ import annotations
 
 import html
@@ -16,23 +17,37 @@ from ..metrics import unit_economics as ue
 
 AREAS = registry.page_areas("unit_economics")  # registry areas this page shows: their metrics go to the snapshot
 TILES = registry.tiles("unit_economics")
-TRENDS = registry.page_metrics("unit_economics", ["ltv_to_cac_ratio", "cac_payback_months", "customer_acquisition_cost", "gross_margin", "magic_number",
-          "burn_multiple"])
+TRENDS = registry.page_metrics(
+    "unit_economics",
+    [
+        "ltv_to_cac_ratio",
+        "cac_payback_months",
+        "customer_acquisition_cost",
+        "gross_margin",
+        "magic_number",
+        "burn_multiple",
+    ],
+)
 TREND_MONTHS = 24
-LEVERS = (("churn_change", "Churn", -0.5, 1.0, "% change of monthly churn"),
-          ("price_change", "Price (ARPA)", -0.3, 0.5, "% change of new-customer ARPA"),
-          ("margin_change", "Margin (points)", -0.2, 0.1, "points of gross margin"),
-          ("cac_change", "CAC", -0.5, 0.5, "% change of CAC"))
+LEVERS = (
+    ("churn_change", "Churn", -0.5, 1.0, "% change of monthly churn"),
+    ("price_change", "Price (ARPA)", -0.3, 0.5, "% change of new-customer ARPA"),
+    ("margin_change", "Margin (points)", -0.2, 0.1, "points of gross margin"),
+    ("cac_change", "CAC", -0.5, 0.5, "% change of CAC"),
+)
 
 
 def _conventions(wb) -> str:
     c = wb.conventions
-    allocation = ("split by the month's new customers" if c.untagged_spend_allocation == "new_customers"
-                  else "left unallocated")
-    return (f"CAC: {' + '.join(c.cac_spend_categories)} spend, lag {c.spend_lag_months} months, untagged spend "
-            f"{allocation}. LTV:CAC on {c.ltv_to_cac_basis} LTV; gross margin from COGS in the spend table, "
-            f"{c.default_gross_margin:.0%} in months without it. Segment x channel table: customers won in the last "
-            f"{c.unit_economics_window_months} months; fewer than {c.low_n_threshold} new customers is a small sample")
+    allocation = (
+        "split by the month's new customers" if c.untagged_spend_allocation == "new_customers" else "left unallocated"
+    )
+    return (
+        f"CAC: {' + '.join(c.cac_spend_categories)} spend, lag {c.spend_lag_months} months, untagged spend "
+        f"{allocation}. LTV:CAC on {c.ltv_to_cac_basis} LTV; gross margin from COGS in the spend table, "
+        f"{c.default_gross_margin:.0%} in months without it. Segment x channel table: customers won in the last "
+        f"{c.unit_economics_window_months} months; fewer than {c.low_n_threshold} new customers is a small sample"
+    )
 
 
 def show_header(wb) -> None:
@@ -47,17 +62,36 @@ def show_kpi_tiles(wb) -> None:
 
 def table_html(table: pd.DataFrame, targets: dict, currency: str) -> str:
     """The segment x channel table as HTML, LTV:CAC and payback coloured by their status."""
-    head = ["segment", "channel", "new customers", "CAC", "ARPA (new)", "monthly churn", "LTV", "LTV (survival)",
-            f"LTV:CAC (≥ {targets['ltv_to_cac_ratio']:g})", f"payback (≤ {targets['cac_payback_months']:g} mo)"]
+    head = [
+        "segment",
+        "channel",
+        "new customers",
+        "CAC",
+        "ARPA (new)",
+        "monthly churn",
+        "LTV",
+        "LTV (survival)",
+        f"LTV:CAC (≥ {targets['ltv_to_cac_ratio']:g})",
+        f"payback (≤ {targets['cac_payback_months']:g} mo)",
+    ]
     if (table.level == "segment").sum() == 1:
         table = table[table.level != "total"]  # one segment: its row is the total
     money = lambda v: fmt.money(v, currency)  # noqa: E731
-    rows = [[html.escape(str(r.segment)), html.escape(str(r.channel)),
-             f"{r.new_customers:,}" + (' <span class="kpi-lown">small sample</span>' if r.low_n else ""),
-             money(r.cac), money(r.arpa), fmt.value(r.monthly_churn, "fraction"), money(r.ltv), money(r.ltv_survival),
-             widgets.status_text(fmt.value(r.ltv_to_cac, "ratio"), r.ltv_to_cac_status),
-             widgets.status_text(fmt.value(r.payback_months, "months"), r.payback_status)]
-            for r in table.itertuples()]
+    rows = [
+        [
+            html.escape(str(r.segment)),
+            html.escape(str(r.channel)),
+            f"{r.new_customers:,}" + (' <span class="kpi-lown">small sample</span>' if r.low_n else ""),
+            money(r.cac),
+            money(r.arpa),
+            fmt.value(r.monthly_churn, "fraction"),
+            money(r.ltv),
+            money(r.ltv_survival),
+            widgets.status_text(fmt.value(r.ltv_to_cac, "ratio"), r.ltv_to_cac_status),
+            widgets.status_text(fmt.value(r.payback_months, "months"), r.payback_status),
+        ]
+        for r in table.itertuples()
+    ]
     return widgets.html_table(head, rows, numeric=tuple(range(2, 10)), totals=(table.level != "pair").tolist())
 
 
@@ -76,12 +110,22 @@ def _segment_channel(wb) -> None:
     pairs = accel[accel.level == "pair"]
     if len(pairs):
         g = _guidelines(wb)
-        widgets.show_chart(charts.verdict_grid(pairs, "LTV:CAC and payback by segment and channel",
-                                               f"{_window(wb)}; guidelines LTV:CAC ≥ {g['ltv_to_cac_ratio']:g}, payback ≤ "
-                                               f"{g['cac_payback_months']:g} months; faded: small sample"), wb)
-    display(widgets.note(f"The table below takes the {_window(wb)} ({wb.conventions.unit_economics_window_months} "
-                         f"months); the tiles above take the customers won in {wb.month:%b %Y} alone, so their CAC, "
-                         "payback and LTV:CAC can differ."))
+        widgets.show_chart(
+            charts.verdict_grid(
+                pairs,
+                "LTV:CAC and payback by segment and channel",
+                f"{_window(wb)}; guidelines LTV:CAC ≥ {g['ltv_to_cac_ratio']:g}, payback ≤ "
+                f"{g['cac_payback_months']:g} months; faded: small sample",
+            ),
+            wb,
+        )
+    display(
+        widgets.note(
+            f"The table below takes the {_window(wb)} ({wb.conventions.unit_economics_window_months} "
+            f"months); the tiles above take the customers won in {wb.month:%b %Y} alone, so their CAC, "
+            "payback and LTV:CAC can differ."
+        )
+    )
     display(widgets.styled(table_html(wb.table("unit_economics"), _guidelines(wb), wb.conventions.reporting_currency)))
 
 
@@ -95,17 +139,25 @@ def accelerator_html(accel: pd.DataFrame) -> str:
     if accel.empty:
         return '<div class="saaskpi-note">No new customers and no S&amp;M spend in the window.</div>'
     where = {"pair": "{s} · {c}", "segment": "{s} (all channels)", "channel": "{c} (all segments)"}
-    rows = [[str(i), html.escape(where[r.level].format(s=r.segment, c=r.channel)),
-             f'<b style="color:{charts.VERDICT_COLOURS.get(r.verdict, theme.MUTED)}">{html.escape(r.verdict)}</b>',
-             html.escape(r.reason)] for i, r in enumerate(accel.itertuples(), start=1)]
+    rows = [
+        [
+            str(i),
+            html.escape(where[r.level].format(s=r.segment, c=r.channel)),
+            f'<b style="color:{charts.VERDICT_COLOURS.get(r.verdict, theme.MUTED)}">{html.escape(r.verdict)}</b>',
+            html.escape(r.reason),
+        ]
+        for i, r in enumerate(accel.itertuples(), start=1)
+    ]
     return widgets.html_table(["#", "where", "verdict", "why"], rows, numeric=(0,))
 
 
 def show_accelerator(wb) -> None:
     """Segments, channels and pairs ranked: those meeting both guidelines first, then what each miss needs."""
+
     def render(w):
         w.require("spend", what="Where to hit the accelerator")
         display(widgets.styled(accelerator_html(w.table("acceleration"))))
+
     widgets.section(wb, render)
 
 
@@ -116,19 +168,23 @@ def show_trends(wb) -> None:
 
 def show_cac_by_channel(wb) -> None:
     """CAC per acquisition channel over time (trailing three months)."""
+
     def render(w):
         w.require("spend", what="CAC by channel")
         t = w.table("cac_by_channel")
         widgets.show_chart(charts.cac_by_channel(t[t.month <= w.month].groupby("channel").tail(TREND_MONTHS)), w)
+
     widgets.section(wb, render)
 
 
 def show_payback_curve(wb) -> None:
     """Cumulative gross margin per customer since its first payment, against the segment's CAC."""
+
     def render(w):
         w.require("spend", what="The payback curve")
         curve = w.table("payback_curve")
         widgets.show_chart(charts.payback_curve(curve[curve.months_since_start <= 36]), w)
+
     widgets.section(wb, render)
 
 
@@ -147,8 +203,10 @@ def what_if_html(wb, **changes: float) -> str:
     """Before and after for the given lever changes, and the value of each lever that reaches each guideline."""
     base = what_if_base(wb)
     if base is None or any(v is None or math.isnan(v) for v in base.values()):
-        return ('<div class="saaskpi-note">The what-if needs new customers, spend and at least one churned '
-                "customer in the window.</div>")
+        return (
+            '<div class="saaskpi-note">The what-if needs new customers, spend and at least one churned '
+            "customer in the window.</div>"
+        )
     g = _guidelines(wb)
     r = ue.what_if(**base, **changes, ltv_to_cac_target=g["ltv_to_cac_ratio"], payback_target=g["cac_payback_months"])
     cur = wb.conventions.reporting_currency
@@ -159,18 +217,31 @@ def what_if_html(wb, **changes: float) -> str:
         ok = not math.isnan(value) and (value >= target if higher else value <= target)
         return widgets.status_text("n/a" if math.isnan(value) else f"{value:.1f}", "on" if ok else "off")
 
-    goals = (("ltv_to_cac", f"LTV:CAC (≥ {g['ltv_to_cac_ratio']:g})", g["ltv_to_cac_ratio"], True),
-             ("payback_months", f"payback months (≤ {g['cac_payback_months']:g})", g["cac_payback_months"], False))
+    goals = (
+        ("ltv_to_cac", f"LTV:CAC (≥ {g['ltv_to_cac_ratio']:g})", g["ltv_to_cac_ratio"], True),
+        ("payback_months", f"payback months (≤ {g['cac_payback_months']:g})", g["cac_payback_months"], False),
+    )
     levers = [[names[k], fmt.value(base[k], units[k], cur), fmt.value(r["inputs"][k], units[k], cur)] for k in names]
-    levers += [[label, judged(r["before"][key], target, higher), judged(r["after"][key], target, higher)]
-               for key, label, target, higher in goals]
+    levers += [
+        [label, judged(r["before"][key], target, higher), judged(r["after"][key], target, higher)]
+        for key, label, target, higher in goals
+    ]
     needed = [[names[k]] + [_needed(r["needed"][key][k], units[k], cur, k, key) for key, *_ in goals] for k in names]
-    return (f'<div class="saaskpi-header"><div class="sub">Starting from the window\'s totals ({html.escape(_window(wb))}).'
-            '</div></div><div style="display:flex;gap:28px;flex-wrap:wrap">'
-            + widgets.html_table(["lever", "now", "what-if"], levers, numeric=(1, 2))
-            + widgets.html_table(["lever alone (others at what-if)", f"reaches LTV:CAC {g['ltv_to_cac_ratio']:g} at",
-                                  f"reaches payback {g['cac_payback_months']:g} mo at"], needed, numeric=(1, 2))
-            + "</div>")
+    return (
+        f'<div class="saaskpi-header"><div class="sub">Starting from the window\'s totals ({html.escape(_window(wb))}).'
+        '</div></div><div style="display:flex;gap:28px;flex-wrap:wrap">'
+        + widgets.html_table(["lever", "now", "what-if"], levers, numeric=(1, 2))
+        + widgets.html_table(
+            [
+                "lever alone (others at what-if)",
+                f"reaches LTV:CAC {g['ltv_to_cac_ratio']:g} at",
+                f"reaches payback {g['cac_payback_months']:g} mo at",
+            ],
+            needed,
+            numeric=(1, 2),
+        )
+        + "</div>"
+    )
 
 
 def _needed(value: float | None, unit: str, currency: str, lever: str, goal: str) -> str:
@@ -185,26 +256,44 @@ def _what_if(wb) -> None:
         display(widgets.styled(what_if_html(wb)))
         return
     out = W.HTML(widgets.styled(what_if_html(wb)).data)
-    sliders = {key: W.FloatSlider(value=0.0, min=lo, max=hi, step=0.05 if key != "margin_change" else 0.01,
-                                  description=label, readout_format="+.0%",
-                                  tooltip=help_text, continuous_update=False, style={"description_width": "110px"})
-               for key, label, lo, hi, help_text in LEVERS}
+    sliders = {
+        key: W.FloatSlider(
+            value=0.0,
+            min=lo,
+            max=hi,
+            step=0.05 if key != "margin_change" else 0.01,
+            description=label,
+            readout_format="+.0%",
+            tooltip=help_text,
+            continuous_update=False,
+            style={"description_width": "110px"},
+        )
+        for key, label, lo, hi, help_text in LEVERS
+    }
 
     def update(_=None):
         out.value = widgets.styled(what_if_html(wb, **{k: s.value for k, s in sliders.items()})).data
 
     for s in sliders.values():
         s.observe(update, names="value")
-    reset = W.Button(description="Reset", tooltip="every lever back to today's value",
-                     layout=W.Layout(width="110px", margin="6px 0 0 118px"))
+    reset = W.Button(
+        description="Reset",
+        tooltip="every lever back to today's value",
+        layout=W.Layout(width="110px", margin="6px 0 0 118px"),
+    )
+
     def reset_all(_: W.Button) -> None:
         for s in sliders.values():
             s.value = 0.0
 
     reset.on_click(reset_all)
     # the levers beside the numbers they move
-    display(W.HBox([W.VBox([*sliders.values(), reset], layout=W.Layout(min_width="380px")), out],
-                   layout=W.Layout(align_items="flex-start", gap="18px")))
+    display(
+        W.HBox(
+            [W.VBox([*sliders.values(), reset], layout=W.Layout(min_width="380px")), out],
+            layout=W.Layout(align_items="flex-start", gap="18px"),
+        )
+    )
 
 
 def show_what_if(wb) -> None:
