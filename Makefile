@@ -24,9 +24,10 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip $(PIP_OUT)
-	$(BIN)/python -m pip install --quiet -r $(LOCK) $(PIP_OUT)
-	$(BIN)/python -m pip install --quiet --no-deps -e . $(PIP_OUT)
+	@echo "Installing .venv from $(LOCK) (a few minutes the first time)"
+	@$(BIN)/python -m pip install --quiet --upgrade pip $(PIP_OUT)
+	@$(BIN)/python -m pip install --quiet -r $(LOCK) $(PIP_OUT)
+	@$(BIN)/python -m pip install --quiet --no-deps -e . $(PIP_OUT)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
