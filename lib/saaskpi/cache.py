@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import time
@@ -222,11 +223,24 @@ def cached_result(name: str, key: str, compute: Callable[[], object]):
     returned unstored). Every computation is counted (`computations`)."""
     root = results_dir()
 
+    def computed():
+        """The value as the store will give it back (Parquet's dtypes: a string column with gaps is `str`, not
+        object), so a kernel that computes a result and one that reads it get the same frame."""
+        value = compute()
+        if root is None or not isinstance(value, pd.DataFrame):
+            return value
+        try:
+            buffer = io.BytesIO()
+            value.to_parquet(buffer)
+        except Exception:  # noqa: BLE001 - a frame Parquet cannot hold is returned (and left unstored) as it is
+            return value
+        return pd.read_parquet(buffer)
+
     def write(value, path: Path) -> None:
         if not isinstance(value, pd.DataFrame):
             raise TypeError("only frames are stored")
         value.to_parquet(path)
 
     return _cached(
-        _entry(name, key, ".parquet", root), compute, pd.read_parquet, write, log=root / LOG if root else None
+        _entry(name, key, ".parquet", root), computed, pd.read_parquet, write, log=root / LOG if root else None
     )

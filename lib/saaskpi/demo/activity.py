@@ -107,7 +107,7 @@ def _account_events(
         months, inverse = np.unique(month_idx, return_inverse=True)
         month_e = np.array([e[inverse == i].mean() for i in range(len(months))])
         active_month = rng.random((len(months), len(created))) < (0.45 + 0.55 * month_e)[:, None]
-        weekday = np.where(days.dayofweek < 5, 1.0, 0.15)[:, None]
+        weekday = np.where(days.day_of_week < 5, 1.0, 0.15)[:, None]
         p = np.clip((0.12 + 0.55 * e[:, None]) * weekday, 0, 0.95)
         active = alive & active_month[inverse] & (rng.random(alive.shape) < p)
         d_idx, u_idx = np.nonzero(active)
