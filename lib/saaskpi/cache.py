@@ -217,6 +217,20 @@ def cached_json(name: str, key: str, compute: Callable[[], object]):
     )
 
 
+def as_stored(value):
+    """`value` as the results store gives it back: a frame goes through Parquet (a string column with gaps is
+    `str` with NaN, not object with None), so a kernel that computes a result, one that reads it from the store
+    and one whose results are not stored (Spark, a `where()` subset) all get the same frame."""
+    if not isinstance(value, pd.DataFrame):
+        return value
+    try:
+        buffer = io.BytesIO()
+        value.to_parquet(buffer)
+    except Exception:  # noqa: BLE001 - a frame Parquet cannot hold is returned (and left unstored) as it is
+        return value
+    return pd.read_parquet(buffer)
+
+
 def cached_result(name: str, key: str, compute: Callable[[], object]):
     """Table or metric `name` for `key` (what it depends on: see Workbook.compute) from the results store, else
     `compute()`, stored there first when it is a DataFrame (index, dtypes and column names kept; anything else is
@@ -224,17 +238,7 @@ def cached_result(name: str, key: str, compute: Callable[[], object]):
     root = results_dir()
 
     def computed():
-        """The value as the store will give it back (Parquet's dtypes: a string column with gaps is `str`, not
-        object), so a kernel that computes a result and one that reads it get the same frame."""
-        value = compute()
-        if root is None or not isinstance(value, pd.DataFrame):
-            return value
-        try:
-            buffer = io.BytesIO()
-            value.to_parquet(buffer)
-        except Exception:  # noqa: BLE001 - a frame Parquet cannot hold is returned (and left unstored) as it is
-            return value
-        return pd.read_parquet(buffer)
+        return as_stored(compute()) if root is not None else compute()
 
     def write(value, path: Path) -> None:
         if not isinstance(value, pd.DataFrame):

@@ -257,6 +257,7 @@ class Workbook:
             self.source_label,
             self.shared,
             self.success,
+            stored=self.stored,
         )
 
     def with_conventions(self, **changes) -> Workbook:
@@ -272,6 +273,7 @@ class Workbook:
             self.source_label,
             self.shared,
             self.success,
+            stored=self.stored,
         )
 
     def with_success(self, settings: params.SuccessSettings) -> Workbook:
@@ -286,6 +288,7 @@ class Workbook:
             self.source_label,
             self.shared,
             settings,
+            stored=self.stored,
         )
 
     def months(self) -> list[str]:
@@ -322,7 +325,7 @@ class Workbook:
         def run():
             return spec.func(**{p: self._input(p) for p in inspect.signature(spec.func).parameters})
 
-        result = cache.cached_result(name, self._store_key, run) if self._store_key else run()
+        result = cache.cached_result(name, self._store_key, run) if self._store_key else cache.as_stored(run())
         self._cache[name] = result
         return result
 
