@@ -632,3 +632,38 @@ def touchpoint_table(
         m.set_aside,
         {"activities_skipped_by_kind": skipped, "activities_without_company": no_company},
     )
+
+
+def read_crm(args: argparse.Namespace, exports_for, tables_for):
+    """A CRM importer's `read`: the exports its settings name (`exports_for(settings)`) found in `args.source` and
+    read, every problem at once, then turned into contract tables by `tables_for(raw, settings, settings_file,
+    keys)` with the accounts of `--out`."""
+    from tqdm.auto import tqdm
+
+    from . import Imported
+    from .accounts import account_keys
+    from .reading import ExportError
+
+    folder = paths.resolve(args.source)
+    settings_path = paths.resolve(args.crm_settings)
+    settings = crm_settings(settings_path)
+    exports = exports_for(settings)
+    found, problems = find_files(folder, exports)
+    files: list[FileRead] = []
+    raw = {}
+    progress = not getattr(args, "progress", False)
+    for kind, path in tqdm(list(found.items()), desc="reading", unit="file", disable=progress, leave=False):
+        frame = read_export(path, exports[kind], exports, files, problems)
+        if frame is not None:
+            raw[kind] = frame
+    if problems:
+        raise ExportError(problems, str(folder))
+    keys = account_keys(args.out_path, paths.resolve(args.accounts))
+    tables, aside, details = tables_for(raw, settings, settings_path.name, keys)
+    return Imported(
+        source=str(args.source),
+        files=tuple(files),
+        tables=tables,
+        set_aside=aside,
+        details={"settings_file": str(settings_path), "crm_settings": settings.applied(), **details},
+    )

@@ -26,13 +26,10 @@ import argparse
 from dataclasses import replace
 
 import polars as pl
-from tqdm.auto import tqdm
 
-from .. import paths
 from ..contract.load import ROW
 from ..errors import Problem
 from . import Imported, Importer
-from .accounts import account_keys
 from .billing import SetAside
 from .crm import (
     UTC,
@@ -40,14 +37,12 @@ from .crm import (
     Export,
     add_crm_arguments,
     all_ids,
-    crm_settings,
-    find_files,
     first_id,
     mapped,
     norm,
     not_customer,
     owner_ids,
-    read_export,
+    read_crm,
     required_values,
     stage_of,
     team_table,
@@ -56,7 +51,7 @@ from .crm import (
     two_accounts,
     typed,
 )
-from .reading import ExportError, FileRead
+from .reading import ExportError
 
 SYSTEM = "hubspot"
 ID = ("recordid", "hsobjectid", "id")
@@ -238,31 +233,7 @@ def _exports(settings: CrmSettings) -> dict[str, Export]:
 
 
 def _read(args: argparse.Namespace) -> Imported:
-    folder = paths.resolve(args.source)
-    settings_path = paths.resolve(args.crm_settings)
-    settings = crm_settings(settings_path)
-    exports = _exports(settings)
-    found, problems = find_files(folder, exports)
-    files: list[FileRead] = []
-    raw = {}
-    for kind, path in tqdm(
-        list(found.items()), desc="reading", unit="file", disable=not getattr(args, "progress", False), leave=False
-    ):
-        frame = read_export(path, exports[kind], exports, files, problems)
-        if frame is not None:
-            raw[kind] = frame
-    if problems:
-        raise ExportError(problems, str(folder))
-    tables, aside, details = hubspot_tables(
-        raw, settings, settings_path.name, keys=account_keys(args.out_path, paths.resolve(args.accounts))
-    )
-    return Imported(
-        source=str(args.source),
-        files=tuple(files),
-        tables=tables,
-        set_aside=aside,
-        details={"settings_file": str(settings_path), "crm_settings": settings.applied(), **details},
-    )
+    return read_crm(args, _exports, hubspot_tables)
 
 
 def _typed_exports(raw: dict[str, pl.DataFrame], problems: list[Problem]) -> dict[str, pl.DataFrame]:

@@ -23,26 +23,21 @@ from __future__ import annotations
 import argparse
 
 import polars as pl
-from tqdm.auto import tqdm
 
-from .. import paths
 from ..contract.load import ROW
 from ..errors import Problem
 from . import Imported, Importer
-from .accounts import account_keys
 from .billing import SetAside
 from .crm import (
     UTC,
     CrmSettings,
     Export,
     add_crm_arguments,
-    crm_settings,
-    find_files,
     mapped,
     norm,
     not_customer,
     owner_ids,
-    read_export,
+    read_crm,
     required_values,
     stage_of,
     team_table,
@@ -50,7 +45,7 @@ from .crm import (
     touchpoint_table,
     typed,
 )
-from .reading import ExportError, FileRead
+from .reading import ExportError
 
 SYSTEM = "salesforce"
 
@@ -237,31 +232,7 @@ def _exports(settings: CrmSettings) -> dict[str, Export]:
 
 
 def _read(args: argparse.Namespace) -> Imported:
-    folder = paths.resolve(args.source)
-    settings_path = paths.resolve(args.crm_settings)
-    settings = crm_settings(settings_path)
-    exports = _exports(settings)
-    found, problems = find_files(folder, exports)
-    files: list[FileRead] = []
-    raw = {}
-    for kind, path in tqdm(
-        list(found.items()), desc="reading", unit="file", disable=not getattr(args, "progress", False), leave=False
-    ):
-        frame = read_export(path, exports[kind], exports, files, problems)
-        if frame is not None:
-            raw[kind] = frame
-    if problems:
-        raise ExportError(problems, str(folder))
-    tables, aside, details = salesforce_tables(
-        raw, settings, settings_path.name, account_keys(args.out_path, paths.resolve(args.accounts))
-    )
-    return Imported(
-        source=str(args.source),
-        files=tuple(files),
-        tables=tables,
-        set_aside=aside,
-        details={"settings_file": str(settings_path), "crm_settings": settings.applied(), **details},
-    )
+    return read_crm(args, _exports, salesforce_tables)
 
 
 def salesforce_tables(
