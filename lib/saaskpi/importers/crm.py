@@ -25,11 +25,10 @@ from ..contract.load import ROW, examples
 from ..errors import ParameterError, Problem, SourceError
 from ..params import read_yaml
 from ..sources import Unreadable
-from .billing import SetAside
+from .billing import UTC, SetAside
 from .reading import FileRead, looks_like, read_text_table, typed_columns
 
 STAGES = ("prospecting", "discovery", "proposal", "negotiation", "won", "lost")
-UTC = pl.Datetime("us", "UTC")
 PREFIXES = ("properties", "property")  # loaders' prefixes of an object's properties
 
 

@@ -22,6 +22,7 @@ import polars as pl
 
 from ..errors import Problem
 from . import Imported, Importer
+from .billing import UTC
 from .product import (
     MEMBERSHIPS,
     PROFILES,
@@ -40,7 +41,6 @@ from .reading import ExportError
 
 SYSTEM = "posthog"
 IDENTIFY = ("$identify", "$create_alias")
-UTC = pl.Datetime("us", "UTC")
 
 
 def schema(s: ProductSettings) -> dict[str, pl.DataType]:

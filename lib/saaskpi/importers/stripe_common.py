@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 
 from saaskpi.errors import Problem
+from saaskpi.importers.billing import UTC  # noqa: F401  (UTC: for the readers)
 from saaskpi.importers.reading import ISO_CURRENCIES, ExportError  # noqa: F401  (ISO_CURRENCIES: for the readers)
 
-UTC = pl.Datetime("us", "UTC")
 ROW = "__row"  # the row label column added when a file is read ("line 3" for CSV, "row 2" otherwise)
 EXAMPLES = 5
 

@@ -44,7 +44,7 @@ from .. import paths
 from ..errors import Problem
 from . import Imported, Importer, source_argument
 from .accounts import account_keys
-from .billing import SetAside
+from .billing import UTC, SetAside
 from .desk import (
     EXAMPLES,
     Stream,
@@ -66,7 +66,6 @@ from .reading import ROW
 
 SETTINGS_FILE = paths.PARAMETERS_DIR / "sources" / "zendesk.yaml"
 Priority = Literal["low", "normal", "high", "urgent"]
-UTC = pl.Datetime("us", "UTC")
 SOLVED = ("solved", "closed")
 NO_RATING = ("offered", "unoffered")
 
