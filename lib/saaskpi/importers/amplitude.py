@@ -12,7 +12,6 @@ user id. Settings: parameters/sources/amplitude.yaml (see `product.ProductSettin
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import polars as pl
 
@@ -25,9 +24,9 @@ from .product import (
     ProductSettings,
     Scanner,
     add_arguments,
-    build,
     empty,
     export_files,
+    imported,
     product_settings,
     timestamp,
 )
@@ -120,14 +119,7 @@ def read_amplitude(args: argparse.Namespace) -> Imported:
     files = export_files(args.exports)
     scanner = Scanner()
     scanner.scan(files, schema(settings), "events", time="event_time", required=REQUIRED)
-    tables, aside, details = build(SYSTEM, collect(scanner, settings), settings, args.out_path, Path(args.accounts))
-    return Imported(
-        source=", ".join(args.exports),
-        files=tuple(scanner.files),
-        tables=tables,
-        set_aside=tuple(aside),
-        details={"product_settings": {"file": settings_file, **settings.model_dump(mode="json")}, **details},
-    )
+    return imported(SYSTEM, args, scanner, collect(scanner, settings), settings, settings_file)
 
 
 IMPORTER = Importer(

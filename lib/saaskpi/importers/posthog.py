@@ -31,9 +31,9 @@ from .product import (
     ProductSettings,
     Scanner,
     add_arguments,
-    build,
     empty,
     export_files,
+    imported,
     product_settings,
     timestamp,
 )
@@ -208,16 +208,7 @@ def read_posthog(args: argparse.Namespace) -> Imported:
         )
     if persons is not None:
         persons = scanner.stage("persons", lambda frame: frame).collect()
-    tables, aside, details = build(
-        SYSTEM, collect(scanner, persons, settings), settings, args.out_path, Path(args.accounts)
-    )
-    return Imported(
-        source=", ".join(args.exports),
-        files=tuple(scanner.files),
-        tables=tables,
-        set_aside=tuple(aside),
-        details={"product_settings": {"file": settings_file, **settings.model_dump(mode="json")}, **details},
-    )
+    return imported(SYSTEM, args, scanner, collect(scanner, persons, settings), settings, settings_file)
 
 
 IMPORTER = Importer(

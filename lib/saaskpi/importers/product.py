@@ -699,3 +699,18 @@ def _usage(events: pl.LazyFrame, ids: pl.DataFrame, accounts: pl.DataFrame, sett
             pl.col("duration_seconds").round().cast(pl.Int64),
         )
     )
+
+
+def imported(system: str, args, scanner: Scanner, merged, settings, settings_file: str):
+    """What a product-analytics importer returns: the `build` of its collected exports, with the files read and
+    the settings applied."""
+    from . import Imported
+
+    tables, aside, details = build(system, merged, settings, args.out_path, Path(args.accounts))
+    return Imported(
+        source=", ".join(args.exports),
+        files=tuple(scanner.files),
+        tables=tables,
+        set_aside=tuple(aside),
+        details={"product_settings": {"file": settings_file, **settings.model_dump(mode="json")}, **details},
+    )

@@ -11,7 +11,6 @@ calls are not read. Settings: parameters/sources/segment.yaml (see `product.Prod
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import polars as pl
 
@@ -22,8 +21,8 @@ from .product import (
     ProductSettings,
     Scanner,
     add_arguments,
-    build,
     export_files,
+    imported,
     product_settings,
     timestamp,
 )
@@ -123,14 +122,7 @@ def read_segment(args: argparse.Namespace) -> Imported:
     files = export_files(args.exports)
     scanner = Scanner()
     scanner.scan(files, schema(settings), "calls", time="timestamp", required=REQUIRED)
-    tables, aside, details = build(SYSTEM, collect(scanner, settings), settings, args.out_path, Path(args.accounts))
-    return Imported(
-        source=", ".join(args.exports),
-        files=tuple(scanner.files),
-        tables=tables,
-        set_aside=tuple(aside),
-        details={"product_settings": {"file": settings_file, **settings.model_dump(mode="json")}, **details},
-    )
+    return imported(SYSTEM, args, scanner, collect(scanner, settings), settings, settings_file)
 
 
 IMPORTER = Importer(
