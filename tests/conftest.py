@@ -141,6 +141,35 @@ def demo_domain(account_id: str) -> str:
     return f"{account_id.lower()}.example.com"
 
 
+def two_account_base(out: Path) -> Path:
+    """`out` as a billing import of two literal accounts (cus_1 at acme.com, cus_2 at globex.io), each with one
+    subscription: the folder the importers' literal cases add to."""
+    import polars as pl
+
+    out.mkdir(parents=True)
+    pl.DataFrame(
+        {
+            "account_id": ["cus_1", "cus_2"],
+            "segment": ["smb", "smb"],
+            "created_at": ["2024-01-01T00:00:00Z"] * 2,
+            "domain": ["acme.com", "globex.io"],
+        }
+    ).write_csv(out / "accounts.csv")
+    pl.DataFrame(
+        {
+            "subscription_id": ["s1", "s2"],
+            "account_id": ["cus_1", "cus_2"],
+            "start_date": ["2024-01-01"] * 2,
+            "end_date": [None, None],
+            "amount": [100.0, 200.0],
+        }
+    ).write_csv(out / "subscriptions.csv")
+    (out / "import-report.json").write_text(
+        json.dumps({"importer": "test", "rows_written": {"accounts": 2, "subscriptions": 2}})
+    )
+    return out
+
+
 def import_base(out: Path, accounts: list[str] | None = None) -> Path:
     """`out` as if the demo's billing had been imported into it (the base a CRM, help-desk or analytics import
     adds to): the demo's accounts (each with its `demo_domain`), subscriptions, invoices and rates, restricted to

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import digest, import_base, run
+from conftest import digest, import_base, run, two_account_base
 from desk_export import (
     INTERCOM_ROUND_TRIP_SETTINGS,
     demo_support,
@@ -44,26 +44,7 @@ COMPANIES = """
 def _base(tmp_path: Path) -> tuple[Path, Path]:
     """An --out folder with two accounts (acme.com; globex.io) and accounts.yaml whose id map gives the Intercom
     company_id glbx to cus_2."""
-    out = tmp_path / "mine"
-    out.mkdir()
-    pl.DataFrame(
-        {
-            "account_id": ["cus_1", "cus_2"],
-            "segment": ["smb", "smb"],
-            "created_at": ["2024-01-01T00:00:00Z"] * 2,
-            "domain": ["acme.com", "globex.io"],
-        }
-    ).write_csv(out / "accounts.csv")
-    pl.DataFrame(
-        {
-            "subscription_id": ["s1", "s2"],
-            "account_id": ["cus_1", "cus_2"],
-            "start_date": ["2024-01-01"] * 2,
-            "end_date": [None, None],
-            "amount": [100.0, 200.0],
-        }
-    ).write_csv(out / "subscriptions.csv")
-    (out / "import-report.json").write_text(json.dumps({"importer": "test", "rows_written": {"accounts": 2}}))
+    out = two_account_base(tmp_path / "mine")
     (tmp_path / "ids.csv").write_text("account_id,intercom\ncus_2,glbx\n")
     (tmp_path / "accounts.yaml").write_text("id_map: ids.csv\nsystems: {intercom: [id_map, domain]}\n")
     return out, tmp_path / "accounts.yaml"
