@@ -141,16 +141,16 @@ def demo_domain(account_id: str) -> str:
     return f"{account_id.lower()}.example.com"
 
 
-def two_account_base(out: Path) -> Path:
-    """`out` as a billing import of two literal accounts (cus_1 at acme.com, cus_2 at globex.io), each with one
-    subscription: the folder the importers' literal cases add to."""
+def two_account_base(out: Path, segments=("smb", "smb"), amounts=(100.0, 200.0)) -> Path:
+    """`out` as a billing import of two literal accounts (cus_1 at acme.com, cus_2 at globex.io) of `segments`,
+    each with one subscription of `amounts`: the folder the importers' literal cases add to."""
     import polars as pl
 
     out.mkdir(parents=True)
     pl.DataFrame(
         {
             "account_id": ["cus_1", "cus_2"],
-            "segment": ["smb", "smb"],
+            "segment": list(segments),
             "created_at": ["2024-01-01T00:00:00Z"] * 2,
             "domain": ["acme.com", "globex.io"],
         }
@@ -161,7 +161,7 @@ def two_account_base(out: Path) -> Path:
             "account_id": ["cus_1", "cus_2"],
             "start_date": ["2024-01-01"] * 2,
             "end_date": [None, None],
-            "amount": [100.0, 200.0],
+            "amount": list(amounts),
         }
     ).write_csv(out / "subscriptions.csv")
     (out / "import-report.json").write_text(

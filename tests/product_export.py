@@ -10,11 +10,10 @@ activation milestone is an `Activated` event at `activated_at`; every user is id
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
-from conftest import demo_domain
+from conftest import demo_domain, two_account_base
 
 TIME = "%Y-%m-%dT%H:%M:%S%.6fZ"
 SYSTEM_IDS = {"segment": "grp_{n}", "amplitude": "org-{n}", "posthog": "company_{n}"}
@@ -226,26 +225,4 @@ def posthog_exports(
 def billing_base(tmp_path: Path) -> Path:
     """An output folder as the billing import leaves it, for the literal cases: accounts cus_1 (acme.com) and
     cus_2 (globex.io)."""
-    out = tmp_path / "mine"
-    out.mkdir()
-    pl.DataFrame(
-        {
-            "account_id": ["cus_1", "cus_2"],
-            "segment": ["smb", "smb"],
-            "created_at": ["2024-01-01T00:00:00Z"] * 2,
-            "domain": ["acme.com", "globex.io"],
-        }
-    ).write_csv(out / "accounts.csv")
-    pl.DataFrame(
-        {
-            "subscription_id": ["s1", "s2"],
-            "account_id": ["cus_1", "cus_2"],
-            "start_date": ["2024-01-01"] * 2,
-            "end_date": [None, None],
-            "amount": [100.0, 50.0],
-        }
-    ).write_csv(out / "subscriptions.csv")
-    (out / "import-report.json").write_text(
-        json.dumps({"importer": "test", "rows_written": {"accounts": 2, "subscriptions": 2}})
-    )
-    return out
+    return two_account_base(tmp_path / "mine", amounts=(100.0, 50.0))

@@ -8,36 +8,14 @@ import textwrap
 from pathlib import Path
 
 import polars as pl
-from conftest import digest, run
+from conftest import digest, run, two_account_base
 
 SETTINGS = Path(__file__).parent.parent / "parameters" / "sources" / "hubspot.yaml"
 
 
 def base(tmp_path: Path) -> Path:
     """An --out folder as a billing import leaves it: two accounts, acme.com and globex.io."""
-    out = tmp_path / "mine"
-    out.mkdir()
-    pl.DataFrame(
-        {
-            "account_id": ["cus_1", "cus_2"],
-            "segment": ["smb", "enterprise"],
-            "created_at": ["2024-01-01T00:00:00Z"] * 2,
-            "domain": ["acme.com", "globex.io"],
-        }
-    ).write_csv(out / "accounts.csv")
-    pl.DataFrame(
-        {
-            "subscription_id": ["s1", "s2"],
-            "account_id": ["cus_1", "cus_2"],
-            "start_date": ["2024-01-01"] * 2,
-            "end_date": [None, None],
-            "amount": [100.0, 900.0],
-        }
-    ).write_csv(out / "subscriptions.csv")
-    (out / "import-report.json").write_text(
-        json.dumps({"importer": "test", "rows_written": {"accounts": 2, "subscriptions": 2}})
-    )
-    return out
+    return two_account_base(tmp_path / "mine", segments=("smb", "enterprise"), amounts=(100.0, 900.0))
 
 
 def write(folder: Path, files: dict[str, str]) -> Path:
