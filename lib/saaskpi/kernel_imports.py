@@ -52,7 +52,7 @@ def defer_iri_grammar() -> None:
     if spec is None or spec.submodule_search_locations is None:
         return
     stand_in = _DeferredIri(list(spec.submodule_search_locations))
-    stand_in.is_valid_syntax = _is_valid_syntax  # what jsonschema imports from it
+    stand_in.__dict__["is_valid_syntax"] = _is_valid_syntax  # what jsonschema imports from it
     sys.modules[IRI_MODULE] = stand_in
 
 

@@ -4,9 +4,9 @@ from ..kernel_imports import import_pandera
 
 import_pandera()  # pandera's Polars API, without the pyspark.pandas import pandera makes when PySpark is installed
 
-from .load import ROW, RULE_CODES, TypedTable, typed_table
-from .rules import cross_table_problems, cross_table_rules
-from .tables import REQUIRED_TABLES, TABLES
+from .load import ROW, RULE_CODES, TypedTable, typed_table  # noqa: E402
+from .rules import cross_table_problems, cross_table_rules  # noqa: E402
+from .tables import REQUIRED_TABLES, TABLES  # noqa: E402
 
 __all__ = [
     "ROW",
