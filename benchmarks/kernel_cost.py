@@ -94,7 +94,7 @@ def main() -> None:
     if args.before:
         columns.append((args.before_label, measure(args.before.resolve(), args.runs)))
     columns.append(("this checkout" if args.before else "store filled", measure(HERE.parent / "lib", args.runs)))
-    head = "| per kernel, store filled | " + " | ".join(c for c, _ in columns) + " |\n"
+    head = "| per kernel, store filled (CPU seconds unless said) | " + " | ".join(c for c, _ in columns) + " |\n"
     head += "|---|" + "---|" * len(columns) + "\n"
     table = "".join(
         f"| {label} | " + " | ".join(fmt.format(r[k]) for _, r in columns) + " |\n" for label, k, fmt in ROWS
