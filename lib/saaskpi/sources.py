@@ -542,6 +542,7 @@ class Tables:
 
 
 KEPT_SOURCES = ("folder", "duckdb", "postgres")  # sources whose fingerprint changes with their data
+TYPED_COPIES = ("folder", "duckdb")  # files already on this machine: a database's rows are not copied to disk
 
 
 def validated_tables(
@@ -552,9 +553,10 @@ def validated_tables(
     `segments`: the accounts.segment values the segment files know (empty: any value is accepted).
     A source whose fingerprint changes with its data (a folder, a DuckDB file, a PostgreSQL schema) that passed
     validation is kept in the cache (cache.py, keyed by its fingerprint, the currency, the segments and the code):
-    its small tables as typed Parquet, and which text columns of its big tables are used as stored. Other kernels
-    opening the same unchanged source read those instead of reading, typing and checking every table again (the
-    big tables are not scanned, the rules across tables not rechecked)."""
+    which text columns of its big tables are used as stored and, for files (a folder, a DuckDB file), its small
+    tables as typed Parquet. Other kernels opening the same unchanged source then do not check its big tables and
+    the rules across tables again, and read the typed files instead of reading, typing and checking the small
+    tables again (a PostgreSQL schema's small tables are read from the database each time)."""
     from . import cache
 
     if source.kind not in KEPT_SOURCES or cache.cache_dir() is None:
@@ -564,17 +566,18 @@ def validated_tables(
 
     def check() -> dict:
         checked.append(_validated_tables(source, reporting_currency, engine, segments, None))
-        for name, frame in checked[0].frames.items():
+        copied = list(checked[0].frames) if source.kind in TYPED_COPIES else []
+        for name in copied:
             path = _kept_frame(key, name)
             if path is not None:
-                paths.atomic_write(path, frame.write_parquet)
-        return {"as_stored": checked[0].as_stored, "frames": list(checked[0].frames)}
+                paths.atomic_write(path, checked[0].frames[name].write_parquet)
+        return {"as_stored": checked[0].as_stored, "frames": copied}
 
     kept = cache.cached_json("typed", key, check)
     if checked:
         return checked[0]
     try:
-        frames = {name: pl.read_parquet(_kept_frame(key, name)) for name in kept["frames"]}
+        frames = {name: pl.read_parquet(_kept_frame(key, name)) for name in kept["frames"]} or None
     except Exception:  # noqa: BLE001 - a kept table damaged or pruned: the source is checked again
         entry = cache._entry("typed", key, ".json")
         if entry is not None:
