@@ -103,3 +103,28 @@ def test_a_changed_or_damaged_source_copy_is_validated_again(own_cache, revenue_
     workbook._VALIDATED.clear()
     with pytest.raises(DataContractError, match="amount"):
         open_workbook(str(revenue_source), "all", "2024-05", interactive=False)
+
+
+def test_the_vega_bundle_is_built_once_then_read_from_the_cache(own_cache, monkeypatch):
+    import altair as alt
+
+    from saaskpi.kernel_imports import enable_offline_charts
+
+    chart = alt.JupyterChart
+    monkeypatch.setattr(chart, "_esm", chart._esm)  # restored after the test, offline or not
+    monkeypatch.setattr(chart, "_is_offline", False)
+    built = []
+    real = chart.enable_offline.__func__
+
+    def counted(cls, offline: bool = True):
+        built.append(1)
+        return real(cls, offline)
+
+    monkeypatch.setattr(chart, "enable_offline", classmethod(counted))
+    enable_offline_charts()
+    first = chart._esm
+    assert built == [1] and chart._is_offline and "vega" in first.lower()
+    chart._is_offline = False  # another kernel
+    enable_offline_charts()
+    assert built == [1] and chart._esm == first and chart._is_offline
+    assert len(list(own_cache.glob("vega-bundle-*.json"))) == 1
