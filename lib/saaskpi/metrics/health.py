@@ -212,7 +212,36 @@ MEASURE_COLUMNS = [
 ]
 
 
-@table(export=False)
+@table(
+    schema={
+        "account_id": "str",
+        "key": "int64",
+        "month": "datetime",
+        "segment": "str",
+        "csm_id": "str",
+        "seats": "float64",
+        "mrr": "float64",
+        "mau": "float64",
+        "licence_utilisation": "float64",
+        "engagement_score": "float64",
+        "account_nps": "float64",
+        "nps_n": "float64",
+        "csat": "float64",
+        "csat_n": "float64",
+        "sla_breach_rate": "float64",
+        "tickets": "float64",
+        "open_tickets": "float64",
+        "touchpoints": "float64",
+        "roles_covered": "float64",
+        "net_sentiment": "float64",
+        "positive": "float64",
+        "negative": "float64",
+        "with_sentiment": "float64",
+        "days_overdue": "float64",
+        "overdue_amount": "float64",
+    },
+    export=False,
+)
 def account_measures(
     tables: Tables,
     calendar: pl.DataFrame,
@@ -258,7 +287,29 @@ def account_measures(
 
 
 # --------------------------------------------------------------------------- health score
-@table(export=False)
+@table(
+    schema={
+        "account_id": "str",
+        "key": "int64",
+        "month": "datetime",
+        "segment": "str",
+        "csm_id": "str",
+        "mrr": "float64",
+        "score_adoption": "float64",
+        "score_engagement": "float64",
+        "score_nps": "float64",
+        "score_csat": "float64",
+        "score_sla": "float64",
+        "score_relationship": "float64",
+        "score_sentiment": "float64",
+        "score_payments": "float64",
+        "health": "float64",
+        "band": "str",
+        "components_used": "int64",
+        "components_possible": "int64",
+    },
+    export=False,
+)
 def health_history(success_settings: SuccessSettings, account_measures: pd.DataFrame) -> pd.DataFrame:
     """Health score of every paying account at every month end: each component's score, the weighted mean of
     the components with data (weights re-scaled), rounded to a whole number, its band and components used."""
@@ -303,7 +354,29 @@ def component_names(success_settings: SuccessSettings) -> list[str]:
     return [c.name for c in success_settings.health.components]
 
 
-@table()
+@table(
+    schema={
+        "account_id": "str",
+        "account_name": "str",
+        "segment": "str",
+        "csm_id": "str",
+        "stage": "str",
+        "arr": "float64",
+        "health": "float64",
+        "band": "str",
+        "change": "float64",
+        "components_used": "int64",
+        "components_possible": "int64",
+        "score_adoption": "float64",
+        "score_engagement": "float64",
+        "score_nps": "float64",
+        "score_csat": "float64",
+        "score_sla": "float64",
+        "score_relationship": "float64",
+        "score_sentiment": "float64",
+        "score_payments": "float64",
+    }
+)
 def account_health(
     as_of: int,
     success_settings: SuccessSettings,
@@ -377,7 +450,19 @@ def red_account_share(health_history: pd.DataFrame) -> pd.DataFrame:
     return _series(out.month, out.value, out.n)
 
 
-@table()
+@table(
+    schema={
+        "level": "str",
+        "group": "str",
+        "accounts": "int64",
+        "mean_health": "float64",
+        "arr_weighted_health": "float64",
+        "arr": "float64",
+        "red_share": "float64",
+        "yellow_share": "float64",
+        "green_share": "float64",
+    }
+)
 def health_rollup(as_of: int, account_health: pd.DataFrame) -> pd.DataFrame:
     """Health at the month end rolled up by segment, lifecycle stage, CSM and the whole portfolio: accounts,
     mean score, ARR-weighted score and the share of accounts in each band."""
@@ -410,7 +495,19 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(mannwhitneyu(scores[positive], scores[~positive]).statistic / (n_pos * n_neg))
 
 
-@table(export=False)
+@table(
+    schema={
+        "account_id": "str",
+        "key": "int64",
+        "month": "datetime",
+        "segment": "str",
+        "health": "float64",
+        "band": "str",
+        "churned": "bool",
+        "contracted": "bool",
+    },
+    export=False,
+)
 def health_outcomes(health_history: pd.DataFrame, account_months: pd.DataFrame) -> pd.DataFrame:
     """Every scored account-month with what happened in the following 3 months: churned (not paying at the
     end of month + 3) or contracted (paying with less MRR); only months whose 3 months are in the data."""
@@ -423,7 +520,17 @@ def health_outcomes(health_history: pd.DataFrame, account_months: pd.DataFrame) 
     return h[["account_id", "key", "month", "segment", "health", "band", "churned", "contracted"]]
 
 
-@table()
+@table(
+    schema={
+        "band": "str",
+        "account_months": "int64",
+        "churned": "int64",
+        "churn_rate": "float64",
+        "contracted": "int64",
+        "contraction_rate": "float64",
+        "auc": "float64",
+    }
+)
 def health_backtest(as_of: int, health_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Churn and contraction in the 3 months after a score, by health band, over the 12 scored months ending
     3 months before the workbook's month (score at M-3, outcome by M), with the ROC AUC of health against churn."""
@@ -470,7 +577,22 @@ def health_backtest_auc(health_outcomes: pd.DataFrame, calendar: pl.DataFrame) -
 
 
 # --------------------------------------------------------------------------- at risk
-@table()
+@table(
+    schema={
+        "account_id": "str",
+        "account_name": "str",
+        "segment": "str",
+        "csm_id": "str",
+        "health": "float64",
+        "change": "float64",
+        "band": "str",
+        "reason": "str",
+        "pulled_down_by": "str",
+        "term_end": "datetime",
+        "arr": "float64",
+        "stage": "str",
+    }
+)
 def at_risk_accounts(
     success_settings: SuccessSettings, account_health: pd.DataFrame, account_months: pd.DataFrame, as_of: int
 ) -> pd.DataFrame:
@@ -506,7 +628,7 @@ def at_risk_accounts(
     return risky.sort_values(["health", "arr"], ascending=[True, False])[cols].reset_index(drop=True)
 
 
-@table(export=False)
+@table(schema={"account_id": "str", "month": "datetime", "health": "float64", "band": "str"}, export=False)
 def health_trend(health_history: pd.DataFrame) -> pd.DataFrame:
     """Health score of every account at every month end (account_id, month, health, band), for trends."""
     return health_history[["account_id", "month", "health", "band"]].reset_index(drop=True)
