@@ -155,7 +155,7 @@ def conform(frame: pd.DataFrame, schema: Mapping[str, object] | None) -> pd.Data
                 casts[col] = s.astype("str")
         elif declared in ("int64", "bool"):
             if not s.isna().any():
-                casts[col] = s.astype(declared)  # type: ignore[call-overload]
+                casts[col] = s.astype(declared)
         elif declared == "float64":
             casts[col] = s.astype("float64")
         elif declared in ("datetime", "datetime_utc"):
