@@ -61,6 +61,20 @@ def test_every_metric_series_matches_the_metric_schema(demo_results):
     assert not found, f"on {engine}:\n" + "\n".join(found)
 
 
+def test_tables_of_a_small_literal_source_match_their_schemas(revenue_wb):
+    """Six accounts and their subscriptions only: empty panels, an account without a CSM or seats, text columns
+    that are all missing still have their declared dtypes."""
+    specs = {**TABLE_FUNCS, **METRICS}
+    names = [n for n, s in specs.items() if not revenue_wb.tables.missing(*s.needs)]
+    assert {"account_mrr", "account_months", "renewals_due", "logo_survival"} <= set(names)
+    found = []
+    for n in names:
+        frame = revenue_wb.compute(n)
+        schema = TABLE_FUNCS[n].schema if n in TABLE_FUNCS else metric_schema(frame)
+        found += [f"{n}: {p}" for p in schema_problems(frame, schema)]
+    assert not found, "\n".join(found)
+
+
 def test_stored_results_read_back_with_the_same_dtypes(demo_results):
     """What the results store (cache.cached_result, Parquet) gives back equals what was computed, dtypes too."""
     engine, results = demo_results
