@@ -335,10 +335,10 @@ class Workbook:
             )
         self.require(*spec.needs, what=f"`{name}`")
 
-        def run():
-            return spec.func(**{p: self._input(p) for p in inspect.signature(spec.func).parameters})
+        def run():  # a result leaves with its declared dtypes, stored or not (docs/architecture.md)
+            return spec.conform(spec.func(**{p: self._input(p) for p in inspect.signature(spec.func).parameters}))
 
-        result = cache.cached_result(name, self._store_key, run) if self._store_key else cache.as_stored(run())
+        result = cache.cached_result(name, self._store_key, run) if self._store_key else run()
         self._cache[name] = result
         return result
 
