@@ -52,8 +52,10 @@ def replace_folder(staged: Path, out: Path) -> None:
     """Put the complete folder `staged` where `out` is: `out` renamed aside, `staged` renamed in, the old one
     removed (a reader sees the old folder or the new one)."""
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
+    if out.exists() or out.is_symlink():
         os.replace(out, old)
     os.replace(staged, out)
-    if old.exists():
+    if old.is_symlink():  # `out` was a link to a folder elsewhere: the link goes, the folder it named stays
+        old.unlink()
+    elif old.exists():
         shutil.rmtree(old)
