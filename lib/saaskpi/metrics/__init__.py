@@ -13,7 +13,20 @@ from pathlib import Path
 
 from .. import params, paths
 from ..params import Conventions
-from . import accounts, cohorts, cs_load, funnel, health, lifecycle, revenue, success, unit_economics, usage  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)  # noqa: F401, I001  (registration; issue 22's tables read the ones above)
+    accounts,
+    cohorts,
+    cs_load,
+    drivers,
+    forecast,
+    funnel,
+    health,
+    lifecycle,
+    revenue,
+    success,
+    unit_economics,
+    usage,
+)
 from .registry import METRICS, TABLE_FUNCS, Metric, RegistryError, TableSpec, metric, table, validate_registry
 
 
