@@ -8,7 +8,8 @@ share of the base) and r_g = num_g / den_g (its own rate). Between a month befor
 
 and sum_g (mix_g + rate_g) = R1 - R0 exactly (the shares sum to 1 in both months, so the centring term cancels;
 the midpoint weights make the split symmetric, like a Shapley split of two factors). A group absent in one month
-takes its other month's rate there, so its whole contribution is mix. `drivers` checks the sum.
+takes its other month's rate there, so its whole contribution is mix; a numerator without any base in a month
+(new MRR in a group that paid nothing before) counts as that group's rate effect. `drivers` checks the sum.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def mix_rate_effects(before: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
     """Per group: share and rate before and now, mix and rate effects and their sum, from two frames of (group,
     num, den). The effects add up to the change of sum(num) / sum(den) (checked)."""
     both = pd.merge(before, now, on="group", how="outer", suffixes=("_0", "_1")).fillna(0.0)
-    both = both[(both.den_0 > 0) | (both.den_1 > 0)].reset_index(drop=True)
+    both = both[(both.den_0 > 0) | (both.den_1 > 0) | (both.num_0 != 0) | (both.num_1 != 0)].reset_index(drop=True)
     d0, d1 = both.den_0.sum(), both.den_1.sum()
     if d0 <= 0 or d1 <= 0:
         return pd.DataFrame(columns=["group", "share_before", "share_now", "rate_before", "rate_now", "mix", "rate"])
@@ -51,6 +52,9 @@ def mix_rate_effects(before: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
     r0 = np.divide(both.num_0, both.den_0, out=np.full(len(both), np.nan), where=both.den_0 > 0)
     r1 = np.divide(both.num_1, both.den_1, out=np.full(len(both), np.nan), where=both.den_1 > 0)
     r0, r1 = np.where(np.isnan(r0), r1, r0), np.where(np.isnan(r1), r0, r1)
+    r0, r1 = np.nan_to_num(r0), np.nan_to_num(r1)
+    # a numerator without a base (new MRR in a group that had none) adds to the rate directly: its own effect
+    unbased = (both.num_1 / d1 - w1 * r1) - (both.num_0 / d0 - w0 * r0)
     out = pd.DataFrame(
         {
             "group": both.group,
@@ -59,7 +63,7 @@ def mix_rate_effects(before: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
             "rate_before": r0,
             "rate_now": r1,
             "mix": (w1 - w0) * ((r0 + r1) / 2 - (total0 + total1) / 2),
-            "rate": (r1 - r0) * (w0 + w1) / 2,
+            "rate": (r1 - r0) * (w0 + w1) / 2 + unbased,
         }
     )
     gap = (out.mix + out.rate).sum() - (total1 - total0)
@@ -93,8 +97,7 @@ def _panel_parts(inputs: ForecastInputs, col: int, rate: str) -> tuple[np.ndarra
     """Per account: numerator and denominator of `rate` at panel column `col` (None before it can be computed)."""
     m = inputs.mrr
     if rate == "mrr_growth" and col >= 1:
-        base = m[:, col - 1] > 0
-        return np.where(base, m[:, col] - m[:, col - 1], 0.0), m[:, col - 1]
+        return m[:, col] - m[:, col - 1], m[:, col - 1]  # new and reactivated accounts count in the change
     if rate == "logo_churn" and col >= 1:
         base = m[:, col - 1] > 0
         return (base & (m[:, col] == 0)) * 1.0, base * 1.0

@@ -103,8 +103,6 @@ def forecast_inputs(
         cols = (account_mrr.month.dt.year * 12 + account_mrr.month.dt.month - 1).to_numpy() - keys[0]
         ok = ~np.isnan(rows.astype("float64")) & (cols >= 0) & (cols < t)
         mrr[rows[ok].astype("int64"), cols[ok]] = account_mrr.mrr.to_numpy()[ok]
-    paying = mrr > 0
-    cohort = np.where(paying.any(axis=1), paying.argmax(axis=1), -1)
 
     subs = tables.frames["subscriptions"].select("account_id", "start_date", "end_date", "billing_period_months")
     subs = subs.to_pandas()
@@ -125,7 +123,51 @@ def forecast_inputs(
     sales_led_from = np.full(n, np.iinfo("int64").max)
     sales_led_from[won_key.to_numpy()] = [key_of(d) for d in first_won.loc[won_key.index]]
 
-    bands = tuple(settings.age_buckets)
+    return panel_inputs(
+        keys,
+        mrr,
+        group,
+        groups,
+        renewal,
+        period,
+        sales_led_from,
+        subs,
+        _opportunity_groups(tables, opportunity_outcomes, accounts, groups, conventions),
+        tuple(settings.age_buckets),
+    )
+
+
+def panel_inputs(
+    keys: np.ndarray,
+    mrr: np.ndarray,
+    group: np.ndarray,
+    groups: tuple[str, ...],
+    renewal: np.ndarray | None = None,
+    period: np.ndarray | None = None,
+    sales_led_from: np.ndarray | None = None,
+    subscriptions: pd.DataFrame | None = None,
+    opportunities: pd.DataFrame | None = None,
+    bands: tuple[int, ...] = (0,),
+) -> ForecastInputs:
+    """`ForecastInputs` from an account x month MRR panel (contracts, sales-led accounts, subscriptions and
+    opportunities optional): the transitions into each month by class, group and age band, and new business."""
+    n, t = mrr.shape
+    renewal = np.full((n, t), -1, dtype="int64") if renewal is None else renewal
+    period = np.zeros((n, t), dtype="int64") if period is None else period
+    sales_led_from = np.full(n, np.iinfo("int64").max) if sales_led_from is None else sales_led_from
+    if subscriptions is None:
+        subscriptions = pd.DataFrame(
+            {
+                "account": pd.Series(dtype="int64"),
+                "start": pd.Series(dtype="datetime64[ns]"),
+                "end": pd.Series(dtype="datetime64[ns]"),
+                "period": pd.Series(dtype="int64"),
+            }
+        )
+    if opportunities is None:
+        opportunities = pd.DataFrame(columns=["created_at", "closed_at", "stage", "weight", "amount", "group"])
+    paying = mrr > 0
+    cohort = np.where(paying.any(axis=1), paying.argmax(axis=1), -1)
     transitions = np.zeros((t, len(CLASSES), len(groups), len(bands), len(STATS)))
     new_business = np.zeros((t, len(groups), 4))
     for j in range(1, t):
@@ -152,18 +194,18 @@ def forecast_inputs(
             new_business[j, :, s] = np.bincount(group, weights=values, minlength=len(groups))
 
     return ForecastInputs(
-        keys,
+        np.asarray(keys, dtype="int64"),
         mrr,
         cohort,
-        group,
-        groups,
+        np.asarray(group, dtype="int64"),
+        tuple(groups),
         renewal,
         period,
         transitions,
         new_business,
-        subs,
-        _opportunity_groups(tables, opportunity_outcomes, accounts, groups, conventions),
-        bands,
+        subscriptions,
+        opportunities,
+        tuple(bands),
     )
 
 
@@ -446,7 +488,8 @@ def backtest_forecasts(inputs: ForecastInputs, as_of: int, settings: ForecastSet
 
 def backtest_summary(forecasts: pd.DataFrame, horizons: list[int]) -> pd.DataFrame:
     """Per horizon: how many past forecasts, and per method the mean absolute percentage error and the bias (mean
-    signed error: above zero, forecasts ran high); `best` names the method with the smallest error."""
+    signed error: above zero, forecasts ran high); `best` names the method with the smallest error (the model on a
+    tie)."""
     rows = []
     for h in horizons:
         at = forecasts[(forecasts.horizon == h) & forecasts.error.notna()]
@@ -456,7 +499,8 @@ def backtest_summary(forecasts: pd.DataFrame, horizons: list[int]) -> pd.DataFra
             row[f"{method}_error"] = float(e.abs().mean()) if len(e) else math.nan
             row[f"{method}_bias"] = float(e.mean()) if len(e) else math.nan
         errors = {m: row[f"{m}_error"] for m in METHODS if not math.isnan(row[f"{m}_error"])}
-        row["best"] = min(errors, key=lambda m: errors[m]) if errors else ""
+        smallest = min(errors.values()) if errors else math.nan
+        row["best"] = next((m for m in errors if errors[m] <= smallest + 1e-9), "")  # a tie goes to the model
         rows.append(row)
     return pd.DataFrame(rows)
 
