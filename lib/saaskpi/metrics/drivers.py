@@ -152,13 +152,20 @@ def drivers_frame(
     funnel_by_channel: pd.DataFrame | None = None,
     funnel_by_segment: pd.DataFrame | None = None,
     cac_by_channel: pd.DataFrame | None = None,
+    rates: tuple[str, ...] = tuple(RATES),
+    comparisons: tuple[str, ...] = tuple(COMPARISONS),
 ) -> pd.DataFrame:
     """Every headline rate's change from the previous month and from the same month last year, split over each
-    attribute in `by` into mix and rate effects per group (they sum to the change)."""
+    attribute in `by` into mix and rate effects per group (they sum to the change); `rates` and `comparisons`
+    restrict it."""
     parts = []
     now = month_of(as_of)
     for rate, (label, unit) in RATES.items():
+        if rate not in rates:
+            continue
         for comparison, back in COMPARISONS.items():
+            if comparison not in comparisons:
+                continue
             before = month_of(as_of - back)
             for attribute in by:
                 p0 = rate_parts(

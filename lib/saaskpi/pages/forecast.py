@@ -10,12 +10,12 @@ import html
 import altair as alt
 import ipywidgets as W
 import pandas as pd
-from IPython.display import display
+from IPython.display import HTML, display
 
 from .. import format as fmt
 from .. import params, theme, widgets
 from ..metrics import forecast as fc
-from ..metrics.drivers import RATES
+from ..metrics.drivers import RATES, account_attributes, drivers_frame
 
 AREAS: tuple[str, ...] = ()  # the page shows tables, not registry metrics
 HISTORY_MONTHS = 24
@@ -311,13 +311,44 @@ def driver_sentence(drivers: pd.DataFrame, settings: params.ForecastSettings, cu
             moved = "grew" if r.share_now > r.share_before else "shrank"
             text = f"{r.group} {moved} as a share of the base"
         else:
-            text = f"{r.group}'s own rate {'rose' if r.rate_now > r.rate_before else 'fell'}"
+            owner = f"{r.group}'" if str(r.group).endswith("s") else f"{r.group}'s"
+            text = f"{owner} own rate {'rose' if r.rate_now > r.rate_before else 'fell'}"
         parts.append(f"{text} ({_points(r.amount, unit, currency)})")
     head = f"{label} {verb} {size} from {COMPARISON_TEXT[settings.summary_comparison]}" if change else f"{label} held"
     if not parts:
         return head + "."
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f", and {parts[-1]}"
     return f"{head}: {listed}."
+
+
+def summary_sentence(wb) -> str:
+    """The executive summary's sentence (parameters/forecast.yaml: summary_*): the summary rate's change and its
+    largest mix and rate contributions. Split by `summary_by`, or by the first attribute of `drivers_by` with more
+    than one group when the workbook has a single one (a segment's own page). Computes only that rate."""
+    s = params.forecast_settings()
+    by = [str(b) for b in s.drivers_by] if s.summary_by == "all" else [str(s.summary_by)]
+    ids = account_attributes(wb.tables, [str(b) for b in s.drivers_by], wb.as_of)
+    if s.summary_by != "all" and ids[by[0]].nunique() < 2:
+        by = [b for b in (str(x) for x in s.drivers_by) if ids[b].nunique() > 1][:1] or by
+    if s.summary_metric in ("funnel_conversion", "cac"):
+        d = wb.table("drivers")
+        d = d[d.by.isin(by)]
+    else:
+        d = drivers_frame(
+            wb.table("forecast_model"),
+            ids,
+            wb.as_of,
+            by,
+            rates=(s.summary_metric,),
+            comparisons=(s.summary_comparison,),
+        )
+    return driver_sentence(d, s.model_copy(update={"summary_by": "all"}), wb.conventions.reporting_currency)
+
+
+def summary_html(wb) -> HTML:
+    """The summary sentence as one line for the executive summary (empty when there is no change to explain)."""
+    sentence = summary_sentence(wb)
+    return widgets.styled(f'<p class="saaskpi-header">Why it moved: {html.escape(sentence)}</p>' if sentence else "")
 
 
 def drivers_html(wb, drivers: pd.DataFrame, comparison: str) -> str:
@@ -353,10 +384,14 @@ def show_drivers(wb):
             display(widgets.note("Not enough history to split any rate's change yet."))
             return
         by = s.summary_by if s.summary_by != "all" else s.drivers_by[0]
+        if drivers[drivers.by == by].group.nunique() < 2:  # one segment: split by the next attribute
+            by = next((b for b in s.drivers_by if drivers[drivers.by == b].group.nunique() > 1), by)
         d = drivers[
             (drivers.rate_name == s.summary_metric) & (drivers.comparison == s.summary_comparison) & (drivers.by == by)
         ]
-        sentence = driver_sentence(drivers, s, w.conventions.reporting_currency)
+        sentence = driver_sentence(
+            drivers[drivers.by == by], s.model_copy(update={"summary_by": "all"}), w.conventions.reporting_currency
+        )
         if sentence:
             display(widgets.styled(f"<p><b>{html.escape(sentence)}</b></p>"))
         if len(d):
