@@ -128,7 +128,8 @@ def forecast_table_html(wb, forecast: pd.DataFrame) -> str:
         cells += [fmt.money(last.arr, cur), fmt.value(last.accounts, "count")]
         rows.append(cells)
         totals.append(seg == "total")
-    head = ["segment", "MRR now", *[f"MRR in {h} months" for h in horizons], f"ARR in {horizons[-1]}", "accounts"]
+    last = horizons[-1]
+    head = ["segment", "MRR now", *[f"MRR in {h} months" for h in horizons], f"ARR in {last}", f"accounts in {last}"]
     return widgets.html_table(head, rows, numeric=tuple(range(1, len(head))), totals=totals)
 
 
@@ -139,7 +140,8 @@ def _forecast_view(wb, scenario: fc.Scenario) -> None:
     s = params.forecast_settings()
     title = alt.Title(
         f"MRR, {HISTORY_MONTHS} months to {wb.month:%b %Y} and {s.horizon_months} months ahead",
-        subtitle=f"band: {s.interval[0]:.0%}-{s.interval[1]:.0%} of the forecast's own past errors at each horizon",
+        subtitle=f"band: where MRR landed against past forecasts at each horizon ({s.interval[0]:.0%}-"
+        f"{s.interval[1]:.0%} of the backtest's errors); above the line where the forecast has run low",
     )
     widgets.show_chart(forecast_chart(history, forecast, title, widgets.currency_axis(wb)), wb)
     display(
@@ -260,7 +262,8 @@ def waterfall(effects: pd.DataFrame, label: str, unit: str, title: str) -> alt.C
         ),
         tooltip=["step:N", alt.Tooltip("amount:Q", format=",.2f")],
     )
-    text = base.mark_text(dy=-7, style="cell-label").encode(y="to:Q", text=alt.Text("amount:Q", format="+,.2f"))
+    data["text"] = [f"{a:,.2f}" if k == "level" else f"{a:+,.2f}" for k, a in zip(data.kind, data.amount)]
+    text = base.mark_text(dy=-7, style="cell-label").encode(y="to:Q", text="text:N")
     return (bars + text).properties(title=title, width=760, height=280)
 
 
@@ -415,6 +418,8 @@ def mrr_change_html(wb, change: pd.DataFrame) -> str:
     """The month's MRR change per group and movement."""
     cur = wb.conventions.reporting_currency
     wide = change.pivot_table(index=["by", "group"], columns="movement", values="amount", aggfunc="sum", fill_value=0.0)
+    order = {b: i for i, b in enumerate(change.by.unique())}  # the order of drivers_by
+    wide = wide.iloc[sorted(range(len(wide)), key=lambda i: (order[wide.index[i][0]], wide.index[i][1]))]
     moves = [m for m in ("new", "expansion", "contraction", "churn") if m in wide.columns]
     rows = []
     for (by, group), r in wide.iterrows():
