@@ -286,7 +286,7 @@ def test_a_forecast_made_at_m_is_unchanged_when_every_row_after_m_is_removed(tmp
     assert cut.month_label == "2024-05"
     settings = SETTINGS.model_copy(update={"pipeline_months": 3, "horizon_months": 6, "backtest_origins": 3})
     may = JAN_2024 + 4
-    a, b = full.table("forecast_model"), cut.table("forecast_model")
+    a, b = fc.model_of(full), fc.model_of(cut)
     for scheduled in (True, False):
         pd.testing.assert_frame_equal(
             fc.project(a, may, settings, scheduled=scheduled), fc.project(b, may, settings, scheduled=scheduled)

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
 from ..errors import SaasKpiError
 from ..frames import month_of
+from ..params import Conventions
 from ..sources import Tables
-from .forecast import ForecastInputs
+from .forecast import ForecastInputs, forecast_model
 from .registry import table
 
 # The headline rates: name -> (label, unit). Fractions are shown in points.
@@ -207,7 +209,15 @@ def mrr_change_by_group(inputs: ForecastInputs, ids: pd.DataFrame, as_of: int, b
 
 
 @table()
-def drivers(tables: Tables, as_of: int, forecast_model: ForecastInputs, compute_if_available) -> pd.DataFrame:
+def drivers(
+    tables: Tables,
+    calendar: pl.DataFrame,
+    conventions: Conventions,
+    as_of: int,
+    account_mrr: pd.DataFrame,
+    opportunity_outcomes: pd.DataFrame,
+    compute_if_available,
+) -> pd.DataFrame:
     """Each headline rate's change from last month and from a year ago, split per segment, channel and plan into
     a mix effect and a rate effect that sum to the change."""
     from .. import params
@@ -215,7 +225,7 @@ def drivers(tables: Tables, as_of: int, forecast_model: ForecastInputs, compute_
     by = [str(b) for b in params.forecast_settings().drivers_by]
     ids = account_attributes(tables, by, as_of)
     return drivers_frame(
-        forecast_model,
+        forecast_model(tables, calendar, conventions, account_mrr, opportunity_outcomes),
         ids,
         as_of,
         by,
@@ -226,11 +236,19 @@ def drivers(tables: Tables, as_of: int, forecast_model: ForecastInputs, compute_
 
 
 @table()
-def mrr_change_drivers(tables: Tables, as_of: int, forecast_model: ForecastInputs) -> pd.DataFrame:
+def mrr_change_drivers(
+    tables: Tables,
+    calendar: pl.DataFrame,
+    conventions: Conventions,
+    as_of: int,
+    account_mrr: pd.DataFrame,
+    opportunity_outcomes: pd.DataFrame,
+) -> pd.DataFrame:
     """The month's MRR change per segment, channel and plan, by movement (new, expansion, contraction, churn)."""
     from .. import params
 
     by = [str(b) for b in params.forecast_settings().drivers_by]
     ids = account_attributes(tables, by, as_of)
-    parts = [mrr_change_by_group(forecast_model, ids, as_of, b) for b in by]
+    model = forecast_model(tables, calendar, conventions, account_mrr, opportunity_outcomes)
+    parts = [mrr_change_by_group(model, ids, as_of, b) for b in by]
     return pd.concat(parts, ignore_index=True)

@@ -21,6 +21,7 @@ forecast re-made at each of the past `backtest_origins` month ends) costs a few 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -550,7 +551,9 @@ def target_month(forecast: pd.DataFrame, target: float | None) -> pd.Timestamp |
 
 
 # --------------------------------------------------------------------------- registered tables
-@table(export=False)
+_MODELS: OrderedDict[tuple, tuple[tuple, ForecastInputs]] = OrderedDict()  # the last few models built here
+
+
 def forecast_model(
     tables: Tables,
     calendar: pl.DataFrame,
@@ -558,22 +561,63 @@ def forecast_model(
     account_mrr: pd.DataFrame,
     opportunity_outcomes: pd.DataFrame,
 ) -> ForecastInputs:
-    """The forecast's monthly aggregates (not a frame: the page re-projects scenarios from it)."""
-    return forecast_inputs(tables, calendar, account_mrr, opportunity_outcomes, params.forecast_settings(), conventions)
+    """The forecast's monthly aggregates for these (registered) tables, built once and kept while the same frames
+    are in use: every forecast table, the page's scenarios and the driver tables read the same one. It is not a
+    registered table itself (the results store holds frames only)."""
+    settings = params.forecast_settings()
+    held = (tables, calendar, account_mrr, opportunity_outcomes)  # kept alive with the entry, so ids stay unique
+    key = (
+        *(id(x) for x in held),
+        tuple(settings.age_buckets),
+        tuple(sorted(conventions.pipeline_stage_weights.items())),
+    )
+    if key not in _MODELS:
+        _MODELS[key] = (
+            held,
+            forecast_inputs(tables, calendar, account_mrr, opportunity_outcomes, settings, conventions),
+        )
+        while len(_MODELS) > 8:
+            _MODELS.popitem(last=False)
+    _MODELS.move_to_end(key)
+    return _MODELS[key][1]
+
+
+def model_of(wb) -> ForecastInputs:
+    """The forecast model of workbook `wb` (its segment and month)."""
+    return forecast_model(
+        wb.tables, wb.calendar, wb.conventions, wb.table("account_mrr"), wb.table("opportunity_outcomes")
+    )
 
 
 @table(export=False)
-def forecast_errors(as_of: int, forecast_model: ForecastInputs) -> pd.DataFrame:
+def forecast_errors(
+    tables: Tables,
+    calendar: pl.DataFrame,
+    conventions: Conventions,
+    as_of: int,
+    account_mrr: pd.DataFrame,
+    opportunity_outcomes: pd.DataFrame,
+) -> pd.DataFrame:
     """Every backtest forecast: origin, horizon, method (model or a baseline), forecast, actual MRR and relative
     error."""
-    return backtest_forecasts(forecast_model, as_of, params.forecast_settings())
+    model = forecast_model(tables, calendar, conventions, account_mrr, opportunity_outcomes)
+    return backtest_forecasts(model, as_of, params.forecast_settings())
 
 
 @table()
-def forecast(as_of: int, forecast_model: ForecastInputs, forecast_errors: pd.DataFrame) -> pd.DataFrame:
+def forecast(
+    tables: Tables,
+    calendar: pl.DataFrame,
+    conventions: Conventions,
+    as_of: int,
+    account_mrr: pd.DataFrame,
+    opportunity_outcomes: pd.DataFrame,
+    forecast_errors: pd.DataFrame,
+) -> pd.DataFrame:
     """MRR, ARR and paying accounts forecast per segment and month ahead, the total with its backtest interval."""
     settings = params.forecast_settings()
-    return forecast_frame(forecast_model, as_of, settings, interval_quantiles(forecast_errors, settings))
+    model = forecast_model(tables, calendar, conventions, account_mrr, opportunity_outcomes)
+    return forecast_frame(model, as_of, settings, interval_quantiles(forecast_errors, settings))
 
 
 @table()

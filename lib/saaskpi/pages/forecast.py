@@ -75,7 +75,7 @@ def scenario_forecast(wb, scenario: fc.Scenario | None = None) -> pd.DataFrame:
         return wb.table("forecast")
     settings = params.forecast_settings()
     quantiles = fc.interval_quantiles(wb.table("forecast_errors"), settings)
-    return fc.forecast_frame(wb.table("forecast_model"), wb.as_of, settings, quantiles, scenario)
+    return fc.forecast_frame(fc.model_of(wb), wb.as_of, settings, quantiles, scenario)
 
 
 def target_text(wb, forecast: pd.DataFrame) -> str:
@@ -106,7 +106,7 @@ def forecast_table_html(wb, forecast: pd.DataFrame) -> str:
     horizons = [h for h in (3, 6, 12) if h <= forecast.horizon.max()]
     mm = wb.table("mrr_movements")
     now_total = float(mm.set_index("month").mrr_end.get(wb.month, float("nan")))
-    model = wb.table("forecast_model")
+    model = fc.model_of(wb)
     col = model.column(wb.as_of)
     rows, totals = [], []
     for seg in [*[s for s in forecast.segment.unique() if s != "total"], "total"]:
@@ -338,7 +338,7 @@ def summary_sentence(wb) -> str:
         d = d[d.by.isin(by)]
     else:
         d = drivers_frame(
-            wb.table("forecast_model"),
+            fc.model_of(wb),
             ids,
             wb.as_of,
             by,
