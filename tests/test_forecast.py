@@ -325,7 +325,7 @@ def test_forecast_parameters_are_checked(tmp_path):
 def test_page_sections_render_without_a_failure(revenue_wb):
     from conftest import page_html
 
-    for show in (page.show_forecast, page.show_backtest, page.show_drivers, page.show_mrr_change):
+    for show in (page.show_headline, page.show_forecast, page.show_backtest, page.show_drivers, page.show_mrr_change):
         html = page_html(show, revenue_wb)
         assert "saaskpi-error" not in html.split("</style>")[-1]
     assert "No ARR target is set" in page_html(page.show_forecast, revenue_wb)

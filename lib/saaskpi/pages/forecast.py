@@ -39,6 +39,64 @@ def show_header(wb):
     return widgets.page_header(wb, _conventions)
 
 
+# --------------------------------------------------------------------------- headline
+NOW_TILES = ["monthly_recurring_revenue", "annual_recurring_revenue", "paying_accounts"]
+
+
+def forecast_tile(label: str, value: str, lines: list[str]) -> str:
+    """A tile in the KPI tiles' look for a forecast value (no target status: a forecast is not judged)."""
+    body = "".join(f'<div class="kpi-n">{line}</div>' for line in lines)
+    return (
+        f'<div class="kpi-tile" style="border-top:3px solid {theme.PALETTE[1]}"><div class="kpi-label">'
+        f'{html.escape(label)}</div><div class="kpi-value">{value}</div>{body}</div>'
+    )
+
+
+def headline_html(wb) -> str:
+    """MRR, ARR and paying accounts now (registry tiles), then where the forecast puts them at the horizon, with the
+    interval and the month ARR reaches its target."""
+    cur = wb.conventions.reporting_currency
+    forecast = wb.table("forecast")
+    last = forecast[forecast.segment == "total"].iloc[-1]
+    h = int(last.horizon)
+    mrr_now = float(wb.table("mrr_movements").set_index("month").mrr_end.get(wb.month, float("nan")))
+    growth = last.mrr / mrr_now - 1 if mrr_now > 0 else float("nan")
+    band = (
+        f"{fmt.money(last.mrr_low, cur)}–{fmt.money(last.mrr_high, cur)} (backtest errors)"
+        if last.mrr_low == last.mrr_low
+        else "no interval yet (too few past forecasts)"
+    )
+    target = wb.target(ARR)
+    month = fc.target_month(forecast, target)
+    if target is None:
+        reach, reach_line = "no target", "set one on annual_recurring_revenue"
+    elif 12 * mrr_now >= target:
+        reach, reach_line = "reached", f"target {fmt.money(target, cur)}"
+    else:
+        reach = f"{month:%b %Y}" if month is not None else f"not in {h} months"
+        reach_line = f"target {fmt.money(target, cur)}"
+    tiles = [widgets.tile_html(wb, n) for n in NOW_TILES] + [
+        forecast_tile(
+            f"MRR in {h} months",
+            fmt.money(last.mrr, cur),
+            [f"{'n/a' if growth != growth else f'{growth:+.1%}'} vs now", band],
+        ),
+        forecast_tile(f"ARR in {h} months", fmt.money(last.arr, cur), [f"{last.month:%B %Y}"]),
+        forecast_tile(
+            f"Paying accounts in {h} months",
+            fmt.value(last.accounts, "count"),
+            [f"{fmt.value(last.book_accounts, 'count')} of today's, {fmt.value(last.new_accounts, 'count')} new"],
+        ),
+        forecast_tile("ARR reaches its target", reach, [reach_line]),
+    ]
+    return '<div class="kpi-grid">' + "".join(tiles) + "</div>"
+
+
+def show_headline(wb):
+    """MRR, ARR and paying accounts now, and the forecast for them at the horizon."""
+    return widgets.section(wb, lambda w: display(widgets.styled(headline_html(w))))
+
+
 # --------------------------------------------------------------------------- the forecast
 def forecast_chart(history: pd.DataFrame, forecast: pd.DataFrame, title: str, currency_format: str) -> alt.Chart:
     """MRR so far (solid), the forecast (dashed) and its interval (band)."""
