@@ -69,25 +69,25 @@ def headline_html(wb) -> str:
     target = wb.target(ARR)
     month = fc.target_month(forecast, target)
     if target is None:
-        reach, reach_line = "no target", "set one on annual_recurring_revenue"
+        reach = "no ARR target set"
     elif 12 * mrr_now >= target:
-        reach, reach_line = "reached", f"target {fmt.money(target, cur)}"
+        reach = f"target {fmt.money(target, cur)} reached"
+    elif month is not None:
+        reach = f"reaches the {fmt.money(target, cur)} target in {month:%b %Y}"
     else:
-        reach = f"{month:%b %Y}" if month is not None else f"not in {h} months"
-        reach_line = f"target {fmt.money(target, cur)}"
+        reach = f"target {fmt.money(target, cur)} not reached in {h} months"
     tiles = [widgets.tile_html(wb, n) for n in NOW_TILES] + [
         forecast_tile(
             f"MRR in {h} months",
             fmt.money(last.mrr, cur),
             [f"{'n/a' if growth != growth else f'{growth:+.1%}'} vs now", band],
         ),
-        forecast_tile(f"ARR in {h} months", fmt.money(last.arr, cur), [f"{last.month:%B %Y}"]),
+        forecast_tile(f"ARR in {h} months", fmt.money(last.arr, cur), [f"{last.month:%B %Y}", html.escape(reach)]),
         forecast_tile(
             f"Paying accounts in {h} months",
             fmt.value(last.accounts, "count"),
             [f"{fmt.value(last.book_accounts, 'count')} of today's, {fmt.value(last.new_accounts, 'count')} new"],
         ),
-        forecast_tile("ARR reaches its target", reach, [reach_line]),
     ]
     return '<div class="kpi-grid">' + "".join(tiles) + "</div>"
 
