@@ -337,3 +337,16 @@ def test_target_text_uses_the_segment_target(revenue_wb):
     assert "already at or above its target" in page.target_text(wb, wb.table("forecast"))
     wb.segment = wb.segment.model_copy(update={"targets": {"annual_recurring_revenue": 1e9}})
     assert "does not reach its target" in page.target_text(wb, wb.table("forecast"))
+
+
+def test_funnel_conversion_is_compared_at_the_latest_mature_cohort():
+    funnel = pd.DataFrame(
+        {
+            "month": pd.to_datetime(["2024-03-01", "2024-04-01", "2024-05-01", "2024-05-01"]),
+            "stage": ["signup → customer", "signup → customer", "signup → customer", "signup → PQL"],
+            "immature": [False, False, True, False],
+        }
+    )
+    # May's signup -> customer cohort is still open: April is the latest mature one
+    assert dr._latest_mature(funnel, JAN_2024 + 4) == JAN_2024 + 3
+    assert dr._latest_mature(funnel[funnel.month > "2024-04-01"], JAN_2024 + 4) is None

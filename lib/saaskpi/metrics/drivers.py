@@ -146,6 +146,16 @@ def rate_parts(
     return None
 
 
+def _latest_mature(funnel: pd.DataFrame | None, as_of: int) -> int | None:
+    """Month key of the latest month up to `as_of` whose signup -> customer cohort is mature (None: none is)."""
+    if funnel is None or funnel.empty:
+        return None
+    rows = funnel[
+        (funnel.stage == "signup → customer") & ~funnel.immature.astype(bool) & (funnel.month <= month_of(as_of))
+    ]
+    return None if rows.empty else int(rows.month.max().year * 12 + rows.month.max().month - 1)
+
+
 def drivers_frame(
     inputs: ForecastInputs,
     ids: pd.DataFrame,
@@ -159,16 +169,21 @@ def drivers_frame(
 ) -> pd.DataFrame:
     """Every headline rate's change from the previous month and from the same month last year, split over each
     attribute in `by` into mix and rate effects per group (they sum to the change); `rates` and `comparisons`
-    restrict it."""
+    restrict it. Funnel conversion is compared at the latest signup cohort whose window has elapsed (`month`)."""
     parts = []
-    now = month_of(as_of)
     for rate, (label, unit) in RATES.items():
         if rate not in rates:
             continue
+        last: int | None = as_of
+        if rate == "funnel_conversion":  # the latest signup cohort whose conversion window has elapsed
+            last = _latest_mature(funnel_by_segment if funnel_by_segment is not None else funnel_by_channel, as_of)
+        if last is None:
+            continue
+        now = month_of(last)
         for comparison, back in COMPARISONS.items():
             if comparison not in comparisons:
                 continue
-            before = month_of(as_of - back)
+            before = month_of(last - back)
             for attribute in by:
                 p0 = rate_parts(
                     rate, before, attribute, inputs, ids, funnel_by_channel, funnel_by_segment, cac_by_channel
@@ -180,9 +195,11 @@ def drivers_frame(
                 if effects.empty:
                     continue
                 parts.append(
-                    effects.assign(rate_name=rate, label=label, unit=unit, comparison=comparison, by=attribute)
+                    effects.assign(
+                        rate_name=rate, label=label, unit=unit, comparison=comparison, by=attribute, month=now
+                    )
                 )
-    cols = ["rate_name", "label", "unit", "comparison", "by", "group", "value_before", "value_now"]
+    cols = ["rate_name", "label", "unit", "month", "comparison", "by", "group", "value_before", "value_now"]
     cols += ["share_before", "share_now", "rate_before", "rate_now", "mix", "rate", "contribution"]
     if not parts:
         return pd.DataFrame(columns=cols)

@@ -217,7 +217,16 @@ def show_forecast(wb):
             return
         span = params.forecast_settings().scenario_range_pct
         sliders = {
-            name: W.IntSlider(0, -span, span, 5, description=label, continuous_update=False, readout_format="+d")
+            name: W.IntSlider(
+                0,
+                -span,
+                span,
+                5,
+                description=label,
+                continuous_update=False,
+                readout_format="+d",
+                style={"description_width": "initial"},
+            )
             for name, label in (("new_business", "New business %"), ("churn", "Churn %"), ("expansion", "Expansion %"))
         }
         out = W.Output()
@@ -417,7 +426,11 @@ def drivers_html(wb, drivers: pd.DataFrame, comparison: str) -> str:
     cur = wb.conventions.reporting_currency
     rows = []
     for (rate, by), d in drivers[drivers.comparison == comparison].groupby(["rate_name", "by"], sort=False):
+        if d.group.nunique() < 2:  # one group (a segment's own page split by segment): nothing to split
+            continue
         label, unit = RATES[rate]
+        if d.month.iloc[0] != wb.month:
+            label += f" (cohort of {d.month.iloc[0]:%b %Y})"
         top = largest_contributions(d, 2)
         change = d.value_now.iloc[0] - d.value_before.iloc[0]
         said = "; ".join(f"{r.group} {r.effect} {_points(r.amount, unit, cur)}" for r in top.itertuples())
