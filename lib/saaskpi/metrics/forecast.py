@@ -401,7 +401,6 @@ def project(
     pipe_mrr, pipe_n = pipeline_landing(inputs, origin, settings, settings.lookback_months)
     new_mrr = np.zeros((0, len(inputs.groups)))  # new business cohorts so far: one row per landing month
     new_n = np.zeros((0, len(inputs.groups)))
-    band0 = 0
     rows = []
     for k in range(1, h_max + 1):
         s = origin + k
@@ -437,7 +436,6 @@ def project(
         book_n = np.bincount(grp[book], weights=alive[book], minlength=len(inputs.groups))
         for g, name in enumerate(inputs.groups):
             rows.append((name, k, month_of(s), book_mrr[g], new_mrr[:, g].sum(), book_n[g], new_n[:, g].sum()))
-    del band0
     out = pd.DataFrame(
         rows, columns=["segment", "horizon", "month", "book_mrr", "new_mrr", "book_accounts", "new_accounts"]
     )
