@@ -19,6 +19,7 @@ from IPython.display import HTML, SVG, display
 from . import charts, params, theme
 from . import format as fmt
 from .errors import MissingTablesError, SaasKpiError
+from .kernel_imports import enable_offline_charts
 from .metrics import METRICS
 
 _offline = {"done": False}
@@ -29,7 +30,7 @@ def show_chart(chart: alt.TopLevelMixin, wb) -> None:
     """Display a chart: interactive widget with offline Vega assets, or static SVG in reports."""
     if wb.interactive:
         if not _offline["done"]:
-            alt.JupyterChart.enable_offline()
+            enable_offline_charts()  # the Vega bundle from the cache folder (kernel_imports.py)
             _offline["done"] = True
         display(alt.JupyterChart(chart))
     else:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import polars as pl
-from scipy.stats import mannwhitneyu
 
 from ..frames import empty_frame, lookup, month_of, safe_ratio
 from ..params import Conventions, SuccessSettings
@@ -407,6 +406,8 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     n_pos, n_neg = positive.sum(), (~positive).sum()
     if n_pos == 0 or n_neg == 0:
         return float("nan")
+    from scipy.stats import mannwhitneyu  # imported when used: 1 s of every kernel otherwise
+
     return float(mannwhitneyu(scores[positive], scores[~positive]).statistic / (n_pos * n_neg))
 
 
