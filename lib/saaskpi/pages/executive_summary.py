@@ -15,6 +15,7 @@ from .. import charts, params, paths, widgets
 from .. import format as fmt
 from ..metrics import METRICS
 from ..metrics.registry import LEVELS
+from . import forecast
 
 AREAS: tuple[str, ...] = ()  # every metric area belongs to the page that explains it
 TREND_MONTHS = 24
@@ -60,6 +61,7 @@ def show_revenue(wb) -> None:
 
     def render(w):
         display(widgets.kpi_tiles(w, REVENUE, big=True))
+        display(forecast.summary_html(w))  # the largest drivers of the summary rate's change (page 06)
         months = w.table("mrr_movements")
         months = months[months.month <= w.month].tail(TREND_MONTHS)
         widgets.show_chart(charts.revenue_overview(months, widgets.currency_axis(w)), w)
