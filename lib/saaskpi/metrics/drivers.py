@@ -225,7 +225,26 @@ def mrr_change_by_group(inputs: ForecastInputs, ids: pd.DataFrame, as_of: int, b
     return long[long.amount != 0].assign(by=by)[["by", "group", "movement", "amount"]].reset_index(drop=True)
 
 
-@table()
+@table(
+    schema={
+        "rate_name": "str",
+        "label": "str",
+        "unit": "str",
+        "month": "datetime",
+        "comparison": "str",
+        "by": "str",
+        "group": "str",
+        "value_before": "float64",
+        "value_now": "float64",
+        "share_before": "float64",
+        "share_now": "float64",
+        "rate_before": "float64",
+        "rate_now": "float64",
+        "mix": "float64",
+        "rate": "float64",
+        "contribution": "float64",
+    }
+)
 def drivers(
     tables: Tables,
     calendar: pl.DataFrame,
@@ -252,7 +271,7 @@ def drivers(
     )
 
 
-@table()
+@table(schema={"by": "str", "group": "str", "movement": "str", "amount": "float64"})
 def mrr_change_drivers(
     tables: Tables,
     calendar: pl.DataFrame,

@@ -587,7 +587,17 @@ def model_of(wb) -> ForecastInputs:
     )
 
 
-@table(export=False)
+@table(
+    schema={
+        "origin": "datetime",
+        "horizon": "int64",
+        "method": "str",
+        "forecast": "float64",
+        "actual": "float64",
+        "error": "float64",
+    },
+    export=False,
+)
 def forecast_errors(
     tables: Tables,
     calendar: pl.DataFrame,
@@ -602,7 +612,24 @@ def forecast_errors(
     return backtest_forecasts(model, as_of, params.forecast_settings())
 
 
-@table()
+@table(
+    schema={
+        "segment": "str",
+        "horizon": "int64",
+        "month": "datetime",
+        "mrr": "float64",
+        "mrr_low": "float64",
+        "mrr_high": "float64",
+        "arr": "float64",
+        "arr_low": "float64",
+        "arr_high": "float64",
+        "book_mrr": "float64",
+        "new_mrr": "float64",
+        "accounts": "float64",
+        "book_accounts": "float64",
+        "new_accounts": "float64",
+    }
+)
 def forecast(
     tables: Tables,
     calendar: pl.DataFrame,
@@ -618,7 +645,19 @@ def forecast(
     return forecast_frame(model, as_of, settings, interval_quantiles(forecast_errors, settings))
 
 
-@table()
+@table(
+    schema={
+        "horizon": "int64",
+        "n": "int64",
+        "model_error": "float64",
+        "model_bias": "float64",
+        "no_change_error": "float64",
+        "no_change_bias": "float64",
+        "trailing_growth_error": "float64",
+        "trailing_growth_bias": "float64",
+        "best": "str",
+    }
+)
 def forecast_backtest(forecast_errors: pd.DataFrame) -> pd.DataFrame:
     """Backtest of the MRR forecast against two baselines: mean absolute and signed error per horizon."""
     return backtest_summary(forecast_errors, params.forecast_settings().backtest_horizons)
