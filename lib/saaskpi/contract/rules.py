@@ -23,12 +23,15 @@ def _problem(bad: pl.LazyFrame, code: str, table: str, column: str, message: str
 
 @dataclass(frozen=True)
 class ForeignKey:
-    """Every non-empty `table.column` value must exist in `ref_table.ref_column`."""
+    """Every non-empty `table.column` value must exist in `ref_table.ref_column` (or in `or_table.or_column`,
+    when given and present: usage events of an anonymous id declared in user_aliases)."""
 
     table: str
     column: str
     ref_table: str
     ref_column: str
+    or_table: str | None = None
+    or_column: str | None = None
 
     @property
     def code(self) -> str:
@@ -38,15 +41,26 @@ class ForeignKey:
     def message(self) -> str:
         return f"refers to {self.ref_table}.{self.ref_column} values that do not exist"
 
-    def orphans(self, table: nw.LazyFrame, ref_table: nw.LazyFrame) -> nw.LazyFrame:
-        """The rows of `table` whose value is not in `ref_table` (on any engine: contract/native.py uses it too)."""
+    def orphans(
+        self, table: nw.LazyFrame, ref_table: nw.LazyFrame, or_table: nw.LazyFrame | None = None
+    ) -> nw.LazyFrame:
+        """The rows of `table` whose value is not in `ref_table` (nor in `or_table`) (on any engine:
+        contract/native.py uses it too)."""
         ref = ref_table.select(nw.col(self.ref_column).alias(self.column)).unique()
-        return table.filter(~nw.col(self.column).is_null()).join(ref, on=self.column, how="anti")
+        bad = table.filter(~nw.col(self.column).is_null()).join(ref, on=self.column, how="anti")
+        if or_table is not None and self.or_column is not None:
+            bad = bad.join(
+                or_table.select(nw.col(self.or_column).alias(self.column)).unique(), on=self.column, how="anti"
+            )
+        return bad
 
     def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
         if self.table not in frames or self.ref_table not in frames:
             return None
-        bad = self.orphans(nw.from_native(frames[self.table].lazy()), nw.from_native(frames[self.ref_table].lazy()))
+        alt = nw.from_native(frames[self.or_table].lazy()) if self.or_table in frames else None
+        bad = self.orphans(
+            nw.from_native(frames[self.table].lazy()), nw.from_native(frames[self.ref_table].lazy()), alt
+        )
         return _problem(bad.to_native(), self.code, self.table, self.column, self.message)
 
 
@@ -160,7 +174,8 @@ FOREIGN_KEYS = (
     ForeignKey("users", "account_id", "accounts", "account_id"),
     ForeignKey("users", "referred_by", "users", "user_id"),
     ForeignKey("usage_events", "account_id", "accounts", "account_id"),
-    ForeignKey("usage_events", "user_id", "users", "user_id"),
+    ForeignKey("usage_events", "user_id", "users", "user_id", "user_aliases", "alias_id"),
+    ForeignKey("user_aliases", "user_id", "users", "user_id"),
     ForeignKey("leads", "account_id", "accounts", "account_id"),
     ForeignKey("opportunities", "account_id", "accounts", "account_id"),
     ForeignKey("opportunities", "lead_id", "leads", "lead_id"),
