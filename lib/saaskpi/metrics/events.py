@@ -77,7 +77,7 @@ class Step(_Strict):
 class Exclusion(Step):
     """An event that disqualifies an attempt when it happens between two steps (1-based, `between: [1, 2]`)."""
 
-    between: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 2)
+    between: list[Annotated[int, Field(ge=1)]] = Field(default=[1, 2], min_length=2, max_length=2)
 
 
 class Funnel(_Strict):
@@ -223,25 +223,19 @@ def matches(step: Step) -> pl.Expr:
 
 
 def funnel_events(tables: Tables, funnel: Funnel) -> pl.DataFrame:
-    """The events a funnel needs, collected: those matching a step or an exclusion (a strict funnel: every event
-    of the people with a step-1 event), with `person`, `account_id`, `event_time`, `event`, `feature`,
-    `properties`."""
+    """The events a funnel needs, collected: those matching a step or an exclusion, with `person`, `account_id`,
+    `event_time`, `event`, `feature`, `properties` and, for a strict funnel, `seq`: the event's place among all
+    the person's events (by time, then event and feature name), numbered in the engine."""
     ev = people_events(tables, funnel.count_by)
     cols = ["person", "account_id", "event_time", "event", "feature", "properties"]
     if funnel.order == "strict":
-        starters = ev.filter(_named(funnel.steps[:1])).select("person").unique()
-        picked = ev.join(starters, on="person", how="semi")
-    else:
-        picked = ev.filter(_named([*funnel.steps, *funnel.exclusions]))
-    return _collect(picked.select(cols))
+        place = nw.col("event_time").cum_count().over("person", order_by=["event_time", "event", "feature"])
+        ev = ev.with_columns(seq=place.cast(nw.Int64))
+        cols.append("seq")
+    return _collect(ev.filter(_named([*funnel.steps, *funnel.exclusions])).select(cols))
 
 
 # --------------------------------------------------------------------------- funnels (pure Polars)
-def _sorted(events: pl.DataFrame) -> pl.DataFrame:
-    """Events in one order on every engine: by person and time, ties by event, feature and properties."""
-    return events.sort(["person", "event_time", "event", "feature", "properties"], nulls_last=True)
-
-
 def _next_after(left: pl.DataFrame, on: str, right: pl.DataFrame, out: str, exact: bool) -> pl.DataFrame:
     """`left` with `out`: each row's first `right` time at or after (`exact`) / after its `on` time, same person
     (null when `on` is null or there is none)."""
@@ -249,7 +243,9 @@ def _next_after(left: pl.DataFrame, on: str, right: pl.DataFrame, out: str, exac
     key = pl.col(on).fill_null(pl.lit(far, dtype=pl.Datetime("us", "UTC")))
     lhs = left.with_row_index("_i").with_columns(_k=key).sort("_k")
     rhs = right.select("person", pl.col("event_time").alias("_k"), pl.col("event_time").alias(out)).sort("_k")
-    joined = lhs.join_asof(rhs, on="_k", by="person", strategy="forward", allow_exact_matches=exact)
+    joined = lhs.join_asof(
+        rhs, on="_k", by="person", strategy="forward", allow_exact_matches=exact, check_sortedness=False
+    )
     return (
         joined.sort("_i")
         .drop("_i", "_k")
@@ -275,41 +271,40 @@ def _ordered_attempts(ev: pl.DataFrame, funnel: Funnel, start: dt.datetime, end:
 
 
 def _strict_attempts(ev: pl.DataFrame, funnel: Funnel, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+    """Attempts at each step-1 event: step k is the person's event k - 1 places later (`seq`), when it matches."""
     window = pl.duration(seconds=funnel.window_seconds)
-    ev = _sorted(ev)
-    n = len(funnel.steps)
-    ok = matches(funnel.steps[0]) & pl.col("event_time").is_between(start, end, closed="left")
-    cols = [pl.col("event_time").alias("t1")]
-    alive = pl.lit(True)
-    for k in range(2, n + 1):
-        same = pl.col("person").shift(-(k - 1)) == pl.col("person")
-        t = pl.col("event_time").shift(-(k - 1))
-        hit = matches(funnel.steps[k - 1]).shift(-(k - 1)).fill_null(False)
-        alive = alive & same.fill_null(False) & hit & (t <= pl.col("event_time") + window)
-        cols.append(pl.when(alive).then(t).alias(f"t{k}"))
-    att = ev.with_columns(cols).filter(ok).select("person", "account_id", *_step_columns(n))
-    return att.with_columns(deadline=pl.col("t1") + window)
+    starts = ev.filter(matches(funnel.steps[0]) & pl.col("event_time").is_between(start, end, closed="left"))
+    att = starts.select("person", "account_id", "seq", pl.col("event_time").alias("t1"))
+    att = att.with_columns(deadline=pl.col("t1") + window)
+    for k in range(2, len(funnel.steps) + 1):
+        cand = ev.filter(matches(funnel.steps[k - 1])).select(
+            "person", (pl.col("seq") - (k - 1)).alias("seq"), pl.col("event_time").alias(f"t{k}")
+        )
+        att = att.join(cand, on=["person", "seq"], how="left")
+        ok = pl.col(f"t{k - 1}").is_not_null() & (pl.col(f"t{k}") <= pl.col("deadline"))
+        att = att.with_columns(pl.when(ok).then(pl.col(f"t{k}")).alias(f"t{k}"))
+    return att.drop("seq")
 
 
 def _any_order_attempts(ev: pl.DataFrame, funnel: Funnel, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-    """Attempts starting at any step event: step k is reached when k distinct steps are done within the window;
-    its time is the k-th of their first times."""
+    """Attempts starting at any step event: per step, its first time in the window (`s1`..`sn`); the attempt
+    reached as many steps as it has times (`_in_order` puts them in order as `t1`..`tn`)."""
     window = pl.duration(seconds=funnel.window_seconds)
-    n = len(funnel.steps)
     any_step = pl.any_horizontal([matches(s) for s in funnel.steps])
     att = ev.filter(any_step & pl.col("event_time").is_between(start, end, closed="left"))
-    att = att.select("person", "account_id", pl.col("event_time").alias("t0")).unique(["person", "t0"])
-    att = att.sort(["person", "t0"]).with_columns(deadline=pl.col("t0") + window)
+    att = att.select("person", "account_id", pl.col("event_time").alias("t1")).unique(["person", "t1"])
+    att = att.sort(["person", "t1"]).with_columns(deadline=pl.col("t1") + window)
     for k, step in enumerate(funnel.steps, 1):
-        att = _next_after(att, "t0", ev.filter(matches(step)), f"s{k}", exact=True)
+        att = _next_after(att, "t1", ev.filter(matches(step)), f"s{k}", exact=True)
         att = att.with_columns(pl.when(pl.col(f"s{k}") <= pl.col("deadline")).then(pl.col(f"s{k}")).alias(f"s{k}"))
+    return att
+
+
+def _in_order(att: pl.DataFrame, n: int) -> pl.DataFrame:
+    """Any-order attempts with `t1`..`tn`: the k-th of their steps' times (null beyond the steps reached)."""
     times = pl.concat_list([pl.col(f"s{k}") for k in range(1, n + 1)]).list.drop_nulls().list.sort()
-    att = att.with_columns(_ts=times)
-    return att.select(
-        "person",
-        "account_id",
-        "deadline",
-        *[pl.col("_ts").list.get(k - 1, null_on_oob=True).alias(f"t{k}") for k in range(1, n + 1)],
+    return att.with_columns(_ts=times).with_columns(
+        [pl.col("_ts").list.get(k - 1, null_on_oob=True).alias(f"t{k}") for k in range(1, n + 1)]
     )
 
 
@@ -336,14 +331,18 @@ def funnel_people(events: pl.DataFrame, funnel: Funnel, start: dt.datetime, end:
     step times `t1`..`tn` of the first attempt that reached it (null beyond). `events` are the collected events
     (`funnel_events`); events at or after `end` are not counted."""
     n = len(funnel.steps)
-    ev = _sorted(events.filter(pl.col("event_time") < end))
+    ev = events.filter(pl.col("event_time") < end)
     build = {"ordered": _ordered_attempts, "strict": _strict_attempts, "any": _any_order_attempts}[funnel.order]
     att = build(ev, funnel, start, end)
+    times = [f"s{k}" for k in range(1, n + 1)] if funnel.order == "any" else _step_columns(n)
     if funnel.exclusions and att.height:
+        att = _in_order(att, n) if funnel.order == "any" else att
         att = att.filter(~_disqualified(att, ev, funnel))
-    reached = pl.sum_horizontal([pl.col(c).is_not_null().cast(pl.Int64) for c in _step_columns(n)])
+    reached = pl.sum_horizontal([pl.col(c).is_not_null().cast(pl.Int64) for c in times])
     att = att.with_columns(reached=reached).filter(pl.col("reached") >= 1)
     best = att.sort(["person", "reached", "t1"], descending=[False, True, False]).unique("person", keep="first")
+    if funnel.order == "any":
+        best = _in_order(best, n)
     schema = {"person": pl.String, "account_id": pl.String, "reached": pl.Int64}
     if best.is_empty():
         return pl.DataFrame(schema=schema | {c: pl.Datetime("us", "UTC") for c in _step_columns(n)})
@@ -417,7 +416,9 @@ def _person_attributes(tables: Tables, people: pl.DataFrame, count_by: str) -> p
         out = out.join(users, on="person", how="left").with_columns(created_at=pl.col("u_created")).drop("u_created")
     subs = tables.frames["subscriptions"].select("account_id", "start_date", "plan").sort("start_date")
     first_day = out.with_columns(_d=pl.col("t1").dt.date()).sort("_d")
-    with_plan = first_day.join_asof(subs, left_on="_d", right_on="start_date", by="account_id", strategy="backward")
+    with_plan = first_day.join_asof(
+        subs, left_on="_d", right_on="start_date", by="account_id", strategy="backward", check_sortedness=False
+    )
     return with_plan.select(
         "person",
         pl.col("segment").fill_null(NONE),
