@@ -364,3 +364,48 @@ def test_event_retention_and_stickiness_on_the_workbook(literal_wb):
     # May (the last complete month; March and April have no events): U1 3 days (May 1 as anon-7, 3, 4), U2 2 days
     may = s[s.period_start == "2024-05-01"]
     assert may.days_active.tolist() == [2, 3] and may.people.tolist() == [1, 1]
+
+
+PARITY_FUNNELS = """
+    funnels:
+      - name: ordered
+        steps: [{event: signed_up}, {event: created_project, properties: {template: blank}}, {event: sharing}]
+        window: 7 days
+        period_days: 60
+      - name: strict
+        steps: [{event: signed_up}, {event: created_project}]
+        window: 3 days
+        order: strict
+        period_days: 60
+      - name: any
+        steps: [{feature: dashboards}, {event: created_project}]
+        window: 30 days
+        order: any
+        count_by: account
+        exclusions: [{event: sharing, between: [1, 2]}]
+        period_days: 60
+    retention:
+      start: {event: signed_up}
+      returning: {feature: dashboards}
+      period: day
+      periods: 30  # May 2 - 31: U2's signed_up (May 10) starts a cohort
+      mode: recurring
+    stickiness: {period: week, periods: 4}
+"""
+PRODUCT_TABLES = ("product_funnel_people", "product_funnel", "product_funnel_by", "event_retention", "stickiness")
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def test_parity_on_duckdb_and_spark(literal, tmp_path, monkeypatch, engine):
+    from test_parity import compare, spark_available
+
+    if engine == "spark" and not spark_available():
+        pytest.skip("pyspark or Java missing")
+    path = tmp_path / "product_funnels.yaml"
+    path.write_text(textwrap.dedent(PARITY_FUNNELS), encoding="utf-8")
+    monkeypatch.setattr(E, "PRODUCT_FUNNELS_FILE", path)
+    base = open_workbook(str(literal), "all", "2024-05", interactive=False)
+    other = open_workbook(str(literal), "all", "2024-05", interactive=False, engine=engine)
+    for name in PRODUCT_TABLES:
+        assert not base.table(name).empty, name
+        compare(base.table(name), other.table(name))
