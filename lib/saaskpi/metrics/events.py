@@ -22,6 +22,7 @@ Semantics follow PostHog's funnels (docs/product-analytics.md says where the wor
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -438,6 +439,14 @@ def max_steps() -> int:
 @table(needs=EVENTS)
 def product_funnel_people(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Per product funnel (parameters/product_funnels.yaml) and person who started it in its period: the furthest step reached, the step they dropped at (empty: converted) and their first attempt's step times t1, t2, ..."""
+    digest = hashlib.sha256(settings().model_dump_json().encode()).hexdigest()[:10]
+    name = f"product_funnel_people-{int(calendar['month'].max())}-{digest}"
+    return tables.aggregate(name, lambda t: _funnel_people_frame(t, calendar), sort=("funnel", "person"))
+
+
+def _funnel_people_frame(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
+    """product_funnel_people over `tables` (for a big source, all accounts once: `Tables.aggregate` keeps it in
+    the disk cache, keyed by the month and the settings, and each segment takes its accounts' people)."""
     frames = []
     width = max_steps()
     for funnel in settings().funnels:

@@ -7,9 +7,18 @@ from contextlib import ExitStack
 from pathlib import Path
 from unittest import mock
 
-from . import benchmarks, cohort_retention, cs_load, executive_summary, funnel, unit_economics
+from . import benchmarks, cohort_retention, cs_load, executive_summary, funnel, product_analytics, unit_economics
 
-__all__ = ["benchmarks", "cohort_retention", "cs_load", "executive_summary", "funnel", "unit_economics", "run_sections"]
+__all__ = [
+    "benchmarks",
+    "cohort_retention",
+    "cs_load",
+    "executive_summary",
+    "funnel",
+    "product_analytics",
+    "unit_economics",
+    "run_sections",
+]
 
 
 def run_sections(notebook: str | Path, wb) -> list:
@@ -28,7 +37,16 @@ def run_sections(notebook: str | Path, wb) -> list:
     namespace: dict = {}
     with ExitStack() as stack:
         stack.enter_context(mock.patch.object(saaskpi, "open_workbook", return_value=wb))
-        for module in (widgets, benchmarks, cohort_retention, cs_load, executive_summary, funnel, unit_economics):
+        for module in (
+            widgets,
+            benchmarks,
+            cohort_retention,
+            cs_load,
+            executive_summary,
+            funnel,
+            product_analytics,
+            unit_economics,
+        ):
             stack.enter_context(
                 mock.patch.object(module, "display", side_effect=lambda *items, **_: shown.extend(items))
             )
