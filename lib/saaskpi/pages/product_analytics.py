@@ -15,6 +15,11 @@ from ..metrics import events as E
 
 NEEDS = ("usage_events",)
 DROPPED_SHOWN = 8  # ids listed per step; the rest are counted
+ORDER_WORDS = {
+    "ordered": "steps in order (other events between allowed)",
+    "strict": "steps as consecutive events",
+    "any": "steps in any order (step k = k steps done)",
+}
 BREAKDOWN_LABELS = {
     "segment": "segment",
     "plan": "plan",
@@ -107,7 +112,7 @@ def funnel_view(wb, name: str) -> None:
     people = people[people.funnel == name]
     who = "accounts" if f.count_by == "account" else "users"
     sub = (
-        f"{f.order} order, within {f.window} of the first step; {who} who started it in the {f.period_days} days "
+        f"{ORDER_WORDS[f.order]}, within {f.window} of the first step; {who} who started it in the {f.period_days} days "
         f"to {wb.month:%b %Y}'s end"
         + (f"; excluded: {', '.join(x.name for x in f.exclusions)}" if f.exclusions else "")
     )
@@ -204,7 +209,10 @@ def retention_chart(r: pd.DataFrame, title: str, subtitle: str, period: str) -> 
     )
     rect = base.mark_rect().encode(
         color=alt.Color(
-            "retention_rate:Q", title=None, scale=alt.Scale(domain=[0, 1]), legend=alt.Legend(format=".0%")
+            "retention_rate:Q",
+            title=None,
+            scale=alt.Scale(domain=[0, 1]),
+            legend=alt.Legend(format=".0%", orient="right"),
         ),
         tooltip=[
             "cohort:O",
@@ -243,7 +251,8 @@ def show_retention(wb):
 
 
 def stickiness_chart(s: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
-    data = s.assign(period=s.period_start.dt.strftime("%Y-%m-%d"))
+    fmt = "%Y-%m" if s.period_start.dt.day.eq(1).all() else "week of %Y-%m-%d"
+    data = s.assign(period=s.period_start.dt.strftime(fmt))
     return (
         alt.Chart(data)
         .mark_line(point=True)
