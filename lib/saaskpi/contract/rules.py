@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import narwhals as nw
 import polars as pl
@@ -23,15 +24,14 @@ def _problem(bad: pl.LazyFrame, code: str, table: str, column: str, message: str
 
 @dataclass(frozen=True)
 class ForeignKey:
-    """Every non-empty `table.column` value must exist in `ref_table.ref_column` (or in `or_table.or_column`,
-    when given and present: usage events of an anonymous id declared in user_aliases)."""
+    """Every non-empty `table.column` value must exist in `ref_table.ref_column`."""
 
     table: str
     column: str
     ref_table: str
     ref_column: str
-    or_table: str | None = None
-    or_column: str | None = None
+    or_table: ClassVar[str | None] = None  # a second table the value may be in instead (ForeignKeyOrAlias)
+    or_column: ClassVar[str | None] = None
 
     @property
     def code(self) -> str:
@@ -62,6 +62,14 @@ class ForeignKey:
             nw.from_native(frames[self.table].lazy()), nw.from_native(frames[self.ref_table].lazy()), alt
         )
         return _problem(bad.to_native(), self.code, self.table, self.column, self.message)
+
+
+@dataclass(frozen=True)
+class ForeignKeyOrAlias(ForeignKey):
+    """Every non-empty `table.column` value must exist in `ref_table.ref_column` or `or_table.or_column`."""
+
+    or_table: str | None = None  # type: ignore[misc]
+    or_column: str | None = None  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -169,12 +177,38 @@ class KnownSegment:
         )
 
 
+@dataclass(frozen=True)
+class JsonObject:
+    """A non-empty `table.column` value is a JSON object in text ({"plan": "pro"})."""
+
+    table: str
+    column: str
+
+    @property
+    def code(self) -> str:
+        return f"{self.table}.{self.column}.not_json_object"
+
+    def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
+        if self.table not in frames or self.column not in frames[self.table].collect_schema().names():
+            return None
+        text = pl.col(self.column).str.strip_chars()
+        parsed = text.str.json_path_match("$")
+        bad = frames[self.table].lazy().filter((text != "") & (parsed.is_null() | ~text.str.starts_with("{")))
+        return _problem(
+            bad,
+            self.code,
+            self.table,
+            self.column,
+            'is not a JSON object in text, e.g. {"plan": "pro"} (leave it empty when an event has no properties)',
+        )
+
+
 FOREIGN_KEYS = (
     ForeignKey("subscriptions", "account_id", "accounts", "account_id"),
     ForeignKey("users", "account_id", "accounts", "account_id"),
     ForeignKey("users", "referred_by", "users", "user_id"),
     ForeignKey("usage_events", "account_id", "accounts", "account_id"),
-    ForeignKey("usage_events", "user_id", "users", "user_id", "user_aliases", "alias_id"),
+    ForeignKeyOrAlias("usage_events", "user_id", "users", "user_id", "user_aliases", "alias_id"),
     ForeignKey("user_aliases", "user_id", "users", "user_id"),
     ForeignKey("leads", "account_id", "accounts", "account_id"),
     ForeignKey("opportunities", "account_id", "accounts", "account_id"),
@@ -212,6 +246,7 @@ def cross_table_rules(reporting_currency: str, segments: tuple[str, ...] = ()) -
         FxCoverage("spend", reporting_currency),
         SeatsOnPaidPlan(),
         KnownSegment(tuple(segments)),
+        JsonObject("usage_events", "properties"),
     )
 
 

@@ -70,7 +70,8 @@ def funnel_chart(steps: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
     )
     base = alt.Chart(data).encode(y=alt.Y("stage:N", sort=data.stage.tolist(), title=None))
     bars = base.mark_bar(color=theme.PALETTE[0]).encode(
-        x=alt.X("entered:Q", title="people who reached the step"), tooltip=["stage:N", "entered:Q", "label:N"]
+        x=alt.X("entered:Q", title="people who reached the step", axis=alt.Axis(tickCount=5, format="~s")),
+        tooltip=["stage:N", "entered:Q", "label:N"],
     )
     text = base.mark_text(align="left", dx=4, fontSize=11, color=theme.INK).encode(x="entered:Q", text="label:N")
     return (bars + text).properties(title=alt.Title(title, subtitle=subtitle), height=34 * len(data), width=460)
