@@ -377,8 +377,8 @@ def step_table(people: pl.DataFrame, funnel: Funnel) -> pd.DataFrame:
                 "dropped": entered - nxt,
                 "conversion_from_previous": entered / prev if prev else np.nan,
                 "conversion_from_first": entered / first if first else np.nan,
-                "mean_seconds_to_convert": float(secs.mean()) if secs.len() else np.nan,  # type: ignore[arg-type]
-                "median_seconds_to_convert": float(secs.median()) if secs.len() else np.nan,  # type: ignore[arg-type]
+                "mean_seconds_to_convert": float(secs.mean()) if secs.len() else np.nan,
+                "median_seconds_to_convert": float(secs.median()) if secs.len() else np.nan,
             }
         )
         prev = entered
@@ -544,7 +544,7 @@ def _last_periods(end: dt.date, period: str, count: int) -> tuple[dt.date, dt.da
     return _shift(last, period, -(count - 1)), last
 
 
-RETENTION_COLUMNS = {
+RETENTION_COLUMNS: dict[str, object] = {
     "cohort_start": "datetime64[ns]",
     "period": "int64",
     "cohort_people": "int64",
@@ -607,7 +607,7 @@ def stickiness_table(days: pl.DataFrame, s: Stickiness, end: dt.date) -> pd.Data
     totals = per.group_by("p").agg(pl.len().alias("active_people"))
     out = counts.join(totals, on="p").with_columns(share=pl.col("people") / pl.col("active_people"))
     out = out.sort("p", "days_active").rename({"p": "period_start"})
-    cols = {
+    cols: dict[str, object] = {
         "period_start": "datetime64[ns]",
         "days_active": "int64",
         "people": "int64",
