@@ -181,7 +181,7 @@ def people_events(tables: Tables, count_by: str) -> nw.LazyFrame:
         aliases = tables.lazy("user_aliases").select(
             nw.col("alias_id").alias("user_id"), nw.col("user_id").alias("merged")
         )
-        ev = ev.join(aliases.unique(["user_id"], keep="any"), on="user_id", how="left").with_columns(
+        ev = ev.join(aliases, on="user_id", how="left").with_columns(  # alias_id is unique (the contract)
             user_id=nw.coalesce(nw.col("merged"), nw.col("user_id"))
         )
     return ev.with_columns(person=nw.col("account_id" if count_by == "account" else "user_id"))
@@ -208,8 +208,6 @@ def _collect(frame: nw.LazyFrame) -> pl.DataFrame:
             c = pl.col(col)
             c = c.dt.replace_time_zone("UTC") if dtype.time_zone is None else c.dt.convert_time_zone("UTC")
             fix.append(c.dt.cast_time_unit("us").alias(col))
-        elif isinstance(dtype, pl.Date):
-            fix.append(pl.col(col))
     return out.with_columns(fix) if fix else out
 
 
