@@ -409,3 +409,45 @@ def test_parity_on_duckdb_and_spark(literal, tmp_path, monkeypatch, engine):
     for name in PRODUCT_TABLES:
         assert not base.table(name).empty, name
         compare(base.table(name), other.table(name))
+
+
+def test_demo_event_names_walk_the_activation_sequence_without_changing_rows():
+    import pandas as pd
+
+    from saaskpi.demo.activity import event_names
+
+    t = pd.Timestamp("2024-05-01T09:00:00Z")
+    rows = pd.DataFrame(
+        {
+            # U0000001: share 1 x 37 mod 100 = 37 < 41: walks all four steps; U0000002: 74 (>= 58, < 82): two steps
+            "event_time": [t + pd.Timedelta(hours=h) for h in (4, 0, 1, 2, 3, 0, 1, 2)],
+            "user_id": ["U0000001"] * 5 + ["U0000002"] * 3,
+            "account_id": "A1",
+            "feature": ["admin", "dashboards", "reports", "sharing", "alerts", "api", "dashboards", "reports"],
+            "duration_seconds": range(8),
+        }
+    )
+    got = event_names(rows)
+    pd.testing.assert_frame_equal(got[rows.columns], rows)  # the rows drawn before stay as they were
+    assert got.event.tolist() == [
+        "changed_settings",  # U1's fifth event (4 h): past the sequence, named after its feature
+        "signed_up",
+        "created_project",
+        "invited_teammate",
+        "shared_dashboard",
+        "signed_up",  # U2: 74 is below 82 (created_project) but not 58 (invited_teammate)
+        "created_project",
+        "ran_report",
+    ]
+    # templates by user number: 1 % 4 = 1 -> sales_pipeline, 2 % 4 = 2 -> marketing_plan
+    assert got.properties.dropna().tolist() == ['{"template": "sales_pipeline"}', '{"template": "marketing_plan"}']
+
+
+def test_page_without_usage_events_is_one_sentence(revenue_wb):
+    from conftest import page_html
+
+    from saaskpi.pages import product_analytics as page
+
+    for section in (page.show_funnel, page.show_breakdown, page.show_retention, page.show_stickiness):
+        text = page_html(section, revenue_wb)
+        assert "needs the `usage_events` table" in text and "Something went wrong" not in text, section.__name__
