@@ -513,17 +513,17 @@ def _period_start(col: str, period: str) -> pl.Expr:
     return d.dt.truncate("1mo")
 
 
-def _person_days(tables: Tables, step: Step | None, count_by: str) -> pl.DataFrame:
-    """One row per person and UTC day with an event matching `step` (any event when None), collected."""
-    ev = people_events(tables, count_by)
+def _person_days(tables: Tables, step: Step | None, count_by: str, since: dt.date | None, end: dt.date) -> pl.DataFrame:
+    """One row per person and UTC day in [since, end) with an event matching `step` (any event when None),
+    collected (the days are selected in the engine: only the periods shown leave it)."""
+    ev = people_events(tables, count_by).with_columns(day=nw.col("event_time").dt.date())
+    ev = ev.filter((nw.col("day") < end) & (nw.col("day") >= since) if since is not None else nw.col("day") < end)
     if step is not None:
         ev = ev.filter(_named([step]))
-    cols = ["person", "event_time"] + (["event", "feature", "properties"] if step is not None else [])
     if step is None or not step.properties:
-        ev = ev.select("person", nw.col("event_time").dt.date().alias("day")).unique()
-        return _collect(ev)
-    got = _collect(ev.select(cols)).filter(matches(step))
-    return got.select("person", pl.col("event_time").dt.date().alias("day")).unique()
+        return _collect(ev.select("person", "day").unique())
+    got = _collect(ev.select("person", "day", "event", "feature", "properties")).filter(matches(step))
+    return got.select("person", "day").unique()
 
 
 _UNIT = {"day": "d", "week": "w", "month": "mo"}
@@ -586,9 +586,11 @@ def event_retention(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Retention between two events (parameters/product_funnels.yaml): people by the period they did the start event, and the share who did the return event k periods later."""
     r = settings().retention
     end = data_end(calendar).date()
-    starts = _person_days(tables, r.start, r.count_by).filter(pl.col("day") < end)
-    returns = _person_days(tables, r.returning, r.count_by).filter(pl.col("day") < end)
-    return retention_matrix(starts, returns, r, end)
+    first_p, _ = _last_periods(end, r.period, r.periods)
+    # a first-time cohort needs the start events of all time (was it the person's first?); the rest only the
+    # periods shown
+    starts = _person_days(tables, r.start, r.count_by, None if r.mode == "first_time" else first_p, end)
+    return retention_matrix(starts, _person_days(tables, r.returning, r.count_by, first_p, end), r, end)
 
 
 def stickiness_table(days: pl.DataFrame, s: Stickiness, end: dt.date) -> pd.DataFrame:
@@ -624,4 +626,5 @@ def stickiness(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Stickiness: per complete week or month (parameters/product_funnels.yaml), how many people were active on 1, 2, ... days of it."""
     s = settings().stickiness
     end = data_end(calendar).date()
-    return stickiness_table(_person_days(tables, s.event, s.count_by), s, end)
+    first_p, _ = _last_periods(end, s.period, s.periods)
+    return stickiness_table(_person_days(tables, s.event, s.count_by, first_p, end), s, end)
