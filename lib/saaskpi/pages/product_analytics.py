@@ -274,6 +274,19 @@ def stickiness_chart(s: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
     )
 
 
+def stickiness_summary(t: pd.DataFrame, who: str, period: str) -> str:
+    """One line per period: active people, mean days active and the shape of the distribution (inline)."""
+    lines = []
+    for start, part in t.groupby("period_start"):
+        mean = float((part.days_active * part.people).sum() / part.people.sum())
+        shape = widgets.sparkline_svg(part.sort_values("days_active").share.tolist(), width=90, height=18)
+        lines.append(
+            f"<div class='sub'><b>{pd.Timestamp(start):%Y-%m-%d}</b> · {int(part.active_people.iloc[0]):,} active "
+            f"{who}, {mean:.1f} days active on average {shape}</div>"
+        )
+    return f"<div class='saaskpi-header'>{''.join(lines)}</div>"
+
+
 def show_stickiness(wb):
     """How many days of each recent week or month people were active."""
 
@@ -286,9 +299,7 @@ def show_stickiness(wb):
             return
         what = s.event.name if s.event else "any event"
         who = "accounts" if s.count_by == "account" else "users"
-        last = t[t.period_start == t.period_start.max()]
-        mean = float((last.days_active * last.people).sum() / last.people.sum())
-        sub = f"{who} with {what}; in the last {s.period} an active person was active {mean:.1f} days on average"
-        widgets.show_chart(stickiness_chart(t, f"Stickiness by {s.period}", sub), w)
+        display(widgets.styled(stickiness_summary(t, who, s.period)))
+        widgets.show_chart(stickiness_chart(t, f"Stickiness by {s.period}", f"{who} with {what}"), w)
 
     return widgets.section(wb, render)
