@@ -451,3 +451,34 @@ def test_page_without_usage_events_is_one_sentence(revenue_wb):
     for section in (page.show_funnel, page.show_breakdown, page.show_retention, page.show_stickiness):
         text = page_html(section, revenue_wb)
         assert "needs the `usage_events` table" in text and "Something went wrong" not in text, section.__name__
+
+
+def test_person_periods_are_counted_in_the_engine_across_a_new_year(tmp_path):
+    src = write_source(
+        tmp_path / "ny",
+        {
+            "accounts": "account_id,segment,created_at\nA1,smb,2024-12-01T00:00:00Z",
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-12-01,,10",
+            "users": "user_id,account_id,created_at\nU1,A1,2024-12-01T00:00:00Z",
+            # Tue Dec 31 2024 (twice) and Wed Jan 1 2025 are in the week of Monday Dec 30; Mon Jan 6 starts the next
+            "usage_events": """
+                event_time,user_id,account_id,feature
+                2024-12-31T10:00:00Z,U1,A1,reports
+                2024-12-31T11:00:00Z,U1,A1,reports
+                2025-01-01T10:00:00Z,U1,A1,reports
+                2025-01-06T10:00:00Z,U1,A1,reports
+                2025-01-31T10:00:00Z,U1,A1,reports
+            """,
+        },
+    )
+    wb = open_workbook(str(src), "all", "2025-01", interactive=False)
+    end = dt.date(2025, 2, 1)
+    weeks = E._person_days(wb.tables, None, "user", None, end, "week").sort("day")
+    # the week of Dec 30 is keyed (2024, ordinal 365) and (2025, ordinal -1): both parts add up to 2 days
+    assert weeks.rows() == [
+        ("U1", dt.date(2024, 12, 30), 2),
+        ("U1", dt.date(2025, 1, 6), 1),
+        ("U1", dt.date(2025, 1, 27), 1),
+    ]
+    months = E._person_days(wb.tables, None, "user", dt.date(2025, 1, 1), end, "month").sort("day")
+    assert months.rows() == [("U1", dt.date(2025, 1, 1), 3)]  # Jan 1, 6 and 31 (December is before `since`)

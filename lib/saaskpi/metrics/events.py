@@ -513,17 +513,31 @@ def _period_start(col: str, period: str) -> pl.Expr:
     return d.dt.truncate("1mo")
 
 
-def _person_days(tables: Tables, step: Step | None, count_by: str, since: dt.date | None, end: dt.date) -> pl.DataFrame:
-    """One row per person and UTC day in [since, end) with an event matching `step` (any event when None),
-    collected (the days are selected in the engine: only the periods shown leave it)."""
+def _person_days(
+    tables: Tables, step: Step | None, count_by: str, since: dt.date | None, end: dt.date, period: str = "day"
+) -> pl.DataFrame:
+    """Per person and `period` (day, week from Monday, month) in [since, end) with an event matching `step` (any
+    event when None): `day`, the period's first day, and `days_active`, its days with such an event. Counted in
+    the engine, so one row per person and period leaves it (a week is keyed by its year and the ordinal of its
+    Monday, which may fall in the year before: the two parts are added up once collected)."""
     ev = people_events(tables, count_by).with_columns(day=nw.col("event_time").dt.date())
     ev = ev.filter((nw.col("day") < end) & (nw.col("day") >= since) if since is not None else nw.col("day") < end)
     if step is not None:
         ev = ev.filter(_named([step]))
-    if step is None or not step.properties:
-        return _collect(ev.select("person", "day").unique())
-    got = _collect(ev.select("person", "day", "event", "feature", "properties")).filter(matches(step))
-    return got.select("person", "day").unique()
+    if step is not None and step.properties:
+        got = _collect(ev.select("person", "day", "event", "feature", "properties")).filter(matches(step))
+        ev = nw.from_native(got.select("person", "day").lazy())
+    day = nw.col("day")
+    key = {"day": day.dt.ordinal_day(), "week": day.dt.ordinal_day() - day.dt.weekday() + 1, "month": day.dt.month()}
+    per = (
+        ev.with_columns(year=day.dt.year(), key=key[period])
+        .group_by("person", "year", "key")
+        .agg(day.n_unique().alias("days_active"))
+    )
+    got = _collect(per).with_columns(pl.col("year", "key").cast(pl.Int64), pl.col("days_active").cast(pl.Int64))
+    first = pl.date(pl.col("year"), pl.col("key") if period == "month" else pl.lit(1), 1)
+    start = first if period == "month" else first + pl.duration(days=pl.col("key") - 1)
+    return got.group_by("person", start.alias("day")).agg(pl.col("days_active").sum())
 
 
 _UNIT = {"day": "d", "week": "w", "month": "mo"}
@@ -589,8 +603,9 @@ def event_retention(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     first_p, _ = _last_periods(end, r.period, r.periods)
     # a first-time cohort needs the start events of all time (was it the person's first?); the rest only the
     # periods shown
-    starts = _person_days(tables, r.start, r.count_by, None if r.mode == "first_time" else first_p, end)
-    return retention_matrix(starts, _person_days(tables, r.returning, r.count_by, first_p, end), r, end)
+    starts = _person_days(tables, r.start, r.count_by, None if r.mode == "first_time" else first_p, end, r.period)
+    returns = _person_days(tables, r.returning, r.count_by, first_p, end, r.period)
+    return retention_matrix(starts, returns, r, end)
 
 
 def stickiness_table(days: pl.DataFrame, s: Stickiness, end: dt.date) -> pd.DataFrame:
@@ -598,10 +613,10 @@ def stickiness_table(days: pl.DataFrame, s: Stickiness, end: dt.date) -> pd.Data
     people active that many days and their share of the period's active people."""
     d = days.filter(pl.col("day") < end).with_columns(p=_period_start("day", s.period))
     first_p, last_p = _last_periods(end, s.period, s.periods)
+    # rows per person and day, or per person and period with its days_active (`_person_days`)
+    days_active = pl.col("days_active").sum() if "days_active" in days.columns else pl.col("day").n_unique()
     per = (
-        d.filter(pl.col("p").is_between(first_p, last_p))
-        .group_by("p", "person")
-        .agg(pl.col("day").n_unique().alias("days_active"))
+        d.filter(pl.col("p").is_between(first_p, last_p)).group_by("p", "person").agg(days_active.alias("days_active"))
     )
     counts = per.group_by("p", "days_active").agg(pl.len().alias("people"))
     totals = per.group_by("p").agg(pl.len().alias("active_people"))
@@ -627,4 +642,4 @@ def stickiness(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     s = settings().stickiness
     end = data_end(calendar).date()
     first_p, _ = _last_periods(end, s.period, s.periods)
-    return stickiness_table(_person_days(tables, s.event, s.count_by, first_p, end), s, end)
+    return stickiness_table(_person_days(tables, s.event, s.count_by, first_p, end, s.period), s, end)
