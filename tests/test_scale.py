@@ -157,7 +157,11 @@ def test_a_validated_big_source_is_not_checked_again_until_it_changes(dense_sour
     monkeypatch.setattr(sources, "cross_table_problems", lambda *a, **k: checks.append(1) or real(*a, **k))
     first, second = validated_tables(open_source(copy)), validated_tables(open_source(copy))
     assert checks == [1]  # the second kernel trusts the first one's validation of the same files
-    assert first.as_stored == second.as_stored == {"usage_events": ["user_id", "account_id", "feature"]}
+    assert (
+        first.as_stored
+        == second.as_stored
+        == {"usage_events": ["user_id", "account_id", "feature", "event", "properties"]}
+    )
     assert first.scans["usage_events"].collect().equals(second.scans["usage_events"].collect())
     events = pl.read_parquet(copy / "usage_events.parquet")
     first_row = pl.int_range(pl.len()) == 0

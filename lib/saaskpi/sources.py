@@ -26,7 +26,8 @@ import polars as pl
 from . import paths
 from .contract import REQUIRED_TABLES, ROW, TABLES, cross_table_problems, typed_table
 from .contract.lazy import LAZY_TABLES, typed_scan
-from .contract.native import native_problems, stored_as_contract
+from .contract.native import as_contract, native_problems, stored_as_contract
+from .contract.tables import absent_as_null
 from .errors import DataContractError, Problem, SourceError
 from .frames import to_pandas
 
@@ -441,8 +442,9 @@ class Tables:
         typed = self.scans[name].collect_schema()
         path = self.source.parquet_path(name)
         stored = pl.scan_parquet(path).collect_schema() if path else {}
-        if path and all(stored.get(c) == t for c, t in typed.items()):
-            return self._of_accounts(self.engine.read_parquet(path, list(typed)))
+        if path and all(stored.get(c) == t or (c not in stored and absent_as_null(name, c)) for c, t in typed.items()):
+            read = self.engine.read_parquet(path, [c for c in typed if c in stored])
+            return self._of_accounts(as_contract(name, read))
         return self.engine.lazy(self.scans[name].collect(engine="streaming"))
 
     def _of_accounts(self, frame: nw.LazyFrame) -> nw.LazyFrame:
@@ -625,7 +627,7 @@ def _validated_tables(
         if name in LAZY_TABLES and engine is not None and engine.keeps(source):
             native = source.native(name)
             if stored_as_contract(name, native):
-                natives[name] = native.select(list(TABLES[name].to_schema().columns))
+                natives[name] = as_contract(name, native)
                 continue
         scan = source.scan(name) if name in LAZY_TABLES else None
         if scan is not None:

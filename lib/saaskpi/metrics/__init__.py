@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import params, paths
 from ..params import Conventions
-from . import accounts, cohorts, cs_load, funnel, health, lifecycle, revenue, success, unit_economics, usage  # noqa: F401  (registration)
+from . import accounts, cohorts, cs_load, events, funnel, health, lifecycle, revenue, success, unit_economics, usage  # noqa: F401  (registration)
 from .registry import METRICS, TABLE_FUNCS, Metric, RegistryError, TableSpec, metric, table, validate_registry
 
 

@@ -7,7 +7,16 @@ from contextlib import ExitStack
 from pathlib import Path
 from unittest import mock
 
-from . import benchmarks, cohort_retention, cs_load, executive_summary, forecast, funnel, unit_economics
+from . import (
+    benchmarks,
+    cohort_retention,
+    cs_load,
+    executive_summary,
+    forecast,
+    funnel,
+    product_analytics,
+    unit_economics,
+)
 
 __all__ = [
     "benchmarks",
@@ -16,6 +25,7 @@ __all__ = [
     "executive_summary",
     "forecast",
     "funnel",
+    "product_analytics",
     "unit_economics",
     "run_sections",
 ]
@@ -45,6 +55,7 @@ def run_sections(notebook: str | Path, wb) -> list:
             executive_summary,
             forecast,
             funnel,
+            product_analytics,
             unit_economics,
         ):
             stack.enter_context(
