@@ -331,6 +331,8 @@ def literal_wb(literal, tmp_path, monkeypatch):
     path = tmp_path / "product_funnels.yaml"
     path.write_text(textwrap.dedent(FUNNELS), encoding="utf-8")
     monkeypatch.setattr(E, "PRODUCT_FUNNELS_FILE", path)
+    # the results store keys on parameters/ only: funnels from a file elsewhere get a store of their own
+    monkeypatch.setenv("SAASKPI_CACHE_DIR", str(tmp_path / "cache"))
     return open_workbook(str(literal), "all", "2024-05", interactive=False)
 
 
@@ -404,6 +406,8 @@ def test_parity_on_duckdb_and_spark(literal, tmp_path, monkeypatch, engine):
     path = tmp_path / "product_funnels.yaml"
     path.write_text(textwrap.dedent(PARITY_FUNNELS), encoding="utf-8")
     monkeypatch.setattr(E, "PRODUCT_FUNNELS_FILE", path)
+    # the results store keys on parameters/ only: funnels from a file elsewhere get a store of their own
+    monkeypatch.setenv("SAASKPI_CACHE_DIR", str(tmp_path / "cache"))
     base = open_workbook(str(literal), "all", "2024-05", interactive=False)
     other = open_workbook(str(literal), "all", "2024-05", interactive=False, engine=engine)
     for name in PRODUCT_TABLES:

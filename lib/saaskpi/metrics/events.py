@@ -81,12 +81,15 @@ class Exclusion(Step):
     between: list[Annotated[int, Field(ge=1)]] = Field(default=[1, 2], min_length=2, max_length=2)
 
 
+MAX_STEPS = 10  # steps a funnel may have: product_funnel_people has a step-time column for each
+
+
 class Funnel(_Strict):
     """One ordered event funnel."""
 
     name: str
     label: str = ""
-    steps: list[Step] = Field(min_length=2)
+    steps: list[Step] = Field(min_length=2, max_length=MAX_STEPS)
     window: str = "7 days"
     order: Literal["ordered", "strict", "any"] = "ordered"
     count_by: Literal["user", "account"] = "user"
@@ -430,11 +433,28 @@ def _person_attributes(tables: Tables, people: pl.DataFrame, count_by: str) -> p
     )
 
 
-def max_steps() -> int:
-    return max(len(f.steps) for f in settings().funnels)
+STEP_SCHEMA = {
+    "step": "int64",
+    "step_name": "str",
+    "entered": "int64",
+    "converted": "int64",
+    "dropped": "int64",
+    "conversion_from_previous": "float64",
+    "conversion_from_first": "float64",
+    "mean_seconds_to_convert": "float64",
+    "median_seconds_to_convert": "float64",
+}
+PEOPLE_SCHEMA = {
+    "funnel": "str",
+    "person": "str",
+    "account_id": "str",
+    "furthest_step": "int64",
+    "dropped_at_step": "float64",
+    **{f"t{k}": "datetime_utc" for k in range(1, MAX_STEPS + 1)},
+}
 
 
-@table(needs=EVENTS)
+@table(schema=PEOPLE_SCHEMA, needs=EVENTS)
 def product_funnel_people(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Per product funnel (parameters/product_funnels.yaml) and person who started it in its period: the furthest step reached, the step they dropped at (empty: converted) and their first attempt's step times t1, t2, ..."""
     digest = hashlib.sha256(settings().model_dump_json().encode()).hexdigest()[:10]
@@ -446,7 +466,7 @@ def _funnel_people_frame(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame
     """product_funnel_people over `tables` (for a big source, all accounts once: `Tables.aggregate` keeps it in
     the disk cache, keyed by the month and the settings, and each segment takes its accounts' people)."""
     frames = []
-    width = max_steps()
+    width = MAX_STEPS  # one layout whatever the funnels: t1..t10, empty beyond a funnel's steps
     for funnel in settings().funnels:
         start, end = _period(calendar, funnel.period_days)
         people = funnel_people(funnel_events(tables, funnel), funnel, start, end)
@@ -479,14 +499,14 @@ def _people_of(product_funnel_people: pd.DataFrame, funnel: Funnel) -> pl.DataFr
     )
 
 
-@table(needs=EVENTS)
+@table(schema={"funnel": "str", **STEP_SCHEMA}, needs=EVENTS)
 def product_funnel(product_funnel_people: pd.DataFrame) -> pd.DataFrame:
     """Per product funnel and step: people who entered and converted, dropped, conversion from the previous and the first step, mean and median time to convert from the previous step (seconds)."""
     frames = [step_table(_people_of(product_funnel_people, f), f) for f in settings().funnels]
     return pd.concat(frames, ignore_index=True) if frames else empty_frame(FUNNEL_COLUMNS)
 
 
-@table(needs=EVENTS)
+@table(schema={"funnel": "str", "breakdown": "str", "value": "str", **STEP_SCHEMA}, needs=EVENTS)
 def product_funnel_by(tables: Tables, product_funnel_people: pd.DataFrame) -> pd.DataFrame:
     """The product funnels broken down by segment, plan, acquisition channel and signup cohort (a person's values as of their first step)."""
     frames = []
@@ -595,7 +615,16 @@ def retention_matrix(starts: pl.DataFrame, returns: pl.DataFrame, r: Retention, 
     return pd.DataFrame(rows).astype(RETENTION_COLUMNS) if rows else empty_frame(RETENTION_COLUMNS)
 
 
-@table(needs=EVENTS)
+@table(
+    schema={
+        "cohort_start": "datetime",
+        "period": "int64",
+        "cohort_people": "int64",
+        "returned": "int64",
+        "retention_rate": "float64",
+    },
+    needs=EVENTS,
+)
 def event_retention(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Retention between two events (parameters/product_funnels.yaml): people by the period they did the start event, and the share who did the return event k periods later."""
     r = settings().retention
@@ -636,7 +665,16 @@ def stickiness_table(days: pl.DataFrame, s: Stickiness, end: dt.date) -> pd.Data
     return pdf.astype({"days_active": "int64", "people": "int64", "active_people": "int64"})
 
 
-@table(needs=EVENTS)
+@table(
+    schema={
+        "period_start": "datetime",
+        "days_active": "int64",
+        "people": "int64",
+        "active_people": "int64",
+        "share": "float64",
+    },
+    needs=EVENTS,
+)
 def stickiness(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Stickiness: per complete week or month (parameters/product_funnels.yaml), how many people were active on 1, 2, ... days of it."""
     s = settings().stickiness
