@@ -2,7 +2,7 @@
 
 Pages return, notebooks display: a page's `show_*` returns `section(wb, render)`, where `render(wb)` returns
 what the section shows (a chart, HTML, a widget, or a list of them). The notebook cell's last expression
-displays it. Nothing here displays on its own, except inside a section's own output widget in an app.
+displays it. Nothing here displays on its own: an app section's output widget is given its values (`fill`).
 
 - `section`: in a static run (papermill, reports) a `Shown` of the rendered values; in an app a `W.Output`
   that re-renders whenever a control changes. Compatibility: a `render` that calls `display()` and returns
@@ -22,6 +22,7 @@ from typing import Any
 
 import altair as alt
 import ipywidgets as W
+from IPython.core.formatters import format_display_data
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import HTML, SVG, display
 from IPython.utils.capture import capture_output
@@ -360,6 +361,20 @@ def guarded(render: Callable, wb) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- the app
+def fill(out: W.Output, items: list[Any]) -> None:
+    """Replace what an app section's output widget shows with `items`, at once (no flicker). The outputs are set
+    on the widget itself rather than displayed `with out:`, which would go astray while a section's render is
+    being captured (`guarded`). Outside IPython there is no front end to show them, and nothing to format with."""
+    if not InteractiveShell.initialized():
+        out.outputs = ()
+        return
+    bundles = []
+    for item in items:
+        data, metadata = format_display_data(item)
+        bundles.append({"output_type": "display_data", "data": data, "metadata": metadata})
+    out.outputs = tuple(bundles)
+
+
 class Session:
     """The workbook an app currently shows and the sections that re-render when a control changes."""
 
@@ -378,11 +393,7 @@ class Session:
         return out
 
     def _draw(self, out: W.Output, render: Callable) -> None:
-        items = guarded(render, self.wb)
-        with out:  # the section's own output: the one place a value is displayed here
-            out.clear_output(wait=True)
-            for item in items:
-                display(item)
+        fill(out, guarded(render, self.wb))
 
     def choose(self, segment: str | None = None, month: str | None = None) -> bool:
         """Switch segment and/or month; values outside the controls' options are refused."""
@@ -506,11 +517,7 @@ def picked_view(
         value = by_label.get(change["new"])
         if value is None:  # only the picker's own options (a partly typed name is not one yet)
             return
-        items = guarded(lambda w: view(w, value), wb)
-        with out:
-            out.clear_output(wait=True)
-            for item in items:
-                display(item)
+        fill(out, guarded(lambda w: view(w, value), wb))
 
     picker.observe(pick, names="value")
     pick({"new": picker.value})
