@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 import subprocess
 import sys
 import textwrap
@@ -13,9 +15,8 @@ import pytest
 from saaskpi import pages, paths, widgets
 from saaskpi.workbook import open_workbook
 
-PAGES = [pages.executive_summary, pages.funnel, pages.cohort_retention, pages.unit_economics, pages.cs_load]
-PAGES.append(pages.benchmarks)
-NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("0[0-5]_*.ipynb"))
+PAGES = [importlib.import_module(f"saaskpi.pages.{m.name}") for m in pkgutil.iter_modules(pages.__path__)]
+NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("*.ipynb"))
 
 
 def show_functions(module) -> list:
