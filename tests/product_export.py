@@ -33,7 +33,12 @@ def demo_usage(demo: Path, accounts: list[str]) -> tuple[pl.DataFrame, pl.DataFr
         .filter(pl.col("account_id").is_in(accounts))
         .with_columns(pl.col("created_at", "activated_at").dt.cast_time_unit("us"))
     )
-    events = pl.scan_parquet(demo / "usage_events.parquet").filter(pl.col("account_id").is_in(accounts)).collect()
+    events = (
+        pl.scan_parquet(demo / "usage_events.parquet")
+        .filter(pl.col("account_id").is_in(accounts))
+        .select("event_time", "user_id", "account_id", "feature", "duration_seconds")  # the exports carry these
+        .collect()
+    )
     return users.sort("user_id"), events
 
 

@@ -96,6 +96,7 @@ def test_an_anonymous_event_before_the_first_identify_is_kept_and_attributed(tmp
         ("ana", "cus_1", "Dashboard Shared", None),
         ("bob", "cus_2", "Report Viewed", 13),
     ]  # 12.6 s rounds to 13
+    assert events["event"].to_list() == ["Report Viewed", "Dashboard Shared", "Report Viewed"]  # for product funnels
     report = json.loads((out / "import-report-segment.json").read_text())
     assert report["rows_written"] == {"users": 2, "usage_events": 3}
     (aside,) = report["set_aside"]

@@ -21,7 +21,19 @@ from saaskpi.workbook import Workbook, open_workbook
 ENGINES = ["duckdb", pytest.param("spark", marks=pytest.mark.spark)]
 REVENUE_TABLES = ["account_mrr", "mrr_movements", "cohort_logo_retention", "cohort_revenue_retention"]
 # the tables that metric code reads through the engine besides subscriptions (usage events may be big)
-ENGINE_TABLES = ("usage_events", "leads", "opportunities", "web_traffic", "users", "team")
+ENGINE_TABLES = (
+    "usage_events",
+    "leads",
+    "opportunities",
+    "web_traffic",
+    "users",
+    "team",
+    "support_tickets",
+    "nps_responses",
+    "cs_touchpoints",
+    "invoices",
+    "spend",
+)
 # read usage_events when the source has it, although their `needs` do not require it
 OPTIONAL_READERS = ("account_measures",)
 

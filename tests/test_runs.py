@@ -28,10 +28,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REVENUE_TABLES, write_source
+from conftest import REVENUE_TABLES, run, write_source
 
 from saaskpi import format as fmt
-from saaskpi.cli import main
 from saaskpi.metrics import METRICS
 from saaskpi.snapshot import HISTORY_MONTHS, METRIC_COLUMNS, completed_runs, metric_records, page_areas, take_snapshot
 from saaskpi.workbook import open_workbook
@@ -140,8 +139,8 @@ def expected_restatements(history) -> set[tuple[str, str]]:
 
 def test_compare_runs_lists_exactly_the_restated_values(history, capsys):
     _, r1, r2, _, _ = history["runs"]
-    code = main(["compare", "--runs", r1.run_id, r2.run_id, "--reports", str(history["reports"]), "--format", "csv"])
-    out, err = capsys.readouterr()
+    reports = ("--reports", str(history["reports"]))
+    code, out, err = run(capsys, "compare", "--runs", r1.run_id, r2.run_id, *reports, "--format", "csv")
     assert code == 0, err
     table = pd.read_csv(io.StringIO(out))
     assert table.restated.all() and set(table.segment) == {"all"} and set(table.notebook) == {PAGE}
@@ -151,24 +150,25 @@ def test_compare_runs_lists_exactly_the_restated_values(history, capsys):
     assert sorted(mrr.index) == ["2024-04", "2024-05"]  # January to March are untouched
     assert mrr.value_a.tolist() == [660, 560] and mrr.value_b.tolist() == [540, 440]  # A5 loses EUR 100 x 1.20
     assert f"Values that differ between run {r1.run_id} and run {r2.run_id}: {len(table)} restated" in err
-    swapped = main(["compare", "--runs", r2.run_id, r1.run_id, "--reports", str(history["reports"])])
-    assert swapped == 2 and "swapped" in capsys.readouterr().err
+    swapped, _, err = run(capsys, "compare", "--runs", r2.run_id, r1.run_id, *reports)
+    assert swapped == 2 and "swapped" in err
 
 
 def test_compare_months_flags_restatements_and_refuses_swapped_months(history, capsys):
-    reports = str(history["reports"])
-    assert main(["compare", "--months", "2024-04", "2024-05", "--reports", reports, "--format", "csv"]) == 0
-    table = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index(["segment", "notebook", "metric"])
+    reports = ("--reports", str(history["reports"]))
+    code, out, _ = run(capsys, "compare", "--months", "2024-04", "2024-05", *reports, "--format", "csv")
+    assert code == 0
+    table = pd.read_csv(io.StringIO(out)).set_index(["segment", "notebook", "metric"])
     mrr = table.loc[("all", PAGE, "monthly_recurring_revenue")]
     # r0 recorded April as 660; the latest May run of page 02 (r4) shows April 540 and May 440
     assert (mrr["value_2024-04"], mrr["2024-04_restated_as"], mrr["value_2024-05"]) == (660, 540, 440)
     assert mrr.restated
     # for people: values by unit ($660, not 660.0 or 6.6e+02), changes signed
-    assert main(["compare", "--months", "2024-04", "2024-05", "--reports", reports]) == 0
-    out, err = capsys.readouterr()
+    code, out, err = run(capsys, "compare", "--months", "2024-04", "2024-05", *reports)
+    assert code == 0
     assert "$660" in out and "$540" in out and "−$220" in out and "e+0" not in out and "restated" in err
-    assert main(["compare", "--months", "2024-05", "2024-04", "--reports", reports]) == 2
-    assert "swapped? try 2024-04 2024-05" in capsys.readouterr().err
+    code, _, err = run(capsys, "compare", "--months", "2024-05", "2024-04", *reports)
+    assert code == 2 and "swapped? try 2024-04 2024-05" in err
 
 
 def tiles(notebook: Path) -> dict[str, str]:

@@ -8,9 +8,9 @@ import shutil
 import nbformat
 import pandas as pd
 import pytest
+from conftest import run
 
 from saaskpi import paths
-from saaskpi.cli import main
 from saaskpi.demo import generate
 from saaskpi.snapshot import notebook_names, take_snapshot
 
@@ -77,22 +77,11 @@ def failing_notebooks(tmp_path):
 
 def test_failing_notebook_does_not_stop_the_others(tiny, tmp_path, capsys):
     folder = failing_notebooks(tmp_path)
-    code = main(
-        [
-            "snapshot",
-            "--month",
-            MONTH,
-            "--source",
-            str(tiny),
-            "--segments",
-            "all",
-            "--reports",
-            str(tmp_path / "r"),
-            "--notebooks-dir",
-            str(folder),
-        ]
+    code, out, err = run(
+        capsys,
+        *("snapshot", "--month", MONTH, "--source", str(tiny), "--segments", "all"),
+        *("--reports", str(tmp_path / "r"), "--notebooks-dir", str(folder)),
     )
-    out, err = capsys.readouterr()
     assert code == 1
     assert "1 of 2 runs succeeded" in out
     assert "FAILED 99_broken [all, cell 3]: ValueError: boom" in err  # cell 3: papermill injected parameters at 1
@@ -101,28 +90,14 @@ def test_failing_notebook_does_not_stop_the_others(tiny, tmp_path, capsys):
 
 
 def test_bad_arguments_and_data_exit_2(tiny, tmp_path, capsys):
-    assert main(["snapshot", "--month", "Oct", "--source", str(tiny), "--reports", str(tmp_path / "r")]) == 2
-    assert (
-        main(
-            [
-                "snapshot",
-                "--month",
-                MONTH,
-                "--source",
-                str(tiny),
-                "--segments",
-                "martians",
-                "--reports",
-                str(tmp_path / "r"),
-            ]
-        )
-        == 2
-    )
+    reports = ("--reports", str(tmp_path / "r"))
+    assert run(capsys, "snapshot", "--month", "Oct", "--source", str(tiny), *reports)[0] == 2
+    assert run(capsys, "snapshot", "--month", MONTH, "--source", str(tiny), "--segments", "martians", *reports)[0] == 2
     bad = tmp_path / "bad"
     shutil.copytree(tiny, bad)
     (bad / "subscriptions.csv").write_text((bad / "subscriptions.csv").read_text().replace(",USD,", ",XYZ,", 1))
-    assert main(["snapshot", "--month", MONTH, "--source", str(bad), "--reports", str(tmp_path / "r")]) == 2
-    assert "subscriptions.currency.no_fx_rate" in capsys.readouterr().err
+    code, _, err = run(capsys, "snapshot", "--month", MONTH, "--source", str(bad), *reports)
+    assert code == 2 and "subscriptions.currency.no_fx_rate" in err
     assert not (tmp_path / "r").exists()  # nothing written
 
 
@@ -139,23 +114,10 @@ def test_cell_timeout_is_reported_with_its_cell(tiny, tmp_path, capsys):
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     )
     nbformat.write(nb, folder / "98_slow.ipynb")
-    code = main(
-        [
-            "snapshot",
-            "--month",
-            MONTH,
-            "--source",
-            str(tiny),
-            "--segments",
-            "smb",
-            "--cell-timeout",
-            "3",
-            "--reports",
-            str(tmp_path / "r"),
-            "--notebooks-dir",
-            str(folder),
-        ]
+    code, _, err = run(
+        capsys,
+        *("snapshot", "--month", MONTH, "--source", str(tiny), "--segments", "smb", "--cell-timeout", "3"),
+        *("--reports", str(tmp_path / "r"), "--notebooks-dir", str(folder)),
     )
-    err = capsys.readouterr().err
     assert code == 1
     assert "FAILED 98_slow [smb, cell 2]: cell timed out" in err

@@ -22,6 +22,10 @@ from __future__ import annotations
 
 import importlib
 
+from .kernel_imports import defer_iri_grammar
+
+defer_iri_grammar()  # Altair's jsonschema compiles a grammar it never uses at import: 1.6 s of every kernel
+
 __version__ = "0.1.0"
 __all__ = ["open_workbook", "pages", "METRICS", "TABLE_FUNCS", "metric", "table", "charts", "Workbook"]
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import io
 import json
 import os
 import time
@@ -217,28 +216,13 @@ def cached_json(name: str, key: str, compute: Callable[[], object]):
     )
 
 
-def as_stored(value):
-    """`value` as the results store gives it back: a frame goes through Parquet (a string column with gaps is
-    `str` with NaN, not object with None), so a kernel that computes a result, one that reads it from the store
-    and one whose results are not stored (Spark, a `where()` subset) all get the same frame."""
-    if not isinstance(value, pd.DataFrame):
-        return value
-    try:
-        buffer = io.BytesIO()
-        value.to_parquet(buffer)
-    except Exception:  # noqa: BLE001 - a frame Parquet cannot hold is returned (and left unstored) as it is
-        return value
-    return pd.read_parquet(buffer)
-
-
 def cached_result(name: str, key: str, compute: Callable[[], object]):
     """Table or metric `name` for `key` (what it depends on: see Workbook.compute) from the results store, else
     `compute()`, stored there first when it is a DataFrame (index, dtypes and column names kept; anything else is
-    returned unstored). Every computation is counted (`computations`)."""
+    returned unstored). Every computation is counted (`computations`). The frame read back has the dtypes of
+    the one computed because the workbook gives every result its declared schema before it is stored
+    (registry.TableSpec.conform, frames.conform): text is str, never object, so Parquet returns it as it was."""
     root = results_dir()
-
-    def computed():
-        return as_stored(compute()) if root is not None else compute()
 
     def write(value, path: Path) -> None:
         if not isinstance(value, pd.DataFrame):
@@ -246,5 +230,5 @@ def cached_result(name: str, key: str, compute: Callable[[], object]):
         value.to_parquet(path)
 
     return _cached(
-        _entry(name, key, ".parquet", root), computed, pd.read_parquet, write, log=root / LOG if root else None
+        _entry(name, key, ".parquet", root), compute, pd.read_parquet, write, log=root / LOG if root else None
     )

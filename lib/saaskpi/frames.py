@@ -1,7 +1,10 @@
-"""Collecting lazy results into small pandas tables with one set of dtypes, whatever the engine.
+"""The dataframe boundary: metric code reads the source tables on the engine (`Tables.lazy`, Narwhals over
+Polars, DuckDB or Spark) and its results leave the engine through one exit, `to_pandas`, as small pandas
+tables with one set of dtypes whatever the engine (docs/architecture.md, "The dataframe boundary").
 
-Engines return their own dtypes (DuckDB int64 where Polars has int32, Spark's timestamps...);
-`to_pandas` normalises them so that tests and charts see the same table from every engine.
+Engines return their own dtypes (DuckDB int64 where Polars has int32, Decimal sums, Spark's timestamps...);
+`to_pandas` normalises them so that tests and charts see the same table from every engine, and `conform`
+casts a frame to a registered table's declared schema (`registry.table(schema=...)`).
 Months travel through the engines as an integer key (year * 12 + month - 1), see `month_key`.
 """
 
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import narwhals as nw
 import numpy as np
@@ -48,8 +51,15 @@ def month_label(month) -> str:
     return pd.Timestamp(month).strftime("%Y-%m")
 
 
-def to_pandas(frame: nw.LazyFrame | nw.DataFrame, *, sort: list[str] | None = None) -> pd.DataFrame:
-    """Collect `frame` and normalise dtypes: month keys to Timestamps, ints to int64, floats to float64."""
+def to_pandas(
+    frame: nw.LazyFrame | nw.DataFrame,
+    *,
+    sort: list[str] | None = None,
+    schema: Mapping[str, object] | None = None,
+) -> pd.DataFrame:
+    """The one exit from the engine: collect `frame` and normalise dtypes (month keys to Timestamps, ints to
+    int64 (float64 with gaps), floats and DuckDB's Decimal sums to float64, timestamps to UTC, dates to
+    datetime64), sorted by `sort` and cast to `schema` (`conform`) when given."""
     if isinstance(frame, nw.LazyFrame):
         frame = frame.collect()
     df = frame.to_pandas()
@@ -73,7 +83,87 @@ def to_pandas(frame: nw.LazyFrame | nw.DataFrame, *, sort: list[str] | None = No
             df[col] = s.astype(object)
     if sort:
         df = df.sort_values(sort, kind="stable").reset_index(drop=True)
-    return df
+    return conform(df, schema) if schema is not None else df
+
+
+# The dtypes a table schema may declare (registry.table(schema=...)), with what they hold.
+SCHEMA_DTYPES = {
+    "str": "text: pandas' str dtype, missing values NaN",
+    "int64": "whole numbers without gaps",
+    "float64": "numbers, NaN = n/a (also counts that can be missing)",
+    "bool": "True / False",
+    "object": "Python objects: True / False / None for a flag still undecided",
+    "datetime": "a naive timestamp (UTC wall time) or a date, datetime64 of any resolution",
+    "datetime_utc": "a UTC timestamp, datetime64 of any resolution with tz UTC",
+}
+# What every metric series is (registry.metric): one row per month; a conversion metric whose window has not
+# elapsed for the last months flags them `immature` (metrics/funnel.py).
+METRIC_SCHEMA = {"month": "datetime", "value": "float64", "n": "float64"}
+IMMATURE = {"immature": "bool"}
+
+
+def metric_schema(series: pd.DataFrame) -> dict[str, str]:
+    """The schema a metric series must have: `METRIC_SCHEMA`, with `immature` when it flags months."""
+    return {**METRIC_SCHEMA, **(IMMATURE if "immature" in series.columns else {})}
+
+
+def dtype_matches(series: pd.Series, declared: str) -> bool:
+    """Whether `series` has the declared schema dtype (`SCHEMA_DTYPES`)."""
+    actual = series.dtype
+    if declared in ("datetime", "datetime_utc"):
+        tz = getattr(actual, "tz", None)
+        return pd.api.types.is_datetime64_any_dtype(actual) and (
+            str(tz) == "UTC" if declared == "datetime_utc" else tz is None
+        )
+    if declared == "str":
+        return isinstance(actual, pd.StringDtype)
+    return str(actual) == declared
+
+
+def schema_problems(frame: pd.DataFrame, schema: Mapping[str, str]) -> list[str]:
+    """How `frame` differs from `schema` (columns in order, each with its dtype): one sentence per difference."""
+    problems = []
+    if list(frame.columns) != list(schema):
+        problems.append(f"columns {list(frame.columns)}, declared {list(schema)}")
+    for col, declared in schema.items():
+        if col in frame.columns and not dtype_matches(frame[col], declared):
+            problems.append(f"column {col!r} is {frame[col].dtype}, declared {declared}")
+    return problems
+
+
+def conform(frame: pd.DataFrame, schema: Mapping[str, object] | None) -> pd.DataFrame:
+    """`frame` with its columns cast to their declared dtypes where they differ (`SCHEMA_DTYPES`): text held as
+    object (None after a merge, say) to str with NaN, whole numbers of another width to int64, dates to
+    datetime. Without a schema (a company's own table), text columns held as object become str. A column
+    whose values cannot take the declared dtype (a gap in whole numbers) is left as it is for the schema test
+    to report; anything but a DataFrame is returned as it is."""
+    if not isinstance(frame, pd.DataFrame):
+        return frame
+    if schema is None:
+        schema = {c: "str" for c in frame.columns if frame[c].dtype == object}
+    casts: dict[str, pd.Series] = {}
+    for col, declared in schema.items():
+        if (
+            col not in frame.columns
+            or not isinstance(frame[col], pd.Series)
+            or dtype_matches(frame[col], str(declared))
+        ):
+            continue
+        s = frame[col]
+        if declared == "str":
+            if s.dropna().map(lambda v: isinstance(v, str)).all():
+                casts[col] = s.astype("str")
+        elif declared in ("int64", "bool"):
+            if not s.isna().any():
+                casts[col] = s.astype(declared)
+        elif declared == "float64":
+            casts[col] = s.astype("float64")
+        elif declared in ("datetime", "datetime_utc"):
+            stamps = pd.to_datetime(s, utc=declared == "datetime_utc")
+            if declared == "datetime" and getattr(stamps.dtype, "tz", None) is not None:
+                stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+            casts[col] = stamps
+    return frame.assign(**casts) if casts else frame
 
 
 def lookup(keys: pd.Series | pd.Index, values: pd.Series | dict) -> pd.Series:

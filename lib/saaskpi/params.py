@@ -452,3 +452,61 @@ def _success_settings(cs_path: Path, _cs_mtime: int, health_path: Path, _health_
         hs.falling_points,
         hs.falling_months,
     )
+
+
+# --------------------------------------------------------------------------- forecast and drivers
+DRIVER_GROUPS = Literal["segment", "acquisition_channel", "plan"]
+
+
+class ForecastSettings(_Strict):
+    """parameters/forecast.yaml: the forecast, its backtest and the driver decomposition (each key is documented
+    in the file)."""
+
+    horizon_months: PositiveInt
+    lookback_months: PositiveInt
+    age_buckets: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    min_exposure_accounts: Annotated[int, Field(ge=0)]
+    run_rate_months: PositiveInt
+    pipeline_months: Annotated[int, Field(ge=0)]
+    pipeline_amount_months: PositiveInt
+    stale_after_cycles: PositiveNumber
+    scheduled_ends: bool
+    backtest_scheduled_ends: bool
+    backtest_origins: PositiveInt
+    backtest_horizons: Annotated[list[PositiveInt], Field(min_length=1)]
+    interval: tuple[Fraction, Fraction]
+    min_interval_errors: PositiveInt
+    scenario_range_pct: PositiveInt
+    drivers_by: Annotated[list[DRIVER_GROUPS], Field(min_length=1)]
+    summary_metric: Literal["mrr_growth", "nrr", "grr", "logo_churn", "funnel_conversion", "cac"]
+    summary_comparison: Literal["previous_month", "previous_year"]
+    summary_by: Literal["segment", "acquisition_channel", "plan", "all"]
+    summary_contributions: Annotated[int, Field(ge=1, le=5)]
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval_numbers(cls, value):
+        return tuple(_float(v) for v in value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ForecastSettings:
+        if self.age_buckets[0] != 0 or sorted(set(self.age_buckets)) != self.age_buckets:
+            raise ValueError("`age_buckets` must start at 0 and increase (lower bounds of the age bands, in months)")
+        if not self.interval[0] < self.interval[1]:
+            raise ValueError("`interval` must be [lower quantile, upper quantile] with lower < upper")
+        if self.pipeline_months > self.horizon_months:
+            raise ValueError("`pipeline_months` cannot exceed `horizon_months`")
+        return self
+
+
+def forecast_settings(path: Path = paths.FORECAST_FILE) -> ForecastSettings:
+    """The forecast parameters (read again only when the file changes)."""
+    return _forecast_settings(path, path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@lru_cache(maxsize=4)
+def _forecast_settings(path: Path, _mtime: int) -> ForecastSettings:
+    data = read_yaml(path)
+    if isinstance(data.get("interval"), list):
+        data = {**data, "interval": tuple(_float(v) for v in data["interval"])}
+    return _typed(ForecastSettings, data, path.name)

@@ -19,6 +19,7 @@ CONVENTIONS_FILE = PARAMETERS_DIR / "conventions.yaml"
 EXECUTIVE_FILE = PARAMETERS_DIR / "executive.yaml"
 CUSTOMER_SUCCESS_FILE = PARAMETERS_DIR / "customer_success.yaml"
 HEALTH_SCORE_FILE = PARAMETERS_DIR / "health_score.yaml"
+FORECAST_FILE = PARAMETERS_DIR / "forecast.yaml"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 REPORTS_DIR = ROOT / "reports"
 DOCS_DIR = ROOT / "docs"
@@ -52,8 +53,10 @@ def replace_folder(staged: Path, out: Path) -> None:
     """Put the complete folder `staged` where `out` is: `out` renamed aside, `staged` renamed in, the old one
     removed (a reader sees the old folder or the new one)."""
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
+    if out.exists() or out.is_symlink():
         os.replace(out, old)
     os.replace(staged, out)
-    if old.exists():
+    if old.is_symlink():  # `out` was a link to a folder elsewhere: the link goes, the folder it named stays
+        old.unlink()
+    elif old.exists():
         shutil.rmtree(old)

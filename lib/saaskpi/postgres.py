@@ -26,6 +26,7 @@ import polars as pl
 from adbc_driver_manager import Error as DriverError
 
 from .contract import TABLES
+from .contract.tables import absent_as_null
 from .errors import Problem, SourceError
 from .sources import Source
 
@@ -238,7 +239,10 @@ class PostgresSource(Source):
     def stored_as_contract(self, name: str) -> bool:
         """Whether every contract column of table `name` is stored with the contract's own kind of type."""
         stored = dict(self.columns().get(name, []))
-        return all(stored.get(c) in _STORED_AS[_contract_type(name, c)] for c in TABLES[name].to_schema().columns)
+        return all(
+            stored.get(c) in _STORED_AS[_contract_type(name, c)] or (c not in stored and absent_as_null(name, c))
+            for c in TABLES[name].to_schema().columns
+        )
 
     def _select(self, name: str, columns: list[str] | None = None) -> str:
         """SELECT of table `name`'s columns (all, or those given) as types ADBC reads natively."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
-import html
 import json
 import logging
 import os
@@ -578,15 +577,14 @@ def latest_rows(store: pd.DataFrame, month: str) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- the month's index
 def write_month_index(reports: Path, month: str) -> Path:
-    """`reports/<month>/index.html`: every segment's headline KPIs with change and status (each page's latest
-    run), links to each page's latest report, and every run of the month (the first kept, the latest marked)."""
-    from . import format as fmt
+    """`reports/<month>/index.html` (template `month_index.html.j2`): every segment's headline KPIs with change and
+    status (each page's latest run), links to each page's latest report, and every run of the month (the first
+    kept, the latest marked)."""
     from .metrics import METRICS
-    from .theme import FONT, INK, MUTED, STATUS
+    from .templates import render
 
     runs = completed_runs(reports, month)
     frame = latest_rows(read_store(reports / "metrics.parquet"), month)
-    prev = (pd.Period(month, "M") - 1).strftime("%Y-%m")
     headline = [n for n, m in METRICS.items() if m.level in ("north_star", "core")]
     known = params.segment_names()
     segments = sorted(
@@ -594,72 +592,79 @@ def write_month_index(reports: Path, month: str) -> Path:
         key=lambda s: (known.index(s) if s in known else len(known), s),
     )
     pages = sorted({r["notebook"] for run in runs for r in run["results"]})
-    rows = []
-    for seg in segments:
-        cells = []
-        for name in headline:
-            here = frame[(frame.segment == seg) & (frame.metric == name)].drop_duplicates(["month"])
-            now, before = here[here.month == month], here[here.month == prev]
-            if now.empty:
-                cells.append("<td>–</td>")
-                continue
-            m, v = METRICS[name], now.iloc[0]
-            change = v.value - before.iloc[0].value if len(before) and pd.notna(before.iloc[0].value) else float("nan")
-            colour = STATUS.get(v.status, STATUS["n/a"])
-            cells.append(
-                f'<td><b>{fmt.value(v.value, m.unit)}</b><br><span class="c">{fmt.change(change, m.unit)}</span>'
-                f'<br><span style="color:{colour}">{"" if v.status == "n/a" else v.status}</span></td>'
-            )
-        links = []
-        for nb in pages:
-            tried = [(run, r) for run in runs for r in run["results"] if r["segment"] == seg and r["notebook"] == nb]
-            ok = [run for run, r in tried if not r["error"]]
-            if ok:
-                href = f"runs/{ok[-1]['run_id']}/{seg}/{nb}.html"
-                late = "" if tried[-1][0] is ok[-1] else ' <span class="err">(a later run failed)</span>'
-                links.append(f'<a href="{html.escape(href)}">{html.escape(nb)}</a>{late}')
-            elif tried:
-                links.append(f'<span class="err">{html.escape(nb)} failed</span>')
-        label = params.segment(seg).label if seg in known else seg
-        rows.append(
-            f"<tr><th>{html.escape(label)}<br><span class='c'>{' · '.join(links)}</span></th>{''.join(cells)}</tr>"
-        )
-    head = "".join(f"<th>{html.escape(METRICS[n].label)}</th>" for n in headline)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>SaaS KPIs {month}</title>
-<style>body{{font-family:{FONT};color:{INK};margin:24px}} table{{border-collapse:collapse;margin-bottom:24px}}
-td,th{{padding:6px 10px;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top;font-size:13px}}
-.c{{color:{MUTED};font-size:11px;font-weight:400}} .err{{color:{STATUS["off"]}}}</style></head><body>
-<h1>SaaS KPIs, {pd.Period(month, "M").strftime("%B %Y")}</h1>
-<p class="c">Each page and segment shows its latest run; change is against the previous month, status against each
-metric's target. Every run is kept as it was written (below).</p>
-<table><tr><th>segment</th>{head}</tr>{"".join(rows)}</table>
-<h2>Runs</h2>{_runs_table(runs)}</body></html>"""
+    rows = [
+        {
+            "label": params.segment(seg).label if seg in known else seg,
+            "links": _page_links(runs, seg, pages),
+            "cells": [_headline_cell(frame, seg, name, month) for name in headline],
+        }
+        for seg in segments
+    ]
+    page = render(
+        "month_index.html.j2",
+        month=month,
+        month_name=pd.Period(month, "M").strftime("%B %Y"),
+        headline=[METRICS[n].label for n in headline],
+        rows=rows,
+        runs=[_run_row(run, i, len(runs)) for i, run in reversed(list(enumerate(runs)))],
+    )
     out = reports / month / "index.html"
     paths.atomic_write(out, page)
     return out
 
 
-def _runs_table(runs: list[dict]) -> str:
-    rows = []
-    for i, run in enumerate(runs):
-        tag = " (latest)" if i == len(runs) - 1 else " (first)" if i == 0 else ""
-        failed = [r for r in run["results"] if r["error"]]
-        done = len(run["results"]) - len(failed)
-        problems = "".join(
-            f"<br><span class='err'>{html.escape(RunResult(r['notebook'], r['segment'], Path(), r['error'], r['cell']).describe())}</span>"
-            for r in failed
-        )
-        rows.append(
-            f"<tr><td>{html.escape(run['run_id'])}{tag}</td><td>{html.escape(run['run_time'][:19])} UTC</td>"
-            f"<td>{done} of {len(run['results'])} pages ({html.escape(', '.join(run['segments']))}){problems}</td>"
-            f"<td>{html.escape(run['engine'])}</td><td>{html.escape(run['code_version'])}</td>"
-            f"<td>{html.escape(run['data_fingerprint'][:12])}</td></tr>"
-        )
-    return (
-        "<table><tr><th>run</th><th>started</th><th>pages</th><th>engine</th><th>code</th><th>source</th></tr>"
-        + "".join(reversed(rows))
-        + "</table>"
-    )
+def _headline_cell(frame: pd.DataFrame, segment: str, name: str, month: str) -> dict | None:
+    """One metric of one segment in the index: its value, change against the previous month and status (None: the
+    month's runs have no value for it)."""
+    from . import format as fmt
+    from .metrics import METRICS
+    from .theme import STATUS
+
+    here = frame[(frame.segment == segment) & (frame.metric == name)].drop_duplicates(["month"])
+    prev = (pd.Period(month, "M") - 1).strftime("%Y-%m")
+    now, before = here[here.month == month], here[here.month == prev]
+    if now.empty:
+        return None
+    m, v = METRICS[name], now.iloc[0]
+    change = v.value - before.iloc[0].value if len(before) and pd.notna(before.iloc[0].value) else float("nan")
+    return {
+        "value": fmt.value(v.value, m.unit),
+        "change": fmt.change(change, m.unit),
+        "colour": STATUS.get(v.status, STATUS["n/a"]),
+        "status": "" if v.status == "n/a" else v.status,
+    }
+
+
+def _page_links(runs: list[dict], segment: str, pages: list[str]) -> list[dict]:
+    """Each page the month's runs tried for `segment`: the report of the latest run where it succeeded (and
+    whether a later run failed it), or no link when every run failed it."""
+    links = []
+    for nb in pages:
+        tried = [(run, r) for run in runs for r in run["results"] if r["segment"] == segment and r["notebook"] == nb]
+        ok = [run for run, r in tried if not r["error"]]
+        if ok:
+            href = f"runs/{ok[-1]['run_id']}/{segment}/{nb}.html"
+            links.append({"notebook": nb, "href": href, "later_failed": tried[-1][0] is not ok[-1]})
+        elif tried:
+            links.append({"notebook": nb, "href": "", "later_failed": False})
+    return links
+
+
+def _run_row(run: dict, i: int, count: int) -> dict:
+    """One run in the index's table of runs (the i-th of `count`, oldest first)."""
+    failed = [r for r in run["results"] if r["error"]]
+    return {
+        "run_id": run["run_id"],
+        "tag": " (latest)" if i == count - 1 else " (first)" if i == 0 else "",
+        "started": run["run_time"][:19],
+        "done": len(run["results"]) - len(failed),
+        "total": len(run["results"]),
+        "segments": run["segments"],
+        "problems": [RunResult(r["notebook"], r["segment"], Path(), r["error"], r["cell"]).describe() for r in failed],
+        "engine": run["engine"],
+        "code_version": run["code_version"],
+        "fingerprint": run["data_fingerprint"][:12],
+    }
 
 
 # --------------------------------------------------------------------------- comparing runs

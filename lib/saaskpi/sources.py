@@ -26,7 +26,8 @@ import polars as pl
 from . import paths
 from .contract import REQUIRED_TABLES, ROW, TABLES, cross_table_problems, typed_table
 from .contract.lazy import LAZY_TABLES, typed_scan
-from .contract.native import native_problems, stored_as_contract
+from .contract.native import as_contract, native_problems, stored_as_contract
+from .contract.tables import absent_as_null
 from .errors import DataContractError, Problem, SourceError
 from .frames import to_pandas
 
@@ -441,8 +442,9 @@ class Tables:
         typed = self.scans[name].collect_schema()
         path = self.source.parquet_path(name)
         stored = pl.scan_parquet(path).collect_schema() if path else {}
-        if path and all(stored.get(c) == t for c, t in typed.items()):
-            return self._of_accounts(self.engine.read_parquet(path, list(typed)))
+        if path and all(stored.get(c) == t or (c not in stored and absent_as_null(name, c)) for c, t in typed.items()):
+            read = self.engine.read_parquet(path, [c for c in typed if c in stored])
+            return self._of_accounts(as_contract(name, read))
         return self.engine.lazy(self.scans[name].collect(engine="streaming"))
 
     def _of_accounts(self, frame: nw.LazyFrame) -> nw.LazyFrame:
@@ -541,27 +543,56 @@ class Tables:
         )
 
 
+KEPT_SOURCES = ("folder", "duckdb", "postgres")  # sources whose fingerprint changes with their data
+TYPED_COPIES = ("folder", "duckdb")  # files already on this machine: a database's rows are not copied to disk
+
+
 def validated_tables(
     source: Source, reporting_currency: str = "USD", engine: Engine | None = None, segments: tuple[str, ...] = ()
 ) -> Tables:
     """Every table of `source` typed and checked; raises DataContractError listing every problem.
 
     `segments`: the accounts.segment values the segment files know (empty: any value is accepted).
-    A source with big Parquet tables that passed validation is remembered (cache.py, keyed by its files'
-    fingerprint): other kernels opening it then skip the checks over the big tables and across tables."""
-    from .cache import cached_json
+    A source whose fingerprint changes with its data (a folder, a DuckDB file, a PostgreSQL schema) that passed
+    validation is kept in the cache (cache.py, keyed by its fingerprint, the currency, the segments and the code):
+    which text columns of its big tables are used as stored and, for files (a folder, a DuckDB file), its small
+    tables as typed Parquet. Other kernels opening the same unchanged source then do not check its big tables and
+    the rules across tables again, and read the typed files instead of reading, typing and checking the small
+    tables again (a PostgreSQL schema's small tables are read from the database each time)."""
+    from . import cache
 
-    if not any(source.scan(n) is not None for n in LAZY_TABLES if n in source.table_names()):
+    if source.kind not in KEPT_SOURCES or cache.cache_dir() is None:
         return _validated_tables(source, reporting_currency, engine, segments, None)
     key = f"{source.location}|{source.fingerprint()}|{reporting_currency}|{','.join(segments)}"
-    checked: list = []  # set when this call checks the source (nothing cached)
+    checked: list[Tables] = []  # set when this call checks the source (nothing kept yet)
 
     def check() -> dict:
         checked.append(_validated_tables(source, reporting_currency, engine, segments, None))
-        return checked[0].as_stored
+        copied = list(checked[0].frames) if source.kind in TYPED_COPIES else []
+        for name in copied:
+            path = _kept_frame(key, name)
+            if path is not None:
+                paths.atomic_write(path, checked[0].frames[name].write_parquet)
+        return {"as_stored": checked[0].as_stored, "frames": copied}
 
-    as_stored = cached_json("validated", key, check)
-    return checked[0] if checked else _validated_tables(source, reporting_currency, engine, segments, as_stored)
+    kept = cache.cached_json("typed", key, check)
+    if checked:
+        return checked[0]
+    try:
+        frames = {name: pl.read_parquet(_kept_frame(key, name)) for name in kept["frames"]} or None
+    except Exception:  # noqa: BLE001 - a kept table damaged or pruned: the source is checked again
+        entry = cache._entry("typed", key, ".json")
+        if entry is not None:
+            entry.unlink(missing_ok=True)
+        return validated_tables(source, reporting_currency, engine, segments)
+    return _validated_tables(source, reporting_currency, engine, segments, kept["as_stored"], frames)
+
+
+def _kept_frame(key: str, name: str) -> Path | None:
+    """Where the typed table `name` of a validated source (`key`) is kept in the cache."""
+    from . import cache
+
+    return cache._entry(f"typed-{name}", key, ".parquet")
 
 
 def _validated_tables(
@@ -570,9 +601,11 @@ def _validated_tables(
     engine: Engine | None,
     segments: tuple[str, ...],
     as_stored: dict[str, list[str]] | None,
+    kept: dict[str, pl.DataFrame] | None = None,
 ) -> Tables:
     """validated_tables; with `as_stored` (a big table's text columns kept as stored, from an earlier
-    validation of the same files) the big tables and cross-table rules are not checked again."""
+    validation of the same files) the big tables and cross-table rules are not checked again, and with `kept`
+    (the small tables as that validation typed them) the small tables are not read again."""
     names = source.table_names()
     problems: list[Problem] = [
         Problem("source.missing_table", t, None, f"required table `{t}` is missing (expected {source.expected(t)})", 0)
@@ -588,10 +621,13 @@ def _validated_tables(
     for name in names:
         if name in ambiguous:
             continue
+        if kept is not None and name in kept:
+            frames[name] = kept[name]
+            continue
         if name in LAZY_TABLES and engine is not None and engine.keeps(source):
             native = source.native(name)
             if stored_as_contract(name, native):
-                natives[name] = native.select(list(TABLES[name].to_schema().columns))
+                natives[name] = as_contract(name, native)
                 continue
         scan = source.scan(name) if name in LAZY_TABLES else None
         if scan is not None:
@@ -625,5 +661,5 @@ def _validated_tables(
         problems += cross_table_problems({**frames, **scans}, reporting_currency, segments)
     if problems:
         raise DataContractError([source.locate(p) for p in problems], source.location)
-    clean = {n: f.drop(ROW) for n, f in frames.items()}
+    clean = {n: f.drop(ROW) if ROW in f.columns else f for n, f in frames.items()}
     return Tables(source, clean, engine or Engine(), reporting_currency, scans, as_stored=stored, natives=natives)

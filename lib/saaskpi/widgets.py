@@ -2,11 +2,12 @@
 
 Pages return, notebooks display: a page's `show_*` returns `section(wb, render)`, where `render(wb)` returns
 what the section shows (a chart, HTML, a widget, or a list of them). The notebook cell's last expression
-displays it. Nothing here displays on its own: an app section's output widget is given its values (`fill`).
+displays it. Nothing here displays on its own, except into an app section's own output widget.
 
 - `section`: in a static run (papermill, reports) a `Shown` of the rendered values; in an app a `W.Output`
   that re-renders whenever a control changes. Compatibility: a `render` that calls `display()` and returns
-  None still works; what it displays is captured into the section (in a kernel).
+  None still works: in a static run what it displays is captured into the section (in a kernel); in an app it
+  goes to the section's output widget.
 - `chart`: `alt.JupyterChart` with offline assets when interactive; static SVG (vl-convert) otherwise.
 - `kpi_tiles`: value, change, target status, n, interval and a sparkline per metric, from the registry.
 - `page_header`: in an app, segment and month dropdowns (re-rendering every section in place) above the header.
@@ -22,7 +23,6 @@ from typing import Any
 
 import altair as alt
 import ipywidgets as W
-from IPython.core.formatters import format_display_data
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import HTML, SVG, display
 from IPython.utils.capture import capture_output
@@ -30,6 +30,7 @@ from IPython.utils.capture import capture_output
 from . import charts, params, theme
 from . import format as fmt
 from .errors import MissingTablesError, SaasKpiError
+from .kernel_imports import enable_offline_charts
 from .metrics import METRICS
 
 _offline = {"done": False}
@@ -84,7 +85,7 @@ def chart(spec: alt.TopLevelMixin, wb) -> Any:
     """A chart to display: an interactive widget with offline Vega assets, or static SVG in reports."""
     if wb.interactive:
         if not _offline["done"]:
-            alt.JupyterChart.enable_offline()
+            enable_offline_charts()  # the Vega bundle from the cache folder (kernel_imports.py)
             _offline["done"] = True
         return alt.JupyterChart(spec)
     return SVG(chart_svg(spec))
@@ -343,11 +344,11 @@ def error_panel(exc: BaseException) -> HTML:
     )
 
 
-def guarded(render: Callable, wb) -> list[Any]:
-    """The values `render(wb)` returns, after what it displayed itself (old style, captured in a kernel; outside
-    one there is nothing to capture into and it goes where `display` sends it); a failure becomes a panel after
-    whatever came before it."""
-    if not InteractiveShell.initialized():
+def rendered(render: Callable, wb, capture: bool = True) -> list[Any]:
+    """The values `render(wb)` returns; a failure becomes a panel after whatever came before it. With `capture`
+    (static runs, in a kernel) what an old-style `render` displays itself is captured first, in order; in an app
+    it is not captured: it goes to the section's output widget it is displayed in."""
+    if not (capture and InteractiveShell.initialized()):
         try:
             return values(render(wb))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a readable panel
@@ -360,21 +361,13 @@ def guarded(render: Callable, wb) -> list[Any]:
     return [*captured.outputs, *result, *failure]
 
 
+def guarded(render: Callable, wb) -> None:
+    """Old style, for callers that display: display what `render(wb)` returns (a failure as a panel)."""
+    for item in rendered(render, wb, capture=False):
+        display(item)
+
+
 # --------------------------------------------------------------------------- the app
-def fill(out: W.Output, items: list[Any]) -> None:
-    """Replace what an app section's output widget shows with `items`, at once (no flicker). The outputs are set
-    on the widget itself rather than displayed `with out:`, which would go astray while a section's render is
-    being captured (`guarded`). Outside IPython there is no front end to show them, and nothing to format with."""
-    if not InteractiveShell.initialized():
-        out.outputs = ()
-        return
-    bundles = []
-    for item in items:
-        data, metadata = format_display_data(item)
-        bundles.append({"output_type": "display_data", "data": data, "metadata": metadata})
-    out.outputs = tuple(bundles)
-
-
 class Session:
     """The workbook an app currently shows and the sections that re-render when a control changes."""
 
@@ -393,7 +386,9 @@ class Session:
         return out
 
     def _draw(self, out: W.Output, render: Callable) -> None:
-        fill(out, guarded(render, self.wb))
+        with out:  # the section's own output widget: what render returns, or displays itself, goes here
+            out.clear_output(wait=True)
+            guarded(render, self.wb)
 
     def choose(self, segment: str | None = None, month: str | None = None) -> bool:
         """Switch segment and/or month; values outside the controls' options are refused."""
@@ -517,7 +512,9 @@ def picked_view(
         value = by_label.get(change["new"])
         if value is None:  # only the picker's own options (a partly typed name is not one yet)
             return
-        fill(out, guarded(lambda w: view(w, value), wb))
+        with out:
+            out.clear_output(wait=True)
+            guarded(lambda w: view(w, value), wb)
 
     picker.observe(pick, names="value")
     pick({"new": picker.value})
@@ -529,5 +526,5 @@ def section(wb, render: Callable) -> Any:
     (rendered once); in apps an output widget re-rendered on every control change."""
     s = session_for(wb)
     if s is None:
-        return Shown(guarded(render, wb))
+        return Shown(rendered(render, wb))
     return s.add(render)

@@ -21,7 +21,7 @@ from .errors import MissingTablesError, ParameterError, SaasKpiError
 from .frames import key_of, lookup, month_label, month_of
 from .metrics import METRICS, TABLE_FUNCS, registry
 from .params import Conventions, Segment, Target
-from .sources import Engine, Tables, open_source, shown, validated_tables
+from .sources import KEPT_SOURCES, Engine, Tables, open_source, shown, validated_tables
 from .stats import target_status, wilson_interval
 
 RUN_ENV = "SAASKPI_SNAPSHOT_RUN"  # snapshot.RUN_ENV (not imported: the snapshot module loads papermill's helpers)
@@ -141,12 +141,25 @@ class Coverage:
             )
 
 
+def source_coverage(tables: Tables) -> Coverage:
+    """`Coverage.of(tables)`, kept in the cache (cache.py) for a source whose fingerprint changes with its data:
+    finding the last complete month reads a column of every usage event, which a kernel opening an unchanged
+    source need not do again."""
+    source = tables.source
+    if tables.parent is not None or source.kind not in KEPT_SOURCES or cache.cache_dir() is None:
+        return Coverage.of(tables)
+    first, last = cache.cached_json(
+        "coverage", f"{source.location}|{source.fingerprint()}", lambda: list(dataclasses.astuple(Coverage.of(tables)))
+    )
+    return Coverage(first, last)
+
+
 def month_coverage(tables: Tables, shared: dict | None = None) -> Coverage:
     """The `Coverage` of `tables` (kept in `shared`, a workbook's company-wide results, when given)."""
     if shared is None:
-        return Coverage.of(tables)
+        return source_coverage(tables)
     if "coverage" not in shared:
-        shared["coverage"] = Coverage.of(tables)
+        shared["coverage"] = source_coverage(tables)
     return shared["coverage"]
 
 
@@ -322,10 +335,10 @@ class Workbook:
             )
         self.require(*spec.needs, what=f"`{name}`")
 
-        def run():
-            return spec.func(**{p: self._input(p) for p in inspect.signature(spec.func).parameters})
+        def run():  # a result leaves with its declared dtypes, stored or not (docs/architecture.md)
+            return spec.conform(spec.func(**{p: self._input(p) for p in inspect.signature(spec.func).parameters}))
 
-        result = cache.cached_result(name, self._store_key, run) if self._store_key else cache.as_stored(run())
+        result = cache.cached_result(name, self._store_key, run) if self._store_key else run()
         self._cache[name] = result
         return result
 
@@ -628,13 +641,14 @@ def _open(source: str, segment: str, as_of: str, interactive: bool, engine: str)
             f"segments/{seg.name}.yaml names unknown metric(s) {', '.join(unknown)}; see docs/metrics.md for the names."
         )
     tables = load_tables(source, conventions, engine)
+    shared = {"coverage": source_coverage(tables)}  # a workbook's company-wide results
     if as_of:
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", as_of):
             raise ParameterError(f"as_of must be a month as YYYY-MM (e.g. 2026-10), got {as_of!r}.")
         key = key_of(as_of)
     else:
-        key = last_complete_month(tables)
-    return Workbook(tables, seg, key, conventions, targets, interactive, shown(source))  # checks the month
+        key = shared["coverage"].last
+    return Workbook(tables, seg, key, conventions, targets, interactive, shown(source), shared)  # checks the month
 
 
 def _suggest(name: str, valid: list[str]) -> str:

@@ -1,16 +1,12 @@
 """The data contract: one schema per input table plus cross-table rules."""
 
-import warnings
+from ..kernel_imports import import_pandera
 
-with warnings.catch_warnings():
-    # importing pandera probes pyspark.pandas when PySpark is installed, and PySpark 4 warns there about pandas 3
-    # (pandas-on-Spark is not used here: the Spark engine goes through Arrow)
-    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
-    import pandera.polars  # noqa: F401
+import_pandera()  # pandera's Polars API, without the pyspark.pandas import pandera makes when PySpark is installed
 
-from .load import ROW, RULE_CODES, TypedTable, typed_table
-from .rules import cross_table_problems, cross_table_rules
-from .tables import REQUIRED_TABLES, TABLES
+from .load import ROW, RULE_CODES, TypedTable, typed_table  # noqa: E402
+from .rules import cross_table_problems, cross_table_rules  # noqa: E402
+from .tables import REQUIRED_TABLES, TABLES  # noqa: E402
 
 __all__ = [
     "ROW",

@@ -7,7 +7,7 @@ import polars as pl
 
 from ..errors import Problem
 from .load import ROW, _parse_expr, _type_name, examples, key_column
-from .tables import REPORTING_CURRENCY, TABLES
+from .tables import REPORTING_CURRENCY, TABLES, absent_as_null
 
 LAZY_TABLES = ("usage_events",)  # kept as lazy scans when stored as Parquet
 
@@ -55,7 +55,8 @@ def typed_scan(
                 )
             )
     if as_stored is not None:
-        return scan.select([pl.col(c) if c in as_stored else e for c, e in zip(schema.columns, exprs)]), [], as_stored
+        kept = [pl.col(c) if c in as_stored and c in found else e for c, e in zip(schema.columns, exprs)]
+        return scan.select(kept), [], as_stored
     raw = {col: pl.col(f"raw__{col}") for col in schema.columns if col in found}
     probe = scan.with_row_index(ROW, offset=1).select(pl.col(ROW), *[pl.col(c).alias(f"raw__{c}") for c in raw], *exprs)
 
@@ -93,6 +94,10 @@ def typed_scan(
     )
     as_stored = [col for col in text if not counts[f"padded__{col}"][0]]
     typed = scan.select([pl.col(c) if c in as_stored else e for c, e in zip(schema.columns, exprs)])
+    # an absent optional text column is empty: nothing in it is padded (SQL over the stored table agrees)
+    as_stored += [
+        c for c, s in schema.columns.items() if c not in found and s.dtype.type == pl.String and absent_as_null(name, c)
+    ]
     for i, (code, col, message, pred) in enumerate(rules):
         n = int(counts[str(i)][0] or 0)
         if n:

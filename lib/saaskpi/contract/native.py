@@ -13,7 +13,7 @@ from ..errors import Problem
 from .lazy import column_check
 from .load import examples, key_column
 from .rules import ForeignKey, cross_table_rules
-from .tables import TABLES
+from .tables import TABLES, absent_as_null
 
 _KINDS = {
     pl.Datetime: nw.Datetime,
@@ -30,12 +30,28 @@ def stored_as_contract(name: str, frame: nw.LazyFrame) -> bool:
     schema, found = TABLES[name].to_schema(), frame.collect_schema()
     for col, spec in schema.columns.items():
         want = next((k for t, k in _KINDS.items() if isinstance(spec.dtype.type, t) or spec.dtype.type == t), None)
+        if col not in found and absent_as_null(name, col):
+            continue
         if col not in found or want is None:
             return False
         kinds = want if isinstance(want, tuple) else (want,)
         if not any(found[col] == k or isinstance(found[col], k) for k in kinds):
             return False
     return True
+
+
+def as_contract(name: str, frame: nw.LazyFrame) -> nw.LazyFrame:
+    """A table stored as the contract says (`stored_as_contract`) with its contract columns, absent optional
+    ones empty."""
+    schema, found = TABLES[name].to_schema(), frame.collect_schema()
+    return frame.select(
+        [
+            nw.col(c)
+            if c in found
+            else nw.lit(None, dtype=nw.String if s.dtype.type == pl.String else nw.Int64).alias(c)
+            for c, s in schema.columns.items()
+        ]
+    )
 
 
 def native_problems(
@@ -60,7 +76,17 @@ def native_problems(
     for rule in cross_table_rules("USD"):
         if isinstance(rule, ForeignKey) and rule.table == name and rule.ref_table in frames:
             rules.append(
-                (rule.code, rule.column, rule.message, None, rule.orphans(frame, lazy(frames[rule.ref_table])))
+                (
+                    rule.code,
+                    rule.column,
+                    rule.message,
+                    None,
+                    rule.orphans(
+                        frame,
+                        lazy(frames[rule.ref_table]),
+                        lazy(frames[rule.or_table]) if rule.or_table in frames else None,
+                    ),
+                )
             )
     flagged = [i for i, r in enumerate(rules) if r[3] is not None]
     counts = (

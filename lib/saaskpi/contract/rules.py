@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import narwhals as nw
 import polars as pl
@@ -29,6 +30,8 @@ class ForeignKey:
     column: str
     ref_table: str
     ref_column: str
+    or_table: ClassVar[str | None] = None  # a second table the value may be in instead (ForeignKeyOrAlias)
+    or_column: ClassVar[str | None] = None
 
     @property
     def code(self) -> str:
@@ -38,16 +41,35 @@ class ForeignKey:
     def message(self) -> str:
         return f"refers to {self.ref_table}.{self.ref_column} values that do not exist"
 
-    def orphans(self, table: nw.LazyFrame, ref_table: nw.LazyFrame) -> nw.LazyFrame:
-        """The rows of `table` whose value is not in `ref_table` (on any engine: contract/native.py uses it too)."""
+    def orphans(
+        self, table: nw.LazyFrame, ref_table: nw.LazyFrame, or_table: nw.LazyFrame | None = None
+    ) -> nw.LazyFrame:
+        """The rows of `table` whose value is not in `ref_table` (nor in `or_table`) (on any engine:
+        contract/native.py uses it too)."""
         ref = ref_table.select(nw.col(self.ref_column).alias(self.column)).unique()
-        return table.filter(~nw.col(self.column).is_null()).join(ref, on=self.column, how="anti")
+        bad = table.filter(~nw.col(self.column).is_null()).join(ref, on=self.column, how="anti")
+        if or_table is not None and self.or_column is not None:
+            bad = bad.join(
+                or_table.select(nw.col(self.or_column).alias(self.column)).unique(), on=self.column, how="anti"
+            )
+        return bad
 
     def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
         if self.table not in frames or self.ref_table not in frames:
             return None
-        bad = self.orphans(nw.from_native(frames[self.table].lazy()), nw.from_native(frames[self.ref_table].lazy()))
+        alt = nw.from_native(frames[self.or_table].lazy()) if self.or_table in frames else None
+        bad = self.orphans(
+            nw.from_native(frames[self.table].lazy()), nw.from_native(frames[self.ref_table].lazy()), alt
+        )
         return _problem(bad.to_native(), self.code, self.table, self.column, self.message)
+
+
+@dataclass(frozen=True)
+class ForeignKeyOrAlias(ForeignKey):
+    """Every non-empty `table.column` value must exist in `ref_table.ref_column` or `or_table.or_column`."""
+
+    or_table: str | None = None  # type: ignore[misc]
+    or_column: str | None = None  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -155,12 +177,39 @@ class KnownSegment:
         )
 
 
+@dataclass(frozen=True)
+class JsonObject:
+    """A non-empty `table.column` value is a JSON object in text ({"plan": "pro"})."""
+
+    table: str
+    column: str
+
+    @property
+    def code(self) -> str:
+        return f"{self.table}.{self.column}.not_json_object"
+
+    def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
+        if self.table not in frames or self.column not in frames[self.table].collect_schema().names():
+            return None
+        text = pl.col(self.column).str.strip_chars()
+        parsed = text.str.json_path_match("$")
+        bad = frames[self.table].lazy().filter((text != "") & (parsed.is_null() | ~text.str.starts_with("{")))
+        return _problem(
+            bad,
+            self.code,
+            self.table,
+            self.column,
+            'is not a JSON object in text, e.g. {"plan": "pro"} (leave it empty when an event has no properties)',
+        )
+
+
 FOREIGN_KEYS = (
     ForeignKey("subscriptions", "account_id", "accounts", "account_id"),
     ForeignKey("users", "account_id", "accounts", "account_id"),
     ForeignKey("users", "referred_by", "users", "user_id"),
     ForeignKey("usage_events", "account_id", "accounts", "account_id"),
-    ForeignKey("usage_events", "user_id", "users", "user_id"),
+    ForeignKeyOrAlias("usage_events", "user_id", "users", "user_id", "user_aliases", "alias_id"),
+    ForeignKey("user_aliases", "user_id", "users", "user_id"),
     ForeignKey("leads", "account_id", "accounts", "account_id"),
     ForeignKey("opportunities", "account_id", "accounts", "account_id"),
     ForeignKey("opportunities", "lead_id", "leads", "lead_id"),
@@ -197,6 +246,7 @@ def cross_table_rules(reporting_currency: str, segments: tuple[str, ...] = ()) -
         FxCoverage("spend", reporting_currency),
         SeatsOnPaidPlan(),
         KnownSegment(tuple(segments)),
+        JsonObject("usage_events", "properties"),
     )
 
 

@@ -123,6 +123,20 @@ class UsageEvents(Table):
     account_id: str = _field("Account of the user.")
     feature: str = _field("Feature or product area used.")
     duration_seconds: Optional[int] = _field("Time spent.", ge=0, nullable=True)
+    event: Optional[str] = _field(
+        "Event name (signed_up, created_project ...) for product funnels; empty or absent: the feature.", nullable=True
+    )
+    properties: Optional[str] = _field(
+        'Event properties as a JSON object in text ({"plan": "pro"}), read by product funnel step filters.',
+        nullable=True,
+    )
+
+
+class UserAliases(Table):
+    """Identity merges the source declares: an anonymous or device id used in usage_events linked to a user."""
+
+    alias_id: str = _field("The id events carry (usage_events.user_id) before the person was identified.", unique=True)
+    user_id: str = _field("The user it belongs to (users.user_id).")
 
 
 class SupportTickets(Table):
@@ -220,6 +234,7 @@ TABLES: dict[str, type[Table]] = {
     "opportunities": Opportunities,
     "users": Users,
     "usage_events": UsageEvents,
+    "user_aliases": UserAliases,
     "support_tickets": SupportTickets,
     "nps_responses": NpsResponses,
     "cs_touchpoints": CsTouchpoints,
@@ -228,3 +243,10 @@ TABLES: dict[str, type[Table]] = {
     "invoices": Invoices,
 }
 REQUIRED_TABLES = ("accounts", "subscriptions")
+
+
+def absent_as_null(name: str, column: str) -> bool:
+    """Whether contract column `column` of table `name` may be absent from stored data and is then empty (an
+    optional column without a default): a stored table without it is still stored as the contract says."""
+    spec = TABLES[name].to_schema().columns[column]
+    return not spec.required and spec.nullable and (spec.metadata or {}).get("default") is None

@@ -9,68 +9,23 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from jinja2 import Environment
-from markupsafe import Markup
-
 from .. import paths
 from ..errors import SaasKpiError
-from ..theme import FONT, INK, MUTED, STATUS
+from ..templates import render
 from .content import MonthSummary, SegmentSummary
 
 CHROMIUM_ENV = "SAASKPI_CHROMIUM"  # another Chromium binary (default: Debian's `chromium` on the PATH)
 SLACK_TEXT_LIMIT = 3000  # characters in one Block Kit text object
-
-_jinja = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
-
-KPI_TABLE = _jinja.from_string("""
-{% for seg in summary.segments %}
-{% if headings %}<h2 style="font-size:17px;margin:20px 0 6px">{{ seg.label }}</h2>{% endif %}
-<table style="border-collapse:collapse;font-size:{{ size }}px">
-<tr style="color:{{ muted }};text-align:left"><th style="padding:{{ pad }}px 10px {{ pad }}px 0">KPI</th>
-<th style="padding:{{ pad }}px 10px">value</th><th style="padding:{{ pad }}px 10px">change</th>
-<th style="padding:{{ pad }}px 10px">target</th></tr>
-{% for k in seg.kpis %}
-<tr style="border-top:1px solid #e5e7eb"><td style="padding:{{ pad }}px 10px {{ pad }}px 0">{{ k.label }}</td>
-<td style="padding:{{ pad }}px 10px"><b>{{ k.value_text }}</b></td><td style="padding:{{ pad }}px 10px">{{ k.change_text }}</td>
-<td style="padding:{{ pad }}px 10px;color:{{ status.get(k.status, status['n/a']) }}">{{ '' if k.status == 'n/a' else k.status }}</td></tr>
-{% endfor %}
-</table>
-{% if seg.alerts %}
-<p style="margin:10px 0 4px"><b>Alerts</b></p>
-<ul style="margin:0;padding-left:18px">{% for a in seg.alerts %}<li>{{ a }}</li>{% endfor %}</ul>
-{% elif seg.alerts is not none %}
-<p style="color:{{ muted }};margin:10px 0">No alert fires this month.</p>
-{% endif %}
-{% endfor %}
-""")
-
-EMAIL = _jinja.from_string("""<!doctype html><html><body style="font-family:{{ font }};color:{{ ink }};max-width:760px">
-<h1 style="font-size:21px">{{ summary.title }}</h1>
-<p style="color:{{ muted }}">North-star and core KPIs of each segment's latest run; change against the previous
-month, status against each metric's target.{% if link %} The reports:
-<a href="{{ link }}">{{ link }}</a>.{% endif %}{% if attached %} The executive summary is attached as PDF.{% endif %}</p>
-{{ table }}
-<p style="color:{{ muted }};font-size:11px;margin-top:24px">Run(s) {{ summary.run_ids | join(', ') }}.</p>
-</body></html>""")
 
 
 def report_link(base: str, summary: MonthSummary, page: str = "index.html") -> str:
     return f"{base.rstrip('/')}/{summary.month}/{page}" if base else ""
 
 
-def kpi_table(summary: MonthSummary, compact: bool = False) -> Markup:
+def kpi_table(summary: MonthSummary, compact: bool = False) -> str:
     """Each segment's KPIs and alerts as an HTML table (inline styles: mail clients drop style sheets); compact
     (no segment heading, small type) fits the PDF's cover page."""
-    return Markup(
-        KPI_TABLE.render(
-            summary=summary,
-            muted=MUTED,
-            status=STATUS,
-            headings=not compact,
-            size=11 if compact else 13,
-            pad=2 if compact else 4,
-        )
-    )
+    return render("kpi_table.html.j2", summary=summary, compact=compact)
 
 
 def subject(summary: MonthSummary) -> str:
@@ -81,14 +36,8 @@ def subject(summary: MonthSummary) -> str:
 
 
 def email_html(summary: MonthSummary, base_url: str, attached: bool) -> str:
-    return EMAIL.render(
-        summary=summary,
-        table=kpi_table(summary),
-        link=report_link(base_url, summary),
-        attached=attached,
-        font=FONT,
-        ink=INK,
-        muted=MUTED,
+    return render(
+        "email.html.j2", summary=summary, compact=False, link=report_link(base_url, summary), attached=attached
     )
 
 
@@ -139,38 +88,16 @@ def _mrkdwn(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- PDF
-PRINT_CSS = """<style id="saaskpi-print">
-@page { size: A4 landscape; margin: 12mm 10mm; }
-@media print {
-  html, body { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  body { margin: 0 !important; padding: 0 !important; }
-  .saaskpi-cover { break-after: page; }
-  h1, h2, h3 { break-after: avoid; }
-  .jp-Cell:has(h2) ~ .jp-Cell h2 { break-before: page; }
-  .jp-OutputArea-output table, svg, img, tr, .kpi-grid, .saaskpi-kpi, .saaskpi-alert, .saaskpi-group, .saaskpi-note, .jp-OutputArea-child
-    { break-inside: avoid; page-break-inside: avoid; }
-  svg, img { max-width: 100% !important; height: auto; }
-  .jp-Notebook, .jp-Cell, .jp-OutputArea-output, main { padding: 0 !important; margin-left: 0 !important; }
-  .jp-OutputPrompt, .jp-InputPrompt { display: none !important; }
-}
-</style>"""
-
-
 def cover_html(summary: MonthSummary, segment: SegmentSummary, link: str) -> str:
+    """The PDF's first page: the segment's headline KPIs (compact) and the link to the reports."""
     one = MonthSummary(summary.month, [segment], summary.run_ids)
-    see = f'<p style="color:{MUTED}">Reports: {link}</p>' if link else ""
-    return (
-        f'<section class="saaskpi-cover" style="font-family:{FONT};color:{INK};padding:8px">'
-        f'<h1 style="font-size:22px">{summary.title}: {segment.label}</h1>'
-        f'<p style="color:{MUTED}">Headline KPIs of the month\'s latest run; change against the previous month, '
-        f"status against target. The report follows.</p>{kpi_table(one, compact=True)}{see}</section>"
-    )
+    return render("cover.html.j2", summary=one, segment=segment, compact=True, link=link)
 
 
 def printable(report: Path, cover: str) -> str:
     """The report's HTML with the print CSS and the cover page inserted (the report file is not changed)."""
-    page = report.read_text()
-    page = page.replace("</head>", PRINT_CSS + "</head>", 1) if "</head>" in page else PRINT_CSS + page
+    page, style = report.read_text(), render("print_style.html.j2")
+    page = page.replace("</head>", style + "</head>", 1) if "</head>" in page else style + page
     if "<body" in page:
         start = page.index(">", page.index("<body")) + 1
         return page[:start] + cover + page[start:]

@@ -29,8 +29,46 @@ EVENT_SCHEMA = pa.schema(
         ("account_id", pa.string()),
         ("feature", pa.string()),
         ("duration_seconds", pa.int64()),
+        ("event", pa.string()),
+        ("properties", pa.string()),
     ]
 )
+# The demo's event names: a user's first events walk the activation sequence (each user goes as far as a share
+# fixed by their id, ACTIVATION_REACH), every other event is named after its feature (FEATURE_EVENTS). Names and
+# properties are derived from rows already drawn, without drawing random numbers: every other number of the
+# demo stays as it was.
+ACTIVATION = ("signed_up", "created_project", "invited_teammate", "shared_dashboard")
+ACTIVATION_REACH = (100, 82, 58, 41)  # percent of users whose n-th event is the n-th activation event
+FEATURE_EVENTS = {
+    "dashboards": "viewed_dashboard",
+    "reports": "ran_report",
+    "integrations": "synced_integration",
+    "automation": "ran_automation",
+    "api": "called_api",
+    "alerts": "set_alert",
+    "sharing": "shared_item",
+    "admin": "changed_settings",
+}
+TEMPLATES = ("blank", "sales_pipeline", "marketing_plan", "okr_tracker")
+
+
+def event_names(events: pd.DataFrame) -> pd.DataFrame:
+    """`events` (one account's) with `event` and `properties` derived from the rows: the n-th event of a user (by
+    time) is the n-th activation event when the user's share (user number x 37 mod 100) is below its reach, else
+    it is named after its feature; a created project has the template in its properties (by user number)."""
+    order = events.sort_values(["event_time", "user_id"], kind="stable")
+    rank = order.groupby("user_id", sort=False).cumcount().reindex(events.index).to_numpy()
+    number = events.user_id.str.slice(1).astype("int64").to_numpy()
+    share = number * 37 % 100
+    reach = np.asarray(ACTIVATION_REACH)
+    walks = rank < len(ACTIVATION)
+    walks[walks] = share[walks] < reach[rank[walks]]  # reach falls: a user stops at the first step missed
+    name = events.feature.map(FEATURE_EVENTS).to_numpy(dtype=object)
+    name[walks] = np.asarray(ACTIVATION, dtype=object)[rank[walks]]
+    props = np.full(len(events), None, dtype=object)
+    project = name == "created_project"
+    props[project] = [f'{{"template": "{TEMPLATES[n % len(TEMPLATES)]}"}}' for n in number[project]]
+    return events.assign(event=name, properties=props)
 
 
 def users_frame(lives: list[AccountLife], rng: np.random.Generator, scale: DemoScale) -> pd.DataFrame:
@@ -137,7 +175,7 @@ def _account_events(
         return pd.DataFrame({c: [] for c in EVENT_SCHEMA.names})
     out = pd.concat(frames, ignore_index=True)
     out["event_time"] = pd.to_datetime(out.event_time).dt.tz_localize("UTC")
-    return out
+    return event_names(out)
 
 
 def funnel_frames(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -50,9 +51,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class ColumnMap(_Strict):
+class _EitherOr(_Strict):
+    """A model that takes exactly one of two fields: EITHER_OR names them, and how the error message says them."""
+
+    EITHER_OR: ClassVar[tuple[str, str, str]]
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        first, second, names = self.EITHER_OR
+        if (getattr(self, first) is None) == (getattr(self, second) is None):
+            raise ValueError(f"give exactly one of {names}")
+        return self
+
+
+class ColumnMap(_EitherOr):
     """Where one contract column's values come from."""
 
+    EITHER_OR = ("source", "constant", "`from` (a column of the file) or `constant`")
     source: str | None = Field(default=None, alias="from")
     constant: str | int | float | bool | None = None
     format: str | None = None
@@ -61,25 +76,14 @@ class ColumnMap(_Strict):
     cents: bool = False
     default: str | int | float | bool | None = None
 
-    @model_validator(mode="after")
-    def _one_origin(self):
-        if (self.source is None) == (self.constant is None):
-            raise ValueError("give exactly one of `from` (a column of the file) or `constant`")
-        return self
 
-
-class Condition(_Strict):
+class Condition(_EitherOr):
     """A row filter: the file's `column` (as text) is in `in`, or not in `not_in`."""
 
+    EITHER_OR = ("is_in", "not_in", "`in` or `not_in`")
     column: str
     is_in: tuple[str, ...] | None = Field(default=None, alias="in")
     not_in: tuple[str, ...] | None = None
-
-    @model_validator(mode="after")
-    def _one_test(self):
-        if (self.is_in is None) == (self.not_in is None):
-            raise ValueError("give exactly one of `in` or `not_in`")
-        return self
 
 
 class TableMap(_Strict):

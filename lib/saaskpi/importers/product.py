@@ -697,6 +697,7 @@ def _usage(events: pl.LazyFrame, ids: pl.DataFrame, accounts: pl.DataFrame, sett
             "account_id",
             pl.coalesce("feature", "event").alias("feature"),
             pl.col("duration_seconds").round().cast(pl.Int64),
+            "event",  # the event's own name, for product funnels (usage_events.event)
         )
     )
 

@@ -13,22 +13,24 @@ import polars as pl
 
 from saaskpi.importers.stripe_billing import StripeImport, StripeRecords, billing_data, empty_records, records_frame
 from saaskpi.importers.stripe_common import (
-    ISO_CURRENCIES,
     ROW,
     Problems,
     StripeExportError,
+    amounts,
     array_sum,
     booleans,
     coalesce_columns,
+    currencies,
+    currency_of_invoices,
     divisor_expr,
     first_present,
     flattened,
-    implausible,
+    invoice_statuses,
     json_column,
     metadata_text,
     number_of,
-    timestamps,
-    unreadable,
+    present,
+    times,
     whole_numbers,
 )
 
@@ -223,7 +225,7 @@ def _require(frame: pl.DataFrame, table: str, obj: str, fields, problems: Proble
 # --------------------------------------------------------------------------- per object
 def _records(t: dict[str, pl.DataFrame], names: dict[str, str], problems: Problems) -> StripeRecords:
     invoices = _invoices(t["invoice"], names["invoice"], problems)
-    currency_of = dict(invoices.select("invoice_id", "currency").drop_nulls("invoice_id").iter_rows())
+    currency_of = currency_of_invoices(invoices)
     rec = StripeRecords(
         customers=_customers(t["customer"], names["customer"], problems),
         invoices=invoices,
@@ -321,54 +323,20 @@ def _coupon_durations(discounts: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl
 
 def _time(frame: pl.DataFrame, table: str, obj: str, problems: Problems, *names: str) -> pl.Series:
     """The first of `names` as UTC date-times; unreadable values reported."""
-    column = first_present(frame, *names)
-    if column is None:
-        return pl.Series([None] * frame.height, dtype=pl.Datetime("us", "UTC"))
-    parsed = timestamps(frame[column])
-    problems.rows(
-        f"{obj}.unparseable",
-        table,
-        column,
-        "values are not Unix seconds or ISO date-times",
-        frame,
-        unreadable(frame[column], parsed),
-    )
-    return parsed
+    return times(frame, table, obj, problems, names, "values are not Unix seconds or ISO date-times")
 
 
 def _minor(frame: pl.DataFrame, table: str, obj: str, problems: Problems, column: str | None) -> pl.Series:
     """A minor-unit amount column as numbers; values that are not whole numbers reported."""
     if column is None or column not in frame.columns:
         return pl.Series([None] * frame.height, dtype=pl.Float64)
-    parsed = whole_numbers(frame[column])
-    problems.rows(
-        f"{obj}.unparseable",
-        table,
-        column,
-        "values are not whole amounts in the currency's minor unit (cents)",
-        frame,
-        unreadable(frame[column], parsed),
-    )
-    too_big = implausible(parsed, 1000.0)  # minor units of any currency (at most 1,000 to the unit)
-    problems.rows(
-        f"{obj}.out_of_range", table, column, "amounts too large to be real (a wrong column?)", frame, too_big
-    )
-    return parsed.zip_with(~too_big.fill_null(False), pl.Series([None] * len(parsed), dtype=pl.Float64))
+    looks = "values are not whole amounts in the currency's minor unit (cents)"
+    # at most 1,000 minor units to the unit, in any currency
+    return amounts(frame, table, obj, problems, column, whole_numbers(frame[column]), looks, divisor=1000.0)
 
 
 def _currency(frame: pl.DataFrame, table: str, obj: str, problems: Problems, column: str = "currency") -> pl.Series:
-    if column not in frame.columns:
-        return pl.Series([None] * frame.height, dtype=pl.String)
-    code = frame[column].cast(pl.String).str.strip_chars().str.to_uppercase()
-    problems.rows(
-        f"{obj}.unknown_currency",
-        table,
-        column,
-        "values are not ISO 4217 currency codes",
-        frame,
-        code.is_not_null() & ~code.is_in(sorted(ISO_CURRENCIES)),
-    )
-    return code
+    return currencies(frame, table, obj, problems, column)
 
 
 def _divisors(currency: pl.Series) -> pl.Series:
@@ -382,14 +350,7 @@ def _ids(frame: pl.DataFrame, *names: str) -> pl.Series:
 
 def _customers(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFrame:
     created = _time(frame, table, "customer", problems, "created")
-    problems.rows(
-        "customer.missing_value",
-        table,
-        "created",
-        "customers without a creation time",
-        frame,
-        created.is_null() & ~unreadable(frame["created"], created),
-    )
+    present(frame, table, "customer", problems, "created", created, "customers without a creation time")
     return records_frame(
         "customers",
         {
@@ -403,20 +364,9 @@ def _customers(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFr
     )
 
 
-INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
-
-
 def _invoices(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFrame:
     currency = _currency(frame, table, "invoice", problems)
-    status = coalesce_columns(frame, "status").str.to_lowercase()
-    problems.rows(
-        "invoice.not_allowed",
-        table,
-        "status",
-        f"statuses other than {', '.join(INVOICE_STATUSES)}",
-        frame,
-        status.is_not_null() & ~status.is_in(INVOICE_STATUSES),
-    )
+    status = invoice_statuses(frame, table, "invoice", problems, "status")
     issued = _time(frame, table, "invoice", problems, "created", "date")
     divisor = _divisors(currency)
     paid = _minor(frame, table, "invoice", problems, first_present(frame, "amount_paid"))

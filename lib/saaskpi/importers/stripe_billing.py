@@ -13,8 +13,6 @@ import polars as pl
 from saaskpi.importers.billing import INTERVAL_UNITS, BillingData, SetAside
 from saaskpi.importers.stripe_common import ROW, UTC, Problems, StripeExportError
 
-STRIPE_INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
-
 RECORD_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "customers": {
         "customer_id": pl.String,

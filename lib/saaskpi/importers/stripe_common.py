@@ -11,7 +11,7 @@ import polars as pl
 
 from saaskpi.errors import Problem
 from saaskpi.importers.billing import UTC  # noqa: F401  (UTC: for the readers)
-from saaskpi.importers.reading import ISO_CURRENCIES, ExportError  # noqa: F401  (ISO_CURRENCIES: for the readers)
+from saaskpi.importers.reading import ISO_CURRENCIES, ExportError
 
 ROW = "__row"  # the row label column added when a file is read ("line 3" for CSV, "row 2" otherwise)
 EXAMPLES = 5
@@ -402,3 +402,96 @@ def coalesce_columns(frame: pl.DataFrame, *names: str, dtype: pl.DataType = pl.S
 def first_present(frame: pl.DataFrame, *names: str) -> str | None:
     """The first of `names` that is a column of `frame`."""
     return next((n for n in names if n in frame.columns), None)
+
+
+# --------------------------------------------------------------------------- checked columns (both shapes)
+# The API and Dashboard readers read the same values from differently named columns and report the same
+# problems; each keeps thin wrappers (`_time`, `_minor` / `_amount`, `_currency`) that name its columns and
+# say what its values look like.
+INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+
+
+def parsed_column(
+    frame: pl.DataFrame, table: str, code: str, problems: Problems, column: str, parsed: pl.Series, looks: str
+) -> pl.Series:
+    """`parsed`, the values of `frame[column]` as read; those given but unreadable are a `<code>.unparseable`
+    problem saying what they should look like."""
+    problems.rows(f"{code}.unparseable", table, column, looks, frame, unreadable(frame[column], parsed))
+    return parsed
+
+
+def present(
+    frame: pl.DataFrame, table: str, code: str, problems: Problems, column: str, parsed: pl.Series, what: str
+) -> pl.Series:
+    """`parsed` (read from `frame[column]`), with the rows that do not give it at all a `<code>.missing_value`
+    problem (`what` they are); values given but unreadable are reported as unparseable, not again here."""
+    problems.rows(
+        f"{code}.missing_value", table, column, what, frame, parsed.is_null() & ~unreadable(frame[column], parsed)
+    )
+    return parsed
+
+
+def times(
+    frame: pl.DataFrame, table: str, code: str, problems: Problems, names: tuple[str, ...], looks: str
+) -> pl.Series:
+    """The first of the columns `names` present as UTC date-times (null when none is), unreadable ones reported."""
+    column = first_present(frame, *names)
+    if column is None:
+        return pl.Series([None] * frame.height, dtype=pl.Datetime("us", "UTC"))
+    return parsed_column(frame, table, code, problems, column, timestamps(frame[column]), looks)
+
+
+def amounts(
+    frame: pl.DataFrame,
+    table: str,
+    code: str,
+    problems: Problems,
+    column: str,
+    parsed: pl.Series,
+    looks: str,
+    divisor: float = 1.0,
+) -> pl.Series:
+    """`parsed_column`, and amounts too large to be real (`implausible`, in minor units when `divisor` > 1) a
+    `<code>.out_of_range` problem and null."""
+    parsed_column(frame, table, code, problems, column, parsed, looks)
+    too_big = implausible(parsed, divisor)
+    problems.rows(
+        f"{code}.out_of_range", table, column, "amounts too large to be real (a wrong column?)", frame, too_big
+    )
+    return parsed.zip_with(~too_big.fill_null(False), pl.Series([None] * len(parsed), dtype=pl.Float64))
+
+
+def currencies(frame: pl.DataFrame, table: str, code: str, problems: Problems, column: str) -> pl.Series:
+    """Upper-case currency codes of `frame[column]` (null when there is no such column); values that are not ISO
+    4217 codes a `<code>.unknown_currency` problem."""
+    if column not in frame.columns:
+        return pl.Series([None] * frame.height, dtype=pl.String)
+    codes = frame[column].cast(pl.String).str.strip_chars().str.to_uppercase()
+    problems.rows(
+        f"{code}.unknown_currency",
+        table,
+        column,
+        "values are not ISO 4217 currency codes",
+        frame,
+        codes.is_not_null() & ~codes.is_in(sorted(ISO_CURRENCIES)),
+    )
+    return codes
+
+
+def invoice_statuses(frame: pl.DataFrame, table: str, code: str, problems: Problems, column: str) -> pl.Series:
+    """Lower-case invoice statuses; any but INVOICE_STATUSES a `<code>.not_allowed` problem."""
+    status = coalesce_columns(frame, column).str.to_lowercase()
+    problems.rows(
+        f"{code}.not_allowed",
+        table,
+        column,
+        f"statuses other than {', '.join(INVOICE_STATUSES)}",
+        frame,
+        status.is_not_null() & ~status.is_in(INVOICE_STATUSES),
+    )
+    return status
+
+
+def currency_of_invoices(invoices: pl.DataFrame) -> dict[str, str]:
+    """Invoice id -> the invoice's currency (lines and credit notes without their own take it)."""
+    return dict(invoices.select("invoice_id", "currency").drop_nulls("invoice_id").iter_rows())

@@ -16,18 +16,21 @@ import polars as pl
 
 from saaskpi.importers.stripe_billing import StripeImport, StripeRecords, billing_data, records_frame
 from saaskpi.importers.stripe_common import (
-    ISO_CURRENCIES,
     ROW,
     Problems,
     StripeExportError,
+    amounts,
     booleans,
     coalesce_columns,
+    currencies,
+    currency_of_invoices,
     files_bar,
     first_present,
-    implausible,
+    invoice_statuses,
     numbers,
+    present,
     read_table,
-    timestamps,
+    times,
     unreadable,
     whole_numbers,
 )
@@ -175,7 +178,7 @@ def stripe_billing_from_dashboard(
         lines=pl.DataFrame(),
         files={k: names[k] for k in names},
     )
-    currency_of = dict(rec.invoices.select("invoice_id", "currency").drop_nulls("invoice_id").iter_rows())
+    currency_of = currency_of_invoices(rec.invoices)
     rec.lines = _lines(frames["lines"], names["lines"], currency_of, problems)
     rec.plans = _plans(frames)
     rec.files["plans"] = names["lines"]
@@ -226,54 +229,18 @@ def _col(frame: pl.DataFrame, *names: str) -> pl.Series:
 
 
 def _time(frame: pl.DataFrame, table: str, kind: str, problems: Problems, *names: str) -> pl.Series:
-    column = first_present(frame, *names)
-    if column is None:
-        return pl.Series([None] * frame.height, dtype=pl.Datetime("us", "UTC"))
-    parsed = timestamps(frame[column])
-    problems.rows(
-        f"{kind}.unparseable",
-        table,
-        column,
-        "values are not dates and times (2024-01-31 17:05)",
-        frame,
-        unreadable(frame[column], parsed),
-    )
-    return parsed
+    return times(frame, table, kind, problems, names, "values are not dates and times (2024-01-31 17:05)")
 
 
 def _amount(frame: pl.DataFrame, table: str, kind: str, problems: Problems, *names: str) -> pl.Series:
     column = first_present(frame, *names)
     if column is None:
         return pl.Series([None] * frame.height, dtype=pl.Float64)
-    parsed = numbers(frame[column])
-    problems.rows(
-        f"{kind}.unparseable",
-        table,
-        column,
-        "values are not amounts (2000.00)",
-        frame,
-        unreadable(frame[column], parsed),
-    )
-    too_big = implausible(parsed)
-    problems.rows(
-        f"{kind}.out_of_range", table, column, "amounts too large to be real (a wrong column?)", frame, too_big
-    )
-    return parsed.zip_with(~too_big.fill_null(False), pl.Series([None] * len(parsed), dtype=pl.Float64))
+    return amounts(frame, table, kind, problems, column, numbers(frame[column]), "values are not amounts (2000.00)")
 
 
 def _currency(frame: pl.DataFrame, table: str, kind: str, problems: Problems) -> pl.Series:
-    if "Currency" not in frame.columns:
-        return pl.Series([None] * frame.height, dtype=pl.String)
-    code = frame["Currency"].str.to_uppercase()
-    problems.rows(
-        f"{kind}.unknown_currency",
-        table,
-        "Currency",
-        "values are not ISO 4217 currency codes",
-        frame,
-        code.is_not_null() & ~code.is_in(sorted(ISO_CURRENCIES)),
-    )
-    return code
+    return currencies(frame, table, kind, problems, "Currency")
 
 
 def _metadata(frame: pl.DataFrame) -> pl.Series:
@@ -292,14 +259,7 @@ def _metadata(frame: pl.DataFrame) -> pl.Series:
 
 def _customers(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFrame:
     created = _time(frame, table, "customers", problems, "Created (UTC)")
-    problems.rows(
-        "customers.missing_value",
-        table,
-        "Created (UTC)",
-        "customers without a creation date",
-        frame,
-        frame["Created (UTC)"].is_null(),
-    )
+    present(frame, table, "customers", problems, "Created (UTC)", created, "customers without a creation date")
     return records_frame(
         "customers",
         {
@@ -313,19 +273,8 @@ def _customers(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFr
     )
 
 
-INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
-
-
 def _invoices(frame: pl.DataFrame, table: str, problems: Problems) -> pl.DataFrame:
-    status = frame["Status"].str.to_lowercase()
-    problems.rows(
-        "invoices.not_allowed",
-        table,
-        "Status",
-        f"statuses other than {', '.join(INVOICE_STATUSES)}",
-        frame,
-        status.is_not_null() & ~status.is_in(INVOICE_STATUSES),
-    )
+    status = invoice_statuses(frame, table, "invoices", problems, "Status")
     issued = _time(frame, table, "invoices", problems, "Date (UTC)", "Created (UTC)")
     return records_frame(
         "invoices",

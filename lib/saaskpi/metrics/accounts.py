@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import narwhals as nw
 import pandas as pd
-import polars as pl
 
-from ..frames import lookup, month_of
+from ..frames import lookup, month_of, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from ..stats import peer_stats
@@ -36,6 +36,7 @@ class AccountMetric:
 
 
 ACCOUNT_METRICS: dict[str, AccountMetric] = {}
+ACCOUNT_METRIC_SCHEMA = {"account_id": "str", "value": "float64", "n": "float64"}
 
 
 def account_metric(*, label: str, unit: str, direction: str, needs: tuple[str, ...], benchmarkable: bool = True):
@@ -43,7 +44,7 @@ def account_metric(*, label: str, unit: str, direction: str, needs: tuple[str, .
     a table that `peer_benchmarks` compares with peers when `benchmarkable`."""
 
     def register(func: Callable) -> Callable:
-        table(needs=needs, export=False)(func)
+        table(schema=ACCOUNT_METRIC_SCHEMA, needs=needs, export=False)(func)
         ACCOUNT_METRICS[func.__name__] = AccountMetric(
             func.__name__, label, unit, direction, benchmarkable, TABLE_FUNCS[func.__name__].description
         )
@@ -53,7 +54,17 @@ def account_metric(*, label: str, unit: str, direction: str, needs: tuple[str, .
 
 
 # --------------------------------------------------------------------------- who pays, with how many seats
-@table(export=False)
+@table(
+    schema={
+        "account_id": "str",
+        "account_name": "str",
+        "segment": "str",
+        "mrr": "float64",
+        "seats": "float64",
+        "age_months": "int64",
+    },
+    export=False,
+)
 def paying_accounts_now(tables: Tables, as_of: int, account_months: pd.DataFrame) -> pd.DataFrame:
     """The accounts paying at the end of the workbook's month: MRR, seats, months since first payment."""
     out = account_months_at(account_months, as_of)
@@ -62,7 +73,10 @@ def paying_accounts_now(tables: Tables, as_of: int, account_months: pd.DataFrame
 
 
 # --------------------------------------------------------------------------- account metrics
-@table(needs=("accounts", "subscriptions", "usage_events"))
+@table(
+    schema={"account_id": "str", "mau": "int64", "user_days": "int64"},
+    needs=("accounts", "subscriptions", "usage_events"),
+)
 def account_activity(user_month_activity: pd.DataFrame, as_of: int) -> pd.DataFrame:
     """Per account in the workbook's month: users with an event (MAU) and user-days with an event."""
     month = user_month_activity[user_month_activity.key == as_of].groupby("account_id")
@@ -146,16 +160,10 @@ def account_nps(
 )
 def tickets_per_seat(tables: Tables, as_of: int, paying_accounts_now: pd.DataFrame) -> pd.DataFrame:
     """Support tickets opened in the 90 days to the month end per licensed seat (n/a without seats)."""
-    end = month_of(as_of + 1)
-    t = (
-        tables.frames["support_tickets"]
-        .with_columns(pl.col("created_at").dt.replace_time_zone(None).alias("at"))
-        .filter((pl.col("at") >= end - pd.Timedelta(days=90)) & (pl.col("at") < end))
-        .group_by("account_id")
-        .len()
-        .to_pandas()
-        .set_index("account_id")["len"]
-    )
+    end = month_of(as_of + 1).tz_localize("UTC")
+    start, stop = (end - pd.Timedelta(days=90)).to_pydatetime(), end.to_pydatetime()
+    opened = tables.lazy("support_tickets").filter((nw.col("created_at") >= start) & (nw.col("created_at") < stop))
+    t = to_pandas(opened.group_by("account_id").agg(nw.len().alias("len"))).set_index("account_id")["len"]
     p = paying_accounts_now
     tickets = lookup(p.account_id, t).fillna(0)
     value = (tickets / p.seats.where(p.seats > 0)).to_numpy()
@@ -163,7 +171,24 @@ def tickets_per_seat(tables: Tables, as_of: int, paying_accounts_now: pd.DataFra
 
 
 # --------------------------------------------------------------------------- lifecycle and peers
-@table()
+@table(
+    schema={
+        "account_id": "str",
+        "account_name": "str",
+        "segment": "str",
+        "stage": "str",
+        "mrr": "float64",
+        "metric": "str",
+        "value": "float64",
+        "peers": "int64",
+        "p25": "float64",
+        "median": "float64",
+        "p75": "float64",
+        "percentile": "float64",
+        "gap": "float64",
+        "compared": "bool",
+    }
+)
 def peer_benchmarks(
     compute_if_available: Callable,
     conventions: Conventions,

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..frames import key_of, month_of, safe_ratio
+from ..frames import key_of, month_of, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
@@ -124,14 +124,31 @@ def weighted_average_retention(
     return g
 
 
-@table()
+@table(
+    schema={
+        "cohort_month": "datetime",
+        "months_since_start": "int64",
+        "cohort_accounts": "int64",
+        "retained_accounts": "int64",
+        "retention_rate": "float64",
+    }
+)
 def cohort_logo_retention(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFrame:
     """Logo retention triangle: share of each first-paid-month cohort still paying k months later."""
     t = cohort_triangle(account_mrr, as_of)
     return t[["cohort_month", "months_since_start", "cohort_accounts", "retained_accounts", "retention_rate"]]
 
 
-@table()
+@table(
+    schema={
+        "cohort_month": "datetime",
+        "months_since_start": "int64",
+        "cohort_accounts": "int64",
+        "cohort_mrr": "float64",
+        "mrr": "float64",
+        "revenue_retention": "float64",
+    }
+)
 def cohort_revenue_retention(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFrame:
     """Revenue retention triangle: cohort MRR k months after start over its starting MRR (can exceed 100 %)."""
     t = cohort_triangle(account_mrr, as_of)
@@ -173,11 +190,20 @@ def restricted_mean(curve: pd.DataFrame, horizon: float) -> float:
     return float(np.sum(curve.survival.to_numpy() * np.clip(ends - starts, 0, None)))
 
 
-@table()
+@table(
+    schema={
+        "segment": "str",
+        "months": "int64",
+        "survival": "float64",
+        "lower": "float64",
+        "upper": "float64",
+        "at_risk": "int64",
+    }
+)
 def logo_survival(account_mrr: pd.DataFrame, tables: Tables, as_of: int) -> pd.DataFrame:
     """Kaplan-Meier share of accounts still paying after k months, per segment, with a 95 % band."""
     spells = account_spells(account_mrr, as_of).merge(
-        tables.frames["accounts"].select("account_id", "segment").to_pandas(), on="account_id", how="left"
+        to_pandas(tables.lazy("accounts").select("account_id", "segment")), on="account_id", how="left"
     )
     parts = [kaplan_meier(group).assign(segment=segment) for segment, group in spells.groupby("segment", sort=True)]
     cols = ["segment", "months", "survival", "lower", "upper", "at_risk"]

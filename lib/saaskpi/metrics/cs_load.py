@@ -8,14 +8,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import narwhals as nw
 import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import lookup, month_of, safe_ratio
+from ..frames import lookup, month_of, safe_ratio, to_pandas
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
-from .lifecycle import STAGES
+from .lifecycle import STAGES, account_csms
 from .registry import metric, table
 from .revenue import _series
 
@@ -27,14 +28,13 @@ HORIZONS = (1, 3, 6)
 
 def csms_at(tables: Tables, month_end) -> pd.DataFrame:
     """CSMs on the team at a month end (started by it, not yet left): member_id, name, segment."""
-    team = tables.frames["team"]
     day = pd.Timestamp(month_end).date()
-    on = team.filter(
-        (pl.col("role") == "csm")
-        & (pl.col("start_date") <= day)
-        & (pl.col("end_date").is_null() | (pl.col("end_date") > day))
+    on = tables.lazy("team").filter(
+        (nw.col("role") == "csm")
+        & (nw.col("start_date") <= day)
+        & (nw.col("end_date").is_null() | (nw.col("end_date") > day))
     )
-    out = on.select("member_id", "name", "segment").to_pandas()
+    out = to_pandas(on.select("member_id", "name", "segment"))
     out["name"] = out.name.where(out.name.fillna("") != "", out.member_id)
     return out
 
@@ -43,7 +43,27 @@ def _month_end(key: int) -> pd.Timestamp:
     return month_of(key) + pd.offsets.MonthEnd(0)
 
 
-@table(needs=TEAM)
+@table(
+    schema={
+        "csm_id": "str",
+        "name": "str",
+        "segment": "str",
+        "accounts": "int64",
+        "arr": "float64",
+        "onboarding": "int64",
+        "training": "int64",
+        "adopting": "int64",
+        "extending": "int64",
+        "renewal": "int64",
+        "renewals_due": "int64",
+        "red_accounts": "int64",
+        "open_tickets": "float64",
+        "touchpoints": "float64",
+        "capacity": "float64",
+        "load": "float64",
+    },
+    needs=TEAM,
+)
 def csm_load(
     as_of: int,
     conventions: Conventions,
@@ -213,7 +233,22 @@ def max_csm_load(
     return _series(c.month, c.max_load, c.csms)
 
 
-@table(needs=TEAM)
+@table(
+    schema={
+        "segment": "str",
+        "horizon_months": "int64",
+        "paying_now": "int64",
+        "trend_per_month": "float64",
+        "projected_accounts": "float64",
+        "csm_coverage": "float64",
+        "accounts_to_cover": "float64",
+        "capacity_per_csm": "float64",
+        "csms_needed": "int64",
+        "csms_now": "int64",
+        "to_hire": "int64",
+    },
+    needs=TEAM,
+)
 def hiring_forecast(
     as_of: int, success_settings: SuccessSettings, tables: Tables, account_months: pd.DataFrame
 ) -> pd.DataFrame:
@@ -296,7 +331,21 @@ def cost_to_serve_per_arr(allocated_spend: pd.DataFrame, mrr_movements: pd.DataF
     return _series(m.month, safe_ratio(m.spend * 12, m.mrr_end * 12), m.accounts_end)
 
 
-@table(needs=SPEND)
+@table(
+    schema={
+        "segment": "str",
+        "accounts": "int64",
+        "arr": "float64",
+        "programs": "float64",
+        "salaries_and_benefits": "float64",
+        "tools": "float64",
+        "training": "float64",
+        "cs_spend": "float64",
+        "per_account": "float64",
+        "per_arr_dollar": "float64",
+    },
+    needs=SPEND,
+)
 def cost_to_serve(as_of: int, allocated_spend: pd.DataFrame, account_months: pd.DataFrame) -> pd.DataFrame:
     """Customer-success spend of the month by segment and item (salaries and benefits, training, tools,
     programs; untagged spend split by MRR share), per paying account and per $ of ARR."""
@@ -318,7 +367,22 @@ def cost_to_serve(as_of: int, allocated_spend: pd.DataFrame, account_months: pd.
 
 
 # --------------------------------------------------------------------------- scorecard
-@table(needs=TEAM)
+@table(
+    schema={
+        "csm_id": "str",
+        "name": "str",
+        "accounts": "int64",
+        "arr": "float64",
+        "nrr_12m": "float64",
+        "logo_churn_12m": "float64",
+        "csat": "float64",
+        "nps": "float64",
+        "response_hours_median": "float64",
+        "touchpoints": "float64",
+        "upsell_mrr_12m": "float64",
+    },
+    needs=TEAM,
+)
 def csm_scorecard(
     as_of: int,
     tables: Tables,
@@ -330,12 +394,7 @@ def csm_scorecard(
     """Per CSM on the team (and the accounts without one), over their current book: trailing-12-month NRR and
     logo churn of the accounts paying 12 months ago, CSAT and NPS in the window, median first-response hours,
     touchpoints in the window, and upsell (expansion MRR added over the last 12 months)."""
-    acc = tables.frames["accounts"]
-    owner = (
-        acc.select("account_id", "csm_id").to_pandas().set_index("account_id").csm_id
-        if "csm_id" in acc.columns
-        else pd.Series(dtype=object)
-    ).fillna(NO_CSM)
+    owner = account_csms(tables).fillna(NO_CSM)
     mrr = account_mrr.assign(key=account_mrr.month.dt.year * 12 + account_mrr.month.dt.month - 1)
     mrr["csm"] = mrr.account_id.map(owner).fillna(NO_CSM)
     start = mrr[mrr.key == as_of - 12].set_index("account_id")

@@ -54,7 +54,24 @@ OPPORTUNITY_COLUMNS = [
 ]
 
 
-@table(needs=("accounts", "subscriptions"), export=False)
+@table(
+    schema={
+        "opportunity_id": "str",
+        "created_at": "datetime_utc",
+        "stage": "str",
+        "amount": "float64",
+        "lead_id": "str",
+        "account_id": "str",
+        "owner_id": "str",
+        "closed_at": "datetime_utc",
+        "outcome": "str",
+        "cycle_days": "float64",
+        "created_month": "datetime",
+        "closed_month": "datetime",
+    },
+    needs=("accounts", "subscriptions"),
+    export=False,
+)
 def opportunity_outcomes(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Opportunities as of the end of the workbook's month: created, closed (won or lost) and cycle days (empty without the table)."""
     if not tables.has("opportunities"):
@@ -71,7 +88,21 @@ def opportunity_outcomes(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame
     return opps[OPPORTUNITY_COLUMNS].reset_index(drop=True)
 
 
-@table(needs=LEADS, export=False)
+@table(
+    schema={
+        "lead_id": "str",
+        "channel": "str",
+        "segment": "str",
+        "account_id": "str",
+        "created_at": "datetime_utc",
+        "pql_at": "datetime_utc",
+        "opportunity_at": "datetime_utc",
+        "converted_at": "datetime_utc",
+        "self_serve": "bool",
+    },
+    needs=LEADS,
+    export=False,
+)
 def lead_journey(tables: Tables, calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """One row per lead: channel, segment, account and when it signed up, became a PQL, got its first opportunity and became a customer."""
     end = data_end(calendar)
@@ -100,7 +131,20 @@ def lead_journey(tables: Tables, calendar: pl.DataFrame, opportunity_outcomes: p
     ].reset_index(drop=True)
 
 
-@table(needs=LEADS, export=False)
+@table(
+    schema={
+        "stage": "str",
+        "entity": "str",
+        "channel": "str",
+        "segment": "str",
+        "entered_at": "datetime_utc",
+        "reached_at": "datetime_utc",
+        "days": "float64",
+        "month": "datetime",
+    },
+    needs=LEADS,
+    export=False,
+)
 def funnel_transitions(lead_journey: pd.DataFrame, opportunity_outcomes: pd.DataFrame) -> pd.DataFrame:
     """One row per entity and funnel transition: stage, entity, channel, segment, entered_at, reached_at (empty = not reached)."""
     j = lead_journey
@@ -243,7 +287,20 @@ def _visitor_rows(tables: Tables, calendar: pl.DataFrame, journey: pd.DataFrame,
     return out
 
 
-@table(needs=LEADS)
+@table(
+    schema={
+        "month": "datetime",
+        "stage": "str",
+        "entered": "int64",
+        "converted": "int64",
+        "conversion_rate": "float64",
+        "median_days": "float64",
+        "immature": "bool",
+        "out_of_order": "int64",
+        "basis": "str",
+    },
+    needs=LEADS,
+)
 def funnel_by_month(
     tables: Tables,
     calendar: pl.DataFrame,
@@ -273,7 +330,20 @@ def funnel_by_month(
     ]
 
 
-@table(needs=LEADS)
+@table(
+    schema={
+        "month": "datetime",
+        "channel": "str",
+        "stage": "str",
+        "entered": "int64",
+        "converted": "int64",
+        "conversion_rate": "float64",
+        "median_days": "float64",
+        "immature": "bool",
+        "basis": "str",
+    },
+    needs=LEADS,
+)
 def funnel_by_channel(
     tables: Tables,
     calendar: pl.DataFrame,
@@ -290,7 +360,20 @@ def funnel_by_channel(
     ]
 
 
-@table(needs=LEADS)
+@table(
+    schema={
+        "month": "datetime",
+        "segment": "str",
+        "stage": "str",
+        "entered": "int64",
+        "converted": "int64",
+        "conversion_rate": "float64",
+        "median_days": "float64",
+        "immature": "bool",
+        "basis": "str",
+    },
+    needs=LEADS,
+)
 def funnel_by_segment(
     calendar: pl.DataFrame, conventions: Conventions, funnel_transitions: pd.DataFrame
 ) -> pd.DataFrame:
@@ -645,7 +728,15 @@ def sales_cycle_mean_days(calendar: pl.DataFrame, opportunity_outcomes: pd.DataF
     return monthly(calendar, won.closed_month, won.cycle_days, "mean")
 
 
-@table(needs=OPPS)
+@table(
+    schema={
+        "month": "datetime",
+        "open_opportunities": "int64",
+        "pipeline_value": "float64",
+        "weighted_pipeline_value": "float64",
+    },
+    needs=OPPS,
+)
 def pipeline_by_month(
     calendar: pl.DataFrame, conventions: Conventions, opportunity_outcomes: pd.DataFrame
 ) -> pd.DataFrame:
@@ -707,7 +798,7 @@ def weighted_pipeline_value(pipeline_by_month: pd.DataFrame) -> pd.DataFrame:
 SALES_TEAM = ("accounts", "subscriptions", "team")
 
 
-@table(needs=SALES_TEAM)
+@table(schema={"month": "datetime", "member_id": "str", "name": "str", "ramp_fraction": "float64"}, needs=SALES_TEAM)
 def sales_capacity(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Account executives on the team on each month's last day, with their ramp fraction min(1, n / ramp_months) in their n-th month (1 without ramp)."""
     team = to_pandas(tables.lazy("team"))
@@ -769,7 +860,20 @@ def revenue_per_rep(
     )
 
 
-@table(needs=("accounts", "subscriptions", "opportunities", "team"))
+@table(
+    schema={
+        "month": "datetime",
+        "member_id": "str",
+        "name": "str",
+        "ramp_fraction": "float64",
+        "created": "int64",
+        "won": "int64",
+        "lost": "int64",
+        "win_rate": "float64",
+        "bookings": "float64",
+    },
+    needs=("accounts", "subscriptions", "opportunities", "team"),
+)
 def sales_by_rep(
     calendar: pl.DataFrame, opportunity_outcomes: pd.DataFrame, sales_capacity: pd.DataFrame
 ) -> pd.DataFrame:
@@ -845,7 +949,11 @@ def activation_rate(tables: Tables, calendar: pl.DataFrame, conventions: Convent
     return out
 
 
-@table(needs=USERS, export=False)
+@table(
+    schema={"account_id": "str", "created_at": "datetime_utc", "activated_at": "datetime_utc", "days": "float64"},
+    needs=USERS,
+    export=False,
+)
 def account_activation(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Per account: signup (accounts.created_at) and its first user activation (the activation milestone)."""
     u = _users(tables, calendar)

@@ -8,12 +8,12 @@ given by then), so that the score at month M-3 can be judged against what happen
 
 from __future__ import annotations
 
+import narwhals as nw
 import numpy as np
 import pandas as pd
 import polars as pl
-from scipy.stats import mannwhitneyu
 
-from ..frames import empty_frame, lookup, month_of, safe_ratio
+from ..frames import empty_frame, lookup, month_of, safe_ratio, to_pandas
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .lifecycle import account_names
@@ -26,30 +26,35 @@ KEYS = ["account_id", "key"]
 
 
 # --------------------------------------------------------------------------- windows over month ends
-def month_ends(calendar: pl.DataFrame) -> pl.DataFrame:
-    """Each month key with `end`, the first instant after the month (naive UTC)."""
+def month_ends(calendar: pl.DataFrame, days: int = 0) -> pl.DataFrame:
+    """Each month key with `end`, the first instant after the month (UTC), and `start`, `days` before it: a
+    small frame joined to the tables on the engine (Spark has no duration arithmetic, so bounds come ready)."""
+    end = (pl.col("month_end").cast(pl.Datetime("us")) + pl.duration(days=1)).dt.replace_time_zone("UTC")
     return calendar.select(
-        pl.col("month").alias("key"), (pl.col("month_end").cast(pl.Datetime("us")) + pl.duration(days=1)).alias("end")
+        pl.col("month").alias("key"), end.alias("end"), (end - pl.duration(days=days)).alias("start")
     )
 
 
-def naive(column: str) -> pl.Expr:
-    """A UTC timestamp or date column as a naive datetime."""
-    return pl.col(column).cast(pl.Datetime("us", "UTC")).dt.replace_time_zone(None)
-
-
-def windowed(frame: pl.DataFrame, at: str, calendar: pl.DataFrame, days: int) -> pl.DataFrame:
-    """Rows of `frame` repeated for each month whose `days`-day window up to its end holds `at`
-    (at >= end - days and at < end), with the month `key` and its `end`."""
+def windowed(tables: Tables, name: str, at: str, calendar: pl.DataFrame, days: int) -> nw.LazyFrame:
+    """Rows of table `name` repeated for each month whose `days`-day window up to its end holds `at`
+    (at >= end - days and at < end), with the month `key`, its `end` and `_at` (on the engine)."""
     return (
-        frame.with_columns(naive(at).alias("_at"))
-        .join(month_ends(calendar), how="cross")
-        .filter((pl.col("_at") >= pl.col("end") - pl.duration(days=days)) & (pl.col("_at") < pl.col("end")))
+        tables.lazy(name)
+        .with_columns(_at=nw.col(at))
+        .join(tables.from_polars(month_ends(calendar, days)), how="cross")
+        .filter((nw.col("_at") >= nw.col("start")) & (nw.col("_at") < nw.col("end")))
     )
 
 
-def _per_account_month(frame: pl.DataFrame, aggs: list[pl.Expr]) -> pd.DataFrame:
-    return frame.group_by(KEYS).agg(aggs).to_pandas()
+def _per_account_month(frame: nw.LazyFrame, aggs: list[nw.Expr]) -> pd.DataFrame:
+    return to_pandas(frame.group_by(*KEYS).agg(*aggs))
+
+
+def _count(condition: nw.Expr) -> nw.Expr:
+    return condition.cast(nw.Int64).sum()
+
+
+NO_TIME = nw.lit(None, dtype=nw.Datetime("us", "UTC"))
 
 
 # --------------------------------------------------------------------------- measures
@@ -84,48 +89,45 @@ def usage_measures(
 def support_measures(tables: Tables, calendar: pl.DataFrame, settings: SuccessSettings) -> pd.DataFrame:
     """Per account and month end: CSAT of tickets resolved in the window, SLA breaches of tickets opened in it
     (decided by the month end), and tickets open at the month end."""
-    t = tables.frames["support_tickets"]
-    cols = t.columns
-    sla = pl.col("priority").replace_strict(settings.sla_hours, default=None, return_dtype=pl.Float64)
-    opened = windowed(t, "created_at", calendar, settings.window_days).with_columns(sla=sla)
-    response = naive("first_response_at") if "first_response_at" in cols else pl.lit(None, dtype=pl.Datetime("us"))
-    answered = response.is_not_null() & (response < pl.col("end"))
-    hours = lambda a, b: (a - b).dt.total_seconds() / 3600  # noqa: E731
-    breach = (
-        pl.when(answered)
-        .then(hours(response, pl.col("_at")) > pl.col("sla"))
-        .when(hours(pl.col("end"), pl.col("_at")) > pl.col("sla"))
-        .then(True)
-        .otherwise(None)
+    cols = tables.lazy("support_tickets").columns
+    sla = pl.DataFrame(
+        {"priority": list(settings.sla_hours), "sla": [float(h) for h in settings.sla_hours.values()]},
+        schema={"priority": pl.String, "sla": pl.Float64},
     )
+    opened = windowed(tables, "support_tickets", "created_at", calendar, settings.window_days).join(
+        tables.from_polars(sla), on="priority", how="left"
+    )
+    response = nw.col("first_response_at") if "first_response_at" in cols else NO_TIME
+    answered = ~response.is_null() & (response < nw.col("end"))
+    hours = lambda a, b: (a - b).dt.total_seconds() / 3600  # noqa: E731
+    late = nw.when(hours(nw.col("end"), nw.col("_at")) > nw.col("sla")).then(nw.lit(True))  # else undecided
+    breach = nw.when(answered).then(hours(response, nw.col("_at")) > nw.col("sla")).otherwise(late)
     sla_rows = _per_account_month(
         opened.with_columns(breach=breach),
         [
-            pl.len().alias("tickets"),
-            pl.col("breach").is_not_null().cast(pl.Int64).sum().alias("sla_decided"),
-            pl.col("breach").cast(pl.Int64).sum().alias("sla_breaches"),
+            nw.len().alias("tickets"),
+            _count(~nw.col("breach").is_null()).alias("sla_decided"),
+            nw.col("breach").cast(nw.Int64).sum().alias("sla_breaches"),
         ],
     )
     parts = [sla_rows.set_index(KEYS)]
     if "resolved_at" in cols and "csat" in cols:
-        rated = windowed(
-            t.filter(pl.col("csat").is_not_null() & pl.col("resolved_at").is_not_null()),
-            "resolved_at",
-            calendar,
-            settings.window_days,
+        rated = windowed(tables, "support_tickets", "resolved_at", calendar, settings.window_days).filter(
+            ~nw.col("csat").is_null()
         )
         parts.append(
             _per_account_month(
-                rated, [pl.len().alias("csat_n"), (pl.col("csat") >= 4).cast(pl.Int64).sum().alias("satisfied")]
+                rated, [nw.len().alias("csat_n"), _count(nw.col("csat") >= 4).alias("satisfied")]
             ).set_index(KEYS)
         )
-    resolved = naive("resolved_at") if "resolved_at" in cols else pl.lit(None, dtype=pl.Datetime("us"))
+    resolved = nw.col("resolved_at") if "resolved_at" in cols else NO_TIME
     open_at = (
-        t.with_columns(_at=naive("created_at"), _done=resolved)
-        .join(month_ends(calendar), how="cross")
-        .filter((pl.col("_at") < pl.col("end")) & (pl.col("_done").is_null() | (pl.col("_done") >= pl.col("end"))))
+        tables.lazy("support_tickets")
+        .with_columns(_at=nw.col("created_at"), _done=resolved)
+        .join(tables.from_polars(month_ends(calendar)), how="cross")
+        .filter((nw.col("_at") < nw.col("end")) & (nw.col("_done").is_null() | (nw.col("_done") >= nw.col("end"))))
     )
-    parts.append(_per_account_month(open_at, [pl.len().alias("open_tickets")]).set_index(KEYS))
+    parts.append(_per_account_month(open_at, [nw.len().alias("open_tickets")]).set_index(KEYS))
     out = pd.concat(parts, axis=1)
     out["sla_breach_rate"] = safe_ratio(out.sla_breaches, out.sla_decided)
     out["csat"] = safe_ratio(out.get("satisfied", np.nan), out.get("csat_n", np.nan))
@@ -134,17 +136,19 @@ def support_measures(tables: Tables, calendar: pl.DataFrame, settings: SuccessSe
 
 def relationship_measures(tables: Tables, calendar: pl.DataFrame, settings: SuccessSettings) -> pd.DataFrame:
     """Per account and month end: touchpoints, stakeholder roles met and net sentiment in the window."""
-    c = windowed(tables.frames["cs_touchpoints"], "occurred_at", calendar, settings.window_days)
-    role = pl.col("stakeholder_role") if "stakeholder_role" in c.columns else pl.lit(None, dtype=pl.String)
-    sentiment = pl.col("sentiment") if "sentiment" in c.columns else pl.lit(None, dtype=pl.String)
+    c = windowed(tables, "cs_touchpoints", "occurred_at", calendar, settings.window_days)
+    role = nw.col("stakeholder_role") if "stakeholder_role" in c.columns else nw.lit(None, dtype=nw.String)
+    sentiment = nw.col("sentiment") if "sentiment" in c.columns else nw.lit(None, dtype=nw.String)
+    # distinct roles met: n_unique counts a missing role as one value, so it is taken off when there is one
+    roles = nw.col("role").n_unique() - nw.col("role").is_null().cast(nw.Int64).max()
     out = _per_account_month(
         c.with_columns(role=role, sentiment=sentiment),
         [
-            pl.len().alias("touchpoints"),
-            pl.col("role").drop_nulls().n_unique().cast(pl.Int64).alias("roles_covered"),
-            (pl.col("sentiment") == "positive").cast(pl.Int64).sum().alias("positive"),
-            (pl.col("sentiment") == "negative").cast(pl.Int64).sum().alias("negative"),
-            pl.col("sentiment").is_not_null().cast(pl.Int64).sum().alias("with_sentiment"),
+            nw.len().alias("touchpoints"),
+            roles.cast(nw.Int64).alias("roles_covered"),
+            _count(nw.col("sentiment") == "positive").alias("positive"),
+            _count(nw.col("sentiment") == "negative").alias("negative"),
+            _count(~nw.col("sentiment").is_null()).alias("with_sentiment"),
         ],
     )
     out["net_sentiment"] = safe_ratio(out.positive - out.negative, out.with_sentiment)
@@ -154,36 +158,39 @@ def relationship_measures(tables: Tables, calendar: pl.DataFrame, settings: Succ
 def payment_measures(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Per account and month end with invoices issued by then: days the oldest invoice due by the month's
     last day and unpaid at it is overdue (0 when none), and the overdue amount in the reporting currency."""
-    fx = reference_fx_rates(tables, conventions)
+    fx = tables.from_polars(reference_fx_rates(tables, conventions))
     inv = (
-        tables.frames["invoices"]
+        tables.lazy("invoices")
         .join(fx, on="currency", how="left")
-        .with_columns(amount=pl.col("amount") * pl.col("rate"))
+        .with_columns(amount=nw.col("amount") * nw.col("rate"))
     )
-    cal = calendar.select(pl.col("month").alias("key"), pl.col("month_end").alias("last_day"))
-    rows = inv.join(cal, how="cross").filter(pl.col("issued_at") <= pl.col("last_day"))
-    overdue = (pl.col("due_date") < pl.col("last_day")) & (
-        pl.col("paid_at").is_null() | (pl.col("paid_at") > pl.col("last_day"))
+    cal = tables.from_polars(calendar.select(pl.col("month").alias("key"), pl.col("month_end").alias("last_day")))
+    rows = inv.join(cal, how="cross").filter(nw.col("issued_at") <= nw.col("last_day"))
+    overdue = (nw.col("due_date") < nw.col("last_day")) & (
+        nw.col("paid_at").is_null() | (nw.col("paid_at") > nw.col("last_day"))
     )
-    late_days = pl.when(overdue).then((pl.col("last_day") - pl.col("due_date")).dt.total_days())
-    return _per_account_month(
-        rows.with_columns(late_days=late_days, overdue=overdue),
+    day = lambda c: nw.col(c).cast(nw.Datetime("us"))  # noqa: E731  (DuckDB subtracts dates as whole numbers)
+    days = ((day("last_day") - day("due_date")).dt.total_seconds() / 86400).round(0)
+    out = _per_account_month(
+        rows.with_columns(late_days=nw.when(overdue).then(days), overdue=overdue),
         [
-            pl.col("late_days").max().fill_null(0).cast(pl.Float64).alias("days_overdue"),
-            pl.when(pl.col("overdue")).then(pl.col("amount")).otherwise(0.0).sum().alias("overdue_amount"),
+            nw.col("late_days").max().alias("days_overdue"),
+            nw.when(nw.col("overdue")).then(nw.col("amount")).otherwise(nw.lit(0.0)).sum().alias("overdue_amount"),
         ],
     )
+    out["days_overdue"] = out.days_overdue.fillna(0).astype("float64")
+    return out
 
 
 def nps_measures(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Per account and month end: NPS of the answers in the nps_window_days to it."""
-    r = windowed(tables.frames["nps_responses"], "responded_at", calendar, conventions.nps_window_days)
+    r = windowed(tables, "nps_responses", "responded_at", calendar, conventions.nps_window_days)
     out = _per_account_month(
         r,
         [
-            pl.len().alias("nps_n"),
-            (pl.col("score") >= 9).cast(pl.Int64).sum().alias("promoters"),
-            (pl.col("score") <= 6).cast(pl.Int64).sum().alias("detractors"),
+            nw.len().alias("nps_n"),
+            _count(nw.col("score") >= 9).alias("promoters"),
+            _count(nw.col("score") <= 6).alias("detractors"),
         ],
     )
     out["account_nps"] = safe_ratio(100 * (out.promoters.astype("float64") - out.detractors), out.nps_n)
@@ -212,7 +219,36 @@ MEASURE_COLUMNS = [
 ]
 
 
-@table(export=False)
+@table(
+    schema={
+        "account_id": "str",
+        "key": "int64",
+        "month": "datetime",
+        "segment": "str",
+        "csm_id": "str",
+        "seats": "float64",
+        "mrr": "float64",
+        "mau": "float64",
+        "licence_utilisation": "float64",
+        "engagement_score": "float64",
+        "account_nps": "float64",
+        "nps_n": "float64",
+        "csat": "float64",
+        "csat_n": "float64",
+        "sla_breach_rate": "float64",
+        "tickets": "float64",
+        "open_tickets": "float64",
+        "touchpoints": "float64",
+        "roles_covered": "float64",
+        "net_sentiment": "float64",
+        "positive": "float64",
+        "negative": "float64",
+        "with_sentiment": "float64",
+        "days_overdue": "float64",
+        "overdue_amount": "float64",
+    },
+    export=False,
+)
 def account_measures(
     tables: Tables,
     calendar: pl.DataFrame,
@@ -258,7 +294,29 @@ def account_measures(
 
 
 # --------------------------------------------------------------------------- health score
-@table(export=False)
+@table(
+    schema={
+        "account_id": "str",
+        "key": "int64",
+        "month": "datetime",
+        "segment": "str",
+        "csm_id": "str",
+        "mrr": "float64",
+        "score_adoption": "float64",
+        "score_engagement": "float64",
+        "score_nps": "float64",
+        "score_csat": "float64",
+        "score_sla": "float64",
+        "score_relationship": "float64",
+        "score_sentiment": "float64",
+        "score_payments": "float64",
+        "health": "float64",
+        "band": "str",
+        "components_used": "int64",
+        "components_possible": "int64",
+    },
+    export=False,
+)
 def health_history(success_settings: SuccessSettings, account_measures: pd.DataFrame) -> pd.DataFrame:
     """Health score of every paying account at every month end: each component's score, the weighted mean of
     the components with data (weights re-scaled), rounded to a whole number, its band and components used."""
@@ -303,7 +361,29 @@ def component_names(success_settings: SuccessSettings) -> list[str]:
     return [c.name for c in success_settings.health.components]
 
 
-@table()
+@table(
+    schema={
+        "account_id": "str",
+        "account_name": "str",
+        "segment": "str",
+        "csm_id": "str",
+        "stage": "str",
+        "arr": "float64",
+        "health": "float64",
+        "band": "str",
+        "change": "float64",
+        "components_used": "int64",
+        "components_possible": "int64",
+        "score_adoption": "float64",
+        "score_engagement": "float64",
+        "score_nps": "float64",
+        "score_csat": "float64",
+        "score_sla": "float64",
+        "score_relationship": "float64",
+        "score_sentiment": "float64",
+        "score_payments": "float64",
+    }
+)
 def account_health(
     as_of: int,
     success_settings: SuccessSettings,
@@ -377,7 +457,19 @@ def red_account_share(health_history: pd.DataFrame) -> pd.DataFrame:
     return _series(out.month, out.value, out.n)
 
 
-@table()
+@table(
+    schema={
+        "level": "str",
+        "group": "str",
+        "accounts": "int64",
+        "mean_health": "float64",
+        "arr_weighted_health": "float64",
+        "arr": "float64",
+        "red_share": "float64",
+        "yellow_share": "float64",
+        "green_share": "float64",
+    }
+)
 def health_rollup(as_of: int, account_health: pd.DataFrame) -> pd.DataFrame:
     """Health at the month end rolled up by segment, lifecycle stage, CSM and the whole portfolio: accounts,
     mean score, ARR-weighted score and the share of accounts in each band."""
@@ -407,10 +499,24 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     n_pos, n_neg = positive.sum(), (~positive).sum()
     if n_pos == 0 or n_neg == 0:
         return float("nan")
+    from scipy.stats import mannwhitneyu  # imported when used: 1 s of every kernel otherwise
+
     return float(mannwhitneyu(scores[positive], scores[~positive]).statistic / (n_pos * n_neg))
 
 
-@table(export=False)
+@table(
+    schema={
+        "account_id": "str",
+        "key": "int64",
+        "month": "datetime",
+        "segment": "str",
+        "health": "float64",
+        "band": "str",
+        "churned": "bool",
+        "contracted": "bool",
+    },
+    export=False,
+)
 def health_outcomes(health_history: pd.DataFrame, account_months: pd.DataFrame) -> pd.DataFrame:
     """Every scored account-month with what happened in the following 3 months: churned (not paying at the
     end of month + 3) or contracted (paying with less MRR); only months whose 3 months are in the data."""
@@ -423,7 +529,17 @@ def health_outcomes(health_history: pd.DataFrame, account_months: pd.DataFrame) 
     return h[["account_id", "key", "month", "segment", "health", "band", "churned", "contracted"]]
 
 
-@table()
+@table(
+    schema={
+        "band": "str",
+        "account_months": "int64",
+        "churned": "int64",
+        "churn_rate": "float64",
+        "contracted": "int64",
+        "contraction_rate": "float64",
+        "auc": "float64",
+    }
+)
 def health_backtest(as_of: int, health_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Churn and contraction in the 3 months after a score, by health band, over the 12 scored months ending
     3 months before the workbook's month (score at M-3, outcome by M), with the ROC AUC of health against churn."""
@@ -470,7 +586,22 @@ def health_backtest_auc(health_outcomes: pd.DataFrame, calendar: pl.DataFrame) -
 
 
 # --------------------------------------------------------------------------- at risk
-@table()
+@table(
+    schema={
+        "account_id": "str",
+        "account_name": "str",
+        "segment": "str",
+        "csm_id": "str",
+        "health": "float64",
+        "change": "float64",
+        "band": "str",
+        "reason": "str",
+        "pulled_down_by": "str",
+        "term_end": "datetime",
+        "arr": "float64",
+        "stage": "str",
+    }
+)
 def at_risk_accounts(
     success_settings: SuccessSettings, account_health: pd.DataFrame, account_months: pd.DataFrame, as_of: int
 ) -> pd.DataFrame:
@@ -506,7 +637,7 @@ def at_risk_accounts(
     return risky.sort_values(["health", "arr"], ascending=[True, False])[cols].reset_index(drop=True)
 
 
-@table(export=False)
+@table(schema={"account_id": "str", "month": "datetime", "health": "float64", "band": "str"}, export=False)
 def health_trend(health_history: pd.DataFrame) -> pd.DataFrame:
     """Health score of every account at every month end (account_id, month, health, band), for trends."""
     return health_history[["account_id", "month", "health", "band"]].reset_index(drop=True)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import narwhals as nw
 import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import empty_frame, lookup, month_of, safe_ratio
+from ..frames import empty_frame, lookup, month_of, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
@@ -30,17 +31,17 @@ def _add_months(dates: pd.Series, months: np.ndarray) -> pd.Series:
 
 def subscriptions_at_month_ends(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Every subscription active at every month end (month key, month_end as a date), with its seats."""
-    subs = tables.frames["subscriptions"]
-    seats = pl.col("seats") if "seats" in subs.columns else pl.lit(None, dtype=pl.Int64)
+    subs = tables.lazy("subscriptions")
+    seats = nw.col("seats") if "seats" in subs.columns else nw.lit(None, dtype=nw.Int64)
     active = (
         subs.select("account_id", "start_date", "end_date", "billing_period_months", seats.alias("seats"))
-        .join(calendar, how="cross")
+        .join(tables.from_polars(calendar.rename({"month": "key"})), how="cross")
         .filter(
-            (pl.col("start_date") <= pl.col("month_end"))
-            & (pl.col("end_date").is_null() | (pl.col("end_date") > pl.col("month_end")))
+            (nw.col("start_date") <= nw.col("month_end"))
+            & (nw.col("end_date").is_null() | (nw.col("end_date") > nw.col("month_end")))
         )
     )
-    out = active.to_pandas()
+    out = to_pandas(active).rename(columns={"key": "month"})
     for col in ("start_date", "end_date", "month_end"):
         out[col] = pd.to_datetime(out[col])
     return out
@@ -58,7 +59,21 @@ def term_ends(active: pd.DataFrame) -> pd.Series:
     return due.where(active.end_date.isna() | (active.end_date >= due), active.end_date)
 
 
-@table(export=False)
+@table(
+    schema={
+        "account_id": "str",
+        "month": "datetime",
+        "key": "int64",
+        "segment": "str",
+        "csm_id": "str",
+        "mrr": "float64",
+        "seats": "float64",
+        "age_months": "int64",
+        "term_end": "datetime",
+        "days_to_renewal": "float64",
+    },
+    export=False,
+)
 def account_months(
     tables: Tables,
     calendar: pl.DataFrame,
@@ -96,18 +111,12 @@ def account_months(
             }
         )
     out = account_mrr[["account_id", "month", "mrr"]].copy()
-    out["key"] = out.month.dt.year * 12 + out.month.dt.month - 1
+    out["key"] = (out.month.dt.year * 12 + out.month.dt.month - 1).astype("int64")
     first = new_customer_accounts.set_index("account_id")
     out["segment"] = out.account_id.map(first.segment)
     first_key = first.month.dt.year * 12 + first.month.dt.month - 1
     out["age_months"] = (out.key - lookup(out.account_id, first_key)).astype("int64")
-    acc = tables.frames["accounts"]
-    csm = (
-        acc.select("account_id", "csm_id").to_pandas().set_index("account_id").csm_id
-        if "csm_id" in acc.columns
-        else pd.Series(dtype=object)
-    )
-    out["csm_id"] = out.account_id.map(csm).astype(object)
+    out["csm_id"] = out.account_id.map(account_csms(tables)).astype(object)
     active = subscriptions_at_month_ends(tables, calendar)
     seats = active.groupby(["account_id", "month"]).seats.sum(min_count=1).rename("seats")
     long = active[active.billing_period_months >= 12]
@@ -135,7 +144,20 @@ def account_months_at(account_months: pd.DataFrame, key: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- lifecycle
-@table(export=False)
+@table(
+    schema={
+        "account_id": "str",
+        "key": "int64",
+        "month": "datetime",
+        "segment": "str",
+        "csm_id": "str",
+        "stage": "str",
+        "age_months": "int64",
+        "utilisation": "float64",
+        "months_in_stage": "int64",
+    },
+    export=False,
+)
 def account_stages(
     conventions: Conventions, account_months: pd.DataFrame, account_measures: pd.DataFrame
 ) -> pd.DataFrame:
@@ -179,14 +201,24 @@ def account_stages(
     return out.sort_values(["key", "account_id"]).reset_index(drop=True)
 
 
-@table()
+@table(
+    schema={
+        "account_id": "str",
+        "segment": "str",
+        "csm_id": "str",
+        "stage": "str",
+        "age_months": "int64",
+        "utilisation": "float64",
+        "months_in_stage": "int64",
+    }
+)
 def lifecycle_stages(as_of: int, account_stages: pd.DataFrame) -> pd.DataFrame:
     """Each paying account's lifecycle stage at the workbook's month end, with months in that stage."""
     cols = ["account_id", "segment", "csm_id", "stage", "age_months", "utilisation", "months_in_stage"]
     return account_stages[account_stages.key == as_of][cols].reset_index(drop=True)
 
 
-@table()
+@table(schema={"month": "datetime", "stage": "str", "accounts": "int64", "mean_months_in_stage": "float64"})
 def lifecycle_by_month(account_stages: pd.DataFrame) -> pd.DataFrame:
     """Per month and lifecycle stage: paying accounts in it and their mean months in the stage so far."""
     grid = pd.MultiIndex.from_product([sorted(account_stages.month.unique()), STAGES], names=["month", "stage"])
@@ -199,7 +231,19 @@ def lifecycle_by_month(account_stages: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- renewals
-@table()
+@table(
+    schema={
+        "account_id": "str",
+        "account_name": "str",
+        "segment": "str",
+        "csm_id": "str",
+        "term_end": "datetime",
+        "days_to_renewal": "float64",
+        "arr": "float64",
+        "health": "float64",
+        "band": "str",
+    }
+)
 def renewals_due(
     as_of: int, conventions: Conventions, account_months: pd.DataFrame, compute_if_available: Callable, tables: Tables
 ) -> pd.DataFrame:
@@ -222,16 +266,21 @@ def renewals_due(
 
 def account_names(tables: Tables) -> pd.Series:
     """Display name of each account (its id when the name is missing), indexed by account_id."""
-    acc = tables.frames["accounts"]
-    name = (
-        pl.col("account_name").fill_null(pl.col("account_id"))
-        if "account_name" in acc.columns
-        else pl.col("account_id")
-    )
-    return acc.select("account_id", name.alias("name")).to_pandas().set_index("account_id").name
+    acc = tables.lazy("accounts")
+    name = nw.coalesce("account_name", "account_id") if "account_name" in acc.columns else nw.col("account_id")
+    return to_pandas(acc.select("account_id", name.alias("name"))).set_index("account_id").name
 
 
-@table(export=False)
+def account_csms(tables: Tables) -> pd.Series:
+    """Each account's CSM (`accounts.csm_id`, missing without one), indexed by account_id; empty without the
+    column."""
+    acc = tables.lazy("accounts")
+    if "csm_id" not in acc.columns:
+        return pd.Series(dtype=object)
+    return to_pandas(acc.select("account_id", "csm_id")).set_index("account_id").csm_id
+
+
+@table(schema={"month": "datetime", "due": "int64", "renewed": "int64"}, export=False)
 def renewal_outcomes(account_months: pd.DataFrame) -> pd.DataFrame:
     """Per month: accounts whose contract term ended in it (they paid at the month end before and their
     term end falls in this month) and how many of them still paid at this month end (renewed)."""

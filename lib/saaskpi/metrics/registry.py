@@ -16,7 +16,10 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from ..errors import SaasKpiError
+from ..frames import SCHEMA_DTYPES, conform, metric_schema
 from ..params import Target
 
 UNITS = {"currency", "fraction", "ratio", "number", "count", "months", "days", "hours", "minutes", "score"}
@@ -103,20 +106,31 @@ class Metric:
     def inputs(self) -> tuple[str, ...]:
         return tuple(inspect.signature(self.func).parameters)
 
+    def conform(self, series):
+        """The series with the dtypes every metric has (frames.metric_schema)."""
+        return conform(series, metric_schema(series)) if isinstance(series, pd.DataFrame) else series
+
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A registered table (`saaskpi table NAME`): a function returning a small pandas frame."""
+    """A registered table (`saaskpi table NAME`): a function returning a small pandas frame whose columns and
+    dtypes are `schema` (column -> dtype, see frames.SCHEMA_DTYPES; tests/test_schemas.py checks every table
+    against it on every engine)."""
 
     name: str
     func: Callable = field(repr=False, compare=False)
     description: str = ""
     needs: tuple[str, ...] = ("accounts", "subscriptions")
     export: bool = True
+    schema: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def inputs(self) -> tuple[str, ...]:
         return tuple(inspect.signature(self.func).parameters)
+
+    def conform(self, frame):
+        """The table with its declared dtypes (frames.conform; text as str when it declares no schema)."""
+        return conform(frame, self.schema or None)
 
 
 # Parameters a metric or table function may name besides registered tables and metrics (Workbook._input):
@@ -216,14 +230,25 @@ def metric(
     return register
 
 
-def table(*, needs: tuple[str, ...] = ("accounts", "subscriptions"), export: bool = True):
-    """Register the decorated function as a table named after it."""
+def table(
+    *,
+    schema: dict[str, str] | None = None,
+    needs: tuple[str, ...] = ("accounts", "subscriptions"),
+    export: bool = True,
+):
+    """Register the decorated function as a table named after it, returning the columns of `schema` in its
+    order with their dtypes (column -> one of frames.SCHEMA_DTYPES). Every table of the workbook declares one
+    (tests/test_schemas.py); a company's own table may leave it out."""
 
     def register(func: Callable) -> Callable:
         if func.__name__ in TABLE_FUNCS or func.__name__ in METRICS:
             raise RegistryError(f"{func.__name__} is registered twice")
+        unknown = {c: t for c, t in (schema or {}).items() if t not in SCHEMA_DTYPES}
+        if unknown:
+            raise RegistryError(f"table {func.__name__}: schema dtype(s) {unknown} not among {list(SCHEMA_DTYPES)}")
         doc = inspect.getdoc(func) or ""
-        TABLE_FUNCS[func.__name__] = TableSpec(func.__name__, func, _summary(doc), tuple(needs), export)
+        spec = TableSpec(func.__name__, func, _summary(doc), tuple(needs), export, dict(schema or {}))
+        TABLE_FUNCS[func.__name__] = spec
         return func
 
     return register

@@ -93,13 +93,31 @@ def account_movements_lazy(tables: Tables, calendar: pl.DataFrame, conventions: 
     )
 
 
-@table()
+@table(schema={"account_id": "str", "month": "datetime", "mrr": "float64"})
 def account_mrr(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """MRR of each account at each month end where it pays (account_id, month, mrr)."""
     return to_pandas(account_mrr_lazy(tables, calendar, conventions), sort=["account_id", "month"])
 
 
-@table()
+@table(
+    schema={
+        "month": "datetime",
+        "mrr_start": "float64",
+        "new": "float64",
+        "expansion": "float64",
+        "contraction": "float64",
+        "churn": "float64",
+        "reactivation": "float64",
+        "mrr_end": "float64",
+        "accounts_start": "int64",
+        "new_accounts": "int64",
+        "churned_accounts": "int64",
+        "reactivated_accounts": "int64",
+        "expansion_accounts": "int64",
+        "contraction_accounts": "int64",
+        "accounts_end": "int64",
+    }
+)
 def mrr_movements(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """The MRR bridge per month: start, new, expansion, contraction, churn, reactivation, end, and account counts."""
     acc = account_movements_lazy(tables, calendar, conventions)

@@ -15,20 +15,41 @@ from .registry import metric, table
 from .revenue import _series
 from .usage import in_calendar, user_months
 
+NPS_COUNTS = [
+    nw.len().cast(nw.Int64).alias("n"),
+    (nw.col("score") >= 9).cast(nw.Int64).sum().alias("promoters"),
+    (nw.col("score") <= 6).cast(nw.Int64).sum().alias("detractors"),
+]
 
-def nps_counts(tables: Tables, start: pd.Timestamp, end: pd.Timestamp, by: tuple[str, ...] = ()) -> pd.DataFrame:
-    """NPS answers given in [start, end) (UTC): n, promoters (9-10), detractors (0-6) and nps, per `by` columns."""
-    answers = tables.frames["nps_responses"].filter(
-        (pl.col("responded_at") >= start.to_pydatetime()) & (pl.col("responded_at") < end.to_pydatetime())
-    )
-    counts = [
-        pl.len().cast(pl.Int64).alias("n"),
-        (pl.col("score") >= 9).cast(pl.Int64).sum().alias("promoters"),
-        (pl.col("score") <= 6).cast(pl.Int64).sum().alias("detractors"),
-    ]
-    out = (answers.group_by(list(by)).agg(counts) if by else answers.select(counts)).to_pandas()
+
+def _with_nps(out: pd.DataFrame) -> pd.DataFrame:
     out["nps"] = safe_ratio(100 * (out.promoters - out.detractors), out.n)
     return out
+
+
+def nps_counts(tables: Tables, start: pd.Timestamp, end: pd.Timestamp, by: tuple[str, ...]) -> pd.DataFrame:
+    """NPS answers given in [start, end) (UTC): n, promoters (9-10), detractors (0-6) and nps, per `by` columns."""
+    answers = tables.lazy("nps_responses").filter(
+        (nw.col("responded_at") >= start.to_pydatetime()) & (nw.col("responded_at") < end.to_pydatetime())
+    )
+    return _with_nps(to_pandas(answers.group_by(*by).agg(*NPS_COUNTS)))
+
+
+def nps_by_month(tables: Tables, calendar: pl.DataFrame, window_days: int) -> pd.DataFrame:
+    """Per calendar month: the NPS answers given in the `window_days` ending at the month end (n, promoters,
+    detractors, nps; n = 0 and nps n/a without answers). The windows are a small frame joined on the engine."""
+    months = calendar_months(calendar)
+    windows = pl.DataFrame(
+        {"i": range(len(months)), "start": months.end - pd.Timedelta(days=window_days), "end": months.end}
+    ).with_columns(pl.col("start", "end").cast(pl.Datetime("us", "UTC")))
+    answers = (
+        tables.lazy("nps_responses")
+        .join(tables.from_polars(windows), how="cross")
+        .filter((nw.col("responded_at") >= nw.col("start")) & (nw.col("responded_at") < nw.col("end")))
+    )
+    counts = to_pandas(answers.group_by("i").agg(*NPS_COUNTS)).set_index("i")
+    out = counts.reindex(range(len(months))).fillna(0).astype("int64").reset_index(drop=True)
+    return _with_nps(out.assign(month=months.month))
 
 
 @metric(
@@ -46,10 +67,8 @@ def nps_counts(tables: Tables, start: pd.Timestamp, end: pd.Timestamp, by: tuple
 )
 def net_promoter_score(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Net Promoter Score of the answers given in the trailing window."""
-    window = pd.Timedelta(days=conventions.nps_window_days)
-    months = calendar_months(calendar)
-    counts = pd.concat([nps_counts(tables, end - window, end) for end in months.end], ignore_index=True)
-    return _series(months.month, counts.nps, counts.n)
+    counts = nps_by_month(tables, calendar, conventions.nps_window_days)
+    return _series(counts.month, counts.nps, counts.n)
 
 
 @metric(
@@ -67,10 +86,10 @@ def net_promoter_score(tables: Tables, calendar: pl.DataFrame, conventions: Conv
 )
 def customer_satisfaction(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Share of the month's rated support tickets that the customer rated satisfied (4 or 5)."""
-    t = tables.frames["support_tickets"]
+    t = tables.lazy("support_tickets")
     if "csat" not in t.columns:
         return monthly(calendar, pd.Series([], dtype="datetime64[ns]"), pd.Series([], dtype="float64"), "mean")
-    rated = t.filter(pl.col("csat").is_not_null()).select("created_at", "csat").to_pandas()
+    rated = to_pandas(t.filter(~nw.col("csat").is_null()).select("created_at", "csat"))
     return monthly(calendar, month_start(rated.created_at), rated.csat >= 4, "mean")
 
 
@@ -113,7 +132,17 @@ def customer_engagement_score(account_measures: pd.DataFrame) -> pd.DataFrame:
     return _series(g.size().index, g.mean(), g.count())
 
 
-@table(needs=USAGE)
+@table(
+    schema={
+        "month": "datetime",
+        "feature": "str",
+        "sticky": "bool",
+        "accounts": "int64",
+        "active_accounts": "int64",
+        "rate": "float64",
+    },
+    needs=USAGE,
+)
 def feature_adoption(
     feature_month_activity: pd.DataFrame, calendar: pl.DataFrame, success_settings: SuccessSettings
 ) -> pd.DataFrame:
@@ -158,7 +187,7 @@ def feature_adoption_rate(
     return _series(months, wide.mean(axis=1).reindex(months).to_numpy(), active.reindex(months).fillna(0).to_numpy())
 
 
-@table(export=False, needs=USAGE)
+@table(schema={"account_id": "str", "feature": "str", "first_use": "datetime_utc"}, export=False, needs=USAGE)
 def first_feature_use(feature_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """When each account first used each feature (UTC)."""
     f = in_calendar(feature_month_activity, calendar)
@@ -170,9 +199,7 @@ def _adoption_within(
 ) -> pd.DataFrame:
     """Per month: accounts whose first `days` days since their first subscription start end in it, and the
     share of (account, sticky feature) pairs used within those days."""
-    subs = (
-        tables.frames["subscriptions"].group_by("account_id").agg(pl.col("start_date").min().alias("start")).to_pandas()
-    )
+    subs = to_pandas(tables.lazy("subscriptions").group_by("account_id").agg(nw.col("start_date").min().alias("start")))
     subs["start"] = pd.to_datetime(subs.start).dt.tz_localize("UTC")
     subs["due"] = subs.start + pd.Timedelta(days=days)
     months = calendar_months(calendar)
@@ -228,7 +255,16 @@ def feature_adoption_12_months(
     )
 
 
-@table(needs=USAGE)
+@table(
+    schema={
+        "month": "datetime",
+        "feature": "str",
+        "minutes": "float64",
+        "active_users": "int64",
+        "minutes_per_active_user": "float64",
+    },
+    needs=USAGE,
+)
 def time_in_product(
     feature_month_activity: pd.DataFrame, user_month_activity: pd.DataFrame, calendar: pl.DataFrame
 ) -> pd.DataFrame:
@@ -265,12 +301,28 @@ def time_in_product_per_user(time_in_product: pd.DataFrame, calendar: pl.DataFra
 SUPPORT = ("accounts", "subscriptions", "support_tickets")
 
 
-@table(export=False, needs=SUPPORT)
+@table(
+    schema={
+        "ticket_id": "str",
+        "account_id": "str",
+        "created_at": "datetime_utc",
+        "month": "datetime",
+        "priority": "str",
+        "response_hours": "float64",
+        "resolution_hours": "float64",
+        "resolved_month": "datetime",
+        "contacts": "float64",
+        "sla_hours": "float64",
+        "breach": "object",
+    },
+    export=False,
+    needs=SUPPORT,
+)
 def ticket_times(tables: Tables, calendar: pl.DataFrame, success_settings: SuccessSettings) -> pd.DataFrame:
     """Every ticket opened in the calendar: hours to first response and to resolution (known by the data's end),
     its SLA hours, breach (True / False, None while undecided at the data's end) and contacts."""
     end = data_end(calendar)
-    t = tables.frames["support_tickets"].to_pandas()
+    t = to_pandas(tables.lazy("support_tickets"))
     for col in ("first_response_at", "resolved_at", "contacts"):
         if col not in t:
             t[col] = pd.NaT if col.endswith("_at") else np.nan
@@ -406,7 +458,20 @@ def first_contact_resolution(ticket_times: pd.DataFrame, calendar: pl.DataFrame)
     return monthly(calendar, r.resolved_month, r.contacts == 1, "mean")
 
 
-@table(needs=SUPPORT)
+@table(
+    schema={
+        "priority": "str",
+        "tickets": "int64",
+        "sla_hours": "float64",
+        "response_median": "float64",
+        "response_p90": "float64",
+        "resolution_median": "float64",
+        "resolution_p90": "float64",
+        "breach_rate": "float64",
+        "first_contact_resolution": "float64",
+    },
+    needs=SUPPORT,
+)
 def support_sla(as_of: int, ticket_times: pd.DataFrame, success_settings: SuccessSettings) -> pd.DataFrame:
     """Per priority, tickets opened in the window_days to the month end: count, SLA hours, median and p90 hours
     to first response and to resolution, breach rate and first-contact resolution."""
@@ -494,7 +559,16 @@ def positive_sentiment_share(account_measures: pd.DataFrame) -> pd.DataFrame:
     return _series(g.index, safe_ratio(g.positive, g.with_sentiment), g.with_sentiment)
 
 
-@table(needs=TOUCH)
+@table(
+    schema={
+        "segment": "str",
+        "touchpoints": "float64",
+        "positive": "float64",
+        "neutral": "float64",
+        "negative": "float64",
+    },
+    needs=TOUCH,
+)
 def sentiment_mix(as_of: int, account_measures: pd.DataFrame) -> pd.DataFrame:
     """Touchpoints in the window to the month end by sentiment and segment (positive, neutral, negative)."""
     m = _with_csm(account_measures[account_measures.key == as_of])
@@ -520,7 +594,7 @@ INVOICES = ("accounts", "subscriptions", "invoices")
 )
 def invoices_paid_on_time(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Share of the month's invoices that customers paid by the due date."""
-    inv = tables.frames["invoices"].select("due_date", "paid_at").to_pandas()
+    inv = to_pandas(tables.lazy("invoices").select("due_date", "paid_at"))
     due = pd.to_datetime(inv.due_date)
     on_time = pd.to_datetime(inv.paid_at).le(due)
     return monthly(calendar, due.dt.to_period("M").dt.to_timestamp(), on_time, "mean")
@@ -546,7 +620,9 @@ def overdue_amount(account_measures: pd.DataFrame) -> pd.DataFrame:
 HEATMAP_WEEKS = 13
 
 
-@table(needs=USAGE)
+@table(
+    schema={"account_id": "str", "weeks_ago": "int64", "active_users": "int64", "week_start": "datetime"}, needs=USAGE
+)
 def account_weekly_activity(tables: Tables, as_of: int) -> pd.DataFrame:
     """Active users per account in each of the 13 seven-day weeks ending at the month end (week 0 = the last
     seven days; weeks without activity are absent), with each week's first day."""

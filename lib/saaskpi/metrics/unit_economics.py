@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 
+import narwhals as nw
 import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import empty_frame, month_of, monthly, safe_ratio
+from ..frames import empty_frame, month_of, monthly, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from ..stats import target_status
@@ -46,17 +47,20 @@ def spend_in_reporting_currency(tables: Tables, conventions: Conventions) -> pd.
                 "amount": "float64",
             }
         )
-    fx = reference_fx_rates(tables, conventions)
-    s = tables.frames["spend"].join(fx, on="currency", how="left")
-    item = pl.col("item") if "item" in s.columns else pl.lit(None, dtype=pl.String)
-    out = s.select(
-        pl.col("month").cast(pl.Datetime("ns")),
-        "category",
-        "channel",
-        "segment",
-        item.alias("item"),
-        (pl.col("amount") * pl.col("rate")).alias("amount"),
-    ).to_pandas()
+    fx = tables.from_polars(reference_fx_rates(tables, conventions))
+    s = tables.lazy("spend").join(fx, on="currency", how="left")
+    item = nw.col("item") if "item" in s.columns else nw.lit(None, dtype=nw.String)
+    out = to_pandas(
+        s.select(
+            "month",
+            "category",
+            "channel",
+            "segment",
+            item.alias("item"),
+            (nw.col("amount") * nw.col("rate")).alias("amount"),
+        )
+    )
+    out["month"] = pd.to_datetime(out.month).astype("datetime64[ns]")
     return out.astype({"channel": object, "segment": object, "item": object})
 
 
@@ -153,7 +157,10 @@ def _by_month(calendar: pl.DataFrame, frame: pd.DataFrame, column: str, month: s
     return pd.Series(summed.value.to_numpy(), index=summed.month)
 
 
-@table(export=False)
+@table(
+    schema={"month": "datetime", "revenue": "float64", "cogs": "float64", "gross_margin": "float64", "basis": "str"},
+    export=False,
+)
 def gross_margin_by_month(
     calendar: pl.DataFrame, conventions: Conventions, allocated_spend: pd.DataFrame, mrr_movements: pd.DataFrame
 ) -> pd.DataFrame:
@@ -175,7 +182,10 @@ def gross_margin_by_month(
     )
 
 
-@table(export=False)
+@table(
+    schema={"account_id": "str", "month": "datetime", "mrr": "float64", "segment": "str", "channel": "str"},
+    export=False,
+)
 def new_customer_accounts(tables: Tables, account_mrr: pd.DataFrame) -> pd.DataFrame:
     """Each customer's first paying month with its MRR then, segment and acquisition channel."""
     if account_mrr.empty:
@@ -183,17 +193,28 @@ def new_customer_accounts(tables: Tables, account_mrr: pd.DataFrame) -> pd.DataF
             {"account_id": object, "month": "datetime64[ns]", "mrr": "float64", "segment": object, "channel": object}
         )
     first = account_mrr.sort_values("month").groupby("account_id", as_index=False).first()
-    acc = tables.frames["accounts"]
+    acc = tables.lazy("accounts")
     channel = (
-        pl.col("acquisition_channel").fill_null(UNKNOWN_CHANNEL)
+        nw.col("acquisition_channel").fill_null(UNKNOWN_CHANNEL)
         if "acquisition_channel" in acc.columns
-        else pl.lit(UNKNOWN_CHANNEL)
+        else nw.lit(UNKNOWN_CHANNEL)
     )
-    accounts = acc.select("account_id", "segment", channel.alias("channel")).to_pandas()
+    accounts = to_pandas(acc.select("account_id", "segment", channel.alias("channel")))
     return first.merge(accounts, on="account_id", how="left")[["account_id", "month", "mrr", "segment", "channel"]]
 
 
-@table()
+@table(
+    schema={
+        "month": "datetime",
+        "sm_spend": "float64",
+        "new_customers": "int64",
+        "new_mrr": "float64",
+        "cac": "float64",
+        "new_arpa": "float64",
+        "gross_margin": "float64",
+        "payback_months": "float64",
+    }
+)
 def acquisition_by_month(
     calendar: pl.DataFrame,
     conventions: Conventions,
@@ -462,7 +483,29 @@ UE_COLUMNS = [
 ]
 
 
-@table(needs=("accounts", "subscriptions", "spend"))
+@table(
+    schema={
+        "segment": "str",
+        "channel": "str",
+        "level": "str",
+        "new_customers": "int64",
+        "sm_spend": "float64",
+        "cac": "float64",
+        "arpa": "float64",
+        "gross_margin": "float64",
+        "exposed_months": "int64",
+        "churned": "int64",
+        "monthly_churn": "float64",
+        "ltv": "float64",
+        "ltv_survival": "float64",
+        "ltv_to_cac": "float64",
+        "payback_months": "float64",
+        "ltv_to_cac_status": "str",
+        "payback_status": "str",
+        "low_n": "bool",
+    },
+    needs=("accounts", "subscriptions", "spend"),
+)
 def unit_economics(
     as_of: int,
     conventions: Conventions,
@@ -579,7 +622,20 @@ VERDICTS = {  # (LTV:CAC met, payback met) -> verdict, advice
 }
 
 
-@table(needs=("accounts", "subscriptions", "spend"))
+@table(
+    schema={
+        "level": "str",
+        "segment": "str",
+        "channel": "str",
+        "verdict": "str",
+        "ltv_to_cac": "float64",
+        "payback_months": "float64",
+        "new_customers": "int64",
+        "low_n": "bool",
+        "reason": "str",
+    },
+    needs=("accounts", "subscriptions", "spend"),
+)
 def acceleration(unit_economics: pd.DataFrame, targets_in_force: dict) -> pd.DataFrame:
     """Where to hit the accelerator: segments, channels and pairs ranked by LTV:CAC, with verdict and reason."""
     ue = unit_economics[unit_economics.level != "total"].copy()
@@ -612,7 +668,17 @@ def _num(value: float, fmt: str) -> str:
     return "n/a" if value is None or math.isnan(value) else format(value, fmt)
 
 
-@table(needs=("accounts", "subscriptions", "spend"))
+@table(
+    schema={
+        "channel": "str",
+        "month": "datetime",
+        "sm_spend": "float64",
+        "new_customers": "int64",
+        "cac": "float64",
+        "cac_trailing_3m": "float64",
+    },
+    needs=("accounts", "subscriptions", "spend"),
+)
 def cac_by_channel(
     calendar: pl.DataFrame, conventions: Conventions, allocated_spend: pd.DataFrame, new_customer_accounts: pd.DataFrame
 ) -> pd.DataFrame:
@@ -630,7 +696,17 @@ def cac_by_channel(
     return out
 
 
-@table(needs=("accounts", "subscriptions", "spend"))
+@table(
+    schema={
+        "segment": "str",
+        "months_since_start": "int64",
+        "customers": "int64",
+        "margin_per_customer": "float64",
+        "cumulative_margin": "float64",
+        "cac": "float64",
+    },
+    needs=("accounts", "subscriptions", "spend"),
+)
 def payback_curve(
     as_of: int,
     account_mrr: pd.DataFrame,

@@ -29,7 +29,18 @@ def in_calendar(frame: pd.DataFrame, calendar: pl.DataFrame, key: str = "key") -
     return frame[(frame[key] >= lo) & (frame[key] <= hi)]
 
 
-@table(export=False, needs=USAGE)
+@table(
+    schema={
+        "user_id": "str",
+        "account_id": "str",
+        "key": "int64",
+        "days_active": "int64",
+        "blocks_active": "int64",
+        "last_event": "datetime_utc",
+    },
+    export=False,
+    needs=USAGE,
+)
 def user_month_activity(tables: Tables) -> pd.DataFrame:
     """One row per user, account and month key with an event: distinct days active, distinct 7-day blocks
     active among days 1-7, 8-14, 15-21, 22-28, and the time of the last event (one pass over the events)."""
@@ -74,7 +85,18 @@ def _per_user_month(tables: Tables, *by: str, last_event: bool = False) -> pd.Da
     )
 
 
-@table(export=False, needs=USAGE)
+@table(
+    schema={
+        "account_id": "str",
+        "feature": "str",
+        "key": "int64",
+        "first_event": "datetime_utc",
+        "last_day": "int64",
+        "seconds": "int64",
+    },
+    export=False,
+    needs=USAGE,
+)
 def feature_month_activity(tables: Tables) -> pd.DataFrame:
     """One row per account, feature and month key with an event: its first event, the last day of the month
     it was used, and the seconds spent (duration_seconds; 0 when not recorded) (one pass over the events)."""
@@ -119,7 +141,7 @@ def days_in_month(calendar: pl.DataFrame) -> pd.DataFrame:
     )
 
 
-@table(needs=USAGE)
+@table(schema={"month": "datetime", "dau": "float64", "wau": "float64", "mau": "int64", "days": "int64"}, needs=USAGE)
 def active_users(tables: Tables, user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """Per month: mean daily active users over all its days, mean weekly active users over the blocks days 1-7, 8-14, 15-21, 22-28, and monthly active users."""
     per_user = in_calendar(user_month_activity, calendar)
@@ -203,7 +225,16 @@ def dau_mau_ratio(active_users: pd.DataFrame) -> pd.DataFrame:
     return _series(a.month, safe_ratio(a.dau, a.mau), a.mau)
 
 
-@table(needs=USAGE)
+@table(
+    schema={
+        "cohort_month": "datetime",
+        "months_since_start": "int64",
+        "cohort_users": "int64",
+        "active_users": "int64",
+        "retention_rate": "float64",
+    },
+    needs=USAGE,
+)
 def user_cohort_retention(user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """User retention triangle: users by month of first activity, share active k months later."""
     um = user_months(user_month_activity, calendar)
@@ -232,7 +263,10 @@ def user_cohort_retention(user_month_activity: pd.DataFrame, calendar: pl.DataFr
     return out.sort_values(["cohort_month", "months_since_start"]).reset_index(drop=True)[cols]
 
 
-@table(needs=USAGE)
+@table(
+    schema={"month": "datetime", "new": "int64", "returning": "int64", "resurrecting": "int64", "dormant": "int64"},
+    needs=USAGE,
+)
 def user_lifecycle(user_month_activity: pd.DataFrame, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Per month: users new (first active month), returning (active within the dormant_after_months before),
     resurrecting (back after being dormant) and gone dormant (inactive for dormant_after_months months since a

@@ -7,9 +7,28 @@ import ast
 import json
 from pathlib import Path
 
-from . import benchmarks, cohort_retention, cs_load, executive_summary, funnel, unit_economics
+from . import (
+    benchmarks,
+    cohort_retention,
+    cs_load,
+    executive_summary,
+    forecast,
+    funnel,
+    product_analytics,
+    unit_economics,
+)
 
-__all__ = ["benchmarks", "cohort_retention", "cs_load", "executive_summary", "funnel", "unit_economics", "run_sections"]
+__all__ = [
+    "benchmarks",
+    "cohort_retention",
+    "cs_load",
+    "executive_summary",
+    "forecast",
+    "funnel",
+    "product_analytics",
+    "unit_economics",
+    "run_sections",
+]
 
 _WORKBOOK = "_saaskpi_workbook"
 

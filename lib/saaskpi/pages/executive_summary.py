@@ -14,6 +14,7 @@ from .. import charts, params, paths, widgets
 from .. import format as fmt
 from ..metrics import METRICS
 from ..metrics.registry import LEVELS
+from . import forecast
 
 AREAS: tuple[str, ...] = ()  # every metric area belongs to the page that explains it
 TREND_MONTHS = 24
@@ -62,6 +63,7 @@ def show_revenue(wb) -> Any:
         months = months[months.month <= w.month].tail(TREND_MONTHS)
         return [
             widgets.kpi_tiles(w, REVENUE, big=True),
+            forecast.summary_html(w),  # the largest drivers of the summary rate's change (page 06)
             widgets.chart(charts.revenue_overview(months, w.conventions.reporting_currency), w),
         ]
 
