@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import textwrap
+from contextlib import nullcontext
 from pathlib import Path
 from unittest import mock
 
@@ -54,18 +55,22 @@ def write_source(folder: Path, tables: dict[str, str]) -> Path:
 
 
 def page_html(func, *args) -> str:
-    """Run a page's `show_*` section in static mode and return the HTML it displayed."""
+    """Run a page's `show_*` section in static mode and return the HTML of what it shows: the values it returns
+    (and, for a page still in the old style, what it displays)."""
+    from saaskpi import widgets
+
     shown = []
 
     def keep(*items):
         shown.extend(items)
 
+    module = sys.modules[func.__module__]
     with (
         mock.patch("saaskpi.widgets.display", side_effect=keep),
-        mock.patch.object(sys.modules[func.__module__], "display", side_effect=keep),
+        mock.patch.object(module, "display", side_effect=keep) if hasattr(module, "display") else nullcontext(),
     ):
-        func(*args)
-    return "".join(getattr(i, "data", "") or "" for i in shown)
+        result = func(*args)
+    return "".join(widgets.markup(i) for i in [*shown, *widgets.values(result)])
 
 
 # Five accounts over Jan-May 2024, built so that every MRR movement happens once:

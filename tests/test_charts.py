@@ -96,3 +96,34 @@ def test_lifecycle_dormant_is_negative():
     )
     rows = next(iter(charts.user_lifecycle(life).to_dict()["datasets"].values()))
     assert {r["status"]: r["users"] for r in rows}["dormant"] == -2
+
+
+def formats(spec) -> list[str]:
+    """Every number format and label expression in a chart spec (axes, tooltips, text)."""
+    if isinstance(spec, dict):
+        own = [v for k, v in spec.items() if k in ("format", "labelExpr") and isinstance(v, str)]
+        return own + [f for v in spec.values() for f in formats(v)]
+    if isinstance(spec, list):
+        return [f for v in spec for f in formats(v)]
+    return []
+
+
+def test_money_follows_the_reporting_currency(revenue_wb):
+    movements = revenue_wb.table("mrr_movements")
+    series = pd.DataFrame({"month": pd.date_range("2024-01-01", periods=3, freq="MS"), "value": [1.0, 2.0, 3.0]})
+    series["n"] = 10
+    built = [
+        charts.mrr_bridge(movements, pd.Timestamp("2024-04-01"), "EUR"),
+        charts.movements_over_time(movements, "EUR"),
+        charts.revenue_overview(movements, "EUR"),
+        charts.trend(series, "MRR", "currency", target=2.5, currency="EUR"),
+    ]
+    for chart in built:
+        found = formats(chart.to_dict())
+        assert found and not [f for f in found if "$" in f], found  # no dollar sign for euros
+        assert any("'€'" in f for f in found), found  # the axis labels carry the euro sign
+    usd = formats(charts.mrr_bridge(movements, pd.Timestamp("2024-04-01")).to_dict())
+    assert "$,.3~s" in usd and not [f for f in usd if "€" in f]
+    tooltip = charts.money_tooltip("amount:Q", "EUR")
+    assert tooltip.to_dict() == {"field": "amount", "type": "quantitative", "format": ",.0f", "title": "amount (€)"}
+    assert charts.money_axis("CHF").to_dict()["labelExpr"].startswith("(datum.value < 0 ? '−' : '') + 'CHF '")

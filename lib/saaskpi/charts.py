@@ -1,5 +1,6 @@
 """Chart builders: small pandas frames in, Altair charts out. A chart is a value (tested through
-`to_dict()`); the look comes from `theme`; targets are dashed (mark style "target")."""
+`to_dict()`); the look comes from `theme`; targets are dashed (mark style "target"); money is shown in the
+reporting currency each builder takes (`currency`, default USD) through `money_axis` and `money_tooltip`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import altair as alt
 import pandas as pd
 
 from . import theme
-from .format import money
+from .format import SYMBOLS, money
 
 MAX_ROWS = 5000  # charts never receive raw rows
 
@@ -18,10 +19,56 @@ def _check(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _axis_format(unit: str) -> str:
-    return {"fraction": ".2~%", "currency": "$,.3~s", "ratio": ".3~g", "number": ".3~g", "score": ".0f"}.get(
-        unit, ",.3~s"
-    )
+MONEY_DIGITS = {"short": ",.3~s", "whole": ",.0f", "cents": ",.2f"}  # $1.2M, $1,234, $12.34
+
+
+def money_format(currency: str = "USD", digits: str = "short") -> str:
+    """A d3 number format for money in `currency`. Vega formats numbers in its en-US locale, whose currency
+    directive (`$` at the start of a format) is the dollar sign, so only a currency whose symbol is the dollar
+    sign takes it; any other currency gets a plain number here, and its symbol from `money_axis` (in the labels)
+    and `money_tooltip` (in the title)."""
+    spec = MONEY_DIGITS[digits]
+    return "$" + spec if symbol(currency) == "$" else spec
+
+
+def symbol(currency: str) -> str:
+    """The symbol `format.money` writes for `currency` ($, €, £; otherwise the code)."""
+    return SYMBOLS.get(currency, currency)
+
+
+def money_axis(currency: str = "USD", digits: str = "short", **kwargs) -> alt.Axis:
+    """An axis of money in `currency`: $1.2M, €1.2M, £350k, CHF 1.2M (negative amounts with a leading minus)."""
+    fmt = money_format(currency, digits)
+    if symbol(currency) == "$":
+        return alt.Axis(format=fmt, **kwargs)
+    prefix = SYMBOLS.get(currency, currency + " ")
+    expr = f"(datum.value < 0 ? '−' : '') + '{prefix}' + format(abs(datum.value), '{fmt}')"
+    return alt.Axis(format=fmt, labelExpr=expr, **kwargs)
+
+
+def money_tooltip(field: str, currency: str = "USD", digits: str = "whole", title: str | None = None) -> alt.Tooltip:
+    """A tooltip line of money in `currency`; a currency other than the dollar is named in its title."""
+    title = title or field.split(":")[0]
+    if symbol(currency) != "$":
+        title += f" ({symbol(currency)})"
+    return alt.Tooltip(field, format=money_format(currency, digits), title=title)
+
+
+def _axis_format(unit: str, currency: str = "USD") -> str:
+    if unit == "currency":
+        return money_format(currency)
+    return {"fraction": ".2~%", "ratio": ".3~g", "number": ".3~g", "score": ".0f"}.get(unit, ",.3~s")
+
+
+def _axis(unit: str, currency: str = "USD", **kwargs) -> alt.Axis:
+    return money_axis(currency, **kwargs) if unit == "currency" else alt.Axis(format=_axis_format(unit), **kwargs)
+
+
+def _tooltip(field: str, unit: str, currency: str = "USD", title: str | None = None, digits: str = "short"):
+    if unit == "currency":
+        return money_tooltip(field, currency, digits, title)
+    fmt = _axis_format(unit)
+    return alt.Tooltip(field, format=fmt.replace("~s", "f") if digits != "short" else fmt, title=title or alt.Undefined)
 
 
 BRIDGE_STEPS = (
@@ -34,7 +81,7 @@ BRIDGE_STEPS = (
 )
 
 
-def mrr_bridge(movements: pd.DataFrame, month: pd.Timestamp) -> alt.Chart:
+def mrr_bridge(movements: pd.DataFrame, month: pd.Timestamp, currency: str = "USD") -> alt.Chart:
     """Waterfall from the month's starting MRR through each movement to its ending MRR.
 
     The axis starts just below the lowest running level (not at zero) so that movements a few
@@ -60,23 +107,25 @@ def mrr_bridge(movements: pd.DataFrame, month: pd.Timestamp) -> alt.Chart:
         y=alt.Y(
             "from:Q",
             title="MRR",
-            axis=alt.Axis(format="$,.3~s"),
+            axis=money_axis(currency),
             scale=alt.Scale(zero=False, domain=[floor, levels.max() + 0.15 * spread]),
         ),
         y2="to:Q",
         color=alt.Color("kind:N", scale=theme.scale(theme.MOVEMENTS), legend=None),
-        tooltip=[alt.Tooltip("step:N"), alt.Tooltip("amount:Q", format="$,.0f")],
+        tooltip=[alt.Tooltip("step:N"), money_tooltip("amount:Q", currency)],
     )
-    labels = base.mark_text(dy=-7, style="cell-label").encode(y="to:Q", text=alt.Text("amount:Q", format="$,.3~s"))
+    labels = base.mark_text(dy=-7, style="cell-label").encode(
+        y="to:Q", text=alt.Text("amount:Q", format=money_format(currency))
+    )
     subtitle = "start + new + expansion + reactivation − contraction − churn = end"
     if floor > 0:
-        subtitle += f"; the axis starts at {money(floor)}, not zero"
+        subtitle += f"; the axis starts at {money(floor, currency)}, not zero"
     return (bars + labels).properties(
         title=alt.Title(f"MRR bridge, {month:%B %Y}", subtitle=subtitle), height=280, width=640
     )
 
 
-def movements_over_time(movements: pd.DataFrame) -> alt.Chart:
+def movements_over_time(movements: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     """Monthly MRR movements as stacked bars (losses below zero) with net new MRR as a line."""
     m = _check(movements)
     long = m.melt(
@@ -93,19 +142,19 @@ def movements_over_time(movements: pd.DataFrame) -> alt.Chart:
         .mark_bar()
         .encode(
             x=alt.X("yearmonth(month):T", title=None),
-            y=alt.Y("sum(amount):Q", title="MRR movement", stack="zero", axis=alt.Axis(format="$,.3~s")),
+            y=alt.Y("sum(amount):Q", title="MRR movement", stack="zero", axis=money_axis(currency)),
             color=alt.Color("kind:N", scale=theme.scale(colours), title="movement"),
             tooltip=[
                 alt.Tooltip("yearmonth(month):T", title="month"),
                 "kind:N",
-                alt.Tooltip("amount:Q", format="$,.0f"),
+                money_tooltip("amount:Q", currency),
             ],
         )
     )
     line = (
         alt.Chart(net)
         .mark_line(point=True)
-        .encode(x="yearmonth(month):T", y="net:Q", tooltip=[alt.Tooltip("net:Q", format="$,.0f", title="net new MRR")])
+        .encode(x="yearmonth(month):T", y="net:Q", tooltip=[money_tooltip("net:Q", currency, title="net new MRR")])
     )
     return (bars + line).properties(title=alt.Title("MRR movements by month", subtitle="line: net new MRR"), height=240)
 
@@ -190,19 +239,20 @@ def trend(
     target: float | None = None,
     low_n: float | None = None,
     long_term: float | None = None,
+    currency: str = "USD",
 ) -> alt.Chart:
-    """A metric's monthly line with its target dashed; months with n below `low_n` are flagged."""
+    """A metric's monthly line with its target dashed; months with n below `low_n` are flagged; money in
+    `currency`."""
     data = _check(series.dropna(subset=["value"]).copy())
     data["low_n"] = data.n < low_n if low_n else False
-    fmt = _axis_format(unit)
     base = alt.Chart(data).encode(x=alt.X("yearmonth(month):T", title=None))
     # a line's axis is fitted to the data and its targets (not from zero): NRR moving around 100 % stays readable
     layers = [
         base.mark_line().encode(
-            y=alt.Y("value:Q", title=label, axis=alt.Axis(format=fmt), scale=alt.Scale(zero=False)),
+            y=alt.Y("value:Q", title=label, axis=_axis(unit, currency), scale=alt.Scale(zero=False)),
             tooltip=[
                 alt.Tooltip("yearmonth(month):T", title="month"),
-                alt.Tooltip("value:Q", format=fmt.replace("~s", "f")),
+                _tooltip("value:Q", unit, currency, digits="whole"),
                 "n:Q",
             ],
         )
@@ -221,7 +271,7 @@ def trend(
         layers.append(
             alt.Chart(pd.DataFrame({"target": [t for t, _ in targets], "which": [n for _, n in targets]}))
             .mark_rule(style="target")
-            .encode(y="target:Q", tooltip=["which:N", alt.Tooltip("target:Q", format=fmt)])
+            .encode(y="target:Q", tooltip=["which:N", _tooltip("target:Q", unit, currency)])
         )
     subtitle = "dashed: target" if targets else ""
     if data.low_n.any():
@@ -348,7 +398,7 @@ def rate_by_group(rates: pd.DataFrame, group: str, title: str, low_n: float) -> 
     )
 
 
-def pipeline(pipe: pd.DataFrame) -> alt.Chart:
+def pipeline(pipe: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     """Open pipeline at each month end, raw and stage-weighted."""
     data = _check(
         pipe.melt(
@@ -364,19 +414,19 @@ def pipeline(pipe: pd.DataFrame) -> alt.Chart:
         .mark_line(point=True)
         .encode(
             x=alt.X("yearmonth(month):T", title=None),
-            y=alt.Y("amount:Q", title=None, axis=alt.Axis(format="$,.3~s")),
+            y=alt.Y("amount:Q", title=None, axis=money_axis(currency)),
             color=alt.Color("measure:N", title=None),
             tooltip=[
                 alt.Tooltip("yearmonth(month):T", title="month"),
                 "measure:N",
-                alt.Tooltip("amount:Q", format="$,.0f"),
+                money_tooltip("amount:Q", currency),
             ],
         )
         .properties(title="Pipeline at month end", height=200, width=330)
     )
 
 
-def rep_bookings(reps: pd.DataFrame) -> alt.Chart:
+def rep_bookings(reps: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     """Bookings and win rate per account executive over a period."""
     data = _check(reps)
     return (
@@ -384,10 +434,10 @@ def rep_bookings(reps: pd.DataFrame) -> alt.Chart:
         .mark_bar(color=theme.PALETTE[0])
         .encode(
             y=alt.Y("name:N", sort="-x", title=None),
-            x=alt.X("bookings:Q", title="won first-year value", axis=alt.Axis(format="$,.3~s")),
+            x=alt.X("bookings:Q", title="won first-year value", axis=money_axis(currency)),
             tooltip=[
                 "name:N",
-                alt.Tooltip("bookings:Q", format="$,.0f"),
+                money_tooltip("bookings:Q", currency),
                 "won:Q",
                 "lost:Q",
                 alt.Tooltip("win_rate:Q", format=".0%"),
@@ -398,14 +448,7 @@ def rep_bookings(reps: pd.DataFrame) -> alt.Chart:
     )
 
 
-VERDICT_COLOURS = {
-    "accelerate": theme.STATUS["on"],
-    "fix payback": theme.STATUS["near"],
-    "fix retention": "#d97706",
-    "too early": theme.STATUS["n/a"],
-    "rethink": theme.STATUS["off"],
-    "no data": "#d1d5db",
-}
+VERDICT_COLOURS = theme.VERDICT
 
 
 def verdict_grid(pairs: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
@@ -437,7 +480,7 @@ def verdict_grid(pairs: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
     )
 
 
-def cac_by_channel(frame: pd.DataFrame) -> alt.Chart:
+def cac_by_channel(frame: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     """CAC per acquisition channel over the trailing three months, month by month."""
     data = _check(frame.dropna(subset=["cac_trailing_3m"]))
     return (
@@ -445,13 +488,13 @@ def cac_by_channel(frame: pd.DataFrame) -> alt.Chart:
         .mark_line(point=alt.OverlayMarkDef(size=18))
         .encode(
             x=alt.X("yearmonth(month):T", title=None),
-            y=alt.Y("cac_trailing_3m:Q", title="CAC, trailing 3 months", axis=alt.Axis(format="$,.3~s")),
+            y=alt.Y("cac_trailing_3m:Q", title="CAC, trailing 3 months", axis=money_axis(currency)),
             color=alt.Color("channel:N", title=None),
             tooltip=[
                 alt.Tooltip("yearmonth(month):T", title="month"),
                 "channel:N",
-                alt.Tooltip("cac_trailing_3m:Q", format="$,.0f", title="CAC (3 months)"),
-                alt.Tooltip("sm_spend:Q", format="$,.0f", title="S&M spend in the month"),
+                money_tooltip("cac_trailing_3m:Q", currency, title="CAC (3 months)"),
+                money_tooltip("sm_spend:Q", currency, title="S&M spend in the month"),
                 alt.Tooltip("new_customers:Q", title="new customers in the month"),
             ],
         )
@@ -467,19 +510,18 @@ def cac_by_channel(frame: pd.DataFrame) -> alt.Chart:
     )
 
 
-def payback_curve(curve: pd.DataFrame) -> alt.Chart:
+def payback_curve(curve: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     """Cumulative gross margin per customer by months since its first payment, against the CAC (dashed)."""
     data = _check(curve.dropna(subset=["margin_per_customer"]))
-    fmt = "$,.3~s"
     base = alt.Chart(data)
     line = base.mark_line().encode(
         x=alt.X("months_since_start:Q", title="months since first payment"),
-        y=alt.Y("cumulative_margin:Q", title="cumulative gross margin per customer", axis=alt.Axis(format=fmt)),
+        y=alt.Y("cumulative_margin:Q", title="cumulative gross margin per customer", axis=money_axis(currency)),
         tooltip=[
             "months_since_start:Q",
-            alt.Tooltip("cumulative_margin:Q", format="$,.0f"),
+            money_tooltip("cumulative_margin:Q", currency),
             alt.Tooltip("customers:Q", title="customers observed"),
-            alt.Tooltip("cac:Q", format="$,.0f", title="CAC"),
+            money_tooltip("cac:Q", currency, title="CAC"),
         ],
     )
     cac = base.mark_rule(style="target").encode(y="mean(cac):Q")
@@ -498,37 +540,35 @@ def payback_curve(curve: pd.DataFrame) -> alt.Chart:
     )
 
 
-def peer_position(row: pd.Series, label: str, unit: str, title: str) -> alt.Chart:
+def peer_position(row: pd.Series, label: str, unit: str, title: str, currency: str = "USD") -> alt.Chart:
     """One account against its peers on one metric: the middle half of the peers as a band, their median as a
     tick, the account as a point."""
-    fmt = _axis_format(unit)
     data = pd.DataFrame(
         [{"metric": label, "p25": row.p25, "median": row["median"], "p75": row.p75, "value": row.value}]
     )
     base = alt.Chart(data).encode(y=alt.Y("metric:N", title=None, axis=alt.Axis(labelLimit=200)))
     band = base.mark_bar(size=16, color=theme.GRID, cornerRadius=3).encode(
-        x=alt.X("p25:Q", title=None, axis=alt.Axis(format=fmt)), x2="p75:Q"
+        x=alt.X("p25:Q", title=None, axis=_axis(unit, currency)), x2="p75:Q"
     )
     median = base.mark_tick(color=theme.MUTED, thickness=2, size=22).encode(x="median:Q")
     point = base.mark_point(filled=True, size=110, color=theme.PALETTE[0]).encode(
         x="value:Q",
         tooltip=[
-            alt.Tooltip("value:Q", format=fmt, title="this account"),
-            alt.Tooltip("median:Q", format=fmt, title="peer median"),
-            alt.Tooltip("p25:Q", format=fmt),
-            alt.Tooltip("p75:Q", format=fmt),
+            _tooltip("value:Q", unit, currency, title="this account"),
+            _tooltip("median:Q", unit, currency, title="peer median"),
+            _tooltip("p25:Q", unit, currency),
+            _tooltip("p75:Q", unit, currency),
         ],
     )
     return (band + median + point).properties(width=420, height=34, title=alt.Title(title, fontSize=12, fontWeight=500))
 
 
-def peer_ranges(groups: pd.DataFrame, label: str, unit: str, min_peers: int) -> alt.Chart:
+def peer_ranges(groups: pd.DataFrame, label: str, unit: str, min_peers: int, currency: str = "USD") -> alt.Chart:
     """Peer p25-p75 and median per segment x lifecycle stage for one metric; groups below min_peers faded."""
-    fmt = _axis_format(unit)
     data = _check(groups.assign(small=groups.peers < min_peers, group=groups.segment + " · " + groups.stage))
     base = alt.Chart(data).encode(y=alt.Y("group:N", title=None, sort=None))
     band = base.mark_bar(size=12, cornerRadius=2).encode(
-        x=alt.X("p25:Q", title=label, axis=alt.Axis(format=fmt)),
+        x=alt.X("p25:Q", title=label, axis=_axis(unit, currency)),
         x2="p75:Q",
         color=alt.Color("segment:N", legend=None),
         opacity=alt.condition("datum.small", alt.value(0.25), alt.value(0.8)),
@@ -536,9 +576,9 @@ def peer_ranges(groups: pd.DataFrame, label: str, unit: str, min_peers: int) -> 
             "segment:N",
             "stage:N",
             "peers:Q",
-            alt.Tooltip("p25:Q", format=fmt),
-            alt.Tooltip("median:Q", format=fmt),
-            alt.Tooltip("p75:Q", format=fmt),
+            _tooltip("p25:Q", unit, currency),
+            _tooltip("median:Q", unit, currency),
+            _tooltip("p75:Q", unit, currency),
         ],
     )
     median = base.mark_tick(color=theme.INK, thickness=2, size=16).encode(x="median:Q")
@@ -546,14 +586,8 @@ def peer_ranges(groups: pd.DataFrame, label: str, unit: str, min_peers: int) -> 
 
 
 # --------------------------------------------------------------------------- customer success
-BAND_COLOURS = {"red": "#dc2626", "yellow": "#f59e0b", "green": "#16a34a"}
-STAGE_COLOURS = {
-    "onboarding": "#0ea5e9",
-    "training": "#8b5cf6",
-    "adopting": "#2563eb",
-    "extending": "#16a34a",
-    "renewal": "#f59e0b",
-}
+BAND_COLOURS = theme.BAND
+STAGE_COLOURS = theme.STAGE
 
 
 def lifecycle_stack(by_month: pd.DataFrame) -> alt.Chart:
@@ -631,9 +665,7 @@ def backtest_bars(backtest: pd.DataFrame) -> alt.Chart:
             x=alt.X("band:N", sort=list(BAND_COLOURS), title=None),
             xOffset="outcome:N",
             y=alt.Y("rate:Q", title="share of account-months", axis=alt.Axis(format="%")),
-            color=alt.Color(
-                "outcome:N", scale=theme.scale({"churned": "#dc2626", "contracted": "#f97316"}), title=None
-            ),
+            color=alt.Color("outcome:N", scale=theme.scale(theme.OUTCOME), title=None),
             tooltip=[
                 "band:N",
                 "outcome:N",
@@ -719,7 +751,7 @@ def load_vs_capacity(load: pd.DataFrame) -> alt.Chart:
     )
 
 
-def cost_stack(cost: pd.DataFrame) -> alt.Chart:
+def cost_stack(cost: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     """Customer-success cost per paying account by segment, split by item."""
     items = [
         c for c in cost.columns if c not in ("segment", "accounts", "arr", "cs_spend", "per_account", "per_arr_dollar")
@@ -731,13 +763,13 @@ def cost_stack(cost: pd.DataFrame) -> alt.Chart:
         .mark_bar()
         .encode(
             y=alt.Y("segment:N", title=None),
-            x=alt.X("per_account:Q", title="CS cost per paying account (month)", axis=alt.Axis(format="$,.0f")),
+            x=alt.X("per_account:Q", title="CS cost per paying account (month)", axis=money_axis(currency, "whole")),
             color=alt.Color("item:N", title=None),
             tooltip=[
                 "segment:N",
                 "item:N",
-                alt.Tooltip("per_account:Q", format="$,.2f"),
-                alt.Tooltip("amount:Q", format="$,.0f"),
+                money_tooltip("per_account:Q", currency, "cents"),
+                money_tooltip("amount:Q", currency),
             ],
         )
         .properties(
@@ -761,7 +793,9 @@ def feature_bars(adoption: pd.DataFrame) -> alt.Chart:
             x=alt.X(
                 "rate:Q", title="share of active accounts", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])
             ),
-            color=alt.Color("kind:N", scale=theme.scale({"sticky": theme.PALETTE[0], "other": "#94a3b8"}), title=None),
+            color=alt.Color(
+                "kind:N", scale=theme.scale({"sticky": theme.PALETTE[0], "other": theme.OTHER}), title=None
+            ),
             tooltip=["feature:N", "kind:N", alt.Tooltip("rate:Q", format=".0%"), "accounts:Q", "active_accounts:Q"],
         )
         .properties(
@@ -772,7 +806,7 @@ def feature_bars(adoption: pd.DataFrame) -> alt.Chart:
     )
 
 
-def revenue_overview(movements: pd.DataFrame, currency_format: str = "$,.3~s", width: int = 1240) -> alt.VConcatChart:
+def revenue_overview(movements: pd.DataFrame, currency: str = "USD", width: int = 1240) -> alt.VConcatChart:
     """MRR month by month above the movements that made it (new, expansion and reactivation up; contraction and
     churn down; the black tick is net new MRR), on one time axis, across the page."""
     data = _check(movements)[["month", "mrr_end", *[k for _, k in _MOVES]]].copy()
@@ -786,10 +820,10 @@ def revenue_overview(movements: pd.DataFrame, currency_format: str = "$,.3~s", w
         .mark_area(line=True, opacity=0.18)
         .encode(  # drawn mid-month, above each month's bar
             x=alt.X("yearmonth(month):T", title=None, bandPosition=0.5),
-            y=alt.Y("mrr_end:Q", title="MRR", axis=alt.Axis(format=currency_format), scale=alt.Scale(zero=False)),
+            y=alt.Y("mrr_end:Q", title="MRR", axis=money_axis(currency), scale=alt.Scale(zero=False)),
             tooltip=[
                 alt.Tooltip("yearmonth(month):T", title="month"),
-                alt.Tooltip("mrr_end:Q", title="MRR", format=currency_format),
+                money_tooltip("mrr_end:Q", currency, "short", title="MRR"),
             ],
         )
         .properties(height=105, width=width)
@@ -799,7 +833,7 @@ def revenue_overview(movements: pd.DataFrame, currency_format: str = "$,.3~s", w
         .mark_bar()
         .encode(
             x=x,
-            y=alt.Y("amount:Q", title="MRR movements", axis=alt.Axis(format=currency_format)),
+            y=alt.Y("amount:Q", title="MRR movements", axis=money_axis(currency)),
             color=alt.Color(
                 "kind:N",
                 scale=theme.scale({k: theme.MOVEMENTS[k] for _, k in _MOVES}),
@@ -808,7 +842,7 @@ def revenue_overview(movements: pd.DataFrame, currency_format: str = "$,.3~s", w
             tooltip=[
                 alt.Tooltip("yearmonth(month):T", title="month"),
                 "label:N",
-                alt.Tooltip("amount:Q", format=currency_format),
+                money_tooltip("amount:Q", currency, "short"),
             ],
         )
     )
@@ -820,7 +854,7 @@ def revenue_overview(movements: pd.DataFrame, currency_format: str = "$,.3~s", w
             y="net:Q",
             tooltip=[
                 alt.Tooltip("yearmonth(month):T", title="month"),
-                alt.Tooltip("net:Q", title="net new MRR", format=currency_format),
+                money_tooltip("net:Q", currency, "short", title="net new MRR"),
             ],
         )
     )

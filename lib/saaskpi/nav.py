@@ -62,7 +62,7 @@ _CSS = f"""
 .saaskpi-nav {{display:flex;flex-wrap:wrap;gap:4px;font-family:{theme.FONT};margin:0 0 10px 0;
   border-bottom:1px solid {theme.GRID};padding-bottom:6px;}}
 .saaskpi-nav a {{padding:6px 12px;border-radius:6px;color:{theme.INK};text-decoration:none;font-size:13px;}}
-.saaskpi-nav a:hover {{background:#eff6ff;}}
+.saaskpi-nav a:hover {{background:{theme.SURFACE["link"]};}}
 .saaskpi-nav a.current {{background:{theme.PALETTE[0]};color:white;font-weight:600;}}
 """
 

@@ -29,6 +29,33 @@ MOVEMENTS = {
     "end": "#475569",
 }
 LIFECYCLE = {"new": "#16a34a", "returning": "#2563eb", "resurrecting": "#8b5cf6", "dormant": "#9ca3af"}
+VERDICT = {  # unit economics: where to hit the accelerator
+    "accelerate": STATUS["on"],
+    "fix payback": STATUS["near"],
+    "fix retention": "#d97706",
+    "too early": STATUS["n/a"],
+    "rethink": STATUS["off"],
+    "no data": "#d1d5db",
+}
+BAND = {"red": "#dc2626", "yellow": "#f59e0b", "green": "#16a34a"}  # health bands
+STAGE = {  # customer lifecycle stages
+    "onboarding": "#0ea5e9",
+    "training": "#8b5cf6",
+    "adopting": "#2563eb",
+    "extending": "#16a34a",
+    "renewal": "#f59e0b",
+}
+SENTIMENT = {"positive": "#16a34a", "neutral": "#94a3b8", "negative": "#dc2626"}
+OUTCOME = {"churned": "#dc2626", "contracted": "#f97316"}  # the health backtest
+OTHER = "#94a3b8"  # the rest, beside a highlighted category
+SURFACE = {  # backgrounds of tiles, callouts and links in the workbook's HTML
+    "tile": "#f8fafc",
+    "north_star": "#eef2ff",
+    "error": "#fef2f2",
+    "alert": "#fffbeb",
+    "total": "#f1f5f9",
+    "link": "#eff6ff",
+}
 HEAT = "blues"
 
 

@@ -1,8 +1,16 @@
-"""Showing things in a notebook, the same way in JupyterLab, Voila and papermill runs.
+"""Values a notebook displays, the same way in JupyterLab, Voila and papermill runs.
 
-- `show_chart`: `alt.JupyterChart` with offline assets when interactive; static SVG (vl-convert) otherwise.
+Pages return, notebooks display: a page's `show_*` returns `section(wb, render)`, where `render(wb)` returns
+what the section shows (a chart, HTML, a widget, or a list of them). The notebook cell's last expression
+displays it. Nothing here displays on its own, except into an app section's own output widget.
+
+- `section`: in a static run (papermill, reports) a `Shown` of the rendered values; in an app a `W.Output`
+  that re-renders whenever a control changes. Compatibility: a `render` that calls `display()` and returns
+  None still works: in a static run what it displays is captured into the section (in a kernel); in an app it
+  goes to the section's output widget.
+- `chart`: `alt.JupyterChart` with offline assets when interactive; static SVG (vl-convert) otherwise.
 - `kpi_tiles`: value, change, target status, n, interval and a sparkline per metric, from the registry.
-- `controls` + `section`: in an app, segment and month dropdowns re-render every section in place.
+- `page_header`: in an app, segment and month dropdowns (re-rendering every section in place) above the header.
 - `error_panel`: any failure in a section becomes a readable panel, never a traceback or silence.
 """
 
@@ -11,10 +19,13 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable
+from typing import Any
 
 import altair as alt
 import ipywidgets as W
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import HTML, SVG, display
+from IPython.utils.capture import capture_output
 
 from . import charts, params, theme
 from . import format as fmt
@@ -25,16 +36,64 @@ from .metrics import METRICS
 _offline = {"done": False}
 
 
+# --------------------------------------------------------------------------- values
+class Shown:
+    """What a section shows in a static run, in order: the notebook displays it (one output per value, as if
+    each were displayed on its own), and tests read `items` or `html()`."""
+
+    def __init__(self, items: list[Any]):
+        self.items = items
+
+    def _ipython_display_(self) -> None:
+        if self.items:
+            display(*self.items)
+
+    def html(self) -> str:
+        """The HTML and SVG text of the values (for tests and plain-text callers)."""
+        return "".join(markup(item) for item in self.items)
+
+    def __repr__(self) -> str:
+        return f"<Shown: {', '.join(type(i).__name__ for i in self.items) or 'nothing'}>"
+
+
+def markup(item: Any) -> str:
+    """The HTML or SVG text of a displayable value ("" for a value without either)."""
+    if isinstance(item, Shown):
+        return item.html()
+    if isinstance(item, (HTML, SVG)):
+        return item.data or ""
+    for method in ("_repr_html_", "_repr_svg_"):
+        text = getattr(item, method, lambda: None)()
+        if text:
+            return text
+    return ""
+
+
+def values(result: Any) -> list[Any]:
+    """A render callback's result as a list of values: None is nothing, a list or tuple its values in order."""
+    if result is None:
+        return []
+    if isinstance(result, (list, tuple)):
+        return [v for r in result for v in values(r)]
+    if isinstance(result, Shown):
+        return list(result.items)
+    return [result]
+
+
 # --------------------------------------------------------------------------- charts
-def show_chart(chart: alt.TopLevelMixin, wb) -> None:
-    """Display a chart: interactive widget with offline Vega assets, or static SVG in reports."""
+def chart(spec: alt.TopLevelMixin, wb) -> Any:
+    """A chart to display: an interactive widget with offline Vega assets, or static SVG in reports."""
     if wb.interactive:
         if not _offline["done"]:
             enable_offline_charts()  # the Vega bundle from the cache folder (kernel_imports.py)
             _offline["done"] = True
-        display(alt.JupyterChart(chart))
-    else:
-        display(SVG(chart_svg(chart)))
+        return alt.JupyterChart(spec)
+    return SVG(chart_svg(spec))
+
+
+def show_chart(spec: alt.TopLevelMixin, wb) -> None:
+    """Old style, for render callbacks that display (pages not yet converted): display `chart(spec, wb)`."""
+    display(chart(spec, wb))
 
 
 def metric_trend(wb, name: str, months: int = 24) -> alt.Chart:
@@ -48,41 +107,50 @@ def metric_trend(wb, name: str, months: int = 24) -> alt.Chart:
         wb.target(name),
         wb.conventions.low_n_threshold if m.estimate else None,
         target.long_term if target else None,
+        wb.conventions.reporting_currency,
     )
 
 
-def trend_grid(wb, names: list[str], months: int = 24, columns: int = 2) -> None:
-    """Show the trends of the metrics among `names` whose tables the source has, `columns` per row across the
-    page (about 1,200 pixels)."""
+def trends(wb, names: list[str], months: int = 24, columns: int = 2) -> list[Any]:
+    """The trends of the metrics among `names` whose tables the source has, `columns` per row across the page
+    (about 1,200 pixels), and a note naming those without a value in the window."""
     width = {2: 560, 3: 360, 4: 260}.get(columns, 300)
     names = wb.available(names)
     empty = [n for n in names if wb.series(n).tail(months).value.isna().all()]
     panels = [metric_trend(wb, name, months).properties(width=width) for name in names if name not in empty]
+    out = []
     if panels:
-        show_chart(alt.concat(*panels, columns=columns), wb)
+        out.append(chart(alt.concat(*panels, columns=columns), wb))
     if empty:
-        display(
+        out.append(
             note(
                 f"No value in the last {months} months, so no chart: "
                 + ", ".join(METRICS[n].label for n in empty)
                 + "."
             )
         )
+    return out
+
+
+def trend_grid(wb, names: list[str], months: int = 24, columns: int = 2) -> None:
+    """Old style, for render callbacks that display (pages not yet converted): display `trends(...)`."""
+    for item in trends(wb, names, months, columns):
+        display(item)
 
 
 def currency_axis(wb) -> str:
-    """A d3 axis format for money in the reporting currency ($1.2M; other currencies without a symbol)."""
-    return "$,.3~s" if wb.conventions.reporting_currency == "USD" else ",.3~s"
+    """A d3 format for money in the workbook's reporting currency (see `charts.money_format`)."""
+    return charts.money_format(wb.conventions.reporting_currency)
 
 
-def trends_section(wb, names: list[str], months: int = 24, needs: tuple[str, ...] = (), what: str = "") -> None:
-    """A section of `trend_grid`; one sentence when a table in `needs` is missing."""
+def trends_section(wb, names: list[str], months: int = 24, needs: tuple[str, ...] = (), what: str = "") -> Any:
+    """A section of `trends`; one sentence when a table in `needs` is missing."""
 
     def render(w):
         w.require(*needs, what=what)
-        trend_grid(w, names, months)
+        return trends(w, names, months)
 
-    section(wb, render)
+    return section(wb, render)
 
 
 def chart_svg(chart: alt.TopLevelMixin) -> str:
@@ -132,7 +200,7 @@ def tile_html(wb, name: str, big: bool = False, north_star: bool = False) -> str
         )
         extra = fmt.count(v.n)
         if m.proportion and not math.isnan(v.interval[0]):
-            extra += f" · 95% {fmt.value(v.interval[0], m.unit)}–{fmt.value(v.interval[1], m.unit)}"
+            extra += f" · 95% {fmt.value(v.interval[0], m.unit, cur)}–{fmt.value(v.interval[1], m.unit, cur)}"
         if v.low_n and v.status != "small sample":
             extra += ' · <span class="kpi-lown">small sample</span>'
         lines.append(f'<div class="kpi-n">{extra}</div>')
@@ -151,18 +219,18 @@ def tile_html(wb, name: str, big: bool = False, north_star: bool = False) -> str
 TILE_CSS = f"""<style>
 .kpi-grid {{display:grid;grid-template-columns:repeat(auto-fill,minmax(185px,1fr));gap:10px;margin:6px 0 12px 0;
   font-family:{theme.FONT};}}
-.kpi-tile {{background:#f8fafc;border-radius:6px;padding:9px 11px;color:{theme.INK};}}
+.kpi-tile {{background:{theme.SURFACE["tile"]};border-radius:6px;padding:9px 11px;color:{theme.INK};}}
 .kpi-label {{font-size:12px;color:{theme.MUTED};}} .kpi-value {{font-size:22px;font-weight:650;margin:2px 0;}}
 .kpi-change,.kpi-status,.kpi-n,.kpi-note {{font-size:11px;color:{theme.MUTED};}} .kpi-status {{font-weight:600;}}
 .kpi-lown {{color:{theme.STATUS["near"]};font-weight:600;}}
 .kpi-grid-big {{grid-template-columns:repeat(3,1fr);}} .kpi-big .kpi-value {{font-size:34px;}}
-.kpi-big .kpi-label {{font-size:14px;}} .kpi-north {{background:#eef2ff;}}
+.kpi-big .kpi-label {{font-size:14px;}} .kpi-north {{background:{theme.SURFACE["north_star"]};}}
 .kpi-badge {{font-size:10px;text-transform:uppercase;letter-spacing:.06em;color:{theme.PALETTE[0]};font-weight:700;}}
 .saaskpi-note {{font-family:{theme.FONT};color:{theme.MUTED};font-size:13px;padding:6px 0;}}
-.saaskpi-error {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS["off"]};background:#fef2f2;
+.saaskpi-error {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS["off"]};background:{theme.SURFACE["error"]};
   padding:10px 14px;margin:6px 0;color:{theme.INK};font-size:13px;}}
 .saaskpi-header {{font-family:{theme.FONT};color:{theme.INK};}}
-.saaskpi-alert {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS["near"]};background:#fffbeb;
+.saaskpi-alert {{font-family:{theme.FONT};border-left:4px solid {theme.STATUS["near"]};background:{theme.SURFACE["alert"]};
   padding:8px 12px;margin:6px 0;font-size:13px;color:{theme.INK};}}
 .saaskpi-alert .sub {{color:{theme.MUTED};font-size:12px;}}
 .saaskpi-header .sub {{color:{theme.MUTED};font-size:13px;}}
@@ -170,10 +238,10 @@ TILE_CSS = f"""<style>
 .saaskpi-table th, .saaskpi-table td {{text-align:left !important;padding:3px 8px;border-bottom:1px solid {theme.GRID};}}
 .saaskpi-table th {{color:{theme.MUTED};font-weight:500;}}
 .saaskpi-table .num {{text-align:right !important;}}
-.saaskpi-table tr.total td {{font-weight:600;background:#f1f5f9;}}
+.saaskpi-table tr.total td {{font-weight:600;background:{theme.SURFACE["total"]};}}
 .saaskpi-group {{display:grid;grid-template-columns:170px 1fr;gap:8px;align-items:start;font-family:{theme.FONT};}}
 .saaskpi-group-label {{font-size:14px;font-weight:600;color:{theme.INK};padding-top:16px;}}
-.saaskpi-links a {{display:inline-block;margin:4px 10px 4px 0;padding:8px 14px;border-radius:6px;background:#eff6ff;
+.saaskpi-links a {{display:inline-block;margin:4px 10px 4px 0;padding:8px 14px;border-radius:6px;background:{theme.SURFACE["link"]};
   color:{theme.PALETTE[0]};text-decoration:none;font-family:{theme.FONT};font-size:13px;font-weight:600;}}
 </style>"""
 
@@ -196,15 +264,15 @@ def kpi_tiles(wb, names: list[str], big: bool = False, first_is_north_star: bool
     return styled(f'<div class="kpi-grid{" kpi-grid-big" if big else ""}">' + tiles + "</div>")
 
 
-def tiles_section(wb, names: list[str], needs: tuple[str, ...] = (), what: str = "") -> None:
+def tiles_section(wb, names: list[str], needs: tuple[str, ...] = (), what: str = "") -> Any:
     """A section of KPI tiles for the metrics among `names` this source can compute; one sentence when a table
     in `needs` is missing."""
 
     def render(w):
         w.require(*needs, what=what)
-        display(kpi_tiles(w, w.available(names)))
+        return kpi_tiles(w, w.available(names))
 
-    section(wb, render)
+    return section(wb, render)
 
 
 def status_text(text: str, status: str) -> str:
@@ -229,14 +297,14 @@ def html_table(
     )
 
 
-def alert_html(fired: list) -> str:
+def alert_html(fired: list, currency: str = "USD") -> str:
     """Fired inter-relational alerts as plain-language callouts with the moves behind them."""
     if not fired:
         return '<div class="saaskpi-note">No inter-relational alert: no rule in parameters/alerts.yaml fires this month.</div>'
     items = []
     for a in fired:
         moves = "; ".join(
-            f"{METRICS[m].label} {fmt.value(e, METRICS[m].unit)} → {fmt.value(r, METRICS[m].unit)}"
+            f"{METRICS[m].label} {fmt.value(e, METRICS[m].unit, currency)} → {fmt.value(r, METRICS[m].unit, currency)}"
             for m, e, r in a.evidence
         )
         items.append(
@@ -247,11 +315,11 @@ def alert_html(fired: list) -> str:
     return "".join(items)
 
 
-def alerts_section(wb) -> None:
+def alerts_section(wb) -> Any:
     """The inter-relational alerts of parameters/alerts.yaml that fire for the workbook's month."""
     from . import alerts
 
-    section(wb, lambda w: display(styled(alert_html(alerts.evaluate(w)))))
+    return section(wb, lambda w: styled(alert_html(alerts.evaluate(w), w.conventions.reporting_currency)))
 
 
 def note(text: str) -> HTML:
@@ -276,12 +344,27 @@ def error_panel(exc: BaseException) -> HTML:
     )
 
 
+def rendered(render: Callable, wb, capture: bool = True) -> list[Any]:
+    """The values `render(wb)` returns; a failure becomes a panel after whatever came before it. With `capture`
+    (static runs, in a kernel) what an old-style `render` displays itself is captured first, in order; in an app
+    it is not captured: it goes to the section's output widget it is displayed in."""
+    if not (capture and InteractiveShell.initialized()):
+        try:
+            return values(render(wb))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a readable panel
+            return [error_panel(exc)]
+    with capture_output(stdout=False, stderr=False, display=True) as captured:
+        try:
+            result, failure = values(render(wb)), []
+        except Exception as exc:  # noqa: BLE001
+            result, failure = [], [error_panel(exc)]
+    return [*captured.outputs, *result, *failure]
+
+
 def guarded(render: Callable, wb) -> None:
-    """Run `render(wb)`, showing any failure as a panel."""
-    try:
-        render(wb)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a readable panel
-        display(error_panel(exc))
+    """Old style, for callers that display: display what `render(wb)` returns (a failure as a panel)."""
+    for item in rendered(render, wb, capture=False):
+        display(item)
 
 
 # --------------------------------------------------------------------------- the app
@@ -295,14 +378,15 @@ class Session:
         self.month_options = wb.months()
         self.status = W.HTML()
 
-    def add(self, render: Callable) -> None:
+    def add(self, render: Callable) -> W.Output:
+        """A section's output widget, drawn now and again on every control change."""
         out = W.Output()
         self.sections.append((out, render))
-        display(out)
         self._draw(out, render)
+        return out
 
     def _draw(self, out: W.Output, render: Callable) -> None:
-        with out:
+        with out:  # the section's own output widget: what render returns, or displays itself, goes here
             out.clear_output(wait=True)
             guarded(render, self.wb)
 
@@ -335,11 +419,12 @@ def session_for(wb) -> Session | None:
     return wb.__dict__["_session"]
 
 
-def controls(wb) -> None:
-    """Segment and month dropdowns that re-render every section of the page."""
+def controls(wb) -> W.VBox | None:
+    """The navigation bar and the segment and month dropdowns that re-render every section of the page (None in
+    a static run)."""
     s = session_for(wb)
     if s is None:
-        return
+        return None
     from .nav import NavBar, app_pages, requested
 
     segment = W.Dropdown(options=s.segment_options, value=wb.segment.name, description="Segment")
@@ -379,7 +464,7 @@ def controls(wb) -> None:
     segment.observe(follow, names="value")
     month.observe(follow, names="value")
     bar.observe(asked, names="query")
-    display(bar, W.HBox([segment, month]), s.status)
+    return W.VBox([bar, W.HBox([segment, month]), s.status])
 
 
 def header_html(wb, conventions: str) -> HTML:
@@ -392,23 +477,24 @@ def header_html(wb, conventions: str) -> HTML:
     )
 
 
-def page_header(wb, conventions: Callable) -> None:
+def page_header(wb, conventions: Callable) -> Any:
     """A page's first section: the controls (in an app), then `header_html` with `conventions(wb)`."""
-    controls(wb)
-    section(wb, lambda w: display(header_html(w, conventions(w))))
+    bar = controls(wb)
+    header = section(wb, lambda w: header_html(w, conventions(w)))
+    return header if bar is None else W.VBox([bar, header])
 
 
 def picked_view(
     wb, choices: list[tuple[str, str]], chosen: str, view: Callable, description: str, width: str = "420px"
-) -> None:
-    """Show `view(wb, value)` for one of `choices` ((label, value) pairs): `chosen` (or the first) in static
-    runs, where `view` says clearly when `chosen` is not an option; in an app, a searchable picker (type part of
-    a name; starting at `chosen` when it is an option) re-renders it, accepting only its own options."""
-    values = [c[1] for c in choices]
+) -> Any:
+    """`view(wb, value)` for one of `choices` ((label, value) pairs): `chosen` (or the first) in static runs,
+    where `view` says clearly when `chosen` is not an option; in an app, a searchable picker (type part of a
+    name; starting at `chosen` when it is an option) above the view, re-rendering it, accepting only its own
+    options."""
+    options = [c[1] for c in choices]
     if not wb.interactive:
-        view(wb, chosen or values[0])
-        return
-    chosen = chosen if chosen in values else values[0]
+        return view(wb, chosen or options[0])
+    chosen = chosen if chosen in options else options[0]
     labels = [label for label, _ in choices]
     by_label = {(label if labels.count(label) == 1 else f"{label} ({value})"): value for label, value in choices}
     picker = W.Combobox(
@@ -431,14 +517,14 @@ def picked_view(
             guarded(lambda w: view(w, value), wb)
 
     picker.observe(pick, names="value")
-    display(W.VBox([picker, out]))
     pick({"new": picker.value})
+    return W.VBox([picker, out])
 
 
-def section(wb, render: Callable) -> None:
-    """Show one section: rendered once in static runs; re-rendered on every control change in apps."""
+def section(wb, render: Callable) -> Any:
+    """One section's value for the notebook to display: in static runs a `Shown` of what `render(wb)` returns
+    (rendered once); in apps an output widget re-rendered on every control change."""
     s = session_for(wb)
     if s is None:
-        guarded(render, wb)
-    else:
-        s.add(render)
+        return Shown(rendered(render, wb))
+    return s.add(render)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import html
 import math
+from typing import Any
 
 import altair as alt
 import pandas as pd
-from IPython.display import display
 
 from .. import charts, widgets
 from .. import format as fmt
@@ -31,9 +31,9 @@ def _conventions(wb) -> str:
     )
 
 
-def show_header(wb) -> None:
+def show_header(wb) -> Any:
     """Segment and month (with the controls in an app) and how peers are formed."""
-    widgets.page_header(wb, _conventions)
+    return widgets.page_header(wb, _conventions)
 
 
 def account_choices(wb) -> list[tuple[str, str]]:
@@ -50,10 +50,14 @@ def account_choices(wb) -> list[tuple[str, str]]:
     ]
 
 
-def sentence(row: pd.Series, label: str, unit: str) -> str:
+def sentence(row: pd.Series, label: str, unit: str, currency: str = "USD") -> str:
     """The plain-language comparison: 'Licence utilisation 45% is the 62nd percentile of 40 mid_market accounts in
-    onboarding (median 30%, middle half 20%-41%).'"""
-    v = fmt.value(row.value, unit)
+    onboarding (median 30%, middle half 20%-41%).' Money in `currency`."""
+
+    def v_(x: float) -> str:
+        return fmt.value(x, unit, currency)
+
+    v = v_(row.value)
     if math.isnan(row.value):
         return f"{label}: no value this month."
     group = f"{row.segment} accounts in {row.stage}"
@@ -61,7 +65,7 @@ def sentence(row: pd.Series, label: str, unit: str) -> str:
         return f"{label} {v}: only {int(row.peers)} {group} have a value, fewer than needed to compare."
     return (
         f"{label} {v} is the {fmt.ordinal(row.percentile)} percentile of {int(row.peers)} {group} (median "
-        f"{fmt.value(row['median'], unit)}, middle half {fmt.value(row.p25, unit)}–{fmt.value(row.p75, unit)})."
+        f"{v_(row['median'])}, middle half {v_(row.p25)}–{v_(row.p75)})."
     )
 
 
@@ -78,9 +82,9 @@ def account_view(wb, account_id: str) -> tuple[str, list[alt.Chart]]:
     for row in rows.itertuples(index=False):
         spec = ACCOUNT_METRICS[row.metric]
         r = pd.Series(row._asdict())
-        lines.append(f"<li>{html.escape(sentence(r, spec.label, spec.unit))}</li>")
+        lines.append(f"<li>{html.escape(sentence(r, spec.label, spec.unit, wb.conventions.reporting_currency))}</li>")
         if r.compared and not math.isnan(r.value):
-            panels.append(charts.peer_position(r, spec.label, spec.unit, ""))
+            panels.append(charts.peer_position(r, spec.label, spec.unit, "", wb.conventions.reporting_currency))
     first = rows.iloc[0]
     head = (
         f'<div class="saaskpi-header"><b>{html.escape(str(first.account_name))}</b> · {html.escape(first.segment)} · '
@@ -89,33 +93,39 @@ def account_view(wb, account_id: str) -> tuple[str, list[alt.Chart]]:
     return head, panels
 
 
-def _show_account(wb, account_id: str) -> None:
+def _show_account(wb, account_id: str) -> list[Any]:
+    out: list[Any] = []
     head, panels = account_view(wb, account_id)
-    display(widgets.styled(head))
+    out.append(widgets.styled(head))
     if panels:
-        widgets.show_chart(
-            alt.vconcat(*panels).properties(
-                title=alt.Title(
-                    "This account (point) against its peers",
-                    subtitle="band: middle half of the peers; tick: their median",
-                )
-            ),
-            wb,
+        out.append(
+            widgets.chart(
+                alt.vconcat(*panels).properties(
+                    title=alt.Title(
+                        "This account (point) against its peers",
+                        subtitle="band: middle half of the peers; tick: their median",
+                    )
+                ),
+                wb,
+            )
         )
+    return out
 
 
-def show_account_vs_peers(wb, account: str = "") -> None:
+def show_account_vs_peers(wb, account: str = "") -> Any:
     """One account against its peers on every benchmarkable metric (the largest account unless one is named; an
     account picker in an app)."""
 
     def render(w):
+        out: list[Any] = []
         choices = account_choices(w)
         if not choices:
-            display(widgets.note("No paying account at this month end."))
-            return
-        widgets.picked_view(w, choices, account, _show_account, "Account", "560px")
+            out.append(widgets.note("No paying account at this month end."))
+            return out
+        out.append(widgets.picked_view(w, choices, account, _show_account, "Account", "560px"))
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 def peer_groups(wb) -> pd.DataFrame:
@@ -126,25 +136,36 @@ def peer_groups(wb) -> pd.DataFrame:
     )
 
 
-def show_peer_groups(wb) -> None:
+def show_peer_groups(wb) -> Any:
     """The peer range of every benchmarkable metric per segment x lifecycle stage; small groups flagged."""
 
     def render(w):
+        out: list[Any] = []
         groups = peer_groups(w)
         if groups.empty:
-            display(widgets.note("No account metric can be computed from this source."))
-            return
+            out.append(widgets.note("No account metric can be computed from this source."))
+            return out
         panels = [
-            charts.peer_ranges(g, ACCOUNT_METRICS[m].label, ACCOUNT_METRICS[m].unit, w.conventions.min_peers)
+            charts.peer_ranges(
+                g,
+                ACCOUNT_METRICS[m].label,
+                ACCOUNT_METRICS[m].unit,
+                w.conventions.min_peers,
+                w.conventions.reporting_currency,
+            )
             for m, g in groups.groupby("metric", sort=False)
             if g["median"].notna().any()
         ]
         if panels:
-            widgets.show_chart(
-                alt.concat(*panels, columns=2).properties(
-                    title=alt.Title("Peer ranges by segment and lifecycle stage", subtitle="bar: p25-p75; tick: median")
-                ),
-                w,
+            out.append(
+                widgets.chart(
+                    alt.concat(*panels, columns=2).properties(
+                        title=alt.Title(
+                            "Peer ranges by segment and lifecycle stage", subtitle="bar: p25-p75; tick: median"
+                        )
+                    ),
+                    w,
+                )
             )
         small = groups[groups.peers < w.conventions.min_peers]
         if len(small):
@@ -156,9 +177,10 @@ def show_peer_groups(wb) -> None:
                     }
                 )
             )
-            display(widgets.note(f"Too few peers to compare (fewer than {w.conventions.min_peers}): {names}."))
+            out.append(widgets.note(f"Too few peers to compare (fewer than {w.conventions.min_peers}): {names}."))
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 def targets_html(wb) -> str:
@@ -183,18 +205,20 @@ def targets_html(wb) -> str:
     return widgets.html_table(["KPI", "now", "target", "long term", "status", "source"], rows, numeric=(1, 2, 3))
 
 
-def show_targets(wb) -> None:
+def show_targets(wb) -> Any:
     """Every KPI with a target as a tile (value, change, status, n), then the targets and guidelines from
     the metric declarations (and segment overrides) with their sources."""
 
     def render(w):
-        display(widgets.kpi_tiles(w, [n for n in METRICS if w.target(n) is not None]))
-        display(widgets.styled(targets_html(w)))
+        out: list[Any] = []
+        out.append(widgets.kpi_tiles(w, [n for n in METRICS if w.target(n) is not None]))
+        out.append(widgets.styled(targets_html(w)))
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
-def show_trends(wb) -> None:
+def show_trends(wb) -> Any:
     """Every headline KPI (north star and core) by month with its target dashed."""
     headline = [n for n, m in METRICS.items() if m.level in ("north_star", "core")]
-    widgets.trends_section(wb, headline, TREND_MONTHS)
+    return widgets.trends_section(wb, headline, TREND_MONTHS)

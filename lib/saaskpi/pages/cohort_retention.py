@@ -3,8 +3,9 @@ trends against targets, and product stickiness. Each `show_*` is one notebook se
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
-from IPython.display import display
 
 from .. import charts, widgets
 from ..metrics import METRICS, registry
@@ -31,29 +32,32 @@ def _conventions(wb) -> str:
     return "; ".join(f"{c} = {getattr(wb.conventions, c)}" for c in used)
 
 
-def show_header(wb) -> None:
+def show_header(wb) -> Any:
     """Title, segment and month (with the controls in an app) and the conventions in force."""
-    widgets.page_header(wb, lambda w: f"Conventions: {_conventions(w)}")
+    return widgets.page_header(wb, lambda w: f"Conventions: {_conventions(w)}")
 
 
-def show_kpi_tiles(wb) -> None:
+def show_kpi_tiles(wb) -> Any:
     """Headline revenue and retention KPIs for the month, with change, target status and n."""
-    widgets.section(wb, lambda w: display(widgets.kpi_tiles(w, TILES)))
+    return widgets.section(wb, lambda w: widgets.kpi_tiles(w, TILES))
 
 
-def _bridge(wb) -> None:
+def _bridge(wb) -> list[Any]:
     movements = wb.table("mrr_movements")
-    widgets.show_chart(charts.mrr_bridge(movements, wb.month), wb)
+    currency = wb.conventions.reporting_currency
     recent = movements[movements.month <= wb.month].tail(TREND_MONTHS)
-    widgets.show_chart(charts.movements_over_time(recent), wb)
+    return [
+        widgets.chart(charts.mrr_bridge(movements, wb.month, currency), wb),
+        widgets.chart(charts.movements_over_time(recent, currency), wb),
+    ]
 
 
-def show_mrr_bridge(wb) -> None:
+def show_mrr_bridge(wb) -> Any:
     """How MRR moved this month (waterfall) and over the last two years."""
-    widgets.section(wb, _bridge)
+    return widgets.section(wb, _bridge)
 
 
-def _heatmaps(wb) -> None:
+def _heatmaps(wb) -> list[Any]:
     logo, revenue = wb.table("cohort_logo_retention"), wb.table("cohort_revenue_retention")
     logo_chart = charts.cohort_heatmap(
         logo,
@@ -64,7 +68,7 @@ def _heatmaps(wb) -> None:
     revenue_chart = charts.cohort_heatmap(
         revenue, "revenue_retention", "Revenue retention: cohort MRR / starting MRR", tooltip=("cohort_mrr", "mrr")
     )
-    widgets.show_chart(alt.hconcat(logo_chart, revenue_chart).resolve_scale(color="independent"), wb)
+    out = [widgets.chart(alt.hconcat(logo_chart, revenue_chart).resolve_scale(color="independent"), wb)]
     counts = charts.cohort_heatmap(logo, "retained_accounts", "Accounts still paying (count)", percent=False)
     averages = weighted_average_retention(logo).assign(measure="logo")
     rev_avg = weighted_average_retention(revenue, "revenue_retention").rename(
@@ -74,14 +78,18 @@ def _heatmaps(wb) -> None:
         charts.weighted_average_line(averages, "retention_rate", ""),
         charts.weighted_average_line(rev_avg.assign(measure="revenue"), "retention_rate", ""),
     )
-    widgets.show_chart(
-        alt.hconcat(
-            counts,
-            both.encode(color=alt.Color("measure:N", title=None)).properties(
-                title=alt.Title("Weighted average over cohorts", subtitle="sum retained / sum cohort size at each age")
-            ),
-        ).resolve_scale(color="independent"),
-        wb,
+    out.append(
+        widgets.chart(
+            alt.hconcat(
+                counts,
+                both.encode(color=alt.Color("measure:N", title=None)).properties(
+                    title=alt.Title(
+                        "Weighted average over cohorts", subtitle="sum retained / sum cohort size at each age"
+                    )
+                ),
+            ).resolve_scale(color="independent"),
+            wb,
+        )
     )
     accounts = wb.tables.frames["accounts"].to_pandas()
     by = []
@@ -93,46 +101,49 @@ def _heatmaps(wb) -> None:
                 color=alt.Color(f"{label}:N", title=None)
             )
         )
-    widgets.show_chart(alt.hconcat(*by).resolve_scale(color="independent"), wb)
+    out.append(widgets.chart(alt.hconcat(*by).resolve_scale(color="independent"), wb))
+    return out
 
 
-def show_cohort_heatmaps(wb) -> None:
+def show_cohort_heatmaps(wb) -> Any:
     """Logo and revenue retention triangles (% and counts), the weighted average, and breakdowns."""
-    widgets.section(wb, _heatmaps)
+    return widgets.section(wb, _heatmaps)
 
 
-def show_survival(wb) -> None:
+def show_survival(wb) -> Any:
     """Kaplan-Meier logo survival per segment."""
-    widgets.section(wb, lambda w: widgets.show_chart(charts.survival_curves(w.table("logo_survival")), w))
+    return widgets.section(wb, lambda w: widgets.chart(charts.survival_curves(w.table("logo_survival")), w))
 
 
-def show_trends(wb) -> None:
+def show_trends(wb) -> Any:
     """Headline KPIs month by month with their targets dashed."""
-    widgets.trends_section(wb, TRENDS, TREND_MONTHS)
+    return widgets.trends_section(wb, TRENDS, TREND_MONTHS)
 
 
-def _stickiness(wb) -> None:
+def _stickiness(wb) -> list[Any]:
     wb.require("usage_events", what="Product stickiness")
     active = wb.table("active_users")
     active = active[active.month <= wb.month].tail(TREND_MONTHS)
     ratio = widgets.metric_trend(wb, "dau_mau_ratio", TREND_MONTHS)
-    widgets.show_chart(alt.hconcat(charts.active_users(active), ratio).resolve_scale(color="independent"), wb)
     users = wb.table("user_cohort_retention")
     life = wb.table("user_lifecycle")
-    widgets.show_chart(
-        alt.hconcat(
-            charts.cohort_heatmap(
-                users,
-                "retention_rate",
-                "User retention by month of first activity",
-                tooltip=("cohort_users", "active_users"),
-            ),
-            charts.user_lifecycle(life[life.month <= wb.month].tail(TREND_MONTHS)),
-        ).resolve_scale(color="independent"),
-        wb,
-    )
+    return [
+        widgets.chart(alt.hconcat(charts.active_users(active), ratio).resolve_scale(color="independent"), wb),
+        widgets.chart(
+            alt.hconcat(
+                charts.cohort_heatmap(
+                    users,
+                    "retention_rate",
+                    "User retention by month of first activity",
+                    tooltip=("cohort_users", "active_users"),
+                ),
+                charts.user_lifecycle(life[life.month <= wb.month].tail(TREND_MONTHS)),
+            ).resolve_scale(color="independent"),
+            wb,
+        ),
+    ]
 
 
-def show_stickiness(wb) -> None:
+def show_stickiness(wb) -> Any:
     """DAU, WAU, MAU and DAU/MAU against target, user cohorts and the user lifecycle."""
-    widgets.section(wb, _stickiness)
+    return widgets.section(wb, _stickiness)

@@ -6,10 +6,10 @@ Settings: parameters/customer_success.yaml and parameters/health_score.yaml."""
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import altair as alt
 import pandas as pd
-from IPython.display import display
 
 from .. import charts, theme, widgets
 from .. import format as fmt
@@ -99,19 +99,19 @@ def _conventions(wb) -> str:
     )
 
 
-def show_header(wb) -> None:
+def show_header(wb) -> Any:
     """Segment and month (with the controls in an app) and the rules behind the page's numbers."""
-    widgets.page_header(wb, _conventions)
+    return widgets.page_header(wb, _conventions)
 
 
-def show_kpis(wb) -> None:
+def show_kpis(wb) -> Any:
     """The customer-success headline: renewals, health and its backtest, adoption, voice of the customer, load."""
-    widgets.tiles_section(wb, HEADLINE)
+    return widgets.tiles_section(wb, HEADLINE)
 
 
 # --------------------------------------------------------------------------- lifecycle and renewals
 def _band(band: str) -> str:
-    colour = charts.BAND_COLOURS.get(band, "#6b7280")
+    colour = theme.BAND.get(band, theme.STATUS["n/a"])
     return f'<span style="color:{colour}">{BAND_MARK.get(band, "○")}</span> {html.escape(band)}'
 
 
@@ -139,16 +139,18 @@ def lifecycle_html(wb) -> str:
     return widgets.html_table(["stage", "accounts", "months in stage (mean)"], rows, numeric=(1, 2))
 
 
-def show_lifecycle(wb) -> None:
+def show_lifecycle(wb) -> Any:
     """Paying accounts per lifecycle stage by month, and the count and time in each stage now."""
 
     def render(w):
+        out: list[Any] = []
         t = w.table("lifecycle_by_month")
         t = t[(t.month <= w.month) & (t.month > w.month - pd.DateOffset(months=TREND_MONTHS))]
-        widgets.show_chart(charts.lifecycle_stack(t), w)
-        display(widgets.styled(lifecycle_html(w)))
+        out.append(widgets.chart(charts.lifecycle_stack(t), w))
+        out.append(widgets.styled(lifecycle_html(w)))
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 def renewals_html(due: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> str:
@@ -178,23 +180,26 @@ def renewals_html(due: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> st
     )
 
 
-def show_renewals(wb) -> None:
+def show_renewals(wb) -> Any:
     """Renewals due within the window (count, ARR, health), renewal rate and renewals minus churn."""
 
     def render(w):
-        display(widgets.kpi_tiles(w, RENEWALS))
-        display(widgets.styled(renewals_html(w.table("renewals_due"), w.conventions.reporting_currency)))
+        out: list[Any] = []
+        out.append(widgets.kpi_tiles(w, RENEWALS))
+        out.append(widgets.styled(renewals_html(w.table("renewals_due"), w.conventions.reporting_currency)))
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 # --------------------------------------------------------------------------- adoption, support, relationship
-def show_adoption(wb) -> None:
+def show_adoption(wb) -> Any:
     """Licence utilisation, engagement score, feature adoption (now, at 90 days, at 12 months), time in product."""
 
     def render(w):
+        out: list[Any] = []
         w.require("usage_events", what="Adoption and usage")
-        display(widgets.kpi_tiles(w, ADOPTION))
+        out.append(widgets.kpi_tiles(w, ADOPTION))
         f = w.table("feature_adoption")
         t = w.table("time_in_product")
         panels = [charts.feature_bars(f[f.month == w.month])]
@@ -218,9 +223,10 @@ def show_adoption(wb) -> None:
                     title=alt.Title("Time in product by feature area", subtitle="this month"),
                 )
             )
-        widgets.show_chart(alt.hconcat(*panels), w)
+        out.append(widgets.chart(alt.hconcat(*panels), w))
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 def support_html(sla: pd.DataFrame) -> str:
@@ -257,29 +263,32 @@ def support_html(sla: pd.DataFrame) -> str:
     )
 
 
-def show_support(wb) -> None:
+def show_support(wb) -> Any:
     """NPS, CSAT, first-contact resolution, response and resolution times and SLA breaches by priority."""
 
     def render(w):
-        display(widgets.kpi_tiles(w, w.available(SUPPORT)))
+        out: list[Any] = []
+        out.append(widgets.kpi_tiles(w, w.available(SUPPORT)))
         if w.has("support_tickets"):
             s = w.success_settings()
-            display(
+            out.append(
                 widgets.styled(
                     f'<div class="saaskpi-note">Tickets opened in the {s.window_days} days to the '
                     "month end, by priority (SLA hours in customer_success.yaml)</div>"
                     + support_html(w.table("support_sla"))
                 )
             )
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
-def show_relationship(wb) -> None:
+def show_relationship(wb) -> Any:
     """Touchpoints, stakeholder coverage and sentiment of CS conversations; invoices paid on time and overdue."""
 
     def render(w):
-        display(widgets.kpi_tiles(w, w.available(RELATIONSHIP)))
+        out: list[Any] = []
+        out.append(widgets.kpi_tiles(w, w.available(RELATIONSHIP)))
         if w.has("cs_touchpoints"):
             mix = w.table("sentiment_mix")
             long = mix.melt(
@@ -288,27 +297,29 @@ def show_relationship(wb) -> None:
                 var_name="sentiment",
                 value_name="count",
             )
-            colours = {"positive": "#16a34a", "neutral": "#94a3b8", "negative": "#dc2626"}
-            widgets.show_chart(
-                alt.Chart(long)
-                .mark_bar()
-                .encode(
-                    y=alt.Y("segment:N", title=None),
-                    x=alt.X("count:Q", stack="normalize", title=None, axis=alt.Axis(format="%")),
-                    color=alt.Color("sentiment:N", scale=theme.scale(colours), title=None),
-                    order=alt.Order("order:Q"),
-                    tooltip=["segment:N", "sentiment:N", alt.Tooltip("count:Q", title="touchpoints")],
+            out.append(
+                widgets.chart(
+                    alt.Chart(long)
+                    .mark_bar()
+                    .encode(
+                        y=alt.Y("segment:N", title=None),
+                        x=alt.X("count:Q", stack="normalize", title=None, axis=alt.Axis(format="%")),
+                        color=alt.Color("sentiment:N", scale=theme.scale(theme.SENTIMENT), title=None),
+                        order=alt.Order("order:Q"),
+                        tooltip=["segment:N", "sentiment:N", alt.Tooltip("count:Q", title="touchpoints")],
+                    )
+                    .transform_calculate(order="indexof(['positive', 'neutral', 'negative'], datum.sentiment)")
+                    .properties(
+                        width=420,
+                        height=alt.Step(24),
+                        title=alt.Title("Sentiment mix", subtitle="touchpoints in the window by sentiment"),
+                    ),
+                    w,
                 )
-                .transform_calculate(order="indexof(['positive', 'neutral', 'negative'], datum.sentiment)")
-                .properties(
-                    width=420,
-                    height=alt.Step(24),
-                    title=alt.Title("Sentiment mix", subtitle="touchpoints in the window by sentiment"),
-                ),
-                w,
             )
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 # --------------------------------------------------------------------------- health
@@ -327,14 +338,15 @@ def components_note(health: pd.DataFrame) -> str:
     )
 
 
-def show_health(wb) -> None:
+def show_health(wb) -> Any:
     """Health bands by segment, lifecycle stage and CSM, the portfolio's mean, and components used."""
 
     def render(w):
+        out: list[Any] = []
         r = w.table("health_rollup")
         if r.empty:
-            display(widgets.note("No paying account has a health score this month."))
-            return
+            out.append(widgets.note("No paying account has a health score this month."))
+            return out
         panels = [
             charts.band_shares(r[r.level == level], title, "share of accounts per band")
             for level, title in (
@@ -344,27 +356,31 @@ def show_health(wb) -> None:
                 ("csm", "By CSM"),
             )
         ]
-        widgets.show_chart(alt.vconcat(alt.hconcat(panels[0], panels[1]), alt.hconcat(panels[2], panels[3])), w)
-        display(widgets.note(components_note(w.table("account_health"))))
+        out.append(widgets.chart(alt.vconcat(alt.hconcat(panels[0], panels[1]), alt.hconcat(panels[2], panels[3])), w))
+        out.append(widgets.note(components_note(w.table("account_health"))))
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
-def show_backtest(wb) -> None:
+def show_backtest(wb) -> Any:
     """Churn and contraction in the 3 months after a score by band, and the ROC AUC of health against churn."""
 
     def render(w):
+        out: list[Any] = []
         b = w.table("health_backtest")
         auc = b[b.band == "all"].auc.iloc[0]
-        widgets.show_chart(
-            alt.hconcat(
-                charts.backtest_bars(b),
-                widgets.metric_trend(w, "health_backtest_auc", TREND_MONTHS).properties(width=300),
-            ),
-            w,
+        out.append(
+            widgets.chart(
+                alt.hconcat(
+                    charts.backtest_bars(b),
+                    widgets.metric_trend(w, "health_backtest_auc", TREND_MONTHS).properties(width=300),
+                ),
+                w,
+            )
         )
         total = b[b.band == "all"].iloc[0]
-        display(
+        out.append(
             widgets.note(
                 f"ROC AUC of the score 3 months earlier against churn since: {'n/a' if auc != auc else f'{auc:.2f}'} over "
                 f"{_int(total.account_months)} account-months with {_int(total.churned)} churns "
@@ -372,8 +388,9 @@ def show_backtest(wb) -> None:
                 "parameters/health_score.yaml and watch this number."
             )
         )
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 def at_risk_html(risky: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> str:
@@ -409,20 +426,22 @@ def at_risk_html(risky: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> s
     )
 
 
-def show_at_risk(wb) -> None:
+def show_at_risk(wb) -> Any:
     """Red and falling accounts, riskiest first, with the components that pulled them down."""
 
     def render(w):
+        out: list[Any] = []
         s = w.success_settings()
-        display(
+        out.append(
             widgets.styled(
                 f'<div class="saaskpi-note">Red, or down {s.falling_points:g}+ points in '
                 f"{s.falling_months} months; components below 50 listed lowest first</div>"
                 + at_risk_html(w.table("at_risk_accounts"), w.conventions.reporting_currency)
             )
         )
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 # --------------------------------------------------------------------------- one CSM's book
@@ -435,8 +454,9 @@ def csm_choices(wb) -> list[tuple[str, str]]:
     return [(f"{r.name} · {int(r.accounts)} accounts", r.csm_id) for r in load.itertuples()]
 
 
-def book_view(wb, csm_id: str) -> None:
+def book_view(wb, csm_id: str) -> list[Any]:
     """One CSM's book: load line, renewals due, red and falling accounts with their health trend, activity heatmap."""
+    out: list[Any] = []
     health = wb.table("account_health")
     if csm_id not in [c[1] for c in csm_choices(wb)]:
         raise ParameterError(
@@ -446,7 +466,7 @@ def book_view(wb, csm_id: str) -> None:
     mine = health[health.csm_id.fillna(NO_CSM) == csm_id]
     cur = wb.conventions.reporting_currency
     counts = mine.band.value_counts()
-    display(
+    out.append(
         widgets.styled(
             f'<div class="saaskpi-header"><b>{html.escape(csm_id)}</b> · {len(mine)} paying accounts · '
             f"{fmt.money(mine.arr.sum(), cur)} ARR · "
@@ -455,10 +475,10 @@ def book_view(wb, csm_id: str) -> None:
         )
     )
     due = wb.table("renewals_due")
-    display(widgets.styled("<b>Renewals due</b>" + renewals_html(due[due.csm_id.fillna(NO_CSM) == csm_id], cur)))
+    out.append(widgets.styled("<b>Renewals due</b>" + renewals_html(due[due.csm_id.fillna(NO_CSM) == csm_id], cur)))
     risky = wb.table("at_risk_accounts")
     risky = risky[risky.csm_id.fillna(NO_CSM) == csm_id]
-    display(widgets.styled("<b>Red and falling</b>" + at_risk_html(risky, cur, 10)))
+    out.append(widgets.styled("<b>Red and falling</b>" + at_risk_html(risky, cur, 10)))
     names = account_names(wb.tables).to_dict()
     if len(risky):
         trend = wb.table("health_trend")
@@ -467,26 +487,29 @@ def book_view(wb, csm_id: str) -> None:
             & (trend.month > wb.month - pd.DateOffset(months=12))
             & (trend.month <= wb.month)
         ]
-        widgets.show_chart(charts.health_trends(trend, names), wb)
+        out.append(widgets.chart(charts.health_trends(trend, names), wb))
     if wb.has("usage_events"):
         act = wb.table("account_weekly_activity")
         ids = mine.sort_values("arr", ascending=False).account_id.head(25)
         act = act[act.account_id.isin(ids)]
         if len(act):
-            widgets.show_chart(charts.activity_heatmap(act, names), wb)
+            out.append(widgets.chart(charts.activity_heatmap(act, names), wb))
+    return out
 
 
-def show_book_of_business(wb, csm: str = "") -> None:
+def show_book_of_business(wb, csm: str = "") -> Any:
     """One CSM's book of business (the CSM with most accounts unless one is named; a CSM picker in an app)."""
 
     def render(w):
+        out: list[Any] = []
         choices = csm_choices(w)
         if not choices:
-            display(widgets.note("No CSM: the source has no team table or no paying account with a CSM."))
-            return
-        widgets.picked_view(w, choices, csm, book_view, "CSM")
+            out.append(widgets.note("No CSM: the source has no team table or no paying account with a CSM."))
+            return out
+        out.append(widgets.picked_view(w, choices, csm, book_view, "CSM"))
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 # --------------------------------------------------------------------------- load, hiring, cost, scorecard
@@ -560,18 +583,19 @@ def hiring_html(forecast: pd.DataFrame) -> str:
     )
 
 
-def show_cs_load(wb) -> None:
+def show_cs_load(wb) -> Any:
     """Per CSM: accounts, ARR, stages, renewals, red accounts, tickets, touchpoints, load against capacity; and the
     CSMs needed in 1, 3 and 6 months."""
 
     def render(w):
+        out: list[Any] = []
         w.require("team", what="CS load")
-        display(widgets.kpi_tiles(w, w.available(LOAD)))
+        out.append(widgets.kpi_tiles(w, w.available(LOAD)))
         load = w.table("csm_load")
-        widgets.show_chart(charts.load_vs_capacity(load), w)
+        out.append(widgets.chart(charts.load_vs_capacity(load), w))
         cur = w.conventions.reporting_currency
         s = w.success_settings()
-        display(
+        out.append(
             widgets.styled(
                 load_html(load, cur) + f'<div class="saaskpi-note">Hiring forecast: paying accounts '
                 f"projected on their trend over the last {s.forecast_history_months} months; CSMs needed "
@@ -579,8 +603,9 @@ def show_cs_load(wb) -> None:
                 + hiring_html(w.table("hiring_forecast"))
             )
         )
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 def scorecard_html(card: pd.DataFrame, currency: str) -> str:
@@ -617,15 +642,16 @@ def scorecard_html(card: pd.DataFrame, currency: str) -> str:
     )
 
 
-def show_cost_and_scorecard(wb) -> None:
+def show_cost_and_scorecard(wb) -> Any:
     """Cost to serve per account and per $ of ARR by segment and item, and the CSM effectiveness scorecard."""
 
     def render(w):
+        out: list[Any] = []
         cur = w.conventions.reporting_currency
         if w.has("spend"):
             cost = w.table("cost_to_serve")
             if len(cost):
-                widgets.show_chart(charts.cost_stack(cost), w)
+                out.append(widgets.chart(charts.cost_stack(cost, cur), w))
                 rows = [
                     [
                         html.escape(r.segment),
@@ -636,7 +662,7 @@ def show_cost_and_scorecard(wb) -> None:
                     ]
                     for r in cost.itertuples()
                 ]
-                display(
+                out.append(
                     widgets.styled(
                         widgets.html_table(
                             [
@@ -652,7 +678,7 @@ def show_cost_and_scorecard(wb) -> None:
                     )
                 )
         if w.has("team"):
-            display(
+            out.append(
                 widgets.styled(
                     '<div class="saaskpi-note">CSM scorecard: each CSM\'s current book; NRR and logo '
                     "churn of the accounts paying 12 months ago; CSAT, NPS, response time and touchpoints "
@@ -660,10 +686,18 @@ def show_cost_and_scorecard(wb) -> None:
                     + scorecard_html(w.table("csm_scorecard"), cur)
                 )
             )
+        if not out:
+            out.append(
+                widgets.note(
+                    "Cost to serve needs the `spend` table and the CSM scorecard the `team` table; this data source "
+                    "has neither (or no cost to serve this month)."
+                )
+            )
+        return out
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
-def show_trends(wb) -> None:
+def show_trends(wb) -> Any:
     """Customer-success KPIs by month with their targets dashed."""
-    widgets.trends_section(wb, TRENDS, TREND_MONTHS)
+    return widgets.trends_section(wb, TRENDS, TREND_MONTHS)

@@ -8,8 +8,7 @@ from __future__ import annotations
 import html
 import json
 from functools import lru_cache
-
-from IPython.display import display
+from typing import Any
 
 from .. import charts, params, paths, widgets
 from .. import format as fmt
@@ -42,11 +41,11 @@ def stage_of(business_stage: str = "") -> str:
 REVENUE = ["monthly_recurring_revenue", "annual_recurring_revenue", "net_new_mrr"]
 
 
-def show_header(wb, business_stage: str = "") -> None:
+def show_header(wb, business_stage: str = "") -> Any:
     """Segment and month (with the controls in an app); the business stage, north star and conventions folded."""
     ex = settings()
     stage = stage_of(business_stage)
-    widgets.page_header(
+    return widgets.page_header(
         wb,
         lambda w: (
             f"Business stage: {stage} (parameters/executive.yaml decides what leads). "
@@ -56,17 +55,19 @@ def show_header(wb, business_stage: str = "") -> None:
     )
 
 
-def show_revenue(wb) -> None:
+def show_revenue(wb) -> Any:
     """MRR, ARR and net new MRR as big numbers with their change, then MRR and its movements across the page."""
 
     def render(w):
-        display(widgets.kpi_tiles(w, REVENUE, big=True))
-        display(forecast.summary_html(w))  # the largest drivers of the summary rate's change (page 06)
         months = w.table("mrr_movements")
         months = months[months.month <= w.month].tail(TREND_MONTHS)
-        widgets.show_chart(charts.revenue_overview(months, widgets.currency_axis(w)), w)
+        return [
+            widgets.kpi_tiles(w, REVENUE, big=True),
+            forecast.summary_html(w),  # the largest drivers of the summary rate's change (page 06)
+            widgets.chart(charts.revenue_overview(months, w.conventions.reporting_currency), w),
+        ]
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 def headline(business_stage: str = "") -> list[str]:
@@ -75,18 +76,19 @@ def headline(business_stage: str = "") -> list[str]:
     return [n for i, n in enumerate(names) if n not in names[:i] and n not in REVENUE]
 
 
-def show_headline(wb, business_stage: str = "") -> None:
+def show_headline(wb, business_stage: str = "") -> Any:
     """The north star and what leads at the business stage: a row of tiles, then their trends across the page."""
 
     def render(w):
         names = w.available(headline(business_stage))
         if not names:
-            display(widgets.note("None of this stage's KPIs can be computed from this source."))
-            return
-        display(widgets.kpi_tiles(w, names, first_is_north_star=names[0] == settings().north_star))
-        widgets.trend_grid(w, names, TREND_MONTHS, columns=3)
+            return widgets.note("None of this stage's KPIs can be computed from this source.")
+        return [
+            widgets.kpi_tiles(w, names, first_is_north_star=names[0] == settings().north_star),
+            *widgets.trends(w, names, TREND_MONTHS, columns=3),
+        ]
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 def top7_html(wb, business_stage: str = "") -> str:
@@ -108,15 +110,15 @@ def top7_html(wb, business_stage: str = "") -> str:
     return "".join(rows)
 
 
-def show_top7(wb, business_stage: str = "") -> None:
+def show_top7(wb, business_stage: str = "") -> Any:
     """Churn, deal size, qualified leads, net negative churn, revenue per lead, NPS and CSAT, sales and capital
     efficiency: value, change, target status, n and sparkline each (those shown above are not repeated)."""
-    widgets.section(wb, lambda w: display(widgets.styled(top7_html(w, business_stage))))
+    return widgets.section(wb, lambda w: widgets.styled(top7_html(w, business_stage)))
 
 
-def show_alerts(wb) -> None:
+def show_alerts(wb) -> Any:
     """Inter-relational alerts declared in parameters/alerts.yaml."""
-    widgets.alerts_section(wb)
+    return widgets.alerts_section(wb)
 
 
 def hierarchy_html(wb) -> str:
@@ -150,9 +152,9 @@ def hierarchy_html(wb) -> str:
     return "".join(parts)
 
 
-def show_hierarchy(wb) -> None:
+def show_hierarchy(wb) -> Any:
     """The metric hierarchy from the registry, with review cadence."""
-    widgets.section(wb, lambda w: display(widgets.styled(hierarchy_html(w))))
+    return widgets.section(wb, lambda w: widgets.styled(hierarchy_html(w)))
 
 
 def pages() -> list[tuple[str, str]]:
@@ -181,6 +183,6 @@ def links_html(interactive: bool) -> str:
     )
 
 
-def show_links(wb) -> None:
+def show_links(wb) -> Any:
     """Links to every other page (the same segment is picked there with its own control)."""
-    display(widgets.styled(links_html(wb.interactive)))
+    return widgets.styled(links_html(wb.interactive))

@@ -3,10 +3,11 @@ convert, channels and segments, sales efficiency and activation. Each `show_*` i
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import numpy as np
 import pandas as pd
-from IPython.display import display
 
 from .. import charts, widgets
 from ..metrics import funnel as f
@@ -53,19 +54,19 @@ def _conventions(wb) -> str:
     )
 
 
-def show_header(wb) -> None:
+def show_header(wb) -> Any:
     """Segment, month and the conversion conventions in force (with the controls in an app)."""
-    widgets.page_header(wb, _conventions)
+    return widgets.page_header(wb, _conventions)
 
 
-def show_kpi_tiles(wb) -> None:
+def show_kpi_tiles(wb) -> Any:
     """Headline funnel KPIs for the month, with change, target status, n and immaturity."""
-    widgets.tiles_section(wb, TILES, ("leads",), "The acquisition funnel")
+    return widgets.tiles_section(wb, TILES, ("leads",), "The acquisition funnel")
 
 
-def show_alerts(wb) -> None:
+def show_alerts(wb) -> Any:
     """Inter-relational alerts declared in parameters/alerts.yaml, as callouts."""
-    widgets.alerts_section(wb)
+    return widgets.alerts_section(wb)
 
 
 def mature_months(wb, months: int = PERIOD_MONTHS) -> list[pd.Timestamp]:
@@ -104,22 +105,22 @@ def funnel_stages(wb) -> tuple[pd.DataFrame, str]:
     return out, span
 
 
-def _funnel(wb) -> None:
+def _funnel(wb) -> Any:
     wb.require("leads", what="The funnel")
     stages, span = funnel_stages(wb)
-    widgets.show_chart(
+    return widgets.chart(
         charts.funnel(stages, f"Funnel, {span}", basis_text(wb) + "; visitors → signups is period-based"), wb
     )
 
 
-def show_funnel(wb) -> None:
+def show_funnel(wb) -> Any:
     """Stage bars for the last three complete months, annotated with each stage's conversion."""
-    widgets.section(wb, _funnel)
+    return widgets.section(wb, _funnel)
 
 
-def show_conversion_trends(wb) -> None:
+def show_conversion_trends(wb) -> Any:
     """Conversion rates month by month, targets dashed, immature months flagged."""
-    widgets.trends_section(wb, TRENDS, TREND_MONTHS, ("leads",), "Conversion trends")
+    return widgets.trends_section(wb, TRENDS, TREND_MONTHS, ("leads",), "Conversion trends")
 
 
 def convert_days(wb, months: int = 12) -> pd.DataFrame:
@@ -140,12 +141,12 @@ def convert_days(wb, months: int = 12) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "bin_start", "bin_end", "count"])
 
 
-def show_time_to_convert(wb) -> None:
+def show_time_to_convert(wb) -> Any:
     """How many days conversions take, per stage, over the last twelve months."""
 
     def render(w):
         w.require("leads", what="Time to convert")
-        widgets.show_chart(
+        return widgets.chart(
             charts.days_histogram(
                 convert_days(w),
                 "Days to convert, last 12 months",
@@ -154,7 +155,7 @@ def show_time_to_convert(wb) -> None:
             w,
         )
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 def breakdown(wb, table: str, group: str) -> pd.DataFrame:
@@ -162,28 +163,33 @@ def breakdown(wb, table: str, group: str) -> pd.DataFrame:
     return f.pooled_conversion(wb.table(table), mature_months(wb), BREAKDOWN_STAGES, (group,))
 
 
-def _breakdowns(wb) -> None:
+def _breakdowns(wb) -> list[Any]:
     wb.require("leads", what="Channel and segment comparison")
     low = wb.conventions.low_n_threshold
     months = mature_months(wb)
     span = f"{months[0]:%b %Y} – {months[-1]:%b %Y}" if months else "no complete month"
-    widgets.show_chart(
-        charts.rate_by_group(
-            breakdown(wb, "funnel_by_channel", "channel"), "channel", f"Conversion by acquisition channel, {span}", low
+    return [
+        widgets.chart(
+            charts.rate_by_group(
+                breakdown(wb, "funnel_by_channel", "channel"),
+                "channel",
+                f"Conversion by acquisition channel, {span}",
+                low,
+            ),
+            wb,
         ),
-        wb,
-    )
-    widgets.show_chart(
-        charts.rate_by_group(
-            breakdown(wb, "funnel_by_segment", "segment"), "segment", f"Conversion by segment, {span}", low
+        widgets.chart(
+            charts.rate_by_group(
+                breakdown(wb, "funnel_by_segment", "segment"), "segment", f"Conversion by segment, {span}", low
+            ),
+            wb,
         ),
-        wb,
-    )
+    ]
 
 
-def show_channels_and_segments(wb) -> None:
+def show_channels_and_segments(wb) -> Any:
     """Conversion rates by acquisition channel and by segment, n beside every rate."""
-    widgets.section(wb, _breakdowns)
+    return widgets.section(wb, _breakdowns)
 
 
 def rep_summary(wb, months: int = 12) -> pd.DataFrame:
@@ -191,37 +197,37 @@ def rep_summary(wb, months: int = 12) -> pd.DataFrame:
     return f.rep_totals(wb.table("sales_by_rep"), wb.month - pd.DateOffset(months=months), wb.month)
 
 
-def _sales(wb) -> None:
+def _sales(wb) -> list[Any]:
     wb.require("opportunities", what="Sales efficiency")
-    display(widgets.kpi_tiles(wb, wb.available(SALES_TILES)))
+    currency = wb.conventions.reporting_currency
+    tiles = widgets.kpi_tiles(wb, wb.available(SALES_TILES))
     pipe = wb.table("pipeline_by_month")
     pipe = pipe[pipe.month <= wb.month].tail(TREND_MONTHS)
-    panels = [charts.pipeline(pipe)]
+    panels = [charts.pipeline(pipe, currency)]
     if wb.has("team"):
         reps = rep_summary(wb)
         if len(reps):
-            panels.append(charts.rep_bookings(reps))
+            panels.append(charts.rep_bookings(reps, currency))
     panels.append(widgets.metric_trend(wb, "win_rate", TREND_MONTHS))
-    widgets.show_chart(alt.hconcat(*panels).resolve_scale(color="independent"), wb)
+    return [tiles, widgets.chart(alt.hconcat(*panels).resolve_scale(color="independent"), wb)]
 
 
-def show_sales_efficiency(wb) -> None:
+def show_sales_efficiency(wb) -> Any:
     """Win rate, deal size, cycle, pipeline, capacity and bookings per rep."""
-    widgets.section(wb, _sales)
+    return widgets.section(wb, _sales)
 
 
-def _activation(wb) -> None:
+def _activation(wb) -> list[Any]:
     wb.require("users", what="Activation")
     names = wb.available(ACTIVATION_TILES)
-    display(widgets.kpi_tiles(wb, names))
     panels = [
         widgets.metric_trend(wb, n, TREND_MONTHS)
         for n in ("activation_rate", "activation_velocity", "new_user_churn_rate")
         if n in names
     ]
-    widgets.show_chart(alt.hconcat(*panels), wb)
+    return [widgets.kpi_tiles(wb, names), widgets.chart(alt.hconcat(*panels), wb)]
 
 
-def show_activation(wb) -> None:
+def show_activation(wb) -> Any:
     """Activation rate and velocity, time to value, new-user churn and the viral coefficient."""
-    widgets.section(wb, _activation)
+    return widgets.section(wb, _activation)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import html
 import math
+from typing import Any
 
 import ipywidgets as W
 import pandas as pd
-from IPython.display import display
 
 from .. import charts, theme, widgets
 from .. import format as fmt
@@ -50,14 +50,14 @@ def _conventions(wb) -> str:
     )
 
 
-def show_header(wb) -> None:
+def show_header(wb) -> Any:
     """Segment, month and the unit-economics conventions in force (with the controls in an app)."""
-    widgets.page_header(wb, _conventions)
+    return widgets.page_header(wb, _conventions)
 
 
-def show_kpi_tiles(wb) -> None:
+def show_kpi_tiles(wb) -> Any:
     """Headline unit-economics KPIs for the month with change, target status and n."""
-    widgets.tiles_section(wb, TILES, ("spend",), "Unit economics")
+    return widgets.tiles_section(wb, TILES, ("spend",), "Unit economics")
 
 
 def table_html(table: pd.DataFrame, targets: dict, currency: str) -> str:
@@ -104,34 +104,40 @@ def _window(wb) -> str:
     return f"customers won {start:%b %Y} – {wb.month:%b %Y}"
 
 
-def _segment_channel(wb) -> None:
+def _segment_channel(wb) -> list[Any]:
     wb.require("spend", what="The segment x channel table")
     accel = wb.table("acceleration")
     pairs = accel[accel.level == "pair"]
+    out = []
     if len(pairs):
         g = _guidelines(wb)
-        widgets.show_chart(
-            charts.verdict_grid(
-                pairs,
-                "LTV:CAC and payback by segment and channel",
-                f"{_window(wb)}; guidelines LTV:CAC ≥ {g['ltv_to_cac_ratio']:g}, payback ≤ "
-                f"{g['cac_payback_months']:g} months; faded: small sample",
-            ),
-            wb,
+        out.append(
+            widgets.chart(
+                charts.verdict_grid(
+                    pairs,
+                    "LTV:CAC and payback by segment and channel",
+                    f"{_window(wb)}; guidelines LTV:CAC ≥ {g['ltv_to_cac_ratio']:g}, payback ≤ "
+                    f"{g['cac_payback_months']:g} months; faded: small sample",
+                ),
+                wb,
+            )
         )
-    display(
+    out.append(
         widgets.note(
             f"The table below takes the {_window(wb)} ({wb.conventions.unit_economics_window_months} "
             f"months); the tiles above take the customers won in {wb.month:%b %Y} alone, so their CAC, "
             "payback and LTV:CAC can differ."
         )
     )
-    display(widgets.styled(table_html(wb.table("unit_economics"), _guidelines(wb), wb.conventions.reporting_currency)))
+    out.append(
+        widgets.styled(table_html(wb.table("unit_economics"), _guidelines(wb), wb.conventions.reporting_currency))
+    )
+    return out
 
 
-def show_segment_channel_table(wb) -> None:
+def show_segment_channel_table(wb) -> Any:
     """Segment x channel: new customers, CAC, ARPA, churn, LTV, LTV:CAC and payback against the guidelines."""
-    widgets.section(wb, _segment_channel)
+    return widgets.section(wb, _segment_channel)
 
 
 def accelerator_html(accel: pd.DataFrame) -> str:
@@ -151,41 +157,44 @@ def accelerator_html(accel: pd.DataFrame) -> str:
     return widgets.html_table(["#", "where", "verdict", "why"], rows, numeric=(0,))
 
 
-def show_accelerator(wb) -> None:
+def show_accelerator(wb) -> Any:
     """Segments, channels and pairs ranked: those meeting both guidelines first, then what each miss needs."""
 
     def render(w):
         w.require("spend", what="Where to hit the accelerator")
-        display(widgets.styled(accelerator_html(w.table("acceleration"))))
+        return widgets.styled(accelerator_html(w.table("acceleration")))
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
-def show_trends(wb) -> None:
+def show_trends(wb) -> Any:
     """LTV:CAC, payback, CAC, gross margin, magic number and burn multiple by month, guidelines dashed."""
-    widgets.trends_section(wb, TRENDS, TREND_MONTHS, ("spend",), "Unit-economics trends")
+    return widgets.trends_section(wb, TRENDS, TREND_MONTHS, ("spend",), "Unit-economics trends")
 
 
-def show_cac_by_channel(wb) -> None:
+def show_cac_by_channel(wb) -> Any:
     """CAC per acquisition channel over time (trailing three months)."""
 
     def render(w):
         w.require("spend", what="CAC by channel")
         t = w.table("cac_by_channel")
-        widgets.show_chart(charts.cac_by_channel(t[t.month <= w.month].groupby("channel").tail(TREND_MONTHS)), w)
+        recent = t[t.month <= w.month].groupby("channel").tail(TREND_MONTHS)
+        return widgets.chart(charts.cac_by_channel(recent, w.conventions.reporting_currency), w)
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
-def show_payback_curve(wb) -> None:
+def show_payback_curve(wb) -> Any:
     """Cumulative gross margin per customer since its first payment, against the segment's CAC."""
 
     def render(w):
         w.require("spend", what="The payback curve")
         curve = w.table("payback_curve")
-        widgets.show_chart(charts.payback_curve(curve[curve.months_since_start <= 36]), w)
+        return widgets.chart(
+            charts.payback_curve(curve[curve.months_since_start <= 36], w.conventions.reporting_currency), w
+        )
 
-    widgets.section(wb, render)
+    return widgets.section(wb, render)
 
 
 # --------------------------------------------------------------------------- what-if
@@ -250,11 +259,10 @@ def _needed(value: float | None, unit: str, currency: str, lever: str, goal: str
     return "does not move it" if (lever, goal) == ("monthly_churn", "payback_months") else "out of reach"
 
 
-def _what_if(wb) -> None:
+def _what_if(wb) -> Any:
     wb.require("spend", what="The what-if")
     if not wb.interactive:
-        display(widgets.styled(what_if_html(wb)))
-        return
+        return widgets.styled(what_if_html(wb))
     out = W.HTML(widgets.styled(what_if_html(wb)).data)
     sliders = {
         key: W.FloatSlider(
@@ -288,14 +296,12 @@ def _what_if(wb) -> None:
 
     reset.on_click(reset_all)
     # the levers beside the numbers they move
-    display(
-        W.HBox(
-            [W.VBox([*sliders.values(), reset], layout=W.Layout(min_width="380px")), out],
-            layout=W.Layout(align_items="flex-start", gap="18px"),
-        )
+    return W.HBox(
+        [W.VBox([*sliders.values(), reset], layout=W.Layout(min_width="380px")), out],
+        layout=W.Layout(align_items="flex-start", gap="18px"),
     )
 
 
-def show_what_if(wb) -> None:
+def show_what_if(wb) -> Any:
     """How LTV:CAC and payback move with churn, price, gross margin and CAC, and what reaches each guideline."""
-    widgets.section(wb, _what_if)
+    return widgets.section(wb, _what_if)
