@@ -16,9 +16,7 @@ from saaskpi import pages, paths, widgets
 from saaskpi.workbook import open_workbook
 
 PAGES = [importlib.import_module(f"saaskpi.pages.{m.name}") for m in pkgutil.iter_modules(pages.__path__)]
-OLD_STYLE = {"saaskpi.pages.forecast", "saaskpi.pages.product_analytics"}  # still display; to be converted
-NEW_STYLE = [m for m in PAGES if m.__name__ not in OLD_STYLE]
-NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("0[0-5]_*.ipynb"))  # the pages in OLD_STYLE display (06, 07)
+NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
 def show_functions(module) -> list:
@@ -31,7 +29,7 @@ def displayable(item) -> bool:
     return isinstance(item, W.Widget) or any(hasattr(item, r) for r in reprs)
 
 
-@pytest.mark.parametrize("module", NEW_STYLE, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+@pytest.mark.parametrize("module", PAGES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_every_section_returns_a_displayable_value(revenue_wb, module):
     functions = show_functions(module)
     assert functions, module.__name__
@@ -44,7 +42,7 @@ def test_every_section_returns_a_displayable_value(revenue_wb, module):
 
 
 def test_no_page_displays_by_itself():
-    for module in NEW_STYLE:
+    for module in PAGES:
         assert not hasattr(module, "display"), f"{module.__name__} imports display: return values instead"
     assert not [p for p in paths.PACKAGE_DIR.rglob("*.py") if "unittest" in p.read_text(encoding="utf-8")]
 

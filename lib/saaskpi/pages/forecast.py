@@ -6,14 +6,15 @@ metrics/drivers.py, its settings in parameters/forecast.yaml."""
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import altair as alt
 import ipywidgets as W
 import pandas as pd
-from IPython.display import HTML, display
+from IPython.display import HTML
 
+from .. import charts, params, theme, widgets
 from .. import format as fmt
-from .. import params, theme, widgets
 from ..metrics import forecast as fc
 from ..metrics.drivers import RATES, account_attributes, drivers_frame
 
@@ -94,11 +95,11 @@ def headline_html(wb) -> str:
 
 def show_headline(wb):
     """MRR, ARR and paying accounts now, and the forecast for them at the horizon."""
-    return widgets.section(wb, lambda w: display(widgets.styled(headline_html(w))))
+    return widgets.section(wb, lambda w: widgets.styled(headline_html(w)))
 
 
 # --------------------------------------------------------------------------- the forecast
-def forecast_chart(history: pd.DataFrame, forecast: pd.DataFrame, title: str, currency_format: str) -> alt.Chart:
+def forecast_chart(history: pd.DataFrame, forecast: pd.DataFrame, title: str, currency: str = "USD") -> alt.Chart:
     """MRR so far (solid), the forecast (dashed) and its interval (band)."""
     total = forecast[forecast.segment == "total"]
     past = pd.DataFrame({"month": history.month, "mrr": history.mrr_end, "kind": "actual"})
@@ -113,10 +114,14 @@ def forecast_chart(history: pd.DataFrame, forecast: pd.DataFrame, title: str, cu
         .mark_line(point=True)
         .encode(
             x=alt.X("month:T", title=None),
-            y=alt.Y("mrr:Q", title="MRR", axis=alt.Axis(format=currency_format)),
+            y=alt.Y("mrr:Q", title="MRR", axis=charts.money_axis(currency)),
             color=alt.Color("kind:N", title=None, scale=alt.Scale(range=[theme.PALETTE[0], theme.PALETTE[1]])),
             strokeDash=alt.StrokeDash("kind:N", legend=None, scale=alt.Scale(range=[[1, 0], [6, 4]])),
-            tooltip=[alt.Tooltip("month:T", format="%b %Y"), alt.Tooltip("mrr:Q", format="$,.0f"), "kind:N"],
+            tooltip=[
+                alt.Tooltip("month:T", format="%b %Y"),
+                charts.money_tooltip("mrr:Q", currency, title="MRR"),
+                "kind:N",
+            ],
         )
     )
     band = (
@@ -191,7 +196,7 @@ def forecast_table_html(wb, forecast: pd.DataFrame) -> str:
     return widgets.html_table(head, rows, numeric=tuple(range(1, len(head))), totals=totals)
 
 
-def _forecast_view(wb, scenario: fc.Scenario) -> None:
+def _forecast_view(wb, scenario: fc.Scenario) -> list[Any]:
     forecast = scenario_forecast(wb, scenario)
     mm = wb.table("mrr_movements")
     history = mm[mm.month <= wb.month].tail(HISTORY_MONTHS)
@@ -201,10 +206,10 @@ def _forecast_view(wb, scenario: fc.Scenario) -> None:
         subtitle=f"band: where MRR landed against past forecasts at each horizon ({s.interval[0]:.0%}-"
         f"{s.interval[1]:.0%} of the backtest's errors); above the line where the forecast has run low",
     )
-    widgets.show_chart(forecast_chart(history, forecast, title, widgets.currency_axis(wb)), wb)
-    display(
-        widgets.styled(f"<p><b>{html.escape(target_text(wb, forecast))}</b></p>" + forecast_table_html(wb, forecast))
-    )
+    return [
+        widgets.chart(forecast_chart(history, forecast, title, wb.conventions.reporting_currency), wb),
+        widgets.styled(f"<p><b>{html.escape(target_text(wb, forecast))}</b></p>" + forecast_table_html(wb, forecast)),
+    ]
 
 
 def show_forecast(wb):
@@ -213,8 +218,7 @@ def show_forecast(wb):
 
     def render(w):
         if not w.interactive:
-            _forecast_view(w, fc.Scenario())
-            return
+            return _forecast_view(w, fc.Scenario())
         span = params.forecast_settings().scenario_range_pct
         sliders = {
             name: W.IntSlider(
@@ -239,8 +243,8 @@ def show_forecast(wb):
 
         for slider in sliders.values():
             slider.observe(redraw, names="value")
-        display(W.VBox([W.HBox(list(sliders.values())), out]))
         redraw()
+        return W.VBox([W.HBox(list(sliders.values())), out])
 
     return widgets.section(wb, render)
 
@@ -281,14 +285,12 @@ def show_backtest(wb):
     def render(w):
         summary = w.table("forecast_backtest")
         s = params.forecast_settings()
-        display(
-            widgets.styled(
-                f"<p><b>{html.escape(backtest_verdict(summary))}</b></p>"
-                + backtest_html(summary)
-                + f"<div class='sub'>MRR forecasts made at each of the last {s.backtest_origins} month ends; error = "
-                "mean |forecast − actual| / actual, bias = mean (forecast − actual) / actual (above zero: too high). "
-                "Bold: the smallest error.</div>"
-            )
+        return widgets.styled(
+            f"<p><b>{html.escape(backtest_verdict(summary))}</b></p>"
+            + backtest_html(summary)
+            + f"<div class='sub'>MRR forecasts made at each of the last {s.backtest_origins} month ends; error = "
+            "mean |forecast − actual| / actual, bias = mean (forecast − actual) / actual (above zero: too high). "
+            "Bold: the smallest error.</div>"
         )
 
     return widgets.section(wb, render)
@@ -455,8 +457,8 @@ def show_drivers(wb):
         s = params.forecast_settings()
         drivers = w.table("drivers")
         if drivers.empty:
-            display(widgets.note("Not enough history to split any rate's change yet."))
-            return
+            return widgets.note("Not enough history to split any rate's change yet.")
+        out: list[Any] = []
         by = s.summary_by if s.summary_by != "all" else s.drivers_by[0]
         if drivers[drivers.by == by].group.nunique() < 2:  # one segment: split by the next attribute
             by = next((b for b in s.drivers_by if drivers[drivers.by == b].group.nunique() > 1), by)
@@ -467,20 +469,21 @@ def show_drivers(wb):
             drivers[drivers.by == by], s.model_copy(update={"summary_by": "all"}), w.conventions.reporting_currency
         )
         if sentence:
-            display(widgets.styled(f"<p><b>{html.escape(sentence)}</b></p>"))
+            out.append(widgets.styled(f"<p><b>{html.escape(sentence)}</b></p>"))
         if len(d):
             label, unit = RATES[s.summary_metric]
             title = alt.Title(
                 f"{label}: {COMPARISON_TEXT[s.summary_comparison]} to {w.month:%b %Y}, by {BY_TEXT[by]}",
                 subtitle="mix: the base shifted between groups; rate: the group itself changed (they sum to the change)",
             )
-            widgets.show_chart(waterfall(d, label, unit, title), w)
+            out.append(widgets.chart(waterfall(d, label, unit, title), w))
         for comparison in ("previous_month", "previous_year"):
-            display(
+            out.append(
                 widgets.styled(
                     f"<h4>Change from {COMPARISON_TEXT[comparison]}</h4>" + drivers_html(w, drivers, comparison)
                 )
             )
+        return out
 
     return widgets.section(wb, render)
 
@@ -509,6 +512,6 @@ def show_mrr_change(wb):
     """The month's MRR change per segment, channel and plan, by movement."""
 
     def render(w):
-        display(widgets.styled(mrr_change_html(w, w.table("mrr_change_drivers"))))
+        return widgets.styled(mrr_change_html(w, w.table("mrr_change_drivers")))
 
     return widgets.section(wb, render)

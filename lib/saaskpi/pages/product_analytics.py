@@ -5,10 +5,10 @@ stickiness. Each `show_*` is one section."""
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import altair as alt
 import pandas as pd
-from IPython.display import display
 
 from .. import theme, widgets
 from ..metrics import events as E
@@ -100,12 +100,11 @@ def steps_html(steps: pd.DataFrame, dropped: pd.DataFrame) -> str:
     return widgets.html_table(head, rows, numeric=(1, 2, 3, 4, 5, 6))
 
 
-def funnel_view(wb, name: str) -> None:
+def funnel_view(wb, name: str) -> list[Any]:
     """One funnel: its bars, then its steps with times and the people who dropped at each."""
     known = dict((v, label) for label, v in funnel_choices())
     if name not in known:
-        display(widgets.note(f"No funnel {name!r} in parameters/product_funnels.yaml (funnels: {', '.join(known)})."))
-        return
+        return [widgets.note(f"No funnel {name!r} in parameters/product_funnels.yaml (funnels: {', '.join(known)}).")]
     f = E.funnel_named(name)
     steps = wb.table("product_funnel")
     steps = steps[steps.funnel == name]
@@ -119,15 +118,13 @@ def funnel_view(wb, name: str) -> None:
     )
     if steps.entered.iloc[0] == 0:
         first = f.steps[0]
-        display(
+        return [
             widgets.note(
                 f"Nobody started {known[name]} in its period: no event named {first.name!r} "
                 "(usage_events.event, or the feature when the source has no event names)."
             )
-        )
-        return
-    widgets.show_chart(funnel_chart(steps, known[name], sub), wb)
-    display(widgets.styled(steps_html(steps, people)))
+        ]
+    return [widgets.chart(funnel_chart(steps, known[name], sub), wb), widgets.styled(steps_html(steps, people))]
 
 
 def show_funnel(wb, funnel: str = ""):
@@ -136,7 +133,7 @@ def show_funnel(wb, funnel: str = ""):
 
     def render(w):
         w.require(*NEEDS, what="Product funnels")
-        widgets.picked_view(w, funnel_choices(), funnel, funnel_view, "Funnel")
+        return widgets.picked_view(w, funnel_choices(), funnel, funnel_view, "Funnel")
 
     return widgets.section(wb, render)
 
@@ -173,23 +170,25 @@ def breakdown_chart(by: pd.DataFrame, title: str, subtitle: str) -> alt.Chart:
     )
 
 
-def breakdown_view(wb, choice: str) -> None:
+def breakdown_view(wb, choice: str) -> list[Any]:
     name, _, by = choice.partition("|")
     t = wb.table("product_funnel_by")
     t = t[(t.funnel == name) & (t.breakdown == by)]
     starters = t[t.step == 1].set_index("value").entered
     if t.empty or not starters.sum():
-        display(widgets.note("Nobody started this funnel in its period."))
-        return
+        return [widgets.note("Nobody started this funnel in its period.")]
     low = wb.conventions.low_n_threshold
     few = [v for v, n in starters.items() if n < low]
     sub = f"a person's {BREAKDOWN_LABELS[by]} as of their first step; people who started: " + ", ".join(
         f"{v} {n:,}" for v, n in starters.items()
     )
     label = dict((v, lab) for lab, v in funnel_choices())[name]
-    widgets.show_chart(breakdown_chart(t, f"{label} by {BREAKDOWN_LABELS[by]}", sub), wb)
+    out = [widgets.chart(breakdown_chart(t, f"{label} by {BREAKDOWN_LABELS[by]}", sub), wb)]
     if few:
-        display(widgets.note(f"Fewer than {low:g} people started it in: {', '.join(map(str, few))} (read with care)."))
+        out.append(
+            widgets.note(f"Fewer than {low:g} people started it in: {', '.join(map(str, few))} (read with care).")
+        )
+    return out
 
 
 def show_breakdown(wb, choice: str = ""):
@@ -197,7 +196,7 @@ def show_breakdown(wb, choice: str = ""):
 
     def render(w):
         w.require(*NEEDS, what="Funnel breakdowns")
-        widgets.picked_view(w, breakdown_choices(), choice, breakdown_view, "Breakdown")
+        return widgets.picked_view(w, breakdown_choices(), choice, breakdown_view, "Breakdown")
 
     return widgets.section(wb, render)
 
@@ -239,14 +238,13 @@ def show_retention(wb):
         r = E.settings().retention
         t = w.table("event_retention")
         if t.empty:
-            display(widgets.note(f"Nobody did {r.start.name!r} in the last {r.periods} complete {r.period}s."))
-            return
+            return widgets.note(f"Nobody did {r.start.name!r} in the last {r.periods} complete {r.period}s.")
         who = "accounts" if r.count_by == "account" else "users"
         sub = (
             f"{who} by the {r.period} they {'first ' if r.mode == 'first_time' else ''}did {r.start.name}; "
             f"share who did {r.returning.name} in each {r.period} (0 = the same {r.period})"
         )
-        widgets.show_chart(retention_chart(t, f"Retention: {r.start.name} → {r.returning.name}", sub, r.period), w)
+        return widgets.chart(retention_chart(t, f"Retention: {r.start.name} → {r.returning.name}", sub, r.period), w)
 
     return widgets.section(wb, render)
 
@@ -295,11 +293,12 @@ def show_stickiness(wb):
         s = E.settings().stickiness
         t = w.table("stickiness")
         if t.empty:
-            display(widgets.note(f"Nobody was active in the last {s.periods} complete {s.period}s."))
-            return
+            return widgets.note(f"Nobody was active in the last {s.periods} complete {s.period}s.")
         what = s.event.name if s.event else "any event"
         who = "accounts" if s.count_by == "account" else "users"
-        display(widgets.styled(stickiness_summary(t, who, s.period)))
-        widgets.show_chart(stickiness_chart(t, f"Stickiness by {s.period}", f"{who} with {what}"), w)
+        return [
+            widgets.styled(stickiness_summary(t, who, s.period)),
+            widgets.chart(stickiness_chart(t, f"Stickiness by {s.period}", f"{who} with {what}"), w),
+        ]
 
     return widgets.section(wb, render)
