@@ -127,3 +127,16 @@ def test_money_follows_the_reporting_currency(revenue_wb):
     tooltip = charts.money_tooltip("amount:Q", "EUR")
     assert tooltip.to_dict() == {"field": "amount", "type": "quantitative", "format": ",.0f", "title": "amount (€)"}
     assert charts.money_axis("CHF").to_dict()["labelExpr"].startswith("(datum.value < 0 ? '−' : '') + 'CHF '")
+
+
+def test_the_month_axis_labels_months_of_the_data_only():
+    # 24 months Nov 2024 .. Oct 2026: labels every 2nd month counted back from the last (Oct 2026, Aug 2026, ...),
+    # never Nov 2026, where the last month's bar ends and a default time axis would put a label
+    months = pd.Series(pd.date_range("2024-11-01", "2026-10-01", freq="MS"))
+    values = charts.month_axis(months).to_dict()["values"]
+    shown = [(v["year"], v["month"]) for v in values]
+    assert len(shown) == 12 and shown[-1] == (2026, 10) and shown[0] == (2024, 12)
+    assert all(v["date"] == 15 for v in values)  # mid-month: under the month's bar
+    assert (2026, 11) not in shown
+    # a short series is labelled at every month
+    assert len(charts.month_axis(months.tail(5)).to_dict()["values"]) == 5

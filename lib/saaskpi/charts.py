@@ -806,6 +806,18 @@ def feature_bars(adoption: pd.DataFrame) -> alt.Chart:
     )
 
 
+def month_axis(months: pd.Series, labels: int = 12) -> alt.Axis:
+    """A time axis labelled at months of the data only (about `labels` of them, the last month always): a bar
+    of the last month reaches the next month's first day, which a default axis would label as a month shown.
+    Labels sit mid-month, under their month's bar."""
+    stamps = sorted(pd.to_datetime(months).dt.to_period("M").unique())
+    step = max(1, -(-len(stamps) // labels))
+    shown = stamps[::-1][::step][::-1]
+    return alt.Axis(
+        values=[alt.DateTime(year=p.year, month=p.month, date=15) for p in shown], format="%b %Y", labelOverlap=False
+    )
+
+
 def revenue_overview(movements: pd.DataFrame, currency: str = "USD", width: int = 1240) -> alt.VConcatChart:
     """MRR month by month above the movements that made it (new, expansion and reactivation up; contraction and
     churn down; the black tick is net new MRR), on one time axis, across the page."""
@@ -814,12 +826,13 @@ def revenue_overview(movements: pd.DataFrame, currency: str = "USD", width: int 
     long["amount"] = long.amount * long.kind.map({k: s for s, k in _MOVES})
     long["label"] = long.kind.str.capitalize()
     net = data.assign(net=sum(data[k] * s for s, k in _MOVES))
-    x = alt.X("yearmonth(month):T", title=None)
+    axis = month_axis(data.month)
+    x = alt.X("yearmonth(month):T", title=None, axis=axis)
     mrr = (
-        alt.Chart(data)
+        alt.Chart(data.assign(mid=data.month + pd.Timedelta(days=14)))
         .mark_area(line=True, opacity=0.18)
-        .encode(  # drawn mid-month, above each month's bar
-            x=alt.X("yearmonth(month):T", title=None, bandPosition=0.5),
+        .encode(  # drawn mid-month, above each month's bar (an area takes no band position)
+            x=alt.X("mid:T", title=None, axis=axis),
             y=alt.Y("mrr_end:Q", title="MRR", axis=money_axis(currency), scale=alt.Scale(zero=False)),
             tooltip=[
                 alt.Tooltip("yearmonth(month):T", title="month"),
