@@ -141,7 +141,7 @@ def movements_over_time(movements: pd.DataFrame, currency: str = "USD") -> alt.C
         alt.Chart(long)
         .mark_bar()
         .encode(
-            x=alt.X("yearmonth(month):T", title=None),
+            x=alt.X("yearmonth(month):T", title=None, axis=month_axis(m.month)),
             y=alt.Y("sum(amount):Q", title="MRR movement", stack="zero", axis=money_axis(currency)),
             color=alt.Color("kind:N", scale=theme.scale(colours), title="movement"),
             tooltip=[
@@ -154,7 +154,11 @@ def movements_over_time(movements: pd.DataFrame, currency: str = "USD") -> alt.C
     line = (
         alt.Chart(net)
         .mark_line(point=True)
-        .encode(x="yearmonth(month):T", y="net:Q", tooltip=[money_tooltip("net:Q", currency, title="net new MRR")])
+        .encode(
+            x=alt.X("yearmonth(month):T", bandPosition=0.5),
+            y="net:Q",
+            tooltip=[money_tooltip("net:Q", currency, title="net new MRR")],
+        )
     )
     return (bars + line).properties(title=alt.Title("MRR movements by month", subtitle="line: net new MRR"), height=240)
 
@@ -314,7 +318,7 @@ def user_lifecycle(lifecycle: pd.DataFrame) -> alt.Chart:
         alt.Chart(long)
         .mark_bar()
         .encode(
-            x=alt.X("yearmonth(month):T", title=None),
+            x=alt.X("yearmonth(month):T", title=None, axis=month_axis(long.month)),
             y=alt.Y("sum(users):Q", title="users", stack="zero"),
             color=alt.Color("status:N", scale=theme.scale(theme.LIFECYCLE), title=None),
             tooltip=[
