@@ -61,25 +61,27 @@ def server_process(base: str):
     )
 
 
-def open_app(page, base: str, notebook: str, timeout_ms: int = 180_000) -> float:
-    """Load an app and wait for its KPI tiles and a chart; returns seconds to the first visible chart."""
+def open_app(page, base: str, notebook: str, timeout_ms: int = 180_000, marker: str = TILE) -> float:
+    """Load an app and wait for a chart and its KPI tiles (or another `marker`); returns seconds to the first
+    visible chart."""
     start = time.perf_counter()
     page.goto(f"{base}/voila/render/{notebook}.ipynb", timeout=timeout_ms)
     page.wait_for_selector(CHART, state="visible", timeout=timeout_ms)
     first_chart = time.perf_counter() - start
-    page.wait_for_selector(TILE, timeout=timeout_ms)
+    page.wait_for_selector(marker, timeout=timeout_ms)
     return first_chart
 
 
-def switch_segment(page, segment: str, timeout_ms: int = 120_000) -> tuple[str, str, float]:
-    """Choose another segment; returns the first tile's text before and after, and seconds until it changed."""
-    before = page.inner_text(TILE)
+def switch_segment(page, segment: str, timeout_ms: int = 120_000, marker: str = TILE) -> tuple[str, str, float]:
+    """Choose another segment; returns the first tile's (or `marker`'s) text before and after, and seconds until
+    it changed."""
+    before = page.inner_text(marker)
     start = time.perf_counter()
     page.select_option("select >> nth=0", label=segment)
     page.wait_for_function(
-        "([sel, t]) => document.querySelector(sel)?.innerText !== t", arg=[TILE, before], timeout=timeout_ms
+        "([sel, t]) => document.querySelector(sel)?.innerText !== t", arg=[marker, before], timeout=timeout_ms
     )
-    return before, page.inner_text(TILE), time.perf_counter() - start
+    return before, page.inner_text(marker), time.perf_counter() - start
 
 
 def close_tab(page) -> None:
