@@ -19,7 +19,7 @@ import pandas as pd
 import polars as pl
 
 from ..errors import SaasKpiError
-from ..frames import month_of
+from ..frames import month_of, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .forecast import ForecastInputs, forecast_model
@@ -78,11 +78,11 @@ def mix_rate_effects(before: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
 def account_attributes(tables: Tables, by: list[str], as_of: int) -> pd.DataFrame:
     """account_id and the attributes to split by: accounts columns, and `plan` (of the latest subscription started
     by the month end)."""
-    acc = tables.frames["accounts"].to_pandas()
+    acc = to_pandas(tables.lazy("accounts"))
     out = pd.DataFrame({"account_id": acc.account_id})
     for col in by:
         if col == "plan":
-            subs = tables.frames["subscriptions"].to_pandas()
+            subs = to_pandas(tables.lazy("subscriptions"))
             if "plan" in subs:
                 subs = subs[pd.to_datetime(subs.start_date) < month_of(as_of + 1)]
                 latest = subs.sort_values(["start_date", "subscription_id"]).groupby("account_id").plan.last()

@@ -36,7 +36,7 @@ from pydantic import Field, model_validator
 
 from .. import paths
 from ..errors import ParameterError
-from ..frames import data_end, empty_frame
+from ..frames import data_end, empty_frame, to_pandas
 from ..params import _Strict, _typed, read_yaml
 from ..sources import Tables
 from .registry import table
@@ -484,7 +484,7 @@ def _funnel_people_frame(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame
                 ],
             )
         )
-    out = pl.concat(frames, how="vertical_relaxed").to_pandas()
+    out = to_pandas(nw.from_native(pl.concat(frames, how="vertical_relaxed")))
     out["dropped_at_step"] = out.dropped_at_step.astype("float64")
     return out.sort_values(["funnel", "person"], kind="stable").reset_index(drop=True)
 
@@ -660,7 +660,7 @@ def stickiness_table(days: pl.DataFrame, s: Stickiness, end: dt.date) -> pd.Data
     }
     if out.is_empty():
         return empty_frame(cols)
-    pdf = out.select(list(cols)).to_pandas()
+    pdf = to_pandas(nw.from_native(out.select(list(cols))))
     pdf["period_start"] = pd.to_datetime(pdf.period_start)
     return pdf.astype({"days_active": "int64", "people": "int64", "active_people": "int64"})
 

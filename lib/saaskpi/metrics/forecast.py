@@ -29,7 +29,7 @@ import pandas as pd
 import polars as pl
 
 from .. import params
-from ..frames import key_of, month_of
+from ..frames import key_of, month_of, to_pandas
 from ..params import Conventions, ForecastSettings
 from ..sources import Tables
 from .registry import table
@@ -92,7 +92,7 @@ def forecast_inputs(
     """The account x month panel and its monthly aggregates (transitions by class, group and age band; new
     business by group), from the workbook's registered tables."""
     keys = np.asarray(calendar["month"].to_list(), dtype="int64")
-    accounts = tables.frames["accounts"].select("account_id", "segment").to_pandas()
+    accounts = to_pandas(tables.lazy("accounts").select("account_id", "segment"), sort=["account_id"])
     ids = accounts.account_id.to_numpy()
     index = pd.Series(np.arange(len(ids)), index=ids)
     groups = tuple(sorted(accounts.segment.fillna("unknown").unique()))
@@ -105,8 +105,10 @@ def forecast_inputs(
         ok = ~np.isnan(rows.astype("float64")) & (cols >= 0) & (cols < t)
         mrr[rows[ok].astype("int64"), cols[ok]] = account_mrr.mrr.to_numpy()[ok]
 
-    subs = tables.frames["subscriptions"].select("account_id", "start_date", "end_date", "billing_period_months")
-    subs = subs.to_pandas()
+    subs = to_pandas(
+        tables.lazy("subscriptions").select("account_id", "start_date", "end_date", "billing_period_months"),
+        sort=["account_id", "start_date"],
+    )
     subs = subs[subs.account_id.isin(index.index)]
     subs = pd.DataFrame(
         {
@@ -242,7 +244,7 @@ def _opportunity_groups(
     segment = accounts.set_index("account_id").segment
     group_of = outcomes.account_id.map(segment)
     if tables.has("leads") and "lead_id" in outcomes:
-        leads = tables.frames["leads"].select("lead_id", "segment").to_pandas().set_index("lead_id").segment
+        leads = to_pandas(tables.lazy("leads").select("lead_id", "segment")).set_index("lead_id").segment
         group_of = group_of.fillna(outcomes.lead_id.map(leads))
     code = pd.Categorical(group_of, categories=groups).codes.astype("int64")
     weights = conventions.pipeline_stage_weights

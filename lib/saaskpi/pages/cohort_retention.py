@@ -91,7 +91,7 @@ def _heatmaps(wb) -> list[Any]:
             wb,
         )
     )
-    accounts = wb.tables.frames["accounts"].to_pandas()
+    accounts = wb.source_table("accounts")
     by = []
     for column, label in (("segment", "segment"), ("acquisition_channel", "channel")):
         t = cohort_triangle(wb.table("account_mrr"), wb.as_of, accounts, by=column)
