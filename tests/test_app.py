@@ -207,13 +207,13 @@ def test_landing_page_is_the_executive_summary_and_stays_on_the_machine(app_serv
 @pytest.mark.browser
 @pytest.mark.parametrize("notebook", notebook_names())
 def test_app_switches_segment_without_errors(app_server, notebook):
-    from apps import open_app, switch_segment
+    from apps import marker_for, open_app, switch_segment
     from chromium import browser_page
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with browser_page() as page:
         open_app(page, app_server, notebook)
-        before, after, _ = switch_segment(page, "enterprise")
+        before, after, _ = switch_segment(page, "enterprise", marker=marker_for(notebook))
         assert before != after
         page.wait_for_timeout(1500)
         assert page.locator(".saaskpi-error").count() == 0

@@ -51,6 +51,15 @@ def month_label(month) -> str:
     return pd.Timestamp(month).strftime("%Y-%m")
 
 
+def seconds_between(later: nw.Expr, earlier: nw.Expr, engine: str) -> nw.Expr:
+    """`later - earlier` in seconds, on any engine. Narwhals has no durations on Spark: there timestamps are
+    cast to epoch seconds (Spark's own cast), elsewhere the duration's seconds are taken."""
+    if engine == "spark":  # a timestamp without time zone casts to epoch seconds once it is one in UTC
+        utc = nw.Datetime("us", "UTC")
+        return later.cast(utc).cast(nw.Float64) - earlier.cast(utc).cast(nw.Float64)
+    return (later - earlier).dt.total_seconds()
+
+
 def to_pandas(
     frame: nw.LazyFrame | nw.DataFrame,
     *,

@@ -13,6 +13,7 @@ from saaskpi.app import voila_command
 
 TILE = ".kpi-tile"  # the first tile of the page: a segment-specific KPI on every page (value, change and n:
 # a value alone can round to the same text in two segments)
+MARKERS = {"07_product_analytics": ".saaskpi-header"}  # pages without KPI tiles: their header names the segment
 CHART = ".jupyter-widgets canvas, .jupyter-widgets svg.marks, canvas.marks, svg.marks"
 
 
@@ -61,14 +62,19 @@ def server_process(base: str):
     )
 
 
-def open_app(page, base: str, notebook: str, timeout_ms: int = 180_000, marker: str = TILE) -> float:
+def marker_for(notebook: str) -> str:
+    """What shows that a page has rendered for its segment: its first KPI tile, or its header on a page without."""
+    return MARKERS.get(notebook, TILE)
+
+
+def open_app(page, base: str, notebook: str, timeout_ms: int = 180_000, marker: str = "") -> float:
     """Load an app and wait for a chart and its KPI tiles (or another `marker`); returns seconds to the first
     visible chart."""
     start = time.perf_counter()
     page.goto(f"{base}/voila/render/{notebook}.ipynb", timeout=timeout_ms)
     page.wait_for_selector(CHART, state="visible", timeout=timeout_ms)
     first_chart = time.perf_counter() - start
-    page.wait_for_selector(marker, timeout=timeout_ms)
+    page.wait_for_selector(marker or marker_for(notebook), timeout=timeout_ms)
     return first_chart
 
 

@@ -10,14 +10,13 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from apps import TILE, open_app, switch_segment, voila_server  # noqa: E402
+from apps import marker_for, open_app, switch_segment, voila_server  # noqa: E402
 from chromium import browser_page  # noqa: E402
 
 from saaskpi import paths  # noqa: E402
 from saaskpi.snapshot import run_one  # noqa: E402
 
 OUT = paths.DOCS_DIR / "screenshots"
-MARKERS = {"07_product_analytics": ".saaskpi-header"}  # a page without KPI tiles: its header names the segment
 
 
 def report_png(notebook: str, segment: str = "all") -> Path:
@@ -51,7 +50,7 @@ def voila_png(notebook: str) -> Path:
     """Serve the notebook with Voila on loopback, wait for a chart, switch segment, screenshot."""
     out = OUT / f"{notebook}_voila.png"
     with voila_server() as base, browser_page() as page:
-        marker = MARKERS.get(notebook, TILE)
+        marker = marker_for(notebook)
         open_app(page, base, notebook, marker=marker)
         before, after, _ = switch_segment(page, "enterprise", marker=marker)
         print("first KPI tile: {} (all) -> {} (enterprise)".format(*(" ".join(t.split()) for t in (before, after))))

@@ -548,7 +548,10 @@ def _person_days(
         got = _collect(ev.select("person", "day", "event", "feature", "properties")).filter(matches(step))
         ev = nw.from_native(got.select("person", "day").lazy())
     day = nw.col("day")
-    key = {"day": day.dt.ordinal_day(), "week": day.dt.ordinal_day() - day.dt.weekday() + 1, "month": day.dt.month()}
+    # ISO weekday, Monday 1 .. Sunday 7: Narwhals 2.29 gives 0 for Sunday on Spark ((dayofweek + 6) % 7), so
+    # Sunday is mapped to 7 on every engine
+    weekday = (day.dt.weekday() + 6) % 7 + 1
+    key = {"day": day.dt.ordinal_day(), "week": day.dt.ordinal_day() - weekday + 1, "month": day.dt.month()}
     per = (
         ev.with_columns(year=day.dt.year(), key=key[period])
         .group_by("person", "year", "key")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import empty_frame, lookup, month_of, safe_ratio, to_pandas
+from ..frames import empty_frame, lookup, month_of, safe_ratio, seconds_between, to_pandas
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .lifecycle import account_names
@@ -99,7 +99,7 @@ def support_measures(tables: Tables, calendar: pl.DataFrame, settings: SuccessSe
     )
     response = nw.col("first_response_at") if "first_response_at" in cols else NO_TIME
     answered = ~response.is_null() & (response < nw.col("end"))
-    hours = lambda a, b: (a - b).dt.total_seconds() / 3600  # noqa: E731
+    hours = lambda a, b: seconds_between(a, b, tables.engine.name) / 3600  # noqa: E731
     late = nw.when(hours(nw.col("end"), nw.col("_at")) > nw.col("sla")).then(nw.lit(True))  # else undecided
     breach = nw.when(answered).then(hours(response, nw.col("_at")) > nw.col("sla")).otherwise(late)
     sla_rows = _per_account_month(
@@ -170,7 +170,7 @@ def payment_measures(tables: Tables, calendar: pl.DataFrame, conventions: Conven
         nw.col("paid_at").is_null() | (nw.col("paid_at") > nw.col("last_day"))
     )
     day = lambda c: nw.col(c).cast(nw.Datetime("us"))  # noqa: E731  (DuckDB subtracts dates as whole numbers)
-    days = ((day("last_day") - day("due_date")).dt.total_seconds() / 86400).round(0)
+    days = (seconds_between(day("last_day"), day("due_date"), tables.engine.name) / 86400).round(0)
     out = _per_account_month(
         rows.with_columns(late_days=nw.when(overdue).then(days), overdue=overdue),
         [
