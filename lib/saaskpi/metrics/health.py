@@ -219,6 +219,13 @@ MEASURE_COLUMNS = [
 ]
 
 
+# the health score's component columns, in the order of the tables that carry them
+SCORE_SCHEMA = {
+    f"score_{c}": "float64"
+    for c in ("adoption", "engagement", "nps", "csat", "sla", "relationship", "sentiment", "payments")
+}
+
+
 @table(
     schema={
         "account_id": "str",
@@ -302,14 +309,7 @@ def account_measures(
         "segment": "str",
         "csm_id": "str",
         "mrr": "float64",
-        "score_adoption": "float64",
-        "score_engagement": "float64",
-        "score_nps": "float64",
-        "score_csat": "float64",
-        "score_sla": "float64",
-        "score_relationship": "float64",
-        "score_sentiment": "float64",
-        "score_payments": "float64",
+        **SCORE_SCHEMA,
         "health": "float64",
         "band": "str",
         "components_used": "int64",
@@ -374,14 +374,7 @@ def component_names(success_settings: SuccessSettings) -> list[str]:
         "change": "float64",
         "components_used": "int64",
         "components_possible": "int64",
-        "score_adoption": "float64",
-        "score_engagement": "float64",
-        "score_nps": "float64",
-        "score_csat": "float64",
-        "score_sla": "float64",
-        "score_relationship": "float64",
-        "score_sentiment": "float64",
-        "score_payments": "float64",
+        **SCORE_SCHEMA,
     }
 )
 def account_health(
