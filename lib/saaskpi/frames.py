@@ -184,9 +184,13 @@ def lookup(keys: pd.Series | pd.Index, values: pd.Series | dict) -> pd.Series:
     return pd.Series(found.to_numpy(), index=keys.index if isinstance(keys, pd.Series) else keys, dtype=found.dtype)
 
 
-def empty_frame(dtypes: dict[str, object]) -> pd.DataFrame:
-    """A frame with no rows but the given column types (what later merges and `.dt` accessors expect)."""
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+EMPTY_DTYPES = {"datetime": "datetime64[ns]", "datetime_utc": "datetime64[ns, UTC]"}
+
+
+def empty_frame(dtypes: Mapping[str, object]) -> pd.DataFrame:
+    """A frame with no rows but the given column types (what later merges and `.dt` accessors expect): pandas
+    dtypes, or a table's schema (`SCHEMA_DTYPES` names)."""
+    return pd.DataFrame({c: pd.Series(dtype=EMPTY_DTYPES.get(str(t), t)) for c, t in dtypes.items()})
 
 
 def safe_ratio(numerator, denominator):

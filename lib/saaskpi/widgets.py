@@ -138,11 +138,6 @@ def trend_grid(wb, names: list[str], months: int = 24, columns: int = 2) -> None
         display(item)
 
 
-def currency_axis(wb) -> str:
-    """A d3 format for money in the workbook's reporting currency (see `charts.money_format`)."""
-    return charts.money_format(wb.conventions.reporting_currency)
-
-
 def trends_section(wb, names: list[str], months: int = 24, needs: tuple[str, ...] = (), what: str = "") -> Any:
     """A section of `trends`; one sentence when a table in `needs` is missing."""
 

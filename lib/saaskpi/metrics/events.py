@@ -36,7 +36,7 @@ from pydantic import Field, model_validator
 
 from .. import paths
 from ..errors import ParameterError
-from ..frames import data_end, empty_frame, to_pandas
+from ..frames import conform, data_end, empty_frame, to_pandas
 from ..params import _Strict, _typed, read_yaml
 from ..sources import Tables
 from .registry import table
@@ -579,12 +579,19 @@ def _last_periods(end: dt.date, period: str, count: int) -> tuple[dt.date, dt.da
     return _shift(last, period, -(count - 1)), last
 
 
-RETENTION_COLUMNS: dict[str, object] = {
-    "cohort_start": "datetime64[ns]",
+RETENTION_SCHEMA = {
+    "cohort_start": "datetime",
     "period": "int64",
     "cohort_people": "int64",
     "returned": "int64",
     "retention_rate": "float64",
+}
+STICKINESS_SCHEMA = {
+    "period_start": "datetime",
+    "days_active": "int64",
+    "people": "int64",
+    "active_people": "int64",
+    "share": "float64",
 }
 
 
@@ -608,26 +615,17 @@ def retention_matrix(starts: pl.DataFrame, returns: pl.DataFrame, r: Retention, 
             came = back.filter(pl.col("q") == q).join(members.select("person"), on="person", how="semi").height
             rows.append(
                 {
-                    "cohort_start": pd.Timestamp(p),
+                    "cohort_start": pd.Timestamp(p).as_unit("ns"),
                     "period": k,
                     "cohort_people": size,
                     "returned": came,
                     "retention_rate": came / size,
                 }
             )
-    return pd.DataFrame(rows).astype(RETENTION_COLUMNS) if rows else empty_frame(RETENTION_COLUMNS)
+    return conform(pd.DataFrame(rows), RETENTION_SCHEMA) if rows else empty_frame(RETENTION_SCHEMA)
 
 
-@table(
-    schema={
-        "cohort_start": "datetime",
-        "period": "int64",
-        "cohort_people": "int64",
-        "returned": "int64",
-        "retention_rate": "float64",
-    },
-    needs=EVENTS,
-)
+@table(schema=RETENTION_SCHEMA, needs=EVENTS)
 def event_retention(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Retention between two events (parameters/product_funnels.yaml): people by the period they did the start event, and the share who did the return event k periods later."""
     r = settings().retention
@@ -654,30 +652,12 @@ def stickiness_table(days: pl.DataFrame, s: Stickiness, end: dt.date) -> pd.Data
     totals = per.group_by("p").agg(pl.len().alias("active_people"))
     out = counts.join(totals, on="p").with_columns(share=pl.col("people") / pl.col("active_people"))
     out = out.sort("p", "days_active").rename({"p": "period_start"})
-    cols: dict[str, object] = {
-        "period_start": "datetime64[ns]",
-        "days_active": "int64",
-        "people": "int64",
-        "active_people": "int64",
-        "share": "float64",
-    }
     if out.is_empty():
-        return empty_frame(cols)
-    pdf = to_pandas(nw.from_native(out.select(list(cols))))
-    pdf["period_start"] = pd.to_datetime(pdf.period_start)
-    return pdf.astype({"days_active": "int64", "people": "int64", "active_people": "int64"})
+        return empty_frame(STICKINESS_SCHEMA)
+    return to_pandas(nw.from_native(out.select(list(STICKINESS_SCHEMA))), schema=STICKINESS_SCHEMA)
 
 
-@table(
-    schema={
-        "period_start": "datetime",
-        "days_active": "int64",
-        "people": "int64",
-        "active_people": "int64",
-        "share": "float64",
-    },
-    needs=EVENTS,
-)
+@table(schema=STICKINESS_SCHEMA, needs=EVENTS)
 def stickiness(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     """Stickiness: per complete week or month (parameters/product_funnels.yaml), how many people were active on 1, 2, ... days of it."""
     s = settings().stickiness
