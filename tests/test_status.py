@@ -13,7 +13,8 @@ from saaskpi.workbook import open_workbook
 
 
 @pytest.fixture
-def wb(tmp_path):
+def wb(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAASKPI_CACHE_DIR", "off")  # the series are served by `_serve`, not kept in the store
     return open_workbook(str(write_source(tmp_path / "rev", REVENUE_TABLES)), "all", "2024-05", interactive=False)
 
 

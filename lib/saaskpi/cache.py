@@ -232,3 +232,17 @@ def cached_result(name: str, key: str, compute: Callable[[], object]):
     return _cached(
         _entry(name, key, ".parquet", root), compute, pd.read_parquet, write, log=root / LOG if root else None
     )
+
+
+def cached_record(name: str, key: str, compute: Callable[[], dict]) -> dict:
+    """A small record (a dict of JSON values; NaN allowed) `name` for `key` in the results store, else `compute()`
+    stored there first. A metric's value for a month is one: reading it back (a fraction of a millisecond) costs
+    far less than reading its series from Parquet into pandas and selecting the month (about 4 ms), which is
+    most of what a segment change costs a kernel whose store is filled."""
+    root = results_dir()
+    return _cached(
+        _entry(name, key, ".json", root),
+        compute,
+        lambda path: json.loads(path.read_text(encoding="utf-8")),
+        lambda value, path: path.write_text(json.dumps(value), encoding="utf-8"),
+    )

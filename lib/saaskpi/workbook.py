@@ -49,6 +49,24 @@ class MetricValue:
         return self.value - self.previous
 
 
+def _value_record(value: MetricValue) -> dict:
+    """A MetricValue as JSON values (the month as ISO text)."""
+    record = dataclasses.asdict(value)
+    record["month"] = None if value.month is None else value.month.isoformat()
+    return record
+
+
+def _value_from_record(record: dict) -> MetricValue:
+    month = record["month"]
+    return MetricValue(
+        **{
+            **record,
+            "month": None if month is None else pd.Timestamp(month),
+            "interval": tuple(record["interval"]),
+        }
+    )
+
+
 _VALIDATED: OrderedDict[tuple, Tables] = OrderedDict()  # the last few sources validated in this process
 _KEEP = 8
 
@@ -433,6 +451,14 @@ class Workbook:
         return METRICS[name].target
 
     def value(self, name: str) -> MetricValue:
+        """Metric `name` for the workbook's month, with change, n, status and interval (kept in the results
+        store beside the series it comes from, under the same key: `_metric_value`)."""
+        if not self._store_key:
+            return self._metric_value(name)
+        record = cache.cached_record(f"value-{name}", self._store_key, lambda: _value_record(self._metric_value(name)))
+        return _value_from_record(record)
+
+    def _metric_value(self, name: str) -> MetricValue:
         """Metric `name` for the workbook's month, with change, n, status and interval.
 
         A cohort value whose window is still open at the month (immature) is not judged: the value shown and
