@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import empty_frame, lookup, month_of, safe_ratio, seconds_between, to_pandas
+from ..frames import empty_frame, lookup, month_key, month_of, safe_ratio, seconds_between, to_pandas
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .lifecycle import account_names
@@ -37,12 +37,21 @@ def month_ends(calendar: pl.DataFrame, days: int = 0) -> pl.DataFrame:
 
 def windowed(tables: Tables, name: str, at: str, calendar: pl.DataFrame, days: int) -> nw.LazyFrame:
     """Rows of table `name` repeated for each month whose `days`-day window up to its end holds `at`
-    (at >= end - days and at < end), with the month `key`, its `end` and `_at` (on the engine)."""
+    (at >= end - days and at < end), with the month `key`, its `end` and `_at` (on the engine).
+
+    Only the months from `at`'s own to `days // 28` after it can hold it (a window ends after `at`, and the
+    next month ends at least 28 days later), so each row meets those few candidates (an equi-join on the key),
+    not every month of the calendar: 4 rows per ticket for a 90-day window instead of one per month."""
+    offsets = pl.DataFrame({"_offset": range(days // 28 + 1)}, schema={"_offset": pl.Int64})
     return (
         tables.lazy(name)
         .with_columns(_at=nw.col(at))
-        .join(tables.from_polars(month_ends(calendar, days)), how="cross")
+        .filter(~nw.col("_at").is_null())
+        .join(tables.from_polars(offsets), how="cross")
+        .with_columns(key=month_key(nw.col("_at")) + nw.col("_offset"))
+        .join(tables.from_polars(month_ends(calendar, days)), on="key", how="inner")
         .filter((nw.col("_at") >= nw.col("start")) & (nw.col("_at") < nw.col("end")))
+        .drop("_offset")
     )
 
 
