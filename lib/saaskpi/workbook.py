@@ -398,6 +398,7 @@ class Workbook:
             "targets_in_force": lambda: {m: self.target(m) for m in METRICS},
             "compute_if_available": lambda: self.compute_if_available,
             "success_settings": self.success_settings,
+            "segment": lambda: self.segment,
         }
         return fixed[name]() if name in fixed else self.compute(name)
 
