@@ -14,7 +14,6 @@ from pathlib import Path
 from .. import params, paths
 from ..params import Conventions
 from . import accounts, cohorts, cs_load, events, funnel, health, lifecycle, revenue, success, unit_economics, usage  # noqa: F401  (registration)
-from . import growth, plan  # noqa: E402, F401  (registration: growth, plan vs actual and dated goals, issue 25)
 from .registry import METRICS, TABLE_FUNCS, Metric, RegistryError, TableSpec, metric, table, validate_registry
 
 
@@ -60,7 +59,8 @@ def _segment_targets() -> dict[str, set[str]]:
     return {f"segments/{name}.yaml": set(params.segment(name).targets) for name in params.segment_names()}
 
 
-from . import drivers, forecast  # noqa: E402, F401  (registration: the forecast and driver tables, issue 22)
+# registration: the forecast and driver tables (issue 22); growth, plan vs actual and dated goals (issue 25)
+from . import drivers, forecast, growth, plan  # noqa: E402, F401
 
 validate_registry(set(Conventions.model_fields), _segment_targets())
 

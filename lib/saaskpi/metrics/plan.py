@@ -175,7 +175,7 @@ def goal_pace(
     ]
     planned = compute_if_available("plan_values")
     if planned is not None:
-        for months, name in HORIZONS:
+        for months, _name in HORIZONS:
             when = month_of(as_of + months)
             for row in planned[planned.month == when].itertuples():
                 label = f"{METRICS[row.metric].label}: plan for {when:%b %Y}"
