@@ -1,5 +1,6 @@
 """The demo company's plan (issue 25): a budget made at the start of the demo's last year, for that year's twelve
-months, per segment and for the company ("all"): MRR, new MRR, logo churn and CAC.
+months, per segment and for the company ("all"): MRR, new MRR, logo churn and CAC. The company's MRR and new MRR
+plans are the segments' added up.
 
 The budget is what a finance team would have written from the year before it: MRR growing from its last actual
 at the recent monthly growth rate, new MRR at the recent average growing alike, logo churn a little better
@@ -75,16 +76,22 @@ def plan_frame(
     budget_months, before = months[-PLAN_MONTHS:], months[:-PLAN_MONTHS]
     year = before[-12:]
     rows = []
-    for seg, a in actual.items():
+    totals = np.zeros((2, PLAN_MONTHS))  # the company's MRR and new MRR plans: the segments' plans added up
+    for seg in [*(s.name for s in SEGMENTS), "all"]:
+        a = actual[seg]
         base = a.loc[before]
         last = float(base.mrr.iloc[-1])
         growth = (last / float(base.mrr.iloc[-1 - GROWTH_MONTHS])) ** (1 / GROWTH_MONTHS) - 1
         new_base = float(base.new_mrr.iloc[-GROWTH_MONTHS:].mean())
         churn = float(a.loc[year].churn.mean()) * 0.9  # the budget expects churn to improve by a tenth
         cac = float(a.loc[year].spend.sum() / max(a.loc[year].new_accounts.sum(), 1))
-        steps = growth * rng.uniform(0.75, 1.15, PLAN_MONTHS)
+        steps = growth * rng.uniform(0.85, 1.25, PLAN_MONTHS)
         mrr = last * np.cumprod(1 + steps)
         new = new_base * np.cumprod(1 + steps) * rng.uniform(0.9, 1.1, PLAN_MONTHS)
+        if seg == "all":
+            mrr, new = totals
+        else:
+            totals += (mrr, new)
         for i, m in enumerate(budget_months):
             month = m.start_time.strftime("%Y-%m-%d")
             rows += [
