@@ -544,14 +544,15 @@ class TargetsFile(_Strict):
     goals: list[Goal] = []
 
 
-def targets_file(path: Path = paths.TARGETS_FILE, known: set[str] | None = None) -> TargetsFile:
-    """The dated goals of parameters/targets.yaml (none when the file is absent); a goal naming an unknown metric
-    (when `known` is given) or segment is an error."""
+def targets_file(path: Path | None = None, known: set[str] | None = None) -> TargetsFile:
+    """The dated goals of `path` (default parameters/targets.yaml; none when the file is absent); a goal naming an
+    unknown metric (when `known` is given) or segment is an error."""
+    path = path or paths.TARGETS_FILE
     if not path.exists():
         return TargetsFile()
     data = read_yaml(path)
     goals = data.get("goals")
-    if isinstance(goals, list):  # report a goal's problems as goals.<i>.<key>, like every other key
+    if isinstance(goals, list):  # a segment name YAML reads as a number (2024) is still a name
         data = {
             **data,
             "goals": [g if not isinstance(g, dict) else {**g, "segment": str(g.get("segment", "all"))} for g in goals],

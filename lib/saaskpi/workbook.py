@@ -667,6 +667,7 @@ def _open(source: str, segment: str, as_of: str, interactive: bool, engine: str)
         raise ParameterError(
             f"segments/{seg.name}.yaml names unknown metric(s) {', '.join(unknown)}; see docs/metrics.md for the names."
         )
+    params.targets_file(known=set(METRICS))  # dated goals (parameters/targets.yaml): checked before any page runs
     tables = load_tables(source, conventions, engine)
     shared = {"coverage": source_coverage(tables)}  # a workbook's company-wide results
     if as_of:

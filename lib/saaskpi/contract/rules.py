@@ -205,8 +205,7 @@ class JsonObject:
 
 @dataclass(frozen=True)
 class UniqueKey:
-    """No two rows of `table` share the same values of `columns` (one planned value per metric, segment and
-    month)."""
+    """No two rows of `table` share the same values of `columns` (one planned value per key)."""
 
     table: str
     columns: tuple[str, ...]

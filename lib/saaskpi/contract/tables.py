@@ -226,8 +226,7 @@ class Invoices(Table):
 
 
 class Plan(Table):
-    """The monthly plan (budget): one planned value per metric, segment and month. Optional: without it the
-    pages show actuals against targets only."""
+    """The monthly plan (budget): one planned value per metric, segment file and month; pages compare it."""
 
     metric: str = _field("A registered metric (docs/metrics.md), e.g. monthly_recurring_revenue.")
     segment: str = _field('A segment file name (parameters/segments/), e.g. smb; "all" for the whole company.')
