@@ -73,21 +73,23 @@ def plan_frame(
     rng = np.random.default_rng([seed, STREAM])
     months = period_months(sc)
     actual = _actuals(accounts, subs, fx, spend, months)
-    budget_months, before = months[-PLAN_MONTHS:], months[:-PLAN_MONTHS]
-    year = before[-12:]
+    n = min(PLAN_MONTHS, len(months) // 2)  # a short demo (the tests' tiny one) plans its second half
+    budget_months, before = months[-n:], months[:-n]
+    year, k = before[-12:], min(GROWTH_MONTHS, len(before) - 1)
     rows = []
-    totals = np.zeros((2, PLAN_MONTHS))  # the company's MRR and new MRR plans: the segments' plans added up
+    totals = np.zeros((2, n))  # the company's MRR and new MRR plans: the segments' plans added up
     for seg in [*(s.name for s in SEGMENTS), "all"]:
         a = actual[seg]
         base = a.loc[before]
         last = float(base.mrr.iloc[-1])
-        growth = (last / float(base.mrr.iloc[-1 - GROWTH_MONTHS])) ** (1 / GROWTH_MONTHS) - 1
-        new_base = float(base.new_mrr.iloc[-GROWTH_MONTHS:].mean())
-        churn = float(a.loc[year].churn.mean()) * 0.9  # the budget expects churn to improve by a tenth
+        first = float(base.mrr.iloc[-1 - k])
+        growth = (last / first) ** (1 / k) - 1 if first > 0 and last > 0 else 0.0
+        new_base = float(base.new_mrr.iloc[-k:].mean())
+        churn = float(a.loc[year].churn.fillna(0).mean()) * 0.9  # the budget expects churn to improve by a tenth
         cac = float(a.loc[year].spend.sum() / max(a.loc[year].new_accounts.sum(), 1))
-        steps = growth * rng.uniform(0.85, 1.25, PLAN_MONTHS)
+        steps = growth * rng.uniform(0.85, 1.25, n)
         mrr = last * np.cumprod(1 + steps)
-        new = new_base * np.cumprod(1 + steps) * rng.uniform(0.9, 1.1, PLAN_MONTHS)
+        new = new_base * np.cumprod(1 + steps) * rng.uniform(0.9, 1.1, n)
         if seg == "all":
             mrr, new = totals
         else:
