@@ -299,3 +299,13 @@ def test_the_page_says_what_to_add_without_a_plan(revenue_wb, tmp_path, monkeypa
     growth_html = page_html(ex.show_growth, revenue_wb)
     assert "Year-over-year growth needs 13 months of revenue." in growth_html
     assert "Growth ceiling" in growth_html  # five months of revenue give a ceiling (three-month averages)
+
+
+def test_growth_and_plan_tables_agree_on_duckdb(plan_source):
+    """The tables that read the source through the engine give the same frames on DuckDB as on Polars."""
+    polars_wb = open_workbook(str(plan_source), "all", "2024-05", interactive=False)
+    duckdb_wb = open_workbook(str(plan_source), "all", "2024-05", interactive=False, engine="duckdb")
+    for name in ("new_arr_by_channel", "new_arr_split", "months_up_front_by_month", "plan_values", "plan_vs_actual"):
+        pd.testing.assert_frame_equal(
+            polars_wb.table(name), duckdb_wb.table(name), check_dtype=False, check_exact=False, rtol=1e-9
+        )
