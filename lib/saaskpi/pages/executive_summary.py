@@ -120,7 +120,7 @@ def show_plan(wb) -> Any:
         out: list[Any] = []
         if w.has("plan"):
             planned = w.table("plan_values")
-            names = w.available([n for n in dict.fromkeys(planned.metric) if n in METRICS])
+            names = w.available([n for n in METRICS if n in set(planned.metric)])  # in catalogue order
             if names:
                 out += [widgets.kpi_tiles(w, names), *widgets.trends(w, names, TREND_MONTHS, columns=4)]
             else:
