@@ -266,6 +266,10 @@ def test_goal_pace_by_hand(plan_source, tmp_path, monkeypatch):
     wb = open_workbook(str(plan_source), "all", "2024-05", interactive=False)
     g = plan.goal_pace(wb.as_of, wb.segment, wb.conventions, wb.compute_if_available).set_index("goal")
     assert list(g.index) == ["MRR 677.6", "MRR: plan for Aug 2024"]  # smb's goal is not the company's
+    mid_market = open_workbook(str(plan_source), "mid_market", "2024-05", interactive=False)
+    html = page_html(ex.show_plan, mid_market)
+    assert "No dated goal for Mid-market in parameters/targets.yaml." in html
+    assert "The plan has no rows for Mid-market." in html
     row = g.loc["MRR 677.6"]
     # 560 now, 677.6 two months on: (677.6 / 560)^(1/2) - 1 = 1.21^0.5 - 1 = 10 % a month
     assert (row.current, row.months_left, row.horizon) == (560, 2, "90 days")

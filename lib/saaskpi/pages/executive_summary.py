@@ -128,7 +128,12 @@ def show_plan(wb) -> Any:
         else:
             out.append(widgets.note(PLAN_MISSING))
         goals = goals_html(w)
-        out.append(widgets.styled(goals) if goals else widgets.note(GOALS_MISSING))
+        if goals:
+            out.append(widgets.styled(goals))
+        elif params.targets_file().goals:  # goals for other segments only
+            out.append(widgets.note(f"No dated goal for {w.segment.label} in parameters/targets.yaml."))
+        else:
+            out.append(widgets.note(GOALS_MISSING))
         return out
 
     return widgets.section(wb, render)
