@@ -244,9 +244,10 @@ def trend(
     low_n: float | None = None,
     long_term: float | None = None,
     currency: str = "USD",
+    plan: pd.DataFrame | None = None,
 ) -> alt.Chart:
-    """A metric's monthly line with its target dashed; months with n below `low_n` are flagged; money in
-    `currency`."""
+    """A metric's monthly line with its target dashed and its plan (`plan`: month, plan) dotted month by month;
+    months with n below `low_n` are flagged; money in `currency`."""
     data = _check(series.dropna(subset=["value"]).copy())
     data["low_n"] = data.n < low_n if low_n else False
     base = alt.Chart(data).encode(x=alt.X("yearmonth(month):T", title=None))
@@ -278,11 +279,50 @@ def trend(
             .encode(y="target:Q", tooltip=["which:N", _tooltip("target:Q", unit, currency)])
         )
     subtitle = "dashed: target" if targets else ""
+    planned = plan[plan.month.isin(data.month)] if plan is not None and len(data) else None
+    if planned is not None and len(planned):
+        layers.append(
+            alt.Chart(planned)
+            .mark_line(style="plan")
+            .encode(
+                x="yearmonth(month):T",
+                y="plan:Q",
+                tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), _tooltip("plan:Q", unit, currency)],
+            )
+        )
+        subtitle += ("; " if subtitle else "") + "dotted: plan"
     if data.low_n.any():
         subtitle += ("; " if subtitle else "") + "▲ small sample"
     if data.immature.any():
         subtitle += ("; " if subtitle else "") + "○ immature: conversion window still open"
     return alt.layer(*layers).properties(title=alt.Title(label, subtitle=subtitle), height=170, width=300)
+
+
+def growth_lines(growth: pd.DataFrame, width: int = 560) -> alt.Chart:
+    """Year-over-year growth per month: ARR against the same month a year before, and the trailing twelve
+    months' MRR against the twelve before (columns month, arr_yoy, t12m_growth)."""
+    names = {"arr_yoy": "ARR, year over year", "t12m_growth": "trailing 12 months' MRR"}
+    long = (
+        _check(growth[["month", *names]])
+        .melt("month", var_name="series", value_name="growth")
+        .dropna(subset=["growth"])
+        .assign(series=lambda d: d.series.map(names))
+    )
+    return (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("month:T", title=None, axis=month_axis(long.month)),
+            y=alt.Y("growth:Q", title="growth", axis=_axis("fraction")),
+            color=alt.Color("series:N", title=None, sort=list(names.values())),
+            tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "series:N", _tooltip("growth:Q", "fraction")],
+        )
+        .properties(
+            title=alt.Title("Growth year over year", subtitle="against the same months a year before"),
+            width=width,
+            height=200,
+        )
+    )
 
 
 def active_users(active: pd.DataFrame) -> alt.Chart:

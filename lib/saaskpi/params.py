@@ -131,6 +131,9 @@ class Conventions(_Strict):
     training_months: PositiveInt
     extending_utilisation: Fraction
     min_peers: PositiveInt
+    organic_channels: list[str]
+    plg_channels: list[str]
+    growth_rate_months: PositiveInt
 
     @field_validator("default_gross_margin", "status_near_band", "extending_utilisation", mode="before")
     @classmethod
@@ -510,3 +513,60 @@ def _forecast_settings(path: Path, _mtime: int) -> ForecastSettings:
     if isinstance(data.get("interval"), list):
         data = {**data, "interval": tuple(_float(v) for v in data["interval"])}
     return _typed(ForecastSettings, data, path.name)
+
+
+# --------------------------------------------------------------------------- dated goals
+class Goal(_Strict):
+    """A dated goal: `metric` reaches `value` (in the metric's unit) by the end of month `deadline` (YYYY-MM),
+    for `segment` (a segment file name; "all" is the company)."""
+
+    metric: str
+    value: Annotated[float, BeforeValidator(_float)]
+    deadline: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+    segment: str = "all"
+    label: str = ""
+
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _month_text(cls, value):
+        import datetime as dt
+
+        # YAML reads 2027-06-01 as a date: accept it when it is a month's first day (the month is what counts)
+        if isinstance(value, dt.date) and value.day == 1:
+            return f"{value.year:04d}-{value.month:02d}"
+        return value
+
+
+class TargetsFile(_Strict):
+    """parameters/targets.yaml: dated goals (each key is documented in the file). A metric's standing target
+    is declared with the metric (docs/metrics.md) and overridden per segment in parameters/segments/."""
+
+    goals: list[Goal] = []
+
+
+def targets_file(path: Path | None = None, known: set[str] | None = None) -> TargetsFile:
+    """The dated goals of `path` (default parameters/targets.yaml; none when the file is absent); a goal naming an
+    unknown metric (when `known` is given) or segment is an error."""
+    path = path or paths.TARGETS_FILE
+    if not path.exists():
+        return TargetsFile()
+    data = read_yaml(path)
+    goals = data.get("goals")
+    if isinstance(goals, list):  # a segment name YAML reads as a number (2024) is still a name
+        data = {
+            **data,
+            "goals": [g if not isinstance(g, dict) else {**g, "segment": str(g.get("segment", "all"))} for g in goals],
+        }
+    out = _typed(TargetsFile, data, path.name)
+    problems = []
+    segments = set(segment_names())
+    for i, goal in enumerate(out.goals):
+        if known is not None and goal.metric not in known:
+            problems.append(f"`goals.{i}.metric` is not a registered metric (docs/metrics.md), got {goal.metric!r}")
+        if goal.segment not in segments:
+            problems.append(
+                f"`goals.{i}.segment` is not a segment file ({', '.join(sorted(segments))}), got {goal.segment!r}"
+            )
+    if problems:
+        raise ParameterError(f"{path.name}: " + "; ".join(problems) + ".")
+    return out

@@ -1,7 +1,7 @@
 """The one look of every chart and tile: an Altair theme registered and enabled on import.
 
 Chart builders set no colours or fonts; where a chart needs meaning-bearing colours (a rise is
-green, a loss red) it takes the scale from here, and targets use the named mark style "target".
+green, a loss red) it takes the scale from here, and targets use the named mark style "target" (plans "plan").
 """
 
 from __future__ import annotations
@@ -56,6 +56,17 @@ SURFACE = {  # backgrounds of tiles, callouts and links in the workbook's HTML
     "total": "#f1f5f9",
     "link": "#eff6ff",
 }
+PLAN_STATUS = {  # plan vs actual and the pace of dated goals, in the colours of target statuses
+    "ahead": STATUS["on"],
+    "on plan": STATUS["on"],
+    "behind": STATUS["off"],
+    "above": STATUS["n/a"],
+    "below": STATUS["n/a"],
+    "reached": STATUS["on"],
+    "on pace": STATUS["on"],
+    "missed": STATUS["off"],
+    "n/a": STATUS["n/a"],
+}
 HEAT = "blues"
 
 
@@ -96,6 +107,7 @@ def saaskpi_theme() -> alt.theme.ThemeConfig:
             # follows one with a height drew from the wrong baseline (floating bars); static SVG was unaffected
             "style": {
                 "target": {"strokeDash": [6, 4], "stroke": MUTED, "color": MUTED, "strokeWidth": 1.6},
+                "plan": {"strokeDash": [2, 3], "stroke": PALETTE[1], "color": PALETTE[1], "strokeWidth": 2},
                 "flag": {"shape": "triangle-up", "color": STATUS["near"], "size": 70},
                 "band": {"opacity": 0.18},
                 "cell-label": {"fontSize": 9, "color": INK},

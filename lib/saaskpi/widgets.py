@@ -32,6 +32,7 @@ from . import format as fmt
 from .errors import MissingTablesError, SaasKpiError
 from .kernel_imports import enable_offline_charts
 from .metrics import METRICS
+from .metrics.plan import plan_series, plan_status
 
 _offline = {"done": False}
 
@@ -108,6 +109,7 @@ def metric_trend(wb, name: str, months: int = 24) -> alt.Chart:
         wb.conventions.low_n_threshold if m.estimate else None,
         target.long_term if target else None,
         wb.conventions.reporting_currency,
+        plan_series(wb, name),
     )
 
 
@@ -193,6 +195,7 @@ def tile_html(wb, name: str, big: bool = False, north_star: bool = False) -> str
         lines.append(
             f'<div class="kpi-status" style="color:{colour}">{target}{"" if v.status == "n/a" else v.status}</div>'
         )
+        lines.append(plan_line(wb, name, v.value))
         extra = fmt.count(v.n)
         if m.proportion and not math.isnan(v.interval[0]):
             extra += f" · 95% {fmt.value(v.interval[0], m.unit, cur)}–{fmt.value(v.interval[1], m.unit, cur)}"
@@ -211,12 +214,29 @@ def tile_html(wb, name: str, big: bool = False, north_star: bool = False) -> str
     )
 
 
+def plan_line(wb, name: str, actual: float) -> str:
+    """A tile's line against the plan for its month (plan, % of plan, variance, status); empty without a plan."""
+    plan = plan_series(wb, name)
+    row = plan[plan.month == wb.month] if plan is not None else None
+    if row is None or row.empty or math.isnan(actual):
+        return ""
+    m, cur = METRICS[name], wb.conventions.reporting_currency
+    planned = float(row.plan.iloc[0])
+    status = plan_status(actual, planned, m.direction)
+    share = "" if planned == 0 else f" · {actual / planned:.0%} of plan"
+    return (
+        f'<div class="kpi-plan">plan {fmt.value(planned, m.unit, cur)}{share} · '
+        f"{fmt.change(actual - planned, m.unit, cur)} · "
+        f'<span style="color:{theme.PLAN_STATUS.get(status, theme.MUTED)}">{html.escape(status)}</span></div>'
+    )
+
+
 TILE_CSS = f"""<style>
 .kpi-grid {{display:grid;grid-template-columns:repeat(auto-fill,minmax(185px,1fr));gap:10px;margin:6px 0 12px 0;
   font-family:{theme.FONT};}}
 .kpi-tile {{background:{theme.SURFACE["tile"]};border-radius:6px;padding:9px 11px;color:{theme.INK};}}
 .kpi-label {{font-size:12px;color:{theme.MUTED};}} .kpi-value {{font-size:22px;font-weight:650;margin:2px 0;}}
-.kpi-change,.kpi-status,.kpi-n,.kpi-note {{font-size:11px;color:{theme.MUTED};}} .kpi-status {{font-weight:600;}}
+.kpi-change,.kpi-status,.kpi-n,.kpi-note,.kpi-plan {{font-size:11px;color:{theme.MUTED};}} .kpi-status {{font-weight:600;}}
 .kpi-lown {{color:{theme.STATUS["near"]};font-weight:600;}}
 .kpi-grid-big {{grid-template-columns:repeat(3,1fr);}} .kpi-big .kpi-value {{font-size:34px;}}
 .kpi-big .kpi-label {{font-size:14px;}} .kpi-north {{background:{theme.SURFACE["north_star"]};}}

@@ -398,6 +398,7 @@ class Workbook:
             "targets_in_force": lambda: {m: self.target(m) for m in METRICS},
             "compute_if_available": lambda: self.compute_if_available,
             "success_settings": self.success_settings,
+            "segment": lambda: self.segment,
         }
         return fixed[name]() if name in fixed else self.compute(name)
 
@@ -666,6 +667,7 @@ def _open(source: str, segment: str, as_of: str, interactive: bool, engine: str)
         raise ParameterError(
             f"segments/{seg.name}.yaml names unknown metric(s) {', '.join(unknown)}; see docs/metrics.md for the names."
         )
+    params.targets_file(known=set(METRICS))  # dated goals (parameters/targets.yaml): checked before any page runs
     tables = load_tables(source, conventions, engine)
     shared = {"coverage": source_coverage(tables)}  # a workbook's company-wide results
     if as_of:

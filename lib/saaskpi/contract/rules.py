@@ -9,7 +9,7 @@ import narwhals as nw
 import polars as pl
 
 from ..errors import Problem
-from .load import examples, key_column
+from .load import ROW, examples, key_column
 from .tables import TABLES
 
 
@@ -203,6 +203,113 @@ class JsonObject:
         )
 
 
+@dataclass(frozen=True)
+class UniqueKey:
+    """No two rows of `table` share the same values of `columns` (one planned value per key)."""
+
+    table: str
+    columns: tuple[str, ...]
+
+    @property
+    def code(self) -> str:
+        return f"{self.table}.duplicate_key"
+
+    def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
+        if self.table not in frames:
+            return None
+        keys = list(self.columns)
+        bad = (
+            frames[self.table]
+            .lazy()
+            .filter(pl.len().over(keys) > 1)
+            .sort([*keys, ROW] if ROW in frames[self.table].columns else keys)
+        )
+        return _problem(
+            bad,
+            self.code,
+            self.table,
+            self.columns[-1],
+            f"more than one row for the same {', '.join(self.columns)}: keep one planned value per "
+            f"{', '.join(self.columns)}",
+        )
+
+
+@dataclass(frozen=True)
+class FirstOfMonth:
+    """A `table.column` date is the first day of its month (a month, not a day)."""
+
+    table: str
+    column: str
+
+    @property
+    def code(self) -> str:
+        return f"{self.table}.{self.column}.not_first_of_month"
+
+    def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
+        if self.table not in frames:
+            return None
+        bad = frames[self.table].lazy().filter(pl.col(self.column).dt.day() != 1)
+        return _problem(
+            bad, self.code, self.table, self.column, "is not the first day of a month: write the month as YYYY-MM-01"
+        )
+
+
+@dataclass(frozen=True)
+class KnownMetric:
+    """Every `table.column` value names a registered metric (docs/metrics.md)."""
+
+    table: str
+    column: str
+
+    @property
+    def code(self) -> str:
+        return f"{self.table}.{self.column}.unknown_metric"
+
+    def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
+        if self.table not in frames:
+            return None
+        from ..metrics import METRICS  # the registry is loaded by then; imported here to keep contract first
+
+        bad = frames[self.table].lazy().filter(~pl.col(self.column).is_in(list(METRICS)))
+        return _problem(
+            bad, self.code, self.table, self.column, "is not a registered metric: see docs/metrics.md for the names"
+        )
+
+
+@dataclass(frozen=True)
+class KnownSegmentFile:
+    """Every `table.column` value names a segment file (parameters/segments/<name>.yaml), "all" the company."""
+
+    table: str
+    column: str
+
+    @property
+    def code(self) -> str:
+        return f"{self.table}.{self.column}.unknown_segment"
+
+    def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
+        if self.table not in frames:
+            return None
+        from ..params import segment_names
+
+        names = segment_names()
+        bad = frames[self.table].lazy().filter(~pl.col(self.column).is_in(names))
+        return _problem(
+            bad,
+            self.code,
+            self.table,
+            self.column,
+            f"is not a segment file in parameters/segments/ ({', '.join(names)})",
+        )
+
+
+PLAN_RULES = (
+    KnownMetric("plan", "metric"),
+    KnownSegmentFile("plan", "segment"),
+    FirstOfMonth("plan", "month"),
+    UniqueKey("plan", ("metric", "segment", "month")),
+)
+
 FOREIGN_KEYS = (
     ForeignKey("subscriptions", "account_id", "accounts", "account_id"),
     ForeignKey("users", "account_id", "accounts", "account_id"),
@@ -247,6 +354,7 @@ def cross_table_rules(reporting_currency: str, segments: tuple[str, ...] = ()) -
         SeatsOnPaidPlan(),
         KnownSegment(tuple(segments)),
         JsonObject("usage_events", "properties"),
+        *PLAN_RULES,
     )
 
 

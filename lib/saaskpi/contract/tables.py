@@ -225,6 +225,15 @@ class Invoices(Table):
     currency: Optional[str] = _field("ISO currency.", default=REPORTING_CURRENCY)
 
 
+class Plan(Table):
+    """The monthly plan (budget): one planned value per metric, segment file and month; pages compare it."""
+
+    metric: str = _field("A registered metric (docs/metrics.md), e.g. monthly_recurring_revenue.")
+    segment: str = _field('A segment file name (parameters/segments/), e.g. smb; "all" for the whole company.')
+    month: pl.Date = _field("First day of the planned month.")
+    value: float = _field("Planned value, in the metric's unit (money in the reporting currency, rates as fractions).")
+
+
 TABLES: dict[str, type[Table]] = {
     "accounts": Accounts,
     "subscriptions": Subscriptions,
@@ -241,6 +250,7 @@ TABLES: dict[str, type[Table]] = {
     "team": Team,
     "spend": Spend,
     "invoices": Invoices,
+    "plan": Plan,
 }
 REQUIRED_TABLES = ("accounts", "subscriptions")
 

@@ -44,6 +44,7 @@ from .config import (
     UNIT_ECONOMICS_VERDICTS,
     DemoScale,
 )
+from .plan import write_plan
 
 __all__ = ["DemoScale", "SCALES", "generate"]
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
@@ -140,6 +141,7 @@ def generate(out_dir: Path | str, *, scale: str | DemoScale = "default", seed: i
         }
         for name, frame in tables.items():
             _write_csv(frame, tmp / f"{name}.csv")
+        write_plan(tmp, accounts, subs, fx, spend, sc, seed)  # the optional plan table, own random stream (issue 25)
         steps.update()
         events = 0
         with pq.ParquetWriter(tmp / "usage_events.parquet", EVENT_SCHEMA, compression="zstd") as writer:

@@ -47,17 +47,20 @@ _load_own_metrics(OWN_METRICS_DIR)
 
 
 def _segment_targets() -> dict[str, set[str]]:
-    """The metric names each segment file sets a target for; a targets.yaml beside them is an error (a target is
-    declared on its metric; segment files override it)."""
-    if (paths.PARAMETERS_DIR / "targets.yaml").exists():
+    """The metric names each segment file sets a target for; a standing target in targets.yaml beside them is an
+    error (a target is declared on its metric; segment files override it): that file holds dated goals only."""
+    targets_file = paths.PARAMETERS_DIR / "targets.yaml"
+    if targets_file.exists() and set(params.read_yaml(targets_file)) - {"goals"}:
         raise RegistryError(
-            f"{paths.PARAMETERS_DIR / 'targets.yaml'}: targets are declared once, on their metric "
-            "(docs/metrics.md); override them per segment in parameters/segments/*.yaml"
+            f"{targets_file}: targets are declared once, on their metric "
+            "(docs/metrics.md); override them per segment in parameters/segments/*.yaml (this file holds dated "
+            "`goals` only)"
         )
     return {f"segments/{name}.yaml": set(params.segment(name).targets) for name in params.segment_names()}
 
 
-from . import drivers, forecast  # noqa: E402, F401  (registration: the forecast and driver tables, issue 22)
+# registration: the forecast and driver tables (issue 22); growth, plan vs actual and dated goals (issue 25)
+from . import drivers, forecast, growth, plan  # noqa: E402, F401
 
 validate_registry(set(Conventions.model_fields), _segment_targets())
 

@@ -136,7 +136,8 @@ class TableSpec:
 # Parameters a metric or table function may name besides registered tables and metrics (Workbook._input):
 # the segment's tables, the month calendar, the conventions, the month key, the segment's share of the
 # company-wide spend allocation, every metric's target in force, a lookup that returns None for a table
-# or metric whose input tables are absent, and the customer-success settings (params.SuccessSettings).
+# or metric whose input tables are absent, the customer-success settings (params.SuccessSettings) and the
+# workbook's segment (params.Segment: the plan and dated goals are kept per segment file).
 FIXED_INPUTS = (
     "tables",
     "calendar",
@@ -146,6 +147,7 @@ FIXED_INPUTS = (
     "targets_in_force",
     "compute_if_available",
     "success_settings",
+    "segment",
 )
 
 METRICS: dict[str, Metric] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -66,6 +67,164 @@ def show_revenue(wb) -> Any:
             forecast.summary_html(w),  # the largest drivers of the summary rate's change (page 06)
             widgets.chart(charts.revenue_overview(months, w.conventions.reporting_currency), w),
         ]
+
+    return widgets.section(wb, render)
+
+
+# --------------------------------------------------------------------------- plan and goals (issue 25)
+PLAN_MISSING = "Add a `plan` table (docs/data-contract.md) to see plan vs actual."
+GOALS_MISSING = "Add dated goals to parameters/targets.yaml to see the pace they need."
+
+
+def _pct(v: float) -> str:
+    return fmt.value(v, "fraction")
+
+
+def goals_html(wb) -> str:
+    """The goal table: each dated goal (parameters/targets.yaml) and the plan 90 days and 12 months ahead, with
+    the value now, the monthly growth it needs and the one the metric has had, and whether that is on pace."""
+    goals = wb.table("goal_pace")
+    if goals.empty:
+        return ""
+    cur = wb.conventions.reporting_currency
+    rows = [
+        [
+            html.escape(g.horizon),
+            html.escape(g.goal),
+            f"{g.deadline:%b %Y}",
+            fmt.value(g.goal_value, g.unit, cur),
+            fmt.value(g.current, g.unit, cur),
+            _pct(g.required_growth),
+            _pct(g.trailing_growth),
+            widgets.status_text(
+                html.escape(g.status),
+                "on" if g.status in ("on pace", "reached") else "off" if g.status in ("behind", "missed") else "n/a",
+            ),
+        ]
+        for g in goals.itertuples()
+    ]
+    head = ["horizon", "goal", "by", "goal value", "now", "needs / month", "has had / month", "pace"]
+    months = wb.conventions.growth_rate_months
+    return (
+        widgets.html_table(head, rows, numeric=(3, 4, 5, 6))
+        + f'<div class="saaskpi-note">needs: the steady monthly growth that reaches the goal by the end of its month; '
+        f"has had: the compound monthly growth of the last {months} months.</div>"
+    )
+
+
+def show_plan(wb) -> Any:
+    """The month against plan: tiles of the planned metrics (actual, plan, % of plan, variance), their trends with
+    the plan dotted beside the target, then the 90-day / 12-month goal table with the pace each goal needs."""
+
+    def render(w):
+        out: list[Any] = []
+        if w.has("plan"):
+            planned = w.table("plan_values")
+            names = w.available([n for n in METRICS if n in set(planned.metric)])  # in catalogue order
+            if names:
+                out += [widgets.kpi_tiles(w, names), *widgets.trends(w, names, TREND_MONTHS, columns=4)]
+            else:
+                out.append(widgets.note(f"The plan has no rows for {w.segment.label}."))
+        else:
+            out.append(widgets.note(PLAN_MISSING))
+        goals = goals_html(w)
+        if goals:
+            out.append(widgets.styled(goals))
+        elif params.targets_file().goals:  # goals for other segments only
+            out.append(widgets.note(f"No dated goal for {w.segment.label} in parameters/targets.yaml."))
+        else:
+            out.append(widgets.note(GOALS_MISSING))
+        return out
+
+    return widgets.section(wb, render)
+
+
+# --------------------------------------------------------------------------- growth (issue 25)
+GROWTH = [
+    "arr_growth_yoy",
+    "trailing_twelve_month_growth",
+    "natural_rate_of_growth",
+    "plg_share_of_new_arr",
+    "months_up_front",
+    "months_up_front_weighted",
+]
+
+
+def ceiling_sentence(wb) -> str:
+    """The growth ceiling as a sentence with its number (no ceiling while nothing churns)."""
+    g = wb.table("growth_ceiling")
+    row = g[g.month == wb.month]
+    if row.empty:
+        return ""
+    r = row.iloc[0]
+    cur = wb.conventions.reporting_currency
+    months = wb.conventions.growth_rate_months
+    rates = (
+        f"new ARR of {fmt.value(r.new_arr_per_month, 'currency', cur)} a month and a monthly churn rate of "
+        f"{_pct(r.churn_rate)} (averages of the last {months} months)"
+    )
+    if math.isnan(r.ceiling_arr):
+        if math.isnan(r.churn_rate):
+            return "No growth ceiling yet: not enough months of revenue to measure churn."
+        return f"No growth ceiling: at {rates}, nothing churns, so ARR has no level where churn cancels new ARR."
+    text = (
+        f"<b>Growth ceiling: {fmt.value(r.ceiling_arr, 'currency', cur)} ARR</b>, where the ARR lost each month "
+        f"equals the new ARR won, at {rates}. ARR is {fmt.value(r.arr, 'currency', cur)}"
+    )
+    if r.arr >= r.ceiling_arr:
+        return text + ": at or above the ceiling, so it can only shrink toward it unless new ARR grows or churn falls."
+    if math.isnan(r.months_to_ceiling):
+        return text + "; net new ARR is not positive, so it does not approach the ceiling at the current pace."
+    return (
+        text + f"; at the current net new ARR ({fmt.value(r.net_new_arr_per_month, 'currency', cur)} a month) it "
+        f"would get there in about {r.months_to_ceiling:.0f} months (sooner than in practice: growth slows near it)."
+    )
+
+
+def growth_table_html(wb) -> str:
+    """The month's growth numbers: ARR growth, trailing growth, natural rate of growth, new ARR by motion, months up
+    front (plain and MRR-weighted)."""
+    cur = wb.conventions.reporting_currency
+    rows = []
+    for n in GROWTH:
+        m, v = METRICS[n], wb.value(n)
+        rows.append([html.escape(m.label), fmt.value(v.value, m.unit, cur)])
+    split = wb.table("new_arr_split")
+    row = split[split.month == wb.month]
+    if len(row):
+        r = row.iloc[0]
+        rows.insert(
+            4,
+            [
+                "New ARR: product-led / sales-led",
+                f"{fmt.value(r.plg_new_arr, 'currency', cur)} / {fmt.value(r.sales_led_new_arr, 'currency', cur)}",
+            ],
+        )
+    conv = wb.conventions
+    return widgets.html_table(["", wb.month_label], rows, numeric=(1,)) + (
+        f'<div class="saaskpi-note">Organic channels: {html.escape(", ".join(conv.organic_channels))}; product-led: '
+        f"{html.escape(', '.join(conv.plg_channels))}, every other channel sales-led (parameters/conventions.yaml). "
+        "Formulas: docs/metrics.md.</div>"
+    )
+
+
+def show_growth(wb) -> Any:
+    """Growth: year-over-year growth of ARR and of the trailing twelve months' MRR, a small table (natural rate of
+    growth, PLG vs sales-led new ARR, months up front) and the growth ceiling as a sentence."""
+
+    def render(w):
+        g = w.table("growth_yoy")
+        g = g[g.month <= w.month].tail(TREND_MONTHS)
+        out: list[Any] = []
+        if g.arr_yoy.notna().any():
+            out.append(widgets.chart(charts.growth_lines(g), w))
+        else:
+            out.append(widgets.note("Year-over-year growth needs 13 months of revenue."))
+        sentence = ceiling_sentence(w)
+        out.append(
+            widgets.styled(growth_table_html(w) + (f'<div class="saaskpi-header">{sentence}</div>' if sentence else ""))
+        )
+        return out
 
     return widgets.section(wb, render)
 
