@@ -225,6 +225,37 @@ class Invoices(Table):
     currency: Optional[str] = _field("ISO currency.", default=REPORTING_CURRENCY)
 
 
+class SurveyComments(Table):
+    """Free-text comments left with an NPS answer or a CSAT rating (voice of the customer): one row per comment,
+    naming the answer it came with: an NPS response (survey nps) or a rated ticket (survey csat)."""
+
+    survey_id: str = _field("nps_responses.response_id (survey nps) or support_tickets.ticket_id (survey csat).")
+    survey: str = _field("nps or csat.", isin=["nps", "csat"])
+    comment: str = _field("What the customer wrote.")
+
+
+class HealthOverrides(Table):
+    """A CSM's override of an account's computed health: it stands from `date` until the account's next override
+    (an override with neither score nor band clears it)."""
+
+    account_id: str = _field("Account (accounts.account_id).")
+    date: pl.Date = _field("First day the override applies.")
+    reason: str = _field("Why the CSM overrides the computed score.")
+    score: Optional[float] = _field("Health score the CSM sets, 0-100.", ge=0, le=100, nullable=True)
+    band: Optional[str] = _field("Band the CSM sets.", isin=["red", "yellow", "green"], nullable=True)
+    csm: Optional[str] = _field("Who set it (team.member_id).", nullable=True)
+
+
+class ServiceStatus(Table):
+    """Service incidents (downtime) from a status page: one row per incident or per day down; uptime of a month
+    is 1 - downtime / the month's length, overlapping incidents counted once."""
+
+    incident_id: str = _field("Incident identifier.", unique=True)
+    started_at: UTC = _field("When the service went down, UTC.")
+    ended_at: Optional[UTC] = _field("When it was back up, UTC; empty while still down.", nullable=True)
+    description: Optional[str] = _field("What happened.", nullable=True, default="")
+
+
 TABLES: dict[str, type[Table]] = {
     "accounts": Accounts,
     "subscriptions": Subscriptions,
@@ -241,6 +272,9 @@ TABLES: dict[str, type[Table]] = {
     "team": Team,
     "spend": Spend,
     "invoices": Invoices,
+    "survey_comments": SurveyComments,
+    "health_overrides": HealthOverrides,
+    "service_status": ServiceStatus,
 }
 REQUIRED_TABLES = ("accounts", "subscriptions")
 

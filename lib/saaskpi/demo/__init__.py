@@ -44,6 +44,7 @@ from .config import (
     UNIT_ECONOMICS_VERDICTS,
     DemoScale,
 )
+from .voice import voice_frames
 
 __all__ = ["DemoScale", "SCALES", "generate"]
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
@@ -139,6 +140,8 @@ def generate(out_dir: Path | str, *, scale: str | DemoScale = "default", seed: i
             "invoices": invoices,
         }
         for name, frame in tables.items():
+            _write_csv(frame, tmp / f"{name}.csv")
+        for name, frame in voice_frames(seed, accounts, nps, tickets, period_months(sc)).items():  # issue 25
             _write_csv(frame, tmp / f"{name}.csv")
         steps.update()
         events = 0
