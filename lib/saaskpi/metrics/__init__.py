@@ -57,7 +57,8 @@ def _segment_targets() -> dict[str, set[str]]:
     return {f"segments/{name}.yaml": set(params.segment(name).targets) for name in params.segment_names()}
 
 
-from . import drivers, forecast  # noqa: E402, F401  (registration: the forecast and driver tables, issue 22)
+# registration: the forecast and driver tables (issue 22); spikes, voice of the customer, practices (issue 25)
+from . import drivers, forecast, review, service, voice  # noqa: E402, F401
 
 validate_registry(set(Conventions.model_fields), _segment_targets())
 
