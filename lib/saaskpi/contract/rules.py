@@ -74,8 +74,7 @@ class ForeignKeyOrAlias(ForeignKey):
 
 @dataclass(frozen=True)
 class ForeignKeyWhere(ForeignKey):
-    """Every `table.column` value of the rows where `where` equals `value` must exist in `ref_table.ref_column`
-    (survey_comments.survey_id names an NPS response or a ticket, as its `survey` says)."""
+    """Every `table.column` value of the rows whose `where` column is `value` must exist in `ref_table.ref_column`."""
 
     where: str = ""
     value: str = ""

@@ -226,8 +226,7 @@ class Invoices(Table):
 
 
 class SurveyComments(Table):
-    """Free-text comments left with an NPS answer or a CSAT rating (voice of the customer): one row per comment,
-    naming the answer it came with: an NPS response (survey nps) or a rated ticket (survey csat)."""
+    """Comments left with an NPS answer (survey nps) or a CSAT rating (survey csat), one row per comment."""
 
     survey_id: str = _field("nps_responses.response_id (survey nps) or support_tickets.ticket_id (survey csat).")
     survey: str = _field("nps or csat.", isin=["nps", "csat"])
@@ -235,8 +234,7 @@ class SurveyComments(Table):
 
 
 class HealthOverrides(Table):
-    """A CSM's override of an account's computed health: it stands from `date` until the account's next override
-    (an override with neither score nor band clears it)."""
+    """A CSM's override of an account's health score, from `date` to its next one (no score nor band clears it)."""
 
     account_id: str = _field("Account (accounts.account_id).")
     date: pl.Date = _field("First day the override applies.")
@@ -247,8 +245,7 @@ class HealthOverrides(Table):
 
 
 class ServiceStatus(Table):
-    """Service incidents (downtime) from a status page: one row per incident or per day down; uptime of a month
-    is 1 - downtime / the month's length, overlapping incidents counted once."""
+    """Service incidents (downtime): uptime of a month = 1 - downtime / its length, overlaps counted once."""
 
     incident_id: str = _field("Incident identifier.", unique=True)
     started_at: UTC = _field("When the service went down, UTC.")

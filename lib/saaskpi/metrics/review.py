@@ -66,9 +66,10 @@ def _date(value, where: str) -> dt.date | None:
         raise ParameterError(f"{where}: {value!r} is not a date (YYYY-MM-DD).") from None
 
 
-def reviews(path: Path = REVIEWS_FILE) -> Reviews:
+def reviews(path: Path | None = None) -> Reviews:
     """reviews.yaml (every cycle never done, no target reviewed, without it); unknown cycles, keys or metrics,
     bad dates or cadences are a ParameterError naming them."""
+    path = path or REVIEWS_FILE
     raw = (read_yaml(path) or {}) if path.exists() else {}
     if set(raw) - {"cycles", "targets_reviewed"}:
         raise ParameterError(f"{path.name} takes cycles and targets_reviewed; got {sorted(raw)}.")
@@ -231,7 +232,7 @@ def accounts_behind_tiles(
             )
         )
     out = pd.concat(parts, ignore_index=True) if parts else empty_frame(BEHIND_SCHEMA)
-    out["account_name"] = out.account_id.map(names).fillna(out.account_id)
+    out["account_name"] = out.account_id.map(names).replace("", None).fillna(out.account_id)
     out["segment"] = out.account_id.map(seg)
     order = {m: i for i, m in enumerate(DRILLDOWN)}
     out = out.assign(o=out.metric.map(order)).sort_values(["o", "amount", "account_id"], ascending=[True, False, True])

@@ -30,7 +30,7 @@ def week_start(stamps: pd.Series) -> pd.Series:
     if getattr(s.dt, "tz", None) is not None:
         s = s.dt.tz_convert("UTC").dt.tz_localize(None)
     day = s.dt.normalize()
-    return day - pd.to_timedelta(day.dt.weekday, unit="D")
+    return day - pd.to_timedelta(day.dt.day_of_week, unit="D")
 
 
 def churn_events(tables: Tables, conventions: Conventions) -> pd.DataFrame:
@@ -63,7 +63,9 @@ def weekly_counts(tables: Tables, calendar: pl.DataFrame, conventions: Conventio
     """Per complete ISO week (Monday to Sunday) of the calendar: churned accounts (value = n = accounts), churned
     MRR (value = MRR lost, n = accounts) and, with support_tickets, tickets opened (value = n = tickets)."""
     end = data_end(calendar).tz_localize(None)
-    first = week_start(pd.Series([calendar_months(calendar).month.min()])).iloc[0] + 7 * DAY
+    start = calendar_months(calendar).month.min()
+    first = week_start(pd.Series([start])).iloc[0]
+    first = first if first >= start else first + 7 * DAY  # the first Monday on or after the calendar's start
     all_weeks = pd.date_range(first, end - 7 * DAY, freq="7D")  # weeks wholly inside the calendar
     churn = churn_events(tables, conventions)
     churn = churn[(churn.date >= first) & (churn.date < end)]

@@ -3,7 +3,7 @@ segment, and CSM overrides of the computed health score.
 
 Themes are frequent phrases, found without a model: every comment is lower-cased and split into words at
 anything but letters, digits, hyphens and apostrophes; its phrases are its runs of 1 to `max_words` words that neither
-start nor end with a stop word (STOP_WORDS, a fixed English list) and do not cross a sentence end. A phrase's
+start nor end with a stop word (STOP_WORDS, a fixed English list) and do not cross punctuation. A phrase's
 count is the number of comments holding it (a comment counts once). A phrase is dropped when a longer phrase
 holding it has the same count (it adds nothing: "response time" inside "support response time"). Going down the
 phrases of a segment by count (then alphabetically), a phrase sharing a word with a theme already chosen is
@@ -45,7 +45,7 @@ STOP_WORDS = frozenset(
 )
 WORD = re.compile(r"[a-z0-9'-]+")
 OVERLAP = 0.9  # a phrase sharing a word with a chosen theme and 90 % of its comments is that theme again
-SENTENCE = re.compile(r"[.!?;:]+")
+SENTENCE = re.compile(r"[.,!?;:()]+")  # a phrase never spans punctuation
 COMMENTS = ("accounts", "subscriptions", "survey_comments")
 
 
@@ -72,7 +72,7 @@ def voice_settings(path: Path = paths.PARAMETERS_DIR / "voice.yaml") -> VoiceSet
 
 
 def phrases(comment: str, max_words: int = 3) -> set[str]:
-    """The comment's candidate phrases: runs of 1 to max_words words inside one sentence, no stop word at either
+    """The comment's candidate phrases: runs of 1 to max_words words between punctuation marks, no stop word at either
     end ("Support response time is too slow." -> support, response, time, slow, support response, response time,
     support response time)."""
     found = set()
@@ -104,10 +104,10 @@ def themes(comments: pd.DataFrame, s: VoiceSettings) -> pd.DataFrame:
     kept = {p: n for p, n in kept.items() if longer.get(p, 0) < n}
     top: list[tuple[str, int]] = []
     for p, n in sorted(kept.items(), key=lambda pn: (-pn[1], pn[0])):
-        words = set(p.split())
+        vocabulary = set(p.split())
         holding = {i for i, h in enumerate(held) if p in h}
         if any(
-            words & set(t.split()) and len(holding & {i for i, h in enumerate(held) if t in h}) >= OVERLAP * n
+            vocabulary & set(t.split()) and len(holding & {i for i, h in enumerate(held) if t in h}) >= OVERLAP * n
             for t, _ in top
         ):
             continue  # the same comments, said with a word of a theme already chosen
@@ -199,7 +199,7 @@ def latest_comments(tables: Tables, as_of: int) -> pd.DataFrame:
         ["answered_at", "survey_id"], ascending=False, kind="stable"
     )
     names = account_names(tables)
-    answers["account_name"] = lookup(answers.account_id, names).fillna(answers.account_id).to_numpy()
+    answers["account_name"] = lookup(answers.account_id, names).replace("", None).fillna(answers.account_id).to_numpy()
     answers["score"] = answers.score.astype("float64")
     return answers[["survey", "answered_at", "account_id", "account_name", "score", "comment"]].reset_index(drop=True)
 

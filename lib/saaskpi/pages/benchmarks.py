@@ -284,13 +284,13 @@ def show_review_cycle(wb) -> Any:
     return widgets.section(wb, render)
 
 
-def behind_html(rows: pd.DataFrame, currency: str, limit: int = BEHIND_ROWS) -> str:
+def behind_html(metric: str, rows: pd.DataFrame, currency: str, limit: int = BEHIND_ROWS) -> str:
     """The largest accounts behind one tile: account, segment, amount and detail."""
     from ..metrics.review import DRILLDOWN
 
+    head = f'<div class="saaskpi-note"><b>{html.escape(METRICS[metric].label)}</b>: {len(rows):,} '
     if rows.empty:
-        return '<div class="saaskpi-note">No account this month.</div>'
-    metric = rows.metric.iloc[0]
+        return head + f"{html.escape(DRILLDOWN[metric])}</div>"
     cells = [
         [
             html.escape(str(r.account_name)),
@@ -302,8 +302,8 @@ def behind_html(rows: pd.DataFrame, currency: str, limit: int = BEHIND_ROWS) -> 
     ]
     more = f" ({len(rows) - limit} more in `saaskpi table accounts_behind_tiles`)" if len(rows) > limit else ""
     return (
-        f'<div class="saaskpi-note"><b>{html.escape(METRICS[metric].label)}</b>: {len(rows):,} '
-        f"{html.escape(DRILLDOWN[metric])}{more}</div>"
+        head
+        + f"{html.escape(DRILLDOWN[metric])}{more}</div>"
         + widgets.html_table(["account", "segment", "amount", "detail"], cells, numeric=(2,))
     )
 
@@ -317,7 +317,7 @@ def behind_view(wb, metric: str) -> list[Any]:
     rows = wb.table("accounts_behind_tiles")
     return [
         widgets.kpi_tiles(wb, wb.available([metric])),
-        widgets.styled(behind_html(rows[rows.metric == metric], wb.conventions.reporting_currency)),
+        widgets.styled(behind_html(metric, rows[rows.metric == metric], wb.conventions.reporting_currency)),
     ]
 
 
@@ -331,7 +331,7 @@ def show_accounts_behind_tiles(wb, metric: str = "") -> Any:
         rows = w.table("accounts_behind_tiles")
         if not w.interactive:
             return [
-                widgets.styled(behind_html(rows[rows.metric == n], w.conventions.reporting_currency)) for n in names
+                widgets.styled(behind_html(n, rows[rows.metric == n], w.conventions.reporting_currency)) for n in names
             ]
         counts = rows.metric.value_counts()
         choices = [(f"{METRICS[n].label} · {int(counts.get(n, 0))} accounts", n) for n in names]
