@@ -146,7 +146,7 @@ def test_spike_rule_by_hand():
     assert short.fired == "" and math.isnan(short.median)  # only 12 earlier weeks
     assert "too few earlier weeks" in short.message()
     assert hi.message() == (
-        "Tickets opened spike: 30 in the week of 2024-03-25, above its usual range 7 to 14, median 10"
+        "Tickets opened spike: 30 in the week of 2024-03-25, above its usual range 7.3 to 13.7, median 10.5"
     )
 
 

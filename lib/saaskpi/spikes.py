@@ -62,7 +62,7 @@ class Spike:
     def message(self, currency: str = "USD") -> str:
         """One line: the week's value against its usual range, saying whether it is a spike."""
         unit = WATCHED[self.metric][1]
-        show = (lambda v: fmt.money(v, currency)) if unit == "currency" else (lambda v: f"{v:,.0f}")
+        show = (lambda v: fmt.money(v, currency)) if unit == "currency" else _count
         week = f"the week of {self.week:%Y-%m-%d}"
         if math.isnan(self.median):
             return f"{self.label}: {show(self.value)} in {week}; too few earlier weeks for a usual range"
@@ -70,6 +70,11 @@ class Spike:
         if self.fired:
             return f"{self.label} spike: {show(self.value)} in {week}, {self.fired} its {usual}"
         return f"{self.label}: {show(self.value)} in {week}, no spike ({usual})"
+
+
+def _count(v: float) -> str:
+    """A count, or a range bound: one decimal below 100 when it is not whole (a range 0.7 to 1.3 is not "1 to 1")."""
+    return f"{v:,.1f}" if abs(v) < 100 and v != round(v) else f"{v:,.0f}"
 
 
 def settings(path: Path = paths.PARAMETERS_DIR / "alerts.yaml") -> SpikeSettings:
