@@ -840,8 +840,16 @@ def overrides_html(over: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> 
         ]
         for r in over.head(limit).itertuples()
     ]
-    return widgets.html_table(
-        ["account", "CSM", "computed", "CSM override", "reason", "set by", "since", "ARR"], rows, numeric=(2, 3, 7)
+    more = (
+        f'<div class="saaskpi-note">{len(over) - limit} more in `saaskpi table health_overrides_in_force`.</div>'
+        if len(over) > limit
+        else ""
+    )
+    return (
+        widgets.html_table(
+            ["account", "CSM", "computed", "CSM override", "reason", "set by", "since", "ARR"], rows, numeric=(2, 3, 7)
+        )
+        + more
     )
 
 
