@@ -134,9 +134,10 @@ def review_cycle(as_of: int, targets_in_force: dict) -> pd.DataFrame:
         due = last + pd.DateOffset(months=c.every_months) if c.last else pd.NaT
         status = "never done" if not c.last else "due" if due <= end else "on schedule"
         rows.append((c.name, label, covers, c.every_months, last, due, status, len(scope(c.name, targets_in_force))))
-    return pd.DataFrame(
+    out = pd.DataFrame(
         rows, columns=["cycle", "review", "covers", "every_months", "last_done", "next_due", "status", "metrics"]
     )
+    return out.astype({"last_done": "datetime64[us]", "next_due": "datetime64[us]"})  # a unit Parquet keeps
 
 
 @table(
@@ -179,7 +180,7 @@ def target_reviews(as_of: int, targets_in_force: dict) -> pd.DataFrame:
     out = pd.DataFrame(
         rows, columns=["metric", "label", "page", "target", "source", "reviewed", "months_since", "stale"]
     )
-    out["reviewed"] = pd.to_datetime(out.reviewed)
+    out["reviewed"] = pd.to_datetime(out.reviewed).astype("datetime64[us]")
     return out.sort_values(["stale", "months_since"], ascending=[False, False], kind="stable", na_position="first")
 
 

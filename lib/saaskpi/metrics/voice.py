@@ -279,7 +279,7 @@ def health_overrides_in_force(account_health: pd.DataFrame, tables: Tables, as_o
             "override_band": h.band_o,
             "reason": h.reason,
             "set_by": h.csm,
-            "since": pd.to_datetime(h.date),
+            "since": pd.to_datetime(h.date).astype("datetime64[us]"),
             "arr": h.arr,
         }
     )
