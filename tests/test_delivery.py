@@ -33,6 +33,8 @@ MONTH = "2026-10"
 OLD, NEW = "20261101T060000Z-aaaaaa", "20261102T060000Z-bbbbbb"
 SECRET_ENV = {"H24_SMTP_PASSWORD": "not-used-on-plain", "H24_SLACK_URL": ""}  # the URL is set per server
 ALERT = "Signups rise while fewer new users activate: onboarding is not keeping up & needs a look."
+# a spike alert a page displayed (spikes.py): the message lists it after the executive summary's alerts
+SPIKE = "Tickets opened spike: 412 in the week of 2026-10-19, above its usual range 204 to 380, median 292"
 
 # (segment, metric, label, unit, September, October, October status) of the later run NEW
 VALUES = [
@@ -72,6 +74,10 @@ def write_run(reports: Path, run_id: str, run_time: str, rows: list[tuple], aler
             f'<div class="saaskpi-alert"><b>{a.replace("&", "&amp;")}</b><br><span class="sub">moves</span></div>'
             for a in alerts
         )
+        if alerts:
+            callouts += (
+                f'<div class="saaskpi-alert saaskpi-spike"><b>{SPIKE}</b><br><span class="sub">weeks</span></div>'
+            )
         nb = {
             "cells": [
                 {"cell_type": "code", "outputs": [{"output_type": "display_data", "data": {"text/html": [callouts]}}]}
@@ -315,7 +321,7 @@ def test_summary_is_the_index_headline_of_the_latest_run(tmp_path):
         ("smb", "net_revenue_retention"): ("98.0%", "−1.0 pts", "off"),
     }
     assert summary.segments[0].kpis[0].metric == "net_revenue_retention"  # the north star leads
-    assert summary.segments[0].alerts == [ALERT]  # as the latest run's executive summary displayed it
+    assert summary.segments[0].alerts == [ALERT, SPIKE]  # as the latest run's pages displayed them
     assert summary.segments[0].pages["00_executive_summary"].run_id == NEW
     assert summary.run_ids == [OLD, NEW]
     only = read_summary(
@@ -354,6 +360,7 @@ def test_email_arrives_with_the_kpis_subject_and_pdf(delivered):
         assert value in text and value in html
     assert "Customer churn rate: 2.1% (−0.4 pts, off)" in text
     assert ALERT in text and ALERT.replace("&", "&amp;") in html
+    assert SPIKE in text and SPIKE in html
     assert "https://kpi.example.com/reports/2026-10/index.html" in text
     pdfs = [part for part in msg.iter_attachments() if part.get_content_type() == "application/pdf"]
     assert [p.get_filename() for p in pdfs] == [

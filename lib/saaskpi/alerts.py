@@ -1,6 +1,6 @@
 """Inter-relational alerts: rules in `parameters/alerts.yaml`, evaluated on a workbook's series.
 
-A condition compares the mean of a metric's last `months` complete months (immature cohort months
+The `spikes` block of the same file sets the weekly spike alerts (spikes.py). A condition compares the mean of a metric's last `months` complete months (immature cohort months
 are skipped) with the mean of the `months` before them; a rule fires when all its conditions hold.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from . import paths
 from .errors import ParameterError
 from .params import read_yaml
+from .spikes import KEY as SPIKES
 
 TRENDS = ("rising", "falling")
 
@@ -49,6 +50,8 @@ def rules(path: Path = paths.PARAMETERS_DIR / "alerts.yaml") -> list[Rule]:
         return []
     out = []
     for name, spec in (read_yaml(path) or {}).items():
+        if name == SPIKES:  # the spike alerts' settings (spikes.py), not a rule
+            continue
         where = f"{path.name}: rule `{name}`"
         if (
             not isinstance(spec, dict)

@@ -73,6 +73,23 @@ class ForeignKeyOrAlias(ForeignKey):
 
 
 @dataclass(frozen=True)
+class ForeignKeyWhere(ForeignKey):
+    """Every `table.column` value of the rows whose `where` column is `value` must exist in `ref_table.ref_column`."""
+
+    where: str = ""
+    value: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"of {self.where} {self.value} refers to {self.ref_table}.{self.ref_column} values that do not exist"
+
+    def orphans(
+        self, table: nw.LazyFrame, ref_table: nw.LazyFrame, or_table: nw.LazyFrame | None = None
+    ) -> nw.LazyFrame:
+        return super().orphans(table.filter(nw.col(self.where) == self.value), ref_table, or_table)
+
+
+@dataclass(frozen=True)
 class DateOrder:
     """`table.later` must not come before `table.earlier` (strictly after when `strict`)."""
 
@@ -328,6 +345,10 @@ FOREIGN_KEYS = (
     ForeignKey("accounts", "csm_id", "team", "member_id"),
     ForeignKey("invoices", "account_id", "accounts", "account_id"),
     ForeignKey("invoices", "subscription_id", "subscriptions", "subscription_id"),
+    ForeignKeyWhere("survey_comments", "survey_id", "nps_responses", "response_id", where="survey", value="nps"),
+    ForeignKeyWhere("survey_comments", "survey_id", "support_tickets", "ticket_id", where="survey", value="csat"),
+    ForeignKey("health_overrides", "account_id", "accounts", "account_id"),
+    ForeignKey("health_overrides", "csm", "team", "member_id"),
 )
 
 DATE_ORDERS = (
@@ -340,6 +361,7 @@ DATE_ORDERS = (
     DateOrder("support_tickets", "created_at", "first_response_at"),
     DateOrder("support_tickets", "created_at", "resolved_at"),
     DateOrder("invoices", "issued_at", "due_date"),
+    DateOrder("service_status", "started_at", "ended_at"),
 )
 
 

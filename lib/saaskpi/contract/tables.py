@@ -234,6 +234,34 @@ class Plan(Table):
     value: float = _field("Planned value, in the metric's unit (money in the reporting currency, rates as fractions).")
 
 
+class SurveyComments(Table):
+    """Comments left with an NPS answer (survey nps) or a CSAT rating (survey csat), one row per comment."""
+
+    survey_id: str = _field("nps_responses.response_id (survey nps) or support_tickets.ticket_id (survey csat).")
+    survey: str = _field("nps or csat.", isin=["nps", "csat"])
+    comment: str = _field("What the customer wrote.")
+
+
+class HealthOverrides(Table):
+    """A CSM's override of an account's health score, from `date` to its next one (no score nor band clears it)."""
+
+    account_id: str = _field("Account (accounts.account_id).")
+    date: pl.Date = _field("First day the override applies.")
+    reason: str = _field("Why the CSM overrides the computed score.")
+    score: Optional[float] = _field("Health score the CSM sets, 0-100.", ge=0, le=100, nullable=True)
+    band: Optional[str] = _field("Band the CSM sets.", isin=["red", "yellow", "green"], nullable=True)
+    csm: Optional[str] = _field("Who set it (team.member_id).", nullable=True)
+
+
+class ServiceStatus(Table):
+    """Service incidents (downtime): uptime of a month = 1 - downtime / its length, overlaps counted once."""
+
+    incident_id: str = _field("Incident identifier.", unique=True)
+    started_at: UTC = _field("When the service went down, UTC.")
+    ended_at: Optional[UTC] = _field("When it was back up, UTC; empty while still down.", nullable=True)
+    description: Optional[str] = _field("What happened.", nullable=True, default="")
+
+
 TABLES: dict[str, type[Table]] = {
     "accounts": Accounts,
     "subscriptions": Subscriptions,
@@ -251,6 +279,9 @@ TABLES: dict[str, type[Table]] = {
     "spend": Spend,
     "invoices": Invoices,
     "plan": Plan,
+    "survey_comments": SurveyComments,
+    "health_overrides": HealthOverrides,
+    "service_status": ServiceStatus,
 }
 REQUIRED_TABLES = ("accounts", "subscriptions")
 

@@ -1,7 +1,8 @@
 """What a message says, read from the snapshot's outputs as they are (never recomputed): the headline KPIs of
 the month's index (north-star and core metrics of each page's latest run in `reports/metrics.parquet`, with
 the change against the previous month and the target status the page recorded), the alerts the executive
-summary of the latest run showed, and the reports to attach."""
+summary of the latest run showed followed by the spike alerts any page of the segment showed (spikes.py), and
+the reports to attach."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..snapshot import completed_runs, latest_rows, read_store
 from .settings import EXECUTIVE_SUMMARY, RecipientList
 
 ALERT = re.compile(r'<div class="saaskpi-alert"><b>(.*?)</b>')
+SPIKE = re.compile(r'<div class="saaskpi-alert saaskpi-spike"><b>(.*?)</b>')  # spike alerts (spikes.py), any page
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,9 @@ def read_summary(reports: Path, month: str, recipients: RecipientList) -> MonthS
         )
         if EXECUTIVE_SUMMARY in summary.pages:
             summary.alerts = read_alerts(summary.pages[EXECUTIVE_SUMMARY].html.with_suffix(".ipynb"))
+        fired = read_spikes(summary.pages)
+        if fired:
+            summary.alerts = [*(summary.alerts or []), *fired]
         out.append(summary)
     return MonthSummary(month, out, [r["run_id"] for r in runs])
 
@@ -142,8 +147,17 @@ def _latest_pages(runs: list[dict], segment: str) -> dict[str, Page]:
     return pages
 
 
-def read_alerts(notebook: Path) -> list[str] | None:
-    """The alert messages the executed executive summary displayed (its `saaskpi-alert` callouts)."""
+def read_spikes(pages: dict[str, Page]) -> list[str]:
+    """The spike alerts (spikes.py) that the segment's executed pages displayed, in page order, each once."""
+    found: list[str] = []
+    for name in sorted(pages):
+        found += read_alerts(pages[name].html.with_suffix(".ipynb"), SPIKE) or []
+    return list(dict.fromkeys(found))
+
+
+def read_alerts(notebook: Path, pattern: re.Pattern = ALERT) -> list[str] | None:
+    """The alert messages the executed executive summary displayed (its `saaskpi-alert` callouts; with `pattern`
+    SPIKE, a page's spike alerts)."""
     try:
         nb = json.loads(notebook.read_text())
     except (OSError, ValueError):
@@ -153,5 +167,5 @@ def read_alerts(notebook: Path) -> list[str] | None:
         for output in cell.get("outputs", []):
             text = output.get("data", {}).get("text/html", "")
             text = "".join(text) if isinstance(text, list) else text
-            found += [html.unescape(m) for m in ALERT.findall(text)]
+            found += [html.unescape(m) for m in pattern.findall(text)]
     return list(dict.fromkeys(found))

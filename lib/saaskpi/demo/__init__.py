@@ -45,6 +45,7 @@ from .config import (
     DemoScale,
 )
 from .plan import write_plan
+from .voice import voice_frames
 
 __all__ = ["DemoScale", "SCALES", "generate"]
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
@@ -142,6 +143,8 @@ def generate(out_dir: Path | str, *, scale: str | DemoScale = "default", seed: i
         for name, frame in tables.items():
             _write_csv(frame, tmp / f"{name}.csv")
         write_plan(tmp, accounts, subs, fx, spend, sc, seed)  # the optional plan table, own random stream (issue 25)
+        for name, frame in voice_frames(seed, accounts, nps, tickets, period_months(sc)).items():  # issue 25
+            _write_csv(frame, tmp / f"{name}.csv")
         steps.update()
         events = 0
         with pq.ParquetWriter(tmp / "usage_events.parquet", EVENT_SCHEMA, compression="zstd") as writer:

@@ -222,3 +222,119 @@ def show_trends(wb) -> Any:
     """Every headline KPI (north star and core) by month with its target dashed."""
     headline = [n for n, m in METRICS.items() if m.level in ("north_star", "core")]
     return widgets.trends_section(wb, headline, TREND_MONTHS)
+
+
+# --------------------------------------------------------------------------- practices (issue 25)
+BEHIND_ROWS = 10
+
+
+def review_html(cycle: pd.DataFrame) -> str:
+    """The three reviews: what each covers, cadence, last done, next due and status."""
+    rows = [
+        [
+            html.escape(r.review),
+            html.escape(r.covers),
+            f"{int(r.metrics)}",
+            f"{int(r.every_months)} month{'s' if r.every_months != 1 else ''}",
+            "never" if pd.isna(r.last_done) else f"{r.last_done:%Y-%m-%d}",
+            "now" if pd.isna(r.next_due) else f"{r.next_due:%Y-%m-%d}",
+            f"<b>{html.escape(r.status)}</b>" if r.status != "on schedule" else html.escape(r.status),
+        ]
+        for r in cycle.itertuples()
+    ]
+    return widgets.html_table(
+        ["review", "covers", "metrics", "every", "last done", "next due", "status"], rows, numeric=(2,)
+    )
+
+
+def stale_html(targets: pd.DataFrame, currency: str = "USD") -> str:
+    """Every target in force with when it was last reviewed; stale ones first."""
+    rows = [
+        [
+            html.escape(METRICS[r.metric].label),
+            html.escape(r.page),
+            fmt.value(r.target, METRICS[r.metric].unit, currency),
+            "never" if pd.isna(r.reviewed) else f"{r.reviewed:%Y-%m-%d}",
+            "" if pd.isna(r.months_since) else f"{int(r.months_since)}",
+            "<b>stale</b>" if r.stale else "current",
+        ]
+        for r in targets.itertuples()
+    ]
+    return widgets.html_table(["metric", "page", "target", "reviewed", "months ago", "status"], rows, numeric=(2, 4))
+
+
+def show_review_cycle(wb) -> Any:
+    """The metric review cycle (monthly audit, quarterly alignment, annual overhaul): which reviews are due at the
+    month end and which targets are stale (parameters/reviews.yaml)."""
+
+    def render(w):
+        cycle, targets = w.table("review_cycle"), w.table("target_reviews")
+        stale = int(targets.stale.sum())
+        due = cycle[cycle.status != "on schedule"].review.tolist()
+        head = (
+            f'<div class="saaskpi-note">{"Due: " + ", ".join(due) if due else "Every review is on schedule"}; '
+            f"{stale} of {len(targets)} targets stale (not reviewed in the alignment's cadence) at the end of "
+            f"{w.month_label} (parameters/reviews.yaml)</div>"
+        )
+        return [
+            widgets.styled(head + review_html(cycle)),
+            widgets.styled(stale_html(targets, w.conventions.reporting_currency)),
+        ]
+
+    return widgets.section(wb, render)
+
+
+def behind_html(metric: str, rows: pd.DataFrame, currency: str, limit: int = BEHIND_ROWS) -> str:
+    """The largest accounts behind one tile: account, segment, amount and detail."""
+    from ..metrics.review import DRILLDOWN
+
+    head = f'<div class="saaskpi-note"><b>{html.escape(METRICS[metric].label)}</b>: {len(rows):,} '
+    if rows.empty:
+        return head + f"{html.escape(DRILLDOWN[metric])}</div>"
+    cells = [
+        [
+            html.escape(str(r.account_name)),
+            html.escape(str(r.segment)),
+            fmt.money(r.amount, currency),
+            html.escape(str(r.detail)),
+        ]
+        for r in rows.head(limit).itertuples()
+    ]
+    more = f" ({len(rows) - limit} more in `saaskpi table accounts_behind_tiles`)" if len(rows) > limit else ""
+    return (
+        head
+        + f"{html.escape(DRILLDOWN[metric])}{more}</div>"
+        + widgets.html_table(["account", "segment", "amount", "detail"], cells, numeric=(2,))
+    )
+
+
+def behind_view(wb, metric: str) -> list[Any]:
+    """The accounts behind one account-based tile, with the tile itself."""
+    from ..metrics.review import DRILLDOWN
+
+    if metric not in DRILLDOWN:
+        raise ParameterError(f"No account list behind {metric!r}; pick one of {', '.join(DRILLDOWN)}.")
+    rows = wb.table("accounts_behind_tiles")
+    return [
+        widgets.kpi_tiles(wb, wb.available([metric])),
+        widgets.styled(behind_html(metric, rows[rows.metric == metric], wb.conventions.reporting_currency)),
+    ]
+
+
+def show_accounts_behind_tiles(wb, metric: str = "") -> Any:
+    """The accounts behind the account-based tiles (logo churn, new customers, red accounts): pick a tile in an
+    app; a static report lists the largest accounts of each."""
+    from ..metrics.review import DRILLDOWN
+
+    def render(w):
+        names = w.available(list(DRILLDOWN))
+        rows = w.table("accounts_behind_tiles")
+        if not w.interactive:
+            return [
+                widgets.styled(behind_html(n, rows[rows.metric == n], w.conventions.reporting_currency)) for n in names
+            ]
+        counts = rows.metric.value_counts()
+        choices = [(f"{METRICS[n].label} · {int(counts.get(n, 0))} accounts", n) for n in names]
+        return [widgets.picked_view(w, choices, metric, behind_view, "Tile")]
+
+    return widgets.section(wb, render)

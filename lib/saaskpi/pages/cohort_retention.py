@@ -147,3 +147,11 @@ def _stickiness(wb) -> list[Any]:
 def show_stickiness(wb) -> Any:
     """DAU, WAU, MAU and DAU/MAU against target, user cohorts and the user lifecycle."""
     return widgets.section(wb, _stickiness)
+
+
+def show_churn_spikes(wb) -> Any:
+    """Churned accounts and churned MRR in the latest complete week of the month against their usual range (spike
+    alerts between months: spikes in parameters/alerts.yaml)."""
+    from .. import spikes
+
+    return spikes.show(wb, "cohort_retention")

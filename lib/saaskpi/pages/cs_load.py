@@ -408,6 +408,7 @@ def at_risk_html(risky: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> s
             f"{r.term_end:%Y-%m-%d}" if pd.notna(r.term_end) else "monthly",
             fmt.money(r.arr, currency),
             html.escape(str(r.stage)),
+            *([html.escape(str(r.override))] if "override" in risky else []),
         ]
         for r in risky.head(limit).itertuples()
     ]
@@ -418,7 +419,8 @@ def at_risk_html(risky: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> s
     )
     return (
         widgets.html_table(
-            ["account", "CSM", "band", "health", "change", "pulled down by", "term ends", "ARR", "stage"],
+            ["account", "CSM", "band", "health", "change", "pulled down by", "term ends", "ARR", "stage"]
+            + (["CSM override"] if "override" in risky else []),
             rows,
             numeric=(3, 4, 7),
         )
@@ -436,7 +438,7 @@ def show_at_risk(wb) -> Any:
             widgets.styled(
                 f'<div class="saaskpi-note">Red, or down {s.falling_points:g}+ points in '
                 f"{s.falling_months} months; components below 50 listed lowest first</div>"
-                + at_risk_html(w.table("at_risk_accounts"), w.conventions.reporting_currency)
+                + at_risk_html(with_overrides(w, w.table("at_risk_accounts")), w.conventions.reporting_currency)
             )
         )
         return out
@@ -478,7 +480,7 @@ def book_view(wb, csm_id: str) -> list[Any]:
     out.append(widgets.styled("<b>Renewals due</b>" + renewals_html(due[due.csm_id.fillna(NO_CSM) == csm_id], cur)))
     risky = wb.table("at_risk_accounts")
     risky = risky[risky.csm_id.fillna(NO_CSM) == csm_id]
-    out.append(widgets.styled("<b>Red and falling</b>" + at_risk_html(risky, cur, 10)))
+    out.append(widgets.styled("<b>Red and falling</b>" + at_risk_html(with_overrides(wb, risky), cur, 10)))
     names = account_names(wb.tables).to_dict()
     if len(risky):
         trend = wb.table("health_trend")
@@ -701,3 +703,174 @@ def show_cost_and_scorecard(wb) -> Any:
 def show_trends(wb) -> Any:
     """Customer-success KPIs by month with their targets dashed."""
     return widgets.trends_section(wb, TRENDS, TREND_MONTHS)
+
+
+# --------------------------------------------------------------------------- issue 25: service, voice, overrides
+SERVICE = _SECTION("cs_load", ["tickets_opened", "uptime"])
+VOICE = _SECTION("cs_load", ["nps_comment_share", "health_override_share"])
+COMMENT_ROWS = 8
+
+
+def show_service(wb) -> Any:
+    """Ticket volume and uptime (optional service_status table) beside the support SLA, and the week's ticket
+    spike against its usual range (spikes in parameters/alerts.yaml)."""
+    from .. import spikes
+
+    def render(w):
+        out: list[Any] = [widgets.kpi_tiles(w, w.available(SERVICE))]
+        if not w.has("service_status"):
+            out.append(widgets.note("Add a `service_status` table (incident_id, started_at, ended_at) to see uptime."))
+        if w.has("support_tickets"):
+            s = spikes.settings()
+            found = spikes.evaluate(w, "cs_load", s)
+            out.append(widgets.styled(spikes.spikes_html(found, w.conventions.reporting_currency, s.weeks)))
+        return out
+
+    return widgets.section(wb, render)
+
+
+def themes_html(themes: pd.DataFrame) -> str:
+    """Per segment: each theme, its comments, their share of the segment's comments, the share with a low
+    score, and the latest comment holding it."""
+    rows = [
+        [
+            html.escape(str(r.segment)),
+            html.escape(str(r.theme)),
+            _int(r.comments),
+            _num(r.share, "fraction"),
+            _num(r.low_share, "fraction"),
+            html.escape(str(r.example)),
+        ]
+        for r in themes.itertuples()
+    ]
+    return widgets.html_table(
+        ["segment", "theme", "comments", "of the segment's", "with a low score", "latest comment"],
+        rows,
+        numeric=(2, 3, 4),
+    )
+
+
+def comments_html(comments: pd.DataFrame, limit: int = COMMENT_ROWS) -> str:
+    """The month's newest survey comments with the score they came with."""
+    rows = [
+        [
+            f"{r.answered_at:%Y-%m-%d}",
+            "NPS" if r.survey == "nps" else "CSAT",
+            _num(r.score, "score"),
+            html.escape(str(r.account_name)),
+            html.escape(str(r.comment)),
+        ]
+        for r in comments.head(limit).itertuples()
+    ]
+    return widgets.html_table(["date", "survey", "score", "account", "comment"], rows, numeric=(2,))
+
+
+def show_voice(wb) -> Any:
+    """Survey comments beside NPS and CSAT: the most frequent themes per segment and the month's newest comments
+    (optional survey_comments table; settings in parameters/voice.yaml)."""
+    from ..metrics.voice import voice_settings
+
+    def render(w):
+        if not w.has("survey_comments"):
+            return [
+                widgets.note(
+                    "Add a `survey_comments` table (survey_id, survey nps or csat, comment) to see what customers "
+                    "say beside NPS and CSAT, and its themes per segment."
+                )
+            ]
+        s = voice_settings()
+        out: list[Any] = [widgets.kpi_tiles(w, w.available(["nps_comment_share"]))]
+        themes = w.table("comment_themes")
+        out.append(
+            widgets.styled(
+                f'<div class="saaskpi-note">Themes: the most frequent phrases of the comments given in the '
+                f"{s.window_months} months to the month end, per segment (a comment counts once; low score = "
+                "NPS 0-6 or CSAT 1-2)</div>"
+                + (themes_html(themes) if len(themes) else '<div class="saaskpi-note">No comment in the window.</div>')
+            )
+        )
+        latest = w.table("latest_comments")
+        out.append(
+            widgets.styled(
+                f'<div class="saaskpi-note">Newest comments of the month ({len(latest):,} in all)</div>'
+                + comments_html(latest)
+            )
+        )
+        return out
+
+    return widgets.section(wb, render)
+
+
+def with_overrides(wb, accounts: pd.DataFrame) -> pd.DataFrame:
+    """`accounts` with an `override` column (the CSM's band and score, or empty) when the source has
+    health_overrides; unchanged without it."""
+    if not wb.has("health_overrides"):
+        return accounts
+    over = wb.table("health_overrides_in_force").set_index("account_id")
+    text = {
+        r.Index: " ".join(
+            p
+            for p in (r.override_band if isinstance(r.override_band, str) else "", _num(r.override_score, "score"))
+            if p and p != "n/a"
+        )
+        for r in over.itertuples()
+    }
+    return accounts.assign(override=accounts.account_id.map(text).fillna(""))
+
+
+def overrides_html(over: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> str:
+    """Accounts whose CSM overrides the computed health: computed score and band beside the override."""
+    rows = [
+        [
+            html.escape(str(r.account_name)),
+            html.escape(r.csm_id if isinstance(r.csm_id, str) and r.csm_id else NO_CSM),
+            f"{_band(r.band)} {_num(r.health, 'score')}",
+            " ".join(
+                p
+                for p in (
+                    _band(r.override_band) if isinstance(r.override_band, str) else "",
+                    "" if pd.isna(r.override_score) else _num(r.override_score, "score"),
+                )
+                if p
+            ),
+            html.escape(str(r.reason)),
+            html.escape(str(r.set_by)) if isinstance(r.set_by, str) else "",
+            f"{r.since:%Y-%m-%d}",
+            fmt.money(r.arr, currency),
+        ]
+        for r in over.head(limit).itertuples()
+    ]
+    more = (
+        f'<div class="saaskpi-note">{len(over) - limit} more in `saaskpi table health_overrides_in_force`.</div>'
+        if len(over) > limit
+        else ""
+    )
+    return (
+        widgets.html_table(
+            ["account", "CSM", "computed", "CSM override", "reason", "set by", "since", "ARR"], rows, numeric=(2, 3, 7)
+        )
+        + more
+    )
+
+
+def show_health_overrides(wb) -> Any:
+    """CSM overrides of the computed health in force at the month end, next to the computed score (optional
+    health_overrides table; the computed score is never changed)."""
+
+    def render(w):
+        if not w.has("health_overrides"):
+            return [
+                widgets.note(
+                    "Add a `health_overrides` table (account_id, date, score or band, reason, csm) to show a CSM's "
+                    "judgement next to the computed health."
+                )
+            ]
+        over = w.table("health_overrides_in_force")
+        out: list[Any] = [widgets.kpi_tiles(w, w.available(["health_override_share"]))]
+        if over.empty:
+            out.append(widgets.note("No CSM override in force at the month end."))
+        else:
+            out.append(widgets.styled(overrides_html(over, w.conventions.reporting_currency)))
+        return out
+
+    return widgets.section(wb, render)
