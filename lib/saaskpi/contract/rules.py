@@ -221,6 +221,8 @@ FOREIGN_KEYS = (
     ForeignKey("accounts", "csm_id", "team", "member_id"),
     ForeignKey("invoices", "account_id", "accounts", "account_id"),
     ForeignKey("invoices", "subscription_id", "subscriptions", "subscription_id"),
+    ForeignKey("churn_reasons", "account_id", "accounts", "account_id"),
+    ForeignKey("churn_reasons", "subscription_id", "subscriptions", "subscription_id"),
 )
 
 DATE_ORDERS = (

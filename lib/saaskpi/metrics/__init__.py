@@ -58,6 +58,7 @@ def _segment_targets() -> dict[str, set[str]]:
 
 
 from . import drivers, forecast  # noqa: E402, F401  (registration: the forecast and driver tables, issue 22)
+from . import churn_reasons, comparisons  # noqa: E402, F401  (registration: churn reasons, expansion, comparisons; issue 25)
 
 validate_registry(set(Conventions.model_fields), _segment_targets())
 
