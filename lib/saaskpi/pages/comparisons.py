@@ -69,7 +69,7 @@ def trend_chart(trend: pd.DataFrame, label: str, currency: str) -> alt.Chart:
         alt.Chart(trend)
         .mark_area()
         .encode(
-            x=alt.X("month:T", title=None, axis=charts.month_axis(trend.month)),
+            x=alt.X("month:T", title=None, axis=charts.month_axis(trend.month, 6)),
             y=alt.Y("mrr:Q", title="MRR", stack=True, axis=charts.money_axis(currency)),
             color=alt.Color("group:N", title=None, scale=alt.Scale(range=theme.PALETTE), legend=alt.Legend(orient="right")),
             tooltip=[
@@ -126,7 +126,7 @@ def groups_view(wb, by: str) -> list[Any]:
     if t.nrr_12m.notna().any():
         charts_.append(retention_chart(t, label))
     if charts_:
-        out.append(widgets.chart(alt.hconcat(*charts_), wb))
+        out.append(widgets.chart(alt.hconcat(*charts_).resolve_scale(color="independent"), wb))
     low = wb.conventions.low_n_threshold
     few = t[t.base_accounts < low].group.tolist()
     if few:
@@ -274,7 +274,7 @@ def engagement_chart(t: pd.DataFrame) -> alt.Chart:
         alt.Chart(t)
         .mark_bar()
         .encode(
-            x=alt.X("month:T", title=None, axis=charts.month_axis(t.month)),
+            x=alt.X("yearmonth(month):O", title=None, axis=alt.Axis(format="%b %Y", labelAngle=0)),
             y=alt.Y("touchpoints:Q", title="touchpoints"),
             color=alt.Color("kind:N", title=None, scale=alt.Scale(range=theme.PALETTE), legend=alt.Legend(orient="top")),
             tooltip=[alt.Tooltip("month:T", format="%b %Y"), "kind:N", "touchpoints:Q", "accounts:Q"],
