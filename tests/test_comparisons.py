@@ -76,7 +76,7 @@ def test_groups_add_up_to_the_total(wb):
         assert part.mrr_share.sum() == pytest.approx(1.0), by
     trend = wb.table("group_mrr_trend")
     m = wb.table("mrr_movements").set_index("month")
-    for by, part in trend.groupby("breakdown"):
+    for _by, part in trend.groupby("breakdown"):
         sums = part.groupby("month")[["mrr", "accounts"]].sum()
         np.testing.assert_allclose(sums.mrr, m.mrr_end.reindex(sums.index))
         np.testing.assert_array_equal(sums.accounts, m.accounts_end.reindex(sums.index))

@@ -57,8 +57,8 @@ def _segment_targets() -> dict[str, set[str]]:
     return {f"segments/{name}.yaml": set(params.segment(name).targets) for name in params.segment_names()}
 
 
-from . import drivers, forecast  # noqa: E402, F401  (registration: the forecast and driver tables, issue 22)
-from . import churn_reasons, comparisons  # noqa: E402, F401  (registration: churn reasons, expansion, comparisons; issue 25)
+# registration: the forecast and driver tables (issue 22); churn reasons and comparisons (issue 25)
+from . import churn_reasons, comparisons, drivers, forecast  # noqa: E402, F401
 
 validate_registry(set(Conventions.model_fields), _segment_targets())
 

@@ -129,9 +129,7 @@ def churn_reason_movements(
     account nearest to its month within churn_reason_window_days (customer_success.yaml), else 'no reason
     recorded'; the customer's comment and the date it was recorded."""
     m = account_movements
-    parts = [
-        m[m[kind] > 0].assign(movement=kind, mrr=lambda d, k=kind: d[k]) for kind in ("churn", "contraction")
-    ]
+    parts = [m[m[kind] > 0].assign(movement=kind, mrr=lambda d, k=kind: d[k]) for kind in ("churn", "contraction")]
     moves = pd.concat(parts, ignore_index=True)[["account_id", "month", "segment", "movement", "mrr"]]
     moves = moves.sort_values(["month", "movement", "account_id"]).reset_index(drop=True)
     found = match_reasons(moves, recorded_reasons(tables), success_settings.churn_reason_window_days)
@@ -197,7 +195,11 @@ def churn_reasons_by_segment(as_of: int, churn_reason_movements: pd.DataFrame) -
             contraction_mrr=m.mrr.where(m.movement == "contraction", 0.0),
         )
         .groupby(["segment", "reason"], as_index=False)
-        .agg(churn_mrr=("churn_mrr", "sum"), contraction_mrr=("contraction_mrr", "sum"), accounts=("account_id", "nunique"))
+        .agg(
+            churn_mrr=("churn_mrr", "sum"),
+            contraction_mrr=("contraction_mrr", "sum"),
+            accounts=("account_id", "nunique"),
+        )
     )
     out["lost_mrr"] = out.churn_mrr + out.contraction_mrr
     out["share_of_segment"] = safe_ratio(out.lost_mrr, out.groupby("segment").lost_mrr.transform("sum"))
@@ -421,6 +423,17 @@ def expansion_candidates(
         "extending stage" if st == "extending" else f"uses {u:.0%} of its seats"
         for st, u in zip(picked.stage, picked.utilisation)
     ]
-    cols = ["account_id", "account_name", "segment", "csm_id", "stage", "health", "utilisation", "seats", "arr", "why",
-            "term_end"]
+    cols = [
+        "account_id",
+        "account_name",
+        "segment",
+        "csm_id",
+        "stage",
+        "health",
+        "utilisation",
+        "seats",
+        "arr",
+        "why",
+        "term_end",
+    ]
     return picked.sort_values(["utilisation", "arr"], ascending=[False, False])[cols].reset_index(drop=True)

@@ -147,7 +147,9 @@ def group_mrr_trend(tables: Tables, account_mrr: pd.DataFrame, account_plan_mrr:
         agg = g.groupby(["group", "month"], as_index=False).agg(mrr=("mrr", "sum"), accounts=("account_id", "size"))
         parts.append(agg.assign(breakdown=by))
     if not parts or mrr.empty:
-        return empty_frame({"breakdown": "str", "group": "str", "month": "datetime", "mrr": "float64", "accounts": "int64"})
+        return empty_frame(
+            {"breakdown": "str", "group": "str", "month": "datetime", "mrr": "float64", "accounts": "int64"}
+        )
     out = pd.concat(parts, ignore_index=True)
     return out[["breakdown", "group", "month", "mrr", "accounts"]].sort_values(["breakdown", "group", "month"])
 
@@ -283,7 +285,10 @@ def feature_usage_by_stage(
     needs=USAGE,
 )
 def feature_usage_by_account(
-    as_of: int, tables: Tables, feature_month_activity: pd.DataFrame, account_stages: pd.DataFrame,
+    as_of: int,
+    tables: Tables,
+    feature_month_activity: pd.DataFrame,
+    account_stages: pd.DataFrame,
     account_months: pd.DataFrame,
 ) -> pd.DataFrame:
     """Every paying account's use of each feature in the month: minutes (duration_seconds) and the last day of the
@@ -327,8 +332,9 @@ def engagements_by_type(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     kind = nw.col("kind") if "kind" in t.columns else nw.lit(None, dtype=nw.String)
     keyed = t.select(
         "account_id",
-        (nw.col("occurred_at").dt.year().cast(nw.Int64) * 12 + nw.col("occurred_at").dt.month().cast(nw.Int64) - 1)
-        .alias("key"),
+        (
+            nw.col("occurred_at").dt.year().cast(nw.Int64) * 12 + nw.col("occurred_at").dt.month().cast(nw.Int64) - 1
+        ).alias("key"),
         kind.fill_null("unknown").alias("kind"),
         (sentiment == "positive").fill_null(False).cast(nw.Int64).alias("positive"),
         (sentiment == "negative").fill_null(False).cast(nw.Int64).alias("negative"),

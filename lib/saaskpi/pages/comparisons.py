@@ -71,7 +71,9 @@ def trend_chart(trend: pd.DataFrame, label: str, currency: str) -> alt.Chart:
         .encode(
             x=alt.X("month:T", title=None, axis=charts.month_axis(trend.month, 6)),
             y=alt.Y("mrr:Q", title="MRR", stack=True, axis=charts.money_axis(currency)),
-            color=alt.Color("group:N", title=None, scale=alt.Scale(range=theme.PALETTE), legend=alt.Legend(orient="right")),
+            color=alt.Color(
+                "group:N", title=None, scale=alt.Scale(range=theme.PALETTE), legend=alt.Legend(orient="right")
+            ),
             tooltip=[
                 "group:N",
                 alt.Tooltip("month:T", format="%b %Y"),
@@ -117,7 +119,9 @@ def groups_view(wb, by: str) -> list[Any]:
     t = t[t.breakdown == by]
     trend = wb.table("group_mrr_trend")
     trend = trend[
-        (trend.breakdown == by) & (trend.month > wb.month - pd.DateOffset(months=TREND_MONTHS)) & (trend.month <= wb.month)
+        (trend.breakdown == by)
+        & (trend.month > wb.month - pd.DateOffset(months=TREND_MONTHS))
+        & (trend.month <= wb.month)
     ]
     out: list[Any] = [widgets.styled(groups_html(t, total, cur))]
     charts_: list[alt.Chart] = []
@@ -131,7 +135,9 @@ def groups_view(wb, by: str) -> list[Any]:
     few = t[t.base_accounts < low].group.tolist()
     if few:
         out.append(
-            widgets.note(f"Fewer than {low:g} accounts paying 12 months ago in: {', '.join(map(str, few))} (read with care).")
+            widgets.note(
+                f"Fewer than {low:g} accounts paying 12 months ago in: {', '.join(map(str, few))} (read with care)."
+            )
         )
     return out
 
@@ -211,8 +217,12 @@ def stage_heatmap(t: pd.DataFrame) -> alt.Chart:
         y=alt.Y("stage:N", title=None, sort=list(STAGES)),
     )
     rect = base.mark_rect().encode(
-        color=alt.Color("share_using:Q", title="accounts using", scale=alt.Scale(scheme=theme.HEAT, domain=[0, 1]),
-                        legend=alt.Legend(format="%")),
+        color=alt.Color(
+            "share_using:Q",
+            title="accounts using",
+            scale=alt.Scale(scheme=theme.HEAT, domain=[0, 1]),
+            legend=alt.Legend(format="%"),
+        ),
         tooltip=[
             "stage:N",
             "feature:N",
@@ -226,7 +236,11 @@ def stage_heatmap(t: pd.DataFrame) -> alt.Chart:
         text="label:N", color=alt.condition(alt.datum.share_using > 0.5, alt.value("white"), alt.value(theme.INK))
     )
     return (rect + text).properties(
-        width=alt.Step(58), height=alt.Step(24), title=alt.Title("Feature use by lifecycle stage", subtitle="share of the stage's paying accounts that used it in the month")
+        width=alt.Step(58),
+        height=alt.Step(24),
+        title=alt.Title(
+            "Feature use by lifecycle stage", subtitle="share of the stage's paying accounts that used it in the month"
+        ),
     )
 
 
@@ -276,7 +290,9 @@ def engagement_chart(t: pd.DataFrame) -> alt.Chart:
         .encode(
             x=alt.X("yearmonth(month):O", title=None, axis=alt.Axis(format="%b %Y", labelAngle=0)),
             y=alt.Y("touchpoints:Q", title="touchpoints"),
-            color=alt.Color("kind:N", title=None, scale=alt.Scale(range=theme.PALETTE), legend=alt.Legend(orient="top")),
+            color=alt.Color(
+                "kind:N", title=None, scale=alt.Scale(range=theme.PALETTE), legend=alt.Legend(orient="top")
+            ),
             tooltip=[alt.Tooltip("month:T", format="%b %Y"), "kind:N", "touchpoints:Q", "accounts:Q"],
         )
         .properties(width=640, height=200, title="Customer-success touchpoints by type")

@@ -747,7 +747,9 @@ def show_expansion_candidates(wb) -> Any:
         )
         out: list[Any] = [widgets.styled(lead + candidates_html(picked, w.conventions.reporting_currency))]
         if not w.has("usage_events"):
-            out.append(widgets.note("Seat utilisation needs a `usage_events` table: add it to find accounts near their limit."))
+            out.append(
+                widgets.note("Seat utilisation needs a `usage_events` table: add it to find accounts near their limit.")
+            )
         return out
 
     return widgets.section(wb, render)
