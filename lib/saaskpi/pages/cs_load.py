@@ -772,7 +772,7 @@ def reasons_chart(by_reason: pd.DataFrame, currency: str) -> alt.Chart:
         alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("month:T", title=None, axis=charts.month_axis(data.month)),
+            x=alt.X("yearmonth(month):O", title=None, axis=alt.Axis(format="%b %y", labelAngle=0)),
             y=alt.Y("sum(lost_mrr):Q", title="MRR lost (churn + contraction)", axis=charts.money_axis(currency)),
             color=alt.Color("reason:N", title=None, scale=reason_colours(order), legend=alt.Legend(orient="right")),
             order=alt.Order("rank:Q", sort="ascending"),
@@ -817,7 +817,7 @@ def expansion_chart(moves: pd.DataFrame, currency: str) -> alt.Chart:
         alt.Chart(long)
         .mark_bar()
         .encode(
-            x=alt.X("month:T", title=None, axis=charts.month_axis(long.month)),
+            x=alt.X("yearmonth(month):O", title=None, axis=alt.Axis(format="%b %y", labelAngle=0)),
             y=alt.Y("sum(mrr):Q", title="expansion MRR", axis=charts.money_axis(currency)),
             color=alt.Color(
                 "kind:N",
@@ -878,6 +878,11 @@ def show_churn_reasons(wb) -> Any:
     return widgets.section(wb, render)
 
 
+def _whole(v: float) -> str:
+    """A score rounded to a whole number (n/a when missing)."""
+    return "n/a" if v is None or pd.isna(v) else f"{v:.0f}"
+
+
 def csm_service_html(card: pd.DataFrame) -> str:
     rows = [
         [
@@ -886,8 +891,8 @@ def csm_service_html(card: pd.DataFrame) -> str:
             _int(r.tickets),
             _num(r.resolution_hours_median, "hours"),
             _num(r.first_contact_resolution, "fraction"),
-            _num(r.engagement_score, "score"),
-            _num(r.health, "score"),
+            _whole(r.engagement_score),
+            _whole(r.health),
             _num(r.touchpoints_per_account, "number"),
         ]
         for r in card.itertuples()
