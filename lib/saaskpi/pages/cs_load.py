@@ -764,15 +764,31 @@ def reason_colours(reasons: list[str]) -> alt.Scale:
     return alt.Scale(domain=[*named, NO_REASON], range=[*colours, theme.OTHER])
 
 
-def reasons_chart(by_reason: pd.DataFrame, currency: str) -> alt.Chart:
+def month_bars_axis(months: pd.DatetimeIndex) -> alt.X:
+    """An x of one bar per month of `months` (every month shown, a month without a bar too), labelled 'Jan 25'."""
+    labels = [f"{m:%b %y}" for m in months]
+    shown = labels[::-1][::3][::-1]  # every third month, the last one always
+    return alt.X(
+        "label:O", title=None, sort=labels, scale=alt.Scale(domain=labels), axis=alt.Axis(labelAngle=0, values=shown)
+    )
+
+
+def window_months(wb) -> pd.DatetimeIndex:
+    """The TREND_MONTHS months to the workbook's month."""
+    return pd.date_range(end=wb.month, periods=TREND_MONTHS, freq="MS")
+
+
+def reasons_chart(by_reason: pd.DataFrame, currency: str, months: pd.DatetimeIndex) -> alt.Chart:
     """Churn and contraction MRR per month, stacked by reason (largest reasons at the bottom)."""
     order = by_reason.groupby("reason").lost_mrr.sum().sort_values(ascending=False).index.tolist()
-    data = by_reason.assign(rank=by_reason.reason.map({r: i for i, r in enumerate(order)}))
+    data = by_reason.assign(
+        rank=by_reason.reason.map({r: i for i, r in enumerate(order)}), label=by_reason.month.dt.strftime("%b %y")
+    )
     return (
         alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("yearmonth(month):O", title=None, axis=alt.Axis(format="%b %y", labelAngle=0)),
+            x=month_bars_axis(months),
             y=alt.Y("sum(lost_mrr):Q", title="MRR lost (churn + contraction)", axis=charts.money_axis(currency)),
             color=alt.Color("reason:N", title=None, scale=reason_colours(order), legend=alt.Legend(orient="right")),
             order=alt.Order("rank:Q", sort="ascending"),
@@ -809,15 +825,16 @@ def reasons_by_segment_html(t: pd.DataFrame, currency: str) -> str:
     return widgets.html_table(head, rows, numeric=(2, 3, 4, 5))
 
 
-def expansion_chart(moves: pd.DataFrame, currency: str) -> alt.Chart:
+def expansion_chart(moves: pd.DataFrame, currency: str, months: pd.DatetimeIndex) -> alt.Chart:
     """Expansion MRR per month, split into upsell and cross-sell."""
     long = moves.melt(id_vars="month", value_vars=["upsell", "cross_sell"], var_name="kind", value_name="mrr")
     long["kind"] = long.kind.map({"upsell": "upsell", "cross_sell": "cross-sell"})
+    long["label"] = long.month.dt.strftime("%b %y")
     return (
         alt.Chart(long)
         .mark_bar()
         .encode(
-            x=alt.X("yearmonth(month):O", title=None, axis=alt.Axis(format="%b %y", labelAngle=0)),
+            x=month_bars_axis(months),
             y=alt.Y("sum(mrr):Q", title="expansion MRR", axis=charts.money_axis(currency)),
             color=alt.Color(
                 "kind:N",
@@ -852,7 +869,7 @@ def show_churn_reasons(wb) -> Any:
             t = t[(t.month > start) & (t.month <= w.month)]
             out.append(widgets.kpi_tiles(w, ["churn_reason_coverage"]))
             if len(t):
-                out.append(widgets.chart(reasons_chart(t, cur), w))
+                out.append(widgets.chart(reasons_chart(t, cur, window_months(w)), w))
             seg = w.table("churn_reasons_by_segment")
             out.append(
                 widgets.styled(
@@ -872,7 +889,7 @@ def show_churn_reasons(wb) -> Any:
         moves = w.table("expansion_movements")
         moves = moves[(moves.month > start) & (moves.month <= w.month)]
         if len(moves):
-            out.append(widgets.chart(expansion_chart(moves, cur), w))
+            out.append(widgets.chart(expansion_chart(moves, cur, window_months(w)), w))
         return out
 
     return widgets.section(wb, render)
