@@ -41,8 +41,14 @@ def breakdown_choices() -> list[tuple[str, str]]:
     return [(f"by {BREAKDOWN_LABELS[b]}", b) for b in BREAKDOWNS]
 
 
-def groups_html(t: pd.DataFrame, total: pd.Series, currency: str) -> str:
-    """One row per group and the total: accounts, MRR and its share, ARPA, and 12-month NRR, GRR and logo churn."""
+def groups_html(t: pd.DataFrame, total: pd.Series, currency: str, trend: pd.DataFrame | None = None) -> str:
+    """One row per group and the total: accounts, MRR with its last 12 month ends as a sparkline and its share, ARPA,
+    and 12-month NRR, GRR and logo churn."""
+    lines: dict[str, list[float]] = {}
+    if trend is not None and len(trend):
+        recent = trend[trend.month > trend.month.max() - pd.DateOffset(months=12)]
+        lines = {str(g): part.sort_values("month").mrr.tolist() for g, part in recent.groupby("group")}
+        lines[TOTAL] = recent.groupby("month").mrr.sum().sort_index().tolist()
     rows, totals = [], []
     for r in [*t.itertuples(), total]:
         rows.append(
@@ -50,6 +56,7 @@ def groups_html(t: pd.DataFrame, total: pd.Series, currency: str) -> str:
                 html.escape(str(r.group)),
                 f"{int(r.accounts):,}",
                 fmt.money(r.mrr, currency),
+                widgets.sparkline_svg(lines.get(str(r.group), []), width=80, height=18),
                 _num(r.mrr_share, "fraction"),
                 _num(r.arpa, "currency", currency),
                 f"{int(r.base_accounts):,}",
@@ -59,8 +66,9 @@ def groups_html(t: pd.DataFrame, total: pd.Series, currency: str) -> str:
             ]
         )
         totals.append(r.group == TOTAL)
-    head = ["group", "accounts", "MRR", "share", "ARPA", "paying 12m ago", "NRR 12m", "GRR 12m", "logo churn 12m"]
-    return widgets.html_table(head, rows, numeric=tuple(range(1, 9)), totals=totals)
+    head = ["group", "accounts", "MRR", "12 months", "share", "ARPA", "paying 12m ago", "NRR 12m", "GRR 12m"]
+    head.append("logo churn 12m")
+    return widgets.html_table(head, rows, numeric=(1, 2, 4, 5, 6, 7, 8, 9), totals=totals)
 
 
 def trend_chart(trend: pd.DataFrame, label: str, currency: str) -> alt.Chart:
@@ -123,7 +131,7 @@ def groups_view(wb, by: str) -> list[Any]:
         & (trend.month > wb.month - pd.DateOffset(months=TREND_MONTHS))
         & (trend.month <= wb.month)
     ]
-    out: list[Any] = [widgets.styled(groups_html(t, total, cur))]
+    out: list[Any] = [widgets.styled(groups_html(t, total, cur, trend))]
     charts_: list[alt.Chart] = []
     if len(trend):
         charts_.append(trend_chart(trend, label, cur))
