@@ -244,3 +244,32 @@ def test_page_sections_show_reasons_and_candidates(wb):
     assert "budget cuts" in text and "MRR lost by reason" in text
     assert "No healthy account" in page_html(cs_load.show_expansion_candidates, wb)
     assert "Kim" in page_html(cs_load.show_csm_service, wb)
+
+
+def test_expansion_candidates_by_hand(wb):
+    """Healthy (>= 70), not falling (a drop of 10+ points), and extending or at >= 80 % of its seats."""
+    from saaskpi.metrics.churn_reasons import expansion_candidates
+
+    health = pd.DataFrame(
+        {
+            "account_id": ["E", "F", "G", "H", "I"],
+            "account_name": ["Ext", "Full", "Sick", "Falling", "Idle"],
+            "segment": "smb",
+            "csm_id": [None, "K1", "K1", "K1", "K1"],
+            "stage": ["extending", "renewal", "extending", "adopting", "adopting"],
+            "arr": [1200.0, 2400.0, 600.0, 600.0, 600.0],
+            "health": [70.0, 90.0, 69.0, 95.0, 95.0],
+            "change": [0.0, np.nan, 0.0, -10.0, 0.0],
+        }
+    )
+    stages = pd.DataFrame({"account_id": list("EFGHI"), "key": 24291, "utilisation": [0.5, 0.85, 0.9, 0.9, 0.79]})
+    months = pd.DataFrame(
+        {"account_id": list("EFGHI"), "key": 24291, "seats": [10.0, 20.0, 5.0, 5.0, 5.0], "term_end": pd.NaT}
+    )
+    s = dataclasses.replace(wb.success_settings(), expansion_min_health=70.0, expansion_utilisation=0.8)
+    got = expansion_candidates(24291, s, health, stages, months)
+    # E: extending at health 70 (the edge counts); F: renewal stage but 85 % of its seats; G: health 69;
+    # H: fell 10 points (falling_points 10); I: 79 % of its seats, adopting
+    assert got.account_id.tolist() == ["F", "E"]  # fullest first
+    assert got.why.tolist() == ["uses 85% of its seats", "extending stage"]
+    assert got.seats.tolist() == [20.0, 10.0]
