@@ -319,6 +319,9 @@ class SuccessSettings:
     health_by_segment: dict[str, HealthModel]
     falling_points: float
     falling_months: int
+    churn_reason_window_days: int = 60  # issue 25: churn reasons and expansion candidates (customer_success.yaml)
+    expansion_utilisation: float = 0.8
+    expansion_min_health: float = 70.0
 
     def health_for(self, segment: str) -> HealthModel:
         return self.health_by_segment.get(segment, self.health)
@@ -351,6 +354,9 @@ class CustomerSuccessFile(_Strict):
     sla_hours: _SlaHours
     csm_capacity: dict[str, PositiveNumber]
     forecast_history_months: PositiveInt
+    churn_reason_window_days: Annotated[int, Field(ge=0)] = 60
+    expansion_utilisation: Annotated[float, Field(ge=0), BeforeValidator(_float)] = 0.8
+    expansion_min_health: Annotated[float, Field(ge=0, le=100), BeforeValidator(_float)] = 70.0
 
     @field_validator("csm_capacity")
     @classmethod
@@ -454,6 +460,9 @@ def _success_settings(cs_path: Path, _cs_mtime: int, health_path: Path, _health_
         by_segment,
         hs.falling_points,
         hs.falling_months,
+        cs.churn_reason_window_days,
+        cs.expansion_utilisation,
+        cs.expansion_min_health,
     )
 
 

@@ -13,7 +13,8 @@ from saaskpi.app import voila_command
 
 TILE = ".kpi-tile"  # the first tile of the page: a segment-specific KPI on every page (value, change and n:
 # a value alone can round to the same text in two segments)
-MARKERS = {"07_product_analytics": ".saaskpi-header"}  # pages without KPI tiles: their header names the segment
+# pages without KPI tiles: their header names the segment
+MARKERS = {"07_product_analytics": ".saaskpi-header", "08_comparisons": ".saaskpi-header"}
 CHART = ".jupyter-widgets canvas, .jupyter-widgets svg.marks, canvas.marks, svg.marks"
 
 

@@ -349,6 +349,8 @@ FOREIGN_KEYS = (
     ForeignKeyWhere("survey_comments", "survey_id", "support_tickets", "ticket_id", where="survey", value="csat"),
     ForeignKey("health_overrides", "account_id", "accounts", "account_id"),
     ForeignKey("health_overrides", "csm", "team", "member_id"),
+    ForeignKey("churn_reasons", "account_id", "accounts", "account_id"),
+    ForeignKey("churn_reasons", "subscription_id", "subscriptions", "subscription_id"),
 )
 
 DATE_ORDERS = (

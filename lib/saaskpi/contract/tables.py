@@ -262,6 +262,22 @@ class ServiceStatus(Table):
     description: Optional[str] = _field("What happened.", nullable=True, default="")
 
 
+class ChurnReasons(Table):
+    """Exit survey (optional): why an account left or cut back. Each churn or contraction of MRR takes the reason
+    recorded for its account nearest its month, within churn_reason_window_days (customer_success.yaml)."""
+
+    account_id: str = _field("Account that churned or contracted (accounts.account_id).")
+    recorded_on: pl.Date = _field("Date the reason was given (the exit survey's answer or the cancellation).")
+    reason: str = _field(
+        "Reason, free text (price, missing feature ...): grouped in lower case with outer spaces trimmed, "
+        "so `Price ` and `price` are one reason."
+    )
+    subscription_id: Optional[str] = _field(
+        "Subscription cancelled or reduced (subscriptions.subscription_id); empty = the account.", nullable=True
+    )
+    comment: Optional[str] = _field("The customer's own words.", nullable=True)
+
+
 TABLES: dict[str, type[Table]] = {
     "accounts": Accounts,
     "subscriptions": Subscriptions,
@@ -282,6 +298,7 @@ TABLES: dict[str, type[Table]] = {
     "survey_comments": SurveyComments,
     "health_overrides": HealthOverrides,
     "service_status": ServiceStatus,
+    "churn_reasons": ChurnReasons,
 }
 REQUIRED_TABLES = ("accounts", "subscriptions")
 

@@ -26,6 +26,7 @@ from .activity import (
     usage_batches,
     users_frame,
 )
+from .churn import churn_reasons_frame
 from .company import (
     account_lives,
     accounts_frame,
@@ -145,6 +146,7 @@ def generate(out_dir: Path | str, *, scale: str | DemoScale = "default", seed: i
         write_plan(tmp, accounts, subs, fx, spend, sc, seed)  # the optional plan table, own random stream (issue 25)
         for name, frame in voice_frames(seed, accounts, nps, tickets, period_months(sc)).items():  # issue 25
             _write_csv(frame, tmp / f"{name}.csv")
+        _write_csv(churn_reasons_frame(accounts, subs, seed), tmp / "churn_reasons.csv")  # issue 25, own stream
         steps.update()
         events = 0
         with pq.ParquetWriter(tmp / "usage_events.parquet", EVENT_SCHEMA, compression="zstd") as writer:

@@ -10,6 +10,7 @@ from pathlib import Path
 from . import (
     benchmarks,
     cohort_retention,
+    comparisons,
     cs_load,
     executive_summary,
     forecast,
@@ -21,6 +22,7 @@ from . import (
 __all__ = [
     "benchmarks",
     "cohort_retention",
+    "comparisons",
     "cs_load",
     "executive_summary",
     "forecast",

@@ -874,3 +874,267 @@ def show_health_overrides(wb) -> Any:
         return out
 
     return widgets.section(wb, render)
+
+
+# --------------------------------------------------------------------------- issue 25: expansion, churn reasons, CSMs
+EXPANSION = _SECTION("cs_load", ["upsell_mrr", "cross_sell_mrr", "upsell_rate", "cross_sell_rate"])
+
+
+def candidates_html(picked: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> str:
+    """Expansion candidates: account, CSM, stage, health, seat utilisation, seats, ARR, why, term end."""
+    if picked.empty:
+        return '<div class="saaskpi-note">No healthy account is extending or near its seat limit this month.</div>'
+    rows = [
+        [
+            html.escape(str(r.account_name)),
+            html.escape(str(r.csm_id) if pd.notna(r.csm_id) else NO_CSM),
+            html.escape(str(r.stage)),
+            _num(r.health, "score"),
+            _num(r.utilisation, "fraction"),
+            _int(r.seats),
+            fmt.money(r.arr, currency),
+            html.escape(r.why),
+            f"{r.term_end:%Y-%m-%d}" if pd.notna(r.term_end) else "monthly",
+        ]
+        for r in picked.head(limit).itertuples()
+    ]
+    more = (
+        f'<div class="saaskpi-note">{len(picked) - limit} more in `saaskpi table expansion_candidates`.</div>'
+        if len(picked) > limit
+        else ""
+    )
+    head = ["account", "CSM", "stage", "health", "seats used", "seats", "ARR", "why", "term ends"]
+    return widgets.html_table(head, rows, numeric=(3, 4, 5, 6)) + more
+
+
+def show_expansion_candidates(wb) -> Any:
+    """Healthy accounts ready to grow (beside the at-risk list): extending, or near their seat limit."""
+
+    def render(w):
+        s = w.success_settings()
+        picked = w.table("expansion_candidates")
+        lead = (
+            f'<div class="saaskpi-note">{len(picked)} accounts with health ≥ {s.expansion_min_health:g}, not falling, '
+            f"in the extending stage or using ≥ {s.expansion_utilisation:.0%} of their seats (MAU / seats; "
+            "customer_success.yaml); fullest first</div>"
+        )
+        out: list[Any] = [widgets.styled(lead + candidates_html(picked, w.conventions.reporting_currency))]
+        if not w.has("usage_events"):
+            out.append(
+                widgets.note("Seat utilisation needs a `usage_events` table: add it to find accounts near their limit.")
+            )
+        return out
+
+    return widgets.section(wb, render)
+
+
+def reason_colours(reasons: list[str]) -> alt.Scale:
+    """One palette colour per reason, grey for 'no reason recorded'."""
+    from ..metrics.churn_reasons import NO_REASON
+
+    named = [r for r in reasons if r != NO_REASON]
+    colours = [theme.PALETTE[i % len(theme.PALETTE)] for i in range(len(named))]
+    return alt.Scale(domain=[*named, NO_REASON], range=[*colours, theme.OTHER])
+
+
+def month_bars_axis(months: pd.DatetimeIndex) -> alt.X:
+    """An x of one bar per month of `months` (every month shown, a month without a bar too), labelled 'Jan 25'."""
+    labels = [f"{m:%b %y}" for m in months]
+    shown = labels[::-1][::3][::-1]  # every third month, the last one always
+    return alt.X(
+        "label:O", title=None, sort=labels, scale=alt.Scale(domain=labels), axis=alt.Axis(labelAngle=0, values=shown)
+    )
+
+
+def window_months(wb) -> pd.DatetimeIndex:
+    """The TREND_MONTHS months to the workbook's month."""
+    return pd.date_range(end=wb.month, periods=TREND_MONTHS, freq="MS")
+
+
+def reasons_chart(by_reason: pd.DataFrame, currency: str, months: pd.DatetimeIndex) -> alt.Chart:
+    """Churn and contraction MRR per month, stacked by reason (largest reasons at the bottom)."""
+    order = by_reason.groupby("reason").lost_mrr.sum().sort_values(ascending=False).index.tolist()
+    data = by_reason.assign(
+        rank=by_reason.reason.map({r: i for i, r in enumerate(order)}), label=by_reason.month.dt.strftime("%b %y")
+    )
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=month_bars_axis(months),
+            y=alt.Y("sum(lost_mrr):Q", title="MRR lost (churn + contraction)", axis=charts.money_axis(currency)),
+            color=alt.Color("reason:N", title=None, scale=reason_colours(order), legend=alt.Legend(orient="right")),
+            order=alt.Order("rank:Q", sort="ascending"),
+            tooltip=[
+                alt.Tooltip("month:T", format="%b %Y"),
+                "reason:N",
+                charts.money_tooltip("churn_mrr:Q", currency, title="churn MRR"),
+                charts.money_tooltip("contraction_mrr:Q", currency, title="contraction MRR"),
+                "churned_accounts:Q",
+                "contracted_accounts:Q",
+            ],
+        )
+        .properties(
+            width=760,
+            height=240,
+            title=alt.Title("MRR lost by reason", subtitle="churn and contraction, by the reason recorded nearest"),
+        )
+    )
+
+
+def reasons_by_segment_html(t: pd.DataFrame, currency: str) -> str:
+    rows = [
+        [
+            html.escape(str(r.segment)),
+            html.escape(str(r.reason)),
+            fmt.money(r.churn_mrr, currency),
+            fmt.money(r.contraction_mrr, currency),
+            _int(r.accounts),
+            _num(r.share_of_segment, "fraction"),
+        ]
+        for r in t.itertuples()
+    ]
+    head = ["segment", "reason", "churn MRR", "contraction MRR", "accounts", "share of the segment's loss"]
+    return widgets.html_table(head, rows, numeric=(2, 3, 4, 5))
+
+
+def expansion_chart(moves: pd.DataFrame, currency: str, months: pd.DatetimeIndex) -> alt.Chart:
+    """Expansion MRR per month, split into upsell and cross-sell."""
+    long = moves.melt(id_vars="month", value_vars=["upsell", "cross_sell"], var_name="kind", value_name="mrr")
+    long["kind"] = long.kind.map({"upsell": "upsell", "cross_sell": "cross-sell"})
+    long["label"] = long.month.dt.strftime("%b %y")
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=month_bars_axis(months),
+            y=alt.Y("sum(mrr):Q", title="expansion MRR", axis=charts.money_axis(currency)),
+            color=alt.Color(
+                "kind:N",
+                title=None,
+                scale=alt.Scale(domain=["upsell", "cross-sell"], range=[theme.PALETTE[0], theme.PALETTE[1]]),
+                legend=alt.Legend(orient="top"),
+            ),
+            tooltip=[alt.Tooltip("month:T", format="%b %Y"), "kind:N", charts.money_tooltip("sum(mrr):Q", currency)],
+        )
+        .properties(
+            width=760,
+            height=200,
+            title=alt.Title(
+                "Upsell and cross-sell",
+                subtitle="cross-sell: a plan added beside the ones the account kept; upsell: the rest of expansion",
+            ),
+        )
+    )
+
+
+def show_churn_reasons(wb) -> Any:
+    """Churn and contraction MRR by reason over time and by segment (the exit survey, churn_reasons), and
+    expansion split into upsell and cross-sell."""
+
+    def render(w):
+        out: list[Any] = []
+        cur = w.conventions.reporting_currency
+        start = w.month - pd.DateOffset(months=TREND_MONTHS)
+        if w.has("churn_reasons"):
+            s = w.success_settings()
+            t = w.table("churn_by_reason")
+            t = t[(t.month > start) & (t.month <= w.month)]
+            out.append(widgets.kpi_tiles(w, ["churn_reason_coverage"]))
+            if len(t):
+                out.append(widgets.chart(reasons_chart(t, cur, window_months(w)), w))
+            seg = w.table("churn_reasons_by_segment")
+            out.append(
+                widgets.styled(
+                    '<div class="saaskpi-note">The 12 months to the month end, by segment; a loss takes the reason '
+                    f"recorded for its account within {s.churn_reason_window_days} days of its month "
+                    "(churn_reason_window_days), reasons in lower case</div>" + reasons_by_segment_html(seg, cur)
+                )
+            )
+        else:
+            out.append(
+                widgets.note(
+                    "Add a `churn_reasons` table (an exit survey: account_id, recorded_on, reason) to see churn and "
+                    "contraction MRR by reason."
+                )
+            )
+        out.append(widgets.kpi_tiles(w, EXPANSION))
+        moves = w.table("expansion_movements")
+        moves = moves[(moves.month > start) & (moves.month <= w.month)]
+        if len(moves):
+            out.append(widgets.chart(expansion_chart(moves, cur, window_months(w)), w))
+        return out
+
+    return widgets.section(wb, render)
+
+
+def _whole(v: float) -> str:
+    """A score rounded to a whole number (n/a when missing)."""
+    return "n/a" if v is None or pd.isna(v) else f"{v:.0f}"
+
+
+def csm_service_html(card: pd.DataFrame) -> str:
+    rows = [
+        [
+            html.escape(str(r.name)),
+            _int(r.accounts),
+            _int(r.tickets),
+            _num(r.resolution_hours_median, "hours"),
+            _num(r.first_contact_resolution, "fraction"),
+            _whole(r.engagement_score),
+            _whole(r.health),
+            _num(r.touchpoints_per_account, "number"),
+        ]
+        for r in card.itertuples()
+    ]
+    head = [
+        "CSM",
+        "accounts",
+        "tickets",
+        "resolution (median)",
+        "first-contact resolution",
+        "engagement",
+        "health",
+        "touchpoints / account",
+    ]
+    return widgets.html_table(head, rows, numeric=tuple(range(1, 8)))
+
+
+def csm_trend_chart(trends: pd.DataFrame, names: dict[str, str]) -> alt.Chart:
+    """Mean health score and ARR of each CSM's book by month."""
+    data = trends.assign(csm=trends.csm_id.map(names).fillna(trends.csm_id))
+    base = alt.Chart(data).encode(
+        x=alt.X("month:T", title=None, axis=charts.month_axis(data.month, 6)),
+        color=alt.Color("csm:N", title=None, scale=alt.Scale(range=theme.PALETTE)),
+        tooltip=["csm:N", alt.Tooltip("month:T", format="%b %Y"), "accounts:Q", alt.Tooltip("health:Q", format=".0f")],
+    )
+    health = base.mark_line(point=True).encode(y=alt.Y("health:Q", title="mean health", scale=alt.Scale(zero=False)))
+    accounts = base.mark_line(point=True).encode(y=alt.Y("accounts:Q", title="paying accounts"))
+    return alt.hconcat(
+        health.properties(width=380, height=200, title="Health of each CSM's book"),
+        accounts.properties(width=380, height=200, title="Accounts in each CSM's book"),
+    )
+
+
+def show_csm_service(wb) -> Any:
+    """A fuller CSM scorecard (tickets, resolution time, first-contact resolution, engagement, health,
+    touchpoints) and each CSM's book over the last 12 months."""
+
+    def render(w):
+        w.require("team", what="The CSM service scorecard")
+        s = w.success_settings()
+        out: list[Any] = [
+            widgets.styled(
+                f'<div class="saaskpi-note">Each CSM\'s current book; tickets over the {s.window_days} days to the month '
+                "end (resolution and first-contact resolution of those resolved), mean engagement score and health "
+                "now, touchpoints in the window per account</div>" + csm_service_html(w.table("csm_service"))
+            )
+        ]
+        trends = w.table("csm_trends")
+        trends = trends[(trends.month > w.month - pd.DateOffset(months=12)) & (trends.month <= w.month)]
+        if len(trends):
+            team = w.table("csm_service").set_index("csm_id").name.to_dict()
+            out.append(widgets.chart(csm_trend_chart(trends, team), w))
+        return out
+
+    return widgets.section(wb, render)
