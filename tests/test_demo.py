@@ -28,8 +28,9 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
 def test_every_table_is_valid(tmp_path):
     generate(tmp_path / "d", scale="tiny")
     tables = validated_tables(open_source(tmp_path / "d"))
-    # every contract table but user_aliases (14), the plan and the voice tables of issue 25 (1 + 3); no problem found
-    assert len(tables.frames) + len(tables.scans) == 18
+    # every contract table but user_aliases (14), and issue 25's plan, churn reasons and voice tables (1 + 1 + 3); the
+    # contract finds no problem
+    assert len(tables.frames) + len(tables.scans) == 19
     assert list(tables.scans) == ["usage_events"]  # the Parquet event table is validated without loading it
 
 
