@@ -221,6 +221,11 @@ FOREIGN_KEYS = (
     ForeignKey("accounts", "csm_id", "team", "member_id"),
     ForeignKey("invoices", "account_id", "accounts", "account_id"),
     ForeignKey("invoices", "subscription_id", "subscriptions", "subscription_id"),
+    ForeignKey("quotas", "member_id", "team", "member_id"),
+    ForeignKey("sales_activities", "member_id", "team", "member_id"),
+    ForeignKey("sales_activities", "lead_id", "leads", "lead_id"),
+    ForeignKey("sales_activities", "opportunity_id", "opportunities", "opportunity_id"),
+    ForeignKey("sales_activities", "account_id", "accounts", "account_id"),
 )
 
 DATE_ORDERS = (

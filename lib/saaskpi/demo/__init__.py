@@ -35,6 +35,7 @@ from .company import (
     subscriptions_frame,
     team,
 )
+from .sales import sales_frames
 from .config import (
     CURRENCIES,
     DIRECT_PAYBACK_MONTHS,
@@ -138,6 +139,7 @@ def generate(out_dir: Path | str, *, scale: str | DemoScale = "default", seed: i
             "spend": spend,
             "invoices": invoices,
         }
+        tables.update(sales_frames(staff, leads, opps, seed))  # issue 25: quotas and sales activities (own stream)
         for name, frame in tables.items():
             _write_csv(frame, tmp / f"{name}.csv")
         steps.update()
