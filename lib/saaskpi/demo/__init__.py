@@ -35,7 +35,6 @@ from .company import (
     subscriptions_frame,
     team,
 )
-from .sales import sales_frames
 from .config import (
     CURRENCIES,
     DIRECT_PAYBACK_MONTHS,
@@ -45,6 +44,7 @@ from .config import (
     UNIT_ECONOMICS_VERDICTS,
     DemoScale,
 )
+from .sales import sales_frames
 
 __all__ = ["DemoScale", "SCALES", "generate"]
 STAMP = "%Y-%m-%dT%H:%M:%SZ"

@@ -12,7 +12,7 @@ import pandas as pd
 
 # Monthly quota of a fully ramped account executive, by segment (USD of first-year contract value): set a little
 # above what the demo's reps close on average, so that attainment spreads around 100 %.
-QUOTA_BY_SEGMENT = {"enterprise": 450_000.0, "mid_market": 90_000.0, "smb": 20_000.0}
+QUOTA_BY_SEGMENT = {"enterprise": 450_000.0, "mid_market": 90_000.0}  # the smb AE works self-serve: no quota
 # Mean activities of each type per opportunity (Poisson), and the chance an opportunity gets a demo.
 PER_OPPORTUNITY = {"call": 4.0, "email": 7.0, "meeting": 1.5}
 DEMO_SHARE = 0.8
@@ -34,7 +34,9 @@ def quotas_frame(staff: pd.DataFrame, opps: pd.DataFrame, rng: np.random.Generat
     rows = []
     for r in staff[staff.role == "ae"].itertuples():
         start = pd.Timestamp(r.start_date).to_period("M")
-        full = QUOTA_BY_SEGMENT.get(str(r.segment), 50_000.0) * rng.uniform(0.9, 1.1)
+        if str(r.segment) not in QUOTA_BY_SEGMENT:
+            continue
+        full = QUOTA_BY_SEGMENT[str(r.segment)] * rng.uniform(0.9, 1.1)
         for n, month in enumerate(pd.period_range(start, last, freq="M"), start=1):
             ramp = min(1.0, n / r.ramp_months) if r.ramp_months else 1.0
             rows.append((r.member_id, month.start_time.date(), round(full * ramp, -3)))

@@ -13,7 +13,21 @@ from pathlib import Path
 
 from .. import params, paths
 from ..params import Conventions
-from . import accounts, cohorts, cs_load, events, funnel, health, lifecycle, revenue, success, unit_economics, usage  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)  # noqa: F401, E402  (registration: cash and sales, issue 25)
+    accounts,
+    cash,
+    cohorts,
+    cs_load,
+    events,
+    funnel,
+    health,
+    lifecycle,
+    revenue,
+    sales,
+    success,
+    unit_economics,
+    usage,
+)
 from .registry import METRICS, TABLE_FUNCS, Metric, RegistryError, TableSpec, metric, table, validate_registry
 
 
