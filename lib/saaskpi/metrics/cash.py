@@ -262,17 +262,15 @@ def profit_margin(
 
 
 def _acquisition_by(level: str, sm: pd.DataFrame, new: pd.DataFrame) -> pd.Series:
-    """S&M charged to the groups of `level` by the customers it won: segment and channel keep the spend's cell;
-    plan splits each (month, segment, channel) cell by the plans of the cell's new customers."""
-    cells = sm.dropna(subset=["segment", "channel"])
+    """S&M charged to the groups of `level`: segment and channel keep the cell the spend was tagged or allocated to
+    (as the segment x channel table does); plan splits each segment x channel cell's window spend by the plans of
+    the cell's new customers in the window (a cell without one leaves its spend not attributed)."""
     if level in ("segment", "channel"):
-        won = new.groupby(["month", "segment", "channel"]).size().rename("n").reset_index()
-        paid = cells.merge(won, on=["month", "segment", "channel"])  # a cell with no new customer won nothing
-        return paid.groupby(level).amount.sum()
-    share = new.groupby(["month", "segment", "channel", "plan"]).size().rename("n").reset_index()
-    share["share"] = share.n / share.groupby(["month", "segment", "channel"]).n.transform("sum")
-    cell_sum = cells.groupby(["month", "segment", "channel"], as_index=False).amount.sum()
-    paid = cell_sum.merge(share, on=["month", "segment", "channel"])
+        return sm.dropna(subset=[level]).groupby(level).amount.sum()
+    cells = sm.dropna(subset=["segment", "channel"]).groupby(["segment", "channel"], as_index=False).amount.sum()
+    share = new.groupby(["segment", "channel", "plan"]).size().rename("n").reset_index()
+    share["share"] = share.n / share.groupby(["segment", "channel"]).n.transform("sum")
+    paid = cells.merge(share, on=["segment", "channel"])
     return (paid.amount * paid.share).groupby(paid.plan).sum()
 
 
