@@ -13,21 +13,7 @@ from pathlib import Path
 
 from .. import params, paths
 from ..params import Conventions
-from . import (  # noqa: F401  (registration)  # noqa: F401, E402  (registration: cash and sales, issue 25)
-    accounts,
-    cash,
-    cohorts,
-    cs_load,
-    events,
-    funnel,
-    health,
-    lifecycle,
-    revenue,
-    sales,
-    success,
-    unit_economics,
-    usage,
-)
+from . import accounts, cohorts, cs_load, events, funnel, health, lifecycle, revenue, success, unit_economics, usage  # noqa: F401  (registration)
 from .registry import METRICS, TABLE_FUNCS, Metric, RegistryError, TableSpec, metric, table, validate_registry
 
 
@@ -71,7 +57,8 @@ def _segment_targets() -> dict[str, set[str]]:
     return {f"segments/{name}.yaml": set(params.segment(name).targets) for name in params.segment_names()}
 
 
-from . import drivers, forecast  # noqa: E402, F401  (registration: the forecast and driver tables, issue 22)
+# registration: the forecast and driver tables (issue 22); cash and sales (issue 25)
+from . import cash, drivers, forecast, sales  # noqa: E402, F401
 
 validate_registry(set(Conventions.model_fields), _segment_targets())
 
