@@ -144,7 +144,9 @@ def test_activities_per_rep_and_per_opportunity(wb):
     ratio = values(wb, "activity_to_opportunity_ratio")
     assert ratio["2024-03"] == pytest.approx(4 / 1)  # O2
     assert ratio["2024-04"] == 0.0  # O3 created with no activity that month
-    assert values(wb, "demo_calls") == pytest.approx({"2024-01": 0, "2024-02": 1, "2024-03": 1, "2024-04": 0, "2024-05": 0})
+    assert values(wb, "demo_calls") == pytest.approx(
+        {"2024-01": 0, "2024-02": 1, "2024-03": 1, "2024-04": 0, "2024-05": 0}
+    )
 
 
 def test_trial_starts_are_self_serve_signups(wb):
