@@ -26,8 +26,12 @@ CAC = 1550 / 3  # 516.667
 
 
 @pytest.fixture(scope="module")
-def wb(tmp_path_factory):
-    source = write_source(tmp_path_factory.mktemp("cash") / "ue", {**REVENUE_TABLES, "spend": SPEND})
+def source(tmp_path_factory):
+    return write_source(tmp_path_factory.mktemp("cash") / "ue", {**REVENUE_TABLES, "spend": SPEND})
+
+
+@pytest.fixture(scope="module")
+def wb(source):
     return open_workbook(str(source), "all", "2024-05", interactive=False).with_conventions(cash_horizon_months=8)
 
 
@@ -159,3 +163,15 @@ def test_trough_text():
     facts = cash.trough_facts(pd.DataFrame({"month": [0, 1, 2], "cumulative_cash": [-5.0, -8.0, 1.0]}))
     assert facts == {"depth": -8.0, "trough_month": 1, "breakeven_month": 2}
     assert "in month 1; cash is back above 0 in month 2" in page.trough_text(facts, "USD", 36)
+
+
+def test_growth_slider_redraws_the_trough_in_an_app(source):
+    from saaskpi.pages import unit_economics as page
+
+    app = open_workbook(str(source), "all", "2024-05", interactive=True).with_conventions(cash_horizon_months=8)
+    box = page._trough_app(app)
+    slider, _, note = box.children
+    assert slider.value == pytest.approx(0.05)  # cash_growth_rate_monthly
+    before = note.value
+    slider.value = 0.2
+    assert box.children[2].value != before and "Trough" in box.children[2].value

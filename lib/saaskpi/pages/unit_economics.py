@@ -315,37 +315,40 @@ CASH_TILES = registry.page_metrics("unit_economics", ["operating_margin", "matur
 GROWTH_RANGE = (-0.05, 0.25)  # the app's slider of monthly new-business growth
 
 
-def j_curve_chart(curve: pd.DataFrame, currency: str) -> alt.Chart:
-    """The cohort J curve: cumulative cash of one new customer by month, one line per segment, 0 as a rule."""
+def j_curve_chart(curve: pd.DataFrame, currency: str) -> alt.FacetChart:
+    """The cohort J curve: cumulative cash of one new customer by month, a panel per segment, 0 as a rule."""
     data = curve.dropna(subset=["cumulative_cash"]).assign(
         basis=lambda d: np.where(d.extrapolated, "extrapolated", "observed")
     )
-    line = (
-        alt.Chart(data)
-        .mark_line(point=alt.OverlayMarkDef(size=14))
-        .encode(
-            x=alt.X("month:Q", title="months since the customer was won (CAC paid in month 0)"),
-            y=alt.Y("cumulative_cash:Q", title="cumulative cash per customer", axis=charts.money_axis(currency)),
-            color=alt.Color("segment:N", title="segment"),
-            opacity=alt.Opacity("basis:N", scale=alt.Scale(domain=["observed", "extrapolated"], range=[1, 0.35])),
-            tooltip=[
-                "segment:N",
-                "month:Q",
-                charts.money_tooltip("cumulative_cash:Q", currency, title="cumulative cash"),
-                charts.money_tooltip("cac:Q", currency, title="CAC"),
-                alt.Tooltip("customers:Q", title="customers observed"),
-                "basis:N",
-            ],
-        )
-    )
-    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color=theme.MUTED).encode(y="y:Q")
-    return alt.layer(zero, line).properties(
-        width=430,
-        height=230,
-        title=alt.Title(
-            "Cash curve of a new customer (J curve)",
-            subtitle="CAC paid up front, then gross margin along the observed retention; faded: extrapolated",
+    base = alt.Chart(data)
+    line = base.mark_line(point=alt.OverlayMarkDef(size=12)).encode(
+        x=alt.X("month:Q", title="months since won (CAC paid in month 0)"),
+        y=alt.Y("cumulative_cash:Q", title="cumulative cash per customer", axis=charts.money_axis(currency)),
+        opacity=alt.Opacity(
+            "basis:N", title=None, scale=alt.Scale(domain=["observed", "extrapolated"], range=[1, 0.35])
         ),
+        tooltip=[
+            "segment:N",
+            "month:Q",
+            charts.money_tooltip("cumulative_cash:Q", currency, title="cumulative cash"),
+            charts.money_tooltip("cac:Q", currency, title="CAC"),
+            alt.Tooltip("customers:Q", title="customers observed"),
+            "basis:N",
+        ],
+    )
+    zero = base.mark_rule(color=theme.MUTED).encode(y=alt.datum(0))
+    return (
+        alt.layer(zero, line)
+        .properties(width=280, height=180)
+        .facet(facet=alt.Facet("segment:N", title=None), columns=3)
+        .resolve_scale(y="independent")
+        .properties(
+            title=alt.Title(
+                "Cash curve of a new customer (J curve)",
+                subtitle="CAC paid up front, then gross margin along the observed retention; where the line "
+                "crosses 0 the customer has paid back; faded: extrapolated at the segment's churn",
+            )
+        )
     )
 
 
@@ -486,31 +489,27 @@ def _cash(wb) -> list[Any]:
 
 
 def _trough_app(wb) -> Any:
-    chart, text = _trough_view(wb, wb.conventions.cash_growth_rate_monthly)
-    shown = W.Output()
-    note = W.HTML(widgets.note(text).data)
+    """The trough chart under a slider of monthly new-business growth (starting at cash_growth_rate_monthly)."""
     slider = W.FloatSlider(
         value=wb.conventions.cash_growth_rate_monthly,
         min=GROWTH_RANGE[0],
         max=GROWTH_RANGE[1],
         step=0.01,
         description="Growth / month",
+        tooltip="monthly growth of new customers (cash_growth_rate_monthly)",
         readout_format="+.0%",
         continuous_update=False,
         style={"description_width": "110px"},
     )
+    box = W.VBox()
 
     def update(_=None):
         chart, text = _trough_view(wb, slider.value)
-        note.value = widgets.note(text).data
-        shown.clear_output(wait=True)
-        with shown:
-            widgets.show_chart(chart, wb)
+        box.children = (slider, widgets.chart(chart, wb), W.HTML(widgets.note(text).data))
 
+    update()
     slider.observe(update, names="value")
-    with shown:
-        widgets.show_chart(chart, wb)
-    return W.VBox([slider, shown, note])
+    return box
 
 
 def show_cash(wb) -> Any:
