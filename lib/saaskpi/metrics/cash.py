@@ -253,7 +253,9 @@ def profit_margin(
             acq = _acquisition_by(level, sm, new)
         groups = sorted(set(revenue.index) | set(acq.index))
         for group in groups:
-            rows.append(_profit_row(level, group, float(revenue.get(group, 0.0)), margin, float(acq.get(group, 0.0))))
+            r, a = float(revenue.get(group, 0.0)), float(acq.get(group, 0.0))
+            if r or abs(a) > 1e-9:  # a segment workbook's spend rows of other segments are kept at 0
+                rows.append(_profit_row(level, group, r, margin, a))
         rest = total_sm - float(acq.sum())
         if abs(rest) > 1e-6:
             rows.append(_profit_row(level, UNATTRIBUTED, 0.0, margin, rest))
