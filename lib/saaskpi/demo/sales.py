@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# Monthly quota of a fully ramped account executive, by segment (USD of first-year contract value): set a little
-# above what the demo's reps close on average, so that attainment spreads around 100 %.
-QUOTA_BY_SEGMENT = {"enterprise": 450_000.0, "mid_market": 90_000.0}  # the smb AE works self-serve: no quota
+# Monthly quota of a fully ramped account executive, by segment (USD of first-year contract value): set near
+# what the demo's ramped reps close in a month, so that attainment spreads around 100 %.
+QUOTA_BY_SEGMENT = {"enterprise": 600_000.0, "mid_market": 120_000.0}  # the smb AE works self-serve: no quota
 # Mean activities of each type per opportunity (Poisson), and the chance an opportunity gets a demo.
 PER_OPPORTUNITY = {"call": 4.0, "email": 7.0, "meeting": 1.5}
 DEMO_SHARE = 0.8

@@ -270,6 +270,7 @@ def _in_window(wb, t: pd.DataFrame) -> pd.DataFrame:
 def cost_per_lead_html(t: pd.DataFrame, currency: str) -> str:
     """Cost per lead by channel over the window, with the total."""
     by = t.groupby("channel", as_index=False)[["sm_spend", "leads"]].sum()
+    by = by[(by.sm_spend != 0) | (by.leads > 0)]  # a channel with neither in the window says nothing
     by = pd.concat([by, pd.DataFrame([{"channel": "all", **by[["sm_spend", "leads"]].sum()}])], ignore_index=True)
     rows = [
         [
