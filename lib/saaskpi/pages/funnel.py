@@ -296,7 +296,9 @@ def rep_table(wb) -> pd.DataFrame:
     reps = reps.drop(columns="size")
     if wb.has("quotas", "opportunities"):
         q = _in_window(wb, wb.table("quota_attainment_by_rep"))
-        q = q.groupby("member_id", as_index=False).agg(quota=("quota", "sum"), attained=("attained", "sum"))
+        q = q.groupby("member_id", as_index=False).agg(
+            quota=("quota", lambda v: v.sum(min_count=1)), attained=("attained", "sum")
+        )  # a rep without any quota in the window: n/a, not 0
         q["attainment"] = np.where(q.quota > 0, q.attained / q.quota.where(q.quota > 0, 1), np.nan)
         reps = reps.merge(q, on="member_id", how="left")
     if wb.has("sales_activities"):
@@ -373,6 +375,10 @@ def hiring_html(plan: pd.DataFrame, currency: str, failure: float) -> str:
     )
 
 
+def _caption(text: str) -> str:
+    return f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(text)}</b></div></div>'
+
+
 def _sales_team(wb) -> list[Any]:
     c, cur = wb.conventions, wb.conventions.reporting_currency
     window = f"{_window_start(wb):%b %Y} – {wb.month:%b %Y}"
@@ -380,20 +386,22 @@ def _sales_team(wb) -> list[Any]:
     out: list[Any] = [widgets.kpi_tiles(wb, names)] if names else []
     missing = [ADD[t] for t in ("spend", "quotas", "sales_activities", "team", "opportunities") if not wb.has(t)]
     if wb.has("spend", "leads"):
-        out.append(widgets.styled(cost_per_lead_html(_in_window(wb, wb.table("cost_per_lead_by_channel")), cur)))
+        cpl = cost_per_lead_html(_in_window(wb, wb.table("cost_per_lead_by_channel")), cur)
+        out.append(widgets.styled(_caption(f"Cost per lead by channel, {window}") + cpl))
     if wb.has("team"):
         reps = rep_table(wb)
         if len(reps) and len(reps.columns) > 2:
-            out.append(widgets.styled(rep_table_html(reps, cur)))
+            out.append(widgets.styled(_caption(f"Account executives, {window}") + rep_table_html(reps, cur)))
     trends = [n for n in ("trial_starts", "demo_calls") if n in names]
     if trends:
         out.append(widgets.chart(alt.hconcat(*(widgets.metric_trend(wb, n, TREND_MONTHS) for n in trends)), wb))
     if wb.has("opportunities"):
         methods = wb.table("sales_by_contact_method")
         if len(methods):
-            out.append(widgets.styled(contact_html(methods, cur)))
+            out.append(widgets.styled(_caption(f"Deals won by contact method, {window}") + contact_html(methods, cur)))
     if wb.has("opportunities", "team"):
-        out.append(widgets.styled(hiring_html(wb.table("sales_hiring_plan"), cur, c.sales_rep_failure_rate)))
+        plan = hiring_html(wb.table("sales_hiring_plan"), cur, c.sales_rep_failure_rate)
+        out.append(widgets.styled(_caption("Sales hiring plan: account executives to hire now") + plan))
     if wb.has("team"):
         turnover = wb.table("rep_turnover_by_month")
         year = turnover[(turnover.month > wb.month - pd.DateOffset(months=12)) & (turnover.month <= wb.month)]

@@ -457,6 +457,10 @@ def _trough_view(wb, growth: float) -> tuple[alt.Chart, str]:
     return trough_chart(t, growth, cur), trough_text(cash.trough_facts(t), cur, wb.conventions.cash_horizon_months)
 
 
+def _caption(text: str) -> str:
+    return f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(text)}</b></div></div>'
+
+
 def _cash(wb) -> list[Any]:
     wb.require("spend", what="Cash")
     c, cur = wb.conventions, wb.conventions.reporting_currency
@@ -470,13 +474,15 @@ def _cash(wb) -> list[Any]:
         out.append(widgets.note("No new customers yet: the cash curve needs customers who paid at least once."))
         return out
     out.append(widgets.chart(j_curve_chart(curve, cur), wb))
-    out.append(widgets.styled(cash_summary_html(wb.table("cash_curve_summary"), cur)))
+    summary = cash_summary_html(wb.table("cash_curve_summary"), cur)
+    out.append(widgets.styled(_caption("Break-even and trough of a new customer, per segment") + summary))
     if wb.interactive:
         out.append(_trough_app(wb))
     else:
         chart, text = _trough_view(wb, c.cash_growth_rate_monthly)
         out += [widgets.chart(chart, wb), widgets.note(text)]
-    out.append(widgets.styled(profit_html(wb.table("profit_margin"), cur)))
+    profit = profit_html(wb.table("profit_margin"), cur)
+    out.append(widgets.styled(_caption(f"Profit margin by segment, channel and plan, {_window(wb)}") + profit))
     out.append(
         widgets.note(
             f"Profit margin over {_window(wb)}: revenue = month-end MRR, cost of service = revenue x (1 - the "
