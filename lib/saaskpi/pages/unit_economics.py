@@ -482,10 +482,11 @@ def _cash(wb) -> list[Any]:
         chart, text = _trough_view(wb, c.cash_growth_rate_monthly)
         out += [widgets.chart(chart, wb), widgets.note(text)]
     profit = profit_html(wb.table("profit_margin"), cur)
-    out.append(widgets.styled(_caption(f"Profit margin by segment, channel and plan, {_window(wb)}") + profit))
+    months = f"{wb.month - pd.DateOffset(months=c.unit_economics_window_months - 1):%b %Y} – {wb.month:%b %Y}"
+    out.append(widgets.styled(_caption(f"Profit margin by segment, channel and plan, {months}") + profit))
     out.append(
         widgets.note(
-            f"Profit margin over {_window(wb)}: revenue = month-end MRR, cost of service = revenue x (1 - the "
+            f"Profit margin over {months}: revenue = month-end MRR, cost of service = revenue x (1 - the "
             f"window's gross margin), acquisition spend = S&M {allocation} (profit_acquisition_allocation). "
             "Mature operating margin: spend other than S&M plus only the S&M that replaces the customers lost "
             f"(logos churned x CAC). Horizon {c.cash_horizon_months} months (cash_horizon_months)."
