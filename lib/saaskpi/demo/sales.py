@@ -1,7 +1,7 @@
 """The demo's sales team at work (issue 25, item 4): monthly quotas of the account executives and their sales
 activities (calls, emails, meetings, demos) on opportunities and on leads that never became one.
 
-Its own random stream (`np.random.default_rng([seed, 25])`), drawn only from the tables already generated, so
+Its own random stream (`np.random.default_rng([seed, 25, 4])`), drawn only from the tables already generated, so
 every other demo table stays byte-identical whether or not these two are written.
 """
 
@@ -18,12 +18,12 @@ PER_OPPORTUNITY = {"call": 4.0, "email": 7.0, "meeting": 1.5}
 DEMO_SHARE = 0.8
 # Share of leads that never became an opportunity that an AE still worked (a few calls and e-mails).
 WORKED_LEAD_SHARE = 0.12
-STREAM = 25  # the issue number: this module's own generator
+STREAM = (25, 4)  # issue 25, item 4: this module's own generator (other issue-25 modules use [seed, 25])
 
 
 def sales_frames(staff: pd.DataFrame, leads: pd.DataFrame, opps: pd.DataFrame, seed: int) -> dict[str, pd.DataFrame]:
     """`quotas` and `sales_activities` for the demo's account executives."""
-    rng = np.random.default_rng([seed, STREAM])
+    rng = np.random.default_rng([seed, *STREAM])
     return {"quotas": quotas_frame(staff, opps, rng), "sales_activities": activities_frame(staff, leads, opps, rng)}
 
 
