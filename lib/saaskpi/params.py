@@ -134,8 +134,25 @@ class Conventions(_Strict):
     organic_channels: list[str]
     plg_channels: list[str]
     growth_rate_months: PositiveInt
+    # cash and sales (issue 25, items 3 and 4)
+    cash_horizon_months: PositiveInt
+    cash_growth_rate_monthly: Annotated[float, Field(ge=-0.5, le=1.0)]
+    profit_acquisition_allocation: Literal["new_customers", "revenue"]
+    quota_attainment_basis: Literal["bookings", "new_arr"]
+    sales_window_months: PositiveInt
+    sales_contact_method_basis: Literal["first_touch", "lead_channel"]
+    sales_hiring_bookings_growth: Annotated[float, Field(ge=-0.9, le=10.0)]
+    sales_rep_failure_rate: Annotated[float, Field(ge=0, lt=1)]
 
-    @field_validator("default_gross_margin", "status_near_band", "extending_utilisation", mode="before")
+    @field_validator(
+        "default_gross_margin",
+        "status_near_band",
+        "extending_utilisation",
+        "cash_growth_rate_monthly",
+        "sales_hiring_bookings_growth",
+        "sales_rep_failure_rate",
+        mode="before",
+    )
     @classmethod
     def _fractions(cls, value):
         return _float(value)

@@ -522,7 +522,7 @@ class Tables:
         frames = {
             n: (
                 f.filter(pl.col("account_id").is_in(keep))
-                if "account_id" in f.columns and n not in ("leads", "opportunities")
+                if "account_id" in f.columns and n not in ("leads", "opportunities", "sales_activities")
                 else f
             )
             for n, f in self.frames.items()

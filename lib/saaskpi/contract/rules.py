@@ -351,6 +351,11 @@ FOREIGN_KEYS = (
     ForeignKey("health_overrides", "csm", "team", "member_id"),
     ForeignKey("churn_reasons", "account_id", "accounts", "account_id"),
     ForeignKey("churn_reasons", "subscription_id", "subscriptions", "subscription_id"),
+    ForeignKey("quotas", "member_id", "team", "member_id"),
+    ForeignKey("sales_activities", "member_id", "team", "member_id"),
+    ForeignKey("sales_activities", "lead_id", "leads", "lead_id"),
+    ForeignKey("sales_activities", "opportunity_id", "opportunities", "opportunity_id"),
+    ForeignKey("sales_activities", "account_id", "accounts", "account_id"),
 )
 
 DATE_ORDERS = (

@@ -278,6 +278,29 @@ class ChurnReasons(Table):
     comment: Optional[str] = _field("The customer's own words.", nullable=True)
 
 
+class Quotas(Table):
+    """Sales quota per account executive and month (optional: quota attainment on page 01)."""
+
+    member_id: str = _field("Account executive (team.member_id).")
+    month: pl.Date = _field("First day of the month.")
+    quota: float = _field("Quota for the month in the reporting currency (bookings or new ARR, see conventions).", ge=0)
+
+
+SALES_ACTIVITY_TYPES = ["call", "email", "meeting", "demo"]
+
+
+class SalesActivities(Table):
+    """Sales activities of the account executives (optional: activity per rep, contact method, demo calls)."""
+
+    activity_id: str = _field("Activity identifier.", unique=True)
+    member_id: str = _field("Account executive or SDR who did it (team.member_id).")
+    type: str = _field("call, email, meeting or demo.", isin=SALES_ACTIVITY_TYPES)
+    occurred_at: UTC = _field("When it happened, UTC.")
+    lead_id: Optional[str] = _field("Lead it was about (leads.lead_id).", nullable=True)
+    opportunity_id: Optional[str] = _field("Opportunity it was about (opportunities.opportunity_id).", nullable=True)
+    account_id: Optional[str] = _field("Account it was about (accounts.account_id).", nullable=True)
+
+
 TABLES: dict[str, type[Table]] = {
     "accounts": Accounts,
     "subscriptions": Subscriptions,
@@ -299,6 +322,8 @@ TABLES: dict[str, type[Table]] = {
     "health_overrides": HealthOverrides,
     "service_status": ServiceStatus,
     "churn_reasons": ChurnReasons,
+    "quotas": Quotas,
+    "sales_activities": SalesActivities,
 }
 REQUIRED_TABLES = ("accounts", "subscriptions")
 

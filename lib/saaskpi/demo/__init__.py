@@ -46,6 +46,7 @@ from .config import (
     DemoScale,
 )
 from .plan import write_plan
+from .sales import sales_frames
 from .voice import voice_frames
 
 __all__ = ["DemoScale", "SCALES", "generate"]
@@ -147,6 +148,8 @@ def generate(out_dir: Path | str, *, scale: str | DemoScale = "default", seed: i
         for name, frame in voice_frames(seed, accounts, nps, tickets, period_months(sc)).items():  # issue 25
             _write_csv(frame, tmp / f"{name}.csv")
         _write_csv(churn_reasons_frame(accounts, subs, seed), tmp / "churn_reasons.csv")  # issue 25, own stream
+        for name, frame in sales_frames(staff, leads, opps, seed).items():  # issue 25: quotas, sales activities
+            _write_csv(frame, tmp / f"{name}.csv")  # (own stream; not in the ground truth's counts, as the others)
         steps.update()
         events = 0
         with pq.ParquetWriter(tmp / "usage_events.parquet", EVENT_SCHEMA, compression="zstd") as writer:

@@ -59,9 +59,9 @@ def _segment_targets() -> dict[str, set[str]]:
     return {f"segments/{name}.yaml": set(params.segment(name).targets) for name in params.segment_names()}
 
 
-# registration: the forecast and driver tables (issue 22); growth, plan vs actual, dated goals, churn reasons,
-# comparisons, spikes, voice of the customer, practices (issue 25)
-from . import churn_reasons, comparisons, drivers, forecast, growth, plan, review, service, voice  # noqa: E402, F401
+# registration: the forecast and driver tables (issue 22); growth, plan vs actual, dated goals, cash, sales, churn
+# reasons, comparisons, spikes, voice of the customer, practices (issue 25)
+from . import cash, churn_reasons, comparisons, drivers, forecast, growth, plan, review, sales, service, voice  # noqa: E402, F401, I001
 
 validate_registry(set(Conventions.model_fields), _segment_targets())
 

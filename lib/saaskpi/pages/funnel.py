@@ -1,8 +1,9 @@
 """Page 01, the acquisition funnel: KPI tiles, alerts, the funnel, conversion trends, time to
-convert, channels and segments, sales efficiency and activation. Each `show_*` is one section."""
+convert, channels and segments, sales efficiency, activation and the sales team. Each `show_*` is one section."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import altair as alt
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import charts, widgets
+from .. import format as fmt
 from ..metrics import funnel as f
 from ..metrics import registry
 
@@ -231,3 +233,201 @@ def _activation(wb) -> list[Any]:
 def show_activation(wb) -> Any:
     """Activation rate and velocity, time to value, new-user churn and the viral coefficient."""
     return widgets.section(wb, _activation)
+
+
+# --------------------------------------------------------------------------- sales team (issue 25, item 4)
+SALES_TEAM_METRICS = registry.page_metrics(
+    "funnel",
+    [
+        "cost_per_lead",
+        "quota_attainment",
+        "activities_per_rep",
+        "activity_to_opportunity_ratio",
+        "demo_calls",
+        "trial_starts",
+        "rep_turnover",
+    ],
+)
+ADD = {
+    "spend": "add a `spend` table (month, category, amount, channel) to see cost per lead by channel",
+    "quotas": "add a `quotas` table (member_id, month, quota) to see quota attainment per rep",
+    "sales_activities": "add a `sales_activities` table (activity_id, member_id, type call/email/meeting/demo, "
+    "occurred_at, lead_id or opportunity_id) to see activity per rep, sales by first touch and demo calls",
+    "team": "add a `team` table (member_id, role ae, start_date, end_date, ramp_months) to see the per-rep "
+    "tables, the hiring plan and rep turnover",
+    "opportunities": "add an `opportunities` table to see quota attainment, contact methods and the hiring plan",
+}
+
+
+def _window_start(wb) -> pd.Timestamp:
+    return wb.month - pd.DateOffset(months=wb.conventions.sales_window_months - 1)
+
+
+def _in_window(wb, t: pd.DataFrame) -> pd.DataFrame:
+    return t[(t.month >= _window_start(wb)) & (t.month <= wb.month)]
+
+
+def cost_per_lead_html(t: pd.DataFrame, currency: str) -> str:
+    """Cost per lead by channel over the window, with the total."""
+    by = t.groupby("channel", as_index=False)[["sm_spend", "leads"]].sum()
+    by = by[(by.sm_spend != 0) | (by.leads > 0)]  # a channel with neither in the window says nothing
+    by = pd.concat([by, pd.DataFrame([{"channel": "all", **by[["sm_spend", "leads"]].sum()}])], ignore_index=True)
+    rows = [
+        [
+            html.escape(str(r.channel)),
+            fmt.money(r.sm_spend, currency),
+            f"{int(r.leads):,}",
+            fmt.money(r.sm_spend / r.leads if r.leads else float("nan"), currency),
+        ]
+        for r in by.itertuples()
+    ]
+    return widgets.html_table(
+        ["channel", "S&M spend", "leads", "cost per lead"],
+        rows,
+        numeric=(1, 2, 3),
+        totals=[False] * (len(by) - 1) + [True],
+    )
+
+
+def rep_table(wb) -> pd.DataFrame:
+    """Per account executive over the window: quota, attained, attainment, activities and opportunities created
+    (columns present only when their table is)."""
+    reps = _in_window(wb, wb.table("sales_capacity")).groupby(["member_id", "name"], as_index=False).size()
+    reps = reps.drop(columns="size")
+    if wb.has("quotas", "opportunities"):
+        q = _in_window(wb, wb.table("quota_attainment_by_rep"))
+        q = q.groupby("member_id", as_index=False).agg(
+            quota=("quota", lambda v: v.sum(min_count=1)), attained=("attained", "sum")
+        )  # a rep without any quota in the window: n/a, not 0
+        q["attainment"] = np.where(q.quota > 0, q.attained / q.quota.where(q.quota > 0, 1), np.nan)
+        reps = reps.merge(q, on="member_id", how="left")
+    if wb.has("sales_activities"):
+        cols = ["calls", "emails", "meetings", "demos", "activities", "opportunities_created"]
+        a = _in_window(wb, wb.table("activities_by_rep")).groupby("member_id", as_index=False)[cols].sum()
+        a["per_opportunity"] = np.where(
+            a.opportunities_created > 0,
+            a.activities / a.opportunities_created.where(a.opportunities_created > 0, 1),
+            np.nan,
+        )
+        reps = reps.merge(a, on="member_id", how="left")
+    return reps
+
+
+def rep_table_html(reps: pd.DataFrame, currency: str) -> str:
+    cols = [("name", "rep", lambda v: html.escape(str(v)))]
+    if "quota" in reps:
+        cols += [
+            ("quota", "quota", lambda v: fmt.money(v, currency)),
+            ("attained", "closed won", lambda v: fmt.money(v, currency)),
+            ("attainment", "attainment", lambda v: fmt.value(v, "fraction")),
+        ]
+    if "activities" in reps:
+        count = lambda v: "n/a" if pd.isna(v) else f"{int(v):,}"  # noqa: E731
+        cols += [(c, c, count) for c in ("calls", "emails", "meetings", "demos", "activities")]
+        cols += [
+            ("opportunities_created", "opportunities", count),
+            ("per_opportunity", "activities / opportunity", lambda v: fmt.value(v, "ratio")),
+        ]
+    rows = [[f(getattr(r, c)) for c, _, f in cols] for r in reps.itertuples()]
+    return widgets.html_table([h for _, h, _ in cols], rows, numeric=tuple(range(1, len(cols))))
+
+
+def contact_html(t: pd.DataFrame, currency: str) -> str:
+    rows = [
+        [
+            html.escape(str(r.method)),
+            f"{r.won:,}",
+            fmt.money(r.bookings, currency),
+            fmt.value(r.share_of_won, "fraction"),
+        ]
+        for r in t.itertuples()
+    ]
+    return widgets.html_table(["contact method", "deals won", "bookings", "share of won"], rows, numeric=(1, 2, 3))
+
+
+def hiring_html(plan: pd.DataFrame, currency: str, failure: float) -> str:
+    rows = [
+        [
+            f"{r.horizon_months} months",
+            fmt.money(r.bookings_target, currency),
+            fmt.money(r.bookings_per_fte, currency),
+            f"{r.fte_needed:.1f}",
+            f"{r.fte_on_team:.1f}",
+            f"{r.ramp_at_horizon:.0%}",
+            f"{r.reps_to_hire}",
+            f"<b>{r.hires_with_failure}</b>",
+        ]
+        for r in plan.itertuples()
+    ]
+    return widgets.html_table(
+        [
+            "horizon",
+            "bookings / month to reach",
+            "bookings per ramped rep",
+            "reps (FTE) needed",
+            "FTE on the team then",
+            "a hire's ramp then",
+            "reps to hire now",
+            f"hires with {failure:.0%} failing",
+        ],
+        rows,
+        numeric=tuple(range(1, 8)),
+    )
+
+
+def _caption(text: str) -> str:
+    return f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(text)}</b></div></div>'
+
+
+def _sales_team(wb) -> list[Any]:
+    c, cur = wb.conventions, wb.conventions.reporting_currency
+    window = f"{_window_start(wb):%b %Y} – {wb.month:%b %Y}"
+    names = wb.available(SALES_TEAM_METRICS)
+    out: list[Any] = [widgets.kpi_tiles(wb, names)] if names else []
+    missing = [ADD[t] for t in ("spend", "quotas", "sales_activities", "team", "opportunities") if not wb.has(t)]
+    if wb.has("spend", "leads"):
+        cpl = cost_per_lead_html(_in_window(wb, wb.table("cost_per_lead_by_channel")), cur)
+        out.append(widgets.styled(_caption(f"Cost per lead by channel, {window}") + cpl))
+    if wb.has("team"):
+        reps = rep_table(wb)
+        if len(reps) and len(reps.columns) > 2:
+            out.append(widgets.styled(_caption(f"Account executives, {window}") + rep_table_html(reps, cur)))
+    trends = [n for n in ("trial_starts", "demo_calls") if n in names]
+    if trends:
+        out.append(widgets.chart(alt.hconcat(*(widgets.metric_trend(wb, n, TREND_MONTHS) for n in trends)), wb))
+    if wb.has("opportunities"):
+        methods = wb.table("sales_by_contact_method")
+        if len(methods):
+            out.append(widgets.styled(_caption(f"Deals won by contact method, {window}") + contact_html(methods, cur)))
+    if wb.has("opportunities", "team"):
+        plan = hiring_html(wb.table("sales_hiring_plan"), cur, c.sales_rep_failure_rate)
+        out.append(widgets.styled(_caption("Sales hiring plan: account executives to hire now") + plan))
+    if wb.has("team"):
+        turnover = wb.table("rep_turnover_by_month")
+        year = turnover[(turnover.month > wb.month - pd.DateOffset(months=12)) & (turnover.month <= wb.month)]
+        out.append(
+            widgets.note(
+                f"Rep turnover: {int(year.left.sum())} account executive(s) left and {int(year.hired.sum())} joined "
+                "in the last 12 months (team.end_date and start_date)."
+            )
+        )
+    basis = {"bookings": "closed-won bookings", "new_arr": "closed-won new ARR"}[c.quota_attainment_basis]
+    method = {"first_touch": "the type of the first sales activity", "lead_channel": "the lead's channel"}[
+        c.sales_contact_method_basis
+    ]
+    out.append(
+        widgets.note(
+            f"Per-rep tables and contact methods: {window} (sales_window_months). Attainment = {basis} / quota "
+            f"(quota_attainment_basis); contact method = {method} (sales_contact_method_basis). Hiring plan: "
+            f"bookings {c.sales_hiring_bookings_growth:+.0%} in 12 months, {c.sales_rep_failure_rate:.0%} of hires "
+            "failing. Trial starts = self-serve signups (leads without a sales opportunity)."
+        )
+    )
+    out += [widgets.note(f"To see more: {m}.") for m in missing]
+    return out
+
+
+def show_sales_team(wb) -> Any:
+    """Cost per lead by channel, quota attainment and activity per rep, trial starts and demo calls, sales by
+    contact method, the sales hiring plan and rep turnover; says which optional table adds what."""
+    return widgets.section(wb, _sales_team)

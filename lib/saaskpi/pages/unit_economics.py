@@ -1,5 +1,6 @@
 """Page 03, unit economics: KPI tiles, the segment x channel table, where to hit the accelerator,
-trends against guidelines, CAC by channel, the payback curve and a what-if. Each `show_*` is one section."""
+trends against guidelines, CAC by channel, the payback curve, a what-if and cash (the J curve, the company's trough,
+profit and operating margin). Each `show_*` is one section."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import html
 import math
 from typing import Any
 
+import altair as alt
 import ipywidgets as W
+import numpy as np
 import pandas as pd
 
 from .. import charts, theme, widgets
 from .. import format as fmt
-from ..metrics import registry
+from ..metrics import cash, registry
 from ..metrics import unit_economics as ue
 
 AREAS = registry.page_areas("unit_economics")  # registry areas this page shows: their metrics go to the snapshot
@@ -305,3 +308,218 @@ def _what_if(wb) -> Any:
 def show_what_if(wb) -> Any:
     """How LTV:CAC and payback move with churn, price, gross margin and CAC, and what reaches each guideline."""
     return widgets.section(wb, _what_if)
+
+
+# --------------------------------------------------------------------------- cash (issue 25, item 3)
+CASH_TILES = registry.page_metrics("unit_economics", ["operating_margin", "mature_operating_margin"])
+GROWTH_RANGE = (-0.05, 0.25)  # the app's slider of monthly new-business growth
+
+
+def j_curve_chart(curve: pd.DataFrame, currency: str) -> alt.FacetChart:
+    """The cohort J curve: cumulative cash of one new customer by month, a panel per segment, 0 as a rule."""
+    data = curve.dropna(subset=["cumulative_cash"]).assign(
+        basis=lambda d: np.where(d.extrapolated, "extrapolated", "observed")
+    )
+    base = alt.Chart(data)
+    line = base.mark_line(point=alt.OverlayMarkDef(size=12)).encode(
+        x=alt.X("month:Q", title="months since won (CAC paid in month 0)"),
+        y=alt.Y("cumulative_cash:Q", title="cumulative cash per customer", axis=charts.money_axis(currency)),
+        opacity=alt.Opacity(
+            "basis:N", title=None, scale=alt.Scale(domain=["observed", "extrapolated"], range=[1, 0.35])
+        ),
+        tooltip=[
+            "segment:N",
+            "month:Q",
+            charts.money_tooltip("cumulative_cash:Q", currency, title="cumulative cash"),
+            charts.money_tooltip("cac:Q", currency, title="CAC"),
+            alt.Tooltip("customers:Q", title="customers observed"),
+            "basis:N",
+        ],
+    )
+    zero = base.mark_rule(color=theme.MUTED).encode(y=alt.datum(0))
+    return (
+        alt.layer(zero, line)
+        .properties(width=280, height=180)
+        .facet(facet=alt.Facet("segment:N", title=None), columns=3)
+        .resolve_scale(y="independent")
+        .properties(
+            title=alt.Title(
+                "Cash curve of a new customer (J curve)",
+                subtitle="CAC paid up front, then gross margin along the observed retention; where the line "
+                "crosses 0 the customer has paid back; faded: extrapolated at the segment's churn",
+            )
+        )
+    )
+
+
+def trough_chart(trough: pd.DataFrame, growth: float, currency: str) -> alt.Chart:
+    """The company's new-business cumulative cash by month at a monthly growth rate."""
+    data = trough.assign(sign=np.where(trough.cumulative_cash < 0, "negative", "positive"))
+    bars = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("month:O", title="months from now", axis=alt.Axis(labelAngle=0, values=list(range(0, 400, 6)))),
+            y=alt.Y("cumulative_cash:Q", title="cumulative cash of new business", axis=charts.money_axis(currency)),
+            color=alt.Color(
+                "sign:N",
+                legend=None,
+                scale=alt.Scale(domain=["negative", "positive"], range=[theme.STATUS["off"], theme.STATUS["on"]]),
+            ),
+            tooltip=[
+                "month:O",
+                alt.Tooltip("new_customers:Q", format=".1f", title="new customers"),
+                charts.money_tooltip("cash_flow:Q", currency, title="cash flow"),
+                charts.money_tooltip("cumulative_cash:Q", currency, title="cumulative cash"),
+            ],
+        )
+    )
+    return bars.properties(
+        width=430,
+        height=230,
+        title=alt.Title(
+            "The company's cash trough",
+            subtitle=f"new customers growing {growth:+.0%} a month from the window's average, each on its J curve",
+        ),
+    )
+
+
+def cash_summary_html(summary: pd.DataFrame, currency: str) -> str:
+    """Per segment: CAC, break-even month, trough per customer and for a month's cohort, margin and final cash."""
+    money = lambda v: fmt.money(v, currency)  # noqa: E731
+    rows = [
+        [
+            html.escape(str(r.segment)),
+            money(r.cac),
+            "not within the horizon" if math.isnan(r.breakeven_month) else f"{r.breakeven_month:.0f}",
+            money(r.trough_per_customer),
+            f"{r.new_customers_per_month:.1f}",
+            money(r.cohort_trough),
+            money(r.cumulative_margin),
+            money(r.final_cash),
+        ]
+        for r in summary.itertuples()
+    ]
+    head = [
+        "segment",
+        "CAC",
+        "break-even month",
+        "trough per customer",
+        "new customers / month",
+        "trough of a month's cohort",
+        "cumulative margin",
+        "cash at the horizon",
+    ]
+    return widgets.html_table(head, rows, numeric=tuple(range(1, 8)))
+
+
+def trough_text(facts: dict, currency: str, horizon: int) -> str:
+    """The company trough in one sentence."""
+    if facts["trough_month"] is None or math.isnan(facts["depth"]):
+        return "No trough to show: no new customers or no CAC in the window."
+    back = (
+        f"cash is back above 0 in month {facts['breakeven_month']}"
+        if facts["breakeven_month"] is not None
+        else f"cash is not back above 0 within {horizon} months"
+    )
+    return (
+        f"Trough {fmt.money(facts['depth'], currency)} in month {facts['trough_month']}; {back}. "
+        "Faster growth deepens and delays the trough (SaaS Metrics 2.0)."
+    )
+
+
+def profit_html(profit: pd.DataFrame, currency: str) -> str:
+    """Profit margin by segment, channel and plan with the total."""
+    money = lambda v: fmt.money(v, currency)  # noqa: E731
+    rows = [
+        [
+            html.escape(r.level),
+            html.escape(r.group),
+            money(r.revenue),
+            money(r.cost_of_service),
+            money(r.acquisition_spend),
+            money(r.profit),
+            fmt.value(r.profit_margin, "fraction"),
+        ]
+        for r in profit.itertuples()
+    ]
+    return widgets.html_table(
+        ["by", "group", "revenue", "cost of service", "acquisition spend", "profit", "profit margin"],
+        rows,
+        numeric=(2, 3, 4, 5, 6),
+        totals=(profit.level == "total").tolist(),
+    )
+
+
+def _trough_view(wb, growth: float) -> tuple[alt.Chart, str]:
+    t = cash.company_trough_at(wb.conventions, wb.table("cash_curve"), wb.table("cash_curve_summary"), growth)
+    cur = wb.conventions.reporting_currency
+    return trough_chart(t, growth, cur), trough_text(cash.trough_facts(t), cur, wb.conventions.cash_horizon_months)
+
+
+def _caption(text: str) -> str:
+    return f'<div class="saaskpi-header"><div class="sub"><b>{html.escape(text)}</b></div></div>'
+
+
+def _cash(wb) -> list[Any]:
+    wb.require("spend", what="Cash")
+    c, cur = wb.conventions, wb.conventions.reporting_currency
+    allocation = {
+        "new_customers": "charged to the groups of the customers it won",
+        "revenue": "spread by revenue",
+    }[c.profit_acquisition_allocation]
+    out: list[Any] = [widgets.kpi_tiles(wb, wb.available(CASH_TILES))]
+    curve = wb.table("cash_curve")
+    if curve.empty:
+        out.append(widgets.note("No new customers yet: the cash curve needs customers who paid at least once."))
+        return out
+    out.append(widgets.chart(j_curve_chart(curve, cur), wb))
+    summary = cash_summary_html(wb.table("cash_curve_summary"), cur)
+    out.append(widgets.styled(_caption("Break-even and trough of a new customer, per segment") + summary))
+    if wb.interactive:
+        out.append(_trough_app(wb))
+    else:
+        chart, text = _trough_view(wb, c.cash_growth_rate_monthly)
+        out += [widgets.chart(chart, wb), widgets.note(text)]
+    profit = profit_html(wb.table("profit_margin"), cur)
+    months = f"{wb.month - pd.DateOffset(months=c.unit_economics_window_months - 1):%b %Y} – {wb.month:%b %Y}"
+    out.append(widgets.styled(_caption(f"Profit margin by segment, channel and plan, {months}") + profit))
+    out.append(
+        widgets.note(
+            f"Profit margin over {months}: revenue = month-end MRR, cost of service = revenue x (1 - the "
+            f"window's gross margin), acquisition spend = S&M {allocation} (profit_acquisition_allocation). "
+            "Mature operating margin: spend other than S&M plus only the S&M that replaces the customers lost "
+            f"(logos churned x CAC). Horizon {c.cash_horizon_months} months (cash_horizon_months)."
+        )
+    )
+    return out
+
+
+def _trough_app(wb) -> Any:
+    """The trough chart under a slider of monthly new-business growth (starting at cash_growth_rate_monthly)."""
+    slider = W.FloatSlider(
+        value=wb.conventions.cash_growth_rate_monthly,
+        min=GROWTH_RANGE[0],
+        max=GROWTH_RANGE[1],
+        step=0.01,
+        description="Growth / month",
+        tooltip="monthly growth of new customers (cash_growth_rate_monthly)",
+        readout_format="+.0%",
+        continuous_update=False,
+        style={"description_width": "110px"},
+    )
+    box = W.VBox()
+
+    def update(_=None):
+        chart, text = _trough_view(wb, slider.value)
+        box.children = (slider, widgets.chart(chart, wb), W.HTML(widgets.note(text).data))
+
+    update()
+    slider.observe(update, names="value")
+    return box
+
+
+def show_cash(wb) -> Any:
+    """The cash curve of a new customer per segment, the company's trough at a growth rate, profit margin by
+    segment, channel and plan, and the operating margin now and at the mature stage."""
+    return widgets.section(wb, _cash)
