@@ -48,7 +48,7 @@ VALUES = [
 #   all MRR 125,000 -> $125.0k, change 125,000 - 120,000 -> +$5.0k, near
 #   all churn 0.021 -> 2.1%, change 0.021 - 0.025 = -0.004 -> −0.4 pts, off
 #   smb NRR 0.980 -> 98.0%, change 0.980 - 0.990 = -0.010 -> −1.0 pts, off
-# every other headline metric of `all` at 0.5 in both months (so the cover holds a real-length table: 24 rows)
+# every other headline metric of `all` at 0.5 in both months (so the cover holds a real-length table: 25 rows)
 FILLER = [
     ("all", m, m.replace("_", " "), "ratio", 0.5, 0.5, "n/a")
     for m in headline_metrics()
@@ -313,7 +313,7 @@ def test_summary_is_the_index_headline_of_the_latest_run(tmp_path):
     reports = build_reports(tmp_path / "reports")
     summary = read_summary(reports, MONTH, RecipientList(segments=["all", "smb"], email=["a@example.com"]))
     kpis = {(s.segment, k.metric): (k.value_text, k.change_text, k.status) for s in summary.segments for k in s.kpis}
-    assert len(summary.segments[0].kpis) == len(headline_metrics()) == 24 and len(summary.segments[1].kpis) == 1
+    assert len(summary.segments[0].kpis) == len(headline_metrics()) == 25 and len(summary.segments[1].kpis) == 1
     assert {k: v for k, v in kpis.items() if k[1] in {v[1] for v in VALUES}} == {
         ("all", "net_revenue_retention"): ("104.2%", "+1.2 pts", "on"),
         ("all", "monthly_recurring_revenue"): ("$125.0k", "+$5.0k", "near"),
@@ -380,7 +380,7 @@ def test_pdf_is_valid_and_holds_the_headline_values(delivered):
     cover = reader.pages[0].extract_text()
     for value in ("104.2%", "+1.2 pts", "$125.0k", "+$5.0k", "2.1%", ALERT[:40]):
         assert value in cover
-    assert "98.0%" not in cover and cover.count("0.5x") == 21  # all 24 KPIs on the cover; smb's in the smb PDF
+    assert "98.0%" not in cover and cover.count("0.5x") == 22  # all 25 KPIs on the cover; smb's in the smb PDF
     report = " ".join(p.extract_text() for p in reader.pages[1:])
     assert "North star" in report and "NRR 1.042" in report
 
