@@ -124,3 +124,9 @@ def test_page_without_optional_tables_says_what_to_add(wb):
     assert "core" in page_html(comparisons.show_plans, wb)
     assert "touchpoints by type" in page_html(comparisons.show_engagements, wb)
     assert "No breakdown" in page_html(comparisons.show_groups, wb, "colour")
+
+
+def test_a_one_segment_page_compares_regions_first(wb):
+    # the company compares its segments; on the enterprise page the segments would be one row, so regions come first
+    assert comparisons.first_breakdown(wb) == "segment"
+    assert comparisons.first_breakdown(wb.with_choice(segment="enterprise")) == "region"

@@ -150,11 +150,20 @@ def groups_view(wb, by: str) -> list[Any]:
     return out
 
 
+def first_breakdown(wb) -> str:
+    """The groups compared first: segments for the company or several segments, regions on a one-segment page
+    (where segments side by side would be one row)."""
+    return "region" if len(wb.segment.filter.get("segment", [])) == 1 else "segment"
+
+
 def show_groups(wb, breakdown: str = ""):
-    """Segments, regions, industries or primary plans side by side (the first unless one is named; a picker in an
-    app): accounts, MRR, ARPA, NRR, GRR and logo churn, and MRR by group over time."""
+    """Segments, regions, industries or primary plans side by side (`first_breakdown` unless one is named; a
+    picker in an app): accounts, MRR, ARPA, NRR, GRR and logo churn, and MRR by group over time."""
     return widgets.section(
-        wb, lambda w: widgets.picked_view(w, breakdown_choices(), breakdown, groups_view, "Compare", "260px")
+        wb,
+        lambda w: widgets.picked_view(
+            w, breakdown_choices(), breakdown or first_breakdown(w), groups_view, "Compare", "260px"
+        ),
     )
 
 
