@@ -57,3 +57,10 @@ def test_book_of_business_follows_the_chosen_csm(demo_wb):
     assert f"<b>{second}</b> · {load.accounts[second]} paying accounts" in text
     wrong = page_html(page.show_book_of_business, demo_wb, "T999")
     assert "CSM &#x27;T999&#x27; is not on the team" in wrong
+
+
+def test_an_account_without_a_csm_reads_no_csm_not_nan():
+    from saaskpi.metrics.cs_load import NO_CSM
+    from saaskpi.pages.cs_load import csm_name
+
+    assert [csm_name(v) for v in ("T002", None, float("nan"), "")] == ["T002", NO_CSM, NO_CSM, NO_CSM]

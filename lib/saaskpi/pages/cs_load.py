@@ -88,6 +88,11 @@ TRENDS = _SECTION(
 BAND_MARK = {"red": "●", "yellow": "●", "green": "●", "n/a": "○"}
 
 
+def csm_name(csm_id) -> str:
+    """A CSM id as the tables show it: "no CSM" for an account without one (empty, None or NaN, never "nan")."""
+    return csm_id if isinstance(csm_id, str) and csm_id else NO_CSM
+
+
 def _conventions(wb) -> str:
     c, s = wb.conventions, wb.success_settings()
     return (
@@ -160,7 +165,7 @@ def renewals_html(due: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> st
     rows = [
         [
             html.escape(str(r.account_name)),
-            html.escape(str(r.csm_id or NO_CSM)),
+            html.escape(csm_name(r.csm_id)),
             f"{r.term_end:%Y-%m-%d}",
             _int(r.days_to_renewal),
             fmt.money(r.arr, currency),
@@ -400,7 +405,7 @@ def at_risk_html(risky: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> s
     rows = [
         [
             html.escape(str(r.account_name)),
-            html.escape(str(r.csm_id or NO_CSM)),
+            html.escape(csm_name(r.csm_id)),
             _band(r.band),
             _num(r.health, "score"),
             _num(r.change, "score"),
@@ -823,7 +828,7 @@ def overrides_html(over: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> 
     rows = [
         [
             html.escape(str(r.account_name)),
-            html.escape(r.csm_id if isinstance(r.csm_id, str) and r.csm_id else NO_CSM),
+            html.escape(csm_name(r.csm_id)),
             f"{_band(r.band)} {_num(r.health, 'score')}",
             " ".join(
                 p
@@ -887,7 +892,7 @@ def candidates_html(picked: pd.DataFrame, currency: str, limit: int = TOP_ROWS) 
     rows = [
         [
             html.escape(str(r.account_name)),
-            html.escape(str(r.csm_id) if pd.notna(r.csm_id) else NO_CSM),
+            html.escape(csm_name(r.csm_id)),
             html.escape(str(r.stage)),
             _num(r.health, "score"),
             _num(r.utilisation, "fraction"),
