@@ -133,3 +133,14 @@ def test_conform_leaves_what_cannot_take_the_dtype_for_the_schema_test_to_report
 def test_conform_without_a_schema_makes_text_str():
     out = conform(pd.DataFrame({"a": pd.Series(["x", None], dtype=object), "b": [1, 2]}), None)
     assert schema_problems(out, {"a": "str", "b": "int64"}) == []
+
+
+def test_conform_gives_seconds_resolution_datetimes_a_unit_the_store_keeps():
+    # an empty goal table's deadline (object -> datetime64[s]) and a seconds column: Parquet has no seconds unit, so
+    # the results store would give them back as milliseconds; conform makes them milliseconds first
+    frame = pd.DataFrame({"d": pd.Series([], dtype=object), "s": pd.Series(["2027-06-01"], dtype="datetime64[s]")})
+    out = conform(frame, {"d": "datetime", "s": "datetime"})
+    assert [str(t) for t in out.dtypes] == ["datetime64[ms]", "datetime64[ms]"]
+    assert out.s.iloc[0] == pd.Timestamp("2027-06-01")
+    utc = conform(pd.DataFrame({"t": pd.Series([], dtype=object)}), {"t": "datetime_utc"})
+    assert str(utc.t.dtype) == "datetime64[ms, UTC]"

@@ -140,10 +140,25 @@ def schema_problems(frame: pd.DataFrame, schema: Mapping[str, str]) -> list[str]
     return problems
 
 
+def _datetime_unit(dtype) -> str:
+    """ "s", "ms", "us" or "ns" for a datetime dtype (numpy or tz-aware pandas), else ""."""
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return dtype.unit
+    return np.datetime_data(dtype)[0] if getattr(dtype, "kind", "") == "M" else ""
+
+
+def _no_seconds_unit(stamps: pd.Series) -> pd.Series:
+    """Datetimes of seconds resolution (an empty column, dates built from their parts) in milliseconds: Parquet has
+    no seconds unit, so the results store would give them back as milliseconds."""
+    if _datetime_unit(stamps.dtype) != "s":
+        return stamps
+    return stamps.astype(str(stamps.dtype).replace("[s", "[ms"))
+
+
 def conform(frame: pd.DataFrame, schema: Mapping[str, object] | None) -> pd.DataFrame:
     """`frame` with its columns cast to their declared dtypes where they differ (`SCHEMA_DTYPES`): text held as
     object (None after a merge, say) to str with NaN, whole numbers of another width to int64, dates to
-    datetime. Without a schema (a company's own table), text columns held as object become str. A column
+    datetime (seconds resolution to milliseconds, which the results store keeps). Without a schema (a company's own table), text columns held as object become str. A column
     whose values cannot take the declared dtype (a gap in whole numbers) is left as it is for the schema test
     to report; anything but a DataFrame is returned as it is."""
     if not isinstance(frame, pd.DataFrame):
@@ -152,6 +167,13 @@ def conform(frame: pd.DataFrame, schema: Mapping[str, object] | None) -> pd.Data
         schema = {c: "str" for c in frame.columns if frame[c].dtype == object}
     casts: dict[str, pd.Series] = {}
     for col, declared in schema.items():
+        if (
+            declared in ("datetime", "datetime_utc")
+            and col in frame.columns
+            and _datetime_unit(frame[col].dtype) == "s"
+        ):  # pd.Timestamp(year, month, day) columns: Parquet has no seconds unit and gives them back as ms
+            casts[col] = _no_seconds_unit(frame[col])
+            continue
         if (
             col not in frame.columns
             or not isinstance(frame[col], pd.Series)
@@ -171,7 +193,7 @@ def conform(frame: pd.DataFrame, schema: Mapping[str, object] | None) -> pd.Data
             stamps = pd.to_datetime(s, utc=declared == "datetime_utc")
             if declared == "datetime" and getattr(stamps.dtype, "tz", None) is not None:
                 stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-            casts[col] = stamps
+            casts[col] = _no_seconds_unit(stamps)
     return frame.assign(**casts) if casts else frame
 
 
