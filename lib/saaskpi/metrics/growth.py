@@ -17,24 +17,10 @@ from ..frames import calendar_months, month_key, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
-from .revenue import account_movements_lazy, subscription_mrr
+from .revenue import _series, account_movements_lazy, subscription_mrr
+from .unit_economics import _trailing
 
 YEAR = 12
-
-
-def _series(months, value, n) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "month": pd.to_datetime(pd.Series(months)).to_numpy(),
-            "value": np.asarray(value, dtype="float64"),
-            "n": np.asarray(n, dtype="float64"),
-        }
-    )
-
-
-def _trailing_sum(values: pd.Series, months: int) -> pd.Series:
-    """Sum of the last `months` values up to each row (NaN until `months` rows exist)."""
-    return values.rolling(months, min_periods=months).sum()
 
 
 # --------------------------------------------------------------------------- tables
@@ -56,7 +42,7 @@ def growth_yoy(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     m = mrr_movements.reset_index(drop=True)
     mrr = m.mrr_end.astype("float64")
     year_ago = mrr.shift(YEAR)
-    t12m = _trailing_sum(mrr, YEAR)
+    t12m = _trailing(mrr, YEAR)
     return pd.DataFrame(
         {
             "month": m.month,
@@ -137,11 +123,11 @@ def growth_ceiling(mrr_movements: pd.DataFrame, conventions: Conventions) -> pd.
     no ceiling (n/a) while that churn rate is 0; months n/a when net new ARR is not positive, 0 at or above it."""
     m = mrr_movements.reset_index(drop=True)
     k = conventions.growth_rate_months
-    new = _trailing_sum(12 * m.new, k) / k
-    lost = _trailing_sum(m.churn + m.contraction, k)
-    start = _trailing_sum(m.mrr_start, k)
+    new = _trailing(12 * m.new, k) / k
+    lost = _trailing(m.churn + m.contraction, k)
+    start = _trailing(m.mrr_start, k)
     rate = pd.Series(safe_ratio(lost, start))
-    net = _trailing_sum(12 * (m.new + m.expansion + m.reactivation - m.contraction - m.churn), k) / k
+    net = _trailing(12 * (m.new + m.expansion + m.reactivation - m.contraction - m.churn), k) / k
     ceiling = pd.Series(safe_ratio(new, rate))  # churn rate 0: no ceiling (NaN)
     arr = 12 * m.mrr_end
     gap = ceiling - arr
@@ -254,10 +240,10 @@ def natural_rate_of_growth(arr_growth_yoy: pd.DataFrame, new_arr_split: pd.DataF
     """The part of the year's ARR growth that organic channels brought, the growth without paid acquisition or
     sales (n: new customers in the twelve months)."""
     s = new_arr_split
-    organic = _trailing_sum(s.organic_new_arr, YEAR)
-    total = _trailing_sum(s.new_arr, YEAR)
+    organic = _trailing(s.organic_new_arr, YEAR)
+    total = _trailing(s.new_arr, YEAR)
     share = pd.Series(safe_ratio(organic, total))
-    return _series(s.month, arr_growth_yoy.value.to_numpy() * share, _trailing_sum(s.new_accounts, YEAR).fillna(0))
+    return _series(s.month, arr_growth_yoy.value.to_numpy() * share, _trailing(s.new_accounts, YEAR).fillna(0))
 
 
 @metric(

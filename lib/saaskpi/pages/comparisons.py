@@ -19,10 +19,6 @@ TOP_ACCOUNTS = 20
 BREAKDOWN_LABELS = {"segment": "segment", "region": "region", "industry": "industry", "plan": "primary plan"}
 
 
-def _num(v: float, unit: str, cur: str = "USD") -> str:
-    return "n/a" if v is None or pd.isna(v) else fmt.value(v, unit, cur)
-
-
 def _conventions(wb) -> str:
     return (
         "Groups from the accounts' segment, region and industry, and an account's primary plan (the plan with the "
@@ -57,12 +53,12 @@ def groups_html(t: pd.DataFrame, total: pd.Series, currency: str, trend: pd.Data
                 f"{int(r.accounts):,}",
                 fmt.money(r.mrr, currency),
                 widgets.sparkline_svg(lines.get(str(r.group), []), width=80, height=18),
-                _num(r.mrr_share, "fraction"),
-                _num(r.arpa, "currency", currency),
+                fmt.value(r.mrr_share, "fraction"),
+                fmt.value(r.arpa, "currency", currency),
                 f"{int(r.base_accounts):,}",
-                _num(r.nrr_12m, "fraction"),
-                _num(r.grr_12m, "fraction"),
-                _num(r.logo_churn_12m, "fraction"),
+                fmt.value(r.nrr_12m, "fraction"),
+                fmt.value(r.grr_12m, "fraction"),
+                fmt.value(r.logo_churn_12m, "fraction"),
             ]
         )
         totals.append(r.group == TOTAL)
@@ -174,14 +170,14 @@ def plans_html(p: pd.DataFrame, currency: str) -> str:
             html.escape(str(r.plan)),
             f"{int(r.accounts):,}",
             fmt.money(r.mrr, currency),
-            _num(r.mrr_share, "fraction"),
+            fmt.value(r.mrr_share, "fraction"),
             fmt.money(r.added_mrr_12m, currency),
             fmt.money(r.expansion_mrr_12m, currency),
             fmt.money(r.contraction_mrr_12m, currency),
             fmt.money(r.ended_mrr_12m, currency),
-            _num(r.gross_churn_rate, "fraction"),
+            fmt.value(r.gross_churn_rate, "fraction"),
             fmt.money(r.cs_cost, currency),
-            _num(r.contribution_margin, "fraction"),
+            fmt.value(r.contribution_margin, "fraction"),
         ]
         for r in p.itertuples()
     ]
@@ -213,7 +209,7 @@ def show_plans(wb):
             '<div class="saaskpi-note">Plan lines (an account\'s MRR on one plan): added = a line that started (new '
             "account, cross-sell, switch in), ended = a line that stopped (churn, switch out); gross MRR churn = "
             "(contraction + ended) / the plan's MRR at the month starts; contribution = MRR x gross margin "
-            f"({_num(margin, 'fraction')} this month, the same for every plan: COGS is not recorded per plan) - CS cost "
+            f"({fmt.value(margin, 'fraction')} this month, the same for every plan: COGS is not recorded per plan) - CS cost "
             "(the month's customer-success spend split equally over paying accounts)</div>"
         )
         out: list[Any] = [widgets.styled(lead + plans_html(p, w.conventions.reporting_currency))]
@@ -323,9 +319,9 @@ def engagements_html(t: pd.DataFrame) -> str:
         [
             html.escape(str(kind)),
             f"{int(r.touchpoints):,}",
-            _num(r.touchpoints / total if total else float("nan"), "fraction"),
-            _num(r.positive / r.touchpoints if r.touchpoints else float("nan"), "fraction"),
-            _num(r.negative / r.touchpoints if r.touchpoints else float("nan"), "fraction"),
+            fmt.value(r.touchpoints / total if total else float("nan"), "fraction"),
+            fmt.value(r.positive / r.touchpoints if r.touchpoints else float("nan"), "fraction"),
+            fmt.value(r.negative / r.touchpoints if r.touchpoints else float("nan"), "fraction"),
         ]
         for kind, r in agg.iterrows()
     ]
