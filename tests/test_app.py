@@ -206,11 +206,17 @@ def test_landing_page_is_the_executive_summary_and_stays_on_the_machine(app_serv
     from apps import CHART
     from chromium import browser_page
 
-    hosts = set()
+    hosts, bundles = set(), []
     with browser_page() as page:
         page.on("request", lambda request: hosts.add(urllib.parse.urlsplit(request.url).hostname))
+        page.on("response", lambda r: bundles.append(r) if "/saaskpi/vega-" in r.url else None)
         page.goto(app_server + "/", timeout=180_000)
         page.wait_for_selector(CHART, state="visible", timeout=180_000)
+        page.wait_for_function("document.querySelectorAll('.vega-embed').length >= 2", timeout=60_000)
+        # the charts' Vega bundle, served by the app server, fetched once for the page's many charts
+        assert len(bundles) == 1 and bundles[0].status == 200, [b.url for b in bundles]
+        assert bundles[0].headers["content-type"].startswith("text/javascript")
+        assert "immutable" in bundles[0].headers["cache-control"]
         links = page.eval_on_selector_all(".saaskpi-nav a", "els => els.map(e => e.innerText.trim())")
         assert page.url.endswith("/voila/render/00_executive_summary.ipynb")
         assert page.inner_text(".saaskpi-nav a.current") == "Executive summary"

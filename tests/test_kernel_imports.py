@@ -128,3 +128,18 @@ def test_the_vega_bundle_is_built_once_then_read_from_the_cache(own_cache, monke
     enable_offline_charts()
     assert built == [1] and chart._esm == first and chart._is_offline
     assert len(list(own_cache.glob("vega-bundle-*.json"))) == 1
+
+
+def test_under_the_app_server_a_chart_carries_a_loader_of_the_served_bundle(monkeypatch):
+    import altair as alt
+
+    from saaskpi.kernel_imports import VEGA_MODULE_ENV, enable_offline_charts, vega_module_path
+
+    chart = alt.JupyterChart
+    monkeypatch.setattr(chart, "_esm", chart._esm)
+    monkeypatch.setattr(chart, "_is_offline", False)
+    monkeypatch.setenv(VEGA_MODULE_ENV, vega_module_path())
+    enable_offline_charts()
+    assert chart._is_offline and len(chart._esm) < 500  # a loader, not the 0.9 MB bundle
+    assert f'base + "{vega_module_path()}"' in chart._esm and "export default bundle.default" in chart._esm
+    assert vega_module_path().startswith("saaskpi/vega-") and vega_module_path().endswith(".js")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import ipywidgets as W
 from conftest import page_html
 
@@ -66,3 +70,54 @@ def test_controls_accept_only_their_options(revenue_source):
     assert calls == [("all", "2024-05")]  # nothing re-rendered
     assert session.choose(segment="smb", month="2024-04") is True
     assert calls[-1] == ("smb", "2024-04")
+
+
+def test_in_a_kernel_a_newer_choice_drops_the_rest_of_an_older_drawing(revenue_source):
+    """In an event loop (a kernel) sections are drawn one per turn, so a second choice made while the first is
+    being drawn stops it: the first choice's later sections are never drawn, the second's all are."""
+    import asyncio
+
+    wb = open_workbook(str(revenue_source), "all", "2024-05", interactive=True)
+    session = widgets.session_for(wb)
+    calls = []
+    for n in range(3):
+        session.add(lambda w, n=n: calls.append((n, w.segment.name)))
+    calls.clear()
+
+    async def two_quick_choices():
+        assert session.choose(segment="smb") and session.choose(segment="enterprise")
+        await asyncio.sleep(0.05)
+
+    asyncio.run(two_quick_choices())
+    # section 0 of smb drawn with its message; then enterprise's; smb's sections 1 and 2 dropped as stale
+    assert calls == [(0, "smb"), (0, "enterprise"), (1, "enterprise"), (2, "enterprise")]
+
+
+def test_an_app_section_shows_what_its_render_yields_a_failure_after_it_and_closes_old_widgets(revenue_source):
+    code = textwrap.dedent(
+        f"""
+        from IPython.core.interactiveshell import InteractiveShell
+        from IPython.display import HTML
+        import ipywidgets as W
+        InteractiveShell.instance(history_load_length=0)
+        from saaskpi import widgets
+        from saaskpi.workbook import open_workbook
+        wb = open_workbook({str(revenue_source)!r}, "all", "2024-05", interactive=True)
+        out, old = W.Output(), W.VBox([W.Button()])
+        widgets.fill(out, lambda w: [HTML("<b>before</b>"), old], wb)
+        assert len(out.outputs) == 2 and old.comm is not None
+
+        def render(w):
+            yield HTML("<b>tiles</b>")
+            raise ZeroDivisionError("boom")
+
+        widgets.fill(out, render, wb)
+        html = [o["data"].get("text/html", "") for o in out.outputs]
+        assert len(html) == 2 and "<b>tiles</b>" in html[0] and "boom" in html[1] and "Something went wrong" in html[1]
+        assert old.comm is None  # the widgets the old view held are closed
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ok" in done.stdout

@@ -23,6 +23,9 @@
   request off the machine.
 - **The landing page is the executive summary** (its navigation bar links every app; a query string such as
   `?segment=smb` is kept); Voila's file listing stays at `/voila/tree/`.
+- **The Vega bundle once per page.** `VegaBundleHandler` serves Altair's offline chart module (Vega bundled in,
+  0.9 MB) at a versioned path, and the server tells its kernels that path (`SAASKPI_VEGA_MODULE`), so every chart
+  widget carries a loader of a few lines instead of the whole bundle (`kernel_imports.enable_offline_charts`).
 - Kernel replies are polled in bounded slices (`kernel_polling`).
 
 Idle-kernel culling is Jupyter Server's (`MappingKernelManager.cull_*`), set on the command line by `saaskpi app`.
@@ -31,6 +34,7 @@ Idle-kernel culling is Jupyter Server's (`MappingKernelManager.cull_*`), set on 
 from __future__ import annotations
 
 import html
+import os
 import re
 import sys
 from contextlib import contextmanager
@@ -40,12 +44,15 @@ import nbformat
 import tornado.web
 from jupyter_server.services.kernels.connection.base import BaseKernelWebsocketConnection
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
+from jupyter_server.utils import url_path_join
 from traitlets import Integer, Type
 from voila.app import Voila
 from voila.execute import VoilaExecutor
 from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
+
+from .kernel_imports import VEGA_MODULE_ENV, vega_bundle, vega_module_path
 
 DEFAULT_MAX_KERNELS = 12
 RETRY_SECONDS = 30
@@ -200,6 +207,20 @@ class PageHandler(Offline, TornadoVoilaHandler):
                 self.flush()
 
 
+class VegaBundleHandler(tornado.web.RequestHandler):
+    """Altair's chart module with Vega bundled in (public JavaScript, as Voila's own static files), made or read
+    from the cache folder on first request; its path names the versions, so the browser keeps it for good."""
+
+    bundle: str | None = None
+
+    def get(self):
+        if VegaBundleHandler.bundle is None:
+            VegaBundleHandler.bundle = vega_bundle()
+        self.set_header("Content-Type", "text/javascript; charset=UTF-8")
+        self.set_header("Cache-Control", "public, max-age=31536000, immutable")
+        self.finish(VegaBundleHandler.bundle)
+
+
 class ShutdownHandler(VoilaShutdownKernelHandler):
     """Voila's kernel shutdown (xsrf-checked), answering 204 for a kernel that is already gone."""
 
@@ -322,6 +343,7 @@ class SaasKpiVoila(Voila):
             TornadoVoilaTreeHandler: TreeHandler,
         }
         handlers = [(pattern, ours.get(handler, handler), *rest) for pattern, handler, *rest in super().init_handlers()]
+        handlers.append((url_path_join(self.server_url, "/" + vega_module_path()), VegaBundleHandler))
         return [
             (pattern, LandingHandler)
             if pattern == self.server_url and handler is TreeHandler
@@ -337,6 +359,7 @@ def main() -> int:
     from .kernel_polling import bounded_shell_polls
 
     bounded_shell_polls()
+    os.environ[VEGA_MODULE_ENV] = vega_module_path()  # every kernel the server starts (preheated ones too) inherits it
     voila.notebook_renderer.VoilaExecutor = ReadableErrorsExecutor  # the class Voila instantiates per page
     return SaasKpiVoila.launch_instance()
 

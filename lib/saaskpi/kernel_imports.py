@@ -11,13 +11,18 @@ modules that it does not use, and one asset every interactive kernel rebuilds is
   first call, so the check still works, only later.
 - `alt.JupyterChart.enable_offline()` bundles the Vega JavaScript with vl-convert in every kernel (about 1.6 s
   of CPU). `enable_offline_charts()` keeps the bundle in the cache folder (cache.py), keyed by the Altair and
-  vl-convert versions, and gives Altair the stored copy.
+  vl-convert versions, and gives Altair the stored copy. That bundle (0.9 MB) travels in every chart widget's
+  state, and the browser evaluates it once per chart: a page of 13 charts sent 12 MB to the browser, which
+  compiled the bundle 13 times. Under `saaskpi app` the server serves the bundle once, at a versioned URL the
+  browser caches, and each chart widget carries a four-line loader instead (`VEGA_LOADER`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 import types
 import warnings
@@ -88,19 +93,44 @@ def _bundle_key() -> str:
     return "|".join(versions)
 
 
+VEGA_MODULE_ENV = "SAASKPI_VEGA_MODULE"  # set by the app server (app_server.py): where it serves the bundle
+VEGA_LOADER = """const config = document.getElementById("jupyter-config-data");
+const base = config ? JSON.parse(config.textContent).baseUrl : "/";
+const bundle = await import(new URL(base + "{path}", window.location.origin).href);
+export default bundle.default;
+"""
+
+
+def vega_bundle() -> str:
+    """The JavaScript module `alt.JupyterChart.enable_offline()` makes with vl-convert (Altair's widget with Vega
+    bundled in, about 0.9 MB), read from the cache folder when an earlier process made it."""
+    import altair as alt
+
+    from .cache import cached_json
+
+    def bundle() -> str:
+        alt.JupyterChart.enable_offline()
+        return alt.JupyterChart._esm
+
+    return cached_json("vega-bundle", _bundle_key(), bundle)
+
+
+def vega_module_path() -> str:
+    """The bundle's path under the app server's base URL; the versions in it, so a browser may cache it for good."""
+    digest = hashlib.sha256(_bundle_key().encode()).hexdigest()[:16]
+    return f"saaskpi/vega-{digest}.js"
+
+
 def enable_offline_charts() -> None:
-    """`alt.JupyterChart.enable_offline()`, with the JavaScript bundle read from the cache folder when an earlier
-    kernel made it (made and stored there otherwise; the cache off, it is made each time)."""
+    """Charts that load no JavaScript from another host. Under `saaskpi app` (the server sets
+    `SAASKPI_VEGA_MODULE`), every chart widget carries a four-line loader of the bundle the server serves at that
+    path: the page downloads and evaluates the bundle once, however many charts it shows. Elsewhere (JupyterLab),
+    `alt.JupyterChart.enable_offline()` with the bundle from the cache folder: each chart widget carries it."""
     import altair as alt
 
     chart = alt.JupyterChart
     if getattr(chart, "_is_offline", False):
         return
-    from .cache import cached_json
-
-    def bundle() -> str:
-        chart.enable_offline()
-        return chart._esm
-
-    chart._esm = cached_json("vega-bundle", _bundle_key(), bundle)
+    served = os.environ.get(VEGA_MODULE_ENV, "")
+    chart._esm = VEGA_LOADER.replace("{path}", served) if served else vega_bundle()
     chart._is_offline = True

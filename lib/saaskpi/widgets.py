@@ -2,12 +2,14 @@
 
 Pages return, notebooks display: a page's `show_*` returns `section(wb, render)`, where `render(wb)` returns
 what the section shows (a chart, HTML, a widget, or a list of them). The notebook cell's last expression
-displays it. Nothing here displays on its own, except into an app section's own output widget.
+displays it. Nothing here displays on its own: an app section's output widget is given its values (`fill`).
 
 - `section`: in a static run (papermill, reports) a `Shown` of the rendered values; in an app a `W.Output`
-  that re-renders whenever a control changes. Compatibility: a `render` that calls `display()` and returns
-  None still works: in a static run what it displays is captured into the section (in a kernel); in an app it
-  goes to the section's output widget.
+  that re-renders whenever a control changes, one section per turn of the kernel's event loop (a newer choice
+  drops the rest of an older drawing). A `render` may yield its values: an app shows each as it comes (tiles
+  before the charts under them). Compatibility: a `render` that calls `display()` and returns None still works
+  in a static run (what it displays is captured into the section, in a kernel); an app section shows only what
+  `render` returns.
 - `chart`: `alt.JupyterChart` with offline assets when interactive; static SVG (vl-convert) otherwise.
 - `kpi_tiles`: value, change, target status, n, interval and a sparkline per metric, from the registry.
 - `page_header`: in an app, segment and month dropdowns (re-rendering every section in place) above the header.
@@ -16,13 +18,16 @@ displays it. Nothing here displays on its own, except into an app section's own 
 
 from __future__ import annotations
 
+import asyncio
 import html
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
 
 import altair as alt
 import ipywidgets as W
+from IPython.core.formatters import format_display_data
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import HTML, SVG, display
 from IPython.utils.capture import capture_output
@@ -74,7 +79,7 @@ def values(result: Any) -> list[Any]:
     """A render callback's result as a list of values: None is nothing, a list or tuple its values in order."""
     if result is None:
         return []
-    if isinstance(result, (list, tuple)):
+    if isinstance(result, (list, tuple)) or inspect.isgenerator(result):
         return [v for r in result for v in values(r)]
     if isinstance(result, Shown):
         return list(result.items)
@@ -376,10 +381,51 @@ def rendered(render: Callable, wb, capture: bool = True) -> list[Any]:
     return [*captured.outputs, *result, *failure]
 
 
-def guarded(render: Callable, wb) -> None:
-    """Old style, for callers that display: display what `render(wb)` returns (a failure as a panel)."""
-    for item in rendered(render, wb, capture=False):
-        display(item)
+def _bundle(value: Any) -> dict:
+    data, metadata = format_display_data(value)
+    return {"output_type": "display_data", "data": data, "metadata": metadata}
+
+
+def fill(out: W.Output, render: Callable, wb) -> None:
+    """Give an app's output widget what `render(wb)` returns (a failure as a panel after whatever came before it),
+    set on the widget itself: no `with out:`, whose routing by message id stops once the request that started a
+    drawing has been answered (a section drawn later in the event loop, `Session.redraw`, showed nothing). A
+    render that yields has each value shown as soon as it is made, the rest of the old view kept under it until
+    replaced (no jump); the widgets the old view held are closed. Outside IPython nothing can be shown: the
+    values are made and dropped."""
+    shell = InteractiveShell.initialized()
+    old, made, bundles = list(out.outputs), [], []
+
+    def add(value: Any, now: bool) -> None:
+        made.append(value)
+        if shell:
+            bundles.append(_bundle(value))
+            if now:
+                out.outputs = tuple(bundles + old[len(bundles) :])
+
+    try:
+        result = render(wb)
+        streamed = inspect.isgenerator(result)
+        for item in result if streamed else [result]:
+            for value in values(item):
+                add(value, now=streamed)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a readable panel
+        add(error_panel(exc), now=False)
+    if shell:
+        out.outputs = tuple(bundles)
+    for widget in _held.pop(out.model_id, []):
+        _close(widget)
+    _held[out.model_id] = [v for v in made if isinstance(v, W.Widget)]
+
+
+_held: dict[str, list[W.Widget]] = {}  # the widgets an output widget shows (closed when it shows others)
+
+
+def _close(widget: W.Widget) -> None:
+    for child in getattr(widget, "children", ()):
+        if isinstance(child, W.Widget):
+            _close(child)
+    widget.close()
 
 
 # --------------------------------------------------------------------------- the app
@@ -392,6 +438,7 @@ class Session:
         self.segment_options = params.segment_names()
         self.month_options = wb.months()
         self.status = W.HTML()
+        self.generation = 0  # of the drawing under way: a newer choice makes an older drawing stop
 
     def add(self, render: Callable) -> W.Output:
         """A section's output widget, drawn now and again on every control change."""
@@ -401,9 +448,7 @@ class Session:
         return out
 
     def _draw(self, out: W.Output, render: Callable) -> None:
-        with out:  # the section's own output widget: what render returns, or displays itself, goes here
-            out.clear_output(wait=True)
-            guarded(render, self.wb)
+        fill(out, render, self.wb)
 
     def choose(self, segment: str | None = None, month: str | None = None) -> bool:
         """Switch segment and/or month; values outside the controls' options are refused."""
@@ -420,9 +465,33 @@ class Session:
             self.status.value = error_panel(exc).data
             return False
         self.status.value = ""
-        for out, render in self.sections:
-            self._draw(out, render)
+        self.redraw()
         return True
+
+    def redraw(self) -> None:
+        """Draw every section again for the current choice. In a kernel, one section per turn of its event loop,
+        so a control moved again meanwhile is read between two sections and the rest of this drawing, stale by
+        then, is dropped (a person clicking through segments waits for the last one only); elsewhere, at once."""
+        self.generation += 1
+        generation, pending = self.generation, list(self.sections)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop running (a script or a test): draw them all now
+            loop = None
+
+        def step() -> None:
+            if generation != self.generation:
+                return
+            out, render = pending.pop(0)
+            self._draw(out, render)
+            if pending:
+                loop.call_soon(step)  # type: ignore[union-attr]  # set whenever a step is scheduled
+
+        if loop is None:
+            for out, render in pending:
+                self._draw(out, render)
+        elif pending:
+            step()
 
 
 def session_for(wb) -> Session | None:
@@ -527,9 +596,7 @@ def picked_view(
         value = by_label.get(change["new"])
         if value is None:  # only the picker's own options (a partly typed name is not one yet)
             return
-        with out:
-            out.clear_output(wait=True)
-            guarded(lambda w: view(w, value), wb)
+        fill(out, lambda w: view(w, value), wb)
 
     picker.observe(pick, names="value")
     pick({"new": picker.value})

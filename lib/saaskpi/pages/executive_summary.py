@@ -60,13 +60,11 @@ def show_revenue(wb) -> Any:
     """MRR, ARR and net new MRR as big numbers with their change, then MRR and its movements across the page."""
 
     def render(w):
+        yield widgets.kpi_tiles(w, REVENUE, big=True)  # shown in an app while the rest is made
         months = w.table("mrr_movements")
         months = months[months.month <= w.month].tail(TREND_MONTHS)
-        return [
-            widgets.kpi_tiles(w, REVENUE, big=True),
-            forecast.summary_html(w),  # the largest drivers of the summary rate's change (page 06)
-            widgets.chart(charts.revenue_overview(months, w.conventions.reporting_currency), w),
-        ]
+        yield forecast.summary_html(w)  # the largest drivers of the summary rate's change (page 06)
+        yield widgets.chart(charts.revenue_overview(months, w.conventions.reporting_currency), w)
 
     return widgets.section(wb, render)
 

@@ -237,9 +237,7 @@ def show_forecast(wb):
 
         def redraw(_=None):
             scenario = fc.Scenario(**{k: v.value / 100 for k, v in sliders.items()})
-            out.clear_output(wait=True)
-            with out:
-                widgets.guarded(lambda x: _forecast_view(x, scenario), w)
+            widgets.fill(out, lambda x: _forecast_view(x, scenario), w)
 
         for slider in sliders.values():
             slider.observe(redraw, names="value")
