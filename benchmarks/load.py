@@ -120,7 +120,9 @@ async def session(browser, url: str, preheated: set[str]) -> dict:
     page.on("pageerror", lambda error: errors.append(str(error)))
     result = {"context": context, "start": time.perf_counter()}
     try:
-        await page.goto(url, timeout=SESSION_TIMEOUT_MS)
+        response = await page.goto(url, timeout=SESSION_TIMEOUT_MS)
+        if response is not None and response.status == 503:
+            raise RuntimeError("the busy page (HTTP 503): the server's kernel cap was reached")
         result["loaded"] = time.perf_counter() - result["start"]
         config = await page.text_content("#jupyter-config-data")
         result["preheated"] = json.loads(config)["kernelId"] in preheated
@@ -209,7 +211,8 @@ def report(
         f"{'' if store else ' --empty-store'}`: {store or 'an empty results store (every kernel computes its page)'}. "
         f"{n} sessions of `{NOTEBOOK}` on the default demo opened "
         "at once (a browser context each in one headless Chromium, on the same machine) against one server started "
-        f"as `saaskpi app` starts it, {'after' if preheated else 'before'} its preheated kernels had run their "
+        f"as `saaskpi app` starts it (its kernel cap raised to the sessions plus twice the preheated pools), "
+        f"{'after' if preheated else 'before'} its preheated kernels had run their "
         f"notebooks. voila.json: preheat_kernel {str(settings['preheat']).lower()}; preheated kernels: {pools} "
         f"(none for the other apps), fill_delay {settings['fill_delay']} s; VoilaExecutor timeout "
         f"{settings['timeout']} s.\n\n"
@@ -245,8 +248,10 @@ def main() -> None:
             f"the results store filled first by the executive summary run for every segment as a snapshot runs "
             f"it ({seconds:.0f} s, load average then {os.getloadavg()[0]:.1f})"
         )
-    # every session gets a kernel (the default cap of `saaskpi app` would answer the rest with its busy page)
-    with voila_server(max_kernels=args.sessions + sum(pool_settings()["pools"].values())) as base:
+    # every session gets a kernel (the default cap of `saaskpi app` would answer the rest with its busy page): room
+    # for the sessions, the pools, and the pools' refills (a preheated kernel being refilled counts as a page's
+    # until it has run its notebook)
+    with voila_server(max_kernels=args.sessions + 2 * sum(pool_settings()["pools"].values())) as base:
         server = server_process(base)
         preheated = wait_until_preheated(server, sum(pool_settings()["pools"].values()))
         before, pool = family_rss(server), kernel_ids(server)

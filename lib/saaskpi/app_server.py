@@ -200,9 +200,13 @@ class PageHandler(Offline, TornadoVoilaHandler):
             self.finish(busy_page(capacity.max_kernels - capacity.pool, self.request.uri))
             return
         self.xsrf_token  # noqa: B018 - reading it sets the `_xsrf` cookie (before the first byte is sent)
+        # the charts' bundle fetched and evaluated while the kernel runs the notebook: a chart widget that waits
+        # for it longer than anywidget's 2 s (a busy browser) fails to start and stays blank
+        preload = f'<script type="module" src="{url_path_join(self.base_url, vega_module_path())}"></script></head>'
         with capacity.admitted() as release:
             async for snippet in self.get_generator(path=path):
                 release()  # the page's kernel is registered before the first snippet
+                snippet = snippet.replace("</head>", preload, 1)
                 self.write(snippet.replace("</body>", SHUTDOWN_ON_PAGEHIDE + "</body>", 1))
                 self.flush()
 
