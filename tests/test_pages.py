@@ -103,7 +103,9 @@ def test_an_app_section_shows_what_its_render_yields_a_failure_after_it_and_clos
         from saaskpi import widgets
         from saaskpi.workbook import open_workbook
         wb = open_workbook({str(revenue_source)!r}, "all", "2024-05", interactive=True)
-        out, old = W.Output(), W.VBox([W.Button()])
+        out, inner, chart = W.Output(), W.Output(), W.Button()
+        widgets.fill(inner, lambda w: [chart], wb)  # a picker's view inside the section
+        old = W.VBox([W.Button(), inner])
         widgets.fill(out, lambda w: [HTML("<b>before</b>"), old], wb)
         assert len(out.outputs) == 2 and old.comm is not None
 
@@ -114,7 +116,7 @@ def test_an_app_section_shows_what_its_render_yields_a_failure_after_it_and_clos
         widgets.fill(out, render, wb)
         html = [o["data"].get("text/html", "") for o in out.outputs]
         assert len(html) == 2 and "<b>tiles</b>" in html[0] and "boom" in html[1] and "Something went wrong" in html[1]
-        assert old.comm is None  # the widgets the old view held are closed
+        assert old.comm is None and inner.comm is None and chart.comm is None  # the old view's widgets are closed
         print("ok")
         """
     )

@@ -422,7 +422,11 @@ _held: dict[str, list[W.Widget]] = {}  # the widgets an output widget shows (clo
 
 
 def _close(widget: W.Widget) -> None:
-    for child in getattr(widget, "children", ()):
+    """Close a widget, its children and, for an output widget (a picker's view inside a section), what it shows."""
+    if widget.comm is None:  # closed already
+        return
+    held = _held.pop(widget.model_id, []) if isinstance(widget, W.Output) else []
+    for child in [*getattr(widget, "children", ()), *held]:
         if isinstance(child, W.Widget):
             _close(child)
     widget.close()
