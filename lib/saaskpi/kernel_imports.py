@@ -12,8 +12,8 @@ modules that it does not use, and one asset every interactive kernel rebuilds is
 - `alt.JupyterChart.enable_offline()` bundles the Vega JavaScript with vl-convert in every kernel (about 1.6 s
   of CPU). `enable_offline_charts()` keeps the bundle in the cache folder (cache.py), keyed by the Altair and
   vl-convert versions, and gives Altair the stored copy. That bundle (0.9 MB) travels in every chart widget's
-  state, and the browser evaluates it once per chart: a page of 13 charts sent 12 MB to the browser, which
-  compiled the bundle 13 times. Under `saaskpi app` the server serves the bundle once, at a versioned URL the
+  state, and the browser evaluates it once per chart: the executive summary with two segment changes sent
+  8.8 MB over the websocket. Under `saaskpi app` the server serves the bundle once, at a versioned URL the
   browser caches, and each chart widget carries a four-line loader instead (`VEGA_LOADER`).
 """
 

@@ -22,7 +22,7 @@ import asyncio
 import html
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import altair as alt
@@ -364,21 +364,27 @@ def error_panel(exc: BaseException) -> HTML:
     )
 
 
-def rendered(render: Callable, wb, capture: bool = True) -> list[Any]:
-    """The values `render(wb)` returns; a failure becomes a panel after whatever came before it. With `capture`
-    (static runs, in a kernel) what an old-style `render` displays itself is captured first, in order; in an app
-    it is not captured: it goes to the section's output widget it is displayed in."""
-    if not (capture and InteractiveShell.initialized()):
-        try:
-            return values(render(wb))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a readable panel
-            return [error_panel(exc)]
+def made(render: Callable, wb) -> Iterator[tuple[Any, bool]]:
+    """Each value `render(wb)` makes, in order, with whether it came from a yield (then it can be shown at once,
+    before the rest is made); a failure becomes a panel after whatever came before it."""
+    try:
+        result = render(wb)
+        streamed = inspect.isgenerator(result)
+        for item in result if streamed else [result]:
+            for value in values(item):
+                yield value, streamed
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a readable panel
+        yield error_panel(exc), False
+
+
+def rendered(render: Callable, wb) -> list[Any]:
+    """The values `render(wb)` makes (`made`); in a kernel, what an old-style `render` displays itself is captured
+    first, in order (static runs)."""
+    if not InteractiveShell.initialized():
+        return [value for value, _ in made(render, wb)]
     with capture_output(stdout=False, stderr=False, display=True) as captured:
-        try:
-            result, failure = values(render(wb)), []
-        except Exception as exc:  # noqa: BLE001
-            result, failure = [], [error_panel(exc)]
-    return [*captured.outputs, *result, *failure]
+        result = [value for value, _ in made(render, wb)]
+    return [*captured.outputs, *result]
 
 
 def _bundle(value: Any) -> dict:
@@ -394,28 +400,18 @@ def fill(out: W.Output, render: Callable, wb) -> None:
     replaced (no jump); the widgets the old view held are closed. Outside IPython nothing can be shown: the
     values are made and dropped."""
     shell = InteractiveShell.initialized()
-    old, made, bundles = list(out.outputs), [], []
-
-    def add(value: Any, now: bool) -> None:
-        made.append(value)
+    old, shown, bundles = list(out.outputs), [], []
+    for value, now in made(render, wb):
+        shown.append(value)
         if shell:
             bundles.append(_bundle(value))
             if now:
                 out.outputs = tuple(bundles + old[len(bundles) :])
-
-    try:
-        result = render(wb)
-        streamed = inspect.isgenerator(result)
-        for item in result if streamed else [result]:
-            for value in values(item):
-                add(value, now=streamed)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a readable panel
-        add(error_panel(exc), now=False)
     if shell:
         out.outputs = tuple(bundles)
     for widget in _held.pop(out.model_id, []):
         _close(widget)
-    _held[out.model_id] = [v for v in made if isinstance(v, W.Widget)]
+    _held[out.model_id] = [v for v in shown if isinstance(v, W.Widget)]
 
 
 _held: dict[str, list[W.Widget]] = {}  # the widgets an output widget shows (closed when it shows others)
