@@ -4,7 +4,7 @@ executive summary's pages were run for every segment as a snapshot runs them (sn
 results store of the benchmark's own (`--empty-store`: without that, every kernel computes its page). Per session:
 seconds from the request to the page loaded, to the first visible chart and to the KPI tiles, whether a
 preheated kernel served it, and chart widgets that failed to start; for the server, the peak memory of it and its
-kernels (summed RSS) and how busy the CPUs were. Writes its section of RESULTS.md.
+kernels (summed RSS and PSS) and how busy the CPUs were. Writes its section of RESULTS.md.
 
     .venv/bin/python benchmarks/load.py [--sessions 50] [--empty-store]
 """
@@ -41,6 +41,7 @@ SESSIONS = 20
 SESSION_TIMEOUT_MS = 600_000  # a session without a chart and tiles 10 minutes after its request has failed
 WIDGET_FAILED = "[anywidget] Failed to initialize model."  # a chart widget that did not start within 2 s
 GIB = 2**30
+KERNEL_FILE = re.compile(r"kernel-([0-9a-f-]+)\.json")  # in a kernel's command line
 
 
 def family(server: psutil.Process) -> list[psutil.Process]:
@@ -48,23 +49,29 @@ def family(server: psutil.Process) -> list[psutil.Process]:
     return [server, *server.children(recursive=True)]
 
 
-def family_rss(server: psutil.Process) -> tuple[int, int]:
-    """Summed RSS of the server and its kernels, and the number of kernels."""
-    rss, kernels = 0, 0
+def family_memory(server: psutil.Process) -> tuple[int, int, int]:
+    """Summed RSS and PSS of the server, its fork server and its kernels, and the number of kernels. RSS counts
+    every page a process maps, so pages that forked kernels share with their fork server are counted once per
+    kernel; PSS splits a shared page between the processes sharing it, so summed PSS is the memory they use."""
+    rss, pss, kernels = 0, 0, 0
     for process in family(server):
         try:
-            rss += process.memory_info().rss
-            kernels += process.pid != server.pid
+            memory = process.memory_full_info()
+            rss, pss = rss + memory.rss, pss + memory.pss
+            kernels += bool(KERNEL_FILE.search(" ".join(process.cmdline())))
         except psutil.NoSuchProcess:  # a kernel shutting down between listing and sampling
             pass
-    return rss, kernels
+    return rss, pss, kernels
 
 
 def kernel_ids(server: psutil.Process) -> set[str]:
     """Ids of the server's kernels (from their connection files)."""
     ids = set()
-    for kernel in server.children():
-        found = re.search(r"kernel-([0-9a-f-]+)\.json", " ".join(kernel.cmdline()))
+    for kernel in server.children(recursive=True):  # forked kernels are the fork server's children
+        try:
+            found = KERNEL_FILE.search(" ".join(kernel.cmdline()))
+        except psutil.NoSuchProcess:
+            continue
         if found:
             ids.add(found.group(1))
     return ids
@@ -74,15 +81,24 @@ def kernel_ids(server: psutil.Process) -> set[str]:
 def monitor(server: psutil.Process, every: float = 0.5):
     """Sample every `every` seconds in a thread; yields {"rss", "kernels"} at the server's memory peak,
     "available" (the machine's lowest available memory) and "cpu" ([(time, % busy since the last sample)])."""
-    seen = {"rss": 0, "kernels": 0, "available": psutil.virtual_memory().available, "cpu": []}
+    seen = {
+        "rss": 0,
+        "pss": 0,
+        "kernels": 0,
+        "pss_kernels": 0,
+        "available": psutil.virtual_memory().available,
+        "cpu": [],
+    }
     stop = threading.Event()
 
     def sample():
         psutil.cpu_percent()
         while not stop.wait(every):
-            rss, kernels = family_rss(server)
+            rss, pss, kernels = family_memory(server)
             if rss > seen["rss"]:
                 seen.update(rss=rss, kernels=kernels)
+            if pss > seen["pss"]:
+                seen.update(pss=pss, pss_kernels=kernels)
             seen["available"] = min(seen["available"], psutil.virtual_memory().available)
             seen["cpu"].append((time.perf_counter(), psutil.cpu_percent()))
 
@@ -181,7 +197,7 @@ def own_cache() -> str:
 
 
 def report(
-    results: list[dict], before: tuple[int, int], seen: dict, preheated: bool, load_average: float, store: str = ""
+    results: list[dict], before: tuple[int, int, int], seen: dict, preheated: bool, load_average: float, store: str = ""
 ) -> str:
     settings = pool_settings()
     n = len(results)
@@ -193,8 +209,10 @@ def report(
         return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}" if values else "-"
 
     cores, ram = os.cpu_count(), psutil.virtual_memory().total
-    extra = seen["kernels"] - before[1]
+    extra = seen["kernels"] - before[2]
     per_kernel = (seen["rss"] - before[0]) / extra / 2**20 if extra > 0 else float("nan")
+    extra_pss = seen["pss_kernels"] - before[2]
+    pss_per_kernel = (seen["pss"] - before[1]) / extra_pss / 2**20 if extra_pss > 0 else float("nan")
     last = max((r["start"] + r["tiles"] for r in rendered), default=float("inf"))
     busy = [pct for t, pct in seen["cpu"] if t <= last]
     cpu = f"{statistics.mean(busy):.0f} %" if busy else "-"
@@ -224,9 +242,14 @@ def report(
         f"| sessions served by a preheated kernel: request to first chart | {len(warm)}: {spread('chart', warm)} s |\n"
         f"| chart widgets that failed to start (anywidget's 2 s limit) | {failed_charts}, in "
         f"{sum(r['failed_charts'] > 0 for r in results)} sessions |\n"
-        f"| server + kernels RSS before the sessions | {before[0] / GIB:.2f} GiB ({before[1]} kernels) |\n"
-        f"| server + kernels peak RSS | {seen['rss'] / GIB:.2f} GiB ({seen['kernels']} kernels) |\n"
+        f"| server + kernels RSS before the sessions | {before[0] / GIB:.2f} GiB ({before[2]} kernels) |\n"
+        f"| server + kernels peak RSS (shared pages counted in every process) | {seen['rss'] / GIB:.2f} GiB "
+        f"({seen['kernels']} kernels) |\n"
         f"| RSS per kernel added during the sessions | {per_kernel:.0f} MiB |\n"
+        f"| server + kernels PSS before the sessions | {before[1] / GIB:.2f} GiB |\n"
+        f"| server + kernels peak PSS (shared pages split: the memory they use) | {seen['pss'] / GIB:.2f} GiB "
+        f"({seen['pss_kernels']} kernels) |\n"
+        f"| PSS per kernel added during the sessions | {pss_per_kernel:.0f} MiB |\n"
         f"| lowest memory available on the machine | {seen['available'] / GIB:.1f} GiB |\n"
         f"| CPU busy until the last session rendered (all processes) | {cpu} of {cores} cores |\n\n"
         f"First chart per session, seconds, sorted (* preheated kernel): {times or '-'}.\n"
@@ -254,7 +277,7 @@ def main() -> None:
     with voila_server(max_kernels=args.sessions + 2 * sum(pool_settings()["pools"].values())) as base:
         server = server_process(base)
         preheated = wait_until_preheated(server, sum(pool_settings()["pools"].values()))
-        before, pool = family_rss(server), kernel_ids(server)
+        before, pool = family_memory(server), kernel_ids(server)
         with monitor(server) as seen:
             results = asyncio.run(sessions(f"{base}/voila/render/{NOTEBOOK}.ipynb", args.sessions, pool))
         text = report(results, before, seen, preheated, load_average, store)

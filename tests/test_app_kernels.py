@@ -35,7 +35,7 @@ OUTPUT = paths.ROOT / "test-output" / "browser"
 def kernel_ids(server: psutil.Process) -> set[str]:
     """Ids of the server's running kernels (from their connection files' names)."""
     ids = set()
-    for kernel in server.children():
+    for kernel in server.children(recursive=True):  # forked kernels are the fork server's children
         try:
             found = re.search(r"kernel-([0-9a-f-]+)\.json", " ".join(kernel.cmdline()))
         except psutil.NoSuchProcess:  # ended while listed

@@ -61,7 +61,7 @@ def voila_command(
     return cmd, token
 
 
-def _end_with(parent: int) -> None:
+def end_with(parent: int) -> None:
     """In the server process, before Voila starts: receive SIGTERM if `saaskpi app` (`parent`) dies, even by
     SIGKILL (Linux)."""
     if sys.platform.startswith("linux"):
@@ -85,7 +85,7 @@ def serve(
     host = "this machine's address" if expose else LOOPBACK
     print(f"Apps on http://{host}:{port}/" + (f"?token={token}" if token else ""), file=sys.stderr)
     parent = os.getpid()
-    server = subprocess.Popen(cmd, cwd=paths.ROOT, preexec_fn=lambda: _end_with(parent))
+    server = subprocess.Popen(cmd, cwd=paths.ROOT, preexec_fn=lambda: end_with(parent))
     previous = {
         sig: signal.signal(sig, lambda _signum, _frame: server.send_signal(signal.SIGTERM)) for sig in FORWARDED
     }

@@ -26,6 +26,8 @@
 - **The Vega bundle once per page.** `VegaBundleHandler` serves Altair's offline chart module (Vega bundled in,
   0.9 MB) at a versioned path, and the server tells its kernels that path (`SAASKPI_VEGA_MODULE`), so every chart
   widget carries a loader of a few lines instead of the whole bundle (`kernel_imports.enable_offline_charts`).
+- **Kernels forked warm.** Kernels (the preheated ones too) are forked from a process that has imported the
+  workbook (`kernel_fork`), instead of each starting Python, ipykernel and the imports from scratch.
 - Kernel replies are polled in bounded slices (`kernel_polling`).
 
 Idle-kernel culling is Jupyter Server's (`MappingKernelManager.cull_*`), set on the command line by `saaskpi app`.
@@ -45,13 +47,14 @@ import tornado.web
 from jupyter_server.services.kernels.connection.base import BaseKernelWebsocketConnection
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from jupyter_server.utils import url_path_join
-from traitlets import Integer, Type
+from traitlets import Bool, Integer, Type
 from voila.app import Voila
 from voila.execute import VoilaExecutor
 from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
 
+from . import kernel_fork
 from .kernel_imports import VEGA_MODULE_ENV, vega_bundle, vega_module_path
 
 DEFAULT_MAX_KERNELS = 12
@@ -300,6 +303,12 @@ class SaasKpiVoila(Voila):
         config=True,
         help="Kernels the server runs at most, preheated ones included; past it pages get a busy page (HTTP 503).",
     )
+    fork_kernels = Bool(
+        True,
+        config=True,
+        help="Fork kernels from a process that has imported the workbook (kernel_fork.py) instead of starting "
+        "each from scratch.",
+    )
     kernel_websocket_connection_class = Type(
         default_value=PageSafeConnection,
         klass=BaseKernelWebsocketConnection,
@@ -307,11 +316,23 @@ class SaasKpiVoila(Voila):
         help="The kernel websocket connection class to use.",
     )
 
+    fork_server: kernel_fork.ForkServer | None = None
+
     def init_settings(self) -> dict:
         pool = self._trim_pools()
+        if self.fork_kernels:  # before the kernel manager: the preheated kernels are forked too
+            kernel_fork.register()
+            self.fork_server = kernel_fork.ForkServer().start()
         settings = super().init_settings()
         settings["saaskpi_capacity"] = Capacity(self.kernel_manager, self.max_kernels, pool)
         return settings
+
+    def stop(self) -> None:
+        try:
+            super().stop()  # the kernels first (their provisioner asks the fork server for their exit codes)
+        finally:
+            if self.fork_server is not None:
+                self.fork_server.stop()
 
     def _trim_pools(self) -> int:
         """Fit the preheated pools of voila.json under the cap; returns the kernels they keep."""

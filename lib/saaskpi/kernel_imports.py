@@ -45,6 +45,8 @@ class _DeferredIri(types.ModuleType):
         return importlib.import_module(IRI_MODULE)
 
     def __getattr__(self, name: str):
+        if name.startswith("__") and name.endswith("__"):  # probing (ipykernel lists every module's `__file__`)
+            raise AttributeError(name)
         return getattr(_DeferredIri._real(), name)
 
 

@@ -175,9 +175,11 @@ def report(base: str, token: str, app_port: int, folder: Path) -> None:
         page.screenshot(path=str(ROOT / "test-output" / "proxy_trial.png"), full_page=False)
         page.close(run_before_unload=True)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(kernel in " ".join(k.cmdline()) for k in server.children()):
+        while time.monotonic() < deadline and any(
+            kernel in " ".join(k.cmdline()) for k in server.children(recursive=True)
+        ):
             time.sleep(0.5)
-        alive = any(kernel in " ".join(k.cmdline()) for k in server.children())
+        alive = any(kernel in " ".join(k.cmdline()) for k in server.children(recursive=True))
         print(f"tab closed: its kernel {'still runs' if alive else 'was shut down'}")
         browser.close()
     shutdowns = [line for line in (folder / "access.log").read_text().splitlines() if "/voila/api/shutdown/" in line]
