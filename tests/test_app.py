@@ -271,3 +271,25 @@ def test_navigation_keeps_segment_and_month(app_server):
         page.wait_for_selector(CHART, state="visible", timeout=180_000)
         page.wait_for_timeout(1500)
         assert "All customers ·" in page.inner_text("body") and page.locator(".saaskpi-error").count() == 0
+
+
+def test_page_templates_are_compiled_once_and_again_when_changed(monkeypatch):
+    """Voila makes a Jinja environment per page request; the server's bytecode cache spares the compilation."""
+    import jinja2
+
+    from saaskpi.app_server import TemplateBytecode
+
+    shared, sources, compiled = TemplateBytecode(), {"page.j2": "{{ 6 * 7 }} {{ name }}"}, []
+    real_compile = jinja2.Environment.compile
+    monkeypatch.setattr(
+        jinja2.Environment, "compile", lambda env, *a, **k: compiled.append(1) or real_compile(env, *a, **k)
+    )
+
+    def render() -> str:  # a new environment, as for every page request
+        env = jinja2.Environment(loader=jinja2.DictLoader(sources), bytecode_cache=shared)
+        return env.get_template("page.j2").render(name="page")
+
+    assert render() == "42 page" and len(compiled) == 1
+    assert render() == "42 page" and len(compiled) == 1  # the second environment reuses the compiled template
+    sources["page.j2"] = "{{ 6 * 7 }}! {{ name }}"  # a changed template is compiled again
+    assert render() == "42! page" and len(compiled) == 2

@@ -42,6 +42,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import jinja2
 import nbformat
 import tornado.web
 from jupyter_server.services.kernels.connection.base import BaseKernelWebsocketConnection
@@ -50,6 +51,7 @@ from jupyter_server.utils import url_path_join
 from traitlets import Bool, Integer, Type
 from voila.app import Voila
 from voila.execute import VoilaExecutor
+from voila.exporter import VoilaExporter
 from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.treehandler import TornadoVoilaTreeHandler
@@ -294,6 +296,36 @@ class ReadableErrorsExecutor(VoilaExecutor):
         return cell
 
 
+class TemplateBytecode(jinja2.BytecodeCache):
+    """Compiled page templates kept in memory for the server's life. Voila makes an exporter, so a Jinja
+    environment, per page request, and each compiled the page templates again: 0.17 s of the server's CPU per
+    page, about half of what it spent on a burst of 20 pages. Jinja checks each entry against its template's
+    source before using it."""
+
+    def __init__(self):
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+class PageExporter(VoilaExporter):
+    """Voila's exporter, with the compiled templates shared by every page (all its environments are made alike:
+    asynchronous, with the same extensions)."""
+
+    bytecode = TemplateBytecode()
+
+    @property
+    def environment(self):
+        env = super().environment
+        env.bytecode_cache = PageExporter.bytecode
+        return env
+
+
 # --------------------------------------------------------------------------- the server
 class SaasKpiVoila(Voila):
     """Voila with the page handler, websocket and executor above, and a cap on kernels."""
@@ -385,7 +417,8 @@ def main() -> int:
 
     bounded_shell_polls()
     os.environ[VEGA_MODULE_ENV] = vega_module_path()  # every kernel the server starts (preheated ones too) inherits it
-    voila.notebook_renderer.VoilaExecutor = ReadableErrorsExecutor  # the class Voila instantiates per page
+    voila.notebook_renderer.VoilaExecutor = ReadableErrorsExecutor  # the classes Voila instantiates per page
+    voila.notebook_renderer.VoilaExporter = PageExporter
     return SaasKpiVoila.launch_instance()
 
 

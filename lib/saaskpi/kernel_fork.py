@@ -20,7 +20,7 @@ What keeps a fork safe:
 
 When the fork server is not running (not started, failed to import, or gone), the provisioner starts the kernel
 as jupyter_client does (`LocalProvisioner`): forking is a speed-up, never a requirement. `saaskpi app` starts the
-fork server unless told not to (`--SaasKpiVoila.fork_kernels=False`).
+fork server unless voila.json says `"SaasKpiVoila": {"fork_kernels": false}`.
 """
 
 from __future__ import annotations
