@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import statistics
 import sys
 import threading
@@ -32,6 +33,7 @@ from saaskpi.snapshot import notebook_names  # noqa: E402
 SEGMENTS = ["enterprise", "smb", "all"]
 GOAL = 8
 GIB = 2**30
+KERNEL_FILE = re.compile(r"kernel-[0-9a-f-]+\.json")  # in a kernel's command line
 
 
 def sample(server: psutil.Process, every: float, stop: threading.Event, samples: list) -> None:
@@ -39,10 +41,10 @@ def sample(server: psutil.Process, every: float, stop: threading.Event, samples:
     start = time.monotonic()
     while not stop.wait(every):
         kernels, rss = 0, 0
-        for process in [server, *server.children()]:
+        for process in [server, *server.children(recursive=True)]:  # forked kernels are the fork server's children
             try:
                 rss += process.memory_info().rss
-                kernels += process.pid != server.pid
+                kernels += bool(KERNEL_FILE.search(" ".join(process.cmdline())))
             except psutil.NoSuchProcess:  # a kernel ending between listing and sampling
                 pass
         samples.append((time.monotonic() - start, kernels, rss))

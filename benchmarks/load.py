@@ -6,7 +6,10 @@ seconds from the request to the page loaded, to the first visible chart and to t
 preheated kernel served it, and chart widgets that failed to start; for the server, the peak memory of it and its
 kernels (summed RSS and PSS) and how busy the CPUs were. Writes its section of RESULTS.md.
 
-    .venv/bin/python benchmarks/load.py [--sessions 50] [--empty-store]
+    .venv/bin/python benchmarks/load.py [--sessions 50] [--empty-store] [--pages-only]
+
+`--pages-only` requests the pages over HTTP without browsers: how soon the server has run every page of the burst,
+when the browsers are on the viewers' machines.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,19 +54,20 @@ def family(server: psutil.Process) -> list[psutil.Process]:
     return [server, *server.children(recursive=True)]
 
 
-def family_memory(server: psutil.Process) -> tuple[int, int, int]:
+def family_memory(server: psutil.Process, pss: bool = True) -> tuple[int, int, int]:
     """Summed RSS and PSS of the server, its fork server and its kernels, and the number of kernels. RSS counts
     every page a process maps, so pages that forked kernels share with their fork server are counted once per
-    kernel; PSS splits a shared page between the processes sharing it, so summed PSS is the memory they use."""
-    rss, pss, kernels = 0, 0, 0
+    kernel; PSS splits a shared page between the processes sharing it, so summed PSS is the memory they use.
+    PSS costs about 8 ms of CPU per process to read (the kernel walks its page tables): `pss=False` skips it."""
+    rss, shared_split, kernels = 0, 0, 0
     for process in family(server):
         try:
-            memory = process.memory_full_info()
-            rss, pss = rss + memory.rss, pss + memory.pss
+            memory = process.memory_full_info() if pss else process.memory_info()
+            rss, shared_split = rss + memory.rss, shared_split + getattr(memory, "pss", 0)
             kernels += bool(KERNEL_FILE.search(" ".join(process.cmdline())))
         except psutil.NoSuchProcess:  # a kernel shutting down between listing and sampling
             pass
-    return rss, pss, kernels
+    return rss, shared_split, kernels
 
 
 def kernel_ids(server: psutil.Process) -> set[str]:
@@ -78,8 +84,9 @@ def kernel_ids(server: psutil.Process) -> set[str]:
 
 
 @contextmanager
-def monitor(server: psutil.Process, every: float = 0.5):
-    """Sample every `every` seconds in a thread; yields {"rss", "kernels"} at the server's memory peak,
+def monitor(server: psutil.Process, every: float = 0.5, pss_every: int = 10):
+    """Sample every `every` seconds in a thread (PSS every `pss_every` samples: reading it for 50 kernels takes
+    0.4 s of CPU, which would slow the burst measured); yields {"rss", "kernels"} at the server's memory peak,
     "available" (the machine's lowest available memory) and "cpu" ([(time, % busy since the last sample)])."""
     seen = {
         "rss": 0,
@@ -93,8 +100,10 @@ def monitor(server: psutil.Process, every: float = 0.5):
 
     def sample():
         psutil.cpu_percent()
+        samples = 0
         while not stop.wait(every):
-            rss, pss, kernels = family_memory(server)
+            rss, pss, kernels = family_memory(server, pss=samples % pss_every == 0)
+            samples += 1
             if rss > seen["rss"]:
                 seen.update(rss=rss, kernels=kernels)
             if pss > seen["pss"]:
@@ -165,6 +174,47 @@ async def sessions(url: str, n: int, preheated: set[str]) -> list[dict]:
             return results
         finally:
             await browser.close()
+
+
+def page_requests(url: str, n: int) -> list[float]:
+    """`n` requests for the page at once, without a browser: seconds until each page has arrived whole (Voila sends
+    the end of a page once its kernel has run every cell). The server's part of a burst, when the browsers run on
+    the viewers' machines rather than on the server's cores."""
+
+    def fetch(_: int) -> float:
+        start = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=SESSION_TIMEOUT_MS / 1000) as response:
+            response.read()
+        return time.perf_counter() - start
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(fetch, range(n)))
+
+
+def cpu_seconds(server: psutil.Process) -> float:
+    total = 0.0
+    for process in family(server):
+        try:
+            total += sum(process.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def pages_report(times: list[float], cpu: float, seen: dict, load_average: float, store: str) -> str:
+    n, cores = len(times), os.cpu_count()
+    return (
+        f"Run {dt.date.today()} on {cores} cores, load average at start {load_average:.1f}. Command: "
+        f"`.venv/bin/python benchmarks/load.py --pages-only{'' if n == SESSIONS else f' --sessions {n}'}`: {store}. "
+        f"{n} requests for `{NOTEBOOK}` at once over HTTP, no browser, against one server started as `saaskpi app` "
+        "starts it, after its preheated kernels had run their notebooks: the server's part of a burst.\n\n"
+        "| measure | value |\n|---|---|\n"
+        f"| request to the whole page (every cell run), min / median / max | {min(times):.1f} / "
+        f"{statistics.median(times):.1f} / {max(times):.1f} s |\n"
+        f"| CPU of the server, fork server and kernels during the burst | {cpu:.0f} s |\n"
+        f"| server + kernels peak PSS | {seen['pss'] / GIB:.2f} GiB ({seen['pss_kernels']} kernels) |\n\n"
+        f"Seconds per request, sorted: {', '.join(f'{t:.1f}' for t in sorted(times))}."
+    )
 
 
 def pool_settings() -> dict:
@@ -261,6 +311,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=SESSIONS, help="sessions opened at once (default 20)")
     parser.add_argument("--empty-store", action="store_true", help="do not fill the results store first")
+    parser.add_argument("--pages-only", action="store_true", help="request the pages over HTTP, without browsers")
     args = parser.parse_args()
     own_cache()
     load_average = os.getloadavg()[0]
@@ -278,6 +329,18 @@ def main() -> None:
         server = server_process(base)
         preheated = wait_until_preheated(server, sum(pool_settings()["pools"].values()))
         before, pool = family_memory(server), kernel_ids(server)
+        if args.pages_only:
+            cpu = cpu_seconds(server)
+            with monitor(server) as seen:
+                times = page_requests(f"{base}/voila/render/{NOTEBOOK}.ipynb", args.sessions)
+            text = pages_report(times, cpu_seconds(server) - cpu, seen, load_average, store)
+            write_section(
+                "load_pages" + ("" if args.sessions == SESSIONS else str(args.sessions)),
+                f"Load: {args.sessions} page requests at once, without browsers (the server's part)",
+                text,
+            )
+            print(text)
+            return
         with monitor(server) as seen:
             results = asyncio.run(sessions(f"{base}/voila/render/{NOTEBOOK}.ipynb", args.sessions, pool))
         text = report(results, before, seen, preheated, load_average, store)

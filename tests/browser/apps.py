@@ -54,7 +54,8 @@ def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90, **optio
 
 
 def server_process(base: str):
-    """The psutil process of the Voila server at `base`: the one listening on its port (kernels are its children)."""
+    """The psutil process of the Voila server at `base`: the one listening on its port (its kernels are its fork
+    server's children, or its own without one)."""
     import psutil
 
     port = int(base.rsplit(":", 1)[1])
