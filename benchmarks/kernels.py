@@ -1,4 +1,4 @@
-"""Kernels alive while one person clicks through the apps: one headless-Chromium tab opens each of the six apps
+"""Kernels alive while one person clicks through the apps: one headless-Chromium tab opens each of the apps
 in turn (as following links does), switches segments in each, and goes round again until the time is up,
 against one server started as `saaskpi app` starts it. The server's kernels (preheated ones included) and
 their memory are sampled every half second. Goal (issue 19): at most 8 kernels alive at any time over
@@ -23,7 +23,7 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "browser"))
-from apps import open_app, server_process, switch_segment, voila_server  # noqa: E402
+from apps import marker_for, open_app, server_process, switch_segment, voila_server  # noqa: E402
 from chromium import browser_page  # noqa: E402
 from results import write_section  # noqa: E402
 
@@ -62,7 +62,7 @@ def click_through(base: str, seconds: float) -> list[dict]:
                 try:
                     visit["first_chart"] = open_app(page, base, notebook, timeout_ms=600_000)
                     for segment in SEGMENTS:
-                        switch_segment(page, segment, timeout_ms=300_000)
+                        switch_segment(page, segment, timeout_ms=300_000, marker=marker_for(notebook))
                         visit["switches"] += 1
                         page.wait_for_timeout(2000)  # a glance at the numbers
                 except Exception as exc:  # noqa: BLE001 - a failed visit is a result, recorded with its reason
@@ -88,7 +88,7 @@ def report(visits: list[dict], samples: list, minutes: float, load_average: floa
             f"average at start {load_average:.1f}; **the machine was shared with other jobs** (other test suites and "
             "notebook runs), so page times are slower than on an idle machine; the kernel counts do not depend on it.\n"
             f"Command: `.venv/bin/python benchmarks/kernels.py --minutes {minutes:g}`: one headless-Chromium tab opens "
-            f"the six apps in turn ({', '.join(f'`{n}`' for n in notebook_names())}), each followed by segment "
+            f"the {len(notebook_names())} apps in turn ({', '.join(f'`{n}`' for n in notebook_names())}), each followed by segment "
             f"switches to {', '.join(SEGMENTS)}, round and round for {minutes:g} minutes (the goal's scenario is 10), "
             f"against one server started as `saaskpi app` starts it (max {MAX_KERNELS} kernels, idle timeout "
             f"{IDLE_TIMEOUT} s, voila.json's 3 preheated kernels). Kernels counted every 0.5 s, preheated ones "
@@ -103,7 +103,7 @@ def report(visits: list[dict], samples: list, minutes: float, load_average: floa
             f"{min(charts):.0f} / {statistics.median(charts):.0f} / {max(charts):.0f} s | |\n\n"
             f"Kernels alive per minute (min-max): {'; '.join(timeline)}.\n"
             f"Apps opened, in order: {', '.join(v['app'] for v in visits)}"
-            f"{' (not all six: pages render slowly on this machine)' if len(visits) < len(notebook_names()) else ''}.\n"
+            f"{' (not all of them: pages render slowly on this machine)' if len(visits) < len(notebook_names()) else ''}.\n"
             f"Failed visits: {failed or 'none'}.\n"
             "Before (issue 19, the same scenario for 8 minutes, when Voila refused the tab's shutdown request): "
             "18 kernels and 11.4 GiB."
@@ -129,7 +129,7 @@ def main() -> None:
             stop.set()
             sampler.join()
     text = report(visits, samples, minutes, load_average)
-    write_section("kernels", "Kernels alive: one person clicking through the six apps", text)
+    write_section("kernels", "Kernels alive: one person clicking through the apps", text)
     print(text)
 
 

@@ -28,6 +28,8 @@
   widget carries a loader of a few lines instead of the whole bundle (`kernel_imports.enable_offline_charts`).
 - **Kernels forked warm.** Kernels (the preheated ones too) are forked from a process that has imported the
   workbook (`kernel_fork`), instead of each starting Python, ipykernel and the imports from scratch.
+- **Page templates compiled once.** Voila makes a Jinja environment per page request; `PageExporter` gives them
+  one bytecode cache (`TemplateBytecode`), so the templates are not compiled again for every page.
 - Kernel replies are polled in bounded slices (`kernel_polling`).
 
 Idle-kernel culling is Jupyter Server's (`MappingKernelManager.cull_*`), set on the command line by `saaskpi app`.
