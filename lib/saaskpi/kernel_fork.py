@@ -354,9 +354,15 @@ class ForkProvisioner(LocalProvisioner):
         cwd = str(kwargs.get("cwd") or os.getcwd())
         try:
             reply = await _ask(server.path, {"op": "fork", "argv": argv, "env": dict(env), "cwd": cwd})
-            kernel = ForkedKernel(int(reply["pid"]), server.path)
+            pid = int(reply["pid"])
         except (TimeoutError, OSError, ValueError, KeyError) as problem:
             log.warning("Fork server unavailable (%s): kernel started from scratch", problem)
+            return await super().launch_kernel(cmd, **kwargs)
+        try:
+            kernel = ForkedKernel(pid, server.path)
+        except OSError as problem:  # no pidfd (Linux before 5.3): this kernel cannot be watched, so it goes
+            os.kill(pid, signal.SIGKILL)  # before it binds the ports the kernel started instead needs
+            log.warning("Forked kernel cannot be watched (%s): kernel started from scratch", problem)
             return await super().launch_kernel(cmd, **kwargs)
         self.process = kernel  # type: ignore[assignment]  # Popen's interface, as LocalProvisioner uses it
         self.pid = self.pgid = kernel.pid  # the child started its own session
