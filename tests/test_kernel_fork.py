@@ -146,7 +146,9 @@ def test_without_a_fork_server_kernels_start_as_jupyter_client_starts_them():
 
 
 def test_kernels_end_with_their_fork_server():
+    kernel_fork.register()  # this test may run first in its process (pytest-xdist)
     server = kernel_fork.ForkServer().start()
+    pid = 0
     try:
 
         async def start() -> int:
@@ -158,9 +160,12 @@ def test_kernels_end_with_their_fork_server():
 
         pid = asyncio.run(start())
         kernel = psutil.Process(pid)
+        assert kernel.ppid() == server.process.pid
         server.stop()  # as the app server stops it (after its kernels, normally): a kernel left over ends too
         _, alive = psutil.wait_procs([kernel], timeout=15)
         assert not alive, "a forked kernel outlived its fork server"
         assert not os.path.exists(server.path)
     finally:
         server.stop()
+        if pid and psutil.pid_exists(pid):
+            os.kill(pid, signal.SIGKILL)
