@@ -55,6 +55,9 @@ def test_negative_zero_is_never_rendered():
     assert fmt.value(-0.0001, "fraction") == "0.0%"
     assert fmt.value(-0.4, "currency") == "$0"
     assert fmt.value(-0.0, "score") == "0"
+    # a fraction beyond a float once a percentage (found by the property below): 1.8e306 x 100 overflows
+    assert fmt.value(1.797693134862316e306, "fraction") == "n/a"
+    assert fmt.change(-1.797693134862316e306, "fraction") == "n/a"
 
 
 @given(st.floats(allow_nan=True, allow_infinity=True, width=64), st.sampled_from(sorted(UNITS)))
