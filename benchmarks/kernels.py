@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import statistics
 import sys
 import threading
@@ -23,7 +22,7 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "browser"))
-from apps import marker_for, open_app, server_process, switch_segment, voila_server  # noqa: E402
+from apps import KERNEL_FILE, marker_for, open_app, server_process, switch_segment, voila_server  # noqa: E402
 from chromium import browser_page  # noqa: E402
 from results import write_section  # noqa: E402
 
@@ -33,7 +32,6 @@ from saaskpi.snapshot import notebook_names  # noqa: E402
 SEGMENTS = ["enterprise", "smb", "all"]
 GOAL = 8
 GIB = 2**30
-KERNEL_FILE = re.compile(r"kernel-[0-9a-f-]+\.json")  # in a kernel's command line
 
 
 def sample(server: psutil.Process, every: float, stop: threading.Event, samples: list) -> None:

@@ -20,7 +20,6 @@ import atexit
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -37,7 +36,7 @@ import psutil
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
-from apps import CHART, TILE, server_process, voila_server  # noqa: E402
+from apps import CHART, KERNEL_FILE, TILE, kernel_ids, server_process, voila_server  # noqa: E402
 from chromium import ARGS, ensure_chromium  # noqa: E402
 from results import write_section  # noqa: E402
 
@@ -46,7 +45,6 @@ SESSIONS = 20
 SESSION_TIMEOUT_MS = 600_000  # a session without a chart and tiles 10 minutes after its request has failed
 WIDGET_FAILED = "[anywidget] Failed to initialize model."  # a chart widget that did not start within 2 s
 GIB = 2**30
-KERNEL_FILE = re.compile(r"kernel-([0-9a-f-]+)\.json")  # in a kernel's command line
 
 
 def family(server: psutil.Process) -> list[psutil.Process]:
@@ -68,19 +66,6 @@ def family_memory(server: psutil.Process, pss: bool = True) -> tuple[int, int, i
         except psutil.NoSuchProcess:  # a kernel shutting down between listing and sampling
             pass
     return rss, shared_split, kernels
-
-
-def kernel_ids(server: psutil.Process) -> set[str]:
-    """Ids of the server's kernels (from their connection files)."""
-    ids = set()
-    for kernel in server.children(recursive=True):  # forked kernels are the fork server's children
-        try:
-            found = KERNEL_FILE.search(" ".join(kernel.cmdline()))
-        except psutil.NoSuchProcess:
-            continue
-        if found:
-            ids.add(found.group(1))
-    return ids
 
 
 @contextmanager

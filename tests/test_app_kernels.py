@@ -6,7 +6,6 @@ so the first three serve a one-widget app (seconds to run instead of a workbook'
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -24,25 +23,12 @@ import pytest
 from saaskpi import paths
 
 sys.path.insert(0, str(Path(__file__).parent / "browser"))
-from apps import close_tab, free_port, server_process, voila_server  # noqa: E402
+from apps import close_tab, free_port, kernel_ids, server_process, voila_server  # noqa: E402
 from chromium import browser_page  # noqa: E402
 
 pytestmark = pytest.mark.browser
 EXECUTIVE = "00_executive_summary"
 OUTPUT = paths.ROOT / "test-output" / "browser"
-
-
-def kernel_ids(server: psutil.Process) -> set[str]:
-    """Ids of the server's running kernels (from their connection files' names)."""
-    ids = set()
-    for kernel in server.children(recursive=True):  # forked kernels are the fork server's children
-        try:
-            found = re.search(r"kernel-([0-9a-f-]+)\.json", " ".join(kernel.cmdline()))
-        except psutil.NoSuchProcess:  # ended while listed
-            continue
-        if found:
-            ids.add(found.group(1))
-    return ids
 
 
 def page_kernel(page) -> str:

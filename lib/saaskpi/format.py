@@ -57,7 +57,8 @@ def _value(v: float, unit: str, currency: str) -> str:
     if unit == "currency":
         return money(v, currency)
     if unit == "fraction":
-        return "n/a" if not math.isfinite(v * 100) else f"{v * 100:.1f}%"  # beyond a float as a percentage
+        percent = v * 100
+        return f"{percent:.1f}%" if math.isfinite(percent) else "n/a"  # n/a: beyond a float as a percentage
     if unit == "ratio":
         return f"{v:,.1f}x" if abs(v) >= 0.1 or v == 0 else f"{_decimal(v)}x"
     if unit == "number":
@@ -74,9 +75,9 @@ def change(delta: float, unit: str, currency: str = "USD") -> str:
     if _bad(delta):
         return "n/a"
     mag = abs(delta)
-    if unit == "fraction" and not math.isfinite(mag * 100):
-        return "n/a"
-    text = f"{mag * 100:.1f} pts" if unit == "fraction" else value(mag, unit, currency)
+    text = value(mag, unit, currency).replace("%", " pts") if unit == "fraction" else value(mag, unit, currency)
+    if text == "n/a":
+        return text
     if not any(ch in "123456789" for ch in text):  # rounds to nothing: no sign, never "-0.0 pts"
         return "±" + text
     return ("+" if delta > 0 else "−") + text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -62,6 +63,25 @@ def server_process(base: str):
     return psutil.Process(
         next(c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port)
     )
+
+
+KERNEL_FILE = re.compile(r"kernel-([0-9a-f-]+)\.json")  # in a kernel's command line: its connection file
+
+
+def kernel_ids(server) -> set[str]:
+    """Ids of the server's running kernels, from their command lines (forked kernels are its fork server's
+    children, so the whole tree is searched)."""
+    import psutil
+
+    ids = set()
+    for process in server.children(recursive=True):
+        try:
+            found = KERNEL_FILE.search(" ".join(process.cmdline()))
+        except psutil.NoSuchProcess:  # ended while listed
+            continue
+        if found:
+            ids.add(found.group(1))
+    return ids
 
 
 def marker_for(notebook: str) -> str:
