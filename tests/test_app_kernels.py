@@ -14,7 +14,6 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from unittest import mock
 
 import nbformat
 import psutil
@@ -71,8 +70,7 @@ def one_widget_apps(tmp_path_factory):
         ),
         folder / "tiny.ipynb",
     )
-    with mock.patch.object(paths, "NOTEBOOKS_DIR", folder):
-        yield folder
+    return folder
 
 
 def open_tiny(page, base: str) -> str:
@@ -85,7 +83,7 @@ def open_tiny(page, base: str) -> str:
 @pytest.fixture(scope="module")
 def capped_server(one_widget_apps):
     """A server with a cap of one kernel (its preheated pools trimmed to none)."""
-    with voila_server(max_kernels=1) as base:
+    with voila_server(max_kernels=1, notebooks=one_widget_apps) as base:
         yield base
 
 
@@ -121,7 +119,7 @@ def test_past_the_cap_a_page_gets_the_busy_page_and_closing_a_tab_frees_its_kern
 
 def test_idle_kernels_are_culled(one_widget_apps):
     """A kernel left idle, its page still open, is shut down after the idle timeout (5 s here; checked every 5 s)."""
-    with voila_server(idle_timeout=5) as base, browser_page() as page:
+    with voila_server(idle_timeout=5, notebooks=one_widget_apps) as base, browser_page() as page:
         server = server_process(base)
         kernel = open_tiny(page, base)
         assert wait_for(lambda: kernel not in kernel_ids(server), timeout=60), "the idle kernel was not culled"

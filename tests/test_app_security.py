@@ -10,11 +10,11 @@ import json
 import re
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from unittest import mock
 
 import nbformat
 import psutil
@@ -23,7 +23,7 @@ import pytest
 from saaskpi import paths
 
 sys.path.insert(0, str(Path(__file__).parent / "browser"))
-from apps import TILE, open_app, server_process, switch_segment, voila_server  # noqa: E402
+from apps import KERNEL_FILE, TILE, open_app, server_process, switch_segment, voila_server  # noqa: E402
 from chromium import browser_page  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -142,10 +142,21 @@ def machine_addresses() -> list[str]:
 def test_server_and_kernels_listen_on_loopback_only(app_server):
     port = int(app_server.rsplit(":", 1)[1])
     server = server_process(app_server)
+    deadline = time.monotonic() + 120  # the preheated kernels start a second after the server
+    while not (kernels := [p for p in server.children(recursive=True) if KERNEL_FILE.search(" ".join(p.cmdline()))]):
+        assert time.monotonic() < deadline, "no kernel started"
+        time.sleep(0.5)
     pids = {server.pid, *(p.pid for p in server.children(recursive=True))}
     listening = [c for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.pid in pids]
     assert port in {c.laddr.port for c in listening}
-    assert all(ipaddress.ip_address(c.laddr.ip).is_loopback for c in listening), listening  # kernels' ZMQ too
+    # loopback only: the server, and each kernel's debugger socket (ipykernel binds it itself, on a random port)
+    assert all(ipaddress.ip_address(c.laddr.ip).is_loopback for c in listening), listening
+    for kernel in kernels:
+        # the kernel's five ZMQ channels are Unix sockets (no TCP port to collide with another process's, none
+        # another local user can reach) in the server's private folder of connection files
+        connection = Path(kernel.cmdline()[-1])  # ... -f <folder>/kernel-<id>.json
+        assert json.loads(connection.read_text())["transport"] == "ipc"
+        assert connection.parent.stat().st_mode & 0o077 == 0, oct(connection.parent.stat().st_mode)
     for address in machine_addresses():
         with pytest.raises(OSError):
             socket.create_connection((address, port), timeout=5).close()
@@ -200,7 +211,7 @@ def failing_apps(tmp_path_factory):
             metadata=executive.metadata, cells=[nbformat.v4.new_code_cell(c) for c in sources]
         )
         nbformat.write(notebook, folder / f"{name}.ipynb")
-    with mock.patch.object(paths, "NOTEBOOKS_DIR", folder), voila_server(("--preheat_kernel=False",)) as base:
+    with voila_server(("--preheat_kernel=False",), notebooks=folder) as base:
         yield base
 
 

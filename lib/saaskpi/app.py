@@ -50,6 +50,10 @@ def voila_command(
         "--no-browser",
         f"--port={port}",
         f"--Voila.ip={'0.0.0.0' if expose else LOOPBACK}",
+        # kernels talk to the server over Unix sockets in its private folder of connection files, not TCP ports:
+        # a TCP port picked for a kernel could be taken (by any connection on the machine) before the kernel bound
+        # it, and the kernel then failed five restarts on the same port; no other local user can reach the sockets
+        "--KernelManager.transport=ipc",
         "--show_tracebacks=False",
         f"--SaasKpiVoila.max_kernels={max_kernels}",
         f"--MappingKernelManager.cull_idle_timeout={idle_timeout}",

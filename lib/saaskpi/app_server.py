@@ -26,11 +26,16 @@
 - **The Vega bundle once per page.** `VegaBundleHandler` serves Altair's offline chart module (Vega bundled in,
   0.9 MB) at a versioned path, and the server tells its kernels that path (`SAASKPI_VEGA_MODULE`), so every chart
   widget carries a loader of a few lines instead of the whole bundle (`kernel_imports.enable_offline_charts`).
-- **Kernels forked warm, when switched on** (`"SaasKpiVoila": {"fork_kernels": true}` in voila.json; off by
-  default, see `fork_kernels`): kernels (the preheated ones too) are forked from a process that has imported the
-  workbook (`kernel_fork`), instead of each starting Python, ipykernel and the imports from scratch.
+- **Kernels forked warm** (`fork_kernels`; `"SaasKpiVoila": {"fork_kernels": false}` in voila.json switches it
+  off): kernels (the preheated ones too) are forked from a process that has imported the workbook
+  (`kernel_fork`), instead of each starting Python, ipykernel and the imports from scratch.
 - **Page templates compiled once.** Voila makes a Jinja environment per page request; `PageExporter` gives them
   one bytecode cache (`TemplateBytecode`), so the templates are not compiled again for every page.
+- **Kernels on Unix sockets** (`--KernelManager.transport=ipc`, set by `saaskpi app`): jupyter_client picks a
+  kernel's five TCP ports by binding port 0 and letting go, and the kernel binds them when it starts; in between
+  any connection made on the machine could take one as its local port, and the kernel then
+  failed ("Address already in use") at every restart, since a restart keeps the ports (seen in the browser tests
+  with several kernels starting at once). Unix sockets in the server's private folder cannot collide.
 - Kernel replies are polled in bounded slices (`kernel_polling`).
 
 Idle-kernel culling is Jupyter Server's (`MappingKernelManager.cull_*`), set on the command line by `saaskpi app`.
@@ -339,11 +344,10 @@ class SaasKpiVoila(Voila):
         help="Kernels the server runs at most, preheated ones included; past it pages get a busy page (HTTP 503).",
     )
     fork_kernels = Bool(
-        False,
+        True,
         config=True,
         help="Fork kernels from a process that has imported the workbook (kernel_fork.py) instead of starting "
-        "each from scratch. Off by default: with it on, the browser tests of the apps hung now and then (a page "
-        "whose server never started its kernel), not yet explained.",
+        "each from scratch (False: every kernel starts as jupyter_client starts it).",
     )
     kernel_websocket_connection_class = Type(
         default_value=PageSafeConnection,

@@ -20,10 +20,8 @@ What keeps a fork safe:
 
 When the fork server is not running (not started, failed to import, or gone), the provisioner starts the kernel
 as jupyter_client does (`LocalProvisioner`): forking is a speed-up, never a requirement. `saaskpi app` starts the
-fork server only when voila.json says `"SaasKpiVoila": {"fork_kernels": true}`: it is off by default, because with
-it on the apps' browser tests hung now and then under parallel load (a page whose server never started its
-kernel; about one run in three of the app test files with `-n 2`), which is not explained yet. The fork server
-itself is tested in `tests/test_kernel_fork.py`.
+fork server unless voila.json says `"SaasKpiVoila": {"fork_kernels": false}`. The fork server itself is tested in
+`tests/test_kernel_fork.py`, the apps with it in the browser tests.
 """
 
 from __future__ import annotations

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
 import time
 import urllib.request
 from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
 
 from saaskpi import paths
 from saaskpi.app import voila_command
@@ -26,14 +29,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90, **options):
+def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90, notebooks: Path | None = None, **options):
     """The apps served exactly as `saaskpi app` serves them (`options`: those of `voila_command`, such as
-    max_kernels), on a free loopback port; yields the base URL."""
+    max_kernels), on a free loopback port; yields the base URL. `notebooks`: another folder of apps to serve (only
+    this server's: a fixture that patched the project's folder for its lifetime made every later server of its
+    module serve its apps, and a page missing there waited for ten minutes)."""
     port = free_port()
-    cmd, _ = voila_command(port, **options)
-    server = subprocess.Popen(
-        [*cmd, *extra], cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    with mock.patch.object(paths, "NOTEBOOKS_DIR", notebooks or paths.NOTEBOOKS_DIR):
+        cmd, _ = voila_command(port, **options)
+    logs = os.environ.get("SAASKPI_SERVER_LOGS")  # a folder: each server's output kept there (to debug a hang)
+    out = open(os.path.join(logs, f"voila-{port}.log"), "wb") if logs else subprocess.DEVNULL
+    server = subprocess.Popen([*cmd, *extra], cwd=paths.ROOT, stdout=out, stderr=out, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + ready_timeout
@@ -47,6 +53,8 @@ def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90, **optio
                 time.sleep(0.5)
         yield base
     finally:
+        if logs:
+            out.close()
         server.terminate()
         try:
             server.wait(timeout=30)
