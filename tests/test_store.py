@@ -174,3 +174,13 @@ def test_pages_run_as_a_snapshot_runs_them_fill_the_store_for_the_apps(store, re
         wb = open_workbook(str(revenue_source), segment, "2024-05", interactive=True)
         page.hierarchy_html(wb), page.top7_html(wb)
     assert cache.computations() == filled  # nothing computed again
+
+
+def test_the_executive_summarys_sentence_is_kept_in_the_store(store, demo_source, monkeypatch):
+    from saaskpi.pages import forecast
+
+    first = forecast.summary_html(open_workbook(str(demo_source), "all", interactive=False))
+    assert len(list(store.glob("forecast-summary-*.json"))) == 1  # beside the values, under the workbook's key
+    monkeypatch.setattr(forecast, "summary_sentence", lambda wb: pytest.fail("the sentence was computed again"))
+    again = forecast.summary_html(open_workbook(str(demo_source), "all", interactive=False))
+    assert again.data == first.data and "Why it moved" in first.data

@@ -9,6 +9,7 @@ import math
 import os
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -456,8 +457,13 @@ class Workbook:
         store beside the series it comes from, under the same key: `_metric_value`)."""
         if not self._store_key:
             return self._metric_value(name)
-        record = cache.cached_record(f"value-{name}", self._store_key, lambda: _value_record(self._metric_value(name)))
-        return _value_from_record(record)
+        return _value_from_record(self.kept(f"value-{name}", lambda: _value_record(self._metric_value(name))))
+
+    def kept(self, name: str, compute: Callable[[], dict]) -> dict:
+        """The small record `name` (a dict of JSON values) computed from this workbook, kept in the results store
+        under the workbook's key when results are stored (`cache.cached_record`): a value or sentence a page shows,
+        read back by every later kernel for the same source, segment, month and parameters."""
+        return cache.cached_record(name, self._store_key, compute) if self._store_key else compute()
 
     def _metric_value(self, name: str) -> MetricValue:
         """Metric `name` for the workbook's month, with change, n, status and interval.

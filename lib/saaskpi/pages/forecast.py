@@ -417,7 +417,7 @@ def summary_sentence(wb) -> str:
 
 def summary_html(wb) -> HTML:
     """The summary sentence as one line for the executive summary (empty when there is no change to explain)."""
-    sentence = summary_sentence(wb)
+    sentence = wb.kept("forecast-summary", lambda: {"sentence": summary_sentence(wb)})["sentence"]
     return widgets.styled(f'<p class="saaskpi-header">Why it moved: {html.escape(sentence)}</p>' if sentence else "")
 
 
