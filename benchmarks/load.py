@@ -6,10 +6,11 @@ seconds from the request to the page loaded, to the first visible chart and to t
 preheated kernel served it, and chart widgets that failed to start; for the server, the peak memory of it and its
 kernels (summed RSS and PSS) and how busy the CPUs were. Writes its section of RESULTS.md.
 
-    .venv/bin/python benchmarks/load.py [--sessions 50] [--empty-store] [--pages-only]
+    .venv/bin/python benchmarks/load.py [--sessions 50] [--empty-store] [--pages-only] [--preheat-all]
 
 `--pages-only` requests the pages over HTTP without browsers: how soon the server has run every page of the burst,
-when the browsers are on the viewers' machines.
+when the browsers are on the viewers' machines. `--preheat-all` gives every session a preheated kernel (refilled
+only after the run): what is left is the browsers' part of the burst, on the same cores.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -176,18 +178,22 @@ def page_requests(url: str, n: int) -> list[float]:
         return list(pool.map(fetch, range(n)))
 
 
-def cpu_seconds(server: psutil.Process) -> float:
-    total = 0.0
+def cpu_seconds(server: psutil.Process) -> Counter:
+    """CPU seconds so far of the server, its fork server and its kernels, by role."""
+    total: Counter = Counter()
     for process in family(server):
         try:
-            total += sum(process.cpu_times()[:2])
+            line = " ".join(process.cmdline())
+            role = "server" if process.pid == server.pid else "fork server" if "kernel_fork" in line else "kernels"
+            total[role] += sum(process.cpu_times()[:2])
         except psutil.NoSuchProcess:
             pass
     return total
 
 
-def pages_report(times: list[float], cpu: float, seen: dict, load_average: float, store: str) -> str:
+def pages_report(times: list[float], cpu: Counter, seen: dict, load_average: float, store: str) -> str:
     n, cores = len(times), os.cpu_count()
+    parts = ", ".join(f"{role} {cpu[role]:.1f} s" for role in ("server", "fork server", "kernels") if role in cpu)
     return (
         f"Run {dt.date.today()} on {cores} cores, load average at start {load_average:.1f}. Command: "
         f"`.venv/bin/python benchmarks/load.py --pages-only{'' if n == SESSIONS else f' --sessions {n}'}`: {store}. "
@@ -196,14 +202,32 @@ def pages_report(times: list[float], cpu: float, seen: dict, load_average: float
         "| measure | value |\n|---|---|\n"
         f"| request to the whole page (every cell run), min / median / max | {min(times):.1f} / "
         f"{statistics.median(times):.1f} / {max(times):.1f} s |\n"
-        f"| CPU of the server, fork server and kernels during the burst | {cpu:.0f} s |\n"
+        f"| CPU of the server, fork server and kernels during the burst | {cpu.total():.0f} s ({parts}) |\n"
         f"| server + kernels peak PSS | {seen['pss'] / GIB:.2f} GiB ({seen['pss_kernels']} kernels) |\n\n"
         f"Seconds per request, sorted: {', '.join(f'{t:.1f}' for t in sorted(times))}."
     )
 
 
+CONFIG = ROOT / "voila.json"  # the server's configuration (`--preheat-all`: a copy of the benchmark's own)
+
+
+def preheat_all(n: int) -> tuple[str, ...]:
+    """Server arguments for a voila.json of the benchmark's own: `n` preheated kernels of the executive summary,
+    refilled only after the run (fill_delay one hour): every session is served a page its kernel has already run,
+    so what remains is the browsers' own part of the burst and the server's sending of the pages."""
+    global CONFIG
+    config = json.loads(CONFIG.read_text())
+    config["VoilaKernelManager"]["kernel_pools_config"] = {f"{NOTEBOOK}.ipynb": {"pool_size": n}}
+    config["VoilaKernelManager"]["fill_delay"] = 3600
+    folder = tempfile.mkdtemp(prefix="saaskpi-bench-config-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    CONFIG = Path(folder) / "voila.json"
+    CONFIG.write_text(json.dumps(config))
+    return (f"--Voila.config_file_paths={folder}",)
+
+
 def pool_settings() -> dict:
-    config = json.loads((ROOT / "voila.json").read_text())
+    config = json.loads(CONFIG.read_text())
     pools = config["VoilaKernelManager"]["kernel_pools_config"]
     return {
         "preheat": config["VoilaConfiguration"]["preheat_kernel"],
@@ -261,7 +285,7 @@ def report(
     return (
         f"Run {dt.date.today()} on {cores} cores, {ram / GIB:.0f} GiB RAM, load average at start {load_average:.1f}.\n"
         f"Command: `.venv/bin/python benchmarks/load.py{'' if n == SESSIONS else f' --sessions {n}'}"
-        f"{'' if store else ' --empty-store'}`: {store or 'an empty results store (every kernel computes its page)'}. "
+        f"{'' if store else ' --empty-store'}{' --preheat-all' if CONFIG != ROOT / 'voila.json' else ''}`: {store or 'an empty results store (every kernel computes its page)'}. "
         f"{n} sessions of `{NOTEBOOK}` on the default demo opened "
         "at once (a browser context each in one headless Chromium, on the same machine) against one server started "
         f"as `saaskpi app` starts it (its kernel cap raised to the sessions plus twice the preheated pools), "
@@ -297,7 +321,13 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=SESSIONS, help="sessions opened at once (default 20)")
     parser.add_argument("--empty-store", action="store_true", help="do not fill the results store first")
     parser.add_argument("--pages-only", action="store_true", help="request the pages over HTTP, without browsers")
+    parser.add_argument(
+        "--preheat-all",
+        action="store_true",
+        help="a preheated kernel for every session, no refill during the run (the browsers' floor)",
+    )
     args = parser.parse_args()
+    extra = preheat_all(args.sessions) if args.preheat_all else ()
     own_cache()
     load_average = os.getloadavg()[0]
     store = ""
@@ -310,7 +340,7 @@ def main() -> None:
     # every session gets a kernel (the default cap of `saaskpi app` would answer the rest with its busy page): room
     # for the sessions, the pools, and the pools' refills (a preheated kernel being refilled counts as a page's
     # until it has run its notebook)
-    with voila_server(max_kernels=args.sessions + 2 * sum(pool_settings()["pools"].values())) as base:
+    with voila_server(extra, max_kernels=args.sessions + 2 * sum(pool_settings()["pools"].values())) as base:
         server = server_process(base)
         preheated = wait_until_preheated(server, sum(pool_settings()["pools"].values()))
         before, pool = family_memory(server), kernel_ids(server)
@@ -331,9 +361,10 @@ def main() -> None:
         text = report(results, before, seen, preheated, load_average, store)
     name = "load" if args.sessions == SESSIONS else f"load{args.sessions}"
     write_section(
-        name + ("_empty" if args.empty_store else ""),
+        name + ("_empty" if args.empty_store else "") + ("_preheated" if args.preheat_all else ""),
         f"Load: {args.sessions} concurrent sessions of the executive app"
-        f"{', empty results store' if args.empty_store else ''}",
+        f"{', empty results store' if args.empty_store else ''}"
+        f"{', every one served by a preheated kernel' if args.preheat_all else ''}",
         text,
     )
     print(text)
