@@ -214,4 +214,46 @@ def test_big_parquet_table_is_validated_lazily(tmp_path):
     )
     assert problems[("usage_events.missing_value", "event_time")].count == 1
     orphan = problems[("usage_events.user_id.orphan", "user_id")]
-    assert orphan.count == 1 and orphan.examples == ("event_time=2024-01-05 00:00:00+00:00: user_id='ghost'",)
+    # counted in the same pass as the column rules, so it has the row number too
+    assert orphan.count == 1 and orphan.examples == ("row 2 (event_time=2024-01-05 00:00:00+00:00): user_id='ghost'",)
+
+
+def test_a_big_tables_rules_are_counted_in_one_pass_over_it(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from saaskpi.contract import rules
+
+    src = write_source(
+        tmp_path / "s",
+        {
+            "accounts": GOOD_ACCOUNTS,
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
+            "users": "user_id,account_id,created_at\nu1,A1,2024-01-01T00:00:00Z\nu2,A1,2024-01-01T00:00:00Z",
+            "user_aliases": "alias_id,user_id\nanon-7,u2",
+        },
+    )
+    t = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
+    pl.DataFrame(
+        {
+            "event_time": [t] * 5,
+            "user_id": ["u1", "ghost", "anon-7", "ghost", "u2"],  # anon-7: an alias of u2, known
+            "account_id": ["A1", "A1", "A9", None, "A1"],  # A9: no such account; no account: allowed
+            "feature": ["api"] * 5,
+            "properties": ['{"plan": "pro"}', "", "[1, 2]", "not json", None],
+        }
+    ).write_parquet(src / "usage_events.parquet")
+    asked = []  # tables checked by a query of their own, one pass over the table each
+    real = rules._problem
+    monkeypatch.setattr(
+        rules, "_problem", lambda bad, code, table, *rest: asked.append(table) or real(bad, code, table, *rest)
+    )
+    problems = {p.code: p for p in all_problems(src)}
+    assert "usage_events" not in asked and "users" in asked  # the small tables' rules are checked as before
+    # ghost twice (rows 2 and 4); A9 once (row 3); "[1, 2]" and "not json" (rows 3 and 4; empty and null are fine)
+    assert problems["usage_events.user_id.orphan"].count == 2
+    assert problems["usage_events.user_id.orphan"].examples[0].startswith("row 2 ")
+    assert problems["usage_events.account_id.orphan"].count == 1
+    assert problems["usage_events.account_id.orphan"].examples == (
+        "row 3 (event_time=2024-01-05 00:00:00+00:00): account_id='A9'",
+    )
+    assert problems["usage_events.properties.not_json_object"].count == 2

@@ -27,6 +27,7 @@ from . import paths
 from .contract import REQUIRED_TABLES, ROW, TABLES, cross_table_problems, typed_table
 from .contract.lazy import LAZY_TABLES, typed_scan
 from .contract.native import as_contract, native_problems, stored_as_contract
+from .contract.rules import pass_rules
 from .contract.tables import absent_as_null
 from .errors import DataContractError, Problem, SourceError
 from .frames import to_pandas
@@ -618,7 +619,7 @@ def _validated_tables(
     scans: dict[str, pl.LazyFrame] = {}
     stored: dict[str, list[str]] = {}
     natives: dict[str, nw.LazyFrame] = {}
-    for name in names:
+    for name in sorted(names, key=lambda n: n in LAZY_TABLES):  # the big tables last: their rules need the others
         if name in ambiguous:
             continue
         if kept is not None and name in kept:
@@ -633,7 +634,11 @@ def _validated_tables(
         if scan is not None:
             try:
                 typed, found, stored[name] = typed_scan(
-                    name, scan, reporting_currency, None if as_stored is None else as_stored.get(name)
+                    name,
+                    scan,
+                    reporting_currency,
+                    None if as_stored is None else as_stored.get(name),
+                    pass_rules(name, frames, reporting_currency, segments),
                 )
             except (pl.exceptions.PolarsError, OSError) as err:
                 problems.append(_unreadable_parquet(name, err))
@@ -658,7 +663,7 @@ def _validated_tables(
         assert engine is not None
         problems += native_problems(name, native, engine.lazy, frames)
     if as_stored is None:
-        problems += cross_table_problems({**frames, **scans}, reporting_currency, segments)
+        problems += cross_table_problems(frames | scans, reporting_currency, segments, checked=frozenset(scans))
     if problems:
         raise DataContractError([source.locate(p) for p in problems], source.location)
     clean = {n: f.drop(ROW) if ROW in f.columns else f for n, f in frames.items()}

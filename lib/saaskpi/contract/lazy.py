@@ -3,6 +3,8 @@ lazy scan (streamed by Polars), and only the count and up to five example rows l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from ..errors import Problem
@@ -27,10 +29,16 @@ def column_check(c, name: str, stats: dict):
 
 
 def typed_scan(
-    name: str, scan: pl.LazyFrame, reporting_currency: str = "USD", as_stored: list[str] | None = None
+    name: str,
+    scan: pl.LazyFrame,
+    reporting_currency: str = "USD",
+    as_stored: list[str] | None = None,
+    cross: Sequence[tuple[str, str, str, pl.Expr]] = (),
 ) -> tuple[pl.LazyFrame, list[Problem], list[str]]:
     """Table `name` as a typed lazy frame, every problem found by aggregate queries over it, and the text
-    columns kept as stored (no value has surrounding spaces). With `as_stored` given (from an earlier
+    columns kept as stored (no value has surrounding spaces). Every rule is counted in one pass over the table:
+    its column rules and `cross`, the cross-table rules that can be checked row by row (rules.pass_rules: an
+    event's account and user exist, its properties are a JSON object). With `as_stored` given (from an earlier
     validation of the same file, see sources.validated_tables) nothing is checked again."""
     model = TABLES[name]
     schema = model.to_schema()
@@ -85,6 +93,7 @@ def typed_scan(
                         pl.col(col).is_not_null() & made[0],
                     )
                 )
+    rules += cross
     # text columns are stripped of surrounding spaces (as in CSV files); when no value has any, the typed scan
     # leaves them as stored, which saves every later query over the table a pass of string work
     text = [col for col, spec in schema.columns.items() if found.get(col) == pl.String and spec.dtype.type == pl.String]

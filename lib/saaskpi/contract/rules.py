@@ -54,6 +54,17 @@ class ForeignKey:
             )
         return bad
 
+    def predicate(self, frames: dict[str, pl.DataFrame]) -> pl.Expr | None:
+        """The bad-row predicate over `table`'s typed columns, for a big table checked in one pass with its own
+        rules (contract/lazy.py: `pass_rules`); the reference values come from `frames` (small tables)."""
+        if self.ref_table not in frames:
+            return None
+        value = pl.col(self.column)
+        bad = value.is_not_null() & ~value.is_in(frames[self.ref_table].get_column(self.ref_column).unique().implode())
+        if self.or_table in frames and self.or_column is not None:
+            bad = bad & ~value.is_in(frames[self.or_table].get_column(self.or_column).unique().implode())
+        return bad
+
     def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
         if self.table not in frames or self.ref_table not in frames:
             return None
@@ -87,6 +98,10 @@ class ForeignKeyWhere(ForeignKey):
         self, table: nw.LazyFrame, ref_table: nw.LazyFrame, or_table: nw.LazyFrame | None = None
     ) -> nw.LazyFrame:
         return super().orphans(table.filter(nw.col(self.where) == self.value), ref_table, or_table)
+
+    def predicate(self, frames: dict[str, pl.DataFrame]) -> pl.Expr | None:
+        bad = super().predicate(frames)
+        return None if bad is None else bad & (pl.col(self.where) == self.value)
 
 
 @dataclass(frozen=True)
@@ -201,23 +216,22 @@ class JsonObject:
     table: str
     column: str
 
+    message = 'is not a JSON object in text, e.g. {"plan": "pro"} (leave it empty when an event has no properties)'
+
     @property
     def code(self) -> str:
         return f"{self.table}.{self.column}.not_json_object"
 
+    def predicate(self, frames: dict[str, pl.DataFrame]) -> pl.Expr:
+        """The bad-row predicate (see ForeignKey.predicate)."""
+        text = pl.col(self.column).str.strip_chars()
+        return (text != "") & (text.str.json_path_match("$").is_null() | ~text.str.starts_with("{"))
+
     def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
         if self.table not in frames or self.column not in frames[self.table].collect_schema().names():
             return None
-        text = pl.col(self.column).str.strip_chars()
-        parsed = text.str.json_path_match("$")
-        bad = frames[self.table].lazy().filter((text != "") & (parsed.is_null() | ~text.str.starts_with("{")))
-        return _problem(
-            bad,
-            self.code,
-            self.table,
-            self.column,
-            'is not a JSON object in text, e.g. {"plan": "pro"} (leave it empty when an event has no properties)',
-        )
+        bad = frames[self.table].lazy().filter(self.predicate(frames))
+        return _problem(bad, self.code, self.table, self.column, self.message)
 
 
 @dataclass(frozen=True)
@@ -387,9 +401,32 @@ def cross_table_rules(reporting_currency: str, segments: tuple[str, ...] = ()) -
     )
 
 
+def pass_rules(
+    table: str, frames: dict[str, pl.DataFrame], reporting_currency: str, segments: tuple[str, ...] = ()
+) -> list[tuple[str, str, str, pl.Expr]]:
+    """The cross-table rules on the big table `table` that can be checked row by row, as (code, column, message,
+    bad-row predicate over its typed columns): counted in the same pass over the table as its own column rules
+    (contract/lazy.py, `typed_scan`), instead of one more pass each. `frames`: the small tables, already typed."""
+    found = []
+    for rule in cross_table_rules(reporting_currency, segments):
+        if getattr(rule, "table", None) == table and hasattr(rule, "predicate"):
+            predicate = rule.predicate(frames)
+            if predicate is not None:
+                found.append((rule.code, rule.column, rule.message, predicate))
+    return found
+
+
 def cross_table_problems(
-    frames: dict[str, pl.DataFrame], reporting_currency: str, segments: tuple[str, ...] = ()
+    frames: dict[str, pl.DataFrame],
+    reporting_currency: str,
+    segments: tuple[str, ...] = (),
+    checked: frozenset[str] = frozenset(),
 ) -> list[Problem]:
-    """Every cross-table rule broken by the typed frames."""
-    found = (rule.check(frames) for rule in cross_table_rules(reporting_currency, segments))
+    """Every cross-table rule broken by the typed frames (`checked`: big tables whose `pass_rules` were counted in
+    their own pass)."""
+    found = (
+        rule.check(frames)
+        for rule in cross_table_rules(reporting_currency, segments)
+        if not (getattr(rule, "table", None) in checked and hasattr(rule, "predicate"))
+    )
     return [p for p in found if p is not None]
