@@ -275,7 +275,7 @@ def account_measures(
 ) -> pd.DataFrame:
     """Every paying account at every month end with the measures the health score and CS pages use; a measure
     is NaN (missing) when its table is absent or the account has no data for it (see health_score.yaml)."""
-    out = account_months[["account_id", "key", "month", "segment", "csm_id", "seats", "mrr"]].set_index(KEYS)
+    out = account_months[["account_id", "key", "month", "segment", "csm_id", "seats", "mrr"]]
     s = success_settings
     sources = [
         (
@@ -291,7 +291,9 @@ def account_measures(
     ]
     for name, compute in sources:
         if tables.has(name):
-            out = out.join(compute().set_index(KEYS), how="left")
+            # merged on the key columns, not joined on a (account, key) index: pandas builds a tuple per row to join
+            # two MultiIndexes (1 s of 2 at 50M events), and factorizes columns
+            out = out.merge(compute(), on=KEYS, how="left", validate="many_to_one", suffixes=(False, False))
     out = out.reindex(columns=[*out.columns, *[c for c in MEASURE_COLUMNS if c not in out.columns]])
     if tables.has("usage_events"):
         out["mau"] = out.mau.fillna(0)
@@ -306,7 +308,7 @@ def account_measures(
         out.loc[has_csm, counts] = out.loc[has_csm, counts].fillna(0)
     if tables.has("nps_responses"):
         out["nps_n"] = out.nps_n.fillna(0)
-    return out.reset_index()[["account_id", "key", "month", "segment", "csm_id", "seats", "mrr", *MEASURE_COLUMNS]]
+    return out[["account_id", "key", "month", "segment", "csm_id", "seats", "mrr", *MEASURE_COLUMNS]]
 
 
 # --------------------------------------------------------------------------- health score
