@@ -91,8 +91,9 @@ def usage_measures(
     windows = pd.concat([own, nxt]).drop_duplicates()
     points = windows.feature.map(settings.sticky_features).astype("float64")
     score = windows.assign(points=points).groupby(KEYS).points.sum() / sum(settings.sticky_features.values()) * 100
-    out = mau.set_index(KEYS).join(score.rename("engagement_score"), how="outer")
-    return out.reset_index()
+    return mau.merge(
+        score.rename("engagement_score").reset_index(), on=KEYS, how="outer"
+    )  # columns: see account_measures
 
 
 def support_measures(tables: Tables, calendar: pl.DataFrame, settings: SuccessSettings) -> pd.DataFrame:
