@@ -23,7 +23,8 @@ from ..frames import empty_frame, month_of, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
-from .unit_economics import TOTAL_SPEND_CATEGORIES, _by_month, _series, _trailing
+from .series import month_series, monthly_sum, trailing_sum
+from .unit_economics import TOTAL_SPEND_CATEGORIES
 
 SPEND = ("accounts", "subscriptions", "spend")
 CURVE_SCHEMA = {
@@ -306,11 +307,11 @@ def operating_margin(
     calendar: pl.DataFrame, allocated_spend: pd.DataFrame, mrr_movements: pd.DataFrame
 ) -> pd.DataFrame:
     """What is left of revenue after every cost, growth spend included."""
-    spent = _by_month(calendar, allocated_spend, "amount", month="spend_month")
+    spent = monthly_sum(calendar, allocated_spend, "amount", month="spend_month")
     revenue = pd.Series(mrr_movements.mrr_end.to_numpy(), index=spent.index)
     known = set(TOTAL_SPEND_CATEGORIES) <= set(allocated_spend.category)
-    value = safe_ratio(_trailing(revenue, 3) - _trailing(spent, 3), _trailing(revenue, 3))
-    return _series(spent.index, value if known else np.full(len(spent), np.nan), mrr_movements.accounts_end)
+    value = safe_ratio(trailing_sum(revenue, 3) - trailing_sum(spent, 3), trailing_sum(revenue, 3))
+    return month_series(spent.index, value if known else np.full(len(spent), np.nan), mrr_movements.accounts_end)
 
 
 @metric(
@@ -334,7 +335,7 @@ def mature_operating_margin(
 ) -> pd.DataFrame:
     """The operating margin at the mature stage: growth spend cut to what replaces the customers lost."""
     sm = allocated_spend.category.isin(conventions.cac_spend_categories)
-    other = _by_month(calendar, allocated_spend[~sm], "amount", month="spend_month")
+    other = monthly_sum(calendar, allocated_spend[~sm], "amount", month="spend_month")
     revenue = pd.Series(mrr_movements.mrr_end.to_numpy(), index=other.index)
     w = conventions.unit_economics_window_months
     a = acquisition_by_month.set_index("month").reindex(other.index)
@@ -346,5 +347,7 @@ def mature_operating_margin(
     )
     replace = pd.Series(mrr_movements.churned_accounts.to_numpy(dtype="float64"), index=other.index) * cac
     known = set(TOTAL_SPEND_CATEGORIES) <= set(allocated_spend.category)
-    value = safe_ratio(_trailing(revenue, 3) - _trailing(other, 3) - _trailing(replace, 3), _trailing(revenue, 3))
-    return _series(other.index, value if known else np.full(len(other), np.nan), mrr_movements.accounts_end)
+    value = safe_ratio(
+        trailing_sum(revenue, 3) - trailing_sum(other, 3) - trailing_sum(replace, 3), trailing_sum(revenue, 3)
+    )
+    return month_series(other.index, value if known else np.full(len(other), np.nan), mrr_movements.accounts_end)

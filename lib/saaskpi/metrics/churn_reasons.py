@@ -26,7 +26,8 @@ from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .lifecycle import account_names
 from .registry import metric, table
-from .revenue import _series, account_movements_lazy, subscription_mrr
+from .revenue import account_movements_lazy, subscription_mrr
+from .series import month_series
 
 NO_REASON = "no reason recorded"
 REASONS = ("accounts", "subscriptions", "churn_reasons")
@@ -225,7 +226,7 @@ def churn_reason_coverage(churn_reason_movements: pd.DataFrame, mrr_movements: p
     lost = m.groupby("month").mrr.sum()
     count = m.groupby("month").size()
     months = mrr_movements.month
-    return _series(
+    return month_series(
         months,
         safe_ratio(lookup(months, known).fillna(0.0), lookup(months, lost)),
         lookup(months, count).fillna(0),
@@ -332,7 +333,7 @@ def _monthly_sum(mrr_movements: pd.DataFrame, frame: pd.DataFrame, column: str) 
 def upsell_mrr(expansion_movements: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Expansion MRR within the plans the accounts already had (n = accounts upsold)."""
     total, accounts = _monthly_sum(mrr_movements, expansion_movements, "upsell")
-    return _series(mrr_movements.month, total, accounts)
+    return month_series(mrr_movements.month, total, accounts)
 
 
 @metric(
@@ -348,7 +349,7 @@ def upsell_mrr(expansion_movements: pd.DataFrame, mrr_movements: pd.DataFrame) -
 def cross_sell_mrr(expansion_movements: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Expansion MRR from a plan or product line added beside the ones the account kept (n = accounts)."""
     total, accounts = _monthly_sum(mrr_movements, expansion_movements, "cross_sell")
-    return _series(mrr_movements.month, total, accounts)
+    return month_series(mrr_movements.month, total, accounts)
 
 
 @metric(
@@ -363,7 +364,7 @@ def cross_sell_mrr(expansion_movements: pd.DataFrame, mrr_movements: pd.DataFram
 def upsell_rate(upsell_mrr: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Upsell MRR as a share of starting MRR (with the cross-sell rate it adds up to the MRR expansion rate)."""
     m = mrr_movements
-    return _series(m.month, safe_ratio(upsell_mrr.value.to_numpy(), m.mrr_start), m.accounts_start)
+    return month_series(m.month, safe_ratio(upsell_mrr.value.to_numpy(), m.mrr_start), m.accounts_start)
 
 
 @metric(
@@ -378,7 +379,7 @@ def upsell_rate(upsell_mrr: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.Dat
 def cross_sell_rate(cross_sell_mrr: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Cross-sell MRR as a share of starting MRR."""
     m = mrr_movements
-    return _series(m.month, safe_ratio(cross_sell_mrr.value.to_numpy(), m.mrr_start), m.accounts_start)
+    return month_series(m.month, safe_ratio(cross_sell_mrr.value.to_numpy(), m.mrr_start), m.accounts_start)
 
 
 # --------------------------------------------------------------------------- expansion candidates

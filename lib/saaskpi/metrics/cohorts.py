@@ -15,7 +15,7 @@ from ..frames import key_of, month_of, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
-from .revenue import _series
+from .series import month_series
 
 
 def _keyed(account_mrr: pd.DataFrame) -> pd.DataFrame:
@@ -243,4 +243,4 @@ def survival_lifetime_value(
         values.append(expected_lifetime_months(seen, conventions.ltv_horizon_months))
         ns.append(len(seen))
     arpa = safe_ratio(m.mrr_end, m.accounts_end)
-    return _series(m.month, np.asarray(values) * arpa * gross_margin_by_month.gross_margin.to_numpy(), ns)
+    return month_series(m.month, np.asarray(values) * arpa * gross_margin_by_month.gross_margin.to_numpy(), ns)

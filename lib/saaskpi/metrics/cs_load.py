@@ -18,7 +18,7 @@ from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .lifecycle import STAGES, account_csms
 from .registry import metric, table
-from .revenue import _series
+from .series import month_series
 
 NO_CSM = "(no CSM)"
 TEAM = ("accounts", "subscriptions", "team")
@@ -167,7 +167,7 @@ def accounts_per_csm(
 ) -> pd.DataFrame:
     """How many accounts each CSM looks after on average."""
     c = _coverage(account_months, tables, success_settings, calendar)
-    return _series(c.month, safe_ratio(c.covered, c.csms), c.csms)
+    return month_series(c.month, safe_ratio(c.covered, c.csms), c.csms)
 
 
 @metric(
@@ -187,7 +187,7 @@ def csm_capacity_utilisation(
 ) -> pd.DataFrame:
     """How full the CS team's books are on average against the capacity ratio (above 1 = overloaded)."""
     c = _coverage(account_months, tables, success_settings, calendar)
-    return _series(c.month, safe_ratio(c.covered, c.capacity), c.capacity)
+    return month_series(c.month, safe_ratio(c.covered, c.capacity), c.capacity)
 
 
 @metric(
@@ -209,7 +209,7 @@ def csms_over_capacity_share(
 ) -> pd.DataFrame:
     """Share of CSMs whose book is larger than their segment's capacity: what an average load can hide."""
     c = _coverage(account_months, tables, success_settings, calendar)
-    return _series(c.month, safe_ratio(c.over_capacity, c.csms), c.csms)
+    return month_series(c.month, safe_ratio(c.over_capacity, c.csms), c.csms)
 
 
 @metric(
@@ -230,7 +230,7 @@ def max_csm_load(
 ) -> pd.DataFrame:
     """The load of the CSM with the largest book against capacity (above 1 = overloaded)."""
     c = _coverage(account_months, tables, success_settings, calendar)
-    return _series(c.month, c.max_load, c.csms)
+    return month_series(c.month, c.max_load, c.csms)
 
 
 @table(
@@ -311,7 +311,7 @@ def cost_to_serve_per_account(allocated_spend: pd.DataFrame, mrr_movements: pd.D
     """What customer success costs per paying account per month."""
     spend = _cs_spend(allocated_spend).groupby("spend_month").amount.sum()
     m = mrr_movements.assign(spend=mrr_movements.month.map(spend))
-    return _series(m.month, safe_ratio(m.spend, m.accounts_end), m.accounts_end)
+    return month_series(m.month, safe_ratio(m.spend, m.accounts_end), m.accounts_end)
 
 
 @metric(
@@ -328,7 +328,7 @@ def cost_to_serve_per_arr(allocated_spend: pd.DataFrame, mrr_movements: pd.DataF
     """Dollars of customer-success cost per dollar of recurring revenue, annualised."""
     spend = _cs_spend(allocated_spend).groupby("spend_month").amount.sum()
     m = mrr_movements.assign(spend=mrr_movements.month.map(spend))
-    return _series(m.month, safe_ratio(m.spend * 12, m.mrr_end * 12), m.accounts_end)
+    return month_series(m.month, safe_ratio(m.spend * 12, m.mrr_end * 12), m.accounts_end)
 
 
 @table(

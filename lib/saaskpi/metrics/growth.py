@@ -17,8 +17,8 @@ from ..frames import calendar_months, month_key, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
-from .revenue import _series, account_movements_lazy, subscription_mrr
-from .unit_economics import _trailing
+from .revenue import account_movements_lazy, subscription_mrr
+from .series import month_series, trailing_sum
 
 YEAR = 12
 
@@ -42,7 +42,7 @@ def growth_yoy(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     m = mrr_movements.reset_index(drop=True)
     mrr = m.mrr_end.astype("float64")
     year_ago = mrr.shift(YEAR)
-    t12m = _trailing(mrr, YEAR)
+    t12m = trailing_sum(mrr, YEAR)
     return pd.DataFrame(
         {
             "month": m.month,
@@ -123,11 +123,11 @@ def growth_ceiling(mrr_movements: pd.DataFrame, conventions: Conventions) -> pd.
     no ceiling (n/a) while that churn rate is 0; months n/a when net new ARR is not positive, 0 at or above it."""
     m = mrr_movements.reset_index(drop=True)
     k = conventions.growth_rate_months
-    new = _trailing(12 * m.new, k) / k
-    lost = _trailing(m.churn + m.contraction, k)
-    start = _trailing(m.mrr_start, k)
+    new = trailing_sum(12 * m.new, k) / k
+    lost = trailing_sum(m.churn + m.contraction, k)
+    start = trailing_sum(m.mrr_start, k)
     rate = pd.Series(safe_ratio(lost, start))
-    net = _trailing(12 * (m.new + m.expansion + m.reactivation - m.contraction - m.churn), k) / k
+    net = trailing_sum(12 * (m.new + m.expansion + m.reactivation - m.contraction - m.churn), k) / k
     ceiling = pd.Series(safe_ratio(new, rate))  # churn rate 0: no ceiling (NaN)
     arr = 12 * m.mrr_end
     gap = ceiling - arr
@@ -191,7 +191,7 @@ def months_up_front_by_month(tables: Tables, calendar: pl.DataFrame, conventions
 def new_mrr(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """MRR won from new customers in the month (n: new customers)."""
     m = mrr_movements
-    return _series(m.month, m.new, m.new_accounts)
+    return month_series(m.month, m.new, m.new_accounts)
 
 
 @metric(
@@ -207,7 +207,7 @@ def new_mrr(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def arr_growth_yoy(growth_yoy: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """ARR at month end against the same month a year before (n: paying accounts a year before)."""
     g = growth_yoy
-    return _series(g.month, g.arr_yoy, mrr_movements.accounts_end.shift(YEAR).fillna(0))
+    return month_series(g.month, g.arr_yoy, mrr_movements.accounts_end.shift(YEAR).fillna(0))
 
 
 @metric(
@@ -222,7 +222,7 @@ def arr_growth_yoy(growth_yoy: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.
 def trailing_twelve_month_growth(growth_yoy: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Recurring revenue of the last twelve months against the twelve before (smooths a single month's swing)."""
     g = growth_yoy
-    return _series(g.month, g.t12m_growth, mrr_movements.accounts_end)
+    return month_series(g.month, g.t12m_growth, mrr_movements.accounts_end)
 
 
 @metric(
@@ -240,10 +240,10 @@ def natural_rate_of_growth(arr_growth_yoy: pd.DataFrame, new_arr_split: pd.DataF
     """The part of the year's ARR growth that organic channels brought, the growth without paid acquisition or
     sales (n: new customers in the twelve months)."""
     s = new_arr_split
-    organic = _trailing(s.organic_new_arr, YEAR)
-    total = _trailing(s.new_arr, YEAR)
+    organic = trailing_sum(s.organic_new_arr, YEAR)
+    total = trailing_sum(s.new_arr, YEAR)
     share = pd.Series(safe_ratio(organic, total))
-    return _series(s.month, arr_growth_yoy.value.to_numpy() * share, _trailing(s.new_accounts, YEAR).fillna(0))
+    return month_series(s.month, arr_growth_yoy.value.to_numpy() * share, trailing_sum(s.new_accounts, YEAR).fillna(0))
 
 
 @metric(
@@ -260,7 +260,7 @@ def natural_rate_of_growth(arr_growth_yoy: pd.DataFrame, new_arr_split: pd.DataF
 def plg_share_of_new_arr(new_arr_split: pd.DataFrame) -> pd.DataFrame:
     """How much of the month's new ARR came product-led (self-serve) rather than sales-led (n: new customers)."""
     s = new_arr_split
-    return _series(s.month, safe_ratio(s.plg_new_arr, s.new_arr), s.new_accounts)
+    return month_series(s.month, safe_ratio(s.plg_new_arr, s.new_arr), s.new_accounts)
 
 
 @metric(
@@ -278,7 +278,7 @@ def growth_ceiling_arr(growth_ceiling: pd.DataFrame, mrr_movements: pd.DataFrame
     """The ARR at which the ARR churned each month equals the new ARR won each month, at current rates: growth
     stalls there unless new ARR grows or churn falls (n: paying accounts)."""
     g = growth_ceiling
-    return _series(g.month, g.ceiling_arr, mrr_movements.accounts_end)
+    return month_series(g.month, g.ceiling_arr, mrr_movements.accounts_end)
 
 
 @metric(
@@ -296,7 +296,7 @@ def months_to_growth_ceiling(growth_ceiling: pd.DataFrame, mrr_movements: pd.Dat
     """Months until ARR reaches its growth ceiling if it kept growing by the current net new ARR each month
     (a straight line: the real approach slows as churn grows with ARR, so this is the soonest)."""
     g = growth_ceiling
-    return _series(g.month, g.months_to_ceiling, mrr_movements.accounts_end)
+    return month_series(g.month, g.months_to_ceiling, mrr_movements.accounts_end)
 
 
 @metric(
@@ -312,7 +312,7 @@ def months_to_growth_ceiling(growth_ceiling: pd.DataFrame, mrr_movements: pd.Dat
 def months_up_front(months_up_front_by_month: pd.DataFrame) -> pd.DataFrame:
     """Average months a new customer pays for at signing (n: new subscriptions); more up front funds growth."""
     u = months_up_front_by_month
-    return _series(u.month, u.months_plain, u.n)
+    return month_series(u.month, u.months_plain, u.n)
 
 
 @metric(
@@ -329,4 +329,4 @@ def months_up_front(months_up_front_by_month: pd.DataFrame) -> pd.DataFrame:
 def months_up_front_weighted(months_up_front_by_month: pd.DataFrame) -> pd.DataFrame:
     """Months paid up front at signing, weighted by each new subscription's MRR (what the cash actually does)."""
     u = months_up_front_by_month
-    return _series(u.month, u.months_weighted, u.n)
+    return month_series(u.month, u.months_weighted, u.n)

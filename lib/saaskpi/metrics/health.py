@@ -18,7 +18,8 @@ from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .lifecycle import account_names
 from .registry import metric, table
-from .revenue import _series, reference_fx_rates
+from .revenue import reference_fx_rates
+from .series import month_series
 
 ROLES = ("sponsor", "decision_maker", "technical", "end_user")
 BANDS = ("red", "yellow", "green")
@@ -440,7 +441,7 @@ def average_health_score(health_history: pd.DataFrame) -> pd.DataFrame:
     """The portfolio's health: the mean account health score."""
     g = health_history.groupby("month").health
     out = pd.DataFrame({"value": g.mean(), "n": g.count()}).reset_index()
-    return _series(out.month, out.value, out.n)
+    return month_series(out.month, out.value, out.n)
 
 
 @metric(
@@ -459,7 +460,7 @@ def red_account_share(health_history: pd.DataFrame) -> pd.DataFrame:
     scored = health_history[health_history.health.notna()]
     g = scored.assign(red=scored.band == "red").groupby("month").red
     out = pd.DataFrame({"value": g.mean(), "n": g.size()}).reset_index()
-    return _series(out.month, out.value, out.n)
+    return month_series(out.month, out.value, out.n)
 
 
 @table(
@@ -587,7 +588,7 @@ def health_backtest_auc(health_outcomes: pd.DataFrame, calendar: pl.DataFrame) -
         g = by_key.get(k - 3)
         values.append(roc_auc(-g.health, g.churned) if g is not None else np.nan)
         n.append(int(g.churned.sum()) if g is not None else 0)
-    return _series([month_of(k) for k in keys], values, n)
+    return month_series([month_of(k) for k in keys], values, n)
 
 
 # --------------------------------------------------------------------------- at risk

@@ -16,7 +16,7 @@ from ..frames import empty_frame, lookup, month_of, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
-from .revenue import _series
+from .series import month_series
 
 STAGES = ("onboarding", "training", "adopting", "extending", "renewal")
 
@@ -313,7 +313,7 @@ def renewals_due_count(conventions: Conventions, account_months: pd.DataFrame) -
     due = account_months[account_months.days_to_renewal <= conventions.renewal_window_days]
     months = sorted(account_months.month.unique())
     count = due.groupby("month").size().reindex(months, fill_value=0)
-    return _series(months, count.to_numpy(), count.to_numpy())
+    return month_series(months, count.to_numpy(), count.to_numpy())
 
 
 @metric(
@@ -333,7 +333,7 @@ def renewals_due_arr(conventions: Conventions, account_months: pd.DataFrame) -> 
     months = sorted(account_months.month.unique())
     arr = (due.groupby("month").mrr.sum() * 12).reindex(months, fill_value=0.0)
     count = due.groupby("month").size().reindex(months, fill_value=0)
-    return _series(months, arr.to_numpy(), count.to_numpy())
+    return month_series(months, arr.to_numpy(), count.to_numpy())
 
 
 @metric(
@@ -350,7 +350,7 @@ def renewals_due_arr(conventions: Conventions, account_months: pd.DataFrame) -> 
 def renewal_rate(renewal_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Share of contracts up for renewal in the month that renewed."""
     r = renewal_outcomes
-    return _series(r.month, safe_ratio(r.renewed, r.due), r.due)
+    return month_series(r.month, safe_ratio(r.renewed, r.due), r.due)
 
 
 @metric(
@@ -365,4 +365,4 @@ def renewal_rate(renewal_outcomes: pd.DataFrame) -> pd.DataFrame:
 def renewals_minus_churn(renewal_outcomes: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """The CS team's retention KPI: renewals won less logos lost in the month."""
     m = mrr_movements.merge(renewal_outcomes, on="month", how="left").fillna({"renewed": 0, "due": 0})
-    return _series(m.month, m.renewed - m.churned_accounts, m.due + m.churned_accounts)
+    return month_series(m.month, m.renewed - m.churned_accounts, m.due + m.churned_accounts)

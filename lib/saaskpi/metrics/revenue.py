@@ -17,6 +17,7 @@ from ..frames import safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
+from .series import month_series
 
 MRR_DECIMALS = 6  # account MRR is rounded so that engines' float sums compare equal
 
@@ -165,16 +166,6 @@ def mrr_movements(tables: Tables, calendar: pl.DataFrame, conventions: Conventio
     ]
 
 
-def _series(months, value, n) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "month": pd.to_datetime(pd.Series(months)).to_numpy(),
-            "value": np.asarray(value, dtype="float64"),
-            "n": np.asarray(n, dtype="float64"),
-        }
-    )
-
-
 # --------------------------------------------------------------------------- size
 @metric(
     label="MRR",
@@ -190,7 +181,7 @@ def _series(months, value, n) -> pd.DataFrame:
 )
 def monthly_recurring_revenue(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Monthly recurring revenue at month end, in the reporting currency."""
-    return _series(mrr_movements.month, mrr_movements.mrr_end, mrr_movements.accounts_end)
+    return month_series(mrr_movements.month, mrr_movements.mrr_end, mrr_movements.accounts_end)
 
 
 @metric(
@@ -206,7 +197,7 @@ def monthly_recurring_revenue(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 )
 def annual_recurring_revenue(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Annual recurring revenue at month end (12 x MRR)."""
-    return _series(mrr_movements.month, 12 * mrr_movements.mrr_end, mrr_movements.accounts_end)
+    return month_series(mrr_movements.month, 12 * mrr_movements.mrr_end, mrr_movements.accounts_end)
 
 
 @metric(
@@ -220,7 +211,7 @@ def annual_recurring_revenue(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 )
 def paying_accounts(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Accounts paying at month end."""
-    return _series(mrr_movements.month, mrr_movements.accounts_end, mrr_movements.accounts_end)
+    return month_series(mrr_movements.month, mrr_movements.accounts_end, mrr_movements.accounts_end)
 
 
 @metric(
@@ -236,7 +227,7 @@ def paying_accounts(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def average_revenue_per_account(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Average MRR per paying account at month end."""
     m = mrr_movements
-    return _series(m.month, safe_ratio(m.mrr_end, m.accounts_end), m.accounts_end)
+    return month_series(m.month, safe_ratio(m.mrr_end, m.accounts_end), m.accounts_end)
 
 
 @metric(
@@ -253,7 +244,7 @@ def average_revenue_per_account(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def mrr_growth_rate(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Month-over-month growth of MRR."""
     m = mrr_movements
-    return _series(m.month, safe_ratio(m.mrr_end - m.mrr_start, m.mrr_start), m.accounts_start)
+    return month_series(m.month, safe_ratio(m.mrr_end - m.mrr_start, m.mrr_start), m.accounts_start)
 
 
 @metric(
@@ -268,7 +259,7 @@ def mrr_growth_rate(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def net_new_mrr(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Change of MRR over the month, the sum of the bridge's movements."""
     m = mrr_movements
-    return _series(m.month, m.new + m.expansion + m.reactivation - m.contraction - m.churn, m.accounts_end)
+    return month_series(m.month, m.new + m.expansion + m.reactivation - m.contraction - m.churn, m.accounts_end)
 
 
 # --------------------------------------------------------------------------- churn
@@ -286,7 +277,7 @@ def net_new_mrr(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def customer_churn_rate(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Share of the accounts paying at the start of the month that stopped paying in it."""
     m = mrr_movements
-    return _series(m.month, safe_ratio(m.churned_accounts, m.accounts_start), m.accounts_start)
+    return month_series(m.month, safe_ratio(m.churned_accounts, m.accounts_start), m.accounts_start)
 
 
 @metric(
@@ -301,7 +292,7 @@ def customer_churn_rate(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def annualised_customer_churn_rate(customer_churn_rate: pd.DataFrame) -> pd.DataFrame:
     """Monthly logo churn compounded over twelve months."""
     c = customer_churn_rate
-    return _series(c.month, 1 - (1 - c.value) ** 12, c.n)
+    return month_series(c.month, 1 - (1 - c.value) ** 12, c.n)
 
 
 @metric(
@@ -316,7 +307,7 @@ def annualised_customer_churn_rate(customer_churn_rate: pd.DataFrame) -> pd.Data
 def gross_mrr_churn_rate(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """MRR lost to churn and contraction, as a share of starting MRR."""
     m = mrr_movements
-    return _series(m.month, safe_ratio(m.churn + m.contraction, m.mrr_start), m.accounts_start)
+    return month_series(m.month, safe_ratio(m.churn + m.contraction, m.mrr_start), m.accounts_start)
 
 
 def _net_churn_amount(m: pd.DataFrame, conventions: Conventions) -> pd.Series:
@@ -341,7 +332,7 @@ def _net_churn_amount(m: pd.DataFrame, conventions: Conventions) -> pd.Series:
 def net_mrr_churn_rate(mrr_movements: pd.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """MRR lost net of expansion, as a share of starting MRR (negative = net negative churn)."""
     m = mrr_movements
-    return _series(m.month, safe_ratio(_net_churn_amount(m, conventions), m.mrr_start), m.accounts_start)
+    return month_series(m.month, safe_ratio(_net_churn_amount(m, conventions), m.mrr_start), m.accounts_start)
 
 
 @metric(
@@ -358,7 +349,7 @@ def net_mrr_churn_rate(mrr_movements: pd.DataFrame, conventions: Conventions) ->
 def net_negative_churn(mrr_movements: pd.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """MRR gained from existing customers net of what they took away; above zero is net negative churn."""
     m = mrr_movements
-    return _series(m.month, -_net_churn_amount(m, conventions), m.accounts_start)
+    return month_series(m.month, -_net_churn_amount(m, conventions), m.accounts_start)
 
 
 @metric(
@@ -373,7 +364,7 @@ def net_negative_churn(mrr_movements: pd.DataFrame, conventions: Conventions) ->
 def mrr_expansion_rate(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Expansion MRR as a share of starting MRR."""
     m = mrr_movements
-    return _series(m.month, safe_ratio(m.expansion, m.mrr_start), m.accounts_start)
+    return month_series(m.month, safe_ratio(m.expansion, m.mrr_start), m.accounts_start)
 
 
 @metric(
@@ -388,7 +379,7 @@ def mrr_expansion_rate(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def expansion_revenue(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Annualised revenue added by existing customers' upgrades in the month."""
     m = mrr_movements
-    return _series(m.month, 12 * m.expansion, m.expansion_accounts)
+    return month_series(m.month, 12 * m.expansion, m.expansion_accounts)
 
 
 @metric(
@@ -403,7 +394,7 @@ def expansion_revenue(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def expansion_share_of_arr(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Expansion revenue as a share of ARR at month end."""
     m = mrr_movements
-    return _series(m.month, safe_ratio(m.expansion, m.mrr_end), m.accounts_end)
+    return month_series(m.month, safe_ratio(m.expansion, m.mrr_end), m.accounts_end)
 
 
 # --------------------------------------------------------------------------- retention
@@ -420,7 +411,7 @@ def expansion_share_of_arr(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def net_revenue_retention_monthly(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Share of starting MRR kept by the same accounts one month later, expansion included."""
     m = mrr_movements
-    return _series(
+    return month_series(
         m.month, safe_ratio(m.mrr_start + m.expansion - m.contraction - m.churn, m.mrr_start), m.accounts_start
     )
 
@@ -437,7 +428,7 @@ def net_revenue_retention_monthly(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def gross_revenue_retention_monthly(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Share of starting MRR kept one month later, expansion excluded."""
     m = mrr_movements
-    return _series(m.month, safe_ratio(m.mrr_start - m.contraction - m.churn, m.mrr_start), m.accounts_start)
+    return month_series(m.month, safe_ratio(m.mrr_start - m.contraction - m.churn, m.mrr_start), m.accounts_start)
 
 
 def trailing_twelve_month_retention(account_mrr: pd.DataFrame) -> pd.DataFrame:
@@ -471,7 +462,7 @@ def trailing_twelve_month_retention(account_mrr: pd.DataFrame) -> pd.DataFrame:
 def net_revenue_retention(account_mrr: pd.DataFrame) -> pd.DataFrame:
     """Net revenue retention over twelve months: what last year's customers pay now per dollar they paid then."""
     t = trailing_twelve_month_retention(account_mrr)
-    return _series(t.month, safe_ratio(t.mrr_now, t.base_mrr), t.base_accounts)
+    return month_series(t.month, safe_ratio(t.mrr_now, t.base_mrr), t.base_accounts)
 
 
 @metric(
@@ -488,7 +479,7 @@ def net_revenue_retention(account_mrr: pd.DataFrame) -> pd.DataFrame:
 def gross_revenue_retention(account_mrr: pd.DataFrame) -> pd.DataFrame:
     """Gross revenue retention over twelve months: last year's revenue kept, upgrades not counted."""
     t = trailing_twelve_month_retention(account_mrr)
-    return _series(t.month, safe_ratio(t.kept_mrr, t.base_mrr), t.base_accounts)
+    return month_series(t.month, safe_ratio(t.kept_mrr, t.base_mrr), t.base_accounts)
 
 
 @metric(
@@ -507,7 +498,7 @@ def saas_quick_ratio(mrr_movements: pd.DataFrame, conventions: Conventions) -> p
     """MRR gained per unit of MRR lost in the month."""
     m = mrr_movements
     gained = m.new + m.expansion + (m.reactivation if conventions.quick_ratio_includes_reactivation else 0.0)
-    return _series(m.month, safe_ratio(gained, m.churn + m.contraction), m.accounts_start)
+    return month_series(m.month, safe_ratio(gained, m.churn + m.contraction), m.accounts_start)
 
 
 # --------------------------------------------------------------------------- lifetime value
@@ -539,4 +530,6 @@ def customer_lifetime_value(
     churn = customer_churn_rate.value.rolling(w, min_periods=w).mean().shift(lag)
     exposed = m.accounts_start.rolling(w, min_periods=w).sum().shift(lag)
     arpa = safe_ratio(m.mrr_end, m.accounts_end)
-    return _series(m.month, safe_ratio(arpa * gross_margin_by_month.gross_margin.to_numpy(), churn), exposed.fillna(0))
+    return month_series(
+        m.month, safe_ratio(arpa * gross_margin_by_month.gross_margin.to_numpy(), churn), exposed.fillna(0)
+    )

@@ -13,7 +13,8 @@ from ..frames import DAY, calendar_months, data_end, month_start, monthly, to_pa
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
-from .revenue import _series, subscription_mrr
+from .revenue import subscription_mrr
+from .series import month_series
 
 WEEKLY = {"metric": "str", "week": "datetime", "value": "float64", "n": "int64"}
 # What each weekly count is (saaskpi/spikes.py names them in parameters/alerts.yaml).
@@ -140,4 +141,4 @@ def uptime(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
         touching = inc[(inc.started_at < end) & (inc.ended_at.isna() | (inc.ended_at > start))]
         values.append(1 - downtime_seconds(touching, start, end) / (end - start).total_seconds())
         counts.append(len(touching))
-    return _series(months.month, values, counts)
+    return month_series(months.month, values, counts)

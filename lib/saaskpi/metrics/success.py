@@ -12,7 +12,7 @@ from ..frames import calendar_months, data_end, lookup, month_of, month_start, m
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .registry import metric, table
-from .revenue import _series
+from .series import month_series
 from .usage import in_calendar, user_months
 
 NPS_COUNTS = [
@@ -68,7 +68,7 @@ def nps_by_month(tables: Tables, calendar: pl.DataFrame, window_days: int) -> pd
 def net_promoter_score(tables: Tables, calendar: pl.DataFrame, conventions: Conventions) -> pd.DataFrame:
     """Net Promoter Score of the answers given in the trailing window."""
     counts = nps_by_month(tables, calendar, conventions.nps_window_days)
-    return _series(counts.month, counts.nps, counts.n)
+    return month_series(counts.month, counts.nps, counts.n)
 
 
 @metric(
@@ -112,7 +112,7 @@ def licence_utilisation_rate(account_measures: pd.DataFrame) -> pd.DataFrame:
     """How much of what customers bought they use: active users per licensed seat."""
     m = account_measures[account_measures.seats > 0]
     g = m.groupby("month")
-    return _series(g.size().index, safe_ratio(g.mau.sum(), g.seats.sum()), g.seats.sum())
+    return month_series(g.size().index, safe_ratio(g.mau.sum(), g.seats.sum()), g.seats.sum())
 
 
 @metric(
@@ -129,7 +129,7 @@ def licence_utilisation_rate(account_measures: pd.DataFrame) -> pd.DataFrame:
 def customer_engagement_score(account_measures: pd.DataFrame) -> pd.DataFrame:
     """How many of the sticky features the average paying account used lately, 0-100."""
     g = account_measures.groupby("month").engagement_score
-    return _series(g.size().index, g.mean(), g.count())
+    return month_series(g.size().index, g.mean(), g.count())
 
 
 @table(
@@ -184,7 +184,9 @@ def feature_adoption_rate(
     )
     active = f.groupby("month").active_accounts.first()
     months = calendar_months(calendar).month
-    return _series(months, wide.mean(axis=1).reindex(months).to_numpy(), active.reindex(months).fillna(0).to_numpy())
+    return month_series(
+        months, wide.mean(axis=1).reindex(months).to_numpy(), active.reindex(months).fillna(0).to_numpy()
+    )
 
 
 @table(schema={"account_id": "str", "feature": "str", "first_use": "datetime_utc"}, export=False, needs=USAGE)
@@ -294,7 +296,7 @@ def time_in_product_per_user(time_in_product: pd.DataFrame, calendar: pl.DataFra
     g = time_in_product.groupby("month").agg(minutes=("minutes", "sum"), users=("active_users", "first"))
     months = calendar_months(calendar).month
     g = g.reindex(months)
-    return _series(months, safe_ratio(g.minutes, g.users), g.users.fillna(0))
+    return month_series(months, safe_ratio(g.minutes, g.users), g.users.fillna(0))
 
 
 # --------------------------------------------------------------------------- support
@@ -522,7 +524,7 @@ def _with_csm(account_measures: pd.DataFrame) -> pd.DataFrame:
 def touchpoints_per_account(account_measures: pd.DataFrame) -> pd.DataFrame:
     """How often CSMs talk to the accounts they look after."""
     g = _with_csm(account_measures).groupby("month").touchpoints
-    return _series(g.size().index, g.mean(), g.size())
+    return month_series(g.size().index, g.mean(), g.size())
 
 
 @metric(
@@ -539,7 +541,7 @@ def touchpoints_per_account(account_measures: pd.DataFrame) -> pd.DataFrame:
 def stakeholder_coverage(account_measures: pd.DataFrame) -> pd.DataFrame:
     """How many of the four stakeholder roles CSMs reach in their accounts."""
     g = _with_csm(account_measures).groupby("month").roles_covered
-    return _series(g.size().index, g.mean() / 4, g.size())
+    return month_series(g.size().index, g.mean() / 4, g.size())
 
 
 @metric(
@@ -556,7 +558,7 @@ def stakeholder_coverage(account_measures: pd.DataFrame) -> pd.DataFrame:
 def positive_sentiment_share(account_measures: pd.DataFrame) -> pd.DataFrame:
     """Share of recent CS conversations that went well."""
     g = _with_csm(account_measures).groupby("month")[["positive", "with_sentiment"]].sum()
-    return _series(g.index, safe_ratio(g.positive, g.with_sentiment), g.with_sentiment)
+    return month_series(g.index, safe_ratio(g.positive, g.with_sentiment), g.with_sentiment)
 
 
 @table(
@@ -614,7 +616,9 @@ def invoices_paid_on_time(tables: Tables, calendar: pl.DataFrame) -> pd.DataFram
 def overdue_amount(account_measures: pd.DataFrame) -> pd.DataFrame:
     """Money customers owe past its due date at the month end (paying accounts)."""
     g = account_measures.groupby("month").overdue_amount
-    return _series(g.size().index, g.sum(), (account_measures.overdue_amount > 0).groupby(account_measures.month).sum())
+    return month_series(
+        g.size().index, g.sum(), (account_measures.overdue_amount > 0).groupby(account_measures.month).sum()
+    )
 
 
 HEATMAP_WEEKS = 13

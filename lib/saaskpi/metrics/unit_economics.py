@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import empty_frame, month_of, monthly, safe_ratio, to_pandas
+from ..frames import empty_frame, month_of, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from ..stats import target_status
 from .cohorts import expected_lifetime_months, first_spells, spells_at
 from .registry import METRICS, metric, table
-from .revenue import _series, reference_fx_rates
+from .revenue import reference_fx_rates
+from .series import month_series, monthly_sum, trailing_sum
 
 SPEND_COLUMNS = ["month", "spend_month", "category", "segment", "channel", "item", "amount", "basis"]
 UNKNOWN_CHANNEL = "unknown"
@@ -151,10 +152,6 @@ def select_spend(
 
 
 # --------------------------------------------------------------------------- monthly building blocks
-def _by_month(calendar: pl.DataFrame, frame: pd.DataFrame, column: str, month: str = "month") -> pd.Series:
-    """`column` summed per calendar month (0 where nothing), indexed by month."""
-    summed = monthly(calendar, frame[month], frame[column], "sum")
-    return pd.Series(summed.value.to_numpy(), index=summed.month)
 
 
 @table(
@@ -167,7 +164,7 @@ def gross_margin_by_month(
     """Revenue (month-end MRR), COGS and gross margin per month; basis 'cogs' where the spend table has COGS
     for the month, else 'convention' (default_gross_margin)."""
     cogs_rows = allocated_spend[allocated_spend.category == "cogs"]
-    cogs = _by_month(calendar, cogs_rows, "amount")
+    cogs = monthly_sum(calendar, cogs_rows, "amount")
     has_cogs = cogs_rows.groupby("month").size().reindex(cogs.index).fillna(0).to_numpy() > 0
     revenue = mrr_movements.set_index("month").mrr_end.reindex(cogs.index).fillna(0.0).to_numpy()
     measured = safe_ratio(revenue - cogs.to_numpy(), revenue)
@@ -224,7 +221,7 @@ def acquisition_by_month(
 ) -> pd.DataFrame:
     """Per month: S&M spend attributed to it, new customers, their MRR, CAC, new ARPA, gross margin, payback."""
     sm = allocated_spend[allocated_spend.category.isin(conventions.cac_spend_categories)]
-    spend = _by_month(calendar, sm, "amount")
+    spend = monthly_sum(calendar, sm, "amount")
     # before the S&M spend data starts (plus the lag), spend is unknown, not zero
     spend[spend.index < (sm.month.min() if len(sm) else spend.index.max() + pd.DateOffset(months=1))] = np.nan
     m = mrr_movements.set_index("month").reindex(spend.index)
@@ -262,7 +259,7 @@ def acquisition_by_month(
 def sales_marketing_spend(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
     """Sales and marketing spend attributed to the month's new customers."""
     a = acquisition_by_month
-    return _series(a.month, a.sm_spend, a.new_customers)
+    return month_series(a.month, a.sm_spend, a.new_customers)
 
 
 @metric(
@@ -278,7 +275,7 @@ def sales_marketing_spend(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
 def new_customers(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Accounts that paid for the first time at the end of the month."""
     m = mrr_movements
-    return _series(m.month, m.new_accounts, m.new_accounts)
+    return month_series(m.month, m.new_accounts, m.new_accounts)
 
 
 @metric(
@@ -297,7 +294,7 @@ def new_customers(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def customer_acquisition_cost(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
     """Blended customer acquisition cost: sales and marketing spend per new customer."""
     a = acquisition_by_month
-    return _series(a.month, a.cac, a.new_customers)
+    return month_series(a.month, a.cac, a.new_customers)
 
 
 @metric(
@@ -314,7 +311,7 @@ def customer_acquisition_cost(acquisition_by_month: pd.DataFrame) -> pd.DataFram
 def new_customer_arpa(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Average first-month MRR of the month's new customers."""
     m = mrr_movements
-    return _series(m.month, safe_ratio(m.new, m.new_accounts), m.new_accounts)
+    return month_series(m.month, safe_ratio(m.new, m.new_accounts), m.new_accounts)
 
 
 @metric(
@@ -333,7 +330,7 @@ def new_customer_arpa(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def gross_margin(gross_margin_by_month: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Share of the month's revenue left after the cost of serving it; n/a in months without COGS."""
     g = gross_margin_by_month
-    return _series(g.month, np.where(g.basis == "cogs", g.gross_margin, np.nan), mrr_movements.accounts_end)
+    return month_series(g.month, np.where(g.basis == "cogs", g.gross_margin, np.nan), mrr_movements.accounts_end)
 
 
 @metric(
@@ -353,7 +350,7 @@ def gross_margin(gross_margin_by_month: pd.DataFrame, mrr_movements: pd.DataFram
 def cac_payback_months(acquisition_by_month: pd.DataFrame) -> pd.DataFrame:
     """Months of a new customer's gross margin needed to earn back its acquisition cost."""
     a = acquisition_by_month
-    return _series(a.month, a.payback_months, a.new_customers)
+    return month_series(a.month, a.payback_months, a.new_customers)
 
 
 @metric(
@@ -388,11 +385,7 @@ def ltv_to_cac_ratio(
     a = acquisition_by_month
     ltv = customer_lifetime_value if conventions.ltv_to_cac_basis == "simple" else survival_lifetime_value
     values = ltv.set_index("month").value.reindex(a.month).to_numpy()
-    return _series(a.month, safe_ratio(values, a.cac), a.new_customers)
-
-
-def _trailing(values: pd.Series, months: int, shift: int = 0) -> pd.Series:
-    return values.shift(shift).rolling(months, min_periods=months).sum()
+    return month_series(a.month, safe_ratio(values, a.cac), a.new_customers)
 
 
 @metric(
@@ -414,11 +407,13 @@ def magic_number(
 ) -> pd.DataFrame:
     """Sales efficiency: net new ARR of the last three months per dollar of S&M spent in the three before."""
     sm = allocated_spend[allocated_spend.category.isin(conventions.cac_spend_categories)]
-    spent = _by_month(calendar, sm, "amount", month="spend_month")
+    spent = monthly_sum(calendar, sm, "amount", month="spend_month")
     arr = pd.Series(12 * mrr_movements.mrr_end.to_numpy(), index=spent.index)
     net_new = arr - arr.shift(3)
-    before = _trailing(spent, 3, shift=3)
-    return _series(spent.index, safe_ratio(net_new, before), mrr_movements.new_accounts.rolling(3, min_periods=1).sum())
+    before = trailing_sum(spent, 3, shift=3)
+    return month_series(
+        spent.index, safe_ratio(net_new, before), mrr_movements.new_accounts.rolling(3, min_periods=1).sum()
+    )
 
 
 @metric(
@@ -437,14 +432,14 @@ def magic_number(
 )
 def burn_multiple(calendar: pl.DataFrame, allocated_spend: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Capital efficiency: cash burned per dollar of net new ARR."""
-    spent = _by_month(calendar, allocated_spend, "amount", month="spend_month")
+    spent = monthly_sum(calendar, allocated_spend, "amount", month="spend_month")
     revenue = pd.Series(mrr_movements.mrr_end.to_numpy(), index=spent.index)
-    burn = (_trailing(spent, 3) - _trailing(revenue, 3)).clip(lower=0)
+    burn = (trailing_sum(spent, 3) - trailing_sum(revenue, 3)).clip(lower=0)
     arr = 12 * revenue
     net_new = (arr - arr.shift(3)).where(lambda x: x > 0)
     known = set(TOTAL_SPEND_CATEGORIES) <= set(allocated_spend.category)
     value = safe_ratio(burn, net_new) if known else np.full(len(spent), np.nan)
-    return _series(spent.index, value, mrr_movements.accounts_end)
+    return month_series(spent.index, value, mrr_movements.accounts_end)
 
 
 # --------------------------------------------------------------------------- segment x channel

@@ -18,7 +18,7 @@ from ..frames import month_key, month_of, months_of, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
-from .revenue import _series
+from .series import month_series
 
 USAGE = ("accounts", "subscriptions", "usage_events")
 
@@ -171,7 +171,7 @@ def active_users(tables: Tables, user_month_activity: pd.DataFrame, calendar: pl
 )
 def daily_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
     """Average daily active users in the month."""
-    return _series(active_users.month, active_users.dau, active_users.days)
+    return month_series(active_users.month, active_users.dau, active_users.days)
 
 
 @metric(
@@ -187,7 +187,7 @@ def daily_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
 )
 def weekly_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
     """Average weekly active users in the month."""
-    return _series(active_users.month, active_users.wau, active_users.mau)
+    return month_series(active_users.month, active_users.wau, active_users.mau)
 
 
 @metric(
@@ -202,7 +202,7 @@ def weekly_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
 )
 def monthly_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
     """Users active at least once in the month."""
-    return _series(active_users.month, active_users.mau, active_users.mau)
+    return month_series(active_users.month, active_users.mau, active_users.mau)
 
 
 @metric(
@@ -222,7 +222,7 @@ def monthly_active_users(active_users: pd.DataFrame) -> pd.DataFrame:
 def dau_mau_ratio(active_users: pd.DataFrame) -> pd.DataFrame:
     """Product stickiness: the share of monthly users active on an average day."""
     a = active_users
-    return _series(a.month, safe_ratio(a.dau, a.mau), a.mau)
+    return month_series(a.month, safe_ratio(a.dau, a.mau), a.mau)
 
 
 @table(

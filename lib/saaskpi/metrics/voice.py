@@ -32,7 +32,7 @@ from ..params import read_yaml
 from ..sources import Tables
 from .lifecycle import account_names
 from .registry import metric, table
-from .revenue import _series
+from .series import month_series
 
 STOP_WORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below between
@@ -225,7 +225,7 @@ def nps_comment_share(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
     g = nps.groupby(month_start(nps.responded_at)).commented
     n = g.size().reindex(months).fillna(0)
     with_comment = g.sum().reindex(months).fillna(0)
-    return _series(months, safe_ratio(with_comment.to_numpy(), n.to_numpy()), n.to_numpy())
+    return month_series(months, safe_ratio(with_comment.to_numpy(), n.to_numpy()), n.to_numpy())
 
 
 # --------------------------------------------------------------------------- CSM overrides of health
@@ -306,4 +306,4 @@ def health_override_share(tables: Tables, calendar: pl.DataFrame, account_mrr: p
         live = set(overrides_in_force(tables, m + pd.offsets.MonthEnd(0)).account_id) & paying
         values.append(len(live) / len(paying) if paying else np.nan)
         counts.append(len(paying))
-    return _series(months, values, counts)
+    return month_series(months, values, counts)
