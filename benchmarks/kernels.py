@@ -22,7 +22,7 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "browser"))
-from apps import KERNEL_FILE, marker_for, open_app, server_process, switch_segment, voila_server  # noqa: E402
+from apps import kernel_id, marker_for, open_app, server_process, switch_segment, voila_server  # noqa: E402
 from chromium import browser_page  # noqa: E402
 from results import write_section  # noqa: E402
 
@@ -42,7 +42,7 @@ def sample(server: psutil.Process, every: float, stop: threading.Event, samples:
         for process in [server, *server.children(recursive=True)]:  # forked kernels are the fork server's children
             try:
                 rss += process.memory_info().rss
-                kernels += bool(KERNEL_FILE.search(" ".join(process.cmdline())))
+                kernels += kernel_id(process) is not None
             except psutil.NoSuchProcess:  # a kernel ending between listing and sampling
                 pass
         samples.append((time.monotonic() - start, kernels, rss))

@@ -38,7 +38,7 @@ import psutil
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
-from apps import CHART, KERNEL_FILE, TILE, kernel_ids, server_process, voila_server  # noqa: E402
+from apps import CHART, TILE, kernel_id, kernel_ids, server_process, voila_server  # noqa: E402
 from chromium import ARGS, ensure_chromium  # noqa: E402
 from results import write_section  # noqa: E402
 
@@ -64,7 +64,7 @@ def family_memory(server: psutil.Process, pss: bool = True) -> tuple[int, int, i
         try:
             memory = process.memory_full_info() if pss else process.memory_info()
             rss, shared_split = rss + memory.rss, shared_split + getattr(memory, "pss", 0)
-            kernels += bool(KERNEL_FILE.search(" ".join(process.cmdline())))
+            kernels += kernel_id(process) is not None
         except psutil.NoSuchProcess:  # a kernel shutting down between listing and sampling
             pass
     return rss, shared_split, kernels
@@ -208,26 +208,26 @@ def pages_report(times: list[float], cpu: Counter, seen: dict, load_average: flo
     )
 
 
-CONFIG = ROOT / "voila.json"  # the server's configuration (`--preheat-all`: a copy of the benchmark's own)
+VOILA_JSON = ROOT / "voila.json"  # the project's server configuration
 
 
-def preheat_all(n: int) -> tuple[str, ...]:
-    """Server arguments for a voila.json of the benchmark's own: `n` preheated kernels of the executive summary,
-    refilled only after the run (fill_delay one hour): every session is served a page its kernel has already run,
-    so what remains is the browsers' own part of the burst and the server's sending of the pages."""
-    global CONFIG
-    config = json.loads(CONFIG.read_text())
+def preheat_all(n: int) -> Path:
+    """A voila.json of the benchmark's own: `n` preheated kernels of the executive summary, refilled only after the
+    run (fill_delay one hour): every session is served a page its kernel has already run, so what remains is the
+    browsers' own part of the burst and the server's sending of the pages. The server reads it when started with
+    `--Voila.config_file_paths=<its folder>`."""
+    config = json.loads(VOILA_JSON.read_text())
     config["VoilaKernelManager"]["kernel_pools_config"] = {f"{NOTEBOOK}.ipynb": {"pool_size": n}}
     config["VoilaKernelManager"]["fill_delay"] = 3600
     folder = tempfile.mkdtemp(prefix="saaskpi-bench-config-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    CONFIG = Path(folder) / "voila.json"
-    CONFIG.write_text(json.dumps(config))
-    return (f"--Voila.config_file_paths={folder}",)
+    path = Path(folder) / "voila.json"
+    path.write_text(json.dumps(config))
+    return path
 
 
-def pool_settings() -> dict:
-    config = json.loads(CONFIG.read_text())
+def pool_settings(path: Path = VOILA_JSON) -> dict:
+    config = json.loads(path.read_text())
     pools = config["VoilaKernelManager"]["kernel_pools_config"]
     return {
         "preheat": config["VoilaConfiguration"]["preheat_kernel"],
@@ -256,9 +256,15 @@ def own_cache() -> str:
 
 
 def report(
-    results: list[dict], before: tuple[int, int, int], seen: dict, preheated: bool, load_average: float, store: str = ""
+    results: list[dict],
+    before: tuple[int, int, int],
+    seen: dict,
+    preheated: bool,
+    load_average: float,
+    config: Path,
+    store: str = "",
 ) -> str:
-    settings = pool_settings()
+    settings = pool_settings(config)
     n = len(results)
     rendered = [r for r in results if "tiles" in r]
     failed = [r for r in results if "error" in r]
@@ -285,7 +291,7 @@ def report(
     return (
         f"Run {dt.date.today()} on {cores} cores, {ram / GIB:.0f} GiB RAM, load average at start {load_average:.1f}.\n"
         f"Command: `.venv/bin/python benchmarks/load.py{'' if n == SESSIONS else f' --sessions {n}'}"
-        f"{'' if store else ' --empty-store'}{' --preheat-all' if CONFIG != ROOT / 'voila.json' else ''}`: {store or 'an empty results store (every kernel computes its page)'}. "
+        f"{'' if store else ' --empty-store'}{' --preheat-all' if config != VOILA_JSON else ''}`: {store or 'an empty results store (every kernel computes its page)'}. "
         f"{n} sessions of `{NOTEBOOK}` on the default demo opened "
         "at once (a browser context each in one headless Chromium, on the same machine) against one server started "
         f"as `saaskpi app` starts it (its kernel cap raised to the sessions plus twice the preheated pools), "
@@ -327,7 +333,8 @@ def main() -> None:
         help="a preheated kernel for every session, no refill during the run (the browsers' floor)",
     )
     args = parser.parse_args()
-    extra = preheat_all(args.sessions) if args.preheat_all else ()
+    config = preheat_all(args.sessions) if args.preheat_all else VOILA_JSON
+    extra = (f"--Voila.config_file_paths={config.parent}",) if args.preheat_all else ()
     own_cache()
     load_average = os.getloadavg()[0]
     store = ""
@@ -340,9 +347,10 @@ def main() -> None:
     # every session gets a kernel (the default cap of `saaskpi app` would answer the rest with its busy page): room
     # for the sessions, the pools, and the pools' refills (a preheated kernel being refilled counts as a page's
     # until it has run its notebook)
-    with voila_server(extra, max_kernels=args.sessions + 2 * sum(pool_settings()["pools"].values())) as base:
+    pools = sum(pool_settings(config)["pools"].values())
+    with voila_server(extra, max_kernels=args.sessions + 2 * pools) as base:
         server = server_process(base)
-        preheated = wait_until_preheated(server, sum(pool_settings()["pools"].values()))
+        preheated = wait_until_preheated(server, pools)
         before, pool = family_memory(server), kernel_ids(server)
         if args.pages_only:
             cpu = cpu_seconds(server)
@@ -358,7 +366,7 @@ def main() -> None:
             return
         with monitor(server) as seen:
             results = asyncio.run(sessions(f"{base}/voila/render/{NOTEBOOK}.ipynb", args.sessions, pool))
-        text = report(results, before, seen, preheated, load_average, store)
+        text = report(results, before, seen, preheated, load_average, config, store)
     name = "load" if args.sessions == SESSIONS else f"load{args.sessions}"
     write_section(
         name + ("_empty" if args.empty_store else "") + ("_preheated" if args.preheat_all else ""),

@@ -293,3 +293,9 @@ def test_page_templates_are_compiled_once_and_again_when_changed(monkeypatch):
     assert render() == "42 page" and len(compiled) == 1  # the second environment reuses the compiled template
     sources["page.j2"] = "{{ 6 * 7 }}! {{ name }}"  # a changed template is compiled again
     assert render() == "42! page" and len(compiled) == 2
+
+
+def test_the_apps_folder_can_be_another(tmp_path):
+    cmd, _ = voila_command(8866, notebooks=tmp_path)
+    assert str(tmp_path) in cmd and str(paths.NOTEBOOKS_DIR) not in cmd
+    assert str(paths.NOTEBOOKS_DIR) in voila_command(8866)[0]

@@ -23,7 +23,7 @@ import pytest
 from saaskpi import paths
 
 sys.path.insert(0, str(Path(__file__).parent / "browser"))
-from apps import KERNEL_FILE, TILE, open_app, server_process, switch_segment, voila_server  # noqa: E402
+from apps import TILE, kernel_processes, open_app, server_process, switch_segment, voila_server  # noqa: E402
 from chromium import browser_page  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -143,7 +143,7 @@ def test_server_and_kernels_listen_on_loopback_only(app_server):
     port = int(app_server.rsplit(":", 1)[1])
     server = server_process(app_server)
     deadline = time.monotonic() + 120  # the preheated kernels start a second after the server
-    while not (kernels := [p for p in server.children(recursive=True) if KERNEL_FILE.search(" ".join(p.cmdline()))]):
+    while not (kernels := kernel_processes(server)):
         assert time.monotonic() < deadline, "no kernel started"
         time.sleep(0.5)
     pids = {server.pid, *(p.pid for p in server.children(recursive=True))}

@@ -15,6 +15,7 @@ import secrets
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from . import paths
 from .errors import ParameterError
@@ -32,8 +33,10 @@ def voila_command(
     token: str = "",
     max_kernels: int = MAX_KERNELS,
     idle_timeout: int = IDLE_TIMEOUT,
+    notebooks: Path | None = None,
 ) -> tuple[list[str], str]:
-    """The Voila command line for the apps, and the token people need (empty on loopback without one)."""
+    """The Voila command line for the apps (`notebooks`: the folder served, the project's notebooks by default),
+    and the token people need (empty on loopback without one)."""
     if not 1 <= port <= 65535:
         raise ParameterError(f"--port must be 1-65535, got {port}.")
     if max_kernels < 1:
@@ -46,7 +49,7 @@ def voila_command(
         sys.executable,
         "-m",
         "saaskpi.app",
-        str(paths.NOTEBOOKS_DIR),
+        str(notebooks or paths.NOTEBOOKS_DIR),
         "--no-browser",
         f"--port={port}",
         f"--Voila.ip={'0.0.0.0' if expose else LOOPBACK}",

@@ -2,8 +2,8 @@
 before it runs the page's first cell (ipykernel starting, then the workbook's imports: Altair, pandas, Polars,
 pandera, ipywidgets), and holds its own copy of every imported module (about 200 MiB).
 
-Under `saaskpi app`, when switched on (below), a **fork server** (`python -m saaskpi.kernel_fork SOCKET`, started
-by the app server) imports all of that once and waits on a Unix socket. `ForkProvisioner`, the app server's kernel provisioner, asks it for
+Under `saaskpi app` a **fork server** (`python -m saaskpi.kernel_fork SOCKET`, started by the app server) imports
+all of that once and waits on a Unix socket. `ForkProvisioner`, the app server's kernel provisioner, asks it for
 each kernel: the fork server forks, and the child becomes an ordinary ipykernel (its own session, environment,
 working directory and connection file, exactly those of the kernel jupyter_client would have started). The child
 shares the imported modules' memory with the fork server until it writes to it (copy on write).
@@ -362,7 +362,7 @@ class ForkProvisioner(LocalProvisioner):
         try:
             kernel = ForkedKernel(pid, server.path)
         except OSError as problem:  # no pidfd (Linux before 5.3): this kernel cannot be watched, so it goes
-            os.kill(pid, signal.SIGKILL)  # before it binds the ports the kernel started instead needs
+            os.kill(pid, signal.SIGKILL)  # before it binds the sockets the kernel started instead needs
             log.warning("Forked kernel cannot be watched (%s): kernel started from scratch", problem)
             return await super().launch_kernel(cmd, **kwargs)
         self.process = kernel  # type: ignore[assignment]  # Popen's interface, as LocalProvisioner uses it

@@ -10,7 +10,6 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 from saaskpi import paths
 from saaskpi.app import voila_command
@@ -31,12 +30,11 @@ def free_port() -> int:
 @contextmanager
 def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90, notebooks: Path | None = None, **options):
     """The apps served exactly as `saaskpi app` serves them (`options`: those of `voila_command`, such as
-    max_kernels), on a free loopback port; yields the base URL. `notebooks`: another folder of apps to serve (only
-    this server's: a fixture that patched the project's folder for its lifetime made every later server of its
+    max_kernels), on a free loopback port; yields the base URL. `notebooks`: another folder of apps to serve, for
+    this server only (a fixture that patched the project's folder for its lifetime made every later server of its
     module serve its apps, and a page missing there waited for ten minutes)."""
     port = free_port()
-    with mock.patch.object(paths, "NOTEBOOKS_DIR", notebooks or paths.NOTEBOOKS_DIR):
-        cmd, _ = voila_command(port, **options)
+    cmd, _ = voila_command(port, notebooks=notebooks, **options)
     logs = os.environ.get("SAASKPI_SERVER_LOGS")  # a folder: each server's output kept there (to debug a hang)
     out = open(os.path.join(logs, f"voila-{port}.log"), "wb") if logs else subprocess.DEVNULL
     server = subprocess.Popen([*cmd, *extra], cwd=paths.ROOT, stdout=out, stderr=out, start_new_session=True)
@@ -76,20 +74,26 @@ def server_process(base: str):
 KERNEL_FILE = re.compile(r"kernel-([0-9a-f-]+)\.json")  # in a kernel's command line: its connection file
 
 
-def kernel_ids(server) -> set[str]:
-    """Ids of the server's running kernels, from their command lines (forked kernels are its fork server's
-    children, so the whole tree is searched)."""
+def kernel_id(process) -> str | None:
+    """The id of the kernel `process` runs (from the connection file in its command line); None when it is no
+    kernel (the server, its fork server) or has ended."""
     import psutil
 
-    ids = set()
-    for process in server.children(recursive=True):
-        try:
-            found = KERNEL_FILE.search(" ".join(process.cmdline()))
-        except psutil.NoSuchProcess:  # ended while listed
-            continue
-        if found:
-            ids.add(found.group(1))
-    return ids
+    try:
+        found = KERNEL_FILE.search(" ".join(process.cmdline()))
+    except psutil.NoSuchProcess:  # ended while listed
+        return None
+    return found.group(1) if found else None
+
+
+def kernel_processes(server) -> list:
+    """The server's running kernels (forked kernels are its fork server's children: the whole tree is searched)."""
+    return [p for p in server.children(recursive=True) if kernel_id(p)]
+
+
+def kernel_ids(server) -> set[str]:
+    """Ids of the server's running kernels."""
+    return {i for p in server.children(recursive=True) if (i := kernel_id(p))}
 
 
 def marker_for(notebook: str) -> str:
