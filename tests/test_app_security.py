@@ -139,11 +139,24 @@ def machine_addresses() -> list[str]:
     return found
 
 
+def kernel_connections(server) -> dict[Path, dict]:
+    """Each running kernel's connection file and what it says; a kernel that ends while listed (another test's
+    page closing) is left out."""
+    found = {}
+    for kernel in kernel_processes(server):
+        try:
+            path = Path(kernel.cmdline()[-1])  # ... -f <folder>/kernel-<id>.json
+            found[path] = json.loads(path.read_text())
+        except (psutil.NoSuchProcess, FileNotFoundError):
+            continue
+    return found
+
+
 def test_server_and_kernels_listen_on_loopback_only(app_server):
     port = int(app_server.rsplit(":", 1)[1])
     server = server_process(app_server)
     deadline = time.monotonic() + 120  # the preheated kernels start a second after the server
-    while not (kernels := kernel_processes(server)):
+    while not (connections := kernel_connections(server)):
         assert time.monotonic() < deadline, "no kernel started"
         time.sleep(0.5)
     pids = {server.pid, *(p.pid for p in server.children(recursive=True))}
@@ -151,12 +164,11 @@ def test_server_and_kernels_listen_on_loopback_only(app_server):
     assert port in {c.laddr.port for c in listening}
     # loopback only: the server, and each kernel's debugger socket (ipykernel binds it itself, on a random port)
     assert all(ipaddress.ip_address(c.laddr.ip).is_loopback for c in listening), listening
-    for kernel in kernels:
+    for path, connection in connections.items():
         # the kernel's five ZMQ channels are Unix sockets (no TCP port to collide with another process's, none
         # another local user can reach) in the server's private folder of connection files
-        connection = Path(kernel.cmdline()[-1])  # ... -f <folder>/kernel-<id>.json
-        assert json.loads(connection.read_text())["transport"] == "ipc"
-        assert connection.parent.stat().st_mode & 0o077 == 0, oct(connection.parent.stat().st_mode)
+        assert connection["transport"] == "ipc"
+        assert path.parent.stat().st_mode & 0o077 == 0, oct(path.parent.stat().st_mode)
     for address in machine_addresses():
         with pytest.raises(OSError):
             socket.create_connection((address, port), timeout=5).close()
