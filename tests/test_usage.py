@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from conftest import write_source
 
@@ -110,3 +111,29 @@ def test_a_user_active_in_two_accounts_counts_once_a_day(tmp_path):
     jan = wb.with_choice(month="2024-01").table("account_activity").set_index("account_id")
     assert jan.loc["A", ["mau", "user_days"]].tolist() == [2, 3]
     assert jan.loc["B", ["mau", "user_days"]].tolist() == [1, 2]
+
+
+def test_day_bits_and_the_heatmap_weeks_across_a_month_end(tmp_path):
+    # as of May 2024 the 13 weeks end at Jun 1: week 0 = May 25-31, week 4 = Apr 27-May 3 (it spans April's end),
+    # week 12 = Mar 2-8. u1: Apr 28, May 2 (week 4 twice: counted once), May 31 (week 0); u2: Apr 30 (week 4);
+    # u3: Mar 1 (before the window), Mar 2 (week 12)
+    tables = dict(USAGE_TABLES)
+    tables["usage_events"] = """
+        event_time,user_id,account_id,feature
+        2024-04-28T09:00:00Z,u1,A,reports
+        2024-05-02T23:59:59Z,u1,A,reports
+        2024-05-31T00:00:00Z,u1,A,reports
+        2024-04-30T12:00:00Z,u2,A,reports
+        2024-03-01T09:00:00Z,u3,A,api
+        2024-03-02T00:00:00Z,u3,A,api
+    """
+    tables["accounts"] = tables["accounts"].replace("Z,smb,2024-03-31", "Z,smb,2024-05-31")
+    wb = open_workbook(str(write_source(tmp_path / "u", tables)), "all", "2024-05", interactive=False)
+    bits = wb.table("user_month_activity").set_index(["user_id", "key"]).day_bits
+    # bit d - 1 for day d: u1 in April (key 2024*12 + 3 = 24291) 1 << 27; in May 1 << 1 | 1 << 30
+    assert bits[("u1", 24291)] == 1 << 27
+    assert bits[("u1", 24292)] == (1 << 1) + (1 << 30)
+    assert bits[("u3", 24290)] == 0b11  # Mar 1 and Mar 2
+    weeks = wb.table("account_weekly_activity").set_index("weeks_ago")
+    assert weeks.active_users.to_dict() == {0: 1, 4: 2, 12: 1}
+    assert weeks.week_start[4] == pd.Timestamp("2024-04-27")

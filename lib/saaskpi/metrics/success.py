@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..frames import calendar_months, data_end, lookup, month_of, month_start, monthly, safe_ratio, to_pandas
+from ..frames import calendar_months, data_end, key_of, lookup, month_of, month_start, monthly, safe_ratio, to_pandas
 from ..params import Conventions, SuccessSettings
 from ..sources import Tables
 from .registry import metric, table
@@ -627,30 +627,29 @@ HEATMAP_WEEKS = 13
 @table(
     schema={"account_id": "str", "weeks_ago": "int64", "active_users": "int64", "week_start": "datetime"}, needs=USAGE
 )
-def account_weekly_activity(tables: Tables, as_of: int) -> pd.DataFrame:
+def account_weekly_activity(user_month_activity: pd.DataFrame, as_of: int) -> pd.DataFrame:
     """Active users per account in each of the 13 seven-day weeks ending at the month end (week 0 = the last
-    seven days; weeks without activity are absent), with each week's first day."""
+    seven days; weeks without activity are absent), with each week's first day. From the days each user was
+    active in each month (`day_bits`), not from the events: a user counts in a week when active on one of
+    its days, in either of the months it spans."""
     end = month_of(as_of + 1)
-    days = 7 * HEATMAP_WEEKS
-    # each day of the window with its week (Spark has no duration arithmetic, so days are joined, not subtracted)
-    first = end - pd.Timedelta(days=days)
-    weeks = pl.DataFrame(
-        {
-            "day": pl.date_range(first, end, "1d", closed="left", eager=True),
-            "weeks_ago": [(days - 1 - i) // 7 for i in range(days)],
-        },
-        schema={"day": pl.Date, "weeks_ago": pl.Int64},
-    )
-    start, stop = (t.tz_localize("UTC").to_pydatetime() for t in (first, end))
-    ev = tables.lazy("usage_events").filter((nw.col("event_time") >= start) & (nw.col("event_time") < stop))
-    ev = ev.select("account_id", "user_id", day=nw.col("event_time").dt.date()).join(
-        tables.from_polars(weeks), on="day", how="inner"
-    )
-    out = to_pandas(
-        ev.select("account_id", "user_id", "weeks_ago")
-        .unique()
-        .group_by("account_id", "weeks_ago")
-        .agg(nw.len().alias("active_users"))
-    )
+    first = end - pd.Timedelta(days=7 * HEATMAP_WEEKS)
+    found = []
+    for key in range(key_of(first), as_of + 1):
+        rows = user_month_activity[user_month_activity.key == key]
+        start = month_of(key)
+        # the bits of this month's days in each week of the window (days before the window are in no week)
+        masks = np.zeros(HEATMAP_WEEKS, dtype="int64")
+        for day in range(start.days_in_month):
+            days_ago = (end - start).days - 1 - day  # 0 for the month end's last day
+            if 0 <= days_ago < 7 * HEATMAP_WEEKS:
+                masks[days_ago // 7] |= 1 << day
+        bits = rows.day_bits.to_numpy()
+        for weeks_ago in np.flatnonzero(masks):
+            active = (bits & masks[weeks_ago]) != 0
+            found.append(rows.loc[active, ["account_id", "user_id"]].assign(weeks_ago=int(weeks_ago)))
+    users = pd.concat(found) if found else pd.DataFrame(columns=["account_id", "user_id", "weeks_ago"])
+    out = users.drop_duplicates().groupby(["account_id", "weeks_ago"]).size().rename("active_users").reset_index()
+    out["weeks_ago"] = out.weeks_ago.astype("int64")
     out["week_start"] = end - pd.to_timedelta(7 * (out.weeks_ago + 1), unit="D")
     return out.sort_values(["account_id", "weeks_ago"]).reset_index(drop=True)

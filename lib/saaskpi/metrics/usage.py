@@ -36,6 +36,7 @@ def in_calendar(frame: pd.DataFrame, calendar: pl.DataFrame, key: str = "key") -
         "key": "int64",
         "days_active": "int64",
         "blocks_active": "int64",
+        "day_bits": "int64",
         "last_event": "datetime_utc",
     },
     export=False,
@@ -43,7 +44,8 @@ def in_calendar(frame: pd.DataFrame, calendar: pl.DataFrame, key: str = "key") -
 )
 def user_month_activity(tables: Tables) -> pd.DataFrame:
     """One row per user, account and month key with an event: distinct days active, distinct 7-day blocks
-    active among days 1-7, 8-14, 15-21, 22-28, and the time of the last event (one pass over the events)."""
+    active among days 1-7, 8-14, 15-21, 22-28, the days active as bits (bit d - 1 for day d of the month: the
+    account heatmap's weeks cross month ends), and the time of the last event (one pass over the events)."""
     return tables.aggregate(
         "user_month_activity",
         lambda t: _per_user_month(t, "account_id", last_event=True),
@@ -61,6 +63,7 @@ select user_id, account_id, (date_part('year', d) * 12 + date_part('month', d) -
        max((date_part('day', d) between 1 and 7)::int) + max((date_part('day', d) between 8 and 14)::int)
        + max((date_part('day', d) between 15 and 21)::int) + max((date_part('day', d) between 22 and 28)::int)
        as blocks_active,
+       sum(1::bigint << (date_part('day', d)::int - 1))::bigint as day_bits,
        max(last_event)::timestamptz as last_event
 from (select user_id, account_id, date_trunc('day', event_time) as d, max(event_time) as last_event
       from {usage_events} group by 1, 2, 3) user_days
@@ -70,19 +73,34 @@ group by 1, 2, 3
 
 def _per_user_month(tables: Tables, *by: str, last_event: bool = False) -> pd.DataFrame:
     """Per user (and `by`) and month key: distinct days active, distinct 7-day blocks among days 1-7, 8-14,
-    15-21, 22-28 (block 4, days 29-31, is not a week of its own), and optionally the last event's time."""
+    15-21, 22-28 (block 4, days 29-31, is not a week of its own), the days active as bits (bit d - 1 for day d),
+    and optionally the last event's time."""
     ev = tables.lazy("usage_events").select(
         "user_id", *by, "event_time", key=month_key(nw.col("event_time")), day=nw.col("event_time").dt.day()
     )
+    sort = ["user_id", "key", *by]
+    if ev.implementation.is_polars():
+        # one group-by with the days as a bitwise or: at 50M events 6.2 s, against 10.9 s for a row per user-day
+        # first (and 5.8 s without the bits); Narwhals has no bitwise aggregate, hence the native expression
+        day = pl.col("day")
+        aggs = [
+            day.n_unique().cast(pl.Int64).alias("days_active"),
+            (((day - 1) // 7).n_unique() - (day >= 29).cast(pl.Int64).max()).alias("blocks_active"),
+            (pl.lit(2, pl.Int64) ** (day.cast(pl.Int64) - 1)).bitwise_or().alias("day_bits"),
+        ]
+        aggs += [pl.col("event_time").max().alias("last_event")] if last_event else []
+        return to_pandas(nw.from_native(ev.to_native().group_by("user_id", *by, "key").agg(aggs)), sort=sort)
+    # DuckDB and Spark: one row per user-day first, so that each count is a plain sum (at 50M events DuckDB takes
+    # 11.5 s so, 18.3 s with count(distinct) per user-month)
+    days = ev.group_by("user_id", *by, "key", "day").agg(nw.col("event_time").max().alias("last_event"))
+    days = days.with_columns(block=(nw.col("day") - 1) // 7, bit=nw.lit(2, nw.Int64) ** (nw.col("day") - 1))
     aggs = [
-        nw.col("day").n_unique().alias("days_active"),
+        nw.len().cast(nw.Int64).alias("days_active"),
         (nw.col("block").n_unique() - (nw.col("block") == 4).cast(nw.Int64).max()).alias("blocks_active"),
+        nw.col("bit").sum().cast(nw.Int64).alias("day_bits"),
     ]
-    aggs += [nw.col("event_time").max().alias("last_event")] if last_event else []
-    return to_pandas(
-        ev.with_columns(block=(nw.col("day") - 1) // 7).group_by("user_id", *by, "key").agg(aggs),
-        sort=["user_id", "key", *by],
-    )
+    aggs += [nw.col("last_event").max()] if last_event else []
+    return to_pandas(days.group_by("user_id", *by, "key").agg(aggs), sort=sort)
 
 
 @table(
