@@ -71,36 +71,35 @@ group by 1, 2, 3
 """
 
 
+# bits of days 1-7, 8-14, 15-21 and 22-28 of a month (days 29-31 are not a week of their own)
+WEEK_BITS = [((1 << 7) - 1) << (7 * week) for week in range(4)]
+
+
 def _per_user_month(tables: Tables, *by: str, last_event: bool = False) -> pd.DataFrame:
-    """Per user (and `by`) and month key: distinct days active, distinct 7-day blocks among days 1-7, 8-14,
-    15-21, 22-28 (block 4, days 29-31, is not a week of its own), the days active as bits (bit d - 1 for day d),
-    and optionally the last event's time."""
+    """Per user (and `by`) and month key: the days active as bits (bit d - 1 for day d), and from them the
+    distinct days active and the distinct 7-day blocks active among days 1-7, 8-14, 15-21, 22-28; optionally the
+    last event's time. The engine only ors the bits: counting distinct days per group costs twice as much."""
     ev = tables.lazy("usage_events").select(
         "user_id", *by, "event_time", key=month_key(nw.col("event_time")), day=nw.col("event_time").dt.day()
     )
-    sort = ["user_id", "key", *by]
     if ev.implementation.is_polars():
-        # one group-by with the days as a bitwise or: at 50M events 6.2 s, against 10.9 s for a row per user-day
-        # first (and 5.8 s without the bits); Narwhals has no bitwise aggregate, hence the native expression
-        day = pl.col("day")
-        aggs = [
-            day.n_unique().cast(pl.Int64).alias("days_active"),
-            (((day - 1) // 7).n_unique() - (day >= 29).cast(pl.Int64).max()).alias("blocks_active"),
-            (pl.lit(2, pl.Int64) ** (day.cast(pl.Int64) - 1)).bitwise_or().alias("day_bits"),
-        ]
+        # one group-by with a native bitwise or (Narwhals has no bitwise aggregate): at 50M events of 100k users
+        # 7.7 s and 3.6 GB, against 14.4 s and 4.3 GB counting distinct days and blocks per group
+        aggs = [(pl.lit(2, pl.Int64) ** (pl.col("day").cast(pl.Int64) - 1)).bitwise_or().alias("day_bits")]
         aggs += [pl.col("event_time").max().alias("last_event")] if last_event else []
-        return to_pandas(nw.from_native(ev.to_native().group_by("user_id", *by, "key").agg(aggs)), sort=sort)
-    # DuckDB and Spark: one row per user-day first, so that each count is a plain sum (at 50M events DuckDB takes
-    # 11.5 s so, 18.3 s with count(distinct) per user-month)
-    days = ev.group_by("user_id", *by, "key", "day").agg(nw.col("event_time").max().alias("last_event"))
-    days = days.with_columns(block=(nw.col("day") - 1) // 7, bit=nw.lit(2, nw.Int64) ** (nw.col("day") - 1))
-    aggs = [
-        nw.len().cast(nw.Int64).alias("days_active"),
-        (nw.col("block").n_unique() - (nw.col("block") == 4).cast(nw.Int64).max()).alias("blocks_active"),
-        nw.col("bit").sum().cast(nw.Int64).alias("day_bits"),
-    ]
-    aggs += [nw.col("last_event").max()] if last_event else []
-    return to_pandas(days.group_by("user_id", *by, "key").agg(aggs), sort=sort)
+        per = nw.from_native(ev.to_native().group_by("user_id", *by, "key").agg(aggs))
+    else:
+        # DuckDB and Spark: one row per user-day first, then a sum of distinct bits (DuckDB at 50M: 11.5 s so,
+        # 18.3 s counting distinct days per user-month)
+        days = ev.group_by("user_id", *by, "key", "day").agg(nw.col("event_time").max().alias("last_event"))
+        aggs = [(nw.lit(2, nw.Int64) ** (nw.col("day") - 1)).sum().cast(nw.Int64).alias("day_bits")]
+        aggs += [nw.col("last_event").max()] if last_event else []
+        per = days.group_by("user_id", *by, "key").agg(aggs)
+    out = to_pandas(per, sort=["user_id", "key", *by])
+    bits = out.day_bits.to_numpy()
+    out.insert(len(by) + 2, "days_active", np.bitwise_count(bits).astype("int64"))
+    out.insert(len(by) + 3, "blocks_active", sum(((bits & week) != 0).astype("int64") for week in WEEK_BITS))
+    return out
 
 
 @table(
