@@ -1,5 +1,6 @@
-"""The same numbers in plain pandas, as a competent analyst would write them (vectorised, no row loops):
-monthly MRR and its movements, and monthly DAU, MAU and DAU/MAU. Used only to benchmark against."""
+"""The same numbers in plain pandas 3, as a good pandas user would write them (vectorised, no row loops, the
+events' ids read as a dictionary so that nothing hashes 50M strings): monthly MRR and its movements, and monthly
+DAU, MAU and DAU/MAU. Used only to benchmark against, on the same input files as the workbook."""
 
 from __future__ import annotations
 
@@ -38,14 +39,23 @@ def mrr_bridge(source: Path, months: pd.PeriodIndex) -> pd.DataFrame:
 
 def dau_mau(source: Path) -> pd.DataFrame:
     """Mean DAU (user-days / days in month), MAU and DAU/MAU per month."""
-    ev = pd.read_parquet(source / "usage_events.parquet", columns=["user_id", "event_time"])
-    ev["day"] = ev.event_time.dt.floor("D")
-    days = ev[["user_id", "day"]].drop_duplicates()
-    days["month"] = days.day.dt.tz_localize(None).dt.to_period("M")
-    per = days.groupby("month").agg(user_days=("user_id", "size"), mau=("user_id", "nunique"))
+    # user ids as pandas categoricals straight from Parquet's dictionary pages (pyarrow's read_dictionary), so
+    # the distinct user-days are distinct integers: user code * 1e6 + day number (days since 1970, UTC)
+    ev = pd.read_parquet(
+        source / "usage_events.parquet", columns=["user_id", "event_time"], read_dictionary=["user_id"]
+    )
+    user = ev.user_id.cat.codes.to_numpy().astype("int64")
+    day = ev.event_time.dt.tz_convert(None).to_numpy().astype("datetime64[D]").astype("int64")
+    users, days = np.divmod(pd.unique(user * 1_000_000 + day), 1_000_000)
+    months = days.astype("datetime64[D]").astype("datetime64[M]")
+    per = (
+        pd.DataFrame({"user": users, "month": months})
+        .groupby("month")
+        .agg(user_days=("user", "size"), mau=("user", "nunique"))
+    )
     per["dau"] = per.user_days / per.index.days_in_month
     per["dau_mau"] = per.dau / per.mau
-    return per.reset_index().assign(month=lambda d: d.month.dt.to_timestamp())[["month", "dau", "mau", "dau_mau"]]
+    return per.reset_index()[["month", "dau", "mau", "dau_mau"]]
 
 
 def run(source: Path, first: str, last: str) -> dict[str, pd.DataFrame]:
@@ -53,4 +63,4 @@ def run(source: Path, first: str, last: str) -> dict[str, pd.DataFrame]:
     return {"mrr": mrr_bridge(source, months), "usage": dau_mau(source)}
 
 
-__all__ = ["run", "np"]
+__all__ = ["run"]
