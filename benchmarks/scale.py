@@ -33,7 +33,14 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SOURCE = ROOT / "data" / "large"
 AS_OF = "2026-10"
-GOALS = {"ratio": 3.0, "peak_gb": 6.0, "snapshot_s": 300.0}
+# issue 21: cold within 3x of the floor on Polars, 4x on DuckDB; warm within 2x; the Polars snapshot under 3 min
+COLD_RATIO = {"polars": 3.0, "duckdb": 4.0}
+GOALS = {"warm_ratio": 2.0, "peak_gb": 6.0, "snapshot_s": 180.0}
+
+
+def ratio_goal(row: dict) -> float:
+    """The page / floor ratio a row should stay within."""
+    return COLD_RATIO[row["engine"]] if row["cache"] == "cold" else GOALS["warm_ratio"]
 
 
 def peak_gb() -> float:
@@ -155,18 +162,19 @@ def report(counts: dict, floor_s: dict, rows: list[dict], fills: list[dict], sna
         )
     lines += [
         "",
-        f"Goals: every page within {GOALS['ratio']:.0f}x of the floor, peak memory under "
-        f"{GOALS['peak_gb']:.0f} GB, the snapshot of every notebook x 4 segments under {GOALS['snapshot_s'] / 60:.0f} min.",
+        "Goals: every page within 3x of the floor cold on Polars (4x on DuckDB) and 2x warm, peak memory under "
+        f"{GOALS['peak_gb']:.0f} GB, the snapshot of every notebook x 4 segments on Polars under "
+        f"{GOALS['snapshot_s'] / 60:.0f} min.",
     ]
     for cache in ("cold", "warm"):
         some = [r for r in rows if r["cache"] == cache]
-        worst = max(some, key=lambda r: r["page"])
+        worst = max(some, key=lambda r: r["page"] / floor_s["seconds"] / ratio_goal(r))
         ratio = worst["page"] / floor_s["seconds"]
-        within = sum(r["page"] / floor_s["seconds"] <= GOALS["ratio"] for r in some)
+        within = sum(r["page"] / floor_s["seconds"] <= ratio_goal(r) for r in some)
         lines.append(
-            f"- {cache.capitalize()}: {within} of {len(some)} pages within {GOALS['ratio']:.0f}x; slowest "
+            f"- {cache.capitalize()}: {within} of {len(some)} pages within their goal; furthest from it "
             f"{worst['notebook']} on {worst['engine']}, {ratio:.1f}x the floor "
-            f"({'meets' if ratio <= GOALS['ratio'] else 'misses'} the goal)."
+            f"({'meets' if ratio <= ratio_goal(worst) else 'misses'} the {ratio_goal(worst):.0f}x goal)."
         )
     heaviest = max(rows, key=lambda r: r["peak_gb"])
     lines.append(
@@ -175,9 +183,10 @@ def report(counts: dict, floor_s: dict, rows: list[dict], fills: list[dict], sna
     )
     for snap in snaps:
         ok = snap["seconds"] < GOALS["snapshot_s"] and not snap["failed"]
+        verdict = f" ({'meets' if ok else 'misses'} the goal)" if snap["engine"] == "polars" else ""
         lines.append(
             f"- Snapshot on {snap['engine']} ({snap['runs']} runs, 2 workers, empty cache at the start): "
-            f"{snap['seconds']:.0f} s, {snap['failed']} failed ({'meets' if ok else 'misses'} the goal)."
+            f"{snap['seconds']:.0f} s, {snap['failed']} failed{verdict}."
         )
     return "\n".join(lines)
 
