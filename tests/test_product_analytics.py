@@ -486,3 +486,21 @@ def test_person_periods_are_counted_in_the_engine_across_a_new_year(tmp_path):
     ]
     months = E._person_days(wb.tables, None, "user", dt.date(2025, 1, 1), end, "month").sort("day")
     assert months.rows() == [("U1", dt.date(2025, 1, 1), 3)]  # Jan 1, 6 and 31 (December is before `since`)
+
+
+@pytest.mark.parametrize("order", ["strict", "ordered", "any"])
+def test_events_from_the_period_start_give_the_same_people(literal_wb, order):
+    # funnel_events(since=start) leaves out the events before the period (and, strict, the people who cannot
+    # start an attempt): the people are those of all the events, wherever the period starts
+    f = funnel(order=order, window="3 days", steps=("signed_up", "created_project"))
+    end = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+    everything = E.funnel_events(literal_wb.tables, f)
+    for start in ("2024-04-01T00:00", "2024-05-01T10:00", "2024-05-02T00:00", "2024-05-10T10:00"):
+        since = dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC)
+        got = E.funnel_people(E.funnel_events(literal_wb.tables, f, since=since), f, since, end)
+        assert got.equals(E.funnel_people(everything, f, since, end)), (order, start)
+    # from May 1 10:00 (U1's signed_up, as anon-7): U1's next event is created_project on May 3, 10:00 (48 h
+    # later, within 3 days), so U1 reaches step 2 in every order; U2 (signed_up May 10) reaches step 1
+    since = dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC)
+    got = E.funnel_people(E.funnel_events(literal_wb.tables, f, since=since), f, since, end)
+    assert dict(zip(got["person"], got["reached"])) == {"U1": 2, "U2": 1}
