@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from apps import TILE, free_port, server_process, switch_segment  # noqa: E402
+from apps import TILE, free_port, kernel_ids, server_process, switch_segment  # noqa: E402
 from chromium import ARGS, ensure_chromium  # noqa: E402
 
 from saaskpi import paths  # noqa: E402
@@ -175,11 +175,9 @@ def report(base: str, token: str, app_port: int, folder: Path) -> None:
         page.screenshot(path=str(ROOT / "test-output" / "proxy_trial.png"), full_page=False)
         page.close(run_before_unload=True)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(
-            kernel in " ".join(k.cmdline()) for k in server.children(recursive=True)
-        ):
+        while time.monotonic() < deadline and kernel in kernel_ids(server):  # a kernel ending while listed is gone
             time.sleep(0.5)
-        alive = any(kernel in " ".join(k.cmdline()) for k in server.children(recursive=True))
+        alive = kernel in kernel_ids(server)
         print(f"tab closed: its kernel {'still runs' if alive else 'was shut down'}")
         browser.close()
     shutdowns = [line for line in (folder / "access.log").read_text().splitlines() if "/voila/api/shutdown/" in line]
