@@ -629,9 +629,9 @@ HEATMAP_WEEKS = 13
 )
 def account_weekly_activity(user_month_activity: pd.DataFrame, as_of: int) -> pd.DataFrame:
     """Active users per account in each of the 13 seven-day weeks ending at the month end (week 0 = the last
-    seven days; weeks without activity are absent), with each week's first day. From the days each user was
-    active in each month (`day_bits`), not from the events: a user counts in a week when active on one of
-    its days, in either of the months it spans."""
+    seven days; weeks without activity are absent), with each week's first day."""
+    # from the days each user was active in each month (`day_bits`), not from the events: a user counts in a
+    # week when active on one of its days, in either of the months it spans
     end = month_of(as_of + 1)
     first = end - pd.Timedelta(days=7 * HEATMAP_WEEKS)
     found = []
