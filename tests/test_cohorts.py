@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from saaskpi.metrics.cohorts import cohort_triangle, expected_lifetime_months, kaplan_meier, weighted_average_retention
+from saaskpi.metrics.cohorts import (
+    cohort_triangle,
+    expected_lifetime_months,
+    kaplan_meier,
+    survival_curve,
+    weighted_average_retention,
+)
 
 
 def triangle(frame: pd.DataFrame, value: str) -> dict:
@@ -95,6 +103,23 @@ def test_kaplan_meier_band_collapses_where_survival_is_one_or_zero():
     assert km.upper.tolist() == pytest.approx([1, 1, 0.945206, 0], abs=1e-6)
     censored = kaplan_meier(spells([1, 3, 3], [0, 0, 0]))
     assert censored.survival.tolist() == censored.lower.tolist() == censored.upper.tolist() == [1, 1, 1]
+
+
+def test_the_curve_without_scipy_is_scipys_estimate():
+    # identity: the product-limit estimate by hand (survival_curve, what a lifetime needs) and scipy's (kaplan_meier's
+    # band comes from it) agree on spells with ties, censoring at churn times, and churn in month 0
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n = int(rng.integers(1, 60))
+        s = spells(rng.integers(0, 12, n).tolist(), rng.integers(0, 2, n).tolist())
+        fit = stats.ecdf(
+            stats.CensoredData(
+                uncensored=s.duration[s.churned].to_numpy(float), right=s.duration[~s.churned].to_numpy(float)
+            )
+        ).sf
+        curve = survival_curve(s)
+        assert curve.survival.to_numpy() == pytest.approx(fit.evaluate(curve.months.to_numpy(float)), abs=1e-12)
+        assert kaplan_meier(s).survival.tolist() == curve.survival.tolist()
 
 
 def test_expected_lifetime_is_the_area_under_the_curve():

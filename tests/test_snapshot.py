@@ -101,6 +101,43 @@ def test_bad_arguments_and_data_exit_2(tiny, tmp_path, capsys):
     assert not (tmp_path / "r").exists()  # nothing written
 
 
+def parent_notebooks(tmp_path):
+    """A notebook that prints its kernel's parent process's command line, and what the kernel prints itself."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                'source = ""\nsegment = ""\nas_of = ""\ninteractive = True', metadata={"tags": ["parameters"]}
+            ),
+            nbformat.v4.new_code_cell(
+                "import os, sys\nprint(open(f'/proc/{os.getppid()}/cmdline').read().replace(chr(0), ' '))\n"
+                "os.write(2, b'said by the kernel itself\\n')"
+            ),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+    nbformat.write(nb, folder / "97_parent.ipynb")
+    return folder
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_kernels_are_forked_from_a_warm_process_and_log_to_the_run(tiny, tmp_path, fork):
+    snap = take_snapshot(
+        MONTH,
+        str(tiny),
+        ["smb"],
+        reports=tmp_path / "r",
+        notebooks_dir=parent_notebooks(tmp_path),
+        progress=False,
+        fork_kernels=fork,
+    )
+    assert not snap.failed
+    parent = nbformat.read(snap.folder / "smb" / "97_parent.ipynb", as_version=4).cells[-1].outputs[0]["text"]
+    assert ("saaskpi.kernel_fork" in parent) is fork  # forked: the fork server's child; else the runner's
+    assert "said by the kernel itself" in (snap.folder / "logs" / "smb-97_parent.log").read_text()
+
+
 def test_cell_timeout_is_reported_with_its_cell(tiny, tmp_path, capsys):
     folder = tmp_path / "notebooks"
     folder.mkdir()

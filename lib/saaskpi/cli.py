@@ -146,6 +146,7 @@ def cmd_snapshot(args) -> int:
         notebooks_dir=paths.resolve(args.notebooks_dir),
         progress=sys.stderr.isatty(),
         engine=args.engine,
+        fork_kernels=not args.no_fork_kernels,
     )
     done = len(snap.results) - len(snap.failed)
     reused = sum(r.reused for r in snap.results)
@@ -342,6 +343,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--reports", default=str(paths.REPORTS_DIR), help="where the runs and metrics.parquet live")
     s.add_argument("--notebooks-dir", default=str(paths.NOTEBOOKS_DIR), help="the notebooks to run")
     s.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
+    s.add_argument(
+        "--no-fork-kernels",
+        action="store_true",
+        help="start every notebook's kernel from scratch instead of forking it from a process that has imported "
+        "the workbook (slower; for a kernel that must not share that process's state)",
+    )
     s.set_defaults(func=cmd_snapshot)
 
     sn = sub.add_parser(

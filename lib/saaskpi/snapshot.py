@@ -368,9 +368,11 @@ def take_snapshot(
     notebooks_dir: Path = paths.NOTEBOOKS_DIR,
     progress: bool = True,
     engine: str = "polars",
+    fork_kernels: bool = True,
 ) -> Snapshot:
     """Run the notebooks x segments into a new run `reports/<month>/runs/<run id>/`, append its rows to the
-    metrics store and rewrite the month's index.
+    metrics store and rewrite the month's index. With `fork_kernels`, the notebooks' kernels are forked from a
+    process that has imported the workbook (kernel_fork.py) instead of each starting from scratch.
 
     Bad arguments, a month the data does not cover (ParameterError) and bad data (DataContractError) stop it
     before anything is written.
@@ -400,7 +402,19 @@ def take_snapshot(
                     if k in RunInfo.__dataclass_fields__
                 }
             )
-        results = _execute(run, source, segments, notebooks, partial, resume, timeout, notebooks_dir, workers, progress)
+        results = _execute(
+            run,
+            source,
+            segments,
+            notebooks,
+            partial,
+            resume,
+            timeout,
+            notebooks_dir,
+            workers,
+            progress,
+            fork=fork_kernels,
+        )
         summary = [{"notebook": r.notebook, "segment": r.segment, "error": r.error, "cell": r.cell} for r in results]
         paths.atomic_write(partial / "run.json", json.dumps({**manifest, **run.__dict__, "results": summary}, indent=1))
         final = runs_dir / run.run_id
@@ -459,9 +473,12 @@ def _execute(
     workers: int,
     progress: bool,
     records: bool = True,
+    fork: bool = True,
 ) -> list[RunResult]:
     """Every notebook x segment of the run (finished ones of a resumed attempt reused), in page order."""
     from tqdm.auto import tqdm
+
+    from .kernel_fork import forked_kernels
 
     pages = [(nb, seg) for seg in segments for nb in notebooks]
     results: list[RunResult] = []
@@ -472,7 +489,7 @@ def _execute(
         else:
             todo.append((nb, seg))
     bar = tqdm(total=len(pages), initial=len(results), desc=f"snapshot {run.month}", unit="run", disable=not progress)
-    with _quiet(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with _quiet(), forked_kernels(fork and bool(todo)), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [
             pool.submit(
                 run_one,

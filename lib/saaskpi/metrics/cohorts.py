@@ -155,32 +155,38 @@ def cohort_revenue_retention(account_mrr: pd.DataFrame, as_of: int) -> pd.DataFr
     return t[["cohort_month", "months_since_start", "cohort_accounts", "cohort_mrr", "mrr", "revenue_retention"]]
 
 
-def kaplan_meier(spells: pd.DataFrame) -> pd.DataFrame:
-    """Kaplan-Meier estimate of months paid until first churn (censored when still paying), from one spell or more.
-
-    One row per month 0 and per distinct spell length: `survival` S(t) after the churns at t, its 95 %
-    band (exponential Greenwood, "log-log"), `at_risk` (spells lasting at least t). scipy leaves the band
-    undefined where S is 1 or 0; it collapses onto the estimate there (as lifelines, the former oracle, did).
-    """
-    from scipy import stats  # imported when a curve is drawn: an app kernel showing other pages does without it
-
+def survival_curve(spells: pd.DataFrame) -> pd.DataFrame:
+    """Kaplan-Meier (product-limit) estimate of months paid until first churn, censored when still paying: one row
+    per month 0 and per distinct spell length with `survival` S(t) after the churns at t, the product of
+    1 - churned at t / at risk at t over every t up to it, and `at_risk` (spells lasting at least t). The point
+    estimate alone, without scipy (1 s to import in every kernel that only needs a lifetime); `kaplan_meier` adds
+    the band."""
     duration = spells.duration.to_numpy(dtype="float64")
     churned = spells.churned.to_numpy(dtype=bool)
     months = np.unique(np.r_[0.0, duration])
+    at_risk = (duration[None, :] >= months[:, None]).sum(axis=1)
+    ended = (churned[None, :] & (duration[None, :] == months[:, None])).sum(axis=1)
+    survival = np.cumprod(1 - ended / np.maximum(at_risk, 1))
+    return pd.DataFrame({"months": months.astype("int64"), "survival": survival, "at_risk": at_risk.astype("int64")})
+
+
+def kaplan_meier(spells: pd.DataFrame) -> pd.DataFrame:
+    """`survival_curve` with its 95 % band (exponential Greenwood, "log-log", from scipy). scipy leaves the band
+    undefined where S is 1 or 0; it collapses onto the estimate there (as lifelines, the former oracle, did)."""
+    from scipy import stats  # imported when a curve is drawn: an app kernel showing other pages does without it
+
+    curve = survival_curve(spells)
+    duration = spells.duration.to_numpy(dtype="float64")
+    churned = spells.churned.to_numpy(dtype=bool)
+    months, survival = curve.months.to_numpy(dtype="float64"), curve.survival.to_numpy()
     fit = stats.ecdf(stats.CensoredData(uncensored=duration[churned], right=duration[~churned])).sf
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The confidence interval is undefined", RuntimeWarning)
         band = fit.confidence_interval(0.95, method="log-log")
-    survival = fit.evaluate(months)
-    return pd.DataFrame(
-        {
-            "months": months.astype("int64"),
-            "survival": survival,
-            "lower": np.where(np.isnan(low := band.low.evaluate(months)), survival, low),
-            "upper": np.where(np.isnan(high := band.high.evaluate(months)), survival, high),
-            "at_risk": (duration[None, :] >= months[:, None]).sum(axis=1).astype("int64"),
-        }
-    )
+    return curve.assign(
+        lower=np.where(np.isnan(low := band.low.evaluate(months)), survival, low),
+        upper=np.where(np.isnan(high := band.high.evaluate(months)), survival, high),
+    )[["months", "survival", "lower", "upper", "at_risk"]]
 
 
 def restricted_mean(curve: pd.DataFrame, horizon: float) -> float:
@@ -212,7 +218,7 @@ def logo_survival(account_mrr: pd.DataFrame, tables: Tables, as_of: int) -> pd.D
 
 def expected_lifetime_months(spells: pd.DataFrame, horizon: int) -> float:
     """Kaplan-Meier expected months paid, truncated at `horizon` (restricted mean survival time)."""
-    return float("nan") if spells.empty else restricted_mean(kaplan_meier(spells), horizon)
+    return float("nan") if spells.empty else restricted_mean(survival_curve(spells), horizon)
 
 
 @metric(
