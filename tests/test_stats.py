@@ -40,3 +40,12 @@ def test_roc_auc_by_hand_and_against_the_rank_formula():
         (ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
     )
     assert np.isnan(roc_auc(scores, np.ones(6, dtype=bool)))
+
+
+def test_roc_auc_is_scipys_mann_whitney_u():
+    # identity on random samples with many ties: U / (n_pos x n_neg)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        scores, positive = rng.integers(0, 8, 50).astype(float), rng.random(50) < 0.3
+        u = sp.mannwhitneyu(scores[positive], scores[~positive]).statistic
+        assert roc_auc(scores, positive) == pytest.approx(u / (positive.sum() * (~positive).sum()), abs=1e-12)

@@ -500,14 +500,14 @@ def health_rollup(as_of: int, account_health: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- backtest
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Area under the ROC curve of `scores` for the positive class (Mann-Whitney, ties counted half);
-    NaN without both classes."""
+    NaN without both classes. The Mann-Whitney U of the positives from their rank sum (ranks of ties averaged,
+    by pandas: scipy's mannwhitneyu gives the same U but costs every kernel that draws the page 1 s to import)."""
     scores, positive = np.asarray(scores, dtype="float64"), np.asarray(positive, dtype=bool)
-    n_pos, n_neg = positive.sum(), (~positive).sum()
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    from scipy.stats import mannwhitneyu  # imported when used: 1 s of every kernel otherwise
-
-    return float(mannwhitneyu(scores[positive], scores[~positive]).statistic / (n_pos * n_neg))
+    ranks = pd.Series(scores).rank(method="average").to_numpy()
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 @table(
