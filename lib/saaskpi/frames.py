@@ -203,7 +203,9 @@ def lookup(keys: pd.Series | pd.Index, values: pd.Series | dict) -> pd.Series:
     keys the keys' dtype (str, whose sum is '') and cannot map through an empty datetime Series."""
     values = values if isinstance(values, pd.Series) else pd.Series(values, dtype=None if values else object)
     found = values.reindex(pd.Index(keys))
-    return pd.Series(found.to_numpy(), index=keys.index if isinstance(keys, pd.Series) else keys, dtype=found.dtype)
+    # relabelled, not rebuilt from `to_numpy()`: that turns time-zone-aware times into Timestamp objects and back
+    # (0.3 s for 130k users)
+    return found.set_axis(keys.index if isinstance(keys, pd.Series) else keys).rename(None)
 
 
 EMPTY_DTYPES = {"datetime": "datetime64[ns]", "datetime_utc": "datetime64[ns, UTC]"}

@@ -297,13 +297,19 @@ def expansion_movements(account_movements: pd.DataFrame, account_plan_mrr: pd.Da
     }
     if e.empty:
         return empty_frame(schema)
-    p = account_plan_mrr[account_plan_mrr.account_id.isin(set(e.account_id))]
+    previous = (e.month.dt.to_period("M") - 1).dt.to_timestamp()  # at once: a DateOffset per row costs ~20 us
+    # the plans of each expanding account in the month of its expansion and the month before, read as Python values
+    # once (iterating pandas' columns row by row costs more than the split itself)
+    wanted = pd.concat([e[["account_id", "month"]], e[["account_id"]].assign(month=previous)]).drop_duplicates()
+    p = account_plan_mrr[["account_id", "month", "plan", "mrr"]].merge(wanted, on=["account_id", "month"])
     plans: dict[tuple, dict[str, float]] = {}
-    for account, month, plan, mrr in zip(p.account_id, p.month, p.plan, p.mrr):
+    for account, month, plan, mrr in zip(*(p[c].tolist() for c in ("account_id", "month", "plan", "mrr"))):
         plans.setdefault((account, month), {})[plan] = mrr
     rows = []
-    for account, month, expansion in zip(e.account_id, e.month, e.expansion):
-        before = plans.get((account, month - pd.DateOffset(months=1)), {})
+    for account, month, last, expansion in zip(
+        e.account_id.tolist(), e.month.tolist(), previous.tolist(), e.expansion.tolist()
+    ):
+        before = plans.get((account, last), {})
         after = plans.get((account, month), {})
         up, cross = split_expansion(expansion, before, after)
         rows.append((up, cross, ", ".join(sorted(before)), ", ".join(sorted(after))))
