@@ -28,6 +28,16 @@ def fork_server():
     server.stop()
 
 
+def wait_for(condition, timeout: float = 20) -> bool:
+    """Whether `condition()` holds within `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 async def run(km: AsyncKernelManager, code: str, timeout: float = 60) -> tuple[str, str]:
     """Execute `code`; its printed output and the reply's status."""
     client = km.client()
@@ -66,8 +76,12 @@ def test_a_forked_kernel_is_the_kernel_jupyter_client_would_have_started(fork_se
             kernel = km.provisioner.process
             assert isinstance(kernel, kernel_fork.ForkedKernel)
             assert psutil.Process(kernel.pid).ppid() == fork_server.process.pid
-            # `ps` shows the kernel's command, with its connection file (how tests and operators find kernels)
-            assert os.path.basename(km.connection_file) in " ".join(psutil.Process(kernel.pid).cmdline())
+            # `ps` shows the kernel's command, with its connection file (how tests and operators find kernels), once
+            # the child has taken it: start_kernel returns when the fork server has forked, not when the child has
+            # got that far (on a loaded machine it was still the fork server's title)
+            assert wait_for(
+                lambda: os.path.basename(km.connection_file) in " ".join(psutil.Process(kernel.pid).cmdline())
+            )
             code = (
                 "import os, sys, polars as pl\n"
                 "print(os.getcwd(), os.environ['SAASKPI_PROBE'], sys.path[0])\n"

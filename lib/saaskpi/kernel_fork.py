@@ -362,8 +362,9 @@ class ForkProvisioner(LocalProvisioner):
         cwd = str(kwargs.get("cwd") or os.getcwd())
         request = {"op": "fork", "argv": argv, "env": dict(env), "cwd": cwd}
         out = kwargs.get("stdout")
-        if out is not None and out is kwargs.get("stderr") and isinstance(getattr(out, "name", None), str):
-            request["log"] = os.path.abspath(out.name)  # a file both streams go to (the snapshot's kernel log)
+        name = getattr(out, "name", None)
+        if out is not None and out is kwargs.get("stderr") and isinstance(name, str) and os.path.isfile(name):
+            request["log"] = os.path.abspath(name)  # a file both streams go to (the snapshot's kernel log)
         try:
             reply = await _ask(server.path, request)
             pid = int(reply["pid"])
