@@ -504,3 +504,18 @@ def test_events_from_the_period_start_give_the_same_people(literal_wb, order):
     since = dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC)
     got = E.funnel_people(E.funnel_events(literal_wb.tables, f, since=since), f, since, end)
     assert dict(zip(got["person"], got["reached"])) == {"U1": 2, "U2": 1}
+
+
+def test_the_loose_funnels_events_from_one_pass_are_each_funnels_own(literal_wb):
+    # ordered and any-order funnels take their events from one collection (loose_funnel_events, from the earliest
+    # period start): the same rows as each funnel's own pass, counted by user (aliases merged) or by account
+    funnels = [
+        funnel(order="ordered", steps=("signed_up", "created_project")),
+        funnel(order="any", steps=("created_project", "invited_teammate"), count_by="account"),
+    ]
+    earliest = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
+    loose = E.loose_funnel_events(literal_wb.tables, funnels, earliest)
+    for f, since in zip(funnels, (earliest, dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC))):
+        own = E.funnel_events(literal_wb.tables, f, since=since).sort(pl.all())
+        shared = E.funnel_events_in(loose, f, since).select(own.columns).sort(pl.all())
+        assert shared.height and shared.equals(own), f.order

@@ -245,6 +245,24 @@ def funnel_events(tables: Tables, funnel: Funnel, since: dt.datetime | None = No
     return _collect(ev.filter(_named([*funnel.steps, *funnel.exclusions])).select(cols))
 
 
+def loose_funnel_events(tables: Tables, funnels: list[Funnel], since: dt.datetime) -> pl.DataFrame:
+    """The events any of the ordered and any-order `funnels` needs from `since` on, collected in one pass over the
+    events (one per funnel cost 0.75-0.9 s each at 50M events): with `person` the user after declared merges, and
+    `account_id`; `funnel_events_in` takes one funnel's from it."""
+    steps = [step for funnel in funnels for step in (*funnel.steps, *funnel.exclusions)]
+    ev = people_events(tables, "user").filter(nw.col("event_time") >= since)
+    return _collect(
+        ev.filter(_named(steps)).select("person", "account_id", "event_time", "event", "feature", "properties")
+    )
+
+
+def funnel_events_in(loose: pl.DataFrame, funnel: Funnel, since: dt.datetime) -> pl.DataFrame:
+    """`funnel_events` of an ordered or any-order funnel, taken from `loose_funnel_events` (the same rows)."""
+    ev = nw.from_native(loose).filter(nw.col("event_time") >= since).filter(_named([*funnel.steps, *funnel.exclusions]))
+    out = ev.to_native()
+    return out.with_columns(person=pl.col("account_id")) if funnel.count_by == "account" else out
+
+
 # --------------------------------------------------------------------------- funnels (pure Polars)
 def _next_after(left: pl.DataFrame, on: str, right: pl.DataFrame, out: str, exact: bool) -> pl.DataFrame:
     """`left` with `out`: each row's first `right` time at or after (`exact`) / after its `on` time, same person
@@ -475,9 +493,23 @@ def _funnel_people_frame(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame
     the disk cache, keyed by the month and the settings, and each segment takes its accounts' people)."""
     frames = []
     width = MAX_STEPS  # one layout whatever the funnels: t1..t10, empty beyond a funnel's steps
-    for funnel in settings().funnels:
+    funnels = settings().funnels
+    # the ordered and any-order funnels' events come from one pass over the events; a strict funnel numbers every
+    # event of its starters (funnel_events), so it takes its own
+    loose = [f for f in funnels if f.order != "strict"]
+    shared = (
+        loose_funnel_events(tables, loose, min(_period(calendar, f.period_days)[0] for f in loose))
+        if len(loose) > 1
+        else None
+    )
+    for funnel in funnels:
         start, end = _period(calendar, funnel.period_days)
-        people = funnel_people(funnel_events(tables, funnel, since=start), funnel, start, end)
+        events = (
+            funnel_events_in(shared, funnel, start)
+            if shared is not None and funnel.order != "strict"
+            else funnel_events(tables, funnel, since=start)
+        )
+        people = funnel_people(events, funnel, start, end)
         n = len(funnel.steps)
         frames.append(
             people.select(
