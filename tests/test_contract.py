@@ -257,3 +257,21 @@ def test_a_big_tables_rules_are_counted_in_one_pass_over_it(tmp_path, monkeypatc
         "row 3 (event_time=2024-01-05 00:00:00+00:00): account_id='A9'",
     )
     assert problems["usage_events.properties.not_json_object"].count == 2
+
+
+def test_the_canonical_time_shortcut_reads_what_the_general_parser_reads():
+    from saaskpi.contract.load import _parse_any_datetime, _parse_datetime
+
+    # the shortcut (2024-01-31T09:30:00Z read directly) and the general path agree on every form, read or not
+    values = [
+        *("2023-11-04T07:04:34Z", " 2023-11-04T07:04:34Z", "2023-11-04 07:04:34", "2023-11-04"),
+        *("2023-11-04T07:04:34.123Z", "2023-11-04T07:04:34+02:00", "2023-11-04T07:04:34-0530", "bad", ""),
+        *(None, "2023-1-4T7:4:34Z", "2023-11-04T24:00:00Z", "2023-02-30T00:00:00Z", "2023-11-04T07:04:34z"),
+        *("2023-11-04t07:04:34Z", "+2023-11-04T07:04:34Z", "2023-11-04T07:04:34ZZ", "2023-11-04T07:04:34 Z"),
+    ]
+    for frame in (pl.DataFrame({"t": values}), pl.DataFrame({"t": values[:1] * 3})):  # mixed; all canonical
+        got = frame.select(fast=_parse_datetime("t"), general=_parse_any_datetime("t"))
+        assert got["fast"].eq_missing(got["general"]).all()
+    assert (
+        pl.DataFrame({"t": values[:1]}).select(_parse_datetime("t")).item().isoformat() == "2023-11-04T07:04:34+00:00"
+    )
