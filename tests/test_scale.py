@@ -103,6 +103,16 @@ def test_text_in_a_big_table_is_stripped_only_when_a_value_needs_it(dense_source
         assert scan.select(pl.col("feature").str.starts_with(" ").any()).collect().item() is False
 
 
+def test_the_events_last_time_is_counted_while_they_are_validated(dense_source, monkeypatch):
+    source, _ = dense_source
+    tables = validated_tables(open_source(source))
+    last = pl.read_parquet(source / "usage_events.parquet", columns=["event_time"])["event_time"].max()
+    assert tables.maxima[("usage_events", "event_time")] == last
+    # the last complete month reads it without another pass over the events
+    monkeypatch.setattr(pl.LazyFrame, "collect", lambda *a, **k: pytest.fail("scanned the events again"))
+    assert tables.column_max("usage_events", "event_time") == last
+
+
 # --------------------------------------------------------------------------- the aggregate cache
 AGGREGATES = ("user_month_activity", "feature_month_activity")
 

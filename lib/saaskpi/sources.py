@@ -414,6 +414,8 @@ class Tables:
     scan_accounts: pl.Series | None = None  # the accounts the scans are restricted to (None: all)
     parent: Tables | None = None  # the unrestricted tables these were restricted from
     as_stored: dict[str, list[str]] = field(default_factory=dict)  # big tables' text columns used as stored
+    # (table, column): largest value of a big table's date-time column, counted while it was validated
+    maxima: dict[tuple[str, str], Any] = field(default_factory=dict)
     natives: dict[str, nw.LazyFrame] = field(
         default_factory=dict
     )  # big tables kept in the source's engine (all accounts)
@@ -482,7 +484,9 @@ class Tables:
         return frame[frame.account_id.isin(self.scan_accounts.to_list())].reset_index(drop=True)
 
     def column_max(self, name: str, column: str):
-        """Largest value of a column (computed in the engine for big tables)."""
+        """Largest value of a column (computed in the engine for big tables, or known from their validation)."""
+        if self.scan_accounts is None and (name, column) in self.maxima:
+            return self.maxima[(name, column)]
         pushed = self.source.column_max(name, column) if self.scan_accounts is None and name in self.scans else None
         if pushed is not None:
             return pushed
@@ -619,6 +623,7 @@ def _validated_tables(
     scans: dict[str, pl.LazyFrame] = {}
     stored: dict[str, list[str]] = {}
     natives: dict[str, nw.LazyFrame] = {}
+    maxima: dict[tuple[str, str], Any] = {}
     for name in sorted(names, key=lambda n: n in LAZY_TABLES):  # the big tables last: their rules need the others
         if name in ambiguous:
             continue
@@ -632,6 +637,7 @@ def _validated_tables(
                 continue
         scan = source.scan(name) if name in LAZY_TABLES else None
         if scan is not None:
+            largest: dict[str, Any] = {}
             try:
                 typed, found, stored[name] = typed_scan(
                     name,
@@ -639,6 +645,7 @@ def _validated_tables(
                     reporting_currency,
                     None if as_stored is None else as_stored.get(name),
                     pass_rules(name, frames, reporting_currency, segments),
+                    maxima=largest,
                 )
             except (pl.exceptions.PolarsError, OSError) as err:
                 problems.append(_unreadable_parquet(name, err))
@@ -646,6 +653,7 @@ def _validated_tables(
             problems += found
             if not any(p.code.endswith(".missing_column") for p in found):
                 scans[name] = typed
+                maxima |= {(name, column): value for column, value in largest.items()}
             continue
         try:
             raw, offset = source.read(name)
@@ -667,4 +675,6 @@ def _validated_tables(
     if problems:
         raise DataContractError([source.locate(p) for p in problems], source.location)
     clean = {n: f.drop(ROW) if ROW in f.columns else f for n, f in frames.items()}
-    return Tables(source, clean, engine or Engine(), reporting_currency, scans, as_stored=stored, natives=natives)
+    return Tables(
+        source, clean, engine or Engine(), reporting_currency, scans, as_stored=stored, natives=natives, maxima=maxima
+    )

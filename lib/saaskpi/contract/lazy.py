@@ -34,12 +34,15 @@ def typed_scan(
     reporting_currency: str = "USD",
     as_stored: list[str] | None = None,
     cross: Sequence[tuple[str, str, str, pl.Expr]] = (),
+    maxima: dict[str, object] | None = None,
 ) -> tuple[pl.LazyFrame, list[Problem], list[str]]:
     """Table `name` as a typed lazy frame, every problem found by aggregate queries over it, and the text
     columns kept as stored (no value has surrounding spaces). Every rule is counted in one pass over the table:
     its column rules and `cross`, the cross-table rules that can be checked row by row (rules.pass_rules: an
     event's account and user exist, its properties are a JSON object). With `as_stored` given (from an earlier
-    validation of the same file, see sources.validated_tables) nothing is checked again."""
+    validation of the same file, see sources.validated_tables) nothing is checked again. `maxima`, when given and
+    the table is checked, receives the largest value of each date-time column, counted in the same pass (the
+    events' last time decides the last complete month: one more pass over 50M events otherwise, 0.35 s)."""
     model = TABLES[name]
     schema = model.to_schema()
     key = key_column(model)
@@ -98,9 +101,13 @@ def typed_scan(
     # leaves them as stored, which saves every later query over the table a pass of string work
     text = [col for col, spec in schema.columns.items() if found.get(col) == pl.String and spec.dtype.type == pl.String]
     padded = [(pl.col(col) != raw[col]).sum().alias(f"padded__{col}") for col in text]
-    counts = probe.select([pred.sum().alias(str(i)) for i, (_, _, _, pred) in enumerate(rules)] + padded).collect(
-        engine="streaming"
-    )
+    times = [c for c, spec in schema.columns.items() if c in found and isinstance(spec.dtype.type, pl.Datetime)]
+    largest = [pl.col(c).max().alias(f"max__{c}") for c in times] if maxima is not None else []
+    counts = probe.select(
+        [pred.sum().alias(str(i)) for i, (_, _, _, pred) in enumerate(rules)] + padded + largest
+    ).collect(engine="streaming")
+    if maxima is not None:
+        maxima.update({c: counts[f"max__{c}"][0] for c in times})
     as_stored = [col for col in text if not counts[f"padded__{col}"][0]]
     typed = scan.select([pl.col(c) if c in as_stored else e for c, e in zip(schema.columns, exprs)])
     # an absent optional text column is empty: nothing in it is padded (SQL over the stored table agrees)
