@@ -103,11 +103,14 @@ def test_text_in_a_big_table_is_stripped_only_when_a_value_needs_it(dense_source
         assert scan.select(pl.col("feature").str.starts_with(" ").any()).collect().item() is False
 
 
-def test_the_events_last_time_is_counted_while_they_are_validated(dense_source, monkeypatch):
+def test_the_events_last_time_is_counted_while_they_are_validated(dense_source, monkeypatch, tmp_path):
     source, _ = dense_source
+    monkeypatch.setenv("SAASKPI_CACHE_DIR", str(tmp_path / "cache"))  # nothing remembered: the events are checked
     tables = validated_tables(open_source(source))
+    remembered = validated_tables(open_source(source))  # a later kernel: not checked again, so not counted
     last = pl.read_parquet(source / "usage_events.parquet", columns=["event_time"])["event_time"].max()
-    assert tables.maxima[("usage_events", "event_time")] == last
+    assert tables.maxima[("usage_events", "event_time")] == last and not remembered.maxima
+    assert remembered.column_max("usage_events", "event_time") == last  # read by a pass of its own
     # the last complete month reads it without another pass over the events
     monkeypatch.setattr(pl.LazyFrame, "collect", lambda *a, **k: pytest.fail("scanned the events again"))
     assert tables.column_max("usage_events", "event_time") == last
