@@ -101,8 +101,8 @@ def test_bad_arguments_and_data_exit_2(tiny, tmp_path, capsys):
     assert not (tmp_path / "r").exists()  # nothing written
 
 
-def parent_notebooks(tmp_path):
-    """A notebook that prints its kernel's parent process's command line, and what the kernel prints itself."""
+def one_notebook(tmp_path, name: str, code: str):
+    """A folder of one notebook `name`: the parameters cell, then a cell of `code`."""
     folder = tmp_path / "notebooks"
     folder.mkdir()
     nb = nbformat.v4.new_notebook(
@@ -110,15 +110,22 @@ def parent_notebooks(tmp_path):
             nbformat.v4.new_code_cell(
                 'source = ""\nsegment = ""\nas_of = ""\ninteractive = True', metadata={"tags": ["parameters"]}
             ),
-            nbformat.v4.new_code_cell(
-                "import os, sys\nprint(open(f'/proc/{os.getppid()}/cmdline').read().replace(chr(0), ' '))\n"
-                "os.write(2, b'said by the kernel itself\\n')"
-            ),
+            nbformat.v4.new_code_cell(code),
         ],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     )
-    nbformat.write(nb, folder / "97_parent.ipynb")
+    nbformat.write(nb, folder / f"{name}.ipynb")
     return folder
+
+
+def parent_notebooks(tmp_path):
+    """A notebook that prints its kernel's parent process's command line, and what the kernel prints itself."""
+    return one_notebook(
+        tmp_path,
+        "97_parent",
+        "import os, sys\nprint(open(f'/proc/{os.getppid()}/cmdline').read().replace(chr(0), ' '))\n"
+        "os.write(2, b'said by the kernel itself\\n')",
+    )
 
 
 @pytest.mark.parametrize("fork", [True, False])
@@ -139,18 +146,7 @@ def test_kernels_are_forked_from_a_warm_process_and_log_to_the_run(tiny, tmp_pat
 
 
 def test_cell_timeout_is_reported_with_its_cell(tiny, tmp_path, capsys):
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    nb = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_code_cell(
-                'source = ""\nsegment = ""\nas_of = ""\ninteractive = True', metadata={"tags": ["parameters"]}
-            ),
-            nbformat.v4.new_code_cell("import time\ntime.sleep(30)"),
-        ],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-    )
-    nbformat.write(nb, folder / "98_slow.ipynb")
+    folder = one_notebook(tmp_path, "98_slow", "import time\ntime.sleep(30)")
     code, _, err = run(
         capsys,
         *("snapshot", "--month", MONTH, "--source", str(tiny), "--segments", "smb", "--cell-timeout", "3"),
