@@ -20,8 +20,9 @@ What keeps a fork safe:
 
 When the fork server is not running (not started, failed to import, or gone), the provisioner starts the kernel
 as jupyter_client does (`LocalProvisioner`): forking is a speed-up, never a requirement. `saaskpi app` starts the
-fork server unless voila.json says `"SaasKpiVoila": {"fork_kernels": false}`. The fork server itself is tested in
-`tests/test_kernel_fork.py`, the apps with it in the browser tests.
+fork server unless voila.json says `"SaasKpiVoila": {"fork_kernels": false}`; a snapshot starts one for its
+notebooks (`forked_kernels`) unless `saaskpi snapshot --no-fork-kernels`. The fork server itself is tested in
+`tests/test_kernel_fork.py`, the apps with it in the browser tests, the snapshot's in `tests/test_snapshot.py`.
 """
 
 from __future__ import annotations
