@@ -514,7 +514,7 @@ class Tables:
         its account ids are stored as they are used, without surrounding spaces)."""
         stored = self.as_stored.get(name, [])
         raw = self.source.scan(name, account_ids) if "account_id" in stored else None
-        return self.scans[name] if raw is None else typed_scan(name, raw, self.reporting_currency, stored)[0]
+        return self.scans[name] if raw is None else typed_scan(name, raw, self.reporting_currency, stored).frame
 
     @cached_property
     def _lazy_cache(self) -> dict[str, nw.LazyFrame]:
@@ -637,15 +637,13 @@ def _validated_tables(
                 continue
         scan = source.scan(name) if name in LAZY_TABLES else None
         if scan is not None:
-            largest: dict[str, Any] = {}
             try:
-                typed, found, stored[name] = typed_scan(
+                typed, found, stored[name], largest = typed_scan(
                     name,
                     scan,
                     reporting_currency,
                     None if as_stored is None else as_stored.get(name),
                     pass_rules(name, frames, reporting_currency, segments),
-                    maxima=largest,
                 )
             except (pl.exceptions.PolarsError, OSError) as err:
                 problems.append(_unreadable_parquet(name, err))
