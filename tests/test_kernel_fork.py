@@ -183,3 +183,18 @@ def test_kernels_end_with_their_fork_server():
         server.stop()
         if pid and psutil.pid_exists(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_block_of_forked_kernels_uses_the_running_fork_server_and_leaves_it_running():
+    from jupyter_client.provisioning.factory import KernelProvisionerFactory
+
+    factory = KernelProvisionerFactory.instance()
+    kernel_fork.register()
+    running = kernel_fork.ForkServer().start()  # the one this process runs (e.g. it serves the apps)
+    try:
+        with kernel_fork.forked_kernels() as server:  # a snapshot taken in that process
+            assert server is running and factory.default_provisioner_name == kernel_fork.NAME
+        assert running.alive() and kernel_fork.ForkServer.current is running  # not stopped by the block
+        assert factory.default_provisioner_name == kernel_fork.NAME  # what the process had before the block
+    finally:
+        running.stop()

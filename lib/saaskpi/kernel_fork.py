@@ -384,9 +384,9 @@ class ForkProvisioner(LocalProvisioner):
         return self.connection_info
 
 
-def register() -> str:
-    """Make `ForkProvisioner` the provisioner of every kernel this process starts (the app server's); returns the
-    default it replaces."""
+def register(name: str = NAME) -> str:
+    """Make `ForkProvisioner` (or the provisioner `name`) the provisioner of every kernel this process starts (the
+    app server's); returns the default it replaces."""
     from importlib.metadata import EntryPoint
 
     from jupyter_client.provisioning.factory import KernelProvisionerFactory
@@ -394,27 +394,28 @@ def register() -> str:
     factory = KernelProvisionerFactory
     factory.provisioners[NAME] = EntryPoint(NAME, f"{__name__}:ForkProvisioner", factory.GROUP_NAME)
     before = factory.instance().default_provisioner_name
-    factory.instance().default_provisioner_name = NAME
+    factory.instance().default_provisioner_name = name
     return before
 
 
 @contextmanager
 def forked_kernels(enabled: bool = True) -> Iterator[ForkServer | None]:
-    """Within the block, kernels this process starts are forked from a fork server started for it (the
-    snapshot's notebooks: each kernel saves the 1.5-2 s of starting ipykernel and importing the workbook); after
-    it, the fork server is stopped and kernels start as before. Disabled: nothing changes."""
+    """Within the block, kernels this process starts are forked (the snapshot's notebooks: each kernel saves the
+    1.5-2 s of starting ipykernel and importing the workbook): from the fork server this process already runs,
+    else from one started for the block and stopped after it; then kernels start as before. Disabled: nothing
+    changes."""
     if not enabled:
         yield None
         return
-    from jupyter_client.provisioning.factory import KernelProvisionerFactory
-
     before = register()
-    server = ForkServer().start()
+    running = ForkServer.current if ForkServer.current is not None and ForkServer.current.alive() else None
+    server = running or ForkServer().start()
     try:
         yield server
     finally:
-        server.stop()
-        KernelProvisionerFactory.instance().default_provisioner_name = before
+        if running is None:
+            server.stop()
+        register(before)
 
 
 if __name__ == "__main__":
