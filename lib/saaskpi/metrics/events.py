@@ -498,16 +498,14 @@ def _funnel_people_frame(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame
     # event of its starters (funnel_events), so it takes its own
     loose = [f for f in funnels if f.order != "strict"]
     shared = (
-        loose_funnel_events(tables, loose, min(_period(calendar, f.period_days)[0] for f in loose))
-        if len(loose) > 1
-        else None
+        loose_funnel_events(tables, loose, min(_period(calendar, f.period_days)[0] for f in loose)) if loose else None
     )
     for funnel in funnels:
         start, end = _period(calendar, funnel.period_days)
         events = (
-            funnel_events_in(shared, funnel, start)
-            if shared is not None and funnel.order != "strict"
-            else funnel_events(tables, funnel, since=start)
+            funnel_events(tables, funnel, since=start)
+            if shared is None or funnel.order == "strict"
+            else funnel_events_in(shared, funnel, start)
         )
         people = funnel_people(events, funnel, start, end)
         n = len(funnel.steps)
