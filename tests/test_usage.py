@@ -146,7 +146,7 @@ def test_month_and_day_from_the_calendar():
 
     from saaskpi.frames import month_and_day
 
-    utc = dt.timezone.utc
+    utc = dt.UTC
     times = [
         dt.datetime(1970, 1, 1, tzinfo=utc),  # the calendar's first day: key 1970 * 12 + 0 = 23640
         dt.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=utc),  # leap day, last microsecond: 2024 * 12 + 1
