@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow.parquet as pq
 
 from .. import paths
+from ..event_file import write_usage_events
 from .activity import (
     EVENT_SCHEMA,
     funnel_frames,
@@ -151,11 +153,13 @@ def generate(out_dir: Path | str, *, scale: str | DemoScale = "default", seed: i
         for name, frame in sales_frames(staff, leads, opps, seed).items():  # issue 25: quotas, sales activities
             _write_csv(frame, tmp / f"{name}.csv")  # (own stream; not in the ground truth's counts, as the others)
         steps.update()
-        events = 0
-        with pq.ParquetWriter(tmp / "usage_events.parquet", EVENT_SCHEMA, compression="zstd") as writer:
+        # the events are made account by account; the workbook stores them by month (event_file.py)
+        made = tmp / ".usage_events.made.parquet"
+        with pq.ParquetWriter(made, EVENT_SCHEMA, compression="zstd") as writer:
             for batch in usage_batches(lives, users, np.random.default_rng(streams[3].spawn(1)[0]), sc):
                 writer.write_table(batch, row_group_size=1_000_000)
-                events += batch.num_rows
+        events = write_usage_events(pl.scan_parquet(made), tmp / "usage_events.parquet")
+        made.unlink()
         steps.update()
         truth = ground_truth(sc, seed, {**{k: len(v) for k, v in tables.items()}, "usage_events": events}, lives)
         (tmp / "ground_truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n", encoding="utf-8")

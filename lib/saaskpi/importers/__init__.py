@@ -56,6 +56,7 @@ from tqdm.auto import tqdm
 
 from .. import paths
 from ..errors import DataContractError, ParameterError
+from ..event_file import write_usage_events
 from .billing import BillingData, ImportResult, SetAside, to_contract
 from .reading import ExportError, FileRead
 from .settings import BILLING_FILE, billing_settings
@@ -174,8 +175,12 @@ def _stage(
     """Write `tables` (and the rates) into `folder`, and link in what `out` holds from other imports: every file
     except this importer's report and the tables its previous run wrote. Returns the names of the tables kept."""
     for name, frame in tables.items():
-        if isinstance(frame, pl.LazyFrame):  # a big table (usage events): streamed to the file, never held whole
-            frame.sink_parquet(folder / f"{name}.parquet", compression="zstd", statistics=True, engine="streaming")
+        if isinstance(frame, pl.LazyFrame):  # a big table (usage events): streamed to a file, never held whole
+            made = folder / (f".{name}.made.parquet" if name == "usage_events" else f"{name}.parquet")
+            frame.sink_parquet(made, compression="zstd", statistics=True, engine="streaming")
+            if name == "usage_events":  # stored in the workbook's order, a few months at a time (event_file.py)
+                write_usage_events(pl.scan_parquet(made), folder / f"{name}.parquet")
+                made.unlink()
         else:
             (folder / f"{name}.parquet").write_bytes(parquet_bytes(frame))
     if fx is not None:
