@@ -209,3 +209,19 @@ def test_the_same_exports_give_byte_identical_tables(tmp_path, capsys):
     second, _, _ = imported(tmp_path / "two", capsys, text)
     for name in ("users.parquet", "usage_events.parquet"):
         assert (first / name).read_bytes() == (second / name).read_bytes()
+
+
+def test_imported_events_are_stored_by_month_account_user_and_time(tmp_path, capsys):
+    # given newest first and mixed: stored by month, then account (cus_1 = ana's, cus_2 = bob's), user and time
+    text = lines(
+        *GROUPS,
+        track("C", "2024-03-02T10:00:00Z", user="bob"),
+        track("B", "2024-03-05T10:00:00Z", user="ana"),
+        track("A", "2024-02-20T10:00:00Z", user="bob"),
+        track("D", "2024-03-01T10:00:00Z", user="ana"),
+    )
+    out, _, _ = imported(tmp_path, capsys, text)
+    stored = pl.read_parquet(out / "usage_events.parquet")  # as stored, not sorted here
+    # Feb: bob's A; Mar: ana's D (Mar 1), B (Mar 5), then bob's C
+    assert stored["feature"].to_list() == ["A", "D", "B", "C"]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # nothing staged is left behind
