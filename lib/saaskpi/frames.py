@@ -37,17 +37,19 @@ _CALENDAR_FROM, _CALENDAR_DAYS = dt.date(1970, 1, 1), (dt.date(2100, 1, 1) - dt.
 def _calendar() -> tuple[pl.Series, pl.Series]:
     """Month keys and days of the month of the calendar's days, with a null before and after it."""
     days = pd.date_range(_CALENDAR_FROM, periods=_CALENDAR_DAYS, freq="D")
-    return tuple(
-        pl.Series([None, *values.tolist(), None], dtype=pl.Int64)
-        for values in (days.year * 12 + days.month - 1, days.day)
+    # narrow types: at 50M events, held in memory, Int64 columns would take 0.55 GB more
+    return (
+        pl.Series([None, *(days.year * 12 + days.month - 1).tolist(), None], dtype=pl.Int32),
+        pl.Series([None, *days.day.tolist(), None], dtype=pl.Int8),
     )
 
 
 def month_and_day(expr: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """Month key (as `month_key`) and day of the month of a Polars date or UTC date-time expression, read from a
-    calendar of every day from 1970 to 2099 by the day's number: at 50M events 0.8 s, against 1.8 s for
-    `dt.year`, `dt.month` and `dt.day` (three calendar conversions per row). Both are null for a day outside the
-    calendar: a caller that finds a null key where the expression is not null uses `month_key` instead."""
+    """Month key (as `month_key`, an Int32) and day of the month (an Int8) of a Polars date or UTC date-time
+    expression, read from a calendar of every day from 1970 to 2099 by the day's number: at 50M events 0.8 s,
+    against 1.8 s for `dt.year`, `dt.month` and `dt.day` (three calendar conversions per row). Both are null for a
+    day outside the calendar: a caller that finds a null key where the expression is not null uses `month_key`
+    instead."""
     keys, days = _calendar()
     at = expr.dt.epoch("d").clip(-1, _CALENDAR_DAYS) + 1
     return pl.lit(keys).gather(at), pl.lit(days).gather(at)
