@@ -44,7 +44,9 @@ def test_events_are_stored_by_month_account_user_and_time(tmp_path, sort_rows):
     given = tmp_path / "given.parquet"
     EVENTS.write_parquet(given)
     before = given.read_bytes()
-    # sort_rows 1: a month at a time (January's 3 events too); 3: Dec with Jan, then Feb; 100: all at once
+    # sorted a piece at a time, consecutive account-months of at most sort_rows events: 1 and 2: each account-month
+    # alone (Jan B has 2 events: Jan B u1, u2; with 2, Dec B and Jan A together); 3: (Dec B, Jan A), (Jan B),
+    # (Feb A, Feb B); 100: all at once; the event without a time in a piece of its own, last
     n = write_usage_events(pl.scan_parquet(given), tmp_path / "usage_events.parquet", sort_rows=sort_rows)
     stored = pl.read_parquet(tmp_path / "usage_events.parquet")
     assert n == 7
@@ -58,12 +60,13 @@ def test_row_groups_carry_time_statistics(tmp_path):
     EVENTS.drop_nulls().write_parquet(given)
     write_usage_events(pl.scan_parquet(given), tmp_path / "usage_events.parquet", sort_rows=1)
     meta = pq.ParquetFile(tmp_path / "usage_events.parquet").metadata
-    # one row group per month here (each month written on its own): a query over February reads only the last
+    # one row group per account-month here (each written on its own): Dec B; Jan A, Jan B; Feb A, Feb B. A query
+    # over February reads only the last two
     spans = [
         (meta.row_group(i).column(0).statistics.min, meta.row_group(i).column(0).statistics.max)
         for i in range(meta.num_row_groups)
     ]
-    assert [(lo.month, hi.month) for lo, hi in spans] == [(12, 12), (1, 1), (2, 2)]
+    assert [(lo.month, hi.month) for lo, hi in spans] == [(12, 12), (1, 1), (1, 1), (2, 2), (2, 2)]
 
 
 def test_no_events(tmp_path):
@@ -71,3 +74,17 @@ def test_no_events(tmp_path):
     EVENTS.head(0).write_parquet(given)
     assert write_usage_events(pl.scan_parquet(given), tmp_path / "usage_events.parquet") == 0
     assert pl.read_parquet(tmp_path / "usage_events.parquet").schema == EVENTS.schema
+
+
+def test_a_month_bigger_than_a_piece_is_sorted_in_pieces(tmp_path):
+    # every event in January (as in a busy month): with at most 2 events per piece, January's accounts are
+    # sorted one at a time, and the file is in the same order as when sorted at once
+    january = EVENTS.drop_nulls().with_columns(pl.col("event_time").dt.replace(month=1, year=2024))
+    given = tmp_path / "given.parquet"
+    january.write_parquet(given)
+    write_usage_events(pl.scan_parquet(given), tmp_path / "pieces.parquet", sort_rows=2)
+    write_usage_events(pl.scan_parquet(given), tmp_path / "whole.parquet", sort_rows=100)
+    pieces, whole = pl.read_parquet(tmp_path / "pieces.parquet"), pl.read_parquet(tmp_path / "whole.parquet")
+    assert pieces.equals(whole)
+    assert pieces["account_id"].to_list() == ["A", "A", "B", "B", "B", "B"]
+    assert pq.ParquetFile(tmp_path / "pieces.parquet").metadata.num_row_groups == 2  # A's 2 events, B's 4
