@@ -47,7 +47,7 @@ def test_events_are_stored_by_month_account_user_and_time(tmp_path, sort_rows):
     # sorted a piece at a time, consecutive account-months of at most sort_rows events: 1 and 2: each account-month
     # alone (Jan B has 2 events: Jan B u1, u2; with 2, Dec B and Jan A together); 3: (Dec B, Jan A), (Jan B),
     # (Feb A, Feb B); 100: all at once; the event without a time in a piece of its own, last
-    n = write_usage_events(pl.scan_parquet(given), tmp_path / "usage_events.parquet", sort_rows=sort_rows)
+    n = write_usage_events(given, tmp_path / "usage_events.parquet", sort_rows=sort_rows)
     stored = pl.read_parquet(tmp_path / "usage_events.parquet")
     assert n == 7
     assert stored["feature"].to_list() == ORDER
@@ -58,7 +58,7 @@ def test_events_are_stored_by_month_account_user_and_time(tmp_path, sort_rows):
 def test_row_groups_carry_time_statistics(tmp_path):
     given = tmp_path / "given.parquet"
     EVENTS.drop_nulls().write_parquet(given)
-    write_usage_events(pl.scan_parquet(given), tmp_path / "usage_events.parquet", sort_rows=1)
+    write_usage_events(given, tmp_path / "usage_events.parquet", sort_rows=1)
     meta = pq.ParquetFile(tmp_path / "usage_events.parquet").metadata
     # one row group per account-month here (each written on its own): Dec B; Jan A, Jan B; Feb A, Feb B. A query
     # over February reads only the last two
@@ -72,7 +72,7 @@ def test_row_groups_carry_time_statistics(tmp_path):
 def test_no_events(tmp_path):
     given = tmp_path / "given.parquet"
     EVENTS.head(0).write_parquet(given)
-    assert write_usage_events(pl.scan_parquet(given), tmp_path / "usage_events.parquet") == 0
+    assert write_usage_events(given, tmp_path / "usage_events.parquet") == 0
     assert pl.read_parquet(tmp_path / "usage_events.parquet").schema == EVENTS.schema
 
 
@@ -82,9 +82,22 @@ def test_a_month_bigger_than_a_piece_is_sorted_in_pieces(tmp_path):
     january = EVENTS.drop_nulls().with_columns(pl.col("event_time").dt.replace(month=1, year=2024))
     given = tmp_path / "given.parquet"
     january.write_parquet(given)
-    write_usage_events(pl.scan_parquet(given), tmp_path / "pieces.parquet", sort_rows=2)
-    write_usage_events(pl.scan_parquet(given), tmp_path / "whole.parquet", sort_rows=100)
+    write_usage_events(given, tmp_path / "pieces.parquet", sort_rows=2)
+    write_usage_events(given, tmp_path / "whole.parquet", sort_rows=100)
     pieces, whole = pl.read_parquet(tmp_path / "pieces.parquet"), pl.read_parquet(tmp_path / "whole.parquet")
     assert pieces.equals(whole)
     assert pieces["account_id"].to_list() == ["A", "A", "B", "B", "B", "B"]
     assert pq.ParquetFile(tmp_path / "pieces.parquet").metadata.num_row_groups == 2  # A's 2 events, B's 4
+
+
+def test_an_event_of_1969_is_ordered_by_its_month(tmp_path):
+    # months are computed per event (not read from frames.month_and_day's 1970-2099 calendar): December 1969 is
+    # the first month, before the rest in their order; the event without a time still last
+    given = tmp_path / "given.parquet"
+    early = pl.DataFrame(
+        {"event_time": [at("1969-12-31T12:00")], "user_id": ["u9"], "account_id": ["A"], "feature": ["f8"]},
+        schema=EVENTS.schema,
+    )
+    pl.concat([EVENTS, early]).write_parquet(given)
+    assert write_usage_events(given, tmp_path / "usage_events.parquet", sort_rows=2) == 8
+    assert pl.read_parquet(tmp_path / "usage_events.parquet")["feature"].to_list() == ["f8", *ORDER]

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import pyarrow.parquet as pq
 
 from .. import paths
@@ -158,7 +157,7 @@ def generate(out_dir: Path | str, *, scale: str | DemoScale = "default", seed: i
         with pq.ParquetWriter(made, EVENT_SCHEMA, compression="zstd") as writer:
             for batch in usage_batches(lives, users, np.random.default_rng(streams[3].spawn(1)[0]), sc):
                 writer.write_table(batch, row_group_size=1_000_000)
-        events = write_usage_events(pl.scan_parquet(made), tmp / "usage_events.parquet")
+        events = write_usage_events(made, tmp / "usage_events.parquet")
         made.unlink()
         steps.update()
         truth = ground_truth(sc, seed, {**{k: len(v) for k, v in tables.items()}, "usage_events": events}, lives)

@@ -23,8 +23,8 @@ as `billing` or `reading`, are skipped); the CLI adds one sub-command per import
 `--out`, `--settings` (parameters/billing.yaml) and `--fx-rates`. `read` receives the parsed arguments (plus
 `args.progress`: show a tqdm bar when true) and returns an `Imported`: either `billing` (a `BillingData`, which the
 framework converts with `to_contract` and the settings) or contract `tables` used as they are (column mappings),
-and the files it read. A big table may be a `pl.LazyFrame` (product usage events): the framework sinks it into
-the output, streaming, and never holds it whole. It raises `ExportError` (reading.py) with every problem of the input, and never writes.
+and the files it read. The usage events may be a `pl.LazyFrame` (the only table that may): the framework sinks it
+streaming, never holding it whole, then stores it in the workbook's order (event_file.py). It raises `ExportError` (reading.py) with every problem of the input, and never writes.
 
 An importer of a system other than billing (a CRM, a help desk, product analytics) sets `accounts=True`: it gets
 `--accounts` (parameters/sources/accounts.yaml) instead of the billing options, matches its records to the accounts
@@ -95,7 +95,7 @@ class Imported:
     source: str
     files: tuple[FileRead, ...]
     billing: BillingData | None = None
-    tables: dict[str, pl.DataFrame | pl.LazyFrame] = field(default_factory=dict)  # lazy: sunk, never collected whole
+    tables: dict[str, pl.DataFrame | pl.LazyFrame] = field(default_factory=dict)  # lazy: the usage events, sunk
     set_aside: tuple[SetAside, ...] = ()
     details: dict = field(default_factory=dict)  # anything else the report should show (e.g. the mapping file)
 
@@ -175,12 +175,11 @@ def _stage(
     """Write `tables` (and the rates) into `folder`, and link in what `out` holds from other imports: every file
     except this importer's report and the tables its previous run wrote. Returns the names of the tables kept."""
     for name, frame in tables.items():
-        if isinstance(frame, pl.LazyFrame):  # a big table (usage events): streamed to a file, never held whole
-            made = folder / (f".{name}.made.parquet" if name == "usage_events" else f"{name}.parquet")
+        if isinstance(frame, pl.LazyFrame):  # the usage events: streamed to a file, never held whole, then stored
+            made = folder / f".{name}.made.parquet"  # in the workbook's order a piece at a time (event_file.py)
             frame.sink_parquet(made, compression="zstd", statistics=True, engine="streaming")
-            if name == "usage_events":  # stored in the workbook's order, a few months at a time (event_file.py)
-                write_usage_events(pl.scan_parquet(made), folder / f"{name}.parquet")
-                made.unlink()
+            write_usage_events(made, folder / f"{name}.parquet")
+            made.unlink()
         else:
             (folder / f"{name}.parquet").write_bytes(parquet_bytes(frame))
     if fx is not None:
