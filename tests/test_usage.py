@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
+import polars as pl
 import pytest
 from conftest import write_source
 
+from saaskpi.frames import month_and_day
 from saaskpi.workbook import open_workbook
 
 # u1: Jan 1, Jan 2, Feb 1   u2: Jan 1, Mar 5   u3: Feb 10; Z (no users, no subscription), created Mar 31, marks
@@ -140,12 +144,6 @@ def test_day_bits_and_the_heatmap_weeks_across_a_month_end(tmp_path):
 
 
 def test_month_and_day_from_the_calendar():
-    import datetime as dt
-
-    import polars as pl
-
-    from saaskpi.frames import month_and_day
-
     utc = dt.UTC
     times = [
         dt.datetime(1970, 1, 1, tzinfo=utc),  # the calendar's first day: key 1970 * 12 + 0 = 23640
