@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import digest, load_module, run
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from saaskpi import paths
@@ -219,6 +219,8 @@ def corrupt(files: dict[str, bytes], how: tuple) -> None:
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(corruption, min_size=1, max_size=3))
+@example([("bytes", "accounts", 0, b"\r")])  # found in a clean clone: a lone carriage return before the header
+@example([("bytes", "accounts", 3, b"\r")])  # and inside it (the header read raised csv.Error)
 def test_random_corruptions_never_traceback_or_change_the_input(capsys, corruptions):
     files = build.files_of(None)
     for how in corruptions:
@@ -300,3 +302,15 @@ def test_import_reports_the_one_defect_and_writes_nothing(name, capsys, tmp_path
     assert "Traceback" not in err and "Nothing was written" in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert digest(folder) == before
+
+
+def test_a_carriage_return_in_a_header_is_shown_escaped(tmp_path, capsys):
+    # "acc\rount_id": printed as it is, the carriage return would rewrite the terminal line and show `account_id`
+    # among the columns found, beside "`account_id` is missing"
+    files = build.files_of(None)
+    files["accounts.csv"] = files["accounts.csv"][:3] + b"\r" + files["accounts.csv"][3:]
+    folder = build.write(tmp_path / "src", files)
+    code, _, err = run(capsys, "validate", str(folder))
+    assert code == 2 and "Traceback" not in err
+    assert "required column `account_id` is missing (columns found: 'acc\\rount_id', " in err
+    assert "\r" not in err

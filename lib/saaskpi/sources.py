@@ -88,7 +88,9 @@ def _read_csv(name: str, path: Path) -> pl.DataFrame:
     problem = _not_utf8(name, data)
     if problem:
         raise Unreadable(problem)
-    header = next(csv.reader(io.StringIO(data.decode("utf-8-sig").split("\n", 1)[0])), [])
+    # the first record as the csv module reads it (newline="": a lone carriage return ends a line, as in Polars,
+    # instead of raising csv.Error)
+    header = next(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")), [])
     names = [h.strip() for h in header]
     twice = sorted({h for h in names if names.count(h) > 1})
     if twice:

@@ -137,6 +137,12 @@ def _type_name(dtype: pl.DataType) -> str:
     return {pl.Date: "a date (YYYY-MM-DD)", pl.Int64: "a whole number", pl.Float64: "a number"}.get(dtype, "text")
 
 
+def _shown(column: str) -> str:
+    """A column name as a message shows it: quoted with its escapes when it holds a control character (a stray
+    carriage return in a header would otherwise rewrite the terminal line)."""
+    return column if column.isprintable() else repr(column)
+
+
 def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD", row_offset: int = 2) -> TypedTable:
     """Parse `raw` into the contract types of table `name`; report what cannot be parsed."""
     model = TABLES[name]
@@ -152,7 +158,7 @@ def typed_table(name: str, raw: pl.DataFrame, reporting_currency: str = "USD", r
                 f"{name}.missing_column",
                 name,
                 col,
-                f"required column `{col}` is missing (columns found: {', '.join(raw.columns) or 'none'})",
+                f"required column `{col}` is missing (columns found: {', '.join(map(_shown, raw.columns)) or 'none'})",
                 frame.height,
             )
         )
