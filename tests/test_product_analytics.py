@@ -519,3 +519,48 @@ def test_the_loose_funnels_events_from_one_pass_are_each_funnels_own(literal_wb)
         own = E.funnel_events(literal_wb.tables, f, since=since).sort(pl.all())
         shared = E.funnel_events_in(loose, f, since).select(own.columns).sort(pl.all())
         assert shared.height and shared.equals(own), f.order
+
+
+# A strict funnel numbers only its starters' events on the days their windows cover (`_near_first_steps`).
+STRICT_EVENTS = """
+    event_time,user_id,account_id,feature,event,properties
+    2024-05-01T23:30:00Z,U1,A1,f,a,
+    2024-05-02T00:10:00Z,U1,A1,f,b,
+    2024-05-05T10:00:00Z,U2,A2,f,a,
+    2024-05-05T11:00:00Z,U2,A2,f,x,
+    2024-05-05T12:00:00Z,U2,A2,f,b,
+    2024-05-10T10:00:00Z,U1,A1,f,a,
+    2024-05-14T09:00:00Z,U1,A1,f,x,
+    2024-05-16T09:00:00Z,U1,A1,f,b,
+    2024-05-16T10:00:00Z,U1,A1,f,a,
+"""
+
+
+@pytest.fixture(scope="module")
+def strict_tables(tmp_path_factory):
+    source = write_source(tmp_path_factory.mktemp("strict") / "src", SOURCE | {"usage_events": STRICT_EVENTS})
+    return open_workbook(str(source), "all", "2024-04", interactive=False).tables  # May is not over
+
+
+@pytest.mark.parametrize("window", ["3 days", "40 days"])
+def test_strict_funnel_events_near_first_steps_give_the_people_of_every_event(strict_tables, window):
+    f = funnel(order="strict", window=window, steps=("a", "b"))
+    got = people(E.funnel_events(strict_tables, f, since=START), f)
+    rows = [line.split(",") for line in textwrap.dedent(STRICT_EVENTS).strip().splitlines()[1:]]
+    every = strict_frame(*[(r[1], r[4], dt.datetime.fromisoformat(r[0])) for r in rows])
+    assert got == people(every.with_columns(account_id=pl.col("person").str.replace("U", "A")), f)
+    # U1: a on May 1 at 23:30, b next at 00:10 on May 2, a day the window covers (3 days: May 1-4; 40 days: the
+    # old way, every event numbered); U1's a on May 10 is followed by x (May 14), b (May 16, outside the May 10-13
+    # days: not numbered, and after the 3-day deadline anyway), then a on May 16 with nothing after it.
+    # U2: x between a and b
+    assert got["U1"] == (
+        2,
+        dt.datetime(2024, 5, 1, 23, 30, tzinfo=dt.UTC),
+        dt.datetime(2024, 5, 2, 0, 10, tzinfo=dt.UTC),
+    )
+    assert got["U2"][0] == 1
+    numbered = E.funnel_events(strict_tables, f, since=START)
+    # U1's b on May 16 is U1's 5th event (a, b, a, x, b); with 3 days, x (May 14) is on no day a window covers (May
+    # 1-4, 10-13, 16-19), so that b is the 4th numbered
+    b = numbered.filter((pl.col("person") == "U1") & (pl.col("event") == "b") & (pl.col("event_time").dt.day() == 16))
+    assert b["seq"].to_list() == [4 if window == "3 days" else 5]

@@ -235,14 +235,32 @@ def funnel_events(tables: Tables, funnel: Funnel, since: dt.datetime | None = No
         ev = ev.filter(nw.col("event_time") >= since)
     cols = ["person", "account_id", "event_time", "event", "feature", "properties"]
     if funnel.order == "strict":
-        # numbering every event of every person is a sort of the whole table (50M events: 15.7 s, 8 GB): only
-        # people with a first-step event can start an attempt, so only their events are numbered
-        starters = ev.filter(_named([funnel.steps[0]])).select("person").unique()
-        ev = ev.join(starters, on="person", how="semi")
+        ev = _near_first_steps(tables, ev, funnel)
         place = nw.col("event_time").cum_count().over("person", order_by=["event_time", "event", "feature"])
         ev = ev.with_columns(seq=place.cast(nw.Int64))
         cols.append("seq")
     return _collect(ev.filter(_named([*funnel.steps, *funnel.exclusions])).select(cols))
+
+
+STRICT_DAYS = 31  # the longest window of a strict funnel whose events are numbered only near its first steps
+
+
+def _near_first_steps(tables: Tables, ev: nw.LazyFrame, funnel: Funnel) -> nw.LazyFrame:
+    """The events a strict funnel numbers: those of people with a first-step event (only they start an attempt),
+    and, for a window of at most STRICT_DAYS days, only on the days (UTC) from a first step's day to the day its
+    window ends. Every step of an attempt falls within its window, where every event of the person on those days
+    is kept: two events there are next to each other among these exactly when they are among all the person's
+    events, and a step found after the window does not count. Numbering every event of every person is a sort of
+    the whole table (50M events: 15.7 s, 8 GB); every event of the starters since the period's start, 2.7 s; the
+    events near their first steps, 1.0 s."""
+    first = ev.filter(_named([funnel.steps[0]]))
+    days = -(-funnel.window_seconds // 86_400)  # a window ends at most this many days after its first step's day
+    if days > STRICT_DAYS:
+        return ev.join(first.select("person").unique(), on="person", how="semi")
+    ev = ev.with_columns(_day=nw.col("event_time").dt.date())
+    starts = _collect(first.select("person", _day=nw.col("event_time").dt.date()).unique())
+    covered = pl.concat([starts.with_columns(pl.col("_day").dt.offset_by(f"{k}d")) for k in range(days + 1)])
+    return ev.join(tables.engine.lazy(covered.unique()), on=["person", "_day"], how="semi").drop("_day")
 
 
 def loose_funnel_events(tables: Tables, funnels: list[Funnel], since: dt.datetime) -> pl.DataFrame:
@@ -578,8 +596,11 @@ def _person_days(
     event when None): `day`, the period's first day, and `days_active`, its days with such an event. Counted in
     the engine, so one row per person and period leaves it (a week is keyed by its year and the ordinal of its
     Monday, which may fall in the year before: the two parts are added up once collected)."""
-    ev = people_events(tables, count_by).with_columns(day=nw.col("event_time").dt.date())
-    ev = ev.filter((nw.col("day") < end) & (nw.col("day") >= since) if since is not None else nw.col("day") < end)
+    # the days [since, end) as times (UTC), on the stored column: a file ordered by time (the workbook's own, see
+    # event_file.py) is then read only where those times are (50M events, the last two months: 0.9 -> 0.4 s)
+    time = nw.col("event_time")
+    within = time < _midnight(end) if since is None else (time >= _midnight(since)) & (time < _midnight(end))
+    ev = people_events(tables, count_by).filter(within).with_columns(day=time.dt.date())
     if step is not None:
         ev = ev.filter(_named([step]))
     if step is not None and step.properties:
@@ -599,6 +620,11 @@ def _person_days(
     first = pl.date(pl.col("year"), pl.col("key") if period == "month" else pl.lit(1), 1)
     start = first if period == "month" else first + pl.duration(days=pl.col("key") - 1)
     return got.group_by("person", start.alias("day")).agg(pl.col("days_active").sum())
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    """The start of `day` in UTC (the events' days are UTC days)."""
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
 
 
 _UNIT = {"day": "d", "week": "w", "month": "mo"}
