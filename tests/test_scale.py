@@ -200,3 +200,14 @@ def test_entries_older_than_a_month_are_removed_when_one_is_written(tmp_path, mo
     assert cached_frame("anything", "key", lambda: frame).equals(frame)
     assert not old.exists() and recent.exists()
     assert cached_frame("anything", "key", lambda: 1 / 0).equals(frame)  # read back, not computed again
+
+
+def test_columns_stored_with_the_contracts_types_are_read_as_they_are(dense_source, tmp_path, monkeypatch):
+    # a column already of its contract type is not converted (e.g. event_time, a UTC microsecond time): a filter
+    # on it then reaches the Parquet statistics, so an ordered file is read only where the times are
+    source, _ = dense_source
+    monkeypatch.setenv("SAASKPI_CACHE_DIR", str(tmp_path / "cache"))
+    stored = pl.read_parquet_schema(source / "usage_events.parquet")
+    assert stored["event_time"] == pl.Datetime("us", "UTC") and stored["duration_seconds"] == pl.Int64
+    plan = validated_tables(open_source(source)).scans["usage_events"].select("event_time", "duration_seconds")
+    assert "convert_time_zone" not in plan.explain() and "cast" not in plan.explain()
