@@ -170,6 +170,19 @@ def test_inputs_are_never_modified(tmp_path):
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.iterdir()} == before
 
 
+def test_text_is_stripped_of_surrounding_spaces_in_csv_and_parquet(tmp_path):
+    # "  A1 " in a subscription is account A1, whether the table is CSV or Parquet text (a text column is never
+    # used as stored when a value is padded; columns already of their contract type are)
+    subs = "subscription_id,account_id,start_date,end_date,amount\n S1 ,  A1 ,2024-01-01,,100"
+    src = write_source(tmp_path / "s", {"accounts": GOOD_ACCOUNTS, "subscriptions": subs})
+    for form in ("csv", "parquet"):
+        if form == "parquet":
+            pl.read_csv(src / "subscriptions.csv", infer_schema=False).write_parquet(src / "subscriptions.parquet")
+            (src / "subscriptions.csv").unlink()
+        row = validated_tables(open_source(src)).frames["subscriptions"].row(0, named=True)
+        assert (row["subscription_id"], row["account_id"], row["amount"]) == ("S1", "A1", 100.0), form
+
+
 def test_parquet_tables_are_read_typed(tmp_path):
     src = write_source(tmp_path / "s", {k: v for k, v in REVENUE_TABLES.items() if k != "subscriptions"})
     subs = pl.read_csv(

@@ -109,9 +109,9 @@ def _parse_datetime(col: str) -> pl.Expr:
 def _parse_expr(col: str, dtype: pl.DataType, source_dtype: pl.DataType) -> pl.Expr:
     """Expression parsing column `col` (of `source_dtype`) into the contract `dtype`."""
     c = pl.col(col)
-    if source_dtype == dtype:  # as stored: a filter on the column then reaches the file's statistics
-        return c
     text = source_dtype == pl.String
+    if source_dtype == dtype and not text:  # as stored: a filter on the column then reaches the file's statistics
+        return c
     if isinstance(dtype, pl.Datetime):
         if text:
             return _parse_datetime(col)
