@@ -282,6 +282,21 @@ def test_health_overrides_in_force(voice_wb, voice_source):
     assert list(april.table("health_overrides_in_force").override_band) == ["red"]
 
 
+@pytest.mark.parametrize("last", ["clears", "sets"])
+def test_of_one_days_overrides_the_last_given_is_in_force(tmp_path, last):
+    # A2 gets two overrides on May 31: a yellow 50 and a clearing one. In force at the May month end is the one
+    # given last, as in overrides_in_force: cleared -> May 1 / 4 (A4) as above; set -> 2 / 4 (A2, A4)
+    rows = ["A2,2024-05-31,50,yellow,Quiet month", "A2,2024-05-31,,,Back to the computed score"]
+    rows = rows if last == "clears" else rows[::-1]
+    tables = VOICE_TABLES | {
+        "health_overrides": VOICE_TABLES["health_overrides"].rstrip() + "".join(f"\n        {r}" for r in rows)
+    }
+    wb = open_workbook(str(write_source(tmp_path / "src", tables)), "all", "2024-05", interactive=False)
+    assert list(wb.table("health_overrides_in_force").account_id) == (["A4"] if last == "clears" else ["A2", "A4"])
+    share = values(wb.series("health_override_share"))
+    assert (share["2024-04"], share["2024-05"]) == (0.25, 0.25 if last == "clears" else 0.5)
+
+
 # --------------------------------------------------------------------------- practices
 def test_review_cycle_and_stale_targets(voice_wb, tmp_path, monkeypatch):
     f = tmp_path / "reviews.yaml"

@@ -287,9 +287,9 @@ def renewal_outcomes(account_months: pd.DataFrame) -> pd.DataFrame:
     p = account_months
     ends = p.dropna(subset=["term_end"])
     ends = ends[ends.term_end.dt.year * 12 + ends.term_end.dt.month - 1 == ends.key + 1]  # ends in the next month
-    paying = set(zip(p.account_id, p.key))
-    renewed = [(a, k + 1) in paying for a, k in zip(ends.account_id, ends.key)]
-    out = pd.DataFrame({"key": ends.key + 1, "due": 1, "renewed": np.asarray(renewed, dtype="int64")})
+    paying = pd.MultiIndex.from_arrays([p.account_id, p.key])
+    renewed = pd.MultiIndex.from_arrays([ends.account_id, ends.key + 1]).isin(paying)
+    out = pd.DataFrame({"key": ends.key + 1, "due": 1, "renewed": renewed.astype("int64")})
     keys = sorted(p.key.unique())
     agg = out.groupby("key")[["due", "renewed"]].sum().reindex(keys, fill_value=0)
     agg.index = [month_of(k) for k in agg.index]

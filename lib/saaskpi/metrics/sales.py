@@ -50,7 +50,7 @@ def cost_per_lead_by_channel(
     sm = sm.assign(channel=sm.channel.fillna(UNTAGGED), month=sm.spend_month)
     months = calendar_months(calendar).month
     leads = lead_journey.assign(month=month_start(lead_journey.created_at))
-    channels = sorted(set(sm.channel[sm.amount > 0]) | set(leads.channel.dropna()))
+    channels = sorted(set(sm.channel[sm.amount > 0].unique()) | set(leads.channel.dropna().unique()))
     grid = pd.MultiIndex.from_product([months, channels], names=["month", "channel"])
     spend = sm.groupby(["month", "channel"]).amount.sum().reindex(grid, fill_value=0.0)
     count = leads.groupby(["month", "channel"]).size().reindex(grid, fill_value=0)

@@ -300,10 +300,18 @@ def health_overrides_in_force(account_health: pd.DataFrame, tables: Tables, as_o
 def health_override_share(tables: Tables, calendar: pl.DataFrame, account_mrr: pd.DataFrame) -> pd.DataFrame:
     """How often CSMs overrule the computed health: the share of paying accounts with an override in force."""
     months = calendar_months(calendar).month
-    values, counts = [], []
-    for m in months:
-        paying = set(account_mrr.account_id[account_mrr.month == m])
-        live = set(overrides_in_force(tables, m + pd.offsets.MonthEnd(0)).account_id) & paying
-        values.append(len(live) / len(paying) if paying else np.nan)
-        counts.append(len(paying))
-    return month_series(months, values, counts)
+    paying = account_mrr[["account_id", "month"]].drop_duplicates()
+    paying = paying.assign(day=(paying.month + pd.offsets.MonthEnd(0)).astype("datetime64[ns]")).sort_values("day")
+    # each paying account's latest override dated on or before the month's last day, as overrides_in_force finds
+    # it (of one day's overrides, the last given), for every month at once
+    o = to_pandas(tables.lazy("health_overrides"))
+    for col in ("score", "band"):
+        if col not in o:
+            o[col] = np.nan
+    o = o[["account_id", "date", "score", "band"]].assign(date=o.date.astype("datetime64[ns]"))
+    latest = pd.merge_asof(
+        paying, o.sort_values("date", kind="stable"), left_on="day", right_on="date", by="account_id"
+    )
+    live = (latest.score.notna() | latest.band.notna()).groupby(latest.month).agg(["sum", "size"]).reindex(months)
+    counts = live["size"].fillna(0).to_numpy()
+    return month_series(months, safe_ratio(live["sum"].fillna(0).to_numpy(), counts), counts)
