@@ -91,7 +91,8 @@ def themes(comments: pd.DataFrame, s: VoiceSettings) -> pd.DataFrame:
     cols = {"theme": "str", "comments": "int64", "share": "float64", "low_share": "float64", "example": "str"}
     if comments.empty:
         return empty_frame(cols)
-    held = [phrases(c, s.max_words) for c in comments.comment]
+    said = {c: phrases(c, s.max_words) for c in set(comments.comment)}  # a comment given many times is read once
+    held = [said[c] for c in comments.comment]
     counts = Counter(p for ps in held for p in ps)
     kept = {p: n for p, n in counts.items() if n >= s.min_comments}
     longer: dict[str, int] = {}
