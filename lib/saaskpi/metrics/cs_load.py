@@ -125,11 +125,24 @@ def csm_load(
     return out.astype({c: "int64" for c in ["accounts", *STAGES, "renewals_due", "red_accounts"]})
 
 
-def _coverage(
+@table(
+    schema={
+        "month": "datetime",
+        "covered": "int64",
+        "csms": "int64",
+        "capacity": "float64",
+        "over_capacity": "int64",
+        "max_load": "float64",
+    },
+    export=False,
+    needs=TEAM,
+)
+def csm_load_by_month(
     account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings, calendar: pl.DataFrame
 ) -> pd.DataFrame:
     """Per month: paying accounts with a CSM, CSMs on the team, their capacity, how many of them carry more
-    accounts than the capacity of their segment, and the load (accounts / capacity) of the most loaded one."""
+    accounts than the capacity of their segment, and the load (accounts / capacity) of the most loaded one
+    (one table for the four CS capacity metrics)."""
     rows = []
     for key in calendar["month"].to_list():
         now = account_months[account_months.key == key]
@@ -162,11 +175,9 @@ def _coverage(
     area="success",
     needs=TEAM,
 )
-def accounts_per_csm(
-    account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings, calendar: pl.DataFrame
-) -> pd.DataFrame:
+def accounts_per_csm(csm_load_by_month: pd.DataFrame) -> pd.DataFrame:
     """How many accounts each CSM looks after on average."""
-    c = _coverage(account_months, tables, success_settings, calendar)
+    c = csm_load_by_month
     return month_series(c.month, safe_ratio(c.covered, c.csms), c.csms)
 
 
@@ -182,11 +193,9 @@ def accounts_per_csm(
     needs=TEAM,
     tile=10,
 )
-def csm_capacity_utilisation(
-    account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings, calendar: pl.DataFrame
-) -> pd.DataFrame:
+def csm_capacity_utilisation(csm_load_by_month: pd.DataFrame) -> pd.DataFrame:
     """How full the CS team's books are on average against the capacity ratio (above 1 = overloaded)."""
-    c = _coverage(account_months, tables, success_settings, calendar)
+    c = csm_load_by_month
     return month_series(c.month, safe_ratio(c.covered, c.capacity), c.capacity)
 
 
@@ -204,11 +213,9 @@ def csm_capacity_utilisation(
     sampled=False,
     tile=11,
 )
-def csms_over_capacity_share(
-    account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings, calendar: pl.DataFrame
-) -> pd.DataFrame:
+def csms_over_capacity_share(csm_load_by_month: pd.DataFrame) -> pd.DataFrame:
     """Share of CSMs whose book is larger than their segment's capacity: what an average load can hide."""
-    c = _coverage(account_months, tables, success_settings, calendar)
+    c = csm_load_by_month
     return month_series(c.month, safe_ratio(c.over_capacity, c.csms), c.csms)
 
 
@@ -225,11 +232,9 @@ def csms_over_capacity_share(
     sampled=False,
     tile=12,
 )
-def max_csm_load(
-    account_months: pd.DataFrame, tables: Tables, success_settings: SuccessSettings, calendar: pl.DataFrame
-) -> pd.DataFrame:
+def max_csm_load(csm_load_by_month: pd.DataFrame) -> pd.DataFrame:
     """The load of the CSM with the largest book against capacity (above 1 = overloaded)."""
-    c = _coverage(account_months, tables, success_settings, calendar)
+    c = csm_load_by_month
     return month_series(c.month, c.max_load, c.csms)
 
 
