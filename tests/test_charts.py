@@ -140,3 +140,22 @@ def test_the_month_axis_labels_months_of_the_data_only():
     assert (2026, 11) not in shown
     # a short series is labelled at every month
     assert len(charts.month_axis(months.tail(5)).to_dict()["values"]) == 5
+
+
+@pytest.mark.parametrize(("width", "step"), [(560, 3), (360, 4), (260, 6), (1400, 2), (2000, 1)])
+def test_trend_labels_every_few_months_ending_at_the_last(width, step):
+    # 24 months (Nov 2024 - Oct 2026) x 60 px a label: 1,440 px needed; 560 px -> 2.6 -> every 3 months; 360 -> 4;
+    # 260 -> 5.5 -> 6; 1,400 -> 1.03 -> 2; 2,000 -> 1. Every month keeps its tick; the last month is labelled
+    import re
+
+    from saaskpi.widgets import chart_svg
+
+    months = pd.date_range("2024-11-01", periods=24, freq="MS")
+    series = pd.DataFrame({"month": months, "value": range(24), "n": 50.0})
+    chart = charts.trend(series, "Paying accounts", "count", width=width)
+    axis = chart.to_dict()["layer"][0]["encoding"]["x"]["axis"]
+    # Oct 2026 is month key 2026 x 12 + 9 = 24321; 24321 % 3 = 0, % 4 = 1, % 6 = 3, % 2 = 1, % 1 = 0
+    assert axis["labelExpr"].startswith(f"(year(datum.value) * 12 + month(datum.value)) % {step} == {24321 % step} ?")
+    assert axis["tickCount"] == {"interval": "month", "step": 1} and axis["labelOverlap"] is False
+    shown = re.findall(r">([A-Z][a-z]{2} \d{4})</text>", chart_svg(chart))
+    assert shown[-1] == "Oct 2026" and len(shown) == 24 // step

@@ -102,8 +102,9 @@ def show_chart(spec: alt.TopLevelMixin, wb) -> None:
     display(chart(spec, wb))
 
 
-def metric_trend(wb, name: str, months: int = 24) -> alt.Chart:
-    """Metric `name` over its last `months` months with its targets dashed and small samples flagged."""
+def metric_trend(wb, name: str, months: int = 24, width: int = 300) -> alt.Chart:
+    """Metric `name` over its last `months` months with its targets dashed and small samples flagged, `width`
+    pixels wide."""
     m = METRICS[name]
     target = wb.targets.get(name)
     return charts.trend(
@@ -115,6 +116,7 @@ def metric_trend(wb, name: str, months: int = 24) -> alt.Chart:
         target.long_term if target else None,
         wb.conventions.reporting_currency,
         plan_series(wb, name),
+        width,
     )
 
 
@@ -124,7 +126,7 @@ def trends(wb, names: list[str], months: int = 24, columns: int = 2) -> list[Any
     width = {2: 560, 3: 360, 4: 260}.get(columns, 300)
     names = wb.available(names)
     empty = [n for n in names if wb.series(n).tail(months).value.isna().all()]
-    panels = [metric_trend(wb, name, months).properties(width=width) for name in names if name not in empty]
+    panels = [metric_trend(wb, name, months, width) for name in names if name not in empty]
     out = []
     if panels:
         out.append(chart(alt.concat(*panels, columns=columns), wb))

@@ -379,7 +379,7 @@ def show_backtest(wb) -> Any:
             widgets.chart(
                 alt.hconcat(
                     charts.backtest_bars(b),
-                    widgets.metric_trend(w, "health_backtest_auc", TREND_MONTHS).properties(width=300),
+                    widgets.metric_trend(w, "health_backtest_auc", TREND_MONTHS),
                 ),
                 w,
             )
