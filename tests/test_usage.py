@@ -115,6 +115,10 @@ def test_a_user_active_in_two_accounts_counts_once_a_day(tmp_path):
     jan = wb.with_choice(month="2024-01").table("account_activity").set_index("account_id")
     assert jan.loc["A", ["mau", "user_days"]].tolist() == [2, 3]
     assert jan.loc["B", ["mau", "user_days"]].tolist() == [1, 2]
+    # u1's January in two accounts is one user-month: the lifecycle is the one of test_user_lifecycle
+    life = wb.table("user_lifecycle").set_index(wb.table("user_lifecycle").month.dt.strftime("%Y-%m"))
+    assert life.loc["2024-01", ["new", "returning", "resurrecting", "dormant"]].tolist() == [2, 0, 0, 0]
+    assert life.loc["2024-02", ["new", "returning", "resurrecting", "dormant"]].tolist() == [1, 1, 0, 1]
 
 
 def test_day_bits_and_the_heatmap_weeks_across_a_month_end(tmp_path):

@@ -162,6 +162,15 @@ def _per_feature_month(tables: Tables) -> pd.DataFrame:
     )
 
 
+def sorted_user_months(frame: pd.DataFrame) -> pl.DataFrame:
+    """`user_id` and `key` of `frame` in Polars, sorted, with `repeat`: the row before has the same user and
+    month (a user active in two accounts that month). user_month_activity is stored in this order, so the sort
+    finds it sorted: at 50M events 0.03 s, against 0.2-0.4 s for a hashed unique or duplicated of 1.8M ids."""
+    users = pl.from_pandas(frame[["user_id", "key"]]).sort("user_id", "key")
+    user, key = pl.col("user_id"), pl.col("key")
+    return users.with_columns(repeat=((user == user.shift(1)) & (key == key.shift(1))).fill_null(False))
+
+
 def user_months(user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """One row per user and month (key) with at least one usage event, in the calendar."""
     return in_calendar(user_month_activity, calendar)[["user_id", "key"]].drop_duplicates()
@@ -179,7 +188,7 @@ def days_in_month(calendar: pl.DataFrame) -> pd.DataFrame:
 def active_users(tables: Tables, user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """Per month: mean daily active users over all its days, mean weekly active users over the blocks days 1-7, 8-14, 15-21, 22-28, and monthly active users."""
     per_user = in_calendar(user_month_activity, calendar)
-    if per_user.duplicated(["user_id", "key"]).any():
+    if sorted_user_months(per_user)["repeat"].any():
         # a user active in two accounts in one month: days per account do not add up, count them over the events
         per_user = in_calendar(_per_user_month(tables), calendar)
     g = per_user.groupby("key")
@@ -306,17 +315,21 @@ def user_lifecycle(user_month_activity: pd.DataFrame, calendar: pl.DataFrame, co
     resurrecting (back after being dormant) and gone dormant (inactive for dormant_after_months months since a
     month they were active in; counted in the month that makes it that many)."""
     n = conventions.dormant_after_months
-    um = user_months(user_month_activity, calendar).sort_values(["user_id", "key"])
-    by_user = um.groupby("user_id").key
-    prev, nxt = by_user.shift(1), by_user.shift(-1)
-    status = np.where(prev.isna(), "new", np.where(prev >= um.key - n, "returning", "resurrecting"))
-    active = um.assign(status=status).groupby(["key", "status"]).size().rename("users").reset_index()
+    # each user's months in order with the months before and after, from neighbouring rows (pandas took 1.0 s at
+    # 50M events to drop duplicate user-months, sort 1.8M string ids and shift per user; a Polars unique and
+    # `over` 1.0 s too)
+    um = sorted_user_months(in_calendar(user_month_activity, calendar)).filter(~pl.col("repeat"))
+    user, key = pl.col("user_id"), pl.col("key")
+    prev = pl.when(user == user.shift(1)).then(key.shift(1))
+    nxt = pl.when(user == user.shift(-1)).then(key.shift(-1))
+    um = um.with_columns(prev=prev, nxt=nxt)
+    status = pl.when(pl.col("prev").is_null()).then(pl.lit("new"))
+    status = status.when(pl.col("prev") >= key - n).then(pl.lit("returning")).otherwise(pl.lit("resurrecting"))
+    active = um.group_by("key", status.alias("status")).agg(pl.len().alias("users"))
     last = int(calendar["month"].max())
-    gone = (nxt.isna() | (nxt > um.key + n)) & (um.key + n <= last)
-    dormant = (
-        (um.key[gone] + n).value_counts().rename("users").rename_axis("key").reset_index().assign(status="dormant")
-    )
-    both = pd.concat([active, dormant], ignore_index=True)
+    gone = (pl.col("nxt").is_null() | (pl.col("nxt") > key + n)) & (key + n <= last)
+    dormant = um.filter(gone).group_by(key + n).agg(pl.len().alias("users")).with_columns(status=pl.lit("dormant"))
+    both = pl.concat([active, dormant.select(active.columns)]).to_pandas()
     both["month"] = months_of(both.key)
     wide = both.pivot_table(index="month", columns="status", values="users", aggfunc="sum")
     wide = wide.reindex(columns=["new", "returning", "resurrecting", "dormant"]).fillna(0).astype("int64")
