@@ -75,6 +75,10 @@ def test_user_lifecycle(wb):
     # Jan: u1, u2 new. Feb: u1 returning, u3 new, u2 dormant. Mar: u2 resurrecting, u1 and u3 dormant.
     assert life.loc["2024-01", ["new", "returning", "resurrecting", "dormant"]].tolist() == [2, 0, 0, 0]
     assert life.loc["2024-02", ["new", "returning", "resurrecting", "dormant"]].tolist() == [1, 1, 0, 1]
+    # and one user of the January cohort (u1, u2: 2 users; Feb u1, Mar u2), as in test_user_cohort_retention
+    t = wb.table("user_cohort_retention")
+    jan = t[t.cohort_month == "2024-01"]
+    assert jan.cohort_users.tolist() == [2, 2, 2] and jan.active_users.tolist() == [2, 1, 1]
     assert life.loc["2024-03", ["new", "returning", "resurrecting", "dormant"]].tolist() == [0, 0, 1, 2]
 
 

@@ -280,14 +280,16 @@ def dau_mau_ratio(active_users: pd.DataFrame) -> pd.DataFrame:
 )
 def user_cohort_retention(user_month_activity: pd.DataFrame, calendar: pl.DataFrame) -> pd.DataFrame:
     """User retention triangle: users by month of first activity, share active k months later."""
-    um = user_months(user_month_activity, calendar)
-    cohort = um.groupby("user_id").key.transform("min")
+    # a user's cohort is the month of their first row in the sorted user-months (0.45 -> 0.1 s at 50M events
+    # against pandas' drop_duplicates and a group-by of string ids)
+    um = sorted_user_months(in_calendar(user_month_activity, calendar)).filter(~pl.col("repeat"))
+    user, key = pl.col("user_id"), pl.col("key")
+    cohort = pl.when((user != user.shift(1)).fill_null(True)).then(key).forward_fill()
     counts = (
-        um.assign(cohort_month=cohort, months_since_start=um.key - cohort)
-        .groupby(["cohort_month", "months_since_start"])
-        .size()
-        .rename("active_users")
-        .reset_index()
+        um.group_by(cohort.alias("cohort_month"), (key - cohort).alias("months_since_start"))
+        .agg(pl.len().cast(pl.Int64).alias("active_users"))
+        .sort("cohort_month", "months_since_start")
+        .to_pandas()
     )
     counts["cohort_month"] = months_of(counts.cohort_month)
     cols = ["cohort_month", "months_since_start", "cohort_users", "active_users", "retention_rate"]
