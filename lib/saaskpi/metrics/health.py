@@ -76,7 +76,10 @@ def usage_measures(
 ) -> pd.DataFrame:
     """Per account and month: monthly active users, and engagement points of the sticky features used in the
     30 days up to the month end."""
-    mau = user_month_activity.groupby(["account_id", "key"]).size().rename("mau").reset_index()
+    # counted in Polars: pandas took 0.3 s at 50M events to group 1.8M user-months by a string id
+    users = pl.from_pandas(user_month_activity[["account_id", "key"]])
+    mau = users.group_by("account_id", "key").agg(pl.len().cast(pl.Int64).alias("mau")).sort("account_id", "key")
+    mau = mau.to_pandas()
     # a day d of month m (L days) is in the 30-day window of m's end when L - d <= 29, and in that of the next
     # month's end (L' days) when L - d + L' <= 29 (only when the next month is February): so an account used a
     # feature in a window when its last day using it in month m is late enough
