@@ -274,8 +274,10 @@ def time_in_product(
     f = in_calendar(feature_month_activity, calendar)
     cols = ["month", "feature", "minutes", "active_users", "minutes_per_active_user"]
     minutes = (f.groupby(["key", "feature"]).seconds.sum() / 60).rename("minutes").reset_index()
-    users = user_months(user_month_activity, calendar)
-    out = minutes.merge(users.groupby("key").size().rename("active_users").reset_index(), on="key")
+    users = (
+        user_months(user_month_activity, calendar).group_by("key").agg(pl.len().cast(pl.Int64).alias("active_users"))
+    )
+    out = minutes.merge(users.to_pandas(), on="key")
     out["minutes_per_active_user"] = safe_ratio(out.minutes, out.active_users)
     out["month"] = [month_of(k) for k in out.key]
     return out.sort_values(["key", "feature"])[cols].reset_index(drop=True)
