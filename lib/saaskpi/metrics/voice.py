@@ -233,16 +233,26 @@ def nps_comment_share(tables: Tables, calendar: pl.DataFrame) -> pd.DataFrame:
 OVERRIDES = ("accounts", "subscriptions", "health_overrides")
 
 
-def overrides_in_force(tables: Tables, month_end: pd.Timestamp) -> pd.DataFrame:
-    """Each account's latest override dated on or before `month_end` (a naive day), unless it clears (neither
-    score nor band): account_id, date, score, band, reason, csm."""
+def _latest_overrides(tables: Tables, at: pd.DataFrame) -> pd.DataFrame:
+    """`at` (account_id, day: a naive day) with each account's latest override dated on or before its day (of one
+    day's overrides, the last given) as date, score, band, reason and csm (NaN without one), and `in_force`:
+    that override sets a score or a band (one that sets neither clears the override)."""
     o = to_pandas(tables.lazy("health_overrides"))
     for col in ("score", "band", "csm"):
         if col not in o:
             o[col] = np.nan
-    o = o[o.date <= month_end].sort_values(["account_id", "date"], kind="stable")
-    last = o.groupby("account_id", as_index=False).tail(1)
-    last = last[last.score.notna() | last.band.notna()]
+    o = o[["account_id", "date", "score", "band", "reason", "csm"]].sort_values("date", kind="stable")
+    at = at.assign(day=at.day.astype(o.date.dtype)).sort_values("day", kind="stable")
+    latest = pd.merge_asof(at, o, left_on="day", right_on="date", by="account_id")
+    return latest.assign(in_force=latest.score.notna() | latest.band.notna())
+
+
+def overrides_in_force(tables: Tables, month_end: pd.Timestamp) -> pd.DataFrame:
+    """Each account's latest override dated on or before `month_end` (a naive day), unless it clears (neither
+    score nor band): account_id, date, score, band, reason, csm."""
+    accounts = to_pandas(tables.lazy("health_overrides").select("account_id").unique())
+    last = _latest_overrides(tables, accounts.assign(day=month_end))
+    last = last[last.in_force].sort_values("account_id")
     return last[["account_id", "date", "score", "band", "reason", "csm"]].reset_index(drop=True)
 
 
@@ -302,17 +312,7 @@ def health_override_share(tables: Tables, calendar: pl.DataFrame, account_mrr: p
     """How often CSMs overrule the computed health: the share of paying accounts with an override in force."""
     months = calendar_months(calendar).month
     paying = account_mrr[["account_id", "month"]].drop_duplicates()
-    paying = paying.assign(day=(paying.month + pd.offsets.MonthEnd(0)).astype("datetime64[ns]")).sort_values("day")
-    # each paying account's latest override dated on or before the month's last day, as overrides_in_force finds
-    # it (of one day's overrides, the last given), for every month at once
-    o = to_pandas(tables.lazy("health_overrides"))
-    for col in ("score", "band"):
-        if col not in o:
-            o[col] = np.nan
-    o = o[["account_id", "date", "score", "band"]].assign(date=o.date.astype("datetime64[ns]"))
-    latest = pd.merge_asof(
-        paying, o.sort_values("date", kind="stable"), left_on="day", right_on="date", by="account_id"
-    )
-    live = (latest.score.notna() | latest.band.notna()).groupby(latest.month).agg(["sum", "size"]).reindex(months)
+    latest = _latest_overrides(tables, paying.assign(day=paying.month + pd.offsets.MonthEnd(0)))
+    live = latest.in_force.groupby(latest.month).agg(["sum", "size"]).reindex(months)
     counts = live["size"].fillna(0).to_numpy()
     return month_series(months, safe_ratio(live["sum"].fillna(0).to_numpy(), counts), counts)
