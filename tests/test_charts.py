@@ -159,3 +159,17 @@ def test_trend_labels_every_few_months_ending_at_the_last(width, step):
     assert axis["tickCount"] == {"interval": "month", "step": 1} and axis["labelOverlap"] is False
     shown = re.findall(r">([A-Z][a-z]{2} \d{4})</text>", chart_svg(chart))
     assert shown[-1] == "Oct 2026" and len(shown) == 24 // step
+
+
+def test_a_static_chart_is_displayed_as_the_svg_vl_convert_drew():
+    from types import SimpleNamespace
+
+    from IPython.core.formatters import DisplayFormatter
+
+    from saaskpi.widgets import chart, chart_svg, markup
+
+    spec = alt.Chart(pd.DataFrame({"x": [1, 2], "y": [3, 4]})).mark_line().encode(x="x", y="y")
+    shown = chart(spec, SimpleNamespace(interactive=False))
+    data, _ = DisplayFormatter().format(shown)
+    svg = chart_svg(spec)
+    assert svg.startswith("<svg") and data["image/svg+xml"] == svg == markup(shown)
