@@ -96,7 +96,9 @@ def test_usage_metrics_are_na_without_events(revenue_wb):
     assert v.status == "n/a" and "usage_events" in v.note
 
 
-def test_a_user_active_in_two_accounts_counts_once_a_day(tmp_path):
+# DuckDB ors a user-month's day bits in SQL (bit_or), Polars with its own bitwise aggregate
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_a_user_active_in_two_accounts_counts_once_a_day(tmp_path, engine):
     tables = dict(USAGE_TABLES)
     tables["accounts"] += "\nB,smb,2024-01-01T00:00:00Z"
     tables["subscriptions"] += "\nS2,B,2024-01-01,,100"
@@ -108,7 +110,7 @@ def test_a_user_active_in_two_accounts_counts_once_a_day(tmp_path):
         2024-01-20T12:00:00Z,u1,B,reports
     """
     )
-    wb = open_workbook(str(write_source(tmp_path / "two", tables)), "all", "2024-03", interactive=False)
+    wb = open_workbook(str(write_source(tmp_path / "two", tables)), "all", "2024-03", interactive=False, engine=engine)
     a = wb.table("active_users").set_index(wb.table("active_users").month.dt.strftime("%Y-%m"))
     # Jan user-days: u1 on Jan 1, 2, 20 (Jan 1 once, though in two accounts) + u2 on Jan 1 = 4 over 31 days;
     # MAU 2 users; u1 is active in blocks 1-7 and 15-21, u2 in 1-7: 3 user-weeks / 4
@@ -125,7 +127,8 @@ def test_a_user_active_in_two_accounts_counts_once_a_day(tmp_path):
     assert life.loc["2024-02", ["new", "returning", "resurrecting", "dormant"]].tolist() == [1, 1, 0, 1]
 
 
-def test_day_bits_and_the_heatmap_weeks_across_a_month_end(tmp_path):
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_day_bits_and_the_heatmap_weeks_across_a_month_end(tmp_path, engine):
     # as of May 2024 the 13 weeks end at Jun 1: week 0 = May 25-31, week 4 = Apr 27-May 3 (it spans April's end),
     # week 12 = Mar 2-8. u1: Apr 28, May 2 (week 4 twice: counted once), May 31 (week 0); u2: Apr 30 (week 4);
     # u3: Mar 1 (before the window), Mar 2 (week 12)
@@ -140,7 +143,7 @@ def test_day_bits_and_the_heatmap_weeks_across_a_month_end(tmp_path):
         2024-03-02T00:00:00Z,u3,A,api
     """
     tables["accounts"] = tables["accounts"].replace("Z,smb,2024-03-31", "Z,smb,2024-05-31")
-    wb = open_workbook(str(write_source(tmp_path / "u", tables)), "all", "2024-05", interactive=False)
+    wb = open_workbook(str(write_source(tmp_path / "u", tables)), "all", "2024-05", interactive=False, engine=engine)
     bits = wb.table("user_month_activity").set_index(["user_id", "key"]).day_bits
     # bit d - 1 for day d: u1 in April (key 2024*12 + 3 = 24291) 1 << 27; in May 1 << 1 | 1 << 30
     assert bits[("u1", 24291)] == 1 << 27

@@ -89,9 +89,16 @@ def _per_user_month(tables: Tables, *by: str, last_event: bool = False) -> pd.Da
             aggs = [(pl.lit(2, pl.Int64) ** (pl.col("day").cast(pl.Int64) - 1)).bitwise_or().alias("day_bits")]
             aggs += [pl.col("event_time").max().alias("last_event")] if last_event else []
             grouped = nw.from_native(ev.to_native().group_by("user_id", *by, "key").agg(aggs))
+        elif ev.implementation.is_duckdb():
+            # the same group-by with DuckDB's bit_or: at 50M events 5.4-5.9 s, against 8.4-8.6 s for a group-by
+            # per user-day and then one per user-month (below)
+            keys = ", ".join(f'"{c}"' for c in ("user_id", *by, "key"))
+            aggs = ['bit_or(1::BIGINT << ("day" - 1)::INTEGER) AS day_bits']
+            aggs += ['max("event_time") AS last_event'] if last_event else []
+            grouped = nw.from_native(ev.to_native().aggregate(f"{keys}, {', '.join(aggs)}", keys))
         else:
-            # DuckDB and Spark: one row per user-day first, then a sum of distinct bits (DuckDB at 50M: 11.5 s so,
-            # 18.3 s counting distinct days per user-month)
+            # Spark: one row per user-day first, then a sum of distinct bits (DuckDB at 50M: 11.5 s so, 18.3 s
+            # counting distinct days per user-month)
             days = ev.group_by("user_id", *by, "key", "day").agg(nw.col("event_time").max().alias("last_event"))
             aggs = [(nw.lit(2, nw.Int64) ** (nw.col("day") - 1)).sum().cast(nw.Int64).alias("day_bits")]
             aggs += [nw.col("last_event").max()] if last_event else []
