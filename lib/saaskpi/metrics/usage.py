@@ -118,6 +118,10 @@ def by_month_and_day(events: nw.LazyFrame, aggregate: Callable[[nw.LazyFrame], p
     computed per event only when an event falls outside the calendar (its key is null: the aggregate is made
     again). `aggregate` returns a pandas table with a `key` column."""
     time = nw.col("event_time")
+    if events.implementation.is_duckdb():
+        # the UTC wall time (the session's time zone is UTC): DuckDB takes date parts of a TIMESTAMP WITH TIME
+        # ZONE through ICU's calendar, of a TIMESTAMP by arithmetic (the feature aggregate at 50M: 8.2 -> 5.6 s)
+        time = time.dt.replace_time_zone(None)
     per_event = {"key": month_key(time), "day": time.dt.day()}
     if not events.implementation.is_polars():
         return aggregate(events.with_columns(**per_event))
