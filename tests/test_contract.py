@@ -272,6 +272,31 @@ def test_a_big_tables_rules_are_counted_in_one_pass_over_it(tmp_path, monkeypatc
     assert problems["usage_events.properties.not_json_object"].count == 2
 
 
+def test_padded_ids_of_a_big_table_are_its_referents_stripped(tmp_path):
+    import datetime as dt
+
+    # an event's user and account are looked up as stored first: "u1" and "A1" are found, so neither column is
+    # padded; " u1 " is not found as stored, so the user ids are stripped and looked up again: u1 exists, ghost not
+    src = write_source(
+        tmp_path / "s",
+        {
+            "accounts": GOOD_ACCOUNTS,
+            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
+            "users": "user_id,account_id,created_at\nu1,A1,2024-01-01T00:00:00Z",
+        },
+    )
+    t = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
+    events = {"event_time": [t] * 3, "user_id": ["u1", " u1 ", "u1"], "account_id": ["A1"] * 3, "feature": ["api"] * 3}
+    pl.DataFrame(events).write_parquet(src / "usage_events.parquet")
+    tables = validated_tables(open_source(src))
+    assert "account_id" in tables.as_stored["usage_events"] and "user_id" not in tables.as_stored["usage_events"]
+    users = tables.scans["usage_events"].select("user_id").collect()["user_id"].to_list()
+    assert users == ["u1", "u1", "u1"]
+    pl.DataFrame({**events, "user_id": ["u1", " u1 ", "ghost"]}).write_parquet(src / "usage_events.parquet")
+    orphan = {p.code: p for p in all_problems(src)}["usage_events.user_id.orphan"]
+    assert orphan.count == 1 and orphan.examples == ("row 3 (event_time=2024-01-05 00:00:00+00:00): user_id='ghost'",)
+
+
 def test_the_canonical_time_shortcut_reads_what_the_general_parser_reads():
     from saaskpi.contract.load import _parse_any_datetime, _parse_datetime
 

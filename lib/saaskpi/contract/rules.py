@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import narwhals as nw
 import polars as pl
@@ -54,15 +55,26 @@ class ForeignKey:
             )
         return bad
 
-    def predicate(self, frames: dict[str, pl.DataFrame]) -> pl.Expr | None:
-        """The bad-row predicate over `table`'s typed columns, for a big table checked in one pass with its own
-        rules (contract/lazy.py: `pass_rules`); the reference values come from `frames` (small tables)."""
+    def predicate(self, frames: dict[str, pl.DataFrame], value: pl.Expr | None = None) -> pl.Expr | None:
+        """The bad-row predicate over `table`'s typed columns (or of `value` instead of the column), for a big table
+        checked in one pass with its own rules (contract/lazy.py: `pass_rules`); the reference values come from
+        `frames` (small tables)."""
         if self.ref_table not in frames:
             return None
-        value = pl.col(self.column)
+        value = pl.col(self.column) if value is None else value
         bad = value.is_not_null() & ~value.is_in(frames[self.ref_table].get_column(self.ref_column).unique().implode())
         if self.or_table in frames and self.or_column is not None:
             bad = bad & ~value.is_in(frames[self.or_table].get_column(self.or_column).unique().implode())
+        return bad
+
+    def lookup(self, frames: dict[str, pl.DataFrame]) -> Callable[[pl.Expr], pl.Expr]:
+        """`predicate` of any expression of the value (the reference table is in `frames`)."""
+
+        def bad(value: pl.Expr) -> pl.Expr:
+            found = self.predicate(frames, value)
+            assert found is not None
+            return found
+
         return bad
 
     def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
@@ -99,8 +111,8 @@ class ForeignKeyWhere(ForeignKey):
     ) -> nw.LazyFrame:
         return super().orphans(table.filter(nw.col(self.where) == self.value), ref_table, or_table)
 
-    def predicate(self, frames: dict[str, pl.DataFrame]) -> pl.Expr | None:
-        bad = super().predicate(frames)
+    def predicate(self, frames: dict[str, pl.DataFrame], value: pl.Expr | None = None) -> pl.Expr | None:
+        bad = super().predicate(frames, value)
         return None if bad is None else bad & (pl.col(self.where) == self.value)
 
 
@@ -401,18 +413,31 @@ def cross_table_rules(reporting_currency: str, segments: tuple[str, ...] = ()) -
     )
 
 
+class PassRule(NamedTuple):
+    """A cross-table rule counted row by row in a big table's own pass: its code, column, message and bad-row
+    predicate over the typed columns; `lookup`, for a foreign key (every value must be one of the reference table's),
+    the same predicate of any expression of the value (contract/lazy.py counts it on the values as stored)."""
+
+    code: str
+    column: str
+    message: str
+    predicate: pl.Expr
+    lookup: Callable[[pl.Expr], pl.Expr] | None = None
+
+
 def pass_rules(
     table: str, frames: dict[str, pl.DataFrame], reporting_currency: str, segments: tuple[str, ...] = ()
-) -> list[tuple[str, str, str, pl.Expr]]:
-    """The cross-table rules on the big table `table` that can be checked row by row, as (code, column, message,
-    bad-row predicate over its typed columns): counted in the same pass over the table as its own column rules
-    (contract/lazy.py, `typed_scan`), instead of one more pass each. `frames`: the small tables, already typed."""
+) -> list[PassRule]:
+    """The cross-table rules on the big table `table` that can be checked row by row: counted in the same pass over
+    the table as its own column rules (contract/lazy.py, `typed_scan`), instead of one more pass each. `frames`:
+    the small tables, already typed."""
     found = []
     for rule in cross_table_rules(reporting_currency, segments):
         if getattr(rule, "table", None) == table and hasattr(rule, "predicate"):
             predicate = rule.predicate(frames)
             if predicate is not None:
-                found.append((rule.code, rule.column, rule.message, predicate))
+                key = rule if type(rule) in (ForeignKey, ForeignKeyOrAlias) else None
+                found.append(PassRule(rule.code, rule.column, rule.message, predicate, key and key.lookup(frames)))
     return found
 
 
