@@ -52,7 +52,7 @@ from .app import end_with
 
 NAME = "saaskpi-fork"  # the provisioner's name (registered by `register()`)
 READY_TIMEOUT = 30.0  # seconds a kernel waits for a fork server still importing (about 2 s) before it starts cold
-# what every app page imports (the DuckDB and Spark engines are imported by a kernel that uses them)
+# what the app pages import (the DuckDB and Spark engines are imported by a kernel that uses them)
 WARM_MODULES = (
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
@@ -63,6 +63,9 @@ WARM_MODULES = (
     "saaskpi.charts",
     "ipywidgets",
     "anywidget",
+    # the cohort page's survival band (cohorts.kaplan_meier): 1 s to import in each kernel that draws it, once
+    # here (53 MB, shared by every forked kernel until one writes to it)
+    "scipy.stats",
 )
 KERNEL_LAUNCHER = "ipykernel_launcher"
 log = logging.getLogger(__name__)
