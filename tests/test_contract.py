@@ -200,10 +200,9 @@ def test_not_a_source(tmp_path):
         open_source(tmp_path / "nope")
 
 
-def test_big_parquet_table_is_validated_lazily(tmp_path):
-    import datetime as dt
-
-    src = write_source(
+def one_user_source(tmp_path):
+    """Account A1 paying, with user u1 (for a big table's rules: its events are written beside)."""
+    return write_source(
         tmp_path / "s",
         {
             "accounts": GOOD_ACCOUNTS,
@@ -211,6 +210,12 @@ def test_big_parquet_table_is_validated_lazily(tmp_path):
             "users": "user_id,account_id,created_at\nu1,A1,2024-01-01T00:00:00Z",
         },
     )
+
+
+def test_big_parquet_table_is_validated_lazily(tmp_path):
+    import datetime as dt
+
+    src = one_user_source(tmp_path)
     t = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
     pl.DataFrame(
         {
@@ -277,14 +282,7 @@ def test_padded_ids_of_a_big_table_are_its_referents_stripped(tmp_path):
 
     # an event's user and account are looked up as stored first: "u1" and "A1" are found, so neither column is
     # padded; " u1 " is not found as stored, so the user ids are stripped and looked up again: u1 exists, ghost not
-    src = write_source(
-        tmp_path / "s",
-        {
-            "accounts": GOOD_ACCOUNTS,
-            "subscriptions": "subscription_id,account_id,start_date,end_date,amount\nS1,A1,2024-01-01,,1",
-            "users": "user_id,account_id,created_at\nu1,A1,2024-01-01T00:00:00Z",
-        },
-    )
+    src = one_user_source(tmp_path)
     t = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
     events = {"event_time": [t] * 3, "user_id": ["u1", " u1 ", "u1"], "account_id": ["A1"] * 3, "feature": ["api"] * 3}
     pl.DataFrame(events).write_parquet(src / "usage_events.parquet")
