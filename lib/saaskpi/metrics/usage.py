@@ -88,7 +88,10 @@ def _per_user_month(tables: Tables, *by: str, last_event: bool = False) -> pd.Da
             # users 7.7 s and 3.6 GB, against 14.4 s and 4.3 GB counting distinct days and blocks per group
             aggs = [(pl.lit(2, pl.Int64) ** (pl.col("day").cast(pl.Int64) - 1)).bitwise_or().alias("day_bits")]
             aggs += [pl.col("event_time").max().alias("last_event")] if last_event else []
-            grouped = nw.from_native(ev.to_native().group_by("user_id", *by, "key").agg(aggs))
+            grouped = ev.to_native().group_by("user_id", *by, "key").agg(aggs)
+            # sorted in Polars (group keys are unique: any sort gives the one order, missing values last as in
+            # pandas): at 50M events 0.3 s, against 0.6-0.75 s for pandas' sort of 1.8M rows by string ids
+            return to_pandas(nw.from_native(grouped.sort("user_id", "key", *by, nulls_last=True).collect()))
         elif ev.implementation.is_duckdb():
             # the same group-by with DuckDB's bit_or: at 50M events 5.4-5.9 s, against 8.4-8.6 s for a group-by
             # per user-day and then one per user-month (below)
