@@ -260,6 +260,24 @@ def test_retention_matrix_first_time_and_recurring():
     assert row.retention_rate.tolist() == [0.5, 0.5]
 
 
+def test_retention_matrix_by_month_stops_at_the_last_complete_month():
+    # the data ends Apr 1 (exclusive): January, February and March are complete. p1 starts in January and comes back
+    # in February (k = 1) and March (k = 2); p2 starts in February, comes back in February (k = 0) and on Apr 2 (a
+    # month not shown: the February cohort has k = 0 and 1 only)
+    starts = days(("p1", "2024-01-15"), ("p2", "2024-02-03"))
+    back = days(("p1", "2024-02-10"), ("p1", "2024-03-31"), ("p2", "2024-02-28"), ("p2", "2024-04-02"))
+    r = E.Retention(start=E.Step(event="a"), returning=E.Step(event="b"), period="month", periods=3)
+    got = E.retention_matrix(starts, back, r, dt.date(2024, 4, 1))
+    cells = [(c.strftime("%m"), k, n, b, rate) for c, k, n, b, rate in got.itertuples(index=False)]
+    assert cells == [
+        ("01", 0, 1, 0, 0.0),
+        ("01", 1, 1, 1, 1.0),
+        ("01", 2, 1, 1, 1.0),
+        ("02", 0, 1, 1, 1.0),
+        ("02", 1, 1, 0, 0.0),
+    ]
+
+
 def test_stickiness_counts_days_active_per_complete_month():
     ev = days(
         ("p1", "2024-04-01"), ("p1", "2024-04-02"), ("p2", "2024-04-03"), ("p1", "2024-05-01"), ("p1", "2024-05-31")
