@@ -295,6 +295,40 @@ def test_padded_ids_of_a_big_table_are_its_referents_stripped(tmp_path):
     assert orphan.count == 1 and orphan.examples == ("row 3 (event_time=2024-01-05 00:00:00+00:00): user_id='ghost'",)
 
 
+def test_padded_text_of_a_big_table_is_stripped_before_its_rules(tmp_path):
+    import datetime as dt
+
+    # a value is padded when stripping it makes it shorter (lengths are compared, not texts): " api" and "api\u3000"
+    # (an ideographic space, three bytes) are api; the JSON rule reads the stripped text, so a padded object is one
+    # and blanks are empty (not a problem), while " [1] " stays a list
+    src = one_user_source(tmp_path)
+    t = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
+    events = {
+        "event_time": [t] * 4,
+        "user_id": ["u1"] * 4,
+        "account_id": ["A1"] * 4,
+        "feature": [" api", "api\u3000", "api", "api"],
+        "properties": [' {"plan": "pro"} ', "   ", None, '{"a": 1}'],
+    }
+    pl.DataFrame(events).write_parquet(src / "usage_events.parquet")
+    tables = validated_tables(open_source(src))
+    assert {"feature", "properties"}.isdisjoint(tables.as_stored["usage_events"])
+    typed = tables.scans["usage_events"].select("feature", "properties").collect()
+    assert typed["feature"].to_list() == ["api"] * 4
+    assert typed["properties"].to_list() == ['{"plan": "pro"}', "", None, '{"a": 1}']
+    pl.DataFrame({**events, "properties": [*events["properties"][:2], " [1] ", '{"a": 1}']}).write_parquet(
+        src / "usage_events.parquet"
+    )
+    bad = [(p.code, p.count, p.examples) for p in all_problems(src)]
+    assert bad == [
+        (
+            "usage_events.properties.not_json_object",
+            1,
+            ("row 3 (event_time=2024-01-05 00:00:00+00:00): properties='[1]'",),
+        )
+    ]
+
+
 def test_the_canonical_time_shortcut_reads_what_the_general_parser_reads():
     from saaskpi.contract.load import _parse_any_datetime, _parse_datetime
 

@@ -235,8 +235,9 @@ class JsonObject:
         return f"{self.table}.{self.column}.not_json_object"
 
     def predicate(self, frames: dict[str, pl.DataFrame]) -> pl.Expr:
-        """The bad-row predicate (see ForeignKey.predicate)."""
-        text = pl.col(self.column).str.strip_chars()
+        """The bad-row predicate (see ForeignKey.predicate), over the typed column: its text is already stripped of
+        surrounding spaces (stripping it again cost 0.3 s a pass at 50M events)."""
+        text = pl.col(self.column)
         return (text != "") & (text.str.json_path_match("$").is_null() | ~text.str.starts_with("{"))
 
     def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
