@@ -13,8 +13,10 @@ from unittest import mock
 
 import pytest
 
-from saaskpi import paths
+from saaskpi import paths, widgets
 from saaskpi.workbook import open_workbook
+
+widgets.CHECK_SPECS = True  # every chart a test draws is checked against the Vega-Lite schema (not in each render)
 
 
 def load_module(path: Path, name: str):

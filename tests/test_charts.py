@@ -173,3 +173,17 @@ def test_a_static_chart_is_displayed_as_the_svg_vl_convert_drew():
     data, _ = DisplayFormatter().format(shown)
     svg = chart_svg(spec)
     assert svg.startswith("<svg") and data["image/svg+xml"] == svg == markup(shown)
+
+
+def test_charts_drawn_in_tests_are_checked_against_the_vega_lite_schema():
+    # a render does not check its spec (0.03-0.15 s a chart); tests do (conftest.py), so a page's chart that breaks
+    # the schema fails its test instead of drawing whatever vl-convert makes of it
+    from altair.utils.schemapi import SchemaValidationError
+
+    from saaskpi import widgets
+
+    chart = alt.Chart(pd.DataFrame({"a": [1]})).mark_point().encode(x="a:Q")
+    chart.mark = {"type": "point", "size": "big"}  # set after the constructor's own check
+    assert widgets.CHECK_SPECS
+    with pytest.raises(SchemaValidationError, match="'big' is an invalid value for `size`"):
+        widgets.chart_svg(chart)
