@@ -198,10 +198,18 @@ def prune(root: Path, max_age_days: float = MAX_AGE_DAYS, max_mb: float | None =
     return removed
 
 
+def write_parquet(frame: pd.DataFrame, path: Path, index: bool | None = None) -> None:
+    """`frame` as Parquet with its text columns dictionary-encoded and no other: Parquet's default tries a dictionary
+    for every column and gives it up for numbers and times with many values, which made writing a 134k-row table of
+    the results store 3.5x slower (17 -> 60 ms) for a larger file; read back in the same time."""
+    text = [str(c) for c in frame.select_dtypes(include=["object", "string", "category"]).columns]
+    frame.to_parquet(path, index=index, use_dictionary=text)
+
+
 def cached_frame(name: str, key: str, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """The frame `name` for `key` from the cache, else `compute()` stored there first."""
     return _cached(
-        _entry(name, key, ".parquet"), compute, pd.read_parquet, lambda frame, path: frame.to_parquet(path, index=False)
+        _entry(name, key, ".parquet"), compute, pd.read_parquet, lambda frame, path: write_parquet(frame, path, False)
     )
 
 
@@ -227,7 +235,7 @@ def cached_result(name: str, key: str, compute: Callable[[], object]):
     def write(value, path: Path) -> None:
         if not isinstance(value, pd.DataFrame):
             raise TypeError("only frames are stored")
-        value.to_parquet(path)
+        write_parquet(value, path)
 
     return _cached(
         _entry(name, key, ".parquet", root), compute, pd.read_parquet, write, log=root / LOG if root else None
