@@ -13,10 +13,12 @@ from unittest import mock
 
 import pytest
 
-from saaskpi import paths, widgets
-from saaskpi.workbook import open_workbook
+# every static chart a test draws, in this process or in a kernel it starts, is checked against the Vega-Lite schema
+# (not in each render: widgets.chart_svg)
+os.environ["SAASKPI_CHECK_CHARTS"] = "1"
 
-widgets.CHECK_SPECS = True  # every chart a test draws is checked against the Vega-Lite schema (not in each render)
+from saaskpi import paths  # noqa: E402
+from saaskpi.workbook import open_workbook  # noqa: E402
 
 
 def load_module(path: Path, name: str):

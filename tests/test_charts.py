@@ -184,6 +184,6 @@ def test_charts_drawn_in_tests_are_checked_against_the_vega_lite_schema():
 
     chart = alt.Chart(pd.DataFrame({"a": [1]})).mark_point().encode(x="a:Q")
     chart.mark = {"type": "point", "size": "big"}  # set after the constructor's own check
-    assert widgets.CHECK_SPECS
+    assert widgets.CHECK_SPECS  # SAASKPI_CHECK_CHARTS=1, set by conftest.py before saaskpi is imported
     with pytest.raises(SchemaValidationError, match="'big' is an invalid value for `size`"):
         widgets.chart_svg(chart)
