@@ -179,12 +179,12 @@ def chart_svg(chart: alt.TopLevelMixin) -> str:
     checking the spec against the Vega-Lite schema on every render (a page's charts are the workbook's own code,
     checked in every test that draws one: CHECK_SPECS). The check cost 0.03-0.15 s of a chart's 0.1-0.35 s."""
     import vl_convert as vlc
-    from altair.utils._importers import vl_version_for_vl_convert
 
-    # as Altair's save: every row inlined (vl-convert cannot read the files another data transformer writes)
+    # as Altair's save: every row inlined (vl-convert cannot read the files another data transformer writes), and
+    # the Vega-Lite version Altair writes ("v6.4.1" is vl-convert's "v6_4")
     with alt.data_transformers.enable("default"), alt.data_transformers.disable_max_rows():
         spec = chart.to_dict(validate=CHECK_SPECS, context={"pre_transform": False})
-    return vlc.vegalite_to_svg(spec, vl_version=vl_version_for_vl_convert())
+    return vlc.vegalite_to_svg(spec, vl_version="_".join(alt.SCHEMA_VERSION.split(".")[:2]))
 
 
 # --------------------------------------------------------------------------- tiles

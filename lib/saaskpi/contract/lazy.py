@@ -122,7 +122,11 @@ def typed_scan(
     # surrounding spaces, so when every value as stored is among them, none is padded and none refers to nothing,
     # and neither the strip of every value (about 0.4 s a column at 50M events) nor a lookup of the stripped values
     # is needed; when some is not (a padded or an unknown id, rare), both are counted in a second pass
-    lookups = {own + i: (r.column, r.lookup) for i, r in enumerate(cross) if r.lookup and r.column in text}
+    lookups: dict[int, tuple[str, pl.Expr]] = {}  # rule number: its column, its bad-row predicate of the stored value
+    for i, r in enumerate(cross):
+        stored = r.lookup(raw[r.column]) if r.lookup and r.column in text else None
+        if stored is not None:
+            lookups[own + i] = (r.column, stored)
     looked_up = {col for col, _ in lookups.values()}
     times = [c for c, spec in schema.columns.items() if c in found and isinstance(spec.dtype.type, pl.Datetime)]
     largest = [pl.col(c).max().alias(f"max__{c}") for c in times]
@@ -130,7 +134,7 @@ def typed_scan(
         probe.select(
             [pred.sum().alias(str(i)) for i, (*_, pred) in enumerate(rules) if i not in lookups]
             + [e for col, e in padded.items() if col not in looked_up]
-            + [lookup(raw[col]).sum().alias(f"as_stored__{i}") for i, (col, lookup) in lookups.items()]
+            + [stored.sum().alias(f"as_stored__{i}") for i, (_, stored) in lookups.items()]
             + largest
         )
         .collect(engine="streaming")

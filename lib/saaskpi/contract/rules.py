@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar, NamedTuple
 
 import narwhals as nw
@@ -33,6 +34,9 @@ class ForeignKey:
     ref_column: str
     or_table: ClassVar[str | None] = None  # a second table the value may be in instead (ForeignKeyOrAlias)
     or_column: ClassVar[str | None] = None
+    # every row's value must be found: then a big table's values found as stored are neither padded nor orphans
+    # (contract/lazy.py counts `lookup` on them first); not so when only some rows are checked (ForeignKeyWhere)
+    every_row: ClassVar[bool] = True
 
     @property
     def code(self) -> str:
@@ -67,16 +71,6 @@ class ForeignKey:
             bad = bad & ~value.is_in(frames[self.or_table].get_column(self.or_column).unique().implode())
         return bad
 
-    def lookup(self, frames: dict[str, pl.DataFrame]) -> Callable[[pl.Expr], pl.Expr]:
-        """`predicate` of any expression of the value (the reference table is in `frames`)."""
-
-        def bad(value: pl.Expr) -> pl.Expr:
-            found = self.predicate(frames, value)
-            assert found is not None
-            return found
-
-        return bad
-
     def check(self, frames: dict[str, pl.DataFrame]) -> Problem | None:
         if self.table not in frames or self.ref_table not in frames:
             return None
@@ -101,6 +95,7 @@ class ForeignKeyWhere(ForeignKey):
 
     where: str = ""
     value: str = ""
+    every_row: ClassVar[bool] = False
 
     @property
     def message(self) -> str:
@@ -423,7 +418,7 @@ class PassRule(NamedTuple):
     column: str
     message: str
     predicate: pl.Expr
-    lookup: Callable[[pl.Expr], pl.Expr] | None = None
+    lookup: Callable[[pl.Expr], pl.Expr | None] | None = None
 
 
 def pass_rules(
@@ -437,8 +432,8 @@ def pass_rules(
         if getattr(rule, "table", None) == table and hasattr(rule, "predicate"):
             predicate = rule.predicate(frames)
             if predicate is not None:
-                key = rule if type(rule) in (ForeignKey, ForeignKeyOrAlias) else None
-                found.append(PassRule(rule.code, rule.column, rule.message, predicate, key and key.lookup(frames)))
+                lookup = partial(rule.predicate, frames) if getattr(rule, "every_row", False) else None
+                found.append(PassRule(rule.code, rule.column, rule.message, predicate, lookup))
     return found
 
 
