@@ -187,3 +187,20 @@ def test_charts_drawn_in_tests_are_checked_against_the_vega_lite_schema():
     assert widgets.CHECK_SPECS  # SAASKPI_CHECK_CHARTS=1, set by conftest.py before saaskpi is imported
     with pytest.raises(SchemaValidationError, match="'big' is an invalid value for `size`"):
         widgets.chart_svg(chart)
+
+
+@pytest.mark.parametrize("columns", [2, 3, 4])
+def test_a_row_of_trends_fits_a_1280_pixel_window(demo_source, columns):
+    # a row of `columns` trends is one SVG about widgets.ROW_PX (1,200) wide, give or take its y axes' labels; with
+    # the page's margins (20 px a side) it fits a 1,280 px window. Four panels of 260 px were 1,401 px: the plan
+    # row's fourth chart (CAC) was cut off at the window's edge
+    import re
+
+    from saaskpi.widgets import trends
+    from saaskpi.workbook import open_workbook
+
+    wb = open_workbook(str(demo_source), "enterprise", "", interactive=False)
+    names = ["monthly_recurring_revenue", "customer_churn_rate", "new_mrr", "customer_acquisition_cost"][:columns]
+    svg = trends(wb, names, 24, columns=columns)[0].data
+    width = float(re.search(r'<svg[^>]*width="([\d.]+)"', svg).group(1))
+    assert width <= 1280 - 2 * 20

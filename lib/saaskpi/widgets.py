@@ -132,10 +132,16 @@ def metric_trend(wb, name: str, months: int = 24, width: int = 300) -> alt.Chart
     )
 
 
+ROW_PX = 1200  # the width a row of charts takes: the apps and reports are read in windows of 1,280 px and more
+PANEL_PX = (
+    90  # what a trend panel takes beside its plot: the y axis and its title, the gap, half the last month's label
+)
+
+
 def trends(wb, names: list[str], months: int = 24, columns: int = 2) -> list[Any]:
     """The trends of the metrics among `names` whose tables the source has, `columns` per row across the page
-    (about 1,200 pixels), and a note naming those without a value in the window."""
-    width = {2: 560, 3: 360, 4: 260}.get(columns, 300)
+    (ROW_PX), and a note naming those without a value in the window."""
+    width = ROW_PX // columns - PANEL_PX
     names = wb.available(names)
     empty = [n for n in names if wb.series(n).tail(months).value.isna().all()]
     panels = [metric_trend(wb, name, months, width) for name in names if name not in empty]
