@@ -200,7 +200,8 @@ def test_a_row_of_trends_fits_a_1280_pixel_window(demo_source, columns):
     from saaskpi.workbook import open_workbook
 
     wb = open_workbook(str(demo_source), "enterprise", "", interactive=False)
-    names = ["monthly_recurring_revenue", "customer_churn_rate", "new_mrr", "customer_acquisition_cost"][:columns]
+    names = ["monthly_recurring_revenue", "customer_churn_rate", "net_revenue_retention", "customer_acquisition_cost"]
+    names = names[:columns]
     svg = trends(wb, names, 24, columns=columns)[0].data
     width = float(re.search(r'<svg[^>]*width="([\d.]+)"', svg).group(1))
     assert width <= 1280 - 2 * 20
