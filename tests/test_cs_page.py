@@ -64,3 +64,20 @@ def test_an_account_without_a_csm_reads_no_csm_not_nan():
     from saaskpi.pages.cs_load import csm_name
 
     assert [csm_name(v) for v in ("T002", None, float("nan"), "")] == ["T002", NO_CSM, NO_CSM, NO_CSM]
+
+
+def test_the_backtest_note_says_why_the_last_month_has_no_auc():
+    import numpy as np
+    import pandas as pd
+
+    backtest = pd.DataFrame({"band": ["all"], "account_months": [1145], "churned": [9], "auc": [0.7321]})
+    months = pd.to_datetime(["2026-09-01", "2026-10-01"])
+    # enterprise in 2026-10: none of the accounts scored in 2026-07 churned by 2026-10, so that month has no AUC
+    quiet = pd.DataFrame({"month": months, "value": [0.70, np.nan], "n": [2.0, 0.0]})
+    text = page.backtest_note(backtest, quiet)
+    assert text.startswith("ROC AUC of the score 3 months earlier against churn since: 0.73 over 1,145 account-months")
+    assert "The trend has no value for 2026-10: no account scored in 2026-07 churned by 2026-10" in text
+    every = quiet.assign(n=[2.0, 3.0])
+    assert "every account scored in 2026-07 churned by 2026-10" in page.backtest_note(backtest, every)
+    fine = quiet.assign(value=[0.70, 0.81])
+    assert "no value" not in page.backtest_note(backtest, fine)

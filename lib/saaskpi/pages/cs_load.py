@@ -374,7 +374,6 @@ def show_backtest(wb) -> Any:
     def render(w):
         out: list[Any] = []
         b = w.table("health_backtest")
-        auc = b[b.band == "all"].auc.iloc[0]
         out.append(
             widgets.chart(
                 alt.hconcat(
@@ -384,18 +383,33 @@ def show_backtest(wb) -> Any:
                 w,
             )
         )
-        total = b[b.band == "all"].iloc[0]
-        out.append(
-            widgets.note(
-                f"ROC AUC of the score 3 months earlier against churn since: {'n/a' if auc != auc else f'{auc:.2f}'} over "
-                f"{_int(total.account_months)} account-months with {_int(total.churned)} churns "
-                "(0.5 = no better than chance, 1 = every churner scored below every stayer). Adjust the weights in "
-                "parameters/health_score.yaml and watch this number."
-            )
-        )
+        out.append(widgets.note(backtest_note(b, w.series("health_backtest_auc"))))
         return out
 
     return widgets.section(wb, render)
+
+
+def backtest_note(backtest: pd.DataFrame, trend: pd.DataFrame) -> str:
+    """The pooled ROC AUC of the backtest in words and, when the trend's last month has none, why: the AUC of a
+    month needs an account scored 3 months before it that churned and one that stayed."""
+    total = backtest[backtest.band == "all"].iloc[0]
+    auc = total.auc
+    text = (
+        f"ROC AUC of the score 3 months earlier against churn since: {'n/a' if auc != auc else f'{auc:.2f}'} over "
+        f"{_int(total.account_months)} account-months with {_int(total.churned)} churns "
+        "(0.5 = no better than chance, 1 = every churner scored below every stayer). Adjust the weights in "
+        "parameters/health_score.yaml and watch this number."
+    )
+    if len(trend) and trend.value.iloc[-1] != trend.value.iloc[-1]:
+        month = pd.Timestamp(trend.month.iloc[-1])
+        scored = f"{month - pd.DateOffset(months=3):%Y-%m}"
+        why = (
+            f"no account scored in {scored} churned by {month:%Y-%m}"
+            if trend.n.iloc[-1] == 0
+            else f"every account scored in {scored} churned by {month:%Y-%m}"
+        )
+        text += f" The trend has no value for {month:%Y-%m}: {why}, and a month's AUC needs a churner and a stayer."
+    return text
 
 
 def at_risk_html(risky: pd.DataFrame, currency: str, limit: int = TOP_ROWS) -> str:
