@@ -122,6 +122,16 @@ def test_demo_scale_options(capsys, tmp_path):
     assert truth["scale"]["months"] == 6 and truth["period_start"] == "2026-05-01"
 
 
+def test_a_demo_scale_without_out_leaves_the_demo_company_alone(capsys, monkeypatch, tmp_path):
+    from saaskpi import cli, paths
+
+    monkeypatch.setattr(paths, "ROOT", tmp_path)  # relative folders are taken from here
+    code, out, _ = run(capsys, "demo", "--scale", "tiny", "--months", "3", "--accounts-per-month", "2")
+    assert code == 0 and f"written to {tmp_path / 'data' / 'tiny'}" in out
+    assert not (tmp_path / "data" / "demo").exists()
+    assert cli.demo_folder("default") == "data/demo" and cli.demo_folder("large") == "data/large"
+
+
 def test_every_option_has_help_text():
     import argparse
 

@@ -54,11 +54,17 @@ def cmd_demo(args) -> int:
         if v is not None
     }
     scale = dataclasses.replace(SCALES[args.scale], **overrides) if overrides else args.scale
-    out = paths.resolve(args.out)
+    out = paths.resolve(args.out or demo_folder(args.scale))
     truth = generate(out, scale=scale, seed=args.seed, progress=True)
     counts = truth.get("row_counts", {})
     print(f"Demo company written to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     return 0
+
+
+def demo_folder(scale: str) -> str:
+    """Where `saaskpi demo` writes a scale without --out: the default company in data/demo, the others beside it
+    (data/large, data/tiny), so that making the 50M company never replaces the demo the notebooks open."""
+    return DEFAULT_SOURCE if scale == "default" else f"data/{scale}"
 
 
 def cmd_import(args) -> int:
@@ -244,7 +250,10 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="generate the deterministic demo company")
-    d.add_argument("--out", default=DEFAULT_SOURCE, help="folder to write the demo company to (default: data/demo)")
+    d.add_argument(
+        "--out",
+        help="folder to write the demo company to (default: data/demo; data/large and data/tiny for those scales)",
+    )
     d.add_argument(
         "--scale",
         default="default",
