@@ -1,15 +1,29 @@
-"""Amplitude -> users and usage_events (importers/amplitude.py): literal cases by hand, from a CSV export."""
+"""Amplitude -> users and usage_events (importers/amplitude.py): literal cases by hand, from a CSV export and a zip."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import zipfile
 
 import polars as pl
 from conftest import run
 from product_export import billing_base
 
+COLUMNS = [
+    "event_type",
+    "user_id",
+    "device_id",
+    "amplitude_id",
+    "event_time",
+    "groups",
+    "event_properties",
+    "user_properties",
+    "user_creation_time",
+]
 
-def test_device_ids_merge_into_the_user_and_groups_or_email_find_the_account(tmp_path, capsys):
+
+def export_rows() -> list[tuple]:
     g = lambda *ids: json.dumps({"company": list(ids)}) if ids else "{}"  # noqa: E731
     rows = [  # event_type, user_id, device_id, amplitude_id, event_time, groups, event_properties, user_properties, creation
         ("report_viewed", "", "d1", "11", "2024-03-01 08:00:00.000000", g(), '{"duration_seconds": 40}', "{}", ""),
@@ -60,23 +74,13 @@ def test_device_ids_merge_into_the_user_and_groups_or_email_find_the_account(tmp
             "2024-02-20 00:00:00.000000",
         ),
     ]
+    return rows
+
+
+def test_device_ids_merge_into_the_user_and_groups_or_email_find_the_account(tmp_path, capsys):
     exports = tmp_path / "exports"
     exports.mkdir()
-    pl.DataFrame(
-        rows,
-        orient="row",
-        schema=[
-            "event_type",
-            "user_id",
-            "device_id",
-            "amplitude_id",
-            "event_time",
-            "groups",
-            "event_properties",
-            "user_properties",
-            "user_creation_time",
-        ],
-    ).write_csv(exports / "export.csv")
+    pl.DataFrame(export_rows(), orient="row", schema=COLUMNS).write_csv(exports / "export.csv")
     out = billing_base(tmp_path)
     code, _, err = run(capsys, "import", "amplitude", str(exports), "--out", str(out))
     assert (code, err) == (0, ""), err
@@ -100,3 +104,32 @@ def test_device_ids_merge_into_the_user_and_groups_or_email_find_the_account(tmp
     report = json.loads((out / "import-report-amplitude.json").read_text())
     assert report["files_read"] == [{"file": "export.csv", "table": "events", "rows": 6}]
     assert report["set_aside"] == []
+
+
+def test_the_export_apis_zip_is_read_as_downloaded(tmp_path, capsys):
+    """The Export API's zip: a folder named by the project holding one gzipped JSON lines file per hour."""
+    records = [
+        {c: (json.loads(v) if c.endswith(("groups", "properties")) else v or None) for c, v in zip(COLUMNS, row)}
+        for row in export_rows()
+    ]
+    zipped = tmp_path / "export.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        for hour, part in (("8", records[:3]), ("10", records[3:])):
+            lines = "".join(json.dumps(r) + "\n" for r in part).encode()
+            archive.writestr(f"187520/187520_2024-03-01_{hour}#0.json.gz", gzip.compress(lines, mtime=0))
+    before = zipped.read_bytes()
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    pl.DataFrame(export_rows(), orient="row", schema=COLUMNS).write_csv(csv / "export.csv")
+    got, want = billing_base(tmp_path / "zip"), billing_base(tmp_path / "from_csv")
+    for exports, out in ((zipped, got), (csv, want)):
+        code, _, err = run(capsys, "import", "amplitude", str(exports), "--out", str(out))
+        assert (code, err) == (0, ""), err
+    for table in ("users", "usage_events"):
+        assert pl.read_parquet(got / f"{table}.parquet").equals(pl.read_parquet(want / f"{table}.parquet")), table
+    report = json.loads((got / "import-report-amplitude.json").read_text())
+    assert report["files_read"] == [
+        {"file": "187520_2024-03-01_10#0.json.gz", "table": "events", "rows": 3},
+        {"file": "187520_2024-03-01_8#0.json.gz", "table": "events", "rows": 3},
+    ]
+    assert zipped.read_bytes() == before  # the export as it was

@@ -29,6 +29,7 @@ import gzip
 import json
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,38 +131,73 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def export_files(given: list[str]) -> list[Path]:
-    """The export files named by `given` (a folder: its readable files, sorted); an unknown kind is an error."""
+    """The export files named by `given` (a folder: its readable files, sorted; a zip archive, as Amplitude's export
+    API gives it: its readable members, unpacked into a scratch folder); an unknown kind is an error."""
     files, problems = [], []
     for item in given:
         path = paths.resolve(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".") and _kind(p))
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".") and _readable(p))
             if not found:
-                problems.append(
-                    Problem(
-                        "source.missing_file",
-                        path.name,
-                        None,
-                        f"{path} holds no .jsonl, .json, .ndjson (.gz), .csv or .parquet file",
-                        0,
-                    )
-                )
+                problems.append(Problem("source.missing_file", path.name, None, f"{path} holds no {KINDS} file", 0))
             files += found
-        elif path.is_file() and _kind(path):
+        elif path.is_file() and _readable(path):
             files.append(path)
         else:
             problems.append(
                 Problem(
-                    "source.missing_file",
-                    path.name,
-                    None,
-                    f"{item} is not a JSON lines, CSV or Parquet file, nor a folder of them",
-                    0,
+                    "source.missing_file", path.name, None, f"{item} is not a {KINDS} file, nor a folder of them", 0
                 )
             )
+    unpacked = []
+    for path in files:
+        if path.suffix.lower() == ".zip":
+            members, problem = _unzipped(path)
+            unpacked += members
+            problems += [problem] if problem else []
+        else:
+            unpacked.append(path)
     if problems:
         raise ExportError(problems, ", ".join(given))
-    return files
+    return unpacked
+
+
+KINDS = ".jsonl, .json, .ndjson (.gz), .csv, .parquet or .zip"
+
+
+def _readable(path: Path) -> bool:
+    return _kind(path) is not None or path.suffix.lower() == ".zip"
+
+
+def _unzipped(path: Path) -> tuple[list[Path], Problem | None]:
+    """The readable members of the zip archive `path`, each written (streaming) to a folder of its own in a scratch
+    folder under its own file name (never a path the archive names), in the archive's order."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = sorted(
+                (m for m in archive.infolist() if not m.is_dir() and _kind(Path(m.filename)) is not None),
+                key=lambda m: m.filename,
+            )
+            if not members:
+                return [], Problem("source.missing_file", path.name, None, f"{path.name} holds no {KINDS} file", 0)
+            folder = scratch_folder("saaskpi-zip-")
+            out = []
+            for i, member in enumerate(members):
+                target = folder / str(i) / Path(member.filename).name
+                target.parent.mkdir()
+                with archive.open(member) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                out.append(target)
+            return out, None
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        return [], Problem("source.unreadable", path.name, None, f"{path.name} is not a zip archive ({err})", 0)
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A new private folder, removed when the command ends."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def _kind(path: Path) -> str | None:
@@ -274,8 +310,7 @@ class Scanner:
 
     def _scratch(self) -> Path:
         if self.scratch is None:
-            self.scratch = Path(tempfile.mkdtemp(prefix="saaskpi-events-"))
-            atexit.register(shutil.rmtree, self.scratch, True)
+            self.scratch = scratch_folder("saaskpi-events-")
         return self.scratch
 
     def _unpacked(self, path: Path) -> Path:
