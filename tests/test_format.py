@@ -16,7 +16,7 @@ def test_values_by_unit():
     assert fmt.value(3_922_238.0, "currency") == "$3.9M"
     assert fmt.value(35_400.0, "currency") == "$35.4k"
     assert fmt.value(980.4, "currency") == "$980"
-    assert fmt.value(-1200.0, "currency", "EUR") == "-€1.2k"
+    assert fmt.value(-1200.0, "currency", "EUR") == "−€1.2k"  # the minus sign, as in changes and on chart axes
     assert fmt.value(0.0207, "fraction") == "2.1%"
     assert fmt.value(10.359, "ratio") == "10.4x"
     assert fmt.value(1207.0, "count") == "1,207"
@@ -45,7 +45,7 @@ def test_plain_numbers_counts_and_scores():
     assert fmt.value(0.0024, "number") == "0.0024"  # viral coefficient: no "x"
     assert fmt.value(89.5, "count") == "89.5"  # an average count: no "x"
     assert fmt.value(31.0, "score") == "31"  # a whole score without ".0"
-    assert fmt.value(-26.4, "score") == "-26.4"
+    assert fmt.value(-26.4, "score") == "−26.4"
 
 
 def test_negative_zero_is_never_rendered():

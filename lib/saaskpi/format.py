@@ -3,7 +3,8 @@
 Units: `currency` ($1.2M), `fraction` (12.3%), `ratio` (a multiple: 3.2x), `number` (a plain decimal
 such as a coefficient or an AUC: 0.69), `count` (1,234; an average count keeps one decimal: 47.5),
 `score` (31, or 31.5 when not whole), and durations (`months`, `days`, `hours`, `minutes`).
-A value that rounds to zero is shown as zero, never as "-0".
+A negative value takes the minus sign (−, U+2212), as changes and the charts' axes (d3-format) do; a value that
+rounds to zero is shown as zero, never as "-0".
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+MINUS = "−"  # U+2212
 
 
 def _bad(value) -> bool:
@@ -29,7 +31,7 @@ def money(value: float, currency: str = "USD") -> str:
     if _bad(value):
         return "n/a"
     sym = SYMBOLS.get(currency, currency + " ")
-    sign = "-" if value < 0 else ""
+    sign = MINUS if value < 0 else ""
     v = abs(value)
     for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if v >= limit or (limit > 1e3 and v >= limit * 0.99995):  # $999,960 is $1.0M, not $1000.0k
@@ -50,7 +52,8 @@ def value(v: float, unit: str, currency: str = "USD") -> str:
     """A metric value formatted for its unit."""
     if _bad(v):
         return "n/a"
-    return _unsigned_zero(_value(float(v), unit, currency))
+    text = _unsigned_zero(_value(float(v), unit, currency))
+    return MINUS + text[1:] if text.startswith("-") else text
 
 
 def _value(v: float, unit: str, currency: str) -> str:
@@ -80,7 +83,7 @@ def change(delta: float, unit: str, currency: str = "USD") -> str:
         return text
     if not any(ch in "123456789" for ch in text):  # rounds to nothing: no sign, never "-0.0 pts"
         return "±" + text
-    return ("+" if delta > 0 else "−") + text
+    return ("+" if delta > 0 else MINUS) + text
 
 
 def count(n: float) -> str:
