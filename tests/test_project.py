@@ -107,3 +107,23 @@ def test_lock_file_satisfies_pyproject():
     ]
     assert not wrong, f"regenerate requirements/lock.txt (see its header): {wrong}"
     assert "lifelines" not in locked  # caps pandas below 3
+
+
+def test_a_metric_links_the_test_that_checks_it_not_one_that_borrows_it():
+    from types import SimpleNamespace
+
+    from saaskpi.docs import _test_link
+    from saaskpi.metrics import health
+
+    # a metric of health.py (its own test file would be test_health.py); a made-up name, so that this file's
+    # strings do not move a real metric's link in docs/metrics.md
+    m = SimpleNamespace(name="blue_share", func=health.account_health)
+    tests = {
+        "test_charts.py": "widths = [blue_share, blue_share, blue_share]\n",
+        "test_customer_success.py": 'assert by_month(wb, "blue_share")["2024-05"] == 0.75\n',
+        "test_voice.py": 'rows = b[b.metric == "blue_share"]\nshare = wb.value("blue_share")\n',
+    }
+    assert _test_link(m, tests) == "[test_customer_success.py](../tests/test_customer_success.py)"
+    assert _test_link(m, {**tests, "test_health.py": "blue_share"}) == "[test_health.py](../tests/test_health.py)"
+    assert _test_link(m, {"test_voice.py": tests["test_voice.py"]}) == "[test_voice.py](../tests/test_voice.py)"
+    assert _test_link(m, {"test_other.py": "nothing"}) == ""

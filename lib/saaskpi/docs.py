@@ -44,12 +44,19 @@ def _tests_naming(tests_dir: Path = paths.ROOT / "tests") -> dict[str, str]:
 
 
 def _test_link(m, tests: dict[str, str]) -> str:
-    """A link to the test file of the metric's module that names it, else the first test file that does."""
+    """A link to the test file of the metric's module that names it, else the test file that names it most in an
+    assert (then anywhere; the first of them in name order): a file that borrows the metric for another test names
+    it without checking its value."""
     own = f"test_{_source_file(m).stem}.py"
-    named = [name for name, text in tests.items() if re.search(rf"\b{m.name}\b", text)]
+    word = re.compile(rf"\b{m.name}\b")
+    mentions = {
+        name: (sum(1 for line in text.splitlines() if "assert" in line and word.search(line)), len(word.findall(text)))
+        for name, text in tests.items()
+    }
+    named = [name for name, (_, n) in mentions.items() if n]
     if not named:
         return ""
-    name = own if own in named else named[0]
+    name = own if own in named else max(named, key=mentions.__getitem__)
     return f"[{name}](../tests/{name})"
 
 
