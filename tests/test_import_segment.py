@@ -103,6 +103,34 @@ def test_an_anonymous_event_before_the_first_identify_is_kept_and_attributed(tmp
     assert (aside["reason"], aside["count"], aside["examples"]) == ("anonymous", 1, ["nobody"])
 
 
+PAGES = lines(
+    *GROUPS,
+    track("Report Viewed", "2024-02-02T09:00:00Z", user="ana"),
+    {"type": "page", "name": "Pricing", "userId": "ana", "timestamp": "2024-02-02T09:05:00Z"},
+    {"type": "page", "userId": "bob", "timestamp": "2024-02-03T10:00:00Z", "properties": {"path": "/"}},
+    {"type": "screen", "name": " Home ", "userId": "bob", "timestamp": "2024-02-04T10:00:00Z"},
+    {"type": "page", "name": "Docs", "anonymousId": "anon-9", "timestamp": "2024-02-04T11:00:00Z"},  # never known
+)
+
+
+def test_page_and_screen_calls_are_usage_only_when_the_setting_says_so(tmp_path, capsys):
+    # by default only the track is usage: bob, who only viewed pages, is neither active nor a user
+    (tmp_path / "ignore").mkdir(), (tmp_path / "usage").mkdir()
+    _, users, events = imported(tmp_path / "ignore", capsys, PAGES)
+    assert events.select("user_id", "event").rows() == [("ana", "Report Viewed")]
+    assert users["user_id"].to_list() == ["ana"]
+    # page_calls: usage: each named page is "Viewed <name> Page", one without a name "Loaded a Page" (Segment's
+    # Amplitude destination's names), screens likewise; the never-identified page view is set aside
+    _, users, events = imported(tmp_path / "usage", capsys, PAGES, settings="page_calls: usage\n")
+    assert users["user_id"].to_list() == ["ana", "bob"]
+    assert events.select("user_id", "account_id", "feature", "event").rows() == [
+        ("ana", "cus_1", "Report Viewed", "Report Viewed"),
+        ("ana", "cus_1", "Viewed Pricing Page", "Viewed Pricing Page"),
+        ("bob", "cus_2", "Loaded a Page", "Loaded a Page"),
+        ("bob", "cus_2", "Viewed Home Screen", "Viewed Home Screen"),
+    ]
+
+
 def test_alias_merges_an_old_id_into_the_new_user(tmp_path, capsys):
     text = lines(
         {

@@ -95,6 +95,9 @@ class ProductSettings(_Strict):
     domain_trait: str = "website"  # the group trait holding the company's web address (or e-mail)
     group_type: str = "company"  # Amplitude `groups` / PostHog `$groups` key that is the account
     user_in_two_accounts: Literal["error", "first_group"] = "error"
+    # Segment's page and screen calls: `ignore` (not read), or `usage` (each a usage event named as Segment's
+    # Amplitude and Mixpanel destinations name them: "Viewed <name> Page", or "Loaded a Page" without a name)
+    page_calls: Literal["ignore", "usage"] = "ignore"
 
 
 def product_settings(system: str, path: str | None) -> tuple[ProductSettings, str]:

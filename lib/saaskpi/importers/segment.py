@@ -4,8 +4,9 @@ The exports are Segment's messages (the raw JSON lines its S3/Data Lakes destina
 as CSV/Parquet columns), every call type in any file: `track` (`event`, `userId`, `anonymousId`, `timestamp`,
 `properties`, `context.groupId`), `identify` (`userId`, `anonymousId`, `traits.createdAt`, `traits.email`, `traits.referred_by`),
 `group` (`groupId` = the account, `userId`, `traits.website`) and `alias` (`previousId` -> `userId`). An anonymous id
-becomes the user's when an identify or a track carries both ids, or an alias names it; `page`, `screen` and other
-calls are not read. Settings: parameters/sources/segment.yaml (see `product.ProductSettings`).
+becomes the user's when an identify or a track carries both ids, or an alias names it. `page` and `screen` calls
+(`name`) are usage events when `page_calls: usage` ("Viewed Pricing Page", "Loaded a Page" without a name), else
+not read, nor are other calls. Settings: parameters/sources/segment.yaml (see `product.ProductSettings`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def schema(s: ProductSettings) -> dict[str, pl.DataType]:
     return {
         "type": pl.String,
         "event": pl.String,
+        "name": pl.String,  # a page or screen call's name
         "userId": pl.String,
         "anonymousId": pl.String,
         "timestamp": pl.String,
@@ -61,7 +63,7 @@ def collect(scanner: Scanner, s: ProductSettings) -> Collected:
             *STAGED,
             kind.alias("type"),
             "at",
-            "event",
+            pl.coalesce("event", _view_event(kind)).alias("event"),
             "userId",
             "anonymousId",
             "groupId",
@@ -75,7 +77,8 @@ def collect(scanner: Scanner, s: ProductSettings) -> Collected:
             trait(s.domain_trait).alias("domain"),
         ),
     )
-    tracks = flat.filter(pl.col("type") == "track").select(
+    usage = ["track", "page", "screen"] if s.page_calls == "usage" else ["track"]
+    tracks = flat.filter(pl.col("type").is_in(usage)).select(
         pl.col("at").alias("event_time"),
         pl.coalesce("userId", "anonymousId").alias("id"),
         "event",
@@ -115,6 +118,15 @@ def collect(scanner: Scanner, s: ProductSettings) -> Collected:
         .drop_nulls(["id", "group"])
     )
     return Collected(tracks, links, profiles, memberships)
+
+
+def _view_event(kind: pl.Expr) -> pl.Expr:
+    """The event a page or screen call stands for: "Viewed Pricing Page" (its name), else "Loaded a Page" (a
+    screen: "Viewed Home Screen", "Loaded a Screen"); null for the other calls."""
+    noun = pl.when(kind == "page").then(pl.lit("Page")).when(kind == "screen").then(pl.lit("Screen"))
+    name = pl.col("name").str.strip_chars()
+    named = pl.concat_str(pl.lit("Viewed "), name, pl.lit(" "), noun)
+    return pl.when(name.fill_null("") != "").then(named).otherwise(pl.concat_str(pl.lit("Loaded a "), noun))
 
 
 def read_segment(args: argparse.Namespace) -> Imported:
