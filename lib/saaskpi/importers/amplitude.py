@@ -1,8 +1,8 @@
 """Amplitude -> `users` and `usage_events` (`saaskpi import amplitude EXPORTS --out data/mine`).
 
 The exports are Amplitude's raw event export (the Export API's zip holds one gzipped JSON lines file per hour:
-give the zip as downloaded, or its unpacked folder; or the same fields as CSV/Parquet columns). Read per event: `event_type`,
-`user_id`, `device_id`, `amplitude_id`, `event_time` (UTC, `2024-01-31 09:30:00.123456`), `groups`
+give the zip as downloaded, or its unpacked folder; or the same fields as CSV/Parquet columns). Read per event:
+`event_type`, `user_id`, `device_id`, `amplitude_id`, `event_time` (UTC, `2024-01-31 09:30:00.123456`), `groups`
 (`{"company": ["acme"]}`: the key `group_type` names the account), `event_properties` (the feature and duration
 properties the settings name), `user_properties` (`email`, `referred_by`) and `user_creation_time`. A device id becomes the
 user's when an event carries both, or when it shares the event's `amplitude_id` (Amplitude's merged user) with a

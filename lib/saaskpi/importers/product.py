@@ -30,6 +30,7 @@ import json
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,7 @@ class ProductSettings(_Strict):
     group_type: str = "company"  # Amplitude `groups` / PostHog `$groups` key that is the account
     user_in_two_accounts: Literal["error", "first_group"] = "error"
     # Segment's page and screen calls: `ignore` (not read), or `usage` (each a usage event named as Segment's
-    # Amplitude and Mixpanel destinations name them: "Viewed <name> Page", or "Loaded a Page" without a name)
+    # libraries name a page call made an event: "Viewed <name> Page", or "Loaded a Page" without a name)
     page_calls: Literal["ignore", "usage"] = "ignore"
 
 
@@ -192,7 +193,7 @@ def _unzipped(path: Path) -> tuple[list[Path], Problem | None]:
                     shutil.copyfileobj(src, dst, 1 << 20)
                 out.append(target)
             return out, None
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
+    except (zipfile.BadZipFile, EOFError, zlib.error) as err:  # not a zip, or a truncated or damaged one
         return [], Problem("source.unreadable", path.name, None, f"{path.name} is not a zip archive ({err})", 0)
 
 
