@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 from conftest import REVENUE_TABLES, page_html, write_source
 from test_unit_economics import SPEND
@@ -202,3 +203,24 @@ def test_sales_team_section_with_and_without_the_optional_tables(wb, tmp_path, r
     # the revenue source alone: only trial-free notes, no error
     html = page_html(page.show_sales_team, revenue_wb)
     assert "add a `team` table" in html and "saaskpi-error" not in html.split("</style>")[-1]
+
+
+def test_rep_totals_over_the_sales_window(wb):
+    from saaskpi.metrics.sales import rep_window_totals
+
+    start, end = pd.Timestamp("2024-03-01"), pd.Timestamp("2024-05-01")  # sales_window_months 3, ending May
+    t = rep_window_totals(
+        wb.table("sales_capacity"), wb.table("quota_attainment_by_rep"), wb.table("activities_by_rep"), start, end
+    ).set_index("member_id")
+    assert list(t.index) == ["T1", "T2"]  # the AEs on the team in Mar-May (T3 is a CSM)
+    # T1: quotas Mar 3000 + 1000, Apr 4000, May 4000 = 12,000; won O1 4000 (Mar) -> 4000 / 12000
+    assert (t.loc["T1"].quota, t.loc["T1"].attained) == (12000, 4000)
+    assert t.loc["T1"].attainment == pytest.approx(1 / 3)
+    # T2: quota Apr 1000 (May's is not counted: T2 left on May 10, not on the team at May's end); won O2 1500
+    assert (t.loc["T2"].quota, t.loc["T2"].attained, t.loc["T2"].attainment) == (1000, 1500, 1.5)
+    # activities: T1 the call on L2 (Mar 30), opportunities O3 (Apr) and O4 (May) -> 1 / 2; T2 the call on L5,
+    # O2's meeting and demo (Mar), O2 created -> 3 / 1
+    assert (t.loc["T1"].activities, t.loc["T1"].opportunities_created, t.loc["T1"].per_opportunity) == (1, 2, 0.5)
+    assert (t.loc["T2"].activities, t.loc["T2"].opportunities_created, t.loc["T2"].per_opportunity) == (3, 1, 3.0)
+    bare = rep_window_totals(wb.table("sales_capacity"), None, None, start, end)
+    assert list(bare.columns) == ["member_id", "name"]  # no quota or activity columns without their tables

@@ -206,6 +206,38 @@ def activities_by_rep(
     ].reset_index(drop=True)
 
 
+def rep_window_totals(
+    sales_capacity: pd.DataFrame,
+    quota_attainment_by_rep: pd.DataFrame | None,
+    activities_by_rep: pd.DataFrame | None,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> pd.DataFrame:
+    """Per account executive on the team in a month from `start` to `end` (both included): quota and attained
+    summed over the window and their attainment (n/a without any quota), activities by type, opportunities
+    created and activities per opportunity created (n/a without one); the quota and activity columns only when
+    their table is given (page 01's per-rep table over `sales_window_months`)."""
+
+    def window(t: pd.DataFrame) -> pd.DataFrame:
+        return t[(t.month >= start) & (t.month <= end)]
+
+    reps = window(sales_capacity).groupby(["member_id", "name"], as_index=False).size().drop(columns="size")
+    if quota_attainment_by_rep is not None:
+        q = (
+            window(quota_attainment_by_rep)
+            .groupby("member_id", as_index=False)
+            .agg(quota=("quota", lambda v: v.sum(min_count=1)), attained=("attained", "sum"))
+        )  # a rep without any quota in the window: n/a, not 0
+        q["attainment"] = safe_ratio(q.attained, q.quota.where(q.quota > 0))
+        reps = reps.merge(q, on="member_id", how="left")
+    if activities_by_rep is not None:
+        cols = ["calls", "emails", "meetings", "demos", "activities", "opportunities_created"]
+        a = window(activities_by_rep).groupby("member_id", as_index=False)[cols].sum()
+        a["per_opportunity"] = safe_ratio(a.activities, a.opportunities_created)
+        reps = reps.merge(a, on="member_id", how="left")
+    return reps
+
+
 def _team_month(calendar: pl.DataFrame, activities_by_rep: pd.DataFrame) -> pd.DataFrame:
     t = activities_by_rep.groupby("month").agg(
         activities=("activities", "sum"),

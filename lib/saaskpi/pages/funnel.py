@@ -14,6 +14,7 @@ from .. import charts, widgets
 from .. import format as fmt
 from ..metrics import funnel as f
 from ..metrics import registry
+from ..metrics.sales import rep_window_totals
 
 AREAS = registry.page_areas("funnel")  # registry areas this page shows: their metrics go to the snapshot's store
 TILES = registry.tiles("funnel", ("funnel",))
@@ -290,27 +291,14 @@ def cost_per_lead_html(t: pd.DataFrame, currency: str) -> str:
 
 
 def rep_table(wb) -> pd.DataFrame:
-    """Per account executive over the window: quota, attained, attainment, activities and opportunities created
-    (columns present only when their table is)."""
-    reps = _in_window(wb, wb.table("sales_capacity")).groupby(["member_id", "name"], as_index=False).size()
-    reps = reps.drop(columns="size")
-    if wb.has("quotas", "opportunities"):
-        q = _in_window(wb, wb.table("quota_attainment_by_rep"))
-        q = q.groupby("member_id", as_index=False).agg(
-            quota=("quota", lambda v: v.sum(min_count=1)), attained=("attained", "sum")
-        )  # a rep without any quota in the window: n/a, not 0
-        q["attainment"] = np.where(q.quota > 0, q.attained / q.quota.where(q.quota > 0, 1), np.nan)
-        reps = reps.merge(q, on="member_id", how="left")
-    if wb.has("sales_activities"):
-        cols = ["calls", "emails", "meetings", "demos", "activities", "opportunities_created"]
-        a = _in_window(wb, wb.table("activities_by_rep")).groupby("member_id", as_index=False)[cols].sum()
-        a["per_opportunity"] = np.where(
-            a.opportunities_created > 0,
-            a.activities / a.opportunities_created.where(a.opportunities_created > 0, 1),
-            np.nan,
-        )
-        reps = reps.merge(a, on="member_id", how="left")
-    return reps
+    """Per account executive over the window (`sales.rep_window_totals`)."""
+    return rep_window_totals(
+        wb.table("sales_capacity"),
+        wb.table("quota_attainment_by_rep") if wb.has("quotas", "opportunities") else None,
+        wb.table("activities_by_rep") if wb.has("sales_activities") else None,
+        _window_start(wb),
+        wb.month,
+    )
 
 
 def rep_table_html(reps: pd.DataFrame, currency: str) -> str:
