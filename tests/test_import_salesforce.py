@@ -4,6 +4,7 @@ opportunities, team. Literal objects with the arithmetic in comments."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import polars as pl
@@ -191,3 +192,30 @@ def test_tasks_and_events_become_touchpoints(tmp_path, capsys):
     ]
     report = json.loads((out / "import-report-salesforce.json").read_text())
     assert (report["activities_skipped_by_kind"], report["activities_without_company"]) == (1, 1)
+
+
+def test_the_data_export_zip_is_read_as_downloaded(tmp_path, capsys):
+    """Salesforce's Data Export service gives a zip of one CSV per object: imported as it is, the same tables as
+    from the unpacked folder; the zip is left as it was."""
+    exports = write(tmp_path / "exports", OBJECTS)
+    zipped = tmp_path / "WE_00D000000000001_1.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        for path in sorted(exports.iterdir()):
+            archive.write(path, path.name)
+    before = zipped.read_bytes()
+    outs = []
+    for name, source in (("folder", exports), ("zip", zipped)):
+        out = base(tmp_path / name)
+        code, _, err = run(
+            capsys, "import", "salesforce", str(source), "--out", str(out), "--settings", str(settings(tmp_path))
+        )
+        assert (code, err) == (0, ""), err
+        outs.append(out)
+    for table in ("leads", "opportunities", "team"):
+        got, want = (pl.read_parquet(o / f"{table}.parquet") for o in reversed(outs))
+        assert got.equals(want), table
+    assert zipped.read_bytes() == before
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(before[: len(before) // 2])  # a download cut short
+    code, _, err = run(capsys, "import", "salesforce", str(broken), "--out", str(base(tmp_path / "cut")))
+    assert code == 2 and "[source.unreadable] broken.zip: broken.zip is not a zip archive" in err, err

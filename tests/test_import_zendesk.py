@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
+import zipfile
 from pathlib import Path
 
 import polars as pl
@@ -299,3 +300,21 @@ def test_bad_settings_name_the_key(tmp_path, capsys):
     assert "`first_response_minutes`: Input should be 'calendar' or 'business' (got 'wall')" in err
     assert "`priority.p1`: Input should be 'low', 'normal', 'high' or 'urgent' (got 'critical')" in err
     assert not (out / "support_tickets.parquet").exists()
+
+
+def test_a_zip_of_the_streams_reads_as_the_folder(tmp_path, capsys):
+    """docs/examples/zendesk zipped (in a folder of its own, as a zip of a folder is): the same tickets."""
+    docs = Path(__file__).parent.parent / "docs" / "examples"
+    zipped = tmp_path / "zendesk-export.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        for path in sorted((docs / "zendesk").iterdir()):
+            archive.write(path, f"zendesk/{path.name}")
+    tickets = []
+    for source in (docs / "zendesk", zipped):
+        out = tmp_path / source.stem / "mine"
+        args = ["import", "invoices", str(docs / "invoices"), "--out", str(out)]
+        assert run(capsys, *args, "--fx-rates", str(docs / "invoices" / "fx_rates.csv"))[0] == 0
+        code, stdout, err = run(capsys, "import", "zendesk", str(source), "--out", str(out))
+        assert (code, err) == (0, "") and "support_tickets 5; 1 row(s) set aside" in stdout, err
+        tickets.append(pl.read_parquet(out / "support_tickets.parquet"))
+    assert tickets[0].equals(tickets[1])

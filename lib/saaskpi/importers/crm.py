@@ -150,7 +150,7 @@ def find_files(folder: Path, exports: dict[str, Export]) -> tuple[dict[str, Path
     """Each export's file in `folder`: the CSV or Parquet file whose name holds one of the export's names (the
     longest name found decides: `OpportunityHistory.csv` is not `Opportunity`)."""
     if not folder.is_dir():
-        raise SourceError(f"{folder} is not a folder: give the folder holding the exports.")
+        raise SourceError(f"{folder} is not a folder: give the folder holding the exports (or a zip of them).")
     found: dict[str, list[Path]] = {}
     for path in sorted(p for p in folder.iterdir() if p.suffix in (".csv", ".parquet") and not p.name.startswith(".")):
         stem = norm(path.stem)
@@ -641,9 +641,9 @@ def read_crm(args: argparse.Namespace, exports_for, tables_for):
 
     from . import Imported
     from .accounts import account_keys
-    from .reading import ExportError
+    from .reading import ExportError, unpacked
 
-    folder = paths.resolve(args.source)
+    folder = unpacked(paths.resolve(args.source), lambda p: p.suffix in (".csv", ".parquet"))
     settings_path = paths.resolve(args.crm_settings)
     settings = crm_settings(settings_path)
     exports = exports_for(settings)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..errors import ParameterError, Problem, SourceError
 from ..params import read_yaml
 from ..sources import Unreadable
-from .reading import ROW, ExportError, FileRead, read_text_table, typed_columns
+from .reading import ROW, ExportError, FileRead, read_text_table, typed_columns, unpacked
 
 EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv")
 EXAMPLES = 5
@@ -307,10 +307,12 @@ def row_examples(frame: pl.DataFrame, pattern: str) -> tuple[str, ...]:
 
 
 def require_folder(source: str) -> Path:
-    """The export folder; a clear error when it is not one."""
-    folder = Path(source)
+    """The export folder (or a zip archive of the exports, unpacked); a clear error when it is neither."""
+    folder = unpacked(Path(source), lambda p: p.suffix.lower() in EXTENSIONS)
     if not folder.is_dir():
-        raise SourceError(f"{source} is not a folder: give the folder holding the help-desk exports.")
+        raise SourceError(
+            f"{source} is not a folder: give the folder holding the help-desk exports (or a zip of them)."
+        )
     return folder
 
 

@@ -24,13 +24,9 @@ CSV. A line that is not JSON is reported with its file and line number.
 from __future__ import annotations
 
 import argparse
-import atexit
 import gzip
 import json
 import shutil
-import tempfile
-import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .. import paths
 from ..errors import ParameterError, Problem
 from ..params import read_yaml
+from . import reading
 from .accounts import EXAMPLES, AccountKeys, account_keys, domain_of
 from .billing import SetAside
 from .reading import ExportError, FileRead
@@ -154,13 +151,16 @@ def export_files(given: list[str]) -> list[Path]:
                 )
             )
     unpacked = []
-    for path in files:
-        if path.suffix.lower() == ".zip":
-            members, problem = _unzipped(path)
-            unpacked += members
-            problems += [problem] if problem else []
-        else:
-            unpacked.append(path)
+    for path in files:  # a zip's readable members in its place
+        try:
+            folder = reading.unpacked(path, lambda p: _kind(p) is not None)
+        except ExportError as err:
+            problems += err.problems
+            continue
+        members = [path] if folder == path else sorted(folder.iterdir())
+        if not members:
+            problems.append(Problem("source.missing_file", path.name, None, f"{path.name} holds no {KINDS} file", 0))
+        unpacked += members
     if problems:
         raise ExportError(problems, ", ".join(given))
     return unpacked
@@ -171,37 +171,6 @@ KINDS = ".jsonl, .json, .ndjson (.gz), .csv, .parquet or .zip"
 
 def _readable(path: Path) -> bool:
     return _kind(path) is not None or path.suffix.lower() == ".zip"
-
-
-def _unzipped(path: Path) -> tuple[list[Path], Problem | None]:
-    """The readable members of the zip archive `path`, each written (streaming) to a folder of its own in a scratch
-    folder under its own file name (never a path the archive names), in the archive's order."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = sorted(
-                (m for m in archive.infolist() if not m.is_dir() and _kind(Path(m.filename)) is not None),
-                key=lambda m: m.filename,
-            )
-            if not members:
-                return [], Problem("source.missing_file", path.name, None, f"{path.name} holds no {KINDS} file", 0)
-            folder = scratch_folder("saaskpi-zip-")
-            out = []
-            for i, member in enumerate(members):
-                target = folder / str(i) / Path(member.filename).name
-                target.parent.mkdir()
-                with archive.open(member) as src, target.open("wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                out.append(target)
-            return out, None
-    except (zipfile.BadZipFile, EOFError, zlib.error) as err:  # not a zip, or a truncated or damaged one
-        return [], Problem("source.unreadable", path.name, None, f"{path.name} is not a zip archive ({err})", 0)
-
-
-def scratch_folder(prefix: str) -> Path:
-    """A new private folder, removed when the command ends."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
-    atexit.register(shutil.rmtree, folder, True)
-    return folder
 
 
 def _kind(path: Path) -> str | None:
@@ -314,7 +283,7 @@ class Scanner:
 
     def _scratch(self) -> Path:
         if self.scratch is None:
-            self.scratch = scratch_folder("saaskpi-events-")
+            self.scratch = reading.scratch_folder("saaskpi-events-")
         return self.scratch
 
     def _unpacked(self, path: Path) -> Path:

@@ -8,8 +8,14 @@ allowed values, ISO currencies, unique ids, references between tables). Problems
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
+import shutil
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +92,40 @@ class ExportError(DataContractError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A new private folder, removed when the command ends."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def unpacked(source: Path, keep: Callable[[Path], bool]) -> Path:
+    """`source` itself, or when it is a zip archive (as Salesforce's data export, HubSpot's export of several
+    objects and Amplitude's Export API download) a folder named after it in a scratch folder: the members `keep`
+    accepts, written streaming, each under its own file name (never a path the archive names; the second of two
+    alike as `2-name`), in the archive's order. A broken archive is an ExportError; nothing is written beside it."""
+    if not (source.is_file() and source.suffix.lower() == ".zip"):
+        return source
+    try:
+        with zipfile.ZipFile(source) as archive:
+            folder = scratch_folder("saaskpi-zip-") / source.name
+            folder.mkdir()
+            for member in sorted(archive.infolist(), key=lambda m: m.filename):
+                name = Path(member.filename).name
+                if member.is_dir() or name.startswith(".") or "__MACOSX" in member.filename or not keep(Path(name)):
+                    continue
+                target, n = folder / name, 1
+                while target.exists():
+                    n += 1
+                    target = folder / f"{n}-{name}"
+                with archive.open(member) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            return folder
+    except (zipfile.BadZipFile, EOFError, zlib.error) as err:  # not a zip, or a truncated or damaged one
+        problem = Problem("source.unreadable", source.name, None, f"{source.name} is not a zip archive ({err})", 0)
+        raise ExportError([problem], str(source)) from None
 
 
 @dataclass(frozen=True)
