@@ -110,7 +110,7 @@ def add_crm_arguments(system: str):
     """The arguments of `saaskpi import <system>`: the folder of exports and the settings file."""
 
     def add(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("source", help="folder of exports (never modified)")
+        parser.add_argument("source", help="folder of exports, or a zip of them (never modified)")
         parser.add_argument(
             "--settings",
             dest="crm_settings",

@@ -37,7 +37,7 @@ import polars as pl
 
 from .. import paths
 from ..errors import Problem
-from . import Imported, Importer, source_argument
+from . import Imported, Importer
 from .accounts import account_keys
 from .billing import UTC, SetAside
 from .desk import (
@@ -81,7 +81,7 @@ STREAMS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source_argument(parser)
+    parser.add_argument("source", help="folder of the help-desk exports, or a zip of them (never modified)")
     parser.add_argument(
         "--settings",
         default=str(SETTINGS_FILE),

@@ -117,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "exports",
         nargs="+",
-        help="export files or folders of them: JSON lines (.json, .jsonl, "
+        help="export files, folders or zip archives of them: JSON lines (.json, .jsonl, "
         ".ndjson, optionally .gz), CSV or Parquet (never modified)",
     )
     parser.add_argument(

@@ -42,7 +42,7 @@ from pydantic import Field
 
 from .. import paths
 from ..errors import Problem
-from . import Imported, Importer, source_argument
+from . import Imported, Importer
 from .accounts import account_keys
 from .billing import UTC, SetAside
 from .desk import (
@@ -102,7 +102,7 @@ STREAMS = {  # stream -> the file names loaders give it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source_argument(parser)
+    parser.add_argument("source", help="folder of the help-desk exports, or a zip of them (never modified)")
     parser.add_argument(
         "--settings",
         default=str(SETTINGS_FILE),
