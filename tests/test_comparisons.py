@@ -66,6 +66,18 @@ def test_group_comparison_by_hand(wb):
     assert np.isnan(t.loc[("total", TOTAL)].nrr_12m)  # nobody paid 12 months before April 2024
 
 
+def test_new_arr_by_group_by_hand(wb):
+    t = wb.table("group_comparison").set_index(["breakdown", "group"]).new_arr_12m
+    # every account's first paying month is January 2024 (in the 12 months to April): C1 100, C2 200, C3 1000,
+    # C4 500, C5 300, C6 100 -> 2,200 x 12 = 26,400
+    assert t[("total", TOTAL)] == pytest.approx(26_400)
+    # smb C1 + C2 + C6 = 400 x 12; enterprise C3 + C4 = 1,500 x 12; mid_market C5 300 x 12, a group with no account
+    # paying now nor 12 months before, still shown
+    assert t["segment"].to_dict() == pytest.approx({"enterprise": 18_000, "mid_market": 3_600, "smb": 4_800})
+    # by the primary plan in January: basic C1 + C6 200, pro C2 200, core C3 + C4 + C5 1,800
+    assert t["plan"].reindex(["basic", "pro", "core"]).tolist() == pytest.approx([2_400, 2_400, 21_600])
+
+
 def test_groups_add_up_to_the_total(wb):
     """Identity: in every breakdown, the groups' accounts and MRR add up to the total; the trend's to MRR."""
     t = wb.table("group_comparison")
@@ -74,6 +86,11 @@ def test_groups_add_up_to_the_total(wb):
         assert part.accounts.sum() == total.accounts, by
         assert part.mrr.sum() == pytest.approx(total.mrr), by
         assert part.mrr_share.sum() == pytest.approx(1.0), by
+        assert part.new_arr_12m.sum() == pytest.approx(total.new_arr_12m), by
+    # and the total is the growth page's new ARR over the same 12 months
+    by_channel = wb.table("new_arr_by_channel")
+    recent = by_channel[(by_channel.month > APR - pd.DateOffset(months=12)) & (by_channel.month <= APR)]
+    assert total.new_arr_12m == pytest.approx(recent.new_arr.sum())
     trend = wb.table("group_mrr_trend")
     m = wb.table("mrr_movements").set_index("month")
     for _by, part in trend.groupby("breakdown"):

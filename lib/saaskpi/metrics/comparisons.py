@@ -89,24 +89,32 @@ def retention_row(base: pd.Series, now: pd.Series) -> dict:
         "nrr_12m": "float64",
         "grr_12m": "float64",
         "logo_churn_12m": "float64",
+        "new_arr_12m": "float64",
     }
 )
 def group_comparison(
-    as_of: int, tables: Tables, account_mrr: pd.DataFrame, account_plan_mrr: pd.DataFrame
+    as_of: int,
+    tables: Tables,
+    account_mrr: pd.DataFrame,
+    account_plan_mrr: pd.DataFrame,
+    account_movements: pd.DataFrame,
 ) -> pd.DataFrame:
     """Segments, regions, industries and primary plans side by side at the month end: paying accounts, MRR, share
     of MRR, ARPA, and over the 12 months since (accounts paying 12 months before, in their group then): NRR, GRR
-    and logo churn; one row per breakdown and group, then the total (group '(all)', breakdown 'total')."""
+    and logo churn; new ARR of the 12 months to the month (12 x the MRR of accounts in their first paying month,
+    in their group then); one row per breakdown and group, then the total (group '(all)', breakdown 'total')."""
     attrs = account_attributes(tables)
     plans = primary_plans(account_plan_mrr)
     mrr = account_mrr.assign(key=_key(account_mrr.month))
     now = mrr[mrr.key == as_of].reset_index(drop=True)
     base = mrr[mrr.key == as_of - 12].reset_index(drop=True)
+    moves = account_movements.assign(key=_key(account_movements.month))
+    new = moves[(moves.new > 0) & (moves.key > as_of - 12) & (moves.key <= as_of)].reset_index(drop=True)
     now_by_account = now.set_index("account_id").mrr
     rows = []
     for by in BREAKDOWNS:
-        g_now, g_base = grouped(now, by, attrs, plans), grouped(base, by, attrs, plans)
-        for group in sorted(set(g_now) | set(g_base)):
+        g_now, g_base, g_new = (grouped(f, by, attrs, plans) for f in (now, base, new))
+        for group in sorted(set(g_now) | set(g_base) | set(g_new)):
             part = now[g_now == group]
             then = base[g_base == group].set_index("account_id").mrr
             rows.append(
@@ -116,6 +124,7 @@ def group_comparison(
                     "accounts": len(part),
                     "mrr": float(part.mrr.sum()),
                     **retention_row(then, now_by_account),
+                    "new_arr_12m": 12 * float(new.new[g_new == group].sum()),
                 }
             )
     rows.append(
@@ -125,13 +134,14 @@ def group_comparison(
             "accounts": len(now),
             "mrr": float(now.mrr.sum()),
             **retention_row(base.set_index("account_id").mrr, now_by_account),
+            "new_arr_12m": 12 * float(new.new.sum()),
         }
     )
     out = pd.DataFrame(rows)
     out["mrr_share"] = safe_ratio(out.mrr, now.mrr.sum())
     out["arpa"] = safe_ratio(out.mrr, out.accounts)
     cols = ["breakdown", "group", "accounts", "mrr", "mrr_share", "arpa", "base_accounts", "nrr_12m", "grr_12m"]
-    return out[[*cols, "logo_churn_12m"]]
+    return out[[*cols, "logo_churn_12m", "new_arr_12m"]]
 
 
 @table(schema={"breakdown": "str", "group": "str", "month": "datetime", "mrr": "float64", "accounts": "int64"})

@@ -39,7 +39,7 @@ def breakdown_choices() -> list[tuple[str, str]]:
 
 def groups_html(t: pd.DataFrame, total: pd.Series, currency: str, trend: pd.DataFrame | None = None) -> str:
     """One row per group and the total: accounts, MRR with its last 12 month ends as a sparkline and its share, ARPA,
-    and 12-month NRR, GRR and logo churn."""
+    12-month NRR, GRR and logo churn, and the new ARR of the 12 months."""
     lines: dict[str, list[float]] = {}
     if trend is not None and len(trend):
         recent = trend[trend.month > trend.month.max() - pd.DateOffset(months=12)]
@@ -59,12 +59,13 @@ def groups_html(t: pd.DataFrame, total: pd.Series, currency: str, trend: pd.Data
                 fmt.value(r.nrr_12m, "fraction"),
                 fmt.value(r.grr_12m, "fraction"),
                 fmt.value(r.logo_churn_12m, "fraction"),
+                fmt.money(r.new_arr_12m, currency),
             ]
         )
         totals.append(r.group == TOTAL)
     head = ["group", "accounts", "MRR", "12 months", "share", "ARPA", "paying 12m ago", "NRR 12m", "GRR 12m"]
-    head.append("logo churn 12m")
-    return widgets.html_table(head, rows, numeric=(1, 2, 4, 5, 6, 7, 8, 9), totals=totals)
+    head += ["logo churn 12m", "new ARR 12m"]
+    return widgets.html_table(head, rows, numeric=(1, 2, 4, 5, 6, 7, 8, 9, 10), totals=totals)
 
 
 def trend_chart(trend: pd.DataFrame, label: str, currency: str) -> alt.Chart:
