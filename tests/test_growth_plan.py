@@ -43,6 +43,26 @@ def test_year_over_year_and_trailing_twelve_month_growth_by_hand():
     assert g.t12m_growth.iloc[24] == pytest.approx(0.464)
 
 
+def test_net_new_mrr_year_over_year_by_hand():
+    # net new MRR = new + expansion + reactivation - contraction - churn
+    n = 25
+    new = [100] * 12 + [150] * 12 + [0]
+    churn = [20] * 12 + [25] * 12 + [40]
+    expansion = [0] * n
+    expansion[0], expansion[12] = 10, 30  # month 1: 100 + 10 - 20 = 90; month 13: 150 + 30 - 25 = 155
+    g = growth.growth_yoy(bridge([1000] * n, new=new, churn=churn, expansion=expansion))
+    assert g.net_new_mrr.iloc[1] == 80  # 100 - 20
+    assert g.net_new_mrr_yoy.iloc[:12].isna().all()  # no month a year before
+    assert g.net_new_mrr_yoy.iloc[12] == pytest.approx(155 / 90 - 1)  # 0.7222
+    assert g.net_new_mrr_yoy.iloc[13] == pytest.approx(125 / 80 - 1)  # (150 - 25) / (100 - 20) - 1 = 0.5625
+    # month 25: 0 - 40 = -40 against month 13's 155: (-40 - 155) / 155 = -1.258 (fell, and below zero)
+    assert g.net_new_mrr_yoy.iloc[24] == pytest.approx(-195 / 155)
+    # a year before without a gain: n/a (a loss of 40 followed by a gain is not a growth rate)
+    flipped = growth.growth_yoy(bridge([1000] * n, new=[0] * 12 + [50] * 13, churn=[40] * n))
+    assert flipped.net_new_mrr_yoy.iloc[12:24].isna().all()
+    assert flipped.net_new_mrr_yoy.iloc[24] == 0.0  # month 25's 10 against month 13's 10
+
+
 def test_year_over_year_identities():
     mrr = [100 * 1.03**k + (k % 5) for k in range(25)]
     g = growth.growth_yoy(bridge(mrr))
@@ -111,6 +131,7 @@ def test_growth_metrics_are_their_tables_columns(revenue_wb):
     pairs = {
         "arr_growth_yoy": ("growth_yoy", "arr_yoy"),
         "trailing_twelve_month_growth": ("growth_yoy", "t12m_growth"),
+        "net_new_mrr_growth_yoy": ("growth_yoy", "net_new_mrr_yoy"),
         "growth_ceiling_arr": ("growth_ceiling", "ceiling_arr"),
         "months_to_growth_ceiling": ("growth_ceiling", "months_to_ceiling"),
         "months_up_front": ("months_up_front_by_month", "months_plain"),
@@ -303,6 +324,9 @@ def test_the_page_says_what_to_add_without_a_plan(revenue_wb, tmp_path, monkeypa
     growth_html = page_html(ex.show_growth, revenue_wb)
     assert "Year-over-year growth needs 13 months of revenue." in growth_html
     assert "Growth ceiling" in growth_html  # five months of revenue give a ceiling (three-month averages)
+    rows = ["ARR growth (year over year)", "Net new MRR growth (year over year)", "PLG share", "product-led / sales"]
+    at = [growth_html.find(label) for label in rows]
+    assert -1 not in at and at == sorted(at), at  # the motion split right after the PLG share
 
 
 def test_growth_and_plan_tables_agree_on_duckdb(plan_source):

@@ -33,16 +33,21 @@ YEAR = 12
         "arr_yoy": "float64",
         "mrr_t12m": "float64",
         "t12m_growth": "float64",
+        "net_new_mrr": "float64",
+        "net_new_mrr_yoy": "float64",
     }
 )
 def growth_yoy(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Year-over-year growth per month: MRR and ARR against the same month a year before (the same rate: ARR is
-    12 x MRR), and the sum of the trailing twelve months' MRR against the twelve before (n/a until the data
-    has 13, resp. 24 months)."""
+    12 x MRR), the sum of the trailing twelve months' MRR against the twelve before (n/a until the data
+    has 13, resp. 24 months), and the month's net new MRR against the same month's a year before (n/a when
+    that was not a gain: a growth rate of a loss or of nothing says nothing)."""
     m = mrr_movements.reset_index(drop=True)
     mrr = m.mrr_end.astype("float64")
     year_ago = mrr.shift(YEAR)
     t12m = trailing_sum(mrr, YEAR)
+    net_new = (m.new + m.expansion + m.reactivation - m.contraction - m.churn).astype("float64")
+    net_new_ago = net_new.shift(YEAR)
     return pd.DataFrame(
         {
             "month": m.month,
@@ -52,6 +57,8 @@ def growth_yoy(mrr_movements: pd.DataFrame) -> pd.DataFrame:
             "arr_yoy": safe_ratio(12 * mrr - 12 * year_ago, 12 * year_ago),
             "mrr_t12m": t12m,
             "t12m_growth": safe_ratio(t12m - t12m.shift(YEAR), t12m.shift(YEAR)),
+            "net_new_mrr": net_new,
+            "net_new_mrr_yoy": safe_ratio(net_new - net_new_ago, net_new_ago.where(net_new_ago > 0)),
         }
     )
 
@@ -192,6 +199,23 @@ def new_mrr(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """MRR won from new customers in the month (n: new customers)."""
     m = mrr_movements
     return month_series(m.month, m.new, m.new_accounts)
+
+
+@metric(
+    label="Net new MRR growth (year over year)",
+    formula="(net new MRR_M - net new MRR_M-12) / net new MRR_M-12; n/a for the first 12 months and when "
+    "net new MRR_M-12 was not positive",
+    unit="fraction",
+    direction="higher",
+    level="supporting",
+    sources=("S",),
+    area="revenue",
+)
+def net_new_mrr_growth_yoy(growth_yoy: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
+    """The month's net new MRR against the same month's a year before ("net new MRR is up 25 % over June of last
+    year"; n: paying accounts a year before)."""
+    g = growth_yoy
+    return month_series(g.month, g.net_new_mrr_yoy, mrr_movements.accounts_end.shift(YEAR).fillna(0))
 
 
 @metric(

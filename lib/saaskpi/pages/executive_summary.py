@@ -141,6 +141,7 @@ def show_plan(wb) -> Any:
 GROWTH = [
     "arr_growth_yoy",
     "trailing_twelve_month_growth",
+    "net_new_mrr_growth_yoy",
     "natural_rate_of_growth",
     "plg_share_of_new_arr",
     "months_up_front",
@@ -180,8 +181,8 @@ def ceiling_sentence(wb) -> str:
 
 
 def growth_table_html(wb) -> str:
-    """The month's growth numbers: ARR growth, trailing growth, natural rate of growth, new ARR by motion, months up
-    front (plain and MRR-weighted)."""
+    """The month's growth numbers: ARR growth, trailing growth, net new MRR growth, natural rate of growth, new ARR
+    by motion, months up front (plain and MRR-weighted)."""
     cur = wb.conventions.reporting_currency
     rows = []
     for n in GROWTH:
@@ -192,7 +193,7 @@ def growth_table_html(wb) -> str:
     if len(row):
         r = row.iloc[0]
         rows.insert(
-            4,
+            GROWTH.index("plg_share_of_new_arr") + 1,
             [
                 "New ARR: product-led / sales-led",
                 f"{fmt.value(r.plg_new_arr, 'currency', cur)} / {fmt.value(r.sales_led_new_arr, 'currency', cur)}",
