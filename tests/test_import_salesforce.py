@@ -219,3 +219,10 @@ def test_the_data_export_zip_is_read_as_downloaded(tmp_path, capsys):
     broken.write_bytes(before[: len(before) // 2])  # a download cut short
     code, _, err = run(capsys, "import", "salesforce", str(broken), "--out", str(base(tmp_path / "cut")))
     assert code == 2 and "[source.unreadable] broken.zip: broken.zip is not a zip archive" in err, err
+    partial = tmp_path / "partial.zip"  # without Opportunity.csv: the message names the zip, not a scratch folder
+    with zipfile.ZipFile(partial, "w") as archive:
+        for path in sorted(exports.iterdir()):
+            if path.name != "Opportunity.csv":
+                archive.write(path, path.name)
+    code, _, err = run(capsys, "import", "salesforce", str(partial), "--out", str(base(tmp_path / "partial")))
+    assert code == 2 and f"no Opportunity export in {partial} (" in err and "saaskpi-zip-" not in err, err

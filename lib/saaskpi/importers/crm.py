@@ -146,9 +146,12 @@ class Export:
         )
 
 
-def find_files(folder: Path, exports: dict[str, Export]) -> tuple[dict[str, Path], list[Problem]]:
+def find_files(
+    folder: Path, exports: dict[str, Export], shown: Path | None = None
+) -> tuple[dict[str, Path], list[Problem]]:
     """Each export's file in `folder`: the CSV or Parquet file whose name holds one of the export's names (the
-    longest name found decides: `OpportunityHistory.csv` is not `Opportunity`)."""
+    longest name found decides: `OpportunityHistory.csv` is not `Opportunity`). Messages name `shown` (the zip
+    the folder was unpacked from), else the folder."""
     if not folder.is_dir():
         raise SourceError(f"{folder} is not a folder: give the folder holding the exports (or a zip of them).")
     found: dict[str, list[Path]] = {}
@@ -178,7 +181,7 @@ def find_files(folder: Path, exports: dict[str, Export]) -> tuple[dict[str, Path
                     "source.missing_file",
                     kind,
                     None,
-                    f"no {kind} export in {folder} (a .csv or "
+                    f"no {kind} export in {shown or folder} (a .csv or "
                     f".parquet file whose name holds {' or '.join(repr(n) for n in export.names)}; files "
                     f"there: {', '.join(sorted(p.name for p in folder.iterdir() if not p.name.startswith('.'))) or 'none'})",
                     0,
@@ -643,11 +646,12 @@ def read_crm(args: argparse.Namespace, exports_for, tables_for):
     from .accounts import account_keys
     from .reading import ExportError, unpacked
 
-    folder = unpacked(paths.resolve(args.source), lambda p: p.suffix in (".csv", ".parquet"))
+    given = paths.resolve(args.source)
+    folder = unpacked(given, lambda p: p.suffix in (".csv", ".parquet"))
     settings_path = paths.resolve(args.crm_settings)
     settings = crm_settings(settings_path)
     exports = exports_for(settings)
-    found, problems = find_files(folder, exports)
+    found, problems = find_files(folder, exports, shown=given)
     files: list[FileRead] = []
     raw = {}
     progress = not getattr(args, "progress", False)
@@ -656,7 +660,7 @@ def read_crm(args: argparse.Namespace, exports_for, tables_for):
         if frame is not None:
             raw[kind] = frame
     if problems:
-        raise ExportError(problems, str(folder))
+        raise ExportError(problems, str(given))
     keys = account_keys(args.out_path, paths.resolve(args.accounts))
     tables, aside, details = tables_for(raw, settings, settings_path.name, keys)
     return Imported(
