@@ -9,6 +9,7 @@ import pandas as pd
 
 from . import theme
 from .format import SYMBOLS, money
+from .metrics.revenue import net_new
 
 MAX_ROWS = 5000  # charts never receive raw rows
 
@@ -135,7 +136,7 @@ def movements_over_time(movements: pd.DataFrame, currency: str = "USD") -> alt.C
         value_name="amount",
     )
     long.loc[long.kind.isin(["contraction", "churn"]), "amount"] *= -1
-    net = m.assign(net=m.new + m.expansion + m.reactivation - m.contraction - m.churn)[["month", "net"]]
+    net = m.assign(net=net_new(m))[["month", "net"]]
     colours = {k: v for k, v in theme.MOVEMENTS.items() if k in set(long.kind)}
     bars = (
         alt.Chart(long)

@@ -17,7 +17,7 @@ from ..frames import calendar_months, month_key, safe_ratio, to_pandas
 from ..params import Conventions
 from ..sources import Tables
 from .registry import metric, table
-from .revenue import account_movements_lazy, subscription_mrr
+from .revenue import account_movements_lazy, net_new, subscription_mrr
 from .series import month_series, trailing_sum
 
 YEAR = 12
@@ -46,8 +46,8 @@ def growth_yoy(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     mrr = m.mrr_end.astype("float64")
     year_ago = mrr.shift(YEAR)
     t12m = trailing_sum(mrr, YEAR)
-    net_new = (m.new + m.expansion + m.reactivation - m.contraction - m.churn).astype("float64")
-    net_new_ago = net_new.shift(YEAR)
+    net = net_new(m)
+    net_ago = net.shift(YEAR)
     return pd.DataFrame(
         {
             "month": m.month,
@@ -57,8 +57,8 @@ def growth_yoy(mrr_movements: pd.DataFrame) -> pd.DataFrame:
             "arr_yoy": safe_ratio(12 * mrr - 12 * year_ago, 12 * year_ago),
             "mrr_t12m": t12m,
             "t12m_growth": safe_ratio(t12m - t12m.shift(YEAR), t12m.shift(YEAR)),
-            "net_new_mrr": net_new,
-            "net_new_mrr_yoy": safe_ratio(net_new - net_new_ago, net_new_ago.where(net_new_ago > 0)),
+            "net_new_mrr": net,
+            "net_new_mrr_yoy": safe_ratio(net - net_ago, net_ago.where(net_ago > 0)),
         }
     )
 
@@ -134,7 +134,7 @@ def growth_ceiling(mrr_movements: pd.DataFrame, conventions: Conventions) -> pd.
     lost = trailing_sum(m.churn + m.contraction, k)
     start = trailing_sum(m.mrr_start, k)
     rate = pd.Series(safe_ratio(lost, start))
-    net = trailing_sum(12 * (m.new + m.expansion + m.reactivation - m.contraction - m.churn), k) / k
+    net = trailing_sum(12 * net_new(m), k) / k
     ceiling = pd.Series(safe_ratio(new, rate))  # churn rate 0: no ceiling (NaN)
     arr = 12 * m.mrr_end
     gap = ceiling - arr
@@ -201,6 +201,11 @@ def new_mrr(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     return month_series(m.month, m.new, m.new_accounts)
 
 
+def _against_a_year_before(growth_yoy: pd.DataFrame, column: str, mrr_movements: pd.DataFrame) -> pd.DataFrame:
+    """A year-over-year column of growth_yoy as a metric series, n: the accounts paying a year before."""
+    return month_series(growth_yoy.month, growth_yoy[column], mrr_movements.accounts_end.shift(YEAR).fillna(0))
+
+
 @metric(
     label="Net new MRR growth (year over year)",
     formula="(net new MRR_M - net new MRR_M-12) / net new MRR_M-12; n/a for the first 12 months and when "
@@ -214,8 +219,7 @@ def new_mrr(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def net_new_mrr_growth_yoy(growth_yoy: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """The month's net new MRR against the same month's a year before ("net new MRR is up 25 % over June of last
     year"; n: paying accounts a year before)."""
-    g = growth_yoy
-    return month_series(g.month, g.net_new_mrr_yoy, mrr_movements.accounts_end.shift(YEAR).fillna(0))
+    return _against_a_year_before(growth_yoy, "net_new_mrr_yoy", mrr_movements)
 
 
 @metric(
@@ -230,8 +234,7 @@ def net_new_mrr_growth_yoy(growth_yoy: pd.DataFrame, mrr_movements: pd.DataFrame
 )
 def arr_growth_yoy(growth_yoy: pd.DataFrame, mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """ARR at month end against the same month a year before (n: paying accounts a year before)."""
-    g = growth_yoy
-    return month_series(g.month, g.arr_yoy, mrr_movements.accounts_end.shift(YEAR).fillna(0))
+    return _against_a_year_before(growth_yoy, "arr_yoy", mrr_movements)
 
 
 @metric(

@@ -259,7 +259,13 @@ def mrr_growth_rate(mrr_movements: pd.DataFrame) -> pd.DataFrame:
 def net_new_mrr(mrr_movements: pd.DataFrame) -> pd.DataFrame:
     """Change of MRR over the month, the sum of the bridge's movements."""
     m = mrr_movements
-    return month_series(m.month, m.new + m.expansion + m.reactivation - m.contraction - m.churn, m.accounts_end)
+    return month_series(m.month, net_new(m), m.accounts_end)
+
+
+def net_new(movements: pd.DataFrame) -> pd.Series:
+    """Net new MRR of each row of an MRR bridge: new + expansion + reactivation - contraction - churn."""
+    m = movements
+    return (m.new + m.expansion + m.reactivation - m.contraction - m.churn).astype("float64")
 
 
 # --------------------------------------------------------------------------- churn
