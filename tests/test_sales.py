@@ -224,3 +224,22 @@ def test_rep_totals_over_the_sales_window(wb):
     assert (t.loc["T2"].activities, t.loc["T2"].opportunities_created, t.loc["T2"].per_opportunity) == (3, 1, 3.0)
     bare = rep_window_totals(wb.table("sales_capacity"), None, None, start, end)
     assert list(bare.columns) == ["member_id", "name"]  # no quota or activity columns without their tables
+
+
+def test_cost_per_lead_totals_over_a_window():
+    from saaskpi.metrics.sales import cost_per_lead_totals, in_window
+
+    t = pd.DataFrame(
+        {
+            "month": pd.to_datetime(["2024-02-01", "2024-03-01", "2024-03-01", "2024-04-01", "2024-04-01"]),
+            "channel": ["organic", "organic", "paid_search", "paid_search", "events"],
+            "sm_spend": [500.0, 300.0, 1000.0, 2000.0, 0.0],
+            "leads": [10, 6, 4, 0, 0],
+        }
+    )
+    got = cost_per_lead_totals(in_window(t, pd.Timestamp("2024-03-01"), pd.Timestamp("2024-04-01")))
+    # Mar-Apr: organic 300 / 6 = 50; paid_search (1000 + 2000) / 4 = 750; events (no spend, no lead) left out;
+    # all 3300 / 10 = 330 (February outside the window)
+    assert got.channel.tolist() == ["organic", "paid_search", "all"]
+    assert got.cost_per_lead.tolist() == pytest.approx([50.0, 750.0, 330.0])
+    assert got.leads.tolist() == [6, 4, 10]

@@ -206,6 +206,20 @@ def activities_by_rep(
     ].reset_index(drop=True)
 
 
+def in_window(t: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """The rows of a monthly table whose month is from `start` to `end` (both included)."""
+    return t[(t.month >= start) & (t.month <= end)]
+
+
+def cost_per_lead_totals(cost_per_lead_by_channel: pd.DataFrame) -> pd.DataFrame:
+    """S&M spend, leads and cost per lead (n/a without a lead) of each channel over the months of
+    `cost_per_lead_by_channel` given, channels with neither left out, then the total (channel 'all')."""
+    by = cost_per_lead_by_channel.groupby("channel", as_index=False)[["sm_spend", "leads"]].sum()
+    by = by[(by.sm_spend != 0) | (by.leads > 0)]  # a channel with neither in the window says nothing
+    by = pd.concat([by, pd.DataFrame([{"channel": "all", **by[["sm_spend", "leads"]].sum()}])], ignore_index=True)
+    return by.assign(cost_per_lead=safe_ratio(by.sm_spend, by.leads))
+
+
 def rep_window_totals(
     sales_capacity: pd.DataFrame,
     quota_attainment_by_rep: pd.DataFrame | None,
@@ -217,14 +231,11 @@ def rep_window_totals(
     summed over the window and their attainment (n/a without any quota), activities by type, opportunities
     created and activities per opportunity created (n/a without one); the quota and activity columns only when
     their table is given (page 01's per-rep table over `sales_window_months`)."""
-
-    def window(t: pd.DataFrame) -> pd.DataFrame:
-        return t[(t.month >= start) & (t.month <= end)]
-
-    reps = window(sales_capacity).groupby(["member_id", "name"], as_index=False).size().drop(columns="size")
+    reps = in_window(sales_capacity, start, end)[["member_id", "name"]].drop_duplicates()
+    reps = reps.sort_values(["member_id", "name"]).reset_index(drop=True)
     if quota_attainment_by_rep is not None:
         q = (
-            window(quota_attainment_by_rep)
+            in_window(quota_attainment_by_rep, start, end)
             .groupby("member_id", as_index=False)
             .agg(quota=("quota", lambda v: v.sum(min_count=1)), attained=("attained", "sum"))
         )  # a rep without any quota in the window: n/a, not 0
@@ -232,7 +243,7 @@ def rep_window_totals(
         reps = reps.merge(q, on="member_id", how="left")
     if activities_by_rep is not None:
         cols = ["calls", "emails", "meetings", "demos", "activities", "opportunities_created"]
-        a = window(activities_by_rep).groupby("member_id", as_index=False)[cols].sum()
+        a = in_window(activities_by_rep, start, end).groupby("member_id", as_index=False)[cols].sum()
         a["per_opportunity"] = safe_ratio(a.activities, a.opportunities_created)
         reps = reps.merge(a, on="member_id", how="left")
     return reps

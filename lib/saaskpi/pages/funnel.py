@@ -14,7 +14,7 @@ from .. import charts, widgets
 from .. import format as fmt
 from ..metrics import funnel as f
 from ..metrics import registry
-from ..metrics.sales import rep_window_totals
+from ..metrics.sales import cost_per_lead_totals, in_window, rep_window_totals
 
 AREAS = registry.page_areas("funnel")  # registry areas this page shows: their metrics go to the snapshot's store
 TILES = registry.tiles("funnel", ("funnel",))
@@ -264,21 +264,15 @@ def _window_start(wb) -> pd.Timestamp:
     return wb.month - pd.DateOffset(months=wb.conventions.sales_window_months - 1)
 
 
-def _in_window(wb, t: pd.DataFrame) -> pd.DataFrame:
-    return t[(t.month >= _window_start(wb)) & (t.month <= wb.month)]
-
-
 def cost_per_lead_html(t: pd.DataFrame, currency: str) -> str:
-    """Cost per lead by channel over the window, with the total."""
-    by = t.groupby("channel", as_index=False)[["sm_spend", "leads"]].sum()
-    by = by[(by.sm_spend != 0) | (by.leads > 0)]  # a channel with neither in the window says nothing
-    by = pd.concat([by, pd.DataFrame([{"channel": "all", **by[["sm_spend", "leads"]].sum()}])], ignore_index=True)
+    """Cost per lead by channel over the window, with the total (`sales.cost_per_lead_totals` of the window's rows)."""
+    by = cost_per_lead_totals(t)
     rows = [
         [
             html.escape(str(r.channel)),
             fmt.money(r.sm_spend, currency),
             f"{int(r.leads):,}",
-            fmt.money(r.sm_spend / r.leads if r.leads else float("nan"), currency),
+            fmt.money(r.cost_per_lead, currency),
         ]
         for r in by.itertuples()
     ]
@@ -374,7 +368,7 @@ def _sales_team(wb) -> list[Any]:
     out: list[Any] = [widgets.kpi_tiles(wb, names)] if names else []
     missing = [ADD[t] for t in ("spend", "quotas", "sales_activities", "team", "opportunities") if not wb.has(t)]
     if wb.has("spend", "leads"):
-        cpl = cost_per_lead_html(_in_window(wb, wb.table("cost_per_lead_by_channel")), cur)
+        cpl = cost_per_lead_html(in_window(wb.table("cost_per_lead_by_channel"), _window_start(wb), wb.month), cur)
         out.append(widgets.styled(_caption(f"Cost per lead by channel, {window}") + cpl))
     if wb.has("team"):
         reps = rep_table(wb)
