@@ -133,9 +133,8 @@ def metric_trend(wb, name: str, months: int = 24, width: int = 300) -> alt.Chart
 
 
 ROW_PX = 1200  # the width a row of charts takes: the apps and reports are read in windows of 1,280 px and more
-PANEL_PX = (
-    90  # what a trend panel takes beside its plot: the y axis and its title, the gap, half the last month's label
-)
+# what a trend panel takes beside its plot: the y axis and its title, the gap, half the last month's label
+PANEL_PX = 90
 
 
 def trends(wb, names: list[str], months: int = 24, columns: int = 2) -> list[Any]:

@@ -170,7 +170,7 @@ KINDS = ".jsonl, .json, .ndjson (.gz), .csv, .parquet or .zip"
 
 
 def _readable(path: Path) -> bool:
-    return _kind(path) is not None or path.suffix.lower() == ".zip"
+    return _kind(path) is not None or reading.is_zip(path)
 
 
 def _kind(path: Path) -> str | None:

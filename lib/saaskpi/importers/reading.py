@@ -101,12 +101,17 @@ def scratch_folder(prefix: str) -> Path:
     return folder
 
 
+def is_zip(path: Path) -> bool:
+    """Whether `path` names a zip archive (by its suffix: what `unpacked` unpacks)."""
+    return path.suffix.lower() == ".zip"
+
+
 def unpacked(source: Path, keep: Callable[[Path], bool]) -> Path:
-    """`source` itself, or when it is a zip archive (as Salesforce's data export, HubSpot's export of several
+    """`source` itself, or when it is a zip archive file (as Salesforce's data export, HubSpot's export of several
     objects and Amplitude's Export API download) a folder named after it in a scratch folder: the members `keep`
-    accepts, written streaming, each under its own file name (never a path the archive names; the second of two
-    alike as `2-name`), in the archive's order. A broken archive is an ExportError; nothing is written beside it."""
-    if not (source.is_file() and source.suffix.lower() == ".zip"):
+    accepts, written streaming in the order of their paths, each under its own file name (never a path the archive
+    names; the second of two alike as `2-name`). A broken archive is an ExportError; nothing is written beside it."""
+    if not (source.is_file() and is_zip(source)):
         return source
     try:
         with zipfile.ZipFile(source) as archive:
