@@ -109,11 +109,12 @@ def group_comparison(
     now = mrr[mrr.key == as_of].reset_index(drop=True)
     base = mrr[mrr.key == as_of - 12].reset_index(drop=True)
     moves = account_movements.assign(key=_key(account_movements.month))
-    new = moves[(moves.new > 0) & (moves.key > as_of - 12) & (moves.key <= as_of)].reset_index(drop=True)
+    # accounts in their first paying month within the 12 months to the month (the bridge's `new` movement)
+    starts = moves[(moves.new > 0) & (moves.key > as_of - 12) & (moves.key <= as_of)].reset_index(drop=True)
     now_by_account = now.set_index("account_id").mrr
     rows = []
     for by in BREAKDOWNS:
-        g_now, g_base, g_new = (grouped(f, by, attrs, plans) for f in (now, base, new))
+        g_now, g_base, g_new = (grouped(f, by, attrs, plans) for f in (now, base, starts))
         for group in sorted(set(g_now) | set(g_base) | set(g_new)):
             part = now[g_now == group]
             then = base[g_base == group].set_index("account_id").mrr
@@ -124,7 +125,7 @@ def group_comparison(
                     "accounts": len(part),
                     "mrr": float(part.mrr.sum()),
                     **retention_row(then, now_by_account),
-                    "new_arr_12m": 12 * float(new.new[g_new == group].sum()),
+                    "new_arr_12m": 12 * float(starts.new[g_new == group].sum()),
                 }
             )
     rows.append(
@@ -134,7 +135,7 @@ def group_comparison(
             "accounts": len(now),
             "mrr": float(now.mrr.sum()),
             **retention_row(base.set_index("account_id").mrr, now_by_account),
-            "new_arr_12m": 12 * float(new.new.sum()),
+            "new_arr_12m": 12 * float(starts.new.sum()),
         }
     )
     out = pd.DataFrame(rows)
