@@ -81,3 +81,23 @@ def test_the_backtest_note_says_why_the_last_month_has_no_auc():
     assert "every account scored in 2026-07 churned by 2026-10" in page.backtest_note(backtest, every)
     fine = quiet.assign(value=[0.70, 0.81])
     assert "no value" not in page.backtest_note(backtest, fine)
+
+
+def test_the_backtest_note_explains_every_month_at_the_end_without_an_auc():
+    import numpy as np
+    import pandas as pd
+
+    backtest = pd.DataFrame({"band": ["all"], "account_months": [1145], "churned": [9], "auc": [0.7321]})
+    # Aug has a value; Sep and Oct none: nobody scored in Jun churned by Sep, everybody scored in Jul by Oct
+    trend = pd.DataFrame(
+        {
+            "month": pd.to_datetime(["2026-08-01", "2026-09-01", "2026-10-01"]),
+            "value": [0.7, np.nan, np.nan],
+            "n": [2.0, 0.0, 3.0],
+        }
+    )
+    text = page.backtest_note(backtest, trend)
+    assert (
+        "The trend has no value for 2026-09 to 2026-10: no account scored in 2026-06 churned by 2026-09; every "
+        "account scored in 2026-07 churned by 2026-10" in text
+    )

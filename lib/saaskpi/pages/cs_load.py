@@ -390,8 +390,8 @@ def show_backtest(wb) -> Any:
 
 
 def backtest_note(backtest: pd.DataFrame, trend: pd.DataFrame) -> str:
-    """The pooled ROC AUC of the backtest in words and, when the trend's last month has none, why: the AUC of a
-    month needs an account scored 3 months before it that churned and one that stayed."""
+    """The pooled ROC AUC of the backtest in words and, for the months at the end of the trend without one, why:
+    the AUC of a month needs an account scored 3 months before it that churned and one that stayed."""
     total = backtest[backtest.band == "all"].iloc[0]
     auc = total.auc
     text = (
@@ -400,15 +400,21 @@ def backtest_note(backtest: pd.DataFrame, trend: pd.DataFrame) -> str:
         "(0.5 = no better than chance, 1 = every churner scored below every stayer). Adjust the weights in "
         "parameters/health_score.yaml and watch this number."
     )
-    if len(trend) and trend.value.iloc[-1] != trend.value.iloc[-1]:
-        month = pd.Timestamp(trend.month.iloc[-1])
-        scored = f"{month - pd.DateOffset(months=3):%Y-%m}"
-        why = (
-            f"no account scored in {scored} churned by {month:%Y-%m}"
-            if trend.n.iloc[-1] == 0
-            else f"every account scored in {scored} churned by {month:%Y-%m}"
+    # the months at the end of the trend without a value, each explained (a month's AUC needs a churner and a stayer)
+    first = len(trend)
+    while first and pd.isna(trend.value.iloc[first - 1]):
+        first -= 1
+    gap = trend.iloc[first:]
+    if len(gap):
+        whys = [
+            f"{'no' if n == 0 else 'every'} account scored in {month - pd.DateOffset(months=3):%Y-%m} churned by "
+            f"{month:%Y-%m}"
+            for month, n in zip(pd.to_datetime(gap.month), gap.n)
+        ]
+        months = f"{gap.month.iloc[0]:%Y-%m}" + (f" to {gap.month.iloc[-1]:%Y-%m}" if len(gap) > 1 else "")
+        text += (
+            f" The trend has no value for {months}: {'; '.join(whys)}, and a month's AUC needs a churner and a stayer."
         )
-        text += f" The trend has no value for {month:%Y-%m}: {why}, and a month's AUC needs a churner and a stayer."
     return text
 
 
