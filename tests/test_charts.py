@@ -205,3 +205,15 @@ def test_a_row_of_trends_fits_a_1280_pixel_window(demo_source, columns):
     svg = trends(wb, names, 24, columns=columns)[0].data
     width = float(re.search(r'<svg[^>]*width="([\d.]+)"', svg).group(1))
     assert width <= 1280 - 2 * 20
+
+
+def test_the_growth_chart_labels_as_many_months_as_fit():
+    import re
+
+    from saaskpi.widgets import chart_svg
+
+    # 24 months at 560 px: 24 x 60 px / 560 = 2.6 -> a label every 3rd month, 8 labels ending at the last month
+    months = pd.date_range("2024-11-01", periods=24, freq="MS")
+    growth = pd.DataFrame({"month": months, "arr_yoy": 0.5, "t12m_growth": 0.4})
+    shown = re.findall(r">([A-Z][a-z]{2} \d{4})</text>", chart_svg(charts.growth_lines(growth, width=560)))
+    assert len(shown) == 8 and shown[-1] == "Oct 2026"

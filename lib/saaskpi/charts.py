@@ -336,7 +336,7 @@ def growth_lines(growth: pd.DataFrame, width: int = 560) -> alt.Chart:
         alt.Chart(long)
         .mark_line(point=True)
         .encode(
-            x=alt.X("month:T", title=None, axis=month_axis(long.month)),
+            x=alt.X("yearmonth(month):T", title=None, axis=monthly_labels(long.month, width)),
             y=alt.Y("growth:Q", title="growth", axis=_axis("fraction")),
             color=alt.Color("series:N", title=None, sort=list(names.values())),
             tooltip=[alt.Tooltip("yearmonth(month):T", title="month"), "series:N", _tooltip("growth:Q", "fraction")],
