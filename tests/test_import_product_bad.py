@@ -59,3 +59,26 @@ def test_product_import_reports_the_one_defect_and_writes_nothing(name, capsys, 
         assert "Nothing was written" in err
     assert digest(out) == kept and sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
     assert tree(folder) == before
+
+
+def test_settings_report_every_problem_at_once(tmp_path):
+    """A key only another system's exports have and a wrong value: both named, in one error."""
+    from saaskpi.errors import ParameterError
+    from saaskpi.importers.product import product_settings
+
+    given = tmp_path / "posthog.yaml"
+    given.write_text("domain_trait: url\npage_calls: usage\nuser_in_two_accounts: sometimes\ngroup_type: org\n")
+    with pytest.raises(ParameterError) as err:
+        product_settings("posthog", str(given))
+    text = str(err.value)
+    assert text.startswith("posthog.yaml: 3 problem(s):"), text
+    assert "`domain_trait`: read from Segment exports only, not from PostHog's (remove it)" in text
+    assert "`page_calls`: read from Segment exports only" in text
+    assert "`user_in_two_accounts`" in text and "`group_type`" not in text
+
+
+@pytest.mark.parametrize("system", ["segment", "amplitude", "posthog"])
+def test_shipped_settings_are_read_by_their_system(system):
+    from saaskpi.importers.product import product_settings
+
+    assert product_settings(system, None)[1].endswith(f"{system}.yaml")

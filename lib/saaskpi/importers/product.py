@@ -98,18 +98,40 @@ class ProductSettings(_Strict):
     page_calls: Literal["ignore", "usage"] = "ignore"
 
 
+# the settings only some systems' exports have: given for another system, they would be silently ignored
+ONLY_FOR = {
+    "created_trait": ("segment",),
+    "domain_trait": ("segment",),
+    "page_calls": ("segment",),
+    "group_type": ("amplitude", "posthog"),
+}
+SYSTEM_NAMES = {"segment": "Segment", "amplitude": "Amplitude", "posthog": "PostHog"}
+
+
 def product_settings(system: str, path: str | None) -> tuple[ProductSettings, str]:
-    """The settings of `system` (parameters/sources/<system>.yaml by default); errors name the key."""
+    """The settings of `system` (parameters/sources/<system>.yaml by default); errors name the key, and a key only
+    another system reads (ONLY_FOR) is one of them."""
     given = Path(path) if path else SOURCES_DIR / f"{system}.yaml"
     if not given.exists():
         if path:
             raise ParameterError(f"--settings {path}: no such file.")
         return ProductSettings(), ""
+    values = read_yaml(given) or {}
+    lines = [
+        f"  `{key}`: read from {' and '.join(SYSTEM_NAMES[s] for s in systems)} exports only, not from "
+        f"{SYSTEM_NAMES[system]}'s (remove it)"
+        for key, systems in ONLY_FOR.items()
+        if isinstance(values, dict) and key in values and system not in systems
+    ]
     try:
-        return ProductSettings.model_validate(read_yaml(given) or {}), str(given)
+        settings = ProductSettings.model_validate(values)
     except ValidationError as err:
-        lines = [f"  `{'.'.join(str(p) for p in e['loc'])}`: {e['msg']} (got {e.get('input')!r})" for e in err.errors()]
-        raise ParameterError(f"{given.name}: {len(lines)} problem(s):\n" + "\n".join(lines)) from None
+        lines += [
+            f"  `{'.'.join(str(p) for p in e['loc'])}`: {e['msg']} (got {e.get('input')!r})" for e in err.errors()
+        ]
+    if lines:
+        raise ParameterError(f"{given.name}: {len(lines)} problem(s):\n" + "\n".join(lines))
+    return settings, str(given)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
