@@ -129,7 +129,27 @@ def test_the_export_apis_zip_is_read_as_downloaded(tmp_path, capsys):
         assert pl.read_parquet(got / f"{table}.parquet").equals(pl.read_parquet(want / f"{table}.parquet")), table
     report = json.loads((got / "import-report-amplitude.json").read_text())
     assert report["files_read"] == [
-        {"file": "187520_2024-03-01_10#0.json.gz", "table": "events", "rows": 3},
-        {"file": "187520_2024-03-01_8#0.json.gz", "table": "events", "rows": 3},
+        {"file": "export.zip/187520/187520_2024-03-01_10#0.json.gz", "table": "events", "rows": 3},
+        {"file": "export.zip/187520/187520_2024-03-01_8#0.json.gz", "table": "events", "rows": 3},
     ]
     assert zipped.read_bytes() == before  # the export as it was
+
+
+def test_problems_in_a_zip_name_the_archive_and_its_member(tmp_path, capsys):
+    """A broken line, and a file without a needed column: named as the zip as given and the member in it."""
+    good = json.dumps({"event_type": "a", "user_id": "ana", "event_time": "2024-03-01 08:00:00.000000"})
+    zipped = tmp_path / "export.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("187520/187520_2024-03-01_8#0.json.gz", gzip.compress(f"{good}\nnot json\n".encode()))
+    out = billing_base(tmp_path)
+    code, _, err = run(capsys, "import", "amplitude", str(zipped), "--out", str(out))
+    assert code == 2
+    assert "saaskpi-zip-" not in err, err
+    assert "[source.broken_json_line] export.zip/187520/187520_2024-03-01_8#0.json.gz: " in err, err
+    assert "line 2: 'not json'" in err, err
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("187520/187520_2024-03-01_8#0.json.gz", gzip.compress(b'{"event_type": "a"}\n'))
+    code, _, err = run(capsys, "import", "amplitude", str(zipped), "--out", str(out))
+    assert code == 2
+    assert f"The exports in {zipped} cannot be imported: 1 problem." in err, err
+    assert "[events.missing_column] export.zip/187520/187520_2024-03-01_8#0.json.gz.event_time: is not in" in err, err

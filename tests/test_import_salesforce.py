@@ -214,6 +214,8 @@ def test_the_data_export_zip_is_read_as_downloaded(tmp_path, capsys):
     for table in ("leads", "opportunities", "team"):
         got, want = (pl.read_parquet(o / f"{table}.parquet") for o in reversed(outs))
         assert got.equals(want), table
+    read = json.loads((outs[1] / "import-report-salesforce.json").read_text())["files_read"]
+    assert {"file": "WE_00D000000000001_1.zip/Opportunity.csv", "table": "Opportunity", "rows": 4} in read, read
     assert zipped.read_bytes() == before
     broken = tmp_path / "broken.zip"
     broken.write_bytes(before[: len(before) // 2])  # a download cut short

@@ -26,7 +26,7 @@ from ..errors import ParameterError, Problem, SourceError
 from ..params import read_yaml
 from ..sources import Unreadable
 from .billing import UTC, SetAside
-from .reading import FileRead, looks_like, read_text_table, typed_columns
+from .reading import FileRead, looks_like, read_text_table, shown_name, typed_columns
 
 STAGES = ("prospecting", "discovery", "proposal", "negotiation", "won", "lost")
 PREFIXES = ("properties", "property")  # loaders' prefixes of an object's properties
@@ -215,7 +215,7 @@ def read_export(
     except Unreadable as err:
         problems.append(err.problem)
         return None
-    files.append(FileRead(path.name, export.kind, raw.height))
+    files.append(FileRead(shown_name(path), export.kind, raw.height))
     raw = _text(raw)
     by_norm: dict[str, str] = {}
     for column in raw.columns:  # a column's own name first, then the name under a loader's prefix
@@ -241,7 +241,7 @@ def read_export(
                     f"{export.kind}.wrong_file",
                     export.kind,
                     None,
-                    f"{path.name} looks like the {other} export (columns: {', '.join(raw.columns[:12])}"
+                    f"{shown_name(path)} looks like the {other} export (columns: {', '.join(raw.columns[:12])}"
                     f"{'...' if raw.width > 12 else ''}); the {export.kind} export needs columns for "
                     f"{', '.join(f'{f} ({export.fields[f][0]})' for f in export.required)}",
                     0,

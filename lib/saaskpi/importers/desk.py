@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..errors import ParameterError, Problem, SourceError
 from ..params import read_yaml
 from ..sources import Unreadable
-from .reading import ROW, ExportError, FileRead, read_text_table, typed_columns, unpacked
+from .reading import ROW, ExportError, FileRead, read_text_table, shown_name, typed_columns, unpacked
 
 EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv")
 EXAMPLES = 5
@@ -176,7 +176,7 @@ def read_stream(
             problems.append(err.problem)
             return None
         records = [{**r, ROW: i + 2} for i, r in enumerate(frame.iter_rows(named=True))]
-        return Stream(stream, path.name, records, set(frame.columns))
+        return Stream(stream, shown_name(path), records, set(frame.columns))
     records, broken = _json_records(path, stream)
     if broken:
         problems.append(
@@ -191,7 +191,7 @@ def read_stream(
         )
         return None
     keys = set().union(*(r.keys() for r in records)) if records else set()
-    return Stream(stream, path.name, records, keys)
+    return Stream(stream, shown_name(path), records, keys)
 
 
 def _json_records(path: Path, stream: str) -> tuple[list[dict], list[str]]:
@@ -199,12 +199,12 @@ def _json_records(path: Path, stream: str) -> tuple[list[dict], list[str]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
-        return [], [f"{path.name}: not UTF-8 text (byte {err.start})"]
+        return [], [f"{shown_name(path)}: not UTF-8 text (byte {err.start})"]
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except ValueError as err:
-            return [], [f"{path.name}: {err}"]
+            return [], [f"{shown_name(path)}: {err}"]
         if isinstance(data, dict):
             data = data.get(stream, next((v for v in data.values() if isinstance(v, list)), [data]))
         objects = data if isinstance(data, list) else [data]

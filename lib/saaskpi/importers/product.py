@@ -41,7 +41,7 @@ from ..params import read_yaml
 from . import reading
 from .accounts import EXAMPLES, AccountKeys, account_keys, domain_of
 from .billing import SetAside
-from .reading import ExportError, FileRead
+from .reading import ExportError, FileRead, shown_folder, shown_name
 
 SOURCES_DIR = paths.PARAMETERS_DIR / "sources"
 STAGED = ("_file", "_time_bad")  # the columns a system's normalised frame keeps for `Scanner.stage`
@@ -230,7 +230,7 @@ class Scanner:
         if required:  # every file checked before any is read
             problems = [p for path in files if (p := _missing(path, table, required)) is not None]
             if problems:
-                raise ExportError(problems, ", ".join(sorted({str(f.parent) for f in files})))
+                raise ExportError(problems, ", ".join(sorted({shown_folder(f.parent) for f in files})))
         self._scans[table] = (files, schema, time)
         frames = [self._one(path, schema, table, time, fast) for path in files]
         return pl.concat(frames, how="vertical") if frames else None
@@ -251,7 +251,7 @@ class Scanner:
                 have = pl.read_parquet_schema(path)
             except Exception as err:  # noqa: BLE001  (any Arrow/Polars error means: not Parquet)
                 raise ExportError(
-                    [Problem("source.unreadable", table, None, f"{path.name} is not a Parquet file ({err})", 0)],
+                    [Problem("source.unreadable", table, None, f"{shown_name(path)} is not a Parquet file ({err})", 0)],
                     str(path),
                 ) from None
             frame = pl.scan_parquet(path).select([_as(c, dtype, have.get(c)) for c, dtype in schema.items()])
@@ -260,10 +260,12 @@ class Scanner:
             frame = pl.scan_csv(path, infer_schema=False).select(
                 [_as(c, dtype, pl.String if c in head.columns else None) for c, dtype in schema.items()]
             )
-        index = next((i for i, f in enumerate(self.files) if (f.file, f.table) == (path.name, table)), len(self.files))
+        index = next(
+            (i for i, f in enumerate(self.files) if (f.file, f.table) == (shown_name(path), table)), len(self.files)
+        )
         frame = frame.with_columns(pl.lit(index, pl.UInt32).alias("_file"))
         if index == len(self.files):
-            self.files.append(FileRead(path.name, table, 0))
+            self.files.append(FileRead(shown_name(path), table, 0))
         if time is None:
             return frame.with_columns(pl.lit(False).alias("_time_bad"))
         text = pl.col(time).str.strip_chars()
@@ -315,7 +317,8 @@ class Scanner:
                 shutil.copyfileobj(src, dst, 1 << 20)
         except (OSError, EOFError) as err:
             raise ExportError(
-                [Problem("source.unreadable", path.name, None, f"{path.name} is not gzip ({err})", 0)], str(path)
+                [Problem("source.unreadable", shown_name(path), None, f"{shown_name(path)} is not gzip ({err})", 0)],
+                str(path),
             ) from None
         return target
 
@@ -403,9 +406,9 @@ def _missing(path: Path, table: str, required: tuple[str, ...]) -> Problem | Non
         return None
     return Problem(
         f"{table}.missing_column",
-        path.name,
+        shown_name(path),
         missing[0].replace("|", " or "),
-        f"is not in {path.name}, so it is not a {table} export (its columns: "
+        f"is not in {shown_name(path)}, so it is not a {table} export (its columns: "
         f"{', '.join(columns[:12]) or 'none'}{', ...' if len(columns) > 12 else ''}); it needs "
         f"{', '.join(r.replace('|', ' or ') for r in required)}",
         0,
@@ -430,7 +433,9 @@ def _broken_lines(path: Path, source: Path) -> Problem | None:
                     bad.append(f"line {number}: {line[:60].decode('utf-8', 'replace').strip()!r} ({err})")
     if not count:
         return None
-    return Problem("source.broken_json_line", path.name, None, "is not a JSON object on its line", count, tuple(bad))
+    return Problem(
+        "source.broken_json_line", shown_name(path), None, "is not a JSON object on its line", count, tuple(bad)
+    )
 
 
 def layout(sample: pl.Series) -> str | None:

@@ -106,6 +106,21 @@ def is_zip(path: Path) -> bool:
     return path.suffix.lower() == ".zip"
 
 
+# what `unpacked` wrote, as messages name it: a member -> "archive.zip/member", its folder -> the archive as given
+_FROM_ZIP: dict[Path, str] = {}
+
+
+def shown_name(path: Path) -> str:
+    """How messages name file `path`: its name, or for a member of a zip archive `unpacked` wrote out, the archive's
+    name and the member's path in it (`export.zip/2026/events.json`: the file a person can find)."""
+    return _FROM_ZIP.get(path, path.name)
+
+
+def shown_folder(folder: Path) -> str:
+    """How messages name `folder`: itself, or for the scratch folder of a zip archive, the archive as given."""
+    return _FROM_ZIP.get(folder, str(folder))
+
+
 def unpacked(source: Path, keep: Callable[[Path], bool]) -> Path:
     """`source` itself, or when it is a zip archive file (as Salesforce's data export, HubSpot's export of several
     objects and Amplitude's Export API download) a folder named after it in a scratch folder: the members `keep`
@@ -117,6 +132,7 @@ def unpacked(source: Path, keep: Callable[[Path], bool]) -> Path:
         with zipfile.ZipFile(source) as archive:
             folder = scratch_folder("saaskpi-zip-") / source.name
             folder.mkdir()
+            _FROM_ZIP[folder] = str(source)
             for member in sorted(archive.infolist(), key=lambda m: m.filename):
                 name = Path(member.filename).name
                 if member.is_dir() or name.startswith(".") or "__MACOSX" in member.filename or not keep(Path(name)):
@@ -127,6 +143,7 @@ def unpacked(source: Path, keep: Callable[[Path], bool]) -> Path:
                     target = folder / f"{n}-{name}"
                 with archive.open(member) as src, target.open("wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
+                _FROM_ZIP[target] = f"{source.name}/{member.filename}"
             return folder
     except (zipfile.BadZipFile, EOFError, zlib.error) as err:  # not a zip, or a truncated or damaged one
         problem = Problem("source.unreadable", source.name, None, f"{source.name} is not a zip archive ({err})", 0)
