@@ -10,8 +10,8 @@ Each measurement runs in its own subprocess, so its peak resident memory is its 
 (`Workbook.compute`, outermost calls only); `page` is running every section of the notebook in-process,
 charts included (metrics + formatting + static charts). Each page is measured cold (aggregate cache off:
 every aggregate computed from the events) and warm (the two usage aggregates already in the cache, as for
-every page after the first one of a source; see lib/saaskpi/cache.py). The snapshot starts from an empty
-cache. Results go to their section of benchmarks/RESULTS.md (results.py). Tests never assert timings.
+every page after the first one of a source; see lib/saaskpi/cache.py), each warm page on its own copy of that
+cache (no page reads results another stored, whatever the order). The snapshot starts from an empty cache. Results go to their section of benchmarks/RESULTS.md (results.py). Tests never assert timings.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,18 @@ def child(args: list[str]) -> dict:
     if kind == "fill":
         return fill(source, args[2])
     return notebook(source, args[2], args[3])
+
+
+def measured_page(name: str, engine: str, filled: str | None) -> dict:
+    """Notebook `name` cold (`filled` None: the cache off) or warm: on a fresh copy of the cache `filled` holds
+    (the usage aggregates and what filling it computed), so a page never reads what the pages measured before it
+    stored in the results store, whatever their order."""
+    if filled is None:
+        return measure("notebook", str(SOURCE), name, engine)
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "cache"
+        shutil.copytree(filled, copy)
+        return measure("notebook", str(SOURCE), name, engine, cache=str(copy))
 
 
 def measure(*args: str, cache: str = "off") -> dict:
@@ -241,8 +254,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as cache:
             fills.append(measure("fill", str(SOURCE), engine, cache=cache) | {"engine": engine})
             for name in tqdm(names, desc=engine):
-                for state, where in (("cold", "off"), ("warm", cache)):
-                    r = measure("notebook", str(SOURCE), name, engine, cache=where)
+                for state in ("cold", "warm"):
+                    r = measured_page(name, engine, cache if state == "warm" else None)
                     rows.append(r | {"notebook": name, "engine": engine, "cache": state})
                     tqdm.write(
                         f"{name:<22} {engine:<7} {state} open {r['open']:5.1f} s  metrics {r['metrics']:6.1f} s  "
