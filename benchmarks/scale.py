@@ -179,6 +179,7 @@ def report(counts: dict, floor_s: dict, rows: list[dict], fills: list[dict], sna
         f"{counts['usage_events']:,} usage events, 36 months), segment `all`, month {AS_OF}.",
         f"Floor: Polars scans the events once (distinct users and events per month): "
         f"{floor_s['seconds']:.1f} s, peak {floor_s['peak_gb']:.2f} GB.",
+        "Cold: the cache off. Warm: the two usage aggregates in the cache, each page on its own copy of it.",
         "",
         "| notebook | engine | cache | open + validate s | metrics s | page s | page / floor | peak memory |",
         "|---|---|---|---|---|---|---|---|",
