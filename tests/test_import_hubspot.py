@@ -290,6 +290,49 @@ def test_the_company_becoming_a_customer_converts_its_contacts(tmp_path, capsys)
     ]
 
 
+def test_lead_fields_make_only_contacts_of_those_stages_leads(tmp_path, capsys):
+    """With `lead_fields`, a contact is a lead from the earliest of those lifecycle dates; one with none of them (a
+    subscriber, a customer's colleague) is set aside, and its deal is kept without a lead."""
+    files = dict(EXPORT)
+    files["contacts.csv"] = """
+        Record ID,Email,Create Date,Original Source,Became a Lead Date,Became a Marketing Qualified Lead Date,Became a Customer Date,Associated Company IDs
+        101,a@acme.com,2024-01-20 10:00,Organic Search,2024-01-22 08:00,2024-01-25 10:00,2024-03-02 09:00,501
+        102,b@gmail.com,2024-02-01 00:00,Paid Search,,,,
+        103,c@initech.com,2024-03-01 00:00,OFFLINE,,2024-03-05 00:00,,
+        104,d@globex.io,2024-03-03 00:00,,,,2024-04-01 00:00,
+    """
+    out, exports = base(tmp_path), write(tmp_path / "exports", files)
+    fields = ["Became a Lead Date", "hs_lifecyclestage_marketingqualifiedlead_date", "Became a Customer Date"]
+    path = settings(tmp_path, segment_field=None, lead_fields=fields)
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(path))
+    assert (code, err) == (0, ""), err
+    leads = pl.read_parquet(out / "leads.parquet")
+    # 101: the earliest of lead 01-22 08:00, MQL 01-25 and customer 03-02 -> 01-22 08:00 (not its Create Date)
+    # 102: none of the three dates -> not a lead; 103: no lead date, MQL 03-05 -> 03-05 (a skipped stage)
+    # 104: only a customer date 04-01 -> a lead that day, converted that day
+    assert leads.select("lead_id", pl.col("created_at").dt.strftime("%F %R"), "account_id").rows() == [
+        ("101", "2024-01-22 08:00", "cus_1"),
+        ("103", "2024-03-05 00:00", None),
+        ("104", "2024-04-01 00:00", "cus_2"),
+    ]
+    opps = pl.read_parquet(out / "opportunities.parquet")
+    assert opps.select("opportunity_id", "lead_id").rows() == [("9001", "101"), ("9002", None), ("9003", "103")]
+    report = json.loads((out / "import-report-hubspot.json").read_text())
+    aside = {(a["reason"], a["table"], a["count"], tuple(a["examples"])) for a in report["set_aside"]}
+    assert aside == {
+        ("not_a_lead", "leads", 1, ("id=102",)),
+        ("contact_not_a_lead", "opportunities", 1, ("id=9002, contact=102",)),
+    }
+    assert run(capsys, "validate", str(out))[0] == 0
+
+
+def test_a_lead_field_missing_from_the_contacts_is_named(tmp_path, capsys):
+    out, exports = base(tmp_path), write(tmp_path / "exports", EXPORT)
+    path = settings(tmp_path, lead_fields=["Became a Lead Date"])
+    code, _, err = run(capsys, "import", "hubspot", str(exports), "--out", str(out), "--settings", str(path))
+    assert code == 2 and "lead_fields" in err and "Became a Lead Date" in err, err
+
+
 def test_nps_feedback_becomes_nps_responses(tmp_path, capsys):
     files = {
         **EXPORT,

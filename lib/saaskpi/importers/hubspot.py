@@ -188,6 +188,9 @@ LIFECYCLE = {  # the export's label of a lifecycle date -> the property's intern
 } | {"becameanotherlifecycledate": "hslifecyclestageotherdate"}
 
 
+LEAD = "lead_"  # the contacts' fields read from `lead_fields`: lead_1, lead_2, ...
+
+
 def _names(setting: str) -> tuple[str, ...]:
     """A contact property's column names: as the setting spells it, and its label's or internal name's twin."""
     n = norm(setting)
@@ -198,22 +201,23 @@ def _names(setting: str) -> tuple[str, ...]:
 def _exports(settings: CrmSettings) -> dict[str, Export]:
     """The exports, the contacts' fields completed by the properties the settings name."""
     by_company = settings.customer_from == "company"
-    extra = {
-        f: (key, _names(p))
+    extra = {  # a missing column's message names the setting and its value (`lead_fields: Became a Lead Date`)
+        f: (f"{key}: {p}", _names(p))
         for f, key, p in (
             ("segment", "segment_field", settings.segment_field),
             ("pql", "pql_field", settings.pql_field),
             ("customer", "customer_field", None if by_company else settings.customer_field),
+            *((f"{LEAD}{i}", "lead_fields", p) for i, p in enumerate(settings.lead_fields, 1)),
         )
         if p
     }
     company = (
-        {"customer": ("customer_field", _names(settings.customer_field))}
+        {"customer": (f"customer_field: {settings.customer_field}", _names(settings.customer_field))}
         if by_company and settings.customer_field
         else {}
     )
     activity = {
-        f: (key, _names(p))
+        f: (f"{key}: {p}", _names(p))
         for f, key, p in (
             ("role", "touchpoint_role_field", settings.touchpoint_role_field),
             ("sentiment", "touchpoint_sentiment_field", settings.touchpoint_sentiment_field),
@@ -290,6 +294,8 @@ def _typed_exports(raw: dict[str, pl.DataFrame], problems: list[Problem]) -> dic
             "archived": pl.Boolean,
         },
     }
+    if "contacts" in raw:
+        schemas["contacts"] |= {c: UTC for c in raw["contacts"].columns if c.startswith(LEAD)}
     out = {}
     for kind, frame in raw.items():
         needed = {"deals": ("id", "created"), "contacts": ("id", "created"), "feedback": ("id", "when", "score")}
@@ -348,7 +354,7 @@ def hubspot_tables(
             .drop("_first")
         )
     leads, lead_aside = _leads(contacts, companies, keys)
-    opps, opp_aside, unlinked = _opportunities(deals, companies, leads, users, keys)
+    opps, opp_aside, unlinked = _opportunities(deals, companies, leads, contacts.get_column("id"), users, keys)
     first = opps.group_by("user_id").agg(pl.col("created_at").min()).drop_nulls()
     team, team_problems = team_table(users, settings.team, first)
     if team_problems:
@@ -357,17 +363,7 @@ def hubspot_tables(
     opps = opps.with_columns(
         owner_id=pl.col("user_id").replace_strict(member, default=None, return_dtype=pl.String)
     ).drop("user_id")
-    aside = [*lead_aside, *opp_aside]
-    if unlinked:
-        aside.append(
-            SetAside(
-                "contact_not_exported",
-                "opportunities",
-                unlinked[0],
-                unlinked[1],
-                "the deal's contact is not in the contacts export; the opportunity is kept without its lead",
-            )
-        )
+    aside = [*lead_aside, *opp_aside, *unlinked]
     details = {
         "deals_in_skipped_pipelines": skipped,
         "deals_without_amount": int(deals.get_column("amount").null_count()),
@@ -490,10 +486,23 @@ def _company_rows(records: pl.DataFrame, companies: pl.DataFrame, id_col: str, e
 
 
 def _leads(contacts: pl.DataFrame, companies: pl.DataFrame, keys) -> tuple[pl.DataFrame, tuple[SetAside, ...]]:
-    """Contacts as leads; those with a customer date get the account of their company (or e-mail domain)."""
+    """Contacts as leads (every contact from its Create Date; with `lead_fields`, from the earliest of those dates,
+    and a contact with none of them is set aside); those with a customer date get the account of their company (or
+    e-mail domain)."""
+    aside: tuple[SetAside, ...] = ()
+    dates = [c for c in contacts.columns if c.startswith(LEAD)]
+    if dates:
+        contacts = contacts.with_columns(created=pl.min_horizontal(dates))
+        never = contacts.filter(pl.col("created").is_null())
+        contacts = contacts.filter(pl.col("created").is_not_null())
+        if never.height:
+            meaning = (
+                "the contact reached none of the lifecycle stages `lead_fields` names (a subscriber, say): not a lead"
+            )
+            examples = tuple(f"id={i}" for i in never.get_column("id").head(5))
+            aside = (SetAside("not_a_lead", "leads", never.height, examples, meaning),)
     customers = contacts.filter(pl.col("customer").is_not_null())
     account = pl.DataFrame(schema={"lead_id": pl.String, "account_id": pl.String})
-    aside: tuple[SetAside, ...] = ()
     if customers.height:
         rows = _company_rows(customers, companies, "id", "email")
         m = keys.match(SYSTEM, "leads", rows, key="company", email="address")
@@ -504,7 +513,7 @@ def _leads(contacts: pl.DataFrame, companies: pl.DataFrame, keys) -> tuple[pl.Da
             .agg(pl.col("account_id").first())
             .rename({"record": "lead_id"})
         )
-        aside = not_customer(m.set_aside, "the contact is kept as a lead that did not become a customer")
+        aside += not_customer(m.set_aside, "the contact is kept as a lead that did not become a customer")
     leads = contacts.select(
         pl.col("id").alias("lead_id"),
         pl.col("created").alias("created_at"),
@@ -518,8 +527,10 @@ def _leads(contacts: pl.DataFrame, companies: pl.DataFrame, keys) -> tuple[pl.Da
 
 
 def _opportunities(
-    deals: pl.DataFrame, companies: pl.DataFrame, leads: pl.DataFrame, users: pl.DataFrame, keys
-) -> tuple[pl.DataFrame, tuple[SetAside, ...], tuple[int, tuple[str, ...]] | None]:
+    deals: pl.DataFrame, companies: pl.DataFrame, leads: pl.DataFrame, contacts: pl.Series, users: pl.DataFrame, keys
+) -> tuple[pl.DataFrame, tuple[SetAside, ...], list[SetAside]]:
+    """Deals as opportunities; the rows set aside, and the deals kept without their lead (their contact not in the
+    contacts export, or not a lead: `lead_fields`)."""
     closed = pl.col("stage").is_in(["won", "lost"])
     entered = pl.when(pl.col("stage") == "won").then(pl.col("won_at")).otherwise(pl.col("lost_at"))
     opps = deals.with_columns(
@@ -543,14 +554,21 @@ def _opportunities(
     unknown_lead = opps.filter(
         pl.col("lead_id").is_not_null() & ~pl.col("lead_id").is_in(leads.get_column("lead_id").implode())
     )
-    unlinked = (
-        (
-            unknown_lead.height,
-            tuple(f"id={r['id']}, contact={r['lead_id']}" for r in unknown_lead.head(5).iter_rows(named=True)),
+    exported = pl.col("lead_id").is_in(contacts.implode())
+    unlinked = [
+        SetAside(
+            reason,
+            "opportunities",
+            rows.height,
+            tuple(f"id={r['id']}, contact={r['lead_id']}" for r in rows.head(5).iter_rows(named=True)),
+            f"the deal's contact {why}; the opportunity is kept without its lead",
         )
-        if unknown_lead.height
-        else None
-    )
+        for reason, rows, why in (
+            ("contact_not_exported", unknown_lead.filter(~exported), "is not in the contacts export"),
+            ("contact_not_a_lead", unknown_lead.filter(exported), "is not a lead (see not_a_lead)"),
+        )
+        if rows.height
+    ]
     opps = opps.with_columns(
         lead_id=pl.when(pl.col("lead_id").is_in(leads.get_column("lead_id").implode())).then("lead_id")
     )
