@@ -217,7 +217,11 @@ def preheat_all(n: int) -> Path:
     browsers' own part of the burst and the server's sending of the pages. The server reads it when started with
     `--Voila.config_file_paths=<its folder>`."""
     config = json.loads(VOILA_JSON.read_text())
-    config["VoilaKernelManager"]["kernel_pools_config"] = {f"{NOTEBOOK}.ipynb": {"pool_size": n}}
+    # without a "default" entry Voila gives every other notebook a pool of 1 (8 more kernels)
+    config["VoilaKernelManager"]["kernel_pools_config"] = {
+        "default": {"pool_size": 0},
+        f"{NOTEBOOK}.ipynb": {"pool_size": n},
+    }
     config["VoilaKernelManager"]["fill_delay"] = 3600
     folder = tempfile.mkdtemp(prefix="saaskpi-bench-config-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
