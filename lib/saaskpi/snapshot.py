@@ -478,6 +478,7 @@ def _execute(
     """Every notebook x segment of the run (finished ones of a resumed attempt reused), in page order."""
     from tqdm.auto import tqdm
 
+    from .chart_server import charts_drawn_by_one_process
     from .kernel_fork import forked_kernels
 
     pages = [(nb, seg) for seg in segments for nb in notebooks]
@@ -489,7 +490,12 @@ def _execute(
         else:
             todo.append((nb, seg))
     bar = tqdm(total=len(pages), initial=len(results), desc=f"snapshot {run.month}", unit="run", disable=not progress)
-    with _quiet(), forked_kernels(fork and bool(todo)), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with (
+        _quiet(),
+        forked_kernels(fork and bool(todo)),
+        charts_drawn_by_one_process(bool(todo)),
+        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+    ):
         futures = [
             pool.submit(
                 run_one,

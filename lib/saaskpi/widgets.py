@@ -33,7 +33,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import HTML, SVG, display
 from IPython.utils.capture import capture_output
 
-from . import charts, params, theme
+from . import chart_server, charts, params, theme
 from . import format as fmt
 from .errors import MissingTablesError, SaasKpiError
 from .kernel_imports import enable_offline_charts
@@ -183,13 +183,13 @@ def chart_svg(chart: alt.TopLevelMixin) -> str:
     """The chart rendered to SVG text with vl-convert (no browser, no network): the SVG `chart.save` writes, without
     checking the spec against the Vega-Lite schema on every render (a page's charts are the workbook's own code,
     checked in every test that draws one: CHECK_SPECS). The check cost 0.03-0.15 s of a chart's 0.1-0.35 s."""
-    import vl_convert as vlc
-
     # as Altair's save: every row inlined (vl-convert cannot read the files another data transformer writes), and
     # the Vega-Lite version Altair writes ("v6.4.1" is vl-convert's "v6_4")
     with alt.data_transformers.enable("default"), alt.data_transformers.disable_max_rows():
         spec = chart.to_dict(validate=CHECK_SPECS, context={"pre_transform": False})
-    return vlc.vegalite_to_svg(spec, vl_version="_".join(alt.SCHEMA_VERSION.split(".")[:2]))
+    version = "_".join(alt.SCHEMA_VERSION.split(".")[:2])
+    # in a snapshot's kernel, the snapshot's chart server draws it (no engine to start here: chart_server.py)
+    return chart_server.drawn_by_server(spec, version) or chart_server.draw(spec, version)
 
 
 # --------------------------------------------------------------------------- tiles

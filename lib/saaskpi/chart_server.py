@@ -1,0 +1,143 @@
+"""Static charts of a snapshot drawn by one warm vl-convert (`python -m saaskpi.chart_server SOCKET`).
+
+vl-convert draws a report's charts without a browser, but the first chart of every process starts its JavaScript
+engine and loads Vega: 0.55 s of CPU before it draws anything, then 0.03-0.3 s a chart. A snapshot runs 36 kernels
+(9 notebooks x 4 segments), each paying that start. During a snapshot (`charts_drawn_by_one_process`), a chart
+server started once does the drawing: a kernel's `widgets.chart_svg` sends the chart's Vega-Lite spec over a Unix
+socket (`CHART_SOCKET`, in the kernels' environment) and gets the SVG back, the same text vl-convert gives in the
+kernel. When the server is not there (not started, or gone), the kernel draws the chart itself: the server is a
+speed-up, never a requirement. It ends with the process that started it. `SAASKPI_CHART_SOCKET=off` turns it off
+(every kernel draws its own charts, as outside a snapshot; benchmarks/snapshot.py compares the two).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+CHART_SOCKET = "SAASKPI_CHART_SOCKET"  # the environment variable naming the server's socket ("off": no server)
+READY_TIMEOUT = 30.0
+TIMEOUT = 120.0  # a chart the server has not drawn by then is drawn by the kernel
+
+
+def draw(spec: dict, vl_version: str) -> str:
+    """The SVG of Vega-Lite `spec`, drawn by vl-convert in this process."""
+    import vl_convert as vlc
+
+    return vlc.vegalite_to_svg(spec, vl_version=vl_version)
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        for line in self.rfile:  # one request per line: {"spec": ..., "vl_version": ...}
+            try:
+                request = json.loads(line)
+                reply = {"svg": draw(request["spec"], request["vl_version"])}
+            except Exception as err:  # noqa: BLE001  (vl-convert's error goes back to the kernel, which raises it)
+                reply = {"error": f"{type(err).__name__}: {err}"}
+            self.wfile.write(json.dumps(reply).encode() + b"\n")
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def serve(path: str) -> None:
+    """Start vl-convert, then answer requests on the Unix socket `path` (created when ready) until terminated."""
+    draw({"data": {"values": [{"a": 1}]}, "mark": "point"}, "6_4")  # the engine's start, before the first kernel asks
+    tmp = f"{path}.tmp"
+    with _Server(tmp, _Handler) as server:
+        os.replace(tmp, path)  # the socket appears only once it listens
+        server.serve_forever(poll_interval=0.5)
+
+
+class ChartError(RuntimeError):
+    """vl-convert's own error, from the chart server."""
+
+
+def drawn_by_server(spec: dict, vl_version: str) -> str | None:
+    """The SVG of `spec` from the chart server named in the environment, or None when there is none to ask (the
+    caller draws it). vl-convert's error on the spec is raised as ChartError."""
+    path = os.environ.get(CHART_SOCKET, "off")
+    if path == "off":
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(TIMEOUT)
+            conn.connect(path)
+            conn.sendall(json.dumps({"spec": spec, "vl_version": vl_version}).encode() + b"\n")
+            with conn.makefile("rb") as answer:
+                reply = json.loads(answer.readline())
+    except (OSError, ValueError):
+        return None
+    if "error" in reply:
+        raise ChartError(reply["error"])
+    return reply["svg"]
+
+
+@contextlib.contextmanager
+def charts_drawn_by_one_process(enabled: bool = True) -> Iterator[str | None]:
+    """Within the block, kernels this process starts draw their static charts through one chart server (its socket
+    in `CHART_SOCKET`); the server is stopped after it. Yields the socket, or None when disabled or it did not start
+    (the kernels then draw their own)."""
+    given = os.environ.get(CHART_SOCKET)
+    if not enabled or given:  # off, or already one (this process runs inside a snapshot's block)
+        yield None if not enabled or given == "off" else given
+        return
+    from .app import end_with
+
+    folder = tempfile.mkdtemp(prefix="saaskpi-charts-")
+    path = os.path.join(folder, "charts.sock")
+    parent = os.getpid()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "saaskpi.chart_server", path],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: end_with(parent),
+    )
+    end = time.monotonic() + READY_TIMEOUT
+    while process.poll() is None and not os.path.exists(path) and time.monotonic() < end:
+        time.sleep(0.05)
+    ready = process.poll() is None and os.path.exists(path)
+    if ready:
+        os.environ[CHART_SOCKET] = path
+    try:
+        yield path if ready else None
+    finally:
+        os.environ.pop(CHART_SOCKET, None)
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for leftover in (path, f"{path}.tmp"):
+            Path(leftover).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m saaskpi.chart_server SOCKET", file=sys.stderr)
+        return 2
+    try:
+        serve(args[0])
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
