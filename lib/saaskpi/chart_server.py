@@ -128,15 +128,9 @@ def charts_drawn_by_one_process(enabled: bool = True) -> Iterator[str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m saaskpi.chart_server SOCKET", file=sys.stderr)
-        return 2
-    try:
-        serve(args[0])
-    except KeyboardInterrupt:
-        pass
-    return 0
+    from .app import socket_server_main
+
+    return socket_server_main("chart_server", serve, argv)
 
 
 if __name__ == "__main__":

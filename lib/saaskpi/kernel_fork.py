@@ -48,7 +48,7 @@ import setproctitle
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 
-from .app import end_with
+from .app import end_with, socket_server_main
 
 NAME = "saaskpi-fork"  # the provisioner's name (registered by `register()`)
 READY_TIMEOUT = 30.0  # seconds a kernel waits for a fork server still importing (about 2 s) before it starts cold
@@ -214,15 +214,7 @@ def after_kernel_started() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m saaskpi.kernel_fork SOCKET", file=sys.stderr)
-        return 2
-    try:
-        serve(args[0])
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return socket_server_main("kernel_fork", serve, argv)
 
 
 # --------------------------------------------------------------------------- in the app server's process
