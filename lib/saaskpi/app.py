@@ -79,20 +79,6 @@ def end_with(parent: int) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def socket_server_main(module: str, serve_on, argv: list[str] | None = None) -> int:
-    """`python -m saaskpi.<module> SOCKET` for the helper processes the workbook starts (the fork server, the chart
-    server): `serve_on(SOCKET)` until terminated; 2 with a usage line when the socket is not given."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print(f"usage: python -m saaskpi.{module} SOCKET", file=sys.stderr)
-        return 2
-    try:
-        serve_on(args[0])
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
 def serve(
     port: int = 8866,
     expose: bool = False,

@@ -17,12 +17,10 @@ import json
 import os
 import socket
 import socketserver
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
+
+from .socket_process import SocketProcess, main_of
 
 CHART_SOCKET = "SAASKPI_CHART_SOCKET"  # the environment variable naming the server's socket ("off": no server)
 READY_TIMEOUT = 30.0
@@ -93,44 +91,19 @@ def charts_drawn_by_one_process(enabled: bool = True) -> Iterator[str | None]:
     if not enabled or given:  # off, or already one (this process runs inside a snapshot's block)
         yield None if not enabled or given == "off" else given
         return
-    from .app import end_with
-
-    folder = tempfile.mkdtemp(prefix="saaskpi-charts-")
-    path = os.path.join(folder, "charts.sock")
-    parent = os.getpid()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "saaskpi.chart_server", path],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: end_with(parent),
-    )
-    end = time.monotonic() + READY_TIMEOUT
-    while process.poll() is None and not os.path.exists(path) and time.monotonic() < end:
-        time.sleep(0.05)
-    ready = process.poll() is None and os.path.exists(path)
+    server = SocketProcess("chart_server", "charts").start(quiet=True)
+    ready = server.wait_until_listening(READY_TIMEOUT)
     if ready:
-        os.environ[CHART_SOCKET] = path
+        os.environ[CHART_SOCKET] = server.path
     try:
-        yield path if ready else None
+        yield server.path if ready else None
     finally:
         os.environ.pop(CHART_SOCKET, None)
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        for leftover in (path, f"{path}.tmp"):
-            Path(leftover).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .app import socket_server_main
-
-    return socket_server_main("chart_server", serve, argv)
+    return main_of("chart_server", serve, argv)
 
 
 if __name__ == "__main__":

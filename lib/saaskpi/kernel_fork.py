@@ -37,7 +37,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,7 +47,7 @@ import setproctitle
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 
-from .app import end_with, socket_server_main
+from .socket_process import SocketProcess, main_of
 
 NAME = "saaskpi-fork"  # the provisioner's name (registered by `register()`)
 READY_TIMEOUT = 30.0  # seconds a kernel waits for a fork server still importing (about 2 s) before it starts cold
@@ -214,11 +213,11 @@ def after_kernel_started() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return socket_server_main("kernel_fork", serve, argv)
+    return main_of("kernel_fork", serve, argv)
 
 
 # --------------------------------------------------------------------------- in the app server's process
-class ForkServer:
+class ForkServer(SocketProcess):
     """The fork server process, seen from the app server: `start()` runs it (and makes it the one the provisioner
     asks), `stop()` ends it; every kernel it forked then ends by its own parent-process check, as jupyter_client's
     kernels do when the server dies."""
@@ -226,48 +225,25 @@ class ForkServer:
     current: ForkServer | None = None  # the one this process started and has not stopped
 
     def __init__(self, folder: str | None = None):
-        self.folder = folder or tempfile.mkdtemp(prefix="saaskpi-fork-")
-        self.path = os.path.join(self.folder, "fork.sock")
-        self.process: subprocess.Popen | None = None
+        super().__init__("kernel_fork", "fork", folder)
 
-    def start(self) -> ForkServer:
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # its kernels' BLAS: one thread, as forked
-        parent = os.getpid()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "saaskpi.kernel_fork", self.path],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: end_with(parent),
-        )
+    def start(self, env: dict[str, str] | None = None, quiet: bool = False) -> ForkServer:
+        # its kernels' BLAS: one thread, as forked
+        super().start({**(env or os.environ), "OPENBLAS_NUM_THREADS": "1"}, quiet)
         ForkServer.current = self
         return self
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     async def ready(self, timeout: float = READY_TIMEOUT) -> bool:
         """Whether the fork server listens, waiting up to `timeout` seconds while it imports."""
         end = time.monotonic() + timeout
-        while self.alive() and time.monotonic() < end:
-            if os.path.exists(self.path):
-                return True
+        while self.alive() and not os.path.exists(self.path) and time.monotonic() < end:
             await asyncio.sleep(0.05)
-        return self.alive() and os.path.exists(self.path)
+        return self.listening()
 
     def stop(self) -> None:
         if ForkServer.current is self:
             ForkServer.current = None
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for leftover in (self.path, self.path + ".tmp"):
-            Path(leftover).unlink(missing_ok=True)
-        if os.path.isdir(self.folder) and not os.listdir(self.folder):
-            os.rmdir(self.folder)
+        super().stop()
 
 
 async def _ask(path: str, request: dict, timeout: float = 30) -> dict:
