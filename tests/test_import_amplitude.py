@@ -153,3 +153,8 @@ def test_problems_in_a_zip_name_the_archive_and_its_member(tmp_path, capsys):
     assert code == 2
     assert f"The exports in {zipped} cannot be imported: 1 problem." in err, err
     assert "[events.missing_column] export.zip/187520/187520_2024-03-01_8#0.json.gz.event_time: is not in" in err, err
+    with zipfile.ZipFile(zipped, "w") as archive:  # a member that says .gz and is not gzip
+        archive.writestr("187520/187520_2024-03-01_8#0.json.gz", b"plain text")
+    code, _, err = run(capsys, "import", "amplitude", str(zipped), "--out", str(out))
+    assert code == 2 and "saaskpi-zip-" not in err, err
+    assert "export.zip/187520/187520_2024-03-01_8#0.json.gz is not gzip" in err, err

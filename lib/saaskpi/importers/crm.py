@@ -76,9 +76,8 @@ class CrmSettings(_Strict):
     pql_field: str | None = None
     customer_field: str | None = None  # HubSpot: the date of becoming a customer
     customer_from: Literal["contact", "company"] = "contact"  # HubSpot: whose customer_field date converts a contact
-    lead_fields: tuple[
-        str, ...
-    ] = ()  # HubSpot: a contact is a lead from the earliest of these dates (empty: every one)
+    # HubSpot: a contact is a lead from the earliest of these dates (empty: every contact, from its Create Date)
+    lead_fields: tuple[str, ...] = ()
     closed_at: str = "history"  # Salesforce: "history" (OpportunityHistory when given) or "close_date"
     touchpoint_kinds: dict[str, str] = {}  # activity type -> call, meeting, email, qbr, or skip
     touchpoint_role_field: str | None = None  # an activity field holding the stakeholder role

@@ -41,7 +41,7 @@ from ..params import read_yaml
 from . import reading
 from .accounts import EXAMPLES, AccountKeys, account_keys, domain_of
 from .billing import SetAside
-from .reading import ExportError, FileRead, shown_folder, shown_name
+from .reading import ExportError, FileRead, shown_name, shown_path
 
 SOURCES_DIR = paths.PARAMETERS_DIR / "sources"
 STAGED = ("_file", "_time_bad")  # the columns a system's normalised frame keeps for `Scanner.stage`
@@ -230,7 +230,7 @@ class Scanner:
         if required:  # every file checked before any is read
             problems = [p for path in files if (p := _missing(path, table, required)) is not None]
             if problems:
-                raise ExportError(problems, ", ".join(sorted({shown_folder(f.parent) for f in files})))
+                raise ExportError(problems, ", ".join(sorted({shown_path(f.parent) for f in files})))
         self._scans[table] = (files, schema, time)
         frames = [self._one(path, schema, table, time, fast) for path in files]
         return pl.concat(frames, how="vertical") if frames else None
@@ -252,7 +252,7 @@ class Scanner:
             except Exception as err:  # noqa: BLE001  (any Arrow/Polars error means: not Parquet)
                 raise ExportError(
                     [Problem("source.unreadable", table, None, f"{shown_name(path)} is not a Parquet file ({err})", 0)],
-                    str(path),
+                    shown_path(path),
                 ) from None
             frame = pl.scan_parquet(path).select([_as(c, dtype, have.get(c)) for c, dtype in schema.items()])
         else:
@@ -318,7 +318,7 @@ class Scanner:
         except (OSError, EOFError) as err:
             raise ExportError(
                 [Problem("source.unreadable", shown_name(path), None, f"{shown_name(path)} is not gzip ({err})", 0)],
-                str(path),
+                shown_path(path),
             ) from None
         return target
 

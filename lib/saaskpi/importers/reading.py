@@ -116,9 +116,10 @@ def shown_name(path: Path) -> str:
     return _FROM_ZIP.get(path, path.name)
 
 
-def shown_folder(folder: Path) -> str:
-    """How messages name `folder`: itself, or for the scratch folder of a zip archive, the archive as given."""
-    return _FROM_ZIP.get(folder, str(folder))
+def shown_path(path: Path) -> str:
+    """How messages name `path` in full: itself, or what `unpacked` wrote named as above (its scratch folder: the
+    archive as given; a member: `export.zip/2026/events.json`)."""
+    return _FROM_ZIP.get(path, str(path))
 
 
 def unpacked(source: Path, keep: Callable[[Path], bool]) -> Path:
