@@ -45,8 +45,9 @@ snapshot: setup
 	$(BIN)/saaskpi validate "$(SOURCE)"
 	$(BIN)/saaskpi snapshot --source "$(SOURCE)" $(if $(MONTH),--month $(MONTH)) $(if $(ENGINE),--engine $(ENGINE))
 
-app: demo
-	$(BIN)/saaskpi app --port $(PORT)
+# the apps: on the demo, or `make app SOURCE=/srv/acme-data` (validated before the server starts)
+app: setup
+	$(BIN)/saaskpi app --port $(PORT) $(if $(SOURCE),--source "$(SOURCE)") $(if $(ENGINE),--engine $(ENGINE))
 
 lab: demo
 	$(BIN)/jupyter lab notebooks/

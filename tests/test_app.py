@@ -12,10 +12,11 @@ import nbformat
 import pytest
 
 from saaskpi import paths
-from saaskpi.app import IDLE_TIMEOUT, MAX_KERNELS, voila_command
-from saaskpi.cli import parser
-from saaskpi.errors import ParameterError
+from saaskpi.app import APP_ENGINE, APP_SOURCE, IDLE_TIMEOUT, MAX_KERNELS, app_environment, voila_command
+from saaskpi.cli import main, parser
+from saaskpi.errors import ParameterError, SourceError
 from saaskpi.snapshot import notebook_names
+from saaskpi.workbook import open_workbook
 
 sys.path.insert(0, str(Path(__file__).parent / "browser"))
 OUTPUT = paths.ROOT / "test-output" / "browser"
@@ -299,3 +300,36 @@ def test_the_apps_folder_can_be_another(tmp_path):
     cmd, _ = voila_command(8866, notebooks=tmp_path)
     assert str(tmp_path) in cmd and str(paths.NOTEBOOKS_DIR) not in cmd
     assert str(paths.NOTEBOOKS_DIR) in voila_command(8866)[0]
+
+
+def test_the_apps_source_is_validated_then_handed_to_their_kernels(revenue_source, monkeypatch, capsys):
+    monkeypatch.setenv(APP_SOURCE, "left over from another shell")
+    assert APP_SOURCE not in app_environment()  # no --source: the notebooks' own
+    env = app_environment(str(revenue_source), "duckdb")
+    assert (env[APP_SOURCE], env[APP_ENGINE]) == (str(revenue_source), "duckdb")
+    assert "Apps show source" in capsys.readouterr().err
+    with pytest.raises(SourceError, match="is not a folder"):
+        app_environment(str(revenue_source / "missing"))
+    assert main(["app", "--source", str(revenue_source / "missing")]) == 2  # stopped before any server started
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_an_app_kernel_opens_the_apps_source_in_place_of_the_notebooks(revenue_source, monkeypatch):
+    monkeypatch.setenv(APP_SOURCE, str(revenue_source))
+    wb = open_workbook("data/no-such-folder", "all", "2024-05", interactive=True)  # the notebook's own source
+    assert wb.source_label == str(revenue_source)
+    with pytest.raises(SourceError):  # a snapshot's run (not interactive) keeps the source it was given
+        open_workbook("data/no-such-folder", "all", "2024-05", interactive=False)
+
+
+@pytest.mark.browser
+def test_the_apps_show_the_source_they_are_given(revenue_source):
+    from apps import voila_server
+    from chromium import browser_page
+
+    with voila_server(source=str(revenue_source)) as base, browser_page() as page:
+        page.goto(base + "/voila/render/00_executive_summary.ipynb", timeout=180_000)
+        page.wait_for_selector(".saaskpi-header", timeout=180_000)
+        header = page.text_content(".saaskpi-header")  # the source is named in its folded details
+        assert "May 2024" in header and str(revenue_source) in header  # the demo's months run to 2026
+        assert page.locator(".saaskpi-error").count() == 0

@@ -6,6 +6,11 @@ kernel polling), and stops it with everything it started when it is itself stopp
 Idle-kernel culling and the cap are set on that command line; the other server settings (preheated kernels,
 hidden tracebacks, execution timeout, lab-only extensions denied) live in `voila.json` at the project root,
 which Voila reads from the directory it starts in.
+
+The apps show the notebooks' default source (the demo) unless `saaskpi app --source` names another: it is
+validated before the server starts (a source that fails validation stops it with every problem listed), then
+handed to the server's kernels in their environment (`APP_SOURCE`, `APP_ENGINE`), where `open_workbook` reads it
+in place of the notebook's own.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ MAX_KERNELS = 12  # ~650 MB each on the demo: about 8 GB of a 24 GB machine, the
 IDLE_TIMEOUT = 300  # seconds a kernel may sit idle, even with its page open, before it is shut down
 CULL_INTERVAL = 30  # seconds between two checks for idle kernels
 FORWARDED = (signal.SIGTERM, signal.SIGHUP)  # passed on as SIGTERM; Ctrl-C reaches the server from the terminal
+# the source and engine of every app page, in the environment of the server and so of its kernels (set only by
+# `saaskpi app --source`; a notebook run anywhere else keeps its own `source` parameter)
+APP_SOURCE = "SAASKPI_APP_SOURCE"
+APP_ENGINE = "SAASKPI_APP_ENGINE"
 
 
 def voila_command(
@@ -79,20 +88,39 @@ def end_with(parent: int) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+def app_environment(source: str = "", engine: str = "polars") -> dict[str, str]:
+    """The server's environment: this process's, with the apps' source and engine when `source` is given (after
+    validating it here: a bad source stops `saaskpi app` before any page shows it)."""
+    env = {k: v for k, v in os.environ.items() if k not in (APP_SOURCE, APP_ENGINE)}
+    if not source:
+        return env
+    from .params import conventions
+    from .sources import shown
+    from .workbook import load_tables
+
+    load_tables(source, conventions(), engine)  # raises SourceError or ValidationError, every problem listed
+    print(f"Apps show source {shown(source)} (engine {engine}).", file=sys.stderr)
+    return env | {APP_SOURCE: source, APP_ENGINE: engine}
+
+
 def serve(
     port: int = 8866,
     expose: bool = False,
     token: str = "",
     max_kernels: int = MAX_KERNELS,
     idle_timeout: int = IDLE_TIMEOUT,
+    source: str = "",
+    engine: str = "polars",
 ) -> int:
-    """Run the Voila server until interrupted; a SIGTERM or SIGHUP to this process stops the server and its
-    kernels, and returns once they are gone."""
+    """Run the Voila server until interrupted (its pages on `source` with `engine` when given, else on the
+    notebooks' default source); a SIGTERM or SIGHUP to this process stops the server and its kernels, and
+    returns once they are gone."""
     cmd, token = voila_command(port, expose, token, max_kernels, idle_timeout)
+    env = app_environment(source, engine)
     host = "this machine's address" if expose else LOOPBACK
     print(f"Apps on http://{host}:{port}/" + (f"?token={token}" if token else ""), file=sys.stderr)
     parent = os.getpid()
-    server = subprocess.Popen(cmd, cwd=paths.ROOT, preexec_fn=lambda: end_with(parent))
+    server = subprocess.Popen(cmd, cwd=paths.ROOT, env=env, preexec_fn=lambda: end_with(parent))
     previous = {
         sig: signal.signal(sig, lambda _signum, _frame: server.send_signal(signal.SIGTERM)) for sig in FORWARDED
     }

@@ -241,8 +241,9 @@ def cmd_docs(args) -> int:
 def cmd_app(args) -> int:
     from .app import serve
 
-    _ensure_demo(DEFAULT_SOURCE)
-    return serve(args.port, args.expose, args.token, args.max_kernels, args.idle_timeout)
+    if not args.source:
+        _ensure_demo(DEFAULT_SOURCE)
+    return serve(args.port, args.expose, args.token, args.max_kernels, args.idle_timeout, args.source, args.engine)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -426,6 +427,13 @@ def parser() -> argparse.ArgumentParser:
         default=IDLE_TIMEOUT,
         help="seconds an app's kernel may sit idle, its page open or not, before it is shut down",
     )
+    a.add_argument(
+        "--source",
+        default="",
+        help="the data every app shows: folder, .duckdb file, Spark URL or postgresql:// URL, validated before "
+        "the server starts (default: the notebooks' own, data/demo)",
+    )
+    a.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
     a.set_defaults(func=cmd_app)
     return p
 

@@ -18,6 +18,7 @@ import pandas as pd
 import polars as pl
 
 from . import cache, params, theme  # noqa: F401  (theme: every chart drawn after open_workbook has the workbook's look)
+from .app import APP_ENGINE, APP_SOURCE
 from .errors import MissingTablesError, ParameterError, SaasKpiError
 from .frames import key_of, lookup, month_label, month_of
 from .metrics import METRICS, TABLE_FUNCS, registry
@@ -645,7 +646,10 @@ def open_workbook(
     """Validate `source`, pick the segment and month, and return the workbook context for a notebook.
 
     Bad data or parameters raise a SaasKpiError; interactively (JupyterLab, Voila, where tracebacks are
-    hidden) its message is also shown as a readable panel."""
+    hidden) its message is also shown as a readable panel. In a kernel of `saaskpi app --source`, the app's
+    source and engine replace the notebook's (app.APP_SOURCE)."""
+    if interactive and os.environ.get(APP_SOURCE):
+        source, engine = os.environ[APP_SOURCE], os.environ.get(APP_ENGINE) or engine
     try:
         wb = _open(source, segment, as_of, interactive, engine)
         if not interactive and os.environ.get(RUN_ENV):  # executed by `saaskpi snapshot`: the page records its rows

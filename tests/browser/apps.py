@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from saaskpi import paths
-from saaskpi.app import voila_command
+from saaskpi.app import app_environment, voila_command
 
 TILE = ".kpi-tile"  # the first tile of the page: a segment-specific KPI on every page (value, change and n:
 # a value alone can round to the same text in two segments)
@@ -28,16 +28,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def voila_server(extra: tuple[str, ...] = (), ready_timeout: float = 90, notebooks: Path | None = None, **options):
+def voila_server(
+    extra: tuple[str, ...] = (), ready_timeout: float = 90, notebooks: Path | None = None, source: str = "", **options
+):
     """The apps served exactly as `saaskpi app` serves them (`options`: those of `voila_command`, such as
-    max_kernels), on a free loopback port; yields the base URL. `notebooks`: another folder of apps to serve, for
-    this server only (a fixture that patched the project's folder for its lifetime made every later server of its
-    module serve its apps, and a page missing there waited for ten minutes)."""
+    max_kernels; `source`: as `saaskpi app --source`), on a free loopback port; yields the base URL. `notebooks`:
+    another folder of apps to serve, for this server only (a fixture that patched the project's folder for its
+    lifetime made every later server of its module serve its apps, and a page missing there waited for ten
+    minutes)."""
     port = free_port()
     cmd, _ = voila_command(port, notebooks=notebooks, **options)
+    env = app_environment(source)
     logs = os.environ.get("SAASKPI_SERVER_LOGS")  # a folder: each server's output kept there (to debug a hang)
     out = open(os.path.join(logs, f"voila-{port}.log"), "wb") if logs else subprocess.DEVNULL
-    server = subprocess.Popen([*cmd, *extra], cwd=paths.ROOT, stdout=out, stderr=out, start_new_session=True)
+    server = subprocess.Popen([*cmd, *extra], cwd=paths.ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + ready_timeout
