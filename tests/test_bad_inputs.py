@@ -82,6 +82,7 @@ def test_metrics_and_snapshot_stop_with_the_same_message_and_write_nothing(name,
         ["metrics", "--source", str(folder), "--month", MONTH],
         ["table", "mrr_movements", "--source", str(folder)],
         ["snapshot", "--source", str(folder), "--month", MONTH, "--reports", str(tmp_path / "reports")],
+        ["fill", "--source", str(folder), "--month", MONTH],
         ["app", "--source", str(folder)],  # stopped before the server starts
     ):
         code, out, err = run(capsys, *argv)

@@ -160,20 +160,23 @@ def test_old_and_least_recently_used_entries_are_pruned(store, revenue_source):
     assert cache.computations("mrr_movements-")[old.name] == 2
 
 
-def test_pages_run_as_a_snapshot_runs_them_fill_the_store_for_the_apps(store, revenue_source):
+def test_pages_run_as_a_snapshot_runs_them_fill_the_store_for_the_apps(store, revenue_source, capsys, monkeypatch):
+    from saaskpi.cli import main
     from saaskpi.pages import executive_summary as page
-    from saaskpi.snapshot import fill_store
 
-    assert (
-        fill_store("2024-05", str(revenue_source), ["all", "smb"], ["00_executive_summary"], workers=1, progress=False)
-        == "2024-05"
-    )
+    fill = ["fill", "--month", "2024-05", "--source", str(revenue_source), "--segments", "all,smb"]
+    assert main([*fill, "--notebooks", "00_executive_summary", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Results store filled for 2024-05: 1 notebooks x 2 segments in ") and str(store) in out
     filled = cache.computations()
     assert filled and set(filled.values()) == {1}
     for segment in ("all", "smb"):  # an app kernel: the same page, then a segment change
         wb = open_workbook(str(revenue_source), segment, "2024-05", interactive=True)
         page.hierarchy_html(wb), page.top7_html(wb)
     assert cache.computations() == filled  # nothing computed again
+    monkeypatch.setenv("SAASKPI_CACHE_DIR", "off")
+    assert main(fill) == 2
+    assert capsys.readouterr().err == "The cache is off (SAASKPI_CACHE_DIR=off): there is no results store to fill.\n"
 
 
 def test_the_executive_summarys_sentence_is_kept_in_the_store(store, demo_source, monkeypatch):

@@ -1,4 +1,4 @@
-"""`saaskpi demo | import | validate | metrics | table | snapshot | send | compare | docs | app`."""
+"""`saaskpi demo | import | validate | metrics | table | snapshot | fill | send | compare | docs | app`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import argparse
 import json
 import re
 import sys
+import time
 
 import pandas as pd
 
 from . import paths
 from .app import IDLE_TIMEOUT, MAX_KERNELS
-from .errors import SaasKpiError
+from .errors import ParameterError, SaasKpiError
 
 DEFAULT_SOURCE = "data/demo"
 
@@ -121,7 +122,6 @@ def cmd_metrics(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from .errors import ParameterError
     from .metrics import TABLE_FUNCS
 
     spec = TABLE_FUNCS.get(args.name)
@@ -169,6 +169,29 @@ def cmd_snapshot(args) -> int:
     return 1 if snap.failed else 0
 
 
+def cmd_fill(args) -> int:
+    from . import cache
+    from .params import conventions, segment_names
+    from .snapshot import fill_store, notebook_names
+    from .workbook import load_tables
+
+    if cache.results_dir() is None:
+        raise ParameterError("The cache is off (SAASKPI_CACHE_DIR=off): there is no results store to fill.")
+    _ensure_demo(args.source)
+    load_tables(args.source, conventions(), args.engine)  # bad data stops here, every problem listed
+    segments = args.segments.split(",") if args.segments else segment_names()
+    notebooks = args.notebooks.split(",") if args.notebooks else notebook_names()
+    started = time.perf_counter()
+    month = fill_store(
+        args.month, args.source, segments, notebooks, args.engine, args.workers, progress=sys.stderr.isatty()
+    )
+    print(
+        f"Results store filled for {month}: {len(notebooks)} notebooks x {len(segments)} segments in "
+        f"{time.perf_counter() - started:.0f} s ({cache.results_dir()}); the apps read them instead of computing them."
+    )
+    return 0
+
+
 def cmd_send(args) -> int:
     from .delivery import logged_to_stderr, send_month
     from .snapshot import completed_runs
@@ -210,7 +233,6 @@ def _kinds_line(kinds: pd.Series, what: str) -> str:
 
 
 def cmd_compare(args) -> int:
-    from .errors import ParameterError
     from .snapshot import compare_months, compare_runs
 
     store = paths.resolve(args.reports) / "metrics.parquet"
@@ -244,6 +266,35 @@ def cmd_app(args) -> int:
     if not args.source:
         _ensure_demo(DEFAULT_SOURCE)
     return serve(args.port, args.expose, args.token, args.max_kernels, args.idle_timeout, args.source, args.engine)
+
+
+def pages_run(sp: argparse.ArgumentParser, notebooks_note: str = "") -> None:
+    """The arguments of a run of the pages (`snapshot`, `fill`): month, source, segments, notebooks, workers,
+    engine."""
+    sp.add_argument(
+        "--month",
+        default="",
+        help="YYYY-MM, a month the data covers (from the first paying customer to "
+        "the last complete month); default: the last complete month",
+    )
+    sp.add_argument(
+        "--source",
+        default=DEFAULT_SOURCE,
+        help="the company's data: a folder of CSV/Parquet tables, a "
+        ".duckdb file or a Spark URL (default: the demo company, data/demo)",
+    )
+    sp.add_argument(
+        "--segments",
+        default="",
+        help="comma-separated segment names (files in parameters/segments/); default: every segment",
+    )
+    sp.add_argument(
+        "--notebooks",
+        default="",
+        help=f"comma-separated notebook names, e.g. 01_funnel,03_unit_economics; default: every notebook{notebooks_note}",
+    )
+    sp.add_argument("--workers", type=int, default=2, help="notebooks executed at once")
+    sp.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -319,30 +370,7 @@ def parser() -> argparse.ArgumentParser:
         "changed. Exit 0: every page ran; 1: some page failed (the others ran); 2: bad "
         "arguments or data (nothing written).",
     )
-    s.add_argument(
-        "--month",
-        default="",
-        help="YYYY-MM, a month the data covers (from the first paying customer to "
-        "the last complete month); default: the last complete month",
-    )
-    s.add_argument(
-        "--source",
-        default=DEFAULT_SOURCE,
-        help="the company's data: a folder of CSV/Parquet tables, a "
-        ".duckdb file or a Spark URL (default: the demo company, data/demo)",
-    )
-    s.add_argument(
-        "--segments",
-        default="",
-        help="comma-separated segment names (files in parameters/segments/); default: every segment",
-    )
-    s.add_argument(
-        "--notebooks",
-        default="",
-        help="comma-separated notebook names, e.g. 01_funnel,03_unit_economics; "
-        "default: every notebook. The month's other pages stay reachable from its index",
-    )
-    s.add_argument("--workers", type=int, default=2, help="notebooks executed at once")
+    pages_run(s, ". The month's other pages stay reachable from its index")
     s.add_argument(
         "--resume",
         action="store_true",
@@ -352,7 +380,6 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--cell-timeout", type=int, default=600, help="seconds one cell may run")
     s.add_argument("--reports", default=str(paths.REPORTS_DIR), help="where the runs and metrics.parquet live")
     s.add_argument("--notebooks-dir", default=str(paths.NOTEBOOKS_DIR), help="the notebooks to run")
-    s.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
     s.add_argument(
         "--no-fork-kernels",
         action="store_true",
@@ -360,6 +387,17 @@ def parser() -> argparse.ArgumentParser:
         "the workbook (slower; for a kernel that must not share that process's state)",
     )
     s.set_defaults(func=cmd_snapshot)
+
+    f = sub.add_parser(
+        "fill",
+        help="compute a month's pages into the results store, so that the apps read them (no run written)",
+        description="Run the notebooks for the segments as a snapshot does, but keep only what they compute: "
+        "the results store the apps read (in ~/.cache/saaskpi, or SAASKPI_CACHE_DIR). The monthly snapshot fills it already; run this after "
+        "changing parameters/ (every stored result depends on them) or for a source the apps show without a "
+        "snapshot. Exit 0: filled; 1: some page failed; 2: bad arguments or data.",
+    )
+    pages_run(f)
+    f.set_defaults(func=cmd_fill)
 
     sn = sub.add_parser(
         "send",
