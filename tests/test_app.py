@@ -307,7 +307,18 @@ def test_the_apps_source_is_validated_then_handed_to_their_kernels(revenue_sourc
     assert APP_SOURCE not in app_environment()  # no --source: the notebooks' own
     env = app_environment(str(revenue_source), "duckdb")
     assert (env[APP_SOURCE], env[APP_ENGINE]) == (str(revenue_source), "duckdb")
-    assert "Apps show source" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"Apps show source {revenue_source} (engine duckdb), month 2024-05: not in the results store yet, so each "
+        "page computes it on its first visit (10-20 s for the largest pages at 50M usage events); "
+        f"`saaskpi fill --source {revenue_source} --engine duckdb` computes every page now.\n"
+    )
+    fill = ["fill", "--source", str(revenue_source), "--segments", "all", "--notebooks", "00_executive_summary"]
+    assert main([*fill, "--workers", "1"]) == 0
+    capsys.readouterr()
+    app_environment(str(revenue_source))
+    assert capsys.readouterr().err == (
+        f"Apps show source {revenue_source} (engine polars), month 2024-05: read from the results store.\n"
+    )
     with pytest.raises(SourceError, match="is not a folder"):
         app_environment(str(revenue_source / "missing"))
     assert main(["app", "--source", str(revenue_source / "missing")]) == 2  # stopped before any server started

@@ -94,12 +94,21 @@ def app_environment(source: str = "", engine: str = "polars") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in (APP_SOURCE, APP_ENGINE)}
     if not source:
         return env
-    from .params import conventions
     from .sources import shown
-    from .workbook import load_tables
+    from .workbook import open_workbook
 
-    load_tables(source, conventions(), engine)  # raises SourceError or ValidationError, every problem listed
-    print(f"Apps show source {shown(source)} (engine {engine}).", file=sys.stderr)
+    # validated here (a SourceError or DataContractError lists every problem), opened on the month the apps open
+    wb = open_workbook(source, "all", "", interactive=False, engine=engine)
+    note = f"Apps show source {shown(source)} (engine {engine}), month {wb.month_label}"
+    if wb.is_stored("monthly_recurring_revenue"):  # shown by the executive summary: its run filled the store
+        print(f"{note}: read from the results store.", file=sys.stderr)
+    else:
+        fill = f"saaskpi fill --source {shown(source)}" + (f" --engine {engine}" if engine != "polars" else "")
+        print(
+            f"{note}: not in the results store yet, so each page computes it on its first visit (10-20 s for the "
+            f"largest pages at 50M usage events); `{fill}` computes every page now.",
+            file=sys.stderr,
+        )
     return env | {APP_SOURCE: source, APP_ENGINE: engine}
 
 

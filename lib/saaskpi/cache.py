@@ -242,6 +242,12 @@ def cached_result(name: str, key: str, compute: Callable[[], object]):
     )
 
 
+def is_stored(name: str, key: str) -> bool:
+    """Whether the results store holds table or metric `name` for `key` (see cached_result)."""
+    path = _entry(name, key, ".parquet", results_dir())
+    return path is not None and path.exists()
+
+
 def cached_record(name: str, key: str, compute: Callable[[], dict]) -> dict:
     """A small record (a dict of JSON values; NaN allowed) `name` for `key` in the results store, else `compute()`
     stored there first. A metric's value for a month is one: reading it back (a fraction of a millisecond) costs

@@ -408,6 +408,11 @@ class Workbook:
         """The customer-success settings in force (parameters/customer_success.yaml, health_score.yaml)."""
         return self.success or params.success_settings()
 
+    def is_stored(self, name: str) -> bool:
+        """Whether table or metric `name` of this workbook is in the results store (computed by an earlier kernel:
+        the month's snapshot, `saaskpi fill`, an earlier visit)."""
+        return bool(self._store_key) and cache.is_stored(name, self._store_key)
+
     def compute_if_available(self, name: str):
         """Table or metric `name`, or None when a table it needs is absent."""
         spec = TABLE_FUNCS.get(name) or METRICS[name]
