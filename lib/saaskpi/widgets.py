@@ -33,7 +33,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import HTML, SVG, display
 from IPython.utils.capture import capture_output
 
-from . import chart_server, charts, params, theme
+from . import cache, chart_server, charts, params, theme
 from . import format as fmt
 from .errors import MissingTablesError, SaasKpiError
 from .kernel_imports import enable_offline_charts
@@ -188,8 +188,11 @@ def chart_svg(chart: alt.TopLevelMixin) -> str:
     with alt.data_transformers.enable("default"), alt.data_transformers.disable_max_rows():
         spec = chart.to_dict(validate=CHECK_SPECS, context={"pre_transform": False})
     version = "_".join(alt.SCHEMA_VERSION.split(".")[:2])
-    # in a snapshot's kernel, the snapshot's chart server draws it (no engine to start here: chart_server.py)
-    return chart_server.drawn_by_server(spec, version) or chart_server.draw(spec, version)
+    # kept in the results store by its spec; in a snapshot's kernel, the snapshot's chart server draws it (no engine
+    # to start here: chart_server.py)
+    return cache.cached_svg(
+        spec, version, lambda: chart_server.drawn_by_server(spec, version) or chart_server.draw(spec, version)
+    )
 
 
 # --------------------------------------------------------------------------- tiles
