@@ -246,8 +246,8 @@ def cached_result(name: str, key: str, compute: Callable[[], object]):
 
 def _ids_of_its_own(svg: str, prefix: str) -> str:
     """`svg` with its element ids (and the references to them) prefixed: vl-convert numbers a legend's gradient per
-    process (`gradient_0`), so two charts drawn by two processes and shown on one page could share an id, and the
-    second would be painted with the first's gradient."""
+    process (`gradient_0`), so two charts drawn by two processes and put inline in one page would share an id, and
+    the second would be painted with the first's gradient (the reports show each chart as an image of its own)."""
     for name in set(re.findall(r'\bid="([^"]+)"', svg)):
         for form in ('id="{}"', "url(#{})", 'href="#{}"'):
             svg = svg.replace(form.format(name), form.format(prefix + name))
