@@ -12,8 +12,8 @@ charts included (metrics + formatting + static charts). Each page is measured co
 every aggregate computed from the events), warm (the two usage aggregates already in the cache, as for
 every page after the first one of a source; see lib/saaskpi/cache.py), each warm page on its own copy of that
 cache (no page reads results another stored, whatever the order), and served: on a copy of the cache the
-month's snapshot left (every table and metric of its segments and month in the results store, as an app finds
-them after the scheduled run; the page still draws its static charts, which an app leaves to the browser).
+month's snapshot left (every table, metric and static chart of its segments and month in the results store, as
+an app finds them after the scheduled run).
 The snapshot starts from an empty cache. Results go to their section of benchmarks/RESULTS.md (results.py). Tests never assert timings.
 """
 
@@ -199,9 +199,9 @@ def report(counts: dict, floor_s: dict, rows: list[dict], fills: list[dict], sna
         f"Floor: Polars scans the events once (distinct users and events per month): "
         f"{floor_s['seconds']:.1f} s, peak {floor_s['peak_gb']:.2f} GB.",
         "Cold: the cache off. Warm: the two usage aggregates in the cache, each page on its own copy of it. "
-        "Served: each page on its own copy of the cache the month's snapshot left (its tables and metrics in the "
-        "results store, as an app finds them after the scheduled run; the page still draws its static charts, "
-        "which an app's browser draws). Computed: tables and metrics the page computed rather than read.",
+        "Served: each page on its own copy of the cache the month's snapshot left (its tables, metrics and static "
+        "charts in the results store, as an app finds them after the scheduled run). Computed: tables and metrics "
+        "the page computed rather than read.",
         "",
         "| notebook | engine | cache | open + validate s | metrics s | page s | page / floor | peak memory | computed |",
         "|---|---|---|---|---|---|---|---|---|",
