@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -40,3 +42,20 @@ def test_notebook_runs_for_every_segment(name, segment, demo_source, tmp_path):
     assert "<svg" in html  # static charts rendered
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
+
+
+@pytest.mark.browser
+def test_a_reports_charts_fit_a_laptops_window(demo_source, tmp_path):
+    """nbconvert writes a static chart as an image; without a width limit the executive summary's revenue chart
+    (about 1,200 px) ran past a 1280 px window, its last months cut off."""
+    sys.path.insert(0, str(Path(__file__).parent / "browser"))
+    from chromium import browser_page
+
+    result = run_one("00_executive_summary", "all", "", str(demo_source), tmp_path)
+    assert result.error == "", result.error
+    with browser_page() as page:
+        page.set_viewport_size({"width": 1024, "height": 800})
+        page.goto(result.output.with_suffix(".html").as_uri())
+        edges = page.eval_on_selector_all(".jp-RenderedSVG img", "els => els.map(e => e.getBoundingClientRect().right)")
+        width = page.evaluate("document.documentElement.clientWidth")
+    assert edges and max(edges) <= width, (max(edges), width)

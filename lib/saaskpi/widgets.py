@@ -267,6 +267,9 @@ def plan_line(wb, name: str, actual: float) -> str:
     )
 
 
+# the page's styles, in every section's HTML; `.jp-RenderedSVG img`: a report's static chart (nbconvert writes it as an
+# image of its own) shrinks to the page's width, as JupyterLab's style does for an SVG element, instead of running
+# past the window's edge (the executive summary's revenue chart lost its last months at 1280 px)
 TILE_CSS = f"""<style>
 .kpi-grid {{display:grid;grid-template-columns:repeat(auto-fill,minmax(185px,1fr));gap:10px;margin:6px 0 12px 0;
   font-family:{theme.FONT};}}
@@ -292,6 +295,7 @@ TILE_CSS = f"""<style>
 .saaskpi-table tr.total td {{font-weight:600;background:{theme.SURFACE["total"]};}}
 .saaskpi-group {{display:grid;grid-template-columns:170px 1fr;gap:8px;align-items:start;font-family:{theme.FONT};}}
 .saaskpi-group-label {{font-size:14px;font-weight:600;color:{theme.INK};padding-top:16px;}}
+.jp-RenderedSVG img {{max-width:100%;height:auto;}}
 .saaskpi-links a {{display:inline-block;margin:4px 10px 4px 0;padding:8px 14px;border-radius:6px;background:{theme.SURFACE["link"]};
   color:{theme.PALETTE[0]};text-decoration:none;font-family:{theme.FONT};font-size:13px;font-weight:600;}}
 </style>"""
