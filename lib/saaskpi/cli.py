@@ -143,8 +143,8 @@ def cmd_snapshot(args) -> int:
     snap = take_snapshot(
         month,
         args.source,
-        args.segments.split(",") if args.segments else None,
-        args.notebooks.split(",") if args.notebooks else None,
+        _listed(args.segments),
+        _listed(args.notebooks),
         workers=args.workers,
         resume=args.resume,
         timeout=args.cell_timeout,
@@ -170,26 +170,31 @@ def cmd_snapshot(args) -> int:
 
 
 def cmd_fill(args) -> int:
-    from . import cache
-    from .params import conventions, segment_names
-    from .snapshot import fill_store, notebook_names
-    from .workbook import load_tables
+    from .cache import results_dir
+    from .snapshot import fill_store
 
-    if cache.results_dir() is None:
-        raise ParameterError("The cache is off (SAASKPI_CACHE_DIR=off): there is no results store to fill.")
     _ensure_demo(args.source)
-    load_tables(args.source, conventions(), args.engine)  # bad data stops here, every problem listed
-    segments = args.segments.split(",") if args.segments else segment_names()
-    notebooks = args.notebooks.split(",") if args.notebooks else notebook_names()
     started = time.perf_counter()
-    month = fill_store(
-        args.month, args.source, segments, notebooks, args.engine, args.workers, progress=sys.stderr.isatty()
+    month, segments, notebooks = fill_store(
+        args.month,
+        args.source,
+        _listed(args.segments),
+        _listed(args.notebooks),
+        args.engine,
+        args.workers,
+        progress=sys.stderr.isatty(),
     )
     print(
         f"Results store filled for {month}: {len(notebooks)} notebooks x {len(segments)} segments in "
-        f"{time.perf_counter() - started:.0f} s ({cache.results_dir()}); the apps read them instead of computing them."
+        f"{time.perf_counter() - started:.0f} s "
+        f"({results_dir()}); the apps read them instead of computing them."
     )
     return 0
+
+
+def _listed(names: str) -> list[str] | None:
+    """A comma-separated option as a list (None when empty: every segment or notebook)."""
+    return names.split(",") if names else None
 
 
 def cmd_send(args) -> int:
@@ -268,6 +273,11 @@ def cmd_app(args) -> int:
     return serve(args.port, args.expose, args.token, args.max_kernels, args.idle_timeout, args.source, args.engine)
 
 
+def engine_option(sp: argparse.ArgumentParser) -> None:
+    """`--engine`: where the metrics run."""
+    sp.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
+
+
 def pages_run(sp: argparse.ArgumentParser, notebooks_note: str = "") -> None:
     """The arguments of a run of the pages (`snapshot`, `fill`): month, source, segments, notebooks, workers,
     engine."""
@@ -280,8 +290,8 @@ def pages_run(sp: argparse.ArgumentParser, notebooks_note: str = "") -> None:
     sp.add_argument(
         "--source",
         default=DEFAULT_SOURCE,
-        help="the company's data: a folder of CSV/Parquet tables, a "
-        ".duckdb file or a Spark URL (default: the demo company, data/demo)",
+        help="the company's data: a folder of CSV/Parquet tables, a .duckdb file, a Spark URL or a postgresql:// URL "
+        "(default: the demo company, data/demo)",
     )
     sp.add_argument(
         "--segments",
@@ -294,7 +304,7 @@ def pages_run(sp: argparse.ArgumentParser, notebooks_note: str = "") -> None:
         help=f"comma-separated notebook names, e.g. 01_funnel,03_unit_economics; default: every notebook{notebooks_note}",
     )
     sp.add_argument("--workers", type=int, default=2, help="notebooks executed at once")
-    sp.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
+    engine_option(sp)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -348,9 +358,7 @@ def parser() -> argparse.ArgumentParser:
             choices=["csv", "json", "table"],
             help="csv and json keep raw numbers; table formats values by unit for people",
         )
-        sp.add_argument(
-            "--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run"
-        )
+        engine_option(sp)
 
     m = sub.add_parser("metrics", help="every registered metric for one segment and month")
     common(m)
@@ -471,7 +479,7 @@ def parser() -> argparse.ArgumentParser:
         help="the data every app shows: folder, .duckdb file, Spark URL or postgresql:// URL, validated before "
         "the server starts (default: the notebooks' own, data/demo)",
     )
-    a.add_argument("--engine", default="polars", choices=["polars", "duckdb", "spark"], help="where the metrics run")
+    engine_option(a)
     a.set_defaults(func=cmd_app)
     return p
 

@@ -302,6 +302,10 @@ def _finished(folder: Path, notebook: str, segment: str) -> bool:
 def _check_choices(month: str, segments: list[str], notebooks: list[str], notebooks_dir: Path) -> None:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise ParameterError(f"--month must be YYYY-MM, got {month!r}.")
+    _check_names(segments, notebooks, notebooks_dir)
+
+
+def _check_names(segments: list[str], notebooks: list[str], notebooks_dir: Path) -> None:
     known = params.segment_names()
     unknown = [s for s in segments if s not in known]
     if unknown:
@@ -382,7 +386,8 @@ def take_snapshot(
     segments = segments or params.segment_names()
     notebooks = notebooks or notebook_names(notebooks_dir)
     _check_choices(month, segments, notebooks, notebooks_dir)
-    first = open_workbook(source, segments[0], month, interactive=False)  # validates the data and the month, up front
+    # validates the data and the month, up front, on the engine the pages use
+    first = open_workbook(source, segments[0], month, interactive=False, engine=engine)
     run = RunInfo.new(month, engine, code_version(), first.all_tables.source.fingerprint())
     runs_dir = reports / month / "runs"
     with _locked(reports / month / ".lock", f"A snapshot of {month}"):
@@ -437,19 +442,26 @@ def fill_store(
     workers: int = 2,
     notebooks_dir: Path = paths.NOTEBOOKS_DIR,
     progress: bool = True,
-) -> str:
+) -> tuple[str, list[str], list[str]]:
     """Run the pages as a snapshot does (papermill, interactive=False) into a temporary folder that is then
     removed: what they compute is left in the results store only. `month` empty: the last complete month (the
-    month the apps open). Returns the month."""
+    month the apps open). As for a snapshot, bad arguments, a month the data does not cover and bad data stop it
+    before any page runs, and so does a cache turned off (no store to fill). Returns the month, the segments and the
+    notebooks it ran."""
     import tempfile
 
-    from .frames import month_label, month_of
-    from .workbook import last_complete_month, load_tables
+    from . import cache
+    from .workbook import open_workbook
 
-    month = month or month_label(month_of(last_complete_month(load_tables(source, params.conventions(), engine))))
+    if cache.results_dir() is None:
+        raise ParameterError("The cache is off (SAASKPI_CACHE_DIR=off): there is no results store to fill.")
     segments = segments or params.segment_names()
     notebooks = notebooks or notebook_names(notebooks_dir)
-    _check_choices(month, segments, notebooks, notebooks_dir)
+    if month:
+        _check_choices(month, segments, notebooks, notebooks_dir)
+    else:
+        _check_names(segments, notebooks, notebooks_dir)
+    month = open_workbook(source, segments[0], month, interactive=False, engine=engine).month_label  # up front
     with tempfile.TemporaryDirectory(prefix="saaskpi-fill-") as folder:
         run = RunInfo.new(month, engine, code_version(), "")
         results = _execute(
@@ -458,7 +470,7 @@ def fill_store(
     failed = [f"{r.segment}/{r.notebook}: {r.error}" for r in results if r.error]
     if failed:
         raise SaasKpiError("Some pages failed while filling the results store: " + "; ".join(failed))
-    return month
+    return month, segments, notebooks
 
 
 def _execute(
