@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 from results import write_section
 
@@ -148,17 +149,12 @@ def snapshot(source: Path, engine: str, fork: bool = True, keep: Path | None = N
     the cache in (for the served pages)."""
     from saaskpi.snapshot import take_snapshot
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = keep or Path(tmp) / "cache"
-        previous = os.environ.get("SAASKPI_CACHE_DIR")
-        os.environ["SAASKPI_CACHE_DIR"] = str(cache)  # the kernels inherit it
-        try:
-            t = time.perf_counter()
-            snap = take_snapshot(
-                AS_OF, str(source), reports=Path(tmp), progress=False, engine=engine, fork_kernels=fork
-            )
-        finally:
-            os.environ.pop("SAASKPI_CACHE_DIR") if previous is None else os.environ.update(SAASKPI_CACHE_DIR=previous)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        mock.patch.dict(os.environ, {"SAASKPI_CACHE_DIR": str(keep or Path(tmp) / "cache")}),  # the kernels inherit it
+    ):
+        t = time.perf_counter()
+        snap = take_snapshot(AS_OF, str(source), reports=Path(tmp), progress=False, engine=engine, fork_kernels=fork)
         return {
             "engine": engine,
             "fork": fork,
